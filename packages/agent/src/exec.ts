@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process'
+
+export interface RunResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface RunOptions {
+  readonly stdin?: string
+  /** Kill the command after this long (default 30 s) so nothing hangs forever. */
+  readonly timeoutMs?: number
+}
+
+/** Runs a command with an argument array (never a shell string). */
+export type Runner = (cmd: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>
+
+export class CommandError extends Error {
+  constructor(
+    readonly cmd: string,
+    readonly result: RunResult,
+  ) {
+    const detail = result.stderr.trim().split('\n').slice(0, 5).join('; ') || `exit code ${result.code}`
+    super(`${cmd} failed: ${detail}`)
+  }
+}
+
+/** The runner for this process's own network namespace. */
+export const runLocal: Runner = (cmd, args, opts = {}) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
+    child.stdout.on('data', (b: Buffer) => out.push(b))
+    child.stderr.on('data', (b: Buffer) => err.push(b))
+    child.on('error', (e) => {
+      clearTimeout(timer)
+      reject(new Error(`cannot run ${cmd}: ${e.message}; is it installed?`, { cause: e }))
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const stderr = Buffer.concat(err).toString() + (signal ? `\nkilled by ${signal} after timeout` : '')
+      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr })
+    })
+    child.stdin.on('error', () => undefined) // the command may exit before reading all of stdin
+    child.stdin.end(opts.stdin ?? '')
+  })
+
+/** A runner whose commands run inside network namespace `ns` (as root). */
+export const netnsRunner =
+  (ns: string): Runner =>
+  (cmd, args, opts) =>
+    runLocal('ip', ['netns', 'exec', ns, cmd, ...args], opts)
+
+/** Runs and throws a CommandError unless the command exits 0. */
+export async function runChecked(run: Runner, cmd: string, args: readonly string[], opts?: RunOptions): Promise<string> {
+  const r = await run(cmd, args, opts)
+  if (r.code !== 0) throw new CommandError([cmd, ...args].join(' '), r)
+  return r.stdout
+}

@@ -1,0 +1,3 @@
+export * from './exec.js'
+export * from './netfilter/apply.js'
+export * from './netfilter/read-host.js'

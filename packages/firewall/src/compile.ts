@@ -1,0 +1,226 @@
+import type {
+  CoexistenceMode,
+  Failsafe,
+  HostPolicy,
+  HostRule,
+  ServicePort,
+} from '@palisade/model'
+import { PROTO } from '@palisade/model'
+import { hookId, COMMENT_PREFIX, shortHash, withIds } from './rule-id.js'
+import type { Chain, IpFamily, Match, NamedSet, Rule, Table, Verdict } from './ruleset.js'
+import { canonicalMatches } from './ruleset.js'
+
+export const BACKENDS = ['nftables', 'iptables-nft', 'iptables-legacy'] as const
+export type Backend = (typeof BACKENDS)[number]
+
+/** Our nftables table: `table inet palisade`. */
+export const NFT_TABLE = 'palisade'
+/** Our iptables chains and ipsets share this prefix; nothing else of ours exists. */
+export const IPT_PREFIX = 'PALISADE-'
+export const IPSET_PREFIX = 'palisade-'
+
+/** Base-chain priorities (spec section 4): after conntrack, before kube-proxy and iptables. */
+export const NFT_PRIORITY = { first: -140, nonPrimary: 20 } as const
+
+export type BuiltinChain = 'INPUT' | 'OUTPUT' | 'FORWARD'
+const DIRECTIONS = [
+  { nft: 'input', ipt: 'INPUT', hook: 'input' },
+  { nft: 'output', ipt: 'OUTPUT', hook: 'output' },
+  { nft: 'forward', ipt: 'FORWARD', hook: 'forward' },
+] as const
+
+/** The jump from a built-in iptables chain into ours. */
+export interface HookRule {
+  readonly family: 'ip' | 'ip6'
+  readonly chain: BuiltinChain
+  readonly rule: Rule
+}
+
+/** What we want the kernel to hold: only our own objects. */
+export interface Desired {
+  readonly backend: Backend
+  readonly version: number
+  readonly mode: CoexistenceMode
+  /** Whether our hooks must stay first (exclusive, primary) or go last when placed. */
+  readonly hookPosition: 'first' | 'last'
+  /** nftables: `inet palisade`. iptables: the `filter` tables, holding only our chains. */
+  readonly tables: readonly Table[]
+  readonly hooks: readonly HookRule[]
+  readonly ipsets: readonly NamedSet[]
+}
+
+export interface CompileOptions {
+  readonly backend: Backend
+  readonly failsafe: Failsafe
+  /** nftables base-chain priority; the mode's default when absent. */
+  readonly priority?: number
+}
+
+export class CompileError extends Error {}
+
+const isIptables = (b: Backend) => b !== 'nftables'
+
+/** ipsets and nft sets are named after the host rule, so a peer change only touches elements. */
+export function setName(backend: Backend, ruleKey: string, family: IpFamily): string {
+  const h = shortHash(ruleKey, 10)
+  return isIptables(backend) ? `${IPSET_PREFIX}${h}-v${family}` : `peers_${h}_v${family}`
+}
+
+/** The matches for one service port, or null where it cannot apply to the family. */
+function serviceMatches(sp: ServicePort, family: IpFamily | null, backend: Backend): Match[] | null {
+  const ipt = isIptables(backend)
+  if (sp.proto === PROTO.any) return []
+  if (sp.proto === PROTO.icmp || sp.proto === PROTO.icmpv6) {
+    const icmpFamily: IpFamily = sp.proto === PROTO.icmp ? 4 : 6
+    if (family !== null && family !== icmpFamily) return null
+    if (sp.icmpType === undefined) return [{ kind: 'proto', proto: sp.proto }]
+    const icmp: Match = {
+      kind: 'icmp',
+      family: icmpFamily,
+      type: sp.icmpType,
+      ...(sp.icmpCode !== undefined && { code: sp.icmpCode }),
+    }
+    // nft's `icmp type` implies the protocol; iptables needs `-p icmp` before `-m icmp`.
+    return ipt ? [{ kind: 'proto', proto: sp.proto }, icmp] : [icmp]
+  }
+  if (sp.port === undefined) return [{ kind: 'proto', proto: sp.proto }]
+  const port: Match = { kind: 'port', proto: sp.proto, dir: 'dst', ranges: [[sp.port, sp.toPort ?? sp.port]] }
+  return ipt ? [{ kind: 'proto', proto: sp.proto }, port] : [port]
+}
+
+interface ChainContext {
+  readonly backend: Backend
+  readonly family: IpFamily | null
+  readonly allow: Verdict
+  readonly block: Verdict
+}
+
+function peerMatch(r: HostRule, family: IpFamily, backend: Backend): Match {
+  return { kind: 'addr', dir: r.direction === 'inbound' ? 'src' : 'dst', family, set: setName(backend, r.key, family) }
+}
+
+/** One kernel rule per (family where peers are a set) x service port of a host rule. */
+function hostRuleRules(r: HostRule, ctx: ChainContext, enforcement: HostPolicy['enforcementMode']): Rule[] {
+  const verdict = r.action === 'allow' ? ctx.allow : ctx.block
+  // Blocks we do not enforce (visibility only) change nothing in the kernel.
+  if (r.action !== 'allow' && enforcement === 'visibility_only') return []
+  const families: (IpFamily | null)[] =
+    r.peers === 'any' ? [ctx.family] : ctx.family === null ? [4, 6] : [ctx.family]
+  const out: Rule[] = []
+  for (const fam of families) {
+    const addr = r.peers === 'any' || fam === null ? [] : [peerMatch(r, fam, ctx.backend)]
+    for (const sp of r.services) {
+      const svc = serviceMatches(sp, fam, ctx.backend)
+      if (svc) out.push({ matches: canonicalMatches([...addr, ...svc]), verdict })
+    }
+  }
+  return out
+}
+
+function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainContext): Rule[] {
+  const rules: Rule[] = []
+  const udp = (port: number): Match[] =>
+    isIptables(ctx.backend)
+      ? [{ kind: 'proto', proto: PROTO.udp }, { kind: 'port', proto: PROTO.udp, dir: 'dst', ranges: [[port, port]] }]
+      : [{ kind: 'port', proto: PROTO.udp, dir: 'dst', ranges: [[port, port]] }]
+  const dhcp = direction === 'input' ? { 4: 68, 6: 546 } : { 4: 67, 6: 547 }
+  if (direction === 'input') {
+    for (const sp of fs.managementPorts) {
+      const m = serviceMatches(sp, ctx.family, ctx.backend)
+      if (m) rules.push({ matches: canonicalMatches(m), verdict: ctx.allow })
+    }
+  } else {
+    for (const s of fs.servers) {
+      const fam: IpFamily = s.address.includes(':') ? 6 : 4
+      if (ctx.family !== null && ctx.family !== fam) continue
+      const addr: Match = { kind: 'addr', dir: 'dst', family: fam, cidrs: [`${s.address}/${fam === 4 ? 32 : 128}`] }
+      const port = serviceMatches({ proto: PROTO.tcp, port: s.port }, fam, ctx.backend) ?? []
+      rules.push({ matches: canonicalMatches([addr, ...port]), verdict: ctx.allow })
+    }
+  }
+  if (fs.dhcpClient) {
+    for (const fam of [4, 6] as const) {
+      if (ctx.family !== null && ctx.family !== fam) continue
+      const fm: Match[] = ctx.family === null ? [{ kind: 'nfproto', family: fam }] : []
+      rules.push({ matches: canonicalMatches([...fm, ...udp(dhcp[fam])]), verdict: ctx.allow })
+    }
+  }
+  return rules
+}
+
+/** Our chain for one hook, in the order of spec section 2. */
+function chainRules(direction: 'input' | 'output' | 'forward', p: HostPolicy, fs: Failsafe, ctx: ChainContext): Rule[] {
+  const rules: Rule[] = [{ matches: [{ kind: 'ct_state', states: ['established', 'related'] }], verdict: ctx.allow }]
+  if (direction !== 'forward') {
+    if (!p.loopbackInPolicy) {
+      rules.push({ matches: [{ kind: 'iface', dir: direction === 'input' ? 'in' : 'out', name: 'lo' }], verdict: ctx.allow })
+    }
+    rules.push(...failsafeRules(direction, fs, ctx))
+    const dir = direction === 'input' ? 'inbound' : 'outbound'
+    for (const r of p.rules) if (r.direction === dir) rules.push(...hostRuleRules(r, ctx, p.enforcementMode))
+  }
+  rules.push({ matches: [], verdict: p.enforcementMode === 'full' ? ctx.block : ctx.allow })
+  return rules
+}
+
+/**
+ * Compiles a host policy for one backend (spec sections 2 to 4). Pure: the output depends only
+ * on the arguments. An idle workload compiles to nothing, which removes our rules.
+ */
+export function compile(p: HostPolicy, opts: CompileOptions): Desired {
+  const { backend } = opts
+  const mode = p.mode.mode
+  const first = mode !== 'coexistence_non_primary'
+  const base = { backend, version: p.version, mode, hookPosition: first ? 'first' : 'last' } as const
+  if (!p.mode.applied) return { ...base, tables: [], hooks: [], ipsets: [] }
+  const block: Verdict = { kind: p.rejectBlocked ? 'reject' : 'drop' }
+  const sets = setsOf(p, backend)
+
+  if (backend === 'nftables') {
+    const priority = opts.priority ?? (first ? NFT_PRIORITY.first : NFT_PRIORITY.nonPrimary)
+    if (!Number.isInteger(priority) || priority <= -200 || priority >= 300) {
+      throw new CompileError(`nftables priority ${priority} must be a whole number above -200 (conntrack) and below 300`)
+    }
+    // nftables has no cross-table final accept: `accept` ends only our base chain in every mode.
+    const ctx: ChainContext = { backend, family: null, allow: { kind: 'accept' }, block }
+    const chains: Chain[] = DIRECTIONS.map((d) => ({
+      name: d.nft,
+      base: { type: 'filter', hook: d.hook, priority, policy: 'accept' },
+      rules: withIds(`inet ${NFT_TABLE}/${d.nft}`, chainRules(d.nft, p, opts.failsafe, ctx)),
+    }))
+    return { ...base, tables: [{ family: 'inet', name: NFT_TABLE, source: 'nft', chains, sets }], hooks: [], ipsets: [] }
+  }
+
+  const allow: Verdict = { kind: mode === 'exclusive' ? 'accept' : 'return' }
+  const tables: Table[] = []
+  const hooks: HookRule[] = []
+  for (const family of [4, 6] as const) {
+    const tf = family === 4 ? 'ip' : 'ip6'
+    const ctx: ChainContext = { backend, family, allow, block }
+    const chains = DIRECTIONS.map((d) => ({
+      name: `${IPT_PREFIX}${d.ipt}`,
+      rules: withIds(`${tf} filter/${IPT_PREFIX}${d.ipt}`, chainRules(d.nft, p, opts.failsafe, ctx)),
+    }))
+    tables.push({ family: tf, name: 'filter', source: backend, chains, sets: [] })
+    for (const d of DIRECTIONS) {
+      const target = `${IPT_PREFIX}${d.ipt}`
+      hooks.push({
+        family: tf,
+        chain: d.ipt,
+        rule: { matches: [], verdict: { kind: 'jump', target }, comment: `${COMMENT_PREFIX}${hookId(`${tf} filter/${d.ipt}`)}` },
+      })
+    }
+  }
+  return { ...base, tables, hooks, ipsets: sets }
+}
+
+function setsOf(p: HostPolicy, backend: Backend): NamedSet[] {
+  const out: NamedSet[] = []
+  for (const r of p.rules) {
+    if (r.peers === 'any') continue
+    if (r.action !== 'allow' && p.enforcementMode === 'visibility_only') continue
+    out.push({ name: setName(backend, r.key, 4), family: 4, elements: r.peers.v4 })
+    out.push({ name: setName(backend, r.key, 6), family: 6, elements: r.peers.v6 })
+  }
+  return out
+}

@@ -1,0 +1,198 @@
+import type { Desired } from './compile.js'
+import { IPSET_PREFIX, IPT_PREFIX, NFT_TABLE } from './compile.js'
+import { idOf } from './rule-id.js'
+import type { Chain, NamedSet, Rule, Ruleset, Table } from './ruleset.js'
+import { findTable, ruleBody } from './ruleset.js'
+
+/** One difference between what we rendered and what the kernel holds. */
+export type Drift =
+  | { readonly kind: 'table_missing'; readonly table: string }
+  | { readonly kind: 'table_unwanted'; readonly table: string }
+  | { readonly kind: 'chain_missing'; readonly table: string; readonly chain: string }
+  | { readonly kind: 'chain_unwanted'; readonly table: string; readonly chain: string }
+  | { readonly kind: 'chain_changed'; readonly table: string; readonly chain: string; readonly before: string; readonly after: string }
+  | { readonly kind: 'rule_removed'; readonly table: string; readonly chain: string; readonly id: string; readonly before: string }
+  | { readonly kind: 'rule_added'; readonly table: string; readonly chain: string; readonly index: number; readonly after: string }
+  | { readonly kind: 'rule_changed'; readonly table: string; readonly chain: string; readonly id: string; readonly before: string; readonly after: string }
+  | { readonly kind: 'rule_moved'; readonly table: string; readonly chain: string; readonly id: string; readonly from: number; readonly to: number }
+  | { readonly kind: 'hook_missing'; readonly table: string; readonly chain: string }
+  | { readonly kind: 'hook_duplicated'; readonly table: string; readonly chain: string; readonly count: number }
+  | { readonly kind: 'hook_not_first'; readonly table: string; readonly chain: string; readonly index: number; readonly foreignBefore: readonly string[] }
+  | { readonly kind: 'hook_unwanted'; readonly table: string; readonly chain: string }
+  | { readonly kind: 'set_missing'; readonly set: string }
+  | { readonly kind: 'set_unwanted'; readonly set: string }
+  | { readonly kind: 'set_elements'; readonly set: string; readonly added: readonly string[]; readonly removed: readonly string[] }
+
+export type DriftKind = Drift['kind']
+
+const describeRule = (r: Rule) => r.text ?? ruleBody(r)
+const tableName = (t: Pick<Table, 'family' | 'name'>) => `${t.family} ${t.name}`
+const chainBase = (c: Chain) => JSON.stringify(c.base ?? null)
+
+/** Indices (into `seq`) of a longest strictly increasing subsequence: the rules that kept their order. */
+function longestIncreasing(seq: readonly number[]): Set<number> {
+  const tails: number[] = []
+  const prev = new Array<number>(seq.length).fill(-1)
+  for (let i = 0; i < seq.length; i++) {
+    let lo = 0
+    let hi = tails.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if ((seq[tails[mid] ?? 0] ?? 0) < (seq[i] ?? 0)) lo = mid + 1
+      else hi = mid
+    }
+    if (lo > 0) prev[i] = tails[lo - 1] ?? -1
+    tails[lo] = i
+  }
+  const keep = new Set<number>()
+  for (let i = tails[tails.length - 1] ?? -1; i >= 0; i = prev[i] ?? -1) keep.add(i)
+  return keep
+}
+
+function diffChain(table: string, want: Chain, have: Chain): Drift[] {
+  const out: Drift[] = []
+  const chain = want.name
+  if (chainBase(want) !== chainBase(have)) {
+    out.push({ kind: 'chain_changed', table, chain, before: chainBase(want), after: chainBase(have) })
+  }
+  const wantIndex = new Map(want.rules.map((r, i) => [idOf(r.comment) ?? '', i]))
+  const seen = new Set<string>()
+  const known: { id: string; at: number; wantAt: number }[] = []
+  have.rules.forEach((r, at) => {
+    const id = idOf(r.comment)
+    const wantAt = id === undefined || seen.has(id) ? undefined : wantIndex.get(id)
+    if (id === undefined || wantAt === undefined) {
+      out.push({ kind: 'rule_added', table, chain, index: at, after: describeRule(r) })
+      return
+    }
+    seen.add(id)
+    const w = want.rules[wantAt]
+    if (w && ruleBody(w) !== ruleBody(r)) {
+      out.push({ kind: 'rule_changed', table, chain, id, before: describeRule(w), after: describeRule(r) })
+    }
+    known.push({ id, at, wantAt })
+  })
+  const inOrder = longestIncreasing(known.map((k) => k.wantAt))
+  known.forEach((k, i) => {
+    if (!inOrder.has(i)) out.push({ kind: 'rule_moved', table, chain, id: k.id, from: k.wantAt, to: k.at })
+  })
+  for (const [id, i] of wantIndex) {
+    const w = want.rules[i]
+    if (!seen.has(id) && w) out.push({ kind: 'rule_removed', table, chain, id, before: describeRule(w) })
+  }
+  return out
+}
+
+function diffSets(want: readonly NamedSet[], have: readonly NamedSet[], ours: (name: string) => boolean): Drift[] {
+  const out: Drift[] = []
+  const haveByName = new Map(have.map((s) => [s.name, s]))
+  for (const w of want) {
+    const h = haveByName.get(w.name)
+    if (!h) {
+      out.push({ kind: 'set_missing', set: w.name })
+      continue
+    }
+    const hs = new Set(h.elements)
+    const ws = new Set(w.elements)
+    const added = h.elements.filter((e) => !ws.has(e))
+    const removed = w.elements.filter((e) => !hs.has(e))
+    if (added.length > 0 || removed.length > 0) out.push({ kind: 'set_elements', set: w.name, added, removed })
+  }
+  const wanted = new Set(want.map((s) => s.name))
+  for (const h of have) if (ours(h.name) && !wanted.has(h.name)) out.push({ kind: 'set_unwanted', set: h.name })
+  return out
+}
+
+function diffTable(want: Table | undefined, have: Table | undefined, ourChain: (name: string) => boolean): Drift[] {
+  const out: Drift[] = []
+  if (want && !have) return [{ kind: 'table_missing', table: tableName(want) }]
+  const name = tableName(want ?? have ?? { family: 'inet', name: '?' })
+  const haveChains = new Map((have?.chains ?? []).map((c) => [c.name, c]))
+  for (const c of want?.chains ?? []) {
+    const h = haveChains.get(c.name)
+    if (h) out.push(...diffChain(name, c, h))
+    else out.push({ kind: 'chain_missing', table: name, chain: c.name })
+  }
+  const wanted = new Set((want?.chains ?? []).map((c) => c.name))
+  for (const h of have?.chains ?? []) {
+    if (ourChain(h.name) && !wanted.has(h.name)) out.push({ kind: 'chain_unwanted', table: name, chain: h.name })
+  }
+  return out
+}
+
+/** Our hooks in built-in iptables chains: rules that jump into one of our chains. */
+export function findHooks(table: Table | undefined): { chain: string; index: number; rule: Rule }[] {
+  const out: { chain: string; index: number; rule: Rule }[] = []
+  for (const c of table?.chains ?? []) {
+    if (!c.base) continue
+    c.rules.forEach((r, index) => {
+      const v = r.verdict
+      if (v && (v.kind === 'jump' || v.kind === 'goto') && v.target.startsWith(IPT_PREFIX)) out.push({ chain: c.name, index, rule: r })
+    })
+  }
+  return out
+}
+
+/**
+ * Everything that differs between the desired state and the live ruleset, for our objects
+ * only. Foreign objects are never reported here except where they stand before our hook.
+ */
+export function diff(desired: Desired, actual: Ruleset): Drift[] {
+  if (desired.backend === 'nftables') {
+    const want = desired.tables.find((t) => t.name === NFT_TABLE)
+    const have = findTable(actual, 'nft', 'inet', NFT_TABLE)
+    if (!want) return have ? [{ kind: 'table_unwanted', table: tableName(have) }] : []
+    if (!have) return [{ kind: 'table_missing', table: tableName(want) }]
+    return [...diffTable(want, have, () => true), ...diffSets(want.sets, have.sets, () => true)]
+  }
+  const out: Drift[] = []
+  for (const family of ['ip', 'ip6'] as const) {
+    const want = desired.tables.find((t) => t.family === family)
+    const have = findTable(actual, desired.backend, family, 'filter')
+    out.push(...diffTable(want, have, (n) => n.startsWith(IPT_PREFIX)))
+    const found = findHooks(have)
+    for (const h of desired.hooks.filter((x) => x.family === family)) {
+      const table = `${family} filter`
+      const mine = found.filter((f) => f.chain === h.chain)
+      const first = mine[0]
+      if (!first) {
+        out.push({ kind: 'hook_missing', table, chain: h.chain })
+        continue
+      }
+      if (mine.length > 1) out.push({ kind: 'hook_duplicated', table, chain: h.chain, count: mine.length })
+      if (first.rule.comment !== h.rule.comment || ruleBody(first.rule) !== ruleBody(h.rule)) {
+        out.push({ kind: 'rule_changed', table, chain: h.chain, id: idOf(h.rule.comment) ?? '', before: describeRule(h.rule), after: describeRule(first.rule) })
+      }
+      if (first.index > 0) {
+        const chain = have?.chains.find((c) => c.name === h.chain)
+        const foreignBefore = (chain?.rules ?? []).slice(0, first.index).map(describeRule)
+        out.push({ kind: 'hook_not_first', table, chain: h.chain, index: first.index, foreignBefore })
+      }
+    }
+    for (const f of found) {
+      if (!desired.hooks.some((h) => h.family === family && h.chain === f.chain)) {
+        out.push({ kind: 'hook_unwanted', table: `${family} filter`, chain: f.chain })
+      }
+    }
+  }
+  out.push(...diffSets(desired.ipsets, actual.ipsets, (n) => n.startsWith(IPSET_PREFIX)))
+  return out
+}
+
+/**
+ * Whether a drift is tampering (spec sections 3 and 5). A hook that is not first is tampering
+ * only where the mode keeps our hook first; unwanted leftovers are cleanup, not tampering.
+ */
+export function isTampering(d: Drift, desired: Pick<Desired, 'hookPosition'>): boolean {
+  switch (d.kind) {
+    case 'hook_not_first':
+      return desired.hookPosition === 'first'
+    case 'table_unwanted':
+    case 'chain_unwanted':
+    case 'hook_unwanted':
+    case 'set_unwanted':
+      return false
+    default:
+      return true
+  }
+}

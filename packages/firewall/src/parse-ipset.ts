@@ -1,0 +1,38 @@
+import { cidrsToIntervals, intervalsToCidrs, normaliseCidr } from '@palisade/model'
+import { RulesetParseError } from './parse-error.js'
+import type { NamedSet } from './ruleset.js'
+
+/**
+ * Parses `ipset save`. Address sets (hash:ip, hash:net) become named sets with normalised
+ * elements; other types, and sets whose entries carry options we do not model (such as
+ * `nomatch`), are left out, so rules that use them are treated as opaque by the model.
+ */
+export function parseIpsetSave(text: string): NamedSet[] {
+  const sets = new Map<string, { family: 4 | 6; cidrs: string[]; modelled: boolean }>()
+  const lines = text.split('\n')
+  for (let n = 0; n < lines.length; n++) {
+    const parts = (lines[n] ?? '').trim().split(/\s+/)
+    const [verb, name = ''] = parts
+    if (verb === undefined || verb === '') continue
+    if (verb === 'create') {
+      const type = parts[2] ?? ''
+      const famIdx = parts.indexOf('family')
+      const family = parts[famIdx + 1] === 'inet6' ? 6 : 4
+      sets.set(name, { family, cidrs: [], modelled: famIdx > 0 && (type === 'hash:ip' || type === 'hash:net') })
+    } else if (verb === 'add') {
+      const set = sets.get(name)
+      if (!set) throw new RulesetParseError('ipset save', `line ${n + 1}: element for set ${name}, which was not created`)
+      if (parts.length > 3) set.modelled = false
+      else if (set.modelled) {
+        try {
+          set.cidrs.push(normaliseCidr(parts[2] ?? ''))
+        } catch {
+          set.modelled = false
+        }
+      }
+    } else throw new RulesetParseError('ipset save', `line ${n + 1}: unknown command "${verb}"`)
+  }
+  return [...sets.entries()]
+    .filter(([, s]) => s.modelled)
+    .map(([name, s]) => ({ name, family: s.family, elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)) }))
+}

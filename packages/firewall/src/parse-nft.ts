@@ -1,0 +1,261 @@
+import { cidrsToIntervals, intervalsToCidrs, rangeToInterval } from '@palisade/model'
+import { RulesetParseError } from './parse-error.js'
+import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
+import type { BaseChain, Chain, CtState, Hook, IpFamily, Match, NamedSet, Rule, Table, TableFamily, Verdict } from './ruleset.js'
+import { canonicalMatches } from './ruleset.js'
+
+type Json = unknown
+const isObj = (x: Json): x is Record<string, Json> => typeof x === 'object' && x !== null && !Array.isArray(x)
+const str = (x: Json): string | undefined => (typeof x === 'string' ? x : undefined)
+const num = (x: Json): number | undefined =>
+  typeof x === 'number' ? x : typeof x === 'string' && /^-?\d+$/.test(x) ? Number(x) : undefined
+
+const TABLE_FAMILIES: readonly TableFamily[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']
+const HOOKS: readonly Hook[] = ['prerouting', 'input', 'forward', 'output', 'postrouting', 'ingress']
+const CT_STATES: readonly CtState[] = ['established', 'related', 'new', 'invalid', 'untracked']
+/** Statements that do not decide whether a rule matches nor what happens to the packet. */
+const HARMLESS = new Set(['counter', 'log', 'mangle', 'notrack', 'meta', 'ct', 'flow'])
+
+/** Turns one set element (address, prefix, range, or a wrapped element) into CIDR text. */
+function elementCidrs(e: Json): string[] | undefined {
+  if (isObj(e) && isObj(e.elem)) return elementCidrs(e.elem.val)
+  const s = str(e)
+  if (s !== undefined) return [s.includes('/') ? s : `${s}/${s.includes(':') ? 128 : 32}`]
+  if (isObj(e) && isObj(e.prefix)) {
+    const addr = str(e.prefix.addr)
+    const len = num(e.prefix.len)
+    return addr !== undefined && len !== undefined ? [`${addr}/${len}`] : undefined
+  }
+  if (isObj(e) && Array.isArray(e.range)) {
+    const [a, b] = e.range.map(str)
+    if (a === undefined || b === undefined) return undefined
+    const { family, interval } = rangeToInterval(a, b)
+    return intervalsToCidrs(family, [interval])
+  }
+  return undefined
+}
+
+const normalise = (family: IpFamily, cidrs: string[]) => intervalsToCidrs(family, cidrsToIntervals(cidrs))
+
+function portRanges(right: Json): [number, number][] | undefined {
+  const one = (x: Json): [number, number] | undefined => {
+    const n = num(x)
+    if (n !== undefined) return [n, n]
+    if (isObj(x) && Array.isArray(x.range)) {
+      const [a, b] = x.range.map(num)
+      return a !== undefined && b !== undefined ? [a, b] : undefined
+    }
+    return undefined
+  }
+  const list = isObj(right) && Array.isArray(right.set) ? right.set : [right]
+  const out = list.map(one)
+  return out.every((x) => x !== undefined) ? (out as [number, number][]) : undefined
+}
+
+/** One `match` expression; undefined when it is not something we model. */
+function parseMatch(m: Record<string, Json>): Match | undefined {
+  const op = str(m.op)
+  const negate = op === '!='
+  if (op !== '==' && op !== '!=' && op !== 'in') return undefined
+  const { left, right } = m
+  if (!isObj(left)) return undefined
+  if (isObj(left.ct) && left.ct.key === 'state' && !negate) {
+    const states = (Array.isArray(right) ? right : [right]).map(str)
+    if (!states.every((s): s is CtState => CT_STATES.includes(s as CtState))) return undefined
+    return { kind: 'ct_state', states: [...states].sort() }
+  }
+  if (isObj(left.meta)) {
+    const key = left.meta.key
+    if ((key === 'iifname' || key === 'oifname') && str(right) !== undefined) {
+      return { kind: 'iface', dir: key === 'iifname' ? 'in' : 'out', name: str(right) ?? '', ...(negate && { negate }) }
+    }
+    if (key === 'nfproto' && !negate && (right === 'ipv4' || right === 'ipv6')) {
+      return { kind: 'nfproto', family: right === 'ipv4' ? 4 : 6 }
+    }
+    if (key === 'l4proto') {
+      const p = typeof right === 'number' ? right : protoNumber(str(right) ?? '')
+      return p === undefined ? undefined : { kind: 'proto', proto: p, ...(negate && { negate }) }
+    }
+    return undefined
+  }
+  if (isObj(left.payload)) {
+    const proto = str(left.payload.protocol)
+    const field = str(left.payload.field)
+    if ((proto === 'ip' || proto === 'ip6') && (field === 'saddr' || field === 'daddr')) {
+      const family: IpFamily = proto === 'ip' ? 4 : 6
+      const dir = field === 'saddr' ? 'src' : 'dst'
+      const r = str(right)
+      if (r?.startsWith('@')) return { kind: 'addr', dir, family, set: r.slice(1), ...(negate && { negate }) }
+      const list = isObj(right) && Array.isArray(right.set) ? right.set : [right]
+      const cidrs = list.map(elementCidrs)
+      if (!cidrs.every((c) => c !== undefined)) return undefined
+      return { kind: 'addr', dir, family, cidrs: normalise(family, cidrs.flat() as string[]), ...(negate && { negate }) }
+    }
+    const l4 = proto === undefined ? undefined : protoNumber(proto)
+    if (l4 !== undefined && l4 !== 1 && l4 !== 58 && (field === 'dport' || field === 'sport')) {
+      const ranges = portRanges(right)
+      if (!ranges) return undefined
+      return { kind: 'port', proto: l4, dir: field === 'dport' ? 'dst' : 'src', ranges, ...(negate && { negate }) }
+    }
+    if ((proto === 'icmp' || proto === 'icmpv6') && field === 'type' && !negate) {
+      const family: IpFamily = proto === 'icmp' ? 4 : 6
+      const t = typeof right === 'number' || typeof right === 'string' ? icmpTypeNumber(family, right) : undefined
+      return t === undefined ? undefined : { kind: 'icmp', family, type: t }
+    }
+  }
+  return undefined
+}
+
+function parseVerdict(key: string, value: Json): Verdict | undefined {
+  switch (key) {
+    case 'accept':
+    case 'drop':
+    case 'return':
+    case 'reject':
+      return { kind: key }
+    case 'jump':
+    case 'goto': {
+      const target = isObj(value) ? str(value.target) : undefined
+      return target === undefined ? { kind: 'opaque', text: JSON.stringify({ [key]: value }) } : { kind: key, target }
+    }
+    case 'queue':
+    case 'snat':
+    case 'dnat':
+    case 'masquerade':
+    case 'redirect':
+    case 'tproxy':
+      return { kind: 'opaque', text: JSON.stringify({ [key]: value }) }
+    default:
+      return undefined
+  }
+}
+
+/** A rule's expressions; anything not modelled becomes an opaque match, never an error. */
+export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule {
+  const matches: Match[] = []
+  let verdict: Verdict | null = null
+  let counter: Rule['counter']
+  for (const e of expr) {
+    if (!isObj(e)) {
+      matches.push({ kind: 'opaque', text: JSON.stringify(e) })
+      continue
+    }
+    const [key, value] = Object.entries(e)[0] ?? ['', null]
+    if (key === 'match' && isObj(value)) {
+      const m = parseMatch(value)
+      const prev = matches[matches.length - 1]
+      const code =
+        prev?.kind === 'icmp' && isObj(value.left) && isObj(value.left.payload) && value.left.payload.field === 'code'
+          ? icmpCodeNumber(prev.family, value.right)
+          : undefined
+      if (m) matches.push(m)
+      else if (code !== undefined && prev?.kind === 'icmp' && prev.code === undefined) matches[matches.length - 1] = { ...prev, code }
+      else matches.push({ kind: 'opaque', text: JSON.stringify(e) })
+      continue
+    }
+    if (key === 'counter' && isObj(value)) {
+      counter = { packets: num(value.packets) ?? 0, bytes: num(value.bytes) ?? 0 }
+      continue
+    }
+    const v = parseVerdict(key, value)
+    if (v) verdict = v
+    else if (!HARMLESS.has(key)) matches.push({ kind: 'opaque', text: JSON.stringify(e) })
+  }
+  return {
+    matches: canonicalMatches(matches),
+    verdict,
+    ...(comment !== undefined && { comment }),
+    ...(counter && { counter }),
+    text: JSON.stringify(expr),
+  }
+}
+
+interface MutableTable {
+  family: TableFamily
+  name: string
+  chains: Map<string, { name: string; base?: BaseChain; rules: Rule[] }>
+  sets: NamedSet[]
+}
+
+/**
+ * Parses `nft -j list ruleset` (or `list table`). Structural problems (not JSON, no
+ * `nftables` array, a rule for a chain never declared) are errors; expressions we do not
+ * model become opaque matches, so newer or foreign rules never crash the reader.
+ */
+export function parseNftJson(text: string): Table[] {
+  let doc: Json
+  try {
+    doc = JSON.parse(text)
+  } catch (e) {
+    throw new RulesetParseError('nft -j', `not JSON (${(e as Error).message}); the output may be truncated`)
+  }
+  if (!isObj(doc) || !Array.isArray(doc.nftables)) {
+    throw new RulesetParseError('nft -j', 'expected an object with an "nftables" array')
+  }
+  const tables = new Map<string, MutableTable>()
+  const tableOf = (o: Record<string, Json>, what: string) => {
+    const t = tables.get(`${str(o.family)} ${str(o.table)}`)
+    if (!t) throw new RulesetParseError('nft -j', `${what} names table ${str(o.family)} ${str(o.table)}, which was not listed before it`)
+    return t
+  }
+  for (const item of doc.nftables) {
+    if (!isObj(item)) continue
+    if (isObj(item.table)) {
+      const family = str(item.table.family) as TableFamily
+      const name = str(item.table.name)
+      if (!TABLE_FAMILIES.includes(family) || name === undefined) {
+        throw new RulesetParseError('nft -j', `table with unknown family or no name: ${JSON.stringify(item.table)}`)
+      }
+      tables.set(`${family} ${name}`, { family, name, chains: new Map(), sets: [] })
+    } else if (isObj(item.chain)) {
+      const c = item.chain
+      const t = tableOf(c, 'a chain')
+      const name = str(c.name) ?? ''
+      const hook = str(c.hook) as Hook | undefined
+      const prio = num(c.prio)
+      const base: BaseChain | undefined =
+        hook !== undefined && HOOKS.includes(hook) && prio !== undefined
+          ? { type: str(c.type) ?? 'filter', hook, priority: prio, policy: c.policy === 'drop' ? 'drop' : 'accept' }
+          : undefined
+      t.chains.set(name, { name, ...(base && { base }), rules: [] })
+    } else if (isObj(item.rule)) {
+      const r = item.rule
+      const t = tableOf(r, 'a rule')
+      const chain = t.chains.get(str(r.chain) ?? '')
+      if (!chain) throw new RulesetParseError('nft -j', `a rule names chain ${str(r.chain)}, which was not listed before it`)
+      const expr = Array.isArray(r.expr) ? r.expr : []
+      chain.rules.push(parseNftRuleExpr(expr, str(r.comment)))
+    } else if (isObj(item.set)) {
+      const s = item.set
+      const t = tableOf(s, 'a set')
+      const type = str(s.type)
+      if (type !== 'ipv4_addr' && type !== 'ipv6_addr') continue
+      const family: IpFamily = type === 'ipv4_addr' ? 4 : 6
+      const raw = (Array.isArray(s.elem) ? s.elem : []).map(elementCidrs)
+      if (!raw.every((x) => x !== undefined)) continue
+      t.sets.push({ name: str(s.name) ?? '', family, elements: normalise(family, raw.flat() as string[]) })
+    }
+  }
+  return [...tables.values()].map((t) => ({
+    family: t.family,
+    name: t.name,
+    source: 'nft',
+    chains: [...t.chains.values()] satisfies Chain[],
+    sets: t.sets,
+  }))
+}
+
+const IPTABLES_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security'])
+const IPTABLES_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'])
+
+/**
+ * Whether a table is iptables-nft's (its rules use xt extensions that `nft -j` cannot show, so
+ * it must be read with iptables-nft-save instead).
+ */
+export function isIptablesNftTable(t: Table): boolean {
+  return (
+    (t.family === 'ip' || t.family === 'ip6') &&
+    IPTABLES_TABLES.has(t.name) &&
+    t.chains.some((c) => c.base !== undefined && IPTABLES_CHAINS.has(c.name))
+  )
+}

@@ -1,0 +1,126 @@
+/**
+ * The one intermediate form for netfilter state, ours and foreign: what the compiler renders,
+ * and what the parsers read back from `nft -j`, `iptables-save` and `ipset save`.
+ */
+
+export type IpFamily = 4 | 6
+export type TableFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev'
+/** Which tool owns a table, so it is read (and written) with that tool. */
+export type TableSource = 'nft' | 'iptables-nft' | 'iptables-legacy'
+export type Hook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting' | 'ingress'
+export type CtState = 'established' | 'related' | 'new' | 'invalid' | 'untracked'
+
+export type Match =
+  | { readonly kind: 'ct_state'; readonly states: readonly CtState[] }
+  | { readonly kind: 'nfproto'; readonly family: IpFamily }
+  | { readonly kind: 'iface'; readonly dir: 'in' | 'out'; readonly name: string; readonly negate?: boolean }
+  | {
+      readonly kind: 'addr'
+      readonly dir: 'src' | 'dst'
+      readonly family: IpFamily
+      /** A named set (nft set or ipset) ... */
+      readonly set?: string
+      /** ... or literal CIDRs. */
+      readonly cidrs?: readonly string[]
+      readonly negate?: boolean
+    }
+  | { readonly kind: 'proto'; readonly proto: number; readonly negate?: boolean }
+  | {
+      readonly kind: 'port'
+      /** The transport the port belongs to (6 TCP, 17 UDP); a port match implies it. */
+      readonly proto: number
+      readonly dir: 'src' | 'dst'
+      readonly ranges: readonly (readonly [number, number])[]
+      readonly negate?: boolean
+    }
+  | { readonly kind: 'icmp'; readonly family: IpFamily; readonly type: number; readonly code?: number }
+  /** Something we do not model: treated as "may or may not match". */
+  | { readonly kind: 'opaque'; readonly text: string }
+
+export type Verdict =
+  | { readonly kind: 'accept' | 'drop' | 'reject' | 'return' }
+  | { readonly kind: 'jump' | 'goto'; readonly target: string }
+  /** A verdict we do not model (e.g. a foreign target such as MASQUERADE or a log). */
+  | { readonly kind: 'opaque'; readonly text: string }
+
+export interface Rule {
+  readonly matches: readonly Match[]
+  /** null: no verdict, evaluation continues with the next rule. */
+  readonly verdict: Verdict | null
+  readonly comment?: string
+  readonly counter?: { readonly packets: number; readonly bytes: number }
+  /** The rule as the tool printed it, for messages and for deleting a foreign rule by spec. */
+  readonly text?: string
+}
+
+export interface BaseChain {
+  readonly type: string
+  readonly hook: Hook
+  readonly priority: number
+  readonly policy: 'accept' | 'drop'
+}
+
+export interface Chain {
+  readonly name: string
+  readonly base?: BaseChain
+  readonly rules: readonly Rule[]
+}
+
+export interface NamedSet {
+  readonly name: string
+  readonly family: IpFamily
+  /** Normalised CIDRs (see model's AddressSet). */
+  readonly elements: readonly string[]
+}
+
+export interface Table {
+  readonly family: TableFamily
+  readonly name: string
+  readonly source: TableSource
+  readonly chains: readonly Chain[]
+  readonly sets: readonly NamedSet[]
+}
+
+/** Everything netfilter holds in one network namespace, as far as we read it. */
+export interface Ruleset {
+  readonly tables: readonly Table[]
+  /** ipsets live outside tables; iptables rules refer to them by name. */
+  readonly ipsets: readonly NamedSet[]
+}
+
+export const EMPTY_RULESET: Ruleset = Object.freeze({ tables: [], ipsets: [] })
+
+const MATCH_ORDER: Record<Match['kind'], number> = {
+  ct_state: 0,
+  nfproto: 1,
+  iface: 2,
+  addr: 3,
+  proto: 4,
+  port: 5,
+  icmp: 6,
+  opaque: 7,
+}
+
+/**
+ * Sorts matches into one canonical order, so that the same rule read from different tools
+ * (which print matches in different orders) compares equal. Matches are ANDed: order is free.
+ */
+export function canonicalMatches(matches: readonly Match[]): Match[] {
+  return [...matches].sort((a, b) => {
+    const d = MATCH_ORDER[a.kind] - MATCH_ORDER[b.kind]
+    if (d !== 0) return d
+    return JSON.stringify(a) < JSON.stringify(b) ? -1 : 1
+  })
+}
+
+/** The part of a rule that decides what it does: matches and verdict, without comment or counters. */
+export function ruleBody(rule: Pick<Rule, 'matches' | 'verdict'>): string {
+  return JSON.stringify({ m: canonicalMatches(rule.matches), v: rule.verdict })
+}
+
+export const tableKey = (t: Pick<Table, 'family' | 'name' | 'source'>) =>
+  `${t.source}:${t.family}:${t.name}`
+
+export function findTable(rs: Ruleset, source: TableSource, family: TableFamily, name: string) {
+  return rs.tables.find((t) => t.source === source && t.family === family && t.name === name)
+}

@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto'
+import type { Runner } from '@palisade/agent'
+import { netnsRunner, runChecked, runLocal } from '@palisade/agent'
+
+/** Kernel tests need root; without it they must fail loudly, never skip. */
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error('kernel tests need root (network namespaces and netfilter); run the test command as root, as CI does')
+  }
+}
+
+export interface LabHost {
+  readonly name: string
+  readonly ns: string
+  readonly ip4: string
+  readonly ip6: string
+  readonly run: Runner
+}
+
+const live = new Set<string>()
+let exitHookInstalled = false
+
+/** Deletes every namespace this process created, also when a test throws or the process exits. */
+function installExitHook(): void {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  const sweep = () => {
+    for (const ns of live) {
+      // Synchronous on purpose: this runs while the process is exiting.
+      process.getBuiltinModule('node:child_process').spawnSync('ip', ['netns', 'del', ns])
+    }
+    live.clear()
+  }
+  process.on('exit', sweep)
+}
+
+async function addNamespace(ns: string): Promise<void> {
+  await runChecked(runLocal, 'ip', ['netns', 'add', ns])
+  live.add(ns)
+  await runChecked(netnsRunner(ns), 'ip', ['link', 'set', 'lo', 'up'])
+}
+
+/**
+ * A switch namespace with a bridge and one namespace per host, all addressed from
+ * 198.18.0.0/24 and fd00:198:18::/64, so no traffic leaves the lab's own namespaces.
+ */
+export class Lab {
+  readonly #hosts = new Map<string, LabHost>()
+  readonly #switchNs: string
+  readonly prefix: string
+
+  private constructor(prefix: string) {
+    this.prefix = prefix
+    this.#switchNs = `${prefix}sw`
+  }
+
+  static async create(hostNames: readonly string[]): Promise<Lab> {
+    requireRoot()
+    installExitHook()
+    const lab = new Lab(`pl${randomBytes(3).toString('hex')}-`)
+    try {
+      const sw = netnsRunner(lab.#switchNs)
+      await addNamespace(lab.#switchNs)
+      await runChecked(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge'])
+      await runChecked(sw, 'ip', ['link', 'set', 'br0', 'up'])
+      let i = 0
+      for (const name of hostNames) await lab.#addHost(name, ++i)
+    } catch (e) {
+      await lab.destroy()
+      throw e
+    }
+    return lab
+  }
+
+  async #addHost(name: string, index: number): Promise<void> {
+    const ns = `${this.prefix}${name}`
+    await addNamespace(ns)
+    const sw = netnsRunner(this.#switchNs)
+    const run = netnsRunner(ns)
+    const port = `p${index}`
+    await runChecked(sw, 'ip', ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await runChecked(sw, 'ip', ['link', 'set', port, 'master', 'br0', 'up'])
+    const ip4 = `198.18.0.${10 + index}`
+    const ip6 = `fd00:198:18::${10 + index}`
+    await runChecked(run, 'ip', ['addr', 'add', `${ip4}/24`, 'dev', 'eth0'])
+    await runChecked(run, 'ip', ['-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad'])
+    await runChecked(run, 'ip', ['link', 'set', 'eth0', 'up'])
+    // Many short connections from one client: widen the port range and reuse TIME_WAIT.
+    await runChecked(run, 'sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1'])
+    this.#hosts.set(name, { name, ns, ip4, ip6, run })
+  }
+
+  host(name: string): LabHost {
+    const h = this.#hosts.get(name)
+    if (!h) throw new Error(`lab has no host ${name}`)
+    return h
+  }
+
+  /** A namespace of its own, not on the bridge (for tests that only need a kernel). */
+  static async isolated(): Promise<{ ns: string; run: Runner; destroy: () => Promise<void> }> {
+    requireRoot()
+    installExitHook()
+    const ns = `pl${randomBytes(3).toString('hex')}-solo`
+    await addNamespace(ns)
+    return {
+      ns,
+      run: netnsRunner(ns),
+      destroy: async () => {
+        await runLocal('ip', ['netns', 'del', ns])
+        live.delete(ns)
+      },
+    }
+  }
+
+  async destroy(): Promise<void> {
+    for (const ns of [...this.#hosts.values()].map((h) => h.ns).concat(this.#switchNs)) {
+      if (!live.has(ns)) continue
+      await runLocal('ip', ['netns', 'del', ns])
+      live.delete(ns)
+    }
+  }
+}
