@@ -151,6 +151,7 @@ function parseModule(
     opts.push({ negate, key, values })
   }
   const whole = `-m ${name} ${tokens.slice(start, i).join(' ')}`.trim()
+  let unmodelled = opts.length === 0 && !['tcp', 'udp', 'icmp', 'icmp6', 'comment'].includes(name)
   for (const o of opts) {
     const neg = o.negate ? { negate: true } : {}
     const v0 = o.values[0] ?? ''
@@ -162,7 +163,7 @@ function parseModule(
       matches.push({ kind: 'port', proto, dir: o.key === '--dports' ? 'dst' : 'src', ranges: portRanges(v0), ...neg })
     } else if ((name === 'conntrack' && o.key === '--ctstate') || (name === 'state' && o.key === '--state')) {
       const states = v0.toLowerCase().split(',').sort() as CtState[]
-      if (o.negate) matches.push({ kind: 'opaque', text: whole })
+      if (o.negate) unmodelled = true
       else matches.push({ kind: 'ct_state', states })
     } else if (name === 'set' && o.key === '--match-set' && (o.values[1] === 'src' || o.values[1] === 'dst')) {
       matches.push({ kind: 'addr', dir: o.values[1], family, set: v0, ...neg })
@@ -170,11 +171,12 @@ function parseModule(
       const [t = '', c] = v0.split('/')
       const type = icmpTypeNumber(name === 'icmp' ? 4 : 6, t)
       if (t === 'any') continue
-      if (type === undefined || o.negate) matches.push({ kind: 'opaque', text: whole })
+      if (type === undefined || o.negate) unmodelled = true
       else matches.push({ kind: 'icmp', family: name === 'icmp' ? 4 : 6, type, ...(c !== undefined && { code: Number(c) }) })
-    } else matches.push({ kind: 'opaque', text: whole })
+    } else unmodelled = true
   }
-  if (opts.length === 0 && !['tcp', 'udp', 'icmp', 'icmp6', 'comment'].includes(name)) matches.push({ kind: 'opaque', text: whole })
+  // One opaque match for the module: what it adds to the rule is unknown to the model.
+  if (unmodelled) matches.push({ kind: 'opaque', text: whole })
   return i
 }
 
