@@ -1,0 +1,106 @@
+/**
+ * A helper process that lives inside one lab namespace. It reads JSON commands, one per line,
+ * and answers one JSON line each: `listen` opens TCP and UDP echo ports, `probe` tries
+ * connections with a short timeout. It exits when its input closes or after MAX_LIFETIME_MS,
+ * so it can never outlive the test that started it.
+ */
+import { createSocket } from 'node:dgram'
+import type { Server, Socket } from 'node:net'
+import { createConnection, createServer } from 'node:net'
+import { createInterface } from 'node:readline'
+
+const MAX_LIFETIME_MS = 15 * 60_000
+
+export type ProbeOutcome = 'open' | 'timeout' | 'refused' | 'unreachable' | 'error'
+export interface ProbeTarget {
+  readonly proto: 'tcp' | 'udp'
+  readonly host: string
+  readonly port: number
+}
+export type PeerCommand =
+  | { readonly id: number; readonly op: 'listen'; readonly tcp: readonly number[]; readonly udp: readonly number[] }
+  | { readonly id: number; readonly op: 'probe'; readonly targets: readonly ProbeTarget[]; readonly timeoutMs: number }
+
+const servers: Server[] = []
+const sockets: Socket[] = []
+const udpSockets: ReturnType<typeof createSocket>[] = []
+
+function listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
+  const all: Promise<void>[] = []
+  for (const port of tcp) {
+    const s = createServer((c) => {
+      sockets.push(c)
+      c.on('error', () => undefined)
+      c.resume()
+    })
+    servers.push(s)
+    all.push(new Promise((ok, fail) => s.once('error', fail).listen({ port, host: '::', backlog: 512 }, ok)))
+  }
+  for (const port of udp) {
+    const s = createSocket({ type: 'udp6' })
+    s.on('message', (msg, from) => s.send(msg, from.port, from.address))
+    udpSockets.push(s)
+    all.push(new Promise((ok, fail) => s.once('error', fail).bind(port, '::', ok)))
+  }
+  return Promise.all(all).then(() => undefined)
+}
+
+const outcomeOf = (code: string | undefined): ProbeOutcome =>
+  code === 'ECONNREFUSED' ? 'refused' : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'unreachable' : 'error'
+
+function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    const c = createConnection({ host: t.host, port: t.port })
+    const done = (o: ProbeOutcome) => {
+      clearTimeout(timer)
+      c.destroy()
+      resolve(o)
+    }
+    const timer = setTimeout(() => done('timeout'), timeoutMs)
+    c.once('connect', () => done('open'))
+    c.once('error', (e: NodeJS.ErrnoException) => done(outcomeOf(e.code)))
+  })
+}
+
+function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    const s = createSocket({ type: t.host.includes(':') ? 'udp6' : 'udp4' })
+    const done = (o: ProbeOutcome) => {
+      clearTimeout(timer)
+      s.close()
+      resolve(o)
+    }
+    const timer = setTimeout(() => done('timeout'), timeoutMs)
+    s.once('message', () => done('open'))
+    // An ICMP unreachable arrives as an error on a connected socket.
+    s.once('error', (e: NodeJS.ErrnoException) => done(outcomeOf(e.code)))
+    s.connect(t.port, t.host, () => s.send('palisade-probe'))
+  })
+}
+
+async function handle(cmd: PeerCommand): Promise<unknown> {
+  if (cmd.op === 'listen') {
+    await listen(cmd.tcp, cmd.udp)
+    return { id: cmd.id, ok: true }
+  }
+  const results = await Promise.all(cmd.targets.map((t) => (t.proto === 'tcp' ? probeTcp(t, cmd.timeoutMs) : probeUdp(t, cmd.timeoutMs))))
+  return { id: cmd.id, ok: true, results }
+}
+
+const lifetime = setTimeout(() => process.exit(0), MAX_LIFETIME_MS)
+lifetime.unref()
+const rl = createInterface({ input: process.stdin })
+rl.on('line', (line) => {
+  let cmd: PeerCommand
+  try {
+    cmd = JSON.parse(line) as PeerCommand
+  } catch {
+    process.stdout.write(`${JSON.stringify({ id: -1, ok: false, error: 'not JSON' })}\n`)
+    return
+  }
+  handle(cmd).then(
+    (reply) => process.stdout.write(`${JSON.stringify(reply)}\n`),
+    (e: Error) => process.stdout.write(`${JSON.stringify({ id: cmd.id, ok: false, error: e.message })}\n`),
+  )
+})
+rl.on('close', () => process.exit(0))

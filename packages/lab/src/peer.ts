@@ -1,0 +1,65 @@
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import type { PeerCommand, ProbeOutcome, ProbeTarget } from './peer-main.js'
+
+type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never
+
+/** Drives a peer-main process inside a namespace: listen on ports, probe connections. */
+export class LabPeer {
+  readonly #child: ChildProcessWithoutNullStreams
+  readonly #waiting = new Map<number, (reply: { ok: boolean; error?: string; results?: ProbeOutcome[] }) => void>()
+  #next = 1
+
+  private constructor(child: ChildProcessWithoutNullStreams) {
+    this.#child = child
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const reply = JSON.parse(line) as { id: number; ok: boolean; error?: string; results?: ProbeOutcome[] }
+      this.#waiting.get(reply.id)?.(reply)
+      this.#waiting.delete(reply.id)
+    })
+  }
+
+  static start(ns: string): LabPeer {
+    // Run from source (tests, benchmarks) or from the build, whichever this module is.
+    const self = fileURLToPath(import.meta.url)
+    const main = fileURLToPath(new URL(`./peer-main${extname(self)}`, import.meta.url))
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', main], { stdio: ['pipe', 'pipe', 'pipe'] })
+    child.stderr.on('data', (b: Buffer) => process.stderr.write(`[peer ${ns}] ${b.toString()}`))
+    return new LabPeer(child)
+  }
+
+  #send(cmd: Distribute<PeerCommand>): Promise<{ ok: boolean; error?: string; results?: ProbeOutcome[] }> {
+    const id = this.#next++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`lab peer did not answer ${cmd.op} within 30 s`)), 30_000)
+      this.#waiting.set(id, (r) => {
+        clearTimeout(timer)
+        resolve(r)
+      })
+      this.#child.stdin.write(`${JSON.stringify({ ...cmd, id })}\n`)
+    })
+  }
+
+  async listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
+    const r = await this.#send({ op: 'listen', tcp, udp })
+    if (!r.ok) throw new Error(`lab peer could not listen: ${r.error}`)
+  }
+
+  async probe(targets: readonly ProbeTarget[], timeoutMs = 400): Promise<ProbeOutcome[]> {
+    const r = await this.#send({ op: 'probe', targets, timeoutMs })
+    if (!r.ok || !r.results) throw new Error(`lab peer could not probe: ${r.error}`)
+    return r.results
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#child.exitCode !== null) return resolve()
+      this.#child.once('close', () => resolve())
+      this.#child.stdin.end()
+      setTimeout(() => this.#child.kill('SIGKILL'), 2000).unref()
+    })
+  }
+}
