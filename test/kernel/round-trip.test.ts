@@ -5,7 +5,11 @@ import { applyDesired } from '@palisade/agent'
 import { Lab } from '@palisade/lab'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { arbitraryHostPolicy, SAMPLE_FAILSAFE, SAMPLE_POLICY } from '../../packages/firewall/src/host-policy.fixture.js'
+import {
+  arbitraryHostPolicy,
+  SAMPLE_FAILSAFE,
+  SAMPLE_POLICY,
+} from '../../packages/firewall/src/host-policy.fixture.js'
 import type { HostPolicy } from '@palisade/model'
 
 const strip = (r: Rule) => ({ matches: r.matches, verdict: r.verdict, comment: r.comment })
@@ -33,9 +37,9 @@ async function roundTrip(policy: HostPolicy, backend: Backend): Promise<void> {
     }
     if (backend !== 'nftables') {
       const names = new Set(desired.ipsets.map((s) => s.name))
-      expect(after.ipsets.filter((s) => names.has(s.name)).sort((a, b) => a.name.localeCompare(b.name))).toEqual(
-        [...desired.ipsets].sort((a, b) => a.name.localeCompare(b.name)),
-      )
+      expect(
+        after.ipsets.filter((s) => names.has(s.name)).sort((a, b) => a.name.localeCompare(b.name)),
+      ).toEqual([...desired.ipsets].sort((a, b) => a.name.localeCompare(b.name)))
     }
   } finally {
     await ns.destroy()

@@ -20,7 +20,8 @@ export class CommandError extends Error {
     readonly cmd: string,
     readonly result: RunResult,
   ) {
-    const detail = result.stderr.trim().split('\n').slice(0, 5).join('; ') || `exit code ${result.code}`
+    const detail =
+      result.stderr.trim().split('\n').slice(0, 5).join('; ') || `exit code ${result.code}`
     super(`${cmd} failed: ${detail}`)
   }
 }
@@ -40,7 +41,8 @@ export const runLocal: Runner = (cmd, args, opts = {}) =>
     })
     child.on('close', (code, signal) => {
       clearTimeout(timer)
-      const stderr = Buffer.concat(err).toString() + (signal ? `\nkilled by ${signal} after timeout` : '')
+      const stderr =
+        Buffer.concat(err).toString() + (signal ? `\nkilled by ${signal} after timeout` : '')
       resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr })
     })
     child.stdin.on('error', () => undefined) // the command may exit before reading all of stdin
@@ -54,7 +56,12 @@ export const netnsRunner =
     runLocal('ip', ['netns', 'exec', ns, cmd, ...args], opts)
 
 /** Runs and throws a CommandError unless the command exits 0. */
-export async function runChecked(run: Runner, cmd: string, args: readonly string[], opts?: RunOptions): Promise<string> {
+export async function runChecked(
+  run: Runner,
+  cmd: string,
+  args: readonly string[],
+  opts?: RunOptions,
+): Promise<string> {
   const r = await run(cmd, args, opts)
   if (r.code !== 0) throw new CommandError([cmd, ...args].join(' '), r)
   return r.stdout

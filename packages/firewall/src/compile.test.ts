@@ -12,8 +12,12 @@ describe('compiler', () => {
     const text = renderNftScript(d)
     expect(text).toMatch(/^table inet palisade\ndelete table inet palisade\n/)
     expect(text).toContain('type filter hook input priority -140; policy accept;')
-    expect(text).toMatch(/set peers_[0-9a-f]{10}_v4 \{ type ipv4_addr; flags interval; elements = \{ 198\.18\.0\.11\/32, 198\.18\.0\.12\/31 \}; \}/)
-    expect(text).toMatch(/ip saddr @peers_[0-9a-f]{10}_v4 tcp dport 6000-6010 counter accept comment "palisade:[0-9a-f]{16}"/)
+    expect(text).toMatch(
+      /set peers_[0-9a-f]{10}_v4 \{ type ipv4_addr; flags interval; elements = \{ 198\.18\.0\.11\/32, 198\.18\.0\.12\/31 \}; \}/,
+    )
+    expect(text).toMatch(
+      /ip saddr @peers_[0-9a-f]{10}_v4 tcp dport 6000-6010 counter accept comment "palisade:[0-9a-f]{16}"/,
+    )
     expect(text).toContain('ip daddr 198.18.0.1/32 tcp dport 8443 counter accept')
     // every rule carries an id, and ids are unique
     const ids = [...text.matchAll(/comment "palisade:([0-9a-f]{16})"/g)].map((m) => m[1])
@@ -22,19 +26,38 @@ describe('compiler', () => {
   })
 
   it('puts a non-primary nftables chain after iptables and firewalld', () => {
-    const p = { ...SAMPLE_POLICY, mode: { ...SAMPLE_POLICY.mode, mode: 'coexistence_non_primary' as const } }
-    expect(renderNftScript(compile(p, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE }))).toContain('priority 20;')
-    expect(() => compile(p, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE, priority: -250 })).toThrow(/above -200/)
+    const p = {
+      ...SAMPLE_POLICY,
+      mode: { ...SAMPLE_POLICY.mode, mode: 'coexistence_non_primary' as const },
+    }
+    expect(
+      renderNftScript(compile(p, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })),
+    ).toContain('priority 20;')
+    expect(() =>
+      compile(p, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE, priority: -250 }),
+    ).toThrow(/above -200/)
   })
 
   it('uses RETURN for allows in coexistence and ACCEPT in exclusive (iptables)', () => {
-    const coex = renderIptablesRestore(compile(SAMPLE_POLICY, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE }), 'ip', NO_STATE)
-    expect(coex).toMatch(/-A PALISADE-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment palisade:[0-9a-f]{16} -j RETURN/)
+    const coex = renderIptablesRestore(
+      compile(SAMPLE_POLICY, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE }),
+      'ip',
+      NO_STATE,
+    )
+    expect(coex).toMatch(
+      /-A PALISADE-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment palisade:[0-9a-f]{16} -j RETURN/,
+    )
     expect(coex).toMatch(/-I INPUT 1 -m comment --comment palisade:[0-9a-f]{16} -j PALISADE-INPUT/)
     expect(coex).toMatch(/-A PALISADE-INPUT -m comment --comment palisade:[0-9a-f]{16} -j DROP\n/)
     const excl = { ...SAMPLE_POLICY, mode: { ...SAMPLE_POLICY.mode, mode: 'exclusive' as const } }
-    const text = renderIptablesRestore(compile(excl, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE }), 'ip', NO_STATE)
-    expect(text).toMatch(/--ctstate ESTABLISHED,RELATED -m comment --comment palisade:[0-9a-f]{16} -j ACCEPT/)
+    const text = renderIptablesRestore(
+      compile(excl, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE }),
+      'ip',
+      NO_STATE,
+    )
+    expect(text).toMatch(
+      /--ctstate ESTABLISHED,RELATED -m comment --comment palisade:[0-9a-f]{16} -j ACCEPT/,
+    )
     expect(text).not.toContain('-j RETURN')
   })
 
@@ -52,13 +75,19 @@ describe('compiler', () => {
   it('splits a /0 for ipset, which cannot hold one, and swaps sets in atomically', () => {
     const d = compile(SAMPLE_POLICY, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE })
     const text = renderIpsetRestore(d.ipsets)
-    expect(text).toMatch(/add palisade-[0-9a-f]{10}-v4-t 0\.0\.0\.0\/1\nadd palisade-[0-9a-f]{10}-v4-t 128\.0\.0\.0\/1/)
+    expect(text).toMatch(
+      /add palisade-[0-9a-f]{10}-v4-t 0\.0\.0\.0\/1\nadd palisade-[0-9a-f]{10}-v4-t 128\.0\.0\.0\/1/,
+    )
     expect(text).toMatch(/swap palisade-[0-9a-f]{10}-v4-t palisade-[0-9a-f]{10}-v4\ndestroy/)
     for (const s of d.ipsets) expect(s.name.length).toBeLessThanOrEqual(31 - 2)
   })
 
   it('compiles an idle workload to nothing, which removes our rules', () => {
-    const idle = { ...SAMPLE_POLICY, enforcementMode: 'idle' as const, mode: { ...SAMPLE_POLICY.mode, applied: false } }
+    const idle = {
+      ...SAMPLE_POLICY,
+      enforcementMode: 'idle' as const,
+      mode: { ...SAMPLE_POLICY.mode, applied: false },
+    }
     const d = compile(idle, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
     expect(d.tables).toEqual([])
     expect(renderNftScript(d)).toBe('table inet palisade\ndelete table inet palisade\n')
@@ -66,8 +95,13 @@ describe('compiler', () => {
 
   it('keeps rule ids stable when only peers change, so a peer change is a set update', () => {
     const a = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
-    const rules = SAMPLE_POLICY.rules.map((r) => (r.key === '/r/2#in' ? { ...r, peers: { v4: ['198.18.0.99/32'], v6: [] } } : r))
-    const b = compile({ ...SAMPLE_POLICY, rules }, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
+    const rules = SAMPLE_POLICY.rules.map((r) =>
+      r.key === '/r/2#in' ? { ...r, peers: { v4: ['198.18.0.99/32'], v6: [] } } : r,
+    )
+    const b = compile(
+      { ...SAMPLE_POLICY, rules },
+      { backend: 'nftables', failsafe: SAMPLE_FAILSAFE },
+    )
     expect(b.tables[0]?.chains).toEqual(a.tables[0]?.chains)
     expect(b.tables[0]?.sets).not.toEqual(a.tables[0]?.sets)
   })

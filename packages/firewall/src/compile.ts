@@ -1,10 +1,4 @@
-import type {
-  CoexistenceMode,
-  Failsafe,
-  HostPolicy,
-  HostRule,
-  ServicePort,
-} from '@palisade/model'
+import type { CoexistenceMode, Failsafe, HostPolicy, HostRule, ServicePort } from '@palisade/model'
 import { PROTO } from '@palisade/model'
 import { hookId, COMMENT_PREFIX, shortHash, withIds } from './rule-id.js'
 import type { Chain, IpFamily, Match, NamedSet, Rule, Table, Verdict } from './ruleset.js'
@@ -67,7 +61,11 @@ export function setName(backend: Backend, ruleKey: string, family: IpFamily): st
 }
 
 /** The matches for one service port, or null where it cannot apply to the family. */
-function serviceMatches(sp: ServicePort, family: IpFamily | null, backend: Backend): Match[] | null {
+function serviceMatches(
+  sp: ServicePort,
+  family: IpFamily | null,
+  backend: Backend,
+): Match[] | null {
   const ipt = isIptables(backend)
   if (sp.proto === PROTO.any) return []
   if (sp.proto === PROTO.icmp || sp.proto === PROTO.icmpv6) {
@@ -84,7 +82,12 @@ function serviceMatches(sp: ServicePort, family: IpFamily | null, backend: Backe
     return ipt ? [{ kind: 'proto', proto: sp.proto }, icmp] : [icmp]
   }
   if (sp.port === undefined) return [{ kind: 'proto', proto: sp.proto }]
-  const port: Match = { kind: 'port', proto: sp.proto, dir: 'dst', ranges: [[sp.port, sp.toPort ?? sp.port]] }
+  const port: Match = {
+    kind: 'port',
+    proto: sp.proto,
+    dir: 'dst',
+    ranges: [[sp.port, sp.toPort ?? sp.port]],
+  }
   return ipt ? [{ kind: 'proto', proto: sp.proto }, port] : [port]
 }
 
@@ -96,11 +99,20 @@ interface ChainContext {
 }
 
 function peerMatch(r: HostRule, family: IpFamily, backend: Backend): Match {
-  return { kind: 'addr', dir: r.direction === 'inbound' ? 'src' : 'dst', family, set: setName(backend, r.key, family) }
+  return {
+    kind: 'addr',
+    dir: r.direction === 'inbound' ? 'src' : 'dst',
+    family,
+    set: setName(backend, r.key, family),
+  }
 }
 
 /** One kernel rule per (family where peers are a set) x service port of a host rule. */
-function hostRuleRules(r: HostRule, ctx: ChainContext, enforcement: HostPolicy['enforcementMode']): Rule[] {
+function hostRuleRules(
+  r: HostRule,
+  ctx: ChainContext,
+  enforcement: HostPolicy['enforcementMode'],
+): Rule[] {
   const verdict = r.action === 'allow' ? ctx.allow : ctx.block
   // Blocks we do not enforce (visibility only) change nothing in the kernel.
   if (r.action !== 'allow' && enforcement === 'visibility_only') return []
@@ -121,7 +133,10 @@ function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainCo
   const rules: Rule[] = []
   const udp = (port: number): Match[] =>
     isIptables(ctx.backend)
-      ? [{ kind: 'proto', proto: PROTO.udp }, { kind: 'port', proto: PROTO.udp, dir: 'dst', ranges: [[port, port]] }]
+      ? [
+          { kind: 'proto', proto: PROTO.udp },
+          { kind: 'port', proto: PROTO.udp, dir: 'dst', ranges: [[port, port]] },
+        ]
       : [{ kind: 'port', proto: PROTO.udp, dir: 'dst', ranges: [[port, port]] }]
   const dhcp = direction === 'input' ? { 4: 68, 6: 546 } : { 4: 67, 6: 547 }
   if (direction === 'input') {
@@ -133,7 +148,12 @@ function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainCo
     for (const s of fs.servers) {
       const fam: IpFamily = s.address.includes(':') ? 6 : 4
       if (ctx.family !== null && ctx.family !== fam) continue
-      const addr: Match = { kind: 'addr', dir: 'dst', family: fam, cidrs: [`${s.address}/${fam === 4 ? 32 : 128}`] }
+      const addr: Match = {
+        kind: 'addr',
+        dir: 'dst',
+        family: fam,
+        cidrs: [`${s.address}/${fam === 4 ? 32 : 128}`],
+      }
       const port = serviceMatches({ proto: PROTO.tcp, port: s.port }, fam, ctx.backend) ?? []
       rules.push({ matches: canonicalMatches([addr, ...port]), verdict: ctx.allow })
     }
@@ -149,15 +169,26 @@ function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainCo
 }
 
 /** Our chain for one hook, in the order of spec section 2. */
-function chainRules(direction: 'input' | 'output' | 'forward', p: HostPolicy, fs: Failsafe, ctx: ChainContext): Rule[] {
-  const rules: Rule[] = [{ matches: [{ kind: 'ct_state', states: ['established', 'related'] }], verdict: ctx.allow }]
+function chainRules(
+  direction: 'input' | 'output' | 'forward',
+  p: HostPolicy,
+  fs: Failsafe,
+  ctx: ChainContext,
+): Rule[] {
+  const rules: Rule[] = [
+    { matches: [{ kind: 'ct_state', states: ['established', 'related'] }], verdict: ctx.allow },
+  ]
   if (direction !== 'forward') {
     if (!p.loopbackInPolicy) {
-      rules.push({ matches: [{ kind: 'iface', dir: direction === 'input' ? 'in' : 'out', name: 'lo' }], verdict: ctx.allow })
+      rules.push({
+        matches: [{ kind: 'iface', dir: direction === 'input' ? 'in' : 'out', name: 'lo' }],
+        verdict: ctx.allow,
+      })
     }
     rules.push(...failsafeRules(direction, fs, ctx))
     const dir = direction === 'input' ? 'inbound' : 'outbound'
-    for (const r of p.rules) if (r.direction === dir) rules.push(...hostRuleRules(r, ctx, p.enforcementMode))
+    for (const r of p.rules)
+      if (r.direction === dir) rules.push(...hostRuleRules(r, ctx, p.enforcementMode))
   }
   rules.push({ matches: [], verdict: p.enforcementMode === 'full' ? ctx.block : ctx.allow })
   return rules
@@ -171,7 +202,12 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   const { backend } = opts
   const mode = p.mode.mode
   const first = mode !== 'coexistence_non_primary'
-  const base = { backend, version: p.version, mode, hookPosition: first ? 'first' : 'last' } as const
+  const base = {
+    backend,
+    version: p.version,
+    mode,
+    hookPosition: first ? 'first' : 'last',
+  } as const
   if (!p.mode.applied) return { ...base, tables: [], hooks: [], ipsets: [] }
   const block: Verdict = { kind: p.rejectBlocked ? 'reject' : 'drop' }
   const sets = setsOf(p, backend)
@@ -179,7 +215,9 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   if (backend === 'nftables') {
     const priority = opts.priority ?? (first ? NFT_PRIORITY.first : NFT_PRIORITY.nonPrimary)
     if (!Number.isInteger(priority) || priority <= -200 || priority >= 300) {
-      throw new CompileError(`nftables priority ${priority} must be a whole number above -200 (conntrack) and below 300`)
+      throw new CompileError(
+        `nftables priority ${priority} must be a whole number above -200 (conntrack) and below 300`,
+      )
     }
     // nftables has no cross-table final accept: `accept` ends only our base chain in every mode.
     const ctx: ChainContext = { backend, family: null, allow: { kind: 'accept' }, block }
@@ -188,7 +226,12 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
       base: { type: 'filter', hook: d.hook, priority, policy: 'accept' },
       rules: withIds(`inet ${NFT_TABLE}/${d.nft}`, chainRules(d.nft, p, opts.failsafe, ctx)),
     }))
-    return { ...base, tables: [{ family: 'inet', name: NFT_TABLE, source: 'nft', chains, sets }], hooks: [], ipsets: [] }
+    return {
+      ...base,
+      tables: [{ family: 'inet', name: NFT_TABLE, source: 'nft', chains, sets }],
+      hooks: [],
+      ipsets: [],
+    }
   }
 
   const allow: Verdict = { kind: mode === 'exclusive' ? 'accept' : 'return' }
@@ -199,7 +242,10 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
     const ctx: ChainContext = { backend, family, allow, block }
     const chains = DIRECTIONS.map((d) => ({
       name: `${IPT_PREFIX}${d.ipt}`,
-      rules: withIds(`${tf} filter/${IPT_PREFIX}${d.ipt}`, chainRules(d.nft, p, opts.failsafe, ctx)),
+      rules: withIds(
+        `${tf} filter/${IPT_PREFIX}${d.ipt}`,
+        chainRules(d.nft, p, opts.failsafe, ctx),
+      ),
     }))
     tables.push({ family: tf, name: 'filter', source: backend, chains, sets: [] })
     for (const d of DIRECTIONS) {
@@ -207,7 +253,11 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
       hooks.push({
         family: tf,
         chain: d.ipt,
-        rule: { matches: [], verdict: { kind: 'jump', target }, comment: `${COMMENT_PREFIX}${hookId(`${tf} filter/${d.ipt}`)}` },
+        rule: {
+          matches: [],
+          verdict: { kind: 'jump', target },
+          comment: `${COMMENT_PREFIX}${hookId(`${tf} filter/${d.ipt}`)}`,
+        },
       })
     }
   }

@@ -9,21 +9,41 @@ import type { Chain, Rule, Ruleset, Table } from './ruleset.js'
 
 const nft = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
 const ipt = compile(SAMPLE_POLICY, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE })
-const FOREIGN: Rule = { matches: [{ kind: 'port', proto: 6, dir: 'dst', ranges: [[22, 22]] }], verdict: { kind: 'accept' }, text: '-p tcp -m tcp --dport 22 -j ACCEPT' }
+const FOREIGN: Rule = {
+  matches: [{ kind: 'port', proto: 6, dir: 'dst', ranges: [[22, 22]] }],
+  verdict: { kind: 'accept' },
+  text: '-p tcp -m tcp --dport 22 -j ACCEPT',
+}
 
 /** What a perfect read-back of the desired state looks like, iptables hooks included. */
-function live(d: Desired, builtin: (family: string, chain: string, hook: Rule) => Rule[] = (_f, _c, h) => [h]): Ruleset {
+function live(
+  d: Desired,
+  builtin: (family: string, chain: string, hook: Rule) => Rule[] = (_f, _c, h) => [h],
+): Ruleset {
   const tables: Table[] = d.tables.map((t) => {
     const hooks = d.hooks.filter((h) => h.family === t.family)
-    const builtins: Chain[] = hooks.map((h) => ({ name: h.chain, base: { type: 'filter', hook: 'input', priority: 0, policy: 'accept' }, rules: builtin(t.family, h.chain, h.rule) }))
+    const builtins: Chain[] = hooks.map((h) => ({
+      name: h.chain,
+      base: { type: 'filter', hook: 'input', priority: 0, policy: 'accept' },
+      rules: builtin(t.family, h.chain, h.rule),
+    }))
     return { ...t, chains: [...builtins, ...t.chains] }
   })
   return { tables, ipsets: d.ipsets }
 }
 
-const mapChain = (rs: Ruleset, chain: string, f: (rules: readonly Rule[]) => Rule[], family = 'inet'): Ruleset => ({
+const mapChain = (
+  rs: Ruleset,
+  chain: string,
+  f: (rules: readonly Rule[]) => Rule[],
+  family = 'inet',
+): Ruleset => ({
   ...rs,
-  tables: rs.tables.map((t) => (t.family !== family ? t : { ...t, chains: t.chains.map((c) => (c.name === chain ? { ...c, rules: f(c.rules) } : c)) })),
+  tables: rs.tables.map((t) =>
+    t.family !== family
+      ? t
+      : { ...t, chains: t.chains.map((c) => (c.name === chain ? { ...c, rules: f(c.rules) } : c)) },
+  ),
 })
 const kinds = (ds: Drift[]) => ds.map((d) => d.kind)
 
@@ -36,16 +56,87 @@ describe('drift classification', () => {
 
   const base = live(nft)
   it.each<[string, Ruleset, string[]]>([
-    ['one of our rules deleted', mapChain(base, 'input', (r) => r.filter((_, i) => i !== 2)), ['rule_removed']],
-    ['a foreign rule added into our chain', mapChain(base, 'input', (r) => [...r.slice(0, 3), FOREIGN, ...r.slice(3)]), ['rule_added']],
-    ['a rule edited in place', mapChain(base, 'input', (r) => r.map((x, i) => (i === 3 ? { ...x, verdict: { kind: 'drop' } } : x))), ['rule_changed']],
-    ['two rules swapped', mapChain(base, 'input', (r) => [r[0], r[2], r[1], ...r.slice(3)].filter((x): x is Rule => !!x)), ['rule_moved']],
-    ['our chain flushed', mapChain(base, 'output', () => []), ['rule_removed', 'rule_removed', 'rule_removed', 'rule_removed', 'rule_removed', 'rule_removed', 'rule_removed', 'rule_removed']],
-    ['our chain deleted', { ...base, tables: base.tables.map((t) => ({ ...t, chains: t.chains.filter((c) => c.name !== 'forward') })) }, ['chain_missing']],
+    [
+      'one of our rules deleted',
+      mapChain(base, 'input', (r) => r.filter((_, i) => i !== 2)),
+      ['rule_removed'],
+    ],
+    [
+      'a foreign rule added into our chain',
+      mapChain(base, 'input', (r) => [...r.slice(0, 3), FOREIGN, ...r.slice(3)]),
+      ['rule_added'],
+    ],
+    [
+      'a rule edited in place',
+      mapChain(base, 'input', (r) =>
+        r.map((x, i) => (i === 3 ? { ...x, verdict: { kind: 'drop' } } : x)),
+      ),
+      ['rule_changed'],
+    ],
+    [
+      'two rules swapped',
+      mapChain(base, 'input', (r) =>
+        [r[0], r[2], r[1], ...r.slice(3)].filter((x): x is Rule => !!x),
+      ),
+      ['rule_moved'],
+    ],
+    [
+      'our chain flushed',
+      mapChain(base, 'output', () => []),
+      [
+        'rule_removed',
+        'rule_removed',
+        'rule_removed',
+        'rule_removed',
+        'rule_removed',
+        'rule_removed',
+        'rule_removed',
+        'rule_removed',
+      ],
+    ],
+    [
+      'our chain deleted',
+      {
+        ...base,
+        tables: base.tables.map((t) => ({
+          ...t,
+          chains: t.chains.filter((c) => c.name !== 'forward'),
+        })),
+      },
+      ['chain_missing'],
+    ],
     ['our table deleted (nft flush ruleset)', { tables: [], ipsets: [] }, ['table_missing']],
-    ['a set element added', { ...base, tables: base.tables.map((t) => ({ ...t, sets: t.sets.map((s, i) => (i === 0 ? { ...s, elements: [...s.elements, '198.18.7.7/32'] } : s)) })) }, ['set_elements']],
-    ['a set deleted', { ...base, tables: base.tables.map((t) => ({ ...t, sets: t.sets.slice(1) })) }, ['set_missing']],
-    ['a base chain priority changed', { ...base, tables: base.tables.map((t) => ({ ...t, chains: t.chains.map((c) => (c.name === 'input' && c.base ? { ...c, base: { ...c.base, priority: 50 } } : c)) })) }, ['chain_changed']],
+    [
+      'a set element added',
+      {
+        ...base,
+        tables: base.tables.map((t) => ({
+          ...t,
+          sets: t.sets.map((s, i) =>
+            i === 0 ? { ...s, elements: [...s.elements, '198.18.7.7/32'] } : s,
+          ),
+        })),
+      },
+      ['set_elements'],
+    ],
+    [
+      'a set deleted',
+      { ...base, tables: base.tables.map((t) => ({ ...t, sets: t.sets.slice(1) })) },
+      ['set_missing'],
+    ],
+    [
+      'a base chain priority changed',
+      {
+        ...base,
+        tables: base.tables.map((t) => ({
+          ...t,
+          chains: t.chains.map((c) =>
+            c.name === 'input' && c.base ? { ...c, base: { ...c.base, priority: 50 } } : c,
+          ),
+        })),
+      },
+      ['chain_changed'],
+    ],
   ])('nftables: %s', (_n, actual, want) => {
     const ds = diff(nft, actual)
     expect(kinds(ds)).toEqual(want)
@@ -53,7 +144,13 @@ describe('drift classification', () => {
   })
 
   it('plans a set-only change as element updates, anything else as a full apply', () => {
-    const actual: Ruleset = { ...base, tables: base.tables.map((t) => ({ ...t, sets: t.sets.map((s, i) => (i === 0 ? { ...s, elements: ['198.18.7.7/32'] } : s)) })) }
+    const actual: Ruleset = {
+      ...base,
+      tables: base.tables.map((t) => ({
+        ...t,
+        sets: t.sets.map((s, i) => (i === 0 ? { ...s, elements: ['198.18.7.7/32'] } : s)),
+      })),
+    }
     const plan = planApply(nft, diff(nft, actual))
     expect(plan.kind).toBe('sets')
     expect(plan.kind === 'sets' && plan.changes[0]?.remove).toEqual(['198.18.7.7/32'])
@@ -61,11 +158,39 @@ describe('drift classification', () => {
   })
 
   it('iptables: hook missing, duplicated, or behind a foreign rule', () => {
-    expect(kinds(diff(ipt, live(ipt, () => [])))).toEqual(['hook_missing', 'hook_missing', 'hook_missing', 'hook_missing', 'hook_missing', 'hook_missing'])
-    const dup = diff(ipt, live(ipt, (f, c, h) => (f === 'ip' && c === 'INPUT' ? [h, h] : [h])))
+    expect(
+      kinds(
+        diff(
+          ipt,
+          live(ipt, () => []),
+        ),
+      ),
+    ).toEqual([
+      'hook_missing',
+      'hook_missing',
+      'hook_missing',
+      'hook_missing',
+      'hook_missing',
+      'hook_missing',
+    ])
+    const dup = diff(
+      ipt,
+      live(ipt, (f, c, h) => (f === 'ip' && c === 'INPUT' ? [h, h] : [h])),
+    )
     expect(kinds(dup)).toEqual(['hook_duplicated'])
-    const behind = diff(ipt, live(ipt, (f, c, h) => (f === 'ip' && c === 'INPUT' ? [FOREIGN, h] : [h])))
-    expect(behind).toEqual([{ kind: 'hook_not_first', table: 'ip filter', chain: 'INPUT', index: 1, foreignBefore: [FOREIGN.text] }])
+    const behind = diff(
+      ipt,
+      live(ipt, (f, c, h) => (f === 'ip' && c === 'INPUT' ? [FOREIGN, h] : [h])),
+    )
+    expect(behind).toEqual([
+      {
+        kind: 'hook_not_first',
+        table: 'ip filter',
+        chain: 'INPUT',
+        index: 1,
+        foreignBefore: [FOREIGN.text],
+      },
+    ])
     // tampering where our hook must be first; tolerated in non-primary
     expect(isTampering(behind[0] as Drift, { hookPosition: 'first' })).toBe(true)
     expect(isTampering(behind[0] as Drift, { hookPosition: 'last' })).toBe(false)
@@ -74,11 +199,23 @@ describe('drift classification', () => {
 
   it('iptables: ipset elements and leftovers after going idle', () => {
     const actual = live(ipt)
-    const changed = { ...actual, ipsets: actual.ipsets.map((s, i) => (i === 2 ? { ...s, elements: [] } : s)) }
+    const changed = {
+      ...actual,
+      ipsets: actual.ipsets.map((s, i) => (i === 2 ? { ...s, elements: [] } : s)),
+    }
     expect(kinds(diff(ipt, changed))).toEqual(['set_elements'])
-    const idle = compile({ ...SAMPLE_POLICY, enforcementMode: 'idle', mode: { ...SAMPLE_POLICY.mode, applied: false } }, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE })
+    const idle = compile(
+      {
+        ...SAMPLE_POLICY,
+        enforcementMode: 'idle',
+        mode: { ...SAMPLE_POLICY.mode, applied: false },
+      },
+      { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE },
+    )
     const left = diff(idle, actual)
-    expect(new Set(kinds(left))).toEqual(new Set(['chain_unwanted', 'hook_unwanted', 'set_unwanted']))
+    expect(new Set(kinds(left))).toEqual(
+      new Set(['chain_unwanted', 'hook_unwanted', 'set_unwanted']),
+    )
     expect(left.some((d) => isTampering(d, idle))).toBe(false)
   })
 })

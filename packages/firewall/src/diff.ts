@@ -10,18 +10,66 @@ export type Drift =
   | { readonly kind: 'table_unwanted'; readonly table: string }
   | { readonly kind: 'chain_missing'; readonly table: string; readonly chain: string }
   | { readonly kind: 'chain_unwanted'; readonly table: string; readonly chain: string }
-  | { readonly kind: 'chain_changed'; readonly table: string; readonly chain: string; readonly before: string; readonly after: string }
-  | { readonly kind: 'rule_removed'; readonly table: string; readonly chain: string; readonly id: string; readonly before: string }
-  | { readonly kind: 'rule_added'; readonly table: string; readonly chain: string; readonly index: number; readonly after: string }
-  | { readonly kind: 'rule_changed'; readonly table: string; readonly chain: string; readonly id: string; readonly before: string; readonly after: string }
-  | { readonly kind: 'rule_moved'; readonly table: string; readonly chain: string; readonly id: string; readonly from: number; readonly to: number }
+  | {
+      readonly kind: 'chain_changed'
+      readonly table: string
+      readonly chain: string
+      readonly before: string
+      readonly after: string
+    }
+  | {
+      readonly kind: 'rule_removed'
+      readonly table: string
+      readonly chain: string
+      readonly id: string
+      readonly before: string
+    }
+  | {
+      readonly kind: 'rule_added'
+      readonly table: string
+      readonly chain: string
+      readonly index: number
+      readonly after: string
+    }
+  | {
+      readonly kind: 'rule_changed'
+      readonly table: string
+      readonly chain: string
+      readonly id: string
+      readonly before: string
+      readonly after: string
+    }
+  | {
+      readonly kind: 'rule_moved'
+      readonly table: string
+      readonly chain: string
+      readonly id: string
+      readonly from: number
+      readonly to: number
+    }
   | { readonly kind: 'hook_missing'; readonly table: string; readonly chain: string }
-  | { readonly kind: 'hook_duplicated'; readonly table: string; readonly chain: string; readonly count: number }
-  | { readonly kind: 'hook_not_first'; readonly table: string; readonly chain: string; readonly index: number; readonly foreignBefore: readonly string[] }
+  | {
+      readonly kind: 'hook_duplicated'
+      readonly table: string
+      readonly chain: string
+      readonly count: number
+    }
+  | {
+      readonly kind: 'hook_not_first'
+      readonly table: string
+      readonly chain: string
+      readonly index: number
+      readonly foreignBefore: readonly string[]
+    }
   | { readonly kind: 'hook_unwanted'; readonly table: string; readonly chain: string }
   | { readonly kind: 'set_missing'; readonly set: string }
   | { readonly kind: 'set_unwanted'; readonly set: string }
-  | { readonly kind: 'set_elements'; readonly set: string; readonly added: readonly string[]; readonly removed: readonly string[] }
+  | {
+      readonly kind: 'set_elements'
+      readonly set: string
+      readonly added: readonly string[]
+      readonly removed: readonly string[]
+    }
 
 export type DriftKind = Drift['kind']
 
@@ -53,7 +101,13 @@ function diffChain(table: string, want: Chain, have: Chain): Drift[] {
   const out: Drift[] = []
   const chain = want.name
   if (chainBase(want) !== chainBase(have)) {
-    out.push({ kind: 'chain_changed', table, chain, before: chainBase(want), after: chainBase(have) })
+    out.push({
+      kind: 'chain_changed',
+      table,
+      chain,
+      before: chainBase(want),
+      after: chainBase(have),
+    })
   }
   const wantIndex = new Map(want.rules.map((r, i) => [idOf(r.comment) ?? '', i]))
   const seen = new Set<string>()
@@ -68,22 +122,35 @@ function diffChain(table: string, want: Chain, have: Chain): Drift[] {
     seen.add(id)
     const w = want.rules[wantAt]
     if (w && ruleBody(w) !== ruleBody(r)) {
-      out.push({ kind: 'rule_changed', table, chain, id, before: describeRule(w), after: describeRule(r) })
+      out.push({
+        kind: 'rule_changed',
+        table,
+        chain,
+        id,
+        before: describeRule(w),
+        after: describeRule(r),
+      })
     }
     known.push({ id, at, wantAt })
   })
   const inOrder = longestIncreasing(known.map((k) => k.wantAt))
   known.forEach((k, i) => {
-    if (!inOrder.has(i)) out.push({ kind: 'rule_moved', table, chain, id: k.id, from: k.wantAt, to: k.at })
+    if (!inOrder.has(i))
+      out.push({ kind: 'rule_moved', table, chain, id: k.id, from: k.wantAt, to: k.at })
   })
   for (const [id, i] of wantIndex) {
     const w = want.rules[i]
-    if (!seen.has(id) && w) out.push({ kind: 'rule_removed', table, chain, id, before: describeRule(w) })
+    if (!seen.has(id) && w)
+      out.push({ kind: 'rule_removed', table, chain, id, before: describeRule(w) })
   }
   return out
 }
 
-function diffSets(want: readonly NamedSet[], have: readonly NamedSet[], ours: (name: string) => boolean): Drift[] {
+function diffSets(
+  want: readonly NamedSet[],
+  have: readonly NamedSet[],
+  ours: (name: string) => boolean,
+): Drift[] {
   const out: Drift[] = []
   const haveByName = new Map(have.map((s) => [s.name, s]))
   for (const w of want) {
@@ -96,14 +163,20 @@ function diffSets(want: readonly NamedSet[], have: readonly NamedSet[], ours: (n
     const ws = new Set(w.elements)
     const added = h.elements.filter((e) => !ws.has(e))
     const removed = w.elements.filter((e) => !hs.has(e))
-    if (added.length > 0 || removed.length > 0) out.push({ kind: 'set_elements', set: w.name, added, removed })
+    if (added.length > 0 || removed.length > 0)
+      out.push({ kind: 'set_elements', set: w.name, added, removed })
   }
   const wanted = new Set(want.map((s) => s.name))
-  for (const h of have) if (ours(h.name) && !wanted.has(h.name)) out.push({ kind: 'set_unwanted', set: h.name })
+  for (const h of have)
+    if (ours(h.name) && !wanted.has(h.name)) out.push({ kind: 'set_unwanted', set: h.name })
   return out
 }
 
-function diffTable(want: Table | undefined, have: Table | undefined, ourChain: (name: string) => boolean): Drift[] {
+function diffTable(
+  want: Table | undefined,
+  have: Table | undefined,
+  ourChain: (name: string) => boolean,
+): Drift[] {
   const out: Drift[] = []
   if (want && !have) return [{ kind: 'table_missing', table: tableName(want) }]
   const name = tableName(want ?? have ?? { family: 'inet', name: '?' })
@@ -115,19 +188,23 @@ function diffTable(want: Table | undefined, have: Table | undefined, ourChain: (
   }
   const wanted = new Set((want?.chains ?? []).map((c) => c.name))
   for (const h of have?.chains ?? []) {
-    if (ourChain(h.name) && !wanted.has(h.name)) out.push({ kind: 'chain_unwanted', table: name, chain: h.name })
+    if (ourChain(h.name) && !wanted.has(h.name))
+      out.push({ kind: 'chain_unwanted', table: name, chain: h.name })
   }
   return out
 }
 
 /** Our hooks in built-in iptables chains: rules that jump into one of our chains. */
-export function findHooks(table: Table | undefined): { chain: string; index: number; rule: Rule }[] {
+export function findHooks(
+  table: Table | undefined,
+): { chain: string; index: number; rule: Rule }[] {
   const out: { chain: string; index: number; rule: Rule }[] = []
   for (const c of table?.chains ?? []) {
     if (!c.base) continue
     c.rules.forEach((r, index) => {
       const v = r.verdict
-      if (v && (v.kind === 'jump' || v.kind === 'goto') && v.target.startsWith(IPT_PREFIX)) out.push({ chain: c.name, index, rule: r })
+      if (v && (v.kind === 'jump' || v.kind === 'goto') && v.target.startsWith(IPT_PREFIX))
+        out.push({ chain: c.name, index, rule: r })
     })
   }
   return out
@@ -159,14 +236,28 @@ export function diff(desired: Desired, actual: Ruleset): Drift[] {
         out.push({ kind: 'hook_missing', table, chain: h.chain })
         continue
       }
-      if (mine.length > 1) out.push({ kind: 'hook_duplicated', table, chain: h.chain, count: mine.length })
+      if (mine.length > 1)
+        out.push({ kind: 'hook_duplicated', table, chain: h.chain, count: mine.length })
       if (first.rule.comment !== h.rule.comment || ruleBody(first.rule) !== ruleBody(h.rule)) {
-        out.push({ kind: 'rule_changed', table, chain: h.chain, id: idOf(h.rule.comment) ?? '', before: describeRule(h.rule), after: describeRule(first.rule) })
+        out.push({
+          kind: 'rule_changed',
+          table,
+          chain: h.chain,
+          id: idOf(h.rule.comment) ?? '',
+          before: describeRule(h.rule),
+          after: describeRule(first.rule),
+        })
       }
       if (first.index > 0) {
         const chain = have?.chains.find((c) => c.name === h.chain)
         const foreignBefore = (chain?.rules ?? []).slice(0, first.index).map(describeRule)
-        out.push({ kind: 'hook_not_first', table, chain: h.chain, index: first.index, foreignBefore })
+        out.push({
+          kind: 'hook_not_first',
+          table,
+          chain: h.chain,
+          index: first.index,
+          foreignBefore,
+        })
       }
     }
     for (const f of found) {

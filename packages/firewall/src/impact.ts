@@ -62,40 +62,86 @@ interface Terminal {
 }
 
 /** Rules that end evaluation (accept, drop, reject), following jumps within the table. */
-function terminals(table: Table, chain: Chain, rules: readonly Rule[], offset: number, via: readonly Match[], seen: Set<string>): Terminal[] {
+function terminals(
+  table: Table,
+  chain: Chain,
+  rules: readonly Rule[],
+  offset: number,
+  via: readonly Match[],
+  seen: Set<string>,
+): Terminal[] {
   const out: Terminal[] = []
   rules.forEach((r, i) => {
     const v = r.verdict
-    const ref: RuleRef = { table: tableKey(table), chain: chain.name, index: offset + i, text: r.text ?? describeMatches(r.matches), ours: false }
-    if (v && (v.kind === 'accept' || v.kind === 'drop' || v.kind === 'reject')) out.push({ rule: r, ref, verdict: v.kind, via })
+    const ref: RuleRef = {
+      table: tableKey(table),
+      chain: chain.name,
+      index: offset + i,
+      text: r.text ?? describeMatches(r.matches),
+      ours: false,
+    }
+    if (v && (v.kind === 'accept' || v.kind === 'drop' || v.kind === 'reject'))
+      out.push({ rule: r, ref, verdict: v.kind, via })
     if (v && (v.kind === 'jump' || v.kind === 'goto') && !seen.has(v.target)) {
       const target = table.chains.find((c) => c.name === v.target)
-      if (target) out.push(...terminals(table, target, target.rules, 0, [...via, ...r.matches], new Set([...seen, v.target])))
+      if (target)
+        out.push(
+          ...terminals(
+            table,
+            target,
+            target.rules,
+            0,
+            [...via, ...r.matches],
+            new Set([...seen, v.target]),
+          ),
+        )
     }
   })
   return out
 }
 
-const covers = (t: Table, f: IpFamily) => t.family === 'inet' || t.family === (f === 4 ? 'ip' : 'ip6')
+const covers = (t: Table, f: IpFamily) =>
+  t.family === 'inet' || t.family === (f === 4 ? 'ip' : 'ip6')
 
 /**
  * For every hook and family where our chains sit, the foreign rules that can change the
  * outcome of our policy, and how. Non-disruptive foreign rules are not listed.
  */
-export function analyseImpact(rs: Ruleset, ctx: { backend: Backend; mode: CoexistenceMode }): Impact[] {
+export function analyseImpact(
+  rs: Ruleset,
+  ctx: { backend: Backend; mode: CoexistenceMode },
+): Impact[] {
   const out: Impact[] = []
   const exclusive = ctx.mode === 'exclusive'
   for (const family of [4, 6] as const) {
     for (const hook of HOOKS) {
-      const bases = rs.tables.flatMap((table) =>
-        covers(table, family) ? table.chains.filter((c) => c.base?.hook === hook && c.base.type !== 'nat').map((chain) => ({ table, chain })) : [],
-      ).sort((a, b) => (a.chain.base?.priority ?? 0) - (b.chain.base?.priority ?? 0))
+      const bases = rs.tables
+        .flatMap((table) =>
+          covers(table, family)
+            ? table.chains
+                .filter((c) => c.base?.hook === hook && c.base.type !== 'nat')
+                .map((chain) => ({ table, chain }))
+            : [],
+        )
+        .sort((a, b) => (a.chain.base?.priority ?? 0) - (b.chain.base?.priority ?? 0))
       let ourPriority: number | undefined
       let hookChain: { table: Table; chain: Chain; index: number } | undefined
       for (const b of bases) {
-        if (ctx.backend === 'nftables' && b.table.source === 'nft' && b.table.family === 'inet' && b.table.name === NFT_TABLE) ourPriority = b.chain.base?.priority
-        if (ctx.backend !== 'nftables' && b.table.source === ctx.backend && b.table.name === 'filter') {
-          const index = b.chain.rules.findIndex((r) => r.verdict?.kind === 'jump' && r.verdict.target.startsWith(IPT_PREFIX))
+        if (
+          ctx.backend === 'nftables' &&
+          b.table.source === 'nft' &&
+          b.table.family === 'inet' &&
+          b.table.name === NFT_TABLE
+        )
+          ourPriority = b.chain.base?.priority
+        if (
+          ctx.backend !== 'nftables' &&
+          b.table.source === ctx.backend &&
+          b.table.name === 'filter'
+        ) {
+          const index = b.chain.rules.findIndex(
+            (r) => r.verdict?.kind === 'jump' && r.verdict.target.startsWith(IPT_PREFIX),
+          )
           if (index >= 0) {
             hookChain = { ...b, index }
             ourPriority = b.chain.base?.priority
@@ -104,18 +150,52 @@ export function analyseImpact(rs: Ruleset, ctx: { backend: Backend; mode: Coexis
       }
       if (ourPriority === undefined) continue
       const add = (kind: ImpactKind, t: Terminal) =>
-        out.push({ kind, hook, family, verdict: t.verdict, rule: t.ref, traffic: describeMatches([...t.via, ...t.rule.matches]) })
+        out.push({
+          kind,
+          hook,
+          family,
+          verdict: t.verdict,
+          rule: t.ref,
+          traffic: describeMatches([...t.via, ...t.rule.matches]),
+        })
       for (const b of bases) {
-        const isOurs = (b.table.source === 'nft' && b.table.name === NFT_TABLE && b.table.family === 'inet') || b.chain.name.startsWith(IPT_PREFIX)
+        const isOurs =
+          (b.table.source === 'nft' && b.table.name === NFT_TABLE && b.table.family === 'inet') ||
+          b.chain.name.startsWith(IPT_PREFIX)
         if (isOurs) continue
         const priority = b.chain.base?.priority ?? 0
         const policyDrop: Terminal | undefined =
           b.chain.base?.policy === 'drop'
-            ? { rule: { matches: [], verdict: { kind: 'drop' } }, ref: { table: tableKey(b.table), chain: b.chain.name, index: -1, text: 'policy drop', ours: false }, verdict: 'drop', via: [] }
+            ? {
+                rule: { matches: [], verdict: { kind: 'drop' } },
+                ref: {
+                  table: tableKey(b.table),
+                  chain: b.chain.name,
+                  index: -1,
+                  text: 'policy drop',
+                  ours: false,
+                },
+                verdict: 'drop',
+                via: [],
+              }
             : undefined
         if (hookChain && b.chain === hookChain.chain) {
-          const before = terminals(b.table, b.chain, b.chain.rules.slice(0, hookChain.index), 0, [], new Set())
-          const after = terminals(b.table, b.chain, b.chain.rules.slice(hookChain.index + 1), hookChain.index + 1, [], new Set())
+          const before = terminals(
+            b.table,
+            b.chain,
+            b.chain.rules.slice(0, hookChain.index),
+            0,
+            [],
+            new Set(),
+          )
+          const after = terminals(
+            b.table,
+            b.chain,
+            b.chain.rules.slice(hookChain.index + 1),
+            hookChain.index + 1,
+            [],
+            new Set(),
+          )
           for (const t of before) add(t.verdict === 'accept' ? 'bypass' : 'pre-empt', t)
           for (const t of [...after, ...(policyDrop ? [policyDrop] : [])]) {
             if (exclusive) add('shadowed', t)
@@ -124,7 +204,10 @@ export function analyseImpact(rs: Ruleset, ctx: { backend: Backend; mode: Coexis
           continue
         }
         // Another base chain: an accept there never ends our evaluation, a drop is final.
-        const drops = [...terminals(b.table, b.chain, b.chain.rules, 0, [], new Set()), ...(policyDrop ? [policyDrop] : [])].filter((t) => t.verdict !== 'accept')
+        const drops = [
+          ...terminals(b.table, b.chain, b.chain.rules, 0, [], new Set()),
+          ...(policyDrop ? [policyDrop] : []),
+        ].filter((t) => t.verdict !== 'accept')
         for (const t of drops) add(priority < ourPriority ? 'pre-empt' : 'override', t)
       }
     }

@@ -3,51 +3,206 @@ import { analyseImpact } from './impact.js'
 import type { Packet } from './packet-path.js'
 import { tracePacket } from './packet-path.js'
 import { parseIptablesSave } from './parse-iptables.js'
-import type { Chain, Rule, Ruleset, Table } from './ruleset.js'
+import type { Chain, CtState, Match, Rule, Ruleset, Table } from './ruleset.js'
 
 const rule = (text: string): Rule => {
   const [m, v] = text.split(' => ')
-  const matches = (m ?? '').split(' ').filter(Boolean).map((x) => {
-    const [k, val = ''] = x.split('=')
-    if (k === 'dport') return { kind: 'port', proto: 6, dir: 'dst', ranges: [[Number(val), Number(val)]] } as const
-    if (k === 'ct') return { kind: 'ct_state', states: val.split(',') } as const
-    if (k === 'src') return { kind: 'addr', dir: 'src', family: 4, cidrs: [val] } as const
-    if (k === 'srcset') return { kind: 'addr', dir: 'src', family: 4, set: val } as const
-    if (k === 'opaque') return { kind: 'opaque', text: val } as const
-    throw new Error(k)
-  })
+  const matches = (m ?? '')
+    .split(' ')
+    .filter(Boolean)
+    .map((x): Match => {
+      const [k, val = ''] = x.split('=')
+      if (k === 'dport')
+        return { kind: 'port', proto: 6, dir: 'dst', ranges: [[Number(val), Number(val)]] } as const
+      if (k === 'ct') return { kind: 'ct_state', states: val.split(',') as CtState[] } as const
+      if (k === 'src') return { kind: 'addr', dir: 'src', family: 4, cidrs: [val] } as const
+      if (k === 'srcset') return { kind: 'addr', dir: 'src', family: 4, set: val } as const
+      if (k === 'opaque') return { kind: 'opaque', text: val } as const
+      throw new Error(k)
+    })
   const vt = v ?? ''
-  const verdict = vt === '' ? null : vt.startsWith('jump:') ? { kind: 'jump', target: vt.slice(5) } as const : vt.startsWith('goto:') ? { kind: 'goto', target: vt.slice(5) } as const : { kind: vt } as { kind: 'accept' }
+  const verdict =
+    vt === ''
+      ? null
+      : vt.startsWith('jump:')
+        ? ({ kind: 'jump', target: vt.slice(5) } as const)
+        : vt.startsWith('goto:')
+          ? ({ kind: 'goto', target: vt.slice(5) } as const)
+          : ({ kind: vt } as { kind: 'accept' })
   return { matches, verdict, text: text }
 }
-const base = (name: string, hook: 'input' | 'output', priority: number, rules: string[], policy: 'accept' | 'drop' = 'accept'): Chain => ({
+const base = (
+  name: string,
+  hook: 'input' | 'output',
+  priority: number,
+  rules: string[],
+  policy: 'accept' | 'drop' = 'accept',
+): Chain => ({
   name,
   base: { type: 'filter', hook, priority, policy },
   rules: rules.map(rule),
 })
 const user = (name: string, rules: string[]): Chain => ({ name, rules: rules.map(rule) })
-const nft = (name: string, chains: Chain[], family: Table['family'] = 'inet', sets: Table['sets'] = []): Table => ({ family, name, source: 'nft', chains, sets })
-const ipt = (chains: Chain[], source: Table['source'] = 'iptables-nft'): Table => ({ family: 'ip', name: 'filter', source, chains, sets: [] })
+const nft = (
+  name: string,
+  chains: Chain[],
+  family: Table['family'] = 'inet',
+  sets: Table['sets'] = [],
+): Table => ({ family, name, source: 'nft', chains, sets })
+const ipt = (chains: Chain[], source: Table['source'] = 'iptables-nft'): Table => ({
+  family: 'ip',
+  name: 'filter',
+  source,
+  chains,
+  sets: [],
+})
 const rs = (...tables: Table[]): Ruleset => ({ tables, ipsets: [] })
-const pkt = (dport: number, over: Partial<Packet> = {}): Packet => ({ path: 'in', family: 4, src: '198.18.0.1', dst: '198.18.0.2', proto: 6, dport, ct: 'new', ...over })
+const pkt = (dport: number, over: Partial<Packet> = {}): Packet => ({
+  path: 'in',
+  family: 4,
+  src: '198.18.0.1',
+  dst: '198.18.0.2',
+  proto: 6,
+  dport,
+  ct: 'new',
+  ...over,
+})
 
 describe('packet path model', () => {
   it.each<[string, Ruleset, Packet, string, boolean]>([
-    ['nft: accept in an earlier table does not stop a later drop', rs(nft('a', [base('c', 'input', -10, ['dport=80 => accept'])]), nft('b', [base('c', 'input', 0, ['dport=80 => drop'])])), pkt(80), 'drop', false],
-    ['nft: a drop is final, later tables never see the packet', rs(nft('a', [base('c', 'input', -10, ['dport=80 => drop'])]), nft('b', [base('c', 'input', 0, ['dport=80 => accept'])])), pkt(80), 'drop', false],
-    ['nft: order is by priority, not listing', rs(nft('b', [base('c', 'input', 10, ['dport=80 => drop'])]), nft('a', [base('c', 'input', -10, [])])), pkt(80), 'drop', false],
-    ['iptables: ACCEPT ends the chain before a later DROP', rs(ipt([base('INPUT', 'input', 0, ['dport=80 => accept', ' => drop'])])), pkt(80), 'accept', false],
-    ['iptables: RETURN from a user chain continues in the caller', rs(ipt([base('INPUT', 'input', 0, ['dport=80 => jump:SUB', ' => drop']), user('SUB', [' => return', ' => accept'])])), pkt(80), 'drop', false],
-    ['iptables: falling off a user chain returns too', rs(ipt([base('INPUT', 'input', 0, ['dport=80 => jump:SUB', ' => drop']), user('SUB', ['dport=81 => accept'])])), pkt(80), 'drop', false],
-    ['iptables: goto does not come back', rs(ipt([base('INPUT', 'input', 0, ['dport=80 => goto:SUB', ' => drop']), user('SUB', [' => return'])])), pkt(80), 'accept', false],
-    ['chain policy drop decides what nothing accepted', rs(ipt([base('INPUT', 'input', 0, ['dport=22 => accept'], 'drop')])), pkt(80), 'drop', false],
-    ['conntrack: established skips the drop', rs(nft('a', [base('c', 'input', 0, ['ct=established,related => accept', ' => drop'])])), pkt(80, { ct: 'established' }), 'accept', false],
-    ['an ip6 table does not see IPv4', rs({ ...nft('x', [base('c', 'input', 0, [' => drop'])]), family: 'ip6' }), pkt(80), 'accept', false],
-    ['output path uses output chains only', rs(nft('a', [base('c', 'input', 0, [' => drop']), base('o', 'output', 0, [])])), pkt(80, { path: 'out' }), 'accept', false],
-    ['an opaque match is passed over and flagged', rs(nft('a', [base('c', 'input', 0, ['opaque=xt => drop'])])), pkt(80), 'accept', true],
-    ['a missing set is flagged', rs(nft('a', [base('c', 'input', 0, ['srcset=nope => drop'])])), pkt(80), 'accept', true],
-    ['a set is matched by its elements', rs(nft('a', [base('c', 'input', 0, ['srcset=s => drop'])], 'inet', [{ name: 's', family: 4, elements: ['198.18.0.0/24'] }])), pkt(80), 'drop', false],
-    ['a loop of jumps ends and is flagged', rs(ipt([base('INPUT', 'input', 0, [' => jump:A']), user('A', [' => jump:A'])])), pkt(80), 'accept', true],
+    [
+      'nft: accept in an earlier table does not stop a later drop',
+      rs(
+        nft('a', [base('c', 'input', -10, ['dport=80 => accept'])]),
+        nft('b', [base('c', 'input', 0, ['dport=80 => drop'])]),
+      ),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'nft: a drop is final, later tables never see the packet',
+      rs(
+        nft('a', [base('c', 'input', -10, ['dport=80 => drop'])]),
+        nft('b', [base('c', 'input', 0, ['dport=80 => accept'])]),
+      ),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'nft: order is by priority, not listing',
+      rs(
+        nft('b', [base('c', 'input', 10, ['dport=80 => drop'])]),
+        nft('a', [base('c', 'input', -10, [])]),
+      ),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'iptables: ACCEPT ends the chain before a later DROP',
+      rs(ipt([base('INPUT', 'input', 0, ['dport=80 => accept', ' => drop'])])),
+      pkt(80),
+      'accept',
+      false,
+    ],
+    [
+      'iptables: RETURN from a user chain continues in the caller',
+      rs(
+        ipt([
+          base('INPUT', 'input', 0, ['dport=80 => jump:SUB', ' => drop']),
+          user('SUB', [' => return', ' => accept']),
+        ]),
+      ),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'iptables: falling off a user chain returns too',
+      rs(
+        ipt([
+          base('INPUT', 'input', 0, ['dport=80 => jump:SUB', ' => drop']),
+          user('SUB', ['dport=81 => accept']),
+        ]),
+      ),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'iptables: goto does not come back',
+      rs(
+        ipt([
+          base('INPUT', 'input', 0, ['dport=80 => goto:SUB', ' => drop']),
+          user('SUB', [' => return']),
+        ]),
+      ),
+      pkt(80),
+      'accept',
+      false,
+    ],
+    [
+      'chain policy drop decides what nothing accepted',
+      rs(ipt([base('INPUT', 'input', 0, ['dport=22 => accept'], 'drop')])),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'conntrack: established skips the drop',
+      rs(nft('a', [base('c', 'input', 0, ['ct=established,related => accept', ' => drop'])])),
+      pkt(80, { ct: 'established' }),
+      'accept',
+      false,
+    ],
+    [
+      'an ip6 table does not see IPv4',
+      rs({ ...nft('x', [base('c', 'input', 0, [' => drop'])]), family: 'ip6' }),
+      pkt(80),
+      'accept',
+      false,
+    ],
+    [
+      'output path uses output chains only',
+      rs(nft('a', [base('c', 'input', 0, [' => drop']), base('o', 'output', 0, [])])),
+      pkt(80, { path: 'out' }),
+      'accept',
+      false,
+    ],
+    [
+      'an opaque match is passed over and flagged',
+      rs(nft('a', [base('c', 'input', 0, ['opaque=xt => drop'])])),
+      pkt(80),
+      'accept',
+      true,
+    ],
+    [
+      'a missing set is flagged',
+      rs(nft('a', [base('c', 'input', 0, ['srcset=nope => drop'])])),
+      pkt(80),
+      'accept',
+      true,
+    ],
+    [
+      'a set is matched by its elements',
+      rs(
+        nft('a', [base('c', 'input', 0, ['srcset=s => drop'])], 'inet', [
+          { name: 's', family: 4, elements: ['198.18.0.0/24'] },
+        ]),
+      ),
+      pkt(80),
+      'drop',
+      false,
+    ],
+    [
+      'a loop of jumps ends and is flagged',
+      rs(ipt([base('INPUT', 'input', 0, [' => jump:A']), user('A', [' => jump:A'])])),
+      pkt(80),
+      'accept',
+      true,
+    ],
   ])('%s', (_n, ruleset, p, verdict, uncertain) => {
     const r = tracePacket(ruleset, p)
     expect(r.verdict).toBe(verdict)
@@ -59,19 +214,44 @@ describe('packet path model', () => {
     const pre = nft('pre', [base('c', 'input', -150, ['dport=81 => drop'])])
     const after = nft('fw', [base('c', 'input', 10, ['dport=80 => drop'])])
     const set = rs(ours, pre, after)
-    expect(tracePacket(set, pkt(80))).toMatchObject({ verdict: 'drop', sawUs: true, ours: 'pass', decidedBy: { table: 'nft:inet:fw', index: 0 } })
+    expect(tracePacket(set, pkt(80))).toMatchObject({
+      verdict: 'drop',
+      sawUs: true,
+      ours: 'pass',
+      decidedBy: { table: 'nft:inet:fw', index: 0 },
+    })
     expect(tracePacket(set, pkt(81))).toMatchObject({ verdict: 'drop', sawUs: false })
-    expect(tracePacket(set, pkt(82))).toMatchObject({ verdict: 'drop', sawUs: true, ours: 'drop', decidedBy: { table: 'nft:inet:palisade', index: 1, ours: true } })
+    expect(tracePacket(set, pkt(82))).toMatchObject({
+      verdict: 'drop',
+      sawUs: true,
+      ours: 'drop',
+      decidedBy: { table: 'nft:inet:palisade', index: 1, ours: true },
+    })
   })
 
   it('follows iptables into our chain and records its outcome', () => {
     const t = parseIptablesSave(
-      ['*filter', ':INPUT ACCEPT [0:0]', ':PALISADE-INPUT - [0:0]', '-A INPUT -p tcp -m tcp --dport 81 -j ACCEPT', '-A INPUT -j PALISADE-INPUT', '-A INPUT -p tcp -m tcp --dport 80 -j DROP', '-A PALISADE-INPUT -p tcp -m tcp --dport 80 -j RETURN', '-A PALISADE-INPUT -j DROP', 'COMMIT'].join('\n'),
+      [
+        '*filter',
+        ':INPUT ACCEPT [0:0]',
+        ':PALISADE-INPUT - [0:0]',
+        '-A INPUT -p tcp -m tcp --dport 81 -j ACCEPT',
+        '-A INPUT -j PALISADE-INPUT',
+        '-A INPUT -p tcp -m tcp --dport 80 -j DROP',
+        '-A PALISADE-INPUT -p tcp -m tcp --dport 80 -j RETURN',
+        '-A PALISADE-INPUT -j DROP',
+        'COMMIT',
+      ].join('\n'),
       'ip',
       'iptables-nft',
     ).tables
     const set = rs(...t)
-    expect(tracePacket(set, pkt(80))).toMatchObject({ verdict: 'drop', sawUs: true, ours: 'pass', decidedBy: { chain: 'INPUT', index: 2 } })
+    expect(tracePacket(set, pkt(80))).toMatchObject({
+      verdict: 'drop',
+      sawUs: true,
+      ours: 'pass',
+      decidedBy: { chain: 'INPUT', index: 2 },
+    })
     expect(tracePacket(set, pkt(81))).toMatchObject({ verdict: 'accept', sawUs: false })
     expect(tracePacket(set, pkt(82))).toMatchObject({ verdict: 'drop', sawUs: true, ours: 'drop' })
   })
@@ -81,14 +261,30 @@ describe('impact analysis', () => {
   it('classifies every foreign rule that can change our outcome (iptables, coexistence)', () => {
     const set = rs(
       ...parseIptablesSave(
-        ['*filter', ':INPUT ACCEPT [0:0]', ':DOCKER-USER - [0:0]', ':PALISADE-INPUT - [0:0]', '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT', '-A INPUT -s 198.18.9.0/24 -j DROP', '-A INPUT -j PALISADE-INPUT', '-A INPUT -j DOCKER-USER', '-A DOCKER-USER -p tcp -m tcp --dport 8080 -j REJECT', '-A INPUT -j ACCEPT', '-A PALISADE-INPUT -j RETURN', 'COMMIT'].join('\n'),
+        [
+          '*filter',
+          ':INPUT ACCEPT [0:0]',
+          ':DOCKER-USER - [0:0]',
+          ':PALISADE-INPUT - [0:0]',
+          '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+          '-A INPUT -s 198.18.9.0/24 -j DROP',
+          '-A INPUT -j PALISADE-INPUT',
+          '-A INPUT -j DOCKER-USER',
+          '-A DOCKER-USER -p tcp -m tcp --dport 8080 -j REJECT',
+          '-A INPUT -j ACCEPT',
+          '-A PALISADE-INPUT -j RETURN',
+          'COMMIT',
+        ].join('\n'),
         'ip',
         'iptables-nft',
       ).tables,
       nft('firewalld', [base('filter_INPUT', 'input', 10, ['dport=9090 => drop'], 'drop')]),
       nft('early', [base('c', 'input', -200, ['dport=23 => drop', 'dport=24 => accept'])]),
     )
-    const got = analyseImpact(set, { backend: 'iptables-nft', mode: 'coexistence_non_primary' }).map((i) => [i.kind, i.verdict, i.traffic])
+    const got = analyseImpact(set, {
+      backend: 'iptables-nft',
+      mode: 'coexistence_non_primary',
+    }).map((i) => [i.kind, i.verdict, i.traffic])
     expect(got).toEqual([
       ['pre-empt', 'drop', 'tcp dport 23'],
       ['bypass', 'accept', 'proto 6 tcp dport 22'],
@@ -101,9 +297,27 @@ describe('impact analysis', () => {
 
   it('marks what follows our final verdict as shadowed in exclusive mode', () => {
     const set = rs(
-      ...parseIptablesSave(['*filter', ':INPUT ACCEPT [0:0]', ':PALISADE-INPUT - [0:0]', '-A INPUT -j PALISADE-INPUT', '-A INPUT -p tcp -m tcp --dport 80 -j DROP', '-A INPUT -j ACCEPT', '-A PALISADE-INPUT -j ACCEPT', 'COMMIT'].join('\n'), 'ip', 'iptables-legacy').tables,
+      ...parseIptablesSave(
+        [
+          '*filter',
+          ':INPUT ACCEPT [0:0]',
+          ':PALISADE-INPUT - [0:0]',
+          '-A INPUT -j PALISADE-INPUT',
+          '-A INPUT -p tcp -m tcp --dport 80 -j DROP',
+          '-A INPUT -j ACCEPT',
+          '-A PALISADE-INPUT -j ACCEPT',
+          'COMMIT',
+        ].join('\n'),
+        'ip',
+        'iptables-legacy',
+      ).tables,
     )
-    expect(analyseImpact(set, { backend: 'iptables-legacy', mode: 'exclusive' }).map((i) => [i.kind, i.verdict])).toEqual([
+    expect(
+      analyseImpact(set, { backend: 'iptables-legacy', mode: 'exclusive' }).map((i) => [
+        i.kind,
+        i.verdict,
+      ]),
+    ).toEqual([
       ['shadowed', 'drop'],
       ['shadowed', 'accept'],
     ])
@@ -112,13 +326,17 @@ describe('impact analysis', () => {
   it('on nftables, places foreign drops by priority and ignores foreign accepts', () => {
     const set = rs(
       nft('palisade', [base('input', 'input', 20, [' => accept'])]),
-      nft('firewalld', [base('filter_INPUT', 'input', 10, ['dport=80 => drop', 'dport=81 => accept'])]),
+      nft('firewalld', [
+        base('filter_INPUT', 'input', 10, ['dport=80 => drop', 'dport=81 => accept']),
+      ]),
       nft('late', [base('c', 'input', 30, ['dport=82 => reject'])]),
     )
     const impacts = analyseImpact(set, { backend: 'nftables', mode: 'coexistence_non_primary' })
     // inet tables act on both families, and are reported for each
     expect(impacts.filter((i) => i.family === 6)).toHaveLength(2)
-    expect(impacts.filter((i) => i.family === 4).map((i) => [i.kind, i.rule.table, i.traffic])).toEqual([
+    expect(
+      impacts.filter((i) => i.family === 4).map((i) => [i.kind, i.rule.table, i.traffic]),
+    ).toEqual([
       ['pre-empt', 'nft:inet:firewalld', 'tcp dport 80'],
       ['override', 'nft:inet:late', 'tcp dport 82'],
     ])

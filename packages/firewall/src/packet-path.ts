@@ -1,6 +1,16 @@
 import { cidrContains } from '@palisade/model'
 import { IPT_PREFIX, NFT_TABLE } from './compile.js'
-import type { Chain, CtState, Hook, IpFamily, Match, NamedSet, Rule, Ruleset, Table } from './ruleset.js'
+import type {
+  Chain,
+  CtState,
+  Hook,
+  IpFamily,
+  Match,
+  NamedSet,
+  Rule,
+  Ruleset,
+  Table,
+} from './ruleset.js'
 import { tableKey } from './ruleset.js'
 
 /** A packet as netfilter sees it at the filter hooks. */
@@ -52,6 +62,8 @@ export interface PathResult {
   readonly ours?: 'pass' | 'drop' | 'reject'
   /** A rule we could not evaluate (opaque match, unknown set) was passed over as not matching. */
   readonly uncertain: boolean
+  /** How many of our rules the packet was tested against: the per-packet cost of our policy. */
+  readonly ourRulesEvaluated: number
   readonly steps: readonly ChainStep[]
 }
 
@@ -62,17 +74,22 @@ const HOOKS_OF_PATH: Record<Packet['path'], readonly Hook[]> = {
 }
 const MAX_DEPTH = 32
 
-const familyCovers = (t: Table, f: IpFamily) => t.family === 'inet' || (f === 4 ? t.family === 'ip' : t.family === 'ip6')
+const familyCovers = (t: Table, f: IpFamily) =>
+  t.family === 'inet' || (f === 4 ? t.family === 'ip' : t.family === 'ip6')
 const isOurTable = (t: Table) => t.source === 'nft' && t.family === 'inet' && t.name === NFT_TABLE
 
 /** The base chains a packet meets, in the order the kernel runs them. */
-export function baseChainsFor(rs: Ruleset, p: Pick<Packet, 'path' | 'family'>): { table: Table; chain: Chain }[] {
+export function baseChainsFor(
+  rs: Ruleset,
+  p: Pick<Packet, 'path' | 'family'>,
+): { table: Table; chain: Chain }[] {
   const hooks = HOOKS_OF_PATH[p.path]
   const out: { table: Table; chain: Chain }[] = []
   for (const table of rs.tables) {
     if (!familyCovers(table, p.family)) continue
     for (const chain of table.chains) {
-      if (chain.base && chain.base.type !== 'nat' && hooks.includes(chain.base.hook)) out.push({ table, chain })
+      if (chain.base && chain.base.type !== 'nat' && hooks.includes(chain.base.hook))
+        out.push({ table, chain })
     }
   }
   // Equal priorities run in an order the kernel does not define; we keep the listing order.
@@ -86,7 +103,9 @@ export function baseChainsFor(rs: Ruleset, p: Pick<Packet, 'path' | 'family'>): 
 type Tri = boolean | 'unknown'
 
 function setOf(rs: Ruleset, table: Table, name: string): NamedSet | undefined {
-  return table.source === 'nft' ? table.sets.find((s) => s.name === name) : rs.ipsets.find((s) => s.name === name)
+  return table.source === 'nft'
+    ? table.sets.find((s) => s.name === name)
+    : rs.ipsets.find((s) => s.name === name)
 }
 
 function matchOne(m: Match, p: Packet, rs: Ruleset, table: Table): Tri {
@@ -104,9 +123,15 @@ function matchOne(m: Match, p: Packet, rs: Ruleset, table: Table): Tri {
       if (m.set !== undefined) {
         const set = setOf(rs, table, m.set)
         if (!set) return 'unknown'
-        return neg(set.elements.some((c) => cidrContains(c, ip)), m.negate)
+        return neg(
+          set.elements.some((c) => cidrContains(c, ip)),
+          m.negate,
+        )
       }
-      return neg((m.cidrs ?? []).some((c) => cidrContains(c, ip)), m.negate)
+      return neg(
+        (m.cidrs ?? []).some((c) => cidrContains(c, ip)),
+        m.negate,
+      )
     }
     case 'proto':
       return neg(m.proto === p.proto, m.negate)
@@ -114,10 +139,18 @@ function matchOne(m: Match, p: Packet, rs: Ruleset, table: Table): Tri {
       if (p.proto !== m.proto) return false
       const port = m.dir === 'src' ? p.sport : p.dport
       if (port === undefined) return false
-      return neg(m.ranges.some(([a, b]) => port >= a && port <= b), m.negate)
+      return neg(
+        m.ranges.some(([a, b]) => port >= a && port <= b),
+        m.negate,
+      )
     }
     case 'icmp':
-      return p.family === m.family && p.proto === (m.family === 4 ? 1 : 58) && p.icmp?.type === m.type && (m.code === undefined || p.icmp.code === m.code)
+      return (
+        p.family === m.family &&
+        p.proto === (m.family === 4 ? 1 : 58) &&
+        p.icmp?.type === m.type &&
+        (m.code === undefined || p.icmp.code === m.code)
+      )
     case 'opaque':
       return 'unknown'
   }
@@ -140,6 +173,7 @@ interface Walk {
   readonly p: Packet
   uncertain: boolean
   sawUs: boolean
+  ourRulesEvaluated: number
   ours?: 'pass' | 'drop' | 'reject'
 }
 
@@ -161,6 +195,7 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
   for (let i = 0; i < chain.rules.length; i++) {
     const r = chain.rules[i]
     if (!r) continue
+    if (ours) w.ourRulesEvaluated++
     const m = ruleMatches(r, w.p, w.rs, table)
     if (m === 'unknown') w.uncertain = true
     if (m !== true || r.verdict === null) continue
@@ -184,7 +219,8 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
         }
         const intoOurs = ours || (table.source !== 'nft' && target.name.startsWith(IPT_PREFIX))
         const end = runChain(w, table, target, intoOurs, depth + 1)
-        if (intoOurs && !ours) w.ours = end.kind === 'drop' || end.kind === 'reject' ? end.kind : 'pass'
+        if (intoOurs && !ours)
+          w.ours = end.kind === 'drop' || end.kind === 'reject' ? end.kind : 'pass'
         if (end.kind === 'accept' || end.kind === 'drop' || end.kind === 'reject') return end
         if (v.kind === 'goto') return { kind: 'return' }
       }
@@ -199,7 +235,7 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
  * the whole path; an accept only ends its own base chain and the packet meets the next one.
  */
 export function tracePacket(rs: Ruleset, p: Packet): PathResult {
-  const w: Walk = { rs, p, uncertain: false, sawUs: false }
+  const w: Walk = { rs, p, uncertain: false, sawUs: false, ourRulesEvaluated: 0 }
   const steps: ChainStep[] = []
   let lastAccept: RuleRef | undefined
   for (const { table, chain } of baseChainsFor(rs, p)) {
@@ -207,15 +243,46 @@ export function tracePacket(rs: Ruleset, p: Packet): PathResult {
     if (!base) continue
     const ours = isOurTable(table)
     const end = runChain(w, table, chain, ours, 0)
-    const outcome: FinalVerdict = end.kind === 'accept' || end.kind === 'drop' || end.kind === 'reject' ? end.kind : base.policy
+    const outcome: FinalVerdict =
+      end.kind === 'accept' || end.kind === 'drop' || end.kind === 'reject' ? end.kind : base.policy
     const by = 'by' in end ? end.by : undefined
     if (ours) w.ours = outcome === 'accept' ? 'pass' : outcome
-    steps.push({ table: tableKey(table), chain: chain.name, hook: base.hook, priority: base.priority, ours, outcome, ...(by && { by }) })
+    steps.push({
+      table: tableKey(table),
+      chain: chain.name,
+      hook: base.hook,
+      priority: base.priority,
+      ours,
+      outcome,
+      ...(by && { by }),
+    })
     if (outcome !== 'accept') {
-      const decidedBy = by ?? { table: tableKey(table), chain: chain.name, index: -1, text: `policy ${base.policy}`, ours }
-      return { verdict: outcome, decidedBy, sawUs: w.sawUs, ...(w.ours && { ours: w.ours }), uncertain: w.uncertain, steps }
+      const decidedBy = by ?? {
+        table: tableKey(table),
+        chain: chain.name,
+        index: -1,
+        text: `policy ${base.policy}`,
+        ours,
+      }
+      return {
+        verdict: outcome,
+        decidedBy,
+        sawUs: w.sawUs,
+        ...(w.ours && { ours: w.ours }),
+        uncertain: w.uncertain,
+        ourRulesEvaluated: w.ourRulesEvaluated,
+        steps,
+      }
     }
     if (by) lastAccept = by
   }
-  return { verdict: 'accept', ...(lastAccept && { decidedBy: lastAccept }), sawUs: w.sawUs, ...(w.ours && { ours: w.ours }), uncertain: w.uncertain, steps }
+  return {
+    verdict: 'accept',
+    ...(lastAccept && { decidedBy: lastAccept }),
+    sawUs: w.sawUs,
+    ...(w.ours && { ours: w.ours }),
+    uncertain: w.uncertain,
+    ourRulesEvaluated: w.ourRulesEvaluated,
+    steps,
+  }
 }

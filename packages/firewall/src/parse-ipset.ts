@@ -18,10 +18,18 @@ export function parseIpsetSave(text: string): NamedSet[] {
       const type = parts[2] ?? ''
       const famIdx = parts.indexOf('family')
       const family = parts[famIdx + 1] === 'inet6' ? 6 : 4
-      sets.set(name, { family, cidrs: [], modelled: famIdx > 0 && (type === 'hash:ip' || type === 'hash:net') })
+      sets.set(name, {
+        family,
+        cidrs: [],
+        modelled: famIdx > 0 && (type === 'hash:ip' || type === 'hash:net'),
+      })
     } else if (verb === 'add') {
       const set = sets.get(name)
-      if (!set) throw new RulesetParseError('ipset save', `line ${n + 1}: element for set ${name}, which was not created`)
+      if (!set)
+        throw new RulesetParseError(
+          'ipset save',
+          `line ${n + 1}: element for set ${name}, which was not created`,
+        )
       if (parts.length > 3) set.modelled = false
       else if (set.modelled) {
         try {
@@ -34,5 +42,9 @@ export function parseIpsetSave(text: string): NamedSet[] {
   }
   return [...sets.entries()]
     .filter(([, s]) => s.modelled)
-    .map(([name, s]) => ({ name, family: s.family, elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)) }))
+    .map(([name, s]) => ({
+      name,
+      family: s.family,
+      elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)),
+    }))
 }

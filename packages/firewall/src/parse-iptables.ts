@@ -1,7 +1,17 @@
 import { normaliseCidr } from '@palisade/model'
 import { RulesetParseError } from './parse-error.js'
 import { icmpTypeNumber, protoNumber } from './protocols.js'
-import type { BaseChain, CtState, Hook, IpFamily, Match, Rule, Table, TableSource, Verdict } from './ruleset.js'
+import type {
+  BaseChain,
+  CtState,
+  Hook,
+  IpFamily,
+  Match,
+  Rule,
+  Table,
+  TableSource,
+  Verdict,
+} from './ruleset.js'
 import { canonicalMatches } from './ruleset.js'
 
 /** Splits a line the way iptables-save quotes it: double quotes, backslash escapes. */
@@ -34,7 +44,13 @@ export function tokenize(line: string): string[] {
 }
 
 /** Where each iptables table's built-in chains sit among nftables base chains. */
-const PRIORITY: Record<string, number> = { raw: -300, mangle: -150, nat: -100, filter: 0, security: 50 }
+const PRIORITY: Record<string, number> = {
+  raw: -300,
+  mangle: -150,
+  nat: -100,
+  filter: 0,
+  security: 50,
+}
 const HOOK_OF: Record<string, Hook> = {
   PREROUTING: 'prerouting',
   INPUT: 'input',
@@ -43,13 +59,28 @@ const HOOK_OF: Record<string, Hook> = {
   POSTROUTING: 'postrouting',
 }
 /** Targets that log, mark or trace and let the packet continue. */
-const NON_TERMINAL = new Set(['LOG', 'NFLOG', 'MARK', 'CONNMARK', 'TRACE', 'CT', 'NOTRACK', 'AUDIT', 'TCPMSS', 'CLASSIFY', 'DSCP', 'TOS'])
+const NON_TERMINAL = new Set([
+  'LOG',
+  'NFLOG',
+  'MARK',
+  'CONNMARK',
+  'TRACE',
+  'CT',
+  'NOTRACK',
+  'AUDIT',
+  'TCPMSS',
+  'CLASSIFY',
+  'DSCP',
+  'TOS',
+])
 
 function baseChain(table: string, chain: string, policy: string): BaseChain | undefined {
   const hook = HOOK_OF[chain]
   if (!hook || policy === '-') return undefined
-  const priority = table === 'nat' && (chain === 'POSTROUTING' || chain === 'INPUT') ? 100 : (PRIORITY[table] ?? 0)
-  const type = table === 'nat' ? 'nat' : table === 'mangle' && chain === 'OUTPUT' ? 'route' : 'filter'
+  const priority =
+    table === 'nat' && (chain === 'POSTROUTING' || chain === 'INPUT') ? 100 : (PRIORITY[table] ?? 0)
+  const type =
+    table === 'nat' ? 'nat' : table === 'mangle' && chain === 'OUTPUT' ? 'route' : 'filter'
   return { type, hook, priority, policy: policy === 'DROP' ? 'drop' : 'accept' }
 }
 
@@ -90,7 +121,12 @@ export function parseIptablesSpec(tokens: readonly string[], family: IpFamily): 
       case '--in-interface':
       case '-o':
       case '--out-interface':
-        matches.push({ kind: 'iface', dir: tok.startsWith('-i') || tok === '--in-interface' ? 'in' : 'out', name: next(), ...neg })
+        matches.push({
+          kind: 'iface',
+          dir: tok.startsWith('-i') || tok === '--in-interface' ? 'in' : 'out',
+          name: next(),
+          ...neg,
+        })
         break
       case '-p':
       case '--protocol': {
@@ -116,9 +152,11 @@ export function parseIptablesSpec(tokens: readonly string[], family: IpFamily): 
         const opts: string[] = []
         while (i < tokens.length && tokens[i]?.startsWith('--')) opts.push(next(), next())
         if (tok === '-g' || tok === '--goto') verdict = { kind: 'goto', target }
-        else if (['ACCEPT', 'DROP', 'REJECT', 'RETURN'].includes(target)) verdict = { kind: target.toLowerCase() as 'accept' }
+        else if (['ACCEPT', 'DROP', 'REJECT', 'RETURN'].includes(target))
+          verdict = { kind: target.toLowerCase() as 'accept' }
         else if (NON_TERMINAL.has(target)) verdict = null
-        else if (/^[A-Z]+$/.test(target) && !target.includes('-')) verdict = { kind: 'opaque', text: [target, ...opts].join(' ') }
+        else if (/^[A-Z]+$/.test(target) && !target.includes('-'))
+          verdict = { kind: 'opaque', text: [target, ...opts].join(' ') }
         else verdict = { kind: 'jump', target }
         break
       }
@@ -147,7 +185,8 @@ function parseModule(
     if (!key.startsWith('--')) break
     i += negate ? 2 : 1
     const values: string[] = []
-    while (i < tokens.length && !tokens[i]?.startsWith('-') && tokens[i] !== '!') values.push(tokens[i++] ?? '')
+    while (i < tokens.length && !tokens[i]?.startsWith('-') && tokens[i] !== '!')
+      values.push(tokens[i++] ?? '')
     opts.push({ negate, key, values })
   }
   const whole = `-m ${name} ${tokens.slice(start, i).join(' ')}`.trim()
@@ -156,23 +195,58 @@ function parseModule(
     const neg = o.negate ? { negate: true } : {}
     const v0 = o.values[0] ?? ''
     if (name === 'comment' && o.key === '--comment') setComment(v0)
-    else if ((name === 'tcp' || name === 'udp') && ['--dport', '--sport', '--destination-port', '--source-port'].includes(o.key)) {
+    else if (
+      (name === 'tcp' || name === 'udp') &&
+      ['--dport', '--sport', '--destination-port', '--source-port'].includes(o.key)
+    ) {
       const dir = o.key === '--dport' || o.key === '--destination-port' ? 'dst' : 'src'
-      matches.push({ kind: 'port', proto: name === 'tcp' ? 6 : 17, dir, ranges: portRanges(v0), ...neg })
-    } else if (name === 'multiport' && (o.key === '--dports' || o.key === '--sports') && proto !== undefined) {
-      matches.push({ kind: 'port', proto, dir: o.key === '--dports' ? 'dst' : 'src', ranges: portRanges(v0), ...neg })
-    } else if ((name === 'conntrack' && o.key === '--ctstate') || (name === 'state' && o.key === '--state')) {
+      matches.push({
+        kind: 'port',
+        proto: name === 'tcp' ? 6 : 17,
+        dir,
+        ranges: portRanges(v0),
+        ...neg,
+      })
+    } else if (
+      name === 'multiport' &&
+      (o.key === '--dports' || o.key === '--sports') &&
+      proto !== undefined
+    ) {
+      matches.push({
+        kind: 'port',
+        proto,
+        dir: o.key === '--dports' ? 'dst' : 'src',
+        ranges: portRanges(v0),
+        ...neg,
+      })
+    } else if (
+      (name === 'conntrack' && o.key === '--ctstate') ||
+      (name === 'state' && o.key === '--state')
+    ) {
       const states = v0.toLowerCase().split(',').sort() as CtState[]
       if (o.negate) unmodelled = true
       else matches.push({ kind: 'ct_state', states })
-    } else if (name === 'set' && o.key === '--match-set' && (o.values[1] === 'src' || o.values[1] === 'dst')) {
+    } else if (
+      name === 'set' &&
+      o.key === '--match-set' &&
+      (o.values[1] === 'src' || o.values[1] === 'dst')
+    ) {
       matches.push({ kind: 'addr', dir: o.values[1], family, set: v0, ...neg })
-    } else if ((name === 'icmp' && o.key === '--icmp-type') || (name === 'icmp6' && o.key === '--icmpv6-type')) {
+    } else if (
+      (name === 'icmp' && o.key === '--icmp-type') ||
+      (name === 'icmp6' && o.key === '--icmpv6-type')
+    ) {
       const [t = '', c] = v0.split('/')
       const type = icmpTypeNumber(name === 'icmp' ? 4 : 6, t)
       if (t === 'any') continue
       if (type === undefined || o.negate) unmodelled = true
-      else matches.push({ kind: 'icmp', family: name === 'icmp' ? 4 : 6, type, ...(c !== undefined && { code: Number(c) }) })
+      else
+        matches.push({
+          kind: 'icmp',
+          family: name === 'icmp' ? 4 : 6,
+          type,
+          ...(c !== undefined && { code: Number(c) }),
+        })
     } else unmodelled = true
   }
   // One opaque match for the module: what it adds to the rule is unknown to the model.
@@ -190,12 +264,18 @@ export interface IptablesSaveResult {
  * Parses `iptables-save` / `ip6tables-save` output (either backend; with or without `-c`).
  * A table that does not end in COMMIT means truncated output: an error, not a partial read.
  */
-export function parseIptablesSave(text: string, family: 'ip' | 'ip6', source: Exclude<TableSource, 'nft'>): IptablesSaveResult {
+export function parseIptablesSave(
+  text: string,
+  family: 'ip' | 'ip6',
+  source: Exclude<TableSource, 'nft'>,
+): IptablesSaveResult {
   const tool = `${family === 'ip' ? 'iptables' : 'ip6tables'}-save`
   const ipFamily: IpFamily = family === 'ip' ? 4 : 6
   const tables: Table[] = []
   let legacyTablesPresent = false
-  let cur: { name: string; chains: Map<string, { name: string; base?: BaseChain; rules: Rule[] }> } | undefined
+  let cur:
+    | { name: string; chains: Map<string, { name: string; base?: BaseChain; rules: Rule[] }> }
+    | undefined
   const lines = text.split('\n')
   for (let n = 0; n < lines.length; n++) {
     const line = (lines[n] ?? '').trim()
@@ -206,11 +286,16 @@ export function parseIptablesSave(text: string, family: 'ip' | 'ip6', source: Ex
     }
     const where = `line ${n + 1}`
     if (line.startsWith('*')) {
-      if (cur) throw new RulesetParseError(tool, `${where}: table ${line.slice(1)} starts before table ${cur.name} was committed`)
+      if (cur)
+        throw new RulesetParseError(
+          tool,
+          `${where}: table ${line.slice(1)} starts before table ${cur.name} was committed`,
+        )
       cur = { name: line.slice(1), chains: new Map() }
       continue
     }
-    if (!cur) throw new RulesetParseError(tool, `${where}: "${line.slice(0, 60)}" is outside any table`)
+    if (!cur)
+      throw new RulesetParseError(tool, `${where}: "${line.slice(0, 60)}" is outside any table`)
     if (line === 'COMMIT') {
       tables.push({ family, name: cur.name, source, chains: [...cur.chains.values()], sets: [] })
       cur = undefined
@@ -225,9 +310,17 @@ export function parseIptablesSave(text: string, family: 'ip' | 'ip6', source: Ex
       } catch (e) {
         throw new RulesetParseError(tool, `${where}: ${(e as Error).message}`)
       }
-      if (tokens[0] !== '-A' || tokens.length < 2) throw new RulesetParseError(tool, `${where}: expected "-A CHAIN ...", got "${line.slice(0, 60)}"`)
+      if (tokens[0] !== '-A' || tokens.length < 2)
+        throw new RulesetParseError(
+          tool,
+          `${where}: expected "-A CHAIN ...", got "${line.slice(0, 60)}"`,
+        )
       const chain = cur.chains.get(tokens[1] ?? '')
-      if (!chain) throw new RulesetParseError(tool, `${where}: rule for chain ${tokens[1]}, which was not declared`)
+      if (!chain)
+        throw new RulesetParseError(
+          tool,
+          `${where}: rule for chain ${tokens[1]}, which was not declared`,
+        )
       const counters = /^\[(\d+):(\d+)\]/.exec(line)
       const spec = tokens.slice(2)
       chain.rules.push({
@@ -237,6 +330,10 @@ export function parseIptablesSave(text: string, family: 'ip' | 'ip6', source: Ex
       })
     }
   }
-  if (cur) throw new RulesetParseError(tool, `output ends inside table ${cur.name} with no COMMIT; it was probably truncated`)
+  if (cur)
+    throw new RulesetParseError(
+      tool,
+      `output ends inside table ${cur.name} with no COMMIT; it was probably truncated`,
+    )
   return { tables, legacyTablesPresent }
 }

@@ -1,17 +1,37 @@
 import { cidrsToIntervals, intervalsToCidrs, rangeToInterval } from '@palisade/model'
 import { RulesetParseError } from './parse-error.js'
 import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
-import type { BaseChain, Chain, CtState, Hook, IpFamily, Match, NamedSet, Rule, Table, TableFamily, Verdict } from './ruleset.js'
+import type {
+  BaseChain,
+  Chain,
+  CtState,
+  Hook,
+  IpFamily,
+  Match,
+  NamedSet,
+  Rule,
+  Table,
+  TableFamily,
+  Verdict,
+} from './ruleset.js'
 import { canonicalMatches } from './ruleset.js'
 
 type Json = unknown
-const isObj = (x: Json): x is Record<string, Json> => typeof x === 'object' && x !== null && !Array.isArray(x)
+const isObj = (x: Json): x is Record<string, Json> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x)
 const str = (x: Json): string | undefined => (typeof x === 'string' ? x : undefined)
 const num = (x: Json): number | undefined =>
   typeof x === 'number' ? x : typeof x === 'string' && /^-?\d+$/.test(x) ? Number(x) : undefined
 
 const TABLE_FAMILIES: readonly TableFamily[] = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev']
-const HOOKS: readonly Hook[] = ['prerouting', 'input', 'forward', 'output', 'postrouting', 'ingress']
+const HOOKS: readonly Hook[] = [
+  'prerouting',
+  'input',
+  'forward',
+  'output',
+  'postrouting',
+  'ingress',
+]
 const CT_STATES: readonly CtState[] = ['established', 'related', 'new', 'invalid', 'untracked']
 /** Statements that do not decide whether a rule matches nor what happens to the packet. */
 const HARMLESS = new Set(['counter', 'log', 'mangle', 'notrack', 'meta', 'ct', 'flow'])
@@ -35,7 +55,19 @@ function elementCidrs(e: Json): string[] | undefined {
   return undefined
 }
 
-const normalise = (family: IpFamily, cidrs: string[]) => intervalsToCidrs(family, cidrsToIntervals(cidrs))
+/** Every element's CIDRs, or undefined if any element is of a form we do not model. */
+function allCidrs(list: readonly Json[]): string[] | undefined {
+  const out: string[] = []
+  for (const e of list) {
+    const c = elementCidrs(e)
+    if (!c) return undefined
+    out.push(...c)
+  }
+  return out
+}
+
+const normalise = (family: IpFamily, cidrs: string[]) =>
+  intervalsToCidrs(family, cidrsToIntervals(cidrs))
 
 function portRanges(right: Json): [number, number][] | undefined {
   const one = (x: Json): [number, number] | undefined => {
@@ -48,8 +80,13 @@ function portRanges(right: Json): [number, number][] | undefined {
     return undefined
   }
   const list = isObj(right) && Array.isArray(right.set) ? right.set : [right]
-  const out = list.map(one)
-  return out.every((x) => x !== undefined) ? (out as [number, number][]) : undefined
+  const out: [number, number][] = []
+  for (const x of list) {
+    const r = one(x)
+    if (!r) return undefined
+    out.push(r)
+  }
+  return out
 }
 
 /** One `match` expression; undefined when it is not something we model. */
@@ -67,7 +104,12 @@ function parseMatch(m: Record<string, Json>): Match | undefined {
   if (isObj(left.meta)) {
     const key = left.meta.key
     if ((key === 'iifname' || key === 'oifname') && str(right) !== undefined) {
-      return { kind: 'iface', dir: key === 'iifname' ? 'in' : 'out', name: str(right) ?? '', ...(negate && { negate }) }
+      return {
+        kind: 'iface',
+        dir: key === 'iifname' ? 'in' : 'out',
+        name: str(right) ?? '',
+        ...(negate && { negate }),
+      }
     }
     if (key === 'nfproto' && !negate && (right === 'ipv4' || right === 'ipv6')) {
       return { kind: 'nfproto', family: right === 'ipv4' ? 4 : 6 }
@@ -85,21 +127,37 @@ function parseMatch(m: Record<string, Json>): Match | undefined {
       const family: IpFamily = proto === 'ip' ? 4 : 6
       const dir = field === 'saddr' ? 'src' : 'dst'
       const r = str(right)
-      if (r?.startsWith('@')) return { kind: 'addr', dir, family, set: r.slice(1), ...(negate && { negate }) }
+      if (r?.startsWith('@'))
+        return { kind: 'addr', dir, family, set: r.slice(1), ...(negate && { negate }) }
       const list = isObj(right) && Array.isArray(right.set) ? right.set : [right]
-      const cidrs = list.map(elementCidrs)
-      if (!cidrs.every((c) => c !== undefined)) return undefined
-      return { kind: 'addr', dir, family, cidrs: normalise(family, cidrs.flat() as string[]), ...(negate && { negate }) }
+      const cidrs = allCidrs(list)
+      if (!cidrs) return undefined
+      return {
+        kind: 'addr',
+        dir,
+        family,
+        cidrs: normalise(family, cidrs),
+        ...(negate && { negate }),
+      }
     }
     const l4 = proto === undefined ? undefined : protoNumber(proto)
     if (l4 !== undefined && l4 !== 1 && l4 !== 58 && (field === 'dport' || field === 'sport')) {
       const ranges = portRanges(right)
       if (!ranges) return undefined
-      return { kind: 'port', proto: l4, dir: field === 'dport' ? 'dst' : 'src', ranges, ...(negate && { negate }) }
+      return {
+        kind: 'port',
+        proto: l4,
+        dir: field === 'dport' ? 'dst' : 'src',
+        ranges,
+        ...(negate && { negate }),
+      }
     }
     if ((proto === 'icmp' || proto === 'icmpv6') && field === 'type' && !negate) {
       const family: IpFamily = proto === 'icmp' ? 4 : 6
-      const t = typeof right === 'number' || typeof right === 'string' ? icmpTypeNumber(family, right) : undefined
+      const t =
+        typeof right === 'number' || typeof right === 'string'
+          ? icmpTypeNumber(family, right)
+          : undefined
       return t === undefined ? undefined : { kind: 'icmp', family, type: t }
     }
   }
@@ -116,7 +174,9 @@ function parseVerdict(key: string, value: Json): Verdict | undefined {
     case 'jump':
     case 'goto': {
       const target = isObj(value) ? str(value.target) : undefined
-      return target === undefined ? { kind: 'opaque', text: JSON.stringify({ [key]: value }) } : { kind: key, target }
+      return target === undefined
+        ? { kind: 'opaque', text: JSON.stringify({ [key]: value }) }
+        : { kind: key, target }
     }
     case 'queue':
     case 'snat':
@@ -145,11 +205,15 @@ export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule 
       const m = parseMatch(value)
       const prev = matches[matches.length - 1]
       const code =
-        prev?.kind === 'icmp' && isObj(value.left) && isObj(value.left.payload) && value.left.payload.field === 'code'
+        prev?.kind === 'icmp' &&
+        isObj(value.left) &&
+        isObj(value.left.payload) &&
+        value.left.payload.field === 'code'
           ? icmpCodeNumber(prev.family, value.right)
           : undefined
       if (m) matches.push(m)
-      else if (code !== undefined && prev?.kind === 'icmp' && prev.code === undefined) matches[matches.length - 1] = { ...prev, code }
+      else if (code !== undefined && prev?.kind === 'icmp' && prev.code === undefined)
+        matches[matches.length - 1] = { ...prev, code }
       else matches.push({ kind: 'opaque', text: JSON.stringify(e) })
       continue
     }
@@ -187,7 +251,10 @@ export function parseNftJson(text: string): Table[] {
   try {
     doc = JSON.parse(text)
   } catch (e) {
-    throw new RulesetParseError('nft -j', `not JSON (${(e as Error).message}); the output may be truncated`)
+    throw new RulesetParseError(
+      'nft -j',
+      `not JSON (${(e as Error).message}); the output may be truncated`,
+    )
   }
   if (!isObj(doc) || !Array.isArray(doc.nftables)) {
     throw new RulesetParseError('nft -j', 'expected an object with an "nftables" array')
@@ -195,7 +262,11 @@ export function parseNftJson(text: string): Table[] {
   const tables = new Map<string, MutableTable>()
   const tableOf = (o: Record<string, Json>, what: string) => {
     const t = tables.get(`${str(o.family)} ${str(o.table)}`)
-    if (!t) throw new RulesetParseError('nft -j', `${what} names table ${str(o.family)} ${str(o.table)}, which was not listed before it`)
+    if (!t)
+      throw new RulesetParseError(
+        'nft -j',
+        `${what} names table ${str(o.family)} ${str(o.table)}, which was not listed before it`,
+      )
     return t
   }
   for (const item of doc.nftables) {
@@ -204,7 +275,10 @@ export function parseNftJson(text: string): Table[] {
       const family = str(item.table.family) as TableFamily
       const name = str(item.table.name)
       if (!TABLE_FAMILIES.includes(family) || name === undefined) {
-        throw new RulesetParseError('nft -j', `table with unknown family or no name: ${JSON.stringify(item.table)}`)
+        throw new RulesetParseError(
+          'nft -j',
+          `table with unknown family or no name: ${JSON.stringify(item.table)}`,
+        )
       }
       tables.set(`${family} ${name}`, { family, name, chains: new Map(), sets: [] })
     } else if (isObj(item.chain)) {
@@ -215,14 +289,23 @@ export function parseNftJson(text: string): Table[] {
       const prio = num(c.prio)
       const base: BaseChain | undefined =
         hook !== undefined && HOOKS.includes(hook) && prio !== undefined
-          ? { type: str(c.type) ?? 'filter', hook, priority: prio, policy: c.policy === 'drop' ? 'drop' : 'accept' }
+          ? {
+              type: str(c.type) ?? 'filter',
+              hook,
+              priority: prio,
+              policy: c.policy === 'drop' ? 'drop' : 'accept',
+            }
           : undefined
       t.chains.set(name, { name, ...(base && { base }), rules: [] })
     } else if (isObj(item.rule)) {
       const r = item.rule
       const t = tableOf(r, 'a rule')
       const chain = t.chains.get(str(r.chain) ?? '')
-      if (!chain) throw new RulesetParseError('nft -j', `a rule names chain ${str(r.chain)}, which was not listed before it`)
+      if (!chain)
+        throw new RulesetParseError(
+          'nft -j',
+          `a rule names chain ${str(r.chain)}, which was not listed before it`,
+        )
       const expr = Array.isArray(r.expr) ? r.expr : []
       chain.rules.push(parseNftRuleExpr(expr, str(r.comment)))
     } else if (isObj(item.set)) {
@@ -231,9 +314,9 @@ export function parseNftJson(text: string): Table[] {
       const type = str(s.type)
       if (type !== 'ipv4_addr' && type !== 'ipv6_addr') continue
       const family: IpFamily = type === 'ipv4_addr' ? 4 : 6
-      const raw = (Array.isArray(s.elem) ? s.elem : []).map(elementCidrs)
-      if (!raw.every((x) => x !== undefined)) continue
-      t.sets.push({ name: str(s.name) ?? '', family, elements: normalise(family, raw.flat() as string[]) })
+      const cidrs = allCidrs(Array.isArray(s.elem) ? s.elem : [])
+      if (!cidrs) continue
+      t.sets.push({ name: str(s.name) ?? '', family, elements: normalise(family, cidrs) })
     }
   }
   return [...tables.values()].map((t) => ({

@@ -37,13 +37,20 @@ describe('iptables-save parser', () => {
     expect(tables.map((t) => t.name)).toEqual(['filter', 'nat'])
     expect(legacyTablesPresent).toBe(true)
     expect(input?.base).toEqual({ type: 'filter', hook: 'input', priority: 0, policy: 'drop' })
-    expect(tables[1]?.chains.find((c) => c.name === 'POSTROUTING')?.base).toMatchObject({ type: 'nat', priority: 100 })
+    expect(tables[1]?.chains.find((c) => c.name === 'POSTROUTING')?.base).toMatchObject({
+      type: 'nat',
+      priority: 100,
+    })
     expect(filter?.chains.find((c) => c.name === 'DOCKER-USER')?.base).toBeUndefined()
   })
 
   it('reads matches, negations, counters, comments and targets', () => {
     const r = input?.rules ?? []
-    expect(r[0]).toMatchObject({ comment: 'palisade:hook', counter: { packets: 5, bytes: 300 }, verdict: { kind: 'jump', target: 'DOCKER-USER' } })
+    expect(r[0]).toMatchObject({
+      comment: 'palisade:hook',
+      counter: { packets: 5, bytes: 300 },
+      verdict: { kind: 'jump', target: 'DOCKER-USER' },
+    })
     expect(r[1]?.matches).toEqual([
       { kind: 'ct_state', states: ['established', 'related'] },
       { kind: 'iface', dir: 'in', name: 'eth0' },
@@ -51,7 +58,20 @@ describe('iptables-save parser', () => {
       { kind: 'proto', proto: 6 },
       { kind: 'port', proto: 6, dir: 'dst', ranges: [[80, 90]], negate: true },
     ])
-    expect(r[2]).toMatchObject({ verdict: { kind: 'reject' }, matches: [{ kind: 'proto', proto: 17 }, { kind: 'port', proto: 17, ranges: [[53, 53], [67, 68]] }] })
+    expect(r[2]).toMatchObject({
+      verdict: { kind: 'reject' },
+      matches: [
+        { kind: 'proto', proto: 17 },
+        {
+          kind: 'port',
+          proto: 17,
+          ranges: [
+            [53, 53],
+            [67, 68],
+          ],
+        },
+      ],
+    })
     expect(r[3]?.matches).toContainEqual({ kind: 'icmp', family: 4, type: 8 })
     expect(r[4]?.matches).toEqual([{ kind: 'addr', dir: 'src', family: 4, set: 'blk' }])
     expect(r[5]).toMatchObject({ comment: 'say "hi" there', verdict: null })
@@ -59,7 +79,9 @@ describe('iptables-save parser', () => {
   })
 
   it('keeps what it does not model as opaque, never guessing', () => {
-    expect(input?.rules[6]?.matches).toEqual([{ kind: 'opaque', text: '-m hashlimit --hashlimit-above 5/sec --hashlimit-name h' }])
+    expect(input?.rules[6]?.matches).toEqual([
+      { kind: 'opaque', text: '-m hashlimit --hashlimit-above 5/sec --hashlimit-name h' },
+    ])
     expect(tables[1]?.chains[1]?.rules[0]?.verdict).toEqual({ kind: 'opaque', text: 'MASQUERADE' })
   })
 
@@ -68,7 +90,11 @@ describe('iptables-save parser', () => {
     ['a rule outside a table', '-A INPUT -j DROP\n', /outside any table/],
     ['an undeclared chain', '*filter\n-A NOPE -j DROP\nCOMMIT\n', /not declared/],
     ['a nested table', '*filter\n*nat\n', /before table filter was committed/],
-    ['an unterminated quote', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment "x\nCOMMIT\n', /unterminated quote/],
+    [
+      'an unterminated quote',
+      '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment "x\nCOMMIT\n',
+      /unterminated quote/,
+    ],
     ['garbage', '*filter\nhello\nCOMMIT\n', /expected "-A CHAIN/],
   ])('rejects %s with a clear error', (_n, text, re) => {
     expect(() => parseIptablesSave(text, 'ip', 'iptables-legacy')).toThrow(RulesetParseError)
@@ -76,39 +102,134 @@ describe('iptables-save parser', () => {
   })
 
   it('tokenizes quotes and escapes like iptables-save', () => {
-    expect(tokenize('-m comment --comment "a \\"b\\" c" -j X')).toEqual(['-m', 'comment', '--comment', 'a "b" c', '-j', 'X'])
+    expect(tokenize('-m comment --comment "a \\"b\\" c" -j X')).toEqual([
+      '-m',
+      'comment',
+      '--comment',
+      'a "b" c',
+      '-j',
+      'X',
+    ])
   })
 })
 
 describe('nft -j parser', () => {
-  const doc = (items: unknown[]) => JSON.stringify({ nftables: [{ metainfo: { json_schema_version: 1 } }, ...items] })
+  const doc = (items: unknown[]) =>
+    JSON.stringify({ nftables: [{ metainfo: { json_schema_version: 1 } }, ...items] })
   const T = { table: { family: 'inet', name: 'fw', handle: 1 } }
-  const C = { chain: { family: 'inet', table: 'fw', name: 'in', handle: 1, type: 'filter', hook: 'input', prio: 10, policy: 'drop' } }
-  const rule = (expr: unknown[], comment?: string) => ({ rule: { family: 'inet', table: 'fw', chain: 'in', handle: 2, expr, ...(comment && { comment }) } })
+  const C = {
+    chain: {
+      family: 'inet',
+      table: 'fw',
+      name: 'in',
+      handle: 1,
+      type: 'filter',
+      hook: 'input',
+      prio: 10,
+      policy: 'drop',
+    },
+  }
+  const rule = (expr: unknown[], comment?: string) => ({
+    rule: {
+      family: 'inet',
+      table: 'fw',
+      chain: 'in',
+      handle: 2,
+      expr,
+      ...(comment && { comment }),
+    },
+  })
 
   it('reads base chains, sets (prefix, range, single) and rules', () => {
     const [t] = parseNftJson(
       doc([
         T,
         C,
-        { set: { family: 'inet', table: 'fw', name: 's', type: 'ipv4_addr', flags: ['interval'], elem: [{ prefix: { addr: '198.18.0.0', len: 24 } }, '198.18.1.1', { range: ['198.18.2.0', '198.18.2.3'] }] } },
+        {
+          set: {
+            family: 'inet',
+            table: 'fw',
+            name: 's',
+            type: 'ipv4_addr',
+            flags: ['interval'],
+            elem: [
+              { prefix: { addr: '198.18.0.0', len: 24 } },
+              '198.18.1.1',
+              { range: ['198.18.2.0', '198.18.2.3'] },
+            ],
+          },
+        },
         { set: { family: 'inet', table: 'fw', name: 'ports', type: 'inet_service', elem: [22] } },
-        rule([{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '@s' } }, { match: { op: '!=', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: { set: [22, { range: [80, 90] }] } } }, { counter: { packets: 3, bytes: 180 } }, { drop: null }], 'palisade:x'),
+        rule(
+          [
+            {
+              match: {
+                op: '==',
+                left: { payload: { protocol: 'ip', field: 'saddr' } },
+                right: '@s',
+              },
+            },
+            {
+              match: {
+                op: '!=',
+                left: { payload: { protocol: 'tcp', field: 'dport' } },
+                right: { set: [22, { range: [80, 90] }] },
+              },
+            },
+            { counter: { packets: 3, bytes: 180 } },
+            { drop: null },
+          ],
+          'palisade:x',
+        ),
       ]),
     )
-    expect(t?.chains[0]?.base).toEqual({ type: 'filter', hook: 'input', priority: 10, policy: 'drop' })
-    expect(t?.sets).toEqual([{ name: 's', family: 4, elements: ['198.18.0.0/24', '198.18.1.1/32', '198.18.2.0/30'] }])
+    expect(t?.chains[0]?.base).toEqual({
+      type: 'filter',
+      hook: 'input',
+      priority: 10,
+      policy: 'drop',
+    })
+    expect(t?.sets).toEqual([
+      { name: 's', family: 4, elements: ['198.18.0.0/24', '198.18.1.1/32', '198.18.2.0/30'] },
+    ])
     expect(t?.chains[0]?.rules[0]).toMatchObject({
       comment: 'palisade:x',
       counter: { packets: 3, bytes: 180 },
       verdict: { kind: 'drop' },
-      matches: [{ kind: 'addr', set: 's' }, { kind: 'port', proto: 6, ranges: [[22, 22], [80, 90]], negate: true }],
+      matches: [
+        { kind: 'addr', set: 's' },
+        {
+          kind: 'port',
+          proto: 6,
+          ranges: [
+            [22, 22],
+            [80, 90],
+          ],
+          negate: true,
+        },
+      ],
     })
   })
 
   it('turns expressions from newer or foreign tools into opaque matches', () => {
-    const [t] = parseNftJson(doc([T, C, rule([{ match: { op: '==', left: { 'new-thing': { key: 'x' } }, right: 1 } }, { xt: { type: 'match', name: 'set' } }, { limit: { rate: 5 } }, { log: { prefix: 'x' } }, { accept: null }])]))
-    expect(t?.chains[0]?.rules[0]?.matches.map((m) => m.kind)).toEqual(['opaque', 'opaque', 'opaque'])
+    const [t] = parseNftJson(
+      doc([
+        T,
+        C,
+        rule([
+          { match: { op: '==', left: { 'new-thing': { key: 'x' } }, right: 1 } },
+          { xt: { type: 'match', name: 'set' } },
+          { limit: { rate: 5 } },
+          { log: { prefix: 'x' } },
+          { accept: null },
+        ]),
+      ]),
+    )
+    expect(t?.chains[0]?.rules[0]?.matches.map((m) => m.kind)).toEqual([
+      'opaque',
+      'opaque',
+      'opaque',
+    ])
     expect(t?.chains[0]?.rules[0]?.verdict).toEqual({ kind: 'accept' })
   })
 
@@ -123,7 +244,22 @@ describe('nft -j parser', () => {
   })
 
   it('recognises iptables-nft tables, which must be read with iptables-nft-save', () => {
-    const [t] = parseNftJson(doc([{ table: { family: 'ip', name: 'filter' } }, { chain: { family: 'ip', table: 'filter', name: 'INPUT', type: 'filter', hook: 'input', prio: 0, policy: 'accept' } }]))
+    const [t] = parseNftJson(
+      doc([
+        { table: { family: 'ip', name: 'filter' } },
+        {
+          chain: {
+            family: 'ip',
+            table: 'filter',
+            name: 'INPUT',
+            type: 'filter',
+            hook: 'input',
+            prio: 0,
+            policy: 'accept',
+          },
+        },
+      ]),
+    )
     expect(t && isIptablesNftTable(t)).toBe(true)
   })
 
@@ -136,7 +272,22 @@ describe('nft -j parser', () => {
           expect(e).toBeInstanceOf(RulesetParseError)
         }
         try {
-          parseNftJson(JSON.stringify({ nftables: [T, C, { rule: { family: 'inet', table: 'fw', chain: 'in', expr: JSON.parse(j) } }] }))
+          parseNftJson(
+            JSON.stringify({
+              nftables: [
+                T,
+                C,
+                {
+                  rule: {
+                    family: 'inet',
+                    table: 'fw',
+                    chain: 'in',
+                    expr: JSON.parse(j) as unknown,
+                  },
+                },
+              ],
+            }),
+          )
         } catch (e) {
           expect(e).toBeInstanceOf(RulesetParseError)
         }
@@ -144,13 +295,32 @@ describe('nft -j parser', () => {
       { numRuns: 500 },
     )
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.string(), fc.constantFrom('*filter', 'COMMIT', ':INPUT ACCEPT [0:0]', '-A INPUT', '-m', '!', '--dport', '"', '-j')), { maxLength: 30 }), (parts) => {
-        try {
-          parseIptablesSave(parts.join(Math.random() < 0.5 ? ' ' : '\n'), 'ip', 'iptables-nft')
-        } catch (e) {
-          expect(e).toBeInstanceOf(RulesetParseError)
-        }
-      }),
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.string(),
+            fc.constantFrom(
+              '*filter',
+              'COMMIT',
+              ':INPUT ACCEPT [0:0]',
+              '-A INPUT',
+              '-m',
+              '!',
+              '--dport',
+              '"',
+              '-j',
+            ),
+          ),
+          { maxLength: 30 },
+        ),
+        (parts) => {
+          try {
+            parseIptablesSave(parts.join(Math.random() < 0.5 ? ' ' : '\n'), 'ip', 'iptables-nft')
+          } catch (e) {
+            expect(e).toBeInstanceOf(RulesetParseError)
+          }
+        },
+      ),
       { numRuns: 500 },
     )
   })
@@ -159,7 +329,18 @@ describe('nft -j parser', () => {
 describe('ipset save parser', () => {
   it('reads address sets and leaves out what it cannot model', () => {
     const sets = parseIpsetSave(
-      ['create a hash:net family inet hashsize 1024 maxelem 65536', 'add a 198.18.0.0/25', 'add a 198.18.0.128/25', 'add a 198.18.3.1', 'create b hash:ip,port family inet', 'add b 198.18.0.1,tcp:80', 'create c hash:net family inet6', 'add c fd00::/64', 'create d hash:net family inet', 'add d 198.18.0.0/24 nomatch'].join('\n'),
+      [
+        'create a hash:net family inet hashsize 1024 maxelem 65536',
+        'add a 198.18.0.0/25',
+        'add a 198.18.0.128/25',
+        'add a 198.18.3.1',
+        'create b hash:ip,port family inet',
+        'add b 198.18.0.1,tcp:80',
+        'create c hash:net family inet6',
+        'add c fd00::/64',
+        'create d hash:net family inet',
+        'add d 198.18.0.0/24 nomatch',
+      ].join('\n'),
     )
     expect(sets).toEqual([
       { name: 'a', family: 4, elements: ['198.18.0.0/24', '198.18.3.1/32'] },

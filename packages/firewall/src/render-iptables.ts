@@ -1,10 +1,19 @@
-import type { BuiltinChain, Desired, HookRule } from './compile.js'
+import type { BuiltinChain, Desired } from './compile.js'
 import { IPSET_PREFIX } from './compile.js'
 import type { IpFamily, Match, NamedSet, Rule, Table, Verdict } from './ruleset.js'
 import { RenderError } from './render-nft.js'
 
-const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp', 132: 'sctp' }
-const ICMP_MODULE: Record<IpFamily, [string, string]> = { 4: ['icmp', '--icmp-type'], 6: ['icmp6', '--icmpv6-type'] }
+const PROTO_NAME: Record<number, string> = {
+  1: 'icmp',
+  6: 'tcp',
+  17: 'udp',
+  58: 'ipv6-icmp',
+  132: 'sctp',
+}
+const ICMP_MODULE: Record<IpFamily, [string, string]> = {
+  4: ['icmp', '--icmp-type'],
+  6: ['icmp6', '--icmpv6-type'],
+}
 
 const quote = (s: string) => (/^[\w:.\-/]+$/.test(s) ? s : `"${s.replace(/["\\]/g, '')}"`)
 const not = (n: boolean | undefined) => (n ? '! ' : '')
@@ -24,8 +33,10 @@ function renderMatches(matches: readonly Match[]): string[] {
         break
       case 'addr':
         if (m.set !== undefined) mods.push(`-m set ${not(m.negate)}--match-set ${m.set} ${m.dir}`)
-        else if (m.cidrs?.length === 1) head.push(`${not(m.negate)}${m.dir === 'src' ? '-s' : '-d'} ${m.cidrs[0]}`)
-        else throw new RenderError('iptables matches one literal address per rule; use a set for more')
+        else if (m.cidrs?.length === 1)
+          head.push(`${not(m.negate)}${m.dir === 'src' ? '-s' : '-d'} ${m.cidrs[0]}`)
+        else
+          throw new RenderError('iptables matches one literal address per rule; use a set for more')
         break
       case 'proto':
         head.push(`${not(m.negate)}-p ${PROTO_NAME[m.proto] ?? m.proto}`)
@@ -33,7 +44,8 @@ function renderMatches(matches: readonly Match[]): string[] {
       case 'port': {
         const flag = m.dir === 'src' ? 'sport' : 'dport'
         const text = m.ranges.map(([a, b]) => (a === b ? `${a}` : `${a}:${b}`))
-        if (text.length === 1) mods.push(`-m ${PROTO_NAME[m.proto]} ${not(m.negate)}--${flag} ${text[0]}`)
+        if (text.length === 1)
+          mods.push(`-m ${PROTO_NAME[m.proto]} ${not(m.negate)}--${flag} ${text[0]}`)
         else mods.push(`-m multiport ${not(m.negate)}--${flag}s ${text.join(',')}`)
         break
       }
@@ -73,7 +85,12 @@ export function renderIptablesSpec(r: Rule): string {
 /** What we know of the live state that the iptables transaction depends on. */
 export interface IptablesApplyContext {
   /** Hooks of ours found in built-in chains: their index in the chain and their text. */
-  readonly hooksFound: readonly { family: 'ip' | 'ip6'; chain: BuiltinChain; index: number; spec: string }[]
+  readonly hooksFound: readonly {
+    family: 'ip' | 'ip6'
+    chain: BuiltinChain
+    index: number
+    spec: string
+  }[]
   /** Whether the mode changed since the last apply (a non-primary hook is then placed last). */
   readonly modeChanged: boolean
   /** Foreign rules to delete (exclusive: those standing before our hook), as their spec. */
@@ -88,31 +105,60 @@ export interface IptablesApplyContext {
  * chain since we read it, the whole commit fails and the caller re-reads, instead of deleting
  * somebody else's rule. Hooks move only when the mode requires it.
  */
-export function renderIptablesRestore(d: Desired, family: 'ip' | 'ip6', ctx: IptablesApplyContext): string {
+export function renderIptablesRestore(
+  d: Desired,
+  family: 'ip' | 'ip6',
+  ctx: IptablesApplyContext,
+): string {
   const table: Table | undefined = d.tables.find((t) => t.family === family)
   const found = ctx.hooksFound.filter((x) => x.family === family)
   const lines = ['*filter']
   for (const c of table?.chains ?? []) lines.push(`:${c.name} - [0:0]`)
-  for (const f of ctx.foreignToDelete.filter((x) => x.family === family)) lines.push(`-D ${f.chain} ${f.spec}`)
+  for (const f of ctx.foreignToDelete.filter((x) => x.family === family))
+    lines.push(`-D ${f.chain} ${f.spec}`)
   for (const h of found) {
     const wanted = d.hooks.find((x) => x.family === family && x.chain === h.chain)
-    if (wanted && keepHook(d, ctx, found.filter((x) => x.chain === h.chain), renderIptablesSpec(wanted.rule))) continue
+    if (
+      wanted &&
+      keepHook(
+        d,
+        ctx,
+        found.filter((x) => x.chain === h.chain),
+        renderIptablesSpec(wanted.rule),
+      )
+    )
+      continue
     lines.push(`-D ${h.chain} ${h.spec}`)
   }
   for (const h of d.hooks.filter((x) => x.family === family)) {
     const spec = renderIptablesSpec(h.rule)
-    if (keepHook(d, ctx, found.filter((x) => x.chain === h.chain), spec)) continue
+    if (
+      keepHook(
+        d,
+        ctx,
+        found.filter((x) => x.chain === h.chain),
+        spec,
+      )
+    )
+      continue
     lines.push(d.hookPosition === 'first' ? `-I ${h.chain} 1 ${spec}` : `-A ${h.chain} ${spec}`)
   }
-  for (const c of table?.chains ?? []) for (const r of c.rules) lines.push(`-A ${c.name} ${renderIptablesSpec(r)}`)
+  for (const c of table?.chains ?? [])
+    for (const r of c.rules) lines.push(`-A ${c.name} ${renderIptablesSpec(r)}`)
   // Deleted last: a chain can only go once no hook jumps to it any more.
-  for (const s of ctx.staleChains.filter((x) => x.family === family)) lines.push(`-F ${s.chain}`, `-X ${s.chain}`)
+  for (const s of ctx.staleChains.filter((x) => x.family === family))
+    lines.push(`-F ${s.chain}`, `-X ${s.chain}`)
   lines.push('COMMIT')
   return `${lines.join('\n')}\n`
 }
 
 /** A hook stays where it is when it is our only one, unaltered, and placed as the mode wants. */
-function keepHook(d: Desired, ctx: IptablesApplyContext, found: IptablesApplyContext['hooksFound'], spec: string): boolean {
+function keepHook(
+  d: Desired,
+  ctx: IptablesApplyContext,
+  found: IptablesApplyContext['hooksFound'],
+  spec: string,
+): boolean {
   const only = found.length === 1 ? found[0] : undefined
   if (!only || only.spec !== spec) return false
   return d.hookPosition === 'first' ? only.index === 0 : !ctx.modeChanged
@@ -120,7 +166,9 @@ function keepHook(d: Desired, ctx: IptablesApplyContext, found: IptablesApplyCon
 
 /** ipset's hash:net cannot hold a /0; two halves cover the same addresses. */
 const ipsetElements = (s: NamedSet) =>
-  s.elements.flatMap((e) => (e === '0.0.0.0/0' ? ['0.0.0.0/1', '128.0.0.0/1'] : e === '::/0' ? ['::/1', '8000::/1'] : [e]))
+  s.elements.flatMap((e) =>
+    e === '0.0.0.0/0' ? ['0.0.0.0/1', '128.0.0.0/1'] : e === '::/0' ? ['::/1', '8000::/1'] : [e],
+  )
 
 /**
  * `ipset restore` input that replaces each set's contents atomically: fill a temporary set,
@@ -131,7 +179,8 @@ export function renderIpsetRestore(sets: readonly NamedSet[]): string {
   for (const s of sets) {
     const fam = s.family === 4 ? 'inet' : 'inet6'
     const tmp = `${s.name}-t`
-    const create = (name: string) => `create ${name} hash:net family ${fam} hashsize 1024 maxelem ${Math.max(65536, s.elements.length * 2)}`
+    const create = (name: string) =>
+      `create ${name} hash:net family ${fam} hashsize 1024 maxelem ${Math.max(65536, s.elements.length * 2)}`
     lines.push(`${create(s.name)} -exist`, `${create(tmp)} -exist`, `flush ${tmp}`)
     for (const e of ipsetElements(s)) lines.push(`add ${tmp} ${e}`)
     lines.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`)
@@ -146,7 +195,9 @@ export function renderIpsetDestroy(names: readonly string[]): string {
 }
 
 /** ipset element changes for a peer change: O(changed), not O(set size). */
-export function renderIpsetDelta(changes: readonly { set: string; add: readonly string[]; remove: readonly string[] }[]): string {
+export function renderIpsetDelta(
+  changes: readonly { set: string; add: readonly string[]; remove: readonly string[] }[],
+): string {
   const out: string[] = []
   for (const c of changes) {
     for (const e of c.remove) out.push(`del ${c.set} ${e} -exist`)

@@ -29,7 +29,10 @@ function renderMatch(m: Match): string {
       return `meta l4proto${m.negate ? ' !=' : ''} ${m.proto}`
     case 'port': {
       const l4 = L4[m.proto]
-      if (!l4) throw new RenderError(`a port match needs TCP, UDP, SCTP or UDP-Lite, not protocol ${m.proto}`)
+      if (!l4)
+        throw new RenderError(
+          `a port match needs TCP, UDP, SCTP or UDP-Lite, not protocol ${m.proto}`,
+        )
       return `${l4} ${m.dir === 'src' ? 'sport' : 'dport'}${m.negate ? ' !=' : ''} ${ports(m.ranges)}`
     }
     case 'icmp': {
@@ -69,7 +72,9 @@ function renderSet(s: NamedSet): string {
 function renderChain(c: Chain): string {
   const lines = [`  chain ${c.name} {`]
   if (c.base) {
-    lines.push(`    type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy ${c.base.policy};`)
+    lines.push(
+      `    type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy ${c.base.policy};`,
+    )
   }
   for (const r of c.rules) lines.push(`    ${renderNftRule(r)}`)
   lines.push('  }')
@@ -93,10 +98,13 @@ export function renderNftScript(d: Desired): string {
 }
 
 /** Element-level changes to sets that already exist: the cheap path for a peer change. */
-export function renderNftSetDelta(changes: readonly { set: string; add: readonly string[]; remove: readonly string[] }[]): string {
+export function renderNftSetDelta(
+  changes: readonly { set: string; add: readonly string[]; remove: readonly string[] }[],
+): string {
   const out: string[] = []
   for (const c of changes) {
-    if (c.remove.length > 0) out.push(`delete element inet ${NFT_TABLE} ${c.set} { ${c.remove.join(', ')} }`)
+    if (c.remove.length > 0)
+      out.push(`delete element inet ${NFT_TABLE} ${c.set} { ${c.remove.join(', ')} }`)
     if (c.add.length > 0) out.push(`add element inet ${NFT_TABLE} ${c.set} { ${c.add.join(', ')} }`)
   }
   return out.length > 0 ? `${out.join('\n')}\n` : ''

@@ -12,7 +12,11 @@ export const shortHash = (text: string, length = 16) =>
  * The id of a rule in one of our chains. It covers the chain, the position and the body, so a
  * rule that was moved or edited no longer carries the id its content and place would give.
  */
-export function ruleId(where: string, index: number, rule: Pick<Rule, 'matches' | 'verdict'>): string {
+export function ruleId(
+  where: string,
+  index: number,
+  rule: Pick<Rule, 'matches' | 'verdict'>,
+): string {
   return shortHash(`${where}#${index}\n${ruleBody(rule)}`)
 }
 

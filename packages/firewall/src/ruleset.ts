@@ -13,7 +13,12 @@ export type CtState = 'established' | 'related' | 'new' | 'invalid' | 'untracked
 export type Match =
   | { readonly kind: 'ct_state'; readonly states: readonly CtState[] }
   | { readonly kind: 'nfproto'; readonly family: IpFamily }
-  | { readonly kind: 'iface'; readonly dir: 'in' | 'out'; readonly name: string; readonly negate?: boolean }
+  | {
+      readonly kind: 'iface'
+      readonly dir: 'in' | 'out'
+      readonly name: string
+      readonly negate?: boolean
+    }
   | {
       readonly kind: 'addr'
       readonly dir: 'src' | 'dst'
@@ -33,7 +38,12 @@ export type Match =
       readonly ranges: readonly (readonly [number, number])[]
       readonly negate?: boolean
     }
-  | { readonly kind: 'icmp'; readonly family: IpFamily; readonly type: number; readonly code?: number }
+  | {
+      readonly kind: 'icmp'
+      readonly family: IpFamily
+      readonly type: number
+      readonly code?: number
+    }
   /** Something we do not model: treated as "may or may not match". */
   | { readonly kind: 'opaque'; readonly text: string }
 

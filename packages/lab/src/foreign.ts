@@ -22,7 +22,11 @@ export const FOREIGN_PRIORITY = { lower: -160, higher: 30 } as const
  * appended after (-A INPUT) whatever is there, with the iptables variant the host uses, and
  * native nftables tables at a lower and a higher priority than ours.
  */
-export async function addForeignRules(run: Runner, variant: 'nft' | 'legacy', rules: readonly ForeignRule[]): Promise<void> {
+export async function addForeignRules(
+  run: Runner,
+  variant: 'nft' | 'legacy',
+  rules: readonly ForeignRule[],
+): Promise<void> {
   const ipt = ['*filter']
   const nftChains: Record<'lower' | 'higher', string[]> = { lower: [], higher: [] }
   for (const r of rules) {
@@ -30,14 +34,24 @@ export async function addForeignRules(run: Runner, variant: 'nft' | 'legacy', ru
     const spec = `-p ${r.proto} -m ${r.proto} --dport ${r.port}${target}`
     if (r.placement === 'before') ipt.push(`-I INPUT 1 ${spec}`)
     else if (r.placement === 'after') ipt.push(`-A INPUT ${spec}`)
-    else nftChains[r.placement === 'nft-lower' ? 'lower' : 'higher'].push(`${r.proto} dport ${r.port} counter${r.verdict === 'none' ? '' : ` ${r.verdict}`}`)
+    else
+      nftChains[r.placement === 'nft-lower' ? 'lower' : 'higher'].push(
+        `${r.proto} dport ${r.port} counter${r.verdict === 'none' ? '' : ` ${r.verdict}`}`,
+      )
   }
   ipt.push('COMMIT')
-  if (ipt.length > 2) await runChecked(run, `iptables-${variant}-restore`, ['--noflush'], { stdin: `${ipt.join('\n')}\n` })
+  if (ipt.length > 2)
+    await runChecked(run, `iptables-${variant}-restore`, ['--noflush'], {
+      stdin: `${ipt.join('\n')}\n`,
+    })
   const nft: string[] = []
   for (const side of ['lower', 'higher'] as const) {
     if (nftChains[side].length === 0) continue
-    nft.push(`table inet foreign_${side} {`, `  chain input {`, `    type filter hook input priority ${FOREIGN_PRIORITY[side]}; policy accept;`)
+    nft.push(
+      `table inet foreign_${side} {`,
+      `  chain input {`,
+      `    type filter hook input priority ${FOREIGN_PRIORITY[side]}; policy accept;`,
+    )
     nft.push(...nftChains[side].map((l) => `    ${l}`), '  }', '}')
   }
   if (nft.length > 0) await runChecked(run, 'nft', ['-f', '-'], { stdin: `${nft.join('\n')}\n` })
@@ -61,7 +75,14 @@ export async function addFirewalldLike(run: Runner, allowedTcp: readonly number[
 
 /** A Docker-like DOCKER-USER chain jumped to from FORWARD. */
 export async function addDockerUserLike(run: Runner, variant: 'nft' | 'legacy'): Promise<void> {
-  const text = ['*filter', ':DOCKER-USER - [0:0]', '-I FORWARD 1 -j DOCKER-USER', '-A DOCKER-USER -j RETURN', 'COMMIT', '']
+  const text = [
+    '*filter',
+    ':DOCKER-USER - [0:0]',
+    '-I FORWARD 1 -j DOCKER-USER',
+    '-A DOCKER-USER -j RETURN',
+    'COMMIT',
+    '',
+  ]
   await runChecked(run, `iptables-${variant}-restore`, ['--noflush'], { stdin: text.join('\n') })
 }
 

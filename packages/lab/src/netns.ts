@@ -5,7 +5,9 @@ import { netnsRunner, runChecked, runLocal } from '@palisade/agent'
 /** Kernel tests need root; without it they must fail loudly, never skip. */
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
-    throw new Error('kernel tests need root (network namespaces and netfilter); run the test command as root, as CI does')
+    throw new Error(
+      'kernel tests need root (network namespaces and netfilter); run the test command as root, as CI does',
+    )
   }
 }
 
@@ -78,7 +80,18 @@ export class Lab {
     const sw = netnsRunner(this.#switchNs)
     const run = netnsRunner(ns)
     const port = `p${index}`
-    await runChecked(sw, 'ip', ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await runChecked(sw, 'ip', [
+      'link',
+      'add',
+      port,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      ns,
+    ])
     await runChecked(sw, 'ip', ['link', 'set', port, 'master', 'br0', 'up'])
     const ip4 = `198.18.0.${10 + index}`
     const ip6 = `fd00:198:18::${10 + index}`
@@ -86,7 +99,11 @@ export class Lab {
     await runChecked(run, 'ip', ['-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad'])
     await runChecked(run, 'ip', ['link', 'set', 'eth0', 'up'])
     // Many short connections from one client: widen the port range and reuse TIME_WAIT.
-    await runChecked(run, 'sysctl', ['-qw', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1'])
+    await runChecked(run, 'sysctl', [
+      '-qw',
+      'net.ipv4.ip_local_port_range=1024 65535',
+      'net.ipv4.tcp_tw_reuse=1',
+    ])
     this.#hosts.set(name, { name, ns, ip4, ip6, run })
   }
 

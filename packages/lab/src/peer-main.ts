@@ -18,8 +18,18 @@ export interface ProbeTarget {
   readonly port: number
 }
 export type PeerCommand =
-  | { readonly id: number; readonly op: 'listen'; readonly tcp: readonly number[]; readonly udp: readonly number[] }
-  | { readonly id: number; readonly op: 'probe'; readonly targets: readonly ProbeTarget[]; readonly timeoutMs: number }
+  | {
+      readonly id: number
+      readonly op: 'listen'
+      readonly tcp: readonly number[]
+      readonly udp: readonly number[]
+    }
+  | {
+      readonly id: number
+      readonly op: 'probe'
+      readonly targets: readonly ProbeTarget[]
+      readonly timeoutMs: number
+    }
 
 const servers: Server[] = []
 const sockets: Socket[] = []
@@ -34,7 +44,11 @@ function listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
       c.resume()
     })
     servers.push(s)
-    all.push(new Promise((ok, fail) => s.once('error', fail).listen({ port, host: '::', backlog: 512 }, ok)))
+    all.push(
+      new Promise((ok, fail) =>
+        s.once('error', fail).listen({ port, host: '::', backlog: 512 }, ok),
+      ),
+    )
   }
   for (const port of udp) {
     const s = createSocket({ type: 'udp6' })
@@ -46,7 +60,11 @@ function listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
 }
 
 const outcomeOf = (code: string | undefined): ProbeOutcome =>
-  code === 'ECONNREFUSED' ? 'refused' : code === 'EHOSTUNREACH' || code === 'ENETUNREACH' ? 'unreachable' : 'error'
+  code === 'ECONNREFUSED'
+    ? 'refused'
+    : code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
+      ? 'unreachable'
+      : 'error'
 
 function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
@@ -83,7 +101,11 @@ async function handle(cmd: PeerCommand): Promise<unknown> {
     await listen(cmd.tcp, cmd.udp)
     return { id: cmd.id, ok: true }
   }
-  const results = await Promise.all(cmd.targets.map((t) => (t.proto === 'tcp' ? probeTcp(t, cmd.timeoutMs) : probeUdp(t, cmd.timeoutMs))))
+  const results = await Promise.all(
+    cmd.targets.map((t) =>
+      t.proto === 'tcp' ? probeTcp(t, cmd.timeoutMs) : probeUdp(t, cmd.timeoutMs),
+    ),
+  )
   return { id: cmd.id, ok: true, results }
 }
 
@@ -100,7 +122,8 @@ rl.on('line', (line) => {
   }
   handle(cmd).then(
     (reply) => process.stdout.write(`${JSON.stringify(reply)}\n`),
-    (e: Error) => process.stdout.write(`${JSON.stringify({ id: cmd.id, ok: false, error: e.message })}\n`),
+    (e: Error) =>
+      process.stdout.write(`${JSON.stringify({ id: cmd.id, ok: false, error: e.message })}\n`),
   )
 })
 rl.on('close', () => process.exit(0))

@@ -10,13 +10,21 @@ type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never
 /** Drives a peer-main process inside a namespace: listen on ports, probe connections. */
 export class LabPeer {
   readonly #child: ChildProcessWithoutNullStreams
-  readonly #waiting = new Map<number, (reply: { ok: boolean; error?: string; results?: ProbeOutcome[] }) => void>()
+  readonly #waiting = new Map<
+    number,
+    (reply: { ok: boolean; error?: string; results?: ProbeOutcome[] }) => void
+  >()
   #next = 1
 
   private constructor(child: ChildProcessWithoutNullStreams) {
     this.#child = child
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const reply = JSON.parse(line) as { id: number; ok: boolean; error?: string; results?: ProbeOutcome[] }
+      const reply = JSON.parse(line) as {
+        id: number
+        ok: boolean
+        error?: string
+        results?: ProbeOutcome[]
+      }
       this.#waiting.get(reply.id)?.(reply)
       this.#waiting.delete(reply.id)
     })
@@ -26,15 +34,22 @@ export class LabPeer {
     // Run from source (tests, benchmarks) or from the build, whichever this module is.
     const self = fileURLToPath(import.meta.url)
     const main = fileURLToPath(new URL(`./peer-main${extname(self)}`, import.meta.url))
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', main], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', main], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     child.stderr.on('data', (b: Buffer) => process.stderr.write(`[peer ${ns}] ${b.toString()}`))
     return new LabPeer(child)
   }
 
-  #send(cmd: Distribute<PeerCommand>): Promise<{ ok: boolean; error?: string; results?: ProbeOutcome[] }> {
+  #send(
+    cmd: Distribute<PeerCommand>,
+  ): Promise<{ ok: boolean; error?: string; results?: ProbeOutcome[] }> {
     const id = this.#next++
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`lab peer did not answer ${cmd.op} within 30 s`)), 30_000)
+      const timer = setTimeout(
+        () => reject(new Error(`lab peer did not answer ${cmd.op} within 30 s`)),
+        30_000,
+      )
       this.#waiting.set(id, (r) => {
         clearTimeout(timer)
         resolve(r)

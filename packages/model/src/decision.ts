@@ -8,13 +8,7 @@ export type PolicyDecision = (typeof POLICY_DECISIONS)[number]
 
 /** Where in our chain's evaluation order a flow was decided (spec section 2). */
 export type DecisionStage =
-  | 'idle'
-  | 'loopback'
-  | 'failsafe'
-  | 'override_deny'
-  | 'allow'
-  | 'deny'
-  | 'default'
+  'idle' | 'loopback' | 'failsafe' | 'override_deny' | 'allow' | 'deny' | 'default'
 
 /** A new connection as our chains see it, from the workload's point of view. */
 export interface Flow {
@@ -65,7 +59,8 @@ export function isFailsafe(fs: Failsafe, f: Flow): boolean {
     if (f.direction === 'inbound' && (f.port === 68 || f.port === 546)) return true
   }
   return (
-    f.direction === 'inbound' && fs.managementPorts.some((sp) => servicePortMatches(sp, f.proto, f.port, f.icmp))
+    f.direction === 'inbound' &&
+    fs.managementPorts.some((sp) => servicePortMatches(sp, f.proto, f.port, f.icmp))
   )
 }
 

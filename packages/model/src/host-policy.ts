@@ -94,7 +94,11 @@ const ANY_IP_LIST = (list: IpList) =>
   addressSetOf(list.ranges).v6.join() === '::/0'
 
 /** Resolves one side of a rule inside a scope (or anywhere, when `scope` is null). */
-function resolveSide(actors: readonly Actor[], scope: readonly ScopeRef[] | null, idx: Index): Side {
+function resolveSide(
+  actors: readonly Actor[],
+  scope: readonly ScopeRef[] | null,
+  idx: Index,
+): Side {
   const workloads = idx.snapshot.workloads.filter(
     (w) =>
       (scope === null || inScope(w, scope, idx)) && actors.some((a) => actorWorkloads(a, w, idx)),
@@ -105,9 +109,10 @@ function resolveSide(actors: readonly Actor[], scope: readonly ScopeRef[] | null
     return list ? [list] : []
   })
   if (lists.some(ANY_IP_LIST)) return { workloads, addresses: 'any' }
+  // Exclusions apply within their own list only; workload addresses are normalised in one go.
   const addresses = unionAddressSets([
     ...lists.map((l) => addressSetOf(l.ranges)),
-    ...workloads.map((wl) => addressSetOf(wl.interfaces.map((i) => ({ from: i.address })))),
+    addressSetOf(workloads.flatMap((wl) => wl.interfaces.map((i) => ({ from: i.address })))),
   ])
   return { workloads, addresses }
 }
@@ -126,9 +131,12 @@ function unionPeers(a: AddressSet | 'any', b: AddressSet | 'any'): AddressSet | 
 
 /** Rules of one rule set, in every scope, as they concern workload `w`. */
 function rulesFor(w: Workload, rs: RuleSet, idx: Index): HostRule[] {
-  const scopes: readonly (readonly ScopeRef[] | null)[] = rs.scopes.length === 0 ? [null] : rs.scopes
+  const scopes: readonly (readonly ScopeRef[] | null)[] =
+    rs.scopes.length === 0 ? [null] : rs.scopes
   const all: { rule: Rule; action: RuleAction }[] = [
-    ...rs.denyRules.map((rule) => ({ rule, action: rule.override ? 'override_deny' : 'deny' }) as const),
+    ...rs.denyRules.map(
+      (rule) => ({ rule, action: rule.override ? 'override_deny' : 'deny' }) as const,
+    ),
     ...rs.rules.map((rule) => ({ rule, action: 'allow' }) as const),
   ]
   const out: HostRule[] = []
@@ -140,10 +148,24 @@ function rulesFor(w: Workload, rs: RuleSet, idx: Index): HostRule[] {
       const consumers = resolveSide(rule.consumers, rule.unscopedConsumers ? null : scope, idx)
       const services = resolveServices(rule.services, idx)
       if (providers.workloads.includes(w)) {
-        out.push({ key: `${rule.href}#in`, ruleHref: rule.href, action, direction: 'inbound', peers: consumers.addresses, services })
+        out.push({
+          key: `${rule.href}#in`,
+          ruleHref: rule.href,
+          action,
+          direction: 'inbound',
+          peers: consumers.addresses,
+          services,
+        })
       }
       if (consumers.workloads.includes(w)) {
-        out.push({ key: `${rule.href}#out`, ruleHref: rule.href, action, direction: 'outbound', peers: providers.addresses, services })
+        out.push({
+          key: `${rule.href}#out`,
+          ruleHref: rule.href,
+          action,
+          direction: 'outbound',
+          peers: providers.addresses,
+          services,
+        })
       }
     }
   }
@@ -172,8 +194,9 @@ export function computeHostPolicy(snapshot: PolicySnapshot, workloadHref: string
     }
   }
   const order = (a: RuleAction) => (a === 'override_deny' ? 0 : a === 'allow' ? 1 : 2)
-  const rules = [...byKey.values()]
-    .sort((a, b) => order(a.action) - order(b.action) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const rules = [...byKey.values()].sort(
+    (a, b) => order(a.action) - order(b.action) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  )
   const fs = snapshot.firewallSettings
   return {
     version: snapshot.version,

@@ -1,5 +1,3 @@
-import ipaddr from 'ipaddr.js'
-
 /** An IP family: 4 or 6. */
 export type IpFamily = 4 | 6
 
@@ -24,31 +22,95 @@ export const ANY_ADDRESS_SET: AddressSet = Object.freeze({ v4: ['0.0.0.0/0'], v6
 const BITS: Record<IpFamily, number> = { 4: 32, 6: 128 }
 
 export class IpParseError extends Error {
-  constructor(readonly input: string, reason: string) {
+  constructor(
+    readonly input: string,
+    reason: string,
+  ) {
     super(`invalid IP address or range "${input}": ${reason}`)
   }
 }
 
+const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/
+
+function parseV4(text: string): bigint | undefined {
+  const m = V4.exec(text)
+  if (!m) return undefined
+  let value = 0n
+  for (let i = 1; i <= 4; i++) {
+    const part = m[i] ?? ''
+    // Leading zeros are ambiguous (octal in some parsers): refuse rather than guess.
+    if (part.length > 1 && part.startsWith('0')) return undefined
+    const n = Number(part)
+    if (n > 255) return undefined
+    value = (value << 8n) | BigInt(n)
+  }
+  return value
+}
+
+function parseV6(text: string): bigint | undefined {
+  const halves = text.split('::')
+  if (halves.length > 2) return undefined
+  const groups = (half: string): number[] | undefined => {
+    if (half === '') return []
+    const out: number[] = []
+    const parts = half.split(':')
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] ?? ''
+      if (i === parts.length - 1 && part.includes('.')) {
+        const v4 = parseV4(part)
+        if (v4 === undefined) return undefined
+        out.push(Number(v4 >> 16n), Number(v4 & 0xffffn))
+      } else if (HEX_GROUP.test(part)) out.push(parseInt(part, 16))
+      else return undefined
+    }
+    return out
+  }
+  const head = groups(halves[0] ?? '')
+  const tail = halves.length === 2 ? groups(halves[1] ?? '') : []
+  if (!head || !tail) return undefined
+  const fill = 8 - head.length - tail.length
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined
+  let value = 0n
+  for (const g of [...head, ...new Array<number>(fill).fill(0), ...tail]) value = (value << 16n) | BigInt(g)
+  return value
+}
+
 export function familyOf(text: string): IpFamily {
-  const ip = text.split('/')[0] ?? ''
-  if (ipaddr.IPv4.isValidFourPartDecimal(ip)) return 4
-  if (ipaddr.IPv6.isValid(ip)) return 6
-  throw new IpParseError(text, 'not an IPv4 or IPv6 address')
+  return addrToBigInt(text.split('/')[0] ?? '').family
 }
 
 export function addrToBigInt(text: string): { family: IpFamily; value: bigint } {
-  const family = familyOf(text)
-  const bytes = ipaddr.parse(text).toByteArray()
-  let value = 0n
-  for (const b of bytes) value = (value << 8n) | BigInt(b)
-  return { family, value }
+  const v4 = parseV4(text)
+  if (v4 !== undefined) return { family: 4, value: v4 }
+  const v6 = text.includes(':') ? parseV6(text) : undefined
+  if (v6 !== undefined) return { family: 6, value: v6 }
+  throw new IpParseError(text, 'not an IPv4 or IPv6 address')
 }
 
+/** Formats an address: dotted IPv4, or RFC 5952 IPv6 (lower case, longest zero run as ::). */
 export function bigIntToAddr(family: IpFamily, value: bigint): string {
-  const n = BITS[family] / 8
-  const bytes: number[] = []
-  for (let i = n - 1; i >= 0; i--) bytes.push(Number((value >> BigInt(i * 8)) & 0xffn))
-  return ipaddr.fromByteArray(bytes).toString()
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => Number((value >> s) & 0xffn)).join('.')
+  const g: number[] = []
+  for (let i = 7; i >= 0; i--) g.push(Number((value >> BigInt(i * 16)) & 0xffffn))
+  let best = -1
+  let bestLen = 1
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && g[j] === 0) j++
+    if (j - i > bestLen) {
+      best = i
+      bestLen = j - i
+    }
+    i = j
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':')
+  if (best < 0) return hex(g)
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`
 }
 
 /** Parses "A", "A/len" (host bits are cleared) into an interval. */
@@ -66,12 +128,16 @@ export function cidrToInterval(text: string): { family: IpFamily; interval: Inte
 }
 
 /** Parses an Illumio-style range: `from_ip` (IP or CIDR) with an optional `to_ip`. */
-export function rangeToInterval(from: string, to?: string): { family: IpFamily; interval: Interval } {
+export function rangeToInterval(
+  from: string,
+  to?: string,
+): { family: IpFamily; interval: Interval } {
   const start = cidrToInterval(from)
   if (to === undefined || to === '') return start
   const end = addrToBigInt(to)
   if (end.family !== start.family) throw new IpParseError(`${from}-${to}`, 'mixes IPv4 and IPv6')
-  if (end.value < start.interval.lo) throw new IpParseError(`${from}-${to}`, 'to_ip is before from_ip')
+  if (end.value < start.interval.lo)
+    throw new IpParseError(`${from}-${to}`, 'to_ip is before from_ip')
   return { family: start.family, interval: { lo: start.interval.lo, hi: end.value } }
 }
 
@@ -89,7 +155,10 @@ export function mergeIntervals(list: readonly Interval[]): Interval[] {
 }
 
 /** Removes every address of `minus` from `from`; both may be unsorted. */
-export function subtractIntervals(from: readonly Interval[], minus: readonly Interval[]): Interval[] {
+export function subtractIntervals(
+  from: readonly Interval[],
+  minus: readonly Interval[],
+): Interval[] {
   const cut = mergeIntervals(minus)
   const out: Interval[] = []
   for (const iv of mergeIntervals(from)) {
@@ -151,8 +220,14 @@ export function addressSetOf(entries: readonly AddressEntry[]): AddressSet {
 
 export function unionAddressSets(sets: readonly AddressSet[]): AddressSet {
   return {
-    v4: intervalsToCidrs(4, sets.flatMap((s) => cidrsToIntervals(s.v4))),
-    v6: intervalsToCidrs(6, sets.flatMap((s) => cidrsToIntervals(s.v6))),
+    v4: intervalsToCidrs(
+      4,
+      sets.flatMap((s) => cidrsToIntervals(s.v4)),
+    ),
+    v6: intervalsToCidrs(
+      6,
+      sets.flatMap((s) => cidrsToIntervals(s.v6)),
+    ),
   }
 }
 

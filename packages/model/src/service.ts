@@ -26,12 +26,16 @@ export interface ServicePortIssue {
 
 const hasPorts = (proto: number) => proto === PROTO.tcp || proto === PROTO.udp
 const isIcmp = (proto: number) => proto === PROTO.icmp || proto === PROTO.icmpv6
-const isPort = (n: number | undefined) => n === undefined || (Number.isInteger(n) && n >= 0 && n <= 65535)
+const isPort = (n: number | undefined) =>
+  n === undefined || (Number.isInteger(n) && n >= 0 && n <= 65535)
 
 export function checkServicePort(sp: ServicePort): ServicePortIssue[] {
   const issues: ServicePortIssue[] = []
   if (!Number.isInteger(sp.proto) || sp.proto < -1 || sp.proto > 255) {
-    issues.push({ code: 'bad_proto', message: `proto must be an IANA protocol number 0-255 or -1, not ${sp.proto}` })
+    issues.push({
+      code: 'bad_proto',
+      message: `proto must be an IANA protocol number 0-255 or -1, not ${sp.proto}`,
+    })
   }
   if (!isPort(sp.port) || !isPort(sp.toPort)) {
     issues.push({ code: 'bad_port', message: 'ports must be whole numbers from 0 to 65535' })
@@ -68,8 +72,13 @@ export function servicePortMatches(
   return true
 }
 
-const keyOf = (sp: ServicePort) =>
-  [sp.proto, sp.port ?? -1, sp.toPort ?? -1, sp.icmpType ?? -1, sp.icmpCode ?? -1]
+const keyOf = (sp: ServicePort) => [
+  sp.proto,
+  sp.port ?? -1,
+  sp.toPort ?? -1,
+  sp.icmpType ?? -1,
+  sp.icmpCode ?? -1,
+]
 
 /** Dedupes and sorts, so equal service lists compare equal; `proto: -1` absorbs the rest. */
 export function normaliseServicePorts(list: readonly ServicePort[]): ServicePort[] {

@@ -11,19 +11,32 @@ export const label = (id: number, key: string, value: string): Label => ({
   value,
 })
 
-export const workload = (name: string, address: string | string[], labels: Label[], over: Partial<Workload> = {}): Workload => ({
+export const workload = (
+  name: string,
+  address: string | string[],
+  labels: Label[],
+  over: Partial<Workload> = {},
+): Workload => ({
   href: `/orgs/1/workloads/${name}`,
   name,
   agentType: 'server',
   osPlatform: 'linux',
   enforcementMode: 'full',
   labels: labels.map((l) => l.href),
-  interfaces: (Array.isArray(address) ? address : [address]).map((a, i) => ({ name: `eth${i}`, address: a })),
+  interfaces: (Array.isArray(address) ? address : [address]).map((a, i) => ({
+    name: `eth${i}`,
+    address: a,
+  })),
   ...over,
 })
 
 let ruleSeq = 0
-export const allow = (providers: Actor[], consumers: Actor[], services: ServiceRef[], over: Partial<Rule> = {}): Rule => ({
+export const allow = (
+  providers: Actor[],
+  consumers: Actor[],
+  services: ServiceRef[],
+  over: Partial<Rule> = {},
+): Rule => ({
   href: `/orgs/1/sec_policy/draft/rule_sets/1/sec_rules/${++ruleSeq}`,
   enabled: true,
   providers,
@@ -33,13 +46,22 @@ export const allow = (providers: Actor[], consumers: Actor[], services: ServiceR
   ...over,
 })
 
-export const deny = (providers: Actor[], consumers: Actor[], services: ServiceRef[], override = false): DenyRule => ({
+export const deny = (
+  providers: Actor[],
+  consumers: Actor[],
+  services: ServiceRef[],
+  override = false,
+): DenyRule => ({
   ...allow(providers, consumers, services),
   href: `/orgs/1/sec_policy/draft/rule_sets/1/deny_rules/${++ruleSeq}`,
   override,
 })
 
-export const ruleSet = (rules: Rule[], denyRules: DenyRule[] = [], scopes: RuleSet['scopes'] = []): RuleSet => ({
+export const ruleSet = (
+  rules: Rule[],
+  denyRules: DenyRule[] = [],
+  scopes: RuleSet['scopes'] = [],
+): RuleSet => ({
   href: '/orgs/1/sec_policy/draft/rule_sets/1',
   name: 'rs',
   enabled: true,

@@ -30,7 +30,12 @@ const TOOLS = { ip: 'iptables', ip6: 'ip6tables' } as const
  * `iptables-restore --noflush` commit per family, then unused ipsets are destroyed.
  * Returns the plan it carried out.
  */
-export async function applyDesired(run: Runner, desired: Desired, actual: Ruleset, opts: ApplyOptions): Promise<Plan> {
+export async function applyDesired(
+  run: Runner,
+  desired: Desired,
+  actual: Ruleset,
+  opts: ApplyOptions,
+): Promise<Plan> {
   const drifts = diff(desired, actual)
   const plan = opts.modeChanged ? { kind: 'full' as const } : planApply(desired, drifts)
   if (plan.kind === 'none') return plan
@@ -49,7 +54,9 @@ export async function applyDesired(run: Runner, desired: Desired, actual: Rulese
   for (const family of ['ip', 'ip6'] as const) {
     const have = findTable(actual, desired.backend, family, 'filter')
     const hooks = findHooks(have)
-    const wantChains = new Set(desired.tables.find((t) => t.family === family)?.chains.map((c) => c.name))
+    const wantChains = new Set(
+      desired.tables.find((t) => t.family === family)?.chains.map((c) => c.name),
+    )
     const firstHook = (chain: string) => hooks.find((h) => h.chain === chain)?.index
     // Exclusive: foreign rules placed before our hook are overwritten (spec section 3).
     const foreignToDelete =
@@ -62,17 +69,23 @@ export async function applyDesired(run: Runner, desired: Desired, actual: Rulese
         : []
     const text = renderIptablesRestore(desired, family, {
       hooksFound: hooks.flatMap((h) =>
-        BUILTIN.includes(h.chain as BuiltinChain) ? [{ family, chain: h.chain as BuiltinChain, index: h.index, spec: h.rule.text ?? '' }] : [],
+        BUILTIN.includes(h.chain as BuiltinChain)
+          ? [{ family, chain: h.chain as BuiltinChain, index: h.index, spec: h.rule.text ?? '' }]
+          : [],
       ),
       modeChanged: opts.modeChanged,
       foreignToDelete,
-      staleChains: (have?.chains ?? []).filter((c) => c.name.startsWith(IPT_PREFIX) && !wantChains.has(c.name)).map((c) => ({ family, chain: c.name })),
+      staleChains: (have?.chains ?? [])
+        .filter((c) => c.name.startsWith(IPT_PREFIX) && !wantChains.has(c.name))
+        .map((c) => ({ family, chain: c.name })),
     })
     const args = ['--noflush', ...(variant === 'legacy' ? ['--wait', '5'] : [])]
     await runChecked(run, `${TOOLS[family]}-${variant}-restore`, args, { stdin: text })
   }
   const wanted = new Set(desired.ipsets.map((s) => s.name))
-  const unused = actual.ipsets.filter((s) => s.name.startsWith(IPSET_PREFIX) && !wanted.has(s.name)).map((s) => s.name)
+  const unused = actual.ipsets
+    .filter((s) => s.name.startsWith(IPSET_PREFIX) && !wanted.has(s.name))
+    .map((s) => s.name)
   const destroy = renderIpsetDestroy(unused)
   if (destroy) await runChecked(run, 'ipset', ['restore'], { stdin: destroy })
   return plan

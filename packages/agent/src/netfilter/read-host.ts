@@ -1,5 +1,10 @@
 import type { NamedSet, Ruleset, Table } from '@palisade/firewall'
-import { isIptablesNftTable, parseIpsetSave, parseIptablesSave, parseNftJson } from '@palisade/firewall'
+import {
+  isIptablesNftTable,
+  parseIpsetSave,
+  parseIptablesSave,
+  parseNftJson,
+} from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked } from '../exec.js'
 
@@ -14,12 +19,19 @@ const FAMILIES = [
   ['ip6', 'ip6tables'],
 ] as const
 
-async function readIptables(run: Runner, variant: 'nft' | 'legacy'): Promise<{ tables: Table[]; legacyPresent: boolean }> {
+async function readIptables(
+  run: Runner,
+  variant: 'nft' | 'legacy',
+): Promise<{ tables: Table[]; legacyPresent: boolean }> {
   const tables: Table[] = []
   let legacyPresent = false
   for (const [family, tool] of FAMILIES) {
     const text = await runChecked(run, `${tool}-${variant}-save`, [])
-    const parsed = parseIptablesSave(text, family, variant === 'nft' ? 'iptables-nft' : 'iptables-legacy')
+    const parsed = parseIptablesSave(
+      text,
+      family,
+      variant === 'nft' ? 'iptables-nft' : 'iptables-legacy',
+    )
     tables.push(...parsed.tables)
     legacyPresent ||= parsed.legacyTablesPresent
   }
@@ -37,7 +49,9 @@ export async function readHost(run: Runner): Promise<HostRead> {
   const hasIptNft = native.length !== nftTables.length
   const ipt = hasIptNft ? await readIptables(run, 'nft') : { tables: [], legacyPresent: false }
   const legacy = await readIptables(run, 'legacy')
-  const legacyWithRules = legacy.tables.filter((t) => t.chains.some((c) => c.rules.length > 0 || !c.base))
+  const legacyWithRules = legacy.tables.filter((t) =>
+    t.chains.some((c) => c.rules.length > 0 || !c.base),
+  )
   const ipsets: NamedSet[] = parseIpsetSave(await runChecked(run, 'ipset', ['save']))
   return {
     ruleset: { tables: [...native, ...ipt.tables, ...legacy.tables], ipsets },

@@ -1,0 +1,41 @@
+import type { HostPolicy } from '@palisade/model'
+import { addrToBigInt, bigIntToAddr } from '@palisade/model'
+
+/**
+ * N distinct peer addresses that no CIDR merging can collapse: every other address of
+ * 198.18.0.0/15, then of fd00:198:18::/64 once the IPv4 range is used up.
+ */
+export function peerAddresses(n: number): { v4: string[]; v6: string[] } {
+  const v4: string[] = []
+  const v6: string[] = []
+  const base4 = addrToBigInt('198.18.0.0').value
+  const base6 = addrToBigInt('fd00:198:18::').value
+  for (let i = 0; i < n; i++) {
+    if (i < 65536) v4.push(`${bigIntToAddr(4, base4 + BigInt(i * 2))}/32`)
+    else v6.push(`${bigIntToAddr(6, base6 + BigInt((i - 65536) * 2))}/128`)
+  }
+  return { v4, v6 }
+}
+
+/** A host policy allowing TCP 8080 from N peers (and blocking the rest), in the given mode. */
+export function policyWithPeers(n: number, mode: HostPolicy['mode']['mode'] = 'coexistence_primary', extra: readonly string[] = []): HostPolicy {
+  const peers = peerAddresses(n)
+  return {
+    version: 1,
+    workload: { href: '/w/bench', name: 'bench' },
+    enforcementMode: 'full',
+    mode: { mode, applied: true, reason: { kind: 'no_match' } },
+    rejectBlocked: false,
+    loopbackInPolicy: false,
+    rules: [
+      {
+        key: '/bench/allow#in',
+        ruleHref: '/bench/allow',
+        action: 'allow',
+        direction: 'inbound',
+        peers: { v4: [...extra, ...peers.v4].sort(), v6: peers.v6 },
+        services: [{ proto: 6, port: 8080 }],
+      },
+    ],
+  }
+}
