@@ -30,6 +30,14 @@ export type PeerCommand =
       readonly targets: readonly ProbeTarget[]
       readonly timeoutMs: number
     }
+  | {
+      readonly id: number
+      readonly op: 'rate'
+      readonly host: string
+      readonly port: number
+      readonly seconds: number
+      readonly parallel: number
+    }
 
 const servers: Server[] = []
 const sockets: Socket[] = []
@@ -96,7 +104,25 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   })
 }
 
+/** Connect-then-close as fast as possible for a bounded time; returns connections made. */
+async function rate(host: string, port: number, seconds: number, parallel: number): Promise<{ connections: number; failures: number; seconds: number }> {
+  const end = performance.now() + Math.min(seconds, 60) * 1000
+  let connections = 0
+  let failures = 0
+  const worker = async () => {
+    while (performance.now() < end) {
+      const o = await probeTcp({ proto: 'tcp', host, port }, 1000)
+      if (o === 'open') connections++
+      else failures++
+    }
+  }
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, 64)) }, worker))
+  return { connections, failures, seconds: (performance.now() - t0) / 1000 }
+}
+
 async function handle(cmd: PeerCommand): Promise<unknown> {
+  if (cmd.op === 'rate') return { id: cmd.id, ok: true, rate: await rate(cmd.host, cmd.port, cmd.seconds, cmd.parallel) }
   if (cmd.op === 'listen') {
     await listen(cmd.tcp, cmd.udp)
     return { id: cmd.id, ok: true }

@@ -5,6 +5,13 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import type { PeerCommand, ProbeOutcome, ProbeTarget } from './peer-main.js'
 
+interface PeerReply {
+  readonly ok: boolean
+  readonly error?: string
+  readonly results?: ProbeOutcome[]
+  readonly rate?: { connections: number; failures: number; seconds: number }
+}
+
 type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never
 
 /** Drives a peer-main process inside a namespace: listen on ports, probe connections. */
@@ -12,7 +19,7 @@ export class LabPeer {
   readonly #child: ChildProcessWithoutNullStreams
   readonly #waiting = new Map<
     number,
-    (reply: { ok: boolean; error?: string; results?: ProbeOutcome[] }) => void
+    (reply: PeerReply) => void
   >()
   #next = 1
 
@@ -43,7 +50,7 @@ export class LabPeer {
 
   #send(
     cmd: Distribute<PeerCommand>,
-  ): Promise<{ ok: boolean; error?: string; results?: ProbeOutcome[] }> {
+  ): Promise<PeerReply> {
     const id = this.#next++
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
@@ -67,6 +74,13 @@ export class LabPeer {
     const r = await this.#send({ op: 'probe', targets, timeoutMs })
     if (!r.ok || !r.results) throw new Error(`lab peer could not probe: ${r.error}`)
     return r.results
+  }
+
+  /** New TCP connections per second to host:port over a bounded time. */
+  async connectionRate(host: string, port: number, seconds: number, parallel = 1): Promise<{ perSecond: number; failures: number }> {
+    const r = await this.#send({ op: 'rate', host, port, seconds, parallel })
+    if (!r.ok || !r.rate) throw new Error(`lab peer could not measure a rate: ${r.error}`)
+    return { perSecond: r.rate.connections / r.rate.seconds, failures: r.rate.failures }
   }
 
   stop(): Promise<void> {
