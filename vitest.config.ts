@@ -1,18 +1,10 @@
-import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
-const pkg = (name: string) =>
-  fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url))
-
 export default defineConfig({
-  resolve: {
-    alias: {
-      '@palisade/model': pkg('model'),
-      '@palisade/firewall': pkg('firewall'),
-      '@palisade/agent': pkg('agent'),
-      '@palisade/lab': pkg('lab'),
-    },
-  },
+  // Workspace packages export their TypeScript sources under the `source` condition, so tests
+  // run the code as written, without a build (lab processes use `node --conditions=source`).
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
+  resolve: { conditions: ['source'] },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     // Kernel tests share the machine's netfilter modules; running files one at a time keeps

@@ -2,7 +2,12 @@
  * Compile cost by peer count: host policy from a policy snapshot (N workloads behind one label),
  * then compile and render for each backend; rendered sizes in bytes.
  */
-import { compile, renderIpsetRestore, renderIptablesRestore, renderNftScript } from '@palisade/firewall'
+import {
+  compile,
+  renderIpsetRestore,
+  renderIptablesRestore,
+  renderNftScript,
+} from '@palisade/firewall'
 import type { PolicySnapshot } from '@palisade/model'
 import { computeHostPolicy, DEFAULT_FAILSAFE, DEFAULT_FIREWALL_SETTINGS } from '@palisade/model'
 import { peerAddresses } from './peers.js'
@@ -28,7 +33,10 @@ function snapshot(n: number): PolicySnapshot {
     version: 1,
     labels: [web, db],
     labelGroups: [],
-    workloads: [workload('db', '198.19.0.1', db.href), ...addrs.map((a, i) => workload(`w${i}`, a, web.href))],
+    workloads: [
+      workload('db', '198.19.0.1', db.href),
+      ...addrs.map((a, i) => workload(`w${i}`, a, web.href)),
+    ],
     services: [],
     ipLists: [],
     ruleSets: [
@@ -38,7 +46,16 @@ function snapshot(n: number): PolicySnapshot {
         enabled: true,
         scopes: [],
         denyRules: [],
-        rules: [{ href: '/r/1', enabled: true, providers: [{ kind: 'label', href: db.href }], consumers: [{ kind: 'label', href: web.href }], services: [{ proto: 6, port: 5432 }], unscopedConsumers: false }],
+        rules: [
+          {
+            href: '/r/1',
+            enabled: true,
+            providers: [{ kind: 'label', href: db.href }],
+            consumers: [{ kind: 'label', href: web.href }],
+            services: [{ proto: 6, port: 5432 }],
+            unscopedConsumers: false,
+          },
+        ],
       },
     ],
     firewallSettings: DEFAULT_FIREWALL_SETTINGS,
@@ -57,16 +74,30 @@ export async function run(): Promise<Record<string, unknown>> {
     for (let i = 0; i < reps; i++) {
       const h = await timed(() => computeHostPolicy(snap, '/orgs/1/workloads/db'))
       host.push(h.ms)
-      const a = await timed(() => renderNftScript(compile(h.value, { backend: 'nftables', failsafe: DEFAULT_FAILSAFE })))
+      const a = await timed(() =>
+        renderNftScript(compile(h.value, { backend: 'nftables', failsafe: DEFAULT_FAILSAFE })),
+      )
       nft.push(a.ms)
       const b = await timed(() => {
         const d = compile(h.value, { backend: 'iptables-nft', failsafe: DEFAULT_FAILSAFE })
-        return [renderIpsetRestore(d.ipsets), renderIptablesRestore(d, 'ip', NO_STATE) + renderIptablesRestore(d, 'ip6', NO_STATE)]
+        return [
+          renderIpsetRestore(d.ipsets),
+          renderIptablesRestore(d, 'ip', NO_STATE) + renderIptablesRestore(d, 'ip6', NO_STATE),
+        ]
       })
       ipt.push(b.ms)
-      sizes = { nftBytes: a.value.length, ipsetBytes: b.value[0]?.length ?? 0, iptablesBytes: b.value[1]?.length ?? 0 }
+      sizes = {
+        nftBytes: a.value.length,
+        ipsetBytes: b.value[0]?.length ?? 0,
+        iptablesBytes: b.value[1]?.length ?? 0,
+      }
     }
-    out[`peers${n}`] = { hostPolicyMs: +median(host).toFixed(1), compileRenderNftMs: +median(nft).toFixed(1), compileRenderIptablesMs: +median(ipt).toFixed(1), ...sizes }
+    out[`peers${n}`] = {
+      hostPolicyMs: +median(host).toFixed(1),
+      compileRenderNftMs: +median(nft).toFixed(1),
+      compileRenderIptablesMs: +median(ipt).toFixed(1),
+      ...sizes,
+    }
   }
   return out
 }

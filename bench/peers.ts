@@ -18,7 +18,11 @@ export function peerAddresses(n: number): { v4: string[]; v6: string[] } {
 }
 
 /** A host policy allowing TCP 8080 from N peers (and blocking the rest), in the given mode. */
-export function policyWithPeers(n: number, mode: HostPolicy['mode']['mode'] = 'coexistence_primary', extra: readonly string[] = []): HostPolicy {
+export function policyWithPeers(
+  n: number,
+  mode: HostPolicy['mode']['mode'] = 'coexistence_primary',
+  extra: readonly string[] = [],
+): HostPolicy {
   const peers = peerAddresses(n)
   return {
     version: 1,

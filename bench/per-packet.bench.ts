@@ -27,16 +27,37 @@ export async function run(): Promise<Record<string, unknown>> {
     const rulesEvaluated: Record<string, unknown> = {}
     for (const n of [10, 10_000]) {
       await resetFirewall(s.run)
-      const desired = compile(policyWithPeers(n, 'coexistence_primary', [`${c.ip4}/32`]), { backend: 'nftables', failsafe: DEFAULT_FAILSAFE })
+      const desired = compile(policyWithPeers(n, 'coexistence_primary', [`${c.ip4}/32`]), {
+        backend: 'nftables',
+        failsafe: DEFAULT_FAILSAFE,
+      })
       await applyDesired(s.run, desired, (await readHost(s.run)).ruleset, { modeChanged: true })
       const live = (await readHost(s.run)).ruleset
-      const model = tracePacket(live, { path: 'in', family: 4, src: c.ip4, dst: s.ip4, proto: 6, sport: 40000, dport: PORT, iif: 'eth0', ct: 'new' })
+      const model = tracePacket(live, {
+        path: 'in',
+        family: 4,
+        src: c.ip4,
+        dst: s.ip4,
+        proto: 6,
+        sport: 40000,
+        dport: PORT,
+        iif: 'eth0',
+        ct: 'new',
+      })
       const [outcome] = await client.probe([{ proto: 'tcp', host: s.ip4, port: PORT }], 1000)
       const after = (await readHost(s.run)).ruleset
-      const input = findTable(after, 'nft', 'inet', NFT_TABLE)?.chains.find((ch) => ch.name === 'input')
+      const input = findTable(after, 'nft', 'inet', NFT_TABLE)?.chains.find(
+        (ch) => ch.name === 'input',
+      )
       // The first packet (SYN) is counted by the rule that accepted it; later ones by rule 0.
-      const matched = (input?.rules ?? []).map((r, i) => ((r.counter?.packets ?? 0) > 0 ? i : -1)).filter((i) => i >= 0)
-      rulesEvaluated[`peers${n}`] = { model: model.ourRulesEvaluated, kernel: Math.max(...matched) + 1, connection: outcome }
+      const matched = (input?.rules ?? [])
+        .map((r, i) => ((r.counter?.packets ?? 0) > 0 ? i : -1))
+        .filter((i) => i >= 0)
+      rulesEvaluated[`peers${n}`] = {
+        model: model.ourRulesEvaluated,
+        kernel: Math.max(...matched) + 1,
+        connection: outcome,
+      }
     }
     // Interleaved rounds, so drift in the machine's load hits every configuration alike.
     const samples: Record<string, number[]> = { none: [] }
@@ -45,9 +66,14 @@ export async function run(): Promise<Record<string, unknown>> {
       samples.none?.push((await client.connectionRate(s.ip4, PORT, RATE_SECONDS)).perSecond)
       for (const backend of BACKENDS as readonly Backend[]) {
         await resetFirewall(s.run)
-        const desired = compile(policyWithPeers(10_000, 'coexistence_primary', [`${c.ip4}/32`]), { backend, failsafe: DEFAULT_FAILSAFE })
+        const desired = compile(policyWithPeers(10_000, 'coexistence_primary', [`${c.ip4}/32`]), {
+          backend,
+          failsafe: DEFAULT_FAILSAFE,
+        })
         await applyDesired(s.run, desired, (await readHost(s.run)).ruleset, { modeChanged: true })
-        ;(samples[backend] ??= []).push((await client.connectionRate(s.ip4, PORT, RATE_SECONDS)).perSecond)
+        ;(samples[backend] ??= []).push(
+          (await client.connectionRate(s.ip4, PORT, RATE_SECONDS)).perSecond,
+        )
       }
     }
     const none = median(samples.none ?? [])
@@ -56,7 +82,12 @@ export async function run(): Promise<Record<string, unknown>> {
       const m = median(samples[backend] ?? [])
       rates[backend] = { perSecond: Math.round(m), ratioToNoRules: +(m / none).toFixed(3) }
     }
-    return { rulesEvaluatedPerNewConnection: rulesEvaluated, connectionsWith10000Peers: rates, rateSeconds: RATE_SECONDS, rounds: ROUNDS }
+    return {
+      rulesEvaluatedPerNewConnection: rulesEvaluated,
+      connectionsWith10000Peers: rates,
+      rateSeconds: RATE_SECONDS,
+      rounds: ROUNDS,
+    }
   } finally {
     await client.stop()
     await server.stop()

@@ -17,8 +17,16 @@ if (unknown.length > 0) {
   process.exit(2)
 }
 for (const name of wanted.length > 0 ? wanted : all) {
-  const mod = (await import(`./${name}.bench.ts`)) as { run: () => Promise<Record<string, unknown>> }
+  const mod = (await import(`./${name}.bench.ts`)) as {
+    run: () => Promise<Record<string, unknown>>
+  }
   const started = performance.now()
   const figures = await mod.run()
-  console.log(JSON.stringify({ bench: name, ...figures, wallSeconds: +((performance.now() - started) / 1000).toFixed(1) }))
+  console.log(
+    JSON.stringify({
+      bench: name,
+      ...figures,
+      wallSeconds: +((performance.now() - started) / 1000).toFixed(1),
+    }),
+  )
 }

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process'
 
 export interface RunResult {
+  /** The process id, so changes it made can be recognised in `nft monitor` output. */
+  readonly pid?: number
   readonly code: number
   readonly stdout: string
   readonly stderr: string
@@ -43,7 +45,12 @@ export const runLocal: Runner = (cmd, args, opts = {}) =>
       clearTimeout(timer)
       const stderr =
         Buffer.concat(err).toString() + (signal ? `\nkilled by ${signal} after timeout` : '')
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr })
+      resolve({
+        ...(child.pid !== undefined && { pid: child.pid }),
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString(),
+        stderr,
+      })
     })
     child.stdin.on('error', () => undefined) // the command may exit before reading all of stdin
     child.stdin.end(opts.stdin ?? '')

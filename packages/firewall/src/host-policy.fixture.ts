@@ -80,15 +80,13 @@ const cidr4 = fc
   })
 const service = fc.oneof(
   fc.record({ proto: fc.constantFrom(6, 17), port: fc.integer({ min: 1, max: 60000 }) }),
-  fc
-    .integer({ min: 1, max: 60000 })
-    .chain((p) =>
-      fc.record({
-        proto: fc.constantFrom(6, 17),
-        port: fc.constant(p),
-        toPort: fc.integer({ min: p + 1, max: 65535 }),
-      }),
-    ),
+  fc.integer({ min: 1, max: 60000 }).chain((p) =>
+    fc.record({
+      proto: fc.constantFrom(6, 17),
+      port: fc.constant(p),
+      toPort: fc.integer({ min: p + 1, max: 65535 }),
+    }),
+  ),
   fc.record({ proto: fc.constant(1), icmpType: fc.constantFrom(0, 3, 8, 11) }),
   fc.record({ proto: fc.constant(58), icmpType: fc.constantFrom(1, 128, 129) }),
   fc.constant({ proto: 47 }),

@@ -105,7 +105,12 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
 }
 
 /** Connect-then-close as fast as possible for a bounded time; returns connections made. */
-async function rate(host: string, port: number, seconds: number, parallel: number): Promise<{ connections: number; failures: number; seconds: number }> {
+async function rate(
+  host: string,
+  port: number,
+  seconds: number,
+  parallel: number,
+): Promise<{ connections: number; failures: number; seconds: number }> {
   const end = performance.now() + Math.min(seconds, 60) * 1000
   let connections = 0
   let failures = 0
@@ -122,7 +127,8 @@ async function rate(host: string, port: number, seconds: number, parallel: numbe
 }
 
 async function handle(cmd: PeerCommand): Promise<unknown> {
-  if (cmd.op === 'rate') return { id: cmd.id, ok: true, rate: await rate(cmd.host, cmd.port, cmd.seconds, cmd.parallel) }
+  if (cmd.op === 'rate')
+    return { id: cmd.id, ok: true, rate: await rate(cmd.host, cmd.port, cmd.seconds, cmd.parallel) }
   if (cmd.op === 'listen') {
     await listen(cmd.tcp, cmd.udp)
     return { id: cmd.id, ok: true }

@@ -17,10 +17,7 @@ type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never
 /** Drives a peer-main process inside a namespace: listen on ports, probe connections. */
 export class LabPeer {
   readonly #child: ChildProcessWithoutNullStreams
-  readonly #waiting = new Map<
-    number,
-    (reply: PeerReply) => void
-  >()
+  readonly #waiting = new Map<number, (reply: PeerReply) => void>()
   #next = 1
 
   private constructor(child: ChildProcessWithoutNullStreams) {
@@ -41,16 +38,18 @@ export class LabPeer {
     // Run from source (tests, benchmarks) or from the build, whichever this module is.
     const self = fileURLToPath(import.meta.url)
     const main = fileURLToPath(new URL(`./peer-main${extname(self)}`, import.meta.url))
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', main], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '--conditions=source', '--import', 'tsx', main],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    )
     child.stderr.on('data', (b: Buffer) => process.stderr.write(`[peer ${ns}] ${b.toString()}`))
     return new LabPeer(child)
   }
 
-  #send(
-    cmd: Distribute<PeerCommand>,
-  ): Promise<PeerReply> {
+  #send(cmd: Distribute<PeerCommand>): Promise<PeerReply> {
     const id = this.#next++
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
@@ -77,7 +76,12 @@ export class LabPeer {
   }
 
   /** New TCP connections per second to host:port over a bounded time. */
-  async connectionRate(host: string, port: number, seconds: number, parallel = 1): Promise<{ perSecond: number; failures: number }> {
+  async connectionRate(
+    host: string,
+    port: number,
+    seconds: number,
+    parallel = 1,
+  ): Promise<{ perSecond: number; failures: number }> {
     const r = await this.#send({ op: 'rate', host, port, seconds, parallel })
     if (!r.ok || !r.rate) throw new Error(`lab peer could not measure a rate: ${r.error}`)
     return { perSecond: r.rate.connections / r.rate.seconds, failures: r.rate.failures }

@@ -106,9 +106,21 @@ describe('host policy', () => {
   })
 
   it("keeps an IP list's exclusions to that list", () => {
-    const list = { href: '/orgs/1/sec_policy/draft/ip_lists/3', name: 'no-web1', ranges: [{ from: '198.18.0.0/24' }, { from: '198.18.0.11', exclusion: true }] }
-    const other = { href: '/orgs/1/sec_policy/draft/ip_lists/4', name: 'only-web1', ranges: [{ from: '198.18.0.11' }] }
-    const r = allow([lbl(db)], [{ kind: 'ip_list', href: list.href }, { kind: 'ip_list', href: other.href }, lbl(web)], [{ proto: 6, port: 1 }])
+    const list = {
+      href: '/orgs/1/sec_policy/draft/ip_lists/3',
+      name: 'no-web1',
+      ranges: [{ from: '198.18.0.0/24' }, { from: '198.18.0.11', exclusion: true }],
+    }
+    const other = {
+      href: '/orgs/1/sec_policy/draft/ip_lists/4',
+      name: 'only-web1',
+      ranges: [{ from: '198.18.0.11' }],
+    }
+    const r = allow(
+      [lbl(db)],
+      [{ kind: 'ip_list', href: list.href }, { kind: 'ip_list', href: other.href }, lbl(web)],
+      [{ proto: 6, port: 1 }],
+    )
     const s = snapshot({ workloads: [W1, D1], ipLists: [list, other], ruleSets: [ruleSet([r])] })
     expect(computeHostPolicy(s, D1.href).rules[0]?.peers).toEqual({ v4: ['198.18.0.0/24'], v6: [] })
   })

@@ -72,7 +72,8 @@ function parseV6(text: string): bigint | undefined {
   const fill = 8 - head.length - tail.length
   if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined
   let value = 0n
-  for (const g of [...head, ...new Array<number>(fill).fill(0), ...tail]) value = (value << 16n) | BigInt(g)
+  for (const g of [...head, ...new Array<number>(fill).fill(0), ...tail])
+    value = (value << 16n) | BigInt(g)
   return value
 }
 
@@ -95,7 +96,7 @@ export function bigIntToAddr(family: IpFamily, value: bigint): string {
   for (let i = 7; i >= 0; i--) g.push(Number((value >> BigInt(i * 16)) & 0xffffn))
   let best = -1
   let bestLen = 1
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++
       continue

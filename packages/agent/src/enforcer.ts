@@ -1,0 +1,355 @@
+/**
+ * The enforcer keeps the kernel equal to the desired state, and says so.
+ *
+ * Goals
+ * - Level-triggered: every trigger (new policy, a kernel change event, a lost-events notice,
+ *   a poll tick, the backstop timer) leads to the same thing: read our objects back, diff them
+ *   against the desired state, and apply the plan. Events are hints, never the state.
+ * - Atomic: each apply is one transaction per table (see applyDesired), so a crash or a
+ *   failure leaves the old or the new ruleset, never a mix within a table.
+ * - Verified: after applying we read back again; only an empty diff counts as applied.
+ * - Honest about tampering: a drift found after we verified the same desired state is
+ *   tampering. It is repaired and reported once per episode, with the process the kernel named.
+ *   A process that keeps fighting us is met with back-off and one ongoing condition.
+ * - Never a busy loop: failures retry with exponential back-off, capped.
+ *
+ * Concurrency: one reconcile runs at a time. A trigger that arrives meanwhile marks the state
+ * dirty and the loop runs once more. Change batches that arrive during our own apply are held
+ * and checked against the pids of the commands we ran, so our own changes do not trigger us.
+ */
+import type { Backend, Desired, Drift } from '@palisade/firewall'
+import { diff, isTampering, planApply } from '@palisade/firewall'
+import { randomUUID } from 'node:crypto'
+import type { AgentEvent } from './events.js'
+import type { Runner } from './exec.js'
+import { applyDesired } from './netfilter/apply.js'
+import type { ChangeBatch, MonitorEvent } from './netfilter/monitor.js'
+import { NftMonitor } from './netfilter/monitor.js'
+import { readOwn } from './netfilter/read-own.js'
+
+export interface EnforcerOptions {
+  readonly run: Runner
+  readonly backend: Backend
+  /** Poll interval for what emits no events (iptables-legacy, ipsets); null: never. */
+  readonly pollMs: number | null
+  /** Full read-back even without events (default 30 s). */
+  readonly backstopMs: number
+  /** Follow `nft monitor` for change events (nftables and iptables-nft). */
+  readonly watchEvents: boolean
+  readonly onEvent: (e: AgentEvent) => void
+  readonly onStatus: (s: EnforcementStatus) => void
+}
+
+export interface EnforcementStatus {
+  readonly health: 'starting' | 'healthy' | 'unhealthy'
+  readonly reason?: string
+  readonly applied?: {
+    readonly version: number
+    readonly mode: string
+    readonly at: string
+    readonly plan: string
+    readonly ms: number
+  }
+  readonly tampering: {
+    readonly condition: 'none' | 'ongoing'
+    readonly repairs: number
+    readonly lastAt?: string
+    readonly lastBy?: string
+  }
+}
+
+type Trigger = { readonly reason: string; readonly since: number; readonly by?: ChangeBatch }
+
+const FIGHT_WINDOW_MS = 10_000
+const FIGHT_THRESHOLD = 3
+const QUIET_TO_END_MS = 60_000
+const MAX_BACKOFF_MS = 30_000
+const VERIFY_ATTEMPTS = 3
+
+export class Enforcer {
+  readonly #o: EnforcerOptions
+  #desired: Desired | undefined
+  #appliedMode: string | undefined
+  /** The desired state we last verified in the kernel: drift from it is tampering. */
+  #verified: Desired | undefined
+  #dirty: Trigger | undefined
+  #running = false
+  #stopped = false
+  #failures = 0
+  #retryTimer: NodeJS.Timeout | undefined
+  #timers: NodeJS.Timeout[] = []
+  #monitor: NftMonitor | undefined
+  readonly #ownPids = new Set<number>()
+  #heldBatches: ChangeBatch[] = []
+  #repairs: number[] = []
+  #episodeRepairs = 0
+  #status: EnforcementStatus = { health: 'starting', tampering: { condition: 'none', repairs: 0 } }
+  #idle: Array<() => void> = []
+
+  constructor(opts: EnforcerOptions) {
+    this.#o = Object.freeze({ ...opts })
+  }
+
+  get status(): EnforcementStatus {
+    return this.#status
+  }
+
+  /** Starts watching; `appliedMode` is the mode of the last apply before a restart, if any. */
+  start(appliedMode?: string): void {
+    this.#appliedMode = appliedMode
+    if (this.#o.watchEvents) this.#startMonitor()
+    if (this.#o.pollMs !== null)
+      this.#timers.push(setInterval(() => this.trigger('poll'), this.#o.pollMs))
+    this.#timers.push(setInterval(() => this.trigger('backstop'), this.#o.backstopMs))
+  }
+
+  stop(): void {
+    this.#stopped = true
+    this.#monitor?.stop()
+    for (const t of this.#timers) clearInterval(t)
+    if (this.#retryTimer) clearTimeout(this.#retryTimer)
+  }
+
+  /** New desired state (a new policy version, a mode change, suspend). */
+  setDesired(d: Desired): void {
+    this.#desired = d
+    this.trigger(`policy version ${d.version}`)
+  }
+
+  trigger(reason: string, by?: ChangeBatch): void {
+    if (this.#stopped) return
+    this.#dirty ??= { reason, since: by?.at ?? performance.now(), ...(by && { by }) }
+    if (!this.#running) void this.#loop()
+  }
+
+  /** Resolves once no reconcile is running or pending (for tests and benchmarks). */
+  settled(): Promise<void> {
+    if (!this.#running && !this.#dirty) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  #startMonitor(): void {
+    this.#monitor = new NftMonitor((e) => this.#onMonitor(e))
+    this.#monitor.start()
+  }
+
+  #onMonitor(e: MonitorEvent): void {
+    if (e.kind === 'change') {
+      if (this.#running) this.#heldBatches.push(e.batch)
+      else if (!this.#isOwn(e.batch)) this.trigger('kernel change event', e.batch)
+      return
+    }
+    if (e.kind === 'lost') {
+      this.trigger('kernel change events were lost')
+      return
+    }
+    if (this.#stopped) return
+    this.#setStatus({ ...this.#status, reason: e.reason })
+    // The monitor is only a hint source: restart it later and re-read in the meantime.
+    setTimeout(() => {
+      if (this.#stopped) return
+      this.#startMonitor()
+      this.trigger('change monitor restarted')
+    }, 1000).unref()
+  }
+
+  #isOwn(b: ChangeBatch): boolean {
+    return b.pid !== undefined && this.#ownPids.has(b.pid)
+  }
+
+  readonly #run: Runner = async (cmd, args, opts) => {
+    const r = await this.#o.run(cmd, args, opts)
+    if (r.pid !== undefined) {
+      this.#ownPids.add(r.pid)
+      if (this.#ownPids.size > 256)
+        this.#ownPids.delete(this.#ownPids.values().next().value as number)
+    }
+    return r
+  }
+
+  async #loop(): Promise<void> {
+    this.#running = true
+    try {
+      while (this.#dirty && !this.#stopped) {
+        const t = this.#dirty
+        this.#dirty = undefined
+        await this.#reconcile(t)
+        const held = this.#heldBatches
+        this.#heldBatches = []
+        const foreign = held.find((b) => !this.#isOwn(b))
+        if (foreign)
+          this.#dirty ??= { reason: 'kernel change event', since: foreign.at, by: foreign }
+      }
+    } finally {
+      this.#running = false
+      for (const f of this.#idle.splice(0)) f()
+    }
+  }
+
+  async #reconcile(t: Trigger): Promise<void> {
+    const desired = this.#desired
+    if (!desired) return
+    const started = performance.now()
+    try {
+      let actual = await readOwn(this.#run, desired.backend)
+      const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
+      const drifts = diff(desired, actual)
+      if (!modeChanged && planApply(desired, drifts).kind === 'none') {
+        this.#verified = desired
+        this.#appliedMode = desired.mode
+        // A new version can compile to what the kernel already holds: it is applied all the same.
+        if (this.#status.applied?.version !== desired.version)
+          this.#recordApplied(desired, 'none', performance.now() - started)
+        this.#healthy()
+        this.#maybeEndEpisode()
+        return
+      }
+      const tampering =
+        this.#verified === desired ? drifts.filter((d) => isTampering(d, desired)) : []
+      if (tampering.length > 0) await this.#backOffIfFighting()
+      let last: Drift[] = drifts
+      let plan = 'none'
+      for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
+        plan = (
+          await applyDesired(this.#run, desired, actual, {
+            modeChanged: modeChanged && attempt === 1,
+          })
+        ).kind
+        actual = await readOwn(this.#run, desired.backend)
+        last = diff(desired, actual)
+        if (planApply(desired, last).kind === 'none') break
+      }
+      if (planApply(desired, last).kind !== 'none') {
+        throw new Error(
+          `the kernel still differs after ${VERIFY_ATTEMPTS} applies: ${last
+            .slice(0, 3)
+            .map((d) => d.kind)
+            .join(', ')}`,
+        )
+      }
+      this.#verified = desired
+      this.#appliedMode = desired.mode
+      this.#failures = 0
+      this.#recordApplied(desired, plan, performance.now() - started)
+      if (tampering.length > 0) this.#recordTampering(t, tampering, performance.now() - t.since)
+    } catch (e) {
+      this.#fail(e as Error, t)
+    }
+  }
+
+  #recordApplied(desired: Desired, plan: string, ms: number): void {
+    const { reason: _cleared, ...rest } = this.#status
+    this.#setStatus({
+      ...rest,
+      health: 'healthy',
+      applied: {
+        version: desired.version,
+        mode: desired.mode,
+        at: new Date().toISOString(),
+        plan,
+        ms: +ms.toFixed(1),
+      },
+    })
+  }
+
+  #healthy(): void {
+    if (this.#status.health !== 'healthy' || this.#status.reason) {
+      const { reason: _gone, ...rest } = this.#status
+      this.#setStatus({ ...rest, health: 'healthy' })
+    }
+    this.#failures = 0
+  }
+
+  #fail(e: Error, t: Trigger): void {
+    this.#failures++
+    const reason = `enforcing policy failed (${t.reason}): ${e.message}`
+    if (this.#status.health !== 'unhealthy' || this.#status.reason !== reason) {
+      this.#o.onEvent(
+        event('agent.firewall_apply_failed', 'err', { reason, attempt: this.#failures }),
+      )
+    }
+    this.#setStatus({ ...this.#status, health: 'unhealthy', reason })
+    // The old ruleset stays in place (each transaction is atomic); retry later, backing off.
+    const delay = Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(this.#failures, 10))
+    if (this.#retryTimer) clearTimeout(this.#retryTimer)
+    this.#retryTimer = setTimeout(
+      () => this.trigger(`retry after failure #${this.#failures}`),
+      delay,
+    )
+    this.#retryTimer.unref()
+  }
+
+  async #backOffIfFighting(): Promise<void> {
+    const now = performance.now()
+    this.#repairs = this.#repairs.filter((x) => now - x < FIGHT_WINDOW_MS)
+    const over = this.#repairs.length - FIGHT_THRESHOLD + 1
+    if (over > 0)
+      await new Promise((r) => setTimeout(r, Math.min(MAX_BACKOFF_MS, 250 * 2 ** (over - 1))))
+  }
+
+  #recordTampering(t: Trigger, drifts: readonly Drift[], detectToRepairMs: number): void {
+    const now = performance.now()
+    this.#repairs.push(now)
+    this.#episodeRepairs++
+    const by = t.by?.pid !== undefined ? `${t.by.comm ?? '?'} (pid ${t.by.pid})` : undefined
+    const fighting =
+      this.#repairs.filter((x) => now - x < FIGHT_WINDOW_MS).length >= FIGHT_THRESHOLD
+    const wasOngoing = this.#status.tampering.condition === 'ongoing'
+    this.#setStatus({
+      ...this.#status,
+      tampering: {
+        condition: fighting ? 'ongoing' : this.#status.tampering.condition,
+        repairs: this.#status.tampering.repairs + 1,
+        lastAt: new Date().toISOString(),
+        ...(by && { lastBy: by }),
+      },
+    })
+    // One event per repair until a fight starts; then one event for the whole condition.
+    if (wasOngoing) return
+    this.#o.onEvent(
+      event('agent.tampering', 'warning', {
+        condition: fighting ? 'ongoing' : 'repaired',
+        trigger: t.reason,
+        changes: drifts,
+        ...(t.by && { kernel_lines: t.by.lines.slice(0, 20) }),
+        ...(by && { process: { pid: t.by?.pid, comm: t.by?.comm } }),
+        repaired: true,
+        detect_to_repair_ms: +detectToRepairMs.toFixed(1),
+        ...(fighting && { repairs_in_window: this.#repairs.length }),
+      }),
+    )
+  }
+
+  #maybeEndEpisode(): void {
+    const last = this.#repairs[this.#repairs.length - 1]
+    if (this.#status.tampering.condition !== 'ongoing' || last === undefined) return
+    if (performance.now() - last < QUIET_TO_END_MS) return
+    this.#o.onEvent(
+      event('agent.tampering', 'info', { condition: 'ended', repairs: this.#episodeRepairs }),
+    )
+    this.#episodeRepairs = 0
+    this.#setStatus({
+      ...this.#status,
+      tampering: { ...this.#status.tampering, condition: 'none' },
+    })
+  }
+
+  #setStatus(s: EnforcementStatus): void {
+    this.#status = s
+    this.#o.onStatus(s)
+  }
+}
+
+export function event(
+  type: AgentEvent['event_type'],
+  severity: AgentEvent['severity'],
+  details: Record<string, unknown>,
+): AgentEvent {
+  return {
+    event_type: type,
+    severity,
+    timestamp: new Date().toISOString(),
+    uuid: randomUUID(),
+    details,
+  }
+}

@@ -1,0 +1,150 @@
+import type { AgentEvent, AgentStatus } from '@palisade/agent'
+import { readJson, statePaths } from '@palisade/agent'
+import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url))
+
+/** Polls `check` until it returns a value, or fails after `ms` with what was last seen. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  ms = 10_000,
+): Promise<T> {
+  const end = performance.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v !== undefined) return v
+    } catch (e) {
+      last = e
+    }
+    if (performance.now() > end)
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      )
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** A real `palisade agent run` process inside a lab namespace, with its own state dir. */
+export class LabAgent {
+  readonly stateDir: string
+  readonly policyFile: string
+  #child: ChildProcess | undefined
+  #log = ''
+
+  private constructor(
+    readonly ns: string,
+    private readonly backend: string,
+  ) {
+    this.stateDir = join(tmpdir(), `${ns}-state`)
+    this.policyFile = join(tmpdir(), `${ns}-policy.json`)
+  }
+
+  static async start(ns: string, backend: string, policy: unknown): Promise<LabAgent> {
+    const a = new LabAgent(ns, backend)
+    await rm(a.stateDir, { recursive: true, force: true })
+    await a.writePolicy(policy)
+    a.spawn()
+    await a.waitApplied(1)
+    return a
+  }
+
+  spawn(): void {
+    const args = [
+      'netns',
+      'exec',
+      this.ns,
+      process.execPath,
+      '--conditions=source',
+      '--import',
+      'tsx',
+      CLI,
+      'agent',
+      'run',
+      '--state-dir',
+      this.stateDir,
+      '--policy-file',
+      this.policyFile,
+      '--backend',
+      this.backend,
+    ]
+    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout?.on('data', (b: Buffer) => (this.#log += b.toString()))
+    child.stderr?.on('data', (b: Buffer) => (this.#log += b.toString()))
+    this.#child = child
+  }
+
+  get log(): string {
+    return this.#log
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid
+  }
+
+  async writePolicy(policy: unknown): Promise<void> {
+    await writeFile(`${this.policyFile}.tmp`, JSON.stringify(policy))
+    const { rename } = await import('node:fs/promises')
+    await rename(`${this.policyFile}.tmp`, this.policyFile)
+  }
+
+  status(): Promise<AgentStatus | undefined> {
+    return readJson<AgentStatus>(statePaths(this.stateDir).status)
+  }
+
+  async events(): Promise<AgentEvent[]> {
+    const text = await readFile(statePaths(this.stateDir).events, 'utf8').catch(() => '')
+    return text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AgentEvent)
+  }
+
+  /** Waits until the agent reports version `version` applied and verified, and healthy. */
+  waitApplied(version: number, ms = 15_000): Promise<AgentStatus> {
+    return waitFor(
+      `agent in ${this.ns} to apply version ${version} (log: ${this.#log.slice(-500)})`,
+      async () => {
+        const s = await this.status()
+        return s?.enforcement.health === 'healthy' &&
+          s.enforcement.applied?.version === version &&
+          s.policy?.version === version
+          ? s
+          : undefined
+      },
+      ms,
+    )
+  }
+
+  /** Waits for the n-th tampering event (1-based). */
+  waitTampering(n: number, ms = 10_000): Promise<AgentEvent> {
+    return waitFor(
+      `tampering event #${n} in ${this.ns}`,
+      async () => (await this.events()).filter((e) => e.event_type === 'agent.tampering')[n - 1],
+      ms,
+    )
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.#child
+    if (!child || child.exitCode !== null || child.signalCode !== null) return
+    await new Promise<void>((resolve) => {
+      child.once('close', () => resolve())
+      child.kill(signal)
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref()
+    })
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop()
+    await rm(this.stateDir, { recursive: true, force: true })
+    await rm(this.policyFile, { force: true })
+  }
+}
