@@ -26,7 +26,7 @@ export async function waitFor<T>(
     }
     if (performance.now() > end)
       throw new Error(
-        `timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+        `timed out after ${ms} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
       )
     await new Promise((r) => setTimeout(r, 20))
   }

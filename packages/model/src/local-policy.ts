@@ -70,7 +70,7 @@ export function hostPolicyFromLocalFile(doc: unknown, name = 'local'): HostPolic
       else {
         try {
           peers = addressSetOf(
-            (r.peers as string[]).map((p) => {
+            r.peers.map((p: string) => {
               const [from = '', to] = p.split('-')
               return to === undefined ? { from } : { from, to }
             }),

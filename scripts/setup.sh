@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything Palisade needs on a fresh Debian machine (Debian 12 "bookworm" here):
+# the firewall tools the agent drives and the tests use, then the npm packages and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(nftables iptables ipset conntrack iproute2 procps)
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=()
+  [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Palisade needs Node.js 20.19 or newer (found $(node --version))" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund
+npm run build
