@@ -4,7 +4,7 @@
  */
 import {
   compile,
-  renderIpsetRestore,
+  renderIpsetStage,
   renderIptablesRestore,
   renderNftScript,
 } from '@palisade/firewall'
@@ -81,7 +81,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const b = await timed(() => {
         const d = compile(h.value, { backend: 'iptables-nft', failsafe: DEFAULT_FAILSAFE })
         return [
-          renderIpsetRestore(d.ipsets),
+          renderIpsetStage(d.ipsets, new Set()),
           renderIptablesRestore(d, 'ip', NO_STATE) + renderIptablesRestore(d, 'ip6', NO_STATE),
         ]
       })

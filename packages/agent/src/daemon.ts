@@ -48,7 +48,7 @@ export interface AgentStatus {
   readonly state: 'running' | 'stopped'
   readonly startedAt: string
   readonly updatedAt: string
-  readonly backend: Backend
+  readonly backend: Backend | 'auto'
   readonly backendReason: string
   readonly warnings: readonly string[]
   readonly os: string
@@ -67,6 +67,33 @@ export interface AgentStatus {
 interface KnownGood {
   readonly policy: HostPolicy
   readonly appliedMode?: string
+}
+
+interface Detected {
+  readonly choice: BackendChoice
+  readonly survey: RulesetSurvey
+}
+
+/** Reads the host, chooses a backend and surveys the firewalls found. */
+async function detectHost(
+  run: Runner,
+  requested: Backend | 'auto',
+  os: Awaited<ReturnType<typeof readOsRelease>>,
+): Promise<Detected> {
+  const host = await readHost(run)
+  const choice = chooseBackend(
+    { ...countRules(host.ruleset), os, tools: await installedTools() },
+    requested,
+  )
+  const warnings = [...choice.warnings]
+  if (host.mixedBackends && !warnings.some((w) => w.includes('mixes')))
+    warnings.push('this host mixes iptables-legacy and nf_tables rules')
+  if (host.missingTools.length > 0)
+    warnings.push(`not installed, so not surveyed: ${host.missingTools.join(', ')}`)
+  return {
+    choice: { ...choice, warnings },
+    survey: surveyRuleset(host.ruleset, await activeServices(run)),
+  }
 }
 
 export interface RunAgentOptions {
@@ -109,21 +136,41 @@ export async function runAgent(
   if (requested !== 'auto' && !BACKENDS.includes(requested))
     throw new Error(`unknown backend ${String(requested)}; use auto, ${BACKENDS.join(', ')}`)
 
-  const host = await readHost(o.run)
   const os = await readOsRelease()
-  let choice: BackendChoice = chooseBackend(
-    { ...countRules(host.ruleset), os, tools: await installedTools() },
-    requested,
-  )
-  if (host.mixedBackends && !choice.warnings.some((w) => w.includes('mixes'))) {
-    choice = {
-      ...choice,
-      warnings: [...choice.warnings, 'this host mixes iptables-legacy and nf_tables rules'],
+  // Until the host can be read and a backend chosen, report why, and try again with back-off:
+  // an agent that cannot enforce must say so, not crash-loop.
+  let detected: Detected | undefined
+  for (let attempt = 1; !detected; attempt++) {
+    try {
+      detected = await detectHost(o.run, requested, os)
+    } catch (e) {
+      const reason = `cannot start enforcing: ${(e as Error).message}`
+      o.log({ msg: 'agent unhealthy', reason, attempt })
+      await writeJson(paths.status, {
+        pid: process.pid,
+        state: 'running',
+        startedAt: new Date().toISOString(),
+        updatedAt: new Date().toISOString(),
+        backend: requested,
+        backendReason: 'not chosen yet',
+        warnings: [],
+        os: os.prettyName,
+        survey: surveyRuleset({ tables: [], ipsets: [] }),
+        suspended: false,
+        enforcement: { health: 'unhealthy', reason, tampering: { condition: 'none', repairs: 0 } },
+      } satisfies AgentStatus)
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))))
     }
   }
-  const survey = surveyRuleset(host.ruleset, await activeServices(o.run))
+  const { choice, survey } = detected
   const known = await readJson<KnownGood>(paths.policy)
-  if (!known) await saveForeignRuleset(o.run, paths.saved)
+  if (!known)
+    await saveForeignRuleset(o.run, paths.saved).catch((e: Error) =>
+      o.log({
+        msg: 'could not save the firewall found on this host; unpair --firewall-restore saved will not be possible',
+        error: e.message,
+      }),
+    )
 
   const events = new EventLog(paths.events)
   const startedAt = new Date().toISOString()

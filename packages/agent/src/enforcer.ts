@@ -262,11 +262,10 @@ export class Enforcer {
 
   #fail(e: Error, t: Trigger): void {
     this.#failures++
-    const reason = `enforcing policy failed (${t.reason}): ${e.message}`
+    const reason = `enforcing policy failed: ${e.message}`
+    // One event per distinct failure; retries of the same failure only update the status.
     if (this.#status.health !== 'unhealthy' || this.#status.reason !== reason) {
-      this.#o.onEvent(
-        event('agent.firewall_apply_failed', 'err', { reason, attempt: this.#failures }),
-      )
+      this.#o.onEvent(event('agent.firewall_apply_failed', 'err', { reason, trigger: t.reason }))
     }
     this.#setStatus({ ...this.#status, health: 'unhealthy', reason })
     // The old ruleset stays in place (each transaction is atomic); retry later, backing off.

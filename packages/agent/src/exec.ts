@@ -17,6 +17,13 @@ export interface RunOptions {
 /** Runs a command with an argument array (never a shell string). */
 export type Runner = (cmd: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>
 
+/** The command is not installed (or not on PATH). */
+export class ToolMissingError extends Error {
+  constructor(readonly tool: string) {
+    super(`${tool} is not installed (not found on PATH); install it or choose another --backend`)
+  }
+}
+
 export class CommandError extends Error {
   constructor(
     readonly cmd: string,
@@ -37,9 +44,13 @@ export const runLocal: Runner = (cmd, args, opts = {}) =>
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
     child.stdout.on('data', (b: Buffer) => out.push(b))
     child.stderr.on('data', (b: Buffer) => err.push(b))
-    child.on('error', (e) => {
+    child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer)
-      reject(new Error(`cannot run ${cmd}: ${e.message}; is it installed?`, { cause: e }))
+      reject(
+        e.code === 'ENOENT'
+          ? new ToolMissingError(cmd)
+          : new Error(`cannot run ${cmd}: ${e.message}`, { cause: e }),
+      )
     })
     child.on('close', (code, signal) => {
       clearTimeout(timer)

@@ -1,7 +1,8 @@
 import {
   compile,
   BACKENDS,
-  renderIpsetRestore,
+  renderIpsetStage,
+  renderIpsetSwap,
   renderIptablesRestore,
   renderNftScript,
 } from '@palisade/firewall'
@@ -41,7 +42,7 @@ program
     else {
       const ctx = { hooksFound: [], modeChanged: true, foreignToDelete: [], staleChains: [] }
       process.stdout.write(
-        `# ipset restore\n${renderIpsetRestore(desired.ipsets)}# iptables-restore --noflush\n${renderIptablesRestore(desired, 'ip', ctx)}# ip6tables-restore --noflush\n${renderIptablesRestore(desired, 'ip6', ctx)}`,
+        `# ipset restore\n${renderIpsetStage(desired.ipsets, new Set())}# iptables-restore --noflush\n${renderIptablesRestore(desired, 'ip', ctx)}# ip6tables-restore --noflush\n${renderIptablesRestore(desired, 'ip6', ctx)}${renderIpsetSwap(desired.ipsets, new Set())}`,
       )
     }
   })

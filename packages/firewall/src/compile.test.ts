@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { compile } from './compile.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
-import { renderIpsetRestore, renderIptablesRestore } from './render-iptables.js'
+import { renderIpsetStage, renderIpsetSwap, renderIptablesRestore } from './render-iptables.js'
 import { renderNftScript } from './render-nft.js'
 
 const NO_STATE = { hooksFound: [], modeChanged: true, foreignToDelete: [], staleChains: [] }
@@ -72,13 +72,25 @@ describe('compiler', () => {
     expect(v6).not.toContain('198.18.0.1/32')
   })
 
-  it('splits a /0 for ipset, which cannot hold one, and swaps sets in atomically', () => {
+  it('splits a /0 for ipset, which cannot hold one, and only swaps sets that rules may use', () => {
     const d = compile(SAMPLE_POLICY, { backend: 'iptables-nft', failsafe: SAMPLE_FAILSAFE })
-    const text = renderIpsetRestore(d.ipsets)
-    expect(text).toMatch(
-      /add palisade-[0-9a-f]{10}-v4-t 0\.0\.0\.0\/1\nadd palisade-[0-9a-f]{10}-v4-t 128\.0\.0\.0\/1/,
+    const fresh = renderIpsetStage(d.ipsets, new Set())
+    expect(fresh).toMatch(
+      /add palisade-[0-9a-f]{10}-v4 0\.0\.0\.0\/1\nadd palisade-[0-9a-f]{10}-v4 128\.0\.0\.0\/1/,
     )
-    expect(text).toMatch(/swap palisade-[0-9a-f]{10}-v4-t palisade-[0-9a-f]{10}-v4\ndestroy/)
+    expect(renderIpsetSwap(d.ipsets, new Set())).toBe('')
+    const existing = new Set(d.ipsets.map((s) => s.name))
+    const staged = renderIpsetStage(d.ipsets, existing)
+    // a set rules may already use is never flushed or filled in place: only its `-t` stage is
+    expect(
+      staged
+        .split('\n')
+        .filter((l) => /^(flush|add) /.test(l))
+        .every((l) => /^(flush|add) palisade-[0-9a-f]{10}-v[46]-t( |$)/.test(l)),
+    ).toBe(true)
+    expect(renderIpsetSwap(d.ipsets, existing)).toMatch(
+      /^swap palisade-[0-9a-f]{10}-v4-t palisade-[0-9a-f]{10}-v4\ndestroy palisade-[0-9a-f]{10}-v4-t\n/,
+    )
     for (const s of d.ipsets) expect(s.name.length).toBeLessThanOrEqual(31 - 2)
   })
 

@@ -171,20 +171,29 @@ const ipsetElements = (s: NamedSet) =>
   )
 
 /**
- * `ipset restore` input that replaces each set's contents atomically: fill a temporary set,
- * swap it in, destroy the old contents. Sets are created before the rules that use them.
+ * `ipset restore` input run before the rules commit. A set that does not exist yet is created
+ * and filled in place: no rule uses it until the commit, so it must hold its contents before.
+ * A set that exists (and rules may use) gets its new contents staged in a temporary set;
+ * nothing the kernel enforces changes until renderIpsetSwap runs, after the commit.
  */
-export function renderIpsetRestore(sets: readonly NamedSet[]): string {
+export function renderIpsetStage(sets: readonly NamedSet[], existing: ReadonlySet<string>): string {
   const lines: string[] = []
   for (const s of sets) {
     const fam = s.family === 4 ? 'inet' : 'inet6'
-    const tmp = `${s.name}-t`
     const create = (name: string) =>
-      `create ${name} hash:net family ${fam} hashsize 1024 maxelem ${Math.max(65536, s.elements.length * 2)}`
-    lines.push(`${create(s.name)} -exist`, `${create(tmp)} -exist`, `flush ${tmp}`)
-    for (const e of ipsetElements(s)) lines.push(`add ${tmp} ${e}`)
-    lines.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`)
+      `create ${name} hash:net family ${fam} hashsize 1024 maxelem ${Math.max(65536, s.elements.length * 2)} -exist`
+    const target = existing.has(s.name) ? `${s.name}-t` : s.name
+    lines.push(create(target), `flush ${target}`)
+    for (const e of ipsetElements(s)) lines.push(`add ${target} ${e}`)
   }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : ''
+}
+
+/** Swaps staged contents into the sets that existed, one atomic swap each, and drops the stage. */
+export function renderIpsetSwap(sets: readonly NamedSet[], existing: ReadonlySet<string>): string {
+  const lines = sets
+    .filter((s) => existing.has(s.name))
+    .flatMap((s) => [`swap ${s.name}-t ${s.name}`, `destroy ${s.name}-t`])
   return lines.length > 0 ? `${lines.join('\n')}\n` : ''
 }
 

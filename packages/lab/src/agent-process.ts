@@ -47,16 +47,36 @@ export class LabAgent {
     this.policyFile = join(tmpdir(), `${ns}-policy.json`)
   }
 
-  static async start(ns: string, backend: string, policy: unknown): Promise<LabAgent> {
+  /** Starts an agent and waits until it applied `policy`; `env` adds to its environment. */
+  static async start(
+    ns: string,
+    backend: string,
+    policy: { version?: number },
+    env: Record<string, string> = {},
+  ): Promise<LabAgent> {
     const a = new LabAgent(ns, backend)
     await rm(a.stateDir, { recursive: true, force: true })
     await a.writePolicy(policy)
-    a.spawn()
-    await a.waitApplied(1)
+    a.spawn(env)
+    await a.waitApplied(policy.version ?? 1)
     return a
   }
 
-  spawn(): void {
+  /** Starts an agent without waiting for anything (for agents that are expected to struggle). */
+  static async launch(
+    ns: string,
+    backend: string,
+    policy: unknown,
+    env: Record<string, string> = {},
+  ): Promise<LabAgent> {
+    const a = new LabAgent(ns, backend)
+    await rm(a.stateDir, { recursive: true, force: true })
+    await a.writePolicy(policy)
+    a.spawn(env)
+    return a
+  }
+
+  spawn(env: Record<string, string> = {}): void {
     const args = [
       'netns',
       'exec',
@@ -75,7 +95,10 @@ export class LabAgent {
       '--backend',
       this.backend,
     ]
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('ip', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    })
     child.stdout?.on('data', (b: Buffer) => (this.#log += b.toString()))
     child.stderr?.on('data', (b: Buffer) => (this.#log += b.toString()))
     this.#child = child
@@ -130,6 +153,17 @@ export class LabAgent {
       async () => (await this.events()).filter((e) => e.event_type === 'agent.tampering')[n - 1],
       ms,
     )
+  }
+
+  get running(): boolean {
+    return (
+      this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null
+    )
+  }
+
+  /** Asks the agent to re-read its policy file now (as `kill -HUP` would). */
+  reload(): void {
+    this.#child?.kill('SIGHUP')
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

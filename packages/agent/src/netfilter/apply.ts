@@ -8,7 +8,8 @@ import {
   planApply,
   renderIpsetDelta,
   renderIpsetDestroy,
-  renderIpsetRestore,
+  renderIpsetStage,
+  renderIpsetSwap,
   renderIptablesRestore,
   renderNftScript,
   renderNftSetDelta,
@@ -27,7 +28,8 @@ const TOOLS = { ip: 'iptables', ip6: 'ip6tables' } as const
 /**
  * Brings the kernel to `desired`, given what it holds now (`actual`, read just before).
  * nftables: one `nft -f` transaction. iptables: ipsets first (the rules refer to them), then one
- * `iptables-restore --noflush` commit per family, then unused ipsets are destroyed.
+ * `iptables-restore --noflush` commit per family, then the staged set contents are swapped in
+ * and unused ipsets destroyed. A failed commit thus leaves the old rules and old sets intact.
  * Returns the plan it carried out.
  */
 export async function applyDesired(
@@ -48,8 +50,9 @@ export async function applyDesired(
     await runChecked(run, 'ipset', ['restore'], { stdin: renderIpsetDelta(plan.changes) })
     return plan
   }
-  const sets = renderIpsetRestore(desired.ipsets)
-  if (sets) await runChecked(run, 'ipset', ['restore'], { stdin: sets })
+  const existing = new Set(actual.ipsets.map((s) => s.name))
+  const stage = renderIpsetStage(desired.ipsets, existing)
+  if (stage) await runChecked(run, 'ipset', ['restore'], { stdin: stage })
   const variant = desired.backend === 'iptables-legacy' ? 'legacy' : 'nft'
   for (const family of ['ip', 'ip6'] as const) {
     const have = findTable(actual, desired.backend, family, 'filter')
@@ -82,6 +85,8 @@ export async function applyDesired(
     const args = ['--noflush', ...(variant === 'legacy' ? ['--wait', '5'] : [])]
     await runChecked(run, `${TOOLS[family]}-${variant}-restore`, args, { stdin: text })
   }
+  const swap = renderIpsetSwap(desired.ipsets, existing)
+  if (swap) await runChecked(run, 'ipset', ['restore'], { stdin: swap })
   const wanted = new Set(desired.ipsets.map((s) => s.name))
   const unused = actual.ipsets
     .filter((s) => s.name.startsWith(IPSET_PREFIX) && !wanted.has(s.name))

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
 import { isIptablesNftTable, NFT_TABLE, parseNftJson } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
-import { runChecked } from '../exec.js'
+import { runChecked, ToolMissingError } from '../exec.js'
 import { writeAtomic } from '../state-dir.js'
 import { applyDesired } from './apply.js'
 import { readOwn } from './read-own.js'
@@ -27,7 +27,14 @@ export type RestoreMode = (typeof RESTORE_MODES)[number]
  */
 export async function saveForeignRuleset(run: Runner, dir: string): Promise<void> {
   if (existsSync(join(dir, 'manifest.json'))) return
-  const tables = parseNftJson(await runChecked(run, 'nft', ['-j', 'list', 'ruleset']))
+  // A tool that is not installed holds nothing to save.
+  const read = (cmd: string, args: readonly string[]) =>
+    runChecked(run, cmd, args).catch((e: Error) => {
+      if (e instanceof ToolMissingError) return ''
+      throw e
+    })
+  const nftText = await read('nft', ['-j', 'list', 'ruleset'])
+  const tables = nftText ? parseNftJson(nftText) : []
   const scripts: string[] = []
   for (const t of tables) {
     if (isIptablesNftTable(t) || (t.family === 'inet' && t.name === NFT_TABLE)) continue
@@ -57,21 +64,24 @@ async function flushEverything(run: Runner): Promise<void> {
 /** Removes our rules, then leaves the firewall as `mode` asks (spec section 3, unpair). */
 export async function restoreFirewall(
   run: Runner,
-  backend: Backend,
+  backend: Backend | 'auto',
   mode: RestoreMode,
   savedDir: string,
   managementTcpPorts: readonly number[],
 ): Promise<void> {
-  const empty = {
-    backend,
-    version: 0,
-    mode: 'exclusive',
-    hookPosition: 'first',
-    tables: [],
-    hooks: [],
-    ipsets: [],
-  } as const
-  await applyDesired(run, empty, await readOwn(run, backend), { modeChanged: false })
+  // An agent that never chose a backend never programmed anything of ours.
+  if (backend !== 'auto') {
+    const empty = {
+      backend,
+      version: 0,
+      mode: 'exclusive',
+      hookPosition: 'first',
+      tables: [],
+      hooks: [],
+      ipsets: [],
+    } as const
+    await applyDesired(run, empty, await readOwn(run, backend), { modeChanged: false })
+  }
   if (mode === 'default') return
   if (mode === 'saved' && !existsSync(join(savedDir, 'manifest.json'))) {
     throw new Error(

@@ -6,10 +6,12 @@ import {
   parseNftJson,
 } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
-import { runChecked } from '../exec.js'
+import { runChecked, ToolMissingError } from '../exec.js'
 
 export interface HostRead {
   readonly ruleset: Ruleset
+  /** Tools that are not installed: whatever they would show is absent from the ruleset. */
+  readonly missingTools: readonly string[]
   /** Both iptables-legacy and nf_tables hold rules: packets pass both, a common surprise. */
   readonly mixedBackends: boolean
 }
@@ -19,14 +21,31 @@ const FAMILIES = [
   ['ip6', 'ip6tables'],
 ] as const
 
+/** Runs a reading command; a tool that is not installed reads as empty and is noted. */
+async function readOrMissing(
+  run: Runner,
+  missing: string[],
+  cmd: string,
+  args: readonly string[],
+): Promise<string> {
+  try {
+    return await runChecked(run, cmd, args)
+  } catch (e) {
+    if (!(e instanceof ToolMissingError)) throw e
+    missing.push(cmd)
+    return ''
+  }
+}
+
 async function readIptables(
   run: Runner,
   variant: 'nft' | 'legacy',
+  missing: string[],
 ): Promise<{ tables: Table[]; legacyPresent: boolean }> {
   const tables: Table[] = []
   let legacyPresent = false
   for (const [family, tool] of FAMILIES) {
-    const text = await runChecked(run, `${tool}-${variant}-save`, [])
+    const text = await readOrMissing(run, missing, `${tool}-${variant}-save`, [])
     const parsed = parseIptablesSave(
       text,
       family,
@@ -41,20 +60,26 @@ async function readIptables(
 /**
  * Reads everything netfilter holds: native nftables tables through `nft -j`, iptables-nft
  * tables through iptables-nft-save (nft cannot show their xt matches), legacy tables and ipsets.
- * Each tool's output must parse whole; a failure is an error, never a partial ruleset.
+ * Each tool's output must parse whole; a failing tool is an error, never a partial ruleset.
+ * Only a tool that is not installed at all is skipped (and named in `missingTools`).
  */
 export async function readHost(run: Runner): Promise<HostRead> {
-  const nftTables = parseNftJson(await runChecked(run, 'nft', ['-j', 'list', 'ruleset']))
+  const missing: string[] = []
+  const nftText = await readOrMissing(run, missing, 'nft', ['-j', 'list', 'ruleset'])
+  const nftTables = nftText ? parseNftJson(nftText) : []
   const native = nftTables.filter((t) => !isIptablesNftTable(t))
   const hasIptNft = native.length !== nftTables.length
-  const ipt = hasIptNft ? await readIptables(run, 'nft') : { tables: [], legacyPresent: false }
-  const legacy = await readIptables(run, 'legacy')
+  const ipt = hasIptNft
+    ? await readIptables(run, 'nft', missing)
+    : { tables: [], legacyPresent: false }
+  const legacy = await readIptables(run, 'legacy', missing)
   const legacyWithRules = legacy.tables.filter((t) =>
     t.chains.some((c) => c.rules.length > 0 || !c.base),
   )
-  const ipsets: NamedSet[] = parseIpsetSave(await runChecked(run, 'ipset', ['save']))
+  const ipsets: NamedSet[] = parseIpsetSave(await readOrMissing(run, missing, 'ipset', ['save']))
   return {
     ruleset: { tables: [...native, ...ipt.tables, ...legacy.tables], ipsets },
+    missingTools: missing,
     mixedBackends: legacyWithRules.length > 0 && (hasIptNft || native.length > 0),
   }
 }

@@ -1,0 +1,273 @@
+/**
+ * The agent under failure: killed with SIGKILL in the middle of applies, blocked by another
+ * process holding the xtables lock, and with its tools missing or failing.
+ */
+import { readOwn } from '@palisade/agent'
+import type { Backend, Desired, Ruleset } from '@palisade/firewall'
+import { BACKENDS, compile, diff, findTable, planApply } from '@palisade/firewall'
+import { Lab, LabAgent, resetFirewall, waitFor } from '@palisade/lab'
+import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
+import { spawn } from 'node:child_process'
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const KILLS = Number(process.env.PALISADE_KILL_RUNS ?? 100)
+
+/** Two policies that differ in rules and in every set element, so any mix would show. */
+function policy(version: number) {
+  const b = version % 2
+  const peers = Array.from(
+    { length: 2000 },
+    (_, i) => `198.${18 + b}.${(i >> 7) & 255}.${(i & 127) * 2}`,
+  )
+  return {
+    version,
+    enforcement_mode: 'full',
+    firewall_coexistence: { illumio_primary: true },
+    rules: [
+      { action: 'allow', direction: 'inbound', peers, services: [{ proto: 6, port: 80 + b }] },
+      ...(b === 1
+        ? [
+            {
+              action: 'deny',
+              direction: 'inbound',
+              peers: 'any',
+              services: [{ proto: 17, port: 53 }],
+            },
+          ]
+        : []),
+      {
+        action: 'allow',
+        direction: 'outbound',
+        peers: [`198.${18 + b}.200.0/24`],
+        services: [{ proto: 6, port: 443 }],
+      },
+    ],
+  }
+}
+const desiredOf = (backend: Backend, version: number) =>
+  compile(hostPolicyFromLocalFile(policy(version)), { backend, failsafe: DEFAULT_FAILSAFE })
+
+/** Our objects that are neither exactly as in `a` nor exactly as in `b` (each table, chain set and ipset on its own). */
+function mixedObjects(actual: Ruleset, a: Desired, b: Desired): string[] {
+  const bad: string[] = []
+  const same = (d: Desired, pick: (r: Ruleset) => Ruleset) =>
+    planApply(d, diff(d, pick(actual))).kind === 'none'
+  if (a.backend === 'nftables') {
+    if (!same(a, (r) => r) && !same(b, (r) => r)) bad.push('table inet palisade')
+    return bad
+  }
+  for (const family of ['ip', 'ip6'] as const) {
+    const only = (d: Desired): Desired => ({
+      ...d,
+      tables: d.tables.filter((t) => t.family === family),
+      hooks: d.hooks.filter((h) => h.family === family),
+      ipsets: [],
+    })
+    const pick = (r: Ruleset): Ruleset => ({
+      tables: r.tables.filter((t) => t.family === family),
+      ipsets: [],
+    })
+    if (!same(only(a), pick) && !same(only(b), pick)) bad.push(`${family} filter`)
+  }
+  // Each ipset the rules use, on its own: exactly the content one of the two states gives it.
+  // A set no rule refers to enforces nothing: it is staging (created before the rules that will
+  // use it commit) or left over (destroyed once the rules stopped using it).
+  const used = new Set(
+    actual.tables.flatMap((t) =>
+      t.chains.flatMap((c) =>
+        c.rules.flatMap((r) =>
+          r.matches.flatMap((m) => (m.kind === 'addr' && m.set ? [m.set] : [])),
+        ),
+      ),
+    ),
+  )
+  for (const name of used) {
+    const have = actual.ipsets.find((s) => s.name === name)
+    const ok = [a, b].some((d) => {
+      const want = d.ipsets.find((s) => s.name === name)
+      return want !== undefined && have?.elements.join() === want.elements.join()
+    })
+    if (!ok) bad.push(`ipset ${name}`)
+  }
+  return bad
+}
+
+describe('agent robustness (real kernel)', () => {
+  let lab: Lab
+  beforeAll(async () => {
+    lab = await Lab.create(['r1'])
+  })
+  afterAll(async () => {
+    await lab?.destroy()
+  })
+
+  for (const backend of BACKENDS) {
+    it(`${backend}: SIGKILL at random points of ${KILLS} applies leaves the old or the new ruleset, and a restart converges`, async () => {
+      const h = lab.host('r1')
+      const agent = await LabAgent.start(h.ns, backend, policy(1))
+      const outcomes = { old: 0, new: 0, mixed: 0 }
+      try {
+        for (let i = 1; i <= KILLS; i++) {
+          const before = i
+          const next = i + 1
+          // Kill somewhere in a window sized by how long this agent's applies take.
+          const window = 20 + 1.5 * ((await agent.status())?.enforcement.applied?.ms ?? 100)
+          await agent.writePolicy(policy(next))
+          agent.reload()
+          await new Promise((r) => setTimeout(r, Math.random() * window))
+          await agent.stop('SIGKILL')
+          const actual = await readOwn(h.run, backend)
+          const bad = mixedObjects(actual, desiredOf(backend, before), desiredOf(backend, next))
+          expect(bad, `kill #${i}: objects that are neither old nor new`).toEqual([])
+          const d = desiredOf(backend, next)
+          if (planApply(d, diff(d, actual)).kind === 'none') outcomes.new++
+          else outcomes.old++
+          agent.spawn()
+          await agent.waitApplied(next)
+        }
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(h.run)
+      }
+      console.log(
+        `${backend}: ${KILLS} kills, ruleset found old ${outcomes.old} times, new ${outcomes.new} times, never mixed`,
+      )
+      // The kill must land both before and after the commit for the test to mean anything.
+      expect(outcomes.old).toBeGreaterThan(0)
+      expect(outcomes.new).toBeGreaterThan(0)
+    })
+  }
+
+  for (const holdSeconds of [2, 30]) {
+    it(`iptables-legacy: another process holds the xtables lock for ${holdSeconds} s`, async () => {
+      const h = lab.host('r1')
+      const agent = await LabAgent.start(h.ns, 'iptables-legacy', policy(1))
+      // flock on the same lock file iptables-legacy takes, from inside the namespace.
+      const holder = spawn(
+        'ip',
+        ['netns', 'exec', h.ns, 'flock', '-x', '/run/xtables.lock', 'sleep', String(holdSeconds)],
+        { stdio: 'ignore' },
+      )
+      try {
+        await new Promise((r) => setTimeout(r, 200))
+        await agent.writePolicy(policy(2))
+        agent.reload()
+        if (holdSeconds > 5) {
+          const s = await waitFor(
+            'the agent to report the lock',
+            async () => {
+              const st = await agent.status()
+              return st?.enforcement.health === 'unhealthy' ? st : undefined
+            },
+            15_000,
+          )
+          expect(s.enforcement.reason).toMatch(/xtables lock|holding the xtables/i)
+          // the old ruleset is intact while the lock is held
+          expect(
+            mixedObjects(
+              await readOwn(h.run, 'iptables-legacy'),
+              desiredOf('iptables-legacy', 1),
+              desiredOf('iptables-legacy', 1),
+            ),
+          ).toEqual([])
+          expect(agent.running).toBe(true)
+        }
+        const s = await agent.waitApplied(2, (holdSeconds + 40) * 1000)
+        expect(s.enforcement.health).toBe('healthy')
+      } finally {
+        holder.kill('SIGKILL')
+        await agent.cleanup()
+        await resetFirewall(h.run)
+      }
+    }, 120_000)
+  }
+
+  describe('tools missing or failing', () => {
+    const bin = join(tmpdir(), `palisade-fake-bin-${process.pid}`)
+    beforeAll(async () => {
+      await mkdir(bin, { recursive: true })
+    })
+    afterAll(async () => {
+      await rm(bin, { recursive: true, force: true })
+    })
+
+    /** A PATH where `tool` fails with a message (or, with `missing`, does not exist at all). */
+    async function pathWith(tool: string, missing: boolean): Promise<string> {
+      const dir = join(bin, `${tool}-${missing ? 'missing' : 'failing'}`)
+      await mkdir(dir, { recursive: true })
+      for (const t of [
+        'nft',
+        'iptables-nft-save',
+        'ip6tables-nft-save',
+        'iptables-legacy-save',
+        'ip6tables-legacy-save',
+        'iptables-nft-restore',
+        'ip6tables-nft-restore',
+        'iptables-legacy-restore',
+        'ip6tables-legacy-restore',
+        'ipset',
+        'systemctl',
+      ]) {
+        if (t === tool) continue
+        await symlink(`/usr/sbin/${t}`, join(dir, t)).catch(() => undefined)
+      }
+      if (!missing) {
+        await writeFile(
+          join(dir, tool),
+          '#!/bin/sh\necho "simulated failure of this tool" >&2\nexit 1\n',
+        )
+        await chmod(join(dir, tool), 0o755)
+      }
+      return `${dir}:/usr/bin:/bin`
+    }
+
+    it.each([
+      ['nftables', 'nft', true, /not installed/],
+      ['nftables', 'nft', false, /simulated failure/],
+      ['iptables-nft', 'iptables-nft-restore', false, /simulated failure/],
+      [
+        'iptables-legacy',
+        'iptables-legacy-restore',
+        true,
+        /iptables-legacy.*not installed|not installed/,
+      ],
+    ] as const)(
+      '%s with %s missing=%s: unhealthy with the reason, still running, no rules half-made',
+      async (backend, tool, missing, reason) => {
+        const h = lab.host('r1')
+        const agent = await LabAgent.launch(h.ns, backend, policy(1), {
+          PATH: await pathWith(tool, missing),
+        })
+        try {
+          const s = await waitFor(`the agent to report ${tool}`, async () => {
+            const st = await agent.status()
+            return st?.enforcement.health === 'unhealthy' ? st : undefined
+          })
+          expect(s.enforcement.reason).toMatch(reason)
+          await new Promise((r) => setTimeout(r, 2000))
+          expect(agent.running, `the agent must not exit (log: ${agent.log.slice(-300)})`).toBe(
+            true,
+          )
+          const retries = (await agent.events()).filter(
+            (e) => e.event_type === 'agent.firewall_apply_failed',
+          ).length
+          expect(retries, 'failures are reported once, not once per retry').toBeLessThanOrEqual(1)
+          const own = await readOwn(h.run, backend)
+          const ours =
+            backend === 'nftables'
+              ? own.tables
+              : (findTable(own, backend, 'ip', 'filter')?.chains.filter((c) =>
+                  c.name.startsWith('PALISADE-'),
+                ) ?? [])
+          expect(ours, 'nothing half-made').toEqual([])
+        } finally {
+          await agent.cleanup()
+          await resetFirewall(h.run)
+        }
+      },
+    )
+  })
+})
