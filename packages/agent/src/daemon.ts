@@ -31,6 +31,8 @@ export interface AgentConfig {
   readonly managementPorts: readonly ServicePort[]
   readonly pollMs: number
   readonly backstopMs: number
+  /** Repairs this close together count as another process fighting us (back-off, one condition). */
+  readonly fight: { readonly windowMs: number; readonly threshold: number }
   /** nftables base-chain priority override (must be unique on the hook). */
   readonly nftPriority?: number
 }
@@ -40,6 +42,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   managementPorts: [{ proto: 6, port: 22 }],
   pollMs: 1000,
   backstopMs: 30_000,
+  fight: { windowMs: 10_000, threshold: 3 },
 }
 
 /** What `palisade agent status` shows; the daemon rewrites it on every change. */
@@ -220,6 +223,7 @@ export async function runAgent(
     // iptables-legacy and ipsets emit no change events: poll them.
     pollMs: choice.backend === 'nftables' ? null : config.pollMs,
     backstopMs: config.backstopMs,
+    fight: config.fight,
     watchEvents: choice.backend !== 'iptables-legacy',
     onEvent: (e) => {
       o.log({ msg: 'event', ...e })

@@ -34,6 +34,8 @@ export interface EnforcerOptions {
   readonly pollMs: number | null
   /** Full read-back even without events (default 30 s). */
   readonly backstopMs: number
+  /** This many repairs within `windowMs` make a fight: back-off and one ongoing condition. */
+  readonly fight: { readonly windowMs: number; readonly threshold: number }
   /** Follow `nft monitor` for change events (nftables and iptables-nft). */
   readonly watchEvents: boolean
   readonly onEvent: (e: AgentEvent) => void
@@ -60,8 +62,6 @@ export interface EnforcementStatus {
 
 type Trigger = { readonly reason: string; readonly since: number; readonly by?: ChangeBatch }
 
-const FIGHT_WINDOW_MS = 10_000
-const FIGHT_THRESHOLD = 3
 const QUIET_TO_END_MS = 60_000
 const MAX_BACKOFF_MS = 30_000
 const VERIFY_ATTEMPTS = 3
@@ -190,8 +190,11 @@ export class Enforcer {
     const desired = this.#desired
     if (!desired) return
     const started = performance.now()
+    // A kernel event that touched no set element lets us skip reading set contents, which is
+    // most of the cost with large sets; every other trigger reads everything.
+    const elements = t.by === undefined || t.by.lines.some((l) => /\belements?\b/.test(l))
     try {
-      let actual = await readOwn(this.#run, desired.backend)
+      let actual = await readOwn(this.#run, desired.backend, { elements })
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
       const drifts = diff(desired, actual)
       if (!modeChanged && planApply(desired, drifts).kind === 'none') {
@@ -215,7 +218,10 @@ export class Enforcer {
             modeChanged: modeChanged && attempt === 1,
           })
         ).kind
-        actual = await readOwn(this.#run, desired.backend)
+        // Verify what we wrote: set contents only need reading if we wrote them.
+        actual = await readOwn(this.#run, desired.backend, {
+          elements: elements || plan !== 'rules',
+        })
         last = diff(desired, actual)
         if (planApply(desired, last).kind === 'none') break
       }
@@ -280,8 +286,8 @@ export class Enforcer {
 
   async #backOffIfFighting(): Promise<void> {
     const now = performance.now()
-    this.#repairs = this.#repairs.filter((x) => now - x < FIGHT_WINDOW_MS)
-    const over = this.#repairs.length - FIGHT_THRESHOLD + 1
+    this.#repairs = this.#repairs.filter((x) => now - x < this.#o.fight.windowMs)
+    const over = this.#repairs.length - this.#o.fight.threshold + 1
     if (over > 0)
       await new Promise((r) => setTimeout(r, Math.min(MAX_BACKOFF_MS, 250 * 2 ** (over - 1))))
   }
@@ -292,7 +298,8 @@ export class Enforcer {
     this.#episodeRepairs++
     const by = t.by?.pid !== undefined ? `${t.by.comm ?? '?'} (pid ${t.by.pid})` : undefined
     const fighting =
-      this.#repairs.filter((x) => now - x < FIGHT_WINDOW_MS).length >= FIGHT_THRESHOLD
+      this.#repairs.filter((x) => now - x < this.#o.fight.windowMs).length >=
+      this.#o.fight.threshold
     const wasOngoing = this.#status.tampering.condition === 'ongoing'
     this.#setStatus({
       ...this.#status,

@@ -143,6 +143,37 @@ describe('drift classification', () => {
     expect(ds.every((d) => isTampering(d, nft))).toBe(true)
   })
 
+  it('plans a rules-only repair when every set is intact', () => {
+    const actual = mapChain(
+      mapChain(base, 'input', (r) => r.slice(1)),
+      'output',
+      () => [],
+    )
+    expect(planApply(nft, diff(nft, actual))).toEqual({
+      kind: 'rules',
+      chains: ['input', 'output'],
+    })
+    const withSet = {
+      ...actual,
+      tables: actual.tables.map((t) => ({ ...t, sets: t.sets.slice(1) })),
+    }
+    expect(planApply(nft, diff(nft, withSet))).toEqual({ kind: 'full' })
+  })
+
+  it('does not compare set contents it did not read', () => {
+    const terse: Ruleset = {
+      ...base,
+      elementsOmitted: true,
+      tables: base.tables.map((t) => ({ ...t, sets: t.sets.map((s) => ({ ...s, elements: [] })) })),
+    }
+    expect(diff(nft, terse)).toEqual([])
+    expect(
+      kinds(
+        diff(nft, { ...terse, tables: terse.tables.map((t) => ({ ...t, sets: t.sets.slice(1) })) }),
+      ),
+    ).toEqual(['set_missing'])
+  })
+
   it('plans a set-only change as element updates, anything else as a full apply', () => {
     const actual: Ruleset = {
       ...base,

@@ -150,6 +150,7 @@ function diffSets(
   want: readonly NamedSet[],
   have: readonly NamedSet[],
   ours: (name: string) => boolean,
+  elementsKnown: boolean,
 ): Drift[] {
   const out: Drift[] = []
   const haveByName = new Map(have.map((s) => [s.name, s]))
@@ -159,6 +160,7 @@ function diffSets(
       out.push({ kind: 'set_missing', set: w.name })
       continue
     }
+    if (!elementsKnown) continue
     const hs = new Set(h.elements)
     const ws = new Set(w.elements)
     const added = h.elements.filter((e) => !ws.has(e))
@@ -220,7 +222,10 @@ export function diff(desired: Desired, actual: Ruleset): Drift[] {
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)
     if (!want) return have ? [{ kind: 'table_unwanted', table: tableName(have) }] : []
     if (!have) return [{ kind: 'table_missing', table: tableName(want) }]
-    return [...diffTable(want, have, () => true), ...diffSets(want.sets, have.sets, () => true)]
+    return [
+      ...diffTable(want, have, () => true),
+      ...diffSets(want.sets, have.sets, () => true, !actual.elementsOmitted),
+    ]
   }
   const out: Drift[] = []
   for (const family of ['ip', 'ip6'] as const) {
@@ -266,7 +271,14 @@ export function diff(desired: Desired, actual: Ruleset): Drift[] {
       }
     }
   }
-  out.push(...diffSets(desired.ipsets, actual.ipsets, (n) => n.startsWith(IPSET_PREFIX)))
+  out.push(
+    ...diffSets(
+      desired.ipsets,
+      actual.ipsets,
+      (n) => n.startsWith(IPSET_PREFIX),
+      !actual.elementsOmitted,
+    ),
+  )
   return out
 }
 

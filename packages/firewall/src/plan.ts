@@ -1,5 +1,5 @@
 import type { Desired } from './compile.js'
-import type { Drift } from './diff.js'
+import type { Drift, DriftKind } from './diff.js'
 
 export interface SetChange {
   readonly set: string
@@ -8,13 +8,30 @@ export interface SetChange {
 }
 
 /**
- * What an apply must do: nothing, only set elements (a peer change: O(changed) in the
- * kernel), or a full atomic replacement of our objects.
+ * What an apply must do, cheapest first: nothing; only set elements (a peer change: O(changed)
+ * in the kernel); only rules, chains and hooks while every set is intact (a tampered chain is
+ * repaired without reloading large sets); or a full atomic replacement of our objects.
  */
 export type Plan =
   | { readonly kind: 'none' }
   | { readonly kind: 'sets'; readonly changes: readonly SetChange[] }
+  | { readonly kind: 'rules'; readonly chains: readonly string[] }
   | { readonly kind: 'full' }
+
+/** Drifts confined to rules, chains and hooks: sets are untouched. */
+const RULE_DRIFTS: ReadonlySet<DriftKind> = new Set([
+  'rule_added',
+  'rule_removed',
+  'rule_changed',
+  'rule_moved',
+  'chain_missing',
+  'chain_changed',
+  'chain_unwanted',
+  'hook_missing',
+  'hook_duplicated',
+  'hook_not_first',
+  'hook_unwanted',
+])
 
 export function planApply(desired: Pick<Desired, 'hookPosition'>, drifts: readonly Drift[]): Plan {
   // A non-primary hook that others moved is tolerated: nothing to repair there.
@@ -22,10 +39,15 @@ export function planApply(desired: Pick<Desired, 'hookPosition'>, drifts: readon
     (d) => !(d.kind === 'hook_not_first' && desired.hookPosition === 'last'),
   )
   if (relevant.length === 0) return { kind: 'none' }
-  const changes: SetChange[] = []
-  for (const d of relevant) {
-    if (d.kind !== 'set_elements') return { kind: 'full' }
-    changes.push({ set: d.set, add: d.removed, remove: d.added })
+  if (relevant.every((d) => d.kind === 'set_elements')) {
+    return {
+      kind: 'sets',
+      changes: relevant.map((d) => ({ set: d.set, add: d.removed, remove: d.added })),
+    }
   }
-  return { kind: 'sets', changes }
+  if (relevant.every((d) => RULE_DRIFTS.has(d.kind))) {
+    const chains = new Set(relevant.flatMap((d) => ('chain' in d ? [d.chain] : [])))
+    return { kind: 'rules', chains: [...chains].sort() }
+  }
+  return { kind: 'full' }
 }

@@ -109,3 +109,30 @@ export function renderNftSetDelta(
   }
   return out.length > 0 ? `${out.join('\n')}\n` : ''
 }
+
+/**
+ * One transaction that rebuilds the named chains of our table (and removes chains of ours that
+ * are not wanted), leaving every set as it is: the repair for tampered rules and chains.
+ * `existing` names the chains the kernel holds now.
+ */
+export function renderNftChains(
+  d: Desired,
+  chains: readonly string[],
+  existing: ReadonlySet<string>,
+): string {
+  const table = d.tables.find((t) => t.name === NFT_TABLE)
+  const out: string[] = []
+  for (const name of chains) {
+    const want = table?.chains.find((c) => c.name === name)
+    // Base chains cannot change hook or priority in place: drop and re-create them.
+    if (existing.has(name))
+      out.push(`flush chain inet ${NFT_TABLE} ${name}`, `delete chain inet ${NFT_TABLE} ${name}`)
+    if (!want) continue
+    const base = want.base
+      ? ` { type ${want.base.type} hook ${want.base.hook} priority ${want.base.priority}; policy ${want.base.policy}; }`
+      : ''
+    out.push(`add chain inet ${NFT_TABLE} ${name}${base}`)
+    for (const r of want.rules) out.push(`add rule inet ${NFT_TABLE} ${name} ${renderNftRule(r)}`)
+  }
+  return out.length > 0 ? `${out.join('\n')}\n` : ''
+}

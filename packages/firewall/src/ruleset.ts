@@ -96,6 +96,11 @@ export interface Ruleset {
   readonly tables: readonly Table[]
   /** ipsets live outside tables; iptables rules refer to them by name. */
   readonly ipsets: readonly NamedSet[]
+  /**
+   * Set contents were not read (a terse listing, far cheaper for large sets): sets are known to
+   * exist, their elements are not known and must not be compared.
+   */
+  readonly elementsOmitted?: boolean
 }
 
 export const EMPTY_RULESET: Ruleset = Object.freeze({ tables: [], ipsets: [] })

@@ -136,11 +136,11 @@ export class LabAgent {
       `agent in ${this.ns} to apply version ${version} (log: ${this.#log.slice(-500)})`,
       async () => {
         const s = await this.status()
-        return s?.enforcement.health === 'healthy' &&
-          s.enforcement.applied?.version === version &&
-          s.policy?.version === version
-          ? s
-          : undefined
+        // The status must come from this process: a restarted agent finds the last one's file.
+        if (!s || s.pid !== this.#child?.pid) return undefined
+        const applied =
+          s.enforcement.health === 'healthy' && s.enforcement.applied?.version === version
+        return applied && s.policy?.version === version ? s : undefined
       },
       ms,
     )

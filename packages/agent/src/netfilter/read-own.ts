@@ -1,4 +1,4 @@
-import type { Backend, Ruleset } from '@palisade/firewall'
+import type { Backend, NamedSet, Ruleset } from '@palisade/firewall'
 import { NFT_TABLE, parseIpsetSave, parseIptablesSave, parseNftJson } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
@@ -6,27 +6,54 @@ import { CommandError, runChecked } from '../exec.js'
 /**
  * Reads only what a drift check needs, which is far cheaper than the whole host: our nftables
  * table, or the iptables filter tables (our chains and hooks live there) and the ipsets.
+ * `elements: false` leaves out set contents (a terse listing: sets of 100,000 addresses cost
+ * a second to list, their names nothing); the result then says `elementsOmitted`.
  */
-export async function readOwn(run: Runner, backend: Backend): Promise<Ruleset> {
+export async function readOwn(
+  run: Runner,
+  backend: Backend,
+  opts: { elements?: boolean } = {},
+): Promise<Ruleset> {
+  const elements = opts.elements ?? true
   if (backend === 'nftables') {
-    const r = await run('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE])
+    const r = await run('nft', [
+      '-j',
+      ...(elements ? [] : ['-t']),
+      'list',
+      'table',
+      'inet',
+      NFT_TABLE,
+    ])
     if (r.code !== 0) {
-      if (/No such file or directory/.test(r.stderr)) return { tables: [], ipsets: [] }
+      if (/No such file or directory/.test(r.stderr))
+        return { tables: [], ipsets: [], ...(!elements && { elementsOmitted: true }) }
       throw new CommandError(`nft -j list table inet ${NFT_TABLE}`, r)
     }
-    return { tables: parseNftJson(r.stdout), ipsets: [] }
+    return {
+      tables: parseNftJson(r.stdout),
+      ipsets: [],
+      ...(!elements && { elementsOmitted: true }),
+    }
   }
   const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
   const [v4, v6, sets] = await Promise.all([
     runChecked(run, `iptables-${variant}-save`, ['-t', 'filter']),
     runChecked(run, `ip6tables-${variant}-save`, ['-t', 'filter']),
-    runChecked(run, 'ipset', ['save']),
+    runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n']),
   ])
+  // `ipset list -n` gives names only; the family is not known then, and not compared.
+  const ipsets: NamedSet[] = elements
+    ? parseIpsetSave(sets)
+    : sets
+        .split('\n')
+        .filter(Boolean)
+        .map((name) => ({ name, family: 4, elements: [] }))
   return {
     tables: [
       ...parseIptablesSave(v4, 'ip', backend).tables,
       ...parseIptablesSave(v6, 'ip6', backend).tables,
     ],
-    ipsets: parseIpsetSave(sets),
+    ipsets,
+    ...(!elements && { elementsOmitted: true }),
   }
 }
