@@ -224,6 +224,29 @@ describe('differential truth table: kernel vs model', () => {
     })
   }
 
+  for (const backend of BACKENDS) {
+    it(`${backend}: the agent's channel to its server stays open in full enforcement, and only it`, async () => {
+      const s = lab.host('server')
+      const c = lab.host('client')
+      await resetFirewall(s.run)
+      const port = BASE_PORT + 900 + 2 * BACKENDS.indexOf(backend)
+      await client.listen([port, port + 1], [])
+      const policy = { ...hostPolicy([], c.ip4, 'exclusive', 'full', false), rules: [] }
+      const failsafe = { ...DEFAULT_FAILSAFE, servers: [{ address: c.ip4, port }] }
+      await applyDesired(
+        s.run,
+        compile(policy, { backend, failsafe }),
+        (await readHost(s.run)).ruleset,
+        { modeChanged: true },
+      )
+      const [toServer, other] = await server.probe([
+        { proto: 'tcp', host: c.ip4, port },
+        { proto: 'tcp', host: c.ip4, port: port + 1 },
+      ])
+      expect([toServer, other]).toEqual(['open', 'timeout'])
+    })
+  }
+
   const randomRuns = Number(process.env.PALISADE_TRUTH_RANDOM ?? 0)
   // Registered only when asked for: CI runs the full grid above on every run.
   if (randomRuns > 0)

@@ -18,7 +18,11 @@ describe('compiler', () => {
     expect(text).toMatch(
       /ip saddr @peers_[0-9a-f]{10}_v4 tcp dport 6000-6010 counter accept comment "palisade:[0-9a-f]{16}"/,
     )
-    expect(text).toContain('ip daddr 198.18.0.1/32 tcp dport 8443 counter accept')
+    // the agent's channel to its server: one lookup in a concatenated address-and-port set
+    expect(text).toContain(
+      'set failsafe_v4 { type ipv4_addr . inet_service; elements = { 198.18.0.1 . 8443 }; }',
+    )
+    expect(text).toContain('ip daddr . tcp dport @failsafe_v4 counter accept')
     // every rule carries an id, and ids are unique
     const ids = [...text.matchAll(/comment "palisade:([0-9a-f]{16})"/g)].map((m) => m[1])
     expect(ids.length).toBe(text.split('\n').filter((l) => l.includes(' counter ')).length)

@@ -1,5 +1,5 @@
 import type { CoexistenceMode, Failsafe, HostPolicy, HostRule, ServicePort } from '@palisade/model'
-import { PROTO } from '@palisade/model'
+import { addrToBigInt, bigIntToAddr, familyOf, PROTO } from '@palisade/model'
 import { hookId, COMMENT_PREFIX, shortHash, withIds } from './rule-id.js'
 import type { Chain, IpFamily, Match, NamedSet, Rule, Table, Verdict } from './ruleset.js'
 import { canonicalMatches } from './ruleset.js'
@@ -144,6 +144,24 @@ function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainCo
       const m = serviceMatches(sp, ctx.family, ctx.backend)
       if (m) rules.push({ matches: canonicalMatches(m), verdict: ctx.allow })
     }
+  } else if (!isIptables(ctx.backend)) {
+    // nftables: one lookup in a concatenated address-and-port set per family.
+    for (const fam of [4, 6] as const) {
+      if (fs.servers.some((s) => familyOf(s.address) === fam)) {
+        rules.push({
+          matches: [
+            {
+              kind: 'addr_port',
+              dir: 'dst',
+              family: fam,
+              proto: PROTO.tcp,
+              set: `failsafe_v${fam}`,
+            },
+          ],
+          verdict: ctx.allow,
+        })
+      }
+    }
   } else {
     for (const s of fs.servers) {
       const fam: IpFamily = s.address.includes(':') ? 6 : 4
@@ -228,7 +246,15 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
     }))
     return {
       ...base,
-      tables: [{ family: 'inet', name: NFT_TABLE, source: 'nft', chains, sets }],
+      tables: [
+        {
+          family: 'inet',
+          name: NFT_TABLE,
+          source: 'nft',
+          chains,
+          sets: [...sets, ...failsafeSets(opts.failsafe)],
+        },
+      ],
       hooks: [],
       ipsets: [],
     }
@@ -273,4 +299,23 @@ function setsOf(p: HostPolicy, backend: Backend): NamedSet[] {
     out.push({ name: setName(backend, r.key, 6), family: 6, elements: r.peers.v6 })
   }
   return out
+}
+
+/** The agent's channel to its server, as `ADDR . PORT` elements of one set per family. */
+function failsafeSets(fs: Failsafe): NamedSet[] {
+  return ([4, 6] as const).flatMap((family) => {
+    const elements = fs.servers
+      .filter((s) => familyOf(s.address) === family)
+      .map((s) => `${bigIntToAddr(family, addrToBigInt(s.address).value)} . ${s.port}`)
+    return elements.length > 0
+      ? [
+          {
+            name: `failsafe_v${family}`,
+            family,
+            elements: [...new Set(elements)].sort(),
+            withPort: true as const,
+          },
+        ]
+      : []
+  })
 }

@@ -46,6 +46,8 @@ export function describeMatches(matches: readonly Match[]): string {
           return `${m.proto === 6 ? 'tcp' : m.proto === 17 ? 'udp' : `proto ${m.proto}`} ${m.dir === 'src' ? 'sport' : 'dport'} ${m.negate ? '!= ' : ''}${m.ranges.map(([a, b]) => (a === b ? a : `${a}-${b}`)).join(',')}`
         case 'icmp':
           return `icmp${m.family === 6 ? 'v6' : ''} type ${m.type}${m.code !== undefined ? ` code ${m.code}` : ''}`
+        case 'addr_port':
+          return `${m.dir === 'src' ? 'from' : 'to'} address and port in @${m.set}`
         case 'opaque':
           return `(${m.text})`
       }

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest'
+import { compile } from './compile.js'
+import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import { analyseImpact } from './impact.js'
 import type { Packet } from './packet-path.js'
 import { tracePacket } from './packet-path.js'
@@ -226,6 +228,35 @@ describe('packet path model', () => {
       sawUs: true,
       ours: 'drop',
       decidedBy: { table: 'nft:inet:palisade', index: 1, ours: true },
+    })
+  })
+
+  it("keeps the agent's channel to its server open through a concatenated address-and-port set", () => {
+    const d = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
+    const set = rs(...d.tables)
+    const out = (dst: string, dport: number): Packet => ({
+      path: 'out',
+      family: 4,
+      src: '198.18.0.2',
+      dst,
+      proto: 6,
+      sport: 40000,
+      dport,
+      oif: 'eth0',
+      ct: 'new',
+    })
+    expect(tracePacket(set, out('198.18.0.1', 8443))).toMatchObject({
+      verdict: 'accept',
+      uncertain: false,
+      decidedBy: { chain: 'output', ours: true },
+    })
+    expect(tracePacket(set, out('198.18.0.1', 8444))).toMatchObject({
+      verdict: 'drop',
+      uncertain: false,
+    })
+    expect(tracePacket(set, out('198.18.0.9', 8443))).toMatchObject({
+      verdict: 'drop',
+      uncertain: false,
     })
   })
 

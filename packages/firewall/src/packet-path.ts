@@ -1,4 +1,4 @@
-import { cidrContains } from '@palisade/model'
+import { addrToBigInt, bigIntToAddr, cidrContains } from '@palisade/model'
 import { IPT_PREFIX, NFT_TABLE } from './compile.js'
 import type {
   Chain,
@@ -151,6 +151,15 @@ function matchOne(m: Match, p: Packet, rs: Ruleset, table: Table): Tri {
         p.icmp?.type === m.type &&
         (m.code === undefined || p.icmp.code === m.code)
       )
+    case 'addr_port': {
+      if (m.family !== p.family || m.proto !== p.proto) return false
+      const set = setOf(rs, table, m.set)
+      const port = m.dir === 'src' ? p.sport : p.dport
+      if (!set?.withPort) return 'unknown'
+      if (port === undefined) return false
+      const ip = m.dir === 'src' ? p.src : p.dst
+      return set.elements.includes(`${bigIntToAddr(m.family, addrToBigInt(ip).value)} . ${port}`)
+    }
     case 'opaque':
       return 'unknown'
   }

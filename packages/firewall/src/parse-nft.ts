@@ -1,4 +1,10 @@
-import { cidrsToIntervals, intervalsToCidrs, rangeToInterval } from '@palisade/model'
+import {
+  addrToBigInt,
+  bigIntToAddr,
+  cidrsToIntervals,
+  intervalsToCidrs,
+  rangeToInterval,
+} from '@palisade/model'
 import { RulesetParseError } from './parse-error.js'
 import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
@@ -66,6 +72,23 @@ function allCidrs(list: readonly Json[]): string[] | undefined {
   return out
 }
 
+/** A concatenated `ipvN_addr . inet_service` set, with elements as `ADDR . PORT`. */
+function parsePortSet(s: Record<string, Json>): NamedSet | undefined {
+  const [addrType, portType] = (s.type as Json[]).map(str)
+  if (portType !== 'inet_service' || (addrType !== 'ipv4_addr' && addrType !== 'ipv6_addr'))
+    return undefined
+  const family: IpFamily = addrType === 'ipv4_addr' ? 4 : 6
+  const elements: string[] = []
+  for (const e of Array.isArray(s.elem) ? s.elem : []) {
+    const parts = isObj(e) && Array.isArray(e.concat) ? e.concat : undefined
+    const addr = str(parts?.[0])
+    const port = num(parts?.[1])
+    if (addr === undefined || port === undefined) return undefined
+    elements.push(`${bigIntToAddr(family, addrToBigInt(addr).value)} . ${port}`)
+  }
+  return { name: str(s.name) ?? '', family, elements: elements.sort(), withPort: true }
+}
+
 const normalise = (family: IpFamily, cidrs: string[]) =>
   intervalsToCidrs(family, cidrsToIntervals(cidrs))
 
@@ -96,6 +119,7 @@ function parseMatch(m: Record<string, Json>): Match | undefined {
   if (op !== '==' && op !== '!=' && op !== 'in') return undefined
   const { left, right } = m
   if (!isObj(left)) return undefined
+  if (Array.isArray(left.concat) && !negate) return parseConcatMatch(left.concat, right)
   if (isObj(left.ct) && left.ct.key === 'state' && !negate) {
     const states = (Array.isArray(right) ? right : [right]).map(str)
     if (!states.every((s): s is CtState => CT_STATES.includes(s as CtState))) return undefined
@@ -162,6 +186,39 @@ function parseMatch(m: Record<string, Json>): Match | undefined {
     }
   }
   return undefined
+}
+
+/** `ip daddr . tcp dport @set`: an address-and-port lookup; other concatenations are not modelled. */
+function parseConcatMatch(parts: readonly Json[], right: Json): Match | undefined {
+  const [a, b] = parts
+  const set = str(right)
+  if (
+    parts.length !== 2 ||
+    !set?.startsWith('@') ||
+    !isObj(a) ||
+    !isObj(b) ||
+    !isObj(a.payload) ||
+    !isObj(b.payload)
+  )
+    return undefined
+  const ip = str(a.payload.protocol)
+  const field = str(a.payload.field)
+  const l4 = protoNumber(str(b.payload.protocol) ?? '')
+  const portField = str(b.payload.field)
+  if (
+    (ip !== 'ip' && ip !== 'ip6') ||
+    (field !== 'saddr' && field !== 'daddr') ||
+    (l4 !== 6 && l4 !== 17)
+  )
+    return undefined
+  if (portField !== (field === 'saddr' ? 'sport' : 'dport')) return undefined
+  return {
+    kind: 'addr_port',
+    dir: field === 'saddr' ? 'src' : 'dst',
+    family: ip === 'ip' ? 4 : 6,
+    proto: l4,
+    set: set.slice(1),
+  }
 }
 
 function parseVerdict(key: string, value: Json): Verdict | undefined {
@@ -311,6 +368,11 @@ export function parseNftJson(text: string): Table[] {
     } else if (isObj(item.set)) {
       const s = item.set
       const t = tableOf(s, 'a set')
+      if (Array.isArray(s.type)) {
+        const portSet = parsePortSet(s)
+        if (portSet) t.sets.push(portSet)
+        continue
+      }
       const type = str(s.type)
       if (type !== 'ipv4_addr' && type !== 'ipv6_addr') continue
       const family: IpFamily = type === 'ipv4_addr' ? 4 : 6

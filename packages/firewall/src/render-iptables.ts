@@ -54,6 +54,10 @@ function renderMatches(matches: readonly Match[]): string[] {
         mods.push(`-m ${mod} ${opt} ${m.type}${m.code !== undefined ? `/${m.code}` : ''}`)
         break
       }
+      case 'addr_port':
+        throw new RenderError(
+          'iptables rules use one literal address and port, not a concatenated set',
+        )
       case 'opaque':
         throw new RenderError(`cannot render a rule we only read as text: ${m.text}`)
     }

@@ -35,6 +35,11 @@ function renderMatch(m: Match): string {
         )
       return `${l4} ${m.dir === 'src' ? 'sport' : 'dport'}${m.negate ? ' !=' : ''} ${ports(m.ranges)}`
     }
+    case 'addr_port': {
+      const l4 = L4[m.proto]
+      if (!l4) throw new RenderError(`a port lookup needs TCP or UDP, not protocol ${m.proto}`)
+      return `${m.family === 4 ? 'ip' : 'ip6'} ${m.dir === 'src' ? 'saddr' : 'daddr'} . ${l4} ${m.dir === 'src' ? 'sport' : 'dport'} @${m.set}`
+    }
     case 'icmp': {
       const p = m.family === 4 ? 'icmp' : 'icmpv6'
       return `${p} type ${m.type}${m.code !== undefined ? ` ${p} code ${m.code}` : ''}`
@@ -66,6 +71,7 @@ export function renderNftRule(r: Rule): string {
 
 function renderSet(s: NamedSet): string {
   const elements = s.elements.length > 0 ? ` elements = { ${s.elements.join(', ')} };` : ''
+  if (s.withPort) return `  set ${s.name} { type ipv${s.family}_addr . inet_service;${elements} }`
   return `  set ${s.name} { type ipv${s.family}_addr; flags interval;${elements} }`
 }
 

@@ -44,6 +44,14 @@ export type Match =
       readonly type: number
       readonly code?: number
     }
+  /** An address and a port together, looked up in a concatenated set (`ip daddr . tcp dport @s`). */
+  | {
+      readonly kind: 'addr_port'
+      readonly dir: 'src' | 'dst'
+      readonly family: IpFamily
+      readonly proto: number
+      readonly set: string
+    }
   /** Something we do not model: treated as "may or may not match". */
   | { readonly kind: 'opaque'; readonly text: string }
 
@@ -79,8 +87,10 @@ export interface Chain {
 export interface NamedSet {
   readonly name: string
   readonly family: IpFamily
-  /** Normalised CIDRs (see model's AddressSet). */
+  /** Normalised CIDRs (see model's AddressSet), or `ADDR . PORT` pairs for a port set. */
   readonly elements: readonly string[]
+  /** A concatenated address-and-port set (nftables `ipv4_addr . inet_service`). */
+  readonly withPort?: true
 }
 
 export interface Table {
@@ -113,7 +123,8 @@ const MATCH_ORDER: Record<Match['kind'], number> = {
   proto: 4,
   port: 5,
   icmp: 6,
-  opaque: 7,
+  addr_port: 7,
+  opaque: 8,
 }
 
 /**
