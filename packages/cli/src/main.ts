@@ -11,6 +11,7 @@ import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { Command, Option } from 'commander'
 import { readFile } from 'node:fs/promises'
 import { agentCommands } from './agent-commands.js'
+import { serverCommand } from './server-command.js'
 
 const program = new Command()
 program
@@ -47,6 +48,7 @@ program
     }
   })
 
+serverCommand(program)
 agentCommands(program)
 
 program.parseAsync(process.argv).catch((e: Error) => {

@@ -1,0 +1,40 @@
+import { startServer } from '@palisade/server'
+import type { Command } from 'commander'
+import { Option } from 'commander'
+
+const log = (line: Record<string, unknown>) =>
+  console.log(JSON.stringify({ time: new Date().toISOString(), ...line }))
+
+export function serverCommand(program: Command): void {
+  program
+    .command('server')
+    .description('run the policy server (REST API /api/v2, agent channel) in the foreground')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8443')
+    .option('--data-dir <dir>', 'where the database, TLS files and bootstrap.json live', './data')
+    .option('--database <url>', 'postgres://... for PostgreSQL (default: SQLite in the data dir)')
+    .addOption(
+      new Option(
+        '--tls <mode>',
+        'auto: a CA and certificate are made in the data dir on first start',
+      )
+        .choices(['auto', 'off'])
+        .default('auto'),
+    )
+    .action(
+      async (opts: { listen: string; dataDir: string; database?: string; tls: 'auto' | 'off' }) => {
+        const server = await startServer({
+          listen: opts.listen,
+          dataDir: opts.dataDir,
+          tls: opts.tls,
+          log,
+          ...(opts.database && { database: opts.database }),
+        })
+        const stop = (signal: string) => {
+          log({ msg: 'stopping', signal })
+          void server.close().then(() => process.exit(0))
+        }
+        process.once('SIGTERM', () => stop('SIGTERM'))
+        process.once('SIGINT', () => stop('SIGINT'))
+      },
+    )
+}

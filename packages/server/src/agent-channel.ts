@@ -1,0 +1,293 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { OS_PLATFORMS } from '@palisade/model'
+import type { AppContext } from './app.js'
+import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
+import { ApiError, forbidden, invalidOne, tooMany } from './errors.js'
+import { workloadHref } from './host-policies.js'
+import { bodyObject, json } from './http.js'
+import { now, recordEvent, resourceChange } from './store.js'
+import { Checker, isObj } from './validate.js'
+
+/** The agent channel: ours, not Illumio's private protocol. Every route names the agent. */
+export const AGENT_PREFIX = '/agent/v1'
+const LONG_POLL_MS = 25_000
+const ACTIVATIONS_PER_MINUTE = 20
+const AGENT_EVENT_TYPES = new Set([
+  'agent.tampering',
+  'agent.firewall_apply_failed',
+  'agent.health',
+  'agent.suspend',
+  'agent.unsuspend',
+  'agent.goodbye',
+])
+
+interface AgentAuth {
+  readonly id: string
+  readonly org: number
+  readonly workloadId: string
+  readonly hostname: string
+}
+
+export function registerAgentChannel(app: FastifyInstance, ctx: AppContext): void {
+  const { db } = ctx
+  const attempts = new Map<string, { start: number; count: number }>()
+
+  /** `Authorization: Bearer <agent id>.<secret>`; the agent may only use its own routes. */
+  async function agentAuth(req: FastifyRequest): Promise<AgentAuth> {
+    const h = req.headers.authorization ?? ''
+    const [id = '', secret = ''] = h.startsWith('Bearer ') ? h.slice(7).split('.') : []
+    const row = await db
+      .selectFrom('agents')
+      .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
+      .select([
+        'agents.id',
+        'agents.org_id',
+        'agents.token_hash',
+        'agents.workload_id',
+        'workloads.hostname',
+      ])
+      .where('agents.id', '=', id)
+      .executeTakeFirst()
+    if (!row || !sameSecret(row.token_hash, sha256(secret)))
+      throw new ApiError(401, [
+        { token: 'agent_authentication_required', message: 'a valid agent credential is required' },
+      ])
+    if ((req.params as { agent?: string }).agent !== row.id)
+      throw forbidden('an agent may read and write only its own data')
+    return { id: row.id, org: row.org_id, workloadId: row.workload_id, hostname: row.hostname }
+  }
+  const agentActor = (a: AgentAuth) => ({
+    agent: { href: `/orgs/${a.org}/agents/${a.id}`, hostname: a.hostname },
+  })
+
+  app.post(`${AGENT_PREFIX}/activate`, async (req, reply) => {
+    const t = Date.now()
+    const w = attempts.get(req.ip)
+    if (!w || t - w.start > 60_000) attempts.set(req.ip, { start: t, count: 1 })
+    else if (++w.count > ACTIVATIONS_PER_MINUTE)
+      throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
+    const body = bodyObject(req)
+    const c = new Checker()
+    c.only(body, '$', [
+      'activation_code',
+      'hostname',
+      'os_platform',
+      'os_detail',
+      'interfaces',
+      'agent_type',
+    ])
+    const code = c.string(body, 'activation_code', '$', { required: true, max: 128 })
+    const hostname = c.string(body, 'hostname', '$', { required: true, max: 255 })
+    const platform = c.oneOf(body, 'os_platform', '$', OS_PLATFORMS) ?? 'linux'
+    c.string(body, 'os_detail', '$', { max: 255 })
+    const interfaces = (c.array(body, 'interfaces', '$', { max: 256 }) ?? [])
+      .filter(isObj)
+      .map((i) => ({ name: String(i.name), address: String(i.address) }))
+    c.done()
+    const result = await db.transaction().execute(async (tx) => {
+      const key = await tx
+        .selectFrom('pairing_keys')
+        .selectAll()
+        .where('code_hash', '=', sha256(code ?? ''))
+        .executeTakeFirst()
+      if (!key)
+        throw invalidOne(
+          'invalid_activation_code',
+          'this activation code is not valid; generate one from a pairing profile',
+        )
+      if (key.expires_at !== null && key.expires_at < now())
+        throw invalidOne(
+          'activation_code_expired',
+          `this activation code expired at ${key.expires_at}; generate a new one`,
+        )
+      if (key.uses_left !== null && key.uses_left <= 0)
+        throw invalidOne(
+          'activation_code_used_up',
+          'this activation code has been used as often as its pairing profile allows',
+        )
+      const profile = await tx
+        .selectFrom('pairing_profiles')
+        .selectAll()
+        .where('id', '=', key.profile_id)
+        .executeTakeFirstOrThrow()
+      if (profile.enabled !== 1)
+        throw invalidOne('pairing_profile_disabled', 'the pairing profile of this code is disabled')
+      if (key.uses_left !== null)
+        await tx
+          .updateTable('pairing_keys')
+          .set({ uses_left: key.uses_left - 1 })
+          .where('code_hash', '=', key.code_hash)
+          .execute()
+      const org = key.org_id
+      const workloadId = newUuid()
+      const agentId = newUuid()
+      const secret = randomSecret(32)
+      const ts = now()
+      await tx
+        .insertInto('workloads')
+        .values({
+          id: workloadId,
+          org_id: org,
+          name: hostname ?? '',
+          hostname: hostname ?? '',
+          managed: 1,
+          agent_type: profile.agent_type,
+          os_platform: platform,
+          enforcement_mode: profile.enforcement_mode,
+          visibility_level: profile.visibility_level,
+          labels: profile.labels,
+          interfaces: JSON.stringify(interfaces),
+          external_data_set: null,
+          external_data_reference: null,
+          created_at: ts,
+          updated_at: ts,
+        })
+        .execute()
+      await tx
+        .insertInto('agents')
+        .values({
+          id: agentId,
+          org_id: org,
+          workload_id: workloadId,
+          token_hash: sha256(secret),
+          status: 'active',
+          last_heartbeat_at: ts,
+          applied_version: null,
+          applied_at: null,
+          applied_mode: null,
+          sync_state: 'syncing',
+          health: '{}',
+          survey: '{}',
+          created_at: ts,
+        })
+        .execute()
+      const auth = { id: agentId, org, workloadId, hostname: hostname ?? '' }
+      await recordEvent(tx, org, {
+        event_type: 'agent.activate',
+        created_by: agentActor(auth),
+        resource_changes: [
+          resourceChange('workload', workloadHref(org, workloadId), 'create', undefined, {
+            hostname,
+            interfaces,
+          }),
+        ],
+      })
+      return { org, agentId, workloadId, token: `${agentId}.${secret}` }
+    })
+    await ctx.hostPolicies.recompute(result.org)
+    return json(reply, 201, {
+      agent_id: result.agentId,
+      workload_href: workloadHref(result.org, result.workloadId),
+      token: result.token,
+      agent_endpoint: ctx.agentEndpoint(),
+    })
+  })
+
+  /** Long-poll: answers at once if the agent's host policy differs from `known`, else waits. */
+  app.get(`${AGENT_PREFIX}/agents/:agent/policy`, async (req, reply) => {
+    const a = await agentAuth(req)
+    const q = req.query as { known?: string; wait?: string }
+    const wait = Math.min(Number(q.wait ?? LONG_POLL_MS / 1000), LONG_POLL_MS / 1000) * 1000
+    const abort = new AbortController()
+    req.raw.once('close', () => abort.abort())
+    const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
+    if (!got) return reply.code(304).send()
+    return json(reply, 200, got)
+  })
+
+  app.post(`${AGENT_PREFIX}/agents/:agent/status`, async (req, reply) => {
+    const a = await agentAuth(req)
+    const body = bodyObject(req)
+    const c = new Checker()
+    c.only(body, '$', ['applied', 'health', 'survey', 'interfaces'])
+    const applied =
+      body.applied === undefined || body.applied === null
+        ? undefined
+        : c.object(body.applied, '$.applied')
+    if (applied) {
+      c.int(applied, 'version', '$.applied', { required: true, min: 0 })
+      c.string(applied, 'hash', '$.applied', { required: true, max: 64 })
+      c.string(applied, 'mode', '$.applied', { max: 64 })
+    }
+    const health = body.health === undefined ? undefined : c.object(body.health, '$.health')
+    const survey = body.survey === undefined ? undefined : c.object(body.survey, '$.survey')
+    c.done()
+    const ts = now()
+    await db
+      .updateTable('agents')
+      .set({
+        status: 'active',
+        last_heartbeat_at: ts,
+        ...(applied && {
+          applied_version: applied.version as number,
+          applied_at: ts,
+          applied_mode: (applied.mode as string) ?? null,
+        }),
+        ...(health && {
+          health: JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) }),
+        }),
+        ...(!health && applied && { health: JSON.stringify({ applied_hash: applied.hash }) }),
+        ...(survey && { survey: JSON.stringify(survey) }),
+      })
+      .where('id', '=', a.id)
+      .execute()
+    return reply.code(204).send()
+  })
+
+  /** Events from the agent, in batches; a re-sent batch is stored once (events carry uuids). */
+  app.post(`${AGENT_PREFIX}/agents/:agent/events`, async (req, reply) => {
+    const a = await agentAuth(req)
+    const list = req.body
+    if (!Array.isArray(list) || list.length > 1000)
+      throw invalidOne('input_validation_error', 'the body must be a list of at most 1,000 events')
+    const c = new Checker()
+    list.forEach((e, i) => {
+      const o = c.object(e, `$[${i}]`)
+      if (!o) return
+      c.string(o, 'uuid', `$[${i}]`, { required: true, max: 64 })
+      c.oneOf(o, 'event_type', `$[${i}]`, [...AGENT_EVENT_TYPES], { required: true })
+      c.oneOf(
+        o,
+        'severity',
+        `$[${i}]`,
+        ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'],
+        { required: true },
+      )
+      const ts = c.string(o, 'timestamp', `$[${i}]`, { required: true, max: 64 })
+      if (ts !== undefined && Number.isNaN(Date.parse(ts)))
+        c.fail(`$[${i}].timestamp`, 'must be an RFC 3339 time')
+      c.object(o.details ?? {}, `$[${i}].details`)
+    })
+    c.done()
+    await db.transaction().execute(async (tx) => {
+      for (const e of list as {
+        uuid: string
+        event_type: string
+        severity: string
+        timestamp: string
+        details?: unknown
+      }[]) {
+        await recordEvent(tx, a.org, {
+          uuid: e.uuid,
+          event_type: e.event_type,
+          severity: e.severity,
+          timestamp: new Date(e.timestamp).toISOString(),
+          created_by: agentActor(a),
+          agent_id: a.id,
+          resource_changes: [
+            {
+              uuid: newUuid(),
+              resource: { workload: { href: workloadHref(a.org, a.workloadId) } },
+              change_type: 'update',
+              changes: {},
+            },
+          ],
+          notifications: [
+            { uuid: newUuid(), notification_type: e.event_type, info: e.details ?? {} },
+          ],
+        })
+      }
+    })
+    return reply.code(204).send()
+  })
+}

@@ -1,0 +1,255 @@
+import type { FastifyInstance } from 'fastify'
+import type { Selectable } from 'kysely'
+import { ENFORCEMENT_MODES } from '@palisade/model'
+import type { AppContext } from '../app.js'
+import type { Database } from '../db/schema.js'
+import { randomSecret, sha256 } from '../crypto.js'
+import { invalidOne, notFound } from '../errors.js'
+import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { now, recordEvent, resourceChange } from '../store.js'
+import { Checker } from '../validate.js'
+import { VISIBILITY_LEVELS } from './workloads.js'
+
+type Row = Selectable<Database['pairing_profiles']>
+const href = (org: number, id: number) => `/orgs/${org}/pairing_profiles/${id}`
+
+function profileView(r: Row) {
+  return {
+    href: href(r.org_id, r.id),
+    name: r.name,
+    enabled: r.enabled === 1,
+    enforcement_mode: r.enforcement_mode,
+    visibility_level: r.visibility_level,
+    labels: (JSON.parse(r.labels) as string[]).map((h) => ({ href: h })),
+    allowed_uses_per_key: r.allowed_uses_per_key ?? 'unlimited',
+    key_lifespan: r.key_lifespan ?? 'unlimited',
+    agent_type: r.agent_type,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+  }
+}
+
+function checkProfile(
+  body: Record<string, unknown>,
+  partial: boolean,
+  labels: Map<string, string>,
+) {
+  const c = new Checker()
+  c.only(body, '$', [
+    'name',
+    'description',
+    'enabled',
+    'enforcement_mode',
+    'visibility_level',
+    'labels',
+    'allowed_uses_per_key',
+    'key_lifespan',
+    'agent_type',
+    'enforcement_mode_lock',
+    'visibility_level_lock',
+    'log_traffic',
+    'log_traffic_lock',
+    'role_label_lock',
+    'app_label_lock',
+    'env_label_lock',
+    'loc_label_lock',
+    'external_data_set',
+    'external_data_reference',
+  ])
+  c.string(body, 'name', '$', { required: !partial })
+  c.bool(body, 'enabled', '$')
+  c.oneOf(body, 'enforcement_mode', '$', ENFORCEMENT_MODES)
+  c.oneOf(body, 'visibility_level', '$', VISIBILITY_LEVELS)
+  c.oneOf(body, 'agent_type', '$', ['server', 'endpoint'])
+  for (const key of ['allowed_uses_per_key', 'key_lifespan'] as const) {
+    if (body[key] !== 'unlimited')
+      c.int(body, key, '$', { min: 1, max: key === 'key_lifespan' ? 10 * 365 * 86400 : 1_000_000 })
+  }
+  ;(c.array(body, 'labels', '$', { max: 64 }) ?? []).forEach((x, i) => {
+    const h = c.hrefRef(x, `$.labels[${i}]`)
+    if (h !== undefined && !labels.has(h))
+      c.fail(`$.labels[${i}]`, `label ${h} does not exist`, 'invalid_label')
+  })
+  c.done()
+}
+
+const limit = (x: unknown) => (typeof x === 'number' ? x : null)
+
+export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
+  const { db } = ctx
+  const labelHrefs = async (org: number) =>
+    new Map(
+      (await db.selectFrom('labels').select(['id', 'key']).where('org_id', '=', org).execute()).map(
+        (l) => [`/orgs/${org}/labels/${l.id}`, l.key],
+      ),
+    )
+  const find = async (org: number, id: string) => {
+    const r = await db
+      .selectFrom('pairing_profiles')
+      .selectAll()
+      .where('org_id', '=', org)
+      .where('id', '=', Number(id))
+      .executeTakeFirst()
+    if (!r || !/^\d+$/.test(id)) throw notFound(href(org, Number(id)))
+    return r
+  }
+
+  api.get('/orgs/:org/pairing_profiles', async (req, reply) => {
+    const org = orgOf(req)
+    const rows = await db
+      .selectFrom('pairing_profiles')
+      .selectAll()
+      .where('org_id', '=', org)
+      .orderBy('id')
+      .execute()
+    return collection(req, reply, ctx.jobs, org, rows.map(profileView))
+  })
+
+  api.get('/orgs/:org/pairing_profiles/:id', async (req, reply) => {
+    const org = orgOf(req)
+    return json(reply, 200, profileView(await find(org, (req.params as { id: string }).id)))
+  })
+
+  api.post('/orgs/:org/pairing_profiles', async (req, reply) => {
+    const org = orgOf(req)
+    const body = bodyObject(req)
+    checkProfile(body, false, await labelHrefs(org))
+    const t = now()
+    const row = await db.transaction().execute(async (tx) => {
+      const r = await tx
+        .insertInto('pairing_profiles')
+        .values({
+          org_id: org,
+          name: body.name as string,
+          enabled: body.enabled === false ? 0 : 1,
+          enforcement_mode: (body.enforcement_mode as string) ?? 'visibility_only',
+          visibility_level: (body.visibility_level as string) ?? 'flow_summary',
+          labels: JSON.stringify(((body.labels as { href: string }[]) ?? []).map((l) => l.href)),
+          allowed_uses_per_key: limit(body.allowed_uses_per_key),
+          key_lifespan: limit(body.key_lifespan),
+          agent_type: (body.agent_type as string) ?? 'server',
+          created_at: t,
+          updated_at: t,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow()
+      await recordEvent(tx, org, {
+        event_type: 'pairing_profile.create',
+        created_by: userActor(req),
+        resource_changes: [
+          resourceChange('pairing_profile', href(org, r.id), 'create', undefined, profileView(r)),
+        ],
+      })
+      return r
+    })
+    return json(reply, 201, profileView(row))
+  })
+
+  api.put('/orgs/:org/pairing_profiles/:id', async (req, reply) => {
+    const org = orgOf(req)
+    const body = bodyObject(req)
+    const before = await find(org, (req.params as { id: string }).id)
+    checkProfile(body, true, await labelHrefs(org))
+    await db.transaction().execute(async (tx) => {
+      const after = await tx
+        .updateTable('pairing_profiles')
+        .set({
+          ...(body.name !== undefined && { name: body.name as string }),
+          ...(body.enabled !== undefined && { enabled: body.enabled ? 1 : 0 }),
+          ...(body.enforcement_mode !== undefined && {
+            enforcement_mode: body.enforcement_mode as string,
+          }),
+          ...(body.visibility_level !== undefined && {
+            visibility_level: body.visibility_level as string,
+          }),
+          ...(body.labels !== undefined && {
+            labels: JSON.stringify((body.labels as { href: string }[]).map((l) => l.href)),
+          }),
+          ...(body.allowed_uses_per_key !== undefined && {
+            allowed_uses_per_key: limit(body.allowed_uses_per_key),
+          }),
+          ...(body.key_lifespan !== undefined && { key_lifespan: limit(body.key_lifespan) }),
+          updated_at: now(),
+        })
+        .where('id', '=', before.id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+      await recordEvent(tx, org, {
+        event_type: 'pairing_profile.update',
+        created_by: userActor(req),
+        resource_changes: [
+          resourceChange(
+            'pairing_profile',
+            href(org, before.id),
+            'update',
+            profileView(before),
+            profileView(after),
+          ),
+        ],
+      })
+    })
+    return reply.code(204).send()
+  })
+
+  api.delete('/orgs/:org/pairing_profiles/:id', async (req, reply) => {
+    const org = orgOf(req)
+    const before = await find(org, (req.params as { id: string }).id)
+    await db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('pairing_keys').where('profile_id', '=', before.id).execute()
+      await tx.deleteFrom('pairing_profiles').where('id', '=', before.id).execute()
+      await recordEvent(tx, org, {
+        event_type: 'pairing_profile.delete',
+        created_by: userActor(req),
+        resource_changes: [
+          resourceChange(
+            'pairing_profile',
+            href(org, before.id),
+            'delete',
+            profileView(before),
+            undefined,
+          ),
+        ],
+      })
+    })
+    return reply.code(204).send()
+  })
+
+  /** A new activation code: shown once; only its hash is kept, with its uses and expiry. */
+  api.post('/orgs/:org/pairing_profiles/:id/pairing_key', async (req, reply) => {
+    const org = orgOf(req)
+    const p = await find(org, (req.params as { id: string }).id)
+    if (p.enabled !== 1)
+      throw invalidOne(
+        'pairing_profile_disabled',
+        `${href(org, p.id)} is disabled; enable it to generate keys`,
+      )
+    const code = randomSecret(20)
+    const t = new Date()
+    await db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('pairing_keys')
+        .values({
+          code_hash: sha256(code),
+          profile_id: p.id,
+          org_id: org,
+          created_at: t.toISOString(),
+          expires_at:
+            p.key_lifespan === null
+              ? null
+              : new Date(t.getTime() + p.key_lifespan * 1000).toISOString(),
+          uses_left: p.allowed_uses_per_key,
+        })
+        .execute()
+      await recordEvent(tx, org, {
+        event_type: 'pairing_key.create',
+        created_by: userActor(req),
+        resource_changes: [
+          resourceChange('pairing_profile', href(org, p.id), 'update', undefined, {
+            pairing_key: 'generated',
+          }),
+        ],
+      })
+    })
+    return json(reply, 200, { activation_code: code })
+  })
+}

@@ -1,0 +1,134 @@
+import Fastify from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import { registerAgentChannel } from './agent-channel.js'
+import { registerEvents } from './api/events.js'
+import { registerLabels } from './api/labels.js'
+import { registerMisc } from './api/misc.js'
+import { registerPairing } from './api/pairing.js'
+import { registerPolicy } from './api/policy.js'
+import { registerWorkloads } from './api/workloads.js'
+import { sameSecret, sha256 } from './crypto.js'
+import type { Database } from './db/schema.js'
+import { ApiError, tooMany, unauthorized } from './errors.js'
+import type { HostPolicies } from './host-policies.js'
+import { AsyncJobs, json } from './http.js'
+import { recordEvent } from './store.js'
+
+export interface AppContext {
+  readonly db: Kysely<Database>
+  readonly hostPolicies: HostPolicies
+  readonly jobs: AsyncJobs
+  /** Where agents reach this server (for the failsafe rule that keeps that channel open). */
+  readonly agentEndpoint: () => { address: string; port: number }
+}
+
+const RATE_PER_MINUTE = 500
+
+/** HTTP Basic with an API key id and secret; the secret is compared by its hash. */
+async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<void> {
+  const h = req.headers.authorization ?? ''
+  if (!h.startsWith('Basic ')) throw unauthorized()
+  const [keyId = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
+  const row = await db
+    .selectFrom('api_keys')
+    .innerJoin('users', 'users.id', 'api_keys.user_id')
+    .select(['api_keys.secret_hash', 'users.id', 'users.org_id', 'users.username'])
+    .where('api_keys.key_id', '=', keyId)
+    .executeTakeFirst()
+  if (!row || !sameSecret(row.secret_hash, sha256(secret))) {
+    await recordEvent(db, 1, {
+      event_type: 'request.authentication_failed',
+      severity: 'warning',
+      status: 'failure',
+      created_by: { system: {} },
+      notifications: [
+        {
+          notification_type: 'request.authentication_failed',
+          info: { api_user: keyId.slice(0, 64), src_ip: req.ip },
+        },
+      ],
+    })
+    throw unauthorized()
+  }
+  req.user = { id: row.id, org: row.org_id, username: row.username }
+}
+
+export async function buildApp(
+  ctx: AppContext,
+  opts: { https?: { key: string; cert: string }; logger?: boolean } = {},
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 16 * 1024 * 1024,
+    ...(opts.https && { https: opts.https }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+  })
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+  })
+  // Any JSON body is accepted as text first, so a malformed one gets our 406, not a 400/500.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser(/^application\/json/, { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') return done(null, undefined)
+    try {
+      done(null, JSON.parse(body as string))
+    } catch (e) {
+      done(
+        new ApiError(406, [
+          { token: 'invalid_json', message: `the body is not valid JSON: ${(e as Error).message}` },
+        ]),
+        undefined,
+      )
+    }
+  })
+  app.setErrorHandler((err: Error, _req, reply) => {
+    if (err instanceof ApiError) {
+      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
+      return json(reply, err.status, err.issues)
+    }
+    const status = (err as { statusCode?: number }).statusCode
+    if (status !== undefined && status >= 400 && status < 500) {
+      const token =
+        status === 413
+          ? 'request_too_large'
+          : status === 415
+            ? 'unsupported_media_type'
+            : 'bad_request'
+      return json(reply, status === 400 ? 406 : status, [{ token, message: err.message }])
+    }
+    reply.log.error(err)
+    return json(reply, 500, [
+      { token: 'internal_error', message: 'the server failed to handle this request; see its log' },
+    ])
+  })
+  app.setNotFoundHandler((req, reply) =>
+    json(reply, 404, [{ token: 'not_found', message: `${req.method} ${req.url} does not exist` }]),
+  )
+
+  const windows = new Map<string, { start: number; count: number }>()
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', async (req) => {
+        if (req.url === '/api/v2/health' || req.url === '/api/v2/product_version') return
+        await authenticate(ctx.db, req)
+        const key = String(req.user?.id)
+        const t = Date.now()
+        const w = windows.get(key)
+        if (!w || t - w.start > 60_000) windows.set(key, { start: t, count: 1 })
+        else if (++w.count > RATE_PER_MINUTE)
+          throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
+      })
+      registerMisc(api, ctx)
+      registerLabels(api, ctx)
+      registerPolicy(api, ctx)
+      registerWorkloads(api, ctx)
+      registerPairing(api, ctx)
+      registerEvents(api, ctx)
+    },
+    { prefix: '/api/v2' },
+  )
+  registerAgentChannel(app, ctx)
+  return app
+}

@@ -1,0 +1,51 @@
+import BetterSqlite3 from 'better-sqlite3'
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely'
+import pg from 'pg'
+import { join } from 'node:path'
+import type { Database } from './schema.js'
+import { migrationProvider } from './migrations.js'
+
+export interface OpenedDb {
+  readonly db: Kysely<Database>
+  readonly dialect: 'sqlite' | 'postgres'
+  readonly describe: string
+}
+
+/**
+ * Opens the store: `postgres://...` selects PostgreSQL; anything else is a SQLite file in the
+ * data dir (WAL, synchronous FULL: a committed write survives a power cut). Runs migrations.
+ */
+export async function openDb(database: string | undefined, dataDir: string): Promise<OpenedDb> {
+  let opened: OpenedDb
+  if (database?.startsWith('postgres://') || database?.startsWith('postgresql://')) {
+    const pool = new pg.Pool({ connectionString: database, max: 10 })
+    opened = {
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      dialect: 'postgres',
+      describe: database.replace(/:[^:@/]*@/, ':***@'),
+    }
+  } else {
+    const file = database ?? join(dataDir, 'palisade.db')
+    const sqlite = new BetterSqlite3(file)
+    sqlite.pragma('journal_mode = WAL')
+    sqlite.pragma('synchronous = FULL')
+    sqlite.pragma('foreign_keys = ON')
+    sqlite.pragma('busy_timeout = 5000')
+    opened = {
+      db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+      dialect: 'sqlite',
+      describe: file,
+    }
+  }
+  const { error, results } = await new Migrator({
+    db: opened.db,
+    provider: migrationProvider(opened.dialect),
+  }).migrateToLatest()
+  const failed = results?.find((r) => r.status === 'Error')
+  if (error)
+    throw new Error(
+      `migrating the database ${opened.describe} failed${failed ? ` at ${failed.migrationName}` : ''}: ${String((error as Error).message ?? error)}`,
+      { cause: error },
+    )
+  return opened
+}

@@ -1,0 +1,210 @@
+import type { HostPolicy, PolicySnapshot, Workload } from '@palisade/model'
+import { computeHostPolicy, resolveMode } from '@palisade/model'
+import type { Kysely } from 'kysely'
+import { EventEmitter } from 'node:events'
+import { sha256 } from './crypto.js'
+import type { Database } from './db/schema.js'
+import type { PolicyType } from './policy-docs.js'
+import { snapshotOf } from './policy-docs.js'
+import { now } from './store.js'
+import type { Doc } from './validate.js'
+
+export const workloadHref = (org: number, id: string) => `/orgs/${org}/workloads/${id}`
+
+export function workloadModel(org: number, r: Database['workloads'], agentType?: string): Workload {
+  return {
+    href: workloadHref(org, r.id),
+    name: r.name,
+    agentType: agentType === 'endpoint' ? 'endpoint' : 'server',
+    osPlatform: r.os_platform as Workload['osPlatform'],
+    enforcementMode: r.enforcement_mode as Workload['enforcementMode'],
+    labels: (JSON.parse(r.labels) as string[]) ?? [],
+    interfaces: (JSON.parse(r.interfaces) as { name: string; address: string }[]) ?? [],
+  }
+}
+
+/**
+ * The host policy of every managed workload: computed from the active policy and the current
+ * workloads whenever either changes, stored, and handed to waiting agents only when theirs
+ * changed (a long-poll is woken by `changed:<workload>`).
+ */
+export class HostPolicies {
+  readonly #hub = new EventEmitter()
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.#hub.setMaxListeners(0)
+  }
+
+  async snapshot(org: number): Promise<PolicySnapshot> {
+    const objs = await this.db
+      .selectFrom('policy_objects')
+      .select(['type', 'id', 'active'])
+      .where('org_id', '=', org)
+      .where('active', 'is not', null)
+      .execute()
+    const active: Record<string, { href: string; doc: Doc }[]> = {}
+    for (const o of objs) {
+      const href =
+        o.type === 'firewall_settings'
+          ? `/orgs/${org}/sec_policy/draft/firewall_settings`
+          : `/orgs/${org}/sec_policy/draft/${o.type as PolicyType}/${o.id}`
+      ;(active[o.type] ??= []).push({
+        href,
+        doc: addRuleHrefs(href, JSON.parse(o.active ?? '{}') as Doc),
+      })
+    }
+    const labels = await this.db
+      .selectFrom('labels')
+      .selectAll()
+      .where('org_id', '=', org)
+      .execute()
+    const workloads = await this.db
+      .selectFrom('workloads')
+      .leftJoin('agents', 'agents.workload_id', 'workloads.id')
+      .selectAll('workloads')
+      .select('agents.id as agent_id')
+      .where('workloads.org_id', '=', org)
+      .execute()
+    const version =
+      (
+        await this.db
+          .selectFrom('policy_versions')
+          .select('version')
+          .where('org_id', '=', org)
+          .orderBy('version', 'desc')
+          .limit(1)
+          .executeTakeFirst()
+      )?.version ?? 0
+    return snapshotOf(
+      version,
+      active,
+      labels.map((l) => ({ href: `/orgs/${org}/labels/${l.id}`, key: l.key, value: l.value })),
+      workloads.map((w) => workloadModel(org, w, w.agent_type)),
+    )
+  }
+
+  /** Recomputes every managed workload's host policy; returns how many changed. */
+  async recompute(org: number): Promise<number> {
+    const snap = await this.snapshot(org)
+    const managed = await this.db
+      .selectFrom('workloads')
+      .select('id')
+      .where('org_id', '=', org)
+      .where('managed', '=', 1)
+      .execute()
+    const stored = new Map(
+      (
+        await this.db
+          .selectFrom('host_policies')
+          .select(['workload_id', 'hash'])
+          .where('org_id', '=', org)
+          .execute()
+      ).map((r) => [r.workload_id, r.hash]),
+    )
+    const changed: string[] = []
+    for (const { id } of managed) {
+      const policy = computeHostPolicy(snap, workloadHref(org, id))
+      const text = JSON.stringify(policy)
+      const hash = sha256(text).slice(0, 16)
+      if (stored.get(id) === hash) continue
+      await this.db
+        .insertInto('host_policies')
+        .values({
+          workload_id: id,
+          org_id: org,
+          version: policy.version,
+          hash,
+          policy: text,
+          updated_at: now(),
+        })
+        .onConflict((oc) =>
+          oc
+            .column('workload_id')
+            .doUpdateSet({ version: policy.version, hash, policy: text, updated_at: now() }),
+        )
+        .execute()
+      changed.push(id)
+    }
+    for (const id of changed) this.#hub.emit(`changed:${id}`)
+    return changed.length
+  }
+
+  async current(workloadId: string): Promise<{ hash: string; policy: HostPolicy } | undefined> {
+    const r = await this.db
+      .selectFrom('host_policies')
+      .select(['hash', 'policy'])
+      .where('workload_id', '=', workloadId)
+      .executeTakeFirst()
+    return r ? { hash: r.hash, policy: JSON.parse(r.policy) as HostPolicy } : undefined
+  }
+
+  /** Resolves with the host policy once its hash differs from `known`, or undefined after `ms`. */
+  async waitForChange(
+    workloadId: string,
+    known: string | undefined,
+    ms: number,
+    signal: AbortSignal,
+  ): Promise<{ hash: string; policy: HostPolicy } | undefined> {
+    const cur = await this.current(workloadId)
+    if (cur && cur.hash !== known) return cur
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.#hub.off(`changed:${workloadId}`, onChange)
+        signal.removeEventListener('abort', onAbort)
+      }
+      const onChange = () => {
+        done()
+        void this.current(workloadId).then(resolve)
+      }
+      const onAbort = () => {
+        done()
+        resolve(undefined)
+      }
+      const timer = setTimeout(onAbort, ms)
+      this.#hub.on(`changed:${workloadId}`, onChange)
+      signal.addEventListener('abort', onAbort)
+    })
+  }
+
+  /** The mode a workload gets from the active firewall settings, and why. */
+  async modeOf(org: number, w: Workload) {
+    const snap = await this.snapshot(org)
+    return resolveMode(w, snap.firewallSettings)
+  }
+
+  /** What uses a label: workloads carrying it and policy objects naming it (draft or active). */
+  async labelUsage(org: number, href: string): Promise<string[]> {
+    const wl = await this.db
+      .selectFrom('workloads')
+      .select(['id', 'labels'])
+      .where('org_id', '=', org)
+      .execute()
+    const objs = await this.db
+      .selectFrom('policy_objects')
+      .select(['type', 'id', 'draft', 'active'])
+      .where('org_id', '=', org)
+      .execute()
+    const quoted = JSON.stringify(href)
+    return [
+      ...wl
+        .filter((w) => (JSON.parse(w.labels) as string[]).includes(href))
+        .map((w) => workloadHref(org, w.id)),
+      ...objs
+        .filter((o) => (o.draft ?? '').includes(quoted) || (o.active ?? '').includes(quoted))
+        .map((o) => `/orgs/${org}/sec_policy/draft/${o.type}/${o.id}`),
+    ]
+  }
+}
+
+/** Rule documents are stored with ids; the model needs their hrefs. */
+function addRuleHrefs(href: string, doc: Doc): Doc {
+  if (!Array.isArray(doc.rules) && !Array.isArray(doc.deny_rules)) return doc
+  const withHref = (sub: string, list: unknown) =>
+    ((list as Doc[]) ?? []).map((r) => ({ ...r, href: `${href}/${sub}/${String(r.id)}` }))
+  return {
+    ...doc,
+    rules: withHref('sec_rules', doc.rules),
+    deny_rules: withHref('deny_rules', doc.deny_rules),
+  }
+}

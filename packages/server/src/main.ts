@@ -1,0 +1,83 @@
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
+import { openDb } from './db/open.js'
+import { HostPolicies } from './host-policies.js'
+import { AsyncJobs } from './http.js'
+import { bootstrapOrg } from './store.js'
+import { ensureTls } from './tls.js'
+
+export interface ServerOptions {
+  /** HOST:PORT (default 127.0.0.1:8443). */
+  readonly listen: string
+  readonly dataDir: string
+  /** `postgres://...` for PostgreSQL; default: SQLite in the data dir. */
+  readonly database?: string
+  readonly tls: 'auto' | 'off'
+  readonly log?: (line: Record<string, unknown>) => void
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance
+  readonly url: string
+  readonly bootstrapFile: string
+  close(): Promise<void>
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen)
+  const port = Number(m?.[2])
+  if (!m || !m[1] || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--listen must be HOST:PORT (for example 127.0.0.1:8443), not "${listen}"`)
+  return { host: m[1], port }
+}
+
+/**
+ * Starts the policy server: store, TLS, first-start bootstrap (org 1, an admin user and an API
+ * key in `bootstrap.json`, mode 0600), host policies for every managed workload, the API.
+ */
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const log = o.log ?? (() => undefined)
+  const { host, port } = parseListen(o.listen)
+  const dataDir = resolve(o.dataDir)
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const { db, describe } = await openDb(o.database, dataDir)
+  const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
+  const scheme = tls ? 'https' : 'http'
+  const hostPolicies = new HostPolicies(db)
+  let bound = { address: host, port }
+  const app = await buildApp(
+    { db, hostPolicies, jobs: new AsyncJobs(), agentEndpoint: () => bound },
+    { ...(tls && { https: { key: tls.keyPem, cert: tls.certPem } }) },
+  )
+  await app.listen({ host, port })
+  const addr = app.server.address()
+  if (addr && typeof addr === 'object')
+    bound = { address: host === '0.0.0.0' || host === '::' ? host : addr.address, port: addr.port }
+  const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound.port}`
+  const bootstrapFile = join(dataDir, 'bootstrap.json')
+  const created = await bootstrapOrg(db)
+  if (created) {
+    await writeFile(
+      bootstrapFile,
+      `${JSON.stringify({ org_id: created.org_id, api_user: created.api_user, api_secret: created.api_secret, username: created.username, password: created.password, ca_cert: tls?.caCert ?? null, url }, null, 2)}\n`,
+      { mode: 0o600 },
+    )
+    log({
+      msg: 'first start: org 1, the admin user and an API key are in the bootstrap file',
+      bootstrapFile,
+    })
+  }
+  await hostPolicies.recompute(1)
+  log({ msg: 'server listening', url, database: describe, tls: tls ? tls.caCert : 'off' })
+  return {
+    app,
+    url,
+    bootstrapFile,
+    close: async () => {
+      await app.close()
+      await db.destroy()
+    },
+  }
+}

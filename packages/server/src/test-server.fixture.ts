@@ -1,0 +1,60 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import { buildApp } from './app.js'
+import { openDb } from './db/open.js'
+import { HostPolicies } from './host-policies.js'
+import { AsyncJobs } from './http.js'
+import { bootstrapOrg } from './store.js'
+
+export interface TestServer {
+  readonly app: FastifyInstance
+  readonly auth: string
+  /** A request with the admin's API key; `body` is sent as JSON. */
+  call(
+    method: InjectOptions['method'],
+    url: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): ReturnType<FastifyInstance['inject']>
+  close(): Promise<void>
+}
+
+/** A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given). */
+export async function testServer(database?: string): Promise<TestServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'palisade-test-'))
+  const { db } = await openDb(database, dir)
+  const boot = await bootstrapOrg(db)
+  if (!boot) throw new Error('the test database was not empty')
+  const hostPolicies = new HostPolicies(db)
+  const app = await buildApp({
+    db,
+    hostPolicies,
+    jobs: new AsyncJobs(),
+    agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
+  })
+  const auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
+  return {
+    app,
+    auth,
+    call: (method, url, body, headers = {}) =>
+      app.inject({
+        method,
+        url,
+        headers: {
+          authorization: auth,
+          ...(body !== undefined && { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        ...(body !== undefined && {
+          payload: typeof body === 'string' ? body : JSON.stringify(body),
+        }),
+      }),
+    close: async () => {
+      await app.close()
+      await db.destroy()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,108 @@
+import { invalid } from './errors.js'
+
+export type Doc = Record<string, unknown>
+export const isObj = (x: unknown): x is Doc =>
+  typeof x === 'object' && x !== null && !Array.isArray(x)
+
+/** Collects every problem with a request body, then throws them all at once as a 406. */
+export class Checker {
+  readonly issues: { token: string; message: string }[] = []
+
+  fail(path: string, message: string, token = 'input_validation_error'): undefined {
+    this.issues.push({ token, message: `${path}: ${message}` })
+    return undefined
+  }
+
+  object(x: unknown, path: string): Doc | undefined {
+    return isObj(x) ? x : this.fail(path, 'must be a JSON object')
+  }
+
+  /** Refuses properties the object does not have, so a typo is an error, not a silent no-op. */
+  only(o: Doc, path: string, allowed: readonly string[]): void {
+    for (const k of Object.keys(o))
+      if (!allowed.includes(k))
+        this.fail(`${path}.${k}`, `unknown property; allowed: ${allowed.join(', ')}`)
+  }
+
+  string(
+    o: Doc,
+    key: string,
+    path: string,
+    opts: { required?: boolean; max?: number; min?: number } = {},
+  ): string | undefined {
+    const v = o[key]
+    if (v === undefined || v === null)
+      return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
+    if (typeof v !== 'string') return this.fail(`${path}.${key}`, 'must be a string')
+    if (v.length < (opts.min ?? (opts.required ? 1 : 0)))
+      return this.fail(`${path}.${key}`, `must have at least ${opts.min ?? 1} character(s)`)
+    if (v.length > (opts.max ?? 255))
+      return this.fail(`${path}.${key}`, `must have at most ${opts.max ?? 255} characters`)
+    return v
+  }
+
+  bool(o: Doc, key: string, path: string, opts: { required?: boolean } = {}): boolean | undefined {
+    const v = o[key]
+    if (v === undefined)
+      return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
+    return typeof v === 'boolean' ? v : this.fail(`${path}.${key}`, 'must be true or false')
+  }
+
+  int(
+    o: Doc,
+    key: string,
+    path: string,
+    opts: { required?: boolean; min?: number; max?: number } = {},
+  ): number | undefined {
+    const v = o[key]
+    if (v === undefined || v === null)
+      return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      return this.fail(`${path}.${key}`, 'must be a whole number')
+    if (opts.min !== undefined && v < opts.min)
+      return this.fail(`${path}.${key}`, `must be at least ${opts.min}`)
+    if (opts.max !== undefined && v > opts.max)
+      return this.fail(`${path}.${key}`, `must be at most ${opts.max}`)
+    return v
+  }
+
+  oneOf<T extends string>(
+    o: Doc,
+    key: string,
+    path: string,
+    values: readonly T[],
+    opts: { required?: boolean } = {},
+  ): T | undefined {
+    const v = o[key]
+    if (v === undefined || v === null)
+      return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
+    return values.includes(v as T)
+      ? (v as T)
+      : this.fail(`${path}.${key}`, `must be one of ${values.join(', ')}`)
+  }
+
+  array(
+    o: Doc,
+    key: string,
+    path: string,
+    opts: { required?: boolean; max?: number } = {},
+  ): unknown[] | undefined {
+    const v = o[key]
+    if (v === undefined)
+      return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
+    if (!Array.isArray(v)) return this.fail(`${path}.${key}`, 'must be a list')
+    if (v.length > (opts.max ?? 10_000))
+      return this.fail(`${path}.${key}`, `must have at most ${opts.max ?? 10_000} entries`)
+    return v
+  }
+
+  /** `{ "href": "..." }` */
+  hrefRef(x: unknown, path: string): string | undefined {
+    if (!isObj(x) || typeof x.href !== 'string') return this.fail(path, 'must be {"href": "..."}')
+    return x.href
+  }
+
+  done(): void {
+    if (this.issues.length > 0) throw invalid(this.issues)
+  }
+}
