@@ -36,6 +36,11 @@ export default tseslint.config(
     },
   },
   {
+    // Tests read JSON responses into the shape they expect.
+    files: ['**/*.test.ts', '**/*.fixture.ts'],
+    rules: { '@typescript-eslint/no-unnecessary-type-assertion': 'off' },
+  },
+  {
     // The pure core never spawns a process, reads a clock or touches a file.
     files: ['packages/model/src/**/*.ts', 'packages/firewall/src/**/*.ts'],
     ignores: ['**/*.test.ts', '**/*.fixture.ts'],

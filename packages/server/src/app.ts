@@ -12,7 +12,8 @@ import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
 import { ApiError, tooMany, unauthorized } from './errors.js'
 import type { HostPolicies } from './host-policies.js'
-import { AsyncJobs, json } from './http.js'
+import type { AsyncJobs } from './http.js'
+import { json } from './http.js'
 import { recordEvent } from './store.js'
 
 export interface AppContext {
@@ -65,8 +66,9 @@ export async function buildApp(
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
   })
-  app.addHook('onSend', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
+    done()
   })
   // Any JSON body is accepted as text first, so a malformed one gets our 406, not a 400/500.
   app.removeContentTypeParser('application/json')
@@ -109,7 +111,7 @@ export async function buildApp(
 
   const windows = new Map<string, { start: number; count: number }>()
   await app.register(
-    async (api) => {
+    (api, _opts, done) => {
       api.addHook('onRequest', async (req) => {
         if (req.url === '/api/v2/health' || req.url === '/api/v2/product_version') return
         await authenticate(ctx.db, req)
@@ -126,6 +128,7 @@ export async function buildApp(
       registerWorkloads(api, ctx)
       registerPairing(api, ctx)
       registerEvents(api, ctx)
+      done()
     },
     { prefix: '/api/v2' },
   )

@@ -53,12 +53,12 @@ export function textMatches(
 ): boolean {
   if (wanted === undefined) return true
   if (value === null || value === undefined) return false
-  const w = String(wanted)
+  const w = typeof wanted === 'string' ? wanted : JSON.stringify(wanted)
   return q.match_type === 'exact' ? value === w : value.toLowerCase().includes(w.toLowerCase())
 }
 
 export const boolParam = (x: unknown): boolean | undefined =>
-  x === undefined ? undefined : ['true', 'True', '1', 'yes'].includes(String(x))
+  x === undefined ? undefined : typeof x === 'string' && ['true', 'True', '1', 'yes'].includes(x)
 
 /** Collections done in the background when asked (`Prefer: respond-async`): jobs and datafiles. */
 export class AsyncJobs {

@@ -83,9 +83,10 @@ function labelScope(
   opts: { bare: boolean; max: number },
 ): void {
   if (!Array.isArray(list)) return void c.fail(path, 'must be a list')
-  if (list.length > opts.max) c.fail(path, `must have at most ${opts.max} entries`)
+  const entries = list as unknown[]
+  if (entries.length > opts.max) c.fail(path, `must have at most ${opts.max} entries`)
   const keys = new Map<string, string>()
-  list.forEach((x, i) => {
+  entries.forEach((x, i) => {
     const p = `${path}[${i}]`
     // firewall_coexistence scopes are bare {href}; other scopes wrap {label: {href}}.
     const inner = opts.bare ? x : isObj(x) ? (x.label ?? x.label_group) : undefined
@@ -153,7 +154,11 @@ function ingressServices(
     if (!o) return
     if (o.href !== undefined) {
       if (typeof o.href !== 'string' || !refs.drafts.has(draftHref(o.href)))
-        c.fail(p, `service ${String(o.href)} does not exist`, 'invalid_service')
+        c.fail(
+          p,
+          `service ${typeof o.href === 'string' ? o.href : 'reference'} does not exist`,
+          'invalid_service',
+        )
       return
     }
     servicePorts(c, [o], path.replace(/\[\d+\]$/, '') + `[${i}]`)
@@ -329,6 +334,7 @@ export const DEFAULT_FIREWALL_SETTINGS_DOC: Doc = {
 
 // ---- conversion of active documents to the model ----
 
+const text = (x: unknown): string => (typeof x === 'string' ? x : '')
 const hrefOf = (x: unknown): string =>
   isObj(x) && typeof x.href === 'string' ? draftHref(x.href) : ''
 
@@ -379,7 +385,7 @@ export function snapshotOf(
   const list = (t: PolicyType) => active[t] ?? []
   const ruleSets: RuleSet[] = list('rule_sets').map(({ href, doc }) => ({
     href,
-    name: String(doc.name ?? ''),
+    name: text(doc.name),
     enabled: doc.enabled !== false,
     scopes: ((doc.scopes as unknown[][]) ?? []).map((s) =>
       s.flatMap((x): ScopeRef[] =>
@@ -429,20 +435,20 @@ export function snapshotOf(
     labels,
     labelGroups: list('label_groups').map(({ href, doc }): LabelGroup => ({
       href,
-      key: String(doc.key ?? ''),
-      name: String(doc.name ?? ''),
+      key: text(doc.key),
+      name: text(doc.name),
       labels: ((doc.labels as unknown[]) ?? []).map(hrefOf),
       subGroups: ((doc.sub_groups as unknown[]) ?? []).map(hrefOf),
     })),
     workloads,
     services: list('services').map(({ href, doc }): Service => ({
       href,
-      name: String(doc.name ?? ''),
+      name: text(doc.name),
       ports: ((doc.service_ports as Doc[]) ?? []).map(portOf),
     })),
     ipLists: list('ip_lists').map(({ href, doc }): IpList => ({
       href,
-      name: String(doc.name ?? ''),
+      name: text(doc.name),
       ranges: ((doc.ip_ranges as Doc[]) ?? []).map((r) => ({
         from: String(r.from_ip),
         ...(typeof r.to_ip === 'string' && { to: r.to_ip }),

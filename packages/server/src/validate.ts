@@ -93,7 +93,7 @@ export class Checker {
     if (!Array.isArray(v)) return this.fail(`${path}.${key}`, 'must be a list')
     if (v.length > (opts.max ?? 10_000))
       return this.fail(`${path}.${key}`, `must have at most ${opts.max ?? 10_000} entries`)
-    return v
+    return v as unknown[]
   }
 
   /** `{ "href": "..." }` */

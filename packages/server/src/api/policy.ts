@@ -647,12 +647,10 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
       )
       if (missing.length > 0)
         throw invalid(
-          missing
-            .slice(0, 20)
-            .map((m) => ({
-              token: 'provision_dependency',
-              message: `${m}, which would not be active; provision them together`,
-            })),
+          missing.slice(0, 20).map((m) => ({
+            token: 'provision_dependency',
+            message: `${m}, which would not be active; provision them together`,
+          })),
         )
       for (const r of chosen) {
         if (r.draft_deleted)

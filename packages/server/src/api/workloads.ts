@@ -208,7 +208,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     let wanted: string[][] | undefined
     if (q.labels !== undefined) {
       try {
-        wanted = JSON.parse(String(q.labels)) as string[][]
+        wanted = JSON.parse(typeof q.labels === 'string' ? q.labels : '') as string[][]
         if (!Array.isArray(wanted) || !wanted.every((g) => Array.isArray(g)))
           throw new Error('shape')
       } catch {
@@ -287,13 +287,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         event_type: 'workload.create',
         created_by: userActor(req),
         resource_changes: [
-          resourceChange(
-            'workload',
-            workloadHref(org, id),
-            'create',
-            undefined,
-            row as unknown as Doc,
-          ),
+          resourceChange('workload', workloadHref(org, id), 'create', undefined, row),
         ],
       })
     })
@@ -314,13 +308,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         event_type: 'workload.update',
         created_by: userActor(req),
         resource_changes: [
-          resourceChange(
-            'workload',
-            workloadHref(org, id),
-            'update',
-            before as unknown as Doc,
-            after as unknown as Doc,
-          ),
+          resourceChange('workload', workloadHref(org, id), 'update', before, after),
         ],
       })
     })
@@ -339,13 +327,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         event_type: 'workload.delete',
         created_by: userActor(req),
         resource_changes: [
-          resourceChange(
-            'workload',
-            workloadHref(org, id),
-            'delete',
-            before as unknown as Doc,
-            undefined,
-          ),
+          resourceChange('workload', workloadHref(org, id), 'delete', before, undefined),
         ],
       })
     })
