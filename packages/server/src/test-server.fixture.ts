@@ -17,7 +17,7 @@ export interface TestServer {
     url: string,
     body?: unknown,
     headers?: Record<string, string>,
-  ): ReturnType<FastifyInstance['inject']>
+  ): Promise<LightMyRequestResponse>
   close(): Promise<void>
 }
 
