@@ -13,6 +13,8 @@ import type { Runner } from './exec.js'
 import { activeServices, installedTools, readOsRelease } from './host-facts.js'
 import { saveForeignRuleset } from './netfilter/foreign-save.js'
 import { readHost } from './netfilter/read-host.js'
+import type { ServerConfig } from './server-client.js'
+import { ServerLink } from './server-link.js'
 import type { StatePaths } from './state-dir.js'
 import {
   claimStateDir,
@@ -35,6 +37,12 @@ export interface AgentConfig {
   readonly fight: { readonly windowMs: number; readonly threshold: number }
   /** nftables base-chain priority override (must be unique on the hook). */
   readonly nftPriority?: number
+  /** Set by `palisade agent activate`: the policy server this agent is paired with. */
+  readonly server?: ServerConfig
+  /** How often the agent reports its status to the server when nothing changes. */
+  readonly heartbeatMs: number
+  /** After applying a policy from the server, the agent must reach it within this, or roll back. */
+  readonly confirmMs: number
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -43,6 +51,8 @@ export const DEFAULT_CONFIG: AgentConfig = {
   pollMs: 1000,
   backstopMs: 30_000,
   fight: { windowMs: 10_000, threshold: 3 },
+  heartbeatMs: 60_000,
+  confirmMs: 20_000,
 }
 
 /** What `palisade agent status` shows; the daemon rewrites it on every change. */
@@ -62,14 +72,30 @@ export interface AgentStatus {
     readonly enforcementMode: string
     readonly mode: string
   }
+  readonly server?: {
+    readonly url: string
+    readonly connected: boolean
+    readonly lastContactAt?: string
+    readonly error?: string
+  }
   readonly suspended: boolean
   readonly enforcement: EnforcementStatus
 }
 
 /** The last policy we applied and verified: enforced again after a restart without a server. */
-interface KnownGood {
+export interface KnownGood {
   readonly policy: HostPolicy
+  readonly hash?: string
   readonly appliedMode?: string
+}
+
+export interface RunAgentOptions {
+  readonly stateDir: string
+  readonly run: Runner
+  /** Standalone mode: enforce this local policy file and follow its changes. */
+  readonly policyFile?: string
+  readonly backend?: Backend | 'auto'
+  readonly log: (line: Record<string, unknown>) => void
 }
 
 interface Detected {
@@ -99,15 +125,6 @@ async function detectHost(
   }
 }
 
-export interface RunAgentOptions {
-  readonly stateDir: string
-  readonly run: Runner
-  /** Standalone mode: enforce this local policy file and follow its changes. */
-  readonly policyFile?: string
-  readonly backend?: Backend | 'auto'
-  readonly log: (line: Record<string, unknown>) => void
-}
-
 async function loadPolicyFile(path: string): Promise<HostPolicy> {
   const text = await readFile(path, 'utf8')
   let doc: unknown
@@ -121,9 +138,9 @@ async function loadPolicyFile(path: string): Promise<HostPolicy> {
 
 /**
  * The agent daemon: chooses a backend, surveys the host, saves the foreign firewall before the
- * first takeover, enforces the policy (from a local file, or the last known-good copy), and
- * keeps `status.json` and the event log current. Returns a function that stops it; our rules
- * stay in the kernel when it stops, so the host stays protected.
+ * first takeover, and enforces policy from a local file or from its policy server (falling
+ * back to the last known-good copy), keeping `status.json` and the event log current.
+ * Returns a function that stops it; our rules stay in the kernel, so the host stays protected.
  */
 export async function runAgent(
   o: RunAgentOptions,
@@ -140,6 +157,10 @@ export async function runAgent(
     throw new Error(`unknown backend ${String(requested)}; use auto, ${BACKENDS.join(', ')}`)
 
   const os = await readOsRelease()
+  const statusFile = new LatestJsonWriter(paths.status, (e) =>
+    o.log({ msg: 'cannot write status', error: e.message }),
+  )
+  const logError = (what: string) => (e: Error) => o.log({ msg: what, error: e.message })
   // Until the host can be read and a backend chosen, report why, and try again with back-off:
   // an agent that cannot enforce must say so, not crash-loop.
   let detected: Detected | undefined
@@ -149,7 +170,7 @@ export async function runAgent(
     } catch (e) {
       const reason = `cannot start enforcing: ${(e as Error).message}`
       o.log({ msg: 'agent unhealthy', reason, attempt })
-      await writeJson(paths.status, {
+      statusFile.write({
         pid: process.pid,
         state: 'running',
         startedAt: new Date().toISOString(),
@@ -177,22 +198,29 @@ export async function runAgent(
 
   const events = new EventLog(paths.events)
   const startedAt = new Date().toISOString()
-  let policy: HostPolicy | undefined = known?.policy
+  let current: KnownGood | undefined = known
   let source = known ? 'last known-good copy' : 'none yet'
   let suspended = existsSync(paths.suspended)
-  let status: AgentStatus | undefined
+  let desired: Desired | undefined
+  const serverUrl = config.server && !o.policyFile ? new URL(config.server.url) : undefined
   const failsafe: Failsafe = {
-    servers: [],
+    // The channel to the server stays open whatever the policy says.
+    servers: serverUrl
+      ? [
+          {
+            address: serverUrl.hostname.replace(/^\[|\]$/g, ''),
+            port: Number(serverUrl.port || 443),
+          },
+        ]
+      : [],
     managementPorts: config.managementPorts,
     dhcpClient: true,
   }
+  let link: ServerLink | undefined
 
-  const statusFile = new LatestJsonWriter(paths.status, (e) =>
-    o.log({ msg: 'cannot write status', error: e.message }),
-  )
-  const logError = (what: string) => (e: Error) => o.log({ msg: what, error: e.message })
   const writeStatus = (enforcement: EnforcementStatus, state: AgentStatus['state'] = 'running') => {
-    status = {
+    const p = current?.policy
+    statusFile.write({
       pid: process.pid,
       state,
       startedAt,
@@ -202,21 +230,29 @@ export async function runAgent(
       warnings: choice.warnings,
       os: os.prettyName,
       survey,
-      ...(policy && {
+      ...(p && {
         policy: {
           source,
-          version: policy.version,
-          enforcementMode: policy.enforcementMode,
-          mode: policy.mode.mode,
+          version: p.version,
+          enforcementMode: p.enforcementMode,
+          mode: p.mode.mode,
         },
       }),
+      ...(link && { server: link.state }),
       suspended,
       enforcement,
-    }
-    statusFile.write(status)
+    } satisfies AgentStatus)
   }
 
-  let lastKnownGood = known?.policy.version
+  let lastKnownGood = known?.hash ?? known?.policy.version
+  let confirmed: KnownGood | undefined = known
+  const saveKnownGood = (good: KnownGood) => {
+    confirmed = good
+    const id = good.hash ?? good.policy.version
+    if (lastKnownGood === id) return
+    lastKnownGood = id
+    writeJson(paths.policy, good).catch(logError('cannot save the known-good policy'))
+  }
   const enforcer = new Enforcer({
     run: o.run,
     backend: choice.backend,
@@ -227,22 +263,17 @@ export async function runAgent(
     watchEvents: choice.backend !== 'iptables-legacy',
     onEvent: (e) => {
       o.log({ msg: 'event', ...e })
-      events.record(e).catch(logError('cannot record event'))
+      events.record(e).then(() => link?.uploadEvents(), logError('cannot record event'))
     },
     onStatus: (s) => {
       writeStatus(s)
-      if (
-        s.applied &&
-        policy &&
-        !suspended &&
-        s.applied.version === policy.version &&
-        lastKnownGood !== policy.version
-      ) {
-        lastKnownGood = policy.version
-        writeJson(paths.policy, { policy, appliedMode: s.applied.mode } satisfies KnownGood).catch(
-          logError('cannot save the known-good policy'),
-        )
+      const verified = desired !== undefined && enforcer.verified === desired
+      if (verified && current && !suspended) {
+        // From a server, a policy is known-good once the server was reached after applying it.
+        if (link) link.applied(current, s)
+        else saveKnownGood({ ...current, appliedMode: s.applied?.mode })
       }
+      link?.reportSoon()
     },
   })
 
@@ -258,15 +289,20 @@ export async function runAgent(
     })
   }
   const enforce = () => {
-    if (policy) enforcer.setDesired(desiredFor(policy))
+    if (!current) return
+    desired = desiredFor(current.policy)
+    enforcer.setDesired(desired)
+  }
+  const adopt = (next: KnownGood, from: string) => {
+    current = next
+    source = from
+    enforce()
   }
 
   const reloadFile = async () => {
     if (!o.policyFile) return
     try {
-      policy = await loadPolicyFile(o.policyFile)
-      source = `file ${o.policyFile}`
-      enforce()
+      adopt({ policy: await loadPolicyFile(o.policyFile) }, `file ${o.policyFile}`)
     } catch (e) {
       const reason = `policy file not applied, the previous policy stays: ${(e as Error).message}`
       o.log({ msg: 'policy file rejected', reason })
@@ -282,11 +318,40 @@ export async function runAgent(
     reason: choice.reason,
     warnings: choice.warnings,
     stateDir: paths.dir,
+    server: serverUrl?.href ?? null,
   })
   if (o.policyFile) {
     await reloadFile()
     watchFile(o.policyFile, { interval: 500 }, () => void reloadFile())
-  } else enforce()
+  } else {
+    enforce()
+    if (config.server && serverUrl) {
+      const creds = await readJson<{ token: string }>(`${paths.dir}/credentials.json`)
+      if (!creds)
+        throw new Error(`${paths.dir}/credentials.json is missing: activate this agent again`)
+      link = new ServerLink({
+        config: config.server,
+        token: creds.token,
+        paths,
+        heartbeatMs: config.heartbeatMs,
+        confirmMs: config.confirmMs,
+        log: o.log,
+        status: () => ({ enforcement: enforcer.status, survey, suspended }),
+        onPolicy: (policy, hash) => adopt({ policy, hash }, 'server'),
+        onConfirmed: (good) =>
+          saveKnownGood({ ...good, appliedMode: enforcer.status.applied?.mode }),
+        onRollback: (reason) => {
+          o.log({ msg: 'rolled back', reason })
+          events
+            .record(event('agent.firewall_apply_failed', 'err', { reason, rolled_back: true }))
+            .catch(logError('cannot record event'))
+          if (confirmed) adopt(confirmed, 'last confirmed policy (rolled back)')
+        },
+        onChange: () => writeStatus(enforcer.status),
+      })
+      link.start(known?.hash)
+    }
+  }
 
   const onHup = () => {
     const now = existsSync(paths.suspended)
@@ -294,7 +359,7 @@ export async function runAgent(
       suspended = now
       events
         .record(event(now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
-        .catch(logError('cannot record event'))
+        .then(() => link?.uploadEvents(), logError('cannot record event'))
     }
     enforce()
     void reloadFile()
@@ -308,6 +373,7 @@ export async function runAgent(
       process.off('SIGHUP', onHup)
       if (o.policyFile) unwatchFile(o.policyFile)
       enforcer.stop()
+      await link?.stop()
       writeStatus(enforcer.status, 'stopped')
       await statusFile.flush()
       await release()

@@ -94,6 +94,11 @@ export class Enforcer {
     return this.#status
   }
 
+  /** The desired state last verified in the kernel (the object passed to setDesired). */
+  get verified(): Desired | undefined {
+    return this.#verified
+  }
+
   /** Starts watching; `appliedMode` is the mode of the last apply before a restart, if any. */
   start(appliedMode?: string): void {
     this.#appliedMode = appliedMode
@@ -198,8 +203,10 @@ export class Enforcer {
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
       const drifts = diff(desired, actual)
       if (!modeChanged && planApply(desired, drifts).kind === 'none') {
+        const newlyVerified = this.#verified !== desired
         this.#verified = desired
         this.#appliedMode = desired.mode
+        if (newlyVerified) this.#setStatus(this.#status)
         // A new version can compile to what the kernel already holds: it is applied all the same.
         if (this.#status.applied?.version !== desired.version)
           this.#recordApplied(desired, 'none', performance.now() - started)

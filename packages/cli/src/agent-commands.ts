@@ -1,5 +1,6 @@
 import type { AgentStatus } from '@palisade/agent'
 import {
+  activate,
   DEFAULT_CONFIG,
   DEFAULT_STATE_DIR,
   readJson,
@@ -59,6 +60,46 @@ export function agentCommands(program: Command): void {
   const agent = program
     .command('agent')
     .description('the host agent: enforce policy on this host and keep it intact')
+
+  agent
+    .command('activate')
+    .description('pair this host with a policy server using an activation code')
+    .requiredOption('--management-server <host:port>', 'the policy server')
+    .requiredOption(
+      '--activation-code <code>',
+      'from a pairing profile (POST {profile}/pairing_key)',
+    )
+    .option(
+      '--ca-cert <file>',
+      "the server's CA certificate (bootstrap.json names it); pinned from then on",
+      'ca.crt',
+    )
+    .option('--hostname <name>', "the workload's name (default: this machine's hostname)")
+    .addOption(stateDirOption())
+    .addOption(new Option('--backend <backend>', 'firewall backend').choices(['auto', ...BACKENDS]))
+    .action(
+      async (opts: {
+        managementServer: string
+        activationCode: string
+        caCert: string
+        stateDir: string
+        hostname?: string
+        backend?: Backend | 'auto'
+      }) => {
+        const r = await activate({
+          managementServer: opts.managementServer,
+          activationCode: opts.activationCode,
+          caCert: opts.caCert,
+          stateDir: opts.stateDir,
+          run: runLocal,
+          ...(opts.backend && { backend: opts.backend }),
+          ...(opts.hostname && { hostname: opts.hostname }),
+        })
+        console.log(
+          `paired as agent ${r.agentId} (workload ${r.workloadHref}); start it with \`palisade agent run --state-dir ${opts.stateDir}\``,
+        )
+      },
+    )
 
   agent
     .command('run')

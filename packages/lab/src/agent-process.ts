@@ -14,6 +14,7 @@ export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined>,
   ms = 10_000,
+  everyMs = 20,
 ): Promise<T> {
   const end = performance.now() + ms
   let last: unknown
@@ -28,7 +29,7 @@ export async function waitFor<T>(
       throw new Error(
         `timed out after ${ms} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
       )
-    await new Promise((r) => setTimeout(r, 20))
+    await new Promise((r) => setTimeout(r, everyMs))
   }
 }
 
@@ -38,6 +39,8 @@ export class LabAgent {
   readonly policyFile: string
   #child: ChildProcess | undefined
   #log = ''
+  /** Paired with a server (policy from it) rather than following a policy file. */
+  #paired = false
 
   private constructor(
     readonly ns: string,
@@ -76,6 +79,60 @@ export class LabAgent {
     return a
   }
 
+  /**
+   * Pairs an agent with a lab server by activation code (the real `palisade agent activate`),
+   * then runs it; `config` adds to its config.json (e.g. a short heartbeat for tests).
+   */
+  static async pair(
+    ns: string,
+    backend: string,
+    server: { endpoint: string; bootstrap: { ca_cert: string } },
+    code: string,
+    config: Record<string, unknown> = {},
+  ): Promise<LabAgent> {
+    const a = new LabAgent(ns, backend)
+    a.#paired = true
+    await rm(a.stateDir, { recursive: true, force: true })
+    const out = await new Promise<{ code: number; text: string }>((resolve) => {
+      const c = spawn('ip', [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '--conditions=source',
+        '--import',
+        'tsx',
+        CLI,
+        'agent',
+        'activate',
+        '--management-server',
+        server.endpoint,
+        '--hostname',
+        ns.replace(/^pl[0-9a-f]+-/, ''),
+        '--activation-code',
+        code,
+        '--ca-cert',
+        server.bootstrap.ca_cert,
+        '--state-dir',
+        a.stateDir,
+        '--backend',
+        backend,
+      ])
+      let text = ''
+      c.stdout.on('data', (b: Buffer) => (text += b.toString()))
+      c.stderr.on('data', (b: Buffer) => (text += b.toString()))
+      c.on('close', (exit) => resolve({ code: exit ?? -1, text }))
+    })
+    if (out.code !== 0) throw new Error(`palisade agent activate failed in ${ns}: ${out.text}`)
+    const cfgPath = join(a.stateDir, 'config.json')
+    await writeFile(
+      cfgPath,
+      JSON.stringify({ ...(JSON.parse(await readFile(cfgPath, 'utf8')) as object), ...config }),
+    )
+    a.spawn()
+    return a
+  }
+
   spawn(env: Record<string, string> = {}): void {
     const args = [
       'netns',
@@ -90,8 +147,8 @@ export class LabAgent {
       'run',
       '--state-dir',
       this.stateDir,
-      '--policy-file',
-      this.policyFile,
+      // A paired agent takes its policy from the server; otherwise from the policy file.
+      ...(this.#paired ? [] : ['--policy-file', this.policyFile]),
       '--backend',
       this.backend,
     ]
@@ -131,6 +188,22 @@ export class LabAgent {
   }
 
   /** Waits until the agent reports version `version` applied and verified, and healthy. */
+  /** Waits until the agent has applied and verified something, from whichever source. */
+  waitHealthy(ms = 15_000): Promise<AgentStatus> {
+    return waitFor(
+      `agent in ${this.ns} to enforce (log: ${this.#log.slice(-500)})`,
+      async () => {
+        const s = await this.status()
+        return s?.pid === this.#child?.pid &&
+          s?.enforcement.health === 'healthy' &&
+          s.enforcement.applied
+          ? s
+          : undefined
+      },
+      ms,
+    )
+  }
+
   waitApplied(version: number, ms = 15_000): Promise<AgentStatus> {
     return waitFor(
       `agent in ${this.ns} to apply version ${version} (log: ${this.#log.slice(-500)})`,

@@ -8,6 +8,7 @@ import { createSocket } from 'node:dgram'
 import type { Server, Socket } from 'node:net'
 import { createConnection, createServer } from 'node:net'
 import { createInterface } from 'node:readline'
+import { request as httpsRequest } from 'node:https'
 
 const MAX_LIFETIME_MS = 15 * 60_000
 
@@ -32,6 +33,23 @@ export type PeerCommand =
     }
   | {
       readonly id: number
+      readonly op: 'https'
+      readonly url: string
+      readonly method: string
+      readonly ca: string
+      readonly auth?: string
+      readonly body?: string
+    }
+  | {
+      readonly id: number
+      readonly op: 'hold'
+      readonly key: string
+      readonly host: string
+      readonly port: number
+    }
+  | { readonly id: number; readonly op: 'echo'; readonly key: string; readonly timeoutMs: number }
+  | {
+      readonly id: number
       readonly op: 'rate'
       readonly host: string
       readonly port: number
@@ -49,7 +67,7 @@ function listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
     const s = createServer((c) => {
       sockets.push(c)
       c.on('error', () => undefined)
-      c.resume()
+      c.pipe(c)
     })
     servers.push(s)
     all.push(
@@ -126,7 +144,68 @@ async function rate(
   return { connections, failures, seconds: (performance.now() - t0) / 1000 }
 }
 
+/** One HTTPS request from inside this namespace (the lab's addresses are reachable only here). */
+function https(
+  cmd: Extract<PeerCommand, { op: 'https' }>,
+): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      cmd.url,
+      {
+        method: cmd.method,
+        ca: cmd.ca,
+        timeout: 30_000,
+        ...(cmd.auth && { auth: cmd.auth }),
+        headers: cmd.body !== undefined ? { 'content-type': 'application/json' } : {},
+      },
+      (res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => (body += c.toString()))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')))
+    req.on('error', reject)
+    req.end(cmd.body)
+  })
+}
+
+/** Long-lived connections, to check that established traffic survives policy changes. */
+const held = new Map<string, Socket>()
+function hold(key: string, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = createConnection({ host, port })
+    c.once('connect', () => {
+      held.set(key, c)
+      resolve()
+    })
+    c.once('error', reject)
+  })
+}
+function echo(key: string, timeoutMs: number): Promise<boolean> {
+  const c = held.get(key)
+  if (!c || c.destroyed) return Promise.resolve(false)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      c.off('data', onData)
+      resolve(false)
+    }, timeoutMs)
+    const onData = () => {
+      clearTimeout(timer)
+      resolve(true)
+    }
+    c.once('data', onData)
+    c.write('ping')
+  })
+}
+
 async function handle(cmd: PeerCommand): Promise<unknown> {
+  if (cmd.op === 'https') return { id: cmd.id, ok: true, response: await https(cmd) }
+  if (cmd.op === 'hold') {
+    await hold(cmd.key, cmd.host, cmd.port)
+    return { id: cmd.id, ok: true }
+  }
+  if (cmd.op === 'echo') return { id: cmd.id, ok: true, echoed: await echo(cmd.key, cmd.timeoutMs) }
   if (cmd.op === 'rate')
     return { id: cmd.id, ok: true, rate: await rate(cmd.host, cmd.port, cmd.seconds, cmd.parallel) }
   if (cmd.op === 'listen') {

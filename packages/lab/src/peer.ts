@@ -10,6 +10,8 @@ interface PeerReply {
   readonly error?: string
   readonly results?: ProbeOutcome[]
   readonly rate?: { connections: number; failures: number; seconds: number }
+  readonly response?: { status: number; body: string; headers: Record<string, unknown> }
+  readonly echoed?: boolean
 }
 
 type Distribute<T> = T extends unknown ? Omit<T, 'id'> : never
@@ -85,6 +87,44 @@ export class LabPeer {
     const r = await this.#send({ op: 'rate', host, port, seconds, parallel })
     if (!r.ok || !r.rate) throw new Error(`lab peer could not measure a rate: ${r.error}`)
     return { perSecond: r.rate.connections / r.rate.seconds, failures: r.rate.failures }
+  }
+
+  /** An HTTPS request made from inside this peer's namespace, trusting only `ca`. */
+  async https(
+    method: string,
+    url: string,
+    ca: string,
+    body?: unknown,
+    auth?: string,
+  ): Promise<{ status: number; body: unknown; headers: Record<string, unknown> }> {
+    const r = await this.#send({
+      op: 'https',
+      method,
+      url,
+      ca,
+      ...(auth && { auth }),
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    })
+    if (!r.ok || !r.response)
+      throw new Error(`lab peer request ${method} ${url} failed: ${r.error}`)
+    const text = r.response.body
+    return {
+      status: r.response.status,
+      body: text ? (JSON.parse(text) as unknown) : undefined,
+      headers: r.response.headers,
+    }
+  }
+
+  /** Opens a TCP connection and keeps it, under `key`. */
+  async hold(key: string, host: string, port: number): Promise<void> {
+    const r = await this.#send({ op: 'hold', key, host, port })
+    if (!r.ok) throw new Error(`lab peer could not connect to ${host}:${port}: ${r.error}`)
+  }
+
+  /** Whether the held connection `key` still carries data both ways. */
+  async echo(key: string, timeoutMs = 1000): Promise<boolean> {
+    const r = await this.#send({ op: 'echo', key, timeoutMs })
+    return r.ok && r.echoed === true
   }
 
   stop(): Promise<void> {

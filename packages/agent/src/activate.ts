@@ -1,0 +1,74 @@
+import { copyFile, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import type { Runner } from './exec.js'
+import { runChecked } from './exec.js'
+import { readOsRelease } from './host-facts.js'
+import { replyError, ServerClient } from './server-client.js'
+import { DEFAULT_CONFIG } from './daemon.js'
+import type { AgentConfig } from './daemon.js'
+import { ensureStateDir, readJson, writeJson } from './state-dir.js'
+import type { Backend } from '@palisade/firewall'
+
+/** This host's addresses (the namespace's, when run inside one), from `ip -j addr`. */
+export async function hostInterfaces(run: Runner): Promise<{ name: string; address: string }[]> {
+  const out = JSON.parse(await runChecked(run, 'ip', ['-j', 'addr', 'show'])) as {
+    ifname: string
+    addr_info?: { local: string; scope: string }[]
+  }[]
+  return out.flatMap((l) =>
+    l.ifname === 'lo'
+      ? []
+      : (l.addr_info ?? [])
+          .filter((a) => a.scope === 'global')
+          .map((a) => ({ name: l.ifname, address: a.local })),
+  )
+}
+
+export interface ActivateOptions {
+  readonly managementServer: string
+  readonly activationCode: string
+  readonly caCert: string
+  readonly stateDir: string
+  readonly backend?: Backend | 'auto'
+  /** The name the workload gets (default: this machine's hostname). */
+  readonly hostname?: string
+  readonly run: Runner
+}
+
+/**
+ * Pairs this host with a policy server: the activation code buys this agent its own credential,
+ * kept (0600) in the state dir with a copy of the server's CA, which the agent pins from then on.
+ */
+export async function activate(
+  o: ActivateOptions,
+): Promise<{ agentId: string; workloadHref: string }> {
+  const paths = await ensureStateDir(o.stateDir)
+  const url = `https://${o.managementServer}`
+  const os = await readOsRelease()
+  const client = new ServerClient({ url, caCertFile: o.caCert })
+  const r = await client.call('POST', '/agent/v1/activate', {
+    activation_code: o.activationCode,
+    hostname: o.hostname ?? hostname(),
+    os_platform: 'linux',
+    os_detail: os.prettyName,
+    interfaces: await hostInterfaces(o.run),
+  })
+  if (r.status !== 201) throw new Error(`activation refused by ${url}: ${replyError(r)}`)
+  const body = r.body as { agent_id: string; token: string; workload_href: string }
+  const ca = join(paths.dir, 'server-ca.crt')
+  await copyFile(o.caCert, ca)
+  await writeFile(
+    join(paths.dir, 'credentials.json'),
+    `${JSON.stringify({ token: body.token })}\n`,
+    { mode: 0o600 },
+  )
+  const config: AgentConfig = {
+    ...DEFAULT_CONFIG,
+    ...(await readJson<Partial<AgentConfig>>(paths.config)),
+    ...(o.backend && { backend: o.backend }),
+    server: { url, caCertFile: ca, agentId: body.agent_id },
+  }
+  await writeJson(paths.config, config)
+  return { agentId: body.agent_id, workloadHref: body.workload_href }
+}

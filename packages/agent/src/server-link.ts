@@ -1,0 +1,239 @@
+/**
+ * The agent's side of the channel to its policy server.
+ *
+ * - Policy: a long-poll that returns when this host's policy changes (push within a second);
+ *   after any failure the agent keeps enforcing what it has and retries with back-off.
+ * - Status: reported on every change and as a heartbeat; carries the applied version and hash
+ *   (the server calls the host `synced` when the hash is its current one), health and survey.
+ * - Commit-confirm: after applying a policy from the server, the agent must reach the server
+ *   within `confirmMs`, or it rolls back to the last confirmed policy and refuses that one.
+ * - Events: read from the state dir's log from a persisted offset, uploaded in batches; the
+ *   offset only moves after the server stored them, and the server ignores repeats (uuids).
+ */
+import { open, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { HostPolicy } from '@palisade/model'
+import type { KnownGood } from './daemon.js'
+import type { EnforcementStatus } from './enforcer.js'
+import type { ServerConfig } from './server-client.js'
+import { replyError, ServerClient } from './server-client.js'
+import type { StatePaths } from './state-dir.js'
+import { writeAtomic } from './state-dir.js'
+import type { RulesetSurvey } from './survey.js'
+
+export interface ServerLinkOptions {
+  readonly config: ServerConfig
+  readonly token: string
+  readonly paths: StatePaths
+  readonly heartbeatMs: number
+  readonly confirmMs: number
+  readonly log: (line: Record<string, unknown>) => void
+  readonly status: () => {
+    enforcement: EnforcementStatus
+    survey: RulesetSurvey
+    suspended: boolean
+  }
+  readonly onPolicy: (policy: HostPolicy, hash: string) => void
+  readonly onConfirmed: (good: KnownGood) => void
+  readonly onRollback: (reason: string) => void
+  readonly onChange: () => void
+}
+
+const MAX_EVENT_BATCH = 500
+
+export class ServerLink {
+  readonly #o: ServerLinkOptions
+  readonly #client: ServerClient
+  #stopped = false
+  #known: string | undefined
+  #rejected: string | undefined
+  #applied: KnownGood | undefined
+  #confirmed: string | undefined
+  #confirm: { good: KnownGood; timer: NodeJS.Timeout } | undefined
+  #reportTimer: NodeJS.Timeout | undefined
+  #heartbeat: NodeJS.Timeout | undefined
+  #uploading = false
+  #poll: AbortController | undefined
+  state: { url: string; connected: boolean; lastContactAt?: string; error?: string }
+
+  constructor(o: ServerLinkOptions) {
+    this.#o = o
+    this.#client = new ServerClient(o.config, o.token)
+    this.state = { url: o.config.url, connected: false }
+  }
+
+  start(knownHash: string | undefined): void {
+    this.#known = knownHash
+    this.#confirmed = knownHash
+    void this.#pollLoop()
+    this.#heartbeat = setInterval(() => void this.#report(), this.#o.heartbeatMs)
+    this.reportSoon()
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    this.#poll?.abort()
+    clearInterval(this.#heartbeat)
+    clearTimeout(this.#reportTimer)
+    if (this.#confirm) clearTimeout(this.#confirm.timer)
+    await this.uploadEvents()
+  }
+
+  #contact(ok: boolean, error?: string): void {
+    const before = JSON.stringify(this.state)
+    this.state = {
+      url: this.#o.config.url,
+      connected: ok,
+      ...(ok
+        ? { lastContactAt: new Date().toISOString() }
+        : {
+            ...(this.state.lastContactAt && { lastContactAt: this.state.lastContactAt }),
+            ...(error && { error }),
+          }),
+    }
+    if (
+      JSON.stringify({ ...this.state, lastContactAt: undefined }) !==
+      JSON.stringify({ ...(JSON.parse(before) as object), lastContactAt: undefined })
+    )
+      this.#o.onChange()
+  }
+
+  async #pollLoop(): Promise<void> {
+    let backoff = 500
+    const id = this.#o.config.agentId
+    while (!this.#stopped) {
+      try {
+        const r = await this.#client.call(
+          'GET',
+          `/agent/v1/agents/${id}/policy?known=${encodeURIComponent(this.#known ?? '')}&wait=25`,
+          undefined,
+          40_000,
+        )
+        if (r.status === 200) {
+          this.#contact(true)
+          backoff = 500
+          const { hash, policy } = r.body as { hash: string; policy: HostPolicy }
+          this.#known = hash
+          if (hash !== this.#rejected) this.#o.onPolicy(policy, hash)
+          continue
+        }
+        if (r.status === 304) {
+          this.#contact(true)
+          backoff = 500
+          continue
+        }
+        throw new Error(`the server refused the policy request: ${replyError(r)}`)
+      } catch (e) {
+        if (this.#stopped) return
+        this.#contact(false, (e as Error).message)
+        await new Promise((r) => setTimeout(r, backoff))
+        backoff = Math.min(30_000, backoff * 2)
+      }
+    }
+  }
+
+  /** The daemon verified `good` in the kernel: report it, and start the confirm deadline. */
+  applied(good: KnownGood, _s: EnforcementStatus): void {
+    this.#applied = good
+    if (
+      good.hash === undefined ||
+      good.hash === this.#confirmed ||
+      this.#confirm?.good.hash === good.hash
+    )
+      return
+    if (this.#confirm) clearTimeout(this.#confirm.timer)
+    const timer = setTimeout(() => this.#rollback(good), this.#o.confirmMs)
+    this.#confirm = { good, timer }
+    this.reportSoon()
+  }
+
+  #rollback(good: KnownGood): void {
+    if (this.#confirm?.good !== good) return
+    this.#confirm = undefined
+    this.#rejected = good.hash
+    this.#o.onRollback(
+      `could not reach the policy server within ${this.#o.confirmMs} ms after applying policy version ${good.policy.version}; rolled back to the last confirmed policy`,
+    )
+  }
+
+  reportSoon(): void {
+    clearTimeout(this.#reportTimer)
+    this.#reportTimer = setTimeout(() => void this.#report(), 100)
+  }
+
+  async #report(): Promise<void> {
+    if (this.#stopped) return
+    const s = this.#o.status()
+    const a = this.#applied
+    const body = {
+      ...(a?.hash &&
+        s.enforcement.applied && {
+          applied: { version: a.policy.version, hash: a.hash, mode: s.enforcement.applied.mode },
+        }),
+      health: {
+        health: s.enforcement.health,
+        reason: s.enforcement.reason ?? null,
+        tampering: s.enforcement.tampering,
+        suspended: s.suspended,
+      },
+      survey: s.survey,
+    }
+    try {
+      const r = await this.#client.call(
+        'POST',
+        `/agent/v1/agents/${this.#o.config.agentId}/status`,
+        body,
+      )
+      if (r.status !== 204)
+        throw new Error(`the server refused the status report: ${replyError(r)}`)
+      this.#contact(true)
+      const pending = this.#confirm
+      if (pending && pending.good === a) {
+        clearTimeout(pending.timer)
+        this.#confirm = undefined
+        this.#confirmed = a.hash
+        this.#o.onConfirmed(a)
+      }
+      await this.uploadEvents()
+    } catch (e) {
+      this.#contact(false, (e as Error).message)
+      // While a policy waits for confirmation, keep trying until its deadline.
+      if (this.#confirm && !this.#stopped)
+        this.#reportTimer = setTimeout(() => void this.#report(), 1000)
+    }
+  }
+
+  /** Uploads events past the persisted offset; the offset moves only once the server has them. */
+  async uploadEvents(): Promise<void> {
+    if (this.#uploading) return
+    this.#uploading = true
+    const offsetFile = join(this.#o.paths.dir, 'events.offset')
+    try {
+      for (;;) {
+        const offset = Number((await readFile(offsetFile, 'utf8').catch(() => '0')).trim()) || 0
+        const size = (await stat(this.#o.paths.events).catch(() => undefined))?.size ?? 0
+        if (size <= offset) return
+        const fh = await open(this.#o.paths.events, 'r')
+        const buf = Buffer.alloc(Math.min(size - offset, 4 * 1024 * 1024))
+        await fh.read(buf, 0, buf.length, offset)
+        await fh.close()
+        const text = buf.toString()
+        const complete = text.slice(0, text.lastIndexOf('\n') + 1)
+        const lines = complete.split('\n').filter(Boolean).slice(0, MAX_EVENT_BATCH)
+        if (lines.length === 0) return
+        const r = await this.#client.call(
+          'POST',
+          `/agent/v1/agents/${this.#o.config.agentId}/events`,
+          lines.map((l) => JSON.parse(l) as unknown),
+        )
+        if (r.status !== 204) throw new Error(`the server refused events: ${replyError(r)}`)
+        const used = Buffer.byteLength(lines.map((l) => `${l}\n`).join(''))
+        await writeAtomic(offsetFile, `${offset + used}\n`)
+      }
+    } catch (e) {
+      this.#contact(false, (e as Error).message)
+    } finally {
+      this.#uploading = false
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { waitFor } from './agent-process.js'
+import { LabPeer } from './peer.js'
+
+const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url))
+
+export interface Bootstrap {
+  readonly org_id: number
+  readonly api_user: string
+  readonly api_secret: string
+  readonly ca_cert: string
+  readonly url: string
+}
+
+/** A real `palisade server` inside a lab namespace, with a client for its API. */
+export class LabServer {
+  #child: ChildProcess | undefined
+  #log = ''
+  bootstrap!: Bootstrap
+  #ca = ''
+  #peer: LabPeer | undefined
+
+  private constructor(
+    readonly ns: string,
+    readonly address: string,
+    readonly port: number,
+    readonly dataDir: string,
+  ) {}
+
+  static async start(
+    ns: string,
+    address: string,
+    port = 8443,
+    extraArgs: string[] = [],
+  ): Promise<LabServer> {
+    const s = new LabServer(
+      ns,
+      address,
+      port,
+      await mkdtemp(join(tmpdir(), 'palisade-lab-server-')),
+    )
+    s.spawn(extraArgs)
+    s.#peer = LabPeer.start(ns)
+    s.bootstrap = await waitFor(
+      `the server in ${ns} to start (log: ${s.#log.slice(-300)})`,
+      async () =>
+        JSON.parse(await readFile(join(s.dataDir, 'bootstrap.json'), 'utf8')) as Bootstrap,
+      30_000,
+    )
+    s.#ca = await readFile(s.bootstrap.ca_cert, 'utf8')
+    await waitFor('the server to answer', async () =>
+      (await s.api('GET', '/api/v2/product_version')).status === 200 ? true : undefined,
+    )
+    return s
+  }
+
+  spawn(extraArgs: string[] = []): void {
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.ns,
+        process.execPath,
+        '--conditions=source',
+        '--import',
+        'tsx',
+        CLI,
+        'server',
+        '--listen',
+        `${this.address}:${this.port}`,
+        '--data-dir',
+        this.dataDir,
+        ...extraArgs,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    child.stdout?.on('data', (b: Buffer) => (this.#log += b.toString()))
+    child.stderr?.on('data', (b: Buffer) => (this.#log += b.toString()))
+    this.#child = child
+  }
+
+  get log(): string {
+    return this.#log
+  }
+
+  get endpoint(): string {
+    return `${this.address}:${this.port}`
+  }
+
+  /** An API call as the bootstrap admin, made from inside the lab (its addresses live there). */
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown; headers: Record<string, unknown> }> {
+    if (!this.#peer) throw new Error('the lab server is not started')
+    return this.#peer.https(
+      method,
+      `https://${this.address}:${this.port}${path}`,
+      this.#ca,
+      body,
+      this.bootstrap ? `${this.bootstrap.api_user}:${this.bootstrap.api_secret}` : undefined,
+    )
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.#child
+    if (!child || child.exitCode !== null || child.signalCode !== null) return
+    await new Promise<void>((resolve) => {
+      child.once('close', () => resolve())
+      child.kill(signal)
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref()
+    })
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop()
+    await this.#peer?.stop()
+    await rm(this.dataDir, { recursive: true, force: true })
+  }
+}
