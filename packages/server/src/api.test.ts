@@ -1,343 +1,358 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TestServer } from './test-server.fixture.js'
 import { testServer } from './test-server.fixture.js'
+import type { TestPostgres } from './postgres.fixture.js'
+import { startTestPostgres } from './postgres.fixture.js'
 
 const O = '/api/v2/orgs/1'
 
-describe.each(process.env.PALISADE_TEST_PG ? ['sqlite', 'postgres'] : ['sqlite'])(
-  'REST API on %s',
-  (dialect) => {
-    let s: TestServer
-    beforeAll(async () => {
-      s = await testServer(dialect === 'postgres' ? process.env.PALISADE_TEST_PG : undefined)
-    })
-    afterAll(async () => {
-      await s?.close()
-    })
+// The whole suite runs on both stores: one query layer, one set of migrations.
+describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
+  let s: TestServer
+  let pgServer: TestPostgres | undefined
+  beforeAll(async () => {
+    if (dialect === 'postgres') pgServer = await startTestPostgres()
+    s = await testServer(pgServer ? await pgServer.freshDatabase() : undefined)
+  })
+  afterAll(async () => {
+    await s?.close()
+    await pgServer?.stop()
+  })
 
-    const label = async (key: string, value: string) => {
-      const r = await s.call('POST', `${O}/labels`, { key, value })
-      expect(r.statusCode, r.body).toBe(201)
-      return (r.json() as { href: string }).href
+  const label = async (key: string, value: string) => {
+    const r = await s.call('POST', `${O}/labels`, { key, value })
+    expect(r.statusCode, r.body).toBe(201)
+    return (r.json() as { href: string }).href
+  }
+
+  it('answers health and version without credentials, everything else only with them', async () => {
+    expect((await s.app.inject({ url: '/api/v2/health' })).statusCode).toBe(200)
+    expect((await s.app.inject({ url: '/api/v2/product_version' })).json()).toMatchObject({
+      version: '25.2.10',
+    })
+    const r = await s.app.inject({ url: `${O}/labels` })
+    expect(r.statusCode).toBe(401)
+    expect(r.json()).toEqual([
+      { token: 'authentication_required', message: expect.any(String) as string },
+    ])
+    const bad = await s.app.inject({
+      url: `${O}/labels`,
+      headers: { authorization: `Basic ${Buffer.from('api_x:nope').toString('base64')}` },
+    })
+    expect(bad.statusCode).toBe(401)
+    expect((await s.call('GET', '/api/v2/orgs/2/labels')).statusCode).toBe(403)
+  })
+
+  it('speaks the vendor conventions: exact Content-Type, X-Total-Count, max_results, 404s', async () => {
+    await label('role', 'conv-a')
+    await label('role', 'conv-b')
+    const r = await s.call('GET', `${O}/labels?key=role&value=conv`)
+    expect(r.headers['content-type']).toBe('application/json')
+    expect(r.headers['x-total-count']).toBe('2')
+    const none = await s.call('GET', `${O}/labels?max_results=0&value=conv`)
+    expect([none.json(), none.headers['x-total-count']]).toEqual([[], '2'])
+    expect((await s.call('GET', `${O}/labels?value=conv-a&match_type=exact`)).json()).toHaveLength(
+      1,
+    )
+    expect((await s.call('GET', `${O}/labels/999999`)).statusCode).toBe(404)
+    expect((await s.call('GET', `${O}/nothing`)).statusCode).toBe(404)
+  })
+
+  it('answers Prefer: respond-async with a job and a datafile, at a relative Location', async () => {
+    const r = await s.call('GET', `${O}/labels`, undefined, { prefer: 'respond-async' })
+    expect(r.statusCode).toBe(202)
+    expect(r.headers.location).toMatch(/^\/orgs\/1\/jobs\/[0-9a-f-]{36}$/)
+    expect(r.headers['retry-after']).toBe('1')
+    const job = (await s.call('GET', `/api/v2${String(r.headers.location)}`)).json() as {
+      status: string
+      result: { href: string }
     }
+    expect(job.status).toBe('done')
+    const data = (await s.call('GET', `/api/v2${job.result.href}`)).json() as unknown[]
+    expect(data.length).toBe(Number((await s.call('GET', `${O}/labels`)).headers['x-total-count']))
+  })
 
-    it('answers health and version without credentials, everything else only with them', async () => {
-      expect((await s.app.inject({ url: '/api/v2/health' })).statusCode).toBe(200)
-      expect((await s.app.inject({ url: '/api/v2/product_version' })).json()).toMatchObject({
-        version: '25.2.10',
+  it('records every change as an audit event with who and before/after; events cannot be changed', async () => {
+    const href = await label('env', 'audit')
+    expect((await s.call('PUT', `/api/v2${href}`, { value: 'audited' })).statusCode).toBe(204)
+    const events = (await s.call('GET', `${O}/events?event_type=label.update`)).json() as {
+      created_by: unknown
+      resource_changes: { changes: Record<string, unknown> }[]
+    }[]
+    expect(events[0]?.created_by).toEqual({
+      user: { href: expect.stringMatching(/^\/users\/\d+$/) as string, username: 'admin' },
+    })
+    expect(events[0]?.resource_changes[0]?.changes.value).toEqual({
+      before: 'audit',
+      after: 'audited',
+    })
+    const uuid = (await s.call('GET', `${O}/events?max_results=1`)).json() as { href: string }[]
+    expect((await s.call('DELETE', `/api/v2${uuid[0]?.href}`)).statusCode).toBe(404)
+    expect((await s.call('PUT', `/api/v2${uuid[0]?.href}`, {})).statusCode).toBe(404)
+    expect((await s.call('GET', `${O}/events?severity=critical`)).statusCode).toBe(406)
+  })
+
+  it('validates firewall settings, keeps them in draft until provisioned, and shows each workload its mode', async () => {
+    const web = await label('role', 'fw-web')
+    const prod = await label('env', 'fw-prod')
+    const dev = await label('env', 'fw-dev')
+    const before = (
+      await s.call('GET', `${O}/sec_policy/draft/firewall_settings`)
+    ).json() as Record<string, unknown>
+    // bad input: every problem named, nothing stored
+    const bad = await s.call('PUT', `${O}/sec_policy/draft/firewall_settings`, {
+      firewall_coexistence: [
+        { scope: [{ href: prod }, { href: dev }], illumio_primary: true },
+        {
+          scope: [{ href: '/orgs/1/labels/424242' }],
+          illumio_primary: 'yes',
+          workload_mode: 'enforcing',
+        },
+      ],
+    })
+    expect(bad.statusCode).toBe(406)
+    expect((bad.json() as { token: string }[]).map((i) => i.token).sort()).toEqual([
+      'input_validation_error',
+      'input_validation_error',
+      'invalid_label',
+      'invalid_scope',
+    ])
+    expect((await s.call('GET', `${O}/sec_policy/draft/firewall_settings`)).json()).toEqual(before)
+    // a workload in scope
+    const w = await s.call('POST', `${O}/workloads`, {
+      name: 'fw-w1',
+      labels: [{ href: web }, { href: prod }],
+      interfaces: [{ name: 'eth0', address: '198.18.0.50' }],
+      enforcement_mode: 'full',
+    })
+    expect(w.statusCode, w.body).toBe(201)
+    const wl = w.json() as { href: string; firewall_coexistence: unknown }
+    expect(wl.firewall_coexistence).toBeNull()
+    const ok = await s.call('PUT', `${O}/sec_policy/draft/firewall_settings`, {
+      firewall_coexistence: [
+        {
+          scope: [{ href: web }, { href: prod }],
+          illumio_primary: true,
+          workload_mode: 'enforced',
+        },
+      ],
+    })
+    expect(ok.statusCode, ok.body).toBe(204)
+    const draft = (await s.call('GET', `${O}/sec_policy/draft/firewall_settings`)).json() as {
+      update_type: string
+      ike_authentication_type: string
+    }
+    expect(draft.update_type).toBe('update')
+    expect(draft.ike_authentication_type).toBe('psk') // other fields are kept
+    expect(
+      ((await s.call('GET', `/api/v2${wl.href}`)).json() as { firewall_coexistence: unknown })
+        .firewall_coexistence,
+    ).toBeNull()
+    const prov = await s.call('POST', `${O}/sec_policy`, {
+      update_description: 'coexistence for web/prod',
+      change_subset: {
+        firewall_settings: [{ href: '/orgs/1/sec_policy/draft/firewall_settings' }],
+      },
+    })
+    expect(prov.statusCode, prov.body).toBe(201)
+    expect(prov.json()).toMatchObject({
+      href: expect.stringMatching(/^\/orgs\/1\/sec_policy\/\d+$/) as string,
+      commit_message: 'coexistence for web/prod',
+      object_counts: { firewall_settings: 1 },
+    })
+    const shown = (await s.call('GET', `/api/v2${wl.href}`)).json() as {
+      firewall_coexistence: unknown
+      palisade: { firewall_mode_reason: string }
+    }
+    expect(shown.firewall_coexistence).toEqual({ illumio_primary: true })
+    expect(shown.palisade.firewall_mode_reason).toMatch(/matched coexistence scope #1/)
+    expect(
+      (
+        (await s.call('GET', `${O}/sec_policy/active/firewall_settings`)).json() as {
+          firewall_coexistence: unknown[]
+        }
+      ).firewall_coexistence,
+    ).toHaveLength(1)
+    // visibility_only is not "enforced": the scope no longer matches
+    expect(
+      (await s.call('PUT', `/api/v2${wl.href}`, { enforcement_mode: 'visibility_only' }))
+        .statusCode,
+    ).toBe(204)
+    expect(
+      ((await s.call('GET', `/api/v2${wl.href}`)).json() as { firewall_coexistence: unknown })
+        .firewall_coexistence,
+    ).toBeNull()
+    const ev = (await s.call('GET', `${O}/events?event_type=firewall_settings.update`)).json() as {
+      resource_changes: {
+        changes: { firewall_coexistence: { before: unknown[]; after: unknown[] } }
+      }[]
+    }[]
+    expect(ev[0]?.resource_changes[0]?.changes.firewall_coexistence.before).toEqual([])
+    expect(ev[0]?.resource_changes[0]?.changes.firewall_coexistence.after).toHaveLength(1)
+    expect(
+      ((await s.call('GET', `${O}/events?event_type=sec_policy.create`)).json() as unknown[])
+        .length,
+    ).toBeGreaterThan(0)
+    expect((await s.call('POST', `${O}/sec_policy`, {})).json()).toEqual([
+      { token: 'nothing_to_provision', message: expect.any(String) as string },
+    ])
+  })
+
+  it('builds rule sets with allow, deny and override-deny rules, and refuses to provision a rule without its IP list', async () => {
+    const db = await label('role', 'rs-db')
+    const list = await s.call('POST', `${O}/sec_policy/draft/ip_lists`, {
+      name: 'corp',
+      ip_ranges: [{ from_ip: '198.19.0.0/16' }, { from_ip: '198.19.1.0/24', exclusion: true }],
+    })
+    expect(list.statusCode, list.body).toBe(201)
+    const rs = await s.call('POST', `${O}/sec_policy/draft/rule_sets`, {
+      name: 'db',
+      scopes: [[{ label: { href: db } }]],
+    })
+    expect(rs.statusCode, rs.body).toBe(201)
+    const rsHref = (rs.json() as { href: string }).href
+    const allow = await s.call('POST', `/api/v2${rsHref}/sec_rules`, {
+      providers: [{ label: { href: db } }],
+      consumers: [{ ip_list: { href: (list.json() as { href: string }).href } }],
+      ingress_services: [{ port: 5432, proto: 6 }],
+    })
+    expect(allow.statusCode, allow.body).toBe(201)
+    const deny = await s.call('POST', `/api/v2${rsHref}/deny_rules`, {
+      providers: [{ label: { href: db } }],
+      consumers: [{ actors: 'ams' }],
+      ingress_services: [{ port: 22, proto: 6 }],
+      override: true,
+    })
+    expect(deny.statusCode, deny.body).toBe(201)
+    const got = (await s.call('GET', `/api/v2${rsHref}`)).json() as {
+      rules: { href: string }[]
+      deny_rules: { href: string; override: boolean }[]
+      update_type: string
+    }
+    expect(got.rules[0]?.href).toBe(`${rsHref}/sec_rules/1`)
+    expect(got.deny_rules[0]).toMatchObject({ href: `${rsHref}/deny_rules/1`, override: true })
+    expect(got.update_type).toBe('create')
+    const lonely = await s.call('POST', `${O}/sec_policy`, {
+      change_subset: { rule_sets: [{ href: rsHref }] },
+    })
+    expect(lonely.statusCode).toBe(406)
+    expect((lonely.json() as { token: string }[])[0]?.token).toBe('provision_dependency')
+    const both = await s.call('POST', `${O}/sec_policy`, {
+      change_subset: {
+        rule_sets: [{ href: rsHref }],
+        ip_lists: [{ href: (list.json() as { href: string }).href }],
+      },
+    })
+    expect(both.statusCode, both.body).toBe(201)
+    expect(
+      ((await s.call('GET', `${O}/sec_policy/active/rule_sets`)).json() as unknown[]).length,
+    ).toBeGreaterThan(0)
+    const v = (both.json() as { version: number }).version
+    expect(
+      ((await s.call('GET', `${O}/sec_policy/${v}/rule_sets`)).json() as { href: string }[])[0]
+        ?.href,
+    ).toMatch(new RegExp(`^/orgs/1/sec_policy/${v}/rule_sets/`))
+    expect(
+      (await s.call('PUT', `${O}/sec_policy/active/rule_sets/1`, { name: 'x' })).statusCode,
+    ).toBe(406)
+    // a label in use cannot be deleted
+    expect((await s.call('DELETE', `/api/v2${db}`)).json()).toEqual([
+      { token: 'label_in_use', message: expect.stringContaining('in use by') as string },
+    ])
+  })
+
+  it('pairs by activation code: single use, expiry, and an agent sees only its own data', async () => {
+    const p = await s.call('POST', `${O}/pairing_profiles`, {
+      name: 'servers',
+      enforcement_mode: 'full',
+      allowed_uses_per_key: 1,
+      key_lifespan: 3600,
+    })
+    expect(p.statusCode, p.body).toBe(201)
+    const key = (
+      await s.call('POST', `/api/v2${(p.json() as { href: string }).href}/pairing_key`, {})
+    ).json() as { activation_code: string }
+    const activate = (code: string, hostname: string) =>
+      s.app.inject({
+        method: 'POST',
+        url: '/agent/v1/activate',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          activation_code: code,
+          hostname,
+          interfaces: [{ name: 'eth0', address: '198.18.0.77' }],
+        }),
       })
-      const r = await s.app.inject({ url: `${O}/labels` })
-      expect(r.statusCode).toBe(401)
+    const a = await activate(key.activation_code, 'host-a')
+    expect(a.statusCode, a.body).toBe(201)
+    expect((await activate(key.activation_code, 'host-b')).json()).toEqual([
+      { token: 'activation_code_used_up', message: expect.any(String) as string },
+    ])
+    expect((await activate('nope', 'host-c')).statusCode).toBe(406)
+    const key2 = (
+      await s.call('POST', `/api/v2${(p.json() as { href: string }).href}/pairing_key`, {})
+    ).json() as { activation_code: string }
+    const b = await activate(key2.activation_code, 'host-d')
+    const A = a.json() as { agent_id: string; token: string; workload_href: string }
+    const B = b.json() as { agent_id: string; token: string }
+    const as = (tok: string) => ({ authorization: `Bearer ${tok}` })
+    const routes = [
+      ['GET', 'policy?wait=0'],
+      ['POST', 'status'],
+      ['POST', 'events'],
+    ] as const
+    for (const [method, path] of routes) {
+      const own = await s.app.inject({
+        method,
+        url: `/agent/v1/agents/${A.agent_id}/${path}`,
+        headers: { ...as(A.token), 'content-type': 'application/json' },
+        payload: method === 'POST' ? (path === 'events' ? '[]' : '{}') : undefined,
+      })
+      expect(own.statusCode, `${method} ${path}: ${own.body}`).toBeLessThan(400)
+      const other = await s.app.inject({
+        method,
+        url: `/agent/v1/agents/${A.agent_id}/${path}`,
+        headers: { ...as(B.token), 'content-type': 'application/json' },
+        payload: method === 'POST' ? '{}' : undefined,
+      })
+      expect(other.statusCode, `${method} ${path} with another agent's credential`).toBe(403)
+      const none = await s.app.inject({ method, url: `/agent/v1/agents/${A.agent_id}/${path}` })
+      expect(none.statusCode).toBe(401)
+    }
+    const policy = await s.app.inject({
+      url: `/agent/v1/agents/${A.agent_id}/policy?wait=0`,
+      headers: as(A.token),
+    })
+    expect(policy.json()).toMatchObject({
+      hash: expect.any(String) as string,
+      policy: { enforcementMode: 'full', workload: { href: A.workload_href } },
+    })
+    const w = (await s.call('GET', `/api/v2${A.workload_href}`)).json() as {
+      managed: boolean
+      agent: { status: { security_policy_sync_state: string } }
+    }
+    expect(w.managed).toBe(true)
+    expect(w.agent.status.security_policy_sync_state).toBe('syncing')
+    expect(
+      ((await s.call('GET', `${O}/events?event_type=agent.activate`)).json() as unknown[]).length,
+    ).toBe(2)
+  })
+})
+
+describe('rate limit', () => {
+  it('answers 429 with Retry-After past the per-minute limit, per API user', async () => {
+    const s = await testServer(undefined, 3)
+    try {
+      const codes = []
+      for (let i = 0; i < 4; i++) codes.push((await s.call('GET', `${O}/labels`)).statusCode)
+      expect(codes).toEqual([200, 200, 200, 429])
+      const r = await s.call('GET', `${O}/labels`)
+      expect(Number(r.headers['retry-after'])).toBeGreaterThan(0)
       expect(r.json()).toEqual([
-        { token: 'authentication_required', message: expect.any(String) as string },
+        { token: 'too_many_requests', message: expect.stringContaining('retry after') as string },
       ])
-      const bad = await s.app.inject({
-        url: `${O}/labels`,
-        headers: { authorization: `Basic ${Buffer.from('api_x:nope').toString('base64')}` },
-      })
-      expect(bad.statusCode).toBe(401)
-      expect((await s.call('GET', '/api/v2/orgs/2/labels')).statusCode).toBe(403)
-    })
-
-    it('speaks the vendor conventions: exact Content-Type, X-Total-Count, max_results, 404s', async () => {
-      await label('role', 'conv-a')
-      await label('role', 'conv-b')
-      const r = await s.call('GET', `${O}/labels?key=role&value=conv`)
-      expect(r.headers['content-type']).toBe('application/json')
-      expect(r.headers['x-total-count']).toBe('2')
-      const none = await s.call('GET', `${O}/labels?max_results=0&value=conv`)
-      expect([none.json(), none.headers['x-total-count']]).toEqual([[], '2'])
-      expect(
-        (await s.call('GET', `${O}/labels?value=conv-a&match_type=exact`)).json(),
-      ).toHaveLength(1)
-      expect((await s.call('GET', `${O}/labels/999999`)).statusCode).toBe(404)
-      expect((await s.call('GET', `${O}/nothing`)).statusCode).toBe(404)
-    })
-
-    it('answers Prefer: respond-async with a job and a datafile, at a relative Location', async () => {
-      const r = await s.call('GET', `${O}/labels`, undefined, { prefer: 'respond-async' })
-      expect(r.statusCode).toBe(202)
-      expect(r.headers.location).toMatch(/^\/orgs\/1\/jobs\/[0-9a-f-]{36}$/)
-      expect(r.headers['retry-after']).toBe('1')
-      const job = (await s.call('GET', `/api/v2${String(r.headers.location)}`)).json() as {
-        status: string
-        result: { href: string }
-      }
-      expect(job.status).toBe('done')
-      const data = (await s.call('GET', `/api/v2${job.result.href}`)).json() as unknown[]
-      expect(data.length).toBe(
-        Number((await s.call('GET', `${O}/labels`)).headers['x-total-count']),
-      )
-    })
-
-    it('records every change as an audit event with who and before/after; events cannot be changed', async () => {
-      const href = await label('env', 'audit')
-      expect((await s.call('PUT', `/api/v2${href}`, { value: 'audited' })).statusCode).toBe(204)
-      const events = (await s.call('GET', `${O}/events?event_type=label.update`)).json() as {
-        created_by: unknown
-        resource_changes: { changes: Record<string, unknown> }[]
-      }[]
-      expect(events[0]?.created_by).toEqual({
-        user: { href: expect.stringMatching(/^\/users\/\d+$/) as string, username: 'admin' },
-      })
-      expect(events[0]?.resource_changes[0]?.changes.value).toEqual({
-        before: 'audit',
-        after: 'audited',
-      })
-      const uuid = (await s.call('GET', `${O}/events?max_results=1`)).json() as { href: string }[]
-      expect((await s.call('DELETE', `/api/v2${uuid[0]?.href}`)).statusCode).toBe(404)
-      expect((await s.call('PUT', `/api/v2${uuid[0]?.href}`, {})).statusCode).toBe(404)
-      expect((await s.call('GET', `${O}/events?severity=critical`)).statusCode).toBe(406)
-    })
-
-    it('validates firewall settings, keeps them in draft until provisioned, and shows each workload its mode', async () => {
-      const web = await label('role', 'fw-web')
-      const prod = await label('env', 'fw-prod')
-      const dev = await label('env', 'fw-dev')
-      const before = (
-        await s.call('GET', `${O}/sec_policy/draft/firewall_settings`)
-      ).json() as Record<string, unknown>
-      // bad input: every problem named, nothing stored
-      const bad = await s.call('PUT', `${O}/sec_policy/draft/firewall_settings`, {
-        firewall_coexistence: [
-          { scope: [{ href: prod }, { href: dev }], illumio_primary: true },
-          {
-            scope: [{ href: '/orgs/1/labels/424242' }],
-            illumio_primary: 'yes',
-            workload_mode: 'enforcing',
-          },
-        ],
-      })
-      expect(bad.statusCode).toBe(406)
-      expect((bad.json() as { token: string }[]).map((i) => i.token).sort()).toEqual([
-        'input_validation_error',
-        'input_validation_error',
-        'invalid_label',
-        'invalid_scope',
-      ])
-      expect((await s.call('GET', `${O}/sec_policy/draft/firewall_settings`)).json()).toEqual(
-        before,
-      )
-      // a workload in scope
-      const w = await s.call('POST', `${O}/workloads`, {
-        name: 'fw-w1',
-        labels: [{ href: web }, { href: prod }],
-        interfaces: [{ name: 'eth0', address: '198.18.0.50' }],
-        enforcement_mode: 'full',
-      })
-      expect(w.statusCode, w.body).toBe(201)
-      const wl = w.json() as { href: string; firewall_coexistence: unknown }
-      expect(wl.firewall_coexistence).toBeNull()
-      const ok = await s.call('PUT', `${O}/sec_policy/draft/firewall_settings`, {
-        firewall_coexistence: [
-          {
-            scope: [{ href: web }, { href: prod }],
-            illumio_primary: true,
-            workload_mode: 'enforced',
-          },
-        ],
-      })
-      expect(ok.statusCode, ok.body).toBe(204)
-      const draft = (await s.call('GET', `${O}/sec_policy/draft/firewall_settings`)).json() as {
-        update_type: string
-        ike_authentication_type: string
-      }
-      expect(draft.update_type).toBe('update')
-      expect(draft.ike_authentication_type).toBe('psk') // other fields are kept
-      expect(
-        ((await s.call('GET', `/api/v2${wl.href}`)).json() as { firewall_coexistence: unknown })
-          .firewall_coexistence,
-      ).toBeNull()
-      const prov = await s.call('POST', `${O}/sec_policy`, {
-        update_description: 'coexistence for web/prod',
-        change_subset: {
-          firewall_settings: [{ href: '/orgs/1/sec_policy/draft/firewall_settings' }],
-        },
-      })
-      expect(prov.statusCode, prov.body).toBe(201)
-      expect(prov.json()).toMatchObject({
-        href: expect.stringMatching(/^\/orgs\/1\/sec_policy\/\d+$/) as string,
-        commit_message: 'coexistence for web/prod',
-        object_counts: { firewall_settings: 1 },
-      })
-      const shown = (await s.call('GET', `/api/v2${wl.href}`)).json() as {
-        firewall_coexistence: unknown
-        palisade: { firewall_mode_reason: string }
-      }
-      expect(shown.firewall_coexistence).toEqual({ illumio_primary: true })
-      expect(shown.palisade.firewall_mode_reason).toMatch(/matched coexistence scope #1/)
-      expect(
-        (
-          (await s.call('GET', `${O}/sec_policy/active/firewall_settings`)).json() as {
-            firewall_coexistence: unknown[]
-          }
-        ).firewall_coexistence,
-      ).toHaveLength(1)
-      // visibility_only is not "enforced": the scope no longer matches
-      expect(
-        (await s.call('PUT', `/api/v2${wl.href}`, { enforcement_mode: 'visibility_only' }))
-          .statusCode,
-      ).toBe(204)
-      expect(
-        ((await s.call('GET', `/api/v2${wl.href}`)).json() as { firewall_coexistence: unknown })
-          .firewall_coexistence,
-      ).toBeNull()
-      const ev = (
-        await s.call('GET', `${O}/events?event_type=firewall_settings.update`)
-      ).json() as {
-        resource_changes: {
-          changes: { firewall_coexistence: { before: unknown[]; after: unknown[] } }
-        }[]
-      }[]
-      expect(ev[0]?.resource_changes[0]?.changes.firewall_coexistence.before).toEqual([])
-      expect(ev[0]?.resource_changes[0]?.changes.firewall_coexistence.after).toHaveLength(1)
-      expect(
-        ((await s.call('GET', `${O}/events?event_type=sec_policy.create`)).json() as unknown[])
-          .length,
-      ).toBeGreaterThan(0)
-      expect((await s.call('POST', `${O}/sec_policy`, {})).json()).toEqual([
-        { token: 'nothing_to_provision', message: expect.any(String) as string },
-      ])
-    })
-
-    it('builds rule sets with allow, deny and override-deny rules, and refuses to provision a rule without its IP list', async () => {
-      const db = await label('role', 'rs-db')
-      const list = await s.call('POST', `${O}/sec_policy/draft/ip_lists`, {
-        name: 'corp',
-        ip_ranges: [{ from_ip: '198.19.0.0/16' }, { from_ip: '198.19.1.0/24', exclusion: true }],
-      })
-      expect(list.statusCode, list.body).toBe(201)
-      const rs = await s.call('POST', `${O}/sec_policy/draft/rule_sets`, {
-        name: 'db',
-        scopes: [[{ label: { href: db } }]],
-      })
-      expect(rs.statusCode, rs.body).toBe(201)
-      const rsHref = (rs.json() as { href: string }).href
-      const allow = await s.call('POST', `/api/v2${rsHref}/sec_rules`, {
-        providers: [{ label: { href: db } }],
-        consumers: [{ ip_list: { href: (list.json() as { href: string }).href } }],
-        ingress_services: [{ port: 5432, proto: 6 }],
-      })
-      expect(allow.statusCode, allow.body).toBe(201)
-      const deny = await s.call('POST', `/api/v2${rsHref}/deny_rules`, {
-        providers: [{ label: { href: db } }],
-        consumers: [{ actors: 'ams' }],
-        ingress_services: [{ port: 22, proto: 6 }],
-        override: true,
-      })
-      expect(deny.statusCode, deny.body).toBe(201)
-      const got = (await s.call('GET', `/api/v2${rsHref}`)).json() as {
-        rules: { href: string }[]
-        deny_rules: { href: string; override: boolean }[]
-        update_type: string
-      }
-      expect(got.rules[0]?.href).toBe(`${rsHref}/sec_rules/1`)
-      expect(got.deny_rules[0]).toMatchObject({ href: `${rsHref}/deny_rules/1`, override: true })
-      expect(got.update_type).toBe('create')
-      const lonely = await s.call('POST', `${O}/sec_policy`, {
-        change_subset: { rule_sets: [{ href: rsHref }] },
-      })
-      expect(lonely.statusCode).toBe(406)
-      expect((lonely.json() as { token: string }[])[0]?.token).toBe('provision_dependency')
-      const both = await s.call('POST', `${O}/sec_policy`, {
-        change_subset: {
-          rule_sets: [{ href: rsHref }],
-          ip_lists: [{ href: (list.json() as { href: string }).href }],
-        },
-      })
-      expect(both.statusCode, both.body).toBe(201)
-      expect(
-        ((await s.call('GET', `${O}/sec_policy/active/rule_sets`)).json() as unknown[]).length,
-      ).toBeGreaterThan(0)
-      const v = (both.json() as { version: number }).version
-      expect(
-        ((await s.call('GET', `${O}/sec_policy/${v}/rule_sets`)).json() as { href: string }[])[0]
-          ?.href,
-      ).toMatch(new RegExp(`^/orgs/1/sec_policy/${v}/rule_sets/`))
-      expect(
-        (await s.call('PUT', `${O}/sec_policy/active/rule_sets/1`, { name: 'x' })).statusCode,
-      ).toBe(406)
-      // a label in use cannot be deleted
-      expect((await s.call('DELETE', `/api/v2${db}`)).json()).toEqual([
-        { token: 'label_in_use', message: expect.stringContaining('in use by') as string },
-      ])
-    })
-
-    it('pairs by activation code: single use, expiry, and an agent sees only its own data', async () => {
-      const p = await s.call('POST', `${O}/pairing_profiles`, {
-        name: 'servers',
-        enforcement_mode: 'full',
-        allowed_uses_per_key: 1,
-        key_lifespan: 3600,
-      })
-      expect(p.statusCode, p.body).toBe(201)
-      const key = (
-        await s.call('POST', `/api/v2${(p.json() as { href: string }).href}/pairing_key`, {})
-      ).json() as { activation_code: string }
-      const activate = (code: string, hostname: string) =>
-        s.app.inject({
-          method: 'POST',
-          url: '/agent/v1/activate',
-          headers: { 'content-type': 'application/json' },
-          payload: JSON.stringify({
-            activation_code: code,
-            hostname,
-            interfaces: [{ name: 'eth0', address: '198.18.0.77' }],
-          }),
-        })
-      const a = await activate(key.activation_code, 'host-a')
-      expect(a.statusCode, a.body).toBe(201)
-      expect((await activate(key.activation_code, 'host-b')).json()).toEqual([
-        { token: 'activation_code_used_up', message: expect.any(String) as string },
-      ])
-      expect((await activate('nope', 'host-c')).statusCode).toBe(406)
-      const key2 = (
-        await s.call('POST', `/api/v2${(p.json() as { href: string }).href}/pairing_key`, {})
-      ).json() as { activation_code: string }
-      const b = await activate(key2.activation_code, 'host-d')
-      const A = a.json() as { agent_id: string; token: string; workload_href: string }
-      const B = b.json() as { agent_id: string; token: string }
-      const as = (tok: string) => ({ authorization: `Bearer ${tok}` })
-      const routes = [
-        ['GET', 'policy?wait=0'],
-        ['POST', 'status'],
-        ['POST', 'events'],
-      ] as const
-      for (const [method, path] of routes) {
-        const own = await s.app.inject({
-          method,
-          url: `/agent/v1/agents/${A.agent_id}/${path}`,
-          headers: { ...as(A.token), 'content-type': 'application/json' },
-          payload: method === 'POST' ? (path === 'events' ? '[]' : '{}') : undefined,
-        })
-        expect(own.statusCode, `${method} ${path}: ${own.body}`).toBeLessThan(400)
-        const other = await s.app.inject({
-          method,
-          url: `/agent/v1/agents/${A.agent_id}/${path}`,
-          headers: { ...as(B.token), 'content-type': 'application/json' },
-          payload: method === 'POST' ? '{}' : undefined,
-        })
-        expect(other.statusCode, `${method} ${path} with another agent's credential`).toBe(403)
-        const none = await s.app.inject({ method, url: `/agent/v1/agents/${A.agent_id}/${path}` })
-        expect(none.statusCode).toBe(401)
-      }
-      const policy = await s.app.inject({
-        url: `/agent/v1/agents/${A.agent_id}/policy?wait=0`,
-        headers: as(A.token),
-      })
-      expect(policy.json()).toMatchObject({
-        hash: expect.any(String) as string,
-        policy: { enforcementMode: 'full', workload: { href: A.workload_href } },
-      })
-      const w = (await s.call('GET', `/api/v2${A.workload_href}`)).json() as {
-        managed: boolean
-        agent: { status: { security_policy_sync_state: string } }
-      }
-      expect(w.managed).toBe(true)
-      expect(w.agent.status.security_policy_sync_state).toBe('syncing')
-      expect(
-        ((await s.call('GET', `${O}/events?event_type=agent.activate`)).json() as unknown[]).length,
-      ).toBe(2)
-    })
-  },
-)
+    } finally {
+      await s.close()
+    }
+  })
+})

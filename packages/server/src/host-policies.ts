@@ -138,7 +138,11 @@ export class HostPolicies {
     return r ? { hash: r.hash, policy: JSON.parse(r.policy) as HostPolicy } : undefined
   }
 
-  /** Resolves with the host policy once its hash differs from `known`, or undefined after `ms`. */
+  /**
+   * Resolves with the host policy once its hash differs from `known`, or undefined after `ms`.
+   * Changes made in this process wake the waiter at once; the store is also checked every
+   * half second, so a change made through another server on the same database arrives too.
+   */
   async waitForChange(
     workloadId: string,
     known: string | undefined,
@@ -148,21 +152,25 @@ export class HostPolicies {
     const cur = await this.current(workloadId)
     if (cur && cur.hash !== known) return cur
     return new Promise((resolve) => {
-      const done = () => {
+      let settled = false
+      const finish = (value: { hash: string; policy: HostPolicy } | undefined) => {
+        if (settled) return
+        settled = true
         clearTimeout(timer)
-        this.#hub.off(`changed:${workloadId}`, onChange)
+        clearInterval(poll)
+        this.#hub.off(`changed:${workloadId}`, check)
         signal.removeEventListener('abort', onAbort)
+        resolve(value)
       }
-      const onChange = () => {
-        done()
-        void this.current(workloadId).then(resolve)
+      const check = () => {
+        void this.current(workloadId).then((c) => {
+          if (c && c.hash !== known) finish(c)
+        })
       }
-      const onAbort = () => {
-        done()
-        resolve(undefined)
-      }
+      const onAbort = () => finish(undefined)
       const timer = setTimeout(onAbort, ms)
-      this.#hub.on(`changed:${workloadId}`, onChange)
+      const poll = setInterval(check, 500)
+      this.#hub.on(`changed:${workloadId}`, check)
       signal.addEventListener('abort', onAbort)
     })
   }

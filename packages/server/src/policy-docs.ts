@@ -179,7 +179,7 @@ export function checkRule(c: Checker, o: Doc, path: string, refs: RefIndex, deny
     'external_data_reference',
   ])
   c.bool(o, 'enabled', path)
-  c.string(o, 'description', path, { max: 1024 })
+  c.string(o, 'description', path, { max: 1024, nullable: true })
   c.bool(o, 'unscoped_consumers', path)
   if (deny) c.bool(o, 'override', path)
   actors(c, c.array(o, 'providers', path, { required: true, max: 100 }), `${path}.providers`, refs)
@@ -220,9 +220,9 @@ export function checkPolicyObject(
   const req = { required: !partial }
   const common = ['name', 'description', 'external_data_set', 'external_data_reference']
   c.string(o, 'name', p, { ...req, max: 255 })
-  c.string(o, 'description', p, { max: 1024 })
-  c.string(o, 'external_data_set', p, { max: 255 })
-  c.string(o, 'external_data_reference', p, { max: 255 })
+  c.string(o, 'description', p, { max: 1024, nullable: true })
+  c.string(o, 'external_data_set', p, { max: 255, nullable: true })
+  c.string(o, 'external_data_reference', p, { max: 255, nullable: true })
   switch (type) {
     case 'ip_lists': {
       c.only(o, p, [...common, 'ip_ranges', 'fqdns'])

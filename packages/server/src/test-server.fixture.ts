@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import type { Kysely } from 'kysely'
 import { buildApp } from './app.js'
+import type { Database } from './db/schema.js'
 import { openDb } from './db/open.js'
 import { HostPolicies } from './host-policies.js'
 import { AsyncJobs } from './http.js'
@@ -10,6 +12,7 @@ import { bootstrapOrg } from './store.js'
 
 export interface TestServer {
   readonly app: FastifyInstance
+  readonly db: Kysely<Database>
   readonly auth: string
   /** A request with the admin's API key; `body` is sent as JSON. */
   call(
@@ -22,21 +25,28 @@ export interface TestServer {
 }
 
 /** A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given). */
-export async function testServer(database?: string): Promise<TestServer> {
+export async function testServer(
+  database?: string,
+  ratePerMinute = 1_000_000,
+): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-test-'))
   const { db } = await openDb(database, dir)
   const boot = await bootstrapOrg(db)
   if (!boot) throw new Error('the test database was not empty')
   const hostPolicies = new HostPolicies(db)
-  const app = await buildApp({
-    db,
-    hostPolicies,
-    jobs: new AsyncJobs(),
-    agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
-  })
+  const app = await buildApp(
+    {
+      db,
+      hostPolicies,
+      jobs: new AsyncJobs(),
+      agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
+    },
+    { ratePerMinute },
+  )
   const auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
   return {
     app,
+    db,
     auth,
     call: (method, url, body, headers = {}) =>
       app.inject({

@@ -28,9 +28,11 @@ export class Checker {
     o: Doc,
     key: string,
     path: string,
-    opts: { required?: boolean; max?: number; min?: number } = {},
+    opts: { required?: boolean; max?: number; min?: number; nullable?: boolean } = {},
   ): string | undefined {
     const v = o[key]
+    // An explicit null would erase a field: only those that may be empty accept it.
+    if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
     if (v === undefined || v === null)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     if (typeof v !== 'string') return this.fail(`${path}.${key}`, 'must be a string')
@@ -41,8 +43,15 @@ export class Checker {
     return v
   }
 
-  bool(o: Doc, key: string, path: string, opts: { required?: boolean } = {}): boolean | undefined {
+  bool(
+    o: Doc,
+    key: string,
+    path: string,
+    opts: { required?: boolean; nullable?: boolean } = {},
+  ): boolean | undefined {
     const v = o[key]
+    // An explicit null would erase a field: only those that may be empty accept it.
+    if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
     if (v === undefined)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     return typeof v === 'boolean' ? v : this.fail(`${path}.${key}`, 'must be true or false')
@@ -52,9 +61,11 @@ export class Checker {
     o: Doc,
     key: string,
     path: string,
-    opts: { required?: boolean; min?: number; max?: number } = {},
+    opts: { required?: boolean; min?: number; max?: number; nullable?: boolean } = {},
   ): number | undefined {
     const v = o[key]
+    // An explicit null would erase a field: only those that may be empty accept it.
+    if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
     if (v === undefined || v === null)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     if (typeof v !== 'number' || !Number.isInteger(v))
@@ -71,9 +82,11 @@ export class Checker {
     key: string,
     path: string,
     values: readonly T[],
-    opts: { required?: boolean } = {},
+    opts: { required?: boolean; nullable?: boolean } = {},
   ): T | undefined {
     const v = o[key]
+    // An explicit null would erase a field: only those that may be empty accept it.
+    if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
     if (v === undefined || v === null)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     return values.includes(v as T)
@@ -85,9 +98,11 @@ export class Checker {
     o: Doc,
     key: string,
     path: string,
-    opts: { required?: boolean; max?: number } = {},
+    opts: { required?: boolean; max?: number; nullable?: boolean } = {},
   ): unknown[] | undefined {
     const v = o[key]
+    // An explicit null would erase a field: only those that may be empty accept it.
+    if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
     if (v === undefined)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     if (!Array.isArray(v)) return this.fail(`${path}.${key}`, 'must be a list')

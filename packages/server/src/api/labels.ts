@@ -28,10 +28,12 @@ function checkLabel(body: Record<string, unknown>, partial: boolean) {
   c.only(body, '$', ['key', 'value', 'external_data_set', 'external_data_reference'])
   const key = c.string(body, 'key', '$', { required: !partial, max: 64 })
   const value = c.string(body, 'value', '$', { required: !partial, max: 255 })
-  c.string(body, 'external_data_set', '$', { max: 255 })
-  c.string(body, 'external_data_reference', '$', { max: 255 })
+  c.string(body, 'external_data_set', '$', { max: 255, nullable: true })
+  c.string(body, 'external_data_reference', '$', { max: 255, nullable: true })
   if (key !== undefined && !/^[A-Za-z0-9_.-]+$/.test(key))
     c.fail('$.key', 'may hold letters, digits, ".", "_" and "-" only')
+  for (const k of ['key', 'value'] as const)
+    if (body[k] === null) c.fail(`$.${k}`, 'cannot be null')
   c.done()
   return { key, value }
 }

@@ -76,7 +76,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
     const c = new Checker()
     c.only(body, '$', ['name', 'description'])
     const name = c.string(body, 'name', '$', { required: true })
-    c.string(body, 'description', '$', { max: 1024 })
+    c.string(body, 'description', '$', { max: 1024, nullable: true })
     c.done()
     const keyId = `api_${randomSecret(8)}`
     const secret = randomSecret(32)

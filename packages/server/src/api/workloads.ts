@@ -125,8 +125,8 @@ async function checkWorkload(
   const enforcement = c.oneOf(body, 'enforcement_mode', '$', ENFORCEMENT_MODES)
   const visibility = c.oneOf(body, 'visibility_level', '$', VISIBILITY_LEVELS)
   const os = c.oneOf(body, 'os_type', '$', OS_PLATFORMS)
-  c.string(body, 'external_data_set', '$', { max: 255 })
-  c.string(body, 'external_data_reference', '$', { max: 255 })
+  c.string(body, 'external_data_set', '$', { max: 255, nullable: true })
+  c.string(body, 'external_data_reference', '$', { max: 255, nullable: true })
   let labels: string[] | undefined
   const list = c.array(body, 'labels', '$', { max: 64 })
   if (list) {
