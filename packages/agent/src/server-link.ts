@@ -77,6 +77,10 @@ export class ServerLink {
     clearTimeout(this.#reportTimer)
     if (this.#confirm) clearTimeout(this.#confirm.timer)
     await this.uploadEvents()
+    // Best effort: a server that is away simply sees the heartbeats stop.
+    await this.#client
+      .call('POST', `/agent/v1/agents/${this.#o.config.agentId}/goodbye`, {}, 2000)
+      .catch(() => undefined)
   }
 
   #contact(ok: boolean, error?: string): void {

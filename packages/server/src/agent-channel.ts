@@ -234,6 +234,19 @@ export function registerAgentChannel(app: FastifyInstance, ctx: AppContext): voi
     return reply.code(204).send()
   })
 
+  /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
+  app.post(`${AGENT_PREFIX}/agents/:agent/goodbye`, async (req, reply) => {
+    const a = await agentAuth(req)
+    await recordEvent(db, a.org, {
+      event_type: 'agent.goodbye',
+      created_by: agentActor(a),
+      resource_changes: [
+        resourceChange('workload', workloadHref(a.org, a.workloadId), 'update', undefined, {}),
+      ],
+    })
+    return reply.code(204).send()
+  })
+
   /** Events from the agent, in batches; a re-sent batch is stored once (events carry uuids). */
   app.post(`${AGENT_PREFIX}/agents/:agent/events`, async (req, reply) => {
     const a = await agentAuth(req)

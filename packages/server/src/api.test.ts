@@ -356,3 +356,76 @@ describe('rate limit', () => {
     }
   })
 })
+
+describe('operations', () => {
+  it('exposes Prometheus metrics to API users only, and an OpenAPI document of the real routes', async () => {
+    const s = await testServer()
+    try {
+      await s.call('GET', `${O}/labels`)
+      expect((await s.app.inject({ url: '/metrics' })).statusCode).toBe(401)
+      const m = await s.call('GET', '/metrics')
+      expect(m.headers['content-type']).toMatch(/^text\/plain/)
+      expect(m.body).toMatch(
+        /palisade_http_requests_total\{method="GET",route="\/api\/v2\/orgs\/:org\/labels",status="200"\} 1/,
+      )
+      expect(m.body).toMatch(/palisade_policy_version 0/)
+      const doc = (await s.app.inject({ url: '/api/v2/openapi.json' })).json<{
+        openapi: string
+        paths: Record<string, Record<string, unknown>>
+      }>()
+      expect(doc.openapi).toBe('3.0.3')
+      expect(
+        Object.keys(doc.paths['/api/v2/orgs/{org}/sec_policy/{pv}/firewall_settings'] ?? {}).sort(),
+      ).toEqual(['get', 'put'])
+      expect(doc.paths['/agent/v1/agents/{agent}/policy']).toBeDefined()
+    } finally {
+      await s.close()
+    }
+  })
+
+  it('flags agents that stop sending heartbeats, once, and takes a goodbye as a goodbye', async () => {
+    const s = await testServer()
+    try {
+      const p = (await s.call('POST', `${O}/pairing_profiles`, { name: 'hb' })).json<{
+        href: string
+      }>()
+      const code = (await s.call('POST', `/api/v2${p.href}/pairing_key`, {})).json<{
+        activation_code: string
+      }>().activation_code
+      const a = (
+        await s.app.inject({
+          method: 'POST',
+          url: '/agent/v1/activate',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ activation_code: code, hostname: 'hb1' }),
+        })
+      ).json<{ agent_id: string; token: string }>()
+      const { checkHeartbeats } = await import('./liveness.js')
+      const soon = new Date(Date.now() + 60_000)
+      expect(await checkHeartbeats(s.db, soon)).toEqual([])
+      const later = new Date(Date.now() + 20 * 60_000)
+      expect(await checkHeartbeats(s.db, later)).toEqual([a.agent_id])
+      expect(await checkHeartbeats(s.db, later), 'reported once, not on every check').toEqual([])
+      const vens = (await s.call('GET', `${O}/vens`)).json<
+        { conditions: { type: string }[]; status: string }[]
+      >()
+      expect(vens[0]?.conditions.map((c) => c.type)).toEqual(['agent.missed_heartbeats'])
+      expect(await checkHeartbeats(s.db, new Date(Date.now() + 2 * 3600_000))).toEqual([a.agent_id])
+      expect((await s.call('GET', `${O}/vens`)).json<{ status: string }[]>()[0]?.status).toBe(
+        'offline',
+      )
+      const bye = await s.app.inject({
+        method: 'POST',
+        url: `/agent/v1/agents/${a.agent_id}/goodbye`,
+        headers: { authorization: `Bearer ${a.token}`, 'content-type': 'application/json' },
+        payload: '{}',
+      })
+      expect(bye.statusCode).toBe(204)
+      expect(
+        (await s.call('GET', `${O}/events?event_type=agent.goodbye`)).json<unknown[]>(),
+      ).toHaveLength(1)
+    } finally {
+      await s.close()
+    }
+  })
+})

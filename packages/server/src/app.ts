@@ -2,6 +2,8 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { registerAgentChannel } from './agent-channel.js'
+import { registerMetrics } from './metrics.js'
+import { openApiDocument } from './openapi.js'
 import { registerEvents } from './api/events.js'
 import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
@@ -55,7 +57,7 @@ async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<
 
 export interface AppOptions {
   readonly https?: { key: string; cert: string }
-  readonly logger?: boolean
+  readonly logger?: boolean | { readonly level: string }
   /** Requests per minute per API user (the vendor's limit is 500); more get 429. */
   readonly ratePerMinute?: number
 }
@@ -112,11 +114,22 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     json(reply, 404, [{ token: 'not_found', message: `${req.method} ${req.url} does not exist` }]),
   )
 
+  const routes: { method: string; url: string }[] = []
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url })
+  })
+  registerMetrics(app, ctx.db, (req) => authenticate(ctx.db, req))
+  app.get('/api/v2/openapi.json', (_req, reply) => json(reply, 200, openApiDocument(routes)))
   const windows = new Map<string, { start: number; count: number }>()
   await app.register(
     (api, _opts, done) => {
       api.addHook('onRequest', async (req) => {
-        if (req.url === '/api/v2/health' || req.url === '/api/v2/product_version') return
+        if (
+          req.url === '/api/v2/health' ||
+          req.url === '/api/v2/product_version' ||
+          req.url === '/api/v2/openapi.json'
+        )
+          return
         await authenticate(ctx.db, req)
         const key = String(req.user?.id)
         const t = Date.now()

@@ -5,6 +5,7 @@ import { buildApp } from './app.js'
 import { openDb } from './db/open.js'
 import { HostPolicies } from './host-policies.js'
 import { AsyncJobs } from './http.js'
+import { checkHeartbeats } from './liveness.js'
 import { bootstrapOrg } from './store.js'
 import { ensureTls } from './tls.js'
 
@@ -49,7 +50,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let bound = { address: host, port }
   const app = await buildApp(
     { db, hostPolicies, jobs: new AsyncJobs(), agentEndpoint: () => bound },
-    { ...(tls && { https: { key: tls.keyPem, cert: tls.certPem } }) },
+    // Structured JSON logs (pino) of warnings and errors, such as a request that failed inside.
+    { logger: { level: 'warn' }, ...(tls && { https: { key: tls.keyPem, cert: tls.certPem } }) },
   )
   await app.listen({ host, port })
   const addr = app.server.address()
@@ -70,12 +72,20 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     })
   }
   await hostPolicies.recompute(1)
+  const liveness = setInterval(
+    () =>
+      void checkHeartbeats(db, new Date()).catch((e: Error) =>
+        log({ msg: 'heartbeat check failed', error: e.message }),
+      ),
+    60_000,
+  )
   log({ msg: 'server listening', url, database: describe, tls: tls ? tls.caCert : 'off' })
   return {
     app,
     url,
     bootstrapFile,
     close: async () => {
+      clearInterval(liveness)
       await app.close()
       await db.destroy()
     },

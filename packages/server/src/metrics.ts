@@ -1,0 +1,54 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Database } from './db/schema.js'
+
+/** Prometheus text exposition of what an operator watches: requests, agents, policy. */
+export function registerMetrics(
+  app: FastifyInstance,
+  db: Kysely<Database>,
+  guard: (req: FastifyRequest) => Promise<void>,
+): void {
+  const requests = new Map<string, number>()
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    const key = `method="${req.method}",route="${route}",status="${reply.statusCode}"`
+    requests.set(key, (requests.get(key) ?? 0) + 1)
+    done()
+  })
+  app.get('/metrics', async (req, reply) => {
+    await guard(req)
+    const agents = await db.selectFrom('agents').select(['status', 'last_heartbeat_at']).execute()
+    const synced = await db
+      .selectFrom('agents')
+      .innerJoin('host_policies', 'host_policies.workload_id', 'agents.workload_id')
+      .select(['agents.health', 'host_policies.hash'])
+      .execute()
+    const version = await db
+      .selectFrom('policy_versions')
+      .select(db.fn.max('version').as('v'))
+      .executeTakeFirst()
+    const byStatus = new Map<string, number>()
+    for (const a of agents) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1)
+    const inSync = synced.filter(
+      (s) => (JSON.parse(s.health) as { applied_hash?: string }).applied_hash === s.hash,
+    ).length
+    const lines = [
+      '# HELP palisade_http_requests_total HTTP requests answered, by method, route and status.',
+      '# TYPE palisade_http_requests_total counter',
+      ...[...requests].map(([k, v]) => `palisade_http_requests_total{${k}} ${v}`),
+      '# HELP palisade_agents Paired agents, by status.',
+      '# TYPE palisade_agents gauge',
+      ...[...byStatus].map(([k, v]) => `palisade_agents{status="${k}"} ${v}`),
+      '# HELP palisade_agents_synced Agents that applied and verified their current host policy.',
+      '# TYPE palisade_agents_synced gauge',
+      `palisade_agents_synced ${inSync}`,
+      '# HELP palisade_policy_version The newest provisioned policy version.',
+      '# TYPE palisade_policy_version gauge',
+      `palisade_policy_version ${Number(version?.v ?? 0)}`,
+    ]
+    return reply
+      .code(200)
+      .header('content-type', 'text/plain; version=0.0.4')
+      .send(`${lines.join('\n')}\n`)
+  })
+}

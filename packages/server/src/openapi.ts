@@ -1,0 +1,65 @@
+/**
+ * An OpenAPI 3 document of the routes this server actually has (collected as they register),
+ * so it cannot drift from the code. Object shapes follow Illumio Core's public API v2.
+ */
+export function openApiDocument(
+  routes: readonly { method: string; url: string }[],
+): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const r of routes) {
+    if (r.url === '/api/v2/openapi.json' || r.url === '*') continue
+    const path = r.url.replace(/:(\w+)/g, '{$1}')
+    const params = [...r.url.matchAll(/:(\w+)/g)].map((m) => ({
+      name: m[1],
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }))
+    const agent = r.url.startsWith('/agent/')
+    ;(paths[path] ??= {})[r.method.toLowerCase()] = {
+      operationId: `${r.method.toLowerCase()} ${path}`,
+      tags: [
+        agent
+          ? 'agent channel'
+          : (path.split('/')[5] ?? path.split('/')[3] ?? 'api').replace(/[{}]/g, ''),
+      ],
+      ...(params.length > 0 && { parameters: params }),
+      security: agent
+        ? [{ agentToken: [] }]
+        : path === '/api/v2/health' || path === '/api/v2/product_version'
+          ? []
+          : [{ apiKey: [] }],
+      responses: {
+        ...(r.method === 'POST'
+          ? { 201: { description: 'created' } }
+          : r.method === 'GET'
+            ? { 200: { description: 'ok (collections carry X-Total-Count)' } }
+            : { 204: { description: 'done, no body' } }),
+        401: { description: 'no valid credentials' },
+        403: { description: 'not your org, or not your agent' },
+        404: { description: 'no such object' },
+        406: { description: 'invalid input: [{token, message}]' },
+        429: { description: 'rate limited; see Retry-After' },
+      },
+    }
+  }
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'Palisade policy server',
+      version: '0.1.0',
+      description: "Illumio Core public API v2 compatible, plus Palisade's agent channel",
+    },
+    components: {
+      securitySchemes: {
+        apiKey: { type: 'http', scheme: 'basic', description: 'API key id and secret' },
+        agentToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: "an agent's own credential, from activation",
+        },
+      },
+    },
+    paths,
+  }
+}
