@@ -56,6 +56,8 @@ interface Index {
   readonly groups: ReadonlyMap<string, LabelGroup>
   readonly services: ReadonlyMap<string, Service>
   readonly ipLists: ReadonlyMap<string, IpList>
+  /** A rule side resolved in a scope is the same for every host: resolved once per snapshot. */
+  readonly sides: WeakMap<readonly Actor[], Map<readonly ScopeRef[] | null, Side>>
 }
 
 const inScope = (w: Workload, scope: readonly ScopeRef[], idx: Index) =>
@@ -84,7 +86,7 @@ function actorWorkloads(actor: Actor, w: Workload, idx: Index): boolean {
 }
 
 interface Side {
-  readonly workloads: readonly Workload[]
+  readonly workloads: ReadonlySet<Workload>
   readonly addresses: AddressSet | 'any'
 }
 
@@ -99,6 +101,20 @@ function resolveSide(
   scope: readonly ScopeRef[] | null,
   idx: Index,
 ): Side {
+  const byScope = idx.sides.get(actors) ?? new Map<readonly ScopeRef[] | null, Side>()
+  idx.sides.set(actors, byScope)
+  const cached = byScope.get(scope)
+  if (cached) return cached
+  const side = resolveSideUncached(actors, scope, idx)
+  byScope.set(scope, side)
+  return side
+}
+
+function resolveSideUncached(
+  actors: readonly Actor[],
+  scope: readonly ScopeRef[] | null,
+  idx: Index,
+): Side {
   const workloads = idx.snapshot.workloads.filter(
     (w) =>
       (scope === null || inScope(w, scope, idx)) && actors.some((a) => actorWorkloads(a, w, idx)),
@@ -108,13 +124,13 @@ function resolveSide(
     const list = idx.ipLists.get(a.href)
     return list ? [list] : []
   })
-  if (lists.some(ANY_IP_LIST)) return { workloads, addresses: 'any' }
+  if (lists.some(ANY_IP_LIST)) return { workloads: new Set(workloads), addresses: 'any' }
   // Exclusions apply within their own list only; workload addresses are normalised in one go.
   const addresses = unionAddressSets([
     ...lists.map((l) => addressSetOf(l.ranges)),
     addressSetOf(workloads.flatMap((wl) => wl.interfaces.map((i) => ({ from: i.address })))),
   ])
-  return { workloads, addresses }
+  return { workloads: new Set(workloads), addresses }
 }
 
 function resolveServices(refs: readonly ServiceRef[], idx: Index): ServicePort[] {
@@ -147,7 +163,7 @@ function rulesFor(w: Workload, rs: RuleSet, idx: Index): HostRule[] {
       const providers = resolveSide(rule.providers, scope, idx)
       const consumers = resolveSide(rule.consumers, rule.unscopedConsumers ? null : scope, idx)
       const services = resolveServices(rule.services, idx)
-      if (providers.workloads.includes(w)) {
+      if (providers.workloads.has(w)) {
         out.push({
           key: `${rule.href}#in`,
           ruleHref: rule.href,
@@ -157,7 +173,7 @@ function rulesFor(w: Workload, rs: RuleSet, idx: Index): HostRule[] {
           services,
         })
       }
-      if (consumers.workloads.includes(w)) {
+      if (consumers.workloads.has(w)) {
         out.push({
           key: `${rule.href}#out`,
           ruleHref: rule.href,
@@ -177,14 +193,31 @@ function rulesFor(w: Workload, rs: RuleSet, idx: Index): HostRule[] {
  * resolved to address sets. Pure: the same snapshot and workload always give the same result.
  */
 export function computeHostPolicy(snapshot: PolicySnapshot, workloadHref: string): HostPolicy {
-  const w = snapshot.workloads.find((x) => x.href === workloadHref)
-  if (!w) throw new Error(`workload ${workloadHref} is not in policy version ${snapshot.version}`)
+  return hostPolicyComputer(snapshot)(workloadHref)
+}
+
+/**
+ * Computes host policies for many workloads of one snapshot: the indexes and every resolved
+ * rule side are built once and shared, so N hosts cost about N rule walks, not N x N.
+ */
+export function hostPolicyComputer(snapshot: PolicySnapshot): (workloadHref: string) => HostPolicy {
   const idx: Index = {
     snapshot,
     groups: new Map(snapshot.labelGroups.map((g) => [g.href, g])),
     services: new Map(snapshot.services.map((s) => [s.href, s])),
     ipLists: new Map(snapshot.ipLists.map((l) => [l.href, l])),
+    sides: new WeakMap(),
   }
+  const byHref = new Map(snapshot.workloads.map((w) => [w.href, w]))
+  return (workloadHref) => {
+    const w = byHref.get(workloadHref)
+    if (!w) throw new Error(`workload ${workloadHref} is not in policy version ${snapshot.version}`)
+    return hostPolicyFor(w, idx)
+  }
+}
+
+function hostPolicyFor(w: Workload, idx: Index): HostPolicy {
+  const snapshot = idx.snapshot
   const byKey = new Map<string, HostRule>()
   for (const rs of snapshot.ruleSets) {
     if (!rs.enabled) continue

@@ -11,7 +11,6 @@ import { Checker, isObj } from './validate.js'
 /** The agent channel: ours, not Illumio's private protocol. Every route names the agent. */
 export const AGENT_PREFIX = '/agent/v1'
 const LONG_POLL_MS = 25_000
-const ACTIVATIONS_PER_MINUTE = 20
 const AGENT_EVENT_TYPES = new Set([
   'agent.tampering',
   'agent.firewall_apply_failed',
@@ -28,7 +27,11 @@ interface AgentAuth {
   readonly hostname: string
 }
 
-export function registerAgentChannel(app: FastifyInstance, ctx: AppContext): void {
+export function registerAgentChannel(
+  app: FastifyInstance,
+  ctx: AppContext,
+  activationsPerMinute: number,
+): void {
   const { db } = ctx
   const attempts = new Map<string, { start: number; count: number }>()
 
@@ -64,7 +67,7 @@ export function registerAgentChannel(app: FastifyInstance, ctx: AppContext): voi
     const t = Date.now()
     const w = attempts.get(req.ip)
     if (!w || t - w.start > 60_000) attempts.set(req.ip, { start: t, count: 1 })
-    else if (++w.count > ACTIVATIONS_PER_MINUTE)
+    else if (++w.count > activationsPerMinute)
       throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
     const body = bodyObject(req)
     const c = new Checker()

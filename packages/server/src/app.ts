@@ -60,6 +60,8 @@ export interface AppOptions {
   readonly logger?: boolean | { readonly level: string }
   /** Requests per minute per API user (the vendor's limit is 500); more get 429. */
   readonly ratePerMinute?: number
+  /** Agent activation attempts per minute per source address (default 20). */
+  readonly activationsPerMinute?: number
 }
 
 export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<FastifyInstance> {
@@ -147,6 +149,6 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     },
     { prefix: '/api/v2' },
   )
-  registerAgentChannel(app, ctx)
+  registerAgentChannel(app, ctx, opts.activationsPerMinute ?? 20)
   return app
 }

@@ -1,5 +1,5 @@
 import type { HostPolicy, PolicySnapshot, Workload } from '@palisade/model'
-import { computeHostPolicy, resolveMode } from '@palisade/model'
+import { hostPolicyComputer, resolveMode } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { EventEmitter } from 'node:events'
 import { sha256 } from './crypto.js'
@@ -102,29 +102,42 @@ export class HostPolicies {
       ).map((r) => [r.workload_id, r.hash]),
     )
     const changed: string[] = []
+    const compute = hostPolicyComputer(snap)
+    const rows: Database['host_policies'][] = []
     for (const { id } of managed) {
-      const policy = computeHostPolicy(snap, workloadHref(org, id))
+      const policy = compute(workloadHref(org, id))
       const text = JSON.stringify(policy)
       const hash = sha256(text).slice(0, 16)
       if (stored.get(id) === hash) continue
-      await this.db
-        .insertInto('host_policies')
-        .values({
-          workload_id: id,
-          org_id: org,
-          version: policy.version,
-          hash,
-          policy: text,
-          updated_at: now(),
-        })
-        .onConflict((oc) =>
-          oc
-            .column('workload_id')
-            .doUpdateSet({ version: policy.version, hash, policy: text, updated_at: now() }),
-        )
-        .execute()
+      rows.push({
+        workload_id: id,
+        org_id: org,
+        version: policy.version,
+        hash,
+        policy: text,
+        updated_at: now(),
+      })
       changed.push(id)
     }
+    // One transaction: one commit (and one fsync) for every changed host, and all or none.
+    await this.db.transaction().execute(async (tx) => {
+      for (const r of rows) {
+        await tx
+          .insertInto('host_policies')
+          .values(r)
+          .onConflict((oc) =>
+            oc
+              .column('workload_id')
+              .doUpdateSet({
+                version: r.version,
+                hash: r.hash,
+                policy: r.policy,
+                updated_at: r.updated_at,
+              }),
+          )
+          .execute()
+      }
+    })
     for (const id of changed) this.#hub.emit(`changed:${id}`)
     return changed.length
   }

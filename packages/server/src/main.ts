@@ -17,6 +17,10 @@ export interface ServerOptions {
   readonly database?: string
   readonly tls: 'auto' | 'off'
   readonly log?: (line: Record<string, unknown>) => void
+  /** API requests per minute per user (default 500, the vendor's limit). */
+  readonly ratePerMinute?: number
+  /** Agent activation attempts per minute per address (default 20). */
+  readonly activationsPerMinute?: number
 }
 
 export interface RunningServer {
@@ -51,7 +55,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const app = await buildApp(
     { db, hostPolicies, jobs: new AsyncJobs(), agentEndpoint: () => bound },
     // Structured JSON logs (pino) of warnings and errors, such as a request that failed inside.
-    { logger: { level: 'warn' }, ...(tls && { https: { key: tls.keyPem, cert: tls.certPem } }) },
+    {
+      logger: { level: 'warn' },
+      ...(o.ratePerMinute !== undefined && { ratePerMinute: o.ratePerMinute }),
+      ...(o.activationsPerMinute !== undefined && { activationsPerMinute: o.activationsPerMinute }),
+      ...(tls && { https: { key: tls.keyPem, cert: tls.certPem } }),
+    },
   )
   await app.listen({ host, port })
   const addr = app.server.address()

@@ -1,0 +1,246 @@
+/**
+ * Policy-server figures, on loopback over TLS, against an in-process server on a real store:
+ * API reads and writes per second (SQLite and PostgreSQL), provision-to-applied latency for
+ * N simulated agents (each long-polls its policy and reports the applied hash), and heartbeats
+ * per second sustained with zero loss.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { Agent, request } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startServer } from '@palisade/server'
+import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
+import { summary } from './stats.js'
+
+const AGENTS = Number(process.env.PALISADE_BENCH_AGENTS ?? 1000)
+const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 5)
+
+interface Client {
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    auth?: string,
+  ): Promise<{ status: number; body: unknown }>
+}
+
+function client(url: string, ca: string, basic: string): Client {
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, ca })
+  return {
+    call: (method, path, body, auth) =>
+      new Promise((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body)
+        const req = request(
+          `${url}${path}`,
+          {
+            method,
+            agent,
+            ca,
+            headers: {
+              authorization: auth ?? basic,
+              ...(payload !== undefined && { 'content-type': 'application/json' }),
+            },
+            timeout: 60_000,
+          },
+          (res) => {
+            let text = ''
+            res.on('data', (c: Buffer) => (text += c.toString()))
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body:
+                  text && res.headers['content-type'] === 'application/json'
+                    ? (JSON.parse(text) as unknown)
+                    : text,
+              }),
+            )
+          },
+        )
+        req.on('error', reject)
+        req.end(payload)
+      }),
+  }
+}
+
+/** Calls `f` from `workers` loops for `seconds`; returns completed calls per second and failures. */
+async function rate(
+  seconds: number,
+  workers: number,
+  f: (i: number) => Promise<boolean>,
+): Promise<{ perSecond: number; failures: number }> {
+  const end = performance.now() + seconds * 1000
+  let ok = 0
+  let failures = 0
+  let n = 0
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < end) {
+        if (await f(n++)) ok++
+        else failures++
+      }
+    }),
+  )
+  return { perSecond: Math.round(ok / ((performance.now() - t0) / 1000)), failures }
+}
+
+async function withServer<T>(
+  database: string | undefined,
+  f: (c: Client, url: string, ca: string) => Promise<T>,
+): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-'))
+  const server = await startServer({
+    listen: '127.0.0.1:0',
+    dataDir: dir,
+    tls: 'auto',
+    ratePerMinute: 1e12,
+    activationsPerMinute: 1e12,
+    ...(database && { database }),
+  })
+  try {
+    const { readFile } = await import('node:fs/promises')
+    const boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as {
+      api_user: string
+      api_secret: string
+      ca_cert: string
+    }
+    const ca = await readFile(boot.ca_cert, 'utf8')
+    return await f(
+      client(
+        server.url,
+        ca,
+        `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
+      ),
+      server.url,
+      ca,
+    )
+  } finally {
+    await server.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function apiRates(c: Client) {
+  let k = 0
+  const writes = await rate(
+    SECONDS,
+    8,
+    async () =>
+      (
+        await c.call('POST', '/api/v2/orgs/1/labels', {
+          key: 'bench',
+          value: `v${k++}-${Math.random()}`,
+        })
+      ).status === 201,
+  )
+  const reads = await rate(
+    SECONDS,
+    8,
+    async () => (await c.call('GET', '/api/v2/orgs/1/labels?max_results=50')).status === 200,
+  )
+  return {
+    readsPerSecond: reads.perSecond,
+    writesPerSecond: writes.perSecond,
+    failures: reads.failures + writes.failures,
+  }
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = { agents: AGENTS, seconds: SECONDS }
+  out.sqlite = await withServer(undefined, apiRates)
+  const pg = await startTestPostgres()
+  try {
+    out.postgres = await withServer(await pg.freshDatabase(), apiRates)
+  } finally {
+    await pg.stop()
+  }
+  out.simulatedAgents = await withServer(undefined, async (c) => {
+    const label = (await c.call('POST', '/api/v2/orgs/1/labels', { key: 'role', value: 'sim' }))
+      .body as { href: string }
+    const p = (
+      await c.call('POST', '/api/v2/orgs/1/pairing_profiles', {
+        name: 'sim',
+        enforcement_mode: 'full',
+        labels: [{ href: label.href }],
+      })
+    ).body as { href: string }
+    const code = (
+      (await c.call('POST', `/api/v2${p.href}/pairing_key`, {})).body as { activation_code: string }
+    ).activation_code
+    const agents: { id: string; auth: string; hash: string }[] = []
+    const octet = (i: number) => `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
+    for (let i = 0; i < AGENTS; i++) {
+      // an unlimited key: each simulated agent activates with the same code
+      const r = (
+        await c.call('POST', '/agent/v1/activate', {
+          activation_code: code,
+          hostname: `sim${i}`,
+          interfaces: [{ name: 'eth0', address: octet(i + 256) }],
+        })
+      ).body as { agent_id: string; token: string }
+      agents.push({ id: r.agent_id, auth: `Bearer ${r.token}`, hash: '' })
+    }
+    for (const a of agents)
+      a.hash = (
+        (await c.call('GET', `/agent/v1/agents/${a.id}/policy?wait=0`, undefined, a.auth)).body as {
+          hash: string
+        }
+      ).hash
+    // every agent waits for its next policy, then reports it applied
+    let provisionedAt = 0
+    const latencies: number[] = []
+    const waiting = agents.map(async (a) => {
+      const r = await c.call(
+        'GET',
+        `/agent/v1/agents/${a.id}/policy?known=${a.hash}&wait=25`,
+        undefined,
+        a.auth,
+      )
+      if (r.status !== 200) return
+      const got = r.body as { hash: string; policy: { version: number } }
+      await c.call(
+        'POST',
+        `/agent/v1/agents/${a.id}/status`,
+        { applied: { version: got.policy.version, hash: got.hash, mode: 'exclusive' } },
+        a.auth,
+      )
+      latencies.push(performance.now() - provisionedAt)
+    })
+    await new Promise((r) => setTimeout(r, 1000))
+    const rs = (
+      await c.call('POST', '/api/v2/orgs/1/sec_policy/draft/rule_sets', { name: 'sim', scopes: [] })
+    ).body as { href: string }
+    await c.call('POST', `/api/v2${rs.href}/sec_rules`, {
+      providers: [{ label: { href: label.href } }],
+      consumers: [{ label: { href: label.href } }],
+      ingress_services: [{ port: 5432, proto: 6 }],
+    })
+    provisionedAt = performance.now()
+    const prov = await c.call('POST', '/api/v2/orgs/1/sec_policy', {})
+    const provisionMs = performance.now() - provisionedAt
+    await Promise.all(waiting)
+    const hb = await rate(SECONDS, 16, async (i) => {
+      const a = agents[i % agents.length]
+      return (
+        !!a &&
+        (
+          await c.call(
+            'POST',
+            `/agent/v1/agents/${a.id}/status`,
+            { health: { health: 'healthy' } },
+            a.auth,
+          )
+        ).status === 204
+      )
+    })
+    return {
+      provisionStatus: prov.status,
+      provisionCallMs: Math.round(provisionMs),
+      agentsSynced: latencies.length,
+      provisionToSyncedMs: summary(latencies),
+      heartbeatsPerSecond: hb.perSecond,
+      heartbeatFailures: hb.failures,
+    }
+  })
+  return out
+}
