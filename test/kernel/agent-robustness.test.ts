@@ -138,7 +138,7 @@ describe('agent robustness (real kernel)', () => {
       // The kill must land both before and after the commit for the test to mean anything.
       expect(outcomes.old).toBeGreaterThan(0)
       expect(outcomes.new).toBeGreaterThan(0)
-    })
+    }, 600_000)
   }
 
   for (const holdSeconds of [2, 30]) {
