@@ -429,3 +429,40 @@ describe('operations', () => {
     }
   })
 })
+
+describe('activation limits', () => {
+  it('refuses an expired activation code, and throttles activation attempts per address', async () => {
+    const s = await testServer()
+    try {
+      const p = (
+        await s.call('POST', `${O}/pairing_profiles`, { name: 'short', key_lifespan: 1 })
+      ).json<{ href: string }>()
+      const code = (await s.call('POST', `/api/v2${p.href}/pairing_key`, {})).json<{
+        activation_code: string
+      }>().activation_code
+      await new Promise((r) => setTimeout(r, 1100))
+      const activate = (c: string) =>
+        s.app.inject({
+          method: 'POST',
+          url: '/agent/v1/activate',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ activation_code: c, hostname: 'late' }),
+        })
+      expect((await activate(code)).json()).toEqual([
+        { token: 'activation_code_expired', message: expect.stringContaining('expired') as string },
+      ])
+      const codes = []
+      // 20 attempts a minute per address: the expired one above and 19 guesses
+      for (let i = 0; i < 19; i++) codes.push((await activate(`guess-${i}`)).statusCode)
+      expect(codes.every((c) => c === 406)).toBe(true)
+      const throttled = await activate('guess-21')
+      expect(throttled.statusCode).toBe(429)
+      expect(throttled.headers['retry-after']).toBeDefined()
+      expect((await s.call('GET', `${O}/workloads?max_results=0`)).headers['x-total-count']).toBe(
+        '0',
+      )
+    } finally {
+      await s.close()
+    }
+  })
+})

@@ -126,14 +126,12 @@ export class HostPolicies {
           .insertInto('host_policies')
           .values(r)
           .onConflict((oc) =>
-            oc
-              .column('workload_id')
-              .doUpdateSet({
-                version: r.version,
-                hash: r.hash,
-                policy: r.policy,
-                updated_at: r.updated_at,
-              }),
+            oc.column('workload_id').doUpdateSet({
+              version: r.version,
+              hash: r.hash,
+              policy: r.policy,
+              updated_at: r.updated_at,
+            }),
           )
           .execute()
       }
