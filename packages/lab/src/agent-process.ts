@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stopChild } from './child.js'
 
 const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url))
 
@@ -239,14 +240,8 @@ export class LabAgent {
     this.#child?.kill('SIGHUP')
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.#child
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
-    await new Promise<void>((resolve) => {
-      child.once('close', () => resolve())
-      child.kill(signal)
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref()
-    })
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return stopChild(this.#child, signal)
   }
 
   async cleanup(): Promise<void> {

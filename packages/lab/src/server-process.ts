@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stopChild } from './child.js'
 import { waitFor } from './agent-process.js'
 import { LabPeer } from './peer.js'
 
@@ -109,14 +110,8 @@ export class LabServer {
     )
   }
 
-  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.#child
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
-    await new Promise<void>((resolve) => {
-      child.once('close', () => resolve())
-      child.kill(signal)
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref()
-    })
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return stopChild(this.#child, signal)
   }
 
   async cleanup(): Promise<void> {

@@ -29,6 +29,16 @@ const OBJECT_TYPES = POLICY_TYPES.filter(
   (t): t is Exclude<PolicyType, 'firewall_settings'> => t !== 'firewall_settings',
 )
 const RULE_KINDS = { sec_rules: 'sec_rule', deny_rules: 'deny_rule' } as const
+/** The columns a policy version shows (its snapshot stays in the store). */
+const VERSION_COLUMNS = [
+  'org_id',
+  'version',
+  'commit_message',
+  'created_at',
+  'created_by',
+  'object_counts',
+  'workloads_affected',
+] as const
 type RuleKind = keyof typeof RULE_KINDS
 
 const base = (org: number, pv: string) => `/orgs/${org}/sec_policy/${pv}`
@@ -551,15 +561,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const rows = await db
       .selectFrom('policy_versions')
-      .select([
-        'org_id',
-        'version',
-        'commit_message',
-        'created_at',
-        'created_by',
-        'object_counts',
-        'workloads_affected',
-      ])
+      .select(VERSION_COLUMNS)
       .where('org_id', '=', org)
       .orderBy('version', 'desc')
       .execute()
@@ -572,15 +574,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
     if (!/^\d+$/.test(v)) throw notFound(base(org, v))
     const row = await db
       .selectFrom('policy_versions')
-      .select([
-        'org_id',
-        'version',
-        'commit_message',
-        'created_at',
-        'created_by',
-        'object_counts',
-        'workloads_affected',
-      ])
+      .select(VERSION_COLUMNS)
       .where('org_id', '=', org)
       .where('version', '=', Number(v))
       .executeTakeFirst()
@@ -722,15 +716,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
       .execute()
     const row = await db
       .selectFrom('policy_versions')
-      .select([
-        'org_id',
-        'version',
-        'commit_message',
-        'created_at',
-        'created_by',
-        'object_counts',
-        'workloads_affected',
-      ])
+      .select(VERSION_COLUMNS)
       .where('org_id', '=', org)
       .where('version', '=', version)
       .executeTakeFirstOrThrow()
