@@ -155,25 +155,37 @@ export async function run(): Promise<Record<string, unknown>> {
     await pg.stop()
   }
   out.simulatedAgents = await withServer(undefined, async (c) => {
-    const label = (await c.call('POST', '/api/v2/orgs/1/labels', { key: 'role', value: 'sim' }))
-      .body as { href: string }
-    const p = (
-      await c.call('POST', '/api/v2/orgs/1/pairing_profiles', {
-        name: 'sim',
-        enforcement_mode: 'full',
-        labels: [{ href: label.href }],
-      })
-    ).body as { href: string }
-    const code = (
-      (await c.call('POST', `/api/v2${p.href}/pairing_key`, {})).body as { activation_code: string }
-    ).activation_code
+    // 1 % database hosts serving 99 % web hosts: each db host's policy lists every web host.
+    const label = async (value: string) =>
+      (
+        (await c.call('POST', '/api/v2/orgs/1/labels', { key: 'role', value })).body as {
+          href: string
+        }
+      ).href
+    const web = await label('sim-web')
+    const db = await label('sim-db')
+    const codeFor = async (l: string, name: string) => {
+      const p = (
+        await c.call('POST', '/api/v2/orgs/1/pairing_profiles', {
+          name,
+          enforcement_mode: 'full',
+          labels: [{ href: l }],
+        })
+      ).body as { href: string }
+      return (
+        (await c.call('POST', `/api/v2${p.href}/pairing_key`, {})).body as {
+          activation_code: string
+        }
+      ).activation_code
+    }
+    const codes = { web: await codeFor(web, 'sim-web'), db: await codeFor(db, 'sim-db') }
     const agents: { id: string; auth: string; hash: string }[] = []
     const octet = (i: number) => `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
     for (let i = 0; i < AGENTS; i++) {
-      // an unlimited key: each simulated agent activates with the same code
+      // unlimited keys: each simulated agent activates with its role's code
       const r = (
         await c.call('POST', '/agent/v1/activate', {
-          activation_code: code,
+          activation_code: i % 100 === 0 ? codes.db : codes.web,
           hostname: `sim${i}`,
           interfaces: [{ name: 'eth0', address: octet(i + 256) }],
         })
@@ -206,13 +218,13 @@ export async function run(): Promise<Record<string, unknown>> {
       )
       latencies.push(performance.now() - provisionedAt)
     })
-    await new Promise((r) => setTimeout(r, 1000))
+    await new Promise((r) => setTimeout(r, 1000 + AGENTS / 10))
     const rs = (
       await c.call('POST', '/api/v2/orgs/1/sec_policy/draft/rule_sets', { name: 'sim', scopes: [] })
     ).body as { href: string }
     await c.call('POST', `/api/v2${rs.href}/sec_rules`, {
-      providers: [{ label: { href: label.href } }],
-      consumers: [{ label: { href: label.href } }],
+      providers: [{ label: { href: db } }],
+      consumers: [{ label: { href: web } }],
       ingress_services: [{ port: 5432, proto: 6 }],
     })
     provisionedAt = performance.now()

@@ -249,3 +249,54 @@ describe('end to end: server, three paired agents, policy, modes', () => {
     expect(got[0]?.created_by).toMatchObject({ agent: { hostname: expect.any(String) as string } })
   })
 })
+
+describe('end to end: unpair from the server', () => {
+  it('tells the agent, which restores the firewall as asked, forgets itself, and leaves', async () => {
+    const lab = await Lab.create(['srv', 'u1'])
+    const server = await LabServer.start(lab.host('srv').ns, lab.host('srv').ip4)
+    let agent: LabAgent | undefined
+    try {
+      const api = (method: string, path: string, body?: unknown) =>
+        server.api(method, path, body)
+      const p = (
+        await api('POST', '/api/v2/orgs/1/pairing_profiles', {
+          name: 'u',
+          enforcement_mode: 'full',
+        })
+      ).body as Json
+      const code = String(
+        ((await api('POST', `/api/v2${String(p.href)}/pairing_key`, {})).body as Json)
+          .activation_code,
+      )
+      agent = await Agent.pair(lab.host('u1').ns, 'nftables', server, code, { heartbeatMs: 1000 })
+      await agent.waitHealthy()
+      const vens = (await api('GET', '/api/v2/orgs/1/vens')).body as Json[]
+      expect(
+        (
+          await api('PUT', '/api/v2/orgs/1/vens/unpair', {
+            vens: [{ href: vens[0]?.href }],
+            firewall_restore: 'closed',
+          })
+        ).status,
+      ).toBe(204)
+      await waitFor(
+        'the agent to leave',
+        () => Promise.resolve(!agent?.running ? true : undefined),
+        60_000,
+        100,
+      )
+      const tables = await runChecked(lab.host('u1').run, 'nft', ['list', 'tables'])
+      expect(tables).toContain('palisade_closed')
+      expect(tables).not.toMatch(/inet palisade$/m)
+      expect((await api('GET', '/api/v2/orgs/1/vens')).body).toEqual([])
+      expect(
+        ((await api('GET', '/api/v2/orgs/1/events?event_type=agents.unpair')).body as unknown[])
+          .length,
+      ).toBe(1)
+    } finally {
+      await agent?.cleanup()
+      await server.cleanup()
+      await lab.destroy()
+    }
+  })
+})

@@ -3,7 +3,7 @@ import { BACKENDS, compile } from '@palisade/firewall'
 import type { Failsafe, HostPolicy, ServicePort } from '@palisade/model'
 import { hostPolicyFromLocalFile } from '@palisade/model'
 import { existsSync, unwatchFile, watchFile } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import type { BackendChoice } from './detect.js'
 import { chooseBackend, countRules } from './detect.js'
 import type { EnforcementStatus } from './enforcer.js'
@@ -11,7 +11,7 @@ import { Enforcer, event } from './enforcer.js'
 import { EventLog } from './events.js'
 import type { Runner } from './exec.js'
 import { activeServices, installedTools, readOsRelease } from './host-facts.js'
-import { saveForeignRuleset } from './netfilter/foreign-save.js'
+import { restoreFirewall, saveForeignRuleset } from './netfilter/foreign-save.js'
 import { readHost } from './netfilter/read-host.js'
 import type { ServerConfig } from './server-client.js'
 import { ServerLink } from './server-link.js'
@@ -96,6 +96,8 @@ export interface RunAgentOptions {
   readonly policyFile?: string
   readonly backend?: Backend | 'auto'
   readonly log: (line: Record<string, unknown>) => void
+  /** Called once the server unpaired this agent and it cleaned up (the CLI exits then). */
+  readonly onUnpaired?: () => void
 }
 
 interface Detected {
@@ -348,6 +350,21 @@ export async function runAgent(
           if (confirmed) adopt(confirmed, 'last confirmed policy (rolled back)')
         },
         onChange: () => writeStatus(enforcer.status),
+        onUnpair: (mode) => {
+          o.log({ msg: 'unpaired by the server', firewall_restore: mode })
+          enforcer.stop()
+          const tcp = config.managementPorts
+            .filter((sp) => sp.proto === 6 && sp.port !== undefined)
+            .map((sp) => sp.port as number)
+          void restoreFirewall(o.run, choice.backend, mode, paths.saved, tcp)
+            .catch(logError('restoring the firewall after unpair failed'))
+            .then(() => link?.stop())
+            .then(async () => {
+              process.off('SIGHUP', onHup)
+              await rm(paths.dir, { recursive: true, force: true })
+              o.onUnpaired?.()
+            })
+        },
       })
       link.start(known?.hash)
     }

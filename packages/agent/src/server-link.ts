@@ -37,6 +37,8 @@ export interface ServerLinkOptions {
   readonly onConfirmed: (good: KnownGood) => void
   readonly onRollback: (reason: string) => void
   readonly onChange: () => void
+  /** The server unpaired this agent: restore the firewall as asked and forget everything. */
+  readonly onUnpair: (firewallRestore: 'default' | 'saved' | 'open' | 'closed') => void
 }
 
 const MAX_EVENT_BATCH = 500
@@ -120,6 +122,14 @@ export class ServerLink {
           this.#known = hash
           if (hash !== this.#rejected) this.#o.onPolicy(policy, hash)
           continue
+        }
+        if (r.status === 410) {
+          const mode = (r.body as { unpair?: { firewall_restore?: string } }).unpair
+            ?.firewall_restore
+          this.#o.onUnpair(
+            mode === 'saved' || mode === 'open' || mode === 'closed' ? mode : 'default',
+          )
+          return
         }
         if (r.status === 304) {
           this.#contact(true)

@@ -115,6 +115,8 @@ export function agentCommands(program: Command): void {
         stateDir: opts.stateDir,
         run: runLocal,
         log,
+        // Unpaired by the server: the agent cleaned up and has nothing left to do.
+        onUnpaired: () => process.exit(0),
         ...(opts.policyFile && { policyFile: opts.policyFile }),
         ...(opts.backend && { backend: opts.backend }),
       })

@@ -59,6 +59,14 @@ export function registerAgentChannel(
       throw forbidden('an agent may read and write only its own data')
     return { id: row.id, org: row.org_id, workloadId: row.workload_id, hostname: row.hostname }
   }
+  const unpairRequested = async (id: string) => {
+    const row = await db
+      .selectFrom('agents')
+      .select('status')
+      .where('id', '=', id)
+      .executeTakeFirst()
+    return row?.status.startsWith('unpairing:') ? row.status.slice('unpairing:'.length) : undefined
+  }
   const agentActor = (a: AgentAuth) => ({
     agent: { href: `/orgs/${a.org}/agents/${a.id}`, hostname: a.hostname },
   })
@@ -193,6 +201,8 @@ export function registerAgentChannel(
     const wait = Math.min(Number(q.wait ?? LONG_POLL_MS / 1000), LONG_POLL_MS / 1000) * 1000
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
+    const unpair = await unpairRequested(a.id)
+    if (unpair) return json(reply, 410, { unpair: { firewall_restore: unpair } })
     const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
     if (!got) return reply.code(304).send()
     return json(reply, 200, got)
@@ -219,7 +229,8 @@ export function registerAgentChannel(
     await db
       .updateTable('agents')
       .set({
-        status: 'active',
+        // A pending unpair stays pending until the agent says goodbye.
+        ...(!(await unpairRequested(a.id)) && { status: 'active' }),
         last_heartbeat_at: ts,
         ...(applied && {
           applied_version: applied.version as number,

@@ -407,7 +407,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
       hostname: w.hostname,
       uid: a.id,
       os_platform: w.os_platform,
-      status: a.status,
+      status: a.status.startsWith('unpairing:') ? 'active' : a.status,
       ven_type: w.agent_type,
       activation_type: 'pairing_key',
       version: '0.1.0',
@@ -444,6 +444,51 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
       .map((r) => venView(org, r, { ...(r as unknown as Row), id: r.wid }))
     return collection(req, reply, ctx.jobs, org, out)
   })
+  /**
+   * Unpairs agents: each is told on its next policy request, restores the firewall as asked
+   * (`firewall_restore`: default, saved, open or closed) and forgets its credential.
+   */
+  api.put('/orgs/:org/vens/unpair', async (req, reply) => {
+    const org = orgOf(req)
+    const body = bodyObject(req)
+    const c = new Checker()
+    c.only(body, '$', ['vens', 'firewall_restore'])
+    const mode =
+      c.oneOf(body, 'firewall_restore', '$', ['default', 'saved', 'open', 'closed']) ?? 'default'
+    const hrefs = (c.array(body, 'vens', '$', { required: true, max: 1000 }) ?? []).map((x, i) =>
+      c.hrefRef(x, `$.vens[${i}]`),
+    )
+    c.done()
+    const ids = hrefs.map((h) => (h ?? '').split('/').pop() ?? '')
+    const found = await db
+      .selectFrom('agents')
+      .select('id')
+      .where('org_id', '=', org)
+      .where('id', 'in', ids.length > 0 ? ids : [''])
+      .execute()
+    const missing = hrefs.filter((h, i) => !found.some((f) => f.id === ids[i]))
+    if (missing.length > 0) throw invalidOne('invalid_ven', `no such VEN: ${missing.join(', ')}`)
+    await db.transaction().execute(async (tx) => {
+      for (const { id } of found) {
+        await tx
+          .updateTable('agents')
+          .set({ status: `unpairing:${mode}` })
+          .where('id', '=', id)
+          .execute()
+      }
+      await recordEvent(tx, org, {
+        event_type: 'agents.unpair',
+        created_by: userActor(req),
+        resource_changes: found.map(({ id }) =>
+          resourceChange('ven', `/orgs/${org}/vens/${id}`, 'update', undefined, {
+            firewall_restore: mode,
+          }),
+        ),
+      })
+    })
+    return reply.code(204).send()
+  })
+
   api.get('/orgs/:org/vens/:id', async (req, reply) => {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
