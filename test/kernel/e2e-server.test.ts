@@ -256,8 +256,7 @@ describe('end to end: unpair from the server', () => {
     const server = await LabServer.start(lab.host('srv').ns, lab.host('srv').ip4)
     let agent: LabAgent | undefined
     try {
-      const api = (method: string, path: string, body?: unknown) =>
-        server.api(method, path, body)
+      const api = (method: string, path: string, body?: unknown) => server.api(method, path, body)
       const p = (
         await api('POST', '/api/v2/orgs/1/pairing_profiles', {
           name: 'u',
@@ -288,7 +287,13 @@ describe('end to end: unpair from the server', () => {
       const tables = await runChecked(lab.host('u1').run, 'nft', ['list', 'tables'])
       expect(tables).toContain('palisade_closed')
       expect(tables).not.toMatch(/inet palisade$/m)
-      expect((await api('GET', '/api/v2/orgs/1/vens')).body).toEqual([])
+      const types = ((await api('GET', '/api/v2/orgs/1/events')).body as Json[]).map(
+        (e) => e.event_type,
+      )
+      expect(
+        (await api('GET', '/api/v2/orgs/1/vens')).body,
+        `${agent.log.slice(-1500)} events: ${types.join(',')}`,
+      ).toEqual([])
       expect(
         ((await api('GET', '/api/v2/orgs/1/events?event_type=agents.unpair')).body as unknown[])
           .length,

@@ -204,6 +204,8 @@ export function registerAgentChannel(
     const unpair = await unpairRequested(a.id)
     if (unpair) return json(reply, 410, { unpair: { firewall_restore: unpair } })
     const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
+    const unpairNow = await unpairRequested(a.id)
+    if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
     if (!got) return reply.code(304).send()
     return json(reply, 200, got)
   })
@@ -251,6 +253,28 @@ export function registerAgentChannel(
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
   app.post(`${AGENT_PREFIX}/agents/:agent/goodbye`, async (req, reply) => {
     const a = await agentAuth(req)
+    if (await unpairRequested(a.id)) {
+      // The agent restored the firewall and forgot its credential: it is gone for good.
+      await db.transaction().execute(async (tx) => {
+        await tx.deleteFrom('host_policies').where('workload_id', '=', a.workloadId).execute()
+        await tx.deleteFrom('agents').where('id', '=', a.id).execute()
+        await tx.deleteFrom('workloads').where('id', '=', a.workloadId).execute()
+        await recordEvent(tx, a.org, {
+          event_type: 'agent.deactivate',
+          created_by: agentActor(a),
+          resource_changes: [
+            resourceChange(
+              'workload',
+              workloadHref(a.org, a.workloadId),
+              'delete',
+              { hostname: a.hostname },
+              undefined,
+            ),
+          ],
+        })
+      })
+      return reply.code(204).send()
+    }
     await recordEvent(db, a.org, {
       event_type: 'agent.goodbye',
       created_by: agentActor(a),

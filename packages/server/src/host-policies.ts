@@ -170,6 +170,7 @@ export class HostPolicies {
         clearTimeout(timer)
         clearInterval(poll)
         this.#hub.off(`changed:${workloadId}`, check)
+        this.#hub.off(`kick:${workloadId}`, onAbort)
         signal.removeEventListener('abort', onAbort)
         resolve(value)
       }
@@ -182,8 +183,14 @@ export class HostPolicies {
       const timer = setTimeout(onAbort, ms)
       const poll = setInterval(check, 500)
       this.#hub.on(`changed:${workloadId}`, check)
+      this.#hub.once(`kick:${workloadId}`, onAbort)
       signal.addEventListener('abort', onAbort)
     })
+  }
+
+  /** Ends a waiting long-poll at once (the agent then asks again and learns, say, of an unpair). */
+  kick(workloadId: string): void {
+    this.#hub.emit(`kick:${workloadId}`)
   }
 
   /** The mode a workload gets from the active firewall settings, and why. */

@@ -486,6 +486,12 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         ),
       })
     })
+    const wl = await db
+      .selectFrom('agents')
+      .select('workload_id')
+      .where('id', 'in', found.map((f) => f.id).concat(''))
+      .execute()
+    for (const w of wl) ctx.hostPolicies.kick(w.workload_id)
     return reply.code(204).send()
   })
 
