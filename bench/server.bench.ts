@@ -194,7 +194,8 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     for (const a of agents)
       a.hash = (
-        (await c.call('GET', `/agent/v1/agents/${a.id}/policy?wait=0`, undefined, a.auth)).body as {
+        (await c.call('GET', `/agent/v1/agents/${a.id}/policy?wait=10`, undefined, a.auth))
+          .body as {
           hash: string
         }
       ).hash

@@ -185,7 +185,9 @@ export function registerAgentChannel(
       })
       return { org, agentId, workloadId, token: `${agentId}.${secret}` }
     })
-    await ctx.hostPolicies.recompute(result.org)
+    // Not awaited: the new agent's first policy request waits for its host policy anyway, and
+    // activations in a burst share one recompute.
+    ctx.hostPolicies.recompute(result.org).catch((e: Error) => req.log.error(e))
     return json(reply, 201, {
       agent_id: result.agentId,
       workload_href: workloadHref(result.org, result.workloadId),

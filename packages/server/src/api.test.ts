@@ -320,7 +320,7 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
       expect(none.statusCode).toBe(401)
     }
     const policy = await s.app.inject({
-      url: `/agent/v1/agents/${A.agent_id}/policy?wait=0`,
+      url: `/agent/v1/agents/${A.agent_id}/policy?wait=5`,
       headers: as(A.token),
     })
     expect(policy.json()).toMatchObject({

@@ -83,8 +83,35 @@ export class HostPolicies {
     )
   }
 
-  /** Recomputes every managed workload's host policy; returns how many changed. */
-  async recompute(org: number): Promise<number> {
+  /**
+   * Recomputes every managed workload's host policy; resolves with how many changed. Calls that
+   * arrive while one runs share the next run, which starts when the current one ends: a burst
+   * of changes (say, a thousand agents activating) costs two runs, not a thousand, and every
+   * caller still gets a run that started after its change.
+   */
+  recompute(org: number): Promise<number> {
+    const queued = this.#queued.get(org)
+    if (queued) return queued
+    const running = this.#running.get(org)
+    const next = (async () => {
+      await running?.catch(() => undefined)
+      this.#queued.delete(org)
+      const run = this.#recomputeNow(org)
+      this.#running.set(org, run)
+      try {
+        return await run
+      } finally {
+        if (this.#running.get(org) === run) this.#running.delete(org)
+      }
+    })()
+    this.#queued.set(org, next)
+    return next
+  }
+
+  readonly #queued = new Map<number, Promise<number>>()
+  readonly #running = new Map<number, Promise<number>>()
+
+  async #recomputeNow(org: number): Promise<number> {
     const snap = await this.snapshot(org)
     const managed = await this.db
       .selectFrom('workloads')
