@@ -11,14 +11,12 @@ import {
   Lab,
   LabAgent,
   resetFirewall,
+  runPalisade,
   waitFor,
 } from '@palisade/lab'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-const CLI = fileURLToPath(new URL('../../packages/cli/src/main.ts', import.meta.url))
 const POLICY = {
   version: 1,
   enforcement_mode: 'full',
@@ -26,27 +24,6 @@ const POLICY = {
   rules: [
     { action: 'allow', direction: 'inbound', peers: 'any', services: [{ proto: 6, port: 80 }] },
   ],
-}
-
-/** Runs `palisade ARGS` inside the namespace and returns its exit code and output. */
-function palisade(ns: string, args: string[]): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('ip', [
-      'netns',
-      'exec',
-      ns,
-      process.execPath,
-      '--conditions=source',
-      '--import',
-      'tsx',
-      CLI,
-      ...args,
-    ])
-    let out = ''
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
-    child.stderr.on('data', (b: Buffer) => (out += b.toString()))
-    child.on('close', (code) => resolve({ code: code ?? -1, out }))
-  })
 }
 
 const hasOurTable = async (run: Runner) =>
@@ -104,7 +81,7 @@ describe('agent lifecycle (real kernel)', () => {
         const s = await agent.status()
         expect(s?.backend).toBe(backend)
         expect(s?.survey.firewalls.map((f) => f.kind)).toContain(kind)
-        const { out } = await palisade(h.ns, ['agent', 'status', '--state-dir', agent.stateDir])
+        const { out } = await runPalisade(h.ns, ['agent', 'status', '--state-dir', agent.stateDir])
         expect(out).toContain(`backend:     ${backend}`)
         expect(out).toMatch(new RegExp(`firewalls:.*${kind}`))
       } finally {
@@ -142,7 +119,7 @@ describe('agent lifecycle (real kernel)', () => {
     try {
       await agent.stop()
       await resetFirewall(h.run) // a reboot empties the kernel
-      const r = palisade(h.ns, [
+      const r = runPalisade(h.ns, [
         'agent',
         'run',
         '--state-dir',
@@ -173,13 +150,13 @@ describe('agent lifecycle (real kernel)', () => {
     const h = lab.host('l1')
     const agent = await LabAgent.start(h.ns, 'nftables', POLICY)
     try {
-      expect((await palisade(h.ns, ['agent', 'suspend', '--state-dir', agent.stateDir])).code).toBe(
-        0,
-      )
+      expect(
+        (await runPalisade(h.ns, ['agent', 'suspend', '--state-dir', agent.stateDir])).code,
+      ).toBe(0)
       await waitFor('our table to go', async () => (!(await hasOurTable(h.run)) ? true : undefined))
       expect((await agent.status())?.suspended).toBe(true)
       expect(
-        (await palisade(h.ns, ['agent', 'unsuspend', '--state-dir', agent.stateDir])).code,
+        (await runPalisade(h.ns, ['agent', 'unsuspend', '--state-dir', agent.stateDir])).code,
       ).toBe(0)
       await waitFor('our table to come back', async () =>
         (await hasOurTable(h.run)) ? true : undefined,
@@ -242,7 +219,7 @@ describe('agent lifecycle (real kernel)', () => {
               'DROP',
             ])
             await agent.stop()
-            const r = await palisade(h.ns, [
+            const r = await runPalisade(h.ns, [
               'agent',
               'unpair',
               '--state-dir',
@@ -287,7 +264,7 @@ describe('agent lifecycle (real kernel)', () => {
       try {
         await agent.stop()
         await runChecked(h.run, 'rm', ['-rf', `${agent.stateDir}/saved`])
-        const r = await palisade(h.ns, [
+        const r = await runPalisade(h.ns, [
           'agent',
           'unpair',
           '--state-dir',

@@ -5,10 +5,8 @@ import { spawn } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { stopChild } from './child.js'
-
-const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url))
+import { palisadeInNamespace, runPalisade } from './palisade-cli.js'
 
 /** Polls `check` until it returns a value, or fails after `ms` with what was last seen. */
 export async function waitFor<T>(
@@ -58,10 +56,7 @@ export class LabAgent {
     policy: { version?: number },
     env: Record<string, string> = {},
   ): Promise<LabAgent> {
-    const a = new LabAgent(ns, backend)
-    await rm(a.stateDir, { recursive: true, force: true })
-    await a.writePolicy(policy)
-    a.spawn(env)
+    const a = await LabAgent.launch(ns, backend, policy, env)
     await a.waitApplied(policy.version ?? 1)
     return a
   }
@@ -94,37 +89,23 @@ export class LabAgent {
     const a = new LabAgent(ns, backend)
     a.#paired = true
     await rm(a.stateDir, { recursive: true, force: true })
-    const out = await new Promise<{ code: number; text: string }>((resolve) => {
-      const c = spawn('ip', [
-        'netns',
-        'exec',
-        ns,
-        process.execPath,
-        '--conditions=source',
-        '--import',
-        'tsx',
-        CLI,
-        'agent',
-        'activate',
-        '--management-server',
-        server.endpoint,
-        '--hostname',
-        ns.replace(/^pl[0-9a-f]+-/, ''),
-        '--activation-code',
-        code,
-        '--ca-cert',
-        server.bootstrap.ca_cert,
-        '--state-dir',
-        a.stateDir,
-        '--backend',
-        backend,
-      ])
-      let text = ''
-      c.stdout.on('data', (b: Buffer) => (text += b.toString()))
-      c.stderr.on('data', (b: Buffer) => (text += b.toString()))
-      c.on('close', (exit) => resolve({ code: exit ?? -1, text }))
-    })
-    if (out.code !== 0) throw new Error(`palisade agent activate failed in ${ns}: ${out.text}`)
+    const out = await runPalisade(ns, [
+      'agent',
+      'activate',
+      '--management-server',
+      server.endpoint,
+      '--hostname',
+      ns.replace(/^pl[0-9a-f]+-/, ''),
+      '--activation-code',
+      code,
+      '--ca-cert',
+      server.bootstrap.ca_cert,
+      '--state-dir',
+      a.stateDir,
+      '--backend',
+      backend,
+    ])
+    if (out.code !== 0) throw new Error(`palisade agent activate failed in ${ns}: ${out.out}`)
     const cfgPath = join(a.stateDir, 'config.json')
     await writeFile(
       cfgPath,
@@ -135,15 +116,7 @@ export class LabAgent {
   }
 
   spawn(env: Record<string, string> = {}): void {
-    const args = [
-      'netns',
-      'exec',
-      this.ns,
-      process.execPath,
-      '--conditions=source',
-      '--import',
-      'tsx',
-      CLI,
+    const args = palisadeInNamespace(this.ns, [
       'agent',
       'run',
       '--state-dir',
@@ -152,7 +125,7 @@ export class LabAgent {
       ...(this.#paired ? [] : ['--policy-file', this.policyFile]),
       '--backend',
       this.backend,
-    ]
+    ])
     const child = spawn('ip', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },

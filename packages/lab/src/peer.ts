@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { nodeInNamespace } from './palisade-cli.js'
 import type { PeerCommand, ProbeOutcome, ProbeTarget } from './peer-main.js'
 
 interface PeerReply {
@@ -40,13 +41,9 @@ export class LabPeer {
     // Run from source (tests, benchmarks) or from the build, whichever this module is.
     const self = fileURLToPath(import.meta.url)
     const main = fileURLToPath(new URL(`./peer-main${extname(self)}`, import.meta.url))
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', ns, process.execPath, '--conditions=source', '--import', 'tsx', main],
-      {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    )
+    const child = spawn('ip', nodeInNamespace(ns, main), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
     child.stderr.on('data', (b: Buffer) => process.stderr.write(`[peer ${ns}] ${b.toString()}`))
     return new LabPeer(child)
   }

@@ -3,12 +3,10 @@ import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { stopChild } from './child.js'
+import { palisadeInNamespace } from './palisade-cli.js'
 import { waitFor } from './agent-process.js'
 import { LabPeer } from './peer.js'
-
-const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url))
 
 export interface Bootstrap {
   readonly org_id: number
@@ -63,22 +61,14 @@ export class LabServer {
   spawn(extraArgs: string[] = []): void {
     const child = spawn(
       'ip',
-      [
-        'netns',
-        'exec',
-        this.ns,
-        process.execPath,
-        '--conditions=source',
-        '--import',
-        'tsx',
-        CLI,
+      palisadeInNamespace(this.ns, [
         'server',
         '--listen',
         `${this.address}:${this.port}`,
         '--data-dir',
         this.dataDir,
         ...extraArgs,
-      ],
+      ]),
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     child.stdout?.on('data', (b: Buffer) => (this.#log += b.toString()))

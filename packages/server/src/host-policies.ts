@@ -1,5 +1,5 @@
 import type { HostPolicy, PolicySnapshot, Workload } from '@palisade/model'
-import { hostPolicyComputer, resolveMode } from '@palisade/model'
+import { hostPolicyComputer } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { EventEmitter } from 'node:events'
 import { sha256 } from './crypto.js'
@@ -218,12 +218,6 @@ export class HostPolicies {
   /** Ends a waiting long-poll at once (the agent then asks again and learns, say, of an unpair). */
   kick(workloadId: string): void {
     this.#hub.emit(`kick:${workloadId}`)
-  }
-
-  /** The mode a workload gets from the active firewall settings, and why. */
-  async modeOf(org: number, w: Workload) {
-    const snap = await this.snapshot(org)
-    return resolveMode(w, snap.firewallSettings)
   }
 
   /** What uses a label: workloads carrying it and policy objects naming it (draft or active). */

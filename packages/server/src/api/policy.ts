@@ -47,6 +47,31 @@ const objHref = (org: number, pv: string, type: PolicyType, id: string) =>
     ? `${base(org, pv)}/firewall_settings`
     : `${base(org, pv)}/${type}/${id}`
 
+/** Writes fields of one policy object's row (draft, active or the pending-delete mark). */
+function setRow(
+  tx: Transaction<Database>,
+  org: number,
+  type: string,
+  id: string,
+  fields: Partial<Row>,
+): Promise<unknown> {
+  return tx
+    .updateTable('policy_objects')
+    .set({ ...fields })
+    .where('org_id', '=', org)
+    .where('type', '=', type)
+    .where('id', '=', id)
+    .execute()
+}
+
+/** A draft after an edit: the old fields, the new ones, and who changed it when. */
+const edited = (before: Doc, fields: Doc, req: FastifyRequest): Doc => ({
+  ...before,
+  ...fields,
+  updated_at: now(),
+  updated_by: userActor(req).user,
+})
+
 function updateType(r: Row): 'create' | 'update' | 'delete' | null {
   if (r.draft_deleted) return 'delete'
   if (r.active === null) return 'create'
@@ -263,19 +288,8 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
         checkPolicyObject(c, type, body, await refIndex(tx, org), true)
         c.done()
         const before = JSON.parse(row.draft ?? '{}') as Doc
-        const after: Doc = {
-          ...before,
-          ...body,
-          updated_at: now(),
-          updated_by: userActor(req).user,
-        }
-        await tx
-          .updateTable('policy_objects')
-          .set({ draft: JSON.stringify(after), updated_at: now() })
-          .where('org_id', '=', org)
-          .where('type', '=', type)
-          .where('id', '=', id)
-          .execute()
+        const after = edited(before, body, req)
+        await setRow(tx, org, type, id, { draft: JSON.stringify(after) })
         await recordEvent(tx, org, {
           event_type: `${SINGULAR[type]}.update`,
           created_by: userActor(req),
@@ -328,14 +342,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
             .where('type', '=', type)
             .where('id', '=', id)
             .execute()
-        else
-          await tx
-            .updateTable('policy_objects')
-            .set({ draft_deleted: 1, updated_at: now() })
-            .where('org_id', '=', org)
-            .where('type', '=', type)
-            .where('id', '=', id)
-            .execute()
+        else await setRow(tx, org, type, id, { draft_deleted: 1 })
         await recordEvent(tx, org, {
           event_type: `${SINGULAR[type]}.delete`,
           created_by: userActor(req),
@@ -383,16 +390,9 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
       rs: Doc,
       rules: Doc[],
     ) => {
-      await tx
-        .updateTable('policy_objects')
-        .set({
-          draft: JSON.stringify({ ...rs, [field]: rules, updated_at: now() }),
-          updated_at: now(),
-        })
-        .where('org_id', '=', org)
-        .where('type', '=', 'rule_sets')
-        .where('id', '=', rsId)
-        .execute()
+      await setRow(tx, org, 'rule_sets', rsId, {
+        draft: JSON.stringify({ ...rs, [field]: rules, updated_at: now() }),
+      })
     }
 
     api.get(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}`, async (req, reply) => {
@@ -507,19 +507,10 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
       c.done()
       const before = JSON.parse(row.draft ?? '{}') as Doc
       const { href: _href, ...fields } = body
-      const after: Doc = {
-        ...before,
-        ...fields,
-        updated_at: now(),
-        updated_by: userActor(req).user,
-      }
-      await tx
-        .updateTable('policy_objects')
-        .set({ draft: JSON.stringify(after), updated_at: now() })
-        .where('org_id', '=', org)
-        .where('type', '=', 'firewall_settings')
-        .where('id', '=', 'firewall_settings')
-        .execute()
+      const after = edited(before, fields, req)
+      await setRow(tx, org, 'firewall_settings', 'firewall_settings', {
+        draft: JSON.stringify(after),
+      })
       await recordEvent(tx, org, {
         event_type: 'firewall_settings.update',
         created_by: userActor(req),
@@ -654,14 +645,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
             .where('type', '=', r.type)
             .where('id', '=', r.id)
             .execute()
-        else
-          await tx
-            .updateTable('policy_objects')
-            .set({ active: r.draft, updated_at: now() })
-            .where('org_id', '=', org)
-            .where('type', '=', r.type)
-            .where('id', '=', r.id)
-            .execute()
+        else await setRow(tx, org, r.type, r.id, { active: r.draft })
       }
       const last = await tx
         .selectFrom('policy_versions')

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
+import type { FirewallSettings } from '@palisade/model'
 import {
   describeModeReason,
   ENFORCEMENT_MODES,
   OS_PLATFORMS,
+  resolveMode,
   workloadCoexistenceView,
 } from '@palisade/model'
 import type { AppContext } from '../app.js'
@@ -32,10 +34,10 @@ async function workloadView(
   org: number,
   w: Row,
   agent: AgentRow | undefined,
-  labels: Map<string, { key: string; value: string }>,
+  { labels, settings }: ViewContext,
 ): Promise<Doc> {
   const model = workloadModel(org, w, w.agent_type)
-  const mode = await ctx.hostPolicies.modeOf(org, model)
+  const mode = resolveMode(model, settings)
   const current = agent ? await ctx.hostPolicies.current(w.id) : undefined
   const health = agent ? (JSON.parse(agent.health) as Doc) : undefined
   return {
@@ -88,6 +90,19 @@ async function workloadView(
         health_reason: health?.reason ?? null,
       }),
     },
+  }
+}
+
+/** What every workload view of one request needs, read once per request, not per workload. */
+interface ViewContext {
+  readonly labels: Map<string, { key: string; value: string }>
+  readonly settings: FirewallSettings
+}
+
+async function viewContext(ctx: AppContext, org: number): Promise<ViewContext> {
+  return {
+    labels: await labelIndex(ctx.db, org),
+    settings: (await ctx.hostPolicies.snapshot(org)).firewallSettings,
   }
 }
 
@@ -226,7 +241,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
       .orderBy('created_at')
       .execute()
     const agents = await agentsOf(org)
-    const labels = await labelIndex(db, org)
+    const view = await viewContext(ctx, org)
     const out: Doc[] = []
     for (const w of rows) {
       const wl = JSON.parse(w.labels) as string[]
@@ -245,7 +260,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         !(JSON.parse(w.interfaces) as { address: string }[]).some((i) => i.address === q.ip_address)
       )
         continue
-      out.push(await workloadView(ctx, org, w, agents.get(w.id), labels))
+      out.push(await workloadView(ctx, org, w, agents.get(w.id), view))
     }
     return collection(req, reply, ctx.jobs, org, out)
   })
@@ -256,7 +271,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     return json(
       reply,
       200,
-      await workloadView(ctx, org, w, (await agentsOf(org)).get(w.id), await labelIndex(db, org)),
+      await workloadView(ctx, org, w, (await agentsOf(org)).get(w.id), await viewContext(ctx, org)),
     )
   })
 
@@ -337,7 +352,11 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const row = await create(req, org, bodyObject(req))
     await ctx.hostPolicies.recompute(org)
-    return json(reply, 201, await workloadView(ctx, org, row, undefined, await labelIndex(db, org)))
+    return json(
+      reply,
+      201,
+      await workloadView(ctx, org, row, undefined, await viewContext(ctx, org)),
+    )
   })
 
   api.put('/orgs/:org/workloads/:id', async (req, reply) => {
