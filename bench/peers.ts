@@ -28,6 +28,7 @@ export function policyWithPeers(
     version: 1,
     workload: { href: '/w/bench', name: 'bench' },
     enforcementMode: 'full',
+    visibilityLevel: 'flow_off',
     mode: { mode, applied: true, reason: { kind: 'no_match' } },
     rejectBlocked: false,
     loopbackInPolicy: false,

@@ -68,6 +68,7 @@ function hostPolicy(
     version: 1,
     workload: { href: '/w/server', name: 'server' },
     enforcementMode,
+    visibilityLevel: 'flow_summary',
     mode: { mode, applied: enforcementMode !== 'idle', reason: { kind: 'no_match' } },
     rejectBlocked: reject,
     loopbackInPolicy: false,

@@ -8,7 +8,10 @@ import type { BackendChoice } from './detect.js'
 import { chooseBackend, countRules } from './detect.js'
 import type { EnforcementStatus } from './enforcer.js'
 import { Enforcer, event } from './enforcer.js'
-import { EventLog } from './events.js'
+import type { AgentEvent } from './events.js'
+import type { FlowCollectorStatus, FlowConfig } from './flows/collector.js'
+import { DEFAULT_FLOW_CONFIG, FlowCollector } from './flows/collector.js'
+import { Outbox } from './outbox.js'
 import type { Runner } from './exec.js'
 import { activeServices, installedTools, readOsRelease } from './host-facts.js'
 import { restoreFirewall, saveForeignRuleset } from './netfilter/foreign-save.js'
@@ -43,6 +46,7 @@ export interface AgentConfig {
   readonly heartbeatMs: number
   /** After applying a policy from the server, the agent must reach it within this, or roll back. */
   readonly confirmMs: number
+  readonly flows: FlowConfig
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -53,6 +57,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   fight: { windowMs: 10_000, threshold: 3 },
   heartbeatMs: 60_000,
   confirmMs: 20_000,
+  flows: DEFAULT_FLOW_CONFIG,
 }
 
 /** What `palisade agent status` shows; the daemon rewrites it on every change. */
@@ -80,6 +85,7 @@ export interface AgentStatus {
   }
   readonly suspended: boolean
   readonly enforcement: EnforcementStatus
+  readonly flows?: FlowCollectorStatus
 }
 
 /** The last policy we applied and verified: enforced again after a restart without a server. */
@@ -149,9 +155,11 @@ export async function runAgent(
 ): Promise<{ stop: () => Promise<void>; enforcer: Enforcer; paths: StatePaths }> {
   const paths = await ensureStateDir(o.stateDir)
   const release = await claimStateDir(paths)
+  const file = await readJson<Partial<AgentConfig>>(paths.config)
   const config: AgentConfig = {
     ...DEFAULT_CONFIG,
-    ...(await readJson<Partial<AgentConfig>>(paths.config)),
+    ...file,
+    flows: { ...DEFAULT_FLOW_CONFIG, ...file?.flows },
   }
   if (!existsSync(paths.config)) await writeJson(paths.config, config)
   const requested = o.backend ?? config.backend
@@ -198,7 +206,18 @@ export async function runAgent(
       }),
     )
 
-  const events = new EventLog(paths.events)
+  const events = new Outbox(paths.events, paths.eventsOffset)
+  const flows = new Outbox(paths.flows, paths.flowsOffset, { maxBytes: config.flows.bufferBytes })
+  let link: ServerLink | undefined
+  const record = (e: AgentEvent) => {
+    events.append([e]).then(() => link?.upload(), logError('cannot record event'))
+  }
+  const collector = new FlowCollector({
+    config: config.flows,
+    outbox: flows,
+    log: o.log,
+    onFlushed: () => void link?.upload(),
+  })
   const startedAt = new Date().toISOString()
   let current: KnownGood | undefined = known
   let source = known ? 'last known-good copy' : 'none yet'
@@ -218,7 +237,6 @@ export async function runAgent(
     managementPorts: config.managementPorts,
     dhcpClient: true,
   }
-  let link: ServerLink | undefined
 
   const writeStatus = (enforcement: EnforcementStatus, state: AgentStatus['state'] = 'running') => {
     const p = current?.policy
@@ -243,6 +261,7 @@ export async function runAgent(
       ...(link && { server: link.state }),
       suspended,
       enforcement,
+      flows: collector.status,
     } satisfies AgentStatus)
   }
 
@@ -265,7 +284,7 @@ export async function runAgent(
     watchEvents: choice.backend !== 'iptables-legacy',
     onEvent: (e) => {
       o.log({ msg: 'event', ...e })
-      events.record(e).then(() => link?.uploadEvents(), logError('cannot record event'))
+      record(e)
     },
     onStatus: (s) => {
       writeStatus(s)
@@ -288,12 +307,14 @@ export async function runAgent(
       backend: choice.backend,
       failsafe,
       ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
+      flowLogGroup: config.flows.group,
     })
   }
   const enforce = () => {
     if (!current) return
     desired = desiredFor(current.policy)
     enforcer.setDesired(desired)
+    collector.configure(current.policy, !suspended && current.policy.mode.applied)
   }
   const adopt = (next: KnownGood, from: string) => {
     current = next
@@ -308,7 +329,7 @@ export async function runAgent(
     } catch (e) {
       const reason = `policy file not applied, the previous policy stays: ${(e as Error).message}`
       o.log({ msg: 'policy file rejected', reason })
-      events.record(event('agent.health', 'err', { reason })).catch(logError('cannot record event'))
+      record(event('agent.health', 'err', { reason }))
     }
   }
 
@@ -334,25 +355,30 @@ export async function runAgent(
       link = new ServerLink({
         config: config.server,
         token: creds.token,
-        paths,
+        events,
+        flows,
         heartbeatMs: config.heartbeatMs,
         confirmMs: config.confirmMs,
         log: o.log,
-        status: () => ({ enforcement: enforcer.status, survey, suspended }),
+        status: () => ({
+          enforcement: enforcer.status,
+          survey,
+          suspended,
+          flows: collector.status,
+        }),
         onPolicy: (policy, hash) => adopt({ policy, hash }, 'server'),
         onConfirmed: (good) =>
           saveKnownGood({ ...good, appliedMode: enforcer.status.applied?.mode }),
         onRollback: (reason) => {
           o.log({ msg: 'rolled back', reason })
-          events
-            .record(event('agent.firewall_apply_failed', 'err', { reason, rolled_back: true }))
-            .catch(logError('cannot record event'))
+          record(event('agent.firewall_apply_failed', 'err', { reason, rolled_back: true }))
           if (confirmed) adopt(confirmed, 'last confirmed policy (rolled back)')
         },
         onChange: () => writeStatus(enforcer.status),
         onUnpair: (mode) => {
           o.log({ msg: 'unpaired by the server', firewall_restore: mode })
           enforcer.stop()
+          void collector.stop()
           const tcp = config.managementPorts
             .filter((sp) => sp.proto === 6 && sp.port !== undefined)
             .map((sp) => sp.port as number)
@@ -374,9 +400,7 @@ export async function runAgent(
     const now = existsSync(paths.suspended)
     if (now !== suspended) {
       suspended = now
-      events
-        .record(event(now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
-        .then(() => link?.uploadEvents(), logError('cannot record event'))
+      record(event(now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
     }
     enforce()
     void reloadFile()
@@ -390,6 +414,7 @@ export async function runAgent(
       process.off('SIGHUP', onHup)
       if (o.policyFile) unwatchFile(o.policyFile)
       enforcer.stop()
+      await collector.stop()
       await link?.stop()
       writeStatus(enforcer.status, 'stopped')
       await statusFile.flush()

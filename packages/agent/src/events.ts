@@ -1,5 +1,3 @@
-import { appendFile } from 'node:fs/promises'
-
 /** An event the agent records locally and uploads to the server (`/orgs/{org}/events`). */
 export interface AgentEvent {
   readonly event_type:
@@ -13,13 +11,4 @@ export interface AgentEvent {
   readonly timestamp: string
   readonly uuid: string
   readonly details: Record<string, unknown>
-}
-
-/** Appends events to the state dir's outbox, one JSON line each; uploads read from there. */
-export class EventLog {
-  constructor(private readonly path: string) {}
-
-  async record(e: AgentEvent): Promise<void> {
-    await appendFile(this.path, `${JSON.stringify(e)}\n`, { mode: 0o600 })
-  }
 }

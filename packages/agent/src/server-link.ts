@@ -7,24 +7,23 @@
  *   (the server calls the host `synced` when the hash is its current one), health and survey.
  * - Commit-confirm: after applying a policy from the server, the agent must reach the server
  *   within `confirmMs`, or it rolls back to the last confirmed policy and refuses that one.
- * - Events: read from the state dir's log from a persisted offset, uploaded in batches; the
- *   offset only moves after the server stored them, and the server ignores repeats (uuids).
+ * - Events and flow summaries: uploaded in batches from their outboxes in the state dir (see
+ *   `Outbox`); the server ignores repeats (uuids).
  */
-import { open, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { HostPolicy } from '@palisade/model'
 import type { KnownGood } from './daemon.js'
 import type { EnforcementStatus } from './enforcer.js'
 import type { ServerConfig } from './server-client.js'
 import { replyError, ServerClient } from './server-client.js'
-import type { StatePaths } from './state-dir.js'
-import { writeAtomic } from './state-dir.js'
+import type { FlowCollectorStatus } from './flows/collector.js'
+import type { Outbox } from './outbox.js'
 import type { RulesetSurvey } from './survey.js'
 
 export interface ServerLinkOptions {
   readonly config: ServerConfig
   readonly token: string
-  readonly paths: StatePaths
+  readonly events: Outbox
+  readonly flows: Outbox
   readonly heartbeatMs: number
   readonly confirmMs: number
   readonly log: (line: Record<string, unknown>) => void
@@ -32,6 +31,7 @@ export interface ServerLinkOptions {
     enforcement: EnforcementStatus
     survey: RulesetSurvey
     suspended: boolean
+    flows: FlowCollectorStatus
   }
   readonly onPolicy: (policy: HostPolicy, hash: string) => void
   readonly onConfirmed: (good: KnownGood) => void
@@ -41,7 +41,7 @@ export interface ServerLinkOptions {
   readonly onUnpair: (firewallRestore: 'default' | 'saved' | 'open' | 'closed') => void
 }
 
-const MAX_EVENT_BATCH = 500
+const MAX_BATCH = 500
 
 export class ServerLink {
   readonly #o: ServerLinkOptions
@@ -78,7 +78,7 @@ export class ServerLink {
     clearInterval(this.#heartbeat)
     clearTimeout(this.#reportTimer)
     if (this.#confirm) clearTimeout(this.#confirm.timer)
-    await this.uploadEvents()
+    await this.upload()
     // Best effort: a server that is away simply sees the heartbeats stop.
     await this.#client
       .call('POST', `/agent/v1/agents/${this.#o.config.agentId}/goodbye`, {}, 2000)
@@ -189,6 +189,7 @@ export class ServerLink {
         reason: s.enforcement.reason ?? null,
         tampering: s.enforcement.tampering,
         suspended: s.suspended,
+        flows: { ...s.flows, dropped: await this.#o.flows.dropped() },
       },
       survey: s.survey,
     }
@@ -208,7 +209,7 @@ export class ServerLink {
         this.#confirmed = a.hash
         this.#o.onConfirmed(a)
       }
-      await this.uploadEvents()
+      await this.upload()
     } catch (e) {
       this.#contact(false, (e as Error).message)
       // While a policy waits for confirmation, keep trying until its deadline.
@@ -217,37 +218,18 @@ export class ServerLink {
     }
   }
 
-  /** Uploads events past the persisted offset; the offset moves only once the server has them. */
-  async uploadEvents(): Promise<void> {
-    if (this.#uploading) return
-    this.#uploading = true
-    const offsetFile = join(this.#o.paths.dir, 'events.offset')
+  /** Uploads what the outboxes hold; each moves its offset only once the server stored a batch. */
+  async upload(): Promise<void> {
+    const id = this.#o.config.agentId
+    const send = (what: 'events' | 'flows') => async (batch: unknown[]) => {
+      const r = await this.#client.call('POST', `/agent/v1/agents/${id}/${what}`, batch)
+      if (r.status !== 204) throw new Error(`the server refused ${what}: ${replyError(r)}`)
+    }
     try {
-      for (;;) {
-        const offset = Number((await readFile(offsetFile, 'utf8').catch(() => '0')).trim()) || 0
-        const size = (await stat(this.#o.paths.events).catch(() => undefined))?.size ?? 0
-        if (size <= offset) return
-        const fh = await open(this.#o.paths.events, 'r')
-        const buf = Buffer.alloc(Math.min(size - offset, 4 * 1024 * 1024))
-        await fh.read(buf, 0, buf.length, offset)
-        await fh.close()
-        const text = buf.toString()
-        const complete = text.slice(0, text.lastIndexOf('\n') + 1)
-        const lines = complete.split('\n').filter(Boolean).slice(0, MAX_EVENT_BATCH)
-        if (lines.length === 0) return
-        const r = await this.#client.call(
-          'POST',
-          `/agent/v1/agents/${this.#o.config.agentId}/events`,
-          lines.map((l) => JSON.parse(l) as unknown),
-        )
-        if (r.status !== 204) throw new Error(`the server refused events: ${replyError(r)}`)
-        const used = Buffer.byteLength(lines.map((l) => `${l}\n`).join(''))
-        await writeAtomic(offsetFile, `${offset + used}\n`)
-      }
+      await this.#o.events.upload(send('events'), MAX_BATCH)
+      await this.#o.flows.upload(send('flows'), MAX_BATCH)
     } catch (e) {
       this.#contact(false, (e as Error).message)
-    } finally {
-      this.#uploading = false
     }
   }
 }

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { compile } from './compile.js'
+import type { EnforcementMode, VisibilityLevel } from '@palisade/model'
+import type { Desired } from './compile.js'
+import { BACKENDS, compile } from './compile.js'
+import { decodeFlowLogPrefix, encodeFlowLogPrefix } from './flow-log.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import { renderIpsetStage, renderIpsetSwap, renderIptablesRestore } from './render-iptables.js'
 import { renderNftScript } from './render-nft.js'
@@ -16,7 +19,7 @@ describe('compiler', () => {
       /set peers_[0-9a-f]{10}_v4 \{ type ipv4_addr; flags interval; elements = \{ 198\.18\.0\.11\/32, 198\.18\.0\.12\/31 \}; \}/,
     )
     expect(text).toMatch(
-      /ip saddr @peers_[0-9a-f]{10}_v4 tcp dport 6000-6010 counter accept comment "palisade:[0-9a-f]{16}"/,
+      /ip saddr @peers_[0-9a-f]{10}_v4 tcp dport 6000-6010 counter log prefix "pal:A:i:[0-9a-f]{8}" group 4720 snaplen 128 queue-threshold 1 accept comment "palisade:[0-9a-f]{16}"/,
     )
     // the agent's channel to its server: one lookup in a concatenated address-and-port set
     expect(text).toContain(
@@ -126,5 +129,58 @@ describe('compiler', () => {
     const vis = { ...SAMPLE_POLICY, enforcementMode: 'visibility_only' as const }
     const text = renderNftScript(compile(vis, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE }))
     expect(text).not.toContain(' drop ')
+  })
+
+  describe('flow logs follow the visibility level and the enforcement state', () => {
+    // [enforcement, visibility, the (decision:direction:rule-or-default) prefixes expected]
+    const cases: [EnforcementMode, VisibilityLevel, string[]][] = [
+      ['full', 'flow_off', []],
+      ['full', 'flow_drops', ['B:i:-', 'B:i:rule', 'B:o:-']],
+      ['full', 'flow_summary', ['A:i:rule', 'A:o:rule', 'B:i:-', 'B:i:rule', 'B:o:-']],
+      ['full', 'flow_full_detail', ['A:i:rule', 'A:o:rule', 'B:i:-', 'B:i:rule', 'B:o:-']],
+      ['selective', 'flow_drops', ['B:i:rule', 'P:i:-', 'P:o:-']],
+      ['selective', 'flow_summary', ['A:i:rule', 'A:o:rule', 'B:i:rule', 'P:i:-', 'P:o:-']],
+      ['visibility_only', 'flow_off', []],
+      ['visibility_only', 'flow_drops', ['P:i:-', 'P:i:rule', 'P:o:-']],
+      ['visibility_only', 'flow_summary', ['A:i:rule', 'A:o:rule', 'P:i:-', 'P:i:rule', 'P:o:-']],
+    ]
+    const prefixes = (d: Desired) =>
+      [
+        ...new Set(
+          d.tables
+            .flatMap((t) => t.chains.flatMap((c) => c.rules))
+            .flatMap((r) => (r.log ? [r.log.prefix.replace(/[0-9a-f]{8}$/, 'rule').slice(4)] : [])),
+        ),
+      ].sort()
+    it.each(cases)('%s at %s', (enforcementMode, visibilityLevel, expected) => {
+      const p = { ...SAMPLE_POLICY, enforcementMode, visibilityLevel }
+      for (const backend of BACKENDS) {
+        const d = compile(p, { backend, failsafe: SAMPLE_FAILSAFE })
+        expect(prefixes(d), backend).toEqual(expected)
+        for (const r of d.tables.flatMap((t) => t.chains.flatMap((c) => c.rules))) {
+          if (!r.log) continue
+          const tag = decodeFlowLogPrefix(r.log.prefix)
+          expect(tag, r.log.prefix).toBeDefined()
+          // a potentially blocked connection passes: only a blocked one meets a drop
+          if (r.verdict) expect(r.verdict.kind === 'drop').toBe(tag?.decision === 'blocked')
+          // iptables cannot log and decide in one rule
+          expect(r.verdict === null).toBe(backend !== 'nftables')
+        }
+      }
+    })
+
+    it('logs each rule to the configured group, and reads back what it wrote', () => {
+      const p = { ...SAMPLE_POLICY, visibilityLevel: 'flow_summary' as const }
+      const d = compile(p, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE, flowLogGroup: 9 })
+      expect(renderNftScript(d)).toContain('log prefix "pal:B:i:-" group 9 snaplen 128')
+      expect(encodeFlowLogPrefix('allowed', 'outbound', 'k')).toMatch(/^pal:A:o:[0-9a-f]{8}$/)
+      expect(decodeFlowLogPrefix('pal:P:i:-')).toEqual({
+        decision: 'potentially_blocked',
+        direction: 'inbound',
+        ruleLogKey: null,
+      })
+      for (const bad of ['pal:X:i:-', 'pal:A:i:12', 'LOG ', 'pal:A:f:-'])
+        expect(decodeFlowLogPrefix(bad)).toBeUndefined()
+    })
   })
 })

@@ -1,7 +1,22 @@
-import type { CoexistenceMode, Failsafe, HostPolicy, HostRule, ServicePort } from '@palisade/model'
+import type {
+  CoexistenceMode,
+  Direction,
+  Failsafe,
+  HostPolicy,
+  HostRule,
+  PolicyDecision,
+  ServicePort,
+} from '@palisade/model'
 import { addrToBigInt, bigIntToAddr, familyOf, PROTO } from '@palisade/model'
 import { hookId, COMMENT_PREFIX, shortHash, withIds } from './rule-id.js'
-import type { Chain, IpFamily, Match, NamedSet, Rule, Table, Verdict } from './ruleset.js'
+import type { LoggedDecision } from './flow-log.js'
+import {
+  DEFAULT_FLOW_LOG_GROUP,
+  encodeFlowLogPrefix,
+  FLOW_LOG_SNAPLEN,
+  loggedDecisions,
+} from './flow-log.js'
+import type { Chain, IpFamily, Match, NamedSet, Rule, RuleLog, Table, Verdict } from './ruleset.js'
 import { canonicalMatches } from './ruleset.js'
 
 export const BACKENDS = ['nftables', 'iptables-nft', 'iptables-legacy'] as const
@@ -48,6 +63,8 @@ export interface CompileOptions {
   readonly failsafe: Failsafe
   /** nftables base-chain priority; the mode's default when absent. */
   readonly priority?: number
+  /** The netlink group our flow logs go to; `DEFAULT_FLOW_LOG_GROUP` when absent. */
+  readonly flowLogGroup?: number
 }
 
 export class CompileError extends Error {}
@@ -96,6 +113,48 @@ interface ChainContext {
   readonly family: IpFamily | null
   readonly allow: Verdict
   readonly block: Verdict
+  readonly flowLogGroup: number
+  /** The decisions the workload's visibility level reports. */
+  readonly logged: ReadonlySet<PolicyDecision>
+}
+
+/** The decision a host rule stands for: a block the workload does not enforce only would block. */
+function ruleDecision(r: HostRule, enforcement: HostPolicy['enforcementMode']): LoggedDecision {
+  if (r.action === 'allow') return 'allowed'
+  return enforcement === 'visibility_only' ? 'potentially_blocked' : 'blocked'
+}
+
+/** Whether a host rule needs kernel rules: it acts, or its traffic must be reported. */
+function inKernel(r: HostRule, p: HostPolicy): boolean {
+  const d = ruleDecision(r, p.enforcementMode)
+  return d !== 'potentially_blocked' || loggedDecisions(p.visibilityLevel).has(d)
+}
+
+/**
+ * The rules that carry out one decision: nftables logs and decides in one rule; iptables needs a
+ * NFLOG rule with the same matches before the deciding one.
+ */
+function decided(
+  matches: readonly Match[],
+  verdict: Verdict,
+  decision: LoggedDecision,
+  direction: Direction,
+  hostRuleKey: string | null,
+  ctx: ChainContext,
+): Rule[] {
+  if (!ctx.logged.has(decision)) return [{ matches, verdict }]
+  const log: RuleLog = {
+    group: ctx.flowLogGroup,
+    prefix: encodeFlowLogPrefix(decision, direction, hostRuleKey),
+    snaplen: FLOW_LOG_SNAPLEN,
+    threshold: 1,
+  }
+  return isIptables(ctx.backend)
+    ? [
+        { matches, verdict: null, log },
+        { matches, verdict },
+      ]
+    : [{ matches, verdict, log }]
 }
 
 function peerMatch(r: HostRule, family: IpFamily, backend: Backend): Match {
@@ -108,14 +167,11 @@ function peerMatch(r: HostRule, family: IpFamily, backend: Backend): Match {
 }
 
 /** One kernel rule per (family where peers are a set) x service port of a host rule. */
-function hostRuleRules(
-  r: HostRule,
-  ctx: ChainContext,
-  enforcement: HostPolicy['enforcementMode'],
-): Rule[] {
-  const verdict = r.action === 'allow' ? ctx.allow : ctx.block
-  // Blocks we do not enforce (visibility only) change nothing in the kernel.
-  if (r.action !== 'allow' && enforcement === 'visibility_only') return []
+function hostRuleRules(r: HostRule, ctx: ChainContext, p: HostPolicy): Rule[] {
+  // Blocks we do not enforce (visibility only) pass traffic on, and exist only to report it.
+  if (!inKernel(r, p)) return []
+  const decision = ruleDecision(r, p.enforcementMode)
+  const verdict = decision === 'blocked' ? ctx.block : ctx.allow
   const families: (IpFamily | null)[] =
     r.peers === 'any' ? [ctx.family] : ctx.family === null ? [4, 6] : [ctx.family]
   const out: Rule[] = []
@@ -123,7 +179,17 @@ function hostRuleRules(
     const addr = r.peers === 'any' || fam === null ? [] : [peerMatch(r, fam, ctx.backend)]
     for (const sp of r.services) {
       const svc = serviceMatches(sp, fam, ctx.backend)
-      if (svc) out.push({ matches: canonicalMatches([...addr, ...svc]), verdict })
+      if (svc)
+        out.push(
+          ...decided(
+            canonicalMatches([...addr, ...svc]),
+            verdict,
+            decision,
+            r.direction,
+            r.key,
+            ctx,
+          ),
+        )
     }
   }
   return out
@@ -205,9 +271,21 @@ function chainRules(
     }
     rules.push(...failsafeRules(direction, fs, ctx))
     const dir = direction === 'input' ? 'inbound' : 'outbound'
-    for (const r of p.rules)
-      if (r.direction === dir) rules.push(...hostRuleRules(r, ctx, p.enforcementMode))
+    for (const r of p.rules) if (r.direction === dir) rules.push(...hostRuleRules(r, ctx, p))
+    const full = p.enforcementMode === 'full'
+    rules.push(
+      ...decided(
+        [],
+        full ? ctx.block : ctx.allow,
+        full ? 'blocked' : 'potentially_blocked',
+        dir,
+        null,
+        ctx,
+      ),
+    )
+    return rules
   }
+  // Forwarded traffic is not a workload's own: decided by the default, never reported.
   rules.push({ matches: [], verdict: p.enforcementMode === 'full' ? ctx.block : ctx.allow })
   return rules
 }
@@ -229,6 +307,10 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   if (!p.mode.applied) return { ...base, tables: [], hooks: [], ipsets: [] }
   const block: Verdict = { kind: p.rejectBlocked ? 'reject' : 'drop' }
   const sets = setsOf(p, backend)
+  const flowLog = {
+    flowLogGroup: opts.flowLogGroup ?? DEFAULT_FLOW_LOG_GROUP,
+    logged: loggedDecisions(p.visibilityLevel),
+  }
 
   if (backend === 'nftables') {
     const priority = opts.priority ?? (first ? NFT_PRIORITY.first : NFT_PRIORITY.nonPrimary)
@@ -238,7 +320,13 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
       )
     }
     // nftables has no cross-table final accept: `accept` ends only our base chain in every mode.
-    const ctx: ChainContext = { backend, family: null, allow: { kind: 'accept' }, block }
+    const ctx: ChainContext = {
+      backend,
+      family: null,
+      allow: { kind: 'accept' },
+      block,
+      ...flowLog,
+    }
     const chains: Chain[] = DIRECTIONS.map((d) => ({
       name: d.nft,
       base: { type: 'filter', hook: d.hook, priority, policy: 'accept' },
@@ -265,7 +353,7 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   const hooks: HookRule[] = []
   for (const family of [4, 6] as const) {
     const tf = family === 4 ? 'ip' : 'ip6'
-    const ctx: ChainContext = { backend, family, allow, block }
+    const ctx: ChainContext = { backend, family, allow, block, ...flowLog }
     const chains = DIRECTIONS.map((d) => ({
       name: `${IPT_PREFIX}${d.ipt}`,
       rules: withIds(
@@ -293,8 +381,7 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
 function setsOf(p: HostPolicy, backend: Backend): NamedSet[] {
   const out: NamedSet[] = []
   for (const r of p.rules) {
-    if (r.peers === 'any') continue
-    if (r.action !== 'allow' && p.enforcementMode === 'visibility_only') continue
+    if (r.peers === 'any' || !inKernel(r, p)) continue
     out.push({ name: setName(backend, r.key, 4), family: 4, elements: r.peers.v4 })
     out.push({ name: setName(backend, r.key, 6), family: 6, elements: r.peers.v6 })
   }

@@ -7,6 +7,7 @@ export const SAMPLE_POLICY: HostPolicy = {
   version: 7,
   workload: { href: '/orgs/1/workloads/db1', name: 'db1' },
   enforcementMode: 'full',
+  visibilityLevel: 'flow_summary',
   mode: { mode: 'coexistence_primary', applied: true, reason: { kind: 'scope', items: [0] } },
   rejectBlocked: false,
   loopbackInPolicy: false,
@@ -97,6 +98,7 @@ const service = fc.oneof(
 export const arbitraryHostPolicy: fc.Arbitrary<HostPolicy> = fc
   .record({
     enforcementMode: fc.constantFrom('visibility_only', 'selective', 'full'),
+    visibilityLevel: fc.constantFrom('flow_off', 'flow_drops', 'flow_summary', 'flow_full_detail'),
     mode: fc.constantFrom('exclusive', 'coexistence_primary', 'coexistence_non_primary'),
     rejectBlocked: fc.boolean(),
     loopbackInPolicy: fc.boolean(),
@@ -115,6 +117,7 @@ export const arbitraryHostPolicy: fc.Arbitrary<HostPolicy> = fc
     version: 1,
     workload: { href: '/w/gen', name: 'gen' },
     enforcementMode: g.enforcementMode,
+    visibilityLevel: g.visibilityLevel,
     mode: { mode: g.mode, applied: true, reason: { kind: 'no_match' } },
     rejectBlocked: g.rejectBlocked,
     loopbackInPolicy: g.loopbackInPolicy,

@@ -1,5 +1,6 @@
 export * from './compile.js'
 export * from './diff.js'
+export * from './flow-log.js'
 export * from './parse-error.js'
 export * from './parse-iptables.js'
 export * from './parse-ipset.js'

@@ -2,6 +2,7 @@ import { normaliseCidr } from '@palisade/model'
 import { RulesetParseError } from './parse-error.js'
 import { icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
+  RuleLog,
   BaseChain,
   CtState,
   Hook,
@@ -95,6 +96,7 @@ export function parseIptablesSpec(tokens: readonly string[], family: IpFamily): 
   const matches: Match[] = []
   let verdict: Verdict | null = null
   let comment: string | undefined
+  let log: RuleLog | undefined
   let proto: number | undefined
   let i = 0
   const next = () => tokens[i++] ?? ''
@@ -151,6 +153,7 @@ export function parseIptablesSpec(tokens: readonly string[], family: IpFamily): 
         const target = next()
         const opts: string[] = []
         while (i < tokens.length && tokens[i]?.startsWith('--')) opts.push(next(), next())
+        if (target === 'NFLOG') log = nflogOf(opts)
         if (tok === '-g' || tok === '--goto') verdict = { kind: 'goto', target }
         else if (['ACCEPT', 'DROP', 'REJECT', 'RETURN'].includes(target))
           verdict = { kind: target.toLowerCase() as 'accept' }
@@ -164,7 +167,26 @@ export function parseIptablesSpec(tokens: readonly string[], family: IpFamily): 
         opaque([negate ? '!' : '', tok].join(' ').trim())
     }
   }
-  return { matches: canonicalMatches(matches), verdict, ...(comment !== undefined && { comment }) }
+  return {
+    matches: canonicalMatches(matches),
+    verdict,
+    ...(log && { log }),
+    ...(comment !== undefined && { comment }),
+  }
+}
+
+/** `--nflog-group 7 --nflog-prefix p ...` as read from iptables-save. */
+function nflogOf(opts: readonly string[]): RuleLog {
+  const opt = (name: string) => {
+    const i = opts.indexOf(name)
+    return i >= 0 ? opts[i + 1] : undefined
+  }
+  return {
+    group: Number(opt('--nflog-group') ?? 0),
+    prefix: opt('--nflog-prefix') ?? '',
+    snaplen: Number(opt('--nflog-size') ?? opt('--nflog-range') ?? 0),
+    threshold: Number(opt('--nflog-threshold') ?? 1),
+  }
 }
 
 /** Parses one `-m NAME` and its options; returns the index after them. */

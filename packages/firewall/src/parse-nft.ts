@@ -8,6 +8,7 @@ import {
 import { RulesetParseError } from './parse-error.js'
 import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
+  RuleLog,
   BaseChain,
   Chain,
   CtState,
@@ -252,6 +253,7 @@ export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule 
   const matches: Match[] = []
   let verdict: Verdict | null = null
   let counter: Rule['counter']
+  let log: RuleLog | undefined
   for (const e of expr) {
     if (!isObj(e)) {
       matches.push({ kind: 'opaque', text: JSON.stringify(e) })
@@ -278,6 +280,16 @@ export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule 
       counter = { packets: num(value.packets) ?? 0, bytes: num(value.bytes) ?? 0 }
       continue
     }
+    // A log to a netlink group is ours to compare; a log to the kernel log changes nothing.
+    if (key === 'log' && isObj(value) && num(value.group) !== undefined) {
+      log = {
+        group: num(value.group) ?? 0,
+        prefix: str(value.prefix) ?? '',
+        snaplen: num(value.snaplen) ?? 0,
+        threshold: num(value['queue-threshold']) ?? 0,
+      }
+      continue
+    }
     const v = parseVerdict(key, value)
     if (v) verdict = v
     else if (!HARMLESS.has(key)) matches.push({ kind: 'opaque', text: JSON.stringify(e) })
@@ -285,6 +297,7 @@ export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule 
   return {
     matches: canonicalMatches(matches),
     verdict,
+    ...(log && { log }),
     ...(comment !== undefined && { comment }),
     ...(counter && { counter }),
     text: JSON.stringify(expr),

@@ -82,6 +82,12 @@ function renderVerdict(v: Verdict): string {
 export function renderIptablesSpec(r: Rule): string {
   const parts = renderMatches(r.matches)
   if (r.comment) parts.push(`-m comment --comment ${quote(r.comment)}`)
+  if (r.log && r.verdict)
+    throw new RenderError('iptables cannot log and decide in one rule: split it in two')
+  if (r.log)
+    parts.push(
+      `-j NFLOG --nflog-prefix ${quote(r.log.prefix)} --nflog-group ${r.log.group} --nflog-size ${r.log.snaplen} --nflog-threshold ${r.log.threshold}`,
+    )
   if (r.verdict) parts.push(renderVerdict(r.verdict))
   return parts.join(' ')
 }

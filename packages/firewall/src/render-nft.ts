@@ -64,6 +64,10 @@ function renderVerdict(v: Verdict): string {
 export function renderNftRule(r: Rule): string {
   const parts = r.matches.map(renderMatch)
   parts.push('counter')
+  if (r.log)
+    parts.push(
+      `log prefix ${quote(r.log.prefix)} group ${r.log.group} snaplen ${r.log.snaplen} queue-threshold ${r.log.threshold}`,
+    )
   if (r.verdict) parts.push(renderVerdict(r.verdict))
   if (r.comment) parts.push(`comment ${quote(r.comment)}`)
   return parts.join(' ')

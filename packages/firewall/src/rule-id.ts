@@ -15,7 +15,7 @@ export const shortHash = (text: string, length = 16) =>
 export function ruleId(
   where: string,
   index: number,
-  rule: Pick<Rule, 'matches' | 'verdict'>,
+  rule: Pick<Rule, 'matches' | 'verdict' | 'log'>,
 ): string {
   return shortHash(`${where}#${index}\n${ruleBody(rule)}`)
 }

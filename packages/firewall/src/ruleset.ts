@@ -61,10 +61,21 @@ export type Verdict =
   /** A verdict we do not model (e.g. a foreign target such as MASQUERADE or a log). */
   | { readonly kind: 'opaque'; readonly text: string }
 
+/** A copy of the packet to a netlink log group (nft `log group`, iptables `NFLOG`). */
+export interface RuleLog {
+  readonly group: number
+  readonly prefix: string
+  /** Bytes of the packet copied: enough for the IP and transport headers. */
+  readonly snaplen: number
+  /** Packets the kernel queues before it sends them; 1 sends each at once. */
+  readonly threshold: number
+}
+
 export interface Rule {
   readonly matches: readonly Match[]
   /** null: no verdict, evaluation continues with the next rule. */
   readonly verdict: Verdict | null
+  readonly log?: RuleLog
   readonly comment?: string
   readonly counter?: { readonly packets: number; readonly bytes: number }
   /** The rule as the tool printed it, for messages and for deleting a foreign rule by spec. */
@@ -140,8 +151,12 @@ export function canonicalMatches(matches: readonly Match[]): Match[] {
 }
 
 /** The part of a rule that decides what it does: matches and verdict, without comment or counters. */
-export function ruleBody(rule: Pick<Rule, 'matches' | 'verdict'>): string {
-  return JSON.stringify({ m: canonicalMatches(rule.matches), v: rule.verdict })
+export function ruleBody(rule: Pick<Rule, 'matches' | 'verdict' | 'log'>): string {
+  return JSON.stringify({
+    m: canonicalMatches(rule.matches),
+    v: rule.verdict,
+    ...(rule.log && { l: rule.log }),
+  })
 }
 
 export const tableKey = (t: Pick<Table, 'family' | 'name' | 'source'>) =>

@@ -25,6 +25,7 @@ const policy = (
   version: 1,
   workload: { href: '/w', name: 'w' },
   enforcementMode,
+  visibilityLevel: 'flow_off',
   mode: { mode: 'exclusive', applied: enforcementMode !== 'idle', reason: { kind: 'no_match' } },
   rejectBlocked: false,
   loopbackInPolicy,

@@ -8,7 +8,7 @@ import { resolveMode } from './mode.js'
 import type { Actor, IpList, Rule, RuleSet, ScopeRef, ServiceRef } from './rules.js'
 import type { Service, ServicePort } from './service.js'
 import { normaliseServicePorts } from './service.js'
-import type { EnforcementMode, Workload } from './workload.js'
+import type { EnforcementMode, VisibilityLevel, Workload } from './workload.js'
 
 /** A provisioned policy version: everything needed to compute any workload's host policy. */
 export interface PolicySnapshot {
@@ -42,6 +42,7 @@ export interface HostPolicy {
   readonly version: number
   readonly workload: { readonly href: string; readonly name: string }
   readonly enforcementMode: EnforcementMode
+  readonly visibilityLevel: VisibilityLevel
   readonly mode: ModeResolution
   /** Blocked connections get a reject instead of a silent drop. */
   readonly rejectBlocked: boolean
@@ -235,6 +236,7 @@ function hostPolicyFor(w: Workload, idx: Index): HostPolicy {
     version: snapshot.version,
     workload: { href: w.href, name: w.name },
     enforcementMode: w.enforcementMode,
+    visibilityLevel: w.visibilityLevel ?? 'flow_summary',
     mode: resolveMode(w, fs),
     rejectBlocked: scopeMatches(w, fs.blockedConnectionRejectScopes),
     loopbackInPolicy: scopeMatches(w, fs.loopbackInterfacesInPolicyScopes),

@@ -4,13 +4,13 @@ import { RULE_ACTIONS } from './host-policy.js'
 import { addressSetOf, IpParseError } from './ip.js'
 import type { ServicePort } from './service.js'
 import { checkServicePort, normaliseServicePorts } from './service.js'
-import type { EnforcementMode } from './workload.js'
-import { ENFORCEMENT_MODES } from './workload.js'
+import type { EnforcementMode, VisibilityLevel } from './workload.js'
+import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from './workload.js'
 
 /**
  * The host policy file for running an agent without a server:
  *
- *   { "version": 3, "enforcement_mode": "full",
+ *   { "version": 3, "enforcement_mode": "full", "visibility_level": "flow_off",
  *     "firewall_coexistence": { "illumio_primary": true },   // or null for exclusive
  *     "reject_blocked": false, "loopback_in_policy": false,
  *     "rules": [ { "action": "allow", "direction": "inbound",
@@ -42,6 +42,10 @@ export function hostPolicyFromLocalFile(doc: unknown, name = 'local'): HostPolic
   const enforcement = doc.enforcement_mode ?? 'full'
   if (!ENFORCEMENT_MODES.includes(enforcement as EnforcementMode))
     bad('$.enforcement_mode', `must be one of ${ENFORCEMENT_MODES.join(', ')}`)
+  // Without a server there is nobody to report flows to: off unless asked for.
+  const visibility = doc.visibility_level ?? 'flow_off'
+  if (!VISIBILITY_LEVELS.includes(visibility as VisibilityLevel))
+    bad('$.visibility_level', `must be one of ${VISIBILITY_LEVELS.join(', ')}`)
   const fc = doc.firewall_coexistence ?? null
   let mode: CoexistenceMode = 'exclusive'
   if (fc !== null) {
@@ -114,6 +118,7 @@ export function hostPolicyFromLocalFile(doc: unknown, name = 'local'): HostPolic
     version: version as number,
     workload: { href: `/local/${name}`, name },
     enforcementMode: enforcement as EnforcementMode,
+    visibilityLevel: visibility as VisibilityLevel,
     mode: {
       mode,
       applied: enforcement !== 'idle',

@@ -18,6 +18,10 @@ export function workloadModel(org: number, r: Database['workloads'], agentType?:
     agentType: agentType === 'endpoint' ? 'endpoint' : 'server',
     osPlatform: r.os_platform as Workload['osPlatform'],
     enforcementMode: r.enforcement_mode as Workload['enforcementMode'],
+    // The vendor's newer name for full detail.
+    visibilityLevel: (r.visibility_level === 'enhanced_data_collection'
+      ? 'flow_full_detail'
+      : r.visibility_level) as Workload['visibilityLevel'],
     labels: (JSON.parse(r.labels) as string[]) ?? [],
     interfaces: (JSON.parse(r.interfaces) as { name: string; address: string }[]) ?? [],
   }

@@ -1,0 +1,214 @@
+import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { randomUUID } from 'node:crypto'
+import type { HostPolicy } from '@palisade/model'
+import { decodeFlowLogPrefix, ruleLogKey } from '@palisade/firewall'
+import type { Outbox } from '../outbox.js'
+import { FlowAggregator } from './aggregate.js'
+import { parseConntrackEvent } from './conntrack-events.js'
+import { NflogPcapReader } from './nflog-pcap.js'
+
+export interface FlowConfig {
+  /** The netlink log group our rules log to (per network namespace). */
+  readonly group: number
+  /** Flow summaries are written to the outbox once per interval. */
+  readonly intervalMs: number
+  /** The flow outbox's bound on disk; the oldest summaries go first when it is full. */
+  readonly bufferBytes: number
+}
+
+export const DEFAULT_FLOW_CONFIG: FlowConfig = {
+  group: 4720,
+  intervalMs: 10_000,
+  bufferBytes: 16 * 1024 * 1024,
+}
+
+export interface FlowCollectorStatus {
+  readonly level: HostPolicy['visibilityLevel']
+  readonly readers: { readonly log: string; readonly confirmations: string }
+  readonly packets: number
+  readonly summaries: number
+}
+
+interface Reader {
+  child: ChildProcess
+  stopped: boolean
+}
+
+const SETTLE_MS = 500
+const GRACE_MS = 2000
+
+/**
+ * Collects the flows our chains log: `tcpdump` reads our netlink log group (the prefix says
+ * decision, direction and rule) and `conntrack -E` reports which connections the kernel
+ * confirmed, so that one we passed on and a later firewall dropped is flagged. Summaries go to
+ * the flow outbox once per interval. Readers that exit are restarted with back-off.
+ */
+export class FlowCollector {
+  readonly #config: FlowConfig
+  readonly #outbox: Outbox
+  readonly #log: (line: Record<string, unknown>) => void
+  readonly #onFlushed: () => void
+  #level: HostPolicy['visibilityLevel'] = 'flow_off'
+  #rules = new Map<string, string>()
+  #agg: FlowAggregator | undefined
+  #nflog: Reader | undefined
+  #conntrack: Reader | undefined
+  #timers: NodeJS.Timeout[] = []
+  #state = { log: 'stopped', confirmations: 'stopped' }
+  #packets = 0
+  #summaries = 0
+
+  constructor(o: {
+    config: FlowConfig
+    outbox: Outbox
+    log: (line: Record<string, unknown>) => void
+    onFlushed: () => void
+  }) {
+    this.#config = o.config
+    this.#outbox = o.outbox
+    this.#log = o.log
+    this.#onFlushed = o.onFlushed
+  }
+
+  get status(): FlowCollectorStatus {
+    return {
+      level: this.#level,
+      readers: { ...this.#state },
+      packets: this.#packets,
+      summaries: this.#summaries,
+    }
+  }
+
+  /** Follows the policy being enforced: its visibility level and its rules' hrefs. */
+  configure(policy: HostPolicy | undefined, enforcing: boolean): void {
+    // Rule hrefs of earlier versions stay known, for packets logged just before a change.
+    for (const r of policy?.rules ?? []) this.#rules.set(ruleLogKey(r.key), r.ruleHref)
+    const level = enforcing && policy ? policy.visibilityLevel : 'flow_off'
+    if (level === this.#level) return
+    const wasOn = this.#level !== 'flow_off'
+    this.#level = level
+    if (wasOn) void this.#stopReaders()
+    if (level !== 'flow_off') this.#startReaders(level === 'flow_full_detail')
+  }
+
+  #startReaders(detail: boolean): void {
+    this.#agg = new FlowAggregator({
+      detail,
+      graceMs: GRACE_MS,
+      confirmations: true,
+      ruleHref: (k) => this.#rules.get(k),
+    })
+    this.#nflog = this.#follow('log', 'tcpdump', [
+      '-i',
+      `nflog:${this.#config.group}`,
+      '-U',
+      '--immediate-mode',
+      '-s',
+      '512',
+      '-w',
+      '-',
+    ])
+    this.#conntrack = this.#follow('confirmations', 'conntrack', [
+      '-E',
+      '-e',
+      'NEW',
+      '-o',
+      'timestamp',
+      '-b',
+      String(8 * 1024 * 1024),
+    ])
+    this.#timers = [
+      setInterval(() => this.#agg?.settle(Date.now()), SETTLE_MS),
+      setInterval(() => void this.flush(), this.#config.intervalMs),
+    ]
+  }
+
+  #follow(role: 'log' | 'confirmations', cmd: string, args: string[], attempt = 0): Reader {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const reader: Reader = { child, stopped: false }
+    let stderr = ''
+    child.on('error', (e) => {
+      stderr += e.message
+    })
+    child.stderr?.on('data', (b: Buffer) => {
+      const text = b.toString()
+      stderr = (stderr + text).slice(-2000)
+      if (/listening on/.test(text)) this.#state.log = 'running'
+      // conntrack: the kernel overran the socket; what was lost cannot be told apart.
+      if (/ENOBUFS|lost/i.test(text)) this.#agg?.confirmationsLost(Date.now())
+    })
+    if (role === 'log') {
+      const pcap = new NflogPcapReader()
+      child.stdout?.on('data', (chunk: Buffer) => {
+        try {
+          for (const p of pcap.push(chunk)) {
+            const tag = decodeFlowLogPrefix(p.prefix)
+            if (!tag) continue
+            this.#packets++
+            this.#agg?.logged(p, tag)
+          }
+        } catch (e) {
+          this.#log({ msg: 'flow log reader wrote something unexpected', error: String(e) })
+          child.kill('SIGTERM')
+        }
+      })
+    } else {
+      this.#state.confirmations = 'running'
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        const e = parseConntrackEvent(line)
+        if (e?.type === 'NEW') this.#agg?.confirmed(e.tuple, Date.now())
+      })
+    }
+    child.on('close', (code, signal) => {
+      if (reader.stopped) return
+      const why = `${cmd} exited (${signal ?? `code ${code}`}): ${stderr.trim() || 'no message'}`
+      this.#state[role] = why
+      this.#log({ msg: 'flow reader stopped; restarting', reader: role, reason: why })
+      // Whatever it would have confirmed meanwhile is unknown.
+      if (role === 'confirmations') this.#agg?.confirmationsLost(Date.now() + GRACE_MS)
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))
+      const t = setTimeout(() => {
+        if (reader.stopped || this.#level === 'flow_off') return
+        const next = this.#follow(role, cmd, args, attempt + 1)
+        if (role === 'log') this.#nflog = next
+        else this.#conntrack = next
+      }, delay)
+      this.#timers.push(t)
+    })
+    return reader
+  }
+
+  /** Writes what was counted to the outbox (each summary with its own uuid). */
+  async flush(final = false): Promise<void> {
+    const agg = this.#agg
+    if (!agg) return
+    agg.settle(Date.now(), final)
+    const summaries = agg.drain()
+    if (summaries.length === 0) return
+    this.#summaries += summaries.length
+    await this.#outbox
+      .append(summaries.map((s) => ({ uuid: randomUUID(), ...s })))
+      .catch((e: Error) => this.#log({ msg: 'cannot write flow summaries', error: e.message }))
+    this.#onFlushed()
+  }
+
+  async #stopReaders(): Promise<void> {
+    for (const r of [this.#nflog, this.#conntrack]) {
+      if (!r) continue
+      r.stopped = true
+      r.child.kill('SIGTERM')
+    }
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers = []
+    this.#state = { log: 'stopped', confirmations: 'stopped' }
+    await this.flush(true)
+    this.#agg = undefined
+  }
+
+  async stop(): Promise<void> {
+    this.#level = 'flow_off'
+    await this.#stopReaders()
+  }
+}
