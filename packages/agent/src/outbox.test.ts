@@ -20,25 +20,23 @@ describe('outbox', () => {
     const { path, box: a } = box()
     await a.append([{ n: 1 }, { n: 2 }, { n: 3 }])
     const got: unknown[] = []
-    await expect(
-      a.upload(async () => {
-        throw new Error('server away')
-      }, 2),
-    ).rejects.toThrow('server away')
+    await expect(a.upload(() => Promise.reject(new Error('server away')), 2)).rejects.toThrow(
+      'server away',
+    )
     expect(got).toEqual([])
     // the server stored the first batch, but the agent died before it moved the offset
     await a
-      .upload(async (b) => {
+      .upload((b) => {
         got.push(...b)
-        throw new Error('crash')
+        return Promise.reject(new Error('crash'))
       }, 2)
       .catch(() => undefined)
     const b = new Outbox(path, path.replace('x.jsonl', 'x.offset'))
     await b.append([{ n: 4 }])
-    await b.upload(async (batch) => void got.push(...batch), 2)
+    await b.upload((batch) => Promise.resolve(void got.push(...batch)), 2)
     // at least once: the server drops the repeat by its uuid
     expect(got).toEqual([{ n: 1 }, { n: 2 }, { n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }])
-    await b.upload(async (batch) => void got.push(...batch), 2)
+    await b.upload((batch) => Promise.resolve(void got.push(...batch)), 2)
     expect(got).toHaveLength(6)
   })
 
@@ -47,7 +45,7 @@ describe('outbox', () => {
     for (let i = 0; i < 100; i++) await o.append([{ i, pad: 'x'.repeat(30) }])
     expect(readFileSync(path).length).toBeLessThanOrEqual(1000)
     const sent: { i: number }[] = []
-    await o.upload(async (b) => void sent.push(...(b as { i: number }[])), 500)
+    await o.upload((b) => Promise.resolve(void sent.push(...(b as { i: number }[]))), 500)
     const dropped = await o.dropped()
     expect(dropped).toBeGreaterThan(0)
     expect(sent.length + dropped).toBe(100)

@@ -54,7 +54,6 @@ export class ServerLink {
   #confirm: { good: KnownGood; timer: NodeJS.Timeout } | undefined
   #reportTimer: NodeJS.Timeout | undefined
   #heartbeat: NodeJS.Timeout | undefined
-  #uploading = false
   #poll: AbortController | undefined
   state: { url: string; connected: boolean; lastContactAt?: string; error?: string }
 

@@ -1,9 +1,15 @@
 import { startServer } from '@palisade/server'
 import type { Command } from 'commander'
-import { Option } from 'commander'
+import { InvalidArgumentError, Option } from 'commander'
 
 const log = (line: Record<string, unknown>) =>
   console.log(JSON.stringify({ time: new Date().toISOString(), ...line }))
+
+function positive(text: string): number {
+  const n = Number(text)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number above 0')
+  return n
+}
 
 export function serverCommand(program: Command): void {
   program
@@ -20,14 +26,29 @@ export function serverCommand(program: Command): void {
         .choices(['auto', 'off'])
         .default('auto'),
     )
+    .option('--flow-retention-days <n>', 'flow summaries older than this are deleted', positive, 30)
+    .option(
+      '--flow-max-rows <n>',
+      'at most this many flow summaries are kept',
+      positive,
+      10_000_000,
+    )
     .action(
-      async (opts: { listen: string; dataDir: string; database?: string; tls: 'auto' | 'off' }) => {
+      async (opts: {
+        listen: string
+        dataDir: string
+        database?: string
+        tls: 'auto' | 'off'
+        flowRetentionDays: number
+        flowMaxRows: number
+      }) => {
         const server = await startServer({
           listen: opts.listen,
           dataDir: opts.dataDir,
           tls: opts.tls,
           log,
           ...(opts.database && { database: opts.database }),
+          flowRetention: { maxAgeDays: opts.flowRetentionDays, maxRows: opts.flowMaxRows },
         })
         const stop = (signal: string) => {
           log({ msg: 'stopping', signal })

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { OS_PLATFORMS } from '@palisade/model'
+import { addrToBigInt, OS_PLATFORMS } from '@palisade/model'
 import type { AppContext } from './app.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
 import { ApiError, forbidden, invalidOne, tooMany } from './errors.js'
 import { workloadHref } from './host-policies.js'
 import { bodyObject, json } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
+import type { FlowUpload } from './traffic/flow-store.js'
+import { ingestFlows } from './traffic/flow-store.js'
 import { Checker, isObj } from './validate.js'
 
 /** The agent channel: ours, not Illumio's private protocol. Every route names the agent. */
@@ -170,6 +172,9 @@ export function registerAgentChannel(
           health: '{}',
           survey: '{}',
           created_at: ts,
+          ruleset: null,
+          ruleset_at: null,
+          backend: null,
         })
         .execute()
       const auth = { id: agentId, org, workloadId, hostname: hostname ?? '' }
@@ -216,7 +221,7 @@ export function registerAgentChannel(
     const a = await agentAuth(req)
     const body = bodyObject(req)
     const c = new Checker()
-    c.only(body, '$', ['applied', 'health', 'survey', 'interfaces'])
+    c.only(body, '$', ['applied', 'health', 'survey', 'interfaces', 'ruleset', 'backend'])
     const applied =
       body.applied === undefined || body.applied === null
         ? undefined
@@ -228,6 +233,11 @@ export function registerAgentChannel(
     }
     const health = body.health === undefined ? undefined : c.object(body.health, '$.health')
     const survey = body.survey === undefined ? undefined : c.object(body.survey, '$.survey')
+    // The host's whole live ruleset as the agent parsed it: the server reads it, never runs it.
+    const ruleset = body.ruleset === undefined ? undefined : c.object(body.ruleset, '$.ruleset')
+    if (ruleset && (!Array.isArray(ruleset.tables) || !Array.isArray(ruleset.ipsets)))
+      c.fail('$.ruleset', 'must be {"tables": [...], "ipsets": [...]}')
+    const backend = c.oneOf(body, 'backend', '$', ['nftables', 'iptables-nft', 'iptables-legacy'])
     c.done()
     const ts = now()
     await db
@@ -246,6 +256,8 @@ export function registerAgentChannel(
         }),
         ...(!health && applied && { health: JSON.stringify({ applied_hash: applied.hash }) }),
         ...(survey && { survey: JSON.stringify(survey) }),
+        ...(ruleset && { ruleset: JSON.stringify(ruleset), ruleset_at: ts }),
+        ...(backend && { backend }),
       })
       .where('id', '=', a.id)
       .execute()
@@ -343,4 +355,76 @@ export function registerAgentChannel(
     })
     return reply.code(204).send()
   })
+
+  /** Flow summaries, in batches; a re-sent batch is stored once (summaries carry uuids). */
+  app.post(`${AGENT_PREFIX}/agents/:agent/flows`, async (req, reply) => {
+    const a = await agentAuth(req)
+    const list = req.body
+    if (!Array.isArray(list) || list.length > 1000)
+      throw invalidOne(
+        'input_validation_error',
+        'the body must be a list of at most 1,000 flow summaries',
+      )
+    const c = new Checker()
+    list.forEach((f, i) => checkFlowUpload(c, f, `$[${i}]`))
+    c.done()
+    await ingestFlows(db, a.org, a.workloadId, list as FlowUpload[])
+    return reply.code(204).send()
+  })
+}
+
+const FLOW_KEYS = [
+  'uuid',
+  'direction',
+  'src_ip',
+  'dst_ip',
+  'src_port',
+  'port',
+  'proto',
+  'icmp_type',
+  'icmp_code',
+  'policy_decision',
+  'rule_href',
+  'num_connections',
+  'first_seen',
+  'last_seen',
+  'dropped_downstream',
+]
+
+function checkFlowUpload(c: Checker, x: unknown, path: string): void {
+  const o = c.object(x, path)
+  if (!o) return
+  c.only(o, path, FLOW_KEYS)
+  c.string(o, 'uuid', path, { required: true, max: 64 })
+  c.oneOf(o, 'direction', path, ['inbound', 'outbound'], { required: true })
+  for (const k of ['src_ip', 'dst_ip']) {
+    const ip = c.string(o, k, path, { required: true, max: 64 })
+    if (ip !== undefined && !isIpAddress(ip)) c.fail(`${path}.${k}`, 'must be an IP address')
+  }
+  for (const k of ['src_port', 'port']) c.int(o, k, path, { min: 0, max: 65535 })
+  c.int(o, 'proto', path, { required: true, min: 0, max: 255 })
+  for (const k of ['icmp_type', 'icmp_code']) c.int(o, k, path, { min: 0, max: 255 })
+  c.oneOf(o, 'policy_decision', path, ['allowed', 'potentially_blocked', 'blocked'], {
+    required: true,
+  })
+  c.string(o, 'rule_href', path, { max: 512, nullable: true })
+  c.int(o, 'num_connections', path, { required: true, min: 1 })
+  const times = ['first_seen', 'last_seen'].map((k) => {
+    const t = c.string(o, k, path, { required: true, max: 64 })
+    if (t !== undefined && Number.isNaN(Date.parse(t)))
+      c.fail(`${path}.${k}`, 'must be an RFC 3339 time')
+    return t
+  })
+  if (times[0] && times[1] && Date.parse(times[0]) > Date.parse(times[1]))
+    c.fail(`${path}.last_seen`, 'must not be before first_seen')
+  c.bool(o, 'dropped_downstream', path, { required: true })
+}
+
+function isIpAddress(text: string): boolean {
+  try {
+    addrToBigInt(text)
+    return !text.includes('/')
+  } catch {
+    return false
+  }
 }

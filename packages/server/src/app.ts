@@ -9,6 +9,7 @@ import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
 import { registerPairing } from './api/pairing.js'
 import { registerPolicy } from './api/policy.js'
+import { registerTraffic } from './api/traffic.js'
 import { registerWorkloads } from './api/workloads.js'
 import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
@@ -145,6 +146,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       registerWorkloads(api, ctx)
       registerPairing(api, ctx)
       registerEvents(api, ctx)
+      registerTraffic(api, ctx)
       done()
     },
     { prefix: '/api/v2' },

@@ -8,6 +8,8 @@ import { AsyncJobs } from './http.js'
 import { checkHeartbeats } from './liveness.js'
 import { bootstrapOrg } from './store.js'
 import { ensureTls } from './tls.js'
+import type { FlowRetention } from './traffic/flow-store.js'
+import { DEFAULT_FLOW_RETENTION, pruneFlows } from './traffic/flow-store.js'
 
 export interface ServerOptions {
   /** HOST:PORT (default 127.0.0.1:8443). */
@@ -21,6 +23,8 @@ export interface ServerOptions {
   readonly ratePerMinute?: number
   /** Agent activation attempts per minute per address (default 20). */
   readonly activationsPerMinute?: number
+  /** How long and how many flow summaries are kept (default 30 days, 10,000,000). */
+  readonly flowRetention?: Partial<FlowRetention>
 }
 
 export interface RunningServer {
@@ -81,13 +85,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     })
   }
   await hostPolicies.recompute(1)
-  const liveness = setInterval(
-    () =>
-      void checkHeartbeats(db, new Date()).catch((e: Error) =>
-        log({ msg: 'heartbeat check failed', error: e.message }),
-      ),
-    60_000,
-  )
+  const retention = { ...DEFAULT_FLOW_RETENTION, ...o.flowRetention }
+  const housekeeping = async () => {
+    await checkHeartbeats(db, new Date()).catch((e: Error) =>
+      log({ msg: 'heartbeat check failed', error: e.message }),
+    )
+    await pruneFlows(db, retention, new Date()).then(
+      (n) => n > 0 && log({ msg: 'flow retention', deleted: n }),
+      (e: Error) => log({ msg: 'flow retention failed', error: e.message }),
+    )
+  }
+  const liveness = setInterval(() => void housekeeping(), 60_000)
   log({ msg: 'server listening', url, database: describe, tls: tls ? tls.caCert : 'off' })
   return {
     app,

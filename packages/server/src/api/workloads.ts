@@ -106,7 +106,7 @@ async function viewContext(ctx: AppContext, org: number): Promise<ViewContext> {
   }
 }
 
-async function labelIndex(db: Kysely<Database>, org: number) {
+export async function labelIndex(db: Kysely<Database>, org: number) {
   const rows = await db.selectFrom('labels').selectAll().where('org_id', '=', org).execute()
   return new Map(rows.map((l) => [`/orgs/${org}/labels/${l.id}`, { key: l.key, value: l.value }]))
 }

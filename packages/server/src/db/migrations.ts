@@ -158,6 +158,57 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .execute()
     },
   },
+  '0002_traffic': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('flow_summaries')
+        .addColumn('id', isPg ? 'bigserial' : 'integer', (c) =>
+          isPg ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn('uuid', 'text', (c) => c.notNull().unique())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('workload_id', 'text', (c) => c.notNull())
+        .addColumn('direction', 'text', (c) => c.notNull())
+        .addColumn('src_ip', 'text', (c) => c.notNull())
+        .addColumn('dst_ip', 'text', (c) => c.notNull())
+        .addColumn('src_port', 'integer')
+        .addColumn('port', 'integer')
+        .addColumn('proto', 'integer', (c) => c.notNull())
+        .addColumn('icmp_type', 'integer')
+        .addColumn('icmp_code', 'integer')
+        .addColumn('policy_decision', 'text', (c) => c.notNull())
+        .addColumn('rule_href', 'text')
+        .addColumn('num_connections', 'integer', (c) => c.notNull())
+        .addColumn('first_seen', 'text', (c) => c.notNull())
+        .addColumn('last_seen', 'text', (c) => c.notNull())
+        .addColumn('dropped_downstream', 'integer', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createIndex('flow_summaries_org_time')
+        .on('flow_summaries')
+        .columns(['org_id', 'last_seen'])
+        .execute()
+      await db.schema
+        .createTable('traffic_queries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('query_parameters', 'text', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('error', 'text')
+        .addColumn('rules', 'text')
+        .addColumn('matches_count', 'integer', (c) => c.notNull())
+        .addColumn('flows_count', 'integer', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      // The live ruleset the agent last read (every firewall on the host), for impact and explain.
+      await db.schema.alterTable('agents').addColumn('ruleset', 'text').execute()
+      await db.schema.alterTable('agents').addColumn('ruleset_at', 'text').execute()
+      await db.schema.alterTable('agents').addColumn('backend', 'text').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

@@ -78,6 +78,9 @@ export interface Database {
     health: string
     survey: string
     created_at: string
+    ruleset: string | null
+    ruleset_at: string | null
+    backend: string | null
   }
   /** The host policy each managed workload should enforce; the agent long-polls it. */
   host_policies: {
@@ -122,5 +125,41 @@ export interface Database {
     resource_changes: string
     notifications: string
     agent_id: string | null
+  }
+  /** Flow summaries from agents: one row per summary, deduplicated by the agent's uuid. */
+  flow_summaries: {
+    id: Generated<number>
+    uuid: string
+    org_id: number
+    workload_id: string
+    direction: string
+    src_ip: string
+    dst_ip: string
+    src_port: number | null
+    port: number | null
+    proto: number
+    icmp_type: number | null
+    icmp_code: number | null
+    policy_decision: string
+    rule_href: string | null
+    num_connections: number
+    first_seen: string
+    last_seen: string
+    dropped_downstream: number
+  }
+  /** Async traffic queries (Explorer): parameters, state and the result as JSON. */
+  traffic_queries: {
+    id: string
+    org_id: number
+    status: string
+    query_parameters: string
+    result: string | null
+    error: string | null
+    rules: string | null
+    matches_count: number
+    flows_count: number
+    created_by: string
+    created_at: string
+    updated_at: string
   }
 }

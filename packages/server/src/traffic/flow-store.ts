@@ -1,0 +1,208 @@
+import type { AddressSet } from '@palisade/model'
+import { addressSetOf } from '@palisade/model'
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import type { Database } from '../db/schema.js'
+import { labelIndex } from '../api/workloads.js'
+import { workloadHref } from '../host-policies.js'
+import type { Db } from '../store.js'
+import type { ActorContext, AggregatedFlow, FlowWorkload, TrafficQuery } from './query.js'
+
+/** One summary as the agent uploads it (checked by the agent channel). */
+export interface FlowUpload {
+  readonly uuid: string
+  readonly direction: 'inbound' | 'outbound'
+  readonly src_ip: string
+  readonly dst_ip: string
+  readonly src_port?: number
+  readonly port?: number
+  readonly proto: number
+  readonly icmp_type?: number
+  readonly icmp_code?: number
+  readonly policy_decision: string
+  readonly rule_href: string | null
+  readonly num_connections: number
+  readonly first_seen: string
+  readonly last_seen: string
+  readonly dropped_downstream: boolean
+}
+
+const CHUNK = 500
+
+/** Stores summaries; one already stored (same uuid: a re-sent batch) is left as it is. */
+export async function ingestFlows(
+  db: Db,
+  org: number,
+  workloadId: string,
+  list: readonly FlowUpload[],
+): Promise<void> {
+  for (let i = 0; i < list.length; i += CHUNK) {
+    const rows = list.slice(i, i + CHUNK).map((f) => ({
+      uuid: f.uuid,
+      org_id: org,
+      workload_id: workloadId,
+      direction: f.direction,
+      src_ip: f.src_ip,
+      dst_ip: f.dst_ip,
+      src_port: f.src_port ?? null,
+      port: f.port ?? null,
+      proto: f.proto,
+      icmp_type: f.icmp_type ?? null,
+      icmp_code: f.icmp_code ?? null,
+      policy_decision: f.policy_decision,
+      rule_href: f.rule_href,
+      num_connections: f.num_connections,
+      first_seen: f.first_seen,
+      last_seen: f.last_seen,
+      dropped_downstream: f.dropped_downstream ? 1 : 0,
+    }))
+    await db
+      .insertInto('flow_summaries')
+      .values(rows)
+      .onConflict((oc) => oc.column('uuid').doNothing())
+      .execute()
+  }
+}
+
+export interface FlowRetention {
+  /** Summaries whose last connection is older than this are deleted (default 30 days). */
+  readonly maxAgeDays: number
+  /** At most this many summaries are kept; the oldest go first (default 10,000,000). */
+  readonly maxRows: number
+}
+
+export const DEFAULT_FLOW_RETENTION: FlowRetention = { maxAgeDays: 30, maxRows: 10_000_000 }
+
+/** Applies retention; returns how many summaries were deleted. */
+export async function pruneFlows(
+  db: Kysely<Database>,
+  r: FlowRetention,
+  now: Date,
+): Promise<number> {
+  const cutoff = new Date(now.getTime() - r.maxAgeDays * 86_400_000).toISOString()
+  const aged = await db
+    .deleteFrom('flow_summaries')
+    .where('last_seen', '<', cutoff)
+    .executeTakeFirst()
+  let deleted = Number(aged.numDeletedRows)
+  const { n } = await db
+    .selectFrom('flow_summaries')
+    .select((e) => e.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
+  const excess = Number(n) - r.maxRows
+  if (excess > 0) {
+    // Ids grow with arrival: the lowest ids are the oldest summaries.
+    const edge = await db
+      .selectFrom('flow_summaries')
+      .select('id')
+      .orderBy('id')
+      .offset(excess - 1)
+      .limit(1)
+      .executeTakeFirst()
+    if (edge) {
+      const r2 = await db.deleteFrom('flow_summaries').where('id', '<=', edge.id).executeTakeFirst()
+      deleted += Number(r2.numDeletedRows)
+    }
+  }
+  return deleted
+}
+
+/** Sums the org's summaries in the time range over intervals and reporters (SQL does the work). */
+export async function aggregateFlows(
+  db: Kysely<Database>,
+  org: number,
+  q: Pick<TrafficQuery, 'startDate' | 'endDate' | 'policyDecisions'>,
+): Promise<AggregatedFlow[]> {
+  let query = db
+    .selectFrom('flow_summaries')
+    .select([
+      'direction',
+      'src_ip',
+      'dst_ip',
+      'port',
+      'proto',
+      'icmp_type',
+      'icmp_code',
+      'policy_decision',
+      'rule_href',
+      'dropped_downstream',
+    ])
+    .select((e) => [
+      sql<number>`sum(${e.ref('num_connections')})`.as('num_connections'),
+      e.fn.min('first_seen').as('first_seen'),
+      e.fn.max('last_seen').as('last_seen'),
+    ])
+    .where('org_id', '=', org)
+    .where('last_seen', '>=', q.startDate)
+    .where('first_seen', '<=', q.endDate)
+  if (q.policyDecisions.length > 0)
+    query = query.where('policy_decision', 'in', [...q.policyDecisions])
+  const rows = await query
+    .groupBy([
+      'direction',
+      'src_ip',
+      'dst_ip',
+      'port',
+      'proto',
+      'icmp_type',
+      'icmp_code',
+      'policy_decision',
+      'rule_href',
+      'dropped_downstream',
+    ])
+    .execute()
+  // PostgreSQL returns sums of integers as text (bigint).
+  return rows.map((r) => ({ ...r, num_connections: Number(r.num_connections) }))
+}
+
+/** What a query's actors resolve to: workloads by address (with labels) and IP lists. */
+export async function actorContext(db: Kysely<Database>, org: number): Promise<ActorContext> {
+  const labels = await labelIndex(db, org)
+  const workloads = await db.selectFrom('workloads').selectAll().where('org_id', '=', org).execute()
+  const workloadByIp = new Map<string, FlowWorkload>()
+  for (const w of workloads) {
+    const info: FlowWorkload = {
+      href: workloadHref(org, w.id),
+      name: w.name,
+      hostname: w.hostname,
+      managed: w.managed === 1,
+      os_type: w.os_platform,
+      labels: (JSON.parse(w.labels) as string[]).map((href) => ({
+        href,
+        key: labels.get(href)?.key ?? '',
+        value: labels.get(href)?.value ?? '',
+      })),
+    }
+    for (const i of JSON.parse(w.interfaces) as { address: string }[])
+      workloadByIp.set(i.address, info)
+  }
+  const lists = await db
+    .selectFrom('policy_objects')
+    .select(['id', 'draft', 'active'])
+    .where('org_id', '=', org)
+    .where('type', '=', 'ip_lists')
+    .execute()
+  const ipLists = new Map<string, AddressSet>()
+  for (const l of lists) {
+    for (const [state, text] of [
+      ['draft', l.draft],
+      ['active', l.active],
+    ] as const) {
+      if (!text) continue
+      const doc = JSON.parse(text) as {
+        ip_ranges?: { from_ip: string; to_ip?: string; exclusion?: boolean }[]
+      }
+      ipLists.set(
+        `/orgs/${org}/sec_policy/${state}/ip_lists/${l.id}`,
+        addressSetOf(
+          (doc.ip_ranges ?? []).map((r) => ({
+            from: r.from_ip,
+            ...(r.to_ip && { to: r.to_ip }),
+            ...(r.exclusion && { exclusion: true }),
+          })),
+        ),
+      )
+    }
+  }
+  return { workloadByIp, ipLists }
+}

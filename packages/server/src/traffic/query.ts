@@ -1,0 +1,338 @@
+import type { AddressSet, PolicyDecision } from '@palisade/model'
+import { addressSetContains, cidrContains, normaliseCidr, POLICY_DECISIONS } from '@palisade/model'
+import type { Doc } from '../validate.js'
+import { Checker, isObj } from '../validate.js'
+
+/**
+ * Traffic queries (Explorer's async queries): the body parsed and checked, and the flows that
+ * match it. Pure: the store hands in aggregated rows and what the actors resolve to.
+ */
+
+export type ActorRef =
+  | { readonly kind: 'label' | 'workload' | 'ip_list'; readonly href: string }
+  | { readonly kind: 'ip_address'; readonly cidr: string }
+  | { readonly kind: 'ams' }
+  | { readonly kind: 'transmission'; readonly value: string }
+
+export interface Side {
+  /** OR of ANDs; empty: anything. */
+  readonly include: readonly (readonly ActorRef[])[]
+  readonly exclude: readonly ActorRef[]
+}
+
+export interface ServiceFilter {
+  readonly proto?: number
+  readonly port?: number
+  readonly toPort?: number
+}
+
+export interface TrafficQuery {
+  readonly queryName: string
+  readonly startDate: string
+  readonly endDate: string
+  readonly sources: Side
+  readonly destinations: Side
+  readonly services: {
+    readonly include: readonly ServiceFilter[]
+    readonly exclude: readonly ServiceFilter[]
+  }
+  readonly policyDecisions: readonly PolicyDecision[]
+  readonly maxResults: number
+  readonly op: 'and' | 'or'
+  readonly excludeWorkloadsFromIpListQuery: boolean
+}
+
+/** The vendor's cap for async queries. */
+export const MAX_QUERY_RESULTS = 200_000
+
+const QUERY_KEYS = [
+  'query_name',
+  'start_date',
+  'end_date',
+  'sources',
+  'destinations',
+  'services',
+  'policy_decisions',
+  'boundary_decisions',
+  'max_results',
+  'sources_destinations_query_op',
+  'exclude_workloads_from_ip_list_query',
+]
+
+function actorOf(c: Checker, x: unknown, path: string, exclude: boolean): ActorRef | undefined {
+  const o = c.object(x, path)
+  if (!o) return undefined
+  const keys = Object.keys(o)
+  if (keys.length !== 1)
+    return c.fail(path, 'must have exactly one of label, workload, ip_list, ip_address, actors')
+  const key = keys[0] as string
+  const v = o[key]
+  switch (key) {
+    case 'label':
+    case 'workload':
+    case 'ip_list': {
+      const href = c.hrefRef(v, `${path}.${key}`)
+      return href === undefined ? undefined : { kind: key, href }
+    }
+    case 'ip_address': {
+      // The Python SDK sends a string, the Go SDK {"value": "..."}.
+      const text = typeof v === 'string' ? v : isObj(v) ? v.value : undefined
+      if (typeof text !== 'string')
+        return c.fail(`${path}.ip_address`, 'must be an address or CIDR')
+      try {
+        return { kind: 'ip_address', cidr: normaliseCidr(text) }
+      } catch {
+        return c.fail(`${path}.ip_address`, `"${text}" is not an IP address or CIDR`)
+      }
+    }
+    case 'actors':
+      return v === 'ams' ? { kind: 'ams' } : c.fail(`${path}.actors`, 'must be "ams"')
+    case 'transmission':
+      if (!exclude) return c.fail(path, 'transmission can only be excluded')
+      return ['unicast', 'broadcast', 'multicast'].includes(String(v))
+        ? { kind: 'transmission', value: String(v) }
+        : c.fail(`${path}.transmission`, 'must be unicast, broadcast or multicast')
+    case 'fqdn':
+      return c.fail(`${path}.fqdn`, 'is not supported: flows are recorded by address')
+    default:
+      return c.fail(path, `unknown actor "${key}"`)
+  }
+}
+
+function sideOf(c: Checker, x: unknown, path: string): Side {
+  if (x === undefined) return { include: [], exclude: [] }
+  const o = c.object(x, path)
+  if (!o) return { include: [], exclude: [] }
+  c.only(o, path, ['include', 'exclude'])
+  const include = (c.array(o, 'include', path, { max: 1000 }) ?? []).flatMap((group, i) => {
+    if (!Array.isArray(group)) {
+      c.fail(`${path}.include[${i}]`, 'must be a list of actors (the inner lists are ANDed)')
+      return []
+    }
+    return [
+      group.flatMap((a, j) => {
+        const r = actorOf(c, a, `${path}.include[${i}][${j}]`, false)
+        return r ? [r] : []
+      }),
+    ]
+  })
+  const exclude = (c.array(o, 'exclude', path, { max: 1000 }) ?? []).flatMap((a, i) => {
+    const r = actorOf(c, a, `${path}.exclude[${i}]`, true)
+    return r ? [r] : []
+  })
+  return { include: include.filter((g) => g.length > 0), exclude }
+}
+
+function servicesOf(c: Checker, x: unknown): TrafficQuery['services'] {
+  if (x === undefined) return { include: [], exclude: [] }
+  const o = c.object(x, '$.services')
+  if (!o) return { include: [], exclude: [] }
+  c.only(o, '$.services', ['include', 'exclude'])
+  const list = (key: 'include' | 'exclude') =>
+    (c.array(o, key, '$.services', { max: 1000 }) ?? []).flatMap((s, i): ServiceFilter[] => {
+      const path = `$.services.${key}[${i}]`
+      const so = c.object(s, path)
+      if (!so) return []
+      c.only(so, path, [
+        'port',
+        'to_port',
+        'proto',
+        'process_name',
+        'windows_service_name',
+        'user_name',
+      ])
+      for (const k of ['process_name', 'windows_service_name', 'user_name'])
+        if (so[k] !== undefined && so[k] !== null)
+          c.fail(`${path}.${k}`, 'is not supported: flows are recorded by port and protocol')
+      const proto = c.int(so, 'proto', path, { min: -1, max: 255, nullable: true })
+      const port = c.int(so, 'port', path, { min: 0, max: 65535, nullable: true })
+      const toPort = c.int(so, 'to_port', path, { min: 0, max: 65535, nullable: true })
+      if (port !== undefined && toPort !== undefined && toPort < port)
+        c.fail(`${path}.to_port`, 'must not be below port')
+      return [
+        {
+          ...(proto !== undefined && proto !== -1 && { proto }),
+          ...(port !== undefined && { port }),
+          ...(toPort !== undefined && { toPort }),
+        },
+      ]
+    })
+  return { include: list('include'), exclude: list('exclude') }
+}
+
+function dateOf(c: Checker, o: Doc, key: string, fallback: string): string {
+  const v = c.string(o, key, '$', { max: 64 })
+  if (v === undefined) return fallback
+  const t = Date.parse(v)
+  if (Number.isNaN(t)) return c.fail(`$.${key}`, 'must be an RFC 3339 time') ?? fallback
+  return new Date(t).toISOString()
+}
+
+/** Checks a query body; every problem is reported at once (406). */
+export function parseTrafficQuery(body: Doc, nowIso: string): TrafficQuery {
+  const c = new Checker()
+  c.only(body, '$', QUERY_KEYS)
+  const startDate = dateOf(c, body, 'start_date', new Date(0).toISOString())
+  const endDate = dateOf(c, body, 'end_date', nowIso)
+  if (startDate > endDate) c.fail('$.end_date', 'must not be before start_date')
+  const decisions = c.array(body, 'policy_decisions', '$', { max: 4 }) ?? []
+  decisions.forEach((d, i) => {
+    if (!POLICY_DECISIONS.includes(d as PolicyDecision))
+      c.fail(`$.policy_decisions[${i}]`, `must be one of ${POLICY_DECISIONS.join(', ')}`)
+  })
+  const q: TrafficQuery = {
+    queryName: c.string(body, 'query_name', '$', { max: 255 }) ?? '',
+    startDate,
+    endDate,
+    sources: sideOf(c, body.sources, '$.sources'),
+    destinations: sideOf(c, body.destinations, '$.destinations'),
+    services: servicesOf(c, body.services),
+    policyDecisions: decisions as PolicyDecision[],
+    maxResults:
+      c.int(body, 'max_results', '$', { min: 1, max: MAX_QUERY_RESULTS }) ?? MAX_QUERY_RESULTS,
+    op: c.oneOf(body, 'sources_destinations_query_op', '$', ['and', 'or']) ?? 'and',
+    excludeWorkloadsFromIpListQuery:
+      c.bool(body, 'exclude_workloads_from_ip_list_query', '$') ?? true,
+  }
+  c.done()
+  return q
+}
+
+/** A workload as flow records show it. */
+export interface FlowWorkload {
+  readonly href: string
+  readonly name: string
+  readonly hostname: string
+  readonly managed: boolean
+  readonly os_type: string
+  readonly labels: readonly { href: string; key: string; value: string }[]
+}
+
+/** What the actors of a query resolve to. */
+export interface ActorContext {
+  readonly workloadByIp: ReadonlyMap<string, FlowWorkload>
+  readonly ipLists: ReadonlyMap<string, AddressSet>
+}
+
+/** Flow summaries summed over reporters' intervals (the store's GROUP BY). */
+export interface AggregatedFlow {
+  readonly direction: string
+  readonly src_ip: string
+  readonly dst_ip: string
+  readonly port: number | null
+  readonly proto: number
+  readonly icmp_type: number | null
+  readonly icmp_code: number | null
+  readonly policy_decision: string
+  readonly rule_href: string | null
+  readonly dropped_downstream: number
+  readonly num_connections: number
+  readonly first_seen: string
+  readonly last_seen: string
+}
+
+function actorMatches(a: ActorRef, ip: string, ctx: ActorContext, q: TrafficQuery): boolean {
+  const w = ctx.workloadByIp.get(ip)
+  switch (a.kind) {
+    case 'label':
+      return w?.labels.some((l) => l.href === a.href) ?? false
+    case 'workload':
+      return w?.href === a.href
+    case 'ip_list': {
+      const set = ctx.ipLists.get(a.href)
+      if (!set || !addressSetContains(set, ip)) return false
+      return !(q.excludeWorkloadsFromIpListQuery && w)
+    }
+    case 'ip_address':
+      return cidrContains(a.cidr, ip)
+    case 'ams':
+      return w?.managed ?? false
+    case 'transmission':
+      // Every flow we record is unicast: the agent logs connections to and from its addresses.
+      return a.value === 'unicast'
+  }
+}
+
+export function sideMatches(side: Side, ip: string, ctx: ActorContext, q: TrafficQuery): boolean {
+  if (side.exclude.some((a) => actorMatches(a, ip, ctx, q))) return false
+  return (
+    side.include.length === 0 ||
+    side.include.some((group) => group.every((a) => actorMatches(a, ip, ctx, q)))
+  )
+}
+
+const serviceMatches = (s: ServiceFilter, f: AggregatedFlow) =>
+  (s.proto === undefined || s.proto === f.proto) &&
+  (s.port === undefined || (f.port !== null && f.port >= s.port && f.port <= (s.toPort ?? s.port)))
+
+export function flowMatches(f: AggregatedFlow, q: TrafficQuery, ctx: ActorContext): boolean {
+  if (
+    q.policyDecisions.length > 0 &&
+    !q.policyDecisions.includes(f.policy_decision as PolicyDecision)
+  )
+    return false
+  const { include, exclude } = q.services
+  if (include.length > 0 && !include.some((s) => serviceMatches(s, f))) return false
+  if (exclude.some((s) => serviceMatches(s, f))) return false
+  const src = sideMatches(q.sources, f.src_ip, ctx, q)
+  const dst = sideMatches(q.destinations, f.dst_ip, ctx, q)
+  return q.op === 'or' && (q.sources.include.length > 0 || q.destinations.include.length > 0)
+    ? (q.sources.include.length > 0 && src) || (q.destinations.include.length > 0 && dst)
+    : src && dst
+}
+
+const endpoint = (ip: string, ctx: ActorContext) => {
+  const w = ctx.workloadByIp.get(ip)
+  return {
+    ip,
+    ...(w && {
+      workload: {
+        href: w.href,
+        name: w.name,
+        hostname: w.hostname,
+        os_type: w.os_type,
+        labels: w.labels,
+      },
+    }),
+  }
+}
+
+/** One flow record in the vendor's shape, with the rule and the downstream drop we add. */
+export function flowRecord(f: AggregatedFlow, ctx: ActorContext) {
+  return {
+    src: endpoint(f.src_ip, ctx),
+    dst: endpoint(f.dst_ip, ctx),
+    service: { ...(f.port !== null && { port: f.port }), proto: f.proto },
+    ...(f.icmp_type !== null && { icmp_type: f.icmp_type, icmp_code: f.icmp_code }),
+    num_connections: f.num_connections,
+    // Summaries count connection openings; whether each is still open is not tracked.
+    state: 'unknown',
+    timestamp_range: { first_detected: f.first_seen, last_detected: f.last_seen },
+    policy_decision: f.policy_decision,
+    flow_direction: f.direction,
+    transmission: 'unicast',
+    rule_href: f.rule_href,
+    dropped_downstream: f.dropped_downstream === 1,
+  }
+}
+export type FlowRecord = ReturnType<typeof flowRecord>
+
+/** The matching flows, newest first, cut at `max_results`; and how many matched before the cut. */
+export function selectFlows(
+  rows: readonly AggregatedFlow[],
+  q: TrafficQuery,
+  ctx: ActorContext,
+): { records: FlowRecord[]; matches: number } {
+  const hits = rows.filter((f) => flowMatches(f, q, ctx))
+  hits.sort((a, b) =>
+    a.last_seen < b.last_seen
+      ? 1
+      : a.last_seen > b.last_seen
+        ? -1
+        : b.num_connections - a.num_connections,
+  )
+  return {
+    records: hits.slice(0, q.maxResults).map((f) => flowRecord(f, ctx)),
+    matches: hits.length,
+  }
+}
