@@ -1,4 +1,4 @@
-import type { Backend, Desired } from '@palisade/firewall'
+import type { Backend, Desired, Ruleset } from '@palisade/firewall'
 import { BACKENDS, compile } from '@palisade/firewall'
 import type { Failsafe, HostPolicy, ServicePort } from '@palisade/model'
 import { hostPolicyFromLocalFile } from '@palisade/model'
@@ -47,6 +47,8 @@ export interface AgentConfig {
   /** After applying a policy from the server, the agent must reach it within this, or roll back. */
   readonly confirmMs: number
   readonly flows: FlowConfig
+  /** How often the whole host ruleset is read again for the survey (default 60 s). */
+  readonly surveyMs: number
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -58,6 +60,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   heartbeatMs: 60_000,
   confirmMs: 20_000,
   flows: DEFAULT_FLOW_CONFIG,
+  surveyMs: 60_000,
 }
 
 /** What `palisade agent status` shows; the daemon rewrites it on every change. */
@@ -109,6 +112,7 @@ export interface RunAgentOptions {
 interface Detected {
   readonly choice: BackendChoice
   readonly survey: RulesetSurvey
+  readonly ruleset: Ruleset
 }
 
 /** Reads the host, chooses a backend and surveys the firewalls found. */
@@ -130,6 +134,7 @@ async function detectHost(
   return {
     choice: { ...choice, warnings },
     survey: surveyRuleset(host.ruleset, await activeServices(run)),
+    ruleset: host.ruleset,
   }
 }
 
@@ -196,7 +201,25 @@ export async function runAgent(
       await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))))
     }
   }
-  const { choice, survey } = detected
+  const { choice } = detected
+  let { survey, ruleset } = detected
+  /** Re-reads every firewall on the host: the survey and the ruleset the server analyses. */
+  let surveying = false
+  let surveyedFor: Desired | undefined
+  const resurvey = async () => {
+    if (surveying) return
+    surveying = true
+    try {
+      const host = await readHost(o.run)
+      survey = surveyRuleset(host.ruleset, await activeServices(o.run))
+      ruleset = host.ruleset
+      link?.reportSoon()
+    } catch (e) {
+      o.log({ msg: 'cannot read the host firewall for the survey', error: (e as Error).message })
+    } finally {
+      surveying = false
+    }
+  }
   const known = await readJson<KnownGood>(paths.policy)
   if (!known)
     await saveForeignRuleset(o.run, paths.saved).catch((e: Error) =>
@@ -289,6 +312,11 @@ export async function runAgent(
     onStatus: (s) => {
       writeStatus(s)
       const verified = desired !== undefined && enforcer.verified === desired
+      // Our own rules changed the host's ruleset: read it again for the server's analysis.
+      if (verified && desired !== surveyedFor) {
+        surveyedFor = desired
+        void resurvey()
+      }
       if (verified && current && !suspended) {
         // From a server, a policy is known-good once the server was reached after applying it.
         if (link) link.applied(current, s)
@@ -363,6 +391,9 @@ export async function runAgent(
         status: () => ({
           enforcement: enforcer.status,
           survey,
+          ruleset,
+          backend: choice.backend,
+          failsafe,
           suspended,
           flows: collector.status,
         }),
@@ -406,12 +437,15 @@ export async function runAgent(
     void reloadFile()
   }
   process.on('SIGHUP', onHup)
+  // Foreign firewalls change without telling us: look again now and then.
+  const surveyTimer = setInterval(() => void resurvey(), config.surveyMs)
 
   return {
     enforcer,
     paths,
     stop: async () => {
       process.off('SIGHUP', onHup)
+      clearInterval(surveyTimer)
       if (o.policyFile) unwatchFile(o.policyFile)
       enforcer.stop()
       await collector.stop()

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http'
 import { request } from 'node:https'
 import { readFile } from 'node:fs/promises'
 
@@ -16,30 +17,38 @@ export interface Reply {
   readonly body: unknown
 }
 
-/** The agent's HTTPS channel to its policy server, with the server's CA pinned. */
+/**
+ * An HTTPS channel to the policy server, with the server's CA pinned: the agent's (a bearer
+ * token) and the command line's (an API key).
+ */
 export class ServerClient {
   #ca: string | undefined
 
   constructor(
-    private readonly cfg: Pick<ServerConfig, 'url' | 'caCertFile'>,
-    private readonly token?: string,
+    /** No CA file: plain HTTP, for a server run with `--tls off` (the command line only). */
+    private readonly cfg: { url: string; caCertFile?: string | null },
+    /** The Authorization header's value. */
+    private readonly authorization?: string,
   ) {}
 
   async call(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     body?: unknown,
     timeoutMs = 15_000,
   ): Promise<Reply> {
-    this.#ca ??= await readFile(this.cfg.caCertFile, 'utf8')
     const url = new URL(path, this.cfg.url)
+    const tls = url.protocol === 'https:'
+    if (tls && !this.cfg.caCertFile)
+      throw new ServerUnavailableError(`${this.cfg.url} uses TLS: its CA certificate is needed`)
+    if (tls) this.#ca ??= await readFile(this.cfg.caCertFile as string, 'utf8')
     const payload = body === undefined ? undefined : JSON.stringify(body)
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = (tls ? request : httpRequest)(
         url,
         {
           method,
-          ca: this.#ca,
+          ...(tls && { ca: this.#ca }),
           timeout: timeoutMs,
           headers: {
             accept: 'application/json',
@@ -47,7 +56,7 @@ export class ServerClient {
               'content-type': 'application/json',
               'content-length': Buffer.byteLength(payload),
             }),
-            ...(this.token && { authorization: `Bearer ${this.token}` }),
+            ...(this.authorization && { authorization: this.authorization }),
           },
         },
         (res) => {

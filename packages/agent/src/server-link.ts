@@ -10,7 +10,8 @@
  * - Events and flow summaries: uploaded in batches from their outboxes in the state dir (see
  *   `Outbox`); the server ignores repeats (uuids).
  */
-import type { HostPolicy } from '@palisade/model'
+import type { Backend, NamedSet, Ruleset } from '@palisade/firewall'
+import type { Failsafe, HostPolicy } from '@palisade/model'
 import type { KnownGood } from './daemon.js'
 import type { EnforcementStatus } from './enforcer.js'
 import type { ServerConfig } from './server-client.js'
@@ -30,6 +31,9 @@ export interface ServerLinkOptions {
   readonly status: () => {
     enforcement: EnforcementStatus
     survey: RulesetSurvey
+    ruleset: Ruleset
+    backend: Backend
+    failsafe: Failsafe
     suspended: boolean
     flows: FlowCollectorStatus
   }
@@ -42,6 +46,18 @@ export interface ServerLinkOptions {
 }
 
 const MAX_BATCH = 500
+/** Past this size, large sets are sent without their elements (the server is told). */
+const MAX_RULESET_BYTES = 2 * 1024 * 1024
+
+function boundedRuleset(rs: Ruleset): Ruleset {
+  if (JSON.stringify(rs).length <= MAX_RULESET_BYTES) return rs
+  const trim = (s: NamedSet) => (s.elements.length > 1000 ? { ...s, elements: [] } : s)
+  return {
+    tables: rs.tables.map((t) => ({ ...t, sets: t.sets.map(trim) })),
+    ipsets: rs.ipsets.map(trim),
+    elementsOmitted: true,
+  }
+}
 
 export class ServerLink {
   readonly #o: ServerLinkOptions
@@ -55,11 +71,13 @@ export class ServerLink {
   #reportTimer: NodeJS.Timeout | undefined
   #heartbeat: NodeJS.Timeout | undefined
   #poll: AbortController | undefined
+  /** The ruleset the server has: sent again only when it changed. */
+  #rulesetSent: string | undefined
   state: { url: string; connected: boolean; lastContactAt?: string; error?: string }
 
   constructor(o: ServerLinkOptions) {
     this.#o = o
-    this.#client = new ServerClient(o.config, o.token)
+    this.#client = new ServerClient(o.config, `Bearer ${o.token}`)
     this.state = { url: o.config.url, connected: false }
   }
 
@@ -178,6 +196,7 @@ export class ServerLink {
     if (this.#stopped) return
     const s = this.#o.status()
     const a = this.#applied
+    const rulesetText = JSON.stringify(boundedRuleset(s.ruleset))
     const body = {
       ...(a?.hash &&
         s.enforcement.applied && {
@@ -189,8 +208,12 @@ export class ServerLink {
         tampering: s.enforcement.tampering,
         suspended: s.suspended,
         flows: { ...s.flows, dropped: await this.#o.flows.dropped() },
+        // What our chains always let through, for the server's explanations.
+        failsafe: s.failsafe,
       },
       survey: s.survey,
+      backend: s.backend,
+      ...(rulesetText !== this.#rulesetSent && { ruleset: JSON.parse(rulesetText) as unknown }),
     }
     try {
       const r = await this.#client.call(
@@ -201,6 +224,7 @@ export class ServerLink {
       if (r.status !== 204)
         throw new Error(`the server refused the status report: ${replyError(r)}`)
       this.#contact(true)
+      if (body.ruleset) this.#rulesetSent = rulesetText
       const pending = this.#confirm
       if (pending && pending.good === a) {
         clearTimeout(pending.timer)

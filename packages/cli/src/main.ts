@@ -11,6 +11,7 @@ import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { Command, Option } from 'commander'
 import { readFile } from 'node:fs/promises'
 import { agentCommands } from './agent-commands.js'
+import { explainCommand } from './explain-command.js'
 import { serverCommand } from './server-command.js'
 
 const program = new Command()
@@ -50,6 +51,7 @@ program
 
 serverCommand(program)
 agentCommands(program)
+explainCommand(program)
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`palisade: ${e.message}`)

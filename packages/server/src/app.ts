@@ -9,6 +9,7 @@ import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
 import { registerPairing } from './api/pairing.js'
 import { registerPolicy } from './api/policy.js'
+import { registerHostAnalysis } from './api/host-analysis.js'
 import { registerTraffic } from './api/traffic.js'
 import { registerWorkloads } from './api/workloads.js'
 import { sameSecret, sha256 } from './crypto.js'
@@ -147,6 +148,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       registerPairing(api, ctx)
       registerEvents(api, ctx)
       registerTraffic(api, ctx)
+      registerHostAnalysis(api, ctx)
       done()
     },
     { prefix: '/api/v2' },

@@ -12,7 +12,9 @@ export interface ConntrackEvent {
   readonly tuple: string
 }
 
-const LINE = /^\s*\[(\d+)\.(\d+)\]\s+\[(NEW|UPDATE|DESTROY)\]\s+ipv[46]\s+\d+\s+(\S+)\s+\d+\s+(.*)$/
+// `-o extended` adds the layer 3 name and number (`ipv4 2`) before the protocol.
+const LINE =
+  /^\s*\[(\d+)\.(\d+)\]\s+\[(NEW|UPDATE|DESTROY)\]\s+(?:ipv[46]\s+\d+\s+)?(\S+)\s+\d+\s+(.*)$/
 
 const norm = (a: string) => {
   const { family, value } = addrToBigInt(a)

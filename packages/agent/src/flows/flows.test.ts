@@ -100,6 +100,22 @@ describe('conntrack events', () => {
     expect(events[2]?.tuple).toBe(connectionKey(logged[1] as LoggedPacket))
   })
 
+  it('reads lines without the extended layer 3 fields, as the agent asks for them', () => {
+    const line =
+      '[1795681890.115936]\t    [NEW] tcp      6 120 SYN_SENT src=127.0.0.1 dst=127.0.0.1 sport=50308 dport=80 [UNREPLIED] src=127.0.0.1 dst=127.0.0.1 sport=80 dport=50308'
+    expect(parseConntrackEvent(line)).toEqual({
+      timeMs: 1795681890115,
+      type: 'NEW',
+      tuple: connectionKey({
+        proto: 6,
+        src: '127.0.0.1',
+        dst: '127.0.0.1',
+        sport: 50308,
+        dport: 80,
+      }),
+    })
+  })
+
   it('ignores what is not an event', () => {
     for (const l of [
       '',
