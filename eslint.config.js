@@ -36,6 +36,11 @@ export default tseslint.config(
     },
   },
   {
+    // The console runs in the browser.
+    files: ['packages/console/**/*.{ts,tsx}'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     // Tests read JSON responses into the shape they expect.
     files: ['**/*.test.ts', '**/*.fixture.ts'],
     rules: { '@typescript-eslint/no-unnecessary-type-assertion': 'off' },

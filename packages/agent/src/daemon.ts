@@ -1,5 +1,5 @@
 import type { Backend, Desired, Ruleset } from '@palisade/firewall'
-import { BACKENDS, compile } from '@palisade/firewall'
+import { analyseImpact, BACKENDS, compile } from '@palisade/firewall'
 import type { Failsafe, HostPolicy, ServicePort } from '@palisade/model'
 import { hostPolicyFromLocalFile } from '@palisade/model'
 import { existsSync, unwatchFile, watchFile } from 'node:fs'
@@ -213,6 +213,7 @@ export async function runAgent(
       const host = await readHost(o.run)
       survey = surveyRuleset(host.ruleset, await activeServices(o.run))
       ruleset = host.ruleset
+      configureFlows()
       link?.reportSoon()
     } catch (e) {
       o.log({ msg: 'cannot read the host firewall for the survey', error: (e as Error).message })
@@ -241,6 +242,15 @@ export async function runAgent(
     log: o.log,
     onFlushed: () => void link?.upload(),
   })
+  /** Flow collection follows the policy; confirmations are watched only if a drop can follow us. */
+  const configureFlows = () => {
+    const p = current?.policy
+    const mode = p?.mode.mode ?? 'exclusive'
+    const dropsAfterUs = analyseImpact(ruleset, { backend: choice.backend, mode }).some(
+      (i) => i.kind === 'override',
+    )
+    collector.configure(p, !suspended && p?.mode.applied === true, dropsAfterUs)
+  }
   const startedAt = new Date().toISOString()
   let current: KnownGood | undefined = known
   let source = known ? 'last known-good copy' : 'none yet'
@@ -342,7 +352,7 @@ export async function runAgent(
     if (!current) return
     desired = desiredFor(current.policy)
     enforcer.setDesired(desired)
-    collector.configure(current.policy, !suspended && current.policy.mode.applied)
+    configureFlows()
   }
   const adopt = (next: KnownGood, from: string) => {
     current = next

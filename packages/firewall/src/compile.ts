@@ -14,6 +14,7 @@ import {
   DEFAULT_FLOW_LOG_GROUP,
   encodeFlowLogPrefix,
   FLOW_LOG_SNAPLEN,
+  FLOW_LOG_THRESHOLD,
   loggedDecisions,
 } from './flow-log.js'
 import type { Chain, IpFamily, Match, NamedSet, Rule, RuleLog, Table, Verdict } from './ruleset.js'
@@ -147,7 +148,7 @@ function decided(
     group: ctx.flowLogGroup,
     prefix: encodeFlowLogPrefix(decision, direction, hostRuleKey),
     snaplen: FLOW_LOG_SNAPLEN,
-    threshold: 1,
+    threshold: FLOW_LOG_THRESHOLD,
   }
   return isIptables(ctx.backend)
     ? [

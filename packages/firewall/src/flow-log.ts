@@ -12,6 +12,12 @@ export const FLOW_LOG_PREFIX = 'pal:'
 export const DEFAULT_FLOW_LOG_GROUP = 4720
 /** Enough of the packet for IPv6 with extension headers and the transport ports. */
 export const FLOW_LOG_SNAPLEN = 128
+/**
+ * The kernel sends each logged packet at once. Batching (a higher threshold) wakes the reader
+ * less often, but libpcap's NFLOG reader then lost 79 % of the records at 45,000 logged
+ * connections per second here, without a word; one at a time it lost none.
+ */
+export const FLOW_LOG_THRESHOLD = 1
 
 const DECISION_CODE = { allowed: 'A', blocked: 'B', potentially_blocked: 'P' } as const
 export type LoggedDecision = keyof typeof DECISION_CODE

@@ -80,10 +80,14 @@ export class LabPeer {
     port: number,
     seconds: number,
     parallel = 1,
-  ): Promise<{ perSecond: number; failures: number }> {
+  ): Promise<{ perSecond: number; connections: number; failures: number }> {
     const r = await this.#send({ op: 'rate', host, port, seconds, parallel })
     if (!r.ok || !r.rate) throw new Error(`lab peer could not measure a rate: ${r.error}`)
-    return { perSecond: r.rate.connections / r.rate.seconds, failures: r.rate.failures }
+    return {
+      perSecond: r.rate.connections / r.rate.seconds,
+      connections: r.rate.connections,
+      failures: r.rate.failures,
+    }
   }
 
   /** An HTTPS request made from inside this peer's namespace, trusting only `ca`. */

@@ -2,6 +2,8 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { registerAgentChannel } from './agent-channel.js'
+import { registerConsole } from './console-static.js'
+import { registerConsoleSession, sessionUser } from './console-session.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
 import { registerEvents } from './api/events.js'
@@ -26,12 +28,22 @@ export interface AppContext {
   readonly jobs: AsyncJobs
   /** Where agents reach this server (for the failsafe rule that keeps that channel open). */
   readonly agentEndpoint: () => { address: string; port: number }
+  /** The CA agents pin, as a path on the server (shown in the console's activation command). */
+  readonly caCertFile?: string
 }
 
-/** HTTP Basic with an API key id and secret; the secret is compared by its hash. */
+/**
+ * HTTP Basic with an API key id and secret (the secret is compared by its hash), or the
+ * console's session cookie with its CSRF token.
+ */
 async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<void> {
   const h = req.headers.authorization ?? ''
-  if (!h.startsWith('Basic ')) throw unauthorized()
+  if (!h.startsWith('Basic ')) {
+    const user = await sessionUser(db, req)
+    if (!user) throw unauthorized()
+    req.user = user
+    return
+  }
   const [keyId = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
   const row = await db
     .selectFrom('api_keys')
@@ -154,5 +166,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     { prefix: '/api/v2' },
   )
   registerAgentChannel(app, ctx, opts.activationsPerMinute ?? 20)
+  registerConsoleSession(app, ctx.db, opts.https !== undefined)
+  registerConsole(app)
   return app
 }

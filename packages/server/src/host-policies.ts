@@ -135,7 +135,10 @@ export class HostPolicies {
     const changed: string[] = []
     const compute = hostPolicyComputer(snap)
     const rows: Database['host_policies'][] = []
+    const inSnapshot = new Set(snap.workloads.map((w) => w.href))
     for (const { id } of managed) {
+      // Activated after the snapshot was read: the recompute its activation asked for covers it.
+      if (!inSnapshot.has(workloadHref(org, id))) continue
       const policy = compute(workloadHref(org, id))
       const text = JSON.stringify(policy)
       const hash = sha256(text).slice(0, 16)

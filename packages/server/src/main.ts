@@ -57,7 +57,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const hostPolicies = new HostPolicies(db)
   let bound = { address: host, port }
   const app = await buildApp(
-    { db, hostPolicies, jobs: new AsyncJobs(), agentEndpoint: () => bound },
+    {
+      db,
+      hostPolicies,
+      jobs: new AsyncJobs(),
+      agentEndpoint: () => bound,
+      ...(tls && { caCertFile: tls.caCert }),
+    },
     // Structured JSON logs (pino) of warnings and errors, such as a request that failed inside.
     {
       logger: { level: 'warn' },

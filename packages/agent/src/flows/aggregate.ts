@@ -28,8 +28,6 @@ export interface AggregatorOptions {
   readonly detail: boolean
   /** How long to wait for the kernel to confirm a connection we passed on. */
   readonly graceMs: number
-  /** Whether confirmations are watched at all; if not, nothing is called dropped downstream. */
-  readonly confirmations: boolean
   /** Host rule href for a prefix's rule key (the agent knows its policy). */
   readonly ruleHref: (ruleLogKey: string) => string | undefined
 }
@@ -37,12 +35,20 @@ export interface AggregatorOptions {
 interface Pending {
   readonly packet: LoggedPacket
   readonly tag: FlowLogTag
+  /** The connection as conntrack names it. */
   readonly key: string
+  /** The connection attempt: a retransmitted TCP SYN keeps its sequence number, a new one not. */
+  readonly attempt: string
 }
 
-/** A connection is one first packet: a retransmitted SYN is the same tuple within this window. */
+/** Without a sequence number, repeats of a tuple within this window are one connection. */
 const SAME_CONNECTION_MS = 120_000
-const CONFIRM_MEMORY_MS = 60_000
+/** Bounds the memory of attempts seen at high connection rates; the oldest are forgotten first. */
+const MAX_ATTEMPTS = 200_000
+/** Pending packets are judged within their grace: older confirmations are of no use. */
+const CONFIRM_MEMORY_MS = 10_000
+/** The two readers stamp times apart: a confirmation may carry a time a little before the log's. */
+const CLOCK_SLACK_MS = 500
 
 /**
  * Turns logged first packets into flow summaries: one per (direction, addresses, port,
@@ -53,21 +59,34 @@ export class FlowAggregator {
   readonly #o: AggregatorOptions
   #pending: Pending[] = []
   readonly #confirmed = new Map<string, number>()
-  readonly #seen = new Map<string, { at: number; summary: string }>()
-  #open = new Map<string, Mutable>()
+  /** Attempts counted, in the order first seen, with the summary each went to. */
+  readonly #seen = new Map<string, { first: number; summary: string }>()
+  #open = new Map<string, Open>()
   /** Confirmations before this time may have been lost: no drop is claimed for them. */
   #blindUntil = -Infinity
+  /** Without a watch on confirmations, nothing is called dropped downstream. */
+  #watching = false
 
   constructor(o: AggregatorOptions) {
     this.#o = o
   }
 
   logged(packet: LoggedPacket, tag: FlowLogTag): void {
-    this.#pending.push({ packet, tag, key: connectionKey(packet) })
+    const key = connectionKey(packet)
+    const p = { packet, tag, key, attempt: `${key} ${packet.seq ?? ''}` }
+    // Only a watched connection must wait for its confirmation.
+    if (this.#watching && tag.decision !== 'blocked') this.#pending.push(p)
+    else this.#count(p, false)
   }
 
   confirmed(tuple: string, timeMs: number): void {
+    // Re-inserted, so that the map stays in time order and pruning can stop at the first fresh one.
+    this.#confirmed.delete(tuple)
     this.#confirmed.set(tuple, timeMs)
+  }
+
+  watchConfirmations(on: boolean): void {
+    this.#watching = on
   }
 
   /** The confirmation reader lost events (or restarted): claim no drops up to `timeMs`. */
@@ -86,59 +105,78 @@ export class FlowAggregator {
       else this.#count(p, final)
     }
     this.#pending = keep
-    for (const [k, at] of this.#confirmed)
-      if (at < nowMs - CONFIRM_MEMORY_MS) this.#confirmed.delete(k)
-    for (const [k, s] of this.#seen) if (s.at < nowMs - SAME_CONNECTION_MS) this.#seen.delete(k)
+    for (const [k, at] of this.#confirmed) {
+      if (at >= nowMs - CONFIRM_MEMORY_MS) break
+      this.#confirmed.delete(k)
+    }
+    for (const [k, s] of this.#seen) {
+      if (s.first >= nowMs - SAME_CONNECTION_MS) break
+      this.#seen.delete(k)
+    }
   }
 
   /** The summaries counted since the last drain. */
   drain(): FlowSummary[] {
-    const out = [...this.#open.values()].map(freeze)
+    const out = [...this.#open.values()].map(({ firstMs, lastMs, ...rest }) => ({
+      ...rest,
+      first_seen: new Date(firstMs).toISOString(),
+      last_seen: new Date(lastMs).toISOString(),
+    }))
     this.#open = new Map()
     return out
   }
 
   #count(p: Pending, final: boolean): void {
     const { packet: pk, tag } = p
-    const passed = tag.decision !== 'blocked'
+    const seen = this.#seen.get(p.attempt)
+    if (seen) {
+      // A retransmission of a connection already counted: it only moves last_seen.
+      const first = this.#open.get(seen.summary)
+      if (first && pk.timeMs > first.lastMs) first.lastMs = pk.timeMs
+      return
+    }
     const dropped =
-      passed &&
-      this.#o.confirmations &&
+      tag.decision !== 'blocked' &&
+      this.#watching &&
       !final &&
       pk.timeMs > this.#blindUntil &&
-      !this.#confirmed.has(p.key)
-    const rule = tag.ruleLogKey === null ? null : (this.#o.ruleHref(tag.ruleLogKey) ?? null)
-    const summary: Omit<Mutable, 'num_connections' | 'first_seen' | 'last_seen'> = {
+      (this.#confirmed.get(p.key) ?? -Infinity) < pk.timeMs - CLOCK_SLACK_MS
+    const sport = this.#o.detail ? pk.sport : undefined
+    // A plain string key: this runs for every connection.
+    const sk = `${tag.direction}|${pk.src}|${pk.dst}|${sport ?? ''}|${pk.dport ?? ''}|${pk.proto}|${pk.icmp?.type ?? ''}|${pk.icmp?.code ?? ''}|${tag.decision}|${tag.ruleLogKey ?? ''}|${dropped ? 1 : 0}`
+    this.#seen.set(p.attempt, { first: pk.timeMs, summary: sk })
+    if (this.#seen.size > MAX_ATTEMPTS) {
+      const oldest = this.#seen.keys().next().value
+      if (oldest !== undefined) this.#seen.delete(oldest)
+    }
+    const open = this.#open.get(sk)
+    if (open) {
+      open.num_connections++
+      if (pk.timeMs < open.firstMs) open.firstMs = pk.timeMs
+      if (pk.timeMs > open.lastMs) open.lastMs = pk.timeMs
+      return
+    }
+    this.#open.set(sk, {
       direction: tag.direction,
       src_ip: pk.src,
       dst_ip: pk.dst,
-      ...(this.#o.detail && pk.sport !== undefined && { src_port: pk.sport }),
+      ...(sport !== undefined && { src_port: sport }),
       ...(pk.dport !== undefined && { port: pk.dport }),
       proto: pk.proto,
       ...(pk.icmp && { icmp_type: pk.icmp.type, icmp_code: pk.icmp.code }),
       policy_decision: tag.decision,
-      rule_href: rule,
+      rule_href: tag.ruleLogKey === null ? null : (this.#o.ruleHref(tag.ruleLogKey) ?? null),
       dropped_downstream: dropped,
-    }
-    const sk = JSON.stringify(summary)
-    const seen = this.#seen.get(p.key)
-    const at = new Date(pk.timeMs).toISOString()
-    if (seen) {
-      // A retransmission of a connection already counted: it only moves last_seen.
-      seen.at = pk.timeMs
-      const first = this.#open.get(seen.summary)
-      if (first && at > first.last_seen) first.last_seen = at
-      return
-    }
-    this.#seen.set(p.key, { at: pk.timeMs, summary: sk })
-    const open = this.#open.get(sk)
-    if (open) {
-      open.num_connections++
-      if (at < open.first_seen) open.first_seen = at
-      if (at > open.last_seen) open.last_seen = at
-    } else this.#open.set(sk, { ...summary, num_connections: 1, first_seen: at, last_seen: at })
+      num_connections: 1,
+      firstMs: pk.timeMs,
+      lastMs: pk.timeMs,
+    })
   }
 }
 
-type Mutable = { -readonly [K in keyof FlowSummary]: FlowSummary[K] }
-const freeze = (m: Mutable): FlowSummary => ({ ...m })
+/** A summary being counted: times as numbers until it is drained. */
+type Open = Omit<FlowSummary, 'first_seen' | 'last_seen' | 'num_connections'> & {
+  num_connections: number
+  firstMs: number
+  lastMs: number
+}

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { randomUUID } from 'node:crypto'
 import type { HostPolicy } from '@palisade/model'
+import type { FlowLogTag } from '@palisade/firewall'
 import { decodeFlowLogPrefix, ruleLogKey } from '@palisade/firewall'
 import type { Outbox } from '../outbox.js'
 import { FlowAggregator } from './aggregate.js'
@@ -37,6 +38,8 @@ interface Reader {
 }
 
 const SETTLE_MS = 500
+const CONNTRACK_ARGS = ['-E', '-e', 'NEW', '-o', 'timestamp', '-b', String(8 * 1024 * 1024)]
+/** How long a connection we passed on may take to be confirmed by the kernel and reported. */
 const GRACE_MS = 2000
 
 /**
@@ -56,6 +59,7 @@ export class FlowCollector {
   #nflog: Reader | undefined
   #conntrack: Reader | undefined
   #timers: NodeJS.Timeout[] = []
+  readonly #tags = new Map<string, FlowLogTag | undefined>()
   #state = { log: 'stopped', confirmations: 'stopped' }
   #packets = 0
   #summaries = 0
@@ -81,48 +85,67 @@ export class FlowCollector {
     }
   }
 
-  /** Follows the policy being enforced: its visibility level and its rules' hrefs. */
-  configure(policy: HostPolicy | undefined, enforcing: boolean): void {
+  /**
+   * Follows the policy being enforced (its visibility level and its rules' hrefs) and whether a
+   * foreign rule after ours can drop what we pass on: only then are confirmations watched.
+   */
+  configure(policy: HostPolicy | undefined, enforcing: boolean, dropsAfterUs: boolean): void {
     // Rule hrefs of earlier versions stay known, for packets logged just before a change.
     for (const r of policy?.rules ?? []) this.#rules.set(ruleLogKey(r.key), r.ruleHref)
     const level = enforcing && policy ? policy.visibilityLevel : 'flow_off'
-    if (level === this.#level) return
-    const wasOn = this.#level !== 'flow_off'
-    this.#level = level
-    if (wasOn) void this.#stopReaders()
-    if (level !== 'flow_off') this.#startReaders(level === 'flow_full_detail')
+    if (level !== this.#level) {
+      if (this.#level !== 'flow_off') void this.#stopReaders()
+      this.#level = level
+      if (level !== 'flow_off') this.#startReaders(level === 'flow_full_detail')
+    }
+    const watch = level !== 'flow_off' && dropsAfterUs
+    if (watch === (this.#conntrack !== undefined)) return
+    if (watch) {
+      // Connections logged before the watch began cannot be judged.
+      this.#agg?.confirmationsLost(Date.now())
+      this.#agg?.watchConfirmations(true)
+      this.#conntrack = this.#follow('confirmations', 'conntrack', CONNTRACK_ARGS)
+    } else {
+      this.#agg?.watchConfirmations(false)
+      this.#stop(this.#conntrack)
+      this.#conntrack = undefined
+      this.#state.confirmations = 'not needed: no firewall after ours can drop'
+    }
   }
 
   #startReaders(detail: boolean): void {
     this.#agg = new FlowAggregator({
       detail,
       graceMs: GRACE_MS,
-      confirmations: true,
       ruleHref: (k) => this.#rules.get(k),
     })
     this.#nflog = this.#follow('log', 'tcpdump', [
       '-i',
       `nflog:${this.#config.group}`,
       '-U',
-      '--immediate-mode',
+      '-B',
+      '4096',
       '-s',
       '512',
       '-w',
       '-',
     ])
-    this.#conntrack = this.#follow('confirmations', 'conntrack', [
-      '-E',
-      '-e',
-      'NEW',
-      '-o',
-      'timestamp',
-      '-b',
-      String(8 * 1024 * 1024),
-    ])
     this.#timers = [
       setInterval(() => this.#agg?.settle(Date.now()), SETTLE_MS),
       setInterval(() => void this.flush(), this.#config.intervalMs),
     ]
+  }
+
+  #stop(r: Reader | undefined): void {
+    if (!r) return
+    r.stopped = true
+    r.child.kill('SIGTERM')
+  }
+
+  /** Our prefixes are few (one per rule and decision): each is decoded once. */
+  #tag(prefix: string): FlowLogTag | undefined {
+    if (!this.#tags.has(prefix)) this.#tags.set(prefix, decodeFlowLogPrefix(prefix))
+    return this.#tags.get(prefix)
   }
 
   #follow(role: 'log' | 'confirmations', cmd: string, args: string[], attempt = 0): Reader {
@@ -144,7 +167,7 @@ export class FlowCollector {
       child.stdout?.on('data', (chunk: Buffer) => {
         try {
           for (const p of pcap.push(chunk)) {
-            const tag = decodeFlowLogPrefix(p.prefix)
+            const tag = this.#tag(p.prefix)
             if (!tag) continue
             this.#packets++
             this.#agg?.logged(p, tag)
@@ -158,7 +181,7 @@ export class FlowCollector {
       this.#state.confirmations = 'running'
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         const e = parseConntrackEvent(line)
-        if (e?.type === 'NEW') this.#agg?.confirmed(e.tuple, Date.now())
+        if (e?.type === 'NEW') this.#agg?.confirmed(e.tuple, e.timeMs)
       })
     }
     child.on('close', (code, signal) => {
@@ -181,8 +204,11 @@ export class FlowCollector {
   }
 
   /** Writes what was counted to the outbox (each summary with its own uuid). */
-  async flush(final = false): Promise<void> {
-    const agg = this.#agg
+  flush(): Promise<void> {
+    return this.#write(this.#agg, false)
+  }
+
+  async #write(agg: FlowAggregator | undefined, final: boolean): Promise<void> {
     if (!agg) return
     agg.settle(Date.now(), final)
     const summaries = agg.drain()
@@ -195,16 +221,16 @@ export class FlowCollector {
   }
 
   async #stopReaders(): Promise<void> {
-    for (const r of [this.#nflog, this.#conntrack]) {
-      if (!r) continue
-      r.stopped = true
-      r.child.kill('SIGTERM')
-    }
+    this.#stop(this.#nflog)
+    this.#stop(this.#conntrack)
+    this.#nflog = undefined
+    this.#conntrack = undefined
     for (const t of this.#timers) clearTimeout(t)
     this.#timers = []
     this.#state = { log: 'stopped', confirmations: 'stopped' }
-    await this.flush(true)
+    const agg = this.#agg
     this.#agg = undefined
+    await this.#write(agg, true)
   }
 
   async stop(): Promise<void> {

@@ -24,6 +24,7 @@ describe('NFLOG pcap reader', () => {
         dst: '127.0.0.1',
         sport: 45840,
         dport: 80,
+        seq: 0x4d68160f,
       },
       {
         prefix: 'pal:A:i:abcd1234',
@@ -33,6 +34,7 @@ describe('NFLOG pcap reader', () => {
         dst: '::1',
         sport: 50806,
         dport: 80,
+        seq: 0xa1ea157d,
       },
     ])
     expect(got[0]?.timeMs).toBe(1795680884 * 1000 + 136)
@@ -157,13 +159,15 @@ describe('flow aggregation', () => {
     direction: 'inbound',
     ruleLogKey: rule,
   })
-  const make = (detail = false) =>
-    new FlowAggregator({
+  const make = (detail = false, watching = true) => {
+    const a = new FlowAggregator({
       detail,
       graceMs: 2000,
-      confirmations: true,
       ruleHref: (k) => (k === 'r1' ? '/rules/1' : undefined),
     })
+    a.watchConfirmations(watching)
+    return a
+  }
 
   it('counts connections once, sums over client ports, and keeps first and last seen', () => {
     const a = make()
@@ -195,6 +199,24 @@ describe('flow aggregation', () => {
     expect(a.drain()).toEqual([])
   })
 
+  it('counts a reused client port as a new connection, and a retransmitted SYN once', () => {
+    const a = make()
+    const first = { ...syn(1000, 0), seq: 7 }
+    a.logged(first, tag('blocked'))
+    a.logged({ ...first, timeMs: T + 1000 }, tag('blocked'))
+    a.logged({ ...first, timeMs: T + 2000, seq: 99 }, tag('blocked'))
+    a.settle(T + 10_000)
+    expect(a.drain()[0]?.num_connections).toBe(2)
+  })
+
+  it('does not take an earlier connection on the same tuple as a confirmation', () => {
+    const a = make()
+    a.confirmed(connectionKey(syn(1000, 0)), T - 5000)
+    a.logged(syn(1000, 0), tag('allowed'))
+    a.settle(T + 5000)
+    expect(a.drain()[0]?.dropped_downstream).toBe(true)
+  })
+
   it('keeps the client port at full detail', () => {
     const a = make(true)
     a.logged(syn(1000, 0), tag('blocked'))
@@ -215,6 +237,13 @@ describe('flow aggregation', () => {
     ['confirmations were lost meanwhile', 'allowed', false, true, false, false],
     ['flushed at stop before the grace ended', 'allowed', false, false, true, false],
   ]
+
+  it('claims no drop where nothing after us can drop (confirmations not watched)', () => {
+    const a = make(false, false)
+    a.logged(syn(1000, 0), tag('allowed'))
+    a.settle(T + 5000)
+    expect(a.drain()[0]?.dropped_downstream).toBe(false)
+  })
   it.each(cases)('%s', (_, decision, confirmed, lost, final, dropped) => {
     const a = make()
     a.logged(syn(1000, 0), tag(decision, null))

@@ -15,6 +15,8 @@ export interface LoggedPacket {
   readonly dst: string
   readonly sport?: number
   readonly dport?: number
+  /** TCP: the sequence number, the same in every retransmission of one connection's SYN. */
+  readonly seq?: number
   readonly icmp?: { readonly type: number; readonly code: number; readonly id?: number }
 }
 
@@ -29,6 +31,8 @@ const V6_EXTENSIONS = new Set([0, 43, 60])
 const V6_FRAGMENT = 44
 
 function addr(bytes: Buffer, family: 4 | 6): string {
+  // The common case without BigInt arithmetic: this runs for every logged connection.
+  if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`
   let v = 0n
   for (const b of bytes) v = (v << 8n) | BigInt(b)
   return bigIntToAddr(family, v)
@@ -71,7 +75,12 @@ export function parseIpHeader(p: Buffer): Omit<LoggedPacket, 'timeMs' | 'prefix'
   const base = { family, proto, src, dst }
   if (!firstFragment) return base
   if (PORTS.has(proto) && p.length >= l4 + 4)
-    return { ...base, sport: p.readUInt16BE(l4), dport: p.readUInt16BE(l4 + 2) }
+    return {
+      ...base,
+      sport: p.readUInt16BE(l4),
+      dport: p.readUInt16BE(l4 + 2),
+      ...(proto === 6 && p.length >= l4 + 8 && { seq: p.readUInt32BE(l4 + 4) }),
+    }
   if ((proto === 1 || proto === 58) && p.length >= l4 + 2) {
     const type = p[l4] ?? 0
     const code = p[l4 + 1] ?? 0

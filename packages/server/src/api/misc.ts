@@ -30,6 +30,16 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
     })
   })
 
+  /** Palisade's addition: what `palisade agent activate` needs besides a code (the console shows it). */
+  api.get('/orgs/:org/agent_activation', async (req, reply) => {
+    orgOf(req)
+    const e = ctx.agentEndpoint()
+    return json(reply, 200, {
+      management_server: `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`,
+      ca_cert: ctx.caCertFile ?? null,
+    })
+  })
+
   api.get('/orgs/:org/jobs/:id', async (req, reply) => {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id

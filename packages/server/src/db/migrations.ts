@@ -209,6 +209,19 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
       await db.schema.alterTable('agents').addColumn('backend', 'text').execute()
     },
   },
+  '0003_sessions': {
+    async up(db: Kysely<unknown>) {
+      // Console sign-in: only the hash of a session id is stored, like every other secret.
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'integer', (c) => c.notNull())
+        .addColumn('csrf', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

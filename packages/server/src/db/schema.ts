@@ -162,4 +162,12 @@ export interface Database {
     created_at: string
     updated_at: string
   }
+  /** Console sessions: the hash of the cookie's id, and the CSRF token changes must carry. */
+  sessions: {
+    id_hash: string
+    user_id: number
+    csrf: string
+    created_at: string
+    expires_at: string
+  }
 }

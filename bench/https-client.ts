@@ -1,0 +1,114 @@
+/** What the server benchmarks share: a keep-alive HTTPS client and an in-process server. */
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { Agent, request } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { ServerOptions } from '@palisade/server'
+import { startServer } from '@palisade/server'
+
+export interface Client {
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    auth?: string,
+  ): Promise<{ status: number; body: unknown }>
+}
+
+export function client(url: string, ca: string, basic: string): Client {
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, ca })
+  return {
+    call: (method, path, body, auth) =>
+      new Promise((resolve, reject) => {
+        const payload = body === undefined ? undefined : JSON.stringify(body)
+        const req = request(
+          `${url}${path}`,
+          {
+            method,
+            agent,
+            ca,
+            headers: {
+              authorization: auth ?? basic,
+              ...(payload !== undefined && { 'content-type': 'application/json' }),
+            },
+            timeout: 60_000,
+          },
+          (res) => {
+            let text = ''
+            res.on('data', (c: Buffer) => (text += c.toString()))
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body:
+                  text && res.headers['content-type'] === 'application/json'
+                    ? (JSON.parse(text) as unknown)
+                    : text,
+              }),
+            )
+          },
+        )
+        req.on('error', reject)
+        req.end(payload)
+      }),
+  }
+}
+
+/** Calls `f` from `workers` loops for `seconds`; returns completed calls per second and failures. */
+export async function rate(
+  seconds: number,
+  workers: number,
+  f: (i: number) => Promise<boolean>,
+): Promise<{ perSecond: number; failures: number }> {
+  const end = performance.now() + seconds * 1000
+  let ok = 0
+  let failures = 0
+  let n = 0
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < end) {
+        if (await f(n++)) ok++
+        else failures++
+      }
+    }),
+  )
+  return { perSecond: Math.round(ok / ((performance.now() - t0) / 1000)), failures }
+}
+
+export async function withServer<T>(
+  database: string | undefined,
+  f: (c: Client, url: string, ca: string) => Promise<T>,
+  options: Partial<ServerOptions> & { dataDir?: string } = {},
+): Promise<T> {
+  const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'palisade-bench-')))
+  const server = await startServer({
+    listen: '127.0.0.1:0',
+    dataDir: dir,
+    tls: 'auto',
+    ratePerMinute: 1e12,
+    activationsPerMinute: 1e12,
+    ...(database && { database }),
+    ...options,
+  })
+  try {
+    const boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as {
+      api_user: string
+      api_secret: string
+      ca_cert: string
+    }
+    const ca = await readFile(boot.ca_cert, 'utf8')
+    return await f(
+      client(
+        server.url,
+        ca,
+        `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
+      ),
+      server.url,
+      ca,
+    )
+  } finally {
+    await server.close()
+    // a data dir the caller gave stays: the caller reads it afterwards
+    if (!options.dataDir) await rm(dir, { recursive: true, force: true })
+  }
+}

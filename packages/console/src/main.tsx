@@ -1,0 +1,150 @@
+import { render } from 'preact'
+import { useEffect, useState } from 'preact/hooks'
+import { call, O, otherMessages, setCsrf, whenSignedOut } from './api.js'
+import { useLive } from './hooks.js'
+import { CoexistencePage } from './pages/coexistence.js'
+import { EventsPage } from './pages/events.js'
+import { PairingPage } from './pages/pairing.js'
+import { PolicyPage } from './pages/policy.js'
+import { ProvisionPage } from './pages/provision.js'
+import { TrafficPage } from './pages/traffic.js'
+import { WorkloadPage, WorkloadsPage } from './pages/workloads.js'
+import { Errors } from './ui.js'
+import './style.css'
+
+interface Session {
+  readonly username: string
+  readonly csrf_token: string
+}
+
+const NAV = [
+  ['workloads', 'Workloads'],
+  ['policy', 'Policy'],
+  ['provision', 'Provision'],
+  ['coexistence', 'Settings › Security › Firewall Coexistence'],
+  ['pairing', 'Pairing'],
+  ['events', 'Events'],
+  ['traffic', 'Traffic'],
+] as const
+
+const routeOf = () => location.hash.replace(/^#\/?/, '').split('/')
+
+function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
+  const [username, setUsername] = useState('admin')
+  const [password, setPassword] = useState('')
+  const [error, setError] = useState<unknown>()
+  const submit = async (e: Event) => {
+    e.preventDefault()
+    try {
+      onSignedIn(await call<Session>('POST', '/session', { username, password }))
+    } catch (err) {
+      setError(err)
+    }
+  }
+  return (
+    <main class="signin">
+      <form onSubmit={(e) => void submit(e)} aria-labelledby="signin-title">
+        <h1 id="signin-title">Palisade</h1>
+        <p class="hint">
+          Sign in with the admin user from <code>bootstrap.json</code> in the server&apos;s data
+          directory.
+        </p>
+        <label for="username">Username</label>
+        <input
+          id="username"
+          autoComplete="username"
+          value={username}
+          onInput={(e) => setUsername((e.target as HTMLInputElement).value)}
+        />
+        <label for="password">Password</label>
+        <input
+          id="password"
+          type="password"
+          autoComplete="current-password"
+          value={password}
+          onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={otherMessages(error, [])} />
+        <button type="submit">Sign in</button>
+      </form>
+    </main>
+  )
+}
+
+function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
+  const [route, setRoute] = useState(routeOf)
+  useEffect(() => {
+    const f = () => setRoute(routeOf())
+    addEventListener('hashchange', f)
+    return () => removeEventListener('hashchange', f)
+  }, [])
+  const pending = useLive(
+    async () =>
+      Object.values(await call<Record<string, unknown[]>>('GET', `${O}/sec_policy/pending`)).flat()
+        .length,
+    5000,
+  )
+  const [page = 'workloads', id] = route
+  const signOut = async () => {
+    await call('DELETE', '/session').catch(() => undefined)
+    onSignOut()
+  }
+  return (
+    <div class="shell">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <nav aria-label="Main">
+        <span class="brand">Palisade</span>
+        <ul>
+          {NAV.map(([k, text]) => (
+            <li key={k}>
+              <a href={`#/${k}`} aria-current={page === k ? 'page' : undefined}>
+                {text}
+                {k === 'provision' && (pending.data ?? 0) > 0 && (
+                  <span class="badge" aria-label={`${pending.data} pending`}>
+                    {pending.data}
+                  </span>
+                )}
+              </a>
+            </li>
+          ))}
+        </ul>
+        <span class="user">
+          {session.username}{' '}
+          <button type="button" class="link" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </span>
+      </nav>
+      <main id="main" tabIndex={-1}>
+        {page === 'workloads' && !id && <WorkloadsPage />}
+        {page === 'workloads' && id && <WorkloadPage id={id} />}
+        {page === 'policy' && <PolicyPage />}
+        {page === 'provision' && <ProvisionPage onProvisioned={() => void pending.reload()} />}
+        {page === 'coexistence' && <CoexistencePage />}
+        {page === 'pairing' && <PairingPage />}
+        {page === 'events' && <EventsPage />}
+        {page === 'traffic' && <TrafficPage />}
+      </main>
+    </div>
+  )
+}
+
+function App() {
+  const [session, setSessionState] = useState<Session | null | undefined>(undefined)
+  // The token must be in place before any change is sent, so it is set with the session.
+  const setSession = (s: Session | null) => {
+    setCsrf(s?.csrf_token)
+    setSessionState(s)
+  }
+  useEffect(() => {
+    whenSignedOut(() => setSession(null))
+    call<Session>('GET', '/session').then(setSession, () => setSession(null))
+  }, [])
+  if (session === undefined) return <p class="loading">Loading…</p>
+  if (session === null) return <SignIn onSignedIn={setSession} />
+  return <Shell session={session} onSignOut={() => setSession(null)} />
+}
+
+render(<App />, document.getElementById('app') as HTMLElement)

@@ -1,0 +1,607 @@
+import { useState } from 'preact/hooks'
+import type { Label } from '../api.js'
+import { call, labelText, messagesFor, O, otherMessages } from '../api.js'
+import { useLive } from '../hooks.js'
+import { Errors, LabelPicker, Labels, Page } from '../ui.js'
+
+const DRAFT = `${O}/sec_policy/draft`
+const PROTOS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, any: -1 }
+const PROTO_NAMES = Object.fromEntries(Object.entries(PROTOS).map(([k, v]) => [v, k]))
+
+interface Port {
+  proto: number
+  port?: number
+  to_port?: number
+}
+/** `tcp/443, udp/53, tcp/8000-8010, icmp` (or protocol numbers) to service ports. */
+export function parsePorts(text: string): Port[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const [p = '', range] = s.split('/')
+      const proto = PROTOS[p.toLowerCase()] ?? Number(p)
+      const [from, to] = (range ?? '').split('-').map((x) => (x === '' ? undefined : Number(x)))
+      return {
+        proto,
+        ...(from !== undefined && { port: from }),
+        ...(to !== undefined && { to_port: to }),
+      }
+    })
+}
+const portsText = (ports: readonly Port[]) =>
+  ports
+    .map(
+      (p) =>
+        `${PROTO_NAMES[p.proto] ?? p.proto}${p.port !== undefined ? `/${p.port}${p.to_port !== undefined ? `-${p.to_port}` : ''}` : ''}`,
+    )
+    .join(', ')
+
+interface Service {
+  href: string
+  name: string
+  service_ports: Port[]
+}
+interface IpList {
+  href: string
+  name: string
+  ip_ranges: { from_ip: string; to_ip?: string; exclusion?: boolean }[]
+}
+interface Actor {
+  label?: { href: string }
+  actors?: string
+  ip_list?: { href: string }
+}
+interface Rule {
+  href: string
+  providers: Actor[]
+  consumers: Actor[]
+  ingress_services: Port[]
+  override?: boolean
+}
+interface RuleSet {
+  href: string
+  name: string
+  scopes: { label?: { href: string } }[][]
+  rules: Rule[]
+  deny_rules: Rule[]
+}
+
+const TABS = ['Labels', 'Services', 'IP lists', 'Rule sets'] as const
+
+export function PolicyPage() {
+  const [tab, setTab] = useState<(typeof TABS)[number]>('Labels')
+  const live = useLive(async () => {
+    const [labels, services, ipLists, ruleSets] = await Promise.all([
+      call<Label[]>('GET', `${O}/labels?max_results=10000`),
+      call<Service[]>('GET', `${DRAFT}/services`),
+      call<IpList[]>('GET', `${DRAFT}/ip_lists`),
+      call<RuleSet[]>('GET', `${DRAFT}/rule_sets`),
+    ])
+    return { labels, services, ipLists, ruleSets }
+  }, 5000)
+  const d = live.data
+  const reload = () => void live.reload()
+  return (
+    <Page title="Policy">
+      <div role="tablist" aria-label="Policy objects" class="tabs">
+        {TABS.map((t) => (
+          <button
+            key={t}
+            type="button"
+            role="tab"
+            aria-selected={tab === t}
+            onClick={() => setTab(t)}
+          >
+            {t}
+          </button>
+        ))}
+      </div>
+      <p class="hint">
+        Changes to services, IP lists and rule sets go to the draft; provision them to enforce.
+      </p>
+      <Errors messages={otherMessages(live.error, [])} />
+      {d && tab === 'Labels' && <LabelsTab labels={d.labels} reload={reload} />}
+      {d && tab === 'Services' && <ServicesTab services={d.services} reload={reload} />}
+      {d && tab === 'IP lists' && <IpListsTab lists={d.ipLists} reload={reload} />}
+      {d && tab === 'Rule sets' && (
+        <RuleSetsTab
+          sets={d.ruleSets}
+          labels={d.labels}
+          services={d.services}
+          lists={d.ipLists}
+          reload={reload}
+        />
+      )}
+    </Page>
+  )
+}
+
+/** A create-or-edit form's state: the href being edited (or none), the error of the last save. */
+function useEditor() {
+  const [editing, setEditing] = useState<string>()
+  const [error, setError] = useState<unknown>()
+  const run = async (f: () => Promise<unknown>, after: () => void) => {
+    setError(undefined)
+    try {
+      await f()
+      setEditing(undefined)
+      after()
+    } catch (e) {
+      setError(e)
+    }
+  }
+  return { editing, setEditing, error, run }
+}
+
+function LabelsTab({ labels, reload }: { labels: Label[]; reload: () => void }) {
+  const ed = useEditor()
+  const [key, setKey] = useState('')
+  const [value, setValue] = useState('')
+  const submit = (e: Event) => {
+    e.preventDefault()
+    void ed.run(
+      () =>
+        ed.editing
+          ? call('PUT', `/api/v2${ed.editing}`, { value })
+          : call('POST', `${O}/labels`, { key, value }),
+      () => {
+        setKey('')
+        setValue('')
+        reload()
+      },
+    )
+  }
+  return (
+    <div>
+      <table aria-label="Labels">
+        <thead>
+          <tr>
+            <th scope="col">Key</th>
+            <th scope="col">Value</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {labels.map((l) => (
+            <tr key={l.href}>
+              <td>{l.key}</td>
+              <td>{l.value}</td>
+              <td class="row-actions">
+                <button
+                  type="button"
+                  onClick={() => {
+                    ed.setEditing(l.href)
+                    setKey(l.key)
+                    setValue(l.value)
+                  }}
+                >
+                  Edit
+                </button>
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => void ed.run(() => call('DELETE', `/api/v2${l.href}`), reload)}
+                >
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form class="card" onSubmit={submit} aria-label={ed.editing ? 'Edit label' : 'New label'}>
+        <h2>{ed.editing ? 'Edit label' : 'New label'}</h2>
+        <Errors messages={otherMessages(ed.error, ['$.key', '$.value'])} />
+        <label for="label-key">Key</label>
+        <input
+          id="label-key"
+          value={key}
+          disabled={!!ed.editing}
+          onInput={(e) => setKey((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.key')} />
+        <label for="label-value">Value</label>
+        <input
+          id="label-value"
+          value={value}
+          onInput={(e) => setValue((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.value')} />
+        <button type="submit">{ed.editing ? 'Save label' : 'Create label'}</button>
+      </form>
+    </div>
+  )
+}
+
+function ServicesTab({ services, reload }: { services: Service[]; reload: () => void }) {
+  const ed = useEditor()
+  const [name, setName] = useState('')
+  const [ports, setPorts] = useState('')
+  const submit = (e: Event) => {
+    e.preventDefault()
+    const body = { name, service_ports: parsePorts(ports) }
+    void ed.run(
+      () =>
+        ed.editing
+          ? call('PUT', `/api/v2${ed.editing}`, body)
+          : call('POST', `${DRAFT}/services`, body),
+      () => {
+        setName('')
+        setPorts('')
+        reload()
+      },
+    )
+  }
+  return (
+    <div>
+      <table aria-label="Services">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Ports</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {services.map((s) => (
+            <tr key={s.href}>
+              <td>{s.name}</td>
+              <td>{portsText(s.service_ports)}</td>
+              <td class="row-actions">
+                <button
+                  type="button"
+                  onClick={() => {
+                    ed.setEditing(s.href)
+                    setName(s.name)
+                    setPorts(portsText(s.service_ports))
+                  }}
+                >
+                  Edit
+                </button>
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => void ed.run(() => call('DELETE', `/api/v2${s.href}`), reload)}
+                >
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form class="card" onSubmit={submit}>
+        <h2>{ed.editing ? 'Edit service' : 'New service'}</h2>
+        <Errors messages={otherMessages(ed.error, ['$.name', '$.service_ports'])} />
+        <label for="svc-name">Name</label>
+        <input
+          id="svc-name"
+          value={name}
+          onInput={(e) => setName((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.name')} />
+        <label for="svc-ports">Ports</label>
+        <input
+          id="svc-ports"
+          placeholder="tcp/443, udp/53, tcp/8000-8010"
+          value={ports}
+          onInput={(e) => setPorts((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.service_ports')} />
+        <button type="submit">{ed.editing ? 'Save service' : 'Create service'}</button>
+      </form>
+    </div>
+  )
+}
+
+function IpListsTab({ lists, reload }: { lists: IpList[]; reload: () => void }) {
+  const ed = useEditor()
+  const [name, setName] = useState('')
+  const [ranges, setRanges] = useState('')
+  const toText = (l: IpList) =>
+    l.ip_ranges
+      .map((r) => `${r.exclusion ? '!' : ''}${r.from_ip}${r.to_ip ? `-${r.to_ip}` : ''}`)
+      .join('\n')
+  const submit = (e: Event) => {
+    e.preventDefault()
+    const ip_ranges = ranges
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((s) => {
+        const exclusion = s.startsWith('!')
+        const [from_ip = '', to_ip] = s.replace(/^!/, '').split('-')
+        return { from_ip, ...(to_ip && { to_ip }), ...(exclusion && { exclusion }) }
+      })
+    const body = { name, ip_ranges }
+    void ed.run(
+      () =>
+        ed.editing
+          ? call('PUT', `/api/v2${ed.editing}`, body)
+          : call('POST', `${DRAFT}/ip_lists`, body),
+      () => {
+        setName('')
+        setRanges('')
+        reload()
+      },
+    )
+  }
+  return (
+    <div>
+      <table aria-label="IP lists">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Ranges</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {lists.map((l) => (
+            <tr key={l.href}>
+              <td>{l.name}</td>
+              <td>
+                <pre>{toText(l)}</pre>
+              </td>
+              <td class="row-actions">
+                <button
+                  type="button"
+                  onClick={() => {
+                    ed.setEditing(l.href)
+                    setName(l.name)
+                    setRanges(toText(l))
+                  }}
+                >
+                  Edit
+                </button>
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => void ed.run(() => call('DELETE', `/api/v2${l.href}`), reload)}
+                >
+                  Delete
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form class="card" onSubmit={submit}>
+        <h2>{ed.editing ? 'Edit IP list' : 'New IP list'}</h2>
+        <Errors messages={otherMessages(ed.error, ['$.name', '$.ip_ranges'])} />
+        <label for="ipl-name">Name</label>
+        <input
+          id="ipl-name"
+          value={name}
+          onInput={(e) => setName((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.name')} />
+        <label for="ipl-ranges">Ranges, one per line (CIDR or A-B; ! excludes)</label>
+        <textarea
+          id="ipl-ranges"
+          rows={4}
+          value={ranges}
+          onInput={(e) => setRanges((e.target as HTMLTextAreaElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.ip_ranges')} />
+        <button type="submit">{ed.editing ? 'Save IP list' : 'Create IP list'}</button>
+      </form>
+    </div>
+  )
+}
+
+const actorText = (a: Actor, labels: Label[], lists: IpList[]) => {
+  if (a.actors === 'ams') return 'all workloads'
+  if (a.label) {
+    const l = labels.find((x) => x.href === a.label?.href)
+    return l ? labelText(l) : a.label.href
+  }
+  if (a.ip_list) return lists.find((x) => x.href === a.ip_list?.href)?.name ?? a.ip_list.href
+  return '?'
+}
+
+function RuleSetsTab(props: {
+  sets: RuleSet[]
+  labels: Label[]
+  services: Service[]
+  lists: IpList[]
+  reload: () => void
+}) {
+  const ed = useEditor()
+  const [name, setName] = useState('')
+  const [scope, setScope] = useState<string[]>([])
+  const submit = (e: Event) => {
+    e.preventDefault()
+    const body = { name, scopes: [scope.map((href) => ({ label: { href } }))] }
+    void ed.run(
+      () =>
+        ed.editing
+          ? call('PUT', `/api/v2${ed.editing}`, body)
+          : call('POST', `${DRAFT}/rule_sets`, body),
+      () => {
+        setName('')
+        setScope([])
+        props.reload()
+      },
+    )
+  }
+  return (
+    <div>
+      {props.sets.map((rs) => (
+        <article class="card" key={rs.href} aria-label={`Rule set ${rs.name}`}>
+          <header class="page-header">
+            <h2>{rs.name}</h2>
+            <div class="actions">
+              <button
+                type="button"
+                onClick={() => {
+                  ed.setEditing(rs.href)
+                  setName(rs.name)
+                  setScope((rs.scopes[0] ?? []).flatMap((s) => (s.label ? [s.label.href] : [])))
+                }}
+              >
+                Edit
+              </button>
+              <button
+                type="button"
+                class="danger"
+                onClick={() => void ed.run(() => call('DELETE', `/api/v2${rs.href}`), props.reload)}
+              >
+                Delete
+              </button>
+            </div>
+          </header>
+          <p>
+            Scope:{' '}
+            {rs.scopes.every((s) => s.length === 0) ? (
+              'all workloads'
+            ) : (
+              <Labels
+                labels={rs.scopes
+                  .flat()
+                  .flatMap((s) => props.labels.filter((l) => l.href === s.label?.href))}
+              />
+            )}
+          </p>
+          <table aria-label={`Rules of ${rs.name}`}>
+            <thead>
+              <tr>
+                <th scope="col">Action</th>
+                <th scope="col">Sources (consumers)</th>
+                <th scope="col">Destinations (providers)</th>
+                <th scope="col">Services</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {[
+                ...rs.deny_rules.map((r) => ({ r, action: r.override ? 'override deny' : 'deny' })),
+                ...rs.rules.map((r) => ({ r, action: 'allow' })),
+              ].map(({ r, action }) => (
+                <tr key={r.href} class={`rule-${action.replace(' ', '-')}`}>
+                  <td>{action}</td>
+                  <td>
+                    {r.consumers.map((a) => actorText(a, props.labels, props.lists)).join(', ')}
+                  </td>
+                  <td>
+                    {r.providers.map((a) => actorText(a, props.labels, props.lists)).join(', ')}
+                  </td>
+                  <td>{portsText(r.ingress_services.filter((s) => 'proto' in s))}</td>
+                  <td>
+                    <button
+                      type="button"
+                      class="danger"
+                      onClick={() =>
+                        void ed.run(() => call('DELETE', `/api/v2${r.href}`), props.reload)
+                      }
+                    >
+                      Delete rule
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <RuleForm rs={rs} labels={props.labels} reload={props.reload} />
+        </article>
+      ))}
+      <form class="card" onSubmit={submit}>
+        <h2>{ed.editing ? 'Edit rule set' : 'New rule set'}</h2>
+        <Errors messages={otherMessages(ed.error, ['$.name', '$.scopes'])} />
+        <label for="rs-name">Name</label>
+        <input
+          id="rs-name"
+          value={name}
+          onInput={(e) => setName((e.target as HTMLInputElement).value)}
+        />
+        <Errors messages={messagesFor(ed.error, '$.name')} />
+        <fieldset>
+          <legend>Scope</legend>
+          <LabelPicker
+            labels={props.labels}
+            value={scope}
+            onChange={setScope}
+            idPrefix="rs-scope"
+          />
+          <Errors messages={messagesFor(ed.error, '$.scopes')} />
+        </fieldset>
+        <button type="submit">{ed.editing ? 'Save rule set' : 'Create rule set'}</button>
+      </form>
+    </div>
+  )
+}
+
+function RuleForm({ rs, labels, reload }: { rs: RuleSet; labels: Label[]; reload: () => void }) {
+  const ed = useEditor()
+  const [action, setAction] = useState('allow')
+  const [consumers, setConsumers] = useState<string[]>([])
+  const [providers, setProviders] = useState<string[]>([])
+  const [ports, setPorts] = useState('tcp/443')
+  const id = rs.href.split('/').pop() ?? ''
+  const actors = (hrefs: string[]) =>
+    hrefs.length === 0 ? [{ actors: 'ams' }] : hrefs.map((href) => ({ label: { href } }))
+  const submit = (e: Event) => {
+    e.preventDefault()
+    const body = {
+      consumers: actors(consumers),
+      providers: actors(providers),
+      ingress_services: parsePorts(ports),
+      ...(action !== 'allow' && { override: action === 'override_deny' }),
+    }
+    void ed.run(
+      () =>
+        call('POST', `/api/v2${rs.href}/${action === 'allow' ? 'sec_rules' : 'deny_rules'}`, body),
+      reload,
+    )
+  }
+  return (
+    <form class="rule-form" onSubmit={submit} aria-label={`New rule in ${rs.name}`}>
+      <Errors messages={otherMessages(ed.error, [])} />
+      <label for={`rule-action-${id}`}>Action</label>
+      <select
+        id={`rule-action-${id}`}
+        value={action}
+        onChange={(e) => setAction((e.target as HTMLSelectElement).value)}
+      >
+        <option value="allow">allow</option>
+        <option value="deny">deny</option>
+        <option value="override_deny">override deny</option>
+      </select>
+      <fieldset>
+        <legend>Sources (consumers; none: all workloads)</legend>
+        <LabelPicker
+          labels={labels}
+          value={consumers}
+          onChange={setConsumers}
+          idPrefix={`rule-c-${id}`}
+        />
+      </fieldset>
+      <fieldset>
+        <legend>Destinations (providers; none: all workloads)</legend>
+        <LabelPicker
+          labels={labels}
+          value={providers}
+          onChange={setProviders}
+          idPrefix={`rule-p-${id}`}
+        />
+      </fieldset>
+      <label for={`rule-ports-${id}`}>Services</label>
+      <input
+        id={`rule-ports-${id}`}
+        value={ports}
+        onInput={(e) => setPorts((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit">Add rule</button>
+    </form>
+  )
+}

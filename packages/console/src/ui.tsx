@@ -1,0 +1,117 @@
+import type { ComponentChildren } from 'preact'
+import { useEffect, useRef } from 'preact/hooks'
+import type { Label } from './api.js'
+import { labelText } from './api.js'
+
+/** The messages of a failed request, shown where the user looks: next to the field or on top. */
+export function Errors({ messages, id }: { messages: readonly string[]; id?: string }) {
+  if (messages.length === 0) return null
+  return (
+    <ul class="errors" role="alert" id={id}>
+      {messages.map((m) => (
+        <li key={m}>{m}</li>
+      ))}
+    </ul>
+  )
+}
+
+export function Labels({ labels }: { labels: readonly Label[] }) {
+  return (
+    <span class="labels">
+      {labels.map((l) => (
+        <span class={`label key-${l.key}`} key={l.href}>
+          {labelText(l)}
+        </span>
+      ))}
+    </span>
+  )
+}
+
+/** A modal dialog: focus moves into it, Escape closes it, focus returns where it was. */
+export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren }) {
+  const ref = useRef<HTMLDivElement>(null)
+  useEffect(() => {
+    const before = document.activeElement as HTMLElement | null
+    ref.current?.querySelector<HTMLElement>('select, input, textarea, button')?.focus()
+    const key = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') props.onClose()
+    }
+    document.addEventListener('keydown', key)
+    return () => {
+      document.removeEventListener('keydown', key)
+      before?.focus()
+    }
+  }, [])
+  return (
+    <div class="backdrop">
+      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="dialog-title" ref={ref}>
+        <h2 id="dialog-title">{props.title}</h2>
+        {props.children}
+      </div>
+    </div>
+  )
+}
+
+/**
+ * One select per label key: a scope holds at most one label per key, so the picker cannot
+ * express anything else.
+ */
+export function LabelPicker(props: {
+  labels: readonly Label[]
+  value: readonly string[]
+  onChange: (hrefs: string[]) => void
+  idPrefix: string
+}) {
+  const keys = [...new Set(props.labels.map((l) => l.key))].sort()
+  const chosen = (key: string) =>
+    props.labels.find((l) => l.key === key && props.value.includes(l.href))?.href ?? ''
+  return (
+    <div class="label-picker">
+      {keys.length === 0 && <p class="hint">No labels yet: create them under Policy.</p>}
+      {keys.map((key) => (
+        <label key={key} for={`${props.idPrefix}-${key}`}>
+          <span>{key}</span>
+          <select
+            id={`${props.idPrefix}-${key}`}
+            value={chosen(key)}
+            onChange={(e) => {
+              const href = (e.target as HTMLSelectElement).value
+              const others = props.value.filter(
+                (h) => props.labels.find((l) => l.href === h)?.key !== key,
+              )
+              props.onChange(href ? [...others, href] : others)
+            }}
+          >
+            <option value="">any {key}</option>
+            {props.labels
+              .filter((l) => l.key === key)
+              .map((l) => (
+                <option key={l.href} value={l.href}>
+                  {l.value}
+                </option>
+              ))}
+          </select>
+        </label>
+      ))}
+    </div>
+  )
+}
+
+export function Page(props: {
+  title: string
+  children: ComponentChildren
+  actions?: ComponentChildren
+}) {
+  return (
+    <section class="page" aria-labelledby="page-title">
+      <header class="page-header">
+        <h1 id="page-title">{props.title}</h1>
+        <div class="actions">{props.actions}</div>
+      </header>
+      {props.children}
+    </section>
+  )
+}
+
+export const when = (iso: string | null | undefined) =>
+  iso ? new Date(iso).toLocaleString(undefined, { hour12: false }) : '—'

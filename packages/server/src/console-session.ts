@@ -1,0 +1,147 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import { randomSecret, sameSecret, sha256, verifyPassword } from './crypto.js'
+import type { Database } from './db/schema.js'
+import { ApiError, forbidden, invalidOne, tooMany, unauthorized } from './errors.js'
+import { bodyObject, json } from './http.js'
+import { now, recordEvent } from './store.js'
+import { Checker } from './validate.js'
+
+/**
+ * Sign-in for the web console: a session cookie (HttpOnly, SameSite=Strict, Secure under TLS)
+ * and a CSRF token the console sends back in `X-CSRF-Token` on every change. The API accepts
+ * either this session or HTTP Basic with an API key; only the session needs the CSRF token,
+ * since a browser never adds a Basic header on its own.
+ */
+export const SESSION_COOKIE = 'palisade_session'
+const SESSION_HOURS = 12
+const SIGN_INS_PER_MINUTE = 10
+
+function cookieOf(req: FastifyRequest): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=')
+    if (k === SESSION_COOKIE) return v.join('=')
+  }
+  return undefined
+}
+
+const setCookie = (reply: FastifyReply, value: string, maxAge: number, secure: boolean) =>
+  reply.header(
+    'set-cookie',
+    `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? '; Secure' : ''}`,
+  )
+
+/** The user of a console session, or undefined when the request carries none. */
+export async function sessionUser(
+  db: Kysely<Database>,
+  req: FastifyRequest,
+): Promise<{ id: number; org: number; username: string } | undefined> {
+  const id = cookieOf(req)
+  if (!id) return undefined
+  const s = await db
+    .selectFrom('sessions')
+    .innerJoin('users', 'users.id', 'sessions.user_id')
+    .select(['sessions.csrf', 'sessions.expires_at', 'users.id', 'users.org_id', 'users.username'])
+    .where('sessions.id_hash', '=', sha256(id))
+    .executeTakeFirst()
+  if (!s || s.expires_at < now()) throw unauthorized()
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const token = req.headers['x-csrf-token']
+    if (typeof token !== 'string' || !sameSecret(sha256(token), sha256(s.csrf)))
+      throw forbidden('this change needs the X-CSRF-Token header of your session')
+  }
+  return { id: s.id, org: s.org_id, username: s.username }
+}
+
+export function registerConsoleSession(
+  app: FastifyInstance,
+  db: Kysely<Database>,
+  secure: boolean,
+): void {
+  const attempts = new Map<string, { start: number; count: number }>()
+
+  app.post('/session', async (req, reply) => {
+    const t = Date.now()
+    const w = attempts.get(req.ip)
+    if (!w || t - w.start > 60_000) attempts.set(req.ip, { start: t, count: 1 })
+    else if (++w.count > SIGN_INS_PER_MINUTE)
+      throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
+    const body = bodyObject(req)
+    const c = new Checker()
+    c.only(body, '$', ['username', 'password'])
+    const username = c.string(body, 'username', '$', { required: true })
+    const password = c.string(body, 'password', '$', { required: true, max: 1024 })
+    c.done()
+    const user = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('username', '=', username ?? '')
+      .executeTakeFirst()
+    if (!user || !(await verifyPassword(password ?? '', user.password_hash))) {
+      await recordEvent(db, user?.org_id ?? 1, {
+        event_type: 'user.login_failed',
+        severity: 'warning',
+        status: 'failure',
+        created_by: { system: {} },
+        notifications: [
+          {
+            notification_type: 'user.login_failed',
+            info: { username: (username ?? '').slice(0, 64), src_ip: req.ip },
+          },
+        ],
+      })
+      throw new ApiError(401, [
+        { token: 'invalid_credentials', message: 'the username or the password is wrong' },
+      ])
+    }
+    const id = randomSecret()
+    const csrf = randomSecret()
+    const created = now()
+    await db
+      .insertInto('sessions')
+      .values({
+        id_hash: sha256(id),
+        user_id: user.id,
+        csrf,
+        created_at: created,
+        expires_at: new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString(),
+      })
+      .execute()
+    await recordEvent(db, user.org_id, {
+      event_type: 'user.sign_in',
+      created_by: { user: { href: `/users/${user.id}`, username: user.username } },
+      notifications: [{ notification_type: 'user.sign_in', info: { src_ip: req.ip } }],
+    })
+    setCookie(reply, id, SESSION_HOURS * 3600, secure)
+    return json(reply, 201, { username: user.username, org_id: user.org_id, csrf_token: csrf })
+  })
+
+  app.get('/session', async (req, reply) => {
+    const id = cookieOf(req)
+    const s = id
+      ? await db
+          .selectFrom('sessions')
+          .innerJoin('users', 'users.id', 'sessions.user_id')
+          .select(['sessions.csrf', 'sessions.expires_at', 'users.username', 'users.org_id'])
+          .where('sessions.id_hash', '=', sha256(id))
+          .executeTakeFirst()
+      : undefined
+    if (!s || s.expires_at < now()) throw unauthorized()
+    return json(reply, 200, { username: s.username, org_id: s.org_id, csrf_token: s.csrf })
+  })
+
+  app.delete('/session', async (req, reply) => {
+    const user = await sessionUser(db, req)
+    if (!user) throw invalidOne('no_session', 'there is no session to sign out of')
+    await db
+      .deleteFrom('sessions')
+      .where('id_hash', '=', sha256(cookieOf(req) ?? ''))
+      .execute()
+    await recordEvent(db, user.org, {
+      event_type: 'user.sign_out',
+      created_by: { user: { href: `/users/${user.id}`, username: user.username } },
+    })
+    setCookie(reply, '', 0, secure)
+    return reply.code(204).send()
+  })
+}

@@ -1,0 +1,368 @@
+/**
+ * The web console in a real browser (Debian's chromium driven by playwright-core) against a
+ * real `palisade server` on SQLite with TLS: sign in, labels, a coexistence scope through the
+ * dialog, provisioning, a managed workload's effective mode changing live, a refused scope that
+ * stores nothing, and the other pages. Screenshots of each page go to artifacts/console/.
+ */
+import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { request } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { RunningServer } from '@palisade/server'
+import { startServer } from '@palisade/server'
+import type { Browser, Page } from 'playwright-core'
+import { chromium } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SHOTS = join(import.meta.dirname, '../../artifacts/console')
+const O = '/api/v2/orgs/1'
+
+interface Boot {
+  username: string
+  password: string
+  api_user: string
+  api_secret: string
+  ca_cert: string
+}
+
+describe('web console in chromium', () => {
+  let dir: string
+  let server: RunningServer
+  let boot: Boot
+  let ca: string
+  let browser: Browser
+  let page: Page
+
+  /** The API with the bootstrap API key, as a script would call it. */
+  const api = (method: string, path: string, body?: unknown, auth?: string) =>
+    new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body)
+      const req = request(
+        `${server.url}${path}`,
+        {
+          method,
+          ca,
+          headers: {
+            authorization:
+              auth ??
+              `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
+            ...(payload && { 'content-type': 'application/json' }),
+          },
+        },
+        (res) => {
+          let text = ''
+          res.on('data', (c: Buffer) => (text += c.toString()))
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              body: text ? (JSON.parse(text) as unknown) : undefined,
+            }),
+          )
+        },
+      )
+      req.on('error', reject)
+      req.end(payload)
+    })
+  const shot = (name: string) =>
+    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
+  const go = async (route: string) => {
+    await page.goto(`${server.url}/#/${route}`)
+    await page.locator('#page-title').waitFor()
+  }
+
+  beforeAll(async () => {
+    // A browser test that cannot find its browser must fail, not pass quietly.
+    expect(
+      existsSync(CHROMIUM),
+      `${CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)`,
+    ).toBe(true)
+    dir = await mkdtemp(join(tmpdir(), 'palisade-console-'))
+    server = await startServer({ listen: '127.0.0.1:0', dataDir: dir, tls: 'auto' })
+    boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as Boot
+    ca = await readFile(boot.ca_cert, 'utf8')
+    await mkdir(SHOTS, { recursive: true })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    })
+    // The server's certificate comes from its own CA, which this throwaway profile does not hold.
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 800 },
+    })
+    page = await context.newPage()
+  }, 60_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await server?.close()
+    if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('signs in with the bootstrap admin, by keyboard alone, after refusing a wrong password', async () => {
+    await page.goto(server.url)
+    await shot('01-sign-in')
+    await page.getByLabel('Username').fill(boot.username)
+    await page.getByLabel('Password').fill('wrong')
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('wrong')
+    await page.getByLabel('Password').fill('')
+    await page.getByLabel('Password').focus()
+    await page.keyboard.type(boot.password)
+    await page.keyboard.press('Enter')
+    await page.getByRole('navigation', { name: 'Main' }).waitFor()
+    // the session cookie is HttpOnly and Secure: scripts in the page cannot read it
+    const cookies = await page.context().cookies()
+    expect(cookies.find((c) => c.name === 'palisade_session')).toMatchObject({
+      httpOnly: true,
+      secure: true,
+      sameSite: 'Strict',
+    })
+    expect(await page.evaluate<string>('document.cookie')).toBe('')
+  })
+
+  it('refuses a change from the session without its CSRF token', async () => {
+    const status = await page.evaluate(async (o) => {
+      const r = await fetch(`${o}/labels`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: 'env', value: 'forged' }),
+      })
+      return r.status
+    }, O)
+    expect(status).toBe(403)
+    const labels = (await api('GET', `${O}/labels?value=forged`)).body as unknown[]
+    expect(labels).toEqual([])
+  })
+
+  it('creates labels on the Policy page', async () => {
+    await go('policy')
+    for (const [key, value] of [
+      ['env', 'prod'],
+      ['env', 'staging'],
+      ['app', 'web'],
+    ] as const) {
+      await page.getByLabel('Key').fill(key)
+      await page.getByLabel('Value').fill(value)
+      await page.getByRole('button', { name: 'Create label' }).click()
+      await page.getByRole('cell', { name: value, exact: true }).waitFor()
+    }
+    // a duplicate is refused by the API, and its message stands next to the form
+    await page.getByLabel('Key').fill('env')
+    await page.getByLabel('Value').fill('prod')
+    await page.getByRole('button', { name: 'Create label' }).click()
+    await page.getByRole('alert').first().waitFor()
+    expect(await page.getByLabel('Value').inputValue(), 'nothing typed is lost').toBe('prod')
+    await shot('02-policy-labels')
+    const labels = (await api('GET', `${O}/labels`)).body as { key: string; value: string }[]
+    expect(
+      labels
+        .filter((l) => l.key === 'env')
+        .map((l) => l.value)
+        .sort(),
+    ).toEqual(['prod', 'staging'])
+  })
+
+  let agent: { token: string; agent_id: string; workload_href: string }
+  it('makes a pairing profile and an activation code, with the command to run; a paired workload appears live', async () => {
+    await go('pairing')
+    await page.getByLabel('Name').fill('web servers')
+    await page.getByLabel('env', { exact: true }).selectOption({ label: 'prod' })
+    await page.getByLabel('app', { exact: true }).selectOption({ label: 'web' })
+    await page.getByRole('button', { name: 'Create profile' }).click()
+    await page.getByRole('cell', { name: 'web servers' }).waitFor()
+    await page.getByRole('button', { name: 'Generate activation code' }).click()
+    const code = (await page.getByTestId('activation-code').textContent()) ?? ''
+    expect(code).toMatch(/^[0-9a-f]{20,}$/)
+    const command = (await page.getByTestId('activation-command').textContent()) ?? ''
+    expect(command).toContain(`palisade agent activate --management-server 127.0.0.1:`)
+    expect(command).toContain(`--activation-code ${code}`)
+    expect(command).toContain(`--ca-cert ${boot.ca_cert}`)
+    await shot('03-pairing')
+    await go('workloads')
+    // an agent activates with the code (the agent channel, as `palisade agent activate` does)
+    const r = await api('POST', '/agent/v1/activate', {
+      activation_code: code,
+      hostname: 'web-1',
+      interfaces: [{ name: 'eth0', address: '198.18.0.21' }],
+    })
+    expect(r.status).toBe(201)
+    agent = r.body as typeof agent
+    const row = page.locator('tr[data-workload="web-1"]')
+    await row.waitFor({ timeout: 10_000 })
+    expect(await row.locator('td.mode').textContent()).toContain('Exclusive')
+  })
+
+  it('adds a coexistence scope through the dialog; it stays pending until provisioned', async () => {
+    await go('coexistence')
+    await expect
+      .poll(() => page.locator('main').textContent())
+      .toContain('only firewall on a workload')
+    await page.getByRole('button', { name: 'Add' }).click()
+    const dialog = page.getByRole('dialog', { name: 'Add coexistence scope' })
+    await dialog.waitFor()
+    await dialog.getByLabel('env', { exact: true }).selectOption({ label: 'prod' })
+    await dialog.getByLabel('All').check()
+    await dialog.getByLabel('Yes').check()
+    await shot('04-coexistence-dialog')
+    await dialog.getByRole('button', { name: 'Save' }).click()
+    await dialog.waitFor({ state: 'detached' })
+    await page.getByRole('status').filter({ hasText: 'pending' }).waitFor()
+    const row = page.getByRole('table', { name: 'Coexistence scopes' }).getByRole('row').nth(1)
+    expect(await row.textContent()).toContain('env: prod')
+    expect(await row.textContent()).toContain('Yes')
+    await shot('05-coexistence')
+    const draft = (await api('GET', `${O}/sec_policy/draft/firewall_settings`)).body as {
+      firewall_coexistence: unknown[]
+    }
+    expect(draft.firewall_coexistence).toHaveLength(1)
+  })
+
+  it('shows the API message next to the scope for a refused scope, keeps the dialog as entered, and stores nothing', async () => {
+    const staging = ((await api('GET', `${O}/labels?value=staging`)).body as { href: string }[])[0]
+    await page.getByRole('button', { name: 'Add' }).click()
+    const dialog = page.getByRole('dialog', { name: 'Add coexistence scope' })
+    await dialog.getByLabel('env', { exact: true }).selectOption({ label: 'staging' })
+    await dialog.getByLabel('No').check()
+    // the label goes away while the dialog is open
+    expect((await api('DELETE', `/api/v2${staging?.href}`)).status).toBe(204)
+    await dialog.getByRole('button', { name: 'Save' }).click()
+    const message = dialog.locator('#scope-errors')
+    await message.waitFor()
+    expect(await message.textContent()).toContain(`label ${staging?.href} does not exist`)
+    expect(await dialog.getByLabel('No').isChecked(), 'what was entered is kept').toBe(true)
+    await shot('06-coexistence-refused')
+    await dialog.getByRole('button', { name: 'Cancel' }).click()
+    const draft = (await api('GET', `${O}/sec_policy/draft/firewall_settings`)).body as {
+      firewall_coexistence: unknown[]
+    }
+    expect(draft.firewall_coexistence).toHaveLength(1)
+  })
+
+  it('provisions from the Provision page, and the workload turns coexistence primary without a reload', async () => {
+    await go('workloads')
+    const mode = page.locator('tr[data-workload="web-1"] td.mode')
+    expect(await mode.textContent()).toContain('Exclusive')
+    await go('provision')
+    await page.getByRole('article').first().waitFor()
+    expect(await page.locator('main').textContent()).toContain('firewall settings')
+    await page.getByLabel('Commit message').fill('web prod coexists, primary')
+    await shot('07-provision')
+    await page.getByRole('button', { name: 'Provision' }).click()
+    await page.getByRole('status').filter({ hasText: 'Provisioned as version' }).waitFor()
+    expect(await page.getByRole('table', { name: 'Policy versions' }).textContent()).toContain(
+      'web prod coexists, primary',
+    )
+    await page.locator('a[href="#/workloads"]').click()
+    await expect
+      .poll(() => mode.textContent(), { timeout: 10_000 })
+      .toContain('Coexistence, primary')
+    expect(await mode.textContent()).toContain('env: prod')
+    await shot('08-workloads')
+    // editable enforcement: the change reaches the API
+    await page.getByLabel('Enforcement of web-1').selectOption('full')
+    await expect
+      .poll(
+        async () =>
+          ((await api('GET', `/api/v2${agent.workload_href}`)).body as { enforcement_mode: string })
+            .enforcement_mode,
+      )
+      .toBe('full')
+  })
+
+  it('shows events with before and after, filtered by type', async () => {
+    await go('events')
+    await page.getByLabel('Type').fill('firewall_settings.update')
+    await page.getByLabel('Type').press('Enter')
+    await page.getByRole('button', { name: 'Details' }).first().click()
+    const changes = page.getByRole('table', { name: 'Changes' }).first()
+    await changes.waitFor()
+    expect(await changes.textContent()).toContain('firewall_coexistence')
+    expect(await page.getByRole('table', { name: 'Events' }).textContent()).not.toContain(
+      'label.create',
+    )
+    await shot('09-events')
+  })
+
+  it('queries traffic, lists flows with their decision and draws the map', async () => {
+    const now = Date.now()
+    const flow = (src: string, port: number, decision: string) => ({
+      uuid: randomUUID(),
+      direction: 'inbound',
+      src_ip: src,
+      dst_ip: '198.18.0.21',
+      port,
+      proto: 6,
+      policy_decision: decision,
+      rule_href: null,
+      num_connections: 3,
+      first_seen: new Date(now - 5000).toISOString(),
+      last_seen: new Date(now).toISOString(),
+      dropped_downstream: false,
+    })
+    const r = await api(
+      'POST',
+      `/agent/v1/agents/${agent.agent_id}/flows`,
+      [
+        flow('198.18.0.30', 443, 'allowed'),
+        flow('198.19.5.5', 22, 'blocked'),
+        flow('198.18.0.31', 8080, 'potentially_blocked'),
+      ],
+      `Bearer ${agent.token}`,
+    )
+    expect(r.status).toBe(204)
+    await go('traffic')
+    await page.getByRole('button', { name: 'Query' }).click()
+    const table = page.getByRole('table', { name: 'Flows' })
+    await table.waitFor()
+    expect(await table.getByRole('row').count()).toBe(4)
+    expect(await table.textContent()).toContain('potentially blocked')
+    expect(await page.locator('svg line.edge.blocked').count()).toBe(1)
+    expect(
+      await page.getByRole('img', { name: /Traffic map/ }).getAttribute('aria-label'),
+    ).toContain('3 connections')
+    await shot('10-traffic')
+    await page.getByLabel('Services').fill('tcp/22')
+    await page.getByRole('button', { name: 'Query' }).click()
+    await expect.poll(() => table.getByRole('row').count()).toBe(2)
+  })
+
+  it('shows a workload page with its host, impact and events', async () => {
+    await go('workloads')
+    await page.getByRole('link', { name: 'web-1' }).click()
+    await page.getByRole('heading', { name: 'Host survey' }).waitFor()
+    expect(await page.locator('main').textContent()).toContain('198.18.0.21')
+    await shot('11-workload')
+  })
+
+  it('works in a narrow window', async () => {
+    await page.setViewportSize({ width: 390, height: 800 })
+    await go('workloads')
+    const overflow = await page.evaluate<number>(
+      'document.documentElement.scrollWidth - window.innerWidth',
+    )
+    expect(overflow).toBeLessThanOrEqual(0)
+    await shot('12-workloads-narrow')
+    await go('coexistence')
+    await shot('13-coexistence-narrow')
+    await page.setViewportSize({ width: 1280, height: 800 })
+  })
+
+  it('signs out', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('button', { name: 'Sign in' }).waitFor()
+    const status = await page.evaluate(async (o) => (await fetch(`${o}/labels`)).status, O)
+    expect(status).toBe(401)
+  })
+})
