@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # postgresql: the tests start a private PostgreSQL (initdb/pg_ctl) to run the store suite on it.
-DEBIAN_PACKAGES=(nftables iptables ipset conntrack tcpdump iproute2 procps openssl util-linux postgresql)
+# tcpdump: the agent reads its flow logs (NFLOG) with it. chromium: the console tests drive it.
+DEBIAN_PACKAGES=(nftables iptables ipset conntrack tcpdump iproute2 procps openssl util-linux postgresql chromium)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

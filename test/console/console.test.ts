@@ -102,6 +102,7 @@ describe('web console in chromium', () => {
       viewport: { width: 1280, height: 800 },
     })
     page = await context.newPage()
+    page.setDefaultTimeout(10_000)
   }, 60_000)
 
   afterAll(async () => {

@@ -69,8 +69,8 @@ export function LabelPicker(props: {
     <div class="label-picker">
       {keys.length === 0 && <p class="hint">No labels yet: create them under Policy.</p>}
       {keys.map((key) => (
-        <label key={key} for={`${props.idPrefix}-${key}`}>
-          <span>{key}</span>
+        <div class="pick" key={key}>
+          <label for={`${props.idPrefix}-${key}`}>{key}</label>
           <select
             id={`${props.idPrefix}-${key}`}
             value={chosen(key)}
@@ -91,7 +91,7 @@ export function LabelPicker(props: {
                 </option>
               ))}
           </select>
-        </label>
+        </div>
       ))}
     </div>
   )

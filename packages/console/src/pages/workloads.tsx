@@ -26,6 +26,7 @@ export interface Workload {
   palisade: {
     firewall_mode: string
     firewall_mode_reason: string
+    firewall_mode_matched_scopes: Label[][]
     host?: {
       firewalls?: { kind: string; evidence: string[] }[]
       foreignTables?: string[]
@@ -143,6 +144,11 @@ export function WorkloadsPage() {
                     {MODE_NAMES[w.palisade.firewall_mode] ?? w.palisade.firewall_mode}
                   </strong>
                   <span class="why">{w.palisade.firewall_mode_reason}</span>
+                  {w.palisade.firewall_mode_matched_scopes.map((scope, i) => (
+                    <span class="why" key={i}>
+                      {scope.length === 0 ? 'all workloads' : <Labels labels={scope} />}
+                    </span>
+                  ))}
                 </td>
                 <td>
                   <Health w={w} />

@@ -83,6 +83,16 @@ async function workloadView(
     palisade: {
       firewall_mode: mode.mode,
       firewall_mode_reason: describeModeReason(mode),
+      // The labels of the coexistence scopes that matched, so a reader needs no second lookup.
+      firewall_mode_matched_scopes:
+        mode.reason.kind === 'scope'
+          ? mode.reason.items.map((i) =>
+              (settings.firewallCoexistence[i]?.scope ?? []).map((href) => ({
+                href,
+                ...labels.get(href),
+              })),
+            )
+          : [],
       ...(agent && {
         host: JSON.parse(agent.survey) as unknown,
         tampering: health?.tampering ?? null,
