@@ -240,7 +240,10 @@ export async function runAgent(
     config: config.flows,
     outbox: flows,
     log: o.log,
-    onFlushed: () => void link?.upload(),
+    onFlushed: () => {
+      writeStatus(enforcer.status)
+      void link?.upload()
+    },
   })
   /** Flow collection follows the policy; confirmations are watched only if a drop can follow us. */
   const configureFlows = () => {

@@ -48,6 +48,7 @@ function describe(s: AgentStatus, alive: boolean): string {
     `policy:      ${s.policy ? `version ${s.policy.version}, ${s.policy.enforcementMode}, ${s.policy.mode} (from ${s.policy.source})` : 'none yet'}`,
     `applied:     ${e.applied ? `version ${e.applied.version} at ${e.applied.at} (${e.applied.plan} apply, ${e.applied.ms} ms), verified` : 'nothing yet'}`,
     `tampering:   ${e.tampering.repairs === 0 ? 'none seen' : `${e.tampering.repairs} repaired, last ${e.tampering.lastAt}${e.tampering.lastBy ? ` by ${e.tampering.lastBy}` : ''}${e.tampering.condition === 'ongoing' ? ' — ONGOING: another process keeps changing our rules' : ''}`}`,
+    `flows:       ${!s.flows || s.flows.level === 'flow_off' ? 'not collected (flow_off)' : `${s.flows.level}: ${s.flows.packets} connections logged, ${s.flows.summaries} summaries; log reader ${s.flows.readers.log}; confirmations ${s.flows.readers.confirmations}`}`,
     `firewalls:   ${s.survey.firewalls.length === 0 ? 'no other firewall found' : s.survey.firewalls.map((f) => `${f.kind}${f.zones ? ` (zones ${f.zones.map((z) => z.zone).join(', ')})` : ''}`).join(', ')}`,
     ...s.survey.recommendations.map(
       (r) => `${r.severity === 'warning' ? 'WARNING' : 'advice'}:     ${r.message}`,

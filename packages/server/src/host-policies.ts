@@ -39,13 +39,17 @@ export class HostPolicies {
     this.#hub.setMaxListeners(0)
   }
 
-  async snapshot(org: number): Promise<PolicySnapshot> {
-    const objs = await this.db
+  /** The active policy (what agents enforce), or the draft (what provisioning would make it). */
+  async snapshot(org: number, which: 'active' | 'draft' = 'active'): Promise<PolicySnapshot> {
+    const rows = await this.db
       .selectFrom('policy_objects')
-      .select(['type', 'id', 'active'])
+      .select(['type', 'id', 'active', 'draft', 'draft_deleted'])
       .where('org_id', '=', org)
-      .where('active', 'is not', null)
       .execute()
+    const objs = rows.flatMap((o) => {
+      const text = which === 'active' ? o.active : o.draft_deleted ? null : (o.draft ?? o.active)
+      return text === null ? [] : [{ type: o.type, id: o.id, text }]
+    })
     const active: Record<string, { href: string; doc: Doc }[]> = {}
     for (const o of objs) {
       const href =
@@ -54,7 +58,7 @@ export class HostPolicies {
           : `/orgs/${org}/sec_policy/draft/${o.type as PolicyType}/${o.id}`
       ;(active[o.type] ??= []).push({
         href,
-        doc: addRuleHrefs(href, JSON.parse(o.active ?? '{}') as Doc),
+        doc: addRuleHrefs(href, JSON.parse(o.text) as Doc),
       })
     }
     const labels = await this.db

@@ -221,6 +221,48 @@ describe.each(['sqlite', 'postgres'])('traffic flows on %s', (dialect) => {
     expect([cut.flows.length, cut.status.matches_count, cut.status.flows_count]).toEqual([1, 4, 1])
   })
 
+  it('evaluates the flows against the draft policy (update_rules)', async () => {
+    const rs = await s.call('POST', `${O}/sec_policy/draft/rule_sets`, {
+      name: 'draft only',
+      scopes: [[]],
+    })
+    expect(rs.statusCode, rs.body).toBe(201)
+    const dbLabel = ((await s.call('GET', `${O}/labels?value=db`)).json() as { href: string }[])[0]
+      ?.href
+    const rule = await s.call('POST', `/api/v2${(rs.json() as { href: string }).href}/sec_rules`, {
+      providers: [{ label: { href: dbLabel } }],
+      consumers: [{ label: { href: webLabel } }],
+      ingress_services: [{ port: 5432, proto: 6 }],
+    })
+    expect(rule.statusCode, rule.body).toBe(201)
+    const r = await s.call('POST', `${O}/traffic_flows/async_queries`, {
+      start_date: at(-3600),
+      end_date: at(3600),
+      destinations: { include: [[{ workload: { href: db.workload_href } }]], exclude: [] },
+    })
+    const href = (r.json() as { href: string }).href
+    await expect
+      .poll(
+        async () => ((await s.call('GET', `/api/v2${href}`)).json() as { status: string }).status,
+      )
+      .toBe('completed')
+    expect((await s.call('PUT', `/api/v2${href}/update_rules`)).statusCode).toBe(202)
+    const q = (await s.call('GET', `/api/v2${href}`)).json() as { rules: unknown; result: string }
+    expect(q.rules).toEqual({ status: 'completed' })
+    const flows = (await s.call('GET', `/api/v2${q.result}`)).json() as (FlowRecord & {
+      draft_policy_decision: string
+    })[]
+    const by = (port: number, src: string) =>
+      flows.find(
+        (f) => f.service.port === port && f.src.ip === src && f.flow_direction === 'inbound',
+      )?.draft_policy_decision
+    // db enforces fully: the draft rule allows web on 5432, SSH is a failsafe port, the rest
+    // stays blocked
+    expect(by(5432, '198.18.0.10')).toBe('allowed')
+    expect(by(22, '198.18.0.10')).toBe('allowed')
+    expect(by(443, '198.19.1.1')).toBe('blocked')
+  })
+
   it('refuses a bad query with every problem named, and stores nothing', async () => {
     const before = ((await s.call('GET', `${O}/traffic_flows/async_queries`)).json() as unknown[])
       .length

@@ -7,8 +7,8 @@ import { invalidOne, notFound } from '../errors.js'
 import { bodyObject, json, orgOf } from '../http.js'
 import { now } from '../store.js'
 import { actorContext, aggregateFlows } from '../traffic/flow-store.js'
-import type { TrafficQuery } from '../traffic/query.js'
-import { parseTrafficQuery, selectFlows } from '../traffic/query.js'
+import type { FlowRecord, TrafficQuery } from '../traffic/query.js'
+import { draftDecider, parseTrafficQuery, selectFlows } from '../traffic/query.js'
 
 type Row = Selectable<Database['traffic_queries']>
 
@@ -132,6 +132,26 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
         `the query is ${queryView(r).status}; download its result once its status is completed`,
       )
     return sendJsonText(reply, r.result)
+  })
+
+  /** Adds each flow's decision under the draft policy (`draft_policy_decision`). */
+  api.put('/orgs/:org/traffic_flows/async_queries/:id/update_rules', async (req, reply) => {
+    const org = orgOf(req)
+    const r = await find(org, (req.params as { id: string }).id)
+    if (r.status !== 'completed' || r.result === null)
+      throw invalidOne(
+        'traffic_query_not_completed',
+        `the query is ${queryView(r).status}; evaluate its rules once its status is completed`,
+      )
+    const records = JSON.parse(r.result) as FlowRecord[]
+    const decide = draftDecider(await ctx.hostPolicies.snapshot(org, 'draft'))
+    const updated = records.map((f) => ({ ...f, draft_policy_decision: decide(f) }))
+    await db
+      .updateTable('traffic_queries')
+      .set({ result: JSON.stringify(updated), rules: 'completed', updated_at: now() })
+      .where('id', '=', r.id)
+      .execute()
+    return reply.code(202).send()
   })
 
   api.put('/orgs/:org/traffic_flows/async_queries/:id/cancel', async (req, reply) => {

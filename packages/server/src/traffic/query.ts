@@ -1,5 +1,13 @@
-import type { AddressSet, PolicyDecision } from '@palisade/model'
-import { addressSetContains, cidrContains, normaliseCidr, POLICY_DECISIONS } from '@palisade/model'
+import type { AddressSet, PolicyDecision, PolicySnapshot } from '@palisade/model'
+import {
+  addressSetContains,
+  cidrContains,
+  decide,
+  DEFAULT_FAILSAFE,
+  hostPolicyComputer,
+  normaliseCidr,
+  POLICY_DECISIONS,
+} from '@palisade/model'
 import type { Doc } from '../validate.js'
 import { Checker, isObj } from '../validate.js'
 
@@ -334,5 +342,29 @@ export function selectFlows(
   return {
     records: hits.slice(0, q.maxResults).map((f) => flowRecord(f, ctx)),
     matches: hits.length,
+  }
+}
+
+/**
+ * What the draft policy would decide for each flow, seen from the workload that reported it
+ * (the destination for inbound flows, the source for outbound ones). The agent's own failsafe
+ * ports are not known here: the defaults are assumed.
+ */
+export function draftDecider(draft: PolicySnapshot): (f: FlowRecord) => PolicyDecision {
+  const compute = hostPolicyComputer(draft)
+  const known = new Set(draft.workloads.map((w) => w.href))
+  return (f) => {
+    const inbound = f.flow_direction === 'inbound'
+    const self = inbound ? f.dst.workload?.href : f.src.workload?.href
+    if (!self || !known.has(self)) return 'unknown'
+    return decide(compute(self), DEFAULT_FAILSAFE, {
+      direction: inbound ? 'inbound' : 'outbound',
+      peer: inbound ? f.src.ip : f.dst.ip,
+      proto: f.service.proto,
+      ...(f.service.port !== undefined && { port: f.service.port }),
+      ...(f.icmp_type !== undefined &&
+        f.icmp_code !== undefined &&
+        f.icmp_code !== null && { icmp: { type: f.icmp_type, code: f.icmp_code } }),
+    }).decision
   }
 }
