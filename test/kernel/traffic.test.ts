@@ -309,6 +309,7 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
     await enforce('coexistence_primary', true, 'full')
     const db = (await workloads()).find((w) => w.hostname === 'dbn')
     // the agent reads the host again after it applied, and reports the ruleset with its status
+    let last: unknown
     const kinds = await waitFor(
       'the impact of the foreign rules on the database host',
       async () => {
@@ -318,6 +319,7 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
           undefined,
           200,
         )
+        last = impact
         const k = (
           impact.impacts as { kind: string; traffic: string; rule: { table: string } }[]
         ).map((i) => `${i.kind} ${i.traffic} ${i.rule.table}`)
@@ -326,9 +328,11 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
           ? k
           : undefined
       },
-      15_000,
+      30_000,
       500,
-    )
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; the server last said ${JSON.stringify(last).slice(0, 3000)}`)
+    })
     expect(kinds.length).toBeGreaterThanOrEqual(2)
     const explain = await runPalisade(lab.host('srv').ns, [
       'explain',

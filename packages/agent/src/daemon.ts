@@ -203,24 +203,39 @@ export async function runAgent(
   }
   const { choice } = detected
   let { survey, ruleset } = detected
-  /** Re-reads every firewall on the host: the survey and the ruleset the server analyses. */
+  /**
+   * Re-reads every firewall on the host: the survey and the ruleset the server analyses. A call
+   * during a read asks for one more read after it, so the last change is never missed.
+   */
   let surveying = false
-  let surveyedFor: Desired | undefined
-  const resurvey = async () => {
-    if (surveying) return
+  let surveyAgain = false
+  const resurvey = async (): Promise<void> => {
+    if (surveying) {
+      surveyAgain = true
+      return
+    }
     surveying = true
     try {
-      const host = await readHost(o.run)
-      survey = surveyRuleset(host.ruleset, await activeServices(o.run))
-      ruleset = host.ruleset
-      configureFlows()
-      link?.reportSoon()
-    } catch (e) {
-      o.log({ msg: 'cannot read the host firewall for the survey', error: (e as Error).message })
+      do {
+        surveyAgain = false
+        try {
+          const host = await readHost(o.run)
+          survey = surveyRuleset(host.ruleset, await activeServices(o.run))
+          ruleset = host.ruleset
+          configureFlows()
+          link?.reportSoon()
+        } catch (e) {
+          o.log({
+            msg: 'cannot read the host firewall for the survey',
+            error: (e as Error).message,
+          })
+        }
+      } while (surveyAgain)
     } finally {
       surveying = false
     }
   }
+  let surveyedFor: Desired | undefined
   const known = await readJson<KnownGood>(paths.policy)
   if (!known)
     await saveForeignRuleset(o.run, paths.saved).catch((e: Error) =>

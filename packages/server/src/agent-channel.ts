@@ -7,6 +7,7 @@ import { workloadHref } from './host-policies.js'
 import { bodyObject, json } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
 import type { FlowUpload } from './traffic/flow-store.js'
+import { GroupCommit } from './group-commit.js'
 import { ingestFlows } from './traffic/flow-store.js'
 import { Checker, isObj } from './validate.js'
 
@@ -36,6 +37,8 @@ export function registerAgentChannel(
 ): void {
   const { db } = ctx
   const attempts = new Map<string, { start: number; count: number }>()
+  // Status reports come in bursts (every agent right after a provision): one commit per burst.
+  const statusWrites = new GroupCommit(db)
 
   /** `Authorization: Bearer <agent id>.<secret>`; the agent may only use its own routes. */
   async function agentAuth(req: FastifyRequest): Promise<AgentAuth> {
@@ -240,27 +243,30 @@ export function registerAgentChannel(
     const backend = c.oneOf(body, 'backend', '$', ['nftables', 'iptables-nft', 'iptables-legacy'])
     c.done()
     const ts = now()
-    await db
-      .updateTable('agents')
-      .set({
-        // A pending unpair stays pending until the agent says goodbye.
-        ...(!(await unpairRequested(a.id)) && { status: 'active' }),
-        last_heartbeat_at: ts,
-        ...(applied && {
-          applied_version: applied.version as number,
-          applied_at: ts,
-          applied_mode: (applied.mode as string) ?? null,
-        }),
-        ...(health && {
-          health: JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) }),
-        }),
-        ...(!health && applied && { health: JSON.stringify({ applied_hash: applied.hash }) }),
-        ...(survey && { survey: JSON.stringify(survey) }),
-        ...(ruleset && { ruleset: JSON.stringify(ruleset), ruleset_at: ts }),
-        ...(backend && { backend }),
-      })
-      .where('id', '=', a.id)
-      .execute()
+    // A pending unpair stays pending until the agent says goodbye.
+    const active = !(await unpairRequested(a.id))
+    await statusWrites.run((tx) =>
+      tx
+        .updateTable('agents')
+        .set({
+          ...(active && { status: 'active' }),
+          last_heartbeat_at: ts,
+          ...(applied && {
+            applied_version: applied.version as number,
+            applied_at: ts,
+            applied_mode: (applied.mode as string) ?? null,
+          }),
+          ...(health && {
+            health: JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) }),
+          }),
+          ...(!health && applied && { health: JSON.stringify({ applied_hash: applied.hash }) }),
+          ...(survey && { survey: JSON.stringify(survey) }),
+          ...(ruleset && { ruleset: JSON.stringify(ruleset), ruleset_at: ts }),
+          ...(backend && { backend }),
+        })
+        .where('id', '=', a.id)
+        .execute(),
+    )
     return reply.code(204).send()
   })
 
