@@ -77,7 +77,7 @@ export async function rate(
 
 export async function withServer<T>(
   database: string | undefined,
-  f: (c: Client, url: string, ca: string) => Promise<T>,
+  f: (c: Client, url: string, ca: string, basic: string) => Promise<T>,
   options: Partial<ServerOptions> & { dataDir?: string } = {},
 ): Promise<T> {
   const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'palisade-bench-')))
@@ -97,15 +97,8 @@ export async function withServer<T>(
       ca_cert: string
     }
     const ca = await readFile(boot.ca_cert, 'utf8')
-    return await f(
-      client(
-        server.url,
-        ca,
-        `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
-      ),
-      server.url,
-      ca,
-    )
+    const basic = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
+    return await f(client(server.url, ca, basic), server.url, ca, basic)
   } finally {
     await server.close()
     // a data dir the caller gave stays: the caller reads it afterwards

@@ -4,10 +4,11 @@
  * N simulated agents (each long-polls its policy and reports the applied hash), and heartbeats
  * per second sustained with zero loss.
  */
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { Client } from './https-client.js'
 import { rate, withServer } from './https-client.js'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
-import { summary } from './stats.js'
 
 const AGENTS = Number(process.env.PALISADE_BENCH_AGENTS ?? 1000)
 const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 5)
@@ -46,106 +47,43 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await pg.stop()
   }
-  out.simulatedAgents = await withServer(undefined, async (c) => {
-    // 1 % database hosts serving 99 % web hosts: each db host's policy lists every web host.
-    const label = async (value: string) =>
-      (
-        (await c.call('POST', '/api/v2/orgs/1/labels', { key: 'role', value })).body as {
-          href: string
-        }
-      ).href
-    const web = await label('sim-web')
-    const db = await label('sim-db')
-    const codeFor = async (l: string, name: string) => {
-      const p = (
-        await c.call('POST', '/api/v2/orgs/1/pairing_profiles', {
-          name,
-          enforcement_mode: 'full',
-          labels: [{ href: l }],
-        })
-      ).body as { href: string }
-      return (
-        (await c.call('POST', `/api/v2${p.href}/pairing_key`, {})).body as {
-          activation_code: string
-        }
-      ).activation_code
-    }
-    const codes = { web: await codeFor(web, 'sim-web'), db: await codeFor(db, 'sim-db') }
-    const agents: { id: string; auth: string; hash: string }[] = []
-    const octet = (i: number) => `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
-    for (let i = 0; i < AGENTS; i++) {
-      // unlimited keys: each simulated agent activates with its role's code
-      const r = (
-        await c.call('POST', '/agent/v1/activate', {
-          activation_code: i % 100 === 0 ? codes.db : codes.web,
-          hostname: `sim${i}`,
-          interfaces: [{ name: 'eth0', address: octet(i + 256) }],
-        })
-      ).body as { agent_id: string; token: string }
-      agents.push({ id: r.agent_id, auth: `Bearer ${r.token}`, hash: '' })
-    }
-    for (const a of agents)
-      a.hash = (
-        (await c.call('GET', `/agent/v1/agents/${a.id}/policy?wait=10`, undefined, a.auth))
-          .body as {
-          hash: string
-        }
-      ).hash
-    // every agent waits for its next policy, then reports it applied
-    let provisionedAt = 0
-    const latencies: number[] = []
-    const waiting = agents.map(async (a) => {
-      const r = await c.call(
-        'GET',
-        `/agent/v1/agents/${a.id}/policy?known=${a.hash}&wait=25`,
-        undefined,
-        a.auth,
-      )
-      if (r.status !== 200) return
-      const got = r.body as { hash: string; policy: { version: number } }
-      await c.call(
-        'POST',
-        `/agent/v1/agents/${a.id}/status`,
-        { applied: { version: got.policy.version, hash: got.hash, mode: 'exclusive' } },
-        a.auth,
-      )
-      latencies.push(performance.now() - provisionedAt)
-    })
-    await new Promise((r) => setTimeout(r, 1000 + AGENTS / 10))
-    const rs = (
-      await c.call('POST', '/api/v2/orgs/1/sec_policy/draft/rule_sets', { name: 'sim', scopes: [] })
-    ).body as { href: string }
-    await c.call('POST', `/api/v2${rs.href}/sec_rules`, {
-      providers: [{ label: { href: db } }],
-      consumers: [{ label: { href: web } }],
-      ingress_services: [{ port: 5432, proto: 6 }],
-    })
-    provisionedAt = performance.now()
-    const prov = await c.call('POST', '/api/v2/orgs/1/sec_policy', {})
-    const provisionMs = performance.now() - provisionedAt
-    await Promise.all(waiting)
-    const hb = await rate(SECONDS, 16, async (i) => {
-      const a = agents[i % agents.length]
-      return (
-        !!a &&
-        (
-          await c.call(
-            'POST',
-            `/agent/v1/agents/${a.id}/status`,
-            { health: { health: 'healthy' } },
-            a.auth,
-          )
-        ).status === 204
-      )
-    })
-    return {
-      provisionStatus: prov.status,
-      provisionCallMs: Math.round(provisionMs),
-      agentsSynced: latencies.length,
-      provisionToSyncedMs: summary(latencies),
-      heartbeatsPerSecond: hb.perSecond,
-      heartbeatFailures: hb.failures,
-    }
-  })
+  // The simulated agents run in a process of their own: their client work must not share the
+  // server's event loop, or it would be counted as the server's latency.
+  out.simulatedAgents = await withServer(undefined, (_c, url, ca, basic) =>
+    simulateInProcess(url, ca, basic),
+  )
   return out
+}
+
+function simulateInProcess(
+  url: string,
+  ca: string,
+  basic: string,
+): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./simulated-agents.ts', import.meta.url)),
+      ],
+      {
+        env: {
+          ...process.env,
+          PALISADE_SIM: JSON.stringify({ url, ca, basic, agents: AGENTS, seconds: SECONDS }),
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
+    child.on('error', reject)
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, unknown>)
+        : reject(new Error(`the simulated agents exited with code ${code}`)),
+    )
+  })
 }

@@ -9,6 +9,15 @@ import { snapshotOf } from './policy-docs.js'
 import { now } from './store.js'
 import type { Doc } from './validate.js'
 
+/** How far back the store watch looks, for clocks of servers sharing a database. */
+const STORE_WATCH_WINDOW_MS = 5000
+
+/** A host policy as stored: its hash and its JSON text. */
+export interface StoredPolicy {
+  readonly hash: string
+  readonly text: string
+}
+
 export const workloadHref = (org: number, id: string) => `/orgs/${org}/workloads/${id}`
 
 export function workloadModel(org: number, r: Database['workloads'], agentType?: string): Workload {
@@ -187,39 +196,87 @@ export class HostPolicies {
     return r ? { hash: r.hash, policy: JSON.parse(r.policy) as HostPolicy } : undefined
   }
 
+  #waiters = 0
+  #storeWatch: NodeJS.Timeout | undefined
+  /** When each host policy last changed, as the store said: a change is announced once. */
+  readonly #seenChange = new Map<string, string>()
+
+  /**
+   * One look at the store every half second for all waiters (not one per waiter): host policies
+   * another server on the same database changed are announced like our own. The window reaches
+   * back a few seconds, so clocks a little apart between servers lose nothing.
+   */
+  #watchStore(): void {
+    if (this.#storeWatch) return
+    this.#storeWatch = setInterval(() => {
+      const since = new Date(Date.now() - STORE_WATCH_WINDOW_MS).toISOString()
+      void this.db
+        .selectFrom('host_policies')
+        .select(['workload_id', 'updated_at'])
+        .where('updated_at', '>', since)
+        .execute()
+        .then(
+          (rows) => {
+            for (const r of rows) {
+              if (this.#seenChange.get(r.workload_id) === r.updated_at) continue
+              this.#seenChange.set(r.workload_id, r.updated_at)
+              this.#hub.emit(`changed:${r.workload_id}`)
+            }
+          },
+          () => undefined,
+        )
+    }, 500)
+  }
+
+  #unwatch(): void {
+    if (--this.#waiters > 0) return
+    clearInterval(this.#storeWatch)
+    this.#storeWatch = undefined
+  }
+
+  /** The stored text of a host policy, sent to its agent as it is (no parse and re-serialise). */
+  async #stored(workloadId: string): Promise<StoredPolicy | undefined> {
+    return this.db
+      .selectFrom('host_policies')
+      .select(['hash', 'policy as text'])
+      .where('workload_id', '=', workloadId)
+      .executeTakeFirst()
+  }
+
   /**
    * Resolves with the host policy once its hash differs from `known`, or undefined after `ms`.
-   * Changes made in this process wake the waiter at once; the store is also checked every
-   * half second, so a change made through another server on the same database arrives too.
+   * Changes made in this process wake the waiter at once; changes through another server on
+   * the same database within half a second (see `#watchStore`).
    */
   async waitForChange(
     workloadId: string,
     known: string | undefined,
     ms: number,
     signal: AbortSignal,
-  ): Promise<{ hash: string; policy: HostPolicy } | undefined> {
-    const cur = await this.current(workloadId)
+  ): Promise<StoredPolicy | undefined> {
+    const cur = await this.#stored(workloadId)
     if (cur && cur.hash !== known) return cur
     return new Promise((resolve) => {
       let settled = false
-      const finish = (value: { hash: string; policy: HostPolicy } | undefined) => {
+      const finish = (value: StoredPolicy | undefined) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        clearInterval(poll)
+        this.#unwatch()
         this.#hub.off(`changed:${workloadId}`, check)
         this.#hub.off(`kick:${workloadId}`, onAbort)
         signal.removeEventListener('abort', onAbort)
         resolve(value)
       }
       const check = () => {
-        void this.current(workloadId).then((c) => {
+        void this.#stored(workloadId).then((c) => {
           if (c && c.hash !== known) finish(c)
         })
       }
       const onAbort = () => finish(undefined)
       const timer = setTimeout(onAbort, ms)
-      const poll = setInterval(check, 500)
+      this.#waiters++
+      this.#watchStore()
       this.#hub.on(`changed:${workloadId}`, check)
       this.#hub.once(`kick:${workloadId}`, onAbort)
       signal.addEventListener('abort', onAbort)
