@@ -19,6 +19,11 @@ const {
   seconds: number
 }
 
+const t0 = performance.now()
+/** Progress on stderr: a run with many agents takes minutes, and this says where they go. */
+const progress = (what: string) =>
+  console.error(`simulated agents: ${what} at ${Math.round((performance.now() - t0) / 1000)} s`)
+
 async function simulate(): Promise<Record<string, unknown>> {
   const c = client(url, ca, basic)
 
@@ -58,6 +63,7 @@ async function simulate(): Promise<Record<string, unknown>> {
       })
     ).body as { agent_id: string; token: string }
     agents.push({ id: r.agent_id, auth: `Bearer ${r.token}`, hash: '' })
+    if ((i + 1) % 1000 === 0) progress(`${i + 1} activated`)
   }
   for (const a of agents)
     a.hash = (
@@ -65,6 +71,7 @@ async function simulate(): Promise<Record<string, unknown>> {
         hash: string
       }
     ).hash
+  progress('every agent has its first policy')
   // every agent waits for its next policy, then reports it applied
   let provisionedAt = 0
   const latencies: number[] = []
