@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openDb } from '../packages/server/src/db/open.js'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
-import type { FlowUpload } from '../packages/server/src/traffic/flow-store.js'
+import type { FlowSummary } from '@palisade/model'
 import { ingestFlows } from '../packages/server/src/traffic/flow-store.js'
 import type { Client } from './https-client.js'
 import { withServer } from './https-client.js'
@@ -17,7 +17,7 @@ import { withServer } from './https-client.js'
 const INGEST_SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 5)
 const QUERY_ROWS = Number(process.env.PALISADE_BENCH_FLOW_ROWS ?? 1_000_000)
 
-const summaryFor = (i: number, t: number): Omit<FlowUpload, 'uuid'> => ({
+const summaryFor = (i: number, t: number): FlowSummary => ({
   direction: 'inbound',
   src_ip: `198.18.${(i >> 8) & 255}.${i & 255}`,
   dst_ip: '198.19.0.1',

@@ -1,5 +1,6 @@
 export * from './decision.js'
 export * from './firewall-settings.js'
+export * from './flow.js'
 export * from './host-policy.js'
 export * from './ip.js'
 export * from './labels.js'

@@ -6,7 +6,7 @@ import { ApiError, forbidden, invalidOne, tooMany } from './errors.js'
 import { workloadHref } from './host-policies.js'
 import { bodyObject, json } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
-import type { FlowUpload } from './traffic/flow-store.js'
+import type { FlowSummaryUpload } from '@palisade/model'
 import { GroupCommit } from './group-commit.js'
 import { ingestFlows } from './traffic/flow-store.js'
 import { Checker, isObj } from './validate.js'
@@ -378,7 +378,7 @@ export function registerAgentChannel(
     const c = new Checker()
     list.forEach((f, i) => checkFlowUpload(c, f, `$[${i}]`))
     c.done()
-    await ingestFlows(db, a.org, a.workloadId, list as FlowUpload[])
+    await ingestFlows(db, a.org, a.workloadId, list as FlowSummaryUpload[])
     return reply.code(204).send()
   })
 }

@@ -1,27 +1,7 @@
-import type { Direction } from '@palisade/model'
-import type { FlowLogTag, LoggedDecision } from '@palisade/firewall'
+import type { FlowSummary } from '@palisade/model'
+import type { FlowLogTag } from '@palisade/firewall'
 import type { LoggedPacket } from './nflog-pcap.js'
 import { connectionKey } from './conntrack-events.js'
-
-/** One line of the flow outbox and of the upload to the server (snake case, as on the wire). */
-export interface FlowSummary {
-  readonly direction: Direction
-  readonly src_ip: string
-  readonly dst_ip: string
-  /** Only at `flow_full_detail`: one summary per client port. */
-  readonly src_port?: number
-  readonly port?: number
-  readonly proto: number
-  readonly icmp_type?: number
-  readonly icmp_code?: number
-  readonly policy_decision: LoggedDecision
-  readonly rule_href: string | null
-  readonly num_connections: number
-  readonly first_seen: string
-  readonly last_seen: string
-  /** We passed the connection on, and the kernel never confirmed it: a later rule dropped it. */
-  readonly dropped_downstream: boolean
-}
 
 export interface AggregatorOptions {
   /** Keep the client's port (`flow_full_detail`) instead of summing over it. */

@@ -1,4 +1,4 @@
-import type { AddressSet } from '@palisade/model'
+import type { AddressSet, FlowSummaryUpload } from '@palisade/model'
 import { addressSetOf } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
@@ -8,25 +8,6 @@ import { workloadHref } from '../host-policies.js'
 import type { Db } from '../store.js'
 import type { ActorContext, AggregatedFlow, FlowWorkload, TrafficQuery } from './query.js'
 
-/** One summary as the agent uploads it (checked by the agent channel). */
-export interface FlowUpload {
-  readonly uuid: string
-  readonly direction: 'inbound' | 'outbound'
-  readonly src_ip: string
-  readonly dst_ip: string
-  readonly src_port?: number
-  readonly port?: number
-  readonly proto: number
-  readonly icmp_type?: number
-  readonly icmp_code?: number
-  readonly policy_decision: string
-  readonly rule_href: string | null
-  readonly num_connections: number
-  readonly first_seen: string
-  readonly last_seen: string
-  readonly dropped_downstream: boolean
-}
-
 const CHUNK = 500
 
 /** Stores summaries; one already stored (same uuid: a re-sent batch) is left as it is. */
@@ -34,7 +15,7 @@ export async function ingestFlows(
   db: Db,
   org: number,
   workloadId: string,
-  list: readonly FlowUpload[],
+  list: readonly FlowSummaryUpload[],
 ): Promise<void> {
   for (let i = 0; i < list.length; i += CHUNK) {
     const rows = list.slice(i, i + CHUNK).map((f) => ({
@@ -107,6 +88,20 @@ export async function pruneFlows(
   return deleted
 }
 
+/** What tells one flow from another in a query's answer: summaries sharing it are summed. */
+const FLOW_KEY = [
+  'direction',
+  'src_ip',
+  'dst_ip',
+  'port',
+  'proto',
+  'icmp_type',
+  'icmp_code',
+  'policy_decision',
+  'rule_href',
+  'dropped_downstream',
+] as const
+
 /** Sums the org's summaries in the time range over intervals and reporters (SQL does the work). */
 export async function aggregateFlows(
   db: Kysely<Database>,
@@ -115,18 +110,7 @@ export async function aggregateFlows(
 ): Promise<AggregatedFlow[]> {
   let query = db
     .selectFrom('flow_summaries')
-    .select([
-      'direction',
-      'src_ip',
-      'dst_ip',
-      'port',
-      'proto',
-      'icmp_type',
-      'icmp_code',
-      'policy_decision',
-      'rule_href',
-      'dropped_downstream',
-    ])
+    .select(FLOW_KEY)
     .select((e) => [
       sql<number>`sum(${e.ref('num_connections')})`.as('num_connections'),
       e.fn.min('first_seen').as('first_seen'),
@@ -137,20 +121,7 @@ export async function aggregateFlows(
     .where('first_seen', '<=', q.endDate)
   if (q.policyDecisions.length > 0)
     query = query.where('policy_decision', 'in', [...q.policyDecisions])
-  const rows = await query
-    .groupBy([
-      'direction',
-      'src_ip',
-      'dst_ip',
-      'port',
-      'proto',
-      'icmp_type',
-      'icmp_code',
-      'policy_decision',
-      'rule_href',
-      'dropped_downstream',
-    ])
-    .execute()
+  const rows = await query.groupBy(FLOW_KEY).execute()
   // PostgreSQL returns sums of integers as text (bigint).
   return rows.map((r) => ({ ...r, num_connections: Number(r.num_connections) }))
 }
