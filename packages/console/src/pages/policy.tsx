@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, messagesFor, O, otherMessages } from '../api.js'
@@ -135,48 +136,79 @@ function useEditor() {
   return { editing, setEditing, error, run }
 }
 
-function LabelsTab({ labels, reload }: { labels: Label[]; reload: () => void }) {
+interface Field {
+  readonly key: string
+  readonly label: string
+  /** Where the API's messages about this field point. */
+  readonly apiPath: string
+  readonly multiline?: boolean
+  readonly placeholder?: string
+  /** The field names the object and cannot change once it exists. */
+  readonly fixed?: boolean
+}
+
+/**
+ * The list of one kind of object with a create-or-edit form of text fields: labels, services
+ * and IP lists are all this. The API's messages stand next to the field they concern, and what
+ * was typed stays after a refused save.
+ */
+function ObjectTab<T extends { href: string }>(props: {
+  noun: string
+  items: readonly T[]
+  headers: readonly string[]
+  cells: (item: T) => ComponentChildren[]
+  fields: readonly Field[]
+  read: (item: T) => Record<string, string>
+  body: (values: Record<string, string>, editing: boolean) => unknown
+  createPath: string
+  reload: () => void
+}) {
   const ed = useEditor()
-  const [key, setKey] = useState('')
-  const [value, setValue] = useState('')
+  const empty = Object.fromEntries(props.fields.map((f) => [f.key, '']))
+  const [values, setValues] = useState<Record<string, string>>(empty)
+  const idOf = (f: Field) => `${props.noun.replace(/\W/g, '-')}-${f.key}`
   const submit = (e: Event) => {
     e.preventDefault()
+    const body = props.body(values, !!ed.editing)
     void ed.run(
       () =>
         ed.editing
-          ? call('PUT', `/api/v2${ed.editing}`, { value })
-          : call('POST', `${O}/labels`, { key, value }),
+          ? call('PUT', `/api/v2${ed.editing}`, body)
+          : call('POST', props.createPath, body),
       () => {
-        setKey('')
-        setValue('')
-        reload()
+        setValues(empty)
+        props.reload()
       },
     )
   }
+  const title = `${ed.editing ? 'Edit' : 'New'} ${props.noun}`
   return (
     <div>
-      <table aria-label="Labels">
+      <table aria-label={`${props.noun}s`}>
         <thead>
           <tr>
-            <th scope="col">Key</th>
-            <th scope="col">Value</th>
+            {props.headers.map((h) => (
+              <th scope="col" key={h}>
+                {h}
+              </th>
+            ))}
             <th scope="col">
               <span class="sr-only">Actions</span>
             </th>
           </tr>
         </thead>
         <tbody>
-          {labels.map((l) => (
-            <tr key={l.href}>
-              <td>{l.key}</td>
-              <td>{l.value}</td>
+          {props.items.map((item) => (
+            <tr key={item.href}>
+              {props.cells(item).map((c, k) => (
+                <td key={k}>{c}</td>
+              ))}
               <td class="row-actions">
                 <button
                   type="button"
                   onClick={() => {
-                    ed.setEditing(l.href)
-                    setKey(l.key)
-                    setValue(l.value)
+                    ed.setEditing(item.href)
+                    setValues(props.read(item))
                   }}
                 >
                   Edit
@@ -184,7 +216,9 @@ function LabelsTab({ labels, reload }: { labels: Label[]; reload: () => void }) 
                 <button
                   type="button"
                   class="danger"
-                  onClick={() => void ed.run(() => call('DELETE', `/api/v2${l.href}`), reload)}
+                  onClick={() =>
+                    void ed.run(() => call('DELETE', `/api/v2${item.href}`), props.reload)
+                  }
                 >
                   Delete
                 </button>
@@ -193,208 +227,120 @@ function LabelsTab({ labels, reload }: { labels: Label[]; reload: () => void }) 
           ))}
         </tbody>
       </table>
-      <form class="card" onSubmit={submit} aria-label={ed.editing ? 'Edit label' : 'New label'}>
-        <h2>{ed.editing ? 'Edit label' : 'New label'}</h2>
-        <Errors messages={otherMessages(ed.error, ['$.key', '$.value'])} />
-        <label for="label-key">Key</label>
-        <input
-          id="label-key"
-          value={key}
-          disabled={!!ed.editing}
-          onInput={(e) => setKey((e.target as HTMLInputElement).value)}
+      <form class="card" onSubmit={submit} aria-label={title}>
+        <h2>{title}</h2>
+        <Errors
+          messages={otherMessages(
+            ed.error,
+            props.fields.map((f) => f.apiPath),
+          )}
         />
-        <Errors messages={messagesFor(ed.error, '$.key')} />
-        <label for="label-value">Value</label>
-        <input
-          id="label-value"
-          value={value}
-          onInput={(e) => setValue((e.target as HTMLInputElement).value)}
-        />
-        <Errors messages={messagesFor(ed.error, '$.value')} />
-        <button type="submit">{ed.editing ? 'Save label' : 'Create label'}</button>
+        {props.fields.map((f) => {
+          const onInput = (e: Event) =>
+            setValues({ ...values, [f.key]: (e.target as HTMLInputElement).value })
+          return (
+            <div key={f.key}>
+              <label for={idOf(f)}>{f.label}</label>
+              {f.multiline ? (
+                <textarea id={idOf(f)} rows={4} value={values[f.key]} onInput={onInput} />
+              ) : (
+                <input
+                  id={idOf(f)}
+                  placeholder={f.placeholder}
+                  disabled={f.fixed && !!ed.editing}
+                  value={values[f.key]}
+                  onInput={onInput}
+                />
+              )}
+              <Errors messages={messagesFor(ed.error, f.apiPath)} />
+            </div>
+          )
+        })}
+        <button type="submit">{`${ed.editing ? 'Save' : 'Create'} ${props.noun}`}</button>
       </form>
     </div>
+  )
+}
+
+const rangesText = (l: IpList) =>
+  l.ip_ranges
+    .map((r) => `${r.exclusion ? '!' : ''}${r.from_ip}${r.to_ip ? `-${r.to_ip}` : ''}`)
+    .join('\n')
+const rangesOf = (text: string) =>
+  text
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const exclusion = s.startsWith('!')
+      const [from_ip = '', to_ip] = s.replace(/^!/, '').split('-')
+      return { from_ip, ...(to_ip && { to_ip }), ...(exclusion && { exclusion }) }
+    })
+
+function LabelsTab({ labels, reload }: { labels: Label[]; reload: () => void }) {
+  return (
+    <ObjectTab
+      noun="label"
+      items={labels}
+      headers={['Key', 'Value']}
+      cells={(l) => [l.key, l.value]}
+      fields={[
+        { key: 'key', label: 'Key', apiPath: '$.key', fixed: true },
+        { key: 'value', label: 'Value', apiPath: '$.value' },
+      ]}
+      read={(l) => ({ key: l.key, value: l.value })}
+      body={(v, editing) => (editing ? { value: v.value } : { key: v.key, value: v.value })}
+      createPath={`${O}/labels`}
+      reload={reload}
+    />
   )
 }
 
 function ServicesTab({ services, reload }: { services: Service[]; reload: () => void }) {
-  const ed = useEditor()
-  const [name, setName] = useState('')
-  const [ports, setPorts] = useState('')
-  const submit = (e: Event) => {
-    e.preventDefault()
-    const body = { name, service_ports: parsePorts(ports) }
-    void ed.run(
-      () =>
-        ed.editing
-          ? call('PUT', `/api/v2${ed.editing}`, body)
-          : call('POST', `${DRAFT}/services`, body),
-      () => {
-        setName('')
-        setPorts('')
-        reload()
-      },
-    )
-  }
   return (
-    <div>
-      <table aria-label="Services">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Ports</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {services.map((s) => (
-            <tr key={s.href}>
-              <td>{s.name}</td>
-              <td>{portsText(s.service_ports)}</td>
-              <td class="row-actions">
-                <button
-                  type="button"
-                  onClick={() => {
-                    ed.setEditing(s.href)
-                    setName(s.name)
-                    setPorts(portsText(s.service_ports))
-                  }}
-                >
-                  Edit
-                </button>
-                <button
-                  type="button"
-                  class="danger"
-                  onClick={() => void ed.run(() => call('DELETE', `/api/v2${s.href}`), reload)}
-                >
-                  Delete
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <form class="card" onSubmit={submit}>
-        <h2>{ed.editing ? 'Edit service' : 'New service'}</h2>
-        <Errors messages={otherMessages(ed.error, ['$.name', '$.service_ports'])} />
-        <label for="svc-name">Name</label>
-        <input
-          id="svc-name"
-          value={name}
-          onInput={(e) => setName((e.target as HTMLInputElement).value)}
-        />
-        <Errors messages={messagesFor(ed.error, '$.name')} />
-        <label for="svc-ports">Ports</label>
-        <input
-          id="svc-ports"
-          placeholder="tcp/443, udp/53, tcp/8000-8010"
-          value={ports}
-          onInput={(e) => setPorts((e.target as HTMLInputElement).value)}
-        />
-        <Errors messages={messagesFor(ed.error, '$.service_ports')} />
-        <button type="submit">{ed.editing ? 'Save service' : 'Create service'}</button>
-      </form>
-    </div>
+    <ObjectTab
+      noun="service"
+      items={services}
+      headers={['Name', 'Ports']}
+      cells={(s) => [s.name, portsText(s.service_ports)]}
+      fields={[
+        { key: 'name', label: 'Name', apiPath: '$.name' },
+        {
+          key: 'ports',
+          label: 'Ports',
+          apiPath: '$.service_ports',
+          placeholder: 'tcp/443, udp/53, tcp/8000-8010',
+        },
+      ]}
+      read={(s) => ({ name: s.name, ports: portsText(s.service_ports) })}
+      body={(v) => ({ name: v.name, service_ports: parsePorts(v.ports ?? '') })}
+      createPath={`${DRAFT}/services`}
+      reload={reload}
+    />
   )
 }
 
 function IpListsTab({ lists, reload }: { lists: IpList[]; reload: () => void }) {
-  const ed = useEditor()
-  const [name, setName] = useState('')
-  const [ranges, setRanges] = useState('')
-  const toText = (l: IpList) =>
-    l.ip_ranges
-      .map((r) => `${r.exclusion ? '!' : ''}${r.from_ip}${r.to_ip ? `-${r.to_ip}` : ''}`)
-      .join('\n')
-  const submit = (e: Event) => {
-    e.preventDefault()
-    const ip_ranges = ranges
-      .split('\n')
-      .map((s) => s.trim())
-      .filter(Boolean)
-      .map((s) => {
-        const exclusion = s.startsWith('!')
-        const [from_ip = '', to_ip] = s.replace(/^!/, '').split('-')
-        return { from_ip, ...(to_ip && { to_ip }), ...(exclusion && { exclusion }) }
-      })
-    const body = { name, ip_ranges }
-    void ed.run(
-      () =>
-        ed.editing
-          ? call('PUT', `/api/v2${ed.editing}`, body)
-          : call('POST', `${DRAFT}/ip_lists`, body),
-      () => {
-        setName('')
-        setRanges('')
-        reload()
-      },
-    )
-  }
   return (
-    <div>
-      <table aria-label="IP lists">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Ranges</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {lists.map((l) => (
-            <tr key={l.href}>
-              <td>{l.name}</td>
-              <td>
-                <pre>{toText(l)}</pre>
-              </td>
-              <td class="row-actions">
-                <button
-                  type="button"
-                  onClick={() => {
-                    ed.setEditing(l.href)
-                    setName(l.name)
-                    setRanges(toText(l))
-                  }}
-                >
-                  Edit
-                </button>
-                <button
-                  type="button"
-                  class="danger"
-                  onClick={() => void ed.run(() => call('DELETE', `/api/v2${l.href}`), reload)}
-                >
-                  Delete
-                </button>
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <form class="card" onSubmit={submit}>
-        <h2>{ed.editing ? 'Edit IP list' : 'New IP list'}</h2>
-        <Errors messages={otherMessages(ed.error, ['$.name', '$.ip_ranges'])} />
-        <label for="ipl-name">Name</label>
-        <input
-          id="ipl-name"
-          value={name}
-          onInput={(e) => setName((e.target as HTMLInputElement).value)}
-        />
-        <Errors messages={messagesFor(ed.error, '$.name')} />
-        <label for="ipl-ranges">Ranges, one per line (CIDR or A-B; ! excludes)</label>
-        <textarea
-          id="ipl-ranges"
-          rows={4}
-          value={ranges}
-          onInput={(e) => setRanges((e.target as HTMLTextAreaElement).value)}
-        />
-        <Errors messages={messagesFor(ed.error, '$.ip_ranges')} />
-        <button type="submit">{ed.editing ? 'Save IP list' : 'Create IP list'}</button>
-      </form>
-    </div>
+    <ObjectTab
+      noun="IP list"
+      items={lists}
+      headers={['Name', 'Ranges']}
+      cells={(l) => [l.name, <pre key="r">{rangesText(l)}</pre>]}
+      fields={[
+        { key: 'name', label: 'Name', apiPath: '$.name' },
+        {
+          key: 'ranges',
+          label: 'Ranges, one per line (CIDR or A-B; ! excludes)',
+          apiPath: '$.ip_ranges',
+          multiline: true,
+        },
+      ]}
+      read={(l) => ({ name: l.name, ranges: rangesText(l) })}
+      body={(v) => ({ name: v.name, ip_ranges: rangesOf(v.ranges ?? '') })}
+      createPath={`${DRAFT}/ip_lists`}
+      reload={reload}
+    />
   )
 }
 
