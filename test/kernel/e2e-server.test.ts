@@ -82,19 +82,8 @@ describe('end to end: server, three paired agents, policy, modes', () => {
       ['env', 'prod'],
     ] as const)
       href[v] = String((await api('POST', '/api/v2/orgs/1/labels', { key: k, value: v }, 201)).href)
-    const code = async (name: string, labels: string[]) => {
-      const p = await api(
-        'POST',
-        '/api/v2/orgs/1/pairing_profiles',
-        { name, enforcement_mode: 'full', labels: labels.map((h) => ({ href: h })) },
-        201,
-      )
-      return String(
-        (await api('POST', `/api/v2${String(p.href)}/pairing_key`, {}, 200)).activation_code,
-      )
-    }
-    const webCode = await code('web', [href.web ?? '', href.prod ?? ''])
-    const dbCode = await code('db', [href.db ?? '', href.prod ?? ''])
+    const webCode = await server.activationCode('web', [href.web ?? '', href.prod ?? ''])
+    const dbCode = await server.activationCode('db', [href.db ?? '', href.prod ?? ''])
     const cfg = { heartbeatMs: 1000, confirmMs: 15_000 }
     agents.web1 = await Agent.pair(lab.host('web1').ns, 'nftables', server, webCode, cfg)
     agents.web2 = await Agent.pair(lab.host('web2').ns, 'iptables-nft', server, webCode, cfg)
@@ -112,25 +101,11 @@ describe('end to end: server, three paired agents, policy, modes', () => {
   })
 
   it('pairs three agents, provisions a rule, and every agent applies it: connectivity follows the policy', async () => {
-    const rs = await api(
-      'POST',
-      '/api/v2/orgs/1/sec_policy/draft/rule_sets',
-      { name: 'web to db', scopes: [[{ label: { href: href.prod } }]] },
-      201,
-    )
-    await api(
-      'POST',
-      `/api/v2${String(rs.href)}/sec_rules`,
-      {
-        providers: [{ label: { href: href.db } }],
-        consumers: [{ label: { href: href.web } }],
-        ingress_services: [
-          { port: 5432, proto: 6 },
-          { port: 5433, proto: 6 },
-        ],
-      },
-      201,
-    )
+    await server.allowRule('web to db', [href.prod ?? ''], {
+      providers: href.db ?? '',
+      consumers: href.web ?? '',
+      tcpPorts: [5432, 5433],
+    })
     const started = performance.now()
     const v = await api(
       'POST',

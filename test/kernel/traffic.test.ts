@@ -102,17 +102,6 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
       href[v] = String(
         (await api('POST', '/api/v2/orgs/1/labels', { key: 'role', value: v }, 201)).href,
       )
-    const code = async (name: string, label: string, enforcement_mode = 'full') => {
-      const p = await api(
-        'POST',
-        '/api/v2/orgs/1/pairing_profiles',
-        { name, enforcement_mode, labels: [{ href: label }] },
-        201,
-      )
-      return String(
-        (await api('POST', `/api/v2${String(p.href)}/pairing_key`, {}, 200)).activation_code,
-      )
-    }
     const cfg = { heartbeatMs: 1000, confirmMs: 15_000, flows: { intervalMs: 1000 } }
     // the client only watches: its own outbound policy must not stop what the test sends
     agents.push(
@@ -120,7 +109,7 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
         lab.host('web').ns,
         'nftables',
         server,
-        await code('web', href.web ?? '', 'visibility_only'),
+        await server.activationCode('web', [href.web ?? ''], 'visibility_only'),
         cfg,
       ),
     )
@@ -128,7 +117,13 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
       const host = lab.host(h)
       await runChecked(host.run, 'nft', ['-f', '-'], { stdin: foreignTables })
       agents.push(
-        await Agent.pair(host.ns, backend, server, await code(`db-${h}`, href.db ?? ''), cfg),
+        await Agent.pair(
+          host.ns,
+          backend,
+          server,
+          await server.activationCode(`db-${h}`, [href.db ?? '']),
+          cfg,
+        ),
       )
       peers[h] = LabPeer.start(host.ns)
       await peers[h].listen([ALLOWED, PRE_EMPTED, OVERRIDDEN], [])
@@ -136,25 +131,11 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
     peers.web = LabPeer.start(lab.host('web').ns)
     peers.ext = LabPeer.start(lab.host('ext').ns)
     // web may reach the databases on the allowed and the overridden port
-    const rs = await api(
-      'POST',
-      '/api/v2/orgs/1/sec_policy/draft/rule_sets',
-      { name: 'web to db', scopes: [[]] },
-      201,
-    )
-    await api(
-      'POST',
-      `/api/v2${String(rs.href)}/sec_rules`,
-      {
-        providers: [{ label: { href: href.db } }],
-        consumers: [{ label: { href: href.web } }],
-        ingress_services: [
-          { port: ALLOWED, proto: 6 },
-          { port: OVERRIDDEN, proto: 6 },
-        ],
-      },
-      201,
-    )
+    await server.allowRule('web to db', [], {
+      providers: href.db ?? '',
+      consumers: href.web ?? '',
+      tcpPorts: [ALLOWED, OVERRIDDEN],
+    })
     await provision()
   }, 180_000)
 
@@ -334,35 +315,25 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
       throw new Error(`${e.message}; the server last said ${JSON.stringify(last).slice(0, 3000)}`)
     })
     expect(kinds.length).toBeGreaterThanOrEqual(2)
-    const explain = await runPalisade(lab.host('srv').ns, [
-      'explain',
-      '--workload',
-      'dbn',
-      '--src',
-      lab.host('web').ip4,
-      '--dst',
-      lab.host('dbn').ip4,
-      '--port',
-      String(PRE_EMPTED),
-      '--data-dir',
-      server.dataDir,
-    ])
-    expect(explain.code, explain.out).toBe(0)
-    expect(explain.out).toContain('palisade never sees it')
-    expect(explain.out).toMatch(/verdict: drop by a foreign rule in nft:inet:foreign early/)
-    const seen = await runPalisade(lab.host('srv').ns, [
-      'explain',
-      '--workload',
-      'dbn',
-      '--src',
-      lab.host('web').ip4,
-      '--dst',
-      lab.host('dbn').ip4,
-      '--port',
-      String(OVERRIDDEN),
-      '--data-dir',
-      server.dataDir,
-    ])
+    const explain = (port: number) =>
+      runPalisade(lab.host('srv').ns, [
+        'explain',
+        '--workload',
+        'dbn',
+        '--src',
+        lab.host('web').ip4,
+        '--dst',
+        lab.host('dbn').ip4,
+        '--port',
+        String(port),
+        '--data-dir',
+        server.dataDir,
+      ])
+    const hidden = await explain(PRE_EMPTED)
+    expect(hidden.code, hidden.out).toBe(0)
+    expect(hidden.out).toContain('palisade never sees it')
+    expect(hidden.out).toMatch(/verdict: drop by a foreign rule in nft:inet:foreign early/)
+    const seen = await explain(OVERRIDDEN)
     expect(seen.out).toContain('policy decision: allowed')
     expect(seen.out).toMatch(/palisade sees it/)
     expect(seen.out).toMatch(/verdict: drop by a foreign rule in nft:inet:foreign late/)

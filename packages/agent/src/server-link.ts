@@ -49,14 +49,17 @@ const MAX_BATCH = 500
 /** Past this size, large sets are sent without their elements (the server is told). */
 const MAX_RULESET_BYTES = 2 * 1024 * 1024
 
-function boundedRuleset(rs: Ruleset): Ruleset {
-  if (JSON.stringify(rs).length <= MAX_RULESET_BYTES) return rs
+/** The ruleset as it is sent, and its text (to tell whether the server already has it). */
+function boundedRuleset(rs: Ruleset): { bounded: Ruleset; text: string } {
+  const text = JSON.stringify(rs)
+  if (text.length <= MAX_RULESET_BYTES) return { bounded: rs, text }
   const trim = (s: NamedSet) => (s.elements.length > 1000 ? { ...s, elements: [] } : s)
-  return {
+  const bounded = {
     tables: rs.tables.map((t) => ({ ...t, sets: t.sets.map(trim) })),
     ipsets: rs.ipsets.map(trim),
     elementsOmitted: true,
   }
+  return { bounded, text: JSON.stringify(bounded) }
 }
 
 export class ServerLink {
@@ -73,6 +76,8 @@ export class ServerLink {
   #poll: AbortController | undefined
   /** The ruleset the server has: sent again only when it changed. */
   #rulesetSent: string | undefined
+  /** Serialised once per ruleset the agent read, not once per report. */
+  #ruleset: { of: Ruleset; bounded: Ruleset; text: string } | undefined
   state: { url: string; connected: boolean; lastContactAt?: string; error?: string }
 
   constructor(o: ServerLinkOptions) {
@@ -196,7 +201,9 @@ export class ServerLink {
     if (this.#stopped) return
     const s = this.#o.status()
     const a = this.#applied
-    const rulesetText = JSON.stringify(boundedRuleset(s.ruleset))
+    if (this.#ruleset?.of !== s.ruleset)
+      this.#ruleset = { of: s.ruleset, ...boundedRuleset(s.ruleset) }
+    const { bounded, text: rulesetText } = this.#ruleset
     const body = {
       ...(a?.hash &&
         s.enforcement.applied && {
@@ -213,7 +220,7 @@ export class ServerLink {
       },
       survey: s.survey,
       backend: s.backend,
-      ...(rulesetText !== this.#rulesetSent && { ruleset: JSON.parse(rulesetText) as unknown }),
+      ...(rulesetText !== this.#rulesetSent && { ruleset: bounded }),
     }
     try {
       const r = await this.#client.call(

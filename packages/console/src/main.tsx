@@ -9,7 +9,7 @@ import { PolicyPage } from './pages/policy.js'
 import { ProvisionPage } from './pages/provision.js'
 import { TrafficPage } from './pages/traffic.js'
 import { WorkloadPage, WorkloadsPage } from './pages/workloads.js'
-import { Errors } from './ui.js'
+import { Errors, TextField } from './ui.js'
 import './style.css'
 
 interface Session {
@@ -49,20 +49,20 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
           Sign in with the admin user from <code>bootstrap.json</code> in the server&apos;s data
           directory.
         </p>
-        <label for="username">Username</label>
-        <input
+        <TextField
           id="username"
+          label="Username"
           autoComplete="username"
           value={username}
-          onInput={(e) => setUsername((e.target as HTMLInputElement).value)}
+          onValue={setUsername}
         />
-        <label for="password">Password</label>
-        <input
+        <TextField
           id="password"
+          label="Password"
           type="password"
           autoComplete="current-password"
           value={password}
-          onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
+          onValue={setPassword}
         />
         <Errors messages={otherMessages(error, [])} />
         <button type="submit">Sign in</button>

@@ -115,3 +115,34 @@ export function Page(props: {
 
 export const when = (iso: string | null | undefined) =>
   iso ? new Date(iso).toLocaleString(undefined, { hour12: false }) : '—'
+
+/** A labelled text input: the one way the console asks for a line of text. */
+export function TextField(props: {
+  id: string
+  label: string
+  value: string
+  onValue: (value: string) => void
+  type?: string
+  placeholder?: string
+  list?: string
+  autoComplete?: string
+  describedBy?: string
+  disabled?: boolean
+}) {
+  return (
+    <>
+      <label for={props.id}>{props.label}</label>
+      <input
+        id={props.id}
+        type={props.type ?? 'text'}
+        placeholder={props.placeholder}
+        list={props.list}
+        autoComplete={props.autoComplete}
+        aria-describedby={props.describedBy}
+        disabled={props.disabled}
+        value={props.value}
+        onInput={(e) => props.onValue((e.target as HTMLInputElement).value)}
+      />
+    </>
+  )
+}

@@ -100,6 +100,61 @@ export class LabServer {
     )
   }
 
+  /** An API call that must answer `want`; its body. */
+  async apiOk(
+    method: string,
+    path: string,
+    body: unknown,
+    want: number,
+  ): Promise<Record<string, unknown>> {
+    const r = await this.api(method, path, body)
+    if (r.status !== want)
+      throw new Error(
+        `${method} ${path} answered ${r.status}, not ${want}: ${JSON.stringify(r.body)}`,
+      )
+    return r.body as Record<string, unknown>
+  }
+
+  /** A pairing profile with these labels and enforcement, and an activation code for it. */
+  async activationCode(
+    name: string,
+    labels: readonly string[],
+    enforcement = 'full',
+  ): Promise<string> {
+    const p = await this.apiOk(
+      'POST',
+      '/api/v2/orgs/1/pairing_profiles',
+      { name, enforcement_mode: enforcement, labels: labels.map((href) => ({ href })) },
+      201,
+    )
+    const key = await this.apiOk('POST', `/api/v2${String(p.href)}/pairing_key`, {}, 200)
+    return String(key.activation_code)
+  }
+
+  /** A draft rule set in `scope` with one rule: consumers may reach providers on these TCP ports. */
+  async allowRule(
+    name: string,
+    scope: readonly string[],
+    rule: { providers: string; consumers: string; tcpPorts: readonly number[] },
+  ): Promise<void> {
+    const rs = await this.apiOk(
+      'POST',
+      '/api/v2/orgs/1/sec_policy/draft/rule_sets',
+      { name, scopes: [scope.map((href) => ({ label: { href } }))] },
+      201,
+    )
+    await this.apiOk(
+      'POST',
+      `/api/v2${String(rs.href)}/sec_rules`,
+      {
+        providers: [{ label: { href: rule.providers } }],
+        consumers: [{ label: { href: rule.consumers } }],
+        ingress_services: rule.tcpPorts.map((port) => ({ port, proto: 6 })),
+      },
+      201,
+    )
+  }
+
   stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     return stopChild(this.#child, signal)
   }

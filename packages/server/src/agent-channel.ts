@@ -4,7 +4,7 @@ import type { AppContext } from './app.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
 import { ApiError, forbidden, invalidOne, tooMany } from './errors.js'
 import { workloadHref } from './host-policies.js'
-import { bodyObject, json } from './http.js'
+import { bodyObject, json, jsonText } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
 import type { FlowSummaryUpload } from '@palisade/model'
 import { GroupCommit } from './group-commit.js'
@@ -218,10 +218,7 @@ export function registerAgentChannel(
     if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
     if (!got) return reply.code(304).send()
     // The stored policy text goes out as it is: a thousand agents woken at once cost no parsing.
-    return reply
-      .code(200)
-      .header('content-type', 'application/json')
-      .send(Buffer.from(`{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`))
+    return jsonText(reply, 200, `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`)
   })
 
   app.post(`${AGENT_PREFIX}/agents/:agent/status`, async (req, reply) => {

@@ -31,11 +31,8 @@ const setCookie = (reply: FastifyReply, value: string, maxAge: number, secure: b
     `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? '; Secure' : ''}`,
   )
 
-/** The user of a console session, or undefined when the request carries none. */
-export async function sessionUser(
-  db: Kysely<Database>,
-  req: FastifyRequest,
-): Promise<{ id: number; org: number; username: string } | undefined> {
+/** The request's session and its user: undefined without a cookie, 401 for an unknown or old one. */
+async function sessionOf(db: Kysely<Database>, req: FastifyRequest) {
   const id = cookieOf(req)
   if (!id) return undefined
   const s = await db
@@ -45,6 +42,16 @@ export async function sessionUser(
     .where('sessions.id_hash', '=', sha256(id))
     .executeTakeFirst()
   if (!s || s.expires_at < now()) throw unauthorized()
+  return s
+}
+
+/** The user of a console session, or undefined when the request carries none. */
+export async function sessionUser(
+  db: Kysely<Database>,
+  req: FastifyRequest,
+): Promise<{ id: number; org: number; username: string } | undefined> {
+  const s = await sessionOf(db, req)
+  if (!s) return undefined
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     const token = req.headers['x-csrf-token']
     if (typeof token !== 'string' || !sameSecret(sha256(token), sha256(s.csrf)))
@@ -97,6 +104,8 @@ export function registerConsoleSession(
     const id = randomSecret()
     const csrf = randomSecret()
     const created = now()
+    // Sessions nobody signed out of expire: they go when the next one is made.
+    await db.deleteFrom('sessions').where('expires_at', '<', created).execute()
     await db
       .insertInto('sessions')
       .values({
@@ -117,16 +126,8 @@ export function registerConsoleSession(
   })
 
   app.get('/session', async (req, reply) => {
-    const id = cookieOf(req)
-    const s = id
-      ? await db
-          .selectFrom('sessions')
-          .innerJoin('users', 'users.id', 'sessions.user_id')
-          .select(['sessions.csrf', 'sessions.expires_at', 'users.username', 'users.org_id'])
-          .where('sessions.id_hash', '=', sha256(id))
-          .executeTakeFirst()
-      : undefined
-    if (!s || s.expires_at < now()) throw unauthorized()
+    const s = await sessionOf(db, req)
+    if (!s) throw unauthorized()
     return json(reply, 200, { username: s.username, org_id: s.org_id, csrf_token: s.csrf })
   })
 

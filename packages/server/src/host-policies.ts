@@ -188,12 +188,8 @@ export class HostPolicies {
   }
 
   async current(workloadId: string): Promise<{ hash: string; policy: HostPolicy } | undefined> {
-    const r = await this.db
-      .selectFrom('host_policies')
-      .select(['hash', 'policy'])
-      .where('workload_id', '=', workloadId)
-      .executeTakeFirst()
-    return r ? { hash: r.hash, policy: JSON.parse(r.policy) as HostPolicy } : undefined
+    const r = await this.#stored(workloadId)
+    return r ? { hash: r.hash, policy: JSON.parse(r.text) as HostPolicy } : undefined
   }
 
   #waiters = 0

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, LabelPicker, Labels, Page } from '../ui.js'
+import { Errors, LabelPicker, Labels, Page, TextField } from '../ui.js'
 
 interface Profile {
   href: string
@@ -110,12 +110,12 @@ export function PairingPage() {
       <form class="card" onSubmit={(e) => void create(e)} aria-labelledby="new-profile">
         <h2 id="new-profile">New pairing profile</h2>
         <Errors messages={otherMessages(error, ['$.name', '$.labels'])} />
-        <label for="pp-name">Name</label>
-        <input
+        <TextField
           id="pp-name"
+          label="Name"
           value={name}
-          onInput={(e) => setName((e.target as HTMLInputElement).value)}
-          aria-describedby="pp-name-errors"
+          onValue={setName}
+          describedBy="pp-name-errors"
         />
         <Errors id="pp-name-errors" messages={messagesFor(error, '$.name')} />
         <label for="pp-enf">Enforcement</label>

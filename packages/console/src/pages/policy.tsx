@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, LabelPicker, Labels, Page } from '../ui.js'
+import { Errors, LabelPicker, Labels, Page, TextField } from '../ui.js'
 
 const DRAFT = `${O}/sec_policy/draft`
 const PROTOS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, any: -1 }
@@ -236,20 +236,27 @@ function ObjectTab<T extends { href: string }>(props: {
           )}
         />
         {props.fields.map((f) => {
-          const onInput = (e: Event) =>
-            setValues({ ...values, [f.key]: (e.target as HTMLInputElement).value })
+          const set = (v: string) => setValues({ ...values, [f.key]: v })
           return (
             <div key={f.key}>
-              <label for={idOf(f)}>{f.label}</label>
               {f.multiline ? (
-                <textarea id={idOf(f)} rows={4} value={values[f.key]} onInput={onInput} />
+                <>
+                  <label for={idOf(f)}>{f.label}</label>
+                  <textarea
+                    id={idOf(f)}
+                    rows={4}
+                    value={values[f.key]}
+                    onInput={(e) => set((e.target as HTMLTextAreaElement).value)}
+                  />
+                </>
               ) : (
-                <input
+                <TextField
                   id={idOf(f)}
+                  label={f.label}
                   placeholder={f.placeholder}
                   disabled={f.fixed && !!ed.editing}
-                  value={values[f.key]}
-                  onInput={onInput}
+                  value={values[f.key] ?? ''}
+                  onValue={set}
                 />
               )}
               <Errors messages={messagesFor(ed.error, f.apiPath)} />
@@ -464,12 +471,7 @@ function RuleSetsTab(props: {
       <form class="card" onSubmit={submit}>
         <h2>{ed.editing ? 'Edit rule set' : 'New rule set'}</h2>
         <Errors messages={otherMessages(ed.error, ['$.name', '$.scopes'])} />
-        <label for="rs-name">Name</label>
-        <input
-          id="rs-name"
-          value={name}
-          onInput={(e) => setName((e.target as HTMLInputElement).value)}
-        />
+        <TextField id="rs-name" label="Name" value={name} onValue={setName} />
         <Errors messages={messagesFor(ed.error, '$.name')} />
         <fieldset>
           <legend>Scope</legend>
@@ -541,12 +543,7 @@ function RuleForm({ rs, labels, reload }: { rs: RuleSet; labels: Label[]; reload
           idPrefix={`rule-p-${id}`}
         />
       </fieldset>
-      <label for={`rule-ports-${id}`}>Services</label>
-      <input
-        id={`rule-ports-${id}`}
-        value={ports}
-        onInput={(e) => setPorts((e.target as HTMLInputElement).value)}
-      />
+      <TextField id={`rule-ports-${id}`} label="Services" value={ports} onValue={setPorts} />
       <button type="submit">Add rule</button>
     </form>
   )

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Page, when } from '../ui.js'
+import { Errors, Page, TextField, when } from '../ui.js'
 import { parsePorts } from './policy.js'
 
 interface Endpoint {
@@ -88,28 +88,28 @@ export function TrafficPage() {
         ))}
       </datalist>
       <form class="filters" onSubmit={(e) => void run(e)} aria-label="Traffic query">
-        <label for="tq-src">Source</label>
-        <input
+        <TextField
           id="tq-src"
+          label="Source"
           list="label-names"
           placeholder="label (role: web) or address"
           value={src}
-          onInput={(e) => setSrc((e.target as HTMLInputElement).value)}
+          onValue={setSrc}
         />
-        <label for="tq-dst">Destination</label>
-        <input
+        <TextField
           id="tq-dst"
+          label="Destination"
           list="label-names"
           placeholder="label or address"
           value={dst}
-          onInput={(e) => setDst((e.target as HTMLInputElement).value)}
+          onValue={setDst}
         />
-        <label for="tq-ports">Services</label>
-        <input
+        <TextField
           id="tq-ports"
+          label="Services"
           placeholder="tcp/5432"
           value={ports}
-          onInput={(e) => setPorts((e.target as HTMLInputElement).value)}
+          onValue={setPorts}
         />
         <label for="tq-since">Time</label>
         <select

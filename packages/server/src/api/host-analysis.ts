@@ -10,10 +10,11 @@ import type { CoexistenceMode, Failsafe } from '@palisade/model'
 import { addrToBigInt, decide, DEFAULT_FAILSAFE } from '@palisade/model'
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../app.js'
-import { invalidOne, notFound } from '../errors.js'
+import { invalidOne } from '../errors.js'
 import { workloadHref } from '../host-policies.js'
 import { json, orgOf } from '../http.js'
 import { Checker } from '../validate.js'
+import { findWorkload } from './workloads.js'
 
 /** Palisade's additions to the workload API: what the other firewalls on a host do to ours. */
 
@@ -27,13 +28,7 @@ const MEANING = {
 export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const hostOf = async (org: number, id: string) => {
-    const w = await db
-      .selectFrom('workloads')
-      .selectAll()
-      .where('org_id', '=', org)
-      .where('id', '=', id)
-      .executeTakeFirst()
-    if (!w) throw notFound(workloadHref(org, id))
+    const w = await findWorkload(db, org, id)
     const agent = await db
       .selectFrom('agents')
       .selectAll()

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Kysely, Selectable } from 'kysely'
 import type { AppContext } from '../app.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
-import { bodyObject, json, orgOf } from '../http.js'
+import { bodyObject, json, jsonText, orgOf } from '../http.js'
 import { now } from '../store.js'
 import { actorContext, aggregateFlows } from '../traffic/flow-store.js'
 import type { FlowRecord, TrafficQuery } from '../traffic/query.js'
@@ -131,7 +131,7 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
         'traffic_query_not_completed',
         `the query is ${queryView(r).status}; download its result once its status is completed`,
       )
-    return sendJsonText(reply, r.result)
+    return jsonText(reply, 200, r.result)
   })
 
   /** Adds each flow's decision under the draft policy (`draft_policy_decision`). */
@@ -173,7 +173,3 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
     return reply.code(204).send()
   })
 }
-
-/** The stored result is already JSON text: send it as it is, not parsed and serialised again. */
-const sendJsonText = (reply: FastifyReply, text: string) =>
-  reply.code(200).header('content-type', 'application/json; charset=utf-8').send(text)

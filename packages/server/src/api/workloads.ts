@@ -207,6 +207,18 @@ async function checkWorkload(
   }
 }
 
+/** A workload of the org by id; 404 when there is none. */
+export async function findWorkload(db: Kysely<Database>, org: number, id: string): Promise<Row> {
+  const w = await db
+    .selectFrom('workloads')
+    .selectAll()
+    .where('org_id', '=', org)
+    .where('id', '=', id)
+    .executeTakeFirst()
+  if (!w) throw notFound(workloadHref(org, id))
+  return w
+}
+
 export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const agentsOf = async (org: number) =>
@@ -216,16 +228,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         a,
       ]),
     )
-  const find = async (org: number, id: string) => {
-    const w = await db
-      .selectFrom('workloads')
-      .selectAll()
-      .where('org_id', '=', org)
-      .where('id', '=', id)
-      .executeTakeFirst()
-    if (!w) throw notFound(workloadHref(org, id))
-    return w
-  }
+  const find = (org: number, id: string) => findWorkload(db, org, id)
 
   api.get('/orgs/:org/workloads', async (req, reply) => {
     const org = orgOf(req)
