@@ -55,9 +55,9 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
           update_description: message,
         },
       )
-      setDone(`Provisioned as version ${v.version}; ${v.workloads_affected} workloads affected.`)
       setMessage('')
       await live.reload()
+      setDone(`Provisioned as version ${v.version}; ${v.workloads_affected} workloads affected.`)
       onProvisioned()
     } catch (err) {
       setError(err)
