@@ -1,6 +1,10 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { computeHostPolicy } from './host-policy.js'
+import type { WorkloadChange } from './host-policy.js'
+import { computeHostPolicy, workloadsAffected } from './host-policy.js'
+import type { Actor, DenyRule } from './rules.js'
 import { AMS, allow, deny, label, lbl, ruleSet, snapshot, workload } from './snapshot.fixture.js'
+import type { Workload } from './workload.js'
 
 const web = label(1, 'role', 'web')
 const db = label(2, 'role', 'db')
@@ -190,5 +194,151 @@ describe('host policy', () => {
     const p = computeHostPolicy(s, D1.href)
     expect([p.rejectBlocked, p.loopbackInPolicy]).toEqual([true, false])
     expect(() => computeHostPolicy(s, '/orgs/1/workloads/nope')).toThrow(/not in policy version 1/)
+  })
+})
+
+describe('workloads a change of workloads affects', () => {
+  const W3 = workload('web3', '198.18.0.13', [web, prod])
+  const pg = allow([lbl(db)], [lbl(web)], [{ proto: 6, port: 5432 }])
+  const base = snapshot({ workloads: [W1, W2, D1, D2], ruleSets: [ruleSet([pg])] })
+  const hrefs = (s: Set<string>) => [...s].sort()
+  const cases: [string, Parameters<typeof workloadsAffected>[1], string[]][] = [
+    ['a web host added: it and the db hosts', [{ after: W3 }], [D1.href, D2.href, W3.href]],
+    ['a web host removed: the db hosts', [{ before: W2 }], [D1.href, D2.href]],
+    [
+      'a db host re-addressed: it and the web hosts',
+      [{ before: D1, after: { ...D1, interfaces: [{ name: 'eth0', address: '198.18.0.99' }] } }],
+      [D1.href, W1.href, W2.href],
+    ],
+    [
+      'enforcement changed: only itself (no peer set moves)',
+      [{ before: W1, after: { ...W1, enforcementMode: 'selective' } }],
+      [W1.href],
+    ],
+    [
+      'a web host turned db: both sides',
+      [{ before: W1, after: { ...W1, labels: [db.href, prod.href] } }],
+      [D1.href, D2.href, W1.href, W2.href],
+    ],
+    [
+      'a host no rule names: only itself',
+      [{ after: workload('x', '198.18.0.50', [prod]) }],
+      ['/orgs/1/workloads/x'],
+    ],
+  ]
+  it.each(cases)('%s', (_name, changes, expected) => {
+    const after = snapshot({
+      ...base,
+      workloads: [
+        ...base.workloads.filter((w) => !changes.some((c) => c.before?.href === w.href)),
+        ...changes.flatMap((c) => (c.after ? [c.after] : [])),
+      ],
+    })
+    expect(hrefs(workloadsAffected(after, changes))).toEqual(expected.sort())
+  })
+
+  it('a scoped rule reaches only hosts in its scope; unscoped consumers reach further', () => {
+    const scoped = allow([lbl(db)], [lbl(web)], [{ proto: 6, port: 1 }])
+    const wide = allow([lbl(db)], [lbl(web)], [{ proto: 6, port: 2 }], { unscopedConsumers: true })
+    const devWeb = workload('devweb', '198.18.0.14', [web, dev])
+    const inDev = [ruleSet([scoped], [], [[{ label: dev.href }]])]
+    const s = snapshot({ workloads: [W1, D1, D2, devWeb], ruleSets: inDev })
+    expect(hrefs(workloadsAffected(s, [{ after: devWeb }]))).toEqual([D2.href, devWeb.href])
+    expect(hrefs(workloadsAffected(s, [{ before: W1 }])), 'prod web is out of scope').toEqual([])
+    const s2 = snapshot({ ...s, ruleSets: [ruleSet([wide], [], [[{ label: dev.href }]])] })
+    expect(hrefs(workloadsAffected(s2, [{ before: W1 }]))).toEqual([D2.href])
+  })
+
+  // Every host whose policy differs between the two snapshots must be in the affected set.
+  it('covers every host whose policy changed (property)', () => {
+    const labels = [web, db, prod, dev]
+    const groups = [
+      {
+        href: '/orgs/1/sec_policy/draft/label_groups/g',
+        key: 'role',
+        name: 'g',
+        labels: [web.href],
+        subGroups: [],
+      },
+    ]
+    const actor = fc.oneof(
+      fc.constantFrom(...labels).map(lbl),
+      fc.constant(AMS),
+      fc.constant<Actor>({ kind: 'label_group', href: groups[0]!.href }),
+      fc.integer({ min: 0, max: 5 }).map<Actor>((i) => ({
+        kind: 'workload',
+        href: `/orgs/1/workloads/h${i}`,
+      })),
+    )
+    const rule = fc.record({
+      providers: fc.array(actor, { minLength: 1, maxLength: 2 }),
+      consumers: fc.array(actor, { minLength: 1, maxLength: 2 }),
+      deny: fc.boolean(),
+      unscopedConsumers: fc.boolean(),
+      enabled: fc.boolean(),
+    })
+    const scope = fc.array(
+      fc.constantFrom(...labels).map((l) => ({ label: l.href })),
+      {
+        maxLength: 2,
+      },
+    )
+    const host = (i: number) =>
+      fc
+        .record({
+          labels: fc.subarray(labels),
+          address: fc.integer({ min: 1, max: 4 }),
+          enforcementMode: fc.constantFrom('full', 'selective', 'idle' as const),
+        })
+        .map((h) =>
+          workload(`h${i}`, `198.18.1.${h.address}`, h.labels, {
+            enforcementMode: h.enforcementMode,
+          }),
+        )
+    const hosts = fc.tuple(...[0, 1, 2, 3, 4, 5].map(host))
+    const present = fc.array(fc.boolean(), { minLength: 6, maxLength: 6 })
+    fc.assert(
+      fc.property(
+        fc.array(rule, { maxLength: 4 }),
+        fc.array(scope, { maxLength: 2 }),
+        hosts,
+        hosts,
+        present,
+        present,
+        (rules, scopes, before, after, inBefore, inAfter) => {
+          const built = rules.map((r) =>
+            r.deny
+              ? { ...deny(r.providers, r.consumers, []), unscopedConsumers: r.unscopedConsumers }
+              : allow(r.providers, r.consumers, [], r),
+          )
+          const rs = ruleSet(
+            built.filter((r) => !('override' in r)),
+            built.filter((r): r is DenyRule => 'override' in r),
+            scopes,
+          )
+          const snap = (ws: Workload[]) =>
+            snapshot({ labels, labelGroups: groups, workloads: ws, ruleSets: [rs] })
+          const s1 = snap(before.filter((_, i) => inBefore[i]))
+          const s2 = snap(after.filter((_, i) => inAfter[i]))
+          const changes = before.flatMap((b, i): WorkloadChange[] => {
+            const was = inBefore[i] ? b : undefined
+            const is = inAfter[i] ? after[i] : undefined
+            return JSON.stringify(was) === JSON.stringify(is) ? [] : [{ before: was, after: is }]
+          })
+          const affected = workloadsAffected(s2, changes)
+          for (const w of s2.workloads) {
+            if (!s1.workloads.some((x) => x.href === w.href)) continue
+            const same =
+              JSON.stringify(computeHostPolicy(s1, w.href)) ===
+              JSON.stringify(computeHostPolicy(s2, w.href))
+            if (!same) expect(affected.has(w.href), `${w.href} changed`).toBe(true)
+          }
+          for (const w of s2.workloads)
+            if (!s1.workloads.some((x) => x.href === w.href))
+              expect(affected.has(w.href), `${w.href} is new`).toBe(true)
+        },
+      ),
+      { numRuns: 2000, seed: 4242 },
+    )
   })
 })

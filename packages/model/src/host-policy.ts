@@ -202,18 +202,81 @@ export function computeHostPolicy(snapshot: PolicySnapshot, workloadHref: string
  * rule side are built once and shared, so N hosts cost about N rule walks, not N x N.
  */
 export function hostPolicyComputer(snapshot: PolicySnapshot): (workloadHref: string) => HostPolicy {
-  const idx: Index = {
-    snapshot,
-    groups: new Map(snapshot.labelGroups.map((g) => [g.href, g])),
-    services: new Map(snapshot.services.map((s) => [s.href, s])),
-    ipLists: new Map(snapshot.ipLists.map((l) => [l.href, l])),
-    sides: new WeakMap(),
-  }
+  const idx = indexOf(snapshot)
   const byHref = new Map(snapshot.workloads.map((w) => [w.href, w]))
   return (workloadHref) => {
     const w = byHref.get(workloadHref)
     if (!w) throw new Error(`workload ${workloadHref} is not in policy version ${snapshot.version}`)
     return hostPolicyFor(w, idx)
+  }
+}
+
+/** A workload as the policy saw it before a change and after it; absent when added or removed. */
+export interface WorkloadChange {
+  readonly before?: Workload
+  readonly after?: Workload
+}
+
+/** Whether a change can alter a peer set: what a workload is matched by, or its addresses. */
+const movesPeers = ({ before, after }: WorkloadChange) =>
+  !before ||
+  !after ||
+  before.labels.join() !== after.labels.join() ||
+  before.interfaces.map((i) => i.address).join() !== after.interfaces.map((i) => i.address).join()
+
+/**
+ * The workloads whose host policy a change of workloads can alter, when the rest of the snapshot
+ * (rules, groups, lists, services, settings) stayed the same: the changed workloads themselves,
+ * and every workload on the other side of a rule that a changed workload matches before or after
+ * the change. A host's policy depends on nothing else, so every host outside this set keeps the
+ * policy it has (the property test computes both ways and checks it).
+ */
+export function workloadsAffected(
+  snapshot: PolicySnapshot,
+  changes: readonly WorkloadChange[],
+): Set<string> {
+  const idx = indexOf(snapshot)
+  const out = new Set(changes.flatMap((c) => (c.after ? [c.after.href] : [])))
+  const moved = changes.filter(movesPeers).flatMap((c) => [c.before, c.after])
+  const seen = moved.filter((w): w is Workload => w !== undefined)
+  if (seen.length === 0) return out
+  const matched = (actors: readonly Actor[], scope: readonly ScopeRef[] | null) =>
+    seen.some(
+      (w) =>
+        (scope === null || inScope(w, scope, idx)) && actors.some((a) => actorWorkloads(a, w, idx)),
+    )
+  const addAll = (ws: Iterable<Workload>) => {
+    for (const w of ws) out.add(w.href)
+  }
+  for (const rs of snapshot.ruleSets) {
+    if (!rs.enabled) continue
+    const scopes = rs.scopes.length === 0 ? [null] : rs.scopes
+    for (const scope of scopes) {
+      for (const rule of [...rs.denyRules, ...rs.rules]) {
+        if (!rule.enabled) continue
+        const consumerScope = rule.unscopedConsumers ? null : scope
+        // providers see consumers as inbound peers, consumers in the scope see providers
+        if (matched(rule.consumers, consumerScope))
+          addAll(resolveSide(rule.providers, scope, idx).workloads)
+        if (matched(rule.providers, scope))
+          addAll(
+            [...resolveSide(rule.consumers, consumerScope, idx).workloads].filter(
+              (w) => scope === null || inScope(w, scope, idx),
+            ),
+          )
+      }
+    }
+  }
+  return out
+}
+
+function indexOf(snapshot: PolicySnapshot): Index {
+  return {
+    snapshot,
+    groups: new Map(snapshot.labelGroups.map((g) => [g.href, g])),
+    services: new Map(snapshot.services.map((s) => [s.href, s])),
+    ipLists: new Map(snapshot.ipLists.map((l) => [l.href, l])),
+    sides: new WeakMap(),
   }
 }
 

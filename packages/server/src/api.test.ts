@@ -337,6 +337,103 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
       ((await s.call('GET', `${O}/events?event_type=agent.activate`)).json() as unknown[]).length,
     ).toBe(2)
   })
+
+  it('computes again and pushes only the hosts a change reaches', async () => {
+    const web = await label('role', 'reach-web')
+    const db = await label('role', 'reach-db')
+    const other = await label('role', 'reach-other')
+    const codeFor = async (l: string) => {
+      const p = await s.call('POST', `${O}/pairing_profiles`, {
+        name: `reach ${l}`,
+        enforcement_mode: 'full',
+        labels: [{ href: l }],
+      })
+      expect(p.statusCode, p.body).toBe(201)
+      return (
+        (
+          await s.call('POST', `/api/v2${(p.json() as { href: string }).href}/pairing_key`, {})
+        ).json() as { activation_code: string }
+      ).activation_code
+    }
+    const codes = { web: await codeFor(web), db: await codeFor(db), other: await codeFor(other) }
+    let host = 0
+    const activate = async (role: keyof typeof codes) => {
+      const r = await s.app.inject({
+        method: 'POST',
+        url: '/agent/v1/activate',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          activation_code: codes[role],
+          hostname: `reach-${role}-${++host}`,
+          interfaces: [{ name: 'eth0', address: `198.18.7.${host}` }],
+        }),
+      })
+      expect(r.statusCode, r.body).toBe(201)
+      return r.json() as { agent_id: string; token: string; workload_href: string }
+    }
+    const hosts = {
+      web: await activate('web'),
+      db: await activate('db'),
+      other: await activate('other'),
+    }
+    const policyOf = async (a: { agent_id: string; token: string }, wait = 0) =>
+      (
+        await s.app.inject({
+          url: `/agent/v1/agents/${a.agent_id}/policy?wait=${wait}`,
+          headers: { authorization: `Bearer ${a.token}` },
+        })
+      ).json() as { hash: string; policy: { version: number } }
+    const hashes = async () => ({
+      web: (await policyOf(hosts.web)).hash,
+      db: (await policyOf(hosts.db)).hash,
+      other: (await policyOf(hosts.other)).hash,
+    })
+    const rs = await s.call('POST', `${O}/sec_policy/draft/rule_sets`, {
+      name: 'reach',
+      scopes: [],
+    })
+    const rsHref = (rs.json() as { href: string }).href
+    const rule = (provider: string, consumer: string, port: number) =>
+      s.call('POST', `/api/v2${rsHref}/sec_rules`, {
+        providers: [{ label: { href: provider } }],
+        consumers: [{ label: { href: consumer } }],
+        ingress_services: [{ port, proto: 6 }],
+      })
+    expect((await rule(db, web, 5432)).statusCode).toBe(201)
+    const provision = async () => {
+      const r = await s.call('POST', `${O}/sec_policy`, {})
+      expect(r.statusCode, r.body).toBe(201)
+      return r.json() as { version: number; workloads_affected: number }
+    }
+    const first = await provision()
+    const h1 = await hashes()
+
+    // its first policy comes from the recompute its activation started, which covers every host
+    const third = await activate('web')
+    expect((await policyOf(third, 5)).hash).toEqual(expect.any(String))
+    const h2 = await hashes()
+    expect(h2.db, 'a new web host joins the db host peer set').not.toBe(h1.db)
+    expect([h2.web, h2.other], 'the other hosts keep their policy').toEqual([h1.web, h1.other])
+
+    const put = await s.call('PUT', `/api/v2${hosts.web.workload_href}`, {
+      enforcement_mode: 'selective',
+    })
+    expect(put.statusCode, put.body).toBe(204)
+    const h3 = await hashes()
+    expect(h3.web).not.toBe(h2.web)
+    expect([h3.db, h3.other], 'an enforcement change moves no peer set').toEqual([h2.db, h2.other])
+
+    expect((await rule(other, other, 22)).statusCode).toBe(201)
+    const second = await provision()
+    expect(second.workloads_affected, 'only the host the new rule names').toBe(1)
+    const h4 = await hashes()
+    expect(h4.other).not.toBe(h3.other)
+    expect([h4.web, h4.db]).toEqual([h3.web, h3.db])
+    expect((await policyOf(hosts.other)).policy.version).toBe(second.version)
+    expect((await policyOf(hosts.db)).policy.version, 'the db host was not sent anything').toBe(
+      first.version,
+    )
+  })
 })
 
 describe('rate limit', () => {

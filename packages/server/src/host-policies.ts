@@ -1,5 +1,5 @@
-import type { HostPolicy, PolicySnapshot, Workload } from '@palisade/model'
-import { hostPolicyComputer } from '@palisade/model'
+import type { HostPolicy, PolicySnapshot, Workload, WorkloadChange } from '@palisade/model'
+import { hostPolicyComputer, workloadsAffected } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { EventEmitter } from 'node:events'
 import { sha256 } from './crypto.js'
@@ -38,8 +38,9 @@ export function workloadModel(org: number, r: Database['workloads'], agentType?:
 
 /**
  * The host policy of every managed workload: computed from the active policy and the current
- * workloads whenever either changes, stored, and handed to waiting agents only when theirs
- * changed (a long-poll is woken by `changed:<workload>`).
+ * workloads whenever either changes (every host when the policy changed, only the hosts a
+ * workload change can reach when it did not), stored, and handed to waiting agents only when
+ * theirs changed (a long-poll is woken by `changed:<workload>`).
  */
 export class HostPolicies {
   readonly #hub = new EventEmitter()
@@ -128,8 +129,18 @@ export class HostPolicies {
   readonly #queued = new Map<number, Promise<number>>()
   readonly #running = new Map<number, Promise<number>>()
 
+  /**
+   * What the last recompute of each org saw: the policy (everything but the workloads) and each
+   * workload. When the policy is the same the next time, only the hosts a workload change can
+   * affect are computed again; otherwise every host is.
+   */
+  readonly #seen = new Map<number, { policy: string; workloads: Map<string, string> }>()
+
   async #recomputeNow(org: number): Promise<number> {
     const snap = await this.snapshot(org)
+    const policy = JSON.stringify({ ...snap, workloads: undefined })
+    const workloads = new Map(snap.workloads.map((w) => [w.href, JSON.stringify(w)]))
+    const targets = this.#affected(org, snap, policy, workloads)
     const managed = await this.db
       .selectFrom('workloads')
       .select('id')
@@ -148,20 +159,20 @@ export class HostPolicies {
     const changed: string[] = []
     const compute = hostPolicyComputer(snap)
     const rows: Database['host_policies'][] = []
-    const inSnapshot = new Set(snap.workloads.map((w) => w.href))
     for (const { id } of managed) {
+      const href = workloadHref(org, id)
       // Activated after the snapshot was read: the recompute its activation asked for covers it.
-      if (!inSnapshot.has(workloadHref(org, id))) continue
-      const policy = compute(workloadHref(org, id))
-      const text = JSON.stringify(policy)
-      const hash = sha256(text).slice(0, 16)
+      if (!workloads.has(href)) continue
+      if (targets && !targets.has(href)) continue
+      const policy = compute(href)
+      const hash = contentHash(policy)
       if (stored.get(id) === hash) continue
       rows.push({
         workload_id: id,
         org_id: org,
         version: policy.version,
         hash,
-        policy: text,
+        policy: JSON.stringify(policy),
         updated_at: now(),
       })
       changed.push(id)
@@ -183,8 +194,30 @@ export class HostPolicies {
           .execute()
       }
     })
+    this.#seen.set(org, { policy, workloads })
     for (const id of changed) this.#hub.emit(`changed:${id}`)
     return changed.length
+  }
+
+  /** The hosts to compute again, or undefined for all of them. */
+  #affected(
+    org: number,
+    snap: PolicySnapshot,
+    policy: string,
+    workloads: Map<string, string>,
+  ): Set<string> | undefined {
+    const seen = this.#seen.get(org)
+    if (seen?.policy !== policy) return undefined
+    const parse = (text: string | undefined) =>
+      text === undefined ? undefined : (JSON.parse(text) as Workload)
+    const changes: WorkloadChange[] = []
+    for (const [href, text] of workloads) {
+      const before = seen.workloads.get(href)
+      if (before !== text) changes.push({ before: parse(before), after: parse(text) })
+    }
+    for (const [href, text] of seen.workloads)
+      if (!workloads.has(href)) changes.push({ before: parse(text) })
+    return workloadsAffected(snap, changes)
   }
 
   async current(workloadId: string): Promise<{ hash: string; policy: HostPolicy } | undefined> {
@@ -306,6 +339,14 @@ export class HostPolicies {
         .map((o) => `/orgs/${org}/sec_policy/draft/${o.type}/${o.id}`),
     ]
   }
+}
+
+/**
+ * A host policy's hash leaves out the version: a provision that does not change what a host
+ * enforces leaves its stored policy, and its agent, alone.
+ */
+function contentHash(policy: HostPolicy): string {
+  return sha256(JSON.stringify({ ...policy, version: undefined })).slice(0, 16)
 }
 
 /** Rule documents are stored with ids; the model needs their hrefs. */
