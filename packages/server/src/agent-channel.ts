@@ -28,6 +28,8 @@ interface AgentAuth {
   readonly org: number
   readonly workloadId: string
   readonly hostname: string
+  /** The firewall restore a pending unpair asked for. */
+  readonly unpair: string | undefined
 }
 
 export function registerAgentChannel(
@@ -52,6 +54,7 @@ export function registerAgentChannel(
         'agents.org_id',
         'agents.token_hash',
         'agents.workload_id',
+        'agents.status',
         'workloads.hostname',
       ])
       .where('agents.id', '=', id)
@@ -62,17 +65,24 @@ export function registerAgentChannel(
       ])
     if ((req.params as { agent?: string }).agent !== row.id)
       throw forbidden('an agent may read and write only its own data')
-    return { id: row.id, org: row.org_id, workloadId: row.workload_id, hostname: row.hostname }
+    return {
+      id: row.id,
+      org: row.org_id,
+      workloadId: row.workload_id,
+      hostname: row.hostname,
+      unpair: unpairOf(row.status),
+    }
   }
-  const unpairRequested = async (id: string) => {
-    const row = await db
-      .selectFrom('agents')
-      .select('status')
-      .where('id', '=', id)
-      .executeTakeFirst()
-    return row?.status.startsWith('unpairing:') ? row.status.slice('unpairing:'.length) : undefined
-  }
-  const agentActor = (a: AgentAuth) => ({
+  /** The firewall restore an unpair asked for, if one is pending. */
+  const unpairOf = (status: string | undefined) =>
+    status?.startsWith('unpairing:') ? status.slice('unpairing:'.length) : undefined
+  /** Read again after a wait: an unpair may have been asked for meanwhile. */
+  const unpairRequested = async (id: string) =>
+    unpairOf(
+      (await db.selectFrom('agents').select('status').where('id', '=', id).executeTakeFirst())
+        ?.status,
+    )
+  const agentActor = (a: Pick<AgentAuth, 'id' | 'org' | 'hostname'>) => ({
     agent: { href: `/orgs/${a.org}/agents/${a.id}`, hostname: a.hostname },
   })
 
@@ -211,8 +221,7 @@ export function registerAgentChannel(
     const wait = Math.min(Number(q.wait ?? LONG_POLL_MS / 1000), LONG_POLL_MS / 1000) * 1000
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
-    const unpair = await unpairRequested(a.id)
-    if (unpair) return json(reply, 410, { unpair: { firewall_restore: unpair } })
+    if (a.unpair) return json(reply, 410, { unpair: { firewall_restore: a.unpair } })
     const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
     const unpairNow = await unpairRequested(a.id)
     if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
@@ -245,7 +254,7 @@ export function registerAgentChannel(
     c.done()
     const ts = now()
     // A pending unpair stays pending until the agent says goodbye.
-    const active = !(await unpairRequested(a.id))
+    const active = !a.unpair
     await statusWrites.run((tx) =>
       tx
         .updateTable('agents')
@@ -274,7 +283,7 @@ export function registerAgentChannel(
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
   app.post(`${AGENT_PREFIX}/agents/:agent/goodbye`, async (req, reply) => {
     const a = await agentAuth(req)
-    if (await unpairRequested(a.id)) {
+    if (a.unpair) {
       // The agent restored the firewall and forgot its credential: it is gone for good.
       await db.transaction().execute(async (tx) => {
         await tx.deleteFrom('host_policies').where('workload_id', '=', a.workloadId).execute()

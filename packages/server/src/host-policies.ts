@@ -20,11 +20,34 @@ export interface StoredPolicy {
 
 export const workloadHref = (org: number, id: string) => `/orgs/${org}/workloads/${id}`
 
-export function workloadModel(org: number, r: Database['workloads'], agentType?: string): Workload {
+/** The columns a workload's policy model is made of. */
+const MODEL_COLUMNS = [
+  'workloads.id',
+  'workloads.name',
+  'workloads.agent_type',
+  'workloads.os_platform',
+  'workloads.enforcement_mode',
+  'workloads.visibility_level',
+  'workloads.labels',
+  'workloads.interfaces',
+] as const
+type ModelRow = Pick<
+  Database['workloads'],
+  | 'id'
+  | 'name'
+  | 'agent_type'
+  | 'os_platform'
+  | 'enforcement_mode'
+  | 'visibility_level'
+  | 'labels'
+  | 'interfaces'
+>
+
+export function workloadModel(org: number, r: ModelRow): Workload {
   return {
     href: workloadHref(org, r.id),
     name: r.name,
-    agentType: agentType === 'endpoint' ? 'endpoint' : 'server',
+    agentType: r.agent_type === 'endpoint' ? 'endpoint' : 'server',
     osPlatform: r.os_platform as Workload['osPlatform'],
     enforcementMode: r.enforcement_mode as Workload['enforcementMode'],
     // The vendor's newer name for full detail.
@@ -52,6 +75,23 @@ export class HostPolicies {
   /** The active policy (what agents enforce), or the draft (what provisioning would make it). */
   async snapshot(org: number, which: 'active' | 'draft' = 'active'): Promise<PolicySnapshot> {
     const rows = await this.db
+      .selectFrom('workloads')
+      .select(MODEL_COLUMNS)
+      .where('org_id', '=', org)
+      .execute()
+    return this.#snapshotWith(
+      org,
+      which,
+      rows.map((r) => workloadModel(org, r)),
+    )
+  }
+
+  async #snapshotWith(
+    org: number,
+    which: 'active' | 'draft',
+    workloads: readonly Workload[],
+  ): Promise<PolicySnapshot> {
+    const rows = await this.db
       .selectFrom('policy_objects')
       .select(['type', 'id', 'active', 'draft', 'draft_deleted'])
       .where('org_id', '=', org)
@@ -73,15 +113,8 @@ export class HostPolicies {
     }
     const labels = await this.db
       .selectFrom('labels')
-      .selectAll()
+      .select(['id', 'key', 'value'])
       .where('org_id', '=', org)
-      .execute()
-    const workloads = await this.db
-      .selectFrom('workloads')
-      .leftJoin('agents', 'agents.workload_id', 'workloads.id')
-      .selectAll('workloads')
-      .select('agents.id as agent_id')
-      .where('workloads.org_id', '=', org)
       .execute()
     const version =
       (
@@ -97,7 +130,7 @@ export class HostPolicies {
       version,
       active,
       labels.map((l) => ({ href: `/orgs/${org}/labels/${l.id}`, key: l.key, value: l.value })),
-      workloads.map((w) => workloadModel(org, w, w.agent_type)),
+      workloads,
     )
   }
 
@@ -131,55 +164,65 @@ export class HostPolicies {
 
   /**
    * What the last recompute of each org saw: the policy (everything but the workloads) and each
-   * workload. When the policy is the same the next time, only the hosts a workload change can
-   * affect are computed again; otherwise every host is.
+   * workload, keyed by the columns it was made from. When the policy is the same the next time,
+   * only the hosts a workload change can affect are computed again; otherwise every host is.
+   * Unchanged rows reuse their model, so a run costs one read of the workloads and little else.
    */
-  readonly #seen = new Map<number, { policy: string; workloads: Map<string, string> }>()
+  readonly #seen = new Map<number, { policy: string; workloads: Map<string, SeenWorkload> }>()
 
   async #recomputeNow(org: number): Promise<number> {
-    const snap = await this.snapshot(org)
-    const policy = JSON.stringify({ ...snap, workloads: undefined })
-    const workloads = new Map(snap.workloads.map((w) => [w.href, JSON.stringify(w)]))
-    const targets = this.#affected(org, snap, policy, workloads)
-    const managed = await this.db
+    const rows = await this.db
       .selectFrom('workloads')
-      .select('id')
-      .where('org_id', '=', org)
-      .where('managed', '=', 1)
+      .leftJoin('host_policies', 'host_policies.workload_id', 'workloads.id')
+      .select([...MODEL_COLUMNS, 'workloads.managed', 'host_policies.hash'])
+      .where('workloads.org_id', '=', org)
       .execute()
-    const stored = new Map(
-      (
-        await this.db
-          .selectFrom('host_policies')
-          .select(['workload_id', 'hash'])
-          .where('org_id', '=', org)
-          .execute()
-      ).map((r) => [r.workload_id, r.hash]),
+    const seen = this.#seen.get(org)
+    const workloads = new Map<string, SeenWorkload>()
+    for (const r of rows) {
+      const key = [
+        r.name,
+        r.agent_type,
+        r.os_platform,
+        r.enforcement_mode,
+        r.visibility_level,
+        r.labels,
+        r.interfaces,
+      ].join('\0')
+      const href = workloadHref(org, r.id)
+      const before = seen?.workloads.get(href)
+      workloads.set(href, before?.key === key ? before : { key, model: workloadModel(org, r) })
+    }
+    const snap = await this.#snapshotWith(
+      org,
+      'active',
+      [...workloads.values()].map((w) => w.model),
     )
-    const changed: string[] = []
+    const policy = JSON.stringify({ ...snap, workloads: undefined })
+    const targets =
+      seen?.policy === policy
+        ? workloadsAffected(snap, changesOf(seen.workloads, workloads))
+        : undefined
     const compute = hostPolicyComputer(snap)
-    const rows: Database['host_policies'][] = []
-    for (const { id } of managed) {
-      const href = workloadHref(org, id)
-      // Activated after the snapshot was read: the recompute its activation asked for covers it.
-      if (!workloads.has(href)) continue
-      if (targets && !targets.has(href)) continue
+    const out: Database['host_policies'][] = []
+    for (const r of rows) {
+      const href = workloadHref(org, r.id)
+      if (r.managed !== 1 || (targets && !targets.has(href))) continue
       const policy = compute(href)
       const hash = contentHash(policy)
-      if (stored.get(id) === hash) continue
-      rows.push({
-        workload_id: id,
+      if (r.hash === hash) continue
+      out.push({
+        workload_id: r.id,
         org_id: org,
         version: policy.version,
         hash,
         policy: JSON.stringify(policy),
         updated_at: now(),
       })
-      changed.push(id)
     }
     // One transaction: one commit (and one fsync) for every changed host, and all or none.
     await this.db.transaction().execute(async (tx) => {
-      for (const r of rows) {
+      for (const r of out) {
         await tx
           .insertInto('host_policies')
           .values(r)
@@ -195,29 +238,13 @@ export class HostPolicies {
       }
     })
     this.#seen.set(org, { policy, workloads })
-    for (const id of changed) this.#hub.emit(`changed:${id}`)
-    return changed.length
-  }
-
-  /** The hosts to compute again, or undefined for all of them. */
-  #affected(
-    org: number,
-    snap: PolicySnapshot,
-    policy: string,
-    workloads: Map<string, string>,
-  ): Set<string> | undefined {
-    const seen = this.#seen.get(org)
-    if (seen?.policy !== policy) return undefined
-    const parse = (text: string | undefined) =>
-      text === undefined ? undefined : (JSON.parse(text) as Workload)
-    const changes: WorkloadChange[] = []
-    for (const [href, text] of workloads) {
-      const before = seen.workloads.get(href)
-      if (before !== text) changes.push({ before: parse(before), after: parse(text) })
+    // Waiters get the policy with the news (no read each), and the store watch will not
+    // announce these writes a second time.
+    for (const r of out) {
+      this.#seenChange.set(r.workload_id, r.updated_at)
+      this.#hub.emit(`changed:${r.workload_id}`, { hash: r.hash, text: r.policy })
     }
-    for (const [href, text] of seen.workloads)
-      if (!workloads.has(href)) changes.push({ before: parse(text) })
-    return workloadsAffected(snap, changes)
+    return out.length
   }
 
   async current(workloadId: string): Promise<{ hash: string; policy: HostPolicy } | undefined> {
@@ -297,7 +324,11 @@ export class HostPolicies {
         signal.removeEventListener('abort', onAbort)
         resolve(value)
       }
-      const check = () => {
+      const check = (news?: StoredPolicy) => {
+        if (news) {
+          if (news.hash !== known) finish(news)
+          return
+        }
         void this.#stored(workloadId).then((c) => {
           if (c && c.hash !== known) finish(c)
         })
@@ -339,6 +370,25 @@ export class HostPolicies {
         .map((o) => `/orgs/${org}/sec_policy/draft/${o.type}/${o.id}`),
     ]
   }
+}
+
+interface SeenWorkload {
+  readonly key: string
+  readonly model: Workload
+}
+
+/** The workloads added, removed or changed between two reads. */
+function changesOf(
+  before: ReadonlyMap<string, SeenWorkload>,
+  after: ReadonlyMap<string, SeenWorkload>,
+): WorkloadChange[] {
+  const changes: WorkloadChange[] = []
+  for (const [href, w] of after) {
+    const b = before.get(href)
+    if (b !== w) changes.push({ before: b?.model, after: w.model })
+  }
+  for (const [href, b] of before) if (!after.has(href)) changes.push({ before: b.model })
+  return changes
 }
 
 /**

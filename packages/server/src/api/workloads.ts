@@ -36,7 +36,7 @@ async function workloadView(
   agent: AgentRow | undefined,
   { labels, settings }: ViewContext,
 ): Promise<Doc> {
-  const model = workloadModel(org, w, w.agent_type)
+  const model = workloadModel(org, w)
   const mode = resolveMode(model, settings)
   const current = agent ? await ctx.hostPolicies.current(w.id) : undefined
   const health = agent ? (JSON.parse(agent.health) as Doc) : undefined
