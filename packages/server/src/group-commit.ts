@@ -24,12 +24,14 @@ export class GroupCommit {
   run(write: Write): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ write, resolve, reject })
-      if (!this.#running) void this.#drain()
+      if (this.#running) return
+      this.#running = true
+      // Not at once: the other requests read in this same turn of the event loop join the batch.
+      setImmediate(() => void this.#drain())
     })
   }
 
   async #drain(): Promise<void> {
-    this.#running = true
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.maxBatch)
