@@ -24,42 +24,54 @@ export function client(url: string, ca: string, basic: string): Client {
     maxSockets: Infinity,
     secureContext: createSecureContext({ ca }),
   })
+  const once = (
+    method: string,
+    path: string,
+    payload: string | undefined,
+    auth: string | undefined,
+  ): Promise<{ status: number; body: unknown }> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        `${url}${path}`,
+        {
+          method,
+          agent,
+          headers: {
+            authorization: auth ?? basic,
+            ...(payload !== undefined && { 'content-type': 'application/json' }),
+          },
+          timeout: 60_000,
+        },
+        (res) => {
+          let text = ''
+          res.on('data', (c: Buffer) => (text += c.toString()))
+          // answered on the next turn: the socket is back in the pool by then, so a call made
+          // by whoever awaits this one reuses it instead of opening a new connection
+          res.on('end', () =>
+            setImmediate(() =>
+              resolve({
+                status: res.statusCode ?? 0,
+                body:
+                  text && res.headers['content-type'] === 'application/json'
+                    ? (JSON.parse(text) as unknown)
+                    : text,
+              }),
+            ),
+          )
+        },
+      )
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        // A kept-alive connection the server closed just as we reused it: the request never
+        // reached it, so it is sent again once, on a new connection.
+        req.reusedSocket && e.code === 'ECONNRESET'
+          ? void once(method, path, payload, auth).then(resolve, reject)
+          : reject(e),
+      )
+      req.end(payload)
+    })
   return {
     call: (method, path, body, auth) =>
-      new Promise((resolve, reject) => {
-        const payload = body === undefined ? undefined : JSON.stringify(body)
-        const req = request(
-          `${url}${path}`,
-          {
-            method,
-            agent,
-            headers: {
-              authorization: auth ?? basic,
-              ...(payload !== undefined && { 'content-type': 'application/json' }),
-            },
-            timeout: 60_000,
-          },
-          (res) => {
-            let text = ''
-            res.on('data', (c: Buffer) => (text += c.toString()))
-            // answered on the next turn: the socket is back in the pool by then, so a call made
-            // by whoever awaits this one reuses it instead of opening a new connection
-            res.on('end', () =>
-              setImmediate(() =>
-                resolve({
-                  status: res.statusCode ?? 0,
-                  body:
-                    text && res.headers['content-type'] === 'application/json'
-                      ? (JSON.parse(text) as unknown)
-                      : text,
-                }),
-              ),
-            )
-          },
-        )
-        req.on('error', reject)
-        req.end(payload)
-      }),
+      once(method, path, body === undefined ? undefined : JSON.stringify(body), auth),
   }
 }
 
@@ -83,6 +95,20 @@ export async function rate(
     }),
   )
   return { perSecond: Math.round(ok / ((performance.now() - t0) / 1000)), failures }
+}
+
+/** Calls `f(0)` to `f(count - 1)`, `width` at a time. */
+export async function inParallel(
+  count: number,
+  width: number,
+  f: (i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < count) await f(next++)
+    }),
+  )
 }
 
 export async function withServer<T>(

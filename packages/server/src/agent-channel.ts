@@ -223,9 +223,13 @@ export function registerAgentChannel(
     req.raw.once('close', () => abort.abort())
     if (a.unpair) return json(reply, 410, { unpair: { firewall_restore: a.unpair } })
     const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
-    const unpairNow = await unpairRequested(a.id)
-    if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
-    if (!got) return reply.code(304).send()
+    if (!got) {
+      // Woken without a policy: the wait ran out, or an unpair here ended it. (An unpair through
+      // another server is seen at the next poll.)
+      const unpairNow = await unpairRequested(a.id)
+      if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
+      return reply.code(304).send()
+    }
     // The stored policy text goes out as it is: a thousand agents woken at once cost no parsing.
     return jsonText(reply, 200, `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`)
   })

@@ -135,10 +135,12 @@ export class HostPolicies {
   }
 
   /**
-   * Recomputes every managed workload's host policy; resolves with how many changed. Calls that
-   * arrive while one runs share the next run, which starts when the current one ends: a burst
-   * of changes (say, a thousand agents activating) costs two runs, not a thousand, and every
-   * caller still gets a run that started after its change.
+   * Recomputes the host policies a change can affect; resolves with how many changed. Calls that
+   * arrive while one runs share the next run, which starts when the current one ends and no
+   * sooner than the current one took again: a burst of changes (say, a thousand agents
+   * activating) costs a few runs, not a thousand, runs never take more than half the store's
+   * time from the writes that asked for them, and every caller still gets a run that started
+   * after its change.
    */
   recompute(org: number): Promise<number> {
     const queued = this.#queued.get(org)
@@ -146,12 +148,17 @@ export class HostPolicies {
     const running = this.#running.get(org)
     const next = (async () => {
       await running?.catch(() => undefined)
+      const rest = (this.#restUntil.get(org) ?? 0) - performance.now()
+      if (rest > 0) await new Promise((r) => setTimeout(r, rest))
       this.#queued.delete(org)
+      const started = performance.now()
       const run = this.#recomputeNow(org)
       this.#running.set(org, run)
       try {
         return await run
       } finally {
+        const ended = performance.now()
+        this.#restUntil.set(org, ended + (ended - started))
         if (this.#running.get(org) === run) this.#running.delete(org)
       }
     })()
@@ -159,6 +166,7 @@ export class HostPolicies {
     return next
   }
 
+  readonly #restUntil = new Map<number, number>()
   readonly #queued = new Map<number, Promise<number>>()
   readonly #running = new Map<number, Promise<number>>()
 
