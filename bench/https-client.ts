@@ -22,6 +22,8 @@ export function client(url: string, ca: string, basic: string): Client {
   const agent = new Agent({
     keepAlive: true,
     maxSockets: Infinity,
+    // each simulated agent keeps its connection, as a real one does (the default keeps 256)
+    maxFreeSockets: Infinity,
     secureContext: createSecureContext({ ca }),
   })
   const once = (

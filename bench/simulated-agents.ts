@@ -94,7 +94,15 @@ async function simulate(): Promise<Record<string, unknown>> {
     )
     latencies.push(performance.now() - provisionedAt)
   })
-  await new Promise((r) => setTimeout(r, 1000 + AGENTS / 10))
+  // Provision once every agent's long-poll has reached the server (bounded: 120 s).
+  const connectedBy = performance.now() + 120_000
+  for (;;) {
+    const m = String((await c.call('GET', '/metrics')).body)
+    if (Number(/^palisade_policy_waiters (\d+)$/m.exec(m)?.[1]) >= AGENTS) break
+    if (performance.now() > connectedBy) throw new Error('the long-polls did not all connect')
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  progress('every agent is waiting for its next policy')
   const rs = (
     await c.call('POST', '/api/v2/orgs/1/sec_policy/draft/rule_sets', { name: 'sim', scopes: [] })
   ).body as { href: string }

@@ -466,6 +466,7 @@ describe('operations', () => {
         /palisade_http_requests_total\{method="GET",route="\/api\/v2\/orgs\/:org\/labels",status="200"\} 1/,
       )
       expect(m.body).toMatch(/palisade_policy_version 0/)
+      expect(m.body).toMatch(/palisade_policy_waiters 0/)
       const doc = (await s.app.inject({ url: '/api/v2/openapi.json' })).json<{
         openapi: string
         paths: Record<string, Record<string, unknown>>

@@ -134,7 +134,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url })
   })
-  registerMetrics(app, ctx.db, (req) => authenticate(ctx.db, req))
+  registerMetrics(app, ctx.db, ctx.hostPolicies, (req) => authenticate(ctx.db, req))
   app.get('/api/v2/openapi.json', (_req, reply) => json(reply, 200, openApiDocument(routes)))
   const windows = new Map<string, { start: number; count: number }>()
   await app.register(

@@ -261,6 +261,10 @@ export class HostPolicies {
   }
 
   #waiters = 0
+  /** Long-polls waiting in this process. */
+  get waiting(): number {
+    return this.#waiters
+  }
   #storeWatch: NodeJS.Timeout | undefined
   /** When each host policy last changed, as the store said: a change is announced once. */
   readonly #seenChange = new Map<string, string>()

@@ -72,7 +72,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       ...(tls && { https: { key: tls.keyPem, cert: tls.certPem } }),
     },
   )
-  await app.listen({ host, port })
+  // Every agent reconnects at once after a restart: a short accept queue would drop their
+  // connections and leave them waiting on TCP's retry timers (the kernel caps it at somaxconn).
+  await app.listen({ host, port, backlog: 65535 })
   const addr = app.server.address()
   if (addr && typeof addr === 'object')
     bound = { address: host === '0.0.0.0' || host === '::' ? host : addr.address, port: addr.port }

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from './db/schema.js'
+import type { HostPolicies } from './host-policies.js'
 
 /** Prometheus text exposition of what an operator watches: requests, agents, policy. */
 export function registerMetrics(
   app: FastifyInstance,
   db: Kysely<Database>,
+  policies: HostPolicies,
   guard: (req: FastifyRequest) => Promise<void>,
 ): void {
   const requests = new Map<string, number>()
@@ -42,6 +44,9 @@ export function registerMetrics(
       '# HELP palisade_agents_synced Agents that applied and verified their current host policy.',
       '# TYPE palisade_agents_synced gauge',
       `palisade_agents_synced ${inSync}`,
+      '# HELP palisade_policy_waiters Agents connected to this server waiting for their next policy.',
+      '# TYPE palisade_policy_waiters gauge',
+      `palisade_policy_waiters ${policies.waiting}`,
       '# HELP palisade_policy_version The newest provisioned policy version.',
       '# TYPE palisade_policy_version gauge',
       `palisade_policy_version ${Number(version?.v ?? 0)}`,
