@@ -54,6 +54,12 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
     expect((await s.call('GET', `${O}/labels?value=conv-a&match_type=exact`)).json()).toHaveLength(
       1,
     )
+    // partial matching ignores case and takes % and _ as themselves, not as wildcards
+    await label('role', 'Conv_X%')
+    await label('role', 'convaXb')
+    const like = await s.call('GET', `${O}/labels?value=${encodeURIComponent('v_x%')}`)
+    expect((like.json() as { value: string }[]).map((l) => l.value)).toEqual(['Conv_X%'])
+    expect(like.headers['x-total-count']).toBe('1')
     expect((await s.call('GET', `${O}/labels/999999`)).statusCode).toBe(404)
     expect((await s.call('GET', `${O}/nothing`)).statusCode).toBe(404)
   })

@@ -86,6 +86,11 @@ export class HostPolicies {
     )
   }
 
+  /** The active firewall settings, without reading any workload. */
+  async firewallSettings(org: number): Promise<PolicySnapshot['firewallSettings']> {
+    return (await this.#snapshotWith(org, 'active', [])).firewallSettings
+  }
+
   async #snapshotWith(
     org: number,
     which: 'active' | 'draft',

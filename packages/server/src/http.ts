@@ -1,4 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { RawBuilder, SqlBool } from 'kysely'
+import { sql } from 'kysely'
 import { randomUUID } from 'node:crypto'
 import { forbidden, invalidOne } from './errors.js'
 
@@ -62,6 +64,21 @@ export function textMatches(
   return q.match_type === 'exact' ? value === w : value.toLowerCase().includes(w.toLowerCase())
 }
 
+/**
+ * The same filter as `textMatches`, done by the store: `=` when exact, else a case-insensitive
+ * substring (SQLite folds the case of ASCII letters only).
+ */
+export function textFilter(
+  column: string,
+  wanted: unknown,
+  q: Record<string, unknown>,
+): RawBuilder<SqlBool> {
+  const w = typeof wanted === 'string' ? wanted : JSON.stringify(wanted)
+  if (q.match_type === 'exact') return sql<SqlBool>`${sql.ref(column)} = ${w}`
+  const pattern = `%${w.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+  return sql<SqlBool>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`
+}
+
 export const boolParam = (x: unknown): boolean | undefined =>
   x === undefined ? undefined : typeof x === 'string' && ['true', 'True', '1', 'yes'].includes(x)
 
@@ -105,19 +122,44 @@ export class AsyncJobs {
   }
 }
 
-/** Replies with a collection: X-Total-Count always, `max_results` cut, or an async job. */
-export function collection(
+/** A collection the store filters and counts itself: only the rows sent are read. */
+export interface StoredCollection<T> {
+  count(): Promise<number>
+  read(limit: number): Promise<T[]>
+}
+
+/** The most an async collection (a datafile) holds. */
+const ASYNC_MAX = 100_000
+
+/**
+ * Replies with a collection: X-Total-Count always, `max_results` cut, or an async job. `view`
+ * turns the items into what is sent, and runs only on the items sent.
+ */
+export async function collection<T>(
   req: FastifyRequest,
   reply: FastifyReply,
   jobs: AsyncJobs,
   org: number,
-  all: unknown[],
-): FastifyReply {
+  all: T[] | StoredCollection<T>,
+  view: (items: T[]) => unknown[] | Promise<unknown[]> = (items) => items,
+): Promise<FastifyReply> {
   const q = req.query as Record<string, unknown>
+  const source = Array.isArray(all)
+    ? {
+        count: () => Promise.resolve(all.length),
+        read: (n: number) => Promise.resolve(all.slice(0, n)),
+      }
+    : all
   if (String(req.headers.prefer ?? '').includes('respond-async'))
-    return jobs.start(reply, org, all, `/users/${req.user?.id ?? 0}`)
+    return jobs.start(
+      reply,
+      org,
+      await view(await source.read(ASYNC_MAX)),
+      `/users/${req.user?.id ?? 0}`,
+    )
   const max = maxResults(q)
-  return json(reply.header('x-total-count', String(all.length)), 200, all.slice(0, max))
+  const total = await source.count()
+  return json(reply.header('x-total-count', String(total)), 200, await view(await source.read(max)))
 }
 
 /** Reads the JSON body of a write; anything but an object is a 406 with a clear message. */

@@ -56,8 +56,25 @@ export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
         throw invalidOne('invalid_timestamp', `${param} must be an RFC 3339 time`)
       query = query.where('timestamp', op, new Date(v).toISOString())
     }
-    const rows = await query.orderBy('seq', 'desc').limit(100_000).execute()
-    return collection(req, reply, ctx.jobs, org, rows.map(eventView))
+    return collection(
+      req,
+      reply,
+      ctx.jobs,
+      org,
+      {
+        count: async () =>
+          Number(
+            (
+              await query
+                .clearSelect()
+                .select((eb) => eb.fn.countAll().as('n'))
+                .executeTakeFirstOrThrow()
+            ).n,
+          ),
+        read: (limit) => query.orderBy('seq', 'desc').limit(limit).execute(),
+      },
+      (rows) => rows.map(eventView),
+    )
   })
 
   api.get('/orgs/:org/events/:uuid', async (req, reply) => {

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Selectable } from 'kysely'
 import type { AppContext } from '../app.js'
 import { invalidOne, notFound } from '../errors.js'
-import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
+import type { StoredCollection } from '../http.js'
+import { bodyObject, collection, json, orgOf, textFilter, userActor } from '../http.js'
 import type { Database } from '../db/schema.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import { Checker } from '../validate.js'
@@ -54,24 +55,16 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
   api.get('/orgs/:org/labels', async (req, reply) => {
     const org = orgOf(req)
     const q = req.query as Record<string, unknown>
-    const rows = await db
-      .selectFrom('labels')
-      .selectAll()
-      .where('org_id', '=', org)
-      .orderBy('id')
-      .execute()
-    const out = rows
-      .filter(
-        (r) =>
-          textMatches(r.key, q.key, { match_type: 'exact' }) && textMatches(r.value, q.value, q),
-      )
-      .filter(
-        (r) =>
-          textMatches(r.external_data_set, q.external_data_set, q) &&
-          textMatches(r.external_data_reference, q.external_data_reference, q),
-      )
-      .map(labelView)
-    return collection(req, reply, ctx.jobs, org, out)
+    let query = db.selectFrom('labels').where('org_id', '=', org)
+    if (q.key !== undefined) query = query.where(textFilter('key', q.key, { match_type: 'exact' }))
+    for (const column of ['value', 'external_data_set', 'external_data_reference'] as const)
+      if (q[column] !== undefined) query = query.where(textFilter(column, q[column], q))
+    const out: StoredCollection<LabelRow> = {
+      count: async () =>
+        Number((await query.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+      read: (limit) => query.selectAll().orderBy('id').limit(limit).execute(),
+    }
+    return collection(req, reply, ctx.jobs, org, out, (page) => page.map(labelView))
   })
 
   api.get('/orgs/:org/labels/:id', async (req, reply) => {

@@ -26,19 +26,31 @@ export const VISIBILITY_LEVELS = [
   'enhanced_data_collection',
 ] as const
 type Row = Database['workloads']
-type AgentRow = Database['agents']
+/** What a view shows of an agent: not its credential, nor the host ruleset (up to 2 MB). */
+const AGENT_VIEW_COLUMNS = [
+  'id',
+  'workload_id',
+  'status',
+  'last_heartbeat_at',
+  'applied_version',
+  'applied_at',
+  'applied_mode',
+  'health',
+  'survey',
+  'created_at',
+] as const
+type AgentRow = Pick<Database['agents'], (typeof AGENT_VIEW_COLUMNS)[number]>
 
 /** A workload as the API shows it, with the computed firewall mode and its agent's state. */
-async function workloadView(
-  ctx: AppContext,
+function workloadView(
   org: number,
   w: Row,
   agent: AgentRow | undefined,
-  { labels, settings }: ViewContext,
-): Promise<Doc> {
+  { labels, settings, policyHashes }: ViewContext,
+): Doc {
   const model = workloadModel(org, w)
   const mode = resolveMode(model, settings)
-  const current = agent ? await ctx.hostPolicies.current(w.id) : undefined
+  const current = agent ? policyHashes.get(w.id) : undefined
   const health = agent ? (JSON.parse(agent.health) as Doc) : undefined
   return {
     href: workloadHref(org, w.id),
@@ -64,7 +76,7 @@ async function workloadView(
             security_policy_sync_state:
               agent.applied_version !== null &&
               current !== undefined &&
-              (health?.applied_hash as string | undefined) === current.hash
+              (health?.applied_hash as string | undefined) === current
                 ? 'synced'
                 : 'syncing',
             security_policy_applied_at: agent.applied_at,
@@ -103,17 +115,56 @@ async function workloadView(
   }
 }
 
-/** What every workload view of one request needs, read once per request, not per workload. */
+/** What the workload views of one request need, read once per request, not per workload. */
 interface ViewContext {
   readonly labels: Map<string, { key: string; value: string }>
   readonly settings: FirewallSettings
+  readonly agents: Map<string, AgentRow>
+  /** The stored host policy's hash of each workload, to tell synced from syncing. */
+  readonly policyHashes: Map<string, string>
 }
 
-async function viewContext(ctx: AppContext, org: number): Promise<ViewContext> {
+async function viewContext(ctx: AppContext, org: number, ids: string[]): Promise<ViewContext> {
+  const { db } = ctx
+  const byChunk = async <T>(read: (chunk: string[]) => Promise<T[]>) =>
+    (
+      await Promise.all(
+        Array.from({ length: Math.ceil(ids.length / 500) }, (_, i) =>
+          read(ids.slice(i * 500, i * 500 + 500)),
+        ),
+      )
+    ).flat()
+  const agents = await byChunk((chunk) =>
+    db
+      .selectFrom('agents')
+      .select(AGENT_VIEW_COLUMNS)
+      .where('org_id', '=', org)
+      .where('workload_id', 'in', chunk)
+      .execute(),
+  )
+  const hashes = await byChunk((chunk) =>
+    db
+      .selectFrom('host_policies')
+      .select(['workload_id', 'hash'])
+      .where('workload_id', 'in', chunk)
+      .execute(),
+  )
   return {
-    labels: await labelIndex(ctx.db, org),
-    settings: (await ctx.hostPolicies.snapshot(org)).firewallSettings,
+    labels: await labelIndex(db, org),
+    settings: await ctx.hostPolicies.firewallSettings(org),
+    agents: new Map(agents.map((a) => [a.workload_id, a])),
+    policyHashes: new Map(hashes.map((h) => [h.workload_id, h.hash])),
   }
+}
+
+/** The API views of these workloads. */
+async function workloadViews(ctx: AppContext, org: number, rows: Row[]): Promise<Doc[]> {
+  const view = await viewContext(
+    ctx,
+    org,
+    rows.map((w) => w.id),
+  )
+  return rows.map((w) => workloadView(org, w, view.agents.get(w.id), view))
 }
 
 export async function labelIndex(db: Kysely<Database>, org: number) {
@@ -221,13 +272,6 @@ export async function findWorkload(db: Kysely<Database>, org: number, id: string
 
 export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
-  const agentsOf = async (org: number) =>
-    new Map(
-      (await db.selectFrom('agents').selectAll().where('org_id', '=', org).execute()).map((a) => [
-        a.workload_id,
-        a,
-      ]),
-    )
   const find = (org: number, id: string) => findWorkload(db, org, id)
 
   api.get('/orgs/:org/workloads', async (req, reply) => {
@@ -253,9 +297,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
       .where('org_id', '=', org)
       .orderBy('created_at')
       .execute()
-    const agents = await agentsOf(org)
-    const view = await viewContext(ctx, org)
-    const out: Doc[] = []
+    const out: Row[] = []
     for (const w of rows) {
       const wl = JSON.parse(w.labels) as string[]
       if (!textMatches(w.name, q.name, q) || !textMatches(w.hostname, q.hostname, q)) continue
@@ -273,19 +315,16 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         !(JSON.parse(w.interfaces) as { address: string }[]).some((i) => i.address === q.ip_address)
       )
         continue
-      out.push(await workloadView(ctx, org, w, agents.get(w.id), view))
+      out.push(w)
     }
-    return collection(req, reply, ctx.jobs, org, out)
+    // views (agent state, sync state) only for the workloads the page returns
+    return collection(req, reply, ctx.jobs, org, out, (page) => workloadViews(ctx, org, page))
   })
 
   api.get('/orgs/:org/workloads/:id', async (req, reply) => {
     const org = orgOf(req)
     const w = await find(org, (req.params as { id: string }).id)
-    return json(
-      reply,
-      200,
-      await workloadView(ctx, org, w, (await agentsOf(org)).get(w.id), await viewContext(ctx, org)),
-    )
+    return json(reply, 200, (await workloadViews(ctx, org, [w]))[0])
   })
 
   const create = async (req: FastifyRequest, org: number, body: Doc) => {
@@ -365,11 +404,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const row = await create(req, org, bodyObject(req))
     await ctx.hostPolicies.recompute(org)
-    return json(
-      reply,
-      201,
-      await workloadView(ctx, org, row, undefined, await viewContext(ctx, org)),
-    )
+    return json(reply, 201, (await workloadViews(ctx, org, [row]))[0])
   })
 
   api.put('/orgs/:org/workloads/:id', async (req, reply) => {
@@ -456,7 +491,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     const rows = await db
       .selectFrom('agents')
       .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
-      .selectAll('agents')
+      .select(AGENT_VIEW_COLUMNS.map((c) => `agents.${c}` as const))
       .select([
         'workloads.name',
         'workloads.hostname',
