@@ -2,28 +2,12 @@ import { copyFile, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import type { Runner } from './exec.js'
-import { runChecked } from './exec.js'
-import { readOsRelease } from './host-facts.js'
+import { hostInterfaces, readOsRelease } from './host-facts.js'
 import { replyError, ServerClient } from './server-client.js'
 import { DEFAULT_CONFIG } from './daemon.js'
 import type { AgentConfig } from './daemon.js'
 import { ensureStateDir, readJson, writeJson } from './state-dir.js'
 import type { Backend } from '@palisade/firewall'
-
-/** This host's addresses (the namespace's, when run inside one), from `ip -j addr`. */
-export async function hostInterfaces(run: Runner): Promise<{ name: string; address: string }[]> {
-  const out = JSON.parse(await runChecked(run, 'ip', ['-j', 'addr', 'show'])) as {
-    ifname: string
-    addr_info?: { local: string; scope: string }[]
-  }[]
-  return out.flatMap((l) =>
-    l.ifname === 'lo'
-      ? []
-      : (l.addr_info ?? [])
-          .filter((a) => a.scope === 'global')
-          .map((a) => ({ name: l.ifname, address: a.local })),
-  )
-}
 
 export interface ActivateOptions {
   readonly managementServer: string

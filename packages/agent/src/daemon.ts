@@ -28,6 +28,7 @@ import {
 } from './state-dir.js'
 import type { RulesetSurvey } from './survey.js'
 import { surveyRuleset } from './survey.js'
+import { hostInterfaces } from './host-facts.js'
 
 /** `config.json` in the state dir. */
 export interface AgentConfig {
@@ -203,6 +204,12 @@ export async function runAgent(
   }
   const { choice } = detected
   let { survey, ruleset } = detected
+  const readInterfaces = () =>
+    hostInterfaces(o.run).catch((e: Error) => {
+      o.log({ msg: 'cannot read the host addresses', error: e.message })
+      return undefined
+    })
+  let interfaces = await readInterfaces()
   /**
    * Re-reads every firewall on the host: the survey and the ruleset the server analyses. A call
    * during a read asks for one more read after it, so the last change is never missed.
@@ -222,6 +229,7 @@ export async function runAgent(
           const host = await readHost(o.run)
           survey = surveyRuleset(host.ruleset, await activeServices(o.run))
           ruleset = host.ruleset
+          interfaces = (await readInterfaces()) ?? interfaces
           configureFlows()
           link?.reportSoon()
         } catch (e) {
@@ -421,6 +429,7 @@ export async function runAgent(
           survey,
           ruleset,
           backend: choice.backend,
+          interfaces,
           failsafe,
           suspended,
           flows: collector.status,

@@ -2,6 +2,7 @@ import { access, readFile } from 'node:fs/promises'
 import { constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import type { Runner } from './exec.js'
+import { runChecked } from './exec.js'
 import type { BackendFacts } from './detect.js'
 
 async function onPath(tool: string): Promise<boolean> {
@@ -54,4 +55,19 @@ export async function activeServices(run: Runner): Promise<string[]> {
     if (r?.code === 0) out.push(s)
   }
   return out
+}
+
+/** This host's addresses (the namespace's, when run inside one), from `ip -j addr`. */
+export async function hostInterfaces(run: Runner): Promise<{ name: string; address: string }[]> {
+  const out = JSON.parse(await runChecked(run, 'ip', ['-j', 'addr', 'show'])) as {
+    ifname: string
+    addr_info?: { local: string; scope: string }[]
+  }[]
+  return out.flatMap((l) =>
+    l.ifname === 'lo'
+      ? []
+      : (l.addr_info ?? [])
+          .filter((a) => a.scope === 'global')
+          .map((a) => ({ name: l.ifname, address: a.local })),
+  )
 }

@@ -33,6 +33,8 @@ export interface ServerLinkOptions {
     survey: RulesetSurvey
     ruleset: Ruleset
     backend: Backend
+    /** The host's addresses now: peers on other hosts follow them when they change. */
+    interfaces: { name: string; address: string }[] | undefined
     failsafe: Failsafe
     suspended: boolean
     flows: FlowCollectorStatus
@@ -220,6 +222,7 @@ export class ServerLink {
       },
       survey: s.survey,
       backend: s.backend,
+      ...(s.interfaces && { interfaces: s.interfaces }),
       ...(rulesetText !== this.#rulesetSent && { ruleset: bounded }),
     }
     try {

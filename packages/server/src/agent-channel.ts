@@ -9,7 +9,8 @@ import { now, recordEvent, resourceChange } from './store.js'
 import type { FlowSummaryUpload } from '@palisade/model'
 import { GroupCommit } from './group-commit.js'
 import { ingestFlows } from './traffic/flow-store.js'
-import { Checker, isObj } from './validate.js'
+import type { WorkloadInterface } from './validate.js'
+import { Checker, interfacesOf } from './validate.js'
 
 /** The agent channel: ours, not Illumio's private protocol. Every route names the agent. */
 export const AGENT_PREFIX = '/agent/v1'
@@ -106,9 +107,7 @@ export function registerAgentChannel(
     const hostname = c.string(body, 'hostname', '$', { required: true, max: 255 })
     const platform = c.oneOf(body, 'os_platform', '$', OS_PLATFORMS) ?? 'linux'
     c.string(body, 'os_detail', '$', { max: 255 })
-    const interfaces = (c.array(body, 'interfaces', '$', { max: 256 }) ?? [])
-      .filter(isObj)
-      .map((i) => ({ name: String(i.name), address: String(i.address) }))
+    const interfaces = interfacesOf(c, body) ?? []
     c.done()
     const result = await db.transaction().execute(async (tx) => {
       const key = await tx
@@ -255,7 +254,9 @@ export function registerAgentChannel(
     if (ruleset && (!Array.isArray(ruleset.tables) || !Array.isArray(ruleset.ipsets)))
       c.fail('$.ruleset', 'must be {"tables": [...], "ipsets": [...]}')
     const backend = c.oneOf(body, 'backend', '$', ['nftables', 'iptables-nft', 'iptables-legacy'])
+    const interfaces = interfacesOf(c, body)
     c.done()
+    if (interfaces) await followAddresses(a, interfaces)
     const ts = now()
     // A pending unpair stays pending until the agent says goodbye.
     const active = !a.unpair
@@ -283,6 +284,42 @@ export function registerAgentChannel(
     )
     return reply.code(204).send()
   })
+
+  /**
+   * The host's addresses changed (a new lease, an interface added): the workload follows, and
+   * the hosts that have it as a peer get a new policy.
+   */
+  async function followAddresses(a: AgentAuth, interfaces: WorkloadInterface[]): Promise<void> {
+    const text = JSON.stringify(interfaces)
+    const changed = await db.transaction().execute(async (tx) => {
+      const w = await tx
+        .selectFrom('workloads')
+        .select('interfaces')
+        .where('id', '=', a.workloadId)
+        .executeTakeFirstOrThrow()
+      if (w.interfaces === text) return false
+      await tx
+        .updateTable('workloads')
+        .set({ interfaces: text, updated_at: now() })
+        .where('id', '=', a.workloadId)
+        .execute()
+      await recordEvent(tx, a.org, {
+        event_type: 'workload.update',
+        created_by: agentActor(a),
+        resource_changes: [
+          resourceChange(
+            'workload',
+            workloadHref(a.org, a.workloadId),
+            'update',
+            { interfaces: JSON.parse(w.interfaces) as unknown },
+            { interfaces },
+          ),
+        ],
+      })
+      return true
+    })
+    if (changed) ctx.hostPolicies.recompute(a.org).catch((e: Error) => app.log.error(e))
+  }
 
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
   app.post(`${AGENT_PREFIX}/agents/:agent/goodbye`, async (req, reply) => {

@@ -439,6 +439,31 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
     expect((await policyOf(hosts.db)).policy.version, 'the db host was not sent anything').toBe(
       first.version,
     )
+
+    // a web host's address changes: its agent reports it, and the db host's peers follow
+    const moved = await s.app.inject({
+      method: 'POST',
+      url: `/agent/v1/agents/${hosts.web.agent_id}/status`,
+      headers: { authorization: `Bearer ${hosts.web.token}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ interfaces: [{ name: 'eth0', address: '198.18.7.200' }] }),
+    })
+    expect(moved.statusCode, moved.body).toBe(204)
+    const peers = async () =>
+      JSON.stringify((await policyOf(hosts.db)).policy as unknown).includes('198.18.7.200/32')
+    await expect.poll(peers, { timeout: 5000 }).toBe(true)
+    expect((await hashes()).other, 'a host without that peer keeps its policy').toBe(h4.other)
+    const events = (
+      await s.call('GET', `${O}/events?event_type=workload.update&max_results=1`)
+    ).json() as { created_by: unknown; resource_changes: { changes: unknown }[] }[]
+    expect(events[0]?.created_by).toMatchObject({ agent: { hostname: 'reach-web-1' } })
+    const bad = await s.app.inject({
+      method: 'POST',
+      url: `/agent/v1/agents/${hosts.web.agent_id}/status`,
+      headers: { authorization: `Bearer ${hosts.web.token}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ interfaces: [{ name: 'eth0', address: 'not an address' }] }),
+    })
+    expect(bad.statusCode).toBe(406)
+    expect(await peers(), 'a refused report changes nothing').toBe(true)
   })
 })
 

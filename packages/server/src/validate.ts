@@ -121,3 +121,25 @@ export class Checker {
     if (this.issues.length > 0) throw invalid(this.issues)
   }
 }
+
+export interface WorkloadInterface {
+  readonly name: string
+  readonly address: string
+}
+
+/** The `interfaces` an agent reports: a name and an IPv4 or IPv6 address each. */
+export function interfacesOf(c: Checker, body: Doc): WorkloadInterface[] | undefined {
+  const list = c.array(body, 'interfaces', '$', { max: 256 })
+  if (!list) return undefined
+  const out: WorkloadInterface[] = []
+  list.forEach((x, i) => {
+    const o = c.object(x, `$.interfaces[${i}]`)
+    if (!o) return
+    const name = c.string(o, 'name', `$.interfaces[${i}]`, { required: true, max: 64 })
+    const address = c.string(o, 'address', `$.interfaces[${i}]`, { required: true, max: 64 })
+    if (address !== undefined && !/^[0-9a-fA-F:.]+$/.test(address))
+      c.fail(`$.interfaces[${i}].address`, 'must be an IPv4 or IPv6 address')
+    if (name !== undefined && address !== undefined) out.push({ name, address })
+  })
+  return out
+}

@@ -16,7 +16,7 @@ import { workloadHref, workloadModel } from '../host-policies.js'
 import { boolParam, bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import type { Doc } from '../validate.js'
-import { Checker, isObj } from '../validate.js'
+import { Checker, interfacesOf, isObj } from '../validate.js'
 
 export const VISIBILITY_LEVELS = [
   'flow_full_detail',
@@ -224,22 +224,9 @@ async function checkWorkload(
       labels?.push(href)
     })
   }
-  let interfaces: { name: string; address: string }[] | undefined
-  const ifs = c.array(body, 'interfaces', '$', { max: 256 })
-  if (ifs && managed)
+  const interfaces = interfacesOf(c, body)
+  if (interfaces && managed)
     c.fail('$.interfaces', 'the interfaces of a managed workload come from its agent')
-  else if (ifs) {
-    interfaces = []
-    ifs.forEach((x, i) => {
-      const o = c.object(x, `$.interfaces[${i}]`)
-      if (!o) return
-      const n = c.string(o, 'name', `$.interfaces[${i}]`, { required: true, max: 64 })
-      const a = c.string(o, 'address', `$.interfaces[${i}]`, { required: true, max: 64 })
-      if (a !== undefined && !/^[0-9a-fA-F:.]+$/.test(a))
-        c.fail(`$.interfaces[${i}].address`, 'must be an IPv4 or IPv6 address')
-      if (n !== undefined && a !== undefined) interfaces?.push({ name: n, address: a })
-    })
-  }
   c.done()
   return {
     ...(name !== undefined && { name }),
