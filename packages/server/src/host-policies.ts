@@ -221,15 +221,15 @@ export class HostPolicies {
     for (const r of rows) {
       const href = workloadHref(org, r.id)
       if (r.managed !== 1 || (targets && !targets.has(href))) continue
-      const policy = compute(href)
-      const hash = contentHash(policy)
+      const hostPolicy = compute(href)
+      const hash = contentHash(hostPolicy)
       if (r.hash === hash) continue
       out.push({
         workload_id: r.id,
         org_id: org,
-        version: policy.version,
+        version: hostPolicy.version,
         hash,
-        policy: JSON.stringify(policy),
+        policy: JSON.stringify(hostPolicy),
         updated_at: now(),
       })
     }
