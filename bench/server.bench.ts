@@ -1,8 +1,8 @@
 /**
- * Policy-server figures, on loopback over TLS, against an in-process server on a real store:
- * API reads and writes per second (SQLite and PostgreSQL), provision-to-applied latency for
- * N simulated agents (each long-polls its policy and reports the applied hash), and heartbeats
- * per second sustained with zero loss.
+ * Policy-server figures, on loopback over TLS, against an in-process server on a real store
+ * (SQLite, then PostgreSQL): API reads and writes per second, and for N simulated agents (each
+ * long-polls its policy and reports the applied hash) activations per second, provision-to-synced
+ * latency and heartbeats per second sustained with zero loss.
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -40,18 +40,19 @@ async function apiRates(c: Client) {
 
 export async function run(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = { agents: AGENTS, seconds: SECONDS }
+  // The simulated agents run in a process of their own: their client work must not share the
+  // server's event loop, or it would be counted as the server's latency.
+  const fleet = (database: string | undefined) =>
+    withServer(database, (_c, url, ca, basic) => simulateInProcess(url, ca, basic))
   out.sqlite = await withServer(undefined, apiRates)
+  out.simulatedAgents = await fleet(undefined)
   const pg = await startTestPostgres()
   try {
     out.postgres = await withServer(await pg.freshDatabase(), apiRates)
+    out.simulatedAgentsPostgres = await fleet(await pg.freshDatabase())
   } finally {
     await pg.stop()
   }
-  // The simulated agents run in a process of their own: their client work must not share the
-  // server's event loop, or it would be counted as the server's latency.
-  out.simulatedAgents = await withServer(undefined, (_c, url, ca, basic) =>
-    simulateInProcess(url, ca, basic),
-  )
   return out
 }
 

@@ -233,22 +233,22 @@ export class HostPolicies {
         updated_at: now(),
       })
     }
-    // One transaction: one commit (and one fsync) for every changed host, and all or none.
+    // One transaction: one commit (and one fsync) for every changed host, and all or none;
+    // a thousand rows a statement (6,000 parameters, under both stores' limits), not one each.
     await this.db.transaction().execute(async (tx) => {
-      for (const r of out) {
+      for (let i = 0; i < out.length; i += 1000)
         await tx
           .insertInto('host_policies')
-          .values(r)
+          .values(out.slice(i, i + 1000))
           .onConflict((oc) =>
-            oc.column('workload_id').doUpdateSet({
-              version: r.version,
-              hash: r.hash,
-              policy: r.policy,
-              updated_at: r.updated_at,
-            }),
+            oc.column('workload_id').doUpdateSet((eb) => ({
+              version: eb.ref('excluded.version'),
+              hash: eb.ref('excluded.hash'),
+              policy: eb.ref('excluded.policy'),
+              updated_at: eb.ref('excluded.updated_at'),
+            })),
           )
           .execute()
-      }
     })
     this.#seen.set(org, { policy, workloads })
     // Waiters get the policy with the news (no read each), and the store watch will not
