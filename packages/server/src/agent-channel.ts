@@ -41,7 +41,7 @@ export function registerAgentChannel(
   const { db } = ctx
   const attempts = new Map<string, { start: number; count: number }>()
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
-  const statusWrites = new GroupCommit(db)
+  const statusWrites = new GroupCommit(db, 500, ctx.writeLanes)
 
   /** `Authorization: Bearer <agent id>.<secret>`; the agent may only use its own routes. */
   async function agentAuth(req: FastifyRequest): Promise<AgentAuth> {

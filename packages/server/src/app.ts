@@ -26,6 +26,8 @@ export interface AppContext {
   readonly db: Kysely<Database>
   readonly hostPolicies: HostPolicies
   readonly jobs: AsyncJobs
+  /** Write transactions the store takes at once (see `OpenedDb`). */
+  readonly writeLanes: number
   /** Where agents reach this server (for the failsafe rule that keeps that channel open). */
   readonly agentEndpoint: () => { address: string; port: number }
   /** The CA agents pin, as a path on the server (shown in the console's activation command). */

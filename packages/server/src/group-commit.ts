@@ -7,16 +7,18 @@ type Write = (tx: Transaction<Database>) => Promise<unknown>
  * Group commit: small writes that arrive while a commit is in progress share the next
  * transaction, so a thousand agents reporting at once cost a few commits (and fsyncs), not a
  * thousand. Each caller's promise settles when its own write is durable; a write that fails
- * fails alone (the batch is retried one write at a time).
+ * fails alone (the batch is retried one write at a time). `lanes` batches may be in flight at
+ * once: one for SQLite's single connection, more where the store has a pool.
  */
 export class GroupCommit {
   readonly #db: Kysely<Database>
   #queue: { write: Write; resolve: () => void; reject: (e: unknown) => void }[] = []
-  #running = false
+  #busy = 0
 
   constructor(
     db: Kysely<Database>,
     private readonly maxBatch = 500,
+    private readonly lanes = 1,
   ) {
     this.#db = db
   }
@@ -24,8 +26,8 @@ export class GroupCommit {
   run(write: Write): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ write, resolve, reject })
-      if (this.#running) return
-      this.#running = true
+      if (this.#busy >= this.lanes) return
+      this.#busy++
       // Not at once: the other requests read in this same turn of the event loop join the batch.
       setImmediate(() => void this.#drain())
     })
@@ -51,7 +53,7 @@ export class GroupCommit {
         }
       }
     } finally {
-      this.#running = false
+      this.#busy--
     }
   }
 }

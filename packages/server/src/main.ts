@@ -51,7 +51,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(o.listen)
   const dataDir = resolve(o.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const { db, describe } = await openDb(o.database, dataDir)
+  const { db, describe, writeLanes } = await openDb(o.database, dataDir)
   const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
   const scheme = tls ? 'https' : 'http'
   const hostPolicies = new HostPolicies(db)
@@ -61,6 +61,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       db,
       hostPolicies,
       jobs: new AsyncJobs(),
+      writeLanes,
       agentEndpoint: () => bound,
       ...(tls && { caCertFile: tls.caCert }),
     },

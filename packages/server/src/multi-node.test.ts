@@ -23,7 +23,7 @@ describe('two servers on one PostgreSQL', () => {
     const url = await pgServer.freshDatabase()
     dir = await mkdtemp(join(tmpdir(), 'palisade-mn-'))
     for (let i = 0; i < 2; i++) {
-      const { db } = await openDb(url, dir)
+      const { db, writeLanes } = await openDb(url, dir)
       const boot = await bootstrapOrg(db)
       if (boot)
         auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
@@ -31,6 +31,7 @@ describe('two servers on one PostgreSQL', () => {
         db,
         hostPolicies: new HostPolicies(db),
         jobs: new AsyncJobs(),
+        writeLanes,
         agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
       })
       nodes.push({ app, close: async () => (await app.close(), await db.destroy()) })

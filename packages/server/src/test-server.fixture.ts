@@ -30,7 +30,7 @@ export async function testServer(
   ratePerMinute = 1_000_000,
 ): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-test-'))
-  const { db } = await openDb(database, dir)
+  const { db, writeLanes } = await openDb(database, dir)
   const boot = await bootstrapOrg(db)
   if (!boot) throw new Error('the test database was not empty')
   const hostPolicies = new HostPolicies(db)
@@ -39,6 +39,7 @@ export async function testServer(
       db,
       hostPolicies,
       jobs: new AsyncJobs(),
+      writeLanes,
       agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
     },
     { ratePerMinute },

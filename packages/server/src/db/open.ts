@@ -5,10 +5,17 @@ import { join } from 'node:path'
 import type { Database } from './schema.js'
 import { migrationProvider } from './migrations.js'
 
+const POOL_SIZE = 10
+
 export interface OpenedDb {
   readonly db: Kysely<Database>
   readonly dialect: 'sqlite' | 'postgres'
   readonly describe: string
+  /**
+   * How many write transactions may run at once: SQLite has one connection; PostgreSQL a pool
+   * (two connections are left for reads), and it groups the flushes of concurrent commits itself.
+   */
+  readonly writeLanes: number
 }
 
 /**
@@ -18,8 +25,9 @@ export interface OpenedDb {
 export async function openDb(database: string | undefined, dataDir: string): Promise<OpenedDb> {
   let opened: OpenedDb
   if (database?.startsWith('postgres://') || database?.startsWith('postgresql://')) {
-    const pool = new pg.Pool({ connectionString: database, max: 10 })
+    const pool = new pg.Pool({ connectionString: database, max: POOL_SIZE })
     opened = {
+      writeLanes: POOL_SIZE - 2,
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
       dialect: 'postgres',
       describe: database.replace(/:[^:@/]*@/, ':***@'),
@@ -32,6 +40,7 @@ export async function openDb(database: string | undefined, dataDir: string): Pro
     sqlite.pragma('foreign_keys = ON')
     sqlite.pragma('busy_timeout = 5000')
     opened = {
+      writeLanes: 1,
       db: new Kysely<Database>({
         dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
       }),
