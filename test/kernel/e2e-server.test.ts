@@ -84,7 +84,8 @@ describe('end to end: server, three paired agents, policy, modes', () => {
       href[v] = String((await api('POST', '/api/v2/orgs/1/labels', { key: k, value: v }, 201)).href)
     const webCode = await server.activationCode('web', [href.web ?? '', href.prod ?? ''])
     const dbCode = await server.activationCode('db', [href.db ?? '', href.prod ?? ''])
-    const cfg = { heartbeatMs: 1000, confirmMs: 15_000 }
+    // the agents look at their host (addresses, firewalls) every 2 s instead of every minute
+    const cfg = { heartbeatMs: 1000, confirmMs: 15_000, surveyMs: 2000 }
     agents.web1 = await Agent.pair(lab.host('web1').ns, 'nftables', server, webCode, cfg)
     agents.web2 = await Agent.pair(lab.host('web2').ns, 'iptables-nft', server, webCode, cfg)
     agents.db = await Agent.pair(lab.host('db').ns, 'iptables-legacy', server, dbCode, cfg)
@@ -197,6 +198,40 @@ describe('end to end: server, three paired agents, policy, modes', () => {
       '/api/v2/orgs/1/events?event_type=firewall_settings.update',
     )) as unknown as unknown[]
     expect(changes.length).toBe(3)
+  })
+
+  it("follows a host's new address: its agent reports it, and the db host's kernel set takes it", async () => {
+    const web2 = lab.host('web2')
+    const links = JSON.parse(await runChecked(web2.run, 'ip', ['-j', 'addr', 'show'])) as {
+      ifname: string
+      addr_info?: { local: string }[]
+    }[]
+    const dev = links.find((l) => l.addr_info?.some((a) => a.local === web2.ip4))?.ifname
+    expect(dev, `the interface of ${web2.ip4}`).toBeDefined()
+    const added = '198.19.200.2'
+    await runChecked(web2.run, 'ip', ['addr', 'add', `${added}/32`, 'dev', dev ?? ''])
+    await waitFor(
+      'the server to show the new address',
+      async () =>
+        ((await workloadOf('web2')).interfaces as { address: string }[]).some(
+          (i) => i.address === added,
+        ) || undefined,
+      15_000,
+      250,
+    )
+    // the db host (iptables-legacy) holds its peers in ipsets
+    await waitFor(
+      "the db host's kernel set to hold the new address",
+      async () =>
+        (await runChecked(lab.host('db').run, 'ipset', ['list'])).includes(added) || undefined,
+      15_000,
+      250,
+    )
+    await allSynced()
+    expect(
+      ((await api('GET', '/api/v2/orgs/1/events?event_type=workload.update')) as unknown as Json[])
+        .length,
+    ).toBeGreaterThanOrEqual(1)
   })
 
   it('keeps enforcing while the server is away, delivers buffered events once it is back, and repairs tampering meanwhile', async () => {

@@ -78,6 +78,8 @@ export class ServerLink {
   #poll: AbortController | undefined
   /** The ruleset the server has: sent again only when it changed. */
   #rulesetSent: string | undefined
+  /** The addresses the server has: sent again only when they changed. */
+  #interfacesSent: string | undefined
   /** Serialised once per ruleset the agent read, not once per report. */
   #ruleset: { of: Ruleset; bounded: Ruleset; text: string } | undefined
   state: { url: string; connected: boolean; lastContactAt?: string; error?: string }
@@ -206,6 +208,7 @@ export class ServerLink {
     if (this.#ruleset?.of !== s.ruleset)
       this.#ruleset = { of: s.ruleset, ...boundedRuleset(s.ruleset) }
     const { bounded, text: rulesetText } = this.#ruleset
+    const interfacesText = s.interfaces && JSON.stringify(s.interfaces)
     const body = {
       ...(a?.hash &&
         s.enforcement.applied && {
@@ -222,7 +225,7 @@ export class ServerLink {
       },
       survey: s.survey,
       backend: s.backend,
-      ...(s.interfaces && { interfaces: s.interfaces }),
+      ...(interfacesText !== this.#interfacesSent && { interfaces: s.interfaces }),
       ...(rulesetText !== this.#rulesetSent && { ruleset: bounded }),
     }
     try {
@@ -235,6 +238,7 @@ export class ServerLink {
         throw new Error(`the server refused the status report: ${replyError(r)}`)
       this.#contact(true)
       if (body.ruleset) this.#rulesetSent = rulesetText
+      if (body.interfaces) this.#interfacesSent = interfacesText
       const pending = this.#confirm
       if (pending && pending.good === a) {
         clearTimeout(pending.timer)
