@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { addrToBigInt, OS_PLATFORMS } from '@palisade/model'
 import type { AppContext } from './app.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
-import { ApiError, forbidden, invalidOne, tooMany } from './errors.js'
+import { ApiError, forbidden, invalidOne } from './errors.js'
+import { PerMinuteLimit } from './rate-limit.js'
 import { workloadHref } from './host-policies.js'
 import { bodyObject, json, jsonText } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
@@ -39,7 +40,7 @@ export function registerAgentChannel(
   activationsPerMinute: number,
 ): void {
   const { db } = ctx
-  const attempts = new Map<string, { start: number; count: number }>()
+  const activations = new PerMinuteLimit(activationsPerMinute)
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
   const statusWrites = new GroupCommit(db, 500, ctx.writeLanes)
 
@@ -88,11 +89,7 @@ export function registerAgentChannel(
   })
 
   app.post(`${AGENT_PREFIX}/activate`, async (req, reply) => {
-    const t = Date.now()
-    const w = attempts.get(req.ip)
-    if (!w || t - w.start > 60_000) attempts.set(req.ip, { start: t, count: 1 })
-    else if (++w.count > activationsPerMinute)
-      throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
+    activations.take(req.ip)
     const body = bodyObject(req)
     const c = new Checker()
     c.only(body, '$', [

@@ -16,7 +16,8 @@ import { registerTraffic } from './api/traffic.js'
 import { registerWorkloads } from './api/workloads.js'
 import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
-import { ApiError, tooMany, unauthorized } from './errors.js'
+import { ApiError, unauthorized } from './errors.js'
+import { PerMinuteLimit } from './rate-limit.js'
 import type { HostPolicies } from './host-policies.js'
 import type { AsyncJobs } from './http.js'
 import { json } from './http.js'
@@ -81,7 +82,6 @@ export interface AppOptions {
 }
 
 export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<FastifyInstance> {
-  const ratePerMinute = opts.ratePerMinute ?? 500
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 16 * 1024 * 1024,
@@ -138,7 +138,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   })
   registerMetrics(app, ctx.db, ctx.hostPolicies, (req) => authenticate(ctx.db, req))
   app.get('/api/v2/openapi.json', (_req, reply) => json(reply, 200, openApiDocument(routes)))
-  const windows = new Map<string, { start: number; count: number }>()
+  const apiLimit = new PerMinuteLimit(opts.ratePerMinute ?? 500)
   await app.register(
     (api, _opts, done) => {
       api.addHook('onRequest', async (req) => {
@@ -149,11 +149,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
         )
           return
         await authenticate(ctx.db, req)
-        const key = String(req.user?.id)
-        const t = Date.now()
-        const w = windows.get(key)
-        if (!w || t - w.start > 60_000) windows.set(key, { start: t, count: 1 })
-        else if (++w.count > ratePerMinute) throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
+        apiLimit.take(String(req.user?.id))
       })
       registerMisc(api, ctx)
       registerLabels(api, ctx)

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { randomSecret, sameSecret, sha256, verifyPassword } from './crypto.js'
 import type { Database } from './db/schema.js'
-import { ApiError, forbidden, invalidOne, tooMany, unauthorized } from './errors.js'
+import { ApiError, forbidden, invalidOne, unauthorized } from './errors.js'
+import { PerMinuteLimit } from './rate-limit.js'
 import { bodyObject, json } from './http.js'
 import { now, recordEvent } from './store.js'
 import { Checker } from './validate.js'
@@ -65,14 +66,10 @@ export function registerConsoleSession(
   db: Kysely<Database>,
   secure: boolean,
 ): void {
-  const attempts = new Map<string, { start: number; count: number }>()
+  const signIns = new PerMinuteLimit(SIGN_INS_PER_MINUTE)
 
   app.post('/session', async (req, reply) => {
-    const t = Date.now()
-    const w = attempts.get(req.ip)
-    if (!w || t - w.start > 60_000) attempts.set(req.ip, { start: t, count: 1 })
-    else if (++w.count > SIGN_INS_PER_MINUTE)
-      throw tooMany(Math.ceil((w.start + 60_000 - t) / 1000))
+    signIns.take(req.ip)
     const body = bodyObject(req)
     const c = new Checker()
     c.only(body, '$', ['username', 'password'])

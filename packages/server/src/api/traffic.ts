@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely, Selectable } from 'kysely'
 import type { AppContext } from '../app.js'
 import type { Database } from '../db/schema.js'
@@ -78,6 +78,16 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
     if (!r) throw notFound(queryHref(org, id))
     return r
   }
+  /** A query whose result is ready; `then` says what the caller wanted to do with it. */
+  const completed = async (req: FastifyRequest, then: string) => {
+    const r = await find(orgOf(req), (req.params as { id: string }).id)
+    if (r.status !== 'completed' || r.result === null)
+      throw invalidOne(
+        'traffic_query_not_completed',
+        `the query is ${queryView(r).status}; ${then} once its status is completed`,
+      )
+    return { ...r, result: r.result }
+  }
 
   api.post('/orgs/:org/traffic_flows/async_queries', async (req, reply) => {
     const org = orgOf(req)
@@ -124,25 +134,13 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
   })
 
   api.get('/orgs/:org/traffic_flows/async_queries/:id/download', async (req, reply) => {
-    const org = orgOf(req)
-    const r = await find(org, (req.params as { id: string }).id)
-    if (r.status !== 'completed' || r.result === null)
-      throw invalidOne(
-        'traffic_query_not_completed',
-        `the query is ${queryView(r).status}; download its result once its status is completed`,
-      )
-    return jsonText(reply, 200, r.result)
+    return jsonText(reply, 200, (await completed(req, 'download its result')).result)
   })
 
   /** Adds each flow's decision under the draft policy (`draft_policy_decision`). */
   api.put('/orgs/:org/traffic_flows/async_queries/:id/update_rules', async (req, reply) => {
     const org = orgOf(req)
-    const r = await find(org, (req.params as { id: string }).id)
-    if (r.status !== 'completed' || r.result === null)
-      throw invalidOne(
-        'traffic_query_not_completed',
-        `the query is ${queryView(r).status}; evaluate its rules once its status is completed`,
-      )
+    const r = await completed(req, 'evaluate its rules')
     const records = JSON.parse(r.result) as FlowRecord[]
     const decide = draftDecider(await ctx.hostPolicies.snapshot(org, 'draft'))
     const updated = records.map((f) => ({ ...f, draft_policy_decision: decide(f) }))
