@@ -146,3 +146,55 @@ export function TextField(props: {
     </>
   )
 }
+
+/** A table's header row: a column header for each name, and an unseen one over row actions. */
+export function TableHead(props: { columns: readonly string[]; action?: string }) {
+  return (
+    <thead>
+      <tr>
+        {props.columns.map((c) => (
+          <th scope="col" key={c}>
+            {c}
+          </th>
+        ))}
+        {props.action && (
+          <th scope="col">
+            <span class="sr-only">{props.action}</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  )
+}
+
+const WITHIN = [
+  ['1', 'last hour'],
+  ['24', 'last day'],
+  ['168', 'last week'],
+] as const
+
+/** How far back to look, in hours ('' for any time, when offered). */
+export function TimeSelect(props: {
+  id: string
+  value: string
+  onValue: (hours: string) => void
+  anyTime?: boolean
+}) {
+  return (
+    <>
+      <label for={props.id}>Time</label>
+      <select
+        id={props.id}
+        value={props.value}
+        onChange={(e) => props.onValue((e.target as HTMLSelectElement).value)}
+      >
+        {props.anyTime && <option value="">any time</option>}
+        {WITHIN.map(([v, t]) => (
+          <option key={v} value={v}>
+            {t}
+          </option>
+        ))}
+      </select>
+    </>
+  )
+}

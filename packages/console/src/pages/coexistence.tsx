@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Dialog, Errors, LabelPicker, Page } from '../ui.js'
+import { Dialog, Errors, LabelPicker, Page, TableHead } from '../ui.js'
 
 interface Item {
   scope: { href: string }[]
@@ -81,16 +81,10 @@ export function CoexistencePage() {
       <Errors messages={otherMessages(error, [])} />
       <Errors messages={live.error ? otherMessages(live.error, []) : []} />
       <table aria-label="Coexistence scopes">
-        <thead>
-          <tr>
-            <th scope="col">Scope</th>
-            <th scope="col">Enforcement</th>
-            <th scope="col">Palisade is Primary Firewall</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead
+          columns={['Scope', 'Enforcement', 'Palisade is Primary Firewall']}
+          action="Actions"
+        />
         <tbody>
           {items.length === 0 && (
             <tr>

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks'
 import { call, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Page, when } from '../ui.js'
+import { Errors, Page, TableHead, TimeSelect, when } from '../ui.js'
 
 export interface ApiEvent {
   href: string
@@ -19,13 +19,6 @@ export interface ApiEvent {
 }
 
 const SEVERITIES = ['', 'err', 'warning', 'info']
-const SINCE = [
-  ['', 'any time'],
-  ['1', 'last hour'],
-  ['24', 'last day'],
-  ['168', 'last week'],
-] as const
-
 const actor = (e: ApiEvent) => {
   const [kind, v] = Object.entries(e.created_by)[0] ?? ['?', {}]
   return `${kind} ${v.username ?? v.hostname ?? v.href ?? ''}`.trim()
@@ -43,13 +36,7 @@ export function EventDetails({ e }: { e: ApiEvent }) {
           </p>
           {Object.keys(rc.changes).length > 0 && (
             <table class="changes" aria-label="Changes">
-              <thead>
-                <tr>
-                  <th scope="col">Field</th>
-                  <th scope="col">Before</th>
-                  <th scope="col">After</th>
-                </tr>
-              </thead>
+              <TableHead columns={['Field', 'Before', 'After']} />
               <tbody>
                 {Object.entries(rc.changes).map(([k, v]) => (
                   <tr key={k}>
@@ -80,17 +67,7 @@ export function EventsTable({ events }: { events: readonly ApiEvent[] }) {
   const [open, setOpen] = useState<string>()
   return (
     <table aria-label="Events">
-      <thead>
-        <tr>
-          <th scope="col">Time</th>
-          <th scope="col">Type</th>
-          <th scope="col">Severity</th>
-          <th scope="col">By</th>
-          <th scope="col">
-            <span class="sr-only">Details</span>
-          </th>
-        </tr>
-      </thead>
+      <TableHead columns={['Time', 'Type', 'Severity', 'By']} action="Details" />
       <tbody>
         {events.map((e) => [
           <tr key={e.href} class={`sev-${e.severity}`}>
@@ -159,18 +136,7 @@ export function EventsPage() {
             </option>
           ))}
         </select>
-        <label for="ev-since">Time</label>
-        <select
-          id="ev-since"
-          value={since}
-          onChange={(e) => setSince((e.target as HTMLSelectElement).value)}
-        >
-          {SINCE.map(([v, t]) => (
-            <option key={v} value={v}>
-              {t}
-            </option>
-          ))}
-        </select>
+        <TimeSelect id="ev-since" value={since} onValue={setSince} anyTime />
       </form>
       <Errors messages={live.error ? otherMessages(live.error, []) : []} />
       <EventsTable events={live.data ?? []} />

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, LabelPicker, Labels, Page, TextField } from '../ui.js'
+import { Errors, LabelPicker, Labels, Page, TableHead, TextField } from '../ui.js'
 
 interface Profile {
   href: string
@@ -76,17 +76,7 @@ export function PairingPage() {
         </section>
       )}
       <table aria-label="Pairing profiles">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Labels</th>
-            <th scope="col">Enforcement</th>
-            <th scope="col">Visibility</th>
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={['Name', 'Labels', 'Enforcement', 'Visibility']} action="Actions" />
         <tbody>
           {(d?.profiles ?? []).map((p) => (
             <tr key={p.href}>

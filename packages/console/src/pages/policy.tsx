@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, LabelPicker, Labels, Page, TextField } from '../ui.js'
+import { Errors, LabelPicker, Labels, Page, TableHead, TextField } from '../ui.js'
 
 const DRAFT = `${O}/sec_policy/draft`
 const PROTOS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58, any: -1 }
@@ -185,18 +185,7 @@ function ObjectTab<T extends { href: string }>(props: {
   return (
     <div>
       <table aria-label={`${props.noun}s`}>
-        <thead>
-          <tr>
-            {props.headers.map((h) => (
-              <th scope="col" key={h}>
-                {h}
-              </th>
-            ))}
-            <th scope="col">
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={props.headers} action="Actions" />
         <tbody>
           {props.items.map((item) => (
             <tr key={item.href}>
@@ -425,17 +414,10 @@ function RuleSetsTab(props: {
             )}
           </p>
           <table aria-label={`Rules of ${rs.name}`}>
-            <thead>
-              <tr>
-                <th scope="col">Action</th>
-                <th scope="col">Sources (consumers)</th>
-                <th scope="col">Destinations (providers)</th>
-                <th scope="col">Services</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={['Action', 'Sources (consumers)', 'Destinations (providers)', 'Services']}
+              action="Actions"
+            />
             <tbody>
               {[
                 ...rs.deny_rules.map((r) => ({ r, action: r.override ? 'override deny' : 'deny' })),

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks'
 import { call, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Page, when } from '../ui.js'
+import { Errors, Page, TableHead, when } from '../ui.js'
 
 interface PendingItem {
   href: string
@@ -107,14 +107,7 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
       </form>
       <h2>Policy versions</h2>
       <table aria-label="Policy versions">
-        <thead>
-          <tr>
-            <th scope="col">Version</th>
-            <th scope="col">Commit message</th>
-            <th scope="col">Provisioned</th>
-            <th scope="col">Workloads affected</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Version', 'Commit message', 'Provisioned', 'Workloads affected']} />
         <tbody>
           {(live.data?.versions ?? []).map((v) => (
             <tr key={v.href}>

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Page, TextField, when } from '../ui.js'
+import { Errors, Page, TableHead, TextField, TimeSelect, when } from '../ui.js'
 import { parsePorts } from './policy.js'
 
 interface Endpoint {
@@ -21,12 +21,6 @@ interface Flow {
 }
 
 const DECISIONS = ['allowed', 'potentially_blocked', 'blocked'] as const
-const SINCE = [
-  ['1', 'last hour'],
-  ['24', 'last day'],
-  ['168', 'last week'],
-] as const
-
 /** An actor of the query from what was typed: a label's `key: value`, or an address. */
 function actorOf(text: string, labels: readonly Label[]) {
   const t = text.trim()
@@ -111,18 +105,7 @@ export function TrafficPage() {
           value={ports}
           onValue={setPorts}
         />
-        <label for="tq-since">Time</label>
-        <select
-          id="tq-since"
-          value={since}
-          onChange={(e) => setSince((e.target as HTMLSelectElement).value)}
-        >
-          {SINCE.map(([v, t]) => (
-            <option key={v} value={v}>
-              {t}
-            </option>
-          ))}
-        </select>
+        <TimeSelect id="tq-since" value={since} onValue={setSince} />
         <fieldset class="inline">
           <legend>Policy decisions</legend>
           {DECISIONS.map((d) => (
@@ -151,17 +134,17 @@ export function TrafficPage() {
       {flows && (
         <div class="scroll">
           <table aria-label="Flows">
-            <thead>
-              <tr>
-                <th scope="col">Source</th>
-                <th scope="col">Destination</th>
-                <th scope="col">Service</th>
-                <th scope="col">Decision</th>
-                <th scope="col">Reported by</th>
-                <th scope="col">Connections</th>
-                <th scope="col">Last seen</th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                'Source',
+                'Destination',
+                'Service',
+                'Decision',
+                'Reported by',
+                'Connections',
+                'Last seen',
+              ]}
+            />
             <tbody>
               {flows.map((f, i) => (
                 <tr key={i}>

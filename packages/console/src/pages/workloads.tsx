@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Labels, Page, when } from '../ui.js'
+import { Errors, Labels, Page, TableHead, when } from '../ui.js'
 import type { ApiEvent } from './events.js'
 import { EventsTable } from './events.js'
 
@@ -101,17 +101,17 @@ export function WorkloadsPage() {
       <Errors messages={otherMessages(error ?? live.error, [])} />
       <div class="scroll">
         <table aria-label="Workloads">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Labels</th>
-              <th scope="col">Enforcement</th>
-              <th scope="col">Visibility</th>
-              <th scope="col">Firewall mode</th>
-              <th scope="col">Health</th>
-              <th scope="col">Policy sync</th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              'Name',
+              'Labels',
+              'Enforcement',
+              'Visibility',
+              'Firewall mode',
+              'Health',
+              'Policy sync',
+            ]}
+          />
           <tbody>
             {(live.data ?? []).map((w) => (
               <tr key={w.href} data-workload={w.name}>
@@ -275,14 +275,7 @@ export function WorkloadPage({ id }: { id: string }) {
             <p class="empty">No foreign rule changes what Palisade decides on this host.</p>
           ) : (
             <table aria-label="Coexistence impact">
-              <thead>
-                <tr>
-                  <th scope="col">Impact</th>
-                  <th scope="col">Traffic</th>
-                  <th scope="col">Foreign rule</th>
-                  <th scope="col">Hook</th>
-                </tr>
-              </thead>
+              <TableHead columns={['Impact', 'Traffic', 'Foreign rule', 'Hook']} />
               <tbody>
                 {impact.impacts.map((i, k) => (
                   <tr key={k}>
