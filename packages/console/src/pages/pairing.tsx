@@ -1,6 +1,13 @@
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
-import { call, messagesFor, O, otherMessages } from '../api.js'
+import {
+  call,
+  ENFORCEMENT_MODES,
+  messagesFor,
+  O,
+  otherMessages,
+  VISIBILITY_LEVELS,
+} from '../api.js'
 import { useLive } from '../hooks.js'
 import { Errors, LabelPicker, Labels, Page, TableHead, TextField } from '../ui.js'
 
@@ -114,7 +121,7 @@ export function PairingPage() {
           value={enforcement}
           onChange={(e) => setEnforcement((e.target as HTMLSelectElement).value)}
         >
-          {['idle', 'visibility_only', 'selective', 'full'].map((v) => (
+          {ENFORCEMENT_MODES.map((v) => (
             <option key={v}>{v}</option>
           ))}
         </select>
@@ -124,7 +131,7 @@ export function PairingPage() {
           value={visibility}
           onChange={(e) => setVisibility((e.target as HTMLSelectElement).value)}
         >
-          {['flow_off', 'flow_drops', 'flow_summary', 'flow_full_detail'].map((v) => (
+          {VISIBILITY_LEVELS.map((v) => (
             <option key={v}>{v}</option>
           ))}
         </select>

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
-import { call, O, otherMessages } from '../api.js'
+import { call, ENFORCEMENT_MODES, O, otherMessages, VISIBILITY_LEVELS } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Errors, Labels, Page, TableHead, when } from '../ui.js'
 import type { ApiEvent } from './events.js'
@@ -38,8 +38,6 @@ export interface Workload {
   }
 }
 
-const ENFORCEMENT = ['idle', 'visibility_only', 'selective', 'full']
-const VISIBILITY = ['flow_off', 'flow_drops', 'flow_summary', 'flow_full_detail']
 const MODE_NAMES: Record<string, string> = {
   exclusive: 'Exclusive',
   coexistence_primary: 'Coexistence, primary',
@@ -51,7 +49,7 @@ const idOf = (href: string) => href.split('/').pop() ?? ''
 function Editable(props: {
   w: Workload
   field: 'enforcement_mode' | 'visibility_level'
-  values: string[]
+  values: readonly string[]
   onSaved: () => void
   onError: (e: unknown) => void
 }) {
@@ -125,7 +123,7 @@ export function WorkloadsPage() {
                   <Editable
                     w={w}
                     field="enforcement_mode"
-                    values={ENFORCEMENT}
+                    values={ENFORCEMENT_MODES}
                     onSaved={() => void live.reload()}
                     onError={setError}
                   />
@@ -134,7 +132,7 @@ export function WorkloadsPage() {
                   <Editable
                     w={w}
                     field="visibility_level"
-                    values={VISIBILITY}
+                    values={VISIBILITY_LEVELS}
                     onSaved={() => void live.reload()}
                     onError={setError}
                   />
