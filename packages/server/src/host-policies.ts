@@ -327,11 +327,13 @@ export class HostPolicies {
     ms: number,
     signal: AbortSignal,
   ): Promise<StoredPolicy | undefined> {
-    const cur = await this.#stored(workloadId)
-    if (cur && cur.hash !== known) return cur
-    return new Promise((resolve) => {
+    // Listen before the first read: a change committed and announced while that read is in
+    // flight would otherwise be missed (the store watch skips our own writes) until the wait
+    // runs out. The wait starts once that read has answered, so `ms` 0 still reads once.
+    return new Promise((resolve, reject) => {
       let settled = false
-      const finish = (value: StoredPolicy | undefined) => {
+      let timer: NodeJS.Timeout | undefined
+      const end = (settle: () => void) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
@@ -339,24 +341,34 @@ export class HostPolicies {
         this.#hub.off(`changed:${workloadId}`, check)
         this.#hub.off(`kick:${workloadId}`, onAbort)
         signal.removeEventListener('abort', onAbort)
-        resolve(value)
+        settle()
       }
+      const finish = (value: StoredPolicy | undefined) => end(() => resolve(value))
+      const differs = (c: StoredPolicy | undefined) => c !== undefined && c.hash !== known
+      // A failed read while waiting is left to the next announcement or the end of the wait.
       const check = (news?: StoredPolicy) => {
         if (news) {
-          if (news.hash !== known) finish(news)
+          if (differs(news)) finish(news)
           return
         }
-        void this.#stored(workloadId).then((c) => {
-          if (c && c.hash !== known) finish(c)
-        })
+        this.#stored(workloadId).then(
+          (c) => differs(c) && finish(c),
+          () => undefined,
+        )
       }
       const onAbort = () => finish(undefined)
-      const timer = setTimeout(onAbort, ms)
       this.#waiters++
       this.#watchStore()
       this.#hub.on(`changed:${workloadId}`, check)
       this.#hub.once(`kick:${workloadId}`, onAbort)
       signal.addEventListener('abort', onAbort)
+      this.#stored(workloadId).then(
+        (c) => {
+          if (differs(c)) finish(c)
+          else if (!settled) timer = setTimeout(onAbort, ms)
+        },
+        (e: Error) => end(() => reject(e)),
+      )
     })
   }
 

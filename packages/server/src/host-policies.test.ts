@@ -1,0 +1,131 @@
+import { TableNode } from 'kysely'
+import type { KyselyPlugin, QueryResult, RootOperationNode, UnknownRow } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { HostPolicies } from './host-policies.js'
+import type { TestPostgres } from './postgres.fixture.js'
+import { startTestPostgres } from './postgres.fixture.js'
+import type { TestServer } from './test-server.fixture.js'
+import { testServer } from './test-server.fixture.js'
+
+/**
+ * Holds back the answer of the next read of `host_policies` until released: the read has run on
+ * the store, and what it saw reaches its caller only later, as on a busy server.
+ */
+class HeldRead implements KyselyPlugin {
+  #armed = false
+  #held: unknown
+  #release: (() => void) | undefined
+  readonly #gate = new Promise<void>((r) => (this.#release = r))
+
+  arm(): void {
+    this.#armed = true
+  }
+
+  release(): void {
+    this.#release?.()
+  }
+
+  /** Whether a read is being held. */
+  get holding(): boolean {
+    return this.#held !== undefined
+  }
+
+  transformQuery(args: { node: RootOperationNode; queryId: { queryId: string } }) {
+    const from = args.node.kind === 'SelectQueryNode' ? args.node.from?.froms[0] : undefined
+    const table = from && TableNode.is(from) ? from.table.identifier.name : undefined
+    if (this.#armed && table === 'host_policies') {
+      this.#armed = false
+      this.#held = args.queryId
+    }
+    return args.node
+  }
+
+  async transformResult(args: {
+    result: QueryResult<UnknownRow>
+    queryId: { queryId: string }
+  }): Promise<QueryResult<UnknownRow>> {
+    if (args.queryId === this.#held) await this.#gate
+    return args.result
+  }
+}
+
+/** Pairs a host with a new profile; resolves with its workload id. */
+async function activate(s: TestServer, hostname: string): Promise<string> {
+  const p = await s.call('POST', '/api/v2/orgs/1/pairing_profiles', {
+    name: hostname,
+    enforcement_mode: 'visibility_only',
+  })
+  const { activation_code } = (
+    await s.call('POST', `/api/v2${(p.json() as { href: string }).href}/pairing_key`, {})
+  ).json() as { activation_code: string }
+  const activated = await s.app.inject({
+    method: 'POST',
+    url: '/agent/v1/activate',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ activation_code, hostname, interfaces: [] }),
+  })
+  expect(activated.statusCode, activated.body).toBe(201)
+  return (activated.json() as { workload_href: string }).workload_href.split('/').pop() ?? ''
+}
+
+/** Changed in the store directly, so that only the HostPolicies the test made computes it. */
+async function enforce(s: TestServer, workloadId: string): Promise<void> {
+  await s.db
+    .updateTable('workloads')
+    .set({ enforcement_mode: 'full' })
+    .where('id', '=', workloadId)
+    .execute()
+}
+
+const never = new AbortController().signal
+
+describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
+  let s: TestServer
+  let pg: TestPostgres | undefined
+  beforeAll(async () => {
+    if (dialect === 'postgres') pg = await startTestPostgres()
+    s = await testServer(pg ? await pg.freshDatabase() : undefined)
+  })
+  afterAll(async () => {
+    await s?.close()
+    await pg?.stop()
+  })
+
+  it('answers a wait of 0 with the stored policy, and a later change wakes a waiter', async () => {
+    const workloadId = await activate(s, 'wait-1')
+    const policies = new HostPolicies(s.db)
+    await policies.recompute(1)
+    const first = await policies.waitForChange(workloadId, undefined, 0, never)
+    expect(first?.hash).toEqual(expect.any(String))
+    expect(await policies.waitForChange(workloadId, first?.hash, 0, never)).toBeUndefined()
+
+    const waited = policies.waitForChange(workloadId, first?.hash, 4000, never)
+    await enforce(s, workloadId)
+    expect(await policies.recompute(1)).toBe(1)
+    const got = await waited
+    expect(got?.hash, 'woken with the new policy').not.toBe(first?.hash)
+    expect(got?.hash).toBe((await policies.current(workloadId))?.hash)
+  })
+
+  // The read is held on PostgreSQL only: SQLite has one connection, and a held read holds it, so
+  // the change could not be written meanwhile. The code under test is the same on both.
+  if (dialect === 'postgres')
+    it('wakes a waiter for a change made while its first read was on its way', async () => {
+      const workloadId = await activate(s, 'race-1')
+      const held = new HeldRead()
+      const policies = new HostPolicies(s.db.withPlugin(held))
+      await policies.recompute(1)
+      const known = (await policies.current(workloadId))?.hash
+      expect(known).toEqual(expect.any(String))
+
+      await enforce(s, workloadId)
+      held.arm()
+      const waited = policies.waitForChange(workloadId, known, 4000, never)
+      await expect.poll(() => held.holding).toBe(true)
+      expect(await policies.recompute(1), 'the change gives the host a new policy').toBe(1)
+      held.release()
+      const got = await waited
+      expect(got, 'woken by the change, not ended by the wait running out').toBeDefined()
+      expect(got?.hash).not.toBe(known)
+    })
+})
