@@ -324,7 +324,40 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
       expect(other.statusCode, `${method} ${path} with another agent's credential`).toBe(403)
       const none = await s.app.inject({ method, url: `/agent/v1/agents/${A.agent_id}/${path}` })
       expect(none.statusCode).toBe(401)
+      const forged = await s.app.inject({
+        method,
+        url: `/agent/v1/agents/${A.agent_id}/${path}`,
+        headers: { ...as(`${A.agent_id}.not-the-secret`), 'content-type': 'application/json' },
+        payload: method === 'POST' ? (path === 'events' ? '[]' : '{}') : undefined,
+      })
+      expect(forged.statusCode, `${method} ${path} with a wrong secret`).toBe(401)
     }
+    const heartbeatOf = async (id: string) =>
+      (
+        await s.db
+          .selectFrom('agents')
+          .select(['last_heartbeat_at', 'status'])
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow()
+      ).last_heartbeat_at
+    const before = await heartbeatOf(A.agent_id)
+    const status = (token: string, body: unknown) =>
+      s.app.inject({
+        method: 'POST',
+        url: `/agent/v1/agents/${A.agent_id}/status`,
+        headers: { ...as(token), 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      })
+    const forgedReport = await status(`${A.agent_id}.not-the-secret`, {
+      applied: { version: 99, hash: 'x' },
+    })
+    expect(forgedReport.statusCode).toBe(401)
+    expect(await heartbeatOf(A.agent_id), 'a refused report writes nothing').toBe(before)
+    expect(
+      (await status(`${A.agent_id}.not-the-secret`, { applied: 'bad' })).statusCode,
+      'a stranger learns it is one, not what its body lacks',
+    ).toBe(401)
+    expect((await status(A.token, { applied: 'bad' })).statusCode).toBe(406)
     const policy = await s.app.inject({
       url: `/agent/v1/agents/${A.agent_id}/policy?wait=5`,
       headers: as(A.token),
@@ -342,6 +375,27 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
     expect(
       ((await s.call('GET', `${O}/events?event_type=agent.activate`)).json() as unknown[]).length,
     ).toBe(2)
+
+    // an unpair asked for stays pending through the agent's heartbeats, until its goodbye
+    const ven = (await s.call('GET', `${O}/vens?hostname=host-d`)).json() as { href: string }[]
+    const unpair = await s.call('PUT', `${O}/vens/unpair`, {
+      vens: [{ href: ven[0]?.href }],
+      firewall_restore: 'saved',
+    })
+    expect(unpair.statusCode, unpair.body).toBe(204)
+    const beat = await s.app.inject({
+      method: 'POST',
+      url: `/agent/v1/agents/${B.agent_id}/status`,
+      headers: { ...as(B.token), 'content-type': 'application/json' },
+      payload: JSON.stringify({ health: { health: 'healthy' } }),
+    })
+    expect(beat.statusCode).toBe(204)
+    const told = await s.app.inject({
+      url: `/agent/v1/agents/${B.agent_id}/policy?wait=0`,
+      headers: as(B.token),
+    })
+    expect(told.statusCode).toBe(410)
+    expect(told.json()).toEqual({ unpair: { firewall_restore: 'saved' } })
   })
 
   it('computes again and pushes only the hosts a change reaches', async () => {

@@ -54,5 +54,22 @@ describe.each(['sqlite', 'postgres'])('group commit on %s', (dialect) => {
     expect([5, 120]).toContain(rejected[0])
     const rows = await db.selectFrom('labels').select('value').where('key', '=', 'gc').execute()
     expect(rows).toHaveLength(120)
+    // each caller gets what its own write returned
+    const counted = await Promise.all(
+      [1000, 1001, 99_999].map((id) =>
+        gc.run(async (tx) =>
+          Number(
+            (
+              await tx
+                .updateTable('labels')
+                .set({ updated_at: 'now' })
+                .where('id', '=', id)
+                .executeTakeFirst()
+            ).numUpdatedRows,
+          ),
+        ),
+      ),
+    )
+    expect(counted).toEqual([1, 1, 0])
   })
 })

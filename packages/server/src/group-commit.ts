@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from './db/schema.js'
 
-type Write = (tx: Transaction<Database>) => Promise<unknown>
+type Write<T> = (tx: Transaction<Database>) => Promise<T>
 
 /**
  * Group commit: small writes that arrive while a commit is in progress share the next
@@ -12,7 +12,8 @@ type Write = (tx: Transaction<Database>) => Promise<unknown>
  */
 export class GroupCommit {
   readonly #db: Kysely<Database>
-  #queue: { write: Write; resolve: () => void; reject: (e: unknown) => void }[] = []
+  #queue: { write: Write<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] =
+    []
   #busy = 0
 
   constructor(
@@ -23,9 +24,10 @@ export class GroupCommit {
     this.#db = db
   }
 
-  run(write: Write): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ write, resolve, reject })
+  /** Resolves with what `write` returned, once its transaction has committed. */
+  run<T>(write: Write<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ write, resolve: resolve as (v: unknown) => void, reject })
       if (this.#busy >= this.lanes) return
       this.#busy++
       // Not at once: the other requests read in this same turn of the event loop join the batch.
@@ -38,17 +40,16 @@ export class GroupCommit {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.maxBatch)
         try {
+          const results: unknown[] = []
           await this.#db.transaction().execute(async (tx) => {
-            for (const b of batch) await b.write(tx)
+            for (const b of batch) results.push(await b.write(tx))
           })
-          for (const b of batch) b.resolve()
+          batch.forEach((b, i) => b.resolve(results[i]))
         } catch {
           for (const b of batch)
             await this.#db
               .transaction()
-              .execute(async (tx) => {
-                await b.write(tx)
-              })
+              .execute((tx) => b.write(tx))
               .then(b.resolve, b.reject)
         }
       }
