@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { sql } from 'kysely'
 import { addrToBigInt, OS_PLATFORMS } from '@palisade/model'
 import type { AppContext } from './app.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
@@ -10,6 +9,7 @@ import { bodyObject, json, jsonText } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
 import type { FlowSummaryUpload } from '@palisade/model'
 import { GroupCommit } from './group-commit.js'
+import { writeStatusReports } from './agent-status.js'
 import { ingestFlows } from './traffic/flow-store.js'
 import type { WorkloadInterface } from './validate.js'
 import { Checker, interfacesOf } from './validate.js'
@@ -43,7 +43,7 @@ export function registerAgentChannel(
   const { db } = ctx
   const activations = new PerMinuteLimit(activationsPerMinute)
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
-  const statusWrites = new GroupCommit(db, 500, ctx.writeLanes)
+  const statusWrites = new GroupCommit(db, writeStatusReports, 500, ctx.writeLanes)
 
   /** `Authorization: Bearer <agent id>.<secret>`, as `[agent id, secret]`. */
   const credentialOf = (req: FastifyRequest): [string, string] => {
@@ -274,39 +274,29 @@ export function registerAgentChannel(
       throw e
     }
     const { applied, health, survey, ruleset, backend, interfaces } = report
-    // The usual report (a heartbeat, an applied version) is authenticated by the write itself, in
-    // one statement of a group commit; one that moves addresses, or names another agent's route,
-    // is checked first. Comparing hashes of random secrets in SQL leaks nothing by its timing.
+    // The usual report (a heartbeat, an applied version) is authenticated by the write itself,
+    // which stores a whole burst of reports in one statement; one that moves addresses, or names
+    // another agent's route, is checked first.
     if (interfaces || id !== (req.params as { agent: string }).agent) {
       const a = await agentAuth(req) // refuses another agent's route
       if (interfaces) await followAddresses(a, interfaces)
     }
-    const ts = now()
-    const written = await statusWrites.run((tx) =>
-      tx
-        .updateTable('agents')
-        .set({
-          // A pending unpair stays pending until the agent says goodbye.
-          status: sql<string>`case when status like 'unpairing:%' then status else 'active' end`,
-          last_heartbeat_at: ts,
-          ...(applied && {
-            applied_version: applied.version as number,
-            applied_at: ts,
-            applied_mode: (applied.mode as string) ?? null,
-          }),
-          ...(health && {
-            health: JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) }),
-          }),
-          ...(!health && applied && { health: JSON.stringify({ applied_hash: applied.hash }) }),
-          ...(survey && { survey: JSON.stringify(survey) }),
-          ...(ruleset && { ruleset: JSON.stringify(ruleset), ruleset_at: ts }),
-          ...(backend && { backend }),
-        })
-        .where('id', '=', id)
-        .where('token_hash', '=', sha256(secret))
-        .executeTakeFirst(),
-    )
-    if (written.numUpdatedRows === 0n) throw unauthenticated()
+    const written = await statusWrites.run({
+      agentId: id,
+      tokenHash: sha256(secret),
+      at: now(),
+      applied: applied
+        ? { version: applied.version as number, mode: (applied.mode as string) ?? null }
+        : null,
+      health:
+        health || applied
+          ? JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) })
+          : null,
+      survey: survey ? JSON.stringify(survey) : null,
+      ruleset: ruleset ? JSON.stringify(ruleset) : null,
+      backend: backend ?? null,
+    })
+    if (!written) throw unauthenticated()
     return reply.code(204).send()
   })
 

@@ -341,10 +341,10 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
           .executeTakeFirstOrThrow()
       ).last_heartbeat_at
     const before = await heartbeatOf(A.agent_id)
-    const status = (token: string, body: unknown) =>
+    const status = (token: string, body: unknown, agent = A.agent_id) =>
       s.app.inject({
         method: 'POST',
-        url: `/agent/v1/agents/${A.agent_id}/status`,
+        url: `/agent/v1/agents/${agent}/status`,
         headers: { ...as(token), 'content-type': 'application/json' },
         payload: JSON.stringify(body),
       })
@@ -358,6 +358,29 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
       'a stranger learns it is one, not what its body lacks',
     ).toBe(401)
     expect((await status(A.token, { applied: 'bad' })).statusCode).toBe(406)
+    // reports that arrive together are stored together, each credential checked on its own
+    const together = await Promise.all([
+      status(A.token, { applied: { version: 6, hash: 'h6', mode: 'exclusive' } }),
+      status(A.token, { backend: 'nftables' }),
+      status(`${A.agent_id}.not-the-secret`, { applied: { version: 7, hash: 'h7' } }),
+      status(B.token, { backend: 'iptables-nft' }, B.agent_id),
+    ])
+    expect(together.map((r) => r.statusCode)).toEqual([204, 204, 401, 204])
+    const stored = await s.db
+      .selectFrom('agents')
+      .select(['id', 'applied_version', 'applied_mode', 'backend', 'health'])
+      .where('id', 'in', [A.agent_id, B.agent_id])
+      .execute()
+    expect(stored.find((r) => r.id === A.agent_id)).toMatchObject({
+      applied_version: 6,
+      applied_mode: 'exclusive',
+      backend: 'nftables',
+      health: JSON.stringify({ applied_hash: 'h6' }),
+    })
+    expect(stored.find((r) => r.id === B.agent_id)).toMatchObject({
+      applied_version: null,
+      backend: 'iptables-nft',
+    })
     const policy = await s.app.inject({
       url: `/agent/v1/agents/${A.agent_id}/policy?wait=5`,
       headers: as(A.token),
