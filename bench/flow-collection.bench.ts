@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
-import { Lab, LabAgent, LabPeer } from '@palisade/lab'
+import { Lab, LabAgent, LabPeer, resetFirewall } from '@palisade/lab'
 import { median } from './stats.js'
 
 const PORT = 8080
@@ -72,12 +72,17 @@ export async function run(): Promise<Record<string, unknown>> {
       }
       const counted = await countedConnections(agent.stateDir)
       await agent.cleanup()
+      // A stopped agent leaves its rules in place: the next backend must not log through them.
+      await resetFirewall(s.run)
       const off = median(samples.off)
       const summary = median(samples.summary)
       out[backend] = {
         flowOffPerSecond: Math.round(off),
         flowSummaryPerSecond: Math.round(summary),
         ratio: +(summary / off).toFixed(3),
+        // every round, so that the spread of the medians can be read
+        offSamples: samples.off.map(Math.round),
+        summarySamples: samples.summary.map(Math.round),
         connectionsMade: made,
         connectionsCounted: counted,
       }

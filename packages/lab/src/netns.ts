@@ -98,11 +98,14 @@ export class Lab {
     await runChecked(run, 'ip', ['addr', 'add', `${ip4}/24`, 'dev', 'eth0'])
     await runChecked(run, 'ip', ['-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad'])
     await runChecked(run, 'ip', ['link', 'set', 'eth0', 'up'])
-    // Many short connections from one client: widen the port range and reuse TIME_WAIT.
+    // Many short connections from one client: widen the port range and reuse TIME_WAIT. A
+    // long accept queue: a server that pauses 50 ms at 10,000 connections a second would
+    // otherwise overflow it, and every client would wait a second for its SYN to be sent again.
     await runChecked(run, 'sysctl', [
       '-qw',
       'net.ipv4.ip_local_port_range=1024 65535',
       'net.ipv4.tcp_tw_reuse=1',
+      'net.core.somaxconn=65535',
     ])
     this.#hosts.set(name, { name, ns, ip4, ip6, run })
   }

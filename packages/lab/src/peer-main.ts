@@ -72,7 +72,7 @@ function listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
     servers.push(s)
     all.push(
       new Promise((ok, fail) =>
-        s.once('error', fail).listen({ port, host: '::', backlog: 512 }, ok),
+        s.once('error', fail).listen({ port, host: '::', backlog: 65535 }, ok),
       ),
     )
   }
