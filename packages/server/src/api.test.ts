@@ -238,6 +238,30 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
     expect(got.rules[0]?.href).toBe(`${rsHref}/sec_rules/1`)
     expect(got.deny_rules[0]).toMatchObject({ href: `${rsHref}/deny_rules/1`, override: true })
     expect(got.update_type).toBe('create')
+    // a rule is edited in place: what the body leaves out keeps its value
+    const edited = await s.call('PUT', `/api/v2${rsHref}/deny_rules/1`, {
+      override: false,
+      ingress_services: [{ port: 2222, proto: 6 }],
+    })
+    expect(edited.statusCode, edited.body).toBe(204)
+    const refused = await s.call('PUT', `/api/v2${rsHref}/sec_rules/1`, {
+      ingress_services: [{ port: 99_999, proto: 6 }],
+    })
+    expect(refused.statusCode).toBe(406)
+    const gotEdited = (await s.call('GET', `/api/v2${rsHref}`)).json() as typeof got
+    expect(gotEdited.deny_rules).toEqual([
+      expect.objectContaining({
+        href: `${rsHref}/deny_rules/1`,
+        override: false,
+        consumers: [{ actors: 'ams' }],
+        ingress_services: [{ port: 2222, proto: 6 }],
+      }),
+    ])
+    expect(gotEdited.rules, 'a refused edit changes nothing').toEqual(got.rules)
+    const ruleEvents = (await s.call('GET', `${O}/events?event_type=deny_rule.update`)).json() as {
+      resource_changes: { changes: unknown }[]
+    }[]
+    expect(ruleEvents).toHaveLength(1)
     const lonely = await s.call('POST', `${O}/sec_policy`, {
       change_subset: { rule_sets: [{ href: rsHref }] },
     })

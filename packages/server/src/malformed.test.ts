@@ -67,6 +67,16 @@ describe('malformed bodies on every write endpoint (property)', () => {
     const pp = (await s.call('POST', `${O}/pairing_profiles`, { name: 'm' })).json<{
       href: string
     }>().href
+    const ruleOf = async (kind: string) =>
+      (
+        await s.call('POST', `/api/v2${rs}/${kind}`, {
+          providers: [{ actors: 'ams' }],
+          consumers: [{ actors: 'ams' }],
+          ingress_services: [{ port: 80, proto: 6 }],
+        })
+      ).json<{ href: string }>().href
+    const allowRule = await ruleOf('sec_rules')
+    const denyRule = await ruleOf('deny_rules')
     const rule = [
       'providers',
       'consumers',
@@ -85,6 +95,8 @@ describe('malformed bodies on every write endpoint (property)', () => {
       ['PUT', `/api/v2${rs}`, ['name', 'scopes', 'enabled']],
       ['POST', `/api/v2${rs}/sec_rules`, rule],
       ['POST', `/api/v2${rs}/deny_rules`, rule],
+      ['PUT', `/api/v2${allowRule}`, rule],
+      ['PUT', `/api/v2${denyRule}`, rule],
       ['POST', `${O}/sec_policy/draft/enforcement_boundaries`, ['name', ...rule]],
       [
         'PUT',

@@ -444,14 +444,15 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
         const before = rules[i]
         if (!before) throw notFound(href)
         const c = new Checker()
+        // What the body leaves out keeps its value; the id is ours, not the client's to send.
+        const { id: _id, ...kept } = before
         const after = checkRule(
           c,
-          { ...before, id: undefined, ...body },
+          { ...kept, ...body },
           '$',
           await refIndex(tx, org),
           kind === 'deny_rules',
         )
-        delete (after as { id?: unknown }).id
         c.done()
         rules[i] = { id: ruleId, ...after }
         await save(tx, org, rsId, rs, rules)
