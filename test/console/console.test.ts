@@ -175,6 +175,74 @@ describe('web console in chromium', () => {
     ).toEqual(['prod', 'staging'])
   })
 
+  it('adds a rule set and a rule on the Policy page, and edits the rule; a refused save keeps it', async () => {
+    await go('policy')
+    await page.getByRole('tab', { name: 'Rule sets' }).click()
+    await page.getByLabel('Name').fill('web tier')
+    await page.getByRole('button', { name: 'Create rule set' }).click()
+    const add = page.getByRole('form', { name: 'New rule in web tier' })
+    await add.getByLabel('Action').selectOption('deny')
+    await add
+      .getByRole('group', { name: /^Sources/ })
+      .getByLabel('env')
+      .selectOption('prod')
+    await add
+      .getByRole('group', { name: /^Destinations/ })
+      .getByLabel('app')
+      .selectOption('web')
+    await add.getByLabel('Services').fill('tcp/8443')
+    await add.getByRole('button', { name: 'Add rule' }).click()
+    const rules = page.getByRole('table', { name: 'Rules of web tier' })
+    await rules.getByRole('cell', { name: 'tcp/8443' }).waitFor()
+    type Rules = {
+      name: string
+      rules: unknown[]
+      deny_rules: { href: string; override: boolean; ingress_services: unknown[] }[]
+    }[]
+    const stored = async () =>
+      ((await api('GET', `${O}/sec_policy/draft/rule_sets`)).body as Rules).find(
+        (r) => r.name === 'web tier',
+      )
+    const created = (await stored())?.deny_rules[0]
+    expect(created).toMatchObject({ override: false, ingress_services: [{ proto: 6, port: 8443 }] })
+
+    await rules.getByRole('button', { name: 'Edit rule' }).click()
+    const edit = page.getByRole('form', { name: 'Edit rule in web tier' })
+    expect(await edit.getByLabel('Services').inputValue()).toBe('tcp/8443')
+    expect(
+      await edit
+        .getByRole('group', { name: /^Sources/ })
+        .getByLabel('env')
+        .inputValue(),
+    ).toContain('/labels/')
+    expect(
+      await edit.locator('option[value="allow"]').isDisabled(),
+      'a deny rule cannot become an allow rule in place',
+    ).toBe(true)
+    await edit.getByLabel('Services').fill('tcp/99999')
+    await edit.getByRole('button', { name: 'Save rule' }).click()
+    await edit.getByRole('alert').waitFor()
+    expect(await edit.getByLabel('Services').inputValue(), 'nothing typed is lost').toBe(
+      'tcp/99999',
+    )
+    expect((await stored())?.deny_rules[0], 'a refused save stores nothing').toEqual(created)
+
+    await edit.getByLabel('Services').fill('tcp/9443')
+    await edit.getByLabel('Action').selectOption('override_deny')
+    await shot('02b-policy-rule-edit')
+    await edit.getByRole('button', { name: 'Save rule' }).click()
+    await page.getByRole('form', { name: 'New rule in web tier' }).waitFor()
+    await rules.getByRole('cell', { name: 'tcp/9443' }).waitFor()
+    const after = await stored()
+    expect(after?.deny_rules).toHaveLength(1)
+    expect(after?.deny_rules[0]).toMatchObject({
+      href: created?.href,
+      override: true,
+      ingress_services: [{ proto: 6, port: 9443 }],
+    })
+    expect(after?.rules).toEqual([])
+  })
+
   let agent: { token: string; agent_id: string; workload_href: string }
   it('makes a pairing profile and an activation code, with the command to run; a paired workload appears live', async () => {
     await go('pairing')

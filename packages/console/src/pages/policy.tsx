@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact'
-import { useState } from 'preact/hooks'
+import { useEffect, useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
@@ -54,13 +54,22 @@ interface Actor {
   actors?: string
   ip_list?: { href: string }
 }
+/** A rule's entry under services: a port range, or a service by href. */
+type RuleService = Port | { href: string }
 interface Rule {
   href: string
   providers: Actor[]
   consumers: Actor[]
-  ingress_services: Port[]
+  ingress_services: RuleService[]
   override?: boolean
 }
+/** A rule as the table lists it, with the action it takes. */
+interface ListedRule {
+  rule: Rule
+  action: 'allow' | 'deny' | 'override_deny'
+}
+const ACTION_TEXT = { allow: 'allow', deny: 'deny', override_deny: 'override deny' } as const
+const isPort = (s: RuleService): s is Port => 'proto' in s
 interface RuleSet {
   href: string
   name: string
@@ -133,7 +142,7 @@ function useEditor() {
       setError(e)
     }
   }
-  return { editing, setEditing, error, run }
+  return { editing, setEditing, error, setError, run }
 }
 
 interface Field {
@@ -360,6 +369,7 @@ function RuleSetsTab(props: {
   const ed = useEditor()
   const [name, setName] = useState('')
   const [scope, setScope] = useState<string[]>([])
+  const [editingRule, setEditingRule] = useState<ListedRule>()
   const submit = (e: Event) => {
     e.preventDefault()
     const body = { name, scopes: [scope.map((href) => ({ label: { href } }))] }
@@ -420,19 +430,25 @@ function RuleSetsTab(props: {
             />
             <tbody>
               {[
-                ...rs.deny_rules.map((r) => ({ r, action: r.override ? 'override deny' : 'deny' })),
-                ...rs.rules.map((r) => ({ r, action: 'allow' })),
-              ].map(({ r, action }) => (
-                <tr key={r.href} class={`rule-${action.replace(' ', '-')}`}>
-                  <td>{action}</td>
+                ...rs.deny_rules.map((rule): ListedRule => ({
+                  rule,
+                  action: rule.override ? 'override_deny' : 'deny',
+                })),
+                ...rs.rules.map((rule): ListedRule => ({ rule, action: 'allow' })),
+              ].map(({ rule: r, action }) => (
+                <tr key={r.href} class={`rule-${action.replace('_', '-')}`}>
+                  <td>{ACTION_TEXT[action]}</td>
                   <td>
                     {r.consumers.map((a) => actorText(a, props.labels, props.lists)).join(', ')}
                   </td>
                   <td>
                     {r.providers.map((a) => actorText(a, props.labels, props.lists)).join(', ')}
                   </td>
-                  <td>{portsText(r.ingress_services.filter((s) => 'proto' in s))}</td>
+                  <td>{portsText(r.ingress_services.filter(isPort))}</td>
                   <td>
+                    <button type="button" onClick={() => setEditingRule({ rule: r, action })}>
+                      Edit rule
+                    </button>
                     <button
                       type="button"
                       class="danger"
@@ -447,7 +463,13 @@ function RuleSetsTab(props: {
               ))}
             </tbody>
           </table>
-          <RuleForm rs={rs} labels={props.labels} reload={props.reload} />
+          <RuleForm
+            rs={rs}
+            labels={props.labels}
+            editing={editingRule?.rule.href.startsWith(`${rs.href}/`) ? editingRule : undefined}
+            onDone={() => setEditingRule(undefined)}
+            reload={props.reload}
+          />
         </article>
       ))}
       <form class="card" onSubmit={submit}>
@@ -471,41 +493,96 @@ function RuleSetsTab(props: {
   )
 }
 
-function RuleForm({ rs, labels, reload }: { rs: RuleSet; labels: Label[]; reload: () => void }) {
+/**
+ * Adds a rule to a rule set, or edits the one chosen in its table. The form shows labels and
+ * port ranges; a rule's other sources, destinations and services (IP lists, workloads, named
+ * services) are kept as they are. Whether a rule allows or denies is fixed once it exists (they
+ * live in different lists): deny and override deny may be swapped.
+ */
+function RuleForm(props: {
+  rs: RuleSet
+  labels: Label[]
+  editing: ListedRule | undefined
+  onDone: () => void
+  reload: () => void
+}) {
+  const { rs, labels, editing } = props
   const ed = useEditor()
-  const [action, setAction] = useState('allow')
+  const [action, setAction] = useState<ListedRule['action']>('allow')
   const [consumers, setConsumers] = useState<string[]>([])
   const [providers, setProviders] = useState<string[]>([])
   const [ports, setPorts] = useState('tcp/443')
   const id = rs.href.split('/').pop() ?? ''
-  const actors = (hrefs: string[]) =>
-    hrefs.length === 0 ? [{ actors: 'ams' }] : hrefs.map((href) => ({ label: { href } }))
+  const rule = editing?.rule
+  useEffect(() => {
+    ed.setError(undefined)
+    if (!editing) return
+    const labelsOf = (actors: Actor[]) => actors.flatMap((a) => (a.label ? [a.label.href] : []))
+    setAction(editing.action)
+    setConsumers(labelsOf(editing.rule.consumers))
+    setProviders(labelsOf(editing.rule.providers))
+    setPorts(portsText(editing.rule.ingress_services.filter(isPort)))
+  }, [editing])
+  const kept = (actors: Actor[] | undefined) =>
+    (actors ?? []).filter((a) => !a.label && a.actors !== 'ams')
+  const actors = (hrefs: string[], others: Actor[]) =>
+    hrefs.length === 0 && others.length === 0
+      ? [{ actors: 'ams' }]
+      : [...hrefs.map((href) => ({ label: { href } })), ...others]
+  const clear = () => {
+    setAction('allow')
+    setConsumers([])
+    setProviders([])
+    setPorts('tcp/443')
+    props.onDone()
+  }
   const submit = (e: Event) => {
     e.preventDefault()
     const body = {
-      consumers: actors(consumers),
-      providers: actors(providers),
-      ingress_services: parsePorts(ports),
+      consumers: actors(consumers, kept(rule?.consumers)),
+      providers: actors(providers, kept(rule?.providers)),
+      ingress_services: [
+        ...parsePorts(ports),
+        ...(rule?.ingress_services ?? []).filter((s) => !isPort(s)),
+      ],
       ...(action !== 'allow' && { override: action === 'override_deny' }),
     }
     void ed.run(
       () =>
-        call('POST', `/api/v2${rs.href}/${action === 'allow' ? 'sec_rules' : 'deny_rules'}`, body),
-      reload,
+        rule
+          ? call('PUT', `/api/v2${rule.href}`, body)
+          : call(
+              'POST',
+              `/api/v2${rs.href}/${action === 'allow' ? 'sec_rules' : 'deny_rules'}`,
+              body,
+            ),
+      () => {
+        if (rule) clear()
+        props.reload()
+      },
     )
   }
+  const fixed = (a: ListedRule['action']) =>
+    !!editing && (editing.action === 'allow') !== (a === 'allow')
+  const others = [...kept(rule?.consumers), ...kept(rule?.providers)].length
   return (
-    <form class="rule-form" onSubmit={submit} aria-label={`New rule in ${rs.name}`}>
+    <form
+      class="rule-form"
+      onSubmit={submit}
+      aria-label={`${rule ? 'Edit rule' : 'New rule'} in ${rs.name}`}
+    >
       <Errors messages={otherMessages(ed.error, [])} />
       <label for={`rule-action-${id}`}>Action</label>
       <select
         id={`rule-action-${id}`}
         value={action}
-        onChange={(e) => setAction((e.target as HTMLSelectElement).value)}
+        onChange={(e) => setAction((e.target as HTMLSelectElement).value as ListedRule['action'])}
       >
-        <option value="allow">allow</option>
-        <option value="deny">deny</option>
-        <option value="override_deny">override deny</option>
+        {(['allow', 'deny', 'override_deny'] as const).map((a) => (
+          <option key={a} value={a} disabled={fixed(a)}>
+            {ACTION_TEXT[a]}
+          </option>
+        ))}
       </select>
       <fieldset>
         <legend>Sources (consumers; none: all workloads)</legend>
@@ -526,7 +603,15 @@ function RuleForm({ rs, labels, reload }: { rs: RuleSet; labels: Label[]; reload
         />
       </fieldset>
       <TextField id={`rule-ports-${id}`} label="Services" value={ports} onValue={setPorts} />
-      <button type="submit">Add rule</button>
+      {others > 0 && (
+        <p class="hint">{`${others} source or destination that is not a label is kept as it is.`}</p>
+      )}
+      <button type="submit">{rule ? 'Save rule' : 'Add rule'}</button>
+      {rule && (
+        <button type="button" onClick={clear}>
+          Cancel
+        </button>
+      )}
     </form>
   )
 }
