@@ -64,6 +64,53 @@ describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
     expect((await s.call('GET', `${O}/nothing`)).statusCode).toBe(404)
   })
 
+  it('edits every kind of policy object in place, into the draft, with an audit event each', async () => {
+    const web = await label('role', 'edit-web')
+    const other = await label('role', 'edit-other')
+    const cases: [type: string, create: object, change: object][] = [
+      [
+        'services',
+        { name: 'edit-svc', service_ports: [{ port: 80, proto: 6 }] },
+        { service_ports: [{ port: 8080, proto: 6 }] },
+      ],
+      [
+        'ip_lists',
+        { name: 'edit-ips', ip_ranges: [{ from_ip: '198.18.9.0/24' }] },
+        { ip_ranges: [{ from_ip: '198.18.10.0/24' }] },
+      ],
+      [
+        'label_groups',
+        { name: 'edit-lg', key: 'role', labels: [{ href: web }] },
+        { labels: [{ href: other }] },
+      ],
+      ['rule_sets', { name: 'edit-rs', scopes: [] }, { scopes: [[{ label: { href: web } }]] }],
+      [
+        'enforcement_boundaries',
+        {
+          name: 'edit-eb',
+          providers: [{ actors: 'ams' }],
+          consumers: [{ actors: 'ams' }],
+          ingress_services: [{ port: 23, proto: 6 }],
+        },
+        { ingress_services: [{ port: 2323, proto: 6 }] },
+      ],
+    ]
+    for (const [type, create, change] of cases) {
+      const made = await s.call('POST', `${O}/sec_policy/draft/${type}`, create)
+      expect(made.statusCode, `${type}: ${made.body}`).toBe(201)
+      const href = (made.json() as { href: string }).href
+      const put = await s.call('PUT', `/api/v2${href}`, change)
+      expect(put.statusCode, `${type}: ${put.body}`).toBe(204)
+      const got = (await s.call('GET', `/api/v2${href}`)).json() as Record<string, unknown>
+      expect(got, type).toMatchObject({ ...create, ...change })
+    }
+    const updates = (await s.call('GET', `${O}/events?max_results=200`)).json() as {
+      event_type: string
+    }[]
+    for (const t of ['service', 'ip_list', 'label_group', 'rule_set', 'enforcement_boundary'])
+      expect(updates.map((e) => e.event_type)).toContain(`${t}.update`)
+  })
+
   it('answers Prefer: respond-async with a job and a datafile, at a relative Location', async () => {
     const r = await s.call('GET', `${O}/labels`, undefined, { prefer: 'respond-async' })
     expect(r.statusCode).toBe(202)
