@@ -350,6 +350,33 @@ describe('web console in chromium', () => {
       .toBe('full')
   })
 
+  it('edits and removes a coexistence scope; the active settings stay until provisioned', async () => {
+    await go('coexistence')
+    const table = page.getByRole('table', { name: 'Coexistence scopes' })
+    await table.getByRole('button', { name: 'Edit' }).click()
+    const dialog = page.getByRole('dialog', { name: 'Edit coexistence scope' })
+    expect(await dialog.getByLabel('Yes').isChecked(), 'the dialog opens with the scope').toBe(true)
+    await dialog.getByLabel('Enforced', { exact: true }).check()
+    await dialog.getByLabel('No').check()
+    await dialog.getByRole('button', { name: 'Save' }).click()
+    await dialog.waitFor({ state: 'detached' })
+    await page.getByRole('status').filter({ hasText: 'pending' }).waitFor()
+    type Settings = { firewall_coexistence: { illumio_primary: boolean; workload_mode?: string }[] }
+    const settings = async (which: 'draft' | 'active') =>
+      (await api('GET', `${O}/sec_policy/${which}/firewall_settings`)).body as Settings
+    expect((await settings('draft')).firewall_coexistence).toEqual([
+      expect.objectContaining({ illumio_primary: false, workload_mode: 'enforced' }),
+    ])
+    expect((await settings('active')).firewall_coexistence).toEqual([
+      expect.objectContaining({ illumio_primary: true }),
+    ])
+    expect(await table.getByRole('row').nth(1).textContent()).toContain('Enforced')
+    await table.getByRole('button', { name: 'Remove' }).click()
+    await expect.poll(async () => (await settings('draft')).firewall_coexistence).toEqual([])
+    await expect.poll(() => table.textContent()).not.toContain('env: prod')
+    expect((await settings('active')).firewall_coexistence).toHaveLength(1)
+  })
+
   it('shows events with before and after, filtered by type', async () => {
     await go('events')
     await page.getByLabel('Type').fill('firewall_settings.update')
