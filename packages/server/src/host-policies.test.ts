@@ -65,7 +65,22 @@ async function activate(s: TestServer, hostname: string): Promise<string> {
     payload: JSON.stringify({ activation_code, hostname, interfaces: [] }),
   })
   expect(activated.statusCode, activated.body).toBe(201)
-  return (activated.json() as { workload_href: string }).workload_href.split('/').pop() ?? ''
+  const id = (activated.json() as { workload_href: string }).workload_href.split('/').pop() ?? ''
+  // The server computes the new host's policy on its own; once written, it computes no more, so
+  // only the HostPolicies a test makes sees the changes the test makes in the store.
+  await expect
+    .poll(
+      async () =>
+        (
+          await s.db
+            .selectFrom('host_policies')
+            .select('hash')
+            .where('workload_id', '=', id)
+            .executeTakeFirst()
+        )?.hash,
+    )
+    .toEqual(expect.any(String))
+  return id
 }
 
 /** Changed in the store directly, so that only the HostPolicies the test made computes it. */
