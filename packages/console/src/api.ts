@@ -86,12 +86,3 @@ export interface Label {
 }
 
 export const labelText = (l: Pick<Label, 'key' | 'value'>) => `${l.key}: ${l.value}`
-
-/** The API's enforcement modes and visibility levels, as a workload or pairing profile takes them. */
-export const ENFORCEMENT_MODES = ['idle', 'visibility_only', 'selective', 'full'] as const
-export const VISIBILITY_LEVELS = [
-  'flow_off',
-  'flow_drops',
-  'flow_summary',
-  'flow_full_detail',
-] as const

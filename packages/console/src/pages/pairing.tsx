@@ -1,13 +1,7 @@
+import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from '@palisade/model'
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
-import {
-  call,
-  ENFORCEMENT_MODES,
-  messagesFor,
-  O,
-  otherMessages,
-  VISIBILITY_LEVELS,
-} from '../api.js'
+import { call, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Errors, LabelPicker, Labels, Page, TableHead, TextField } from '../ui.js'
 

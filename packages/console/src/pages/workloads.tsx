@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
-import { call, ENFORCEMENT_MODES, O, otherMessages, VISIBILITY_LEVELS } from '../api.js'
+import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from '@palisade/model'
+import { call, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Errors, Labels, Page, TableHead, when } from '../ui.js'
 import type { ApiEvent } from './events.js'
