@@ -31,17 +31,11 @@ const MODEL_COLUMNS = [
   'workloads.labels',
   'workloads.interfaces',
 ] as const
-type ModelRow = Pick<
-  Database['workloads'],
-  | 'id'
-  | 'name'
-  | 'agent_type'
-  | 'os_platform'
-  | 'enforcement_mode'
-  | 'visibility_level'
-  | 'labels'
-  | 'interfaces'
->
+type ModelField = (typeof MODEL_COLUMNS)[number] extends `workloads.${infer F}` ? F : never
+type ModelRow = Pick<Database['workloads'], ModelField>
+/** What a workload's model is made of, as one string: equal strings make equal models. */
+const modelKey = (r: ModelRow) =>
+  MODEL_COLUMNS.map((c) => r[c.slice('workloads.'.length) as ModelField]).join('\0')
 
 export function workloadModel(org: number, r: ModelRow): Workload {
   return {
@@ -193,15 +187,7 @@ export class HostPolicies {
     const seen = this.#seen.get(org)
     const workloads = new Map<string, SeenWorkload>()
     for (const r of rows) {
-      const key = [
-        r.name,
-        r.agent_type,
-        r.os_platform,
-        r.enforcement_mode,
-        r.visibility_level,
-        r.labels,
-        r.interfaces,
-      ].join('\0')
+      const key = modelKey(r)
       const href = workloadHref(org, r.id)
       const before = seen?.workloads.get(href)
       workloads.set(href, before?.key === key ? before : { key, model: workloadModel(org, r) })
