@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { RawBuilder, SqlBool } from 'kysely'
+import type { RawBuilder, SelectQueryBuilder, SqlBool } from 'kysely'
 import { sql } from 'kysely'
 import { randomUUID } from 'node:crypto'
 import { forbidden, invalidOne } from './errors.js'
@@ -126,6 +126,18 @@ export class AsyncJobs {
 export interface StoredCollection<T> {
   count(): Promise<number>
   read(limit: number): Promise<T[]>
+}
+
+/** How many rows a filtered query matches (whatever it selects). */
+export async function countOf<DB, TB extends keyof DB, O>(
+  query: SelectQueryBuilder<DB, TB, O>,
+): Promise<number> {
+  // The result type is lost to the generic database type; the row is `{ n }`.
+  const row = (await query
+    .clearSelect()
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirstOrThrow()) as { n: number | string | bigint }
+  return Number(row.n)
 }
 
 /** The most an async collection (a datafile) holds. */

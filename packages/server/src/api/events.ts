@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely'
 import type { AppContext } from '../app.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
-import { collection, json, orgOf } from '../http.js'
+import { collection, countOf, json, orgOf } from '../http.js'
 
 export const SEVERITIES = [
   'emerg',
@@ -62,15 +62,7 @@ export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
       ctx.jobs,
       org,
       {
-        count: async () =>
-          Number(
-            (
-              await query
-                .clearSelect()
-                .select((eb) => eb.fn.countAll().as('n'))
-                .executeTakeFirstOrThrow()
-            ).n,
-          ),
+        count: () => countOf(query),
         read: (limit) => query.orderBy('seq', 'desc').limit(limit).execute(),
       },
       (rows) => rows.map(eventView),

@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely'
 import type { AppContext } from '../app.js'
 import { invalidOne, notFound } from '../errors.js'
 import type { StoredCollection } from '../http.js'
-import { bodyObject, collection, json, orgOf, textFilter, userActor } from '../http.js'
+import { bodyObject, collection, countOf, json, orgOf, textFilter, userActor } from '../http.js'
 import type { Database } from '../db/schema.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import { Checker } from '../validate.js'
@@ -60,8 +60,7 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
     for (const column of ['value', 'external_data_set', 'external_data_reference'] as const)
       if (q[column] !== undefined) query = query.where(textFilter(column, q[column], q))
     const out: StoredCollection<LabelRow> = {
-      count: async () =>
-        Number((await query.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+      count: () => countOf(query),
       read: (limit) => query.selectAll().orderBy('id').limit(limit).execute(),
     }
     return collection(req, reply, ctx.jobs, org, out, (page) => page.map(labelView))
