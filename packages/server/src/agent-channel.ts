@@ -4,7 +4,6 @@ import type { AppContext } from './app.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
 import { ApiError, forbidden, invalidOne } from './errors.js'
 import { PerMinuteLimit } from './rate-limit.js'
-import { workloadHref } from './host-policies.js'
 import { bodyObject, json, jsonText } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
 import type { FlowSummaryUpload } from '@palisade/model'
@@ -13,6 +12,7 @@ import { writeStatusReports } from './agent-status.js'
 import { ingestFlows } from './traffic/flow-store.js'
 import type { WorkloadInterface } from './validate.js'
 import { Checker, interfacesOf } from './validate.js'
+import { agentHref, workloadHref } from './hrefs.js'
 
 /** The agent channel: ours, not Illumio's private protocol. Every route names the agent. */
 export const AGENT_PREFIX = '/agent/v1'
@@ -93,7 +93,7 @@ export function registerAgentChannel(
         ?.status,
     )
   const agentActor = (a: Pick<AgentAuth, 'id' | 'org' | 'hostname'>) => ({
-    agent: { href: `/orgs/${a.org}/agents/${a.id}`, hostname: a.hostname },
+    agent: { href: agentHref(a.org, a.id), hostname: a.hostname },
   })
 
   app.post(`${AGENT_PREFIX}/activate`, async (req, reply) => {

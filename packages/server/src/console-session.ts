@@ -7,6 +7,7 @@ import { PerMinuteLimit } from './rate-limit.js'
 import { bodyObject, json } from './http.js'
 import { now, recordEvent } from './store.js'
 import { Checker } from './validate.js'
+import { userHref } from './hrefs.js'
 
 /**
  * Sign-in for the web console: a session cookie (HttpOnly, SameSite=Strict, Secure under TLS)
@@ -115,7 +116,7 @@ export function registerConsoleSession(
       .execute()
     await recordEvent(db, user.org_id, {
       event_type: 'user.sign_in',
-      created_by: { user: { href: `/users/${user.id}`, username: user.username } },
+      created_by: { user: { href: userHref(user.id), username: user.username } },
       notifications: [{ notification_type: 'user.sign_in', info: { src_ip: req.ip } }],
     })
     setCookie(reply, id, SESSION_HOURS * 3600, secure)
@@ -137,7 +138,7 @@ export function registerConsoleSession(
       .execute()
     await recordEvent(db, user.org, {
       event_type: 'user.sign_out',
-      created_by: { user: { href: `/users/${user.id}`, username: user.username } },
+      created_by: { user: { href: userHref(user.id), username: user.username } },
     })
     setCookie(reply, '', 0, secure)
     return reply.code(204).send()

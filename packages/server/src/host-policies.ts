@@ -4,10 +4,11 @@ import type { Kysely } from 'kysely'
 import { EventEmitter } from 'node:events'
 import { sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
-import type { PolicyType } from './policy-docs.js'
 import { snapshotOf } from './policy-docs.js'
 import { now } from './store.js'
 import type { Doc } from './validate.js'
+import { draftObjectHref, labelHref, ruleHref, workloadHref } from './hrefs.js'
+import type { PolicyType, RuleKind } from './policy/types.js'
 
 /** How far back the store watch looks, for clocks of servers sharing a database. */
 const STORE_WATCH_WINDOW_MS = 5000
@@ -17,8 +18,6 @@ export interface StoredPolicy {
   readonly hash: string
   readonly text: string
 }
-
-export const workloadHref = (org: number, id: string) => `/orgs/${org}/workloads/${id}`
 
 /** The columns a workload's policy model is made of. */
 const MODEL_COLUMNS = [
@@ -101,10 +100,7 @@ export class HostPolicies {
     })
     const active: Record<string, { href: string; doc: Doc }[]> = {}
     for (const o of objs) {
-      const href =
-        o.type === 'firewall_settings'
-          ? `/orgs/${org}/sec_policy/draft/firewall_settings`
-          : `/orgs/${org}/sec_policy/draft/${o.type as PolicyType}/${o.id}`
+      const href = draftObjectHref(org, o.type as PolicyType, o.id)
       ;(active[o.type] ??= []).push({
         href,
         doc: addRuleHrefs(href, JSON.parse(o.text) as Doc),
@@ -128,7 +124,7 @@ export class HostPolicies {
     return snapshotOf(
       version,
       active,
-      labels.map((l) => ({ href: `/orgs/${org}/labels/${l.id}`, key: l.key, value: l.value })),
+      labels.map((l) => ({ href: labelHref(org, l.id), key: l.key, value: l.value })),
       workloads,
     )
   }
@@ -382,7 +378,7 @@ export class HostPolicies {
         .map((w) => workloadHref(org, w.id)),
       ...objs
         .filter((o) => (o.draft ?? '').includes(quoted) || (o.active ?? '').includes(quoted))
-        .map((o) => `/orgs/${org}/sec_policy/draft/${o.type}/${o.id}`),
+        .map((o) => draftObjectHref(org, o.type as PolicyType, o.id)),
     ]
   }
 }
@@ -417,8 +413,8 @@ function contentHash(policy: HostPolicy): string {
 /** Rule documents are stored with ids; the model needs their hrefs. */
 function addRuleHrefs(href: string, doc: Doc): Doc {
   if (!Array.isArray(doc.rules) && !Array.isArray(doc.deny_rules)) return doc
-  const withHref = (sub: string, list: unknown) =>
-    ((list as Doc[]) ?? []).map((r) => ({ ...r, href: `${href}/${sub}/${String(r.id)}` }))
+  const withHref = (kind: RuleKind, list: unknown) =>
+    ((list as Doc[]) ?? []).map((r) => ({ ...r, href: ruleHref(href, kind, r.id) }))
   return {
     ...doc,
     rules: withHref('sec_rules', doc.rules),

@@ -3,6 +3,7 @@ import type { RawBuilder, SelectQueryBuilder, SqlBool } from 'kysely'
 import { sql } from 'kysely'
 import { randomUUID } from 'node:crypto'
 import { forbidden, invalidOne } from './errors.js'
+import { datafileHref, jobHref, userHref } from './hrefs.js'
 
 /** Replies with JSON and exactly `Content-Type: application/json` (clients reject a charset). */
 export function json(reply: FastifyReply, status: number, body: unknown): FastifyReply {
@@ -39,7 +40,7 @@ export function orgOf(req: FastifyRequest): number {
 }
 
 export const userActor = (req: FastifyRequest) => ({
-  user: { href: `/users/${req.user?.id ?? 0}`, username: req.user?.username ?? '?' },
+  user: { href: userHref(req.user?.id ?? 0), username: req.user?.username ?? '?' },
 })
 
 /** `max_results`: absent means 500; 0 means "count only" (clients read X-Total-Count). */
@@ -94,25 +95,21 @@ export class AsyncJobs {
     const id = randomUUID()
     this.#jobs.set(id, { org, requestedAt: new Date().toISOString(), data, by })
     if (this.#jobs.size > 1000) this.#jobs.delete(this.#jobs.keys().next().value as string)
-    return reply
-      .code(202)
-      .header('location', `/orgs/${org}/jobs/${id}`)
-      .header('retry-after', '1')
-      .send()
+    return reply.code(202).header('location', jobHref(org, id)).header('retry-after', '1').send()
   }
 
   job(org: number, id: string) {
     const j = this.#jobs.get(id)
     if (!j || j.org !== org) return undefined
     return {
-      href: `/orgs/${org}/jobs/${id}`,
+      href: jobHref(org, id),
       job_type: ':illumio/async_requests',
       description: 'collection',
       status: 'done',
       requested_at: j.requestedAt,
       terminated_at: j.requestedAt,
       requested_by: { href: j.by },
-      result: { href: `/orgs/${org}/datafiles/${id}` },
+      result: { href: datafileHref(org, id) },
     }
   }
 
@@ -167,7 +164,7 @@ export async function collection<T>(
       reply,
       org,
       await view(await source.read(ASYNC_MAX)),
-      `/users/${req.user?.id ?? 0}`,
+      userHref(req.user?.id ?? 0),
     )
   const max = maxResults(q)
   const total = await source.count()

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from './db/schema.js'
 import { recordEvent } from './store.js'
+import { agentHref } from './hrefs.js'
 
 /** The vendor's defaults: a warning after 15 minutes without a heartbeat, offline after an hour. */
 export const HEARTBEAT_THRESHOLDS = { warnSeconds: 15 * 60, offlineSeconds: 60 * 60 } as const
@@ -63,7 +64,7 @@ export async function checkHeartbeats(
           {
             notification_type: 'agent.missed_heartbeats',
             info: {
-              agent: `/orgs/${a.org_id}/agents/${a.id}`,
+              agent: agentHref(a.org_id, a.id),
               hostname: a.hostname,
               seconds_since_heartbeat: Math.round(silent),
               offline,

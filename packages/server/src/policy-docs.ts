@@ -23,18 +23,10 @@ import {
   COEXISTENCE_WORKLOAD_MODES,
   IpParseError,
 } from '@palisade/model'
+import { draftHref } from './hrefs.js'
+import type { ObjectType, PolicyType } from './policy/types.js'
 import type { Checker, Doc } from './validate.js'
 import { isObj } from './validate.js'
-
-export const POLICY_TYPES = [
-  'ip_lists',
-  'services',
-  'rule_sets',
-  'label_groups',
-  'firewall_settings',
-  'enforcement_boundaries',
-] as const
-export type PolicyType = (typeof POLICY_TYPES)[number]
 
 /** What exists, for checking references: label hrefs, and draft hrefs per policy type. */
 export interface RefIndex {
@@ -42,10 +34,6 @@ export interface RefIndex {
   readonly drafts: ReadonlySet<string>
   readonly workloads: ReadonlySet<string>
 }
-
-/** Any policy version's href of an object, as its draft href (references are kept in draft form). */
-export const draftHref = (href: string) =>
-  href.replace(/\/sec_policy\/(active|\d+)\//, '/sec_policy/draft/')
 
 function servicePorts(c: Checker, list: unknown[] | undefined, path: string): Doc[] {
   const out: Doc[] = []
@@ -211,7 +199,7 @@ export function checkRule(c: Checker, o: Doc, path: string, refs: RefIndex, deny
 /** Validates a create (or, with `partial`, an update) of a policy object; returns its stored fields. */
 export function checkPolicyObject(
   c: Checker,
-  type: Exclude<PolicyType, 'firewall_settings'>,
+  type: ObjectType,
   o: Doc,
   refs: RefIndex,
   partial: boolean,

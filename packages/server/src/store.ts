@@ -13,6 +13,7 @@ import type { Database } from './db/schema.js'
 import { hashPassword, newUuid, randomSecret, sha256 } from './crypto.js'
 import { DEFAULT_FIREWALL_SETTINGS_DOC } from './policy-docs.js'
 import type { Doc } from './validate.js'
+import { userHref } from './hrefs.js'
 
 export type Db = Kysely<Database> | Transaction<Database>
 export type Actor =
@@ -153,7 +154,7 @@ export async function bootstrapOrg(db: Kysely<Database>): Promise<Bootstrap | un
       event_type: 'user.create',
       created_by: { system: {} },
       resource_changes: [
-        resourceChange('user', `/users/${user.id}`, 'create', undefined, { username: 'admin' }),
+        resourceChange('user', userHref(user.id), 'create', undefined, { username: 'admin' }),
       ],
     })
     return { org_id: 1, username: 'admin', password, api_user: keyId, api_secret: secret }

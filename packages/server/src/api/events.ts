@@ -4,6 +4,7 @@ import type { AppContext } from '../app.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
 import { collection, countOf, json, orgOf } from '../http.js'
+import { eventHref } from '../hrefs.js'
 
 export const SEVERITIES = [
   'emerg',
@@ -18,7 +19,7 @@ export const SEVERITIES = [
 
 export function eventView(r: Selectable<Database['events']>) {
   return {
-    href: `/orgs/${r.org_id}/events/${r.uuid}`,
+    href: eventHref(r.org_id, r.uuid),
     uuid: r.uuid,
     timestamp: r.timestamp,
     pce_fqdn: 'palisade',
@@ -78,7 +79,7 @@ export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
       .where('org_id', '=', org)
       .where('uuid', '=', uuid)
       .executeTakeFirst()
-    if (!row) throw notFound(`/orgs/${org}/events/${uuid}`)
+    if (!row) throw notFound(eventHref(org, uuid))
     return json(reply, 200, eventView(row))
   })
 }

@@ -11,10 +11,10 @@ import { addrToBigInt, decide, DEFAULT_FAILSAFE } from '@palisade/model'
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../app.js'
 import { invalidOne } from '../errors.js'
-import { workloadHref } from '../host-policies.js'
 import { json, orgOf } from '../http.js'
 import { Checker } from '../validate.js'
 import { findWorkload } from './workloads.js'
+import { workloadHref } from '../hrefs.js'
 
 /** Palisade's additions to the workload API: what the other firewalls on a host do to ours. */
 

@@ -7,10 +7,9 @@ import { bodyObject, collection, countOf, json, orgOf, textFilter, userActor } f
 import type { Database } from '../db/schema.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import { Checker } from '../validate.js'
+import { labelHref } from '../hrefs.js'
 
 type LabelRow = Selectable<Database['labels']>
-
-export const labelHref = (org: number, id: number) => `/orgs/${org}/labels/${id}`
 
 export function labelView(r: LabelRow) {
   return {

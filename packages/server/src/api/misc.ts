@@ -5,6 +5,7 @@ import { forbidden, notFound } from '../errors.js'
 import { bodyObject, json, orgOf, userActor } from '../http.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import { Checker } from '../validate.js'
+import { apiKeyHref, datafileHref, jobHref } from '../hrefs.js'
 
 export const PRODUCT_VERSION = {
   version: '25.2.10',
@@ -44,7 +45,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
     const job = ctx.jobs.job(org, id)
-    if (!job) throw notFound(`/orgs/${org}/jobs/${id}`)
+    if (!job) throw notFound(jobHref(org, id))
     return json(reply, 200, job)
   })
 
@@ -52,7 +53,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
     const data = ctx.jobs.datafile(org, id)
-    if (!data) throw notFound(`/orgs/${org}/datafiles/${id}`)
+    if (!data) throw notFound(datafileHref(org, id))
     return json(reply, 200, data)
   })
 
@@ -71,7 +72,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
       .orderBy('id')
       .execute()
     const out = rows.map((r) => ({
-      href: `/users/${id}/api_keys/${r.key_id}`,
+      href: apiKeyHref(id, r.key_id),
       key_id: r.key_id,
       auth_username: r.key_id,
       name: r.name,
@@ -105,7 +106,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
         event_type: 'api_key.create',
         created_by: userActor(req),
         resource_changes: [
-          resourceChange('api_key', `/users/${id}/api_keys/${keyId}`, 'create', undefined, {
+          resourceChange('api_key', apiKeyHref(id, keyId), 'create', undefined, {
             name,
           }),
         ],
@@ -113,7 +114,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
     })
     // The secret is shown once, here; only its hash is kept.
     return json(reply, 201, {
-      href: `/users/${id}/api_keys/${keyId}`,
+      href: apiKeyHref(id, keyId),
       key_id: keyId,
       auth_username: keyId,
       secret,
@@ -135,18 +136,12 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
           event_type: 'api_key.delete',
           created_by: userActor(req),
           resource_changes: [
-            resourceChange(
-              'api_key',
-              `/users/${id}/api_keys/${key}`,
-              'delete',
-              { key_id: key },
-              undefined,
-            ),
+            resourceChange('api_key', apiKeyHref(id, key), 'delete', { key_id: key }, undefined),
           ],
         })
       return Number(r.numDeletedRows)
     })
-    if (gone === 0) throw notFound(`/users/${id}/api_keys/${key}`)
+    if (gone === 0) throw notFound(apiKeyHref(id, key))
     return reply.code(204).send()
   })
 }

@@ -9,9 +9,10 @@ import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import { Checker } from '../validate.js'
 import { VISIBILITY_LEVELS } from './workloads.js'
+import { labelHref, pairingProfileHref } from '../hrefs.js'
 
 type Row = Selectable<Database['pairing_profiles']>
-const href = (org: number, id: number) => `/orgs/${org}/pairing_profiles/${id}`
+const href = pairingProfileHref
 
 function profileView(r: Row) {
   return {
@@ -80,7 +81,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   const labelHrefs = async (org: number) =>
     new Map(
       (await db.selectFrom('labels').select(['id', 'key']).where('org_id', '=', org).execute()).map(
-        (l) => [`/orgs/${org}/labels/${l.id}`, l.key],
+        (l) => [labelHref(org, l.id), l.key],
       ),
     )
   const find = async (org: number, id: string) => {

@@ -4,31 +4,24 @@ import type { AppContext } from '../app.js'
 import type { Database } from '../db/schema.js'
 import { invalid, invalidOne, notFound } from '../errors.js'
 import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
-import type { PolicyType, RefIndex } from '../policy-docs.js'
-import {
-  checkFirewallSettings,
-  checkPolicyObject,
-  checkRule,
-  draftHref,
-  POLICY_TYPES,
-} from '../policy-docs.js'
+import type { RefIndex } from '../policy-docs.js'
+import { checkFirewallSettings, checkPolicyObject, checkRule } from '../policy-docs.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import type { Doc } from '../validate.js'
 import { Checker, isObj } from '../validate.js'
+import {
+  draftHref,
+  isDraftObjectHref,
+  labelHref,
+  policyObjectHref as objHref,
+  policyVersionHref as base,
+  ruleHref,
+  workloadHref,
+} from '../hrefs.js'
+import type { PolicyType, RuleKind } from '../policy/types.js'
+import { OBJECT_TYPES, POLICY_TYPES, RULE_FIELDS, RULE_KINDS, SINGULAR } from '../policy/types.js'
 
 type Row = Database['policy_objects']
-const SINGULAR: Record<PolicyType, string> = {
-  ip_lists: 'ip_list',
-  services: 'service',
-  rule_sets: 'rule_set',
-  label_groups: 'label_group',
-  firewall_settings: 'firewall_settings',
-  enforcement_boundaries: 'enforcement_boundary',
-}
-const OBJECT_TYPES = POLICY_TYPES.filter(
-  (t): t is Exclude<PolicyType, 'firewall_settings'> => t !== 'firewall_settings',
-)
-const RULE_KINDS = { sec_rules: 'sec_rule', deny_rules: 'deny_rule' } as const
 /** The columns a policy version shows (its snapshot stays in the store). */
 const VERSION_COLUMNS = [
   'org_id',
@@ -39,13 +32,6 @@ const VERSION_COLUMNS = [
   'object_counts',
   'workloads_affected',
 ] as const
-type RuleKind = keyof typeof RULE_KINDS
-
-const base = (org: number, pv: string) => `/orgs/${org}/sec_policy/${pv}`
-const objHref = (org: number, pv: string, type: PolicyType, id: string) =>
-  type === 'firewall_settings'
-    ? `${base(org, pv)}/firewall_settings`
-    : `${base(org, pv)}/${type}/${id}`
 
 /** Writes fields of one policy object's row (draft, active or the pending-delete mark). */
 function setRow(
@@ -90,10 +76,10 @@ function view(
   const href = objHref(org, pv, type, id)
   const out: Doc = { href, ...doc }
   if (type === 'rule_sets') {
-    for (const kind of ['rules', 'deny_rules'] as const) {
-      const sub = kind === 'rules' ? 'sec_rules' : 'deny_rules'
-      out[kind] = ((doc[kind] as Doc[]) ?? []).map(({ id: rid, ...r }) => ({
-        href: `${href}/${sub}/${String(rid)}`,
+    for (const kind of Object.keys(RULE_FIELDS) as RuleKind[]) {
+      const field = RULE_FIELDS[kind]
+      out[field] = ((doc[field] as Doc[]) ?? []).map(({ id: rid, ...r }) => ({
+        href: ruleHref(href, kind, rid),
         ...r,
       }))
     }
@@ -118,13 +104,13 @@ async function refIndex(
     .execute()
   const wls = await tx.selectFrom('workloads').select('id').where('org_id', '=', org).execute()
   return {
-    labels: new Map(labels.map((l) => [`/orgs/${org}/labels/${l.id}`, { key: l.key }])),
+    labels: new Map(labels.map((l) => [labelHref(org, l.id), { key: l.key }])),
     drafts: new Set(
       objs
         .filter((o) => !o.draft_deleted)
         .map((o) => objHref(org, 'draft', o.type as PolicyType, o.id)),
     ),
-    workloads: new Set(wls.map((w) => `/orgs/${org}/workloads/${w.id}`)),
+    workloads: new Set(wls.map((w) => workloadHref(org, w.id))),
   }
 }
 
@@ -363,7 +349,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
 
   // ---- rules inside rule sets ----
   for (const kind of Object.keys(RULE_KINDS) as RuleKind[]) {
-    const field = kind === 'sec_rules' ? 'rules' : 'deny_rules'
+    const field = RULE_FIELDS[kind]
     const withRuleSet = async (
       req: FastifyRequest,
       f: (
@@ -420,7 +406,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
         rules.push({ id, ...rule })
         await save(tx, org, rsId, rs, rules)
         created = {
-          href: `${objHref(org, 'draft', 'rule_sets', rsId)}/${kind}/${id}`,
+          href: ruleHref(objHref(org, 'draft', 'rule_sets', rsId), kind, id),
           ...rule,
           update_type: 'create',
         }
@@ -440,7 +426,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
       await withRuleSet(req, async (tx, org, rsId, rs, rules) => {
         const ruleId = Number((req.params as { rule: string }).rule)
         const i = rules.findIndex((r) => r.id === ruleId)
-        const href = `${objHref(org, 'draft', 'rule_sets', rsId)}/${kind}/${ruleId}`
+        const href = ruleHref(objHref(org, 'draft', 'rule_sets', rsId), kind, ruleId)
         const before = rules[i]
         if (!before) throw notFound(href)
         const c = new Checker()
@@ -468,7 +454,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
     api.delete(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}/:rule`, async (req, reply) => {
       await withRuleSet(req, async (tx, org, rsId, rs, rules) => {
         const ruleId = Number((req.params as { rule: string }).rule)
-        const href = `${objHref(org, 'draft', 'rule_sets', rsId)}/${kind}/${ruleId}`
+        const href = ruleHref(objHref(org, 'draft', 'rule_sets', rsId), kind, ruleId)
         const before = rules.find((r) => r.id === ruleId)
         if (!before) throw notFound(href)
         await save(
@@ -628,7 +614,7 @@ export function registerPolicy(api: FastifyInstance, ctx: AppContext): void {
       const missing = activeAfter.flatMap((o) =>
         referencesOf(o.doc)
           .map(draftHref)
-          .filter((h) => h.includes('/sec_policy/draft/') && !activeHrefs.has(h))
+          .filter((h) => isDraftObjectHref(h) && !activeHrefs.has(h))
           .map((h) => `${objHref(org, 'draft', o.type, o.id)} needs ${h}`),
       )
       if (missing.length > 0)
@@ -731,7 +717,7 @@ function versionView(
   >,
 ) {
   return {
-    href: `/orgs/${r.org_id}/sec_policy/${r.version}`,
+    href: base(r.org_id, r.version),
     version: r.version,
     commit_message: r.commit_message,
     created_at: r.created_at,

@@ -9,21 +9,20 @@ import { now } from '../store.js'
 import { actorContext, aggregateFlows } from '../traffic/flow-store.js'
 import type { FlowRecord, TrafficQuery } from '../traffic/query.js'
 import { draftDecider, parseTrafficQuery, selectFlows } from '../traffic/query.js'
+import { trafficQueryHref, userHref } from '../hrefs.js'
 
 type Row = Selectable<Database['traffic_queries']>
 
 /** A query the node running it did not finish in this time is reported as failed. */
 const STALE_MS = 15 * 60_000
 
-const queryHref = (org: number, id: string) => `/orgs/${org}/traffic_flows/async_queries/${id}`
-
 function queryView(r: Row) {
   const stale = r.status === 'working' && Date.now() - Date.parse(r.updated_at) > STALE_MS
   const status = stale ? 'failed' : r.status
   return {
-    href: queryHref(r.org_id, r.id),
+    href: trafficQueryHref(r.org_id, r.id),
     status,
-    result: status === 'completed' ? `${queryHref(r.org_id, r.id)}/download` : null,
+    result: status === 'completed' ? `${trafficQueryHref(r.org_id, r.id)}/download` : null,
     ...(status === 'failed' && {
       error_message: stale ? 'the server running this query stopped; run it again' : r.error,
     }),
@@ -75,7 +74,7 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
       .where('org_id', '=', org)
       .where('id', '=', id)
       .executeTakeFirst()
-    if (!r) throw notFound(queryHref(org, id))
+    if (!r) throw notFound(trafficQueryHref(org, id))
     return r
   }
   /** A query whose result is ready; `then` says what the caller wanted to do with it. */
@@ -107,7 +106,7 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
         rules: null,
         matches_count: 0,
         flows_count: 0,
-        created_by: `/users/${req.user?.id ?? 0}`,
+        created_by: userHref(req.user?.id ?? 0),
         created_at: ts,
         updated_at: ts,
       })

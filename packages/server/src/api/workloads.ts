@@ -12,11 +12,12 @@ import type { AppContext } from '../app.js'
 import { newUuid } from '../crypto.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
-import { workloadHref, workloadModel } from '../host-policies.js'
+import { workloadModel } from '../host-policies.js'
 import { boolParam, bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
 import { now, recordEvent, resourceChange } from '../store.js'
 import type { Doc } from '../validate.js'
 import { Checker, interfacesOf, isObj } from '../validate.js'
+import { agentHref, idOf, isWorkloadHrefOf, labelHref, venHref, workloadHref } from '../hrefs.js'
 
 export const VISIBILITY_LEVELS = [
   'flow_full_detail',
@@ -64,10 +65,10 @@ function workloadView(
     labels: model.labels.map((href) => ({ href, ...labels.get(href) })),
     interfaces: (JSON.parse(w.interfaces) as Doc[]).map((i) => ({ ...i, link_state: 'up' })),
     firewall_coexistence: workloadCoexistenceView(mode),
-    ven: agent ? { href: `/orgs/${org}/vens/${agent.id}` } : null,
+    ven: agent ? { href: venHref(org, agent.id) } : null,
     agent: agent
       ? {
-          href: `/orgs/${org}/agents/${agent.id}`,
+          href: agentHref(org, agent.id),
           type: w.agent_type,
           status: {
             status: agent.status,
@@ -169,7 +170,7 @@ async function workloadViews(ctx: AppContext, org: number, rows: Row[]): Promise
 
 export async function labelIndex(db: Kysely<Database>, org: number) {
   const rows = await db.selectFrom('labels').selectAll().where('org_id', '=', org).execute()
-  return new Map(rows.map((l) => [`/orgs/${org}/labels/${l.id}`, { key: l.key, value: l.value }]))
+  return new Map(rows.map((l) => [labelHref(org, l.id), { key: l.key, value: l.value }]))
 }
 
 /** Validates workload fields (all optional on update); returns the columns to write. */
@@ -429,8 +430,8 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
             continue
           }
           const href = typeof item.href === 'string' ? item.href : ''
-          const id = href.split('/').pop() ?? ''
-          if (!href.startsWith(`/orgs/${org}/workloads/`))
+          const id = idOf(href)
+          if (!isWorkloadHrefOf(org, href))
             throw invalidOne('invalid_href', `href ${href} is not a workload of org ${org}`)
           const { href: _h, ...fields } = item
           if (op === 'bulk_update') await update(req, org, id, fields)
@@ -456,7 +457,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
   const venView = (org: number, a: AgentRow, w: Row) => {
     const health = JSON.parse(a.health) as Doc
     return {
-      href: `/orgs/${org}/vens/${a.id}`,
+      href: venHref(org, a.id),
       name: w.name,
       hostname: w.hostname,
       uid: a.id,
@@ -513,7 +514,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
       c.hrefRef(x, `$.vens[${i}]`),
     )
     c.done()
-    const ids = hrefs.map((h) => (h ?? '').split('/').pop() ?? '')
+    const ids = hrefs.map((h) => idOf(h ?? ''))
     const found = await db
       .selectFrom('agents')
       .select('id')
@@ -534,7 +535,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
         event_type: 'agents.unpair',
         created_by: userActor(req),
         resource_changes: found.map(({ id }) =>
-          resourceChange('ven', `/orgs/${org}/vens/${id}`, 'update', undefined, {
+          resourceChange('ven', venHref(org, id), 'update', undefined, {
             firewall_restore: mode,
           }),
         ),
@@ -558,7 +559,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
       .where('org_id', '=', org)
       .where('id', '=', id)
       .executeTakeFirst()
-    if (!a) throw notFound(`/orgs/${org}/vens/${id}`)
+    if (!a) throw notFound(venHref(org, id))
     return json(reply, 200, venView(org, a, await find(org, a.workload_id)))
   })
 }

@@ -4,9 +4,9 @@ import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { labelIndex } from '../api/workloads.js'
-import { workloadHref } from '../host-policies.js'
 import type { Db } from '../store.js'
 import type { ActorContext, AggregatedFlow, FlowWorkload, TrafficQuery } from './query.js'
+import { policyObjectHref, workloadHref } from '../hrefs.js'
 
 const CHUNK = 500
 
@@ -164,7 +164,7 @@ export async function actorContext(db: Kysely<Database>, org: number): Promise<A
         ip_ranges?: { from_ip: string; to_ip?: string; exclusion?: boolean }[]
       }
       ipLists.set(
-        `/orgs/${org}/sec_policy/${state}/ip_lists/${l.id}`,
+        policyObjectHref(org, state, 'ip_lists', l.id),
         addressSetOf(
           (doc.ip_ranges ?? []).map((r) => ({
             from: r.from_ip,
