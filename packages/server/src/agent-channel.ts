@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { addrToBigInt, OS_PLATFORMS } from '@palisade/model'
-import type { AppContext } from './app.js'
+import type { AppContext } from './context.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
 import { ApiError, forbidden, invalidOne } from './errors.js'
 import { PerMinuteLimit } from './rate-limit.js'

@@ -18,22 +18,9 @@ import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
 import { ApiError, unauthorized } from './errors.js'
 import { PerMinuteLimit } from './rate-limit.js'
-import type { HostPolicies } from './host-policies.js'
-import type { AsyncJobs } from './http.js'
+import type { AppContext } from './context.js'
 import { json } from './http.js'
 import { recordEvent } from './store.js'
-
-export interface AppContext {
-  readonly db: Kysely<Database>
-  readonly hostPolicies: HostPolicies
-  readonly jobs: AsyncJobs
-  /** Write transactions the store takes at once (see `OpenedDb`). */
-  readonly writeLanes: number
-  /** Where agents reach this server (for the failsafe rule that keeps that channel open). */
-  readonly agentEndpoint: () => { address: string; port: number }
-  /** The CA agents pin, as a path on the server (shown in the console's activation command). */
-  readonly caCertFile?: string
-}
 
 /**
  * HTTP Basic with an API key id and secret (the secret is compared by its hash), or the

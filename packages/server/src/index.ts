@@ -1,2 +1,3 @@
 export * from './app.js'
+export type { AppContext } from './context.js'
 export * from './main.js'

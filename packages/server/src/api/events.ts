@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Selectable } from 'kysely'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
 import { collection, countOf, json, orgOf } from '../http.js'

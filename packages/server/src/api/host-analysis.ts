@@ -9,7 +9,7 @@ import {
 import type { CoexistenceMode, Failsafe } from '@palisade/model'
 import { addrToBigInt, decide, DEFAULT_FAILSAFE } from '@palisade/model'
 import type { FastifyInstance } from 'fastify'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import { invalidOne } from '../errors.js'
 import { json, orgOf } from '../http.js'
 import { Checker } from '../validate.js'

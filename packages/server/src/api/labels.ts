@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Selectable } from 'kysely'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import { invalidOne, notFound } from '../errors.js'
 import type { StoredCollection } from '../http.js'
 import { bodyObject, collection, countOf, json, orgOf, textFilter, userActor } from '../http.js'

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import { randomSecret, sha256 } from '../crypto.js'
 import { forbidden, notFound } from '../errors.js'
 import { bodyObject, json, orgOf, userActor } from '../http.js'

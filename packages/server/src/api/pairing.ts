@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Selectable } from 'kysely'
 import { ENFORCEMENT_MODES } from '@palisade/model'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import type { Database } from '../db/schema.js'
 import { randomSecret, sha256 } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'

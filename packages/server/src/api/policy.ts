@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Transaction } from 'kysely'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import type { Database } from '../db/schema.js'
 import { invalid, invalidOne, notFound } from '../errors.js'
 import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely, Selectable } from 'kysely'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
 import { bodyObject, json, jsonText, orgOf } from '../http.js'

@@ -8,7 +8,7 @@ import {
   resolveMode,
   workloadCoexistenceView,
 } from '@palisade/model'
-import type { AppContext } from '../app.js'
+import type { AppContext } from '../context.js'
 import { newUuid } from '../crypto.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'

@@ -1,0 +1,17 @@
+import type { Kysely } from 'kysely'
+import type { Database } from './db/schema.js'
+import type { HostPolicies } from './host-policies.js'
+import type { AsyncJobs } from './http.js'
+
+/** What every route of the server is given: the store and the services that share its state. */
+export interface AppContext {
+  readonly db: Kysely<Database>
+  readonly hostPolicies: HostPolicies
+  readonly jobs: AsyncJobs
+  /** Write transactions the store takes at once (see `OpenedDb`). */
+  readonly writeLanes: number
+  /** Where agents reach this server (for the failsafe rule that keeps that channel open). */
+  readonly agentEndpoint: () => { address: string; port: number }
+  /** The CA agents pin, as a path on the server (shown in the console's activation command). */
+  readonly caCertFile?: string
+}
