@@ -20,7 +20,7 @@ import { ApiError, unauthorized } from './errors.js'
 import { PerMinuteLimit } from './rate-limit.js'
 import type { AppContext } from './context.js'
 import { json } from './http.js'
-import { recordEvent } from './store.js'
+import { recordEvent } from './stores/events.js'
 
 /**
  * HTTP Basic with an API key id and secret (the secret is compared by its hash), or the

@@ -32,3 +32,9 @@ export const tooMany = (retryAfter: number) =>
     [{ token: 'too_many_requests', message: `too many requests; retry after ${retryAfter} s` }],
     { 'Retry-After': String(retryAfter) },
   )
+
+/** What was found, or the 404 of the href it was looked for at. */
+export function orNotFound<T>(found: T | undefined, href: string): T {
+  if (found === undefined) throw notFound(href)
+  return found
+}

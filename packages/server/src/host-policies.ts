@@ -5,10 +5,11 @@ import { EventEmitter } from 'node:events'
 import { sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
 import { snapshotOf } from './policy-docs.js'
-import { now } from './store.js'
+import { now } from './clock.js'
 import type { Doc } from './validate.js'
-import { draftObjectHref, labelHref, ruleHref, workloadHref } from './hrefs.js'
+import { draftObjectHref, ruleHref, workloadHref } from './hrefs.js'
 import type { PolicyType, RuleKind } from './policy/types.js'
+import { labelsByHref } from './stores/labels.js'
 
 /** How far back the store watch looks, for clocks of servers sharing a database. */
 const STORE_WATCH_WINDOW_MS = 5000
@@ -106,11 +107,7 @@ export class HostPolicies {
         doc: addRuleHrefs(href, JSON.parse(o.text) as Doc),
       })
     }
-    const labels = await this.db
-      .selectFrom('labels')
-      .select(['id', 'key', 'value'])
-      .where('org_id', '=', org)
-      .execute()
+    const labels = await labelsByHref(this.db, org)
     const version =
       (
         await this.db
@@ -124,7 +121,7 @@ export class HostPolicies {
     return snapshotOf(
       version,
       active,
-      labels.map((l) => ({ href: labelHref(org, l.id), key: l.key, value: l.value })),
+      [...labels].map(([href, l]) => ({ href, ...l })),
       workloads,
     )
   }

@@ -1,8 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { RawBuilder, SelectQueryBuilder, SqlBool } from 'kysely'
-import { sql } from 'kysely'
 import { randomUUID } from 'node:crypto'
 import { forbidden, invalidOne } from './errors.js'
+import type { StoredCollection } from './stores/collection.js'
 import { datafileHref, jobHref, userHref } from './hrefs.js'
 
 /** Replies with JSON and exactly `Content-Type: application/json` (clients reject a charset). */
@@ -65,21 +64,6 @@ export function textMatches(
   return q.match_type === 'exact' ? value === w : value.toLowerCase().includes(w.toLowerCase())
 }
 
-/**
- * The same filter as `textMatches`, done by the store: `=` when exact, else a case-insensitive
- * substring (SQLite folds the case of ASCII letters only).
- */
-export function textFilter(
-  column: string,
-  wanted: unknown,
-  q: Record<string, unknown>,
-): RawBuilder<SqlBool> {
-  const w = typeof wanted === 'string' ? wanted : JSON.stringify(wanted)
-  if (q.match_type === 'exact') return sql<SqlBool>`${sql.ref(column)} = ${w}`
-  const pattern = `%${w.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
-  return sql<SqlBool>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`
-}
-
 export const boolParam = (x: unknown): boolean | undefined =>
   x === undefined ? undefined : typeof x === 'string' && ['true', 'True', '1', 'yes'].includes(x)
 
@@ -117,24 +101,6 @@ export class AsyncJobs {
     const j = this.#jobs.get(id)
     return j && j.org === org ? j.data : undefined
   }
-}
-
-/** A collection the store filters and counts itself: only the rows sent are read. */
-export interface StoredCollection<T> {
-  count(): Promise<number>
-  read(limit: number): Promise<T[]>
-}
-
-/** How many rows a filtered query matches (whatever it selects). */
-export async function countOf<DB, TB extends keyof DB, O>(
-  query: SelectQueryBuilder<DB, TB, O>,
-): Promise<number> {
-  // The result type is lost to the generic database type; the row is `{ n }`.
-  const row = (await query
-    .clearSelect()
-    .select((eb) => eb.fn.countAll().as('n'))
-    .executeTakeFirstOrThrow()) as { n: number | string | bigint }
-  return Number(row.n)
 }
 
 /** The most an async collection (a datafile) holds. */

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from './db/schema.js'
-import { recordEvent } from './store.js'
+import { recordEvent } from './stores/events.js'
 import { agentHref } from './hrefs.js'
 
 /** The vendor's defaults: a warning after 15 minutes without a heartbeat, offline after an hour. */

@@ -8,82 +8,15 @@
  *   did it and each changed field before and after; events are never updated or deleted.
  * - Secrets (passwords, API keys, agent tokens, activation codes) are stored only as hashes.
  */
-import type { Kysely, Transaction } from 'kysely'
+import type { Kysely } from 'kysely'
+import { resourceChange } from './audit.js'
+import { now } from './clock.js'
+import { recordEvent } from './stores/events.js'
 import type { Database } from './db/schema.js'
-import { hashPassword, newUuid, randomSecret, sha256 } from './crypto.js'
+import { hashPassword, randomSecret, sha256 } from './crypto.js'
 import { DEFAULT_FIREWALL_SETTINGS_DOC } from './policy-docs.js'
 import type { Doc } from './validate.js'
 import { userHref } from './hrefs.js'
-
-export type Db = Kysely<Database> | Transaction<Database>
-export type Actor =
-  | { readonly user: { readonly href: string; readonly username: string } }
-  | { readonly agent: { readonly href: string; readonly hostname: string } }
-  | { readonly system: Record<string, never> }
-
-export const now = () => new Date().toISOString()
-
-export interface EventInput {
-  readonly event_type: string
-  readonly severity?: string
-  readonly status?: 'success' | 'failure' | null
-  readonly created_by: Actor
-  readonly resource_changes?: readonly Doc[]
-  readonly notifications?: readonly Doc[]
-  readonly uuid?: string
-  readonly timestamp?: string
-  readonly agent_id?: string
-}
-
-/** Records an event (idempotent on uuid: an agent re-sending a batch creates no duplicates). */
-export async function recordEvent(db: Db, org: number, e: EventInput): Promise<void> {
-  await db
-    .insertInto('events')
-    .values({
-      uuid: e.uuid ?? newUuid(),
-      org_id: org,
-      event_type: e.event_type,
-      severity: e.severity ?? 'info',
-      status: e.status === undefined ? 'success' : e.status,
-      timestamp: e.timestamp ?? now(),
-      created_by: JSON.stringify(e.created_by),
-      resource_changes: JSON.stringify(e.resource_changes ?? []),
-      notifications: JSON.stringify(e.notifications ?? []),
-      agent_id: e.agent_id ?? null,
-    })
-    .onConflict((oc) => oc.column('uuid').doNothing())
-    .execute()
-}
-
-/** The fields that differ between two versions of an object, as the audit log shows them. */
-export function changes(
-  before: Doc | undefined,
-  after: Doc | undefined,
-): Record<string, { before: unknown; after: unknown }> {
-  const out: Record<string, { before: unknown; after: unknown }> = {}
-  for (const k of new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})])) {
-    if (['updated_at', 'created_at', 'update_type'].includes(k)) continue
-    const b = before?.[k]
-    const a = after?.[k]
-    if (JSON.stringify(b) !== JSON.stringify(a)) out[k] = { before: b ?? null, after: a ?? null }
-  }
-  return out
-}
-
-export function resourceChange(
-  resource: string,
-  href: string,
-  changeType: 'create' | 'update' | 'delete',
-  before?: Doc,
-  after?: Doc,
-): Doc {
-  return {
-    uuid: newUuid(),
-    resource: { [resource]: { href } },
-    change_type: changeType,
-    changes: changes(before, after),
-  }
-}
 
 export interface Bootstrap {
   readonly org_id: number

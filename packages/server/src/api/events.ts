@@ -1,23 +1,14 @@
 import type { FastifyInstance } from 'fastify'
-import type { Selectable } from 'kysely'
 import type { AppContext } from '../context.js'
-import type { Database } from '../db/schema.js'
-import { invalidOne, notFound } from '../errors.js'
-import { collection, countOf, json, orgOf } from '../http.js'
+import { invalidOne, orNotFound } from '../errors.js'
 import { eventHref } from '../hrefs.js'
+import { collection, json, orgOf } from '../http.js'
+import type { EventRow } from '../stores/events.js'
+import { eventsMatching, findEvent } from '../stores/events.js'
 
-export const SEVERITIES = [
-  'emerg',
-  'alert',
-  'crit',
-  'err',
-  'warning',
-  'notice',
-  'info',
-  'debug',
-] as const
+const SEVERITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const
 
-export function eventView(r: Selectable<Database['events']>) {
+function eventView(r: EventRow) {
   return {
     href: eventHref(r.org_id, r.uuid),
     uuid: r.uuid,
@@ -27,10 +18,19 @@ export function eventView(r: Selectable<Database['events']>) {
     status: r.status,
     severity: r.severity,
     version: 2,
-    created_by: JSON.parse(r.created_by) as unknown,
-    resource_changes: JSON.parse(r.resource_changes) as unknown,
-    notifications: JSON.parse(r.notifications) as unknown,
+    created_by: r.created_by,
+    resource_changes: r.resource_changes,
+    notifications: r.notifications,
   }
+}
+
+/** `timestamp[gte]` or `timestamp[lte]` as an ISO time; 406 when it is not a time. */
+function timeParam(q: Record<string, string | undefined>, param: string): string | undefined {
+  const v = q[param]
+  if (v === undefined) return undefined
+  if (Number.isNaN(Date.parse(v)))
+    throw invalidOne('invalid_timestamp', `${param} must be an RFC 3339 time`)
+  return new Date(v).toISOString()
 }
 
 /** Audit and agent events: read-only through the API (no update, no delete routes exist). */
@@ -39,47 +39,25 @@ export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
   api.get('/orgs/:org/events', async (req, reply) => {
     const org = orgOf(req)
     const q = req.query as Record<string, string | undefined>
-    let query = db.selectFrom('events').selectAll().where('org_id', '=', org)
-    if (q.event_type) query = query.where('event_type', '=', q.event_type)
-    if (q.severity) {
-      if (!SEVERITIES.includes(q.severity as (typeof SEVERITIES)[number]))
-        throw invalidOne('invalid_severity', `severity must be one of ${SEVERITIES.join(', ')}`)
-      query = query.where('severity', '=', q.severity)
-    }
-    if (q.status) query = query.where('status', '=', q.status)
-    for (const [param, op] of [
-      ['timestamp[gte]', '>='],
-      ['timestamp[lte]', '<='],
-    ] as const) {
-      const v = q[param]
-      if (v === undefined) continue
-      if (Number.isNaN(Date.parse(v)))
-        throw invalidOne('invalid_timestamp', `${param} must be an RFC 3339 time`)
-      query = query.where('timestamp', op, new Date(v).toISOString())
-    }
-    return collection(
-      req,
-      reply,
-      ctx.jobs,
-      org,
-      {
-        count: () => countOf(query),
-        read: (limit) => query.orderBy('seq', 'desc').limit(limit).execute(),
-      },
-      (rows) => rows.map(eventView),
-    )
+    if (q.severity && !SEVERITIES.includes(q.severity as (typeof SEVERITIES)[number]))
+      throw invalidOne('invalid_severity', `severity must be one of ${SEVERITIES.join(', ')}`)
+    const events = eventsMatching(db, org, {
+      ...(q.event_type && { eventType: q.event_type }),
+      ...(q.severity && { severity: q.severity }),
+      ...(q.status && { status: q.status }),
+      since: timeParam(q, 'timestamp[gte]'),
+      until: timeParam(q, 'timestamp[lte]'),
+    })
+    return collection(req, reply, ctx.jobs, org, events, (rows) => rows.map(eventView))
   })
 
   api.get('/orgs/:org/events/:uuid', async (req, reply) => {
     const org = orgOf(req)
     const uuid = (req.params as { uuid: string }).uuid
-    const row = await db
-      .selectFrom('events')
-      .selectAll()
-      .where('org_id', '=', org)
-      .where('uuid', '=', uuid)
-      .executeTakeFirst()
-    if (!row) throw notFound(eventHref(org, uuid))
-    return json(reply, 200, eventView(row))
+    return json(
+      reply,
+      200,
+      eventView(orNotFound(await findEvent(db, org, uuid), eventHref(org, uuid))),
+    )
   })
 }

@@ -1,17 +1,23 @@
 import type { FastifyInstance } from 'fastify'
-import type { Selectable } from 'kysely'
+import { resourceChange } from '../audit.js'
+import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import { invalidOne, notFound } from '../errors.js'
-import type { StoredCollection } from '../http.js'
-import { bodyObject, collection, countOf, json, orgOf, textFilter, userActor } from '../http.js'
-import type { Database } from '../db/schema.js'
-import { now, recordEvent, resourceChange } from '../store.js'
-import { Checker } from '../validate.js'
 import { labelHref } from '../hrefs.js'
+import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { recordEvent } from '../stores/events.js'
+import type { LabelColumn, LabelRow } from '../stores/labels.js'
+import {
+  deleteLabel,
+  findLabel,
+  insertLabel,
+  labelsMatching,
+  labelWith,
+  updateLabel,
+} from '../stores/labels.js'
+import { Checker } from '../validate.js'
 
-type LabelRow = Selectable<Database['labels']>
-
-export function labelView(r: LabelRow) {
+function labelView(r: LabelRow) {
   return {
     href: labelHref(r.org_id, r.id),
     key: r.key,
@@ -41,12 +47,7 @@ function checkLabel(body: Record<string, unknown>, partial: boolean) {
 export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const find = async (org: number, id: string) => {
-    const row = await db
-      .selectFrom('labels')
-      .selectAll()
-      .where('org_id', '=', org)
-      .where('id', '=', Number(id))
-      .executeTakeFirst()
+    const row = await findLabel(db, org, Number(id))
     if (!row || !/^\d+$/.test(id)) throw notFound(labelHref(org, Number(id)))
     return row
   }
@@ -54,15 +55,15 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
   api.get('/orgs/:org/labels', async (req, reply) => {
     const org = orgOf(req)
     const q = req.query as Record<string, unknown>
-    let query = db.selectFrom('labels').where('org_id', '=', org)
-    if (q.key !== undefined) query = query.where(textFilter('key', q.key, { match_type: 'exact' }))
-    for (const column of ['value', 'external_data_set', 'external_data_reference'] as const)
-      if (q[column] !== undefined) query = query.where(textFilter(column, q[column], q))
-    const out: StoredCollection<LabelRow> = {
-      count: () => countOf(query),
-      read: (limit) => query.selectAll().orderBy('id').limit(limit).execute(),
-    }
-    return collection(req, reply, ctx.jobs, org, out, (page) => page.map(labelView))
+    const columns: LabelColumn[] = ['key', 'value', 'external_data_set', 'external_data_reference']
+    // The key is always matched exactly.
+    const filters = columns.flatMap((column) =>
+      q[column] === undefined
+        ? []
+        : [{ column, wanted: q[column], exact: column === 'key' || q.match_type === 'exact' }],
+    )
+    const labels = labelsMatching(db, org, filters)
+    return collection(req, reply, ctx.jobs, org, labels, (page) => page.map(labelView))
   })
 
   api.get('/orgs/:org/labels/:id', async (req, reply) => {
@@ -76,31 +77,21 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
     const { key, value } = checkLabel(body, false)
     const t = now()
     const view = await db.transaction().execute(async (tx) => {
-      const dup = await tx
-        .selectFrom('labels')
-        .select('id')
-        .where('org_id', '=', org)
-        .where('key', '=', key ?? '')
-        .where('value', '=', value ?? '')
-        .executeTakeFirst()
-      if (dup)
+      const dup = await labelWith(tx, org, key ?? '', value ?? '')
+      if (dup !== undefined)
         throw invalidOne(
           'label_key_value_exists',
-          `a label ${key}=${value} exists already: ${labelHref(org, dup.id)}`,
+          `a label ${key}=${value} exists already: ${labelHref(org, dup)}`,
         )
-      const row = await tx
-        .insertInto('labels')
-        .values({
-          org_id: org,
-          key: key ?? '',
-          value: value ?? '',
-          external_data_set: (body.external_data_set as string) ?? null,
-          external_data_reference: (body.external_data_reference as string) ?? null,
-          created_at: t,
-          updated_at: t,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow()
+      const row = await insertLabel(tx, {
+        org_id: org,
+        key: key ?? '',
+        value: value ?? '',
+        external_data_set: (body.external_data_set as string) ?? null,
+        external_data_reference: (body.external_data_reference as string) ?? null,
+        created_at: t,
+        updated_at: t,
+      })
       const v = labelView(row)
       await recordEvent(tx, org, {
         event_type: 'label.create',
@@ -123,21 +114,16 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
         'the key of a label cannot change; create another label',
       )
     await db.transaction().execute(async (tx) => {
-      const after = await tx
-        .updateTable('labels')
-        .set({
-          ...(body.value !== undefined && { value: body.value as string }),
-          ...(body.external_data_set !== undefined && {
-            external_data_set: body.external_data_set as string,
-          }),
-          ...(body.external_data_reference !== undefined && {
-            external_data_reference: body.external_data_reference as string,
-          }),
-          updated_at: now(),
-        })
-        .where('id', '=', before.id)
-        .returningAll()
-        .executeTakeFirstOrThrow()
+      const after = await updateLabel(tx, before.id, {
+        ...(body.value !== undefined && { value: body.value as string }),
+        ...(body.external_data_set !== undefined && {
+          external_data_set: body.external_data_set as string,
+        }),
+        ...(body.external_data_reference !== undefined && {
+          external_data_reference: body.external_data_reference as string,
+        }),
+        updated_at: now(),
+      })
       await recordEvent(tx, org, {
         event_type: 'label.update',
         created_by: userActor(req),
@@ -168,7 +154,7 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
         `label ${href} is in use by ${usedBy.slice(0, 3).join(', ')}${usedBy.length > 3 ? ' and more' : ''}; remove those uses first`,
       )
     await db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('labels').where('id', '=', before.id).execute()
+      await deleteLabel(tx, before.id)
       await recordEvent(tx, org, {
         event_type: 'label.delete',
         created_by: userActor(req),

@@ -6,10 +6,13 @@ import type { Database } from '../db/schema.js'
 import { randomSecret, sha256 } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
-import { now, recordEvent, resourceChange } from '../store.js'
+import { now } from '../clock.js'
+import { resourceChange } from '../audit.js'
+import { recordEvent } from '../stores/events.js'
 import { Checker } from '../validate.js'
 import { VISIBILITY_LEVELS } from './workloads.js'
-import { labelHref, pairingProfileHref } from '../hrefs.js'
+import { pairingProfileHref } from '../hrefs.js'
+import { labelsByHref } from '../stores/labels.js'
 
 type Row = Selectable<Database['pairing_profiles']>
 const href = pairingProfileHref
@@ -33,7 +36,7 @@ function profileView(r: Row) {
 function checkProfile(
   body: Record<string, unknown>,
   partial: boolean,
-  labels: Map<string, string>,
+  labels: ReadonlyMap<string, unknown>,
 ) {
   const c = new Checker()
   c.only(body, '$', [
@@ -78,12 +81,6 @@ const limit = (x: unknown) => (typeof x === 'number' ? x : null)
 
 export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
-  const labelHrefs = async (org: number) =>
-    new Map(
-      (await db.selectFrom('labels').select(['id', 'key']).where('org_id', '=', org).execute()).map(
-        (l) => [labelHref(org, l.id), l.key],
-      ),
-    )
   const find = async (org: number, id: string) => {
     const r = await db
       .selectFrom('pairing_profiles')
@@ -114,7 +111,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   api.post('/orgs/:org/pairing_profiles', async (req, reply) => {
     const org = orgOf(req)
     const body = bodyObject(req)
-    checkProfile(body, false, await labelHrefs(org))
+    checkProfile(body, false, await labelsByHref(db, org))
     const t = now()
     const row = await db.transaction().execute(async (tx) => {
       const r = await tx
@@ -150,7 +147,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const body = bodyObject(req)
     const before = await find(org, (req.params as { id: string }).id)
-    checkProfile(body, true, await labelHrefs(org))
+    checkProfile(body, true, await labelsByHref(db, org))
     await db.transaction().execute(async (tx) => {
       const after = await tx
         .updateTable('pairing_profiles')

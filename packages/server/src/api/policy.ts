@@ -6,13 +6,14 @@ import { invalid, invalidOne, notFound } from '../errors.js'
 import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
 import type { RefIndex } from '../policy-docs.js'
 import { checkFirewallSettings, checkPolicyObject, checkRule } from '../policy-docs.js'
-import { now, recordEvent, resourceChange } from '../store.js'
+import { now } from '../clock.js'
+import { resourceChange } from '../audit.js'
+import { recordEvent } from '../stores/events.js'
 import type { Doc } from '../validate.js'
 import { Checker, isObj } from '../validate.js'
 import {
   draftHref,
   isDraftObjectHref,
-  labelHref,
   policyObjectHref as objHref,
   policyVersionHref as base,
   ruleHref,
@@ -20,6 +21,7 @@ import {
 } from '../hrefs.js'
 import type { PolicyType, RuleKind } from '../policy/types.js'
 import { OBJECT_TYPES, POLICY_TYPES, RULE_FIELDS, RULE_KINDS, SINGULAR } from '../policy/types.js'
+import { labelsByHref } from '../stores/labels.js'
 
 type Row = Database['policy_objects']
 /** The columns a policy version shows (its snapshot stays in the store). */
@@ -92,11 +94,6 @@ async function refIndex(
   tx: Transaction<Database> | AppContext['db'],
   org: number,
 ): Promise<RefIndex> {
-  const labels = await tx
-    .selectFrom('labels')
-    .select(['id', 'key'])
-    .where('org_id', '=', org)
-    .execute()
   const objs = await tx
     .selectFrom('policy_objects')
     .select(['type', 'id', 'draft_deleted'])
@@ -104,7 +101,7 @@ async function refIndex(
     .execute()
   const wls = await tx.selectFrom('workloads').select('id').where('org_id', '=', org).execute()
   return {
-    labels: new Map(labels.map((l) => [labelHref(org, l.id), { key: l.key }])),
+    labels: await labelsByHref(tx, org),
     drafts: new Set(
       objs
         .filter((o) => !o.draft_deleted)

@@ -14,10 +14,13 @@ import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
 import { workloadModel } from '../host-policies.js'
 import { boolParam, bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
-import { now, recordEvent, resourceChange } from '../store.js'
+import { now } from '../clock.js'
+import { resourceChange } from '../audit.js'
+import { recordEvent } from '../stores/events.js'
 import type { Doc } from '../validate.js'
 import { Checker, interfacesOf, isObj } from '../validate.js'
-import { agentHref, idOf, isWorkloadHrefOf, labelHref, venHref, workloadHref } from '../hrefs.js'
+import { agentHref, idOf, isWorkloadHrefOf, venHref, workloadHref } from '../hrefs.js'
+import { labelsByHref } from '../stores/labels.js'
 
 export const VISIBILITY_LEVELS = [
   'flow_full_detail',
@@ -151,7 +154,7 @@ async function viewContext(ctx: AppContext, org: number, ids: string[]): Promise
       .execute(),
   )
   return {
-    labels: await labelIndex(db, org),
+    labels: await labelsByHref(db, org),
     settings: await ctx.hostPolicies.firewallSettings(org),
     agents: new Map(agents.map((a) => [a.workload_id, a])),
     policyHashes: new Map(hashes.map((h) => [h.workload_id, h.hash])),
@@ -166,11 +169,6 @@ async function workloadViews(ctx: AppContext, org: number, rows: Row[]): Promise
     rows.map((w) => w.id),
   )
   return rows.map((w) => workloadView(org, w, view.agents.get(w.id), view))
-}
-
-export async function labelIndex(db: Kysely<Database>, org: number) {
-  const rows = await db.selectFrom('labels').selectAll().where('org_id', '=', org).execute()
-  return new Map(rows.map((l) => [labelHref(org, l.id), { key: l.key, value: l.value }]))
 }
 
 /** Validates workload fields (all optional on update); returns the columns to write. */
@@ -207,7 +205,7 @@ async function checkWorkload(
   let labels: string[] | undefined
   const list = c.array(body, 'labels', '$', { max: 64 })
   if (list) {
-    const known = await labelIndex(db, org)
+    const known = await labelsByHref(db, org)
     const keys = new Map<string, string>()
     labels = []
     list.forEach((x, i) => {

@@ -3,10 +3,10 @@ import { addressSetOf } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
-import { labelIndex } from '../api/workloads.js'
-import type { Db } from '../store.js'
+import type { Db } from '../stores/db.js'
 import type { ActorContext, AggregatedFlow, FlowWorkload, TrafficQuery } from './query.js'
 import { policyObjectHref, workloadHref } from '../hrefs.js'
+import { labelsByHref } from '../stores/labels.js'
 
 const CHUNK = 500
 
@@ -128,7 +128,7 @@ export async function aggregateFlows(
 
 /** What a query's actors resolve to: workloads by address (with labels) and IP lists. */
 export async function actorContext(db: Kysely<Database>, org: number): Promise<ActorContext> {
-  const labels = await labelIndex(db, org)
+  const labels = await labelsByHref(db, org)
   const workloads = await db.selectFrom('workloads').selectAll().where('org_id', '=', org).execute()
   const workloadByIp = new Map<string, FlowWorkload>()
   for (const w of workloads) {

@@ -1,0 +1,80 @@
+/** Labels: key and value pairs that workloads carry and policy scopes and actors name. */
+import type { Selectable, Updateable } from 'kysely'
+import type { Database } from '../db/schema.js'
+import { labelHref } from '../hrefs.js'
+import type { StoredCollection, TextFilter } from './collection.js'
+import { countOf, textFilter } from './collection.js'
+import type { Db } from './db.js'
+
+export type LabelRow = Selectable<Database['labels']>
+export type LabelColumn = 'key' | 'value' | 'external_data_set' | 'external_data_reference'
+
+/** Every label of the org by its href. */
+export async function labelsByHref(
+  db: Db,
+  org: number,
+): Promise<Map<string, { key: string; value: string }>> {
+  const rows = await db.selectFrom('labels').selectAll().where('org_id', '=', org).execute()
+  return new Map(rows.map((l) => [labelHref(org, l.id), { key: l.key, value: l.value }]))
+}
+
+/** The org's labels that pass every filter, by id. */
+export function labelsMatching(
+  db: Db,
+  org: number,
+  filters: readonly TextFilter<LabelColumn>[],
+): StoredCollection<LabelRow> {
+  let query = db.selectFrom('labels').where('org_id', '=', org)
+  for (const f of filters) query = query.where(textFilter(f))
+  return {
+    count: () => countOf(query),
+    read: (limit) => query.selectAll().orderBy('id').limit(limit).execute(),
+  }
+}
+
+export async function findLabel(db: Db, org: number, id: number): Promise<LabelRow | undefined> {
+  return db
+    .selectFrom('labels')
+    .selectAll()
+    .where('org_id', '=', org)
+    .where('id', '=', id)
+    .executeTakeFirst()
+}
+
+/** The id of the org's label with this key and value, if there is one. */
+export async function labelWith(
+  db: Db,
+  org: number,
+  key: string,
+  value: string,
+): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('labels')
+    .select('id')
+    .where('org_id', '=', org)
+    .where('key', '=', key)
+    .where('value', '=', value)
+    .executeTakeFirst()
+  return row?.id
+}
+
+export async function insertLabel(db: Db, values: Omit<LabelRow, 'id'>): Promise<LabelRow> {
+  return db.insertInto('labels').values(values).returningAll().executeTakeFirstOrThrow()
+}
+
+export async function updateLabel(
+  db: Db,
+  id: number,
+  fields: Updateable<Database['labels']>,
+): Promise<LabelRow> {
+  return db
+    .updateTable('labels')
+    .set(fields)
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function deleteLabel(db: Db, id: number): Promise<void> {
+  await db.deleteFrom('labels').where('id', '=', id).execute()
+}
