@@ -10,7 +10,17 @@ import { resourceChange } from './audit.js'
 import { recordEvent } from './stores/events.js'
 import type { FlowSummaryUpload } from '@palisade/model'
 import { GroupCommit } from './group-commit.js'
-import { writeStatusReports } from './agent-status.js'
+import { writeStatusReports } from './stores/agent-status.js'
+import {
+  agentCredential,
+  deleteAgent,
+  insertAgent,
+  pendingUnpair,
+  unpairOf,
+} from './stores/agents.js'
+import { deleteHostPolicy } from './stores/host-policies.js'
+import { findPairingKey, profileOfKey, useKey } from './stores/pairing.js'
+import { deleteWorkload, insertWorkload, moveWorkload } from './stores/workloads.js'
 import { ingestFlows } from './traffic/flow-store.js'
 import type { WorkloadInterface } from './validate.js'
 import { Checker, interfacesOf } from './validate.js'
@@ -61,19 +71,7 @@ export function registerAgentChannel(
   /** The agent a request's credential names; it may only use its own routes. */
   async function agentAuth(req: FastifyRequest): Promise<AgentAuth> {
     const [id, secret] = credentialOf(req)
-    const row = await db
-      .selectFrom('agents')
-      .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
-      .select([
-        'agents.id',
-        'agents.org_id',
-        'agents.token_hash',
-        'agents.workload_id',
-        'agents.status',
-        'workloads.hostname',
-      ])
-      .where('agents.id', '=', id)
-      .executeTakeFirst()
+    const row = await agentCredential(db, id)
     if (!row || !sameSecret(row.token_hash, sha256(secret))) throw unauthenticated()
     if ((req.params as { agent?: string }).agent !== row.id)
       throw forbidden('an agent may read and write only its own data')
@@ -85,15 +83,6 @@ export function registerAgentChannel(
       unpair: unpairOf(row.status),
     }
   }
-  /** The firewall restore an unpair asked for, if one is pending. */
-  const unpairOf = (status: string | undefined) =>
-    status?.startsWith('unpairing:') ? status.slice('unpairing:'.length) : undefined
-  /** Read again after a wait: an unpair may have been asked for meanwhile. */
-  const unpairRequested = async (id: string) =>
-    unpairOf(
-      (await db.selectFrom('agents').select('status').where('id', '=', id).executeTakeFirst())
-        ?.status,
-    )
   const agentActor = (a: Pick<AgentAuth, 'id' | 'org' | 'hostname'>) => ({
     agent: { href: agentHref(a.org, a.id), hostname: a.hostname },
   })
@@ -117,11 +106,7 @@ export function registerAgentChannel(
     const interfaces = interfacesOf(c, body) ?? []
     c.done()
     const result = await db.transaction().execute(async (tx) => {
-      const key = await tx
-        .selectFrom('pairing_keys')
-        .selectAll()
-        .where('code_hash', '=', sha256(code ?? ''))
-        .executeTakeFirst()
+      const key = await findPairingKey(tx, sha256(code ?? ''))
       if (!key)
         throw invalidOne(
           'invalid_activation_code',
@@ -137,65 +122,33 @@ export function registerAgentChannel(
           'activation_code_used_up',
           'this activation code has been used as often as its pairing profile allows',
         )
-      const profile = await tx
-        .selectFrom('pairing_profiles')
-        .selectAll()
-        .where('id', '=', key.profile_id)
-        .executeTakeFirstOrThrow()
+      const profile = await profileOfKey(tx, key)
       if (profile.enabled !== 1)
         throw invalidOne('pairing_profile_disabled', 'the pairing profile of this code is disabled')
-      if (key.uses_left !== null)
-        await tx
-          .updateTable('pairing_keys')
-          .set({ uses_left: key.uses_left - 1 })
-          .where('code_hash', '=', key.code_hash)
-          .execute()
+      await useKey(tx, key)
       const org = key.org_id
       const workloadId = newUuid()
       const agentId = newUuid()
       const secret = randomSecret(32)
       const ts = now()
-      await tx
-        .insertInto('workloads')
-        .values({
-          id: workloadId,
-          org_id: org,
-          name: hostname ?? '',
-          hostname: hostname ?? '',
-          managed: 1,
-          agent_type: profile.agent_type,
-          os_platform: platform,
-          enforcement_mode: profile.enforcement_mode,
-          visibility_level: profile.visibility_level,
-          labels: profile.labels,
-          interfaces: JSON.stringify(interfaces),
-          external_data_set: null,
-          external_data_reference: null,
-          created_at: ts,
-          updated_at: ts,
-        })
-        .execute()
-      await tx
-        .insertInto('agents')
-        .values({
-          id: agentId,
-          org_id: org,
-          workload_id: workloadId,
-          token_hash: sha256(secret),
-          status: 'active',
-          last_heartbeat_at: ts,
-          applied_version: null,
-          applied_at: null,
-          applied_mode: null,
-          sync_state: 'syncing',
-          health: '{}',
-          survey: '{}',
-          created_at: ts,
-          ruleset: null,
-          ruleset_at: null,
-          backend: null,
-        })
-        .execute()
+      await insertWorkload(tx, {
+        id: workloadId,
+        org_id: org,
+        name: hostname ?? '',
+        hostname: hostname ?? '',
+        managed: 1,
+        agent_type: profile.agent_type,
+        os_platform: platform,
+        enforcement_mode: profile.enforcement_mode,
+        visibility_level: profile.visibility_level,
+        labels: profile.labels,
+        interfaces,
+        external_data_set: null,
+        external_data_reference: null,
+        created_at: ts,
+        updated_at: ts,
+      })
+      await insertAgent(tx, { id: agentId, org, workloadId, tokenHash: sha256(secret), at: ts })
       const auth = { id: agentId, org, workloadId, hostname: hostname ?? '' }
       await recordEvent(tx, org, {
         event_type: 'agent.activate',
@@ -232,7 +185,7 @@ export function registerAgentChannel(
     if (!got) {
       // Woken without a policy: the wait ran out, or an unpair here ended it. (An unpair through
       // another server is seen at the next poll.)
-      const unpairNow = await unpairRequested(a.id)
+      const unpairNow = await pendingUnpair(db, a.id)
       if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
       return reply.code(304).send()
     }
@@ -307,19 +260,9 @@ export function registerAgentChannel(
    * the hosts that have it as a peer get a new policy.
    */
   async function followAddresses(a: AgentAuth, interfaces: WorkloadInterface[]): Promise<void> {
-    const text = JSON.stringify(interfaces)
     const changed = await db.transaction().execute(async (tx) => {
-      const w = await tx
-        .selectFrom('workloads')
-        .select('interfaces')
-        .where('id', '=', a.workloadId)
-        .executeTakeFirstOrThrow()
-      if (w.interfaces === text) return false
-      await tx
-        .updateTable('workloads')
-        .set({ interfaces: text, updated_at: now() })
-        .where('id', '=', a.workloadId)
-        .execute()
+      const before = await moveWorkload(tx, a.workloadId, interfaces, now())
+      if (!before) return false
       await recordEvent(tx, a.org, {
         event_type: 'workload.update',
         created_by: agentActor(a),
@@ -328,7 +271,7 @@ export function registerAgentChannel(
             'workload',
             workloadHref(a.org, a.workloadId),
             'update',
-            { interfaces: JSON.parse(w.interfaces) as unknown },
+            { interfaces: before },
             { interfaces },
           ),
         ],
@@ -344,9 +287,9 @@ export function registerAgentChannel(
     if (a.unpair) {
       // The agent restored the firewall and forgot its credential: it is gone for good.
       await db.transaction().execute(async (tx) => {
-        await tx.deleteFrom('host_policies').where('workload_id', '=', a.workloadId).execute()
-        await tx.deleteFrom('agents').where('id', '=', a.id).execute()
-        await tx.deleteFrom('workloads').where('id', '=', a.workloadId).execute()
+        await deleteHostPolicy(tx, a.workloadId)
+        await deleteAgent(tx, a.id)
+        await deleteWorkload(tx, a.workloadId)
         await recordEvent(tx, a.org, {
           event_type: 'agent.deactivate',
           created_by: agentActor(a),

@@ -13,6 +13,7 @@ import { registerPairing } from './api/pairing.js'
 import { registerPolicy } from './api/policy.js'
 import { registerHostAnalysis } from './api/host-analysis.js'
 import { registerTraffic } from './api/traffic.js'
+import { registerVens } from './api/vens.js'
 import { registerWorkloads } from './api/workloads.js'
 import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
@@ -142,6 +143,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       registerLabels(api, ctx)
       registerPolicy(api, ctx)
       registerWorkloads(api, ctx)
+      registerVens(api, ctx)
       registerPairing(api, ctx)
       registerEvents(api, ctx)
       registerTraffic(api, ctx)

@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { Database } from './db/schema.js'
-import { recordEvent } from './stores/events.js'
 import { agentHref } from './hrefs.js'
+import { heartbeats, setAgentHealth } from './stores/agents.js'
+import { recordEvent } from './stores/events.js'
 
 /** The vendor's defaults: a warning after 15 minutes without a heartbeat, offline after an hour. */
 export const HEARTBEAT_THRESHOLDS = { warnSeconds: 15 * 60, offlineSeconds: 60 * 60 } as const
@@ -16,24 +17,11 @@ export async function checkHeartbeats(
   now: Date,
   t = HEARTBEAT_THRESHOLDS,
 ): Promise<string[]> {
-  const agents = await db
-    .selectFrom('agents')
-    .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
-    .select([
-      'agents.id',
-      'agents.org_id',
-      'agents.status',
-      'agents.health',
-      'agents.last_heartbeat_at',
-      'workloads.hostname',
-    ])
-    .execute()
   const changed: string[] = []
-  for (const a of agents) {
+  for (const a of await heartbeats(db)) {
     if (!a.last_heartbeat_at || a.status === 'suspended') continue
     const silent = (now.getTime() - Date.parse(a.last_heartbeat_at)) / 1000
-    const health = JSON.parse(a.health) as { conditions?: { type: string }[] }
-    const conditions = health.conditions ?? []
+    const conditions = a.health.conditions ?? []
     const flagged = conditions.some((c) => c.type === 'agent.missed_heartbeats')
     const offline = silent > t.offlineSeconds
     if (silent <= t.warnSeconds || (flagged && (a.status === 'offline') === offline)) continue
@@ -48,14 +36,7 @@ export async function checkHeartbeats(
           },
         ]
     await db.transaction().execute(async (tx) => {
-      await tx
-        .updateTable('agents')
-        .set({
-          health: JSON.stringify({ ...health, conditions: next }),
-          ...(offline && { status: 'offline' }),
-        })
-        .where('id', '=', a.id)
-        .execute()
+      await setAgentHealth(tx, a.id, { ...a.health, conditions: next }, offline)
       await recordEvent(tx, a.org_id, {
         event_type: 'system_task.agent_missed_heartbeats_check',
         severity: 'warning',

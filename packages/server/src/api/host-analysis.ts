@@ -1,4 +1,4 @@
-import type { Backend, Packet, Ruleset } from '@palisade/firewall'
+import type { Backend, Packet } from '@palisade/firewall'
 import {
   analyseImpact,
   BACKENDS,
@@ -6,15 +6,17 @@ import {
   protoNumber,
   tracePacket,
 } from '@palisade/firewall'
-import type { CoexistenceMode, Failsafe } from '@palisade/model'
+import type { CoexistenceMode } from '@palisade/model'
 import { addrToBigInt, decide, DEFAULT_FAILSAFE } from '@palisade/model'
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
-import { invalidOne } from '../errors.js'
+import { invalidOne, orNotFound } from '../errors.js'
 import { json, orgOf } from '../http.js'
 import { Checker } from '../validate.js'
-import { findWorkload } from './workloads.js'
 import { workloadHref } from '../hrefs.js'
+import { agentOfWorkload } from '../stores/agents.js'
+import { currentPolicy } from '../stores/host-policies.js'
+import { findWorkload } from '../stores/workloads.js'
 
 /** Palisade's additions to the workload API: what the other firewalls on a host do to ours. */
 
@@ -28,12 +30,8 @@ const MEANING = {
 export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const hostOf = async (org: number, id: string) => {
-    const w = await findWorkload(db, org, id)
-    const agent = await db
-      .selectFrom('agents')
-      .selectAll()
-      .where('workload_id', '=', id)
-      .executeTakeFirst()
+    const w = orNotFound(await findWorkload(db, org, id), workloadHref(org, id))
+    const agent = await agentOfWorkload(db, id)
     if (!agent)
       throw invalidOne(
         'workload_unmanaged',
@@ -42,16 +40,15 @@ export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): voi
     const backend = BACKENDS.includes(agent.backend as Backend)
       ? (agent.backend as Backend)
       : undefined
-    const ruleset = agent.ruleset ? (JSON.parse(agent.ruleset) as Ruleset) : undefined
-    const health = JSON.parse(agent.health) as { failsafe?: Failsafe }
-    return { w, agent, backend, ruleset, failsafe: health.failsafe ?? DEFAULT_FAILSAFE }
+    const ruleset = agent.ruleset ?? undefined
+    return { w, agent, backend, ruleset, failsafe: agent.health.failsafe ?? DEFAULT_FAILSAFE }
   }
 
   /** The foreign firewalls the last survey found, and which traffic they bypass, override or pre-empt. */
   api.get('/orgs/:org/workloads/:id/coexistence_impact', async (req, reply) => {
     const org = orgOf(req)
     const { w, agent, backend, ruleset } = await hostOf(org, (req.params as { id: string }).id)
-    const survey = JSON.parse(agent.survey) as Record<string, unknown>
+    const { survey } = agent
     const mode = (agent.applied_mode ?? 'exclusive') as CoexistenceMode
     const impacts =
       ruleset && backend
@@ -126,7 +123,7 @@ export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): voi
         'ruleset_not_reported',
         `the agent of ${w.name} has not reported its ruleset yet; try again after its next heartbeat`,
       )
-    const own = (JSON.parse(w.interfaces) as { address: string }[]).map((i) => i.address)
+    const own = w.interfaces.map((i) => i.address)
     const path: Packet['path'] = own.includes(dst.text)
       ? 'in'
       : own.includes(src.text)
@@ -143,7 +140,7 @@ export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): voi
       ct: 'new',
     }
     const trace = tracePacket(ruleset, packet)
-    const current = await ctx.hostPolicies.current(w.id)
+    const current = await currentPolicy(db, w.id)
     const decision =
       current && path !== 'forward'
         ? decide(current.policy, failsafe, {

@@ -1,30 +1,34 @@
 import type { FastifyInstance } from 'fastify'
-import type { Selectable } from 'kysely'
 import { ENFORCEMENT_MODES } from '@palisade/model'
+import { resourceChange } from '../audit.js'
+import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
-import type { Database } from '../db/schema.js'
 import { randomSecret, sha256 } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
+import { pairingProfileHref as href } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
-import { now } from '../clock.js'
-import { resourceChange } from '../audit.js'
 import { recordEvent } from '../stores/events.js'
-import { Checker } from '../validate.js'
-import { VISIBILITY_LEVELS } from './workloads.js'
-import { pairingProfileHref } from '../hrefs.js'
 import { labelsByHref } from '../stores/labels.js'
+import type { ProfileRow } from '../stores/pairing.js'
+import {
+  deleteProfile,
+  findProfile,
+  insertPairingKey,
+  insertProfile,
+  listProfiles,
+  updateProfile,
+} from '../stores/pairing.js'
+import { Checker } from '../validate.js'
+import { API_VISIBILITY_LEVELS } from '../workloads/workload-fields.js'
 
-type Row = Selectable<Database['pairing_profiles']>
-const href = pairingProfileHref
-
-function profileView(r: Row) {
+function profileView(r: ProfileRow) {
   return {
     href: href(r.org_id, r.id),
     name: r.name,
     enabled: r.enabled === 1,
     enforcement_mode: r.enforcement_mode,
     visibility_level: r.visibility_level,
-    labels: (JSON.parse(r.labels) as string[]).map((h) => ({ href: h })),
+    labels: r.labels.map((h) => ({ href: h })),
     allowed_uses_per_key: r.allowed_uses_per_key ?? 'unlimited',
     key_lifespan: r.key_lifespan ?? 'unlimited',
     agent_type: r.agent_type,
@@ -63,7 +67,7 @@ function checkProfile(
   c.string(body, 'name', '$', { required: !partial })
   c.bool(body, 'enabled', '$')
   c.oneOf(body, 'enforcement_mode', '$', ENFORCEMENT_MODES)
-  c.oneOf(body, 'visibility_level', '$', VISIBILITY_LEVELS)
+  c.oneOf(body, 'visibility_level', '$', API_VISIBILITY_LEVELS)
   c.oneOf(body, 'agent_type', '$', ['server', 'endpoint'])
   for (const key of ['allowed_uses_per_key', 'key_lifespan'] as const) {
     if (body[key] !== 'unlimited')
@@ -82,24 +86,14 @@ const limit = (x: unknown) => (typeof x === 'number' ? x : null)
 export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const find = async (org: number, id: string) => {
-    const r = await db
-      .selectFrom('pairing_profiles')
-      .selectAll()
-      .where('org_id', '=', org)
-      .where('id', '=', Number(id))
-      .executeTakeFirst()
+    const r = await findProfile(db, org, Number(id))
     if (!r || !/^\d+$/.test(id)) throw notFound(href(org, Number(id)))
     return r
   }
 
   api.get('/orgs/:org/pairing_profiles', async (req, reply) => {
     const org = orgOf(req)
-    const rows = await db
-      .selectFrom('pairing_profiles')
-      .selectAll()
-      .where('org_id', '=', org)
-      .orderBy('id')
-      .execute()
+    const rows = await listProfiles(db, org)
     return collection(req, reply, ctx.jobs, org, rows.map(profileView))
   })
 
@@ -114,23 +108,19 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     checkProfile(body, false, await labelsByHref(db, org))
     const t = now()
     const row = await db.transaction().execute(async (tx) => {
-      const r = await tx
-        .insertInto('pairing_profiles')
-        .values({
-          org_id: org,
-          name: body.name as string,
-          enabled: body.enabled === false ? 0 : 1,
-          enforcement_mode: (body.enforcement_mode as string) ?? 'visibility_only',
-          visibility_level: (body.visibility_level as string) ?? 'flow_summary',
-          labels: JSON.stringify(((body.labels as { href: string }[]) ?? []).map((l) => l.href)),
-          allowed_uses_per_key: limit(body.allowed_uses_per_key),
-          key_lifespan: limit(body.key_lifespan),
-          agent_type: (body.agent_type as string) ?? 'server',
-          created_at: t,
-          updated_at: t,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow()
+      const r = await insertProfile(tx, {
+        org_id: org,
+        name: body.name as string,
+        enabled: body.enabled === false ? 0 : 1,
+        enforcement_mode: (body.enforcement_mode as string) ?? 'visibility_only',
+        visibility_level: (body.visibility_level as string) ?? 'flow_summary',
+        labels: ((body.labels as { href: string }[]) ?? []).map((l) => l.href),
+        allowed_uses_per_key: limit(body.allowed_uses_per_key),
+        key_lifespan: limit(body.key_lifespan),
+        agent_type: (body.agent_type as string) ?? 'server',
+        created_at: t,
+        updated_at: t,
+      })
       await recordEvent(tx, org, {
         event_type: 'pairing_profile.create',
         created_by: userActor(req),
@@ -149,29 +139,24 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     const before = await find(org, (req.params as { id: string }).id)
     checkProfile(body, true, await labelsByHref(db, org))
     await db.transaction().execute(async (tx) => {
-      const after = await tx
-        .updateTable('pairing_profiles')
-        .set({
-          ...(body.name !== undefined && { name: body.name as string }),
-          ...(body.enabled !== undefined && { enabled: body.enabled ? 1 : 0 }),
-          ...(body.enforcement_mode !== undefined && {
-            enforcement_mode: body.enforcement_mode as string,
-          }),
-          ...(body.visibility_level !== undefined && {
-            visibility_level: body.visibility_level as string,
-          }),
-          ...(body.labels !== undefined && {
-            labels: JSON.stringify((body.labels as { href: string }[]).map((l) => l.href)),
-          }),
-          ...(body.allowed_uses_per_key !== undefined && {
-            allowed_uses_per_key: limit(body.allowed_uses_per_key),
-          }),
-          ...(body.key_lifespan !== undefined && { key_lifespan: limit(body.key_lifespan) }),
-          updated_at: now(),
-        })
-        .where('id', '=', before.id)
-        .returningAll()
-        .executeTakeFirstOrThrow()
+      const after = await updateProfile(tx, before.id, {
+        ...(body.name !== undefined && { name: body.name as string }),
+        ...(body.enabled !== undefined && { enabled: body.enabled ? 1 : 0 }),
+        ...(body.enforcement_mode !== undefined && {
+          enforcement_mode: body.enforcement_mode as string,
+        }),
+        ...(body.visibility_level !== undefined && {
+          visibility_level: body.visibility_level as string,
+        }),
+        ...(body.labels !== undefined && {
+          labels: (body.labels as { href: string }[]).map((l) => l.href),
+        }),
+        ...(body.allowed_uses_per_key !== undefined && {
+          allowed_uses_per_key: limit(body.allowed_uses_per_key),
+        }),
+        ...(body.key_lifespan !== undefined && { key_lifespan: limit(body.key_lifespan) }),
+        updated_at: now(),
+      })
       await recordEvent(tx, org, {
         event_type: 'pairing_profile.update',
         created_by: userActor(req),
@@ -193,8 +178,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const before = await find(org, (req.params as { id: string }).id)
     await db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('pairing_keys').where('profile_id', '=', before.id).execute()
-      await tx.deleteFrom('pairing_profiles').where('id', '=', before.id).execute()
+      await deleteProfile(tx, before.id)
       await recordEvent(tx, org, {
         event_type: 'pairing_profile.delete',
         created_by: userActor(req),
@@ -224,20 +208,17 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     const code = randomSecret(20)
     const t = new Date()
     await db.transaction().execute(async (tx) => {
-      await tx
-        .insertInto('pairing_keys')
-        .values({
-          code_hash: sha256(code),
-          profile_id: p.id,
-          org_id: org,
-          created_at: t.toISOString(),
-          expires_at:
-            p.key_lifespan === null
-              ? null
-              : new Date(t.getTime() + p.key_lifespan * 1000).toISOString(),
-          uses_left: p.allowed_uses_per_key,
-        })
-        .execute()
+      await insertPairingKey(tx, {
+        code_hash: sha256(code),
+        profile_id: p.id,
+        org_id: org,
+        created_at: t.toISOString(),
+        expires_at:
+          p.key_lifespan === null
+            ? null
+            : new Date(t.getTime() + p.key_lifespan * 1000).toISOString(),
+        uses_left: p.allowed_uses_per_key,
+      })
       await recordEvent(tx, org, {
         event_type: 'pairing_key.create',
         created_by: userActor(req),

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Transaction } from 'kysely'
-import type { Database } from './db/schema.js'
+import type { Database } from '../db/schema.js'
 
 /** One agent's status report as stored; null keeps what the agent's row holds. */
 export interface StatusReport {

@@ -1,0 +1,79 @@
+import type { FastifyInstance } from 'fastify'
+import { resourceChange } from '../audit.js'
+import type { AppContext } from '../context.js'
+import { invalidOne, orNotFound } from '../errors.js'
+import { idOf, venHref, workloadHref } from '../hrefs.js'
+import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
+import {
+  agentIdsIn,
+  agentsWithWorkloads,
+  findAgent,
+  markUnpairing,
+  workloadsOfAgents,
+} from '../stores/agents.js'
+import { recordEvent } from '../stores/events.js'
+import { findWorkload } from '../stores/workloads.js'
+import { Checker } from '../validate.js'
+import { venView } from '../workloads/workload-view.js'
+
+/** VENs: the agents, read-mostly. */
+export function registerVens(api: FastifyInstance, ctx: AppContext): void {
+  const { db } = ctx
+
+  api.get('/orgs/:org/vens', async (req, reply) => {
+    const org = orgOf(req)
+    const q = req.query as Record<string, unknown>
+    const out = (await agentsWithWorkloads(db, org))
+      .filter(
+        ({ agent, workload }) =>
+          (q.status === undefined || agent.status === q.status) &&
+          textMatches(workload.hostname, q.hostname, q),
+      )
+      .map(({ agent, workload }) => venView(org, agent, workload))
+    return collection(req, reply, ctx.jobs, org, out)
+  })
+
+  /**
+   * Unpairs agents: each is told on its next policy request, restores the firewall as asked
+   * (`firewall_restore`: default, saved, open or closed) and forgets its credential.
+   */
+  api.put('/orgs/:org/vens/unpair', async (req, reply) => {
+    const org = orgOf(req)
+    const body = bodyObject(req)
+    const c = new Checker()
+    c.only(body, '$', ['vens', 'firewall_restore'])
+    const mode =
+      c.oneOf(body, 'firewall_restore', '$', ['default', 'saved', 'open', 'closed']) ?? 'default'
+    const hrefs = (c.array(body, 'vens', '$', { required: true, max: 1000 }) ?? []).map((x, i) =>
+      c.hrefRef(x, `$.vens[${i}]`),
+    )
+    c.done()
+    const ids = hrefs.map((h) => idOf(h ?? ''))
+    const found = await agentIdsIn(db, org, ids)
+    const missing = hrefs.filter((_h, i) => !found.includes(ids[i] ?? ''))
+    if (missing.length > 0) throw invalidOne('invalid_ven', `no such VEN: ${missing.join(', ')}`)
+    await db.transaction().execute(async (tx) => {
+      await markUnpairing(tx, found, mode)
+      await recordEvent(tx, org, {
+        event_type: 'agents.unpair',
+        created_by: userActor(req),
+        resource_changes: found.map((id) =>
+          resourceChange('ven', venHref(org, id), 'update', undefined, { firewall_restore: mode }),
+        ),
+      })
+    })
+    for (const w of await workloadsOfAgents(db, found)) ctx.hostPolicies.kick(w)
+    return reply.code(204).send()
+  })
+
+  api.get('/orgs/:org/vens/:id', async (req, reply) => {
+    const org = orgOf(req)
+    const id = (req.params as { id: string }).id
+    const a = orNotFound(await findAgent(db, org, id), venHref(org, id))
+    const w = orNotFound(
+      await findWorkload(db, org, a.workload_id),
+      workloadHref(org, a.workload_id),
+    )
+    return json(reply, 200, venView(org, a, w))
+  })
+}

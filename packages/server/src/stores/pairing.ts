@@ -1,0 +1,115 @@
+/**
+ * Pairing profiles (what a newly activated agent's workload gets) and their activation codes,
+ * kept only as hashes, with their uses left and expiry.
+ */
+import type { Selectable, Updateable } from 'kysely'
+import type { Database } from '../db/schema.js'
+import type { Db } from './db.js'
+
+type ProfileRecord = Selectable<Database['pairing_profiles']>
+/** A pairing profile with its labels (hrefs) read. */
+export interface ProfileRow extends Omit<ProfileRecord, 'labels'> {
+  readonly labels: string[]
+}
+type ProfileFields = Omit<Updateable<Database['pairing_profiles']>, 'labels'> & {
+  readonly labels?: readonly string[]
+}
+export type PairingKeyRow = Selectable<Database['pairing_keys']>
+
+const decode = (r: ProfileRecord): ProfileRow => ({
+  ...r,
+  labels: JSON.parse(r.labels) as string[],
+})
+const encode = <F extends ProfileFields>({ labels, ...rest }: F) => ({
+  ...rest,
+  ...(labels && { labels: JSON.stringify(labels) }),
+})
+
+export async function listProfiles(db: Db, org: number): Promise<ProfileRow[]> {
+  const rows = await db
+    .selectFrom('pairing_profiles')
+    .selectAll()
+    .where('org_id', '=', org)
+    .orderBy('id')
+    .execute()
+  return rows.map(decode)
+}
+
+export async function findProfile(
+  db: Db,
+  org: number,
+  id: number,
+): Promise<ProfileRow | undefined> {
+  const r = await db
+    .selectFrom('pairing_profiles')
+    .selectAll()
+    .where('org_id', '=', org)
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return r && decode(r)
+}
+
+/** The profile an activation code was made from (a code's profile always exists). */
+export async function profileOfKey(db: Db, key: PairingKeyRow): Promise<ProfileRow> {
+  return decode(
+    await db
+      .selectFrom('pairing_profiles')
+      .selectAll()
+      .where('id', '=', key.profile_id)
+      .executeTakeFirstOrThrow(),
+  )
+}
+
+export async function insertProfile(db: Db, p: Omit<ProfileRow, 'id'>): Promise<ProfileRow> {
+  return decode(
+    await db
+      .insertInto('pairing_profiles')
+      .values({ ...p, labels: JSON.stringify(p.labels) })
+      .returningAll()
+      .executeTakeFirstOrThrow(),
+  )
+}
+
+export async function updateProfile(
+  db: Db,
+  id: number,
+  fields: ProfileFields,
+): Promise<ProfileRow> {
+  return decode(
+    await db
+      .updateTable('pairing_profiles')
+      .set(encode(fields))
+      .where('id', '=', id)
+      .returningAll()
+      .executeTakeFirstOrThrow(),
+  )
+}
+
+/** Deletes a profile and the activation codes made from it. */
+export async function deleteProfile(db: Db, id: number): Promise<void> {
+  await db.deleteFrom('pairing_keys').where('profile_id', '=', id).execute()
+  await db.deleteFrom('pairing_profiles').where('id', '=', id).execute()
+}
+
+export async function insertPairingKey(db: Db, key: PairingKeyRow): Promise<void> {
+  await db.insertInto('pairing_keys').values(key).execute()
+}
+
+/** The activation code with this hash, if there is one. */
+export async function findPairingKey(db: Db, codeHash: string): Promise<PairingKeyRow | undefined> {
+  return db
+    .selectFrom('pairing_keys')
+    .selectAll()
+    .where('code_hash', '=', codeHash)
+    .executeTakeFirst()
+}
+
+/** Counts one use of a code, if its uses are limited. */
+export async function useKey(db: Db, key: PairingKeyRow): Promise<void> {
+  if (key.uses_left === null) return
+  await db
+    .updateTable('pairing_keys')
+    .set({ uses_left: key.uses_left - 1 })
+    .where('code_hash', '=', key.code_hash)
+    .execute()
+}
