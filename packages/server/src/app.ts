@@ -6,11 +6,15 @@ import { registerConsole } from './console-static.js'
 import { registerConsoleSession, sessionUser } from './console-session.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
+import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
 import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
 import { registerPairing } from './api/pairing.js'
-import { registerPolicy } from './api/policy.js'
+import { registerFirewallSettings } from './api/firewall-settings.js'
+import { registerPolicyObjects } from './api/policy-objects.js'
+import { registerPolicyRules } from './api/policy-rules.js'
+import { registerProvisioning } from './api/provisioning.js'
 import { registerHostAnalysis } from './api/host-analysis.js'
 import { registerTraffic } from './api/traffic.js'
 import { registerVens } from './api/vens.js'
@@ -22,6 +26,7 @@ import { PerMinuteLimit } from './rate-limit.js'
 import type { AppContext } from './context.js'
 import { json } from './http.js'
 import { recordEvent } from './stores/events.js'
+import { apiKeyUser } from './stores/users.js'
 
 /**
  * HTTP Basic with an API key id and secret (the secret is compared by its hash), or the
@@ -36,12 +41,7 @@ async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<
     return
   }
   const [keyId = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
-  const row = await db
-    .selectFrom('api_keys')
-    .innerJoin('users', 'users.id', 'api_keys.user_id')
-    .select(['api_keys.secret_hash', 'users.id', 'users.org_id', 'users.username'])
-    .where('api_keys.key_id', '=', keyId)
-    .executeTakeFirst()
+  const row = await apiKeyUser(db, keyId)
   if (!row || !sameSecret(row.secret_hash, sha256(secret))) {
     await recordEvent(db, 1, {
       event_type: 'request.authentication_failed',
@@ -140,8 +140,12 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
         apiLimit.take(String(req.user?.id))
       })
       registerMisc(api, ctx)
+      registerApiKeys(api, ctx)
       registerLabels(api, ctx)
-      registerPolicy(api, ctx)
+      registerPolicyObjects(api, ctx)
+      registerPolicyRules(api, ctx)
+      registerFirewallSettings(api, ctx)
+      registerProvisioning(api, ctx)
       registerWorkloads(api, ctx)
       registerVens(api, ctx)
       registerPairing(api, ctx)

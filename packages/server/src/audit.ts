@@ -12,8 +12,8 @@ export type Actor =
 
 /** The fields that differ between two versions of an object, as the audit log shows them. */
 export function changes(
-  before: Doc | undefined,
-  after: Doc | undefined,
+  before: Doc | null | undefined,
+  after: Doc | null | undefined,
 ): Record<string, { before: unknown; after: unknown }> {
   const out: Record<string, { before: unknown; after: unknown }> = {}
   for (const k of new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})])) {
@@ -29,8 +29,8 @@ export function resourceChange(
   resource: string,
   href: string,
   changeType: 'create' | 'update' | 'delete',
-  before?: Doc,
-  after?: Doc,
+  before?: Doc | null,
+  after?: Doc | null,
 ): Doc {
   return {
     uuid: newUuid(),

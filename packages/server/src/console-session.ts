@@ -9,6 +9,7 @@ import { now } from './clock.js'
 import { recordEvent } from './stores/events.js'
 import { Checker } from './validate.js'
 import { userHref } from './hrefs.js'
+import { deleteSession, insertSession, sessionWithHash, userNamed } from './stores/users.js'
 
 /**
  * Sign-in for the web console: a session cookie (HttpOnly, SameSite=Strict, Secure under TLS)
@@ -38,12 +39,7 @@ const setCookie = (reply: FastifyReply, value: string, maxAge: number, secure: b
 async function sessionOf(db: Kysely<Database>, req: FastifyRequest) {
   const id = cookieOf(req)
   if (!id) return undefined
-  const s = await db
-    .selectFrom('sessions')
-    .innerJoin('users', 'users.id', 'sessions.user_id')
-    .select(['sessions.csrf', 'sessions.expires_at', 'users.id', 'users.org_id', 'users.username'])
-    .where('sessions.id_hash', '=', sha256(id))
-    .executeTakeFirst()
+  const s = await sessionWithHash(db, sha256(id))
   if (!s || s.expires_at < now()) throw unauthorized()
   return s
 }
@@ -78,11 +74,7 @@ export function registerConsoleSession(
     const username = c.string(body, 'username', '$', { required: true })
     const password = c.string(body, 'password', '$', { required: true, max: 1024 })
     c.done()
-    const user = await db
-      .selectFrom('users')
-      .selectAll()
-      .where('username', '=', username ?? '')
-      .executeTakeFirst()
+    const user = await userNamed(db, username ?? '')
     if (!user || !(await verifyPassword(password ?? '', user.password_hash))) {
       await recordEvent(db, user?.org_id ?? 1, {
         event_type: 'user.login_failed',
@@ -104,17 +96,13 @@ export function registerConsoleSession(
     const csrf = randomSecret()
     const created = now()
     // Sessions nobody signed out of expire: they go when the next one is made.
-    await db.deleteFrom('sessions').where('expires_at', '<', created).execute()
-    await db
-      .insertInto('sessions')
-      .values({
-        id_hash: sha256(id),
-        user_id: user.id,
-        csrf,
-        created_at: created,
-        expires_at: new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString(),
-      })
-      .execute()
+    await insertSession(db, {
+      id_hash: sha256(id),
+      user_id: user.id,
+      csrf,
+      created_at: created,
+      expires_at: new Date(Date.now() + SESSION_HOURS * 3_600_000).toISOString(),
+    })
     await recordEvent(db, user.org_id, {
       event_type: 'user.sign_in',
       created_by: { user: { href: userHref(user.id), username: user.username } },
@@ -133,10 +121,7 @@ export function registerConsoleSession(
   app.delete('/session', async (req, reply) => {
     const user = await sessionUser(db, req)
     if (!user) throw invalidOne('no_session', 'there is no session to sign out of')
-    await db
-      .deleteFrom('sessions')
-      .where('id_hash', '=', sha256(cookieOf(req) ?? ''))
-      .execute()
+    await deleteSession(db, sha256(cookieOf(req) ?? ''))
     await recordEvent(db, user.org, {
       event_type: 'user.sign_out',
       created_by: { user: { href: userHref(user.id), username: user.username } },

@@ -9,7 +9,7 @@ import { HostPolicies } from './host-policies.js'
 import { AsyncJobs } from './http.js'
 import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
-import { bootstrapOrg } from './store.js'
+import { bootstrapOrg } from './bootstrap.js'
 
 /** Two server processes' worth of state (own app, own host-policy hub) on one PostgreSQL. */
 describe('two servers on one PostgreSQL', () => {

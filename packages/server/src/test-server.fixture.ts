@@ -8,7 +8,7 @@ import type { Database } from './db/schema.js'
 import { openDb } from './db/open.js'
 import { HostPolicies } from './host-policies.js'
 import { AsyncJobs } from './http.js'
-import { bootstrapOrg } from './store.js'
+import { bootstrapOrg } from './bootstrap.js'
 
 export interface TestServer {
   readonly app: FastifyInstance

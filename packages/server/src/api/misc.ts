@@ -1,13 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
-import { randomSecret, sha256 } from '../crypto.js'
-import { forbidden, notFound } from '../errors.js'
-import { bodyObject, json, orgOf, userActor } from '../http.js'
-import { now } from '../clock.js'
-import { resourceChange } from '../audit.js'
-import { recordEvent } from '../stores/events.js'
-import { Checker } from '../validate.js'
-import { apiKeyHref, datafileHref, jobHref } from '../hrefs.js'
+import { notFound } from '../errors.js'
+import { json, orgOf } from '../http.js'
+import { datafileHref, jobHref } from '../hrefs.js'
 
 export const PRODUCT_VERSION = {
   version: '25.2.10',
@@ -17,7 +12,6 @@ export const PRODUCT_VERSION = {
 }
 
 export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
-  const { db } = ctx
   api.get('/health', async (_req, reply) =>
     json(reply, 200, [
       { status: 'normal', type: 'snc0', nodes: [{ hostname: 'palisade', status: 'normal' }] },
@@ -57,93 +51,5 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
     const data = ctx.jobs.datafile(org, id)
     if (!data) throw notFound(datafileHref(org, id))
     return json(reply, 200, data)
-  })
-
-  const ownUser = (req: FastifyRequest) => {
-    const id = Number((req.params as { id: string }).id)
-    if (id !== req.user?.id) throw forbidden('an API user can manage only its own API keys')
-    return id
-  }
-
-  api.get('/users/:id/api_keys', async (req, reply) => {
-    const id = ownUser(req)
-    const rows = await db
-      .selectFrom('api_keys')
-      .select(['key_id', 'name', 'created_at'])
-      .where('user_id', '=', id)
-      .orderBy('id')
-      .execute()
-    const out = rows.map((r) => ({
-      href: apiKeyHref(id, r.key_id),
-      key_id: r.key_id,
-      auth_username: r.key_id,
-      name: r.name,
-      created_at: r.created_at,
-    }))
-    return json(reply.header('x-total-count', String(out.length)), 200, out)
-  })
-
-  api.post('/users/:id/api_keys', async (req, reply) => {
-    const id = ownUser(req)
-    const body = bodyObject(req)
-    const c = new Checker()
-    c.only(body, '$', ['name', 'description'])
-    const name = c.string(body, 'name', '$', { required: true })
-    c.string(body, 'description', '$', { max: 1024, nullable: true })
-    c.done()
-    const keyId = `api_${randomSecret(8)}`
-    const secret = randomSecret(32)
-    await db.transaction().execute(async (tx) => {
-      await tx
-        .insertInto('api_keys')
-        .values({
-          user_id: id,
-          key_id: keyId,
-          secret_hash: sha256(secret),
-          name: name ?? '',
-          created_at: now(),
-        })
-        .execute()
-      await recordEvent(tx, req.user?.org ?? 1, {
-        event_type: 'api_key.create',
-        created_by: userActor(req),
-        resource_changes: [
-          resourceChange('api_key', apiKeyHref(id, keyId), 'create', undefined, {
-            name,
-          }),
-        ],
-      })
-    })
-    // The secret is shown once, here; only its hash is kept.
-    return json(reply, 201, {
-      href: apiKeyHref(id, keyId),
-      key_id: keyId,
-      auth_username: keyId,
-      secret,
-      name,
-    })
-  })
-
-  api.delete('/users/:id/api_keys/:key', async (req, reply) => {
-    const id = ownUser(req)
-    const key = (req.params as { key: string }).key
-    const gone = await db.transaction().execute(async (tx) => {
-      const r = await tx
-        .deleteFrom('api_keys')
-        .where('user_id', '=', id)
-        .where('key_id', '=', key)
-        .executeTakeFirst()
-      if (Number(r.numDeletedRows) > 0)
-        await recordEvent(tx, req.user?.org ?? 1, {
-          event_type: 'api_key.delete',
-          created_by: userActor(req),
-          resource_changes: [
-            resourceChange('api_key', apiKeyHref(id, key), 'delete', { key_id: key }, undefined),
-          ],
-        })
-      return Number(r.numDeletedRows)
-    })
-    if (gone === 0) throw notFound(apiKeyHref(id, key))
-    return reply.code(204).send()
   })
 }

@@ -1,0 +1,155 @@
+import type { FastifyInstance } from 'fastify'
+import { resourceChange } from '../audit.js'
+import { now } from '../clock.js'
+import type { AppContext } from '../context.js'
+import { invalidOne, notFound } from '../errors.js'
+import { draftObjectHref, policyObjectHref } from '../hrefs.js'
+import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
+import { checkPolicyObject } from '../policy-docs.js'
+import { draftObject, draftOnly, edited, refIndex } from '../policy/draft-edits.js'
+import { objectView } from '../policy/object-view.js'
+import { usersOf } from '../policy/references.js'
+import { OBJECT_TYPES, SINGULAR } from '../policy/types.js'
+import { objectsInVersion } from '../policy/version-objects.js'
+import { recordEvent } from '../stores/events.js'
+import {
+  deleteObject,
+  insertObject,
+  markDeleted,
+  nextObjectId,
+  policyObjects,
+  saveDraft,
+} from '../stores/policy-objects.js'
+import type { Doc } from '../validate.js'
+import { Checker } from '../validate.js'
+
+/** Policy objects of every type with many (all but the firewall settings), in any version. */
+export function registerPolicyObjects(api: FastifyInstance, ctx: AppContext): void {
+  const { db } = ctx
+  for (const type of OBJECT_TYPES) {
+    api.get(`/orgs/:org/sec_policy/:pv/${type}`, async (req, reply) => {
+      const org = orgOf(req)
+      const pv = (req.params as { pv: string }).pv
+      const q = req.query as Record<string, unknown>
+      const rows = (await objectsInVersion(db, org, pv, type)).filter(
+        ({ doc }) =>
+          textMatches(doc.name as string, q.name, q) &&
+          textMatches(doc.external_data_set as string, q.external_data_set, q) &&
+          textMatches(doc.external_data_reference as string, q.external_data_reference, q),
+      )
+      return collection(
+        req,
+        reply,
+        ctx.jobs,
+        org,
+        rows.map((r) => objectView(org, pv, type, r.id, r.doc, r.update)),
+      )
+    })
+
+    api.get(`/orgs/:org/sec_policy/:pv/${type}/:id`, async (req, reply) => {
+      const org = orgOf(req)
+      const { pv, id } = req.params as { pv: string; id: string }
+      const r = (await objectsInVersion(db, org, pv, type)).find((x) => x.id === id)
+      if (!r) throw notFound(policyObjectHref(org, pv, type, id))
+      return json(reply, 200, objectView(org, pv, type, r.id, r.doc, r.update))
+    })
+
+    api.post(`/orgs/:org/sec_policy/:pv/${type}`, async (req, reply) => {
+      const org = orgOf(req)
+      draftOnly(req)
+      const body = bodyObject(req)
+      const out = await db.transaction().execute(async (tx) => {
+        const c = new Checker()
+        const doc = checkPolicyObject(c, type, body, await refIndex(tx, org), false)
+        c.done()
+        const id = await nextObjectId(tx, org, type)
+        const t = now()
+        const stored: Doc = {
+          description: '',
+          ...doc,
+          ...(type === 'rule_sets' && {
+            enabled: doc.enabled ?? true,
+            scopes: doc.scopes ?? [],
+            rules: [],
+            deny_rules: [],
+          }),
+          created_at: t,
+          updated_at: t,
+          created_by: userActor(req).user,
+        }
+        await insertObject(tx, {
+          org_id: org,
+          type,
+          id,
+          draft: stored,
+          active: null,
+          updated_at: t,
+        })
+        const v = objectView(org, 'draft', type, id, stored, 'create')
+        await recordEvent(tx, org, {
+          event_type: `${SINGULAR[type]}.create`,
+          created_by: userActor(req),
+          resource_changes: [
+            resourceChange(SINGULAR[type], String(v.href), 'create', undefined, stored),
+          ],
+        })
+        return v
+      })
+      return json(reply, 201, out)
+    })
+
+    api.put(`/orgs/:org/sec_policy/:pv/${type}/:id`, async (req, reply) => {
+      const org = orgOf(req)
+      draftOnly(req)
+      const id = (req.params as { id: string }).id
+      const body = bodyObject(req)
+      await db.transaction().execute(async (tx) => {
+        const row = await draftObject(tx, org, type, id)
+        const c = new Checker()
+        checkPolicyObject(c, type, body, await refIndex(tx, org), true)
+        c.done()
+        const after = edited(row.draft, body, req)
+        await saveDraft(tx, row, after)
+        await recordEvent(tx, org, {
+          event_type: `${SINGULAR[type]}.update`,
+          created_by: userActor(req),
+          resource_changes: [
+            resourceChange(
+              SINGULAR[type],
+              draftObjectHref(org, type, id),
+              'update',
+              row.draft,
+              after,
+            ),
+          ],
+        })
+      })
+      return reply.code(204).send()
+    })
+
+    api.delete(`/orgs/:org/sec_policy/:pv/${type}/:id`, async (req, reply) => {
+      const org = orgOf(req)
+      draftOnly(req)
+      const id = (req.params as { id: string }).id
+      await db.transaction().execute(async (tx) => {
+        const row = await draftObject(tx, org, type, id)
+        const href = draftObjectHref(org, type, id)
+        const users = usersOf(href, await policyObjects(tx, org))
+        if (users.length > 0)
+          throw invalidOne(
+            'object_in_use',
+            `${href} is used by ${users.join(', ')}; remove those uses first`,
+          )
+        // Never provisioned: gone at once. Provisioned: a pending delete until the next provision.
+        if (row.active === null) await deleteObject(tx, row)
+        else await markDeleted(tx, row)
+        await recordEvent(tx, org, {
+          event_type: `${SINGULAR[type]}.delete`,
+          created_by: userActor(req),
+          resource_changes: [resourceChange(SINGULAR[type], href, 'delete', row.draft)],
+        })
+      })
+      return reply.code(204).send()
+    })
+  }
+}
