@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { openDb } from '../packages/server/src/db/open.js'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
 import type { FlowSummary } from '@palisade/model'
-import { ingestFlows } from '../packages/server/src/traffic/flow-store.js'
+import { ingestFlows } from '../packages/server/src/stores/flows.js'
 import type { Client } from './https-client.js'
 import { withServer } from './https-client.js'
 

@@ -21,7 +21,7 @@ import {
 import { deleteHostPolicy } from './stores/host-policies.js'
 import { findPairingKey, profileOfKey, useKey } from './stores/pairing.js'
 import { deleteWorkload, insertWorkload, moveWorkload } from './stores/workloads.js'
-import { ingestFlows } from './traffic/flow-store.js'
+import { ingestFlows } from './stores/flows.js'
 import type { WorkloadInterface } from './validate.js'
 import { Checker, interfacesOf } from './validate.js'
 import { agentHref, workloadHref } from './hrefs.js'

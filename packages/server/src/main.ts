@@ -8,8 +8,8 @@ import { AsyncJobs } from './http.js'
 import { checkHeartbeats } from './liveness.js'
 import { bootstrapOrg } from './bootstrap.js'
 import { ensureTls } from './tls.js'
-import type { FlowRetention } from './traffic/flow-store.js'
-import { DEFAULT_FLOW_RETENTION, pruneFlows } from './traffic/flow-store.js'
+import type { FlowRetention } from './stores/flows.js'
+import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
 
 export interface ServerOptions {
   /** HOST:PORT (default 127.0.0.1:8443). */

@@ -2,6 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from './db/schema.js'
 import type { HostPolicies } from './host-policies.js'
+import { agentsByStatus, agentsInSync } from './stores/agents.js'
+import { latestVersion } from './stores/versions.js'
 
 /** Prometheus text exposition of what an operator watches: requests, agents, policy. */
 export function registerMetrics(
@@ -19,21 +21,9 @@ export function registerMetrics(
   })
   app.get('/metrics', async (req, reply) => {
     await guard(req)
-    const agents = await db.selectFrom('agents').select(['status', 'last_heartbeat_at']).execute()
-    const synced = await db
-      .selectFrom('agents')
-      .innerJoin('host_policies', 'host_policies.workload_id', 'agents.workload_id')
-      .select(['agents.health', 'host_policies.hash'])
-      .execute()
-    const version = await db
-      .selectFrom('policy_versions')
-      .select(db.fn.max('version').as('v'))
-      .executeTakeFirst()
-    const byStatus = new Map<string, number>()
-    for (const a of agents) byStatus.set(a.status, (byStatus.get(a.status) ?? 0) + 1)
-    const inSync = synced.filter(
-      (s) => (JSON.parse(s.health) as { applied_hash?: string }).applied_hash === s.hash,
-    ).length
+    const byStatus = await agentsByStatus(db)
+    const inSync = await agentsInSync(db)
+    const version = await latestVersion(db)
     const lines = [
       '# HELP palisade_http_requests_total HTTP requests answered, by method, route and status.',
       '# TYPE palisade_http_requests_total counter',
@@ -49,7 +39,7 @@ export function registerMetrics(
       `palisade_policy_waiters ${policies.waiting}`,
       '# HELP palisade_policy_version The newest provisioned policy version.',
       '# TYPE palisade_policy_version gauge',
-      `palisade_policy_version ${Number(version?.v ?? 0)}`,
+      `palisade_policy_version ${version}`,
     ]
     return reply
       .code(200)

@@ -4,7 +4,7 @@ import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
 import type { TestServer } from './test-server.fixture.js'
 import { testServer } from './test-server.fixture.js'
-import { pruneFlows } from './traffic/flow-store.js'
+import { pruneFlows } from './stores/flows.js'
 import type { FlowRecord } from './traffic/query.js'
 
 const O = '/api/v2/orgs/1'

@@ -1,22 +1,27 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Kysely, Selectable } from 'kysely'
-import type { AppContext } from '../context.js'
-import type { Database } from '../db/schema.js'
-import { invalidOne, notFound } from '../errors.js'
-import { bodyObject, json, jsonText, orgOf } from '../http.js'
 import { now } from '../clock.js'
-import { actorContext, aggregateFlows } from '../traffic/flow-store.js'
-import type { FlowRecord, TrafficQuery } from '../traffic/query.js'
-import { draftDecider, parseTrafficQuery, selectFlows } from '../traffic/query.js'
+import type { AppContext } from '../context.js'
+import { invalidOne, orNotFound } from '../errors.js'
 import { trafficQueryHref, userHref } from '../hrefs.js'
-
-type Row = Selectable<Database['traffic_queries']>
+import { bodyObject, json, jsonText, orgOf } from '../http.js'
+import type { TrafficQueryRow } from '../stores/traffic-queries.js'
+import {
+  cancelQuery,
+  deleteQuery,
+  findQuery,
+  flowRecordsOf,
+  insertQuery,
+  listQueries,
+  saveDraftDecisions,
+} from '../stores/traffic-queries.js'
+import { draftDecider, parseTrafficQuery } from '../traffic/query.js'
+import { runQuery } from '../traffic/query-runner.js'
 
 /** A query the node running it did not finish in this time is reported as failed. */
 const STALE_MS = 15 * 60_000
 
-function queryView(r: Row) {
+function queryView(r: TrafficQueryRow) {
   const stale = r.status === 'working' && Date.now() - Date.parse(r.updated_at) > STALE_MS
   const status = stale ? 'failed' : r.status
   return {
@@ -26,7 +31,7 @@ function queryView(r: Row) {
     ...(status === 'failed' && {
       error_message: stale ? 'the server running this query stopped; run it again' : r.error,
     }),
-    query_parameters: JSON.parse(r.query_parameters) as unknown,
+    query_parameters: r.query_parameters,
     matches_count: r.matches_count,
     flows_count: r.flows_count,
     regions: [],
@@ -37,46 +42,14 @@ function queryView(r: Row) {
   }
 }
 
-/** Runs a query and stores its result; a failure is stored too, with what went wrong. */
-async function run(db: Kysely<Database>, org: number, id: string, q: TrafficQuery): Promise<void> {
-  const set = (values: Partial<Row>) =>
-    db
-      .updateTable('traffic_queries')
-      .set({ ...values, updated_at: now() })
-      .where('id', '=', id)
-      .where('status', 'in', ['queued', 'working'])
-      .execute()
-  try {
-    await set({ status: 'working' })
-    const [rows, ctx] = await Promise.all([aggregateFlows(db, org, q), actorContext(db, org)])
-    const { records, matches } = selectFlows(rows, q, ctx)
-    await set({
-      status: 'completed',
-      result: JSON.stringify(records),
-      matches_count: matches,
-      flows_count: records.length,
-    })
-  } catch (e) {
-    await set({ status: 'failed', error: (e as Error).message })
-  }
-}
-
 /**
  * Traffic flow queries, the vendor's async form: POST a query, poll its href until `completed`,
  * then GET `result` (`…/download`) for the flow records.
  */
 export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
-  const find = async (org: number, id: string) => {
-    const r = await db
-      .selectFrom('traffic_queries')
-      .selectAll()
-      .where('org_id', '=', org)
-      .where('id', '=', id)
-      .executeTakeFirst()
-    if (!r) throw notFound(trafficQueryHref(org, id))
-    return r
-  }
+  const find = async (org: number, id: string) =>
+    orNotFound(await findQuery(db, org, id), trafficQueryHref(org, id))
   /** A query whose result is ready; `then` says what the caller wanted to do with it. */
   const completed = async (req: FastifyRequest, then: string) => {
     const r = await find(orgOf(req), (req.params as { id: string }).id)
@@ -93,38 +66,20 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
     const body = bodyObject(req)
     const q = parseTrafficQuery(body, now())
     const id = randomUUID()
-    const ts = now()
-    await db
-      .insertInto('traffic_queries')
-      .values({
-        id,
-        org_id: org,
-        status: 'queued',
-        query_parameters: JSON.stringify(body),
-        result: null,
-        error: null,
-        rules: null,
-        matches_count: 0,
-        flows_count: 0,
-        created_by: userHref(req.user?.id ?? 0),
-        created_at: ts,
-        updated_at: ts,
-      })
-      .execute()
-    setImmediate(() => void run(db, org, id, q))
+    await insertQuery(db, {
+      id,
+      org,
+      parameters: body,
+      createdBy: userHref(req.user?.id ?? 0),
+      at: now(),
+    })
+    setImmediate(() => void runQuery(db, org, id, q))
     return json(reply, 202, queryView(await find(org, id)))
   })
 
   api.get('/orgs/:org/traffic_flows/async_queries', async (req, reply) => {
     const org = orgOf(req)
-    const rows = await db
-      .selectFrom('traffic_queries')
-      .selectAll()
-      .where('org_id', '=', org)
-      .orderBy('created_at', 'desc')
-      .limit(500)
-      .execute()
-    return json(reply, 200, rows.map(queryView))
+    return json(reply, 200, (await listQueries(db, org)).map(queryView))
   })
 
   api.get('/orgs/:org/traffic_flows/async_queries/:id', async (req, reply) => {
@@ -140,33 +95,23 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
   api.put('/orgs/:org/traffic_flows/async_queries/:id/update_rules', async (req, reply) => {
     const org = orgOf(req)
     const r = await completed(req, 'evaluate its rules')
-    const records = JSON.parse(r.result) as FlowRecord[]
     const decide = draftDecider(await ctx.hostPolicies.snapshot(org, 'draft'))
-    const updated = records.map((f) => ({ ...f, draft_policy_decision: decide(f) }))
-    await db
-      .updateTable('traffic_queries')
-      .set({ result: JSON.stringify(updated), rules: 'completed', updated_at: now() })
-      .where('id', '=', r.id)
-      .execute()
+    const updated = flowRecordsOf(r.result).map((f) => ({ ...f, draft_policy_decision: decide(f) }))
+    await saveDraftDecisions(db, r.id, updated, now())
     return reply.code(202).send()
   })
 
   api.put('/orgs/:org/traffic_flows/async_queries/:id/cancel', async (req, reply) => {
     const org = orgOf(req)
     const r = await find(org, (req.params as { id: string }).id)
-    if (r.status === 'queued' || r.status === 'working')
-      await db
-        .updateTable('traffic_queries')
-        .set({ status: 'cancelled', updated_at: now() })
-        .where('id', '=', r.id)
-        .execute()
+    if (r.status === 'queued' || r.status === 'working') await cancelQuery(db, r.id, now())
     return reply.code(204).send()
   })
 
   api.delete('/orgs/:org/traffic_flows/async_queries/:id', async (req, reply) => {
     const org = orgOf(req)
     const r = await find(org, (req.params as { id: string }).id)
-    await db.deleteFrom('traffic_queries').where('id', '=', r.id).execute()
+    await deleteQuery(db, r.id)
     return reply.code(204).send()
   })
 }

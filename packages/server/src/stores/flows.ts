@@ -1,12 +1,10 @@
-import type { AddressSet, FlowSummaryUpload } from '@palisade/model'
-import { addressSetOf } from '@palisade/model'
+/** Flow summaries from agents: stored once each, pruned by age and count, summed for queries. */
+import type { FlowSummaryUpload } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
-import type { Db } from '../stores/db.js'
-import type { ActorContext, AggregatedFlow, FlowWorkload, TrafficQuery } from './query.js'
-import { policyObjectHref, workloadHref } from '../hrefs.js'
-import { labelsByHref } from '../stores/labels.js'
+import type { Db } from './db.js'
+import type { AggregatedFlow, TrafficQuery } from '../traffic/query.js'
 
 const CHUNK = 500
 
@@ -124,56 +122,4 @@ export async function aggregateFlows(
   const rows = await query.groupBy(FLOW_KEY).execute()
   // PostgreSQL returns sums of integers as text (bigint).
   return rows.map((r) => ({ ...r, num_connections: Number(r.num_connections) }))
-}
-
-/** What a query's actors resolve to: workloads by address (with labels) and IP lists. */
-export async function actorContext(db: Kysely<Database>, org: number): Promise<ActorContext> {
-  const labels = await labelsByHref(db, org)
-  const workloads = await db.selectFrom('workloads').selectAll().where('org_id', '=', org).execute()
-  const workloadByIp = new Map<string, FlowWorkload>()
-  for (const w of workloads) {
-    const info: FlowWorkload = {
-      href: workloadHref(org, w.id),
-      name: w.name,
-      hostname: w.hostname,
-      managed: w.managed === 1,
-      os_type: w.os_platform,
-      labels: (JSON.parse(w.labels) as string[]).map((href) => ({
-        href,
-        key: labels.get(href)?.key ?? '',
-        value: labels.get(href)?.value ?? '',
-      })),
-    }
-    for (const i of JSON.parse(w.interfaces) as { address: string }[])
-      workloadByIp.set(i.address, info)
-  }
-  const lists = await db
-    .selectFrom('policy_objects')
-    .select(['id', 'draft', 'active'])
-    .where('org_id', '=', org)
-    .where('type', '=', 'ip_lists')
-    .execute()
-  const ipLists = new Map<string, AddressSet>()
-  for (const l of lists) {
-    for (const [state, text] of [
-      ['draft', l.draft],
-      ['active', l.active],
-    ] as const) {
-      if (!text) continue
-      const doc = JSON.parse(text) as {
-        ip_ranges?: { from_ip: string; to_ip?: string; exclusion?: boolean }[]
-      }
-      ipLists.set(
-        policyObjectHref(org, state, 'ip_lists', l.id),
-        addressSetOf(
-          (doc.ip_ranges ?? []).map((r) => ({
-            from: r.from_ip,
-            ...(r.to_ip && { to: r.to_ip }),
-            ...(r.exclusion && { exclusion: true }),
-          })),
-        ),
-      )
-    }
-  }
-  return { workloadByIp, ipLists }
 }
