@@ -181,7 +181,7 @@ export function registerAgentChannel(
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
     if (a.unpair) return json(reply, 410, { unpair: { firewall_restore: a.unpair } })
-    const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
+    const got = await ctx.policyFeed.waitForChange(a.workloadId, q.known, wait, abort.signal)
     if (!got) {
       // Woken without a policy: the wait ran out, or an unpair here ended it. (An unpair through
       // another server is seen at the next poll.)

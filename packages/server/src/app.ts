@@ -124,7 +124,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url })
   })
-  registerMetrics(app, ctx.db, ctx.hostPolicies, (req) => authenticate(ctx.db, req))
+  registerMetrics(app, ctx.db, ctx.policyFeed, (req) => authenticate(ctx.db, req))
   app.get('/api/v2/openapi.json', (_req, reply) => json(reply, 200, openApiDocument(routes)))
   const apiLimit = new PerMinuteLimit(opts.ratePerMinute ?? 500)
   await app.register(

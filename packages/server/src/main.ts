@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { openDb } from './db/open.js'
-import { HostPolicies } from './host-policies.js'
+import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
 import { checkHeartbeats } from './liveness.js'
 import { bootstrapOrg } from './bootstrap.js'
@@ -54,12 +54,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { db, describe, writeLanes } = await openDb(o.database, dataDir)
   const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
   const scheme = tls ? 'https' : 'http'
-  const hostPolicies = new HostPolicies(db)
+  const { hostPolicies, policyFeed } = hostPolicyServices(db)
   let bound = { address: host, port }
   const app = await buildApp(
     {
       db,
       hostPolicies,
+      policyFeed,
       jobs: new AsyncJobs(),
       writeLanes,
       agentEndpoint: () => bound,

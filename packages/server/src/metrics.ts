@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from './db/schema.js'
-import type { HostPolicies } from './host-policies.js'
+import type { HostPolicyFeed } from './host-policy/change-feed.js'
 import { agentsByStatus, agentsInSync } from './stores/agents.js'
 import { latestVersion } from './stores/versions.js'
 
@@ -9,7 +9,7 @@ import { latestVersion } from './stores/versions.js'
 export function registerMetrics(
   app: FastifyInstance,
   db: Kysely<Database>,
-  policies: HostPolicies,
+  feed: HostPolicyFeed,
   guard: (req: FastifyRequest) => Promise<void>,
 ): void {
   const requests = new Map<string, number>()
@@ -36,7 +36,7 @@ export function registerMetrics(
       `palisade_agents_synced ${inSync}`,
       '# HELP palisade_policy_waiters Agents connected to this server waiting for their next policy.',
       '# TYPE palisade_policy_waiters gauge',
-      `palisade_policy_waiters ${policies.waiting}`,
+      `palisade_policy_waiters ${feed.waiting}`,
       '# HELP palisade_policy_version The newest provisioned policy version.',
       '# TYPE palisade_policy_version gauge',
       `palisade_policy_version ${version}`,

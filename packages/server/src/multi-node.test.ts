@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from './app.js'
 import { openDb } from './db/open.js'
-import { HostPolicies } from './host-policies.js'
+import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
 import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
@@ -29,7 +29,7 @@ describe('two servers on one PostgreSQL', () => {
         auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
       const app = await buildApp({
         db,
-        hostPolicies: new HostPolicies(db),
+        ...hostPolicyServices(db),
         jobs: new AsyncJobs(),
         writeLanes,
         agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),

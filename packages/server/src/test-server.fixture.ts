@@ -6,7 +6,7 @@ import type { Kysely } from 'kysely'
 import { buildApp } from './app.js'
 import type { Database } from './db/schema.js'
 import { openDb } from './db/open.js'
-import { HostPolicies } from './host-policies.js'
+import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
 import { bootstrapOrg } from './bootstrap.js'
 
@@ -33,11 +33,10 @@ export async function testServer(
   const { db, writeLanes } = await openDb(database, dir)
   const boot = await bootstrapOrg(db)
   if (!boot) throw new Error('the test database was not empty')
-  const hostPolicies = new HostPolicies(db)
   const app = await buildApp(
     {
       db,
-      hostPolicies,
+      ...hostPolicyServices(db),
       jobs: new AsyncJobs(),
       writeLanes,
       agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),

@@ -12,6 +12,7 @@ import {
   findLabel,
   insertLabel,
   labelsMatching,
+  labelUsage,
   labelWith,
   updateLabel,
 } from '../stores/labels.js'
@@ -147,7 +148,7 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const before = await find(org, (req.params as { id: string }).id)
     const href = labelHref(org, before.id)
-    const usedBy = await ctx.hostPolicies.labelUsage(org, href)
+    const usedBy = await labelUsage(db, org, href)
     if (usedBy.length > 0)
       throw invalidOne(
         'label_in_use',

@@ -17,6 +17,7 @@ import {
 } from '../stores/traffic-queries.js'
 import { draftDecider, parseTrafficQuery } from '../traffic/query.js'
 import { runQuery } from '../traffic/query-runner.js'
+import { policySnapshot } from '../host-policy/snapshot-builder.js'
 
 /** A query the node running it did not finish in this time is reported as failed. */
 const STALE_MS = 15 * 60_000
@@ -95,7 +96,7 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
   api.put('/orgs/:org/traffic_flows/async_queries/:id/update_rules', async (req, reply) => {
     const org = orgOf(req)
     const r = await completed(req, 'evaluate its rules')
-    const decide = draftDecider(await ctx.hostPolicies.snapshot(org, 'draft'))
+    const decide = draftDecider(await policySnapshot(db, org, 'draft'))
     const updated = flowRecordsOf(r.result).map((f) => ({ ...f, draft_policy_decision: decide(f) }))
     await saveDraftDecisions(db, r.id, updated, now())
     return reply.code(202).send()

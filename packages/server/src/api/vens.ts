@@ -62,7 +62,7 @@ export function registerVens(api: FastifyInstance, ctx: AppContext): void {
         ),
       })
     })
-    for (const w of await workloadsOfAgents(db, found)) ctx.hostPolicies.kick(w)
+    for (const w of await workloadsOfAgents(db, found)) ctx.policyFeed.kick(w)
     return reply.code(204).send()
   })
 

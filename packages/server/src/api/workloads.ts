@@ -23,6 +23,7 @@ import type { Doc } from '../validate.js'
 import { isObj } from '../validate.js'
 import { checkWorkload } from '../workloads/workload-fields.js'
 import { workloadView } from '../workloads/workload-view.js'
+import { firewallSettings } from '../host-policy/snapshot-builder.js'
 
 /** The API views of these workloads, with what they need read once for them all. */
 async function workloadViews(ctx: AppContext, org: number, rows: WorkloadRow[]): Promise<Doc[]> {
@@ -31,7 +32,7 @@ async function workloadViews(ctx: AppContext, org: number, rows: WorkloadRow[]):
   const hashes = await policyHashes(ctx.db, ids)
   const view = {
     labels: await labelsByHref(ctx.db, org),
-    settings: await ctx.hostPolicies.firewallSettings(org),
+    settings: await firewallSettings(ctx.db, org),
     agents: new Map(agents.map((a) => [a.workload_id, a])),
     policyHashes: hashes,
   }

@@ -1,10 +1,12 @@
 /** Labels: key and value pairs that workloads carry and policy scopes and actors name. */
 import type { Selectable, Updateable } from 'kysely'
 import type { Database } from '../db/schema.js'
-import { labelHref } from '../hrefs.js'
+import { draftObjectHref, labelHref, workloadHref } from '../hrefs.js'
 import type { StoredCollection, TextFilter } from './collection.js'
 import { countOf, textFilter } from './collection.js'
 import type { Db } from './db.js'
+import { objectsMentioning } from './policy-objects.js'
+import { workloadsLabelled } from './workloads.js'
 
 export type LabelRow = Selectable<Database['labels']>
 export type LabelColumn = 'key' | 'value' | 'external_data_set' | 'external_data_reference'
@@ -77,4 +79,14 @@ export async function updateLabel(
 
 export async function deleteLabel(db: Db, id: number): Promise<void> {
   await db.deleteFrom('labels').where('id', '=', id).execute()
+}
+
+/** What uses a label: workloads carrying it and policy objects naming it (draft or active). */
+export async function labelUsage(db: Db, org: number, href: string): Promise<string[]> {
+  const workloads = await workloadsLabelled(db, org, href)
+  const objects = await objectsMentioning(db, org, JSON.stringify(href))
+  return [
+    ...workloads.map((id) => workloadHref(org, id)),
+    ...objects.map((o) => draftObjectHref(org, o.type, o.id)),
+  ]
 }

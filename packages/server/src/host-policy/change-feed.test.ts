@@ -1,11 +1,12 @@
 import { TableNode } from 'kysely'
 import type { KyselyPlugin, QueryResult, RootOperationNode, UnknownRow } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { HostPolicies } from './host-policies.js'
-import type { TestPostgres } from './postgres.fixture.js'
-import { startTestPostgres } from './postgres.fixture.js'
-import type { TestServer } from './test-server.fixture.js'
-import { testServer } from './test-server.fixture.js'
+import type { TestPostgres } from '../postgres.fixture.js'
+import { startTestPostgres } from '../postgres.fixture.js'
+import { currentPolicy } from '../stores/host-policies.js'
+import type { TestServer } from '../test-server.fixture.js'
+import { testServer } from '../test-server.fixture.js'
+import { hostPolicyServices } from './services.js'
 
 /**
  * Holds back the answer of the next read of `host_policies` until released: the read has run on
@@ -67,7 +68,7 @@ async function activate(s: TestServer, hostname: string): Promise<string> {
   expect(activated.statusCode, activated.body).toBe(201)
   const id = (activated.json() as { workload_href: string }).workload_href.split('/').pop() ?? ''
   // The server computes the new host's policy on its own; once written, it computes no more, so
-  // only the HostPolicies a test makes sees the changes the test makes in the store.
+  // only the host-policy services a test makes see the changes the test makes in the store.
   await expect
     .poll(
       async () =>
@@ -83,7 +84,7 @@ async function activate(s: TestServer, hostname: string): Promise<string> {
   return id
 }
 
-/** Changed in the store directly, so that only the HostPolicies the test made computes it. */
+/** Changed in the store directly, so that only the services the test made compute it. */
 async function enforce(s: TestServer, workloadId: string): Promise<void> {
   await s.db
     .updateTable('workloads')
@@ -108,18 +109,18 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
 
   it('answers a wait of 0 with the stored policy, and a later change wakes a waiter', async () => {
     const workloadId = await activate(s, 'wait-1')
-    const policies = new HostPolicies(s.db)
-    await policies.recompute(1)
-    const first = await policies.waitForChange(workloadId, undefined, 0, never)
+    const { hostPolicies, policyFeed } = hostPolicyServices(s.db)
+    await hostPolicies.recompute(1)
+    const first = await policyFeed.waitForChange(workloadId, undefined, 0, never)
     expect(first?.hash).toEqual(expect.any(String))
-    expect(await policies.waitForChange(workloadId, first?.hash, 0, never)).toBeUndefined()
+    expect(await policyFeed.waitForChange(workloadId, first?.hash, 0, never)).toBeUndefined()
 
-    const waited = policies.waitForChange(workloadId, first?.hash, 4000, never)
+    const waited = policyFeed.waitForChange(workloadId, first?.hash, 4000, never)
     await enforce(s, workloadId)
-    expect(await policies.recompute(1)).toBe(1)
+    expect(await hostPolicies.recompute(1)).toBe(1)
     const got = await waited
     expect(got?.hash, 'woken with the new policy').not.toBe(first?.hash)
-    expect(got?.hash).toBe((await policies.current(workloadId))?.hash)
+    expect(got?.hash).toBe((await currentPolicy(s.db, workloadId))?.hash)
   })
 
   // The read is held on PostgreSQL only: SQLite has one connection, and a held read holds it, so
@@ -128,16 +129,17 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
     it('wakes a waiter for a change made while its first read was on its way', async () => {
       const workloadId = await activate(s, 'race-1')
       const held = new HeldRead()
-      const policies = new HostPolicies(s.db.withPlugin(held))
-      await policies.recompute(1)
-      const known = (await policies.current(workloadId))?.hash
+      const heldDb = s.db.withPlugin(held)
+      const { hostPolicies, policyFeed } = hostPolicyServices(heldDb)
+      await hostPolicies.recompute(1)
+      const known = (await currentPolicy(heldDb, workloadId))?.hash
       expect(known).toEqual(expect.any(String))
 
       await enforce(s, workloadId)
       held.arm()
-      const waited = policies.waitForChange(workloadId, known, 4000, never)
+      const waited = policyFeed.waitForChange(workloadId, known, 4000, never)
       await expect.poll(() => held.holding).toBe(true)
-      expect(await policies.recompute(1), 'the change gives the host a new policy').toBe(1)
+      expect(await hostPolicies.recompute(1), 'the change gives the host a new policy').toBe(1)
       held.release()
       const got = await waited
       expect(got, 'woken by the change, not ended by the wait running out').toBeDefined()
