@@ -5,10 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from './app.js'
 import { openDb } from './db/open.js'
-import { hostPolicyServices } from './host-policy/services.js'
-import { AsyncJobs } from './http.js'
 import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
+import { caller, testContext } from './test-server.fixture.js'
 import { bootstrapOrg } from './bootstrap.js'
 
 /** Two server processes' worth of state (own app, own host-policy hub) on one PostgreSQL. */
@@ -27,13 +26,7 @@ describe('two servers on one PostgreSQL', () => {
       const boot = await bootstrapOrg(db)
       if (boot)
         auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
-      const app = await buildApp({
-        db,
-        ...hostPolicyServices(db),
-        jobs: new AsyncJobs(),
-        writeLanes,
-        agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
-      })
+      const app = await buildApp(testContext(db, writeLanes))
       nodes.push({ app, close: async () => (await app.close(), await db.destroy()) })
     }
   })
@@ -51,16 +44,7 @@ describe('two servers on one PostgreSQL', () => {
       method: 'GET' | 'POST' | 'PUT',
       url: string,
       body?: unknown,
-    ) =>
-      app.inject({
-        method,
-        url,
-        headers: {
-          authorization: auth,
-          ...(body !== undefined && { 'content-type': 'application/json' }),
-        },
-        ...(body !== undefined && { payload: JSON.stringify(body) }),
-      })
+    ) => caller(app, auth)(method, url, body)
     const label = (
       await call(a, 'POST', '/api/v2/orgs/1/labels', { key: 'role', value: 'mn' })
     ).json<{ href: string }>()

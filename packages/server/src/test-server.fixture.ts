@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely'
 import { buildApp } from './app.js'
 import type { Database } from './db/schema.js'
 import { openDb } from './db/open.js'
+import type { AppContext } from './context.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
 import { bootstrapOrg } from './bootstrap.js'
@@ -24,6 +25,34 @@ export interface TestServer {
   close(): Promise<void>
 }
 
+/** What a test server's routes are given, as `startServer` gives them. */
+export function testContext(db: Kysely<Database>, writeLanes: number): AppContext {
+  return {
+    db,
+    ...hostPolicyServices(db),
+    jobs: new AsyncJobs(),
+    writeLanes,
+    agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
+  }
+}
+
+/** Requests to an app with an `Authorization` header; `body` is sent as JSON. */
+export function caller(app: FastifyInstance, auth: string): TestServer['call'] {
+  return (method, url, body, headers = {}) =>
+    app.inject({
+      method,
+      url,
+      headers: {
+        authorization: auth,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body !== undefined && {
+        payload: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    })
+}
+
 /** A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given). */
 export async function testServer(
   database?: string,
@@ -33,34 +62,13 @@ export async function testServer(
   const { db, writeLanes } = await openDb(database, dir)
   const boot = await bootstrapOrg(db)
   if (!boot) throw new Error('the test database was not empty')
-  const app = await buildApp(
-    {
-      db,
-      ...hostPolicyServices(db),
-      jobs: new AsyncJobs(),
-      writeLanes,
-      agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
-    },
-    { ratePerMinute },
-  )
+  const app = await buildApp(testContext(db, writeLanes), { ratePerMinute })
   const auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
   return {
     app,
     db,
     auth,
-    call: (method, url, body, headers = {}) =>
-      app.inject({
-        method,
-        url,
-        headers: {
-          authorization: auth,
-          ...(body !== undefined && { 'content-type': 'application/json' }),
-          ...headers,
-        },
-        ...(body !== undefined && {
-          payload: typeof body === 'string' ? body : JSON.stringify(body),
-        }),
-      }),
+    call: caller(app, auth),
     close: async () => {
       await app.close()
       await db.destroy()

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
-import { notFound } from '../errors.js'
+import { orNotFound } from '../errors.js'
 import { json, orgOf } from '../http.js'
 import { datafileHref, jobHref } from '../hrefs.js'
 
@@ -40,16 +40,12 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
   api.get('/orgs/:org/jobs/:id', async (req, reply) => {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
-    const job = ctx.jobs.job(org, id)
-    if (!job) throw notFound(jobHref(org, id))
-    return json(reply, 200, job)
+    return json(reply, 200, orNotFound(ctx.jobs.job(org, id), jobHref(org, id)))
   })
 
   api.get('/orgs/:org/datafiles/:id', async (req, reply) => {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
-    const data = ctx.jobs.datafile(org, id)
-    if (!data) throw notFound(datafileHref(org, id))
-    return json(reply, 200, data)
+    return json(reply, 200, orNotFound(ctx.jobs.datafile(org, id), datafileHref(org, id)))
   })
 }
