@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
-import { registerAgentChannel } from './agent-channel.js'
+import { registerAgentChannel } from './agent-channel/agent-channel.js'
 import { registerConsole } from './console-static.js'
 import { registerConsoleSession, sessionUser } from './console-session.js'
 import { registerMetrics } from './metrics.js'

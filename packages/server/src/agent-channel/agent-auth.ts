@@ -1,0 +1,49 @@
+import type { FastifyRequest } from 'fastify'
+import { sameSecret, sha256 } from '../crypto.js'
+import { ApiError, forbidden } from '../errors.js'
+import { agentHref } from '../hrefs.js'
+import type { Db } from '../stores/db.js'
+import { agentCredential, unpairOf } from '../stores/agents.js'
+
+/** The agent a request comes from, as its credential names it. */
+export interface AgentAuth {
+  readonly id: string
+  readonly org: number
+  readonly workloadId: string
+  readonly hostname: string
+  /** The firewall restore a pending unpair asked for. */
+  readonly unpair: string | undefined
+}
+
+/** `Authorization: Bearer <agent id>.<secret>`, as `[agent id, secret]`. */
+export function credentialOf(req: FastifyRequest): [string, string] {
+  const h = req.headers.authorization ?? ''
+  const [id = '', secret = ''] = h.startsWith('Bearer ') ? h.slice(7).split('.') : []
+  return [id, secret]
+}
+
+export const unauthenticated = () =>
+  new ApiError(401, [
+    { token: 'agent_authentication_required', message: 'a valid agent credential is required' },
+  ])
+
+/** The agent a request's credential names; it may only use its own routes. */
+export async function agentAuth(db: Db, req: FastifyRequest): Promise<AgentAuth> {
+  const [id, secret] = credentialOf(req)
+  const row = await agentCredential(db, id)
+  if (!row || !sameSecret(row.token_hash, sha256(secret))) throw unauthenticated()
+  if ((req.params as { agent?: string }).agent !== row.id)
+    throw forbidden('an agent may read and write only its own data')
+  return {
+    id: row.id,
+    org: row.org_id,
+    workloadId: row.workload_id,
+    hostname: row.hostname,
+    unpair: unpairOf(row.status),
+  }
+}
+
+/** An agent as the audit log names who made a change. */
+export const agentActor = (a: Pick<AgentAuth, 'id' | 'org' | 'hostname'>) => ({
+  agent: { href: agentHref(a.org, a.id), hostname: a.hostname },
+})
