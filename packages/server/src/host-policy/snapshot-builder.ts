@@ -4,8 +4,8 @@
  */
 import type { PolicySnapshot, Workload } from '@palisade/model'
 import { draftObjectHref } from '../hrefs.js'
-import type { ActiveObjects } from '../policy-docs.js'
-import { snapshotOf } from '../policy-docs.js'
+import type { ActiveObjects } from '../policy/policy-model.js'
+import { snapshotOf } from '../policy/policy-model.js'
 import { withRuleHrefs } from '../policy/object-view.js'
 import type { Db } from '../stores/db.js'
 import { labelsByHref } from '../stores/labels.js'
