@@ -10,13 +10,13 @@ import type { CoexistenceMode } from '@palisade/model'
 import { addrToBigInt, decide, DEFAULT_FAILSAFE } from '@palisade/model'
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
-import { invalidOne, orNotFound } from '../errors.js'
+import { invalidOne } from '../errors.js'
 import { json, orgOf } from '../http.js'
 import { Checker } from '../validate.js'
 import { workloadHref } from '../hrefs.js'
 import { agentOfWorkload } from '../stores/agents.js'
 import { currentPolicy } from '../stores/host-policies.js'
-import { findWorkload } from '../stores/workloads.js'
+import { workloadOf } from '../workloads/workload-writes.js'
 
 /** Palisade's additions to the workload API: what the other firewalls on a host do to ours. */
 
@@ -27,10 +27,44 @@ const MEANING = {
   shadowed: 'a foreign rule after our final verdict is never reached',
 } as const
 
+/** The packet `explain` asks about (addresses, protocol, ports), checked; 406 when malformed. */
+function explainQuery(q: Record<string, unknown>) {
+  const c = new Checker()
+  const ip = (key: string) => {
+    const v = c.string(q, key, '$', { required: true, max: 64 })
+    if (v === undefined) return undefined
+    try {
+      return { text: v, family: addrToBigInt(v).family }
+    } catch {
+      return c.fail(`$.${key}`, `"${v}" is not an IP address`)
+    }
+  }
+  const src = ip('src')
+  const dst = ip('dst')
+  const protoText = c.string(q, 'proto', '$', { max: 16 }) ?? 'tcp'
+  const proto = protoNumber(protoText)
+  if (proto === undefined) c.fail('$.proto', `"${protoText}" is not a protocol name or number`)
+  const portOf = (key: string) => {
+    const v = q[key]
+    if (v === undefined) return undefined
+    const n = Number(v)
+    return Number.isInteger(n) && n >= 0 && n <= 65535
+      ? n
+      : c.fail(`$.${key}`, 'must be a port from 0 to 65535')
+  }
+  const port = portOf('port')
+  const sport = portOf('sport') ?? 40_000
+  if (src && dst && src.family !== dst.family)
+    c.fail('$.dst', 'must be the same address family as src')
+  c.done()
+  if (!src || !dst || proto === undefined) return undefined
+  return { src, dst, proto, port, sport }
+}
+
 export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const hostOf = async (org: number, id: string) => {
-    const w = orNotFound(await findWorkload(db, org, id), workloadHref(org, id))
+    const w = await workloadOf(db, org, id)
     const agent = await agentOfWorkload(db, id)
     if (!agent)
       throw invalidOne(
@@ -87,36 +121,9 @@ export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): voi
    */
   api.get('/orgs/:org/workloads/:id/explain', async (req, reply) => {
     const org = orgOf(req)
-    const q = req.query as Record<string, unknown>
-    const c = new Checker()
-    const ip = (key: string) => {
-      const v = c.string(q, key, '$', { required: true, max: 64 })
-      if (v === undefined) return undefined
-      try {
-        return { text: v, family: addrToBigInt(v).family }
-      } catch {
-        return c.fail(`$.${key}`, `"${v}" is not an IP address`)
-      }
-    }
-    const src = ip('src')
-    const dst = ip('dst')
-    const protoText = c.string(q, 'proto', '$', { max: 16 }) ?? 'tcp'
-    const proto = protoNumber(protoText)
-    if (proto === undefined) c.fail('$.proto', `"${protoText}" is not a protocol name or number`)
-    const portOf = (key: string) => {
-      const v = q[key]
-      if (v === undefined) return undefined
-      const n = Number(v)
-      return Number.isInteger(n) && n >= 0 && n <= 65535
-        ? n
-        : c.fail(`$.${key}`, 'must be a port from 0 to 65535')
-    }
-    const port = portOf('port')
-    const sport = portOf('sport') ?? 40_000
-    if (src && dst && src.family !== dst.family)
-      c.fail('$.dst', 'must be the same address family as src')
-    c.done()
-    if (!src || !dst || proto === undefined) return
+    const asked = explainQuery(req.query as Record<string, unknown>)
+    if (!asked) return
+    const { src, dst, proto, port, sport } = asked
     const { w, agent, ruleset, failsafe } = await hostOf(org, (req.params as { id: string }).id)
     if (!ruleset)
       throw invalidOne(

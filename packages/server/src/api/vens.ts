@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { resourceChange } from '../audit.js'
 import type { AppContext } from '../context.js'
 import { invalidOne, orNotFound } from '../errors.js'
-import { idOf, venHref, workloadHref } from '../hrefs.js'
+import { idOf, venHref } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
 import {
   agentIdsIn,
@@ -12,9 +12,9 @@ import {
   workloadsOfAgents,
 } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
-import { findWorkload } from '../stores/workloads.js'
 import { Checker } from '../validate.js'
 import { venView } from '../workloads/workload-view.js'
+import { workloadOf } from '../workloads/workload-writes.js'
 
 /** VENs: the agents, read-mostly. */
 export function registerVens(api: FastifyInstance, ctx: AppContext): void {
@@ -70,10 +70,6 @@ export function registerVens(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
     const a = orNotFound(await findAgent(db, org, id), venHref(org, id))
-    const w = orNotFound(
-      await findWorkload(db, org, a.workload_id),
-      workloadHref(org, a.workload_id),
-    )
-    return json(reply, 200, venView(org, a, w))
+    return json(reply, 200, venView(org, a, await workloadOf(db, org, a.workload_id)))
   })
 }

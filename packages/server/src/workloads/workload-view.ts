@@ -1,13 +1,32 @@
 import type { FirewallSettings } from '@palisade/model'
 import { describeModeReason, resolveMode, workloadCoexistenceView } from '@palisade/model'
 import { agentHref, venHref, workloadHref } from '../hrefs.js'
+import { firewallSettings } from '../host-policy/snapshot-builder.js'
 import type { AgentView, VenWorkload } from '../stores/agents.js'
+import { agentsOfWorkloads } from '../stores/agents.js'
+import type { Db } from '../stores/db.js'
+import { policyHashes } from '../stores/host-policies.js'
+import { labelsByHref } from '../stores/labels.js'
 import type { WorkloadRow } from '../stores/workloads.js'
 import { workloadModel } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
 
+/** The API views of these workloads, with what they need read once for them all. */
+export async function workloadViews(db: Db, org: number, rows: WorkloadRow[]): Promise<Doc[]> {
+  const ids = rows.map((w) => w.id)
+  const agents = await agentsOfWorkloads(db, org, ids)
+  const hashes = await policyHashes(db, ids)
+  const view = {
+    labels: await labelsByHref(db, org),
+    settings: await firewallSettings(db, org),
+    agents: new Map(agents.map((a) => [a.workload_id, a])),
+    policyHashes: hashes,
+  }
+  return rows.map((w) => workloadView(org, w, view))
+}
+
 /** What the workload views of one request need, read once per request, not per workload. */
-export interface ViewContext {
+interface ViewContext {
   readonly labels: ReadonlyMap<string, { key: string; value: string }>
   readonly settings: FirewallSettings
   readonly agents: ReadonlyMap<string, AgentView>
@@ -16,7 +35,7 @@ export interface ViewContext {
 }
 
 /** A workload as the API shows it, with the computed firewall mode and its agent's state. */
-export function workloadView(
+function workloadView(
   org: number,
   w: WorkloadRow,
   { labels, settings, agents, policyHashes }: ViewContext,
