@@ -1,30 +1,37 @@
+/**
+ * The server's HTTP application: authentication, errors in the vendor's shape, and the routes.
+ * Data flows one way: route registrars (api/*, agent-channel/*) check a request, call the
+ * stores (stores/*, the only modules that query) and pure modules (policy/, provisioning/,
+ * traffic/, hrefs.ts), and shape the answer; host-policy/ computes the hosts' policies after a
+ * change and hands them to the agents waiting for them.
+ */
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { registerAgentChannel } from './agent-channel/agent-channel.js'
-import { registerConsole } from './console-static.js'
-import { registerConsoleSession, sessionUser } from './console-session.js'
-import { registerMetrics } from './metrics.js'
-import { openApiDocument } from './openapi.js'
 import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
+import { registerFirewallSettings } from './api/firewall-settings.js'
+import { registerHostAnalysis } from './api/host-analysis.js'
 import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
 import { registerPairing } from './api/pairing.js'
-import { registerFirewallSettings } from './api/firewall-settings.js'
 import { registerPolicyObjects } from './api/policy-objects.js'
 import { registerPolicyRules } from './api/policy-rules.js'
 import { registerProvisioning } from './api/provisioning.js'
-import { registerHostAnalysis } from './api/host-analysis.js'
 import { registerTraffic } from './api/traffic.js'
 import { registerVens } from './api/vens.js'
 import { registerWorkloads } from './api/workloads.js'
+import { registerConsoleSession, sessionUser } from './console-session.js'
+import { registerConsole } from './console-static.js'
+import type { AppContext } from './context.js'
 import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
 import { ApiError, unauthorized } from './errors.js'
-import { PerMinuteLimit } from './rate-limit.js'
-import type { AppContext } from './context.js'
 import { json } from './http.js'
+import { registerMetrics } from './metrics.js'
+import { openApiDocument } from './openapi.js'
+import { PerMinuteLimit } from './rate-limit.js'
 import { recordEvent } from './stores/events.js'
 import { apiKeyUser } from './stores/users.js'
 

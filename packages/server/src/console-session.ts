@@ -1,15 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
+import { now } from './clock.js'
 import { randomSecret, sameSecret, sha256, verifyPassword } from './crypto.js'
 import type { Database } from './db/schema.js'
 import { ApiError, forbidden, invalidOne, unauthorized } from './errors.js'
-import { PerMinuteLimit } from './rate-limit.js'
-import { bodyObject, json } from './http.js'
-import { now } from './clock.js'
-import { recordEvent } from './stores/events.js'
-import { Checker } from './validate.js'
 import { userHref } from './hrefs.js'
+import { bodyObject, json } from './http.js'
+import { PerMinuteLimit } from './rate-limit.js'
+import { recordEvent } from './stores/events.js'
 import { deleteSession, insertSession, sessionWithHash, userNamed } from './stores/users.js'
+import { Checker } from './validate.js'
 
 /**
  * Sign-in for the web console: a session cookie (HttpOnly, SameSite=Strict, Secure under TLS)

@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { forbidden, invalidOne } from './errors.js'
-import type { StoredCollection } from './stores/collection.js'
 import { datafileHref, jobHref, userHref } from './hrefs.js'
+import type { StoredCollection } from './stores/collection.js'
 
 /** Replies with JSON and exactly `Content-Type: application/json` (clients reject a charset). */
 export function json(reply: FastifyReply, status: number, body: unknown): FastifyReply {

@@ -2,14 +2,14 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
+import { bootstrapOrg } from './bootstrap.js'
 import { openDb } from './db/open.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
 import { checkHeartbeats } from './liveness.js'
-import { bootstrapOrg } from './bootstrap.js'
-import { ensureTls } from './tls.js'
 import type { FlowRetention } from './stores/flows.js'
 import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
+import { ensureTls } from './tls.js'
 
 export interface ServerOptions {
   /** HOST:PORT (default 127.0.0.1:8443). */

@@ -4,11 +4,11 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from './app.js'
+import { bootstrapOrg } from './bootstrap.js'
 import { openDb } from './db/open.js'
 import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
 import { caller, testContext } from './test-server.fixture.js'
-import { bootstrapOrg } from './bootstrap.js'
 
 /** Two server processes' worth of state (own app, own host-policy hub) on one PostgreSQL. */
 describe('two servers on one PostgreSQL', () => {

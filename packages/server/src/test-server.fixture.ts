@@ -4,12 +4,12 @@ import { join } from 'node:path'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Kysely } from 'kysely'
 import { buildApp } from './app.js'
-import type { Database } from './db/schema.js'
-import { openDb } from './db/open.js'
+import { bootstrapOrg } from './bootstrap.js'
 import type { AppContext } from './context.js'
+import { openDb } from './db/open.js'
+import type { Database } from './db/schema.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
-import { bootstrapOrg } from './bootstrap.js'
 
 export interface TestServer {
   readonly app: FastifyInstance

@@ -2,8 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import { sameSecret, sha256 } from '../crypto.js'
 import { ApiError, forbidden } from '../errors.js'
 import { agentHref } from '../hrefs.js'
-import type { Db } from '../stores/db.js'
 import { agentCredential, unpairOf } from '../stores/agents.js'
+import type { Db } from '../stores/db.js'
 
 /** The agent a request comes from, as its credential names it. */
 export interface AgentAuth {

@@ -11,11 +11,11 @@ import { addrToBigInt, decide, DEFAULT_FAILSAFE } from '@palisade/model'
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
 import { invalidOne } from '../errors.js'
-import { json, orgOf } from '../http.js'
-import { Checker } from '../validate.js'
 import { workloadHref } from '../hrefs.js'
+import { json, orgOf } from '../http.js'
 import { agentOfWorkload } from '../stores/agents.js'
 import { currentPolicy } from '../stores/host-policies.js'
+import { Checker } from '../validate.js'
 import { workloadOf } from '../workloads/workload-writes.js'
 
 /** Palisade's additions to the workload API: what the other firewalls on a host do to ours. */

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
 import { orNotFound } from '../errors.js'
-import { json, orgOf } from '../http.js'
 import { datafileHref, jobHref } from '../hrefs.js'
+import { json, orgOf } from '../http.js'
 
 export const PRODUCT_VERSION = {
   version: '25.2.10',

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import { invalidOne, orNotFound } from '../errors.js'
+import { policySnapshot } from '../host-policy/snapshot-builder.js'
 import { trafficQueryHref, userHref } from '../hrefs.js'
 import { bodyObject, json, jsonText, orgOf } from '../http.js'
 import type { TrafficQueryRow } from '../stores/traffic-queries.js'
@@ -15,9 +16,8 @@ import {
   listQueries,
   saveDraftDecisions,
 } from '../stores/traffic-queries.js'
-import { draftDecider, parseTrafficQuery } from '../traffic/query.js'
 import { runQuery } from '../traffic/query-runner.js'
-import { policySnapshot } from '../host-policy/snapshot-builder.js'
+import { draftDecider, parseTrafficQuery } from '../traffic/query.js'
 
 /** A query the node running it did not finish in this time is reported as failed. */
 const STALE_MS = 15 * 60_000

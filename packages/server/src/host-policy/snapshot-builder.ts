@@ -4,9 +4,9 @@
  */
 import type { PolicySnapshot, Workload } from '@palisade/model'
 import { draftObjectHref } from '../hrefs.js'
+import { withRuleHrefs } from '../policy/object-view.js'
 import type { ActiveObjects } from '../policy/policy-model.js'
 import { snapshotOf } from '../policy/policy-model.js'
-import { withRuleHrefs } from '../policy/object-view.js'
 import type { Db } from '../stores/db.js'
 import { labelsByHref } from '../stores/labels.js'
 import { policyOn } from '../stores/policy-objects.js'

@@ -1,7 +1,7 @@
 import { policyObjectHref, policyVersionHref, ruleHref } from '../hrefs.js'
+import type { PendingChange } from '../provisioning/provision-plan.js'
 import type { VersionRow } from '../stores/versions.js'
 import type { Doc } from '../validate.js'
-import type { PendingChange } from '../provisioning/provision-plan.js'
 import type { PolicyType, RuleKind } from './types.js'
 import { RULE_FIELDS } from './types.js'
 

@@ -3,7 +3,6 @@
  * of them a provision takes (all, or the `change_subset` asked for), whether the active policy
  * it makes refers only to objects that would be active, and that policy with its counts.
  */
-import type { Doc } from '../validate.js'
 import { invalid, invalidOne } from '../errors.js'
 import { draftObjectHref, isDraftObjectHref } from '../hrefs.js'
 import { draftReferencesOf } from '../policy/references.js'
@@ -11,6 +10,7 @@ import type { PolicyType } from '../policy/types.js'
 import { SINGULAR } from '../policy/types.js'
 import type { PolicyObjectRow } from '../stores/policy-objects.js'
 import type { VersionSnapshot } from '../stores/versions.js'
+import type { Doc } from '../validate.js'
 
 export type PendingChange = 'create' | 'update' | 'delete'
 

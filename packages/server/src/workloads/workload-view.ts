@@ -1,7 +1,7 @@
 import type { FirewallSettings } from '@palisade/model'
 import { describeModeReason, resolveMode, workloadCoexistenceView } from '@palisade/model'
-import { agentHref, venHref, workloadHref } from '../hrefs.js'
 import { firewallSettings } from '../host-policy/snapshot-builder.js'
+import { agentHref, venHref, workloadHref } from '../hrefs.js'
 import type { AgentView, VenWorkload } from '../stores/agents.js'
 import { agentsOfWorkloads } from '../stores/agents.js'
 import type { Db } from '../stores/db.js'

@@ -1,6 +1,7 @@
 /**
- * Workloads described through the API (not by an agent): created, edited and removed, each with
- * its audit event in the same transaction. The audit log shows a workload as it is stored.
+ * Workloads through the API: found (or 404), and those not managed by an agent created, edited
+ * and removed, each change with its audit event in the same transaction. The audit log shows a
+ * workload as it is stored.
  */
 import type { Kysely } from 'kysely'
 import type { Actor } from '../audit.js'
