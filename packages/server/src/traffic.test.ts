@@ -5,7 +5,7 @@ import { startTestPostgres } from './postgres.fixture.js'
 import { pruneFlows } from './stores/flows.js'
 import type { TestServer } from './test-server.fixture.js'
 import { testServer } from './test-server.fixture.js'
-import type { FlowRecord } from './traffic/query.js'
+import type { FlowRecord } from './traffic/flow-match.js'
 
 const O = '/api/v2/orgs/1'
 const T0 = Date.parse('2026-11-26T08:00:00.000Z')

@@ -16,8 +16,9 @@ import {
   listQueries,
   saveDraftDecisions,
 } from '../stores/traffic-queries.js'
+import { draftDecider } from '../traffic/flow-match.js'
+import { parseTrafficQuery } from '../traffic/query-parse.js'
 import { runQuery } from '../traffic/query-runner.js'
-import { draftDecider, parseTrafficQuery } from '../traffic/query.js'
 
 /** A query the node running it did not finish in this time is reported as failed. */
 const STALE_MS = 15 * 60_000

@@ -3,8 +3,9 @@ import type { FlowSummaryUpload } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
+import type { AggregatedFlow } from '../traffic/flow-match.js'
+import type { TrafficQuery } from '../traffic/query-parse.js'
 import type { Db } from './db.js'
-import type { AggregatedFlow, TrafficQuery } from '../traffic/query.js'
 
 const CHUNK = 500
 

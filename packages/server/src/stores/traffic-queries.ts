@@ -4,7 +4,7 @@
  */
 import type { Selectable, Updateable } from 'kysely'
 import type { Database } from '../db/schema.js'
-import type { FlowRecord } from '../traffic/query.js'
+import type { FlowRecord } from '../traffic/flow-match.js'
 import type { Doc } from '../validate.js'
 import type { Db } from './db.js'
 

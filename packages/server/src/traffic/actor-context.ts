@@ -5,7 +5,7 @@ import type { Db } from '../stores/db.js'
 import { labelsByHref } from '../stores/labels.js'
 import { policyObjects } from '../stores/policy-objects.js'
 import { listWorkloads } from '../stores/workloads.js'
-import type { ActorContext, FlowWorkload } from './query.js'
+import type { ActorContext, FlowWorkload } from './flow-match.js'
 
 /** An IP list's ranges, as its document holds them. */
 type IpRanges = { from_ip: string; to_ip?: string; exclusion?: boolean }[] | undefined

@@ -3,8 +3,8 @@ import type { Db } from '../stores/db.js'
 import { aggregateFlows } from '../stores/flows.js'
 import { advanceQuery } from '../stores/traffic-queries.js'
 import { actorContext } from './actor-context.js'
-import type { TrafficQuery } from './query.js'
-import { selectFlows } from './query.js'
+import { selectFlows } from './flow-match.js'
+import type { TrafficQuery } from './query-parse.js'
 
 /** Runs a query and stores its result; a failure is stored too, with what went wrong. */
 export async function runQuery(db: Db, org: number, id: string, q: TrafficQuery): Promise<void> {
