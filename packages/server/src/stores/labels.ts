@@ -11,12 +11,14 @@ import { workloadsLabelled } from './workloads.js'
 export type LabelRow = Selectable<Database['labels']>
 export type LabelColumn = 'key' | 'value' | 'external_data_set' | 'external_data_reference'
 
+const labelsOf = (db: Db, org: number) => db.selectFrom('labels').where('org_id', '=', org)
+
 /** Every label of the org by its href. */
 export async function labelsByHref(
   db: Db,
   org: number,
 ): Promise<Map<string, { key: string; value: string }>> {
-  const rows = await db.selectFrom('labels').selectAll().where('org_id', '=', org).execute()
+  const rows = await labelsOf(db, org).selectAll().execute()
   return new Map(rows.map((l) => [labelHref(org, l.id), { key: l.key, value: l.value }]))
 }
 
@@ -26,7 +28,7 @@ export function labelsMatching(
   org: number,
   filters: readonly TextFilter<LabelColumn>[],
 ): StoredCollection<LabelRow> {
-  let query = db.selectFrom('labels').where('org_id', '=', org)
+  let query = labelsOf(db, org)
   for (const f of filters) query = query.where(textFilter(f))
   return {
     count: () => countOf(query),
@@ -35,12 +37,7 @@ export function labelsMatching(
 }
 
 export async function findLabel(db: Db, org: number, id: number): Promise<LabelRow | undefined> {
-  return db
-    .selectFrom('labels')
-    .selectAll()
-    .where('org_id', '=', org)
-    .where('id', '=', id)
-    .executeTakeFirst()
+  return labelsOf(db, org).selectAll().where('id', '=', id).executeTakeFirst()
 }
 
 /** The id of the org's label with this key and value, if there is one. */
@@ -50,10 +47,8 @@ export async function labelWith(
   key: string,
   value: string,
 ): Promise<number | undefined> {
-  const row = await db
-    .selectFrom('labels')
+  const row = await labelsOf(db, org)
     .select('id')
-    .where('org_id', '=', org)
     .where('key', '=', key)
     .where('value', '=', value)
     .executeTakeFirst()

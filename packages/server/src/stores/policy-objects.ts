@@ -19,6 +19,9 @@ export interface PolicyObjectRow extends Omit<ObjectRecord, 'type' | 'draft' | '
 }
 
 const readDoc = (text: string | null) => (text === null ? null : (JSON.parse(text) as Doc))
+/** The org's policy objects. */
+const objectsOf = (db: Db, org: number) => db.selectFrom('policy_objects').where('org_id', '=', org)
+
 const decode = (r: ObjectRecord): PolicyObjectRow => ({
   ...r,
   type: r.type as PolicyType,
@@ -33,7 +36,7 @@ export async function policyObjects(
   org: number,
   type?: PolicyType,
 ): Promise<PolicyObjectRow[]> {
-  let query = db.selectFrom('policy_objects').selectAll().where('org_id', '=', org)
+  let query = objectsOf(db, org).selectAll()
   if (type) query = query.where('type', '=', type)
   return (await query.execute()).map(decode)
 }
@@ -44,10 +47,8 @@ export async function findObject(
   type: PolicyType,
   id: string,
 ): Promise<PolicyObjectRow | undefined> {
-  const r = await db
-    .selectFrom('policy_objects')
+  const r = await objectsOf(db, org)
     .selectAll()
-    .where('org_id', '=', org)
     .where('type', '=', type)
     .where('id', '=', id)
     .executeTakeFirst()
@@ -56,11 +57,7 @@ export async function findObject(
 
 /** Which objects the org has, without their copies: type, id and the pending-delete mark. */
 export async function objectKeys(db: Db, org: number) {
-  const rows = await db
-    .selectFrom('policy_objects')
-    .select(['type', 'id', 'draft_deleted'])
-    .where('org_id', '=', org)
-    .execute()
+  const rows = await objectsOf(db, org).select(['type', 'id', 'draft_deleted']).execute()
   return rows.map((r) => ({ ...r, type: r.type as PolicyType }))
 }
 
@@ -73,10 +70,8 @@ export async function policyOn(
   org: number,
   side: 'active' | 'draft',
 ): Promise<{ type: PolicyType; id: string; doc: Doc }[]> {
-  const rows = await db
-    .selectFrom('policy_objects')
+  const rows = await objectsOf(db, org)
     .select(['type', 'id', 'active', 'draft', 'draft_deleted'])
-    .where('org_id', '=', org)
     .execute()
   return rows.flatMap((o) => {
     const text = side === 'active' ? o.active : o.draft_deleted ? null : (o.draft ?? o.active)
@@ -92,11 +87,7 @@ export async function objectsMentioning(
   org: number,
   text: string,
 ): Promise<{ type: PolicyType; id: string }[]> {
-  const rows = await db
-    .selectFrom('policy_objects')
-    .select(['type', 'id', 'draft', 'active'])
-    .where('org_id', '=', org)
-    .execute()
+  const rows = await objectsOf(db, org).select(['type', 'id', 'draft', 'active']).execute()
   return rows
     .filter((o) => (o.draft ?? '').includes(text) || (o.active ?? '').includes(text))
     .map((o) => ({ type: o.type as PolicyType, id: o.id }))
@@ -104,12 +95,7 @@ export async function objectsMentioning(
 
 /** The id the next object of a type gets: one more than the highest. */
 export async function nextObjectId(db: Db, org: number, type: PolicyType): Promise<string> {
-  const ids = await db
-    .selectFrom('policy_objects')
-    .select('id')
-    .where('org_id', '=', org)
-    .where('type', '=', type)
-    .execute()
+  const ids = await objectsOf(db, org).select('id').where('type', '=', type).execute()
   return String(ids.reduce((m, r) => Math.max(m, Number(r.id)), 0) + 1)
 }
 

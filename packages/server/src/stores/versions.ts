@@ -28,6 +28,12 @@ export interface VersionRow extends Omit<VersionRecord, 'created_by' | 'object_c
   readonly object_counts: Record<string, number>
 }
 
+const versionsOf = (db: Db, org: number) =>
+  db.selectFrom('policy_versions').where('org_id', '=', org)
+/** One version of the org. */
+const versionOf = (db: Db, org: number, version: number) =>
+  versionsOf(db, org).where('version', '=', version)
+
 const decode = (r: VersionRecord): VersionRow => ({
   ...r,
   created_by: JSON.parse(r.created_by) as Doc,
@@ -44,10 +50,8 @@ export async function latestVersion(db: Db, org?: number): Promise<number> {
 
 /** The org's versions, newest first. */
 export async function listVersions(db: Db, org: number): Promise<VersionRow[]> {
-  const rows = await db
-    .selectFrom('policy_versions')
+  const rows = await versionsOf(db, org)
     .select(VERSION_COLUMNS)
-    .where('org_id', '=', org)
     .orderBy('version', 'desc')
     .execute()
   return rows.map(decode)
@@ -58,12 +62,7 @@ export async function findVersion(
   org: number,
   version: number,
 ): Promise<VersionRow | undefined> {
-  const row = await db
-    .selectFrom('policy_versions')
-    .select(VERSION_COLUMNS)
-    .where('org_id', '=', org)
-    .where('version', '=', version)
-    .executeTakeFirst()
+  const row = await versionOf(db, org, version).select(VERSION_COLUMNS).executeTakeFirst()
   return row && decode(row)
 }
 
@@ -73,12 +72,7 @@ export async function versionSnapshot(
   org: number,
   version: number,
 ): Promise<VersionSnapshot | undefined> {
-  const v = await db
-    .selectFrom('policy_versions')
-    .select('snapshot')
-    .where('org_id', '=', org)
-    .where('version', '=', version)
-    .executeTakeFirst()
+  const v = await versionOf(db, org, version).select('snapshot').executeTakeFirst()
   return v && (JSON.parse(v.snapshot) as VersionSnapshot)
 }
 

@@ -24,6 +24,9 @@ type WorkloadFields = Omit<Updateable<Database['workloads']>, 'labels' | 'interf
 const readLabels = (text: string) => JSON.parse(text) as string[]
 const readInterfaces = (text: string) => JSON.parse(text) as WorkloadInterface[]
 
+/** The org's workloads. */
+const workloadsOf = (db: Db, org: number) => db.selectFrom('workloads').where('org_id', '=', org)
+
 function decode<R extends Pick<WorkloadRecord, 'labels' | 'interfaces'>>(
   r: R,
 ): Omit<R, 'labels' | 'interfaces'> & Pick<WorkloadRow, 'labels' | 'interfaces'> {
@@ -84,11 +87,7 @@ export const modelOf = (org: number, r: ModelRecord): Workload => workloadModel(
 
 /** The models of every workload of the org. */
 export async function workloadModels(db: Db, org: number): Promise<Workload[]> {
-  const rows = await db
-    .selectFrom('workloads')
-    .select(MODEL_COLUMNS)
-    .where('org_id', '=', org)
-    .execute()
+  const rows = await workloadsOf(db, org).select(MODEL_COLUMNS).execute()
   return rows.map((r) => modelOf(org, r))
 }
 
@@ -99,12 +98,7 @@ export async function findWorkload(
   org: number,
   id: string,
 ): Promise<WorkloadRow | undefined> {
-  const w = await db
-    .selectFrom('workloads')
-    .selectAll()
-    .where('org_id', '=', org)
-    .where('id', '=', id)
-    .executeTakeFirst()
+  const w = await workloadsOf(db, org).selectAll().where('id', '=', id).executeTakeFirst()
   return w && decode(w)
 }
 
@@ -114,23 +108,19 @@ export async function listWorkloads(
   org: number,
   order: 'created' | 'any' = 'created',
 ): Promise<WorkloadRow[]> {
-  let query = db.selectFrom('workloads').selectAll().where('org_id', '=', org)
+  let query = workloadsOf(db, org).selectAll()
   if (order === 'created') query = query.orderBy('created_at')
   return (await query.execute()).map(decode)
 }
 
 export async function workloadIds(db: Db, org: number): Promise<string[]> {
-  const rows = await db.selectFrom('workloads').select('id').where('org_id', '=', org).execute()
+  const rows = await workloadsOf(db, org).select('id').execute()
   return rows.map((w) => w.id)
 }
 
 /** The ids of the org's workloads that carry a label. */
 export async function workloadsLabelled(db: Db, org: number, href: string): Promise<string[]> {
-  const rows = await db
-    .selectFrom('workloads')
-    .select(['id', 'labels'])
-    .where('org_id', '=', org)
-    .execute()
+  const rows = await workloadsOf(db, org).select(['id', 'labels']).execute()
   return rows.filter((w) => readLabels(w.labels).includes(href)).map((w) => w.id)
 }
 
