@@ -83,6 +83,27 @@ function checkProfile(
 
 const limit = (x: unknown) => (typeof x === 'number' ? x : null)
 
+/** The columns a checked body sets (the agent type is set on create only). */
+function profileFields(body: Record<string, unknown>) {
+  return {
+    ...(body.name !== undefined && { name: body.name as string }),
+    ...(body.enabled !== undefined && { enabled: body.enabled ? 1 : 0 }),
+    ...(body.enforcement_mode !== undefined && {
+      enforcement_mode: body.enforcement_mode as string,
+    }),
+    ...(body.visibility_level !== undefined && {
+      visibility_level: body.visibility_level as string,
+    }),
+    ...(body.labels !== undefined && {
+      labels: (body.labels as { href: string }[]).map((l) => l.href),
+    }),
+    ...(body.allowed_uses_per_key !== undefined && {
+      allowed_uses_per_key: limit(body.allowed_uses_per_key),
+    }),
+    ...(body.key_lifespan !== undefined && { key_lifespan: limit(body.key_lifespan) }),
+  }
+}
+
 export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   const find = async (org: number, id: string) => {
@@ -110,13 +131,14 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     const row = await db.transaction().execute(async (tx) => {
       const r = await insertProfile(tx, {
         org_id: org,
-        name: body.name as string,
-        enabled: body.enabled === false ? 0 : 1,
-        enforcement_mode: (body.enforcement_mode as string) ?? 'visibility_only',
-        visibility_level: (body.visibility_level as string) ?? 'flow_summary',
-        labels: ((body.labels as { href: string }[]) ?? []).map((l) => l.href),
-        allowed_uses_per_key: limit(body.allowed_uses_per_key),
-        key_lifespan: limit(body.key_lifespan),
+        name: '',
+        enabled: 1,
+        enforcement_mode: 'visibility_only',
+        visibility_level: 'flow_summary',
+        labels: [],
+        allowed_uses_per_key: null,
+        key_lifespan: null,
+        ...profileFields(body),
         agent_type: (body.agent_type as string) ?? 'server',
         created_at: t,
         updated_at: t,
@@ -140,21 +162,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     checkProfile(body, true, await labelsByHref(db, org))
     await db.transaction().execute(async (tx) => {
       const after = await updateProfile(tx, before.id, {
-        ...(body.name !== undefined && { name: body.name as string }),
-        ...(body.enabled !== undefined && { enabled: body.enabled ? 1 : 0 }),
-        ...(body.enforcement_mode !== undefined && {
-          enforcement_mode: body.enforcement_mode as string,
-        }),
-        ...(body.visibility_level !== undefined && {
-          visibility_level: body.visibility_level as string,
-        }),
-        ...(body.labels !== undefined && {
-          labels: (body.labels as { href: string }[]).map((l) => l.href),
-        }),
-        ...(body.allowed_uses_per_key !== undefined && {
-          allowed_uses_per_key: limit(body.allowed_uses_per_key),
-        }),
-        ...(body.key_lifespan !== undefined && { key_lifespan: limit(body.key_lifespan) }),
+        ...profileFields(body),
         updated_at: now(),
       })
       await recordEvent(tx, org, {
@@ -183,13 +191,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
         event_type: 'pairing_profile.delete',
         created_by: userActor(req),
         resource_changes: [
-          resourceChange(
-            'pairing_profile',
-            href(org, before.id),
-            'delete',
-            profileView(before),
-            undefined,
-          ),
+          resourceChange('pairing_profile', href(org, before.id), 'delete', profileView(before)),
         ],
       })
     })
