@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises'
 import { agentCommands } from './agent-commands.js'
 import { explainCommand } from './explain-command.js'
 import { serverCommand } from './server-command.js'
+import { VERSION } from './version.js'
 
 const program = new Command()
 program
@@ -20,7 +21,7 @@ program
   .description(
     'Host-firewall micro-segmentation that coexists with the firewalls already on a host',
   )
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError()
 
 program

@@ -28,6 +28,10 @@ export function serverCommand(program: Command): void {
     )
     .option('--flow-retention-days <n>', 'flow summaries older than this are deleted', positive, 30)
     .option(
+      '--agent-dir <dir>',
+      'the agent package to offer at /agent/install.sh (default: dist/ of this repository, from `npm run package`)',
+    )
+    .option(
       '--flow-max-rows <n>',
       'at most this many flow summaries are kept',
       positive,
@@ -41,6 +45,7 @@ export function serverCommand(program: Command): void {
         tls: 'auto' | 'off'
         flowRetentionDays: number
         flowMaxRows: number
+        agentDir?: string
       }) => {
         const server = await startServer({
           listen: opts.listen,
@@ -48,6 +53,7 @@ export function serverCommand(program: Command): void {
           tls: opts.tls,
           log,
           ...(opts.database && { database: opts.database }),
+          ...(opts.agentDir && { agentDir: opts.agentDir }),
           flowRetention: { maxAgeDays: opts.flowRetentionDays, maxRows: opts.flowMaxRows },
         })
         const stop = (signal: string) => {

@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { registerAgentChannel } from './agent-channel.js'
+import { registerAgentInstall } from './agent-install.js'
 import { registerConsole } from './console-static.js'
 import { registerConsoleSession, sessionUser } from './console-session.js'
 import { registerMetrics } from './metrics.js'
@@ -33,6 +34,8 @@ export interface AppContext {
   readonly agentEndpoint: () => { address: string; port: number }
   /** The CA agents pin, as a path on the server (shown in the console's activation command). */
   readonly caCertFile?: string
+  /** Where the agent package is (`GET /agent/install.sh`); default: the repository's dist/. */
+  readonly agentDir?: string
 }
 
 /**
@@ -164,6 +167,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     { prefix: '/api/v2' },
   )
   registerAgentChannel(app, ctx, opts.activationsPerMinute ?? 20)
+  registerAgentInstall(app, ctx)
   registerConsoleSession(app, ctx.db, opts.https !== undefined)
   registerConsole(app)
   return app

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { Kysely } from 'kysely'
+import type { AppContext } from './app.js'
 import { buildApp } from './app.js'
 import type { Database } from './db/schema.js'
 import { openDb } from './db/open.js'
@@ -24,10 +25,14 @@ export interface TestServer {
   close(): Promise<void>
 }
 
-/** A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given). */
+/**
+ * A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given);
+ * `files` names its CA and agent package, which a server finds in its data dir and dist/.
+ */
 export async function testServer(
   database?: string,
   ratePerMinute = 1_000_000,
+  files: Pick<AppContext, 'caCertFile' | 'agentDir'> = {},
 ): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-test-'))
   const { db, writeLanes } = await openDb(database, dir)
@@ -41,6 +46,7 @@ export async function testServer(
       jobs: new AsyncJobs(),
       writeLanes,
       agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
+      ...files,
     },
     { ratePerMinute },
   )

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Selectable } from 'kysely'
 import { ENFORCEMENT_MODES } from '@palisade/model'
 import type { AppContext } from '../app.js'
+import { installCommand } from '../agent-install.js'
 import type { Database } from '../db/schema.js'
 import { randomSecret, sha256 } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
@@ -250,6 +251,8 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
         ],
       })
     })
-    return json(reply, 200, { activation_code: code })
+    // Palisade's addition: the one-liner that installs the agent from this server and pairs.
+    const palisade = await installCommand(ctx, req.headers.host, code)
+    return json(reply, 200, { activation_code: code, palisade })
   })
 }
