@@ -11,6 +11,7 @@ import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { Command, Option } from 'commander'
 import { readFile } from 'node:fs/promises'
 import { agentCommands } from './agent-commands.js'
+import { demoCommand } from './demo-command.js'
 import { explainCommand } from './explain-command.js'
 import { serverCommand } from './server-command.js'
 import { VERSION } from './version.js'
@@ -53,6 +54,7 @@ program
 serverCommand(program)
 agentCommands(program)
 explainCommand(program)
+demoCommand(program)
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`palisade: ${e.message}`)

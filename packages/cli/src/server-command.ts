@@ -1,4 +1,3 @@
-import { startServer } from '@palisade/server'
 import type { Command } from 'commander'
 import { InvalidArgumentError, Option } from 'commander'
 
@@ -47,6 +46,8 @@ export function serverCommand(program: Command): void {
         flowMaxRows: number
         agentDir?: string
       }) => {
+        // Loaded here: the other commands (the agent's above all) start without the server's stack.
+        const { startServer } = await import('@palisade/server')
         const server = await startServer({
           listen: opts.listen,
           dataDir: opts.dataDir,
