@@ -13,7 +13,7 @@ import { DEMO_PREFIX, LabPeer, waitFor } from '@palisade/lab'
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises'
 import { request } from 'node:https'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -26,6 +26,65 @@ const palisade = (args: string[]) =>
   spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+
+/** Starts `palisade demo ARGS` and waits until it says it is up; its output so far, as it grows. */
+async function startDemo(args: string[]): Promise<{ child: ChildProcess; out: () => string }> {
+  const child = palisade(['demo', ...args])
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`the demo is not up after 120 s: ${out.slice(-1500)}`)),
+      120_000,
+    )
+    const seen = (b: Buffer) => {
+      out += b.toString()
+      if (out.includes('Palisade demo is up')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    }
+    child.stdout?.on('data', seen)
+    child.stderr?.on('data', seen)
+    child.once('close', (code) =>
+      reject(new Error(`the demo ended (${code}): ${out.slice(-1500)}`)),
+    )
+  })
+  return { child, out: () => out }
+}
+
+/** `palisade demo --down --data-dir DIR` to its end: exit code and output. */
+const down = (dir: string) =>
+  new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = palisade(['demo', '--down', '--data-dir', dir])
+    let out = ''
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()))
+    child.stderr?.on('data', (b: Buffer) => (out += b.toString()))
+    child.on('close', (code) => resolve({ code, out }))
+  })
+
+/** The demo's network namespaces now, by inode: a process in one is found even once unnamed. */
+async function demoNamespaces(): Promise<Set<string>> {
+  const names = (await readdir('/run/netns')).filter((n) => n.startsWith(DEMO_PREFIX))
+  return new Set(
+    await Promise.all(names.map(async (n) => `net:[${(await stat(`/run/netns/${n}`)).ino}]`)),
+  )
+}
+
+/** What of a demo is still there: its namespaces, any process in them, its files. */
+async function leftovers(dir: string, socket: string, namespaces: Set<string>): Promise<string[]> {
+  const named = (await readdir('/run/netns').catch(() => [] as string[])).filter((n) =>
+    n.startsWith(DEMO_PREFIX),
+  )
+  const inside: string[] = []
+  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+    const ns = await readlink(`/proc/${pid}/ns/net`).catch(() => '')
+    if (namespaces.has(ns))
+      inside.push(
+        `pid ${pid}: ${(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ')}`,
+      )
+  }
+  return [...named, ...inside, ...[dir, socket].filter((f) => existsSync(f))]
+}
 
 interface Flow {
   src: { ip: string }
@@ -56,7 +115,7 @@ const rootRules = async () =>
 describe('palisade demo: a live estate, and nothing left after --down', () => {
   let dir: string
   let demo: ChildProcess
-  let out = ''
+  let out = () => ''
   let state: DemoState
   let boot: { api_user: string; api_secret: string; ca_cert: string; url: string }
   let ca: string
@@ -92,25 +151,9 @@ describe('palisade demo: a live estate, and nothing left after --down', () => {
     rulesBefore = await rootRules()
     dir = join(await mkdtemp(join(tmpdir(), 'palisade-demo-test-')), 'demo-data')
     const started = performance.now()
-    demo = palisade(['demo', '--data-dir', dir, '--listen', '127.0.0.1:0', '--tamper-every', '5'])
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`the demo is not up after 120 s: ${out.slice(-1500)}`)),
-        120_000,
-      )
-      const seen = (b: Buffer) => {
-        out += b.toString()
-        if (out.includes('Palisade demo is up')) {
-          clearTimeout(timer)
-          resolve()
-        }
-      }
-      demo.stdout?.on('data', seen)
-      demo.stderr?.on('data', seen)
-      demo.once('close', (code) =>
-        reject(new Error(`the demo ended (${code}): ${out.slice(-1500)}`)),
-      )
-    })
+    const d = await startDemo(['--data-dir', dir, '--listen', '127.0.0.1:0', '--tamper-every', '5'])
+    demo = d.child
+    out = d.out
     console.log(`demo up in ${Math.round(performance.now() - started)} ms`)
     state = JSON.parse(await readFile(join(dir, 'demo.json'), 'utf8')) as DemoState
     boot = JSON.parse(await readFile(join(dir, 'bootstrap.json'), 'utf8')) as typeof boot
@@ -121,17 +164,15 @@ describe('palisade demo: a live estate, and nothing left after --down', () => {
     for (const p of peers) await p.stop()
     // Whatever happened above, nothing of the demo may stay.
     if (demo && demo.exitCode === null && demo.signalCode === null) demo.kill('SIGKILL')
-    await new Promise<void>((resolve) =>
-      palisade(['demo', '--down', '--data-dir', dir ?? '']).on('close', () => resolve()),
-    )
+    if (dir) await down(dir)
     if (dir) await rm(join(dir, '..'), { recursive: true, force: true })
   }, 60_000)
 
   it('prints where the console is, and serves it on this machine', async () => {
     expect(state.console_url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
     expect(boot.url).toBe(state.console_url)
-    expect(out).toContain(`console:  ${state.console_url}`)
-    expect(out).toContain(`the password is in ${join(dir, 'bootstrap.json')}`)
+    expect(out()).toContain(`console:  ${state.console_url}`)
+    expect(out()).toContain(`the password is in ${join(dir, 'bootstrap.json')}`)
     expect((await api('GET', '/api/v2/product_version')).status).toBe(200)
   })
 
@@ -189,6 +230,8 @@ describe('palisade demo: a live estate, and nothing left after --down', () => {
       )
       flows.forEach((f, i) => seen.set(key(f), got[i] === 'open' ? 'open' : 'closed'))
     }
+    // the test's own peers go now: what is left in the demo's namespaces later is the demo's
+    for (const p of peers.splice(0)) await p.stop()
     expect(state.flows.map((f) => `${key(f)} ${seen.get(key(f))}`)).toEqual(
       state.flows.map((f) => `${key(f)} ${f.open ? 'open' : 'closed'}`),
     )
@@ -259,7 +302,7 @@ describe('palisade demo: a live estate, and nothing left after --down', () => {
         const events = (await api('GET', '/api/v2/orgs/1/events?event_type=agent.tampering'))
           .body as unknown[]
         const repairs = (await readJson<AgentStatus>(web1))?.enforcement.tampering.repairs ?? 0
-        const said = out.includes(
+        const said = out().includes(
           'tampered with web1: nft insert rule inet palisade input tcp dport 65000 accept',
         )
         return events.length > 0 && repairs > 0 && said ? { events, repairs } : undefined
@@ -270,32 +313,43 @@ describe('palisade demo: a live estate, and nothing left after --down', () => {
     expect(JSON.stringify(seen.events)).toContain('web1')
   })
 
-  it('--down, from another process, leaves no namespace, process, file or rule behind', async () => {
+  it('--down, from another process, stops the demo and leaves no namespace, process, file or rule behind', async () => {
     const port = Number(new URL(state.console_url).port)
-    const down = palisade(['demo', '--down', '--data-dir', dir])
-    let downOut = ''
-    down.stdout?.on('data', (b: Buffer) => (downOut += b.toString()))
-    const code = await new Promise<number | null>((resolve) => down.on('close', resolve))
-    expect(code, downOut).toBe(0)
-    expect(downOut).toContain(`stopped the demo (pid ${state.pid})`)
+    const namespaces = await demoNamespaces()
+    expect(namespaces.size).toBe(state.hosts.length + 2)
+    const r = await down(dir)
+    expect(r.code, r.out).toBe(0)
+    expect(r.out).toContain(`stopped the demo (pid ${state.pid})`)
     const exit = await new Promise<number | null>((resolve) =>
       demo.exitCode !== null ? resolve(demo.exitCode) : demo.on('close', resolve),
     )
     expect(exit).toBe(0)
-    expect(out).toContain('done: no namespace, process or rule of the demo is left')
-    const namespaces = (await runLocal('ip', ['netns', 'list'])).stdout
-    expect(namespaces.split('\n').filter((l) => l.startsWith(DEMO_PREFIX))).toEqual([])
-    const processes = (await runLocal('pgrep', ['-f', `${DEMO_PREFIX}|demo --data-dir ${dir}`]))
-      .stdout
-    expect(processes).toBe('')
-    expect(existsSync(dir)).toBe(false)
-    expect(existsSync(state.socket)).toBe(false)
+    expect(out()).toContain('done: no namespace, process or rule of the demo is left')
+    expect(await leftovers(dir, state.socket, namespaces)).toEqual([])
     const refused = await new Promise<string>((resolve) => {
       const c = createConnection({ host: '127.0.0.1', port })
       c.once('connect', () => resolve('open'))
       c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'))
     })
     expect(refused).toBe('ECONNREFUSED')
+    expect(await rootRules()).toBe(rulesBefore)
+  })
+
+  it('--down finds and removes what a demo that was killed left', async () => {
+    const killed = await startDemo(['--data-dir', dir, '--listen', '127.0.0.1:0', '--hosts', '1'])
+    killed.child.kill('SIGKILL')
+    await new Promise((resolve) => killed.child.once('close', resolve))
+    // its server and agent outlive it, in namespaces nobody deletes
+    const namespaces = await demoNamespaces()
+    const left = await leftovers(dir, state.socket, namespaces)
+    expect(left).toContain(`${DEMO_PREFIX}srv`)
+    expect(left.some((p) => p.includes(' server --listen '))).toBe(true)
+    expect(left.some((p) => p.includes(' agent run '))).toBe(true)
+    const r = await down(dir)
+    expect(r.code, r.out).toBe(0)
+    expect(r.out).toContain('deleted namespaces')
+    expect(r.out).toContain(`deleted ${dir}`)
+    expect(await leftovers(dir, state.socket, namespaces)).toEqual([])
     expect(await rootRules()).toBe(rulesBefore)
   })
 })

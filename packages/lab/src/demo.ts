@@ -1,12 +1,18 @@
 import type { AgentStatus } from '@palisade/agent'
 import { runChecked } from '@palisade/agent'
-import { existsSync } from 'node:fs'
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { LabAgent } from './agent-process.js'
 import { forwardPort } from './console-forward.js'
-import type { DemoFlow, DemoHost } from './demo-estate.js'
+import type { DemoHost } from './demo-estate.js'
+import type { DemoState } from './demo-state.js'
+import {
+  claimDataDir,
+  DEMO_PREFIX,
+  DEMO_SOCKET,
+  DEMO_STATE,
+  removeDemoFiles,
+} from './demo-state.js'
 import { demoFlows, demoHosts, SCOPES } from './demo-estate.js'
 import { seedDemo } from './demo-seed.js'
 import type { FlowOutcome } from './demo-traffic.js'
@@ -16,12 +22,6 @@ import { Lab } from './netns.js'
 import { LabPeer } from './peer.js'
 import { LabServer } from './server-process.js'
 
-/** Every namespace the demo makes is named so; one demo runs on a machine at a time. */
-export const DEMO_PREFIX = 'pdemo-'
-/** In the data dir: what a running demo made, so that `--down` finds it from another process. */
-export const DEMO_STATE = 'demo.json'
-const SOCKET = join(tmpdir(), `${DEMO_PREFIX}console.sock`)
-
 export interface DemoOptions {
   readonly hosts: number
   readonly dataDir: string
@@ -30,17 +30,6 @@ export interface DemoOptions {
   /** Seconds between two tamperings (0: never). */
   readonly tamperEvery: number
   readonly log: (line: string) => void
-}
-
-export interface DemoState {
-  readonly pid: number
-  readonly prefix: string
-  readonly console_url: string
-  readonly bootstrap: string
-  readonly socket: string
-  readonly started_at: string
-  readonly hosts: readonly (Omit<DemoHost, 'template'> & { ns: string; ip4: string })[]
-  readonly flows: readonly DemoFlow[]
 }
 
 /** One line of the demo's status: a host as its agent and the server see it. */
@@ -130,9 +119,10 @@ export class Demo {
       }
       const relay = LabPeer.start(srv.ns, 0)
       parts.push({ stop: () => relay.stop() })
-      await rm(SOCKET, { force: true })
-      await relay.relay(SOCKET, srv.ip4, 8443)
-      const forward = await forwardPort(listenHost, listenPort, SOCKET)
+      await rm(DEMO_SOCKET, { force: true })
+      await relay.relay(DEMO_SOCKET, srv.ip4, 8443)
+      const forward = await forwardPort(listenHost, listenPort, DEMO_SOCKET)
+      parts.push({ stop: () => forward.close() })
       const consoleUrl = `https://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${forward.port}`
       // The server wrote its own address, which only the lab can reach; this one works here.
       const bootstrapFile = join(dataDir, 'bootstrap.json')
@@ -147,7 +137,7 @@ export class Demo {
         prefix: DEMO_PREFIX,
         console_url: consoleUrl,
         bootstrap: bootstrapFile,
-        socket: SOCKET,
+        socket: DEMO_SOCKET,
         started_at: new Date().toISOString(),
         hosts: hosts.map(({ template: _, ...h }) => ({
           ...h,
@@ -167,7 +157,7 @@ export class Demo {
     } catch (e) {
       for (const p of parts.reverse()) await p.stop()
       await lab.destroy()
-      await rm(SOCKET, { force: true })
+      await removeDemoFiles(dataDir)
       throw e
     }
   }
@@ -238,7 +228,7 @@ export class Demo {
       await Promise.all([...this.agents.values()].map((a) => a.stop()))
       await this.server.cleanup()
       await this.lab.destroy()
-      await removeDemoFiles(resolve(this.o.dataDir), this.state.socket)
+      await removeDemoFiles(resolve(this.o.dataDir))
     })()
     return this.#stopping
   }
@@ -249,39 +239,6 @@ function splitListen(listen: string): [string, number] {
   if (!m?.[1] || Number(m[2]) > 65535)
     throw new Error(`--listen must be HOST:PORT (for example 127.0.0.1:8443), not "${listen}"`)
   return [m[1], Number(m[2])]
-}
-
-/** The demo owns its data dir: a fresh one, or one an earlier demo left (which it clears). */
-async function claimDataDir(dir: string): Promise<void> {
-  const state = join(dir, DEMO_STATE)
-  if (existsSync(state)) {
-    const prior = JSON.parse(await readFile(state, 'utf8')) as DemoState
-    if (alive(prior.pid))
-      throw new Error(
-        `a demo is running (pid ${prior.pid}, ${prior.console_url}); stop it with Ctrl-C or \`palisade demo --down\``,
-      )
-    await removeDemoFiles(dir, prior.socket)
-  } else if (existsSync(dir) && (await readdir(dir)).length > 0) {
-    throw new Error(
-      `${dir} holds files that are not a demo's: choose an empty or new directory with --data-dir`,
-    )
-  }
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-/** Removes the data dir, only if it is a demo's (it holds the demo's state file). */
-async function removeDemoFiles(dir: string, socket: string): Promise<void> {
-  await rm(socket, { force: true })
-  if (existsSync(join(dir, DEMO_STATE))) await rm(dir, { recursive: true, force: true })
 }
 
 async function addForeign(lab: Lab, h: DemoHost): Promise<void> {
@@ -301,32 +258,4 @@ async function addForeign(lab: Lab, h: DemoHost): Promise<void> {
       for (const port of h.foreignTcp)
         await addHandWritten(run, variant, port, 'debug port, remove after the incident')
   }
-}
-
-/**
- * `palisade demo --down`: stops a demo another process runs (or left), deletes every namespace
- * named for the demo with the processes and rules inside, and the demo's files. Returns what
- * it removed, for the user.
- */
-export async function demoDown(dataDir: string): Promise<string[]> {
-  const dir = resolve(dataDir)
-  const done: string[] = []
-  const stateFile = join(dir, DEMO_STATE)
-  const state = existsSync(stateFile)
-    ? (JSON.parse(await readFile(stateFile, 'utf8')) as DemoState)
-    : undefined
-  if (state && alive(state.pid)) {
-    process.kill(state.pid, 'SIGTERM')
-    for (let i = 0; i < 300 && alive(state.pid); i++) await sleep(100)
-    if (alive(state.pid)) process.kill(state.pid, 'SIGKILL')
-    done.push(`stopped the demo (pid ${state.pid})`)
-  }
-  const swept = await Lab.sweep(DEMO_PREFIX)
-  if (swept.length > 0) done.push(`deleted namespaces ${swept.join(', ')}`)
-  if (state) {
-    await removeDemoFiles(dir, state.socket)
-    done.push(`deleted ${dir}`)
-  }
-  await rm(SOCKET, { force: true })
-  return done
 }
