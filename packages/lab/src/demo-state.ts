@@ -39,14 +39,21 @@ const readClaim = async (dir: string): Promise<Claim | undefined> =>
 /**
  * The demo owns its data dir: a new or empty one, or one an earlier demo left (cleared). It is
  * marked at once, so that a demo stopped while starting is recognised by the next and by --down.
+ * Namespaces named for the demo are swept only when they are this data dir's earlier demo's:
+ * others belong to a demo running elsewhere, or one left for `--down` to remove.
  */
-export async function claimDataDir(dir: string): Promise<void> {
+export async function claimDataDir(dir: string): Promise<string[]> {
   const prior = await readClaim(dir)
+  if (prior && alive(prior.pid))
+    throw new Error(
+      `a demo is running (pid ${prior.pid}${prior.console_url ? `, ${prior.console_url}` : ''}); stop it with Ctrl-C or \`palisade demo --down\``,
+    )
+  const namespaces = await Lab.named(DEMO_PREFIX)
+  if (namespaces.length > 0 && !prior)
+    throw new Error(
+      `network namespaces ${DEMO_PREFIX}* exist: another demo is running or was left; stop it with \`palisade demo --down --data-dir ITS_DATA_DIR\``,
+    )
   if (prior) {
-    if (alive(prior.pid))
-      throw new Error(
-        `a demo is running (pid ${prior.pid}${prior.console_url ? `, ${prior.console_url}` : ''}); stop it with Ctrl-C or \`palisade demo --down\``,
-      )
     await removeDemoFiles(dir)
   } else if (existsSync(dir) && (await readdir(dir)).length > 0) {
     throw new Error(
@@ -56,6 +63,7 @@ export async function claimDataDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const claim: Claim = { pid: process.pid, started_at: new Date().toISOString() }
   await writeFile(join(dir, DEMO_STATE), `${JSON.stringify(claim)}\n`)
+  return namespaces.length > 0 ? Lab.sweep(DEMO_PREFIX) : []
 }
 
 const alive = (pid: number) => {

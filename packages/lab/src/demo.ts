@@ -68,8 +68,7 @@ export class Demo {
 
   static async up(o: DemoOptions): Promise<Demo> {
     const dataDir = resolve(o.dataDir)
-    await claimDataDir(dataDir)
-    const left = await Lab.sweep(DEMO_PREFIX)
+    const left = await claimDataDir(dataDir)
     if (left.length > 0) o.log(`removed what an earlier demo left: ${left.join(', ')}`)
     const [listenHost, listenPort] = splitListen(o.listen)
     const hosts = demoHosts(o.hosts)

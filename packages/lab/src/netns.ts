@@ -136,6 +136,15 @@ export class Lab {
     }
   }
 
+  /** The namespaces named `prefix...` on this machine, whoever made them. */
+  static async named(prefix: string): Promise<string[]> {
+    const list = await runChecked(runLocal, 'ip', ['netns', 'list'])
+    return list
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(prefix))
+  }
+
   /**
    * Removes every namespace named `prefix...`, also ones another process made and left: the
    * processes inside are stopped (SIGTERM, then SIGKILL after 5 s), then the namespace is
@@ -143,11 +152,7 @@ export class Lab {
    */
   static async sweep(prefix: string): Promise<string[]> {
     requireRoot()
-    const list = await runChecked(runLocal, 'ip', ['netns', 'list'])
-    const names = list
-      .split('\n')
-      .map((l) => l.split(' ')[0] ?? '')
-      .filter((n) => n.startsWith(prefix))
+    const names = await Lab.named(prefix)
     const pidsIn = async (ns: string) =>
       (await runLocal('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean).map(Number)
     const signal = async (sig: NodeJS.Signals) => {
@@ -168,7 +173,8 @@ export class Lab {
       while (performance.now() < end && (await Promise.all(names.map(pidsIn))).flat().length > 0)
         await new Promise((r) => setTimeout(r, 100))
       await signal('SIGKILL')
-      while ((await Promise.all(names.map(pidsIn))).flat().length > 0)
+      const killed = performance.now() + 5000
+      while (performance.now() < killed && (await Promise.all(names.map(pidsIn))).flat().length > 0)
         await new Promise((r) => setTimeout(r, 50))
     }
     for (const ns of names) {
