@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 # postgresql: the tests start a private PostgreSQL (initdb/pg_ctl) to run the store suite on it.
 # tcpdump: the agent reads its flow logs (NFLOG) with it. chromium: the console tests drive it.
-DEBIAN_PACKAGES=(nftables iptables ipset conntrack tcpdump iproute2 procps openssl util-linux postgresql chromium)
+# binutils: `npm run package` strips the node binary it builds the one-file agent from. curl and
+# systemd: the install test pipes the server's install script from curl and checks the unit with
+# systemd-analyze (systemd need not run).
+DEBIAN_PACKAGES=(nftables iptables ipset conntrack tcpdump iproute2 procps openssl util-linux postgresql chromium binutils curl systemd)
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -80,7 +80,13 @@ describe('web console in chromium', () => {
       `${CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)`,
     ).toBe(true)
     dir = await mkdtemp(join(tmpdir(), 'palisade-console-'))
-    server = await startServer({ listen: '127.0.0.1:0', dataDir: dir, tls: 'auto' })
+    // no agent package (the install test builds its own): the page says what to run instead
+    server = await startServer({
+      listen: '127.0.0.1:0',
+      dataDir: dir,
+      tls: 'auto',
+      agentDir: join(dir, 'no-agent-package'),
+    })
     boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as Boot
     ca = await readFile(boot.ca_cert, 'utf8')
     await mkdir(SHOTS, { recursive: true })
@@ -258,6 +264,9 @@ describe('web console in chromium', () => {
     expect(command).toContain(`palisade agent activate --management-server 127.0.0.1:`)
     expect(command).toContain(`--activation-code ${code}`)
     expect(command).toContain(`--ca-cert ${boot.ca_cert}`)
+    expect(await page.getByTestId('install-unavailable').textContent()).toContain(
+      'run `npm run package`',
+    )
     await shot('03-pairing')
     await go('workloads')
     // an agent activates with the code (the agent channel, as `palisade agent activate` does)

@@ -57,11 +57,17 @@ function describe(s: AgentStatus, alive: boolean): string {
   return lines.join('\n')
 }
 
+/** `palisade agent ...`: the agent's commands under the full command. */
 export function agentCommands(program: Command): void {
-  const agent = program
-    .command('agent')
-    .description('the host agent: enforce policy on this host and keep it intact')
+  addAgentCommands(
+    program
+      .command('agent')
+      .description('the host agent: enforce policy on this host and keep it intact'),
+  )
+}
 
+/** The agent's commands (activate, run, status, ...) added to `agent`: shared with the one-file agent. */
+export function addAgentCommands(agent: Command): void {
   agent
     .command('activate')
     .description('pair this host with a policy server using an activation code')

@@ -11,8 +11,10 @@ import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { Command, Option } from 'commander'
 import { readFile } from 'node:fs/promises'
 import { agentCommands } from './agent-commands.js'
+import { demoCommand } from './demo-command.js'
 import { explainCommand } from './explain-command.js'
 import { serverCommand } from './server-command.js'
+import { VERSION } from './version.js'
 
 const program = new Command()
 program
@@ -20,7 +22,7 @@ program
   .description(
     'Host-firewall micro-segmentation that coexists with the firewalls already on a host',
   )
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError()
 
 program
@@ -52,6 +54,7 @@ program
 serverCommand(program)
 agentCommands(program)
 explainCommand(program)
+demoCommand(program)
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`palisade: ${e.message}`)

@@ -1,4 +1,3 @@
-import { startServer } from '@palisade/server'
 import type { Command } from 'commander'
 import { InvalidArgumentError, Option } from 'commander'
 
@@ -28,6 +27,10 @@ export function serverCommand(program: Command): void {
     )
     .option('--flow-retention-days <n>', 'flow summaries older than this are deleted', positive, 30)
     .option(
+      '--agent-dir <dir>',
+      'the agent package to offer at /agent/install.sh (default: dist/ of this repository, from `npm run package`)',
+    )
+    .option(
       '--flow-max-rows <n>',
       'at most this many flow summaries are kept',
       positive,
@@ -41,13 +44,17 @@ export function serverCommand(program: Command): void {
         tls: 'auto' | 'off'
         flowRetentionDays: number
         flowMaxRows: number
+        agentDir?: string
       }) => {
+        // Loaded here: the other commands (the agent's above all) start without the server's stack.
+        const { startServer } = await import('@palisade/server')
         const server = await startServer({
           listen: opts.listen,
           dataDir: opts.dataDir,
           tls: opts.tls,
           log,
           ...(opts.database && { database: opts.database }),
+          ...(opts.agentDir && { agentDir: opts.agentDir }),
           flowRetention: { maxAgeDays: opts.flowRetentionDays, maxRows: opts.flowMaxRows },
         })
         const stop = (signal: string) => {

@@ -44,8 +44,9 @@ export class LabAgent {
   private constructor(
     readonly ns: string,
     private readonly backend: string,
+    stateDir = join(tmpdir(), `${ns}-state`),
   ) {
-    this.stateDir = join(tmpdir(), `${ns}-state`)
+    this.stateDir = stateDir
     this.policyFile = join(tmpdir(), `${ns}-policy.json`)
   }
 
@@ -78,6 +79,7 @@ export class LabAgent {
   /**
    * Pairs an agent with a lab server by activation code (the real `palisade agent activate`),
    * then runs it; `config` adds to its config.json (e.g. a short heartbeat for tests).
+   * `stateDir` defaults to one in the temporary directory, named for the namespace.
    */
   static async pair(
     ns: string,
@@ -85,8 +87,9 @@ export class LabAgent {
     server: { endpoint: string; bootstrap: { ca_cert: string } },
     code: string,
     config: Record<string, unknown> = {},
+    stateDir?: string,
   ): Promise<LabAgent> {
-    const a = new LabAgent(ns, backend)
+    const a = new LabAgent(ns, backend, stateDir)
     a.#paired = true
     await rm(a.stateDir, { recursive: true, force: true })
     const out = await runPalisade(ns, [
@@ -95,7 +98,7 @@ export class LabAgent {
       '--management-server',
       server.endpoint,
       '--hostname',
-      ns.replace(/^pl[0-9a-f]+-/, ''),
+      ns.replace(/^[^-]*-/, ''),
       '--activation-code',
       code,
       '--ca-cert',

@@ -56,10 +56,14 @@ export class Lab {
     this.#switchNs = `${prefix}sw`
   }
 
-  static async create(hostNames: readonly string[]): Promise<Lab> {
+  /**
+   * `prefix` names the namespaces (default: random, so tests never meet); a fixed one lets a
+   * later process find what this one left (`Lab.sweep`).
+   */
+  static async create(hostNames: readonly string[], prefix?: string): Promise<Lab> {
     requireRoot()
     installExitHook()
-    const lab = new Lab(`pl${randomBytes(3).toString('hex')}-`)
+    const lab = new Lab(prefix ?? `pl${randomBytes(3).toString('hex')}-`)
     try {
       const sw = netnsRunner(lab.#switchNs)
       await addNamespace(lab.#switchNs)
@@ -130,6 +134,54 @@ export class Lab {
         live.delete(ns)
       },
     }
+  }
+
+  /** The namespaces named `prefix...` on this machine, whoever made them. */
+  static async named(prefix: string): Promise<string[]> {
+    const list = await runChecked(runLocal, 'ip', ['netns', 'list'])
+    return list
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(prefix))
+  }
+
+  /**
+   * Removes every namespace named `prefix...`, also ones another process made and left: the
+   * processes inside are stopped (SIGTERM, then SIGKILL after 5 s), then the namespace is
+   * deleted with everything in it (interfaces, rules). Returns the namespaces removed.
+   */
+  static async sweep(prefix: string): Promise<string[]> {
+    requireRoot()
+    const names = await Lab.named(prefix)
+    const pidsIn = async (ns: string) =>
+      (await runLocal('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean).map(Number)
+    const signal = async (sig: NodeJS.Signals) => {
+      let left = 0
+      for (const ns of names)
+        for (const pid of await pidsIn(ns)) {
+          left++
+          try {
+            process.kill(pid, sig)
+          } catch {
+            // gone already
+          }
+        }
+      return left
+    }
+    if ((await signal('SIGTERM')) > 0) {
+      const end = performance.now() + 5000
+      while (performance.now() < end && (await Promise.all(names.map(pidsIn))).flat().length > 0)
+        await new Promise((r) => setTimeout(r, 100))
+      await signal('SIGKILL')
+      const killed = performance.now() + 5000
+      while (performance.now() < killed && (await Promise.all(names.map(pidsIn))).flat().length > 0)
+        await new Promise((r) => setTimeout(r, 50))
+    }
+    for (const ns of names) {
+      await runChecked(runLocal, 'ip', ['netns', 'del', ns])
+      live.delete(ns)
+    }
+    return names
   }
 
   async destroy(): Promise<void> {

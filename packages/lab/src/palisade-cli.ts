@@ -1,12 +1,17 @@
 import { spawn } from 'node:child_process'
+import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const CLI = fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url))
-
 /**
- * The `ip` arguments that run a TypeScript entry point inside namespace `ns`, from source, so
- * tests exercise the code as written without a build.
+ * Lab processes run the code the way this module runs: from source under tests and benchmarks
+ * (so they exercise the code as written, without a build), from the build under `palisade demo`.
  */
+const FROM_SOURCE = extname(fileURLToPath(import.meta.url)) === '.ts'
+const CLI = fileURLToPath(
+  new URL(FROM_SOURCE ? '../../cli/src/main.ts' : '../../cli/dist/main.js', import.meta.url),
+)
+
+/** The `ip` arguments that run a Node.js entry point (this module's sibling) inside `ns`. */
 export const nodeInNamespace = (
   ns: string,
   script: string,
@@ -16,9 +21,7 @@ export const nodeInNamespace = (
   'exec',
   ns,
   process.execPath,
-  '--conditions=source',
-  '--import',
-  'tsx',
+  ...(FROM_SOURCE ? ['--conditions=source', '--import', 'tsx'] : []),
   script,
   ...args,
 ]

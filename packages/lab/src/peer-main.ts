@@ -1,8 +1,10 @@
 /**
  * A helper process that lives inside one lab namespace. It reads JSON commands, one per line,
  * and answers one JSON line each: `listen` opens TCP and UDP echo ports, `probe` tries
- * connections with a short timeout. It exits when its input closes or after MAX_LIFETIME_MS,
- * so it can never outlive the test that started it.
+ * connections with a short timeout, `relay` carries a unix socket's connections to a TCP
+ * address here (unix sockets are reachable from every namespace). It exits when its input
+ * closes or after its lifetime (argument 1, in ms; 0 = none, for the demo; default
+ * MAX_LIFETIME_MS), so it can never outlive the test that started it.
  */
 import { createSocket } from 'node:dgram'
 import type { Server, Socket } from 'node:net'
@@ -48,6 +50,13 @@ export type PeerCommand =
       readonly port: number
     }
   | { readonly id: number; readonly op: 'echo'; readonly key: string; readonly timeoutMs: number }
+  | {
+      readonly id: number
+      readonly op: 'relay'
+      readonly path: string
+      readonly host: string
+      readonly port: number
+    }
   | {
       readonly id: number
       readonly op: 'rate'
@@ -170,6 +179,18 @@ function https(
   })
 }
 
+/** Carries each connection to unix socket `path` to host:port, both ways. */
+function relay(path: string, host: string, port: number): Promise<void> {
+  const s = createServer((c) => {
+    const up = createConnection({ host, port })
+    c.on('error', () => up.destroy())
+    up.on('error', () => c.destroy())
+    c.pipe(up).pipe(c)
+  })
+  servers.push(s)
+  return new Promise((ok, fail) => s.once('error', fail).listen(path, ok))
+}
+
 /** Long-lived connections, to check that established traffic survives policy changes. */
 const held = new Map<string, Socket>()
 function hold(key: string, host: string, port: number): Promise<void> {
@@ -208,6 +229,10 @@ async function handle(cmd: PeerCommand): Promise<unknown> {
   if (cmd.op === 'echo') return { id: cmd.id, ok: true, echoed: await echo(cmd.key, cmd.timeoutMs) }
   if (cmd.op === 'rate')
     return { id: cmd.id, ok: true, rate: await rate(cmd.host, cmd.port, cmd.seconds, cmd.parallel) }
+  if (cmd.op === 'relay') {
+    await relay(cmd.path, cmd.host, cmd.port)
+    return { id: cmd.id, ok: true }
+  }
   if (cmd.op === 'listen') {
     await listen(cmd.tcp, cmd.udp)
     return { id: cmd.id, ok: true }
@@ -220,8 +245,8 @@ async function handle(cmd: PeerCommand): Promise<unknown> {
   return { id: cmd.id, ok: true, results }
 }
 
-const lifetime = setTimeout(() => process.exit(0), MAX_LIFETIME_MS)
-lifetime.unref()
+const lifetimeMs = process.argv[2] === undefined ? MAX_LIFETIME_MS : Number(process.argv[2])
+if (lifetimeMs > 0) setTimeout(() => process.exit(0), lifetimeMs).unref()
 const rl = createInterface({ input: process.stdin })
 rl.on('line', (line) => {
   let cmd: PeerCommand

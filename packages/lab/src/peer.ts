@@ -35,13 +35,21 @@ export class LabPeer {
       this.#waiting.get(reply.id)?.(reply)
       this.#waiting.delete(reply.id)
     })
+    // A peer that is gone answers nothing more: what waits on it fails now, not in 30 s.
+    child.once('close', () => {
+      for (const answer of this.#waiting.values())
+        answer({ ok: false, error: 'the lab peer exited' })
+      this.#waiting.clear()
+    })
   }
 
-  static start(ns: string): LabPeer {
+  /** `lifetimeMs`: the peer exits then at the latest (0: only when this process lets go of it). */
+  static start(ns: string, lifetimeMs?: number): LabPeer {
     // Run from source (tests, benchmarks) or from the build, whichever this module is.
     const self = fileURLToPath(import.meta.url)
     const main = fileURLToPath(new URL(`./peer-main${extname(self)}`, import.meta.url))
-    const child = spawn('ip', nodeInNamespace(ns, main), {
+    const args = lifetimeMs === undefined ? [] : [String(lifetimeMs)]
+    const child = spawn('ip', nodeInNamespace(ns, main, args), {
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     child.stderr.on('data', (b: Buffer) => process.stderr.write(`[peer ${ns}] ${b.toString()}`))
@@ -50,6 +58,8 @@ export class LabPeer {
 
   #send(cmd: Distribute<PeerCommand>): Promise<PeerReply> {
     const id = this.#next++
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null)
+      return Promise.resolve({ ok: false, error: 'the lab peer exited' })
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`lab peer did not answer ${cmd.op} within 30 s`)),
@@ -116,6 +126,12 @@ export class LabPeer {
     }
   }
 
+  /** Carries connections made to unix socket `path` (from any namespace) to host:port here. */
+  async relay(path: string, host: string, port: number): Promise<void> {
+    const r = await this.#send({ op: 'relay', path, host, port })
+    if (!r.ok) throw new Error(`lab peer could not relay ${path} to ${host}:${port}: ${r.error}`)
+  }
+
   /** Opens a TCP connection and keeps it, under `key`. */
   async hold(key: string, host: string, port: number): Promise<void> {
     const r = await this.#send({ op: 'hold', key, host, port })
@@ -130,7 +146,8 @@ export class LabPeer {
 
   stop(): Promise<void> {
     return new Promise((resolve) => {
-      if (this.#child.exitCode !== null) return resolve()
+      // Gone already: by its own exit, or by a signal (Ctrl-C reaches the whole process group).
+      if (this.#child.exitCode !== null || this.#child.signalCode !== null) return resolve()
       this.#child.once('close', () => resolve())
       this.#child.stdin.end()
       setTimeout(() => this.#child.kill('SIGKILL'), 2000).unref()

@@ -31,17 +31,19 @@ export class LabServer {
     readonly dataDir: string,
   ) {}
 
+  /** `dataDir` defaults to a new temporary directory; `cleanup()` deletes it either way. */
   static async start(
     ns: string,
     address: string,
     port = 8443,
     extraArgs: string[] = [],
+    dataDir?: string,
   ): Promise<LabServer> {
     const s = new LabServer(
       ns,
       address,
       port,
-      await mkdtemp(join(tmpdir(), 'palisade-lab-server-')),
+      dataDir ?? (await mkdtemp(join(tmpdir(), 'palisade-lab-server-'))),
     )
     s.spawn(extraArgs)
     s.#peer = LabPeer.start(ns)

@@ -9,6 +9,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { registerAgentChannel } from './agent-channel/agent-channel.js'
+import { registerAgentInstall } from './agent-install.js'
 import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
 import { registerFirewallSettings } from './api/firewall-settings.js'
@@ -164,6 +165,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     { prefix: '/api/v2' },
   )
   registerAgentChannel(app, ctx, opts.activationsPerMinute ?? 20)
+  registerAgentInstall(app, ctx)
   registerConsoleSession(app, ctx.db, opts.https !== undefined)
   registerConsole(app)
   return app

@@ -18,4 +18,6 @@ export interface AppContext {
   readonly agentEndpoint: () => { address: string; port: number }
   /** The CA agents pin, as a path on the server (shown in the console's activation command). */
   readonly caCertFile?: string
+  /** Where the agent package is (`GET /agent/install.sh`); default: the repository's dist/. */
+  readonly agentDir?: string
 }

@@ -25,6 +25,8 @@ export interface ServerOptions {
   readonly activationsPerMinute?: number
   /** How long and how many flow summaries are kept (default 30 days, 10,000,000). */
   readonly flowRetention?: Partial<FlowRetention>
+  /** The agent package the server offers (default: the repository's dist/). */
+  readonly agentDir?: string
 }
 
 export interface RunningServer {
@@ -65,6 +67,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       writeLanes,
       agentEndpoint: () => bound,
       ...(tls && { caCertFile: tls.caCert }),
+      ...(o.agentDir !== undefined && { agentDir: resolve(o.agentDir) }),
     },
     // Structured JSON logs (pino) of warnings and errors, such as a request that failed inside.
     {

@@ -53,16 +53,20 @@ export function caller(app: FastifyInstance, auth: string): TestServer['call'] {
     })
 }
 
-/** A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given). */
+/**
+ * A real server on a real store (SQLite in a temporary dir, or the PostgreSQL URL given);
+ * `files` names its CA and agent package, which a server finds in its data dir and dist/.
+ */
 export async function testServer(
   database?: string,
   ratePerMinute = 1_000_000,
+  files: Pick<AppContext, 'caCertFile' | 'agentDir'> = {},
 ): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-test-'))
   const { db, writeLanes } = await openDb(database, dir)
   const boot = await bootstrapOrg(db)
   if (!boot) throw new Error('the test database was not empty')
-  const app = await buildApp(testContext(db, writeLanes), { ratePerMinute })
+  const app = await buildApp({ ...testContext(db, writeLanes), ...files }, { ratePerMinute })
   const auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
   return {
     app,

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
-import { hostname } from 'node:os'
+import { hostname, networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -37,12 +37,19 @@ export async function ensureTls(
           { cause: e },
         )
       })
+    const wildcard = listenHost === '0.0.0.0' || listenHost === '::'
+    // Listening everywhere: agents reach this machine by any of its addresses (as they are now;
+    // an address added later needs a DNS name, or a certificate made again).
+    const own = wildcard
+      ? Object.values(networkInterfaces()).flatMap((list) =>
+          (list ?? []).filter((a) => !a.internal && !a.scopeid).map((a) => a.address),
+        )
+      : []
     const ips = new Set([
       '127.0.0.1',
       '::1',
-      ...(/^[\d.]+$|:/.test(listenHost) && listenHost !== '0.0.0.0' && listenHost !== '::'
-        ? [listenHost]
-        : []),
+      ...(/^[\d.]+$|:/.test(listenHost) && !wildcard ? [listenHost] : []),
+      ...own,
     ])
     const san = [...[...ips].map((ip) => `IP:${ip}`), 'DNS:localhost', `DNS:${hostname()}`].join(
       ',',

@@ -5,6 +5,12 @@ import { call, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Errors, LabelPicker, Labels, Page, TableHead, TextField } from '../ui.js'
 
+/** Palisade's addition to the `pairing_key` reply: the one-liner that installs from this server. */
+interface InstallCommand {
+  install_command: string | null
+  install_unavailable?: string
+}
+
 interface Profile {
   href: string
   name: string
@@ -30,7 +36,7 @@ export function PairingPage() {
   const [visibility, setVisibility] = useState('flow_summary')
   const [scope, setScope] = useState<string[]>([])
   const [error, setError] = useState<unknown>()
-  const [code, setCode] = useState<{ profile: string; code: string }>()
+  const [code, setCode] = useState<{ profile: string; code: string; install: InstallCommand }>()
   const d = live.data
   const create = async (e: Event) => {
     e.preventDefault()
@@ -51,8 +57,12 @@ export function PairingPage() {
   }
   const generate = async (p: Profile) => {
     try {
-      const r = await call<{ activation_code: string }>('POST', `/api/v2${p.href}/pairing_key`, {})
-      setCode({ profile: p.name, code: r.activation_code })
+      const r = await call<{ activation_code: string; palisade: InstallCommand }>(
+        'POST',
+        `/api/v2${p.href}/pairing_key`,
+        {},
+      )
+      setCode({ profile: p.name, code: r.activation_code, install: r.palisade })
     } catch (err) {
       setError(err)
     }
@@ -69,7 +79,28 @@ export function PairingPage() {
             Activation code for <strong>{code.profile}</strong>:{' '}
             <code data-testid="activation-code">{code.code}</code>
           </p>
-          <p>On the host to pair (the CA certificate is the server&apos;s; copy it there first):</p>
+          <p>
+            On the host to pair, install the agent from this server and pair it in one step (the CA
+            certificate is the server&apos;s; copy it there first):
+          </p>
+          {code.install.install_command ? (
+            <>
+              <pre data-testid="install-command">{code.install.install_command}</pre>
+              <button
+                type="button"
+                onClick={() =>
+                  void navigator.clipboard?.writeText(code.install.install_command ?? '')
+                }
+              >
+                Copy install command
+              </button>
+            </>
+          ) : (
+            <p data-testid="install-unavailable">
+              Not available: {code.install.install_unavailable}
+            </p>
+          )}
+          <p>Or, where Palisade is checked out:</p>
           <pre data-testid="activation-command">{command}</pre>
           <button type="button" onClick={() => void navigator.clipboard?.writeText(command)}>
             Copy command

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { ENFORCEMENT_MODES } from '@palisade/model'
+import { installCommand } from '../agent-install.js'
 import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
@@ -231,6 +232,8 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
         ],
       })
     })
-    return json(reply, 200, { activation_code: code })
+    // Palisade's addition: the one-liner that installs the agent from this server and pairs.
+    const palisade = await installCommand(ctx, req.headers.host, code)
+    return json(reply, 200, { activation_code: code, palisade })
   })
 }
