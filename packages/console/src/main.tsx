@@ -8,8 +8,9 @@ import { PairingPage } from './pages/pairing.js'
 import { PolicyPage } from './pages/policy.js'
 import { ProvisionPage } from './pages/provision.js'
 import { TrafficPage } from './pages/traffic.js'
-import { WorkloadPage, WorkloadsPage } from './pages/workloads.js'
-import { Errors, TextField } from './ui.js'
+import { WorkloadPage } from './pages/workload.js'
+import { WorkloadsPage } from './pages/workloads.js'
+import { Errors, Page, TextField } from './ui.js'
 import './style.css'
 
 interface Session {
@@ -20,12 +21,25 @@ interface Session {
 const NAV = [
   ['workloads', 'Workloads'],
   ['policy', 'Policy'],
+  ['traffic', 'Traffic'],
   ['provision', 'Provision'],
-  ['coexistence', 'Settings › Security › Firewall Coexistence'],
+  ['coexistence', 'Firewall Coexistence'],
   ['pairing', 'Pairing'],
   ['events', 'Events'],
-  ['traffic', 'Traffic'],
 ] as const
+
+const PAGES = new Set<string>(NAV.map(([k]) => k))
+
+function NotFound() {
+  return (
+    <Page title="Page not found">
+      <p>
+        There is no page at <code>{location.hash || '/'}</code>. Go to{' '}
+        <a href="#/workloads">Workloads</a>, or pick a page above.
+      </p>
+    </Page>
+  )
+}
 
 const routeOf = () => location.hash.replace(/^#\/?/, '').split('/')
 
@@ -84,7 +98,8 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
         .length,
     5000,
   )
-  const [page = 'workloads', id] = route
+  const page = route[0] || 'workloads'
+  const id = route[1]
   const signOut = async () => {
     await call('DELETE', '/session').catch(() => undefined)
     onSignOut()
@@ -120,12 +135,15 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
       <main id="main" tabIndex={-1}>
         {page === 'workloads' && !id && <WorkloadsPage />}
         {page === 'workloads' && id && <WorkloadPage id={id} />}
-        {page === 'policy' && <PolicyPage />}
-        {page === 'provision' && <ProvisionPage onProvisioned={() => void pending.reload()} />}
-        {page === 'coexistence' && <CoexistencePage />}
-        {page === 'pairing' && <PairingPage />}
-        {page === 'events' && <EventsPage />}
-        {page === 'traffic' && <TrafficPage />}
+        {page === 'policy' && !id && <PolicyPage />}
+        {page === 'provision' && !id && (
+          <ProvisionPage onProvisioned={() => void pending.reload()} />
+        )}
+        {page === 'coexistence' && !id && <CoexistencePage />}
+        {page === 'pairing' && !id && <PairingPage />}
+        {page === 'events' && !id && <EventsPage />}
+        {page === 'traffic' && !id && <TrafficPage />}
+        {(!PAGES.has(page) || (id && page !== 'workloads')) && <NotFound />}
       </main>
     </div>
   )
