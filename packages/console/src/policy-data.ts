@@ -45,7 +45,7 @@ export async function loadLabels(): Promise<Label[]> {
   return labels
 }
 
-export async function loadWorkloads<W extends WorkloadDoc>(): Promise<W[]> {
+export async function loadWorkloads<W extends WorkloadDoc = WorkloadDoc>(): Promise<W[]> {
   const ws = await call<W[]>('GET', `${O}/workloads?max_results=100000`)
   rememberNames(ws, (w) => w.name)
   return ws

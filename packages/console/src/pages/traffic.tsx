@@ -3,7 +3,7 @@ import type { Label } from '../api.js'
 import { call, labelText, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Errors, Page, TableHead, TextField, TimeSelect, when } from '../ui.js'
-import { parsePorts } from './policy.js'
+import { parsePorts } from '../policy-text.js'
 
 interface Endpoint {
   ip: string
