@@ -109,7 +109,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <nav aria-label="Main">
+      <nav aria-label="Main" class="topnav">
         <span class="brand">Palisade</span>
         <ul>
           {NAV.map(([k, text]) => (

@@ -25,8 +25,8 @@ const VISIBILITY: Record<string, string> = {
 }
 const FIREWALL_MODE: Record<string, string> = {
   exclusive: 'Exclusive',
-  coexistence_primary: 'Coexistence, Palisade primary',
-  coexistence_non_primary: 'Coexistence, not primary',
+  coexistence_primary: 'Coexistence, primary',
+  coexistence_non_primary: 'Coexistence, non-primary',
 }
 const DECISION: Record<string, string> = {
   allowed: 'Allowed',

@@ -394,7 +394,9 @@ export function RuleForm(props: {
   names: PolicyNames
   editing?: ListedRule
   initial?: RuleDraft
+  /** Cancelled, or saved when there is no `onSaved`. */
   onDone: () => void
+  onSaved?: () => void
   reload: () => void
 }) {
   const { rs, editing } = props
@@ -449,8 +451,8 @@ export function RuleForm(props: {
           `/api/v2${rs.href}/${action === 'allow' ? 'sec_rules' : 'deny_rules'}`,
           body,
         )
-      props.onDone()
       props.reload()
+      ;(props.onSaved ?? props.onDone)()
     } catch (err) {
       setError(err)
     }
