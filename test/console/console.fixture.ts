@@ -127,6 +127,8 @@ export async function startConsole(): Promise<ConsoleBed> {
       await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
     },
     go: async (route) => {
+      // A fresh load: a hash change alone would leave the last page's title in place a moment.
+      await page.goto('about:blank')
       await page.goto(`${server.url}/#/${route}`)
       await page.locator('#page-title').waitFor()
     },
@@ -154,9 +156,11 @@ export interface AxeViolation {
 
 /** The page's accessibility violations of serious or critical impact, by axe-core. */
 export async function seriousViolations(page: Page): Promise<string[]> {
-  await page.addScriptTag({ path: AXE })
+  // Evaluated through the browser's debugging channel, which the console's CSP does not govern
+  // (an injected script tag would be refused, as it should be).
+  await page.evaluate(`${await readFile(AXE, 'utf8')}\n;0`)
   const found = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (o: unknown) => Promise<unknown> } }).axe
+    const axe = (globalThis as unknown as { axe: { run: (o: unknown) => Promise<unknown> } }).axe
     const r = (await axe.run({ resultTypes: ['violations'] })) as { violations: unknown[] }
     return r.violations
   })

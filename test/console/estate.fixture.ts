@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import type { Table } from '@palisade/firewall'
 import { compile } from '@palisade/firewall'
 import type { HostPolicy } from '@palisade/model'
+import { DEFAULT_FAILSAFE } from '@palisade/model'
 import type { ConsoleBed } from './console.fixture.js'
 import { O } from './console.fixture.js'
 
@@ -209,7 +210,7 @@ export async function seedEstate(bed: ConsoleBed): Promise<Estate> {
   const db = agents['db-1'] as Agent
   const bearer = (a: Agent) => `Bearer ${a.token}`
   const policy = await waitForPolicy(bed, db)
-  const ours = compile(policy.policy, { backend: 'nftables' })
+  const ours = compile(policy.policy, { backend: 'nftables', failsafe: DEFAULT_FAILSAFE })
   await ok(
     'POST',
     `/agent/v1/agents/${db.agent_id}/status`,

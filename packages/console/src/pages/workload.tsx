@@ -125,7 +125,7 @@ export function WorkloadPage({ id }: { id: string }) {
           )}
           <ul class="recommendations">
             {(host.recommendations ?? []).map((r) => (
-              <li key={r.message} class={r.severity}>
+              <li key={r.message} class={`rec-${r.severity}`}>
                 {r.message}
               </li>
             ))}
