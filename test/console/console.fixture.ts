@@ -171,3 +171,8 @@ export async function seriousViolations(page: Page): Promise<string[]> {
         `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
     )
 }
+
+/** The id and text of the element that has the focus (evaluated in the page). */
+export const focusedId = (page: Page) => page.evaluate<string>('document.activeElement?.id ?? ""')
+export const focusedText = (page: Page) =>
+  page.evaluate<string>('document.activeElement?.textContent ?? ""')

@@ -71,7 +71,7 @@ describe('the console over a seeded estate', () => {
       expect(text).not.toContain(raw)
     expect(text).toContain('198.18.0.22')
     const legacy = page.locator('tr[data-workload="legacy-01"]')
-    expect(await legacy.textContent()).toContain('Not enforced: no agent')
+    expect(await legacy.textContent()).toContain('Unmanaged: not enforced')
     expect(await legacy.locator('select').count()).toBe(0)
     expect(await legacy.locator('td.mode').textContent()).not.toContain('Coexistence')
     const db = page.locator('tr[data-workload="db-1"]')

@@ -42,6 +42,10 @@ export interface MapNode {
   readonly workloadHref?: string
   x: number
   y: number
+  /** Where its name goes: outside the ring of its group, so edges inside never cross it. */
+  lx: number
+  ly: number
+  anchor: 'start' | 'middle' | 'end'
 }
 export interface MapEdge {
   readonly key: string
@@ -124,6 +128,9 @@ export function buildMap(flows: readonly Flow[], level: Level, width: number): M
         ...(e.workload && level === 'workloads' && { workloadHref: e.workload.href }),
         x: 0,
         y: 0,
+        lx: 0,
+        ly: 0,
+        anchor: 'middle',
       })
       ;(group.members as string[]).push(key)
     }
@@ -156,9 +163,23 @@ export function buildMap(flows: readonly Flow[], level: Level, width: number): M
   return { groups: ordered, nodes, edges: [...edges.values()], width, height }
 }
 
-/** Workloads: each group a box of its members in rows, boxes in columns as wide as fits. */
+/** Up to this many members, a group's endpoints stand on a ring; more, in rows. */
+const RING_MAX = 12
+
+/** A name under its node. */
+function labelBelow(n: MapNode, r: number) {
+  n.lx = n.x
+  n.ly = n.y + r + 14
+  n.anchor = 'middle'
+}
+
+/**
+ * Workloads: each group a box, boxes in columns as wide as fits. Up to `RING_MAX` members stand
+ * on a ring with their names outside it, so edges between them (chords) cross no name; larger
+ * groups are laid in rows.
+ */
 function layoutBoxes(groups: MapGroup[], nodes: Map<string, MapNode>, width: number): number {
-  const cols = Math.max(1, Math.floor(width / 330))
+  const cols = Math.max(1, Math.floor(width / 340))
   const colW = width / cols
   const perRow = Math.max(1, Math.floor((colW - 24) / NODE_W))
   let y = 8
@@ -166,20 +187,37 @@ function layoutBoxes(groups: MapGroup[], nodes: Map<string, MapNode>, width: num
     const row = groups.slice(i, i + cols)
     let rowH = 0
     row.forEach((g, c) => {
-      const rows = Math.ceil(g.members.length / perRow)
       g.x = c * colW + 8
       g.y = y
       g.w = colW - 16
-      g.h = HEADER + rows * NODE_H + 8
+      const members = g.members.flatMap((k) => nodes.get(k) ?? [])
+      if (members.length <= RING_MAX) {
+        const r = members.length <= 1 ? 0 : Math.min((g.w - 150) / 2, 30 + members.length * 9)
+        const cx = g.x + g.w / 2
+        const cy = g.y + HEADER + r + 22
+        members.forEach((n, m) => {
+          const a = -Math.PI / 2 + (2 * Math.PI * m) / members.length
+          const [cos, sin] = [Math.cos(a), Math.sin(a)]
+          n.x = cx + r * cos
+          n.y = cy + r * sin
+          if (members.length <= 1) return labelBelow(n, 9)
+          n.lx = cx + (r + 14) * cos
+          n.ly = cy + (r + 14) * sin + (sin > 0.3 ? 10 : sin < -0.3 ? -2 : 4)
+          n.anchor = cos > 0.3 ? 'start' : cos < -0.3 ? 'end' : 'middle'
+        })
+        g.h = HEADER + 2 * r + 56
+      } else {
+        const rows = Math.ceil(members.length / perRow)
+        const inRow = Math.min(perRow, members.length)
+        const left = g.x + (g.w - inRow * NODE_W) / 2 + NODE_W / 2
+        members.forEach((n, m) => {
+          n.x = left + (m % perRow) * NODE_W
+          n.y = g.y + HEADER + Math.floor(m / perRow) * NODE_H + 14
+          labelBelow(n, 9)
+        })
+        g.h = HEADER + rows * NODE_H + 8
+      }
       rowH = Math.max(rowH, g.h)
-      const inRow = Math.min(perRow, g.members.length)
-      const left = g.x + (g.w - inRow * NODE_W) / 2 + NODE_W / 2
-      g.members.forEach((k, m) => {
-        const n = nodes.get(k)
-        if (!n) return
-        n.x = left + (m % perRow) * NODE_W
-        n.y = g.y + HEADER + Math.floor(m / perRow) * NODE_H + 14
-      })
     })
     y += rowH + 16
   }
@@ -199,6 +237,7 @@ function layoutGroupNodes(groups: MapGroup[], nodes: Map<string, MapNode>, width
     if (n) {
       n.x = g.x + cellW / 2
       n.y = g.y + 40
+      labelBelow(n, 14)
     }
   })
   return Math.ceil(groups.length / cols) * GROUP_CELL_H + 16

@@ -96,5 +96,35 @@ export const updateTypeName = from(UPDATE_TYPE)
 export const policyTypeName = from(POLICY_TYPE)
 export const severityName = from(SEVERITY)
 export const protoName = (n: number) => PROTO[n] ?? `proto ${n}`
-/** `agent.tampering` reads "Agent tampering". */
-export const eventTypeName = (t: string) => fallback(t.replace(/\./g, ' '))
+const EVENT_SUBJECT: Record<string, string> = {
+  sec_policy: 'Policy',
+  sec_rule: 'Allow rule',
+  deny_rule: 'Deny rule',
+  ip_list: 'IP list',
+  rule_set: 'Rule set',
+  label_group: 'Label group',
+  firewall_settings: 'Firewall settings',
+  pairing_key: 'Activation code',
+  api_key: 'API key',
+  agents: 'Agents',
+}
+const EVENT_VERB: Record<string, string> = {
+  create: 'created',
+  update: 'updated',
+  delete: 'deleted',
+  activate: 'activated',
+  deactivate: 'deactivated',
+  unpair: 'unpaired',
+  sign_in: 'signed in',
+  sign_out: 'signed out',
+  login_failed: 'sign-in failed',
+  authentication_failed: 'authentication failed',
+  goodbye: 'stopped',
+  firewall_apply_failed: 'firewall update failed',
+}
+/** `rule_set.create` reads "Rule set created", `sec_policy.create` "Policy provisioned". */
+export function eventTypeName(t: string): string {
+  if (t === 'sec_policy.create') return 'Policy provisioned'
+  const [subject = '', verb = ''] = t.split('.')
+  return `${EVENT_SUBJECT[subject] ?? fallback(subject)} ${EVENT_VERB[verb] ?? verb.replace(/_/g, ' ')}`
+}

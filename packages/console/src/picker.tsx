@@ -27,8 +27,13 @@ export function MultiPicker(props: {
   free?: (text: string) => Choice | string
   errors?: readonly string[]
   hint?: string
+  /** What is typed and not yet picked, when the form around needs it (to take it on submit). */
+  text?: string
+  onText?: (text: string) => void
 }) {
-  const [query, setQuery] = useState('')
+  const [ownQuery, setOwnQuery] = useState('')
+  const query = props.text ?? ownQuery
+  const setQuery = (q: string) => (props.onText ?? setOwnQuery)(q)
   const [open, setOpen] = useState(false)
   const [active, setActive] = useState(0)
   const [typedError, setTypedError] = useState<string>()
@@ -39,7 +44,7 @@ export function MultiPicker(props: {
     .slice(0, MAX_SHOWN)
   const listId = `${props.id}-list`
   const errorsId = `${props.id}-errors`
-  const errors = [...(typedError ? [typedError] : []), ...(props.errors ?? [])]
+  const errors = [...new Set([...(typedError ? [typedError] : []), ...(props.errors ?? [])])]
   const pick = (c: Choice) => {
     props.onChange([...props.value, c])
     setQuery('')

@@ -191,7 +191,7 @@ export function Page(props: {
   title: string
   children: ComponentChildren
   actions?: ComponentChildren
-  /** Where this page sits: links back up, shown above the title. */
+  /** Where this page sits: links back up (an empty href: a place that is not a page). */
   trail?: readonly (readonly [string, string])[]
 }) {
   useEffect(() => {
@@ -202,9 +202,7 @@ export function Page(props: {
       {props.trail && (
         <nav aria-label="Breadcrumb" class="trail">
           {props.trail.map(([href, text]) => (
-            <span key={href}>
-              <a href={href}>{text}</a> ›{' '}
-            </span>
+            <span key={text}>{href ? <a href={href}>{text}</a> : text} › </span>
           ))}
         </nav>
       )}

@@ -83,7 +83,7 @@ export function CoexistencePage() {
   return (
     <Page
       title="Firewall Coexistence"
-      trail={[['#/coexistence', 'Settings › Security']]}
+      trail={[['', 'Settings › Security']]}
       actions={
         <button
           type="button"

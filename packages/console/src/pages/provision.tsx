@@ -28,9 +28,12 @@ interface Version {
 }
 
 const nameOf = (i: PendingItem) =>
+  String(i.draft?.name ?? i.active?.name ?? nameOfHref(i.href) ?? i.href)
+/** `Rule set: web tier`; the firewall settings are one of a kind and need no name. */
+const titleOf = (i: PendingItem) =>
   i.type === 'firewall_settings'
-    ? 'Firewall settings'
-    : String(i.draft?.name ?? i.active?.name ?? nameOfHref(i.href) ?? i.href)
+    ? policyTypeName(i.type)
+    : `${policyTypeName(i.type)}: ${nameOf(i)}`
 
 /**
  * Draft changes, as Illumio's Draft Changes page: each pending object with what changes in it,
@@ -134,7 +137,11 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
               {},
             ),
           )
-            .map(([t, n]) => `${n} ${policyTypeName(t).toLowerCase()}${n === 1 ? '' : 's'}`)
+            .map(([t, n]) =>
+              t === 'firewall_settings'
+                ? 'the firewall settings'
+                : `${n} ${policyTypeName(t).toLowerCase()}${n === 1 ? '' : 's'}`,
+            )
             .join(', ')}{' '}
           pending.
         </p>
@@ -146,7 +153,7 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
         )
         const id = `pick-${i.href.replace(/\W/g, '-')}`
         return (
-          <article class="diff" key={i.href} aria-label={`${policyTypeName(i.type)} ${nameOf(i)}`}>
+          <article class="diff" key={i.href} aria-label={titleOf(i)}>
             <h3>
               <input
                 type="checkbox"
@@ -155,11 +162,11 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
                 onChange={() => toggle(i.href)}
               />
               <label for={id} class="inline">
-                {policyTypeName(i.type)}: {nameOf(i)}
+                {titleOf(i)}
               </label>
               <span class={`tag change-${i.update_type}`}>{updateTypeName(i.update_type)}</span>
             </h3>
-            <ul class="lines" aria-label={`Changes to ${nameOf(i)}`}>
+            <ul class="lines" aria-label={`Changes to ${titleOf(i)}`}>
               {lines.map((l, k) => (
                 <li key={k} class={l.change}>
                   <span class="sr-only">
@@ -211,8 +218,7 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
           <ul>
             {chosen.map((i) => (
               <li key={i.href}>
-                {updateTypeName(i.update_type)} of {policyTypeName(i.type).toLowerCase()}{' '}
-                {nameOf(i)}
+                {updateTypeName(i.update_type)}: {titleOf(i)}
               </li>
             ))}
           </ul>

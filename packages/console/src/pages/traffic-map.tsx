@@ -49,7 +49,7 @@ function drawMap(m: MapModel, groupsLevel: boolean) {
             data-group={g.key}
             class="group"
             role="button"
-            tabIndex={0}
+            tabindex={0}
             aria-label={`Group ${g.name}: ${g.members.length} endpoints`}
           >
             <rect x={g.x} y={g.y} width={g.w} height={g.h} rx="10" />
@@ -69,7 +69,7 @@ function drawMap(m: MapModel, groupsLevel: boolean) {
             data-edge={e.key}
             class={`edge ${e.decision}`}
             role={focusEdges ? 'button' : undefined}
-            tabIndex={focusEdges ? 0 : undefined}
+            tabindex={focusEdges ? 0 : undefined}
             aria-label={focusEdges ? edgeTitle(e, m) : undefined}
           >
             <line {...p} class="hit" />
@@ -97,11 +97,11 @@ function drawMap(m: MapModel, groupsLevel: boolean) {
           data-group={groupsLevel ? n.group : undefined}
           class="node"
           role={focusNodes || groupsLevel ? 'button' : undefined}
-          tabIndex={focusNodes || groupsLevel ? 0 : undefined}
+          tabindex={focusNodes || groupsLevel ? 0 : undefined}
           aria-label={focusNodes || groupsLevel ? n.name : undefined}
         >
           <circle cx={n.x} cy={n.y} r={nodeR} />
-          <text x={n.x} y={n.y + nodeR + 14} class="node-name">
+          <text x={n.lx} y={n.ly} class="node-name" text-anchor={n.anchor}>
             {short(n.name, groupsLevel ? 26 : 15)}
           </text>
           <title>{n.name}</title>

@@ -66,6 +66,9 @@ export function TrafficPage() {
   }, 15_000)
   const [src, setSrc] = useState<Choice[]>([])
   const [dst, setDst] = useState<Choice[]>([])
+  const [srcText, setSrcText] = useState('')
+  const [dstText, setDstText] = useState('')
+  const [sideErrors, setSideErrors] = useState<{ src?: string; dst?: string }>({})
   const [ports, setPorts] = useState('')
   const [decisions, setDecisions] = useState<string[]>([...DECISIONS])
   const [since, setSince] = useState('24')
@@ -82,14 +85,36 @@ export function TrafficPage() {
       ...n.ipLists.map((l) => ({ value: l.href, text: l.name, kind: 'IP list' })),
     ]
   }, [names.data])
+  /** What is typed in a side and not yet picked is taken too, or refused before anything runs. */
+  const typed = (text: string): Choice | string | undefined => {
+    const t = text.trim()
+    if (!t) return undefined
+    return choices.find((c) => c.text.toLowerCase() === t.toLowerCase()) ?? addressChoice(t)
+  }
   const run = async (e: Event) => {
     e.preventDefault()
     const parsed = parsePortsChecked(ports)
+    const [s, d] = [typed(srcText), typed(dstText)]
     setPortErrors(parsed.problems)
+    setSideErrors({
+      ...(typeof s === 'string' && { src: s }),
+      ...(typeof d === 'string' && { dst: d }),
+    })
     setError(undefined)
-    if (parsed.problems.length > 0) {
+    if (parsed.problems.length > 0 || typeof s === 'string' || typeof d === 'string') {
+      // Old results under an error would read as the answer to what was just asked.
       setFlows(undefined)
       return
+    }
+    const sources = s ? [...src, s] : src
+    const destinations = d ? [...dst, d] : dst
+    if (s) {
+      setSrc(sources)
+      setSrcText('')
+    }
+    if (d) {
+      setDst(destinations)
+      setDstText('')
     }
     setBusy(true)
     try {
@@ -98,8 +123,8 @@ export function TrafficPage() {
         query_name: 'console',
         start_date: new Date(Date.now() - Number(since) * 3_600_000).toISOString(),
         end_date: new Date(Date.now() + 60_000).toISOString(),
-        sources: side(src),
-        destinations: side(dst),
+        sources: side(sources),
+        destinations: side(destinations),
         services: { include: parsed.ports, exclude: [] },
         policy_decisions: decisions,
         max_results: 10_000,
@@ -136,8 +161,13 @@ export function TrafficPage() {
           choices={choices}
           value={src}
           onChange={setSrc}
+          text={srcText}
+          onText={(t) => {
+            setSrcText(t)
+            setSideErrors({ ...sideErrors, src: undefined })
+          }}
           free={addressChoice}
-          errors={messagesFor(error, '$.sources')}
+          errors={[...(sideErrors.src ? [sideErrors.src] : []), ...messagesFor(error, '$.sources')]}
         />
         <MultiPicker
           id="tq-dst"
@@ -146,8 +176,16 @@ export function TrafficPage() {
           choices={choices}
           value={dst}
           onChange={setDst}
+          text={dstText}
+          onText={(t) => {
+            setDstText(t)
+            setSideErrors({ ...sideErrors, dst: undefined })
+          }}
           free={addressChoice}
-          errors={messagesFor(error, '$.destinations')}
+          errors={[
+            ...(sideErrors.dst ? [sideErrors.dst] : []),
+            ...messagesFor(error, '$.destinations'),
+          ]}
         />
         <div>
           <TextField

@@ -62,7 +62,7 @@ export const addressesOf = (w: Workload) => w.interfaces.map((i) => i.address).j
 export function EnforcementSelect(props: { w: Workload; onSaved: () => void; labelled?: boolean }) {
   const { w } = props
   const [asked, setAsked] = useState<string>()
-  if (!w.agent) return <span class="muted">Not enforced: no agent</span>
+  if (!w.agent) return <span class="muted">Unmanaged: not enforced</span>
   return (
     <>
       <select
@@ -106,7 +106,7 @@ export function EnforcementSelect(props: { w: Workload; onSaved: () => void; lab
 }
 
 export function Health({ w }: { w: Workload }) {
-  if (!w.agent) return <span class="muted">No agent</span>
+  if (!w.agent) return <span class="muted">—</span>
   const t = w.palisade.tampering
   const health = w.palisade.health ?? 'unknown'
   return (
@@ -129,10 +129,9 @@ export function Health({ w }: { w: Workload }) {
 export function ModeCell({ w }: { w: Workload }) {
   if (!w.agent)
     return (
-      <>
-        <span class="muted">None: no agent</span>
-        <span class="why">Nothing on this host enforces policy.</span>
-      </>
+      <span class="muted" title="No agent: nothing on this host enforces policy">
+        — <span class="sr-only">none: no agent enforces policy here</span>
+      </span>
     )
   return (
     <>
