@@ -9,7 +9,14 @@ const FOCUSABLE_MAX = 150
 const PORT_LABELS_MAX = 250
 
 const short = (s: string, n = 15) => (s.length > n ? `${s.slice(0, n - 1)}…` : s)
-const mid = (a: MapNode, b: MapNode) => ({ x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 })
+/**
+ * Where an edge's ports are written: nearer its source than its middle, so the labels of two
+ * edges that cross (or run both ways) do not land on the same spot.
+ */
+const labelAt = (a: MapNode, b: MapNode) => ({
+  x: a.x + (b.x - a.x) * 0.38,
+  y: a.y + (b.y - a.y) * 0.38,
+})
 
 /** An edge as a line ending short of its target node, so the arrow stays visible. */
 function ends(a: MapNode, b: MapNode, r: number) {
@@ -83,7 +90,7 @@ function drawMap(m: MapModel, groupsLevel: boolean) {
           const a = m.nodes.get(e.from)
           const b = m.nodes.get(e.to)
           if (!a || !b || a === b) return null
-          const c = mid(a, b)
+          const c = labelAt(a, b)
           return (
             <text key={e.key} x={c.x} y={c.y - 4} class="port" data-edge={e.key} aria-hidden="true">
               {portsLabel(e.ports)}
@@ -128,7 +135,7 @@ function Overlay({ m, s, groupsLevel }: { m: MapModel; s: Selection; groupsLevel
   const a = e && m.nodes.get(e.from)
   const b = e && m.nodes.get(e.to)
   if (!e || !a || !b) return null
-  const c = mid(a, b)
+  const c = labelAt(a, b)
   return (
     <g class="selected-edge">
       <line {...ends(a, b, nodeR + 4)} marker-end="url(#arrow-selected)" />
@@ -183,8 +190,9 @@ export function TrafficMap(props: {
             viewBox="0 0 10 10"
             refX="9"
             refY="5"
-            markerWidth="7"
-            markerHeight="7"
+            markerUnits="userSpaceOnUse"
+            markerWidth="10"
+            markerHeight="10"
             orient="auto-start-reverse"
           >
             <path d="M 0 0 L 10 5 L 0 10 z" class={`arrowhead ${d}`} />
