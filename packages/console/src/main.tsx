@@ -1,17 +1,47 @@
+import type { ComponentType } from 'preact'
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { call, O, otherMessages, setCsrf, whenSignedOut } from './api.js'
 import { useLive } from './hooks.js'
-import { CoexistencePage } from './pages/coexistence.js'
-import { EventsPage } from './pages/events.js'
-import { PairingPage } from './pages/pairing.js'
-import { PolicyPage } from './pages/policy.js'
-import { ProvisionPage } from './pages/provision.js'
-import { TrafficPage } from './pages/traffic.js'
-import { WorkloadPage } from './pages/workload.js'
-import { WorkloadsPage } from './pages/workloads.js'
 import { Errors, Page, TextField } from './ui.js'
 import './style.css'
+
+/**
+ * A page whose code is fetched when it is first shown: the console starts with the shell and
+ * the page asked for, not all of them.
+ */
+function lazyPage<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  let loaded: ComponentType<P> | undefined
+  return function LazyPage(props: P) {
+    const [Loaded, setLoaded] = useState(() => loaded)
+    const [error, setError] = useState<unknown>()
+    useEffect(() => {
+      if (!Loaded)
+        load().then((c) => {
+          loaded = c
+          setLoaded(() => c)
+        }, setError)
+    }, [])
+    if (Loaded) return <Loaded {...props} />
+    if (error) return <Errors messages={['The page could not be loaded: reload the console.']} />
+    return (
+      <p class="loading" role="status">
+        Loading…
+      </p>
+    )
+  }
+}
+
+const WorkloadsPage = lazyPage(() => import('./pages/workloads.js').then((m) => m.WorkloadsPage))
+const WorkloadPage = lazyPage(() => import('./pages/workload.js').then((m) => m.WorkloadPage))
+const PolicyPage = lazyPage(() => import('./pages/policy.js').then((m) => m.PolicyPage))
+const TrafficPage = lazyPage(() => import('./pages/traffic.js').then((m) => m.TrafficPage))
+const ProvisionPage = lazyPage(() => import('./pages/provision.js').then((m) => m.ProvisionPage))
+const CoexistencePage = lazyPage(() =>
+  import('./pages/coexistence.js').then((m) => m.CoexistencePage),
+)
+const PairingPage = lazyPage(() => import('./pages/pairing.js').then((m) => m.PairingPage))
+const EventsPage = lazyPage(() => import('./pages/events.js').then((m) => m.EventsPage))
 
 interface Session {
   readonly username: string
