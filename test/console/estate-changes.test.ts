@@ -98,9 +98,13 @@ describe('changing the seeded estate through the console', () => {
     await form.waitFor({ state: 'detached' })
     const rules = (await ruleSet('global')).rules
     const added = rules[rules.length - 1]
+    const groups = await bed.ok<{ href: string; name: string }[]>(
+      'GET',
+      `${O}/sec_policy/draft/label_groups`,
+    )
     expect(added).toMatchObject({
       consumers: [{ ip_list: { href: estate.ipLists['Corporate network'] } }],
-      providers: [{ label_group: { href: expect.stringContaining('/label_groups/') } }],
+      providers: [{ label_group: { href: groups.find((g) => g.name === 'Front tier')?.href } }],
       ingress_services: [{ href: estate.services.SSH }],
     })
     const row = global.locator('tbody tr').filter({ hasText: 'Front tier' })
@@ -257,7 +261,7 @@ describe('changing the seeded estate through the console', () => {
     // legible at 1,024 px: the text keeps its size (the map is not scaled down)
     const heights = await map
       .locator('text.node-name')
-      .evaluateAll((ts) => ts.map((t) => t.getBoundingClientRect().height))
+      .evaluateAll<number[], unknown>('(ts) => ts.map((t) => t.getBoundingClientRect().height)')
     expect(Math.min(...heights)).toBeGreaterThanOrEqual(12)
     expect(await map.locator('text.port').first().textContent()).toMatch(/^tcp\/\d+/)
 

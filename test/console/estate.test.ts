@@ -52,7 +52,9 @@ describe('the console over a seeded estate', () => {
         const tops = await page
           .getByRole('navigation', { name: 'Main' })
           .getByRole('link')
-          .evaluateAll((links) => links.map((l) => Math.round(l.getBoundingClientRect().top)))
+          .evaluateAll<number[], unknown>(
+            '(links) => links.map((l) => Math.round(l.getBoundingClientRect().top))',
+          )
         expect(new Set(tops).size, `the navigation wraps at ${width} px`).toBe(1)
       }
     }

@@ -1,4 +1,4 @@
-import type { Actor, Names, Port } from './policy-text.js'
+import type { Names, Port } from './policy-text.js'
 import { portsText, servicesText, sideText } from './policy-text.js'
 
 /**
@@ -12,10 +12,7 @@ const list = (x: unknown): Doc[] =>
 const hrefs = (x: unknown) => list(x).map((r) => (typeof r.href === 'string' ? r.href : ''))
 
 const ruleLine = (r: Doc, action: string, names: Names) =>
-  `${action} ${sideText(list(r.consumers) as Actor[], names)} → ${sideText(
-    list(r.providers) as Actor[],
-    names,
-  )} on ${servicesText(list(r.ingress_services) as (Port | { href: string })[], names)}${
+  `${action} ${sideText(list(r.consumers), names)} → ${sideText(list(r.providers), names)} on ${servicesText(list(r.ingress_services) as (Port | { href: string })[], names)}${
     r.unscoped_consumers === true ? ' (sources outside the scope too)' : ''
   }${r.enabled === false ? ' (disabled)' : ''}`
 
@@ -66,7 +63,11 @@ export function policyLines(type: string, doc: Doc | null, names: Names): string
           .map((h) => names(h) ?? 'deleted label')
           .join(', ')}`,
         ...(hrefs(doc.sub_groups).length > 0
-          ? [`Groups: ${hrefs(doc.sub_groups).map((h) => names(h) ?? 'deleted group')}`]
+          ? [
+              `Groups: ${hrefs(doc.sub_groups)
+                .map((h) => names(h) ?? 'deleted group')
+                .join(', ')}`,
+            ]
           : []),
       ]
     case 'enforcement_boundaries':

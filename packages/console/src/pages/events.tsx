@@ -72,7 +72,7 @@ function Value({ v }: { v: unknown }): ComponentChildren {
     if (v.length === 0) return <span class="muted">none</span>
     return (
       <ul class="values">
-        {v.map((x, i) => (
+        {(v as unknown[]).map((x, i) => (
           <li key={i}>
             <Value v={x} />
           </li>

@@ -27,8 +27,9 @@ interface Version {
   created_by?: { username?: string }
 }
 
+const textOf = (x: unknown) => (typeof x === 'string' ? x : undefined)
 const nameOf = (i: PendingItem) =>
-  String(i.draft?.name ?? i.active?.name ?? nameOfHref(i.href) ?? i.href)
+  textOf(i.draft?.name) ?? textOf(i.active?.name) ?? nameOfHref(i.href) ?? i.href
 /** `Rule set: web tier`; the firewall settings are one of a kind and need no name. */
 const titleOf = (i: PendingItem) =>
   i.type === 'firewall_settings'
