@@ -1,12 +1,12 @@
 import { ApiError, call, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { enforcementName, visibilityName } from '../names.js'
+import { enforcementName } from '../names.js'
 import { Errors, Labels, Page, TableHead, when } from '../ui.js'
 import type { ApiEvent } from './events.js'
 import { EventsTable } from './events.js'
 import { ExplainForm, WorkloadRules } from './workload-rules.js'
 import type { Workload } from './workloads.js'
-import { addressesOf, EnforcementSelect, Health, ModeCell } from './workloads.js'
+import { addressesOf, EnforcementSelect, Health, ModeCell, VisibilitySelect } from './workloads.js'
 
 interface Impact {
   impacts: {
@@ -91,7 +91,9 @@ export function WorkloadPage({ id }: { id: string }) {
           )}
         </dd>
         <dt>Visibility</dt>
-        <dd>{w.agent ? visibilityName(w.visibility_level) : '—'}</dd>
+        <dd>
+          <VisibilitySelect w={w} onSaved={() => void live.reload()} />
+        </dd>
         <dt>Firewall mode</dt>
         <dd class="mode">
           <ModeCell w={w} />

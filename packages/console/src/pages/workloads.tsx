@@ -1,4 +1,4 @@
-import { ENFORCEMENT_MODES } from '@palisade/model'
+import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from '@palisade/model'
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, labelText, otherMessages } from '../api.js'
@@ -101,6 +101,34 @@ export function EnforcementSelect(props: { w: Workload; onSaved: () => void; lab
           </p>
         </Confirm>
       )}
+    </>
+  )
+}
+
+/** How much traffic the agent reports: it changes no verdict, so it applies without asking. */
+export function VisibilitySelect(props: { w: Workload; onSaved: () => void }) {
+  const { w } = props
+  const [error, setError] = useState<unknown>()
+  if (!w.agent) return <span class="muted">—</span>
+  return (
+    <>
+      <select
+        aria-label={`Visibility of ${w.name}`}
+        value={w.visibility_level}
+        onChange={(e) => {
+          setError(undefined)
+          call('PUT', `/api/v2${w.href}`, {
+            visibility_level: (e.target as HTMLSelectElement).value,
+          }).then(props.onSaved, setError)
+        }}
+      >
+        {VISIBILITY_LEVELS.map((v) => (
+          <option key={v} value={v}>
+            {visibilityName(v)}
+          </option>
+        ))}
+      </select>
+      <Errors messages={otherMessages(error, [])} />
     </>
   )
 }
@@ -242,7 +270,9 @@ export function WorkloadsPage() {
                   <td>
                     <EnforcementSelect w={w} onSaved={() => void live.reload()} />
                   </td>
-                  <td>{w.agent ? visibilityName(w.visibility_level) : '—'}</td>
+                  <td>
+                    <VisibilitySelect w={w} onSaved={() => void live.reload()} />
+                  </td>
                   <td class="mode">
                     <ModeCell w={w} />
                   </td>
