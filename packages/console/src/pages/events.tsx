@@ -195,17 +195,13 @@ export function EventsPage() {
       if (severity) q.set('severity', severity)
       if (since)
         q.set('timestamp[gte]', new Date(Date.now() - Number(since) * 3_600_000).toISOString())
-      const [events] = await Promise.all([
-        callList<ApiEvent>(`${O}/events?${q.toString()}`),
-        // names for the hrefs events carry
-        loadLabels(),
-        loadWorkloads(),
-      ])
-      return events
+      return callList<ApiEvent>(`${O}/events?${q.toString()}`)
     },
     3000,
     [type, severity, since],
   )
+  // Names for the hrefs events carry; they change far less often than events come.
+  useLive(() => Promise.all([loadLabels(), loadWorkloads()]), 30_000)
   const events = live.data?.items ?? []
   const view = useListView(events, { text: () => '', columns: [] })
   return (

@@ -132,6 +132,7 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
       )}
       {items.length > 0 && (
         <p class="summary">
+          Pending:{' '}
           {Object.entries(
             items.reduce<Record<string, number>>(
               (m, i) => ({ ...m, [i.type]: (m[i.type] ?? 0) + 1 }),
@@ -143,8 +144,8 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
                 ? 'the firewall settings'
                 : `${n} ${policyTypeName(t).toLowerCase()}${n === 1 ? '' : 's'}`,
             )
-            .join(', ')}{' '}
-          pending.
+            .join(', ')}
+          .
         </p>
       )}
       {items.map((i) => {
@@ -284,8 +285,12 @@ function Affected({ changes, chosen }: { changes: HostChange[] | undefined; chos
               ...(c.modeBefore !== c.modeAfter
                 ? [`${firewallModeName(c.modeBefore)} → ${firewallModeName(c.modeAfter)}`]
                 : []),
-              ...(c.rulesAdded > 0 ? [`${c.rulesAdded} rules added`] : []),
-              ...(c.rulesRemoved > 0 ? [`${c.rulesRemoved} rules removed`] : []),
+              ...(c.rulesAdded > 0
+                ? [`${c.rulesAdded} rule${c.rulesAdded === 1 ? '' : 's'} added`]
+                : []),
+              ...(c.rulesRemoved > 0
+                ? [`${c.rulesRemoved} rule${c.rulesRemoved === 1 ? '' : 's'} removed`]
+                : []),
             ].join(', ') || 'settings change'}
           </li>
         ))}

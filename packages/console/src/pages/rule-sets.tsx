@@ -490,7 +490,10 @@ export function RuleForm(props: {
           placeholder="label, group, IP list, workload"
           choices={choices}
           value={consumers}
-          onChange={setConsumers}
+          onChange={(c) => {
+            setConsumers(c)
+            setLocal({ ...local, consumers: [] })
+          }}
           errors={[...(local.consumers ?? []), ...messagesFor(error, '$.consumers')]}
         />
         <MultiPicker
@@ -499,7 +502,10 @@ export function RuleForm(props: {
           placeholder="label, group, IP list, workload"
           choices={choices}
           value={providers}
-          onChange={setProviders}
+          onChange={(c) => {
+            setProviders(c)
+            setLocal({ ...local, providers: [] })
+          }}
           errors={[...(local.providers ?? []), ...messagesFor(error, '$.providers')]}
         />
         <div>
