@@ -47,7 +47,9 @@ describe('the console over a seeded estate', () => {
           await page.getByRole('button', { name: 'Query' }).click()
           await page.getByRole('table', { name: 'Flows' }).waitFor()
         }
-        await bed.shot(`estate-${route.replace(/\W/g, '-')}-${width}`)
+        await bed.shot(
+          `estate-${route.startsWith('workloads/') ? 'workload-db-1' : route}-${width}`,
+        )
         expect(await seriousViolations(page), `${route} at ${width} px`).toEqual([])
         const tops = await page
           .getByRole('navigation', { name: 'Main' })
