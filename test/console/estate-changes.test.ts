@@ -237,6 +237,50 @@ describe('changing the seeded estate through the console', () => {
     expect(Object.keys(pending).sort()).toEqual(['firewall_settings', 'services'])
   })
 
+  it('asks before deleting a rule; refuses a port it cannot read next to the field, before sending; makes a label group', async () => {
+    await bed.go('policy')
+    await page.getByRole('tab', { name: 'Rule sets' }).click()
+    const shop = page.getByRole('article', { name: 'Rule set shop prod' })
+    const count = async () => (await ruleSet('shop prod')).rules.length
+    const before = await count()
+    await shop.getByRole('button', { name: 'Delete rule 1' }).click()
+    const confirm = page.getByRole('dialog', { name: 'Delete this rule of shop prod?' })
+    expect(await confirm.textContent()).toContain('Allow role: web to role: db on PostgreSQL')
+    await confirm.getByRole('button', { name: 'Cancel' }).click()
+    expect(await count()).toBe(before)
+
+    await page.getByRole('tab', { name: 'Services' }).click()
+    await page.getByLabel('Name').fill('Web alt')
+    await page.getByLabel('Ports').fill('tcp/https')
+    await page.getByRole('button', { name: 'Create service' }).click()
+    expect(await page.locator('#service-ports-errors').textContent()).toContain(
+      '"tcp/https" is not a port',
+    )
+    const names = async () =>
+      (await bed.ok<{ name: string }[]>('GET', `${O}/sec_policy/draft/services`)).map((s) => s.name)
+    expect(await names()).not.toContain('Web alt')
+    await page.getByLabel('Ports').fill('tcp/8443')
+    await page.getByRole('button', { name: 'Create service' }).click()
+    await page.getByRole('cell', { name: 'Web alt' }).waitFor()
+    expect(await names()).toContain('Web alt')
+
+    await page.getByRole('tab', { name: 'Label groups' }).click()
+    await page.getByLabel('Name').fill('Data tier')
+    await page.getByLabel('Key').selectOption('role')
+    const members = page.getByRole('combobox', { name: 'Labels' })
+    await members.pressSequentially('db')
+    await members.press('Enter')
+    await page.getByRole('button', { name: 'Create label group' }).click()
+    await page.getByRole('cell', { name: 'Data tier' }).waitFor()
+    const group = (
+      await bed.ok<{ name: string; key: string; labels: { href: string }[] }[]>(
+        'GET',
+        `${O}/sec_policy/draft/label_groups`,
+      )
+    ).find((g) => g.name === 'Data tier')
+    expect(group).toMatchObject({ key: 'role', labels: [{ href: estate.labels['role: db'] }] })
+  })
+
   it('refuses a query that names nothing, next to the field, and drops the old results', async () => {
     await bed.go('traffic')
     await page.getByRole('button', { name: 'Query' }).click()
