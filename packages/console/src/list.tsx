@@ -126,6 +126,8 @@ export function SortableHead<T>(props: {
   )
 }
 
+const singular = (noun: string) => noun.replace(/s$/, '')
+
 /** The search box of a list, with how many match. */
 export function SearchBox(props: {
   id: string
@@ -148,8 +150,8 @@ export function SearchBox(props: {
       />
       <span class="count" role="status">
         {view.query
-          ? `${view.matching} of ${props.total} ${props.noun}`
-          : `${props.total} ${props.noun}`}
+          ? `${view.matching} of ${props.total} ${props.total === 1 ? singular(props.noun) : props.noun}`
+          : `${props.total} ${props.total === 1 ? singular(props.noun) : props.noun}`}
       </span>
     </div>
   )
