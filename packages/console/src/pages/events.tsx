@@ -188,6 +188,8 @@ export function EventsPage() {
   const [type, setType] = useState('')
   const [severity, setSeverity] = useState('')
   const [since, setSince] = useState('')
+  /** Older than the latest: the time of the oldest event of the window before. */
+  const [before, setBefore] = useState<string>()
   const live = useLive(
     async () => {
       const q = new URLSearchParams({ max_results: String(FETCHED) })
@@ -195,10 +197,11 @@ export function EventsPage() {
       if (severity) q.set('severity', severity)
       if (since)
         q.set('timestamp[gte]', new Date(Date.now() - Number(since) * 3_600_000).toISOString())
+      if (before) q.set('timestamp[lte]', before)
       return callList<ApiEvent>(`${O}/events?${q.toString()}`)
     },
-    3000,
-    [type, severity, since],
+    before ? null : 3000,
+    [type, severity, since, before],
   )
   // Names for the hrefs events carry; they change far less often than events come.
   useLive(() => Promise.all([loadLabels(), loadWorkloads()]), 30_000)
@@ -255,13 +258,38 @@ export function EventsPage() {
       </ListState>
       {live.data && events.length > 0 && (
         <p class="count" role="status">
+          {before ? `Events up to ${when(before)}: ` : ''}
           {live.data.total > events.length
-            ? `The latest ${events.length} of ${live.data.total} events; narrow the filters to see older ones.`
-            : `${events.length} events`}
+            ? `the latest ${events.length} of ${live.data.total}.`
+            : `${events.length} event${events.length === 1 ? '' : 's'}.`}
         </p>
       )}
       {view.rows.length > 0 && <EventsTable events={view.rows} />}
       <Pager view={view} label="Event pages" />
+      <div class="buttons start">
+        {live.data && live.data.total > events.length && (
+          <button
+            type="button"
+            onClick={() => {
+              view.setPage(0)
+              setBefore(events[events.length - 1]?.timestamp)
+            }}
+          >
+            Older events
+          </button>
+        )}
+        {before && (
+          <button
+            type="button"
+            onClick={() => {
+              view.setPage(0)
+              setBefore(undefined)
+            }}
+          >
+            Back to the latest
+          </button>
+        )}
+      </div>
     </Page>
   )
 }
