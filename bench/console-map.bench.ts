@@ -152,7 +152,9 @@ export async function run(): Promise<Record<string, unknown>> {
             shown.edges = Math.max(shown.edges, counts.edges)
             shown.nodes = Math.max(shown.nodes, counts.nodes)
             figures.selectNodeMs?.push(await frameAfter(page, '.map .node circle', i * 41 + 3))
-            figures.selectEdgeMs?.push(await frameAfter(page, '.map .edge .hit', i * 373 + 5))
+            figures.selectEdgeMs?.push(
+              await frameAfter(page, '.map line.edge, .map .edge .hit', i * 373 + 5),
+            )
             figures.selectGroupMs?.push(await frameAfter(page, '.map .group rect', i + 2))
             figures.toGroupsMs?.push(await frameAfter(page, otherLevel))
           }

@@ -176,3 +176,8 @@ export async function seriousViolations(page: Page): Promise<string[]> {
 export const focusedId = (page: Page) => page.evaluate<string>('document.activeElement?.id ?? ""')
 export const focusedText = (page: Page) =>
   page.evaluate<string>('document.activeElement?.textContent ?? ""')
+
+/** What a test reads of an element in the page (the tests' types know no DOM). */
+export interface Rect {
+  getBoundingClientRect(): { top: number; height: number }
+}

@@ -7,7 +7,7 @@
  */
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { ConsoleBed } from './console.fixture.js'
+import type { ConsoleBed, Rect } from './console.fixture.js'
 import { focusedId, focusedText, O, startConsole } from './console.fixture.js'
 import type { Estate } from './estate.fixture.js'
 import { seedEstate } from './estate.fixture.js'
@@ -261,7 +261,7 @@ describe('changing the seeded estate through the console', () => {
     expect(await names()).not.toContain('Web alt')
     await page.getByLabel('Ports').fill('tcp/8443')
     await page.getByRole('button', { name: 'Create service' }).click()
-    await page.getByRole('cell', { name: 'Web alt' }).waitFor()
+    await page.getByRole('cell', { name: 'Web alt', exact: true }).waitFor()
     expect(await names()).toContain('Web alt')
 
     await page.getByRole('tab', { name: 'Label groups' }).click()
@@ -271,7 +271,7 @@ describe('changing the seeded estate through the console', () => {
     await members.pressSequentially('db')
     await members.press('Enter')
     await page.getByRole('button', { name: 'Create label group' }).click()
-    await page.getByRole('cell', { name: 'Data tier' }).waitFor()
+    await page.getByRole('cell', { name: 'Data tier', exact: true }).waitFor()
     const group = (
       await bed.ok<{ name: string; key: string; labels: { href: string }[] }[]>(
         'GET',
@@ -305,7 +305,7 @@ describe('changing the seeded estate through the console', () => {
     // legible at 1,024 px: the text keeps its size (the map is not scaled down)
     const heights = await map
       .locator('text.node-name')
-      .evaluateAll<number[], unknown>('(ts) => ts.map((t) => t.getBoundingClientRect().height)')
+      .evaluateAll((ts: Rect[]) => ts.map((t) => t.getBoundingClientRect().height))
     expect(Math.min(...heights)).toBeGreaterThanOrEqual(12)
     expect(await map.locator('text.port').first().textContent()).toMatch(/^tcp\/\d+/)
 

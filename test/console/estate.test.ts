@@ -9,7 +9,7 @@ import { computeHostPolicy } from '@palisade/model'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadedSnapshot } from './console-policy.fixture.js'
-import type { ConsoleBed } from './console.fixture.js'
+import type { ConsoleBed, Rect } from './console.fixture.js'
 import { O, seriousViolations, startConsole } from './console.fixture.js'
 import type { Estate } from './estate.fixture.js'
 import { seedEstate, waitForPolicy } from './estate.fixture.js'
@@ -54,8 +54,8 @@ describe('the console over a seeded estate', () => {
         const tops = await page
           .getByRole('navigation', { name: 'Main' })
           .getByRole('link')
-          .evaluateAll<number[], unknown>(
-            '(links) => links.map((l) => Math.round(l.getBoundingClientRect().top))',
+          .evaluateAll((links: Rect[]) =>
+            links.map((l) => Math.round(l.getBoundingClientRect().top)),
           )
         expect(new Set(tops).size, `the navigation wraps at ${width} px`).toBe(1)
       }
@@ -170,12 +170,12 @@ describe('the console over a seeded estate', () => {
     expect(main).toContain('has not reported its host')
     expect(main).not.toContain('No foreign rule changes')
     await bed.go('workloads/nosuch')
-    expect(await page.locator('#page-title').textContent()).toBe('Workload not found')
+    await page.getByRole('heading', { name: 'Workload not found' }).waitFor()
     expect(await page.locator('main').textContent()).not.toContain('/orgs/')
     await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link').click()
     await page.getByRole('table', { name: 'Workloads' }).waitFor()
     await bed.go('nosuch/page')
-    expect(await page.locator('#page-title').textContent()).toBe('Page not found')
+    await page.getByRole('heading', { name: 'Page not found' }).waitFor()
     await bed.shot('estate-404')
   })
 

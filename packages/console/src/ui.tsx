@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact'
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks'
 import type { Label } from './api.js'
 import { labelText, otherMessages } from './api.js'
 
@@ -43,7 +43,8 @@ export function Dialog(props: {
   const ref = useRef<HTMLDivElement>(null)
   const close = useRef(props.onClose)
   close.current = props.onClose
-  useEffect(() => {
+  // Before the browser paints: a key pressed as soon as the dialog shows must reach it.
+  useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null
     const box = ref.current
     const first = box?.querySelector<HTMLElement>(

@@ -5,6 +5,8 @@ import { decisionName } from '../names.js'
 
 /** Above this many, edges and nodes are not each a tab stop: the flow table is the way there. */
 const FOCUSABLE_MAX = 150
+/** Above this many edges, each is a bare line (no arrow, no tooltip): selecting one tells all. */
+const DENSE_MIN = 600
 /** Above this many edges, ports are written on the selected ones only, so the map stays legible. */
 const PORT_LABELS_MAX = 250
 
@@ -47,6 +49,7 @@ function drawMap(m: MapModel, groupsLevel: boolean) {
   const focusEdges = m.edges.length <= FOCUSABLE_MAX
   const focusNodes = m.nodes.size <= FOCUSABLE_MAX
   const labels = m.edges.length <= PORT_LABELS_MAX
+  const dense = m.edges.length > DENSE_MIN
   return (
     <g>
       {!groupsLevel &&
@@ -70,6 +73,9 @@ function drawMap(m: MapModel, groupsLevel: boolean) {
         const b = m.nodes.get(e.to)
         if (!a || !b || a === b) return null
         const p = ends(a, b, nodeR + 4)
+        // Thousands of edges: one element each, so the map stays quick to draw and to click.
+        if (dense)
+          return <line key={e.key} {...p} data-edge={e.key} class={`edge dense ${e.decision}`} />
         return (
           <g
             key={e.key}
