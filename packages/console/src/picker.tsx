@@ -49,6 +49,8 @@ export function MultiPicker(props: {
     props.onChange([...props.value, c])
     setQuery('')
     setActive(0)
+    // Closed once picked, so the list covers nothing; typing or the arrow keys open it again.
+    setOpen(false)
     setTypedError(undefined)
   }
   const takeTyped = () => {
