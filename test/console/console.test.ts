@@ -5,120 +5,30 @@
  * stores nothing, and the other pages. Screenshots of each page go to artifacts/console/.
  */
 import { randomUUID } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
-import { request } from 'node:https'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { RunningServer } from '@palisade/server'
-import { startServer } from '@palisade/server'
-import type { Browser, Page } from 'playwright-core'
-import { chromium } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-
-const CHROMIUM = '/usr/bin/chromium'
-const SHOTS = join(import.meta.dirname, '../../artifacts/console')
-const O = '/api/v2/orgs/1'
-
-interface Boot {
-  username: string
-  password: string
-  api_user: string
-  api_secret: string
-  ca_cert: string
-}
+import type { Api, Boot, ConsoleBed } from './console.fixture.js'
+import { O, startConsole } from './console.fixture.js'
 
 describe('web console in chromium', () => {
-  let dir: string
-  let server: RunningServer
+  let bed: ConsoleBed
   let boot: Boot
-  let ca: string
-  let browser: Browser
   let page: Page
-
-  /** The API with the bootstrap API key, as a script would call it. */
-  const api = (method: string, path: string, body?: unknown, auth?: string) =>
-    new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body)
-      const req = request(
-        `${server.url}${path}`,
-        {
-          method,
-          ca,
-          headers: {
-            authorization:
-              auth ??
-              `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
-            ...(payload && { 'content-type': 'application/json' }),
-          },
-        },
-        (res) => {
-          let text = ''
-          res.on('data', (c: Buffer) => (text += c.toString()))
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              body: text ? (JSON.parse(text) as unknown) : undefined,
-            }),
-          )
-        },
-      )
-      req.on('error', reject)
-      req.end(payload)
-    })
-  const shot = (name: string) =>
-    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
-  const go = async (route: string) => {
-    await page.goto(`${server.url}/#/${route}`)
-    await page.locator('#page-title').waitFor()
-  }
+  let api: Api
+  const shot = (name: string) => bed.shot(name)
+  const go = (route: string) => bed.go(route)
 
   beforeAll(async () => {
-    // A browser test that cannot find its browser must fail, not pass quietly.
-    expect(
-      existsSync(CHROMIUM),
-      `${CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)`,
-    ).toBe(true)
-    dir = await mkdtemp(join(tmpdir(), 'palisade-console-'))
-    // no agent package (the install test builds its own): the page says what to run instead
-    server = await startServer({
-      listen: '127.0.0.1:0',
-      dataDir: dir,
-      tls: 'auto',
-      agentDir: join(dir, 'no-agent-package'),
-    })
-    boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as Boot
-    ca = await readFile(boot.ca_cert, 'utf8')
-    await mkdir(SHOTS, { recursive: true })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
-    // The server's certificate comes from its own CA, which this throwaway profile does not hold.
-    const context = await browser.newContext({
-      ignoreHTTPSErrors: true,
-      viewport: { width: 1280, height: 800 },
-    })
-    page = await context.newPage()
-    page.setDefaultTimeout(10_000)
+    bed = await startConsole()
+    ;({ boot, page, api } = bed)
   }, 60_000)
 
   afterAll(async () => {
-    await browser?.close()
-    await server?.close()
-    if (dir) await rm(dir, { recursive: true, force: true })
+    await bed?.close()
   })
 
   it('signs in with the bootstrap admin, by keyboard alone, after refusing a wrong password', async () => {
-    await page.goto(server.url)
+    await page.goto(bed.server.url)
     await shot('01-sign-in')
     await page.getByLabel('Username').fill(boot.username)
     await page.getByLabel('Password').fill('wrong')
@@ -184,19 +94,20 @@ describe('web console in chromium', () => {
   it('adds a rule set and a rule on the Policy page, and edits the rule; a refused save keeps it', async () => {
     await go('policy')
     await page.getByRole('tab', { name: 'Rule sets' }).click()
+    await page.getByRole('button', { name: 'Add rule set' }).click()
     await page.getByLabel('Name').fill('web tier')
     await page.getByRole('button', { name: 'Create rule set' }).click()
+    await page
+      .getByRole('article', { name: 'Rule set web tier' })
+      .getByRole('button', { name: 'Add rule' })
+      .click()
     const add = page.getByRole('form', { name: 'New rule in web tier' })
     await add.getByLabel('Action').selectOption('deny')
-    await add
-      .getByRole('group', { name: /^Sources/ })
-      .getByLabel('env')
-      .selectOption('prod')
-    await add
-      .getByRole('group', { name: /^Destinations/ })
-      .getByLabel('app')
-      .selectOption('web')
-    await add.getByLabel('Services').fill('tcp/8443')
+    await add.getByRole('combobox', { name: 'Sources' }).fill('env: prod')
+    await add.getByRole('combobox', { name: 'Sources' }).press('Enter')
+    await add.getByRole('combobox', { name: 'Destinations' }).fill('app: web')
+    await add.getByRole('combobox', { name: 'Destinations' }).press('Enter')
+    await add.getByLabel('Ports').fill('tcp/8443')
     await add.getByRole('button', { name: 'Add rule' }).click()
     const rules = page.getByRole('table', { name: 'Rules of web tier' })
     await rules.getByRole('cell', { name: 'tcp/8443' }).waitFor()
@@ -214,30 +125,25 @@ describe('web console in chromium', () => {
 
     await rules.getByRole('button', { name: 'Edit rule' }).click()
     const edit = page.getByRole('form', { name: 'Edit rule in web tier' })
-    expect(await edit.getByLabel('Services').inputValue()).toBe('tcp/8443')
-    expect(
-      await edit
-        .getByRole('group', { name: /^Sources/ })
-        .getByLabel('env')
-        .inputValue(),
-    ).toContain('/labels/')
+    expect(await edit.getByLabel('Ports').inputValue()).toBe('tcp/8443')
+    expect(await edit.getByRole('list', { name: 'Sources: chosen' }).textContent()).toContain(
+      'env: prod',
+    )
     expect(
       await edit.locator('option[value="allow"]').isDisabled(),
       'a deny rule cannot become an allow rule in place',
     ).toBe(true)
-    await edit.getByLabel('Services').fill('tcp/99999')
+    await edit.getByLabel('Ports').fill('tcp/99999')
     await edit.getByRole('button', { name: 'Save rule' }).click()
     await edit.getByRole('alert').waitFor()
-    expect(await edit.getByLabel('Services').inputValue(), 'nothing typed is lost').toBe(
-      'tcp/99999',
-    )
+    expect(await edit.getByLabel('Ports').inputValue(), 'nothing typed is lost').toBe('tcp/99999')
     expect((await stored())?.deny_rules[0], 'a refused save stores nothing').toEqual(created)
 
-    await edit.getByLabel('Services').fill('tcp/9443')
+    await edit.getByLabel('Ports').fill('tcp/9443')
     await edit.getByLabel('Action').selectOption('override_deny')
     await shot('02b-policy-rule-edit')
     await edit.getByRole('button', { name: 'Save rule' }).click()
-    await page.getByRole('form', { name: 'New rule in web tier' }).waitFor()
+    await edit.waitFor({ state: 'detached' })
     await rules.getByRole('cell', { name: 'tcp/9443' }).waitFor()
     const after = await stored()
     expect(after?.deny_rules).toHaveLength(1)
@@ -297,7 +203,8 @@ describe('web console in chromium', () => {
     await dialog.getByRole('button', { name: 'Save' }).click()
     await dialog.waitFor({ state: 'detached' })
     await page.getByRole('status').filter({ hasText: 'pending' }).waitFor()
-    const row = page.getByRole('table', { name: 'Coexistence scopes' }).getByRole('row').nth(1)
+    // row 1 is the fixed Default row
+    const row = page.getByRole('table', { name: 'Coexistence scopes' }).getByRole('row').nth(2)
     expect(await row.textContent()).toContain('env: prod')
     expect(await row.textContent()).toContain('Yes')
     await shot('05-coexistence')
@@ -318,7 +225,7 @@ describe('web console in chromium', () => {
     await dialog.getByRole('button', { name: 'Save' }).click()
     const message = dialog.locator('#scope-errors')
     await message.waitFor()
-    expect(await message.textContent()).toContain(`label ${staging?.href} does not exist`)
+    expect(await message.textContent()).toContain('"env: staging" does not exist')
     expect(await dialog.getByLabel('No').isChecked(), 'what was entered is kept').toBe(true)
     await shot('06-coexistence-refused')
     await dialog.getByRole('button', { name: 'Cancel' }).click()
@@ -334,10 +241,11 @@ describe('web console in chromium', () => {
     expect(await mode.textContent()).toContain('Exclusive')
     await go('provision')
     await page.getByRole('article').first().waitFor()
-    expect(await page.locator('main').textContent()).toContain('firewall settings')
+    expect(await page.locator('main').textContent()).toContain('Firewall settings')
     await page.getByLabel('Commit message').fill('web prod coexists, primary')
     await shot('07-provision')
-    await page.getByRole('button', { name: 'Provision' }).click()
+    await page.getByRole('button', { name: 'Provision all' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Provision now' }).click()
     await page.getByRole('status').filter({ hasText: 'Provisioned as version' }).waitFor()
     expect(await page.getByRole('table', { name: 'Policy versions' }).textContent()).toContain(
       'web prod coexists, primary',
@@ -350,6 +258,7 @@ describe('web console in chromium', () => {
     await shot('08-workloads')
     // editable enforcement: the change reaches the API
     await page.getByLabel('Enforcement of web-1').selectOption('full')
+    await page.getByRole('dialog').getByRole('button', { name: 'Change enforcement' }).click()
     await expect
       .poll(
         async () =>
@@ -379,8 +288,9 @@ describe('web console in chromium', () => {
     expect((await settings('active')).firewall_coexistence).toEqual([
       expect.objectContaining({ illumio_primary: true }),
     ])
-    expect(await table.getByRole('row').nth(1).textContent()).toContain('Enforced')
+    expect(await table.getByRole('row').nth(2).textContent()).toContain('Enforced')
     await table.getByRole('button', { name: 'Remove' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove scope' }).click()
     await expect.poll(async () => (await settings('draft')).firewall_coexistence).toEqual([])
     await expect.poll(() => table.textContent()).not.toContain('env: prod')
     expect((await settings('active')).firewall_coexistence).toHaveLength(1)
@@ -393,7 +303,7 @@ describe('web console in chromium', () => {
     await page.getByRole('button', { name: 'Details' }).first().click()
     const changes = page.getByRole('table', { name: 'Changes' }).first()
     await changes.waitFor()
-    expect(await changes.textContent()).toContain('firewall_coexistence')
+    expect(await changes.textContent()).toContain('firewall coexistence')
     expect(await page.getByRole('table', { name: 'Events' }).textContent()).not.toContain(
       'label.create',
     )
@@ -433,9 +343,9 @@ describe('web console in chromium', () => {
     await table.waitFor()
     expect(await table.getByRole('row').count()).toBe(4)
     expect(await table.textContent()).toContain('potentially blocked')
-    expect(await page.locator('svg line.edge.blocked').count()).toBe(1)
+    expect(await page.locator('svg .edge.blocked line.stroke').count()).toBe(1)
     expect(
-      await page.getByRole('img', { name: /Traffic map/ }).getAttribute('aria-label'),
+      await page.getByRole('group', { name: /Traffic map/ }).getAttribute('aria-label'),
     ).toContain('3 connections')
     await shot('10-traffic')
     await page.getByLabel('Services').fill('tcp/22')

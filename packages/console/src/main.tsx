@@ -1,16 +1,47 @@
+import type { ComponentType } from 'preact'
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { call, O, otherMessages, setCsrf, whenSignedOut } from './api.js'
 import { useLive } from './hooks.js'
-import { CoexistencePage } from './pages/coexistence.js'
-import { EventsPage } from './pages/events.js'
-import { PairingPage } from './pages/pairing.js'
-import { PolicyPage } from './pages/policy.js'
-import { ProvisionPage } from './pages/provision.js'
-import { TrafficPage } from './pages/traffic.js'
-import { WorkloadPage, WorkloadsPage } from './pages/workloads.js'
-import { Errors, TextField } from './ui.js'
+import { Errors, Page, TextField } from './ui.js'
 import './style.css'
+
+/**
+ * A page whose code is fetched when it is first shown: the console starts with the shell and
+ * the page asked for, not all of them.
+ */
+function lazyPage<P extends object>(load: () => Promise<ComponentType<P>>): ComponentType<P> {
+  let loaded: ComponentType<P> | undefined
+  return function LazyPage(props: P) {
+    const [Loaded, setLoaded] = useState(() => loaded)
+    const [error, setError] = useState<unknown>()
+    useEffect(() => {
+      if (!Loaded)
+        load().then((c) => {
+          loaded = c
+          setLoaded(() => c)
+        }, setError)
+    }, [])
+    if (Loaded) return <Loaded {...props} />
+    if (error) return <Errors messages={['The page could not be loaded: reload the console.']} />
+    return (
+      <p class="loading" role="status">
+        Loading…
+      </p>
+    )
+  }
+}
+
+const WorkloadsPage = lazyPage(() => import('./pages/workloads.js').then((m) => m.WorkloadsPage))
+const WorkloadPage = lazyPage(() => import('./pages/workload.js').then((m) => m.WorkloadPage))
+const PolicyPage = lazyPage(() => import('./pages/policy.js').then((m) => m.PolicyPage))
+const TrafficPage = lazyPage(() => import('./pages/traffic.js').then((m) => m.TrafficPage))
+const ProvisionPage = lazyPage(() => import('./pages/provision.js').then((m) => m.ProvisionPage))
+const CoexistencePage = lazyPage(() =>
+  import('./pages/coexistence.js').then((m) => m.CoexistencePage),
+)
+const PairingPage = lazyPage(() => import('./pages/pairing.js').then((m) => m.PairingPage))
+const EventsPage = lazyPage(() => import('./pages/events.js').then((m) => m.EventsPage))
 
 interface Session {
   readonly username: string
@@ -20,12 +51,25 @@ interface Session {
 const NAV = [
   ['workloads', 'Workloads'],
   ['policy', 'Policy'],
+  ['traffic', 'Traffic'],
   ['provision', 'Provision'],
-  ['coexistence', 'Settings › Security › Firewall Coexistence'],
+  ['coexistence', 'Firewall Coexistence'],
   ['pairing', 'Pairing'],
   ['events', 'Events'],
-  ['traffic', 'Traffic'],
 ] as const
+
+const PAGES = new Set<string>(NAV.map(([k]) => k))
+
+function NotFound() {
+  return (
+    <Page title="Page not found">
+      <p>
+        There is no page at <code>{location.hash || '/'}</code>. Go to{' '}
+        <a href="#/workloads">Workloads</a>, or pick a page above.
+      </p>
+    </Page>
+  )
+}
 
 const routeOf = () => location.hash.replace(/^#\/?/, '').split('/')
 
@@ -84,7 +128,8 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
         .length,
     5000,
   )
-  const [page = 'workloads', id] = route
+  const page = route[0] || 'workloads'
+  const id = route[1]
   const signOut = async () => {
     await call('DELETE', '/session').catch(() => undefined)
     onSignOut()
@@ -94,7 +139,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <nav aria-label="Main">
+      <nav aria-label="Main" class="topnav">
         <span class="brand">Palisade</span>
         <ul>
           {NAV.map(([k, text]) => (
@@ -120,12 +165,15 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
       <main id="main" tabIndex={-1}>
         {page === 'workloads' && !id && <WorkloadsPage />}
         {page === 'workloads' && id && <WorkloadPage id={id} />}
-        {page === 'policy' && <PolicyPage />}
-        {page === 'provision' && <ProvisionPage onProvisioned={() => void pending.reload()} />}
-        {page === 'coexistence' && <CoexistencePage />}
-        {page === 'pairing' && <PairingPage />}
-        {page === 'events' && <EventsPage />}
-        {page === 'traffic' && <TrafficPage />}
+        {page === 'policy' && !id && <PolicyPage />}
+        {page === 'provision' && !id && (
+          <ProvisionPage onProvisioned={() => void pending.reload()} />
+        )}
+        {page === 'coexistence' && !id && <CoexistencePage />}
+        {page === 'pairing' && !id && <PairingPage />}
+        {page === 'events' && !id && <EventsPage />}
+        {page === 'traffic' && !id && <TrafficPage />}
+        {(!PAGES.has(page) || (id && page !== 'workloads')) && <NotFound />}
       </main>
     </div>
   )

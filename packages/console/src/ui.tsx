@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact'
-import { useEffect, useRef } from 'preact/hooks'
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks'
 import type { Label } from './api.js'
-import { labelText } from './api.js'
+import { labelText, otherMessages } from './api.js'
 
 /** The messages of a failed request, shown where the user looks: next to the field or on top. */
 export function Errors({ messages, id }: { messages: readonly string[]; id?: string }) {
@@ -27,14 +27,52 @@ export function Labels({ labels }: { labels: readonly Label[] }) {
   )
 }
 
-/** A modal dialog: focus moves into it, Escape closes it, focus returns where it was. */
-export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren }) {
+const FOCUSABLE =
+  'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])'
+
+/**
+ * A modal dialog: focus moves into it and stays there (Tab and Shift+Tab cycle), Escape closes
+ * it, focus returns where it was.
+ */
+export function Dialog(props: {
+  title: string
+  onClose: () => void
+  children: ComponentChildren
+  wide?: boolean
+}) {
   const ref = useRef<HTMLDivElement>(null)
-  useEffect(() => {
+  const close = useRef(props.onClose)
+  close.current = props.onClose
+  // Before the browser paints: a key pressed as soon as the dialog shows must reach it.
+  useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null
-    ref.current?.querySelector<HTMLElement>('select, input, textarea, button')?.focus()
+    const box = ref.current
+    const first = box?.querySelector<HTMLElement>(
+      '[data-autofocus], select, input, textarea, button',
+    )
+    first?.focus()
     const key = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') props.onClose()
+      if (e.key === 'Escape') {
+        e.preventDefault()
+        close.current()
+        return
+      }
+      if (e.key !== 'Tab' || !box) return
+      const all = [...box.querySelectorAll<HTMLElement>(FOCUSABLE)].filter(
+        (el) => el.offsetParent !== null,
+      )
+      const [a, z] = [all[0], all[all.length - 1]]
+      if (!a || !z) return
+      if (e.shiftKey && (document.activeElement === a || !box.contains(document.activeElement))) {
+        e.preventDefault()
+        z.focus()
+      } else if (
+        !e.shiftKey &&
+        (document.activeElement === z || !box.contains(document.activeElement))
+      ) {
+        e.preventDefault()
+        a.focus()
+      }
     }
     document.addEventListener('keydown', key)
     return () => {
@@ -44,11 +82,64 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
   }, [])
   return (
     <div class="backdrop">
-      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="dialog-title" ref={ref}>
+      <div
+        class={props.wide ? 'dialog wide' : 'dialog'}
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby="dialog-title"
+        ref={ref}
+      >
         <h2 id="dialog-title">{props.title}</h2>
         {props.children}
       </div>
     </div>
+  )
+}
+
+/**
+ * Asks before a change that alters enforcement or removes something: says what will happen,
+ * and acts only on the explicit button. A refused change keeps the dialog open with the reason.
+ */
+export function Confirm(props: {
+  title: string
+  confirm: string
+  onConfirm: () => Promise<unknown>
+  onClose: () => void
+  children: ComponentChildren
+  danger?: boolean
+}) {
+  const [error, setError] = useState<unknown>()
+  const [busy, setBusy] = useState(false)
+  const go = async () => {
+    setBusy(true)
+    setError(undefined)
+    try {
+      await props.onConfirm()
+      props.onClose()
+    } catch (e) {
+      setError(e)
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <Dialog title={props.title} onClose={props.onClose}>
+      <div class="confirm-body">{props.children}</div>
+      <Errors messages={otherMessages(error, [])} />
+      <div class="buttons">
+        <button type="button" onClick={props.onClose}>
+          Cancel
+        </button>
+        <button
+          type="button"
+          class={props.danger ? 'danger solid' : 'primary'}
+          disabled={busy}
+          onClick={() => void go()}
+        >
+          {props.confirm}
+        </button>
+      </div>
+    </Dialog>
   )
 }
 
@@ -101,9 +192,21 @@ export function Page(props: {
   title: string
   children: ComponentChildren
   actions?: ComponentChildren
+  /** Where this page sits: links back up (an empty href: a place that is not a page). */
+  trail?: readonly (readonly [string, string])[]
 }) {
+  useEffect(() => {
+    document.title = `${props.title} · Palisade`
+  }, [props.title])
   return (
     <section class="page" aria-labelledby="page-title">
+      {props.trail && (
+        <nav aria-label="Breadcrumb" class="trail">
+          {props.trail.map(([href, text]) => (
+            <span key={text}>{href ? <a href={href}>{text}</a> : text} › </span>
+          ))}
+        </nav>
+      )}
       <header class="page-header">
         <h1 id="page-title">{props.title}</h1>
         <div class="actions">{props.actions}</div>
@@ -111,6 +214,23 @@ export function Page(props: {
       {props.children}
     </section>
   )
+}
+
+/** What a list shows while it has no rows: loading, a failure, or an empty state. */
+export function ListState(props: {
+  loading: boolean
+  error?: unknown
+  empty: boolean
+  children: ComponentChildren
+}) {
+  if (props.loading && props.error === undefined)
+    return (
+      <p class="loading" role="status">
+        Loading…
+      </p>
+    )
+  if (!props.empty) return null
+  return <p class="empty">{props.children}</p>
 }
 
 export const when = (iso: string | null | undefined) =>
@@ -128,7 +248,12 @@ export function TextField(props: {
   autoComplete?: string
   describedBy?: string
   disabled?: boolean
+  /** Messages about this field, shown under it and tied to it for screen readers. */
+  errors?: readonly string[]
+  required?: boolean
 }) {
+  const errorsId = `${props.id}-errors`
+  const errors = props.errors ?? []
   return (
     <>
       <label for={props.id}>{props.label}</label>
@@ -138,11 +263,14 @@ export function TextField(props: {
         placeholder={props.placeholder}
         list={props.list}
         autoComplete={props.autoComplete}
-        aria-describedby={props.describedBy}
+        aria-describedby={errors.length > 0 ? errorsId : props.describedBy}
+        aria-invalid={errors.length > 0 ? true : undefined}
+        aria-required={props.required}
         disabled={props.disabled}
         value={props.value}
         onInput={(e) => props.onValue((e.target as HTMLInputElement).value)}
       />
+      <Errors id={errorsId} messages={errors} />
     </>
   )
 }

@@ -1,7 +1,11 @@
+import type { ComponentChildren } from 'preact'
 import { useState } from 'preact/hooks'
-import { call, O, otherMessages } from '../api.js'
+import { callList, nameOfHref, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Page, TableHead, TimeSelect, when } from '../ui.js'
+import { Pager, useListView } from '../list.js'
+import { eventTypeName, severityName } from '../names.js'
+import { loadLabels, loadWorkloads } from '../policy-data.js'
+import { Errors, ListState, Page, TableHead, TimeSelect, when } from '../ui.js'
 
 export interface ApiEvent {
   href: string
@@ -19,46 +23,121 @@ export interface ApiEvent {
 }
 
 const SEVERITIES = ['', 'err', 'warning', 'info']
-const actor = (e: ApiEvent) => {
-  const [kind, v] = Object.entries(e.created_by)[0] ?? ['?', {}]
-  return `${kind} ${v.username ?? v.hostname ?? v.href ?? ''}`.trim()
+const EVENT_TYPES = [
+  'agent.tampering',
+  'agent.health',
+  'agent.firewall_apply_failed',
+  'agent.activate',
+  'agent.goodbye',
+  'firewall_settings.update',
+  'sec_policy.create',
+  'rule_set.create',
+  'rule_set.update',
+  'sec_rule.create',
+  'deny_rule.create',
+  'label.create',
+  'workload.update',
+  'user.sign_in',
+]
+
+/** A workload's href as a link to its page, with its name when the console knows it. */
+function HrefLink({ href }: { href: string }) {
+  const name = nameOfHref(href)
+  const m = /^\/orgs\/\d+\/workloads\/([^/]+)$/.exec(href)
+  if (m) return <a href={`#/workloads/${m[1]}`}>{name ?? 'workload'}</a>
+  return name ? <span title={href}>{name}</span> : <code>{href}</code>
 }
+
+const actor = (e: ApiEvent): ComponentChildren => {
+  const [kind, v] = Object.entries(e.created_by)[0] ?? ['?', {}]
+  if (v.username) return `user ${v.username}`
+  if (kind === 'agent' || kind === 'ven')
+    return (
+      <>
+        agent on {v.hostname ?? ''}
+        {v.href && !v.hostname && <HrefLink href={v.href} />}
+      </>
+    )
+  return `${kind.replace(/_/g, ' ')} ${v.hostname ?? ''}`.trim()
+}
+
+const HREF = /^\/orgs\/\d+\/[\w/-]+$/
+
+/** A value of a change, readably: hrefs by name, lists and objects as short lines. */
+function Value({ v }: { v: unknown }): ComponentChildren {
+  if (v === null || v === undefined) return <span class="muted">none</span>
+  if (typeof v === 'string') return HREF.test(v) ? <HrefLink href={v} /> : v
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+  if (Array.isArray(v)) {
+    if (v.length === 0) return <span class="muted">none</span>
+    return (
+      <ul class="values">
+        {(v as unknown[]).map((x, i) => (
+          <li key={i}>
+            <Value v={x} />
+          </li>
+        ))}
+      </ul>
+    )
+  }
+  const o = v as Record<string, unknown>
+  const keys = Object.keys(o)
+  if (keys.length === 1 && keys[0] === 'href') return <Value v={o.href} />
+  return (
+    <dl class="kv">
+      {keys.map((k) => [
+        <dt key={`${k}-k`}>{k.replace(/_/g, ' ')}</dt>,
+        <dd key={`${k}-v`}>
+          <Value v={o[k]} />
+        </dd>,
+      ])}
+    </dl>
+  )
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 /** What changed, before and after, and (for tampering) which process did it. */
 export function EventDetails({ e }: { e: ApiEvent }) {
   return (
     <div class="event-details">
-      {e.resource_changes.map((rc, i) => (
-        <div key={i}>
-          <p>
-            {rc.change_type} {Object.keys(rc.resource)[0]}{' '}
-            <code>{Object.values(rc.resource)[0]?.href}</code>
-          </p>
-          {Object.keys(rc.changes).length > 0 && (
-            <table class="changes" aria-label="Changes">
-              <TableHead columns={['Field', 'Before', 'After']} />
-              <tbody>
-                {Object.entries(rc.changes).map(([k, v]) => (
-                  <tr key={k}>
-                    <td>{k}</td>
-                    <td>
-                      <pre>{JSON.stringify(v.before ?? null, null, 1)}</pre>
-                    </td>
-                    <td>
-                      <pre>{JSON.stringify(v.after ?? null, null, 1)}</pre>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
-        </div>
-      ))}
-      {e.notifications.map((n, i) => (
-        <pre key={i} class="info">
-          {JSON.stringify(n.info, null, 2)}
-        </pre>
-      ))}
+      {e.resource_changes.map((rc, i) => {
+        const [kind, ref] = Object.entries(rc.resource)[0] ?? ['', {}]
+        const fields = Object.entries(rc.changes).filter(([, v]) => !same(v.before, v.after))
+        return (
+          <div key={i}>
+            <p>
+              {rc.change_type.charAt(0).toUpperCase() + rc.change_type.slice(1)} of{' '}
+              {kind.replace(/_/g, ' ')} {ref?.href && <HrefLink href={ref.href} />}
+            </p>
+            {fields.length > 0 && (
+              <table class="changes" aria-label="Changes">
+                <TableHead columns={['Field', 'Before', 'After']} />
+                <tbody>
+                  {fields.map(([k, v]) => (
+                    <tr key={k}>
+                      <td>{k.replace(/_/g, ' ')}</td>
+                      <td>
+                        <Value v={v.before} />
+                      </td>
+                      <td>
+                        <Value v={v.after} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </div>
+        )
+      })}
+      {e.notifications
+        .filter((n) => Object.keys(n.info).length > 0)
+        .map((n, i) => (
+          <div key={i} class="info">
+            <Value v={n.info} />
+          </div>
+        ))}
     </div>
   )
 }
@@ -72,8 +151,11 @@ export function EventsTable({ events }: { events: readonly ApiEvent[] }) {
         {events.map((e) => [
           <tr key={e.href} class={`sev-${e.severity}`}>
             <td>{when(e.timestamp)}</td>
-            <td>{e.event_type}</td>
-            <td>{e.severity}</td>
+            <td>
+              {eventTypeName(e.event_type)}
+              <span class="why">{e.event_type}</span>
+            </td>
+            <td>{severityName(e.severity)}</td>
             <td>{actor(e)}</td>
             <td>
               <button
@@ -98,48 +180,116 @@ export function EventsTable({ events }: { events: readonly ApiEvent[] }) {
   )
 }
 
+const FETCHED = 500
+
 export function EventsPage() {
+  // What is typed stays while the list refreshes; it filters once submitted.
+  const [typing, setTyping] = useState('')
   const [type, setType] = useState('')
   const [severity, setSeverity] = useState('')
   const [since, setSince] = useState('')
+  /** Older than the latest: the time of the oldest event of the window before. */
+  const [before, setBefore] = useState<string>()
   const live = useLive(
-    () => {
-      const q = new URLSearchParams({ max_results: '500' })
+    async () => {
+      const q = new URLSearchParams({ max_results: String(FETCHED) })
       if (type) q.set('event_type', type)
       if (severity) q.set('severity', severity)
       if (since)
         q.set('timestamp[gte]', new Date(Date.now() - Number(since) * 3_600_000).toISOString())
-      return call<ApiEvent[]>('GET', `${O}/events?${q.toString()}`)
+      if (before) q.set('timestamp[lte]', before)
+      return callList<ApiEvent>(`${O}/events?${q.toString()}`)
     },
-    3000,
-    [type, severity, since],
+    before ? null : 3000,
+    [type, severity, since, before],
   )
+  // Names for the hrefs events carry; they change far less often than events come.
+  useLive(() => Promise.all([loadLabels(), loadWorkloads()]), 30_000)
+  const events = live.data?.items ?? []
+  const view = useListView(events, { text: () => '', columns: [] })
   return (
     <Page title="Events">
-      <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Event filters">
-        <label for="ev-type">Type</label>
-        <input
-          id="ev-type"
-          placeholder="e.g. agent.tampering"
-          value={type}
-          onChange={(e) => setType((e.target as HTMLInputElement).value.trim())}
-        />
-        <label for="ev-sev">Severity</label>
-        <select
-          id="ev-sev"
-          value={severity}
-          onChange={(e) => setSeverity((e.target as HTMLSelectElement).value)}
-        >
-          {SEVERITIES.map((s) => (
-            <option key={s} value={s}>
-              {s || 'any'}
-            </option>
-          ))}
-        </select>
-        <TimeSelect id="ev-since" value={since} onValue={setSince} anyTime />
+      <form
+        class="filters"
+        onSubmit={(e) => {
+          e.preventDefault()
+          setType(typing.trim())
+        }}
+        aria-label="Event filters"
+      >
+        <div>
+          <label for="ev-type">Type</label>
+          <input
+            id="ev-type"
+            list="event-types"
+            placeholder="e.g. agent.tampering"
+            value={typing}
+            onInput={(e) => setTyping((e.target as HTMLInputElement).value)}
+            onChange={(e) => setType((e.target as HTMLInputElement).value.trim())}
+          />
+          <datalist id="event-types">
+            {EVENT_TYPES.map((t) => (
+              <option key={t} value={t} />
+            ))}
+          </datalist>
+        </div>
+        <div>
+          <label for="ev-sev">Severity</label>
+          <select
+            id="ev-sev"
+            value={severity}
+            onChange={(e) => setSeverity((e.target as HTMLSelectElement).value)}
+          >
+            {SEVERITIES.map((s) => (
+              <option key={s} value={s}>
+                {s ? severityName(s) : 'Any'}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div>
+          <TimeSelect id="ev-since" value={since} onValue={setSince} anyTime />
+        </div>
+        <button type="submit">Filter</button>
       </form>
       <Errors messages={live.error ? otherMessages(live.error, []) : []} />
-      <EventsTable events={live.data ?? []} />
+      <ListState loading={!live.data} error={live.error} empty={events.length === 0}>
+        No events match{type || severity || since ? ' these filters' : ''}.
+      </ListState>
+      {live.data && events.length > 0 && (
+        <p class="count" role="status">
+          {before ? `Events up to ${when(before)}: ` : ''}
+          {live.data.total > events.length
+            ? `the latest ${events.length} of ${live.data.total}.`
+            : `${events.length} event${events.length === 1 ? '' : 's'}.`}
+        </p>
+      )}
+      {view.rows.length > 0 && <EventsTable events={view.rows} />}
+      <Pager view={view} label="Event pages" />
+      <div class="buttons start">
+        {live.data && live.data.total > events.length && (
+          <button
+            type="button"
+            onClick={() => {
+              view.setPage(0)
+              setBefore(events[events.length - 1]?.timestamp)
+            }}
+          >
+            Older events
+          </button>
+        )}
+        {before && (
+          <button
+            type="button"
+            onClick={() => {
+              view.setPage(0)
+              setBefore(undefined)
+            }}
+          >
+            Back to the latest
+          </button>
+        )}
+      </div>
     </Page>
   )
 }

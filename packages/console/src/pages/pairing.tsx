@@ -3,7 +3,8 @@ import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
 import { call, messagesFor, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, LabelPicker, Labels, Page, TableHead, TextField } from '../ui.js'
+import { enforcementName, visibilityName } from '../names.js'
+import { Errors, LabelPicker, Labels, ListState, Page, TableHead, TextField } from '../ui.js'
 
 /** Palisade's addition to the `pairing_key` reply: the one-liner that installs from this server. */
 interface InstallCommand {
@@ -107,7 +108,11 @@ export function PairingPage() {
           </button>
         </section>
       )}
-      <table aria-label="Pairing profiles">
+      <ListState loading={!d} error={live.error} empty={d?.profiles.length === 0}>
+        No pairing profiles yet: create one below, then generate an activation code from it.
+      </ListState>
+      <Errors messages={live.error ? otherMessages(live.error, []) : []} />
+      <table aria-label="Pairing profiles" hidden={!d || d.profiles.length === 0}>
         <TableHead columns={['Name', 'Labels', 'Enforcement', 'Visibility']} action="Actions" />
         <tbody>
           {(d?.profiles ?? []).map((p) => (
@@ -118,8 +123,8 @@ export function PairingPage() {
                   labels={p.labels.flatMap((l) => d?.labels.filter((x) => x.href === l.href) ?? [])}
                 />
               </td>
-              <td>{p.enforcement_mode}</td>
-              <td>{p.visibility_level}</td>
+              <td>{enforcementName(p.enforcement_mode)}</td>
+              <td>{visibilityName(p.visibility_level)}</td>
               <td>
                 <button type="button" onClick={() => void generate(p)}>
                   Generate activation code
@@ -137,9 +142,8 @@ export function PairingPage() {
           label="Name"
           value={name}
           onValue={setName}
-          describedBy="pp-name-errors"
+          errors={messagesFor(error, '$.name')}
         />
-        <Errors id="pp-name-errors" messages={messagesFor(error, '$.name')} />
         <label for="pp-enf">Enforcement</label>
         <select
           id="pp-enf"
@@ -147,7 +151,9 @@ export function PairingPage() {
           onChange={(e) => setEnforcement((e.target as HTMLSelectElement).value)}
         >
           {ENFORCEMENT_MODES.map((v) => (
-            <option key={v}>{v}</option>
+            <option key={v} value={v}>
+              {enforcementName(v)}
+            </option>
           ))}
         </select>
         <label for="pp-vis">Visibility</label>
@@ -157,7 +163,9 @@ export function PairingPage() {
           onChange={(e) => setVisibility((e.target as HTMLSelectElement).value)}
         >
           {VISIBILITY_LEVELS.map((v) => (
-            <option key={v}>{v}</option>
+            <option key={v} value={v}>
+              {visibilityName(v)}
+            </option>
           ))}
         </select>
         <fieldset>

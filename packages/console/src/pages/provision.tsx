@@ -1,9 +1,17 @@
 import { useState } from 'preact/hooks'
-import { call, O, otherMessages } from '../api.js'
+import { call, nameOfHref, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Page, TableHead, when } from '../ui.js'
+import { Pager, useListView } from '../list.js'
+import { firewallModeName, policyTypeName, updateTypeName } from '../names.js'
+import { loadLabels, loadPolicy, loadWorkloads } from '../policy-data.js'
+import { diffLines, policyLines } from '../policy-lines.js'
+import type { HostChange } from '../policy-preview.js'
+import { hostChanges, policyAfter } from '../policy-preview.js'
+import type { WorkloadDoc } from '../policy-snapshot.js'
+import { Confirm, Errors, Page, TableHead, when } from '../ui.js'
 
 interface PendingItem {
+  type: string
   href: string
   update_type: string
   draft: Record<string, unknown> | null
@@ -15,53 +23,95 @@ interface Version {
   commit_message: string
   created_at: string
   workloads_affected: number
+  object_counts?: Record<string, number>
   created_by?: { username?: string }
 }
 
-/** Fields that change on every save and say nothing about what the object does. */
-const NOISE = new Set(['created_at', 'updated_at', 'created_by', 'updated_by', 'update_type'])
-const shown = (doc: Record<string, unknown> | null) =>
-  doc === null
-    ? '(none)'
-    : JSON.stringify(
-        Object.fromEntries(Object.entries(doc).filter(([k]) => !NOISE.has(k))),
-        null,
-        2,
-      )
+const textOf = (x: unknown) => (typeof x === 'string' ? x : undefined)
+const nameOf = (i: PendingItem) =>
+  textOf(i.draft?.name) ?? textOf(i.active?.name) ?? nameOfHref(i.href) ?? i.href
+/** `Rule set: web tier`; the firewall settings are one of a kind and need no name. */
+const titleOf = (i: PendingItem) =>
+  i.type === 'firewall_settings'
+    ? policyTypeName(i.type)
+    : `${policyTypeName(i.type)}: ${nameOf(i)}`
 
-/** Draft against active for every pending object; a commit message; the policy versions. */
+/**
+ * Draft changes, as Illumio's Draft Changes page: each pending object with what changes in it,
+ * chosen one by one; which hosts provisioning the chosen ones changes; a required commit
+ * message; a confirmation; then the versions.
+ */
 export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) {
   const live = useLive(async () => {
-    const [pending, versions] = await Promise.all([
-      call<Record<string, PendingItem[]>>('GET', `${O}/sec_policy/pending`),
-      call<Version[]>('GET', `${O}/sec_policy`),
+    const [pending, versions, draft, active, labels, workloads] = await Promise.all([
+      call<Record<string, Omit<PendingItem, 'type'>[]>>('GET', `${O}/sec_policy/pending`),
+      call<Version[]>('GET', `${O}/sec_policy?max_results=10000`),
+      loadPolicy('draft'),
+      loadPolicy('active'),
+      loadLabels(),
+      loadWorkloads<WorkloadDoc & { agent: unknown }>(),
     ])
-    return { pending, versions }
+    const items = Object.entries(pending).flatMap(([type, list]) =>
+      list.map((i): PendingItem => ({ type, ...i })),
+    )
+    return { items, versions, draft, active, labels, workloads }
   }, 5000)
+  const [unchosen, setUnchosen] = useState<ReadonlySet<string>>(new Set())
   const [message, setMessage] = useState('')
-  const [error, setError] = useState<unknown>()
+  const [messageError, setMessageError] = useState<string>()
+  const [confirming, setConfirming] = useState(false)
   const [done, setDone] = useState<string>()
-  const items = Object.entries(live.data?.pending ?? {}).flatMap(([type, list]) =>
-    list.map((i) => ({ type, ...i })),
-  )
-  const provision = async (e: Event) => {
+  const d = live.data
+  const items = d?.items ?? []
+  const chosen = items.filter((i) => !unchosen.has(i.href))
+  const all = chosen.length === items.length
+  const changes: HostChange[] | undefined =
+    d && chosen.length > 0
+      ? hostChanges(
+          d.active,
+          policyAfter(d.active, d.draft, new Set(chosen.map((i) => i.href))),
+          d.labels,
+          d.workloads,
+        )
+      : undefined
+  const versions = useListView(d?.versions ?? [], { text: (v) => v.commit_message, columns: [] })
+  const toggle = (href: string) => {
+    const next = new Set(unchosen)
+    if (next.has(href)) next.delete(href)
+    else next.add(href)
+    setUnchosen(next)
+  }
+  const ask = (e: Event) => {
     e.preventDefault()
-    setError(undefined)
-    try {
-      const v = await call<{ version: number; workloads_affected: number }>(
-        'POST',
-        `${O}/sec_policy`,
-        {
-          update_description: message,
-        },
-      )
-      setMessage('')
-      await live.reload()
-      setDone(`Provisioned as version ${v.version}; ${v.workloads_affected} workloads affected.`)
-      onProvisioned()
-    } catch (err) {
-      setError(err)
+    setDone(undefined)
+    if (!message.trim()) {
+      setMessageError('Write a commit message: it is kept with the version, for whoever reads it.')
+      return
     }
+    setMessageError(undefined)
+    setConfirming(true)
+  }
+  const provision = async () => {
+    const v = await call<{ version: number; workloads_affected: number }>(
+      'POST',
+      `${O}/sec_policy`,
+      {
+        update_description: message.trim(),
+        ...(!all && {
+          change_subset: Object.fromEntries(
+            [...new Set(chosen.map((i) => i.type))].map((t) => [
+              t,
+              chosen.filter((i) => i.type === t).map((i) => ({ href: i.href })),
+            ]),
+          ),
+        }),
+      },
+    )
+    setMessage('')
+    setUnchosen(new Set())
+    await live.reload()
+    setDone(`Provisioned as version ${v.version}; ${v.workloads_affected} workloads affected.`)
+    onProvisioned()
   }
   return (
     <Page title="Provision">
@@ -70,55 +120,182 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
           {done}
         </p>
       )}
-      <h2>Pending changes</h2>
-      {items.length === 0 && (
+      <Errors messages={otherMessages(live.error, [])} />
+      <h2>Draft changes</h2>
+      {!d && !live.error && (
+        <p class="loading" role="status">
+          Loading…
+        </p>
+      )}
+      {d && items.length === 0 && (
         <p class="empty">Nothing is pending: the draft equals the active policy.</p>
       )}
-      {items.map((i) => (
-        <article class="diff" key={i.href} aria-label={`${i.type} ${i.href}`}>
-          <h3>
-            {i.type.replace(/_/g, ' ')} <code>{i.href}</code>{' '}
-            <span class="tag">{i.update_type}</span>
-          </h3>
-          <div class="side-by-side">
-            <div>
-              <h4>Active</h4>
-              <pre>{shown(i.active)}</pre>
-            </div>
-            <div>
-              <h4>Draft</h4>
-              <pre>{shown(i.draft)}</pre>
-            </div>
+      {items.length > 0 && (
+        <p class="summary">
+          Pending:{' '}
+          {Object.entries(
+            items.reduce<Record<string, number>>(
+              (m, i) => ({ ...m, [i.type]: (m[i.type] ?? 0) + 1 }),
+              {},
+            ),
+          )
+            .map(([t, n]) =>
+              t === 'firewall_settings'
+                ? 'the firewall settings'
+                : `${n} ${policyTypeName(t).toLowerCase()}${n === 1 ? '' : 's'}`,
+            )
+            .join(', ')}
+          .
+        </p>
+      )}
+      {items.map((i) => {
+        const lines = diffLines(
+          policyLines(i.type, i.active, nameOfHref),
+          policyLines(i.type, i.draft, nameOfHref),
+        )
+        const id = `pick-${i.href.replace(/\W/g, '-')}`
+        return (
+          <article class="diff" key={i.href} aria-label={titleOf(i)}>
+            <h3>
+              <input
+                type="checkbox"
+                id={id}
+                checked={!unchosen.has(i.href)}
+                onChange={() => toggle(i.href)}
+              />
+              <label for={id} class="inline">
+                {titleOf(i)}
+              </label>
+              <span class={`tag change-${i.update_type}`}>{updateTypeName(i.update_type)}</span>
+            </h3>
+            <ul class="lines" aria-label={`Changes to ${titleOf(i)}`}>
+              {lines.map((l, k) => (
+                <li key={k} class={l.change}>
+                  <span class="sr-only">
+                    {l.change === 'added' ? 'Added: ' : l.change === 'removed' ? 'Removed: ' : ''}
+                  </span>
+                  <span aria-hidden="true" class="mark">
+                    {l.change === 'added' ? '+' : l.change === 'removed' ? '−' : ' '}
+                  </span>
+                  {l.text}
+                </li>
+              ))}
+            </ul>
+          </article>
+        )
+      })}
+      {items.length > 0 && (
+        <form onSubmit={ask} class="provision card" aria-label="Provision">
+          <h3>Workloads affected</h3>
+          <Affected changes={changes} chosen={chosen.length} />
+          <label for="commit-message">Commit message</label>
+          <textarea
+            id="commit-message"
+            rows={2}
+            value={message}
+            aria-required="true"
+            aria-invalid={messageError ? true : undefined}
+            aria-describedby={messageError ? 'commit-message-errors' : undefined}
+            onInput={(e) => setMessage((e.target as HTMLTextAreaElement).value)}
+          />
+          <Errors id="commit-message-errors" messages={messageError ? [messageError] : []} />
+          <div class="buttons start">
+            <button type="submit" disabled={chosen.length === 0}>
+              {all ? 'Provision all' : `Provision ${chosen.length} selected`}
+            </button>
           </div>
-        </article>
-      ))}
-      <form onSubmit={(e) => void provision(e)} class="provision">
-        <label for="commit-message">Commit message</label>
-        <textarea
-          id="commit-message"
-          rows={2}
-          value={message}
-          onInput={(e) => setMessage((e.target as HTMLTextAreaElement).value)}
-        />
-        <Errors messages={otherMessages(error, [])} />
-        <button type="submit" disabled={items.length === 0}>
-          Provision
-        </button>
-      </form>
+          <p class="hint">
+            Reverting a pending change is not offered yet: edit the object back, or delete one that
+            was never provisioned.
+          </p>
+        </form>
+      )}
+      {confirming && (
+        <Confirm
+          title={`Provision ${chosen.length} change${chosen.length === 1 ? '' : 's'}?`}
+          confirm="Provision now"
+          onClose={() => setConfirming(false)}
+          onConfirm={provision}
+        >
+          <ul>
+            {chosen.map((i) => (
+              <li key={i.href}>
+                {updateTypeName(i.update_type)}: {titleOf(i)}
+              </li>
+            ))}
+          </ul>
+          <Affected changes={changes} chosen={chosen.length} />
+          <p>
+            Commit message: <q>{message.trim()}</q>
+          </p>
+        </Confirm>
+      )}
       <h2>Policy versions</h2>
-      <table aria-label="Policy versions">
-        <TableHead columns={['Version', 'Commit message', 'Provisioned', 'Workloads affected']} />
-        <tbody>
-          {(live.data?.versions ?? []).map((v) => (
-            <tr key={v.href}>
-              <td>{v.version}</td>
-              <td>{v.commit_message}</td>
-              <td>{when(v.created_at)}</td>
-              <td>{v.workloads_affected}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      {d && d.versions.length === 0 && <p class="empty">Nothing has been provisioned yet.</p>}
+      {versions.rows.length > 0 && (
+        <table aria-label="Policy versions">
+          <TableHead
+            columns={[
+              'Version',
+              'Commit message',
+              'Provisioned',
+              'By',
+              'Changes',
+              'Workloads affected',
+            ]}
+          />
+          <tbody>
+            {versions.rows.map((v) => (
+              <tr key={v.href}>
+                <td>{v.version}</td>
+                <td>{v.commit_message || <span class="muted">none</span>}</td>
+                <td>{when(v.created_at)}</td>
+                <td>{v.created_by?.username ?? '—'}</td>
+                <td>
+                  {Object.entries(v.object_counts ?? {})
+                    .map(([t, n]) => `${n} ${policyTypeName(t).toLowerCase()}`)
+                    .join(', ')}
+                </td>
+                <td>{v.workloads_affected}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <Pager view={versions} label="Version pages" />
     </Page>
+  )
+}
+
+function Affected({ changes, chosen }: { changes: HostChange[] | undefined; chosen: number }) {
+  if (chosen === 0) return <p class="empty">Choose at least one change to provision.</p>
+  if (!changes) return <p class="loading">Computing…</p>
+  if (changes.length === 0)
+    return <p>No workload with an agent gets a different policy from these changes.</p>
+  return (
+    <>
+      <p>
+        {changes.length} workload{changes.length === 1 ? '' : 's'} with an agent get a new policy:
+      </p>
+      <ul class="affected" aria-label="Workloads affected">
+        {changes.slice(0, 25).map((c) => (
+          <li key={c.href}>
+            <a href={`#/workloads/${c.href.split('/').pop() ?? ''}`}>{c.name}</a>:{' '}
+            {[
+              ...(c.modeBefore !== c.modeAfter
+                ? [`${firewallModeName(c.modeBefore)} → ${firewallModeName(c.modeAfter)}`]
+                : []),
+              ...(c.rulesAdded > 0
+                ? [`${c.rulesAdded} rule${c.rulesAdded === 1 ? '' : 's'} added`]
+                : []),
+              ...(c.rulesRemoved > 0
+                ? [`${c.rulesRemoved} rule${c.rulesRemoved === 1 ? '' : 's'} removed`]
+                : []),
+            ].join(', ') || 'settings change'}
+          </li>
+        ))}
+        {changes.length > 25 && <li>and {changes.length - 25} more</li>}
+      </ul>
+    </>
   )
 }

@@ -1,22 +1,35 @@
+import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from '@palisade/model'
 import { useState } from 'preact/hooks'
 import type { Label } from '../api.js'
-import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from '@palisade/model'
-import { call, O, otherMessages } from '../api.js'
+import { call, labelText, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
-import { Errors, Labels, Page, TableHead, when } from '../ui.js'
-import type { ApiEvent } from './events.js'
-import { EventsTable } from './events.js'
+import type { Column } from '../list.js'
+import { Pager, SearchBox, SortableHead, useListView } from '../list.js'
+import {
+  agentStatusName,
+  ENFORCEMENT_MEANING,
+  enforcementName,
+  firewallModeName,
+  healthName,
+  syncName,
+  tamperingName,
+  visibilityName,
+} from '../names.js'
+import { loadWorkloads } from '../policy-data.js'
+import { Confirm, Errors, Labels, ListState, Page } from '../ui.js'
 
 export interface Workload {
   href: string
   name: string
   hostname: string
   managed: boolean
+  os_type?: string
   enforcement_mode: string
   visibility_level: string
   labels: Label[]
   interfaces: { name: string; address: string }[]
   agent: {
+    type?: string
     status: {
       status: string
       security_policy_sync_state: string
@@ -39,269 +52,251 @@ export interface Workload {
   }
 }
 
-const MODE_NAMES: Record<string, string> = {
-  exclusive: 'Exclusive',
-  coexistence_primary: 'Coexistence, primary',
-  coexistence_non_primary: 'Coexistence, non-primary',
-}
+export const idOf = (href: string) => href.split('/').pop() ?? ''
+export const addressesOf = (w: Workload) => w.interfaces.map((i) => i.address).join(', ')
 
-const idOf = (href: string) => href.split('/').pop() ?? ''
-
-function Editable(props: {
-  w: Workload
-  field: 'enforcement_mode' | 'visibility_level'
-  values: readonly string[]
-  onSaved: () => void
-  onError: (e: unknown) => void
-}) {
-  const label = props.field === 'enforcement_mode' ? 'Enforcement' : 'Visibility'
+/**
+ * The enforcement of a managed workload: a choice that changes what its firewall blocks at
+ * once, so it is confirmed first. An unmanaged workload has nothing that enforces.
+ */
+export function EnforcementSelect(props: { w: Workload; onSaved: () => void; labelled?: boolean }) {
+  const { w } = props
+  const [asked, setAsked] = useState<string>()
+  if (!w.agent) return <span class="muted">Unmanaged: not enforced</span>
   return (
-    <select
-      aria-label={`${label} of ${props.w.name}`}
-      value={props.w[props.field]}
-      onChange={(e) => {
-        call('PUT', `/api/v2${props.w.href}`, {
-          [props.field]: (e.target as HTMLSelectElement).value,
-        }).then(props.onSaved, props.onError)
-      }}
-    >
-      {props.values.map((v) => (
-        <option key={v} value={v}>
-          {v}
-        </option>
-      ))}
-    </select>
+    <>
+      <select
+        aria-label={`Enforcement of ${w.name}`}
+        value={w.enforcement_mode}
+        onChange={(e) => {
+          const select = e.target as HTMLSelectElement
+          setAsked(select.value)
+          select.value = w.enforcement_mode
+        }}
+      >
+        {ENFORCEMENT_MODES.map((v) => (
+          <option key={v} value={v}>
+            {enforcementName(v)}
+          </option>
+        ))}
+      </select>
+      {asked && (
+        <Confirm
+          title={`Change the enforcement of ${w.name}?`}
+          confirm="Change enforcement"
+          danger={asked === 'full'}
+          onClose={() => setAsked(undefined)}
+          onConfirm={async () => {
+            await call('PUT', `/api/v2${w.href}`, { enforcement_mode: asked })
+            props.onSaved()
+          }}
+        >
+          <p>
+            From <strong>{enforcementName(w.enforcement_mode)}</strong> to{' '}
+            <strong>{enforcementName(asked)}</strong>: {ENFORCEMENT_MEANING[asked]}.
+          </p>
+          <p>
+            This takes effect on the host at once; it is not provisioned. Its firewall mode may
+            change too, when a coexistence scope applies only to enforced or illuminated workloads.
+          </p>
+        </Confirm>
+      )}
+    </>
   )
 }
 
-function Health({ w }: { w: Workload }) {
-  if (!w.agent) return <span class="muted">unmanaged</span>
+/** How much traffic the agent reports: it changes no verdict, so it applies without asking. */
+export function VisibilitySelect(props: { w: Workload; onSaved: () => void }) {
+  const { w } = props
+  const [error, setError] = useState<unknown>()
+  if (!w.agent) return <span class="muted">—</span>
+  return (
+    <>
+      <select
+        aria-label={`Visibility of ${w.name}`}
+        value={w.visibility_level}
+        onChange={(e) => {
+          setError(undefined)
+          call('PUT', `/api/v2${w.href}`, {
+            visibility_level: (e.target as HTMLSelectElement).value,
+          }).then(props.onSaved, setError)
+        }}
+      >
+        {VISIBILITY_LEVELS.map((v) => (
+          <option key={v} value={v}>
+            {visibilityName(v)}
+          </option>
+        ))}
+      </select>
+      <Errors messages={otherMessages(error, [])} />
+    </>
+  )
+}
+
+export function Health({ w }: { w: Workload }) {
+  if (!w.agent) return <span class="muted">—</span>
   const t = w.palisade.tampering
+  const health = w.palisade.health ?? 'unknown'
   return (
     <span>
-      <span class={`health ${w.palisade.health ?? 'unknown'}`}>
-        {w.palisade.health ?? 'unknown'}
-      </span>
-      {w.agent.status.status !== 'active' && <span class="tag warn">{w.agent.status.status}</span>}
+      <span class={`health ${health}`}>{healthName(health)}</span>
+      {w.agent.status.status !== 'active' && (
+        <span class="tag warn">{agentStatusName(w.agent.status.status)}</span>
+      )}
       {t && t.condition !== 'none' && (
-        <span class="tag warn" title={`${t.repairs} repairs`}>
-          tampering: {t.condition}
+        <span class="tag warn">
+          Tampering {tamperingName(t.condition).toLowerCase()}, {t.repairs} repair
+          {t.repairs === 1 ? '' : 's'}
         </span>
       )}
     </span>
   )
 }
 
+/** The effective firewall mode and why; a workload without an agent has none. */
+export function ModeCell({ w }: { w: Workload }) {
+  if (!w.agent)
+    return (
+      <span class="muted" title="No agent: nothing on this host enforces policy">
+        — <span class="sr-only">none: no agent enforces policy here</span>
+      </span>
+    )
+  return (
+    <>
+      <strong>{firewallModeName(w.palisade.firewall_mode)}</strong>
+      <span class="why">{w.palisade.firewall_mode_reason}</span>
+      {w.palisade.firewall_mode_matched_scopes.map((scope, i) => (
+        <span class="why" key={i}>
+          {scope.length === 0 ? 'all workloads' : <Labels labels={scope} />}
+        </span>
+      ))}
+    </>
+  )
+}
+
+const FILTERS = {
+  all: () => true,
+  managed: (w: Workload) => w.agent !== null,
+  unmanaged: (w: Workload) => w.agent === null,
+  exclusive: (w: Workload) => w.agent !== null && w.palisade.firewall_mode === 'exclusive',
+  coexistence: (w: Workload) => w.agent !== null && w.palisade.firewall_mode !== 'exclusive',
+  attention: (w: Workload) =>
+    w.agent !== null &&
+    (w.palisade.health === 'unhealthy' ||
+      w.agent.status.status !== 'active' ||
+      (w.palisade.tampering?.condition ?? 'none') !== 'none'),
+} as const
+const FILTER_TEXT: Record<keyof typeof FILTERS, string> = {
+  all: 'All workloads',
+  managed: 'Managed',
+  unmanaged: 'Unmanaged',
+  exclusive: 'Exclusive',
+  coexistence: 'Coexistence',
+  attention: 'Need attention',
+}
+
+const COLUMNS: Column<Workload>[] = [
+  { name: 'Name', sort: (w) => w.name },
+  { name: 'IP addresses', sort: (w) => addressesOf(w) },
+  { name: 'Labels', sort: (w) => w.labels.map(labelText).join(' ') },
+  { name: 'Enforcement', sort: (w) => (w.agent ? w.enforcement_mode : '~') },
+  { name: 'Visibility' },
+  { name: 'Firewall mode', sort: (w) => (w.agent ? w.palisade.firewall_mode : '~') },
+  { name: 'Health', sort: (w) => (w.agent ? (w.palisade.health ?? 'unknown') : '~') },
+  { name: 'Policy sync' },
+]
+
 export function WorkloadsPage() {
-  const live = useLive(() => call<Workload[]>('GET', `${O}/workloads?max_results=10000`), 3000)
-  const [error, setError] = useState<unknown>()
+  const live = useLive(() => loadWorkloads<Workload>(), 3000)
+  const [filter, setFilter] = useState<keyof typeof FILTERS>('all')
+  const all = live.data ?? []
+  const shown = all.filter(FILTERS[filter])
+  const view = useListView(shown, {
+    text: (w) => `${w.name} ${w.hostname} ${addressesOf(w)} ${w.labels.map(labelText).join(' ')}`,
+    columns: COLUMNS,
+    sortBy: 'Name',
+  })
   return (
     <Page title="Workloads">
-      <Errors messages={otherMessages(error ?? live.error, [])} />
-      <div class="scroll">
-        <table aria-label="Workloads">
-          <TableHead
-            columns={[
-              'Name',
-              'Labels',
-              'Enforcement',
-              'Visibility',
-              'Firewall mode',
-              'Health',
-              'Policy sync',
-            ]}
-          />
-          <tbody>
-            {(live.data ?? []).map((w) => (
-              <tr key={w.href} data-workload={w.name}>
-                <td>
-                  <a href={`#/workloads/${idOf(w.href)}`}>{w.name}</a>
-                </td>
-                <td>
-                  <Labels labels={w.labels} />
-                </td>
-                <td>
-                  <Editable
-                    w={w}
-                    field="enforcement_mode"
-                    values={ENFORCEMENT_MODES}
-                    onSaved={() => void live.reload()}
-                    onError={setError}
-                  />
-                </td>
-                <td>
-                  <Editable
-                    w={w}
-                    field="visibility_level"
-                    values={VISIBILITY_LEVELS}
-                    onSaved={() => void live.reload()}
-                    onError={setError}
-                  />
-                </td>
-                <td class="mode">
-                  <strong>
-                    {MODE_NAMES[w.palisade.firewall_mode] ?? w.palisade.firewall_mode}
-                  </strong>
-                  <span class="why">{w.palisade.firewall_mode_reason}</span>
-                  {w.palisade.firewall_mode_matched_scopes.map((scope, i) => (
-                    <span class="why" key={i}>
-                      {scope.length === 0 ? 'all workloads' : <Labels labels={scope} />}
-                    </span>
-                  ))}
-                </td>
-                <td>
-                  <Health w={w} />
-                </td>
-                <td>
-                  {w.agent ? (
-                    <span>
-                      {w.agent.status.security_policy_sync_state}
-                      {w.agent.status.security_policy_applied_version !== null &&
-                        ` (v${w.agent.status.security_policy_applied_version})`}
-                    </span>
-                  ) : (
-                    '—'
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      {live.data?.length === 0 && (
-        <p class="empty">
-          No workloads yet: pair an agent (see <a href="#/pairing">Pairing</a>).
-        </p>
-      )}
-    </Page>
-  )
-}
-
-interface Impact {
-  impacts: {
-    kind: string
-    meaning: string
-    hook: string
-    family: string
-    verdict: string
-    traffic: string
-    rule: { table: string; chain: string; index: number; text: string }
-  }[]
-  backend: string | null
-  ruleset_read_at: string | null
-}
-
-export function WorkloadPage({ id }: { id: string }) {
-  const live = useLive(
-    async () => {
-      const w = await call<Workload>('GET', `${O}/workloads/${id}`)
-      const [impact, events] = await Promise.all([
-        w.agent
-          ? call<Impact>('GET', `${O}/workloads/${id}/coexistence_impact`).catch(() => undefined)
-          : undefined,
-        call<ApiEvent[]>('GET', `${O}/events?max_results=500`),
-      ])
-      const mine = events.filter((e) => JSON.stringify(e).includes(w.href))
-      return { w, impact, events: mine }
-    },
-    3000,
-    [id],
-  )
-  const d = live.data
-  if (!d)
-    return (
-      <Page title="Workload">
-        <Errors messages={otherMessages(live.error, [])} />
-      </Page>
-    )
-  const { w, impact } = d
-  const host = w.palisade.host
-  return (
-    <Page title={w.name}>
-      <dl class="facts">
-        <dt>Hostname</dt>
-        <dd>{w.hostname}</dd>
-        <dt>Addresses</dt>
-        <dd>{w.interfaces.map((i) => i.address).join(', ')}</dd>
-        <dt>Labels</dt>
-        <dd>
-          <Labels labels={w.labels} />
-        </dd>
-        <dt>Enforcement</dt>
-        <dd>{w.enforcement_mode}</dd>
-        <dt>Visibility</dt>
-        <dd>{w.visibility_level}</dd>
-        <dt>Firewall mode</dt>
-        <dd>
-          {MODE_NAMES[w.palisade.firewall_mode]} — {w.palisade.firewall_mode_reason}
-        </dd>
-        <dt>Health</dt>
-        <dd>
-          <Health w={w} /> {w.palisade.health_reason}
-        </dd>
-        <dt>Last heartbeat</dt>
-        <dd>{when(w.agent?.status.last_heartbeat_on)}</dd>
-      </dl>
-      <h2>Host survey</h2>
-      {!host && <p class="empty">Unmanaged: no agent reports this host's firewalls.</p>}
-      {host && (
+      <div class="filters">
+        <SearchBox
+          id="wl-search"
+          label="Search"
+          placeholder="name, address or label"
+          view={view}
+          total={shown.length}
+          noun="workloads"
+        />
         <div>
-          <p>
-            Firewalls found:{' '}
-            {(host.firewalls ?? []).length === 0
-              ? 'none besides Palisade'
-              : host.firewalls?.map((f) => f.kind).join(', ')}
-          </p>
-          {(host.foreignTables ?? []).length > 0 && (
-            <p>Foreign tables: {host.foreignTables?.join(', ')}</p>
-          )}
-          <ul class="recommendations">
-            {(host.recommendations ?? []).map((r) => (
-              <li key={r.message} class={r.severity}>
-                {r.message}
-              </li>
+          <label for="wl-filter">Show</label>
+          <select
+            id="wl-filter"
+            value={filter}
+            onChange={(e) =>
+              setFilter((e.target as HTMLSelectElement).value as keyof typeof FILTERS)
+            }
+          >
+            {Object.entries(FILTER_TEXT).map(([k, t]) => (
+              <option key={k} value={k}>
+                {t}
+              </option>
             ))}
-          </ul>
+          </select>
+        </div>
+      </div>
+      <Errors messages={otherMessages(live.error, [])} />
+      <ListState loading={!live.data} error={live.error} empty={all.length === 0}>
+        No workloads yet: pair an agent (see <a href="#/pairing">Pairing</a>) or add an unmanaged
+        workload through the API.
+      </ListState>
+      {all.length > 0 && view.matching === 0 && (
+        <p class="empty">No workload matches: clear the search or choose another filter.</p>
+      )}
+      {view.rows.length > 0 && (
+        <div class="scroll">
+          <table aria-label="Workloads">
+            <SortableHead columns={COLUMNS} view={view} />
+            <tbody>
+              {view.rows.map((w) => (
+                <tr key={w.href} data-workload={w.name}>
+                  <td>
+                    <a href={`#/workloads/${idOf(w.href)}`}>{w.name}</a>
+                    {w.hostname && w.hostname !== w.name && <span class="why">{w.hostname}</span>}
+                  </td>
+                  <td class="addresses">{addressesOf(w) || '—'}</td>
+                  <td>
+                    <Labels labels={w.labels} />
+                  </td>
+                  <td>
+                    <EnforcementSelect w={w} onSaved={() => void live.reload()} />
+                  </td>
+                  <td>
+                    <VisibilitySelect w={w} onSaved={() => void live.reload()} />
+                  </td>
+                  <td class="mode">
+                    <ModeCell w={w} />
+                  </td>
+                  <td>
+                    <Health w={w} />
+                  </td>
+                  <td>
+                    {w.agent ? (
+                      <span>
+                        {syncName(w.agent.status.security_policy_sync_state)}
+                        {w.agent.status.security_policy_applied_version !== null &&
+                          ` (version ${w.agent.status.security_policy_applied_version})`}
+                      </span>
+                    ) : (
+                      '—'
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         </div>
       )}
-      <h2>Coexistence impact</h2>
-      {impact && (
-        <>
-          <p class="hint">
-            From the ruleset the agent read at {when(impact.ruleset_read_at)} ({impact.backend}).
-          </p>
-          {impact.impacts.length === 0 ? (
-            <p class="empty">No foreign rule changes what Palisade decides on this host.</p>
-          ) : (
-            <table aria-label="Coexistence impact">
-              <TableHead columns={['Impact', 'Traffic', 'Foreign rule', 'Hook']} />
-              <tbody>
-                {impact.impacts.map((i, k) => (
-                  <tr key={k}>
-                    <td>
-                      <strong>{i.kind}</strong>
-                      <span class="why">{i.meaning}</span>
-                    </td>
-                    <td>
-                      {i.traffic} ({i.family})
-                    </td>
-                    <td>
-                      <code>
-                        {i.rule.table} {i.rule.chain}
-                        {i.rule.index >= 0 ? ` #${i.rule.index}` : ''}
-                      </code>
-                      <span class="why">{i.rule.text}</span>
-                    </td>
-                    <td>{i.hook}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )}
-        </>
-      )}
-      <h2>Events</h2>
-      <EventsTable events={d.events} />
+      <Pager view={view} label="Workload pages" />
     </Page>
   )
 }
