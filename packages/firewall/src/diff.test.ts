@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { Desired } from './compile.js'
+import type { Desired } from './ours.js'
 import { compile } from './compile.js'
 import type { Drift } from './diff.js'
 import { diff, isTampering } from './diff.js'

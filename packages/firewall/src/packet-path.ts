@@ -1,5 +1,5 @@
 import { addrToBigInt, bigIntToAddr, cidrContains } from '@palisade/model'
-import { IPT_PREFIX, NFT_TABLE } from './compile.js'
+import { isHookIntoOurs, isOurTable } from './ours.js'
 import type {
   Chain,
   CtState,
@@ -76,7 +76,6 @@ const MAX_DEPTH = 32
 
 const familyCovers = (t: Table, f: IpFamily) =>
   t.family === 'inet' || (f === 4 ? t.family === 'ip' : t.family === 'ip6')
-const isOurTable = (t: Table) => t.source === 'nft' && t.family === 'inet' && t.name === NFT_TABLE
 
 /** The base chains a packet meets, in the order the kernel runs them. */
 export function baseChainsFor(
@@ -226,7 +225,7 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
           w.uncertain = true
           continue
         }
-        const intoOurs = ours || (table.source !== 'nft' && target.name.startsWith(IPT_PREFIX))
+        const intoOurs = ours || isHookIntoOurs(table, r)
         const end = runChain(w, table, target, intoOurs, depth + 1)
         if (intoOurs && !ours)
           w.ours = end.kind === 'drop' || end.kind === 'reject' ? end.kind : 'pass'

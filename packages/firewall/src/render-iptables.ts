@@ -1,5 +1,5 @@
-import type { BuiltinChain, Desired } from './compile.js'
-import { IPSET_PREFIX } from './compile.js'
+import type { BuiltinChain, Desired } from './ours.js'
+import { isOurIpset } from './ours.js'
 import type { IpFamily, Match, NamedSet, Rule, Table, Verdict } from './ruleset.js'
 import { RenderError } from './render-nft.js'
 
@@ -209,7 +209,7 @@ export function renderIpsetSwap(sets: readonly NamedSet[], existing: ReadonlySet
 
 /** `ipset restore` input destroying sets of ours that are no longer referenced. */
 export function renderIpsetDestroy(names: readonly string[]): string {
-  const ours = names.filter((n) => n.startsWith(IPSET_PREFIX))
+  const ours = names.filter(isOurIpset)
   return ours.length > 0 ? `${ours.map((n) => `destroy ${n}`).join('\n')}\n` : ''
 }
 

@@ -1,5 +1,5 @@
-import type { Desired } from './compile.js'
-import { NFT_TABLE } from './compile.js'
+import type { Desired } from './ours.js'
+import { CLOSED_TABLE, isOurTable, NFT_TABLE } from './ours.js'
 import type { Chain, Match, NamedSet, Rule, Verdict } from './ruleset.js'
 
 const quote = (s: string) => `"${s.replace(/["\\]/g, '')}"`
@@ -130,7 +130,7 @@ export function renderNftChains(
   chains: readonly string[],
   existing: ReadonlySet<string>,
 ): string {
-  const table = d.tables.find((t) => t.name === NFT_TABLE)
+  const table = d.tables.find(isOurTable)
   const out: string[] = []
   for (const name of chains) {
     const want = table?.chains.find((c) => c.name === name)
@@ -145,4 +145,28 @@ export function renderNftChains(
     for (const r of want.rules) out.push(`add rule inet ${NFT_TABLE} ${name} ${renderNftRule(r)}`)
   }
   return out.length > 0 ? `${out.join('\n')}\n` : ''
+}
+
+/**
+ * The table `--firewall-restore closed` leaves once everything else is flushed: inbound only
+ * established traffic, loopback, the management ports, the DHCP clients and IPv6 neighbour
+ * discovery pass.
+ */
+export function renderClosedScript(managementTcpPorts: readonly number[]): string {
+  const ports =
+    managementTcpPorts.length > 0
+      ? [`    tcp dport { ${managementTcpPorts.join(', ')} } accept`]
+      : []
+  return `${[
+    `table inet ${CLOSED_TABLE} {`,
+    '  chain input {',
+    '    type filter hook input priority 0; policy drop;',
+    '    ct state established,related accept',
+    '    iifname "lo" accept',
+    ...ports,
+    '    udp dport { 68, 546 } accept',
+    '    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept',
+    '  }',
+    '}',
+  ].join('\n')}\n`
 }
