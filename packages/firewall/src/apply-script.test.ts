@@ -6,8 +6,8 @@ import { compile } from './compile.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import type { Backend, Desired } from './ours.js'
 import { BACKENDS } from './ours.js'
-import { renderIptablesSpec } from './render-iptables.js'
-import type { Chain, NamedSet, Rule, Ruleset, Table } from './ruleset.js'
+import { liveRuleset as live } from './live.fixture.js'
+import type { NamedSet, Rule, Ruleset, Table } from './ruleset.js'
 
 const desired = (backend: Backend, mode: CoexistenceMode = 'coexistence_primary'): Desired =>
   compile(
@@ -25,31 +25,6 @@ const FOREIGN: Rule = {
   verdict: { kind: 'accept' },
   text: '-p tcp -m tcp --dport 22 -j ACCEPT',
 }
-const withText = (r: Rule): Rule => ({ ...r, text: renderIptablesSpec(r) })
-
-/**
- * What the kernel holds after a perfect apply of `d`, as the parsers read it back: iptables rules
- * carry their text, and each built-in chain holds what `builtin` puts there around our hook.
- */
-function live(
-  d: Desired,
-  builtin: (family: string, chain: string, hook: Rule) => Rule[] = (_f, _c, h) => [h],
-): Ruleset {
-  if (d.backend === 'nftables') return { tables: d.tables, ipsets: [] }
-  const tables: Table[] = d.tables.map((t) => {
-    const builtins: Chain[] = d.hooks
-      .filter((h) => h.family === t.family)
-      .map((h) => ({
-        name: h.chain,
-        base: { type: 'filter', hook: 'input', priority: 0, policy: 'accept' },
-        rules: builtin(t.family, h.chain, withText(h.rule)),
-      }))
-    const ours = t.chains.map((c) => ({ ...c, rules: c.rules.map(withText) }))
-    return { ...t, chains: [...builtins, ...ours] }
-  })
-  return { tables, ipsets: d.ipsets }
-}
-
 const mapTables = (rs: Ruleset, f: (t: Table) => Table): Ruleset => ({
   ...rs,
   tables: rs.tables.map(f),

@@ -165,6 +165,19 @@ function hostRuleRules(r: HostRule, ctx: ChainContext, p: HostPolicy): Rule[] {
   return out
 }
 
+/**
+ * The ICMPv6 a host cannot do without (RFC 4890 section 4.4.1), by direction: the error messages
+ * (destination unreachable, packet too big, time exceeded, parameter problem), neighbour and
+ * router discovery, redirects and MLD (so switches that snoop MLD keep forwarding neighbour
+ * solicitations to us). IPv4 needs no such rules: ARP is not IP, and ICMP errors are `related`.
+ * Neither need these: conntrack never tracks discovery and MLD (their state is `untracked`), and
+ * calls an error for a connection it no longer knows `invalid`; neither passes the first rule.
+ */
+export const ESSENTIAL_ICMPV6 = {
+  input: [1, 2, 3, 4, 130, 134, 135, 136, 137],
+  output: [1, 2, 3, 4, 131, 132, 133, 135, 136, 143],
+} as const
+
 function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainContext): Rule[] {
   const rules: Rule[] = []
   const udp = (port: number): Match[] =>
@@ -218,6 +231,10 @@ function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainCo
       const fm: Match[] = ctx.family === null ? [{ kind: 'nfproto', family: fam }] : []
       rules.push({ matches: canonicalMatches([...fm, ...udp(dhcp[fam])]), verdict: ctx.allow })
     }
+  }
+  for (const icmpType of ESSENTIAL_ICMPV6[direction]) {
+    const m = serviceMatches({ proto: PROTO.icmpv6, icmpType }, ctx.family, ctx.backend)
+    if (m) rules.push({ matches: canonicalMatches(m), verdict: ctx.allow })
   }
   return rules
 }

@@ -77,6 +77,25 @@ const MAX_DEPTH = 32
 const familyCovers = (t: Table, f: IpFamily) =>
   t.family === 'inet' || (f === 4 ? t.family === 'ip' : t.family === 'ip6')
 
+/**
+ * ICMPv6 that conntrack never tracks (nf_conntrack_proto_icmpv6's noct_valid_new): MLD and
+ * neighbour and router discovery reach the filter hooks `untracked`, never `established`.
+ */
+const UNTRACKED_ICMPV6: ReadonlySet<number> = new Set([130, 131, 132, 133, 134, 135, 136, 143])
+/** The only ICMPv6 that can open a connection: echo and node information requests. */
+const NEW_ICMPV6: ReadonlySet<number> = new Set([128, 139])
+
+/**
+ * The conntrack state the kernel gives a packet, where it does not depend on history: ICMPv6
+ * discovery and MLD are untracked, and other ICMPv6 that would be new (a redirect, an error for
+ * a connection conntrack does not know) is invalid. Otherwise the state the packet says.
+ */
+export function kernelCtState(p: Pick<Packet, 'family' | 'proto' | 'icmp' | 'ct'>): CtState {
+  if (p.family !== 6 || p.proto !== 58 || !p.icmp) return p.ct
+  if (UNTRACKED_ICMPV6.has(p.icmp.type)) return 'untracked'
+  return p.ct === 'new' && !NEW_ICMPV6.has(p.icmp.type) ? 'invalid' : p.ct
+}
+
 /** The base chains a packet meets, in the order the kernel runs them. */
 export function baseChainsFor(
   rs: Ruleset,
@@ -242,7 +261,8 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
  * base chain the first accept, drop or reject ends that chain; a drop or reject is final for
  * the whole path; an accept only ends its own base chain and the packet meets the next one.
  */
-export function tracePacket(rs: Ruleset, p: Packet): PathResult {
+export function tracePacket(rs: Ruleset, packet: Packet): PathResult {
+  const p = { ...packet, ct: kernelCtState(packet) }
   const w: Walk = { rs, p, uncertain: false, sawUs: false, ourRulesEvaluated: 0 }
   const steps: ChainStep[] = []
   let lastAccept: RuleRef | undefined
