@@ -175,6 +175,39 @@ describe('canonical CIDR text', () => {
     expect(() => canonicalCidr(bad)).toThrow(why)
   })
 
+  it('writes any spelling of an IPv6 address as RFC 5952 does (property)', () => {
+    const group = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff }))
+    fc.assert(
+      fc.property(
+        fc.array(group, { minLength: 8, maxLength: 8 }),
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3 })), {
+          minLength: 8,
+          maxLength: 8,
+        }),
+        fc.nat(),
+        fc.nat(),
+        (groups, spelling, from, length) => {
+          // each group in either case and with up to 3 leading zeros; any run of zeros as ::
+          const text = groups.map((g, i) => {
+            const [upper, pad] = spelling[i] ?? [false, 0]
+            const hex = g.toString(16).padStart(Math.min(4, g.toString(16).length + pad), '0')
+            return upper ? hex.toUpperCase() : hex
+          })
+          const at = from % 8
+          let end = at
+          while (end < 8 && end - at < length % 9 && groups[end] === 0) end++
+          const spelled =
+            end > at
+              ? `${text.slice(0, at).join(':')}::${text.slice(end).join(':')}`
+              : text.join(':')
+          const value = groups.reduce((v, g) => (v << 16n) | BigInt(g), 0n)
+          expect(canonicalCidr(`${spelled}/128`).text).toBe(`${bigIntToAddr(6, value)}/128`)
+        },
+      ),
+      { numRuns: 3000 },
+    )
+  })
+
   it('agrees with normaliseCidr wherever host bits are clear (property)', () => {
     fc.assert(
       fc.property(

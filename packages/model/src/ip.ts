@@ -64,7 +64,8 @@ function hexDigit(c: number): number {
 
 /** An IPv6 address (`text` up to `to`) as its eight 16-bit groups. */
 function parseV6(text: string, to = text.length): number[] | undefined {
-  const groups: number[] = []
+  const groups = [0, 0, 0, 0, 0, 0, 0, 0]
+  let count = 0
   let gap = -1
   let i = 0
   if (text.startsWith('::')) {
@@ -81,34 +82,38 @@ function parseV6(text: string, to = text.length): number[] | undefined {
     if (i < to && text.charCodeAt(i) === 46) {
       // An embedded IPv4 address ends the text.
       const v4 = parseV4(text, start, to)
-      if (v4 === undefined || groups.length > 6) return undefined
-      groups.push(Math.floor(v4 / 65536), v4 % 65536)
+      if (v4 === undefined || count > 6) return undefined
+      groups[count++] = Math.floor(v4 / 65536)
+      groups[count++] = v4 % 65536
       break
     }
-    if (i === start || i - start > 4 || groups.length === 8) return undefined
-    groups.push(value)
+    if (i === start || i - start > 4 || count === 8) return undefined
+    groups[count++] = value
     if (i === to) break
     if (text.charCodeAt(i) !== 58) return undefined
     i++
     if (text.charCodeAt(i) === 58 && i < to) {
       if (gap >= 0) return undefined
-      gap = groups.length
+      gap = count
       i++
     } else if (i === to) return undefined
   }
-  if (gap < 0) return groups.length === 8 ? groups : undefined
-  if (groups.length > 7) return undefined
-  groups.splice(gap, 0, ...new Array<number>(8 - groups.length).fill(0))
+  if (gap < 0) return count === 8 ? groups : undefined
+  if (count > 7) return undefined
+  // Move the groups after `::` to the end; the zeros it stands for fill the space between.
+  const shift = 8 - count
+  for (let j = count - 1; j >= gap; j--) groups[j + shift] = groups[j] ?? 0
+  for (let j = gap; j < gap + shift; j++) groups[j] = 0
   return groups
 }
 
 const formatV4 = (n: number) =>
   `${Math.floor(n / 16777216)}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`
 
-/** RFC 5952: lower case, no leading zeros, the longest run of two or more zero groups as ::. */
-function formatV6(g: readonly number[]): string {
-  let best = -1
-  let bestLen = 1
+/** The first longest run of two or more zero groups: where `::` goes (RFC 5952), if anywhere. */
+function longestZeroRun(g: readonly number[]): { at: number; length: number } {
+  let at = -1
+  let length = 1
   for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++
@@ -116,12 +121,18 @@ function formatV6(g: readonly number[]): string {
     }
     let j = i
     while (j < 8 && g[j] === 0) j++
-    if (j - i > bestLen) {
-      best = i
-      bestLen = j - i
+    if (j - i > length) {
+      at = i
+      length = j - i
     }
     i = j
   }
+  return { at, length }
+}
+
+/** RFC 5952: lower case, no leading zeros, the longest run of two or more zero groups as ::. */
+function formatV6(g: readonly number[]): string {
+  const { at: best, length: bestLen } = longestZeroRun(g)
   let out = ''
   for (let i = 0; i < 8; i++) {
     if (i === best) {
@@ -196,7 +207,32 @@ export function canonicalCidr(text: string): { family: IpFamily; text: string } 
     if ((groups[i] ?? 0) % 2 ** (16 - Math.max(0, len - i * 16)) !== 0)
       throw new IpParseError(text, 'host bits are set')
   }
+  if (slash >= 0 && isCanonicalV6(text, end, groups)) return { family, text }
   return { family, text: `${formatV6(groups)}/${len}` }
+}
+
+/**
+ * Whether `text` (up to `end`, which parsed as `groups`) is already what formatV6 would write:
+ * lower-case hex without leading zeros or a dotted tail, and `::` exactly where RFC 5952 puts
+ * it. Most addresses are, and checking is cheaper than writing them again.
+ */
+function isCanonicalV6(text: string, end: number, groups: readonly number[]): boolean {
+  let written = 0
+  let gapAt = -1
+  let digits = 0
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 58) {
+      if (i > 0 && text.charCodeAt(i - 1) === 58) gapAt = written
+      digits = 0
+    } else if ((c >= 48 && c <= 57) || (c >= 97 && c <= 102)) {
+      // a leading zero: this group began with 0 and goes on
+      if (digits === 1 && text.charCodeAt(i - 1) === 48) return false
+      if (digits++ === 0) written++
+    } else return false
+  }
+  const run = longestZeroRun(groups)
+  return gapAt === run.at && (gapAt < 0 || 8 - written === run.length)
 }
 
 /** Parses "A", "A/len" (host bits are cleared) into an interval. */
