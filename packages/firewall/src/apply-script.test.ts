@@ -73,6 +73,17 @@ describe('apply script: nftables', () => {
       ],
     ],
     [
+      'a chain added to our table under a name we never write: the table is replaced',
+      d,
+      mapTables(base, (t) => ({
+        ...t,
+        chains: [...t.chains, { name: 'made-by-hand', rules: [] }],
+      })),
+      KEEP,
+      'full',
+      [/^table inet palisade\ndelete table inet palisade\ntable inet palisade \{\n/],
+    ],
+    [
       'our table deleted',
       d,
       { tables: [], ipsets: [] },

@@ -3,6 +3,7 @@ import type { BuiltinChain, Desired } from './ours.js'
 import { BUILTIN_CHAINS, isOurChain, isOurIpset, NFT_TABLE } from './ours.js'
 import type { Plan } from './plan.js'
 import { planApply } from './plan.js'
+import { isNftName } from './render-grammar.js'
 import type { IptablesApplyContext } from './render-iptables.js'
 import {
   renderIpsetDelta,
@@ -45,7 +46,14 @@ const IPTABLES_TOOLS = { ip: 'iptables', ip6: 'ip6tables' } as const
  * Pure: the output depends only on the arguments.
  */
 export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOptions): ApplyScript {
-  const plan: Plan = opts.modeChanged ? { kind: 'full' } : planApply(desired, diff(desired, actual))
+  const cheapest = opts.modeChanged ? null : planApply(desired, diff(desired, actual))
+  // A chain in our table under a name we never write (someone else made it) can only go with
+  // the whole table: a full replacement removes it without naming it.
+  const nameless =
+    cheapest?.kind === 'rules' &&
+    desired.backend === 'nftables' &&
+    !cheapest.chains.every(isNftName)
+  const plan: Plan = cheapest === null || nameless ? { kind: 'full' } : cheapest
   if (plan.kind === 'none') return { plan, commands: [] }
   if (desired.backend === 'nftables') {
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)

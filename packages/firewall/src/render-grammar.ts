@@ -51,14 +51,13 @@ function matching(field: string, value: unknown, re: RegExp, what: string): stri
   return value
 }
 
+const NFT_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/
+
 /** Chains and sets of our nftables table: an identifier, never a keyword-like oddity. */
 export const nftName = (field: string, value: unknown) =>
-  matching(
-    field,
-    value,
-    /^[A-Za-z][A-Za-z0-9_]{0,63}$/,
-    'must be a letter then up to 63 letters, digits or _',
-  )
+  matching(field, value, NFT_NAME, 'must be a letter then up to 63 letters, digits or _')
+
+export const isNftName = (value: string): boolean => NFT_NAME.test(value)
 
 const IPT_CHAIN = new RegExp(`^${IPT_PREFIX}[A-Z0-9_-]{1,19}$`)
 const IPSET = new RegExp(`^${IPSET_PREFIX}[a-z0-9-]{1,20}$`)
