@@ -1,5 +1,5 @@
 import type { Backend, Ruleset } from '@palisade/firewall'
-import { NFT_TABLE } from '@palisade/firewall'
+import { isOurComment, isOurTable } from '@palisade/firewall'
 
 /** What the host tells us about its firewall stack. */
 export interface BackendFacts {
@@ -132,16 +132,11 @@ export function countRules(
       .reduce(
         (n, t) =>
           n +
-          t.chains.reduce(
-            (m, c) => m + c.rules.filter((r) => !r.comment?.startsWith('palisade:')).length,
-            0,
-          ),
+          t.chains.reduce((m, c) => m + c.rules.filter((r) => !isOurComment(r.comment)).length, 0),
         0,
       )
   return {
-    nativeNftTables: rs.tables.filter(
-      (t) => t.source === 'nft' && !(t.family === 'inet' && t.name === NFT_TABLE),
-    ).length,
+    nativeNftTables: rs.tables.filter((t) => t.source === 'nft' && !isOurTable(t)).length,
     iptablesNftRules: rules('iptables-nft'),
     iptablesLegacyRules: rules('iptables-legacy'),
   }

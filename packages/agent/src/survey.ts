@@ -1,5 +1,5 @@
 import type { Ruleset } from '@palisade/firewall'
-import { IPT_PREFIX, NFT_TABLE } from '@palisade/firewall'
+import { isOurChain, isOurComment, isOurTable } from '@palisade/firewall'
 
 export type ForeignFirewall =
   'firewalld' | 'ufw' | 'docker' | 'suse-firewall' | 'kubernetes' | 'manual'
@@ -24,8 +24,6 @@ export interface RulesetSurvey {
 }
 
 const KUBE = /^(KUBE-|cali-|CILIUM_|cilium_)/
-const isOurs = (t: { family: string; name: string; source: string }) =>
-  t.source === 'nft' && t.family === 'inet' && t.name === NFT_TABLE
 
 /**
  * Recognises the firewalls the seed names from the rules they leave behind (this works in a
@@ -43,9 +41,9 @@ export function surveyRuleset(rs: Ruleset, activeServices: readonly string[] = [
   }
   const foreignTables: string[] = []
   for (const t of rs.tables) {
-    if (isOurs(t)) continue
+    if (isOurTable(t)) continue
     const where = `${t.source} ${t.family} ${t.name}`
-    const foreignChains = t.chains.filter((c) => !c.name.startsWith(IPT_PREFIX))
+    const foreignChains = t.chains.filter((c) => !isOurChain(t, c.name))
     if (t.source === 'nft' || foreignChains.some((c) => c.rules.length > 0 || !c.base))
       foreignTables.push(where)
     if (t.source === 'nft' && t.name === 'firewalld') {
@@ -67,11 +65,11 @@ export function surveyRuleset(rs: Ruleset, activeServices: readonly string[] = [
       if (KUBE.test(c.name)) note('kubernetes', `${where} ${c.name}`)
       if (
         c.base &&
-        !c.name.startsWith(IPT_PREFIX) &&
         t.source !== 'nft' &&
+        !isOurChain(t, c.name) &&
         c.rules.some(
           (r) =>
-            !r.comment?.startsWith('palisade:') &&
+            !isOurComment(r.comment) &&
             !(r.verdict?.kind === 'jump' && /^(DOCKER|ufw-|KUBE-|cali-)/.test(r.verdict.target)),
         )
       ) {

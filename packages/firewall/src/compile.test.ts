@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import type { EnforcementMode, VisibilityLevel } from '@palisade/model'
-import type { Desired } from './compile.js'
-import { BACKENDS, compile } from './compile.js'
+import type { Desired } from './ours.js'
+import { compile, ESSENTIAL_ICMPV6 } from './compile.js'
+import { BACKENDS } from './ours.js'
 import { decodeFlowLogPrefix, encodeFlowLogPrefix } from './flow-log.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import { renderIpsetStage, renderIpsetSwap, renderIptablesRestore } from './render-iptables.js'
 import { renderNftScript } from './render-nft.js'
+import type { Rule } from './ruleset.js'
 
 const NO_STATE = { hooksFound: [], modeChanged: true, foreignToDelete: [], staleChains: [] }
 
@@ -182,5 +184,68 @@ describe('compiler', () => {
       for (const bad of ['pal:X:i:-', 'pal:A:i:12', 'LOG ', 'pal:A:f:-'])
         expect(decodeFlowLogPrefix(bad)).toBeUndefined()
     })
+  })
+})
+
+describe('IPv6 works wherever IPv4 does', () => {
+  const MODES = ['exclusive', 'coexistence_primary', 'coexistence_non_primary'] as const
+  const STATES = ['visibility_only', 'selective', 'full'] as const
+  const cases = BACKENDS.flatMap((backend) =>
+    MODES.flatMap((mode) => STATES.map((state) => [backend, mode, state] as const)),
+  )
+  const icmp6Types = (rules: readonly Rule[]) =>
+    rules.flatMap((r) =>
+      r.matches.flatMap((m) => (m.kind === 'icmp' && m.family === 6 ? [m.type] : [])),
+    )
+  const udpPort = (r: Rule) =>
+    r.matches.flatMap((m) => (m.kind === 'port' && m.proto === 17 ? [m.ranges[0]?.[0]] : []))[0]
+
+  it.each(cases)(
+    '%s, %s, %s: essential ICMPv6 and DHCPv6 pass in the failsafe part',
+    (backend, mode, state) => {
+      const p = { ...SAMPLE_POLICY, enforcementMode: state, mode: { ...SAMPLE_POLICY.mode, mode } }
+      const d = compile(p, { backend, failsafe: SAMPLE_FAILSAFE })
+      const allow = mode === 'exclusive' || backend === 'nftables' ? 'accept' : 'return'
+      const listed: readonly number[] = [...ESSENTIAL_ICMPV6.input, ...ESSENTIAL_ICMPV6.output]
+      for (const t of d.tables) {
+        for (const c of t.chains) {
+          const dir = /input$/i.test(c.name) ? 'input' : /output$/i.test(c.name) ? 'output' : null
+          const essential = c.rules.filter((r) => icmp6Types([r]).some((x) => listed.includes(x)))
+          if (t.family === 'ip' || dir === null) {
+            // no ICMPv6 in an IPv4 table; forwarded traffic is not the host's own
+            expect(essential, `${t.family} ${c.name}`).toEqual([])
+            continue
+          }
+          const types = icmp6Types(essential).sort((a, b) => a - b)
+          expect(types, c.name).toEqual(ESSENTIAL_ICMPV6[dir])
+          for (const r of essential) expect(r.verdict, c.name).toEqual({ kind: allow })
+          // in the failsafe part: before the first rule of the policy (one that logs or blocks)
+          const policyStart = c.rules.findIndex(
+            (r) =>
+              r.log !== undefined || r.verdict?.kind === 'drop' || r.verdict?.kind === 'reject',
+          )
+          const dhcp = c.rules.filter((r) => udpPort(r) === (dir === 'input' ? 546 : 547))
+          expect(
+            dhcp.map((r) => r.verdict),
+            `${c.name} DHCPv6`,
+          ).toEqual([{ kind: allow }])
+          for (const r of [...essential, ...dhcp])
+            expect(c.rules.indexOf(r), c.name).toBeLessThan(policyStart)
+        }
+      }
+    },
+  )
+
+  it('renders them as each tool writes them', () => {
+    const nft = renderNftScript(
+      compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE }),
+    )
+    expect(nft).toMatch(/icmpv6 type 135 counter accept comment/)
+    expect(nft).toMatch(/meta nfproto ipv6 udp dport 546 counter accept comment/)
+    const ipt = compile(SAMPLE_POLICY, { backend: 'iptables-legacy', failsafe: SAMPLE_FAILSAFE })
+    expect(renderIptablesRestore(ipt, 'ip6', NO_STATE)).toMatch(
+      /-A PALISADE-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 143 -m comment --comment palisade:[0-9a-f]{16} -j RETURN/,
+    )
+    expect(renderIptablesRestore(ipt, 'ip', NO_STATE)).not.toContain('icmp6')
   })
 })

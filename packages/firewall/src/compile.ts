@@ -1,5 +1,4 @@
 import type {
-  CoexistenceMode,
   Direction,
   Failsafe,
   HostPolicy,
@@ -8,7 +7,9 @@ import type {
   ServicePort,
 } from '@palisade/model'
 import { addrToBigInt, bigIntToAddr, familyOf, PROTO } from '@palisade/model'
-import { hookId, COMMENT_PREFIX, shortHash, withIds } from './rule-id.js'
+import type { Backend, Desired, HookRule } from './ours.js'
+import { IPSET_PREFIX, isIptables, NFT_TABLE, ourComment, ourIptablesChain } from './ours.js'
+import { hookId, shortHash, withIds } from './rule-id.js'
 import type { LoggedDecision } from './flow-log.js'
 import {
   DEFAULT_FLOW_LOG_GROUP,
@@ -20,44 +21,14 @@ import {
 import type { Chain, IpFamily, Match, NamedSet, Rule, RuleLog, Table, Verdict } from './ruleset.js'
 import { canonicalMatches } from './ruleset.js'
 
-export const BACKENDS = ['nftables', 'iptables-nft', 'iptables-legacy'] as const
-export type Backend = (typeof BACKENDS)[number]
-
-/** Our nftables table: `table inet palisade`. */
-export const NFT_TABLE = 'palisade'
-/** Our iptables chains and ipsets share this prefix; nothing else of ours exists. */
-export const IPT_PREFIX = 'PALISADE-'
-export const IPSET_PREFIX = 'palisade-'
-
 /** Base-chain priorities (spec section 4): after conntrack, before kube-proxy and iptables. */
 export const NFT_PRIORITY = { first: -140, nonPrimary: 20 } as const
 
-export type BuiltinChain = 'INPUT' | 'OUTPUT' | 'FORWARD'
 const DIRECTIONS = [
   { nft: 'input', ipt: 'INPUT', hook: 'input' },
   { nft: 'output', ipt: 'OUTPUT', hook: 'output' },
   { nft: 'forward', ipt: 'FORWARD', hook: 'forward' },
 ] as const
-
-/** The jump from a built-in iptables chain into ours. */
-export interface HookRule {
-  readonly family: 'ip' | 'ip6'
-  readonly chain: BuiltinChain
-  readonly rule: Rule
-}
-
-/** What we want the kernel to hold: only our own objects. */
-export interface Desired {
-  readonly backend: Backend
-  readonly version: number
-  readonly mode: CoexistenceMode
-  /** Whether our hooks must stay first (exclusive, primary) or go last when placed. */
-  readonly hookPosition: 'first' | 'last'
-  /** nftables: `inet palisade`. iptables: the `filter` tables, holding only our chains. */
-  readonly tables: readonly Table[]
-  readonly hooks: readonly HookRule[]
-  readonly ipsets: readonly NamedSet[]
-}
 
 export interface CompileOptions {
   readonly backend: Backend
@@ -69,8 +40,6 @@ export interface CompileOptions {
 }
 
 export class CompileError extends Error {}
-
-const isIptables = (b: Backend) => b !== 'nftables'
 
 /** ipsets and nft sets are named after the host rule, so a peer change only touches elements. */
 export function setName(backend: Backend, ruleKey: string, family: IpFamily): string {
@@ -196,6 +165,19 @@ function hostRuleRules(r: HostRule, ctx: ChainContext, p: HostPolicy): Rule[] {
   return out
 }
 
+/**
+ * The ICMPv6 a host cannot do without (RFC 4890 section 4.4.1), by direction: the error messages
+ * (destination unreachable, packet too big, time exceeded, parameter problem), neighbour and
+ * router discovery, redirects and MLD (so switches that snoop MLD keep forwarding neighbour
+ * solicitations to us). IPv4 needs no such rules: ARP is not IP, and ICMP errors are `related`.
+ * Neither need these: conntrack never tracks discovery and MLD (their state is `untracked`), and
+ * calls an error for a connection it no longer knows `invalid`; neither passes the first rule.
+ */
+export const ESSENTIAL_ICMPV6 = {
+  input: [1, 2, 3, 4, 130, 134, 135, 136, 137],
+  output: [1, 2, 3, 4, 131, 132, 133, 135, 136, 143],
+} as const
+
 function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainContext): Rule[] {
   const rules: Rule[] = []
   const udp = (port: number): Match[] =>
@@ -249,6 +231,10 @@ function failsafeRules(direction: 'input' | 'output', fs: Failsafe, ctx: ChainCo
       const fm: Match[] = ctx.family === null ? [{ kind: 'nfproto', family: fam }] : []
       rules.push({ matches: canonicalMatches([...fm, ...udp(dhcp[fam])]), verdict: ctx.allow })
     }
+  }
+  for (const icmpType of ESSENTIAL_ICMPV6[direction]) {
+    const m = serviceMatches({ proto: PROTO.icmpv6, icmpType }, ctx.family, ctx.backend)
+    if (m) rules.push({ matches: canonicalMatches(m), verdict: ctx.allow })
   }
   return rules
 }
@@ -356,22 +342,21 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
     const tf = family === 4 ? 'ip' : 'ip6'
     const ctx: ChainContext = { backend, family, allow, block, ...flowLog }
     const chains = DIRECTIONS.map((d) => ({
-      name: `${IPT_PREFIX}${d.ipt}`,
+      name: ourIptablesChain(d.ipt),
       rules: withIds(
-        `${tf} filter/${IPT_PREFIX}${d.ipt}`,
+        `${tf} filter/${ourIptablesChain(d.ipt)}`,
         chainRules(d.nft, p, opts.failsafe, ctx),
       ),
     }))
     tables.push({ family: tf, name: 'filter', source: backend, chains, sets: [] })
     for (const d of DIRECTIONS) {
-      const target = `${IPT_PREFIX}${d.ipt}`
       hooks.push({
         family: tf,
         chain: d.ipt,
         rule: {
           matches: [],
-          verdict: { kind: 'jump', target },
-          comment: `${COMMENT_PREFIX}${hookId(`${tf} filter/${d.ipt}`)}`,
+          verdict: { kind: 'jump', target: ourIptablesChain(d.ipt) },
+          comment: ourComment(hookId(`${tf} filter/${d.ipt}`)),
         },
       })
     }

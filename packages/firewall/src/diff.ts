@@ -1,5 +1,5 @@
-import type { Desired } from './compile.js'
-import { IPSET_PREFIX, IPT_PREFIX, NFT_TABLE } from './compile.js'
+import type { Desired } from './ours.js'
+import { isHookIntoOurs, isOurChain, isOurIpset, isOurTable, NFT_TABLE } from './ours.js'
 import { idOf } from './rule-id.js'
 import type { Chain, NamedSet, Rule, Ruleset, Table } from './ruleset.js'
 import { findTable, ruleBody } from './ruleset.js'
@@ -174,11 +174,7 @@ function diffSets(
   return out
 }
 
-function diffTable(
-  want: Table | undefined,
-  have: Table | undefined,
-  ourChain: (name: string) => boolean,
-): Drift[] {
+function diffTable(want: Table | undefined, have: Table | undefined): Drift[] {
   const out: Drift[] = []
   if (want && !have) return [{ kind: 'table_missing', table: tableName(want) }]
   const name = tableName(want ?? have ?? { family: 'inet', name: '?' })
@@ -190,7 +186,7 @@ function diffTable(
   }
   const wanted = new Set((want?.chains ?? []).map((c) => c.name))
   for (const h of have?.chains ?? []) {
-    if (ourChain(h.name) && !wanted.has(h.name))
+    if (have && isOurChain(have, h.name) && !wanted.has(h.name))
       out.push({ kind: 'chain_unwanted', table: name, chain: h.name })
   }
   return out
@@ -201,12 +197,11 @@ export function findHooks(
   table: Table | undefined,
 ): { chain: string; index: number; rule: Rule }[] {
   const out: { chain: string; index: number; rule: Rule }[] = []
-  for (const c of table?.chains ?? []) {
+  if (!table) return out
+  for (const c of table.chains) {
     if (!c.base) continue
     c.rules.forEach((r, index) => {
-      const v = r.verdict
-      if (v && (v.kind === 'jump' || v.kind === 'goto') && v.target.startsWith(IPT_PREFIX))
-        out.push({ chain: c.name, index, rule: r })
+      if (isHookIntoOurs(table, r)) out.push({ chain: c.name, index, rule: r })
     })
   }
   return out
@@ -218,12 +213,12 @@ export function findHooks(
  */
 export function diff(desired: Desired, actual: Ruleset): Drift[] {
   if (desired.backend === 'nftables') {
-    const want = desired.tables.find((t) => t.name === NFT_TABLE)
+    const want = desired.tables.find(isOurTable)
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)
     if (!want) return have ? [{ kind: 'table_unwanted', table: tableName(have) }] : []
     if (!have) return [{ kind: 'table_missing', table: tableName(want) }]
     return [
-      ...diffTable(want, have, () => true),
+      ...diffTable(want, have),
       ...diffSets(want.sets, have.sets, () => true, !actual.elementsOmitted),
     ]
   }
@@ -231,7 +226,7 @@ export function diff(desired: Desired, actual: Ruleset): Drift[] {
   for (const family of ['ip', 'ip6'] as const) {
     const want = desired.tables.find((t) => t.family === family)
     const have = findTable(actual, desired.backend, family, 'filter')
-    out.push(...diffTable(want, have, (n) => n.startsWith(IPT_PREFIX)))
+    out.push(...diffTable(want, have))
     const found = findHooks(have)
     for (const h of desired.hooks.filter((x) => x.family === family)) {
       const table = `${family} filter`
@@ -271,14 +266,7 @@ export function diff(desired: Desired, actual: Ruleset): Drift[] {
       }
     }
   }
-  out.push(
-    ...diffSets(
-      desired.ipsets,
-      actual.ipsets,
-      (n) => n.startsWith(IPSET_PREFIX),
-      !actual.elementsOmitted,
-    ),
-  )
+  out.push(...diffSets(desired.ipsets, actual.ipsets, isOurIpset, !actual.elementsOmitted))
   return out
 }
 

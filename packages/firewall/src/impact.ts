@@ -1,6 +1,6 @@
 import type { CoexistenceMode } from '@palisade/model'
-import type { Backend } from './compile.js'
-import { IPT_PREFIX, NFT_TABLE } from './compile.js'
+import type { Backend } from './ours.js'
+import { isHookIntoOurs, isOurChain, isOurTable } from './ours.js'
 import type { RuleRef } from './packet-path.js'
 import type { Chain, Hook, IpFamily, Match, Rule, Ruleset, Table } from './ruleset.js'
 import { tableKey } from './ruleset.js'
@@ -129,21 +129,13 @@ export function analyseImpact(
       let ourPriority: number | undefined
       let hookChain: { table: Table; chain: Chain; index: number } | undefined
       for (const b of bases) {
-        if (
-          ctx.backend === 'nftables' &&
-          b.table.source === 'nft' &&
-          b.table.family === 'inet' &&
-          b.table.name === NFT_TABLE
-        )
-          ourPriority = b.chain.base?.priority
+        if (ctx.backend === 'nftables' && isOurTable(b.table)) ourPriority = b.chain.base?.priority
         if (
           ctx.backend !== 'nftables' &&
           b.table.source === ctx.backend &&
           b.table.name === 'filter'
         ) {
-          const index = b.chain.rules.findIndex(
-            (r) => r.verdict?.kind === 'jump' && r.verdict.target.startsWith(IPT_PREFIX),
-          )
+          const index = b.chain.rules.findIndex((r) => isHookIntoOurs(b.table, r))
           if (index >= 0) {
             hookChain = { ...b, index }
             ourPriority = b.chain.base?.priority
@@ -161,10 +153,7 @@ export function analyseImpact(
           traffic: describeMatches([...t.via, ...t.rule.matches]),
         })
       for (const b of bases) {
-        const isOurs =
-          (b.table.source === 'nft' && b.table.name === NFT_TABLE && b.table.family === 'inet') ||
-          b.chain.name.startsWith(IPT_PREFIX)
-        if (isOurs) continue
+        if (isOurChain(b.table, b.chain.name)) continue
         const priority = b.chain.base?.priority ?? 0
         const policyDrop: Terminal | undefined =
           b.chain.base?.policy === 'drop'

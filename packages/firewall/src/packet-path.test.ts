@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { compile } from './compile.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import { analyseImpact } from './impact.js'
+import { liveRuleset } from './live.fixture.js'
+import { BACKENDS } from './ours.js'
 import type { Packet } from './packet-path.js'
-import { tracePacket } from './packet-path.js'
+import { kernelCtState, tracePacket } from './packet-path.js'
 import { parseIptablesSave } from './parse-iptables.js'
 import type { Chain, CtState, Match, Rule, Ruleset, Table } from './ruleset.js'
 
@@ -371,5 +373,91 @@ describe('impact analysis', () => {
       ['pre-empt', 'nft:inet:firewalld', 'tcp dport 80'],
       ['override', 'nft:inet:late', 'tcp dport 82'],
     ])
+  })
+})
+
+describe('IPv6 through our chains in full enforcement', () => {
+  const SERVER = 'fd00:198:18::2'
+  const PEER = 'fd00:198:18::11' // allowed to TCP 5432 by the sample policy
+  const v6 = (path: Packet['path'], over: Partial<Packet>): Packet => ({
+    path,
+    family: 6,
+    src: path === 'in' ? PEER : SERVER,
+    dst: path === 'in' ? SERVER : PEER,
+    proto: 58,
+    ct: 'new',
+    ...(path === 'in' ? { iif: 'eth0' } : { oif: 'eth0' }),
+    ...over,
+  })
+  const icmp = (type: number) => ({ icmp: { type, code: 0 } })
+  const tcp = (dport: number) => ({ proto: 6, sport: 40000, dport })
+  const udp = (sport: number, dport: number) => ({ proto: 17, sport, dport })
+  const cases: [string, Packet, 'accept' | 'drop'][] = [
+    ['a neighbour solicitation in', v6('in', { dst: 'ff02::1:ff00:2', ...icmp(135) }), 'accept'],
+    ['a neighbour advertisement in', v6('in', icmp(136)), 'accept'],
+    ['a neighbour solicitation out', v6('out', { dst: 'ff02::1:ff00:11', ...icmp(135) }), 'accept'],
+    ['a neighbour advertisement out', v6('out', icmp(136)), 'accept'],
+    [
+      'a router advertisement in',
+      v6('in', { src: 'fe80::1', dst: 'ff02::1', ...icmp(134) }),
+      'accept',
+    ],
+    [
+      'a router solicitation out',
+      v6('out', { src: 'fe80::2', dst: 'ff02::2', ...icmp(133) }),
+      'accept',
+    ],
+    ['a redirect in', v6('in', { src: 'fe80::1', ...icmp(137) }), 'accept'],
+    ['an MLD query in', v6('in', { src: 'fe80::1', dst: 'ff02::1', ...icmp(130) }), 'accept'],
+    ['an MLDv2 report out', v6('out', { src: 'fe80::2', dst: 'ff02::16', ...icmp(143) }), 'accept'],
+    ['a packet-too-big for no known connection', v6('in', icmp(2)), 'accept'],
+    ['a destination-unreachable out', v6('out', icmp(1)), 'accept'],
+    ['a router solicitation in (we route nothing)', v6('in', icmp(133)), 'drop'],
+    ['an unknown ICMPv6 type in', v6('in', icmp(200)), 'drop'],
+    ['discovery forwarded through the host', v6('forward', icmp(135)), 'drop'],
+    ['a DHCPv6 reply in', v6('in', { src: 'fe80::1', ...udp(547, 546) }), 'accept'],
+    ['a DHCPv6 solicit out', v6('out', { dst: 'ff02::1:2', ...udp(546, 547) }), 'accept'],
+    ['TCP from the allowed peer', v6('in', tcp(5432)), 'accept'],
+    ['TCP from another peer', v6('in', { src: 'fd00:198:18::99', ...tcp(5432) }), 'drop'],
+    ['TCP to a port the policy does not allow', v6('in', tcp(5433)), 'drop'],
+  ]
+  const modes = ['exclusive', 'coexistence_primary', 'coexistence_non_primary'] as const
+  describe.each(BACKENDS.flatMap((b) => modes.map((m) => [b, m] as const)))(
+    '%s, %s',
+    (backend, mode) => {
+      const policy = { ...SAMPLE_POLICY, mode: { ...SAMPLE_POLICY.mode, mode } }
+      const live = liveRuleset(compile(policy, { backend, failsafe: SAMPLE_FAILSAFE }))
+      it.each(cases)('%s: %s', (_name, packet, verdict) => {
+        const r = tracePacket(live, packet)
+        expect(r.verdict).toBe(verdict)
+        expect(r.uncertain).toBe(false)
+        expect(r.sawUs).toBe(true)
+      })
+
+      it('and the same over IPv4', () => {
+        const v4 = (src: string, dport: number) =>
+          pkt(dport, { src, dst: '198.18.0.2', sport: 40000, iif: 'eth0' })
+        expect(tracePacket(live, v4('198.18.0.11', 5432)).verdict).toBe('accept')
+        expect(tracePacket(live, v4('198.18.0.99', 5432)).verdict).toBe('drop')
+        expect(tracePacket(live, v4('198.18.0.11', 5433)).verdict).toBe('drop')
+      })
+    },
+  )
+
+  it('knows that conntrack never tracks discovery, and finds no new connection in an error', () => {
+    const p = (type: number, ct: Packet['ct']) => ({
+      family: 6 as const,
+      proto: 58,
+      icmp: { type, code: 0 },
+      ct,
+    })
+    expect(kernelCtState(p(135, 'established'))).toBe('untracked')
+    expect(kernelCtState(p(143, 'new'))).toBe('untracked')
+    expect(kernelCtState(p(2, 'new'))).toBe('invalid')
+    expect(kernelCtState(p(2, 'related'))).toBe('related')
+    expect(kernelCtState(p(128, 'new'))).toBe('new')
+    expect(kernelCtState({ family: 4, proto: 1, icmp: { type: 3, code: 0 }, ct: 'new' })).toBe(
+      'new',
+    )
   })
 })

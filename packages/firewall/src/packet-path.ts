@@ -1,5 +1,5 @@
 import { addrToBigInt, bigIntToAddr, cidrContains } from '@palisade/model'
-import { IPT_PREFIX, NFT_TABLE } from './compile.js'
+import { isHookIntoOurs, isOurTable } from './ours.js'
 import type {
   Chain,
   CtState,
@@ -76,7 +76,25 @@ const MAX_DEPTH = 32
 
 const familyCovers = (t: Table, f: IpFamily) =>
   t.family === 'inet' || (f === 4 ? t.family === 'ip' : t.family === 'ip6')
-const isOurTable = (t: Table) => t.source === 'nft' && t.family === 'inet' && t.name === NFT_TABLE
+
+/**
+ * ICMPv6 that conntrack never tracks (nf_conntrack_proto_icmpv6's noct_valid_new): MLD and
+ * neighbour and router discovery reach the filter hooks `untracked`, never `established`.
+ */
+const UNTRACKED_ICMPV6: ReadonlySet<number> = new Set([130, 131, 132, 133, 134, 135, 136, 143])
+/** The only ICMPv6 that can open a connection: echo and node information requests. */
+const NEW_ICMPV6: ReadonlySet<number> = new Set([128, 139])
+
+/**
+ * The conntrack state the kernel gives a packet, where it does not depend on history: ICMPv6
+ * discovery and MLD are untracked, and other ICMPv6 that would be new (a redirect, an error for
+ * a connection conntrack does not know) is invalid. Otherwise the state the packet says.
+ */
+export function kernelCtState(p: Pick<Packet, 'family' | 'proto' | 'icmp' | 'ct'>): CtState {
+  if (p.family !== 6 || p.proto !== 58 || !p.icmp) return p.ct
+  if (UNTRACKED_ICMPV6.has(p.icmp.type)) return 'untracked'
+  return p.ct === 'new' && !NEW_ICMPV6.has(p.icmp.type) ? 'invalid' : p.ct
+}
 
 /** The base chains a packet meets, in the order the kernel runs them. */
 export function baseChainsFor(
@@ -226,7 +244,7 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
           w.uncertain = true
           continue
         }
-        const intoOurs = ours || (table.source !== 'nft' && target.name.startsWith(IPT_PREFIX))
+        const intoOurs = ours || isHookIntoOurs(table, r)
         const end = runChain(w, table, target, intoOurs, depth + 1)
         if (intoOurs && !ours)
           w.ours = end.kind === 'drop' || end.kind === 'reject' ? end.kind : 'pass'
@@ -243,7 +261,8 @@ function runChain(w: Walk, table: Table, chain: Chain, ours: boolean, depth: num
  * base chain the first accept, drop or reject ends that chain; a drop or reject is final for
  * the whole path; an accept only ends its own base chain and the packet meets the next one.
  */
-export function tracePacket(rs: Ruleset, p: Packet): PathResult {
+export function tracePacket(rs: Ruleset, packet: Packet): PathResult {
+  const p = { ...packet, ct: kernelCtState(packet) }
   const w: Walk = { rs, p, uncertain: false, sawUs: false, ourRulesEvaluated: 0 }
   const steps: ChainStep[] = []
   let lastAccept: RuleRef | undefined

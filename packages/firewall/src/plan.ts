@@ -1,4 +1,4 @@
-import type { Desired } from './compile.js'
+import type { Desired } from './ours.js'
 import type { Drift, DriftKind } from './diff.js'
 
 export interface SetChange {

@@ -46,11 +46,16 @@ const ICMP6: Record<string, number> = {
   'mld-listener-query': 130,
   'mld-listener-report': 131,
   'mld-listener-done': 132,
+  'mld-listener-reduction': 132,
   'nd-router-solicit': 133,
   'nd-router-advert': 134,
   'nd-neighbor-solicit': 135,
   'nd-neighbor-advert': 136,
   'nd-redirect': 137,
+  'router-renumbering': 138,
+  'ind-neighbor-solicit': 141,
+  'ind-neighbor-advert': 142,
+  'mld2-listener-report': 143,
 }
 
 export function icmpTypeNumber(family: 4 | 6, value: string | number): number | undefined {

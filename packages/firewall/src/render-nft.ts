@@ -1,51 +1,78 @@
-import type { Desired } from './compile.js'
-import { NFT_TABLE } from './compile.js'
-import type { Chain, Match, NamedSet, Rule, Verdict } from './ruleset.js'
+import type { Desired } from './ours.js'
+import { CLOSED_TABLE, isOurTable, NFT_TABLE } from './ours.js'
+import {
+  byte,
+  cidr,
+  iface,
+  int32,
+  logPrefix,
+  nftName,
+  oneOf,
+  ourCommentText,
+  port,
+  portRanges,
+  RenderError,
+  setElement,
+  u16,
+} from './render-grammar.js'
+import type { BaseChain, Chain, CtState, Match, NamedSet, Rule, Verdict } from './ruleset.js'
 
-const quote = (s: string) => `"${s.replace(/["\\]/g, '')}"`
-const ports = (ranges: readonly (readonly [number, number])[]) => {
-  const one = ranges.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`))
-  return one.length === 1 ? (one[0] ?? '') : `{ ${one.join(', ')} }`
-}
+/** Tokens inside quotes are already held to a grammar without quotes or escapes. */
+const quote = (s: string) => `"${s}"`
+const braced = (items: readonly string[]) =>
+  items.length === 1 ? (items[0] ?? '') : `{ ${items.join(', ')} }`
 const L4: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp', 136: 'udplite' }
+const CT_STATES: readonly CtState[] = ['established', 'related', 'new', 'invalid', 'untracked']
+const FAMILIES = [4, 6] as const
+const ip = (family: unknown) => (oneOf('address family', family, FAMILIES) === 4 ? 'ip' : 'ip6')
+const side = (dir: unknown, src: string, dst: string) =>
+  oneOf('direction', dir, ['src', 'dst']) === 'src' ? src : dst
+const not = (negate: boolean | undefined) => (negate ? ' !=' : '')
 
-export class RenderError extends Error {}
+function l4(field: string, proto: unknown): string {
+  const name = typeof proto === 'number' ? L4[proto] : undefined
+  if (!name) throw new RenderError(field, proto, 'ports need TCP, UDP, SCTP or UDP-Lite')
+  return name
+}
 
 function renderMatch(m: Match): string {
   switch (m.kind) {
     case 'ct_state':
-      return `ct state ${m.states.join(',')}`
+      if (m.states.length === 0) throw new RenderError('ct state', '', 'needs at least one state')
+      return `ct state ${m.states.map((s) => oneOf('ct state', s, CT_STATES)).join(',')}`
     case 'nfproto':
-      return `meta nfproto ipv${m.family}`
-    case 'iface':
-      return `${m.dir === 'in' ? 'iifname' : 'oifname'}${m.negate ? ' !=' : ''} ${quote(m.name)}`
+      return `meta nfproto ipv${oneOf('nfproto', m.family, FAMILIES)}`
+    case 'iface': {
+      const key =
+        oneOf('interface direction', m.dir, ['in', 'out']) === 'in' ? 'iifname' : 'oifname'
+      return `${key}${not(m.negate)} ${quote(iface('interface', m.name))}`
+    }
     case 'addr': {
-      const field = `${m.family === 4 ? 'ip' : 'ip6'} ${m.dir === 'src' ? 'saddr' : 'daddr'}${m.negate ? ' !=' : ''}`
-      if (m.set !== undefined) return `${field} @${m.set}`
+      const field = `${ip(m.family)} ${side(m.dir, 'saddr', 'daddr')}${not(m.negate)}`
+      if (m.set !== undefined) return `${field} @${nftName('set', m.set)}`
       const c = m.cidrs ?? []
-      return `${field} ${c.length === 1 ? c[0] : `{ ${c.join(', ')} }`}`
+      if (c.length === 0) throw new RenderError('address', '', 'needs a set or an address')
+      return `${field} ${braced(c.map((x) => cidr('address', x, m.family)))}`
     }
     case 'proto':
-      return `meta l4proto${m.negate ? ' !=' : ''} ${m.proto}`
+      return `meta l4proto${not(m.negate)} ${byte('protocol', m.proto)}`
     case 'port': {
-      const l4 = L4[m.proto]
-      if (!l4)
-        throw new RenderError(
-          `a port match needs TCP, UDP, SCTP or UDP-Lite, not protocol ${m.proto}`,
-        )
-      return `${l4} ${m.dir === 'src' ? 'sport' : 'dport'}${m.negate ? ' !=' : ''} ${ports(m.ranges)}`
+      const ranges = portRanges('port', m.ranges).map(([a, b]) => (a === b ? a : `${a}-${b}`))
+      return `${l4('port protocol', m.proto)} ${side(m.dir, 'sport', 'dport')}${not(m.negate)} ${braced(ranges)}`
     }
     case 'addr_port': {
-      const l4 = L4[m.proto]
-      if (!l4) throw new RenderError(`a port lookup needs TCP or UDP, not protocol ${m.proto}`)
-      return `${m.family === 4 ? 'ip' : 'ip6'} ${m.dir === 'src' ? 'saddr' : 'daddr'} . ${l4} ${m.dir === 'src' ? 'sport' : 'dport'} @${m.set}`
+      const proto = l4('port lookup protocol', m.proto)
+      return `${ip(m.family)} ${side(m.dir, 'saddr', 'daddr')} . ${proto} ${side(m.dir, 'sport', 'dport')} @${nftName('set', m.set)}`
     }
     case 'icmp': {
-      const p = m.family === 4 ? 'icmp' : 'icmpv6'
-      return `${p} type ${m.type}${m.code !== undefined ? ` ${p} code ${m.code}` : ''}`
+      const p = oneOf('icmp family', m.family, FAMILIES) === 4 ? 'icmp' : 'icmpv6'
+      const code = m.code !== undefined ? ` ${p} code ${byte('icmp code', m.code)}` : ''
+      return `${p} type ${byte('icmp type', m.type)}${code}`
     }
     case 'opaque':
-      throw new RenderError(`cannot render a rule we only read as text: ${m.text}`)
+      throw new RenderError('match', m.text, 'we only read it as text and cannot write it')
+    default:
+      throw new RenderError('match', (m as { kind: unknown }).kind, 'is not a match we write')
   }
 }
 
@@ -53,39 +80,46 @@ function renderVerdict(v: Verdict): string {
   switch (v.kind) {
     case 'jump':
     case 'goto':
-      return `${v.kind} ${v.target}`
+      return `${v.kind} ${nftName('jump target', v.target)}`
     case 'opaque':
-      throw new RenderError(`cannot render verdict ${v.text}`)
+      throw new RenderError('verdict', v.text, 'we only read it as text and cannot write it')
     default:
-      return v.kind
+      return oneOf('verdict', v.kind, ['accept', 'drop', 'reject', 'return'])
   }
 }
 
 export function renderNftRule(r: Rule): string {
   const parts = r.matches.map(renderMatch)
   parts.push('counter')
-  if (r.log)
+  if (r.log) {
+    const { prefix, group, snaplen, threshold } = r.log
     parts.push(
-      `log prefix ${quote(r.log.prefix)} group ${r.log.group} snaplen ${r.log.snaplen} queue-threshold ${r.log.threshold}`,
+      `log prefix ${quote(logPrefix('log prefix', prefix))} group ${u16('log group', group)} snaplen ${u16('log snaplen', snaplen)} queue-threshold ${u16('log queue threshold', threshold)}`,
     )
+  }
   if (r.verdict) parts.push(renderVerdict(r.verdict))
-  if (r.comment) parts.push(`comment ${quote(r.comment)}`)
+  if (r.comment !== undefined) parts.push(`comment ${quote(ourCommentText('comment', r.comment))}`)
   return parts.join(' ')
 }
 
 function renderSet(s: NamedSet): string {
-  const elements = s.elements.length > 0 ? ` elements = { ${s.elements.join(', ')} };` : ''
-  if (s.withPort) return `  set ${s.name} { type ipv${s.family}_addr . inet_service;${elements} }`
-  return `  set ${s.name} { type ipv${s.family}_addr; flags interval;${elements} }`
+  const family = oneOf('set family', s.family, FAMILIES)
+  const elements = s.elements.map((e) => setElement('set element', e, family, s.withPort === true))
+  const list = elements.length > 0 ? ` elements = { ${elements.join(', ')} };` : ''
+  const name = nftName('set', s.name)
+  if (s.withPort) return `  set ${name} { type ipv${family}_addr . inet_service;${list} }`
+  return `  set ${name} { type ipv${family}_addr; flags interval;${list} }`
+}
+
+function renderBase(b: BaseChain): string {
+  const hook = oneOf('hook', b.hook, ['prerouting', 'input', 'forward', 'output', 'postrouting'])
+  const policy = oneOf('chain policy', b.policy, ['accept', 'drop'])
+  return `type ${oneOf('chain type', b.type, ['filter'])} hook ${hook} priority ${int32('priority', b.priority)}; policy ${policy};`
 }
 
 function renderChain(c: Chain): string {
-  const lines = [`  chain ${c.name} {`]
-  if (c.base) {
-    lines.push(
-      `    type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority}; policy ${c.base.policy};`,
-    )
-  }
+  const lines = [`  chain ${nftName('chain', c.name)} {`]
+  if (c.base) lines.push(`    ${renderBase(c.base)}`)
   for (const r of c.rules) lines.push(`    ${renderNftRule(r)}`)
   lines.push('  }')
   return lines.join('\n')
@@ -99,7 +133,8 @@ function renderChain(c: Chain): string {
 export function renderNftScript(d: Desired): string {
   const out = [`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`]
   for (const t of d.tables) {
-    out.push(`table ${t.family} ${t.name} {`)
+    if (!isOurTable(t)) throw new RenderError('table', `${t.family} ${t.name}`, 'is not ours')
+    out.push(`table inet ${NFT_TABLE} {`)
     for (const s of t.sets) out.push(renderSet(s))
     for (const c of t.chains) out.push(renderChain(c))
     out.push('}')
@@ -112,10 +147,13 @@ export function renderNftSetDelta(
   changes: readonly { set: string; add: readonly string[]; remove: readonly string[] }[],
 ): string {
   const out: string[] = []
+  const elements = (list: readonly string[]) =>
+    list.map((e) => setElement('set element', e)).join(', ')
   for (const c of changes) {
+    const set = nftName('set', c.set)
     if (c.remove.length > 0)
-      out.push(`delete element inet ${NFT_TABLE} ${c.set} { ${c.remove.join(', ')} }`)
-    if (c.add.length > 0) out.push(`add element inet ${NFT_TABLE} ${c.set} { ${c.add.join(', ')} }`)
+      out.push(`delete element inet ${NFT_TABLE} ${set} { ${elements(c.remove)} }`)
+    if (c.add.length > 0) out.push(`add element inet ${NFT_TABLE} ${set} { ${elements(c.add)} }`)
   }
   return out.length > 0 ? `${out.join('\n')}\n` : ''
 }
@@ -130,19 +168,37 @@ export function renderNftChains(
   chains: readonly string[],
   existing: ReadonlySet<string>,
 ): string {
-  const table = d.tables.find((t) => t.name === NFT_TABLE)
+  const table = d.tables.find(isOurTable)
   const out: string[] = []
   for (const name of chains) {
+    const chain = `inet ${NFT_TABLE} ${nftName('chain', name)}`
     const want = table?.chains.find((c) => c.name === name)
     // Base chains cannot change hook or priority in place: drop and re-create them.
-    if (existing.has(name))
-      out.push(`flush chain inet ${NFT_TABLE} ${name}`, `delete chain inet ${NFT_TABLE} ${name}`)
+    if (existing.has(name)) out.push(`flush chain ${chain}`, `delete chain ${chain}`)
     if (!want) continue
-    const base = want.base
-      ? ` { type ${want.base.type} hook ${want.base.hook} priority ${want.base.priority}; policy ${want.base.policy}; }`
-      : ''
-    out.push(`add chain inet ${NFT_TABLE} ${name}${base}`)
-    for (const r of want.rules) out.push(`add rule inet ${NFT_TABLE} ${name} ${renderNftRule(r)}`)
+    out.push(`add chain ${chain}${want.base ? ` { ${renderBase(want.base)} }` : ''}`)
+    for (const r of want.rules) out.push(`add rule ${chain} ${renderNftRule(r)}`)
   }
   return out.length > 0 ? `${out.join('\n')}\n` : ''
+}
+
+/**
+ * The table `--firewall-restore closed` leaves once everything else is flushed: inbound only
+ * established traffic, loopback, the management ports, the DHCP clients and IPv6 neighbour
+ * discovery pass.
+ */
+export function renderClosedScript(managementTcpPorts: readonly number[]): string {
+  const ports = managementTcpPorts.map((p) => port('management port', p))
+  return `${[
+    `table inet ${CLOSED_TABLE} {`,
+    '  chain input {',
+    '    type filter hook input priority 0; policy drop;',
+    '    ct state established,related accept',
+    '    iifname "lo" accept',
+    ...(ports.length > 0 ? [`    tcp dport { ${ports.join(', ')} } accept`] : []),
+    '    udp dport { 68, 546 } accept',
+    '    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept',
+    '  }',
+    '}',
+  ].join('\n')}\n`
 }

@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto'
+import { COMMENT_PREFIX, isOurComment, ourComment } from './ours.js'
 import type { Rule } from './ruleset.js'
 import { ruleBody } from './ruleset.js'
-
-/** Every comment we write starts with this; anything else is foreign. */
-export const COMMENT_PREFIX = 'palisade:'
 
 export const shortHash = (text: string, length = 16) =>
   createHash('sha256').update(text).digest('hex').slice(0, length)
@@ -24,9 +22,9 @@ export function ruleId(
 export const hookId = (where: string) => shortHash(`hook\n${where}`)
 
 export const idOf = (comment: string | undefined): string | undefined =>
-  comment?.startsWith(COMMENT_PREFIX) ? comment.slice(COMMENT_PREFIX.length) : undefined
+  comment !== undefined && isOurComment(comment) ? comment.slice(COMMENT_PREFIX.length) : undefined
 
 /** Stamps each rule with the id its chain, position and body give. */
 export function withIds(where: string, rules: readonly Rule[]): Rule[] {
-  return rules.map((r, i) => ({ ...r, comment: `${COMMENT_PREFIX}${ruleId(where, i, r)}` }))
+  return rules.map((r, i) => ({ ...r, comment: ourComment(ruleId(where, i, r)) }))
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -5,6 +6,7 @@ import {
   addressSetOf,
   addrToBigInt,
   bigIntToAddr,
+  canonicalCidr,
   IpParseError,
   intervalsToCidrs,
   normaliseCidr,
@@ -115,5 +117,115 @@ describe('address text', () => {
     ['1.2.3.4.5'],
   ])('refuses %s', (bad) => {
     expect(() => addrToBigInt(bad)).toThrow(IpParseError)
+  })
+
+  it('accepts exactly what Node accepts as an address (property)', () => {
+    const unit = fc.constantFrom(...'0123456789abcdefABCDEF:.: ')
+    const valid = fc.oneof(
+      fc.ipV4(),
+      fc.ipV6(),
+      fc.ipV6().map((a) => a.toUpperCase()),
+    )
+    // valid addresses with one character replaced, inserted or removed: the near misses
+    const mutated = fc
+      .tuple(valid, fc.nat(), fc.constantFrom('', ...'0:.fF'), fc.integer({ min: 0, max: 1 }))
+      .map(([a, n, c, cut]) => {
+        const at = n % (a.length + 1)
+        return a.slice(0, at) + c + a.slice(at + cut)
+      })
+    const text = fc.oneof(fc.string({ unit, maxLength: 45 }), valid, mutated)
+    fc.assert(
+      fc.property(text, (t) => {
+        let ours = true
+        try {
+          addrToBigInt(t)
+        } catch {
+          ours = false
+        }
+        expect(ours).toBe(isIP(t) !== 0)
+      }),
+      { numRuns: 3000 },
+    )
+  })
+})
+
+describe('canonical CIDR text', () => {
+  it.each([
+    ['198.18.0.9', '198.18.0.9/32'],
+    ['0.0.0.0/0', '0.0.0.0/0'],
+    ['198.18.0.0/15', '198.18.0.0/15'],
+    ['FD00:198:18:0::11/128', 'fd00:198:18::11/128'],
+    ['::/0', '::/0'],
+    ['2001:db8::/32', '2001:db8::/32'],
+  ])('re-formats %s as %s', (input, want) => {
+    expect(canonicalCidr(input).text).toBe(want)
+  })
+
+  it.each([
+    ['198.18.0.1/24', /host bits/],
+    ['2001:db8::1/64', /host bits/],
+    ['198.18.0.0/33', /prefix length/],
+    ['198.18.0.0/032', /prefix length/],
+    ['::/129', /prefix length/],
+    ['198.18.0.0/', /prefix length/],
+    [' 198.18.0.1', /not an IPv4/],
+    ['198.18.0.1/32 }', /prefix length/],
+    ['198.18.0.1\n', /not an IPv4/],
+  ])('refuses %j', (bad, why) => {
+    expect(() => canonicalCidr(bad)).toThrow(why)
+  })
+
+  it('writes any spelling of an IPv6 address as RFC 5952 does (property)', () => {
+    const group = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff }))
+    fc.assert(
+      fc.property(
+        fc.array(group, { minLength: 8, maxLength: 8 }),
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3 })), {
+          minLength: 8,
+          maxLength: 8,
+        }),
+        fc.nat(),
+        fc.nat(),
+        (groups, spelling, from, length) => {
+          // each group in either case and with up to 3 leading zeros; any run of zeros as ::
+          const text = groups.map((g, i) => {
+            const [upper, pad] = spelling[i] ?? [false, 0]
+            const hex = g.toString(16).padStart(Math.min(4, g.toString(16).length + pad), '0')
+            return upper ? hex.toUpperCase() : hex
+          })
+          const at = from % 8
+          let end = at
+          while (end < 8 && end - at < length % 9 && groups[end] === 0) end++
+          const spelled =
+            end > at
+              ? `${text.slice(0, at).join(':')}::${text.slice(end).join(':')}`
+              : text.join(':')
+          const value = groups.reduce((v, g) => (v << 16n) | BigInt(g), 0n)
+          expect(canonicalCidr(`${spelled}/128`).text).toBe(`${bigIntToAddr(6, value)}/128`)
+        },
+      ),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('agrees with normaliseCidr wherever host bits are clear (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.tuple(fc.constant(4 as const), fc.bigInt({ min: 0n, max: 2n ** 32n - 1n })),
+          fc.tuple(fc.constant(6 as const), fc.bigInt({ min: 0n, max: 2n ** 128n - 1n })),
+        ),
+        fc.integer({ min: 0, max: 128 }),
+        ([family, value], l) => {
+          const bits = family === 4 ? 32 : 128
+          const len = l % (bits + 1)
+          const text = `${bigIntToAddr(family, value)}/${len}`
+          const hostBits = value % 2n ** BigInt(bits - len) !== 0n
+          if (hostBits) expect(() => canonicalCidr(text)).toThrow(/host bits/)
+          else expect(canonicalCidr(text)).toEqual({ family, text: normaliseCidr(text) })
+        },
+      ),
+      { numRuns: 500 },
+    )
   })
 })

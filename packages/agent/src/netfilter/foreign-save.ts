@@ -2,7 +2,12 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
-import { isIptablesNftTable, NFT_TABLE, parseNftJson } from '@palisade/firewall'
+import {
+  isIptablesNftTable,
+  isOurTable,
+  parseNftJson,
+  renderClosedScript,
+} from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked, ToolMissingError } from '../exec.js'
 import { writeAtomic } from '../state-dir.js'
@@ -37,7 +42,7 @@ export async function saveForeignRuleset(run: Runner, dir: string): Promise<void
   const tables = nftText ? parseNftJson(nftText) : []
   const scripts: string[] = []
   for (const t of tables) {
-    if (isIptablesNftTable(t) || (t.family === 'inet' && t.name === NFT_TABLE)) continue
+    if (isIptablesNftTable(t) || isOurTable(t)) continue
     scripts.push(await runChecked(run, 'nft', ['list', 'table', t.family, t.name]))
   }
   await writeAtomic(join(dir, 'nft-tables.nft'), scripts.join('\n'))
@@ -91,12 +96,7 @@ export async function restoreFirewall(
   await flushEverything(run)
   if (mode === 'open') return
   if (mode === 'closed') {
-    const ports =
-      managementTcpPorts.length > 0
-        ? `    tcp dport { ${managementTcpPorts.join(', ')} } accept\n`
-        : ''
-    const script = `table inet palisade_closed {\n  chain input {\n    type filter hook input priority 0; policy drop;\n    ct state established,related accept\n    iifname "lo" accept\n${ports}    udp dport { 68, 546 } accept\n    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept\n  }\n}\n`
-    await runChecked(run, 'nft', ['-f', '-'], { stdin: script })
+    await runChecked(run, 'nft', ['-f', '-'], { stdin: renderClosedScript(managementTcpPorts) })
     return
   }
   const read = (f: string) => readFile(join(savedDir, f), 'utf8')
