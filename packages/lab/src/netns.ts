@@ -105,9 +105,12 @@ export class Lab {
     // Many short connections from one client: widen the port range and reuse TIME_WAIT. A
     // long accept queue: a server that pauses 50 ms at 10,000 connections a second would
     // otherwise overflow it, and every client would wait a second for its SYN to be sent again.
+    // Ports below 30000 are where lab hosts listen: kept out of the range their own outgoing
+    // connections draw from, so a listener never finds its port taken by a client socket.
     await runChecked(run, 'sysctl', [
       '-qw',
       'net.ipv4.ip_local_port_range=1024 65535',
+      'net.ipv4.ip_local_reserved_ports=1024-29999',
       'net.ipv4.tcp_tw_reuse=1',
       'net.core.somaxconn=65535',
     ])
