@@ -1,30 +1,31 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { addrToBigInt, OS_PLATFORMS } from '@palisade/model'
+import type { WorkloadInterface } from '@palisade/model'
+import {
+  activateRoute,
+  AGENT_PARAM,
+  checkActivateRequest,
+  checkEventsBatch,
+  checkFlowsBatch,
+  checkStatusReport,
+  eventsRoute,
+  flowsRoute,
+  goodbyeRoute,
+  LONG_POLL_SECONDS,
+  POLICY_STATUS,
+  policyRoute,
+  statusRoute,
+} from '@palisade/protocol'
 import type { AppContext } from './app.js'
 import { newUuid, randomSecret, sameSecret, sha256 } from './crypto.js'
 import { ApiError, forbidden, invalidOne } from './errors.js'
 import { PerMinuteLimit } from './rate-limit.js'
 import { workloadHref } from './host-policies.js'
-import { bodyObject, json, jsonText } from './http.js'
+import { json, jsonText } from './http.js'
 import { now, recordEvent, resourceChange } from './store.js'
-import type { FlowSummaryUpload } from '@palisade/model'
 import { GroupCommit } from './group-commit.js'
 import { writeStatusReports } from './agent-status.js'
 import { ingestFlows } from './traffic/flow-store.js'
-import type { WorkloadInterface } from './validate.js'
-import { Checker, interfacesOf } from './validate.js'
-
-/** The agent channel: ours, not Illumio's private protocol. Every route names the agent. */
-export const AGENT_PREFIX = '/agent/v1'
-const LONG_POLL_MS = 25_000
-const AGENT_EVENT_TYPES = new Set([
-  'agent.tampering',
-  'agent.firewall_apply_failed',
-  'agent.health',
-  'agent.suspend',
-  'agent.unsuspend',
-  'agent.goodbye',
-])
+import { accepted } from './validate.js'
 
 interface AgentAuth {
   readonly id: string
@@ -96,29 +97,19 @@ export function registerAgentChannel(
     agent: { href: `/orgs/${a.org}/agents/${a.id}`, hostname: a.hostname },
   })
 
-  app.post(`${AGENT_PREFIX}/activate`, async (req, reply) => {
+  app.post(activateRoute(), async (req, reply) => {
     activations.take(req.ip)
-    const body = bodyObject(req)
-    const c = new Checker()
-    c.only(body, '$', [
-      'activation_code',
-      'hostname',
-      'os_platform',
-      'os_detail',
-      'interfaces',
-      'agent_type',
-    ])
-    const code = c.string(body, 'activation_code', '$', { required: true, max: 128 })
-    const hostname = c.string(body, 'hostname', '$', { required: true, max: 255 })
-    const platform = c.oneOf(body, 'os_platform', '$', OS_PLATFORMS) ?? 'linux'
-    c.string(body, 'os_detail', '$', { max: 255 })
-    const interfaces = interfacesOf(c, body) ?? []
-    c.done()
+    const {
+      activation_code: code,
+      hostname,
+      os_platform: platform,
+      interfaces,
+    } = accepted(checkActivateRequest(req.body))
     const result = await db.transaction().execute(async (tx) => {
       const key = await tx
         .selectFrom('pairing_keys')
         .selectAll()
-        .where('code_hash', '=', sha256(code ?? ''))
+        .where('code_hash', '=', sha256(code))
         .executeTakeFirst()
       if (!key)
         throw invalidOne(
@@ -158,8 +149,8 @@ export function registerAgentChannel(
         .values({
           id: workloadId,
           org_id: org,
-          name: hostname ?? '',
-          hostname: hostname ?? '',
+          name: hostname,
+          hostname,
           managed: 1,
           agent_type: profile.agent_type,
           os_platform: platform,
@@ -194,7 +185,7 @@ export function registerAgentChannel(
           backend: null,
         })
         .execute()
-      const auth = { id: agentId, org, workloadId, hostname: hostname ?? '' }
+      const auth = { id: agentId, org, workloadId, hostname }
       await recordEvent(tx, org, {
         event_type: 'agent.activate',
         created_by: agentActor(auth),
@@ -219,61 +210,37 @@ export function registerAgentChannel(
   })
 
   /** Long-poll: answers at once if the agent's host policy differs from `known`, else waits. */
-  app.get(`${AGENT_PREFIX}/agents/:agent/policy`, async (req, reply) => {
+  app.get(policyRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(req)
     const q = req.query as { known?: string; wait?: string }
-    const wait = Math.min(Number(q.wait ?? LONG_POLL_MS / 1000), LONG_POLL_MS / 1000) * 1000
+    const wait = Math.min(Number(q.wait ?? LONG_POLL_SECONDS), LONG_POLL_SECONDS) * 1000
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
-    if (a.unpair) return json(reply, 410, { unpair: { firewall_restore: a.unpair } })
+    if (a.unpair)
+      return json(reply, POLICY_STATUS.unpair, { unpair: { firewall_restore: a.unpair } })
     const got = await ctx.hostPolicies.waitForChange(a.workloadId, q.known, wait, abort.signal)
     if (!got) {
       // Woken without a policy: the wait ran out, or an unpair here ended it. (An unpair through
       // another server is seen at the next poll.)
       const unpairNow = await unpairRequested(a.id)
-      if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
-      return reply.code(304).send()
+      if (unpairNow)
+        return json(reply, POLICY_STATUS.unpair, { unpair: { firewall_restore: unpairNow } })
+      return reply.code(POLICY_STATUS.unchanged).send()
     }
     // The stored policy text goes out as it is: a thousand agents woken at once cost no parsing.
-    return jsonText(reply, 200, `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`)
+    return jsonText(
+      reply,
+      POLICY_STATUS.policy,
+      `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`,
+    )
   })
 
-  /** A status report, checked; throws the 406 a malformed one gets. */
-  function statusReportOf(req: FastifyRequest) {
-    const body = bodyObject(req)
-    const c = new Checker()
-    c.only(body, '$', ['applied', 'health', 'survey', 'interfaces', 'ruleset', 'backend'])
-    const applied =
-      body.applied === undefined || body.applied === null
-        ? undefined
-        : c.object(body.applied, '$.applied')
-    if (applied) {
-      c.int(applied, 'version', '$.applied', { required: true, min: 0 })
-      c.string(applied, 'hash', '$.applied', { required: true, max: 64 })
-      c.string(applied, 'mode', '$.applied', { max: 64 })
-    }
-    const health = body.health === undefined ? undefined : c.object(body.health, '$.health')
-    const survey = body.survey === undefined ? undefined : c.object(body.survey, '$.survey')
-    // The host's whole live ruleset as the agent parsed it: the server reads it, never runs it.
-    const ruleset = body.ruleset === undefined ? undefined : c.object(body.ruleset, '$.ruleset')
-    if (ruleset && (!Array.isArray(ruleset.tables) || !Array.isArray(ruleset.ipsets)))
-      c.fail('$.ruleset', 'must be {"tables": [...], "ipsets": [...]}')
-    const backend = c.oneOf(body, 'backend', '$', ['nftables', 'iptables-nft', 'iptables-legacy'])
-    const interfaces = interfacesOf(c, body)
-    c.done()
-    return { applied, health, survey, ruleset, backend, interfaces }
-  }
-
-  app.post(`${AGENT_PREFIX}/agents/:agent/status`, async (req, reply) => {
+  app.post(statusRoute(AGENT_PARAM), async (req, reply) => {
     const [id, secret] = credentialOf(req)
-    let report
-    try {
-      report = statusReportOf(req)
-    } catch (e) {
-      await agentAuth(req) // a stranger learns that it is one (401), not what the body lacks
-      throw e
-    }
-    const { applied, health, survey, ruleset, backend, interfaces } = report
+    const report = checkStatusReport(req.body)
+    // A stranger learns that it is one (401), not what its body lacks.
+    if (!report.ok) await agentAuth(req)
+    const { applied, health, survey, ruleset, backend, interfaces } = accepted(report)
     // The usual report (a heartbeat, an applied version) is authenticated by the write itself,
     // which stores a whole burst of reports in one statement; one that moves addresses, or names
     // another agent's route, is checked first.
@@ -285,9 +252,7 @@ export function registerAgentChannel(
       agentId: id,
       tokenHash: sha256(secret),
       at: now(),
-      applied: applied
-        ? { version: applied.version as number, mode: (applied.mode as string) ?? null }
-        : null,
+      applied: applied ? { version: applied.version, mode: applied.mode ?? null } : null,
       health:
         health || applied
           ? JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) })
@@ -304,7 +269,10 @@ export function registerAgentChannel(
    * The host's addresses changed (a new lease, an interface added): the workload follows, and
    * the hosts that have it as a peer get a new policy.
    */
-  async function followAddresses(a: AgentAuth, interfaces: WorkloadInterface[]): Promise<void> {
+  async function followAddresses(
+    a: AgentAuth,
+    interfaces: readonly WorkloadInterface[],
+  ): Promise<void> {
     const text = JSON.stringify(interfaces)
     const changed = await db.transaction().execute(async (tx) => {
       const w = await tx
@@ -337,7 +305,7 @@ export function registerAgentChannel(
   }
 
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
-  app.post(`${AGENT_PREFIX}/agents/:agent/goodbye`, async (req, reply) => {
+  app.post(goodbyeRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(req)
     if (a.unpair) {
       // The agent restored the firewall and forgot its credential: it is gone for good.
@@ -372,38 +340,11 @@ export function registerAgentChannel(
   })
 
   /** Events from the agent, in batches; a re-sent batch is stored once (events carry uuids). */
-  app.post(`${AGENT_PREFIX}/agents/:agent/events`, async (req, reply) => {
+  app.post(eventsRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(req)
-    const list = req.body
-    if (!Array.isArray(list) || list.length > 1000)
-      throw invalidOne('input_validation_error', 'the body must be a list of at most 1,000 events')
-    const c = new Checker()
-    list.forEach((e, i) => {
-      const o = c.object(e, `$[${i}]`)
-      if (!o) return
-      c.string(o, 'uuid', `$[${i}]`, { required: true, max: 64 })
-      c.oneOf(o, 'event_type', `$[${i}]`, [...AGENT_EVENT_TYPES], { required: true })
-      c.oneOf(
-        o,
-        'severity',
-        `$[${i}]`,
-        ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'],
-        { required: true },
-      )
-      const ts = c.string(o, 'timestamp', `$[${i}]`, { required: true, max: 64 })
-      if (ts !== undefined && Number.isNaN(Date.parse(ts)))
-        c.fail(`$[${i}].timestamp`, 'must be an RFC 3339 time')
-      c.object(o.details ?? {}, `$[${i}].details`)
-    })
-    c.done()
+    const list = accepted(checkEventsBatch(req.body))
     await db.transaction().execute(async (tx) => {
-      for (const e of list as {
-        uuid: string
-        event_type: string
-        severity: string
-        timestamp: string
-        details?: unknown
-      }[]) {
+      for (const e of list) {
         await recordEvent(tx, a.org, {
           uuid: e.uuid,
           event_type: e.event_type,
@@ -419,9 +360,7 @@ export function registerAgentChannel(
               changes: {},
             },
           ],
-          notifications: [
-            { uuid: newUuid(), notification_type: e.event_type, info: e.details ?? {} },
-          ],
+          notifications: [{ uuid: newUuid(), notification_type: e.event_type, info: e.details }],
         })
       }
     })
@@ -429,74 +368,10 @@ export function registerAgentChannel(
   })
 
   /** Flow summaries, in batches; a re-sent batch is stored once (summaries carry uuids). */
-  app.post(`${AGENT_PREFIX}/agents/:agent/flows`, async (req, reply) => {
+  app.post(flowsRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(req)
-    const list = req.body
-    if (!Array.isArray(list) || list.length > 1000)
-      throw invalidOne(
-        'input_validation_error',
-        'the body must be a list of at most 1,000 flow summaries',
-      )
-    const c = new Checker()
-    list.forEach((f, i) => checkFlowUpload(c, f, `$[${i}]`))
-    c.done()
-    await ingestFlows(db, a.org, a.workloadId, list as FlowSummaryUpload[])
+    const list = accepted(checkFlowsBatch(req.body))
+    await ingestFlows(db, a.org, a.workloadId, list)
     return reply.code(204).send()
   })
-}
-
-const FLOW_KEYS = [
-  'uuid',
-  'direction',
-  'src_ip',
-  'dst_ip',
-  'src_port',
-  'port',
-  'proto',
-  'icmp_type',
-  'icmp_code',
-  'policy_decision',
-  'rule_href',
-  'num_connections',
-  'first_seen',
-  'last_seen',
-  'dropped_downstream',
-]
-
-function checkFlowUpload(c: Checker, x: unknown, path: string): void {
-  const o = c.object(x, path)
-  if (!o) return
-  c.only(o, path, FLOW_KEYS)
-  c.string(o, 'uuid', path, { required: true, max: 64 })
-  c.oneOf(o, 'direction', path, ['inbound', 'outbound'], { required: true })
-  for (const k of ['src_ip', 'dst_ip']) {
-    const ip = c.string(o, k, path, { required: true, max: 64 })
-    if (ip !== undefined && !isIpAddress(ip)) c.fail(`${path}.${k}`, 'must be an IP address')
-  }
-  for (const k of ['src_port', 'port']) c.int(o, k, path, { min: 0, max: 65535 })
-  c.int(o, 'proto', path, { required: true, min: 0, max: 255 })
-  for (const k of ['icmp_type', 'icmp_code']) c.int(o, k, path, { min: 0, max: 255 })
-  c.oneOf(o, 'policy_decision', path, ['allowed', 'potentially_blocked', 'blocked'], {
-    required: true,
-  })
-  c.string(o, 'rule_href', path, { max: 512, nullable: true })
-  c.int(o, 'num_connections', path, { required: true, min: 1 })
-  const times = ['first_seen', 'last_seen'].map((k) => {
-    const t = c.string(o, k, path, { required: true, max: 64 })
-    if (t !== undefined && Number.isNaN(Date.parse(t)))
-      c.fail(`${path}.${k}`, 'must be an RFC 3339 time')
-    return t
-  })
-  if (times[0] && times[1] && Date.parse(times[0]) > Date.parse(times[1]))
-    c.fail(`${path}.last_seen`, 'must not be before first_seen')
-  c.bool(o, 'dropped_downstream', path, { required: true })
-}
-
-function isIpAddress(text: string): boolean {
-  try {
-    addrToBigInt(text)
-    return !text.includes('/')
-  } catch {
-    return false
-  }
 }

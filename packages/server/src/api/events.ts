@@ -1,20 +1,11 @@
 import type { FastifyInstance } from 'fastify'
+import type { EventSeverity } from '@palisade/model'
+import { EVENT_SEVERITIES } from '@palisade/model'
 import type { Selectable } from 'kysely'
 import type { AppContext } from '../app.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound } from '../errors.js'
 import { collection, countOf, json, orgOf } from '../http.js'
-
-export const SEVERITIES = [
-  'emerg',
-  'alert',
-  'crit',
-  'err',
-  'warning',
-  'notice',
-  'info',
-  'debug',
-] as const
 
 export function eventView(r: Selectable<Database['events']>) {
   return {
@@ -41,8 +32,11 @@ export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
     let query = db.selectFrom('events').selectAll().where('org_id', '=', org)
     if (q.event_type) query = query.where('event_type', '=', q.event_type)
     if (q.severity) {
-      if (!SEVERITIES.includes(q.severity as (typeof SEVERITIES)[number]))
-        throw invalidOne('invalid_severity', `severity must be one of ${SEVERITIES.join(', ')}`)
+      if (!EVENT_SEVERITIES.includes(q.severity as EventSeverity))
+        throw invalidOne(
+          'invalid_severity',
+          `severity must be one of ${EVENT_SEVERITIES.join(', ')}`,
+        )
       query = query.where('severity', '=', q.severity)
     }
     if (q.status) query = query.where('status', '=', q.status)

@@ -17,6 +17,7 @@ import { boolParam, bodyObject, collection, json, orgOf, textMatches, userActor 
 import { now, recordEvent, resourceChange } from '../store.js'
 import type { Doc } from '../validate.js'
 import { Checker, interfacesOf, isObj } from '../validate.js'
+import { RESTORE_MODES } from '@palisade/protocol'
 
 export const VISIBILITY_LEVELS = [
   'flow_full_detail',
@@ -507,8 +508,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     const body = bodyObject(req)
     const c = new Checker()
     c.only(body, '$', ['vens', 'firewall_restore'])
-    const mode =
-      c.oneOf(body, 'firewall_restore', '$', ['default', 'saved', 'open', 'closed']) ?? 'default'
+    const mode = c.oneOf(body, 'firewall_restore', '$', RESTORE_MODES) ?? 'default'
     const hrefs = (c.array(body, 'vens', '$', { required: true, max: 1000 }) ?? []).map((x, i) =>
       c.hrefRef(x, `$.vens[${i}]`),
     )
