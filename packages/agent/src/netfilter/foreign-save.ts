@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
+import type { RestoreMode } from '@palisade/protocol'
 import { isIptablesNftTable, NFT_TABLE, parseNftJson } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked, ToolMissingError } from '../exec.js'
@@ -16,9 +17,6 @@ const IPTABLES_FILES = [
   ['iptables-legacy', 'iptables-legacy.v4'],
   ['ip6tables-legacy', 'iptables-legacy.v6'],
 ] as const
-
-export const RESTORE_MODES = ['default', 'saved', 'open', 'closed'] as const
-export type RestoreMode = (typeof RESTORE_MODES)[number]
 
 /**
  * Saves the firewall we found before we first program a host, so that unpairing with
