@@ -6,16 +6,18 @@ import type { Reply } from './server-client.js'
 import type { ChannelClient } from './server-link.js'
 import { ServerLink } from './server-link.js'
 
+/** A policy as the server sends it: the JSON of a computed host policy. */
 const POLICY = JSON.parse(
   JSON.stringify(
     hostPolicyFromLocalFile({
-      version: 2,
+      version: 5,
+      firewall_coexistence: { illumio_primary: true },
       rules: [
         {
           action: 'allow',
-          direction: 'inbound',
-          peers: ['198.18.0.0/24'],
-          services: [{ proto: 6, port: 22 }],
+          direction: 'outbound',
+          peers: ['198.18.0.53'],
+          services: [{ proto: 17, port: 53 }],
         },
       ],
     }),
