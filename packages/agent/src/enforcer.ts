@@ -5,7 +5,7 @@
  * - Level-triggered: every trigger (new policy, a kernel change event, a lost-events notice,
  *   a poll tick, the backstop timer) leads to the same thing: read our objects back, diff them
  *   against the desired state, and apply the plan. Events are hints, never the state.
- * - Atomic: each apply is one transaction per table (see applyDesired), so a crash or a
+ * - Atomic: each apply is one transaction per table (see Dataplane.apply), so a crash or a
  *   failure leaves the old or the new ruleset, never a mix within a table.
  * - Verified: after applying we read back again; only an empty diff counts as applied.
  * - Honest about tampering: a drift found after we verified the same desired state is
@@ -15,7 +15,11 @@
  *
  * Concurrency: one reconcile runs at a time. A trigger that arrives meanwhile marks the state
  * dirty and the loop runs once more. Change batches that arrive during our own apply are held
- * and checked against the pids of the commands we ran, so our own changes do not trigger us.
+ * and checked once it is done (the dataplane knows its own commands), so our own changes do not
+ * trigger us.
+ *
+ * The kernel is reached only through the Dataplane and time only through the Clock, so all of
+ * this is unit-tested on an in-memory kernel and a fake clock (enforcer.test.ts).
  */
 import type { Desired, Drift } from '@palisade/firewall'
 import { diff, isTampering, planApply } from '@palisade/firewall'

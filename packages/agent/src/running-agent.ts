@@ -9,7 +9,7 @@ import { failsafeOf, managementTcpPorts } from './agent-config.js'
 import type { AgentStatus } from './agent-status.js'
 import { runningStatus } from './agent-status.js'
 import type { Clock } from './clock.js'
-import type { Candidate, KnownGood } from './commit-confirm.js'
+import type { KnownGood } from './commit-confirm.js'
 import { CommitConfirm } from './commit-confirm.js'
 import { KernelDataplane } from './dataplane-kernel.js'
 import type { EnforcementStatus } from './enforcer.js'
@@ -205,7 +205,7 @@ export class RunningAgent {
 
   /** Compiles the current policy and hands it to the enforcer; suspended: nothing of ours. */
   #enforce(): void {
-    const c: Candidate | undefined = this.#commit.current
+    const c = this.#commit.current
     if (!c) return
     const { config } = this.#o
     const p = this.#suspended
@@ -306,6 +306,7 @@ export class RunningAgent {
     const o = this.#o
     o.log({ msg: 'unpaired by the server', firewall_restore: mode })
     this.enforcer.stop()
+    this.#commit.stop()
     void this.#collector.stop()
     void restoreFirewall(
       o.run,
