@@ -314,6 +314,28 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     expect(t.dp.calls.applies).toBe(1)
   })
 
+  it('runs one reconcile at a time: what arrives during a slow one is held and run once after', async () => {
+    const t = setup()
+    t.dp.delayMs = 1000
+    t.enforcer.setDesired(t.desired)
+    // during the first read: another process changes something, and a new version arrives
+    await t.tick(500)
+    t.dp.tamper(deleteFirstRule)
+    const v2 = desiredOf(2)
+    t.enforcer.setDesired(v2)
+    await t.tick(2499)
+    // read, apply, read back (ending at 3 s): nothing else ran meanwhile
+    expect(t.dp.calls).toMatchObject({ reads: 2, applies: 1 })
+    expect(t.enforcer.status.applied).toBeUndefined()
+    // then once more, for both: version 2 applied, and the change was overwritten, not repaired
+    await t.tick(3001)
+    expect(t.dp.calls).toMatchObject({ reads: 4, applies: 2 })
+    expect(t.enforcer.verified).toBe(v2)
+    expect(t.of('agent.tampering')).toEqual([])
+    await t.tick(10_000)
+    expect(t.dp.calls).toMatchObject({ reads: 4, applies: 2 })
+  })
+
   it('stops: no timers left, events ignored', async () => {
     const t = setup()
     t.enforcer.setDesired(t.desired)
