@@ -47,7 +47,11 @@ export default tseslint.config(
   },
   {
     // The pure core never spawns a process, reads a clock or touches a file.
-    files: ['packages/model/src/**/*.ts', 'packages/firewall/src/**/*.ts'],
+    files: [
+      'packages/model/src/**/*.ts',
+      'packages/firewall/src/**/*.ts',
+      'packages/protocol/src/**/*.ts',
+    ],
     ignores: ['**/*.test.ts', '**/*.fixture.ts'],
     rules: {
       'no-restricted-imports': [

@@ -2,6 +2,7 @@
  * Simulated agents for the server benchmark, in a process of their own: they activate,
  * long-poll their policy, report it applied after a provision, then send heartbeats.
  */
+import { activateRoute, policyPollPath, statusRoute } from '@palisade/protocol'
 import { client, inParallel, rate } from './https-client.js'
 import { summary } from './stats.js'
 
@@ -57,7 +58,7 @@ async function simulate(): Promise<Record<string, unknown>> {
   const activationStarted = performance.now()
   await inParallel(AGENTS, 32, async (i) => {
     const r = (
-      await c.call('POST', '/agent/v1/activate', {
+      await c.call('POST', activateRoute(), {
         activation_code: i % 100 === 0 ? codes.db : codes.web,
         hostname: `sim${i}`,
         interfaces: [{ name: 'eth0', address: octet(i + 256) }],
@@ -69,7 +70,7 @@ async function simulate(): Promise<Record<string, unknown>> {
   const activationsPerSecond = Math.round(AGENTS / ((performance.now() - activationStarted) / 1000))
   for (const a of agents)
     a.hash = (
-      (await c.call('GET', `/agent/v1/agents/${a.id}/policy?wait=10`, undefined, a.auth)).body as {
+      (await c.call('GET', policyPollPath(a.id, undefined, 10), undefined, a.auth)).body as {
         hash: string
       }
     ).hash
@@ -78,17 +79,12 @@ async function simulate(): Promise<Record<string, unknown>> {
   let provisionedAt = 0
   const latencies: number[] = []
   const waiting = agents.map(async (a) => {
-    const r = await c.call(
-      'GET',
-      `/agent/v1/agents/${a.id}/policy?known=${a.hash}&wait=25`,
-      undefined,
-      a.auth,
-    )
+    const r = await c.call('GET', policyPollPath(a.id, a.hash), undefined, a.auth)
     if (r.status !== 200) return
     const got = r.body as { hash: string; policy: { version: number } }
     await c.call(
       'POST',
-      `/agent/v1/agents/${a.id}/status`,
+      statusRoute(a.id),
       { applied: { version: got.policy.version, hash: got.hash, mode: 'exclusive' } },
       a.auth,
     )
@@ -119,14 +115,8 @@ async function simulate(): Promise<Record<string, unknown>> {
     const a = agents[i % agents.length]
     return (
       !!a &&
-      (
-        await c.call(
-          'POST',
-          `/agent/v1/agents/${a.id}/status`,
-          { health: { health: 'healthy' } },
-          a.auth,
-        )
-      ).status === 204
+      (await c.call('POST', statusRoute(a.id), { health: { health: 'healthy' } }, a.auth))
+        .status === 204
     )
   })
   return {

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { openDb } from '../packages/server/src/db/open.js'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
 import type { FlowSummary } from '@palisade/model'
+import { activateRoute, flowsRoute } from '@palisade/protocol'
 import { ingestFlows } from '../packages/server/src/stores/flows.js'
 import type { Client } from './https-client.js'
 import { withServer } from './https-client.js'
@@ -43,7 +44,7 @@ async function ingestRate(c: Client): Promise<Record<string, unknown>> {
   const agents: { id: string; auth: string }[] = []
   for (let i = 0; i < 8; i++) {
     const r = (
-      await c.call('POST', '/agent/v1/activate', {
+      await c.call('POST', activateRoute(), {
         activation_code: code,
         hostname: `flow${i}`,
         interfaces: [{ name: 'eth0', address: `198.19.0.${i + 1}` }],
@@ -62,7 +63,7 @@ async function ingestRate(c: Client): Promise<Record<string, unknown>> {
           uuid: randomUUID(),
           ...summaryFor(sent + k, Date.now()),
         }))
-        const r = await c.call('POST', `/agent/v1/agents/${a.id}/flows`, batch, a.auth)
+        const r = await c.call('POST', flowsRoute(a.id), batch, a.auth)
         if (r.status === 204) sent += batch.length
         else failures++
       }

@@ -4,10 +4,13 @@ import { join } from 'node:path'
 import type { Runner } from './exec.js'
 import { hostInterfaces, readOsRelease } from './host-facts.js'
 import { replyError, ServerClient } from './server-client.js'
-import { DEFAULT_CONFIG } from './daemon.js'
-import type { AgentConfig } from './daemon.js'
+import { DEFAULT_CONFIG } from './agent-config.js'
+import type { AgentConfig } from './agent-config.js'
 import { ensureStateDir, readJson, writeJson } from './state-dir.js'
 import type { Backend } from '@palisade/firewall'
+import { describeIssues } from '@palisade/model'
+import type { ActivateRequest } from '@palisade/protocol'
+import { activateRoute, checkActivateReply } from '@palisade/protocol'
 
 export interface ActivateOptions {
   readonly managementServer: string
@@ -31,15 +34,20 @@ export async function activate(
   const url = `https://${o.managementServer}`
   const os = await readOsRelease()
   const client = new ServerClient({ url, caCertFile: o.caCert })
-  const r = await client.call('POST', '/agent/v1/activate', {
+  const r = await client.call('POST', activateRoute(), {
     activation_code: o.activationCode,
     hostname: o.hostname ?? hostname(),
     os_platform: 'linux',
     os_detail: os.prettyName,
     interfaces: await hostInterfaces(o.run),
-  })
+  } satisfies ActivateRequest)
   if (r.status !== 201) throw new Error(`activation refused by ${url}: ${replyError(r)}`)
-  const body = r.body as { agent_id: string; token: string; workload_href: string }
+  const reply = checkActivateReply(r.body)
+  if (!reply.ok)
+    throw new Error(
+      `${url} answered the activation with something this agent cannot use; nothing was saved:\n${describeIssues(reply.issues)}`,
+    )
+  const body = reply.value
   const ca = join(paths.dir, 'server-ca.crt')
   await copyFile(o.caCert, ca)
   await writeFile(

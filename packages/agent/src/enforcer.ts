@@ -5,7 +5,7 @@
  * - Level-triggered: every trigger (new policy, a kernel change event, a lost-events notice,
  *   a poll tick, the backstop timer) leads to the same thing: read our objects back, diff them
  *   against the desired state, and apply the plan. Events are hints, never the state.
- * - Atomic: each apply is one transaction per table (see applyDesired), so a crash or a
+ * - Atomic: each apply is one transaction per table (see Dataplane.apply), so a crash or a
  *   failure leaves the old or the new ruleset, never a mix within a table.
  * - Verified: after applying we read back again; only an empty diff counts as applied.
  * - Honest about tampering: a drift found after we verified the same desired state is
@@ -15,35 +15,38 @@
  *
  * Concurrency: one reconcile runs at a time. A trigger that arrives meanwhile marks the state
  * dirty and the loop runs once more. Change batches that arrive during our own apply are held
- * and checked against the pids of the commands we ran, so our own changes do not trigger us.
+ * and checked once it is done (the dataplane knows its own commands), so our own changes do not
+ * trigger us.
+ *
+ * The kernel is reached only through the Dataplane and time only through the Clock, so all of
+ * this is unit-tested on an in-memory kernel and a fake clock (enforcer.test.ts).
  */
-import type { Backend, Desired, Drift } from '@palisade/firewall'
+import type { Desired, Drift } from '@palisade/firewall'
 import { diff, isTampering, planApply } from '@palisade/firewall'
-import { randomUUID } from 'node:crypto'
+import type { HealthState, TamperingStatus } from '@palisade/protocol'
+import type { Clock, Timer } from './clock.js'
+import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
 import type { AgentEvent } from './events.js'
-import type { Runner } from './exec.js'
-import { applyDesired } from './netfilter/apply.js'
-import type { ChangeBatch, MonitorEvent } from './netfilter/monitor.js'
-import { NftMonitor } from './netfilter/monitor.js'
-import { readOwn } from './netfilter/read-own.js'
+import { agentEvent } from './events.js'
 
 export interface EnforcerOptions {
-  readonly run: Runner
-  readonly backend: Backend
+  /** The kernel: the enforcer's only way to read and write it. */
+  readonly dataplane: Dataplane
+  readonly clock: Clock
   /** Poll interval for what emits no events (iptables-legacy, ipsets); null: never. */
   readonly pollMs: number | null
   /** Full read-back even without events (default 30 s). */
   readonly backstopMs: number
   /** This many repairs within `windowMs` make a fight: back-off and one ongoing condition. */
   readonly fight: { readonly windowMs: number; readonly threshold: number }
-  /** Follow `nft monitor` for change events (nftables and iptables-nft). */
+  /** Follow the kernel's change events (nftables and iptables-nft emit them). */
   readonly watchEvents: boolean
   readonly onEvent: (e: AgentEvent) => void
   readonly onStatus: (s: EnforcementStatus) => void
 }
 
 export interface EnforcementStatus {
-  readonly health: 'starting' | 'healthy' | 'unhealthy'
+  readonly health: HealthState
   readonly reason?: string
   readonly applied?: {
     readonly version: number
@@ -52,12 +55,7 @@ export interface EnforcementStatus {
     readonly plan: string
     readonly ms: number
   }
-  readonly tampering: {
-    readonly condition: 'none' | 'ongoing'
-    readonly repairs: number
-    readonly lastAt?: string
-    readonly lastBy?: string
-  }
+  readonly tampering: TamperingStatus
 }
 
 type Trigger = { readonly reason: string; readonly since: number; readonly by?: ChangeBatch }
@@ -65,6 +63,7 @@ type Trigger = { readonly reason: string; readonly since: number; readonly by?: 
 const QUIET_TO_END_MS = 60_000
 const MAX_BACKOFF_MS = 30_000
 const VERIFY_ATTEMPTS = 3
+const MONITOR_RESTART_MS = 1000
 
 export class Enforcer {
   readonly #o: EnforcerOptions
@@ -76,10 +75,10 @@ export class Enforcer {
   #running = false
   #stopped = false
   #failures = 0
-  #retryTimer: NodeJS.Timeout | undefined
-  #timers: NodeJS.Timeout[] = []
-  #monitor: NftMonitor | undefined
-  readonly #ownPids = new Set<number>()
+  #retryTimer: Timer | undefined
+  #restartTimer: Timer | undefined
+  #timers: Timer[] = []
+  #watch: { stop(): void } | undefined
   #heldBatches: ChangeBatch[] = []
   #repairs: number[] = []
   #episodeRepairs = 0
@@ -102,17 +101,19 @@ export class Enforcer {
   /** Starts watching; `appliedMode` is the mode of the last apply before a restart, if any. */
   start(appliedMode?: string): void {
     this.#appliedMode = appliedMode
-    if (this.#o.watchEvents) this.#startMonitor()
+    const { clock } = this.#o
+    if (this.#o.watchEvents) this.#startWatch()
     if (this.#o.pollMs !== null)
-      this.#timers.push(setInterval(() => this.trigger('poll'), this.#o.pollMs))
-    this.#timers.push(setInterval(() => this.trigger('backstop'), this.#o.backstopMs))
+      this.#timers.push(clock.setInterval(() => this.trigger('poll'), this.#o.pollMs))
+    this.#timers.push(clock.setInterval(() => this.trigger('backstop'), this.#o.backstopMs))
   }
 
   stop(): void {
     this.#stopped = true
-    this.#monitor?.stop()
-    for (const t of this.#timers) clearInterval(t)
-    if (this.#retryTimer) clearTimeout(this.#retryTimer)
+    this.#watch?.stop()
+    for (const t of this.#timers) t.cancel()
+    this.#retryTimer?.cancel()
+    this.#restartTimer?.cancel()
   }
 
   /** New desired state (a new policy version, a mode change, suspend). */
@@ -123,7 +124,7 @@ export class Enforcer {
 
   trigger(reason: string, by?: ChangeBatch): void {
     if (this.#stopped) return
-    this.#dirty ??= { reason, since: by?.at ?? performance.now(), ...(by && { by }) }
+    this.#dirty ??= { reason, since: by?.at ?? this.#o.clock.now(), ...(by && { by }) }
     if (!this.#running) void this.#loop()
   }
 
@@ -133,9 +134,8 @@ export class Enforcer {
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 
-  #startMonitor(): void {
-    this.#monitor = new NftMonitor((e) => this.#onMonitor(e))
-    this.#monitor.start()
+  #startWatch(): void {
+    this.#watch = this.#o.dataplane.watch((e) => this.#onMonitor(e))
   }
 
   #onMonitor(e: MonitorEvent): void {
@@ -151,25 +151,19 @@ export class Enforcer {
     if (this.#stopped) return
     this.#setStatus({ ...this.#status, reason: e.reason })
     // The monitor is only a hint source: restart it later and re-read in the meantime.
-    setTimeout(() => {
-      if (this.#stopped) return
-      this.#startMonitor()
-      this.trigger('change monitor restarted')
-    }, 1000).unref()
+    this.#restartTimer = this.#o.clock.setTimeout(
+      () => {
+        if (this.#stopped) return
+        this.#startWatch()
+        this.trigger('change monitor restarted')
+      },
+      MONITOR_RESTART_MS,
+      { background: true },
+    )
   }
 
   #isOwn(b: ChangeBatch): boolean {
-    return b.pid !== undefined && this.#ownPids.has(b.pid)
-  }
-
-  readonly #run: Runner = async (cmd, args, opts) => {
-    const r = await this.#o.run(cmd, args, opts)
-    if (r.pid !== undefined) {
-      this.#ownPids.add(r.pid)
-      if (this.#ownPids.size > 256)
-        this.#ownPids.delete(this.#ownPids.values().next().value as number)
-    }
-    return r
+    return this.#o.dataplane.isOwn(b)
   }
 
   async #loop(): Promise<void> {
@@ -194,12 +188,13 @@ export class Enforcer {
   async #reconcile(t: Trigger): Promise<void> {
     const desired = this.#desired
     if (!desired) return
-    const started = performance.now()
+    const { clock, dataplane } = this.#o
+    const started = clock.now()
     // A kernel event that touched no set element lets us skip reading set contents, which is
     // most of the cost with large sets; every other trigger reads everything.
     const elements = t.by === undefined || t.by.lines.some((l) => /\belements?\b/.test(l))
     try {
-      let actual = await readOwn(this.#run, desired.backend, { elements })
+      let actual = await dataplane.read({ elements })
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
       const drifts = diff(desired, actual)
       if (!modeChanged && planApply(desired, drifts).kind === 'none') {
@@ -209,7 +204,7 @@ export class Enforcer {
         if (newlyVerified) this.#setStatus(this.#status)
         // A new version can compile to what the kernel already holds: it is applied all the same.
         if (this.#status.applied?.version !== desired.version)
-          this.#recordApplied(desired, 'none', performance.now() - started)
+          this.#recordApplied(desired, 'none', clock.now() - started)
         this.#healthy()
         this.#maybeEndEpisode()
         return
@@ -221,14 +216,10 @@ export class Enforcer {
       let plan = 'none'
       for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
         plan = (
-          await applyDesired(this.#run, desired, actual, {
-            modeChanged: modeChanged && attempt === 1,
-          })
+          await dataplane.apply(desired, actual, { modeChanged: modeChanged && attempt === 1 })
         ).kind
         // Verify what we wrote: set contents only need reading if we wrote them.
-        actual = await readOwn(this.#run, desired.backend, {
-          elements: elements || plan !== 'rules',
-        })
+        actual = await dataplane.read({ elements: elements || plan !== 'rules' })
         last = diff(desired, actual)
         if (planApply(desired, last).kind === 'none') break
       }
@@ -243,8 +234,8 @@ export class Enforcer {
       this.#verified = desired
       this.#appliedMode = desired.mode
       this.#failures = 0
-      this.#recordApplied(desired, plan, performance.now() - started)
-      if (tampering.length > 0) this.#recordTampering(t, tampering, performance.now() - t.since)
+      this.#recordApplied(desired, plan, clock.now() - started)
+      if (tampering.length > 0) this.#recordTampering(t, tampering, clock.now() - t.since)
     } catch (e) {
       this.#fail(e as Error, t)
     }
@@ -258,7 +249,7 @@ export class Enforcer {
       applied: {
         version: desired.version,
         mode: desired.mode,
-        at: new Date().toISOString(),
+        at: this.#o.clock.isoNow(),
         plan,
         ms: +ms.toFixed(1),
       },
@@ -278,29 +269,33 @@ export class Enforcer {
     const reason = `enforcing policy failed: ${e.message}`
     // One event per distinct failure; retries of the same failure only update the status.
     if (this.#status.health !== 'unhealthy' || this.#status.reason !== reason) {
-      this.#o.onEvent(event('agent.firewall_apply_failed', 'err', { reason, trigger: t.reason }))
+      this.#o.onEvent(
+        agentEvent(this.#o.clock, 'agent.firewall_apply_failed', 'err', {
+          reason,
+          trigger: t.reason,
+        }),
+      )
     }
     this.#setStatus({ ...this.#status, health: 'unhealthy', reason })
     // The old ruleset stays in place (each transaction is atomic); retry later, backing off.
     const delay = Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(this.#failures, 10))
-    if (this.#retryTimer) clearTimeout(this.#retryTimer)
-    this.#retryTimer = setTimeout(
+    this.#retryTimer?.cancel()
+    this.#retryTimer = this.#o.clock.setTimeout(
       () => this.trigger(`retry after failure #${this.#failures}`),
       delay,
+      { background: true },
     )
-    this.#retryTimer.unref()
   }
 
   async #backOffIfFighting(): Promise<void> {
-    const now = performance.now()
+    const now = this.#o.clock.now()
     this.#repairs = this.#repairs.filter((x) => now - x < this.#o.fight.windowMs)
     const over = this.#repairs.length - this.#o.fight.threshold + 1
-    if (over > 0)
-      await new Promise((r) => setTimeout(r, Math.min(MAX_BACKOFF_MS, 250 * 2 ** (over - 1))))
+    if (over > 0) await this.#o.clock.sleep(Math.min(MAX_BACKOFF_MS, 250 * 2 ** (over - 1)))
   }
 
   #recordTampering(t: Trigger, drifts: readonly Drift[], detectToRepairMs: number): void {
-    const now = performance.now()
+    const now = this.#o.clock.now()
     this.#repairs.push(now)
     this.#episodeRepairs++
     const by = t.by?.pid !== undefined ? `${t.by.comm ?? '?'} (pid ${t.by.pid})` : undefined
@@ -313,14 +308,14 @@ export class Enforcer {
       tampering: {
         condition: fighting ? 'ongoing' : this.#status.tampering.condition,
         repairs: this.#status.tampering.repairs + 1,
-        lastAt: new Date().toISOString(),
+        lastAt: this.#o.clock.isoNow(),
         ...(by && { lastBy: by }),
       },
     })
     // One event per repair until a fight starts; then one event for the whole condition.
     if (wasOngoing) return
     this.#o.onEvent(
-      event('agent.tampering', 'warning', {
+      agentEvent(this.#o.clock, 'agent.tampering', 'warning', {
         condition: fighting ? 'ongoing' : 'repaired',
         trigger: t.reason,
         changes: drifts,
@@ -336,9 +331,12 @@ export class Enforcer {
   #maybeEndEpisode(): void {
     const last = this.#repairs[this.#repairs.length - 1]
     if (this.#status.tampering.condition !== 'ongoing' || last === undefined) return
-    if (performance.now() - last < QUIET_TO_END_MS) return
+    if (this.#o.clock.now() - last < QUIET_TO_END_MS) return
     this.#o.onEvent(
-      event('agent.tampering', 'info', { condition: 'ended', repairs: this.#episodeRepairs }),
+      agentEvent(this.#o.clock, 'agent.tampering', 'info', {
+        condition: 'ended',
+        repairs: this.#episodeRepairs,
+      }),
     )
     this.#episodeRepairs = 0
     this.#setStatus({
@@ -350,19 +348,5 @@ export class Enforcer {
   #setStatus(s: EnforcementStatus): void {
     this.#status = s
     this.#o.onStatus(s)
-  }
-}
-
-export function event(
-  type: AgentEvent['event_type'],
-  severity: AgentEvent['severity'],
-  details: Record<string, unknown>,
-): AgentEvent {
-  return {
-    event_type: type,
-    severity,
-    timestamp: new Date().toISOString(),
-    uuid: randomUUID(),
-    details,
   }
 }

@@ -1,14 +1,15 @@
-/** An event the agent records locally and uploads to the server (`/orgs/{org}/events`). */
-export interface AgentEvent {
-  readonly event_type:
-    | 'agent.tampering'
-    | 'agent.firewall_apply_failed'
-    | 'agent.health'
-    | 'agent.suspend'
-    | 'agent.unsuspend'
-    | 'agent.goodbye'
-  readonly severity: 'info' | 'warning' | 'err'
-  readonly timestamp: string
-  readonly uuid: string
-  readonly details: Record<string, unknown>
+import type { AgentEvent, AgentEventType, EventSeverity } from '@palisade/protocol'
+import { randomUUID } from 'node:crypto'
+import type { Clock } from './clock.js'
+
+export type { AgentEvent } from '@palisade/protocol'
+
+/** A new event, stamped now: recorded locally and uploaded to the server (`/orgs/{org}/events`). */
+export function agentEvent(
+  clock: Clock,
+  type: AgentEventType,
+  severity: EventSeverity,
+  details: Record<string, unknown>,
+): AgentEvent {
+  return { event_type: type, severity, timestamp: clock.isoNow(), uuid: randomUUID(), details }
 }

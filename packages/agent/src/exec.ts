@@ -73,6 +73,32 @@ export const netnsRunner =
   (cmd, args, opts) =>
     runLocal('ip', ['netns', 'exec', ns, cmd, ...args], opts)
 
+/** What a long-running process reports, as it happens. */
+export interface ProcessHandlers {
+  readonly stdout: (chunk: Buffer) => void
+  readonly stderr: (chunk: Buffer) => void
+  /** It could not be started (or signalled). */
+  readonly error: (e: Error) => void
+  readonly close: (code: number | null, signal: string | null) => void
+}
+
+/** Starts a long-running command (a monitor) with an argument array; `kill` ends it. */
+export type ProcessStarter = (
+  cmd: string,
+  args: readonly string[],
+  on: ProcessHandlers,
+) => { kill(): void }
+
+/** The process starter for this process's own network namespace. */
+export const startLocal: ProcessStarter = (cmd, args, on) => {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.on('data', on.stdout)
+  child.stderr.on('data', on.stderr)
+  child.on('error', on.error)
+  child.on('close', on.close)
+  return { kill: () => child.kill('SIGTERM') }
+}
+
 /** Runs and throws a CommandError unless the command exits 0. */
 export async function runChecked(
   run: Runner,

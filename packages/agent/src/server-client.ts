@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http'
 import { request } from 'node:https'
 import { readFile } from 'node:fs/promises'
+import { errorReplyOf } from '@palisade/protocol'
 
 export interface ServerConfig {
   /** https://HOST:PORT */
@@ -90,7 +91,7 @@ export class ServerClient {
 
 /** The message of an API error reply (`[{token, message}]`), for people. */
 export function replyError(r: Reply): string {
-  if (Array.isArray(r.body))
-    return r.body.map((i: { message?: string; token?: string }) => i.message ?? i.token).join('; ')
+  const issues = errorReplyOf(r.body)
+  if (issues) return issues.map((i) => i.message.slice(0, 500)).join('; ')
   return `HTTP ${r.status}${typeof r.body === 'string' && r.body ? `: ${r.body.slice(0, 200)}` : ''}`
 }

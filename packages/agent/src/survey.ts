@@ -1,27 +1,6 @@
 import type { Ruleset } from '@palisade/firewall'
 import { isOurChain, isOurComment, isOurTable } from '@palisade/firewall'
-
-export type ForeignFirewall =
-  'firewalld' | 'ufw' | 'docker' | 'suse-firewall' | 'kubernetes' | 'manual'
-
-export interface FoundFirewall {
-  readonly kind: ForeignFirewall
-  /** Where we saw it: tables and chains. */
-  readonly evidence: readonly string[]
-  /** firewalld: the zones and what their allow chains accept. */
-  readonly zones?: readonly { readonly zone: string; readonly allows: readonly string[] }[]
-}
-
-export interface Recommendation {
-  readonly severity: 'info' | 'warning'
-  readonly message: string
-}
-
-export interface RulesetSurvey {
-  readonly firewalls: readonly FoundFirewall[]
-  readonly foreignTables: readonly string[]
-  readonly recommendations: readonly Recommendation[]
-}
+import type { ForeignFirewall, Recommendation, RulesetSurvey } from '@palisade/protocol'
 
 const KUBE = /^(KUBE-|cali-|CILIUM_|cilium_)/
 

@@ -3,15 +3,16 @@ import {
   activate,
   DEFAULT_CONFIG,
   DEFAULT_STATE_DIR,
+  managementTcpPorts,
   readJson,
   restoreFirewall,
-  RESTORE_MODES,
   runAgent,
   runLocal,
   runningPid,
   statePaths,
 } from '@palisade/agent'
-import type { RestoreMode } from '@palisade/agent'
+import type { RestoreMode } from '@palisade/protocol'
+import { RESTORE_MODES } from '@palisade/protocol'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
 import type { Command } from 'commander'
@@ -219,10 +220,13 @@ export function addAgentCommands(agent: Command): void {
         if (!(await waitForExit(pid, 10_000)))
           throw new Error(`the agent (pid ${pid}) did not stop within 10 s; nothing was changed`)
       }
-      const tcp = config.managementPorts
-        .filter((sp) => sp.proto === 6 && sp.port !== undefined)
-        .map((sp) => sp.port as number)
-      await restoreFirewall(runLocal, status.backend, opts.firewallRestore, p.saved, tcp)
+      await restoreFirewall(
+        runLocal,
+        status.backend,
+        opts.firewallRestore,
+        p.saved,
+        managementTcpPorts(config),
+      )
       await rm(p.dir, { recursive: true, force: true })
       console.log(
         `unpaired: our rules are removed (${opts.firewallRestore}); ${opts.stateDir} is deleted`,

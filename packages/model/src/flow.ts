@@ -1,5 +1,8 @@
 import type { Direction } from './host-policy.js'
 
+/** What an agent's policy did with a connection it logged. */
+export const FLOW_POLICY_DECISIONS = ['allowed', 'potentially_blocked', 'blocked'] as const
+
 /**
  * A flow summary: one line of an agent's flow outbox, of its upload to the server, and of the
  * server's store (snake case, as on the wire).
@@ -14,7 +17,7 @@ export interface FlowSummary {
   readonly proto: number
   readonly icmp_type?: number
   readonly icmp_code?: number
-  readonly policy_decision: 'allowed' | 'potentially_blocked' | 'blocked'
+  readonly policy_decision: (typeof FLOW_POLICY_DECISIONS)[number]
   readonly rule_href: string | null
   readonly num_connections: number
   readonly first_seen: string

@@ -1,10 +1,17 @@
+import type { Issue } from './check.js'
+import { Checker, isObj } from './check.js'
 import type { CoexistenceMode } from './firewall-settings.js'
-import type { HostPolicy, HostRule } from './host-policy.js'
-import { RULE_ACTIONS } from './host-policy.js'
+import type { HostPolicy } from './host-policy.js'
+import type { ServicePortKeys } from './host-policy-check.js'
+import {
+  HOST_POLICY_LIMITS,
+  PeerBudget,
+  ruleHeadOf,
+  rulesOf,
+  servicePortsOf,
+} from './host-policy-check.js'
+import type { AddressSet } from './ip.js'
 import { addressSetOf, IpParseError } from './ip.js'
-import type { ServicePort } from './service.js'
-import { checkServicePort, normaliseServicePorts } from './service.js'
-import type { EnforcementMode, VisibilityLevel } from './workload.js'
 import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from './workload.js'
 
 /**
@@ -16,11 +23,10 @@ import { ENFORCEMENT_MODES, VISIBILITY_LEVELS } from './workload.js'
  *     "rules": [ { "action": "allow", "direction": "inbound",
  *                  "peers": ["198.18.0.0/24"],                // or "any"
  *                  "services": [ { "proto": 6, "port": 22 } ] } ] }
+ *
+ * It is checked by the same schema as a policy from a server (host-policy-check.ts).
  */
-export interface LocalPolicyIssue {
-  readonly path: string
-  readonly message: string
-}
+export type LocalPolicyIssue = Issue
 
 export class LocalPolicyError extends Error {
   constructor(readonly issues: readonly LocalPolicyIssue[]) {
@@ -28,104 +34,97 @@ export class LocalPolicyError extends Error {
   }
 }
 
-const isObj = (x: unknown): x is Record<string, unknown> =>
-  typeof x === 'object' && x !== null && !Array.isArray(x)
+const FILE_SERVICE_KEYS: ServicePortKeys = {
+  toPort: 'to_port',
+  icmpType: 'icmp_type',
+  icmpCode: 'icmp_code',
+}
+const FILE_KEYS = [
+  'version',
+  'enforcement_mode',
+  'visibility_level',
+  'firewall_coexistence',
+  'reject_blocked',
+  'loopback_in_policy',
+  'rules',
+]
+const PEERS_FORM = 'must be "any" or a list of addresses, CIDRs or ranges "A-B"'
+
+/** `"any"`, or addresses, CIDRs and ranges `A-B`, re-parsed into a normalised address set. */
+function filePeersOf(
+  c: Checker,
+  x: unknown,
+  at: string,
+  budget: PeerBudget,
+): AddressSet | 'any' | undefined {
+  if (x === 'any') return 'any'
+  if (
+    !Array.isArray(x) ||
+    !x.every((p): p is string => typeof p === 'string' && p.length <= HOST_POLICY_LIMITS.peer)
+  )
+    return c.fail(at, PEERS_FORM)
+  if (!budget.take(c, x.length, at)) return undefined
+  try {
+    return addressSetOf(
+      x.map((p) => {
+        const [from = '', to] = p.split('-')
+        return to === undefined ? { from } : { from, to }
+      }),
+    )
+  } catch (e) {
+    if (e instanceof IpParseError) return c.fail(at, e.message)
+    throw e
+  }
+}
 
 /** Validates a local policy file and turns it into a host policy; reports every problem at once. */
 export function hostPolicyFromLocalFile(doc: unknown, name = 'local'): HostPolicy {
-  const issues: LocalPolicyIssue[] = []
-  const bad = (path: string, message: string) => issues.push({ path, message })
+  const c = new Checker()
   if (!isObj(doc)) throw new LocalPolicyError([{ path: '$', message: 'must be a JSON object' }])
-  const version = doc.version ?? 1
-  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1)
-    bad('$.version', 'must be a whole number from 1')
-  const enforcement = doc.enforcement_mode ?? 'full'
-  if (!ENFORCEMENT_MODES.includes(enforcement as EnforcementMode))
-    bad('$.enforcement_mode', `must be one of ${ENFORCEMENT_MODES.join(', ')}`)
+  c.only(doc, '$', FILE_KEYS)
+  const version =
+    c.int(doc, 'version', '$', { min: 1, max: HOST_POLICY_LIMITS.version, nullable: true }) ?? 1
+  const enforcement =
+    c.oneOf(doc, 'enforcement_mode', '$', ENFORCEMENT_MODES, { nullable: true }) ?? 'full'
   // Without a server there is nobody to report flows to: off unless asked for.
-  const visibility = doc.visibility_level ?? 'flow_off'
-  if (!VISIBILITY_LEVELS.includes(visibility as VisibilityLevel))
-    bad('$.visibility_level', `must be one of ${VISIBILITY_LEVELS.join(', ')}`)
+  const visibility =
+    c.oneOf(doc, 'visibility_level', '$', VISIBILITY_LEVELS, { nullable: true }) ?? 'flow_off'
   const fc = doc.firewall_coexistence ?? null
   let mode: CoexistenceMode = 'exclusive'
   if (fc !== null) {
-    if (!isObj(fc) || typeof fc.illumio_primary !== 'boolean')
-      bad('$.firewall_coexistence', 'must be null (exclusive) or {"illumio_primary": true|false}')
+    if (!isObj(fc) || typeof fc.illumio_primary !== 'boolean' || Object.keys(fc).length !== 1)
+      c.fail(
+        '$.firewall_coexistence',
+        'must be null (exclusive) or {"illumio_primary": true|false}',
+      )
     else mode = fc.illumio_primary ? 'coexistence_primary' : 'coexistence_non_primary'
   }
-  for (const key of ['reject_blocked', 'loopback_in_policy'] as const) {
-    if (doc[key] !== undefined && typeof doc[key] !== 'boolean')
-      bad(`$.${key}`, 'must be true or false')
-  }
-  const rules: HostRule[] = []
-  const list = doc.rules ?? []
-  if (!Array.isArray(list)) bad('$.rules', 'must be a list')
-  ;(Array.isArray(list) ? list : []).forEach((r: unknown, i) => {
-    const at = `$.rules[${i}]`
-    if (!isObj(r)) return bad(at, 'must be an object')
-    if (!RULE_ACTIONS.includes(r.action as HostRule['action']))
-      bad(`${at}.action`, `must be one of ${RULE_ACTIONS.join(', ')}`)
-    if (r.direction !== 'inbound' && r.direction !== 'outbound')
-      bad(`${at}.direction`, 'must be inbound or outbound')
-    let peers: HostRule['peers'] = 'any'
-    if (r.peers !== 'any') {
-      if (!Array.isArray(r.peers) || !r.peers.every((p) => typeof p === 'string'))
-        bad(`${at}.peers`, 'must be "any" or a list of addresses, CIDRs or ranges "A-B"')
-      else {
-        try {
-          peers = addressSetOf(
-            r.peers.map((p: string) => {
-              const [from = '', to] = p.split('-')
-              return to === undefined ? { from } : { from, to }
-            }),
-          )
-        } catch (e) {
-          if (e instanceof IpParseError) bad(`${at}.peers`, e.message)
-          else throw e
-        }
-      }
-    }
-    const services: ServicePort[] = []
-    if (!Array.isArray(r.services) || r.services.length === 0)
-      bad(`${at}.services`, 'must be a non-empty list like [{"proto": 6, "port": 22}]')
-    else {
-      r.services.forEach((s: unknown, j) => {
-        if (!isObj(s)) return bad(`${at}.services[${j}]`, 'must be an object')
-        const sp: ServicePort = {
-          proto: s.proto as number,
-          ...(s.port !== undefined && { port: s.port as number }),
-          ...(s.to_port !== undefined && { toPort: s.to_port as number }),
-          ...(s.icmp_type !== undefined && { icmpType: s.icmp_type as number }),
-          ...(s.icmp_code !== undefined && { icmpCode: s.icmp_code as number }),
-        }
-        for (const issue of checkServicePort(sp)) bad(`${at}.services[${j}]`, issue.message)
-        services.push(sp)
-      })
-    }
-    const key = `${name}/rules/${i}#${r.direction === 'outbound' ? 'out' : 'in'}`
-    rules.push({
-      key,
-      ruleHref: `${name}/rules/${i}`,
-      action: r.action as HostRule['action'],
-      direction: r.direction as HostRule['direction'],
-      peers,
-      services: normaliseServicePorts(services),
-    })
+  const rejectBlocked = c.bool(doc, 'reject_blocked', '$') ?? false
+  const loopbackInPolicy = c.bool(doc, 'loopback_in_policy', '$') ?? false
+  const budget = new PeerBudget()
+  const rules = rulesOf(c, doc.rules ?? [], '$.rules', (r, at, i) => {
+    c.only(r, at, ['action', 'direction', 'peers', 'services'])
+    const head = ruleHeadOf(c, r, at)
+    const peers = filePeersOf(c, r.peers, `${at}.peers`, budget)
+    const services = servicePortsOf(c, r.services, `${at}.services`, FILE_SERVICE_KEYS)
+    if (!head || !peers || !services) return
+    const ruleHref = `${name}/rules/${i}`
+    const key = `${ruleHref}#${head.direction === 'outbound' ? 'out' : 'in'}`
+    return { key, ruleHref, ...head, peers, services }
   })
-  if (issues.length > 0) throw new LocalPolicyError(issues)
-  const order = (a: HostRule['action']) => RULE_ACTIONS.indexOf(a)
+  if (c.issues.length > 0 || !rules) throw new LocalPolicyError(c.issues)
   return {
-    version: version as number,
+    version,
     workload: { href: `/local/${name}`, name },
-    enforcementMode: enforcement as EnforcementMode,
-    visibilityLevel: visibility as VisibilityLevel,
+    enforcementMode: enforcement,
+    visibilityLevel: visibility,
     mode: {
       mode,
       applied: enforcement !== 'idle',
       reason: fc === null ? { kind: 'no_match' } : { kind: 'scope', items: [0] },
     },
-    rejectBlocked: doc.reject_blocked === true,
-    loopbackInPolicy: doc.loopback_in_policy === true,
-    rules: rules.sort((a, b) => order(a.action) - order(b.action)),
+    rejectBlocked,
+    loopbackInPolicy,
+    rules,
   }
 }

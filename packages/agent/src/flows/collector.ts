@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline'
 import { randomUUID } from 'node:crypto'
 import type { HostPolicy } from '@palisade/model'
 import type { FlowLogTag } from '@palisade/firewall'
+import type { FlowsStatus } from '@palisade/protocol'
 import { decodeFlowLogPrefix, ruleLogKey } from '@palisade/firewall'
 import type { Outbox } from '../outbox.js'
 import { FlowAggregator } from './aggregate.js'
@@ -25,12 +26,8 @@ export const DEFAULT_FLOW_CONFIG: FlowConfig = {
   bufferBytes: 16 * 1024 * 1024,
 }
 
-export interface FlowCollectorStatus {
-  readonly level: HostPolicy['visibilityLevel']
-  readonly readers: { readonly log: string; readonly confirmations: string }
-  readonly packets: number
-  readonly summaries: number
-}
+/** What the collector reports (the `flows` part of the agent's status and health). */
+export type FlowCollectorStatus = FlowsStatus
 
 interface Reader {
   child: ChildProcess

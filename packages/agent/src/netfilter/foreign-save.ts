@@ -8,6 +8,7 @@ import {
   parseNftJson,
   renderClosedScript,
 } from '@palisade/firewall'
+import type { RestoreMode } from '@palisade/protocol'
 import type { Runner } from '../exec.js'
 import { runChecked, ToolMissingError } from '../exec.js'
 import { writeAtomic } from '../state-dir.js'
@@ -21,9 +22,6 @@ const IPTABLES_FILES = [
   ['iptables-legacy', 'iptables-legacy.v4'],
   ['ip6tables-legacy', 'iptables-legacy.v6'],
 ] as const
-
-export const RESTORE_MODES = ['default', 'saved', 'open', 'closed'] as const
-export type RestoreMode = (typeof RESTORE_MODES)[number]
 
 /**
  * Saves the firewall we found before we first program a host, so that unpairing with

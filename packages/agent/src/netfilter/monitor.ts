@@ -1,23 +1,8 @@
-import type { ChildProcess } from 'node:child_process'
-import { spawn } from 'node:child_process'
-import { createInterface } from 'node:readline'
-
-/** One committed nf_tables transaction, as `nft monitor` reports it. */
-export interface ChangeBatch {
-  readonly lines: readonly string[]
-  /** The process that committed it, from the `# new generation N by process PID (COMM)` line. */
-  readonly pid?: number
-  readonly comm?: string
-  readonly at: number
-}
-
-export type MonitorEvent =
-  | { readonly kind: 'change'; readonly batch: ChangeBatch }
-  /** The kernel dropped events (netlink overrun): only a full read-back can tell what changed. */
-  | { readonly kind: 'lost' }
-  | { readonly kind: 'exited'; readonly reason: string }
+import type { ChangeBatch, MonitorEvent } from '../dataplane.js'
+import type { ProcessStarter } from '../exec.js'
 
 const GENERATION = /^# new generation \d+ by process (\d+) \(([^)]*)\)/
+const LOST = /lost some netlink events/i
 
 /**
  * Follows `nft monitor` (nf_tables changes, which includes iptables-nft) and groups its lines
@@ -25,34 +10,47 @@ const GENERATION = /^# new generation \d+ by process (\d+) \(([^)]*)\)/
  * these must re-read the ruleset, never trust the lines as the state.
  */
 export class NftMonitor {
-  #child: ChildProcess | undefined
+  #child: { kill(): void } | undefined
   #pending: string[] = []
+  #partial = ''
   #stopped = false
 
-  constructor(private readonly onEvent: (e: MonitorEvent) => void) {}
+  constructor(
+    private readonly o: {
+      readonly start: ProcessStarter
+      readonly now: () => number
+      readonly onEvent: (e: MonitorEvent) => void
+    },
+  ) {}
 
   start(): void {
     this.#stopped = false
-    const child = spawn('nft', ['monitor'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.#child = child
-    child.on('error', (e) =>
-      this.onEvent({ kind: 'exited', reason: `cannot run nft monitor: ${e.message}` }),
-    )
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
-    lines.on('line', (line) => this.#line(line))
-    child.stderr?.on('data', (b: Buffer) => {
-      if (/lost some netlink events/i.test(b.toString())) this.onEvent({ kind: 'lost' })
-    })
-    child.on('close', (code, signal) => {
-      if (!this.#stopped)
-        this.onEvent({ kind: 'exited', reason: `nft monitor exited (${signal ?? `code ${code}`})` })
+    this.#partial = ''
+    this.#child = this.o.start('nft', ['monitor'], {
+      stdout: (chunk) => {
+        const lines = (this.#partial + chunk.toString()).split('\n')
+        this.#partial = lines.pop() ?? ''
+        for (const line of lines) this.#line(line.replace(/\r$/, ''))
+      },
+      stderr: (chunk) => {
+        if (LOST.test(chunk.toString())) this.o.onEvent({ kind: 'lost' })
+      },
+      error: (e) =>
+        this.o.onEvent({ kind: 'exited', reason: `cannot run nft monitor: ${e.message}` }),
+      close: (code, signal) => {
+        if (!this.#stopped)
+          this.o.onEvent({
+            kind: 'exited',
+            reason: `nft monitor exited (${signal ?? `code ${code}`})`,
+          })
+      },
     })
   }
 
   #line(line: string): void {
-    if (/lost some netlink events/i.test(line)) {
+    if (LOST.test(line)) {
       this.#pending = []
-      this.onEvent({ kind: 'lost' })
+      this.o.onEvent({ kind: 'lost' })
       return
     }
     const g = GENERATION.exec(line)
@@ -61,10 +59,10 @@ export class NftMonitor {
         lines: this.#pending,
         pid: Number(g[1]),
         comm: g[2] ?? '',
-        at: performance.now(),
+        at: this.o.now(),
       }
       this.#pending = []
-      this.onEvent({ kind: 'change', batch })
+      this.o.onEvent({ kind: 'change', batch })
       return
     }
     if (line.trim() !== '') this.#pending.push(line)
@@ -72,7 +70,7 @@ export class NftMonitor {
 
   stop(): void {
     this.#stopped = true
-    this.#child?.kill('SIGTERM')
+    this.#child?.kill()
     this.#child = undefined
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { activateRoute, checkActivateRequest } from '@palisade/protocol'
 import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
@@ -13,8 +14,8 @@ import { recordEvent } from '../stores/events.js'
 import type { PairingKeyRow, ProfileRow } from '../stores/pairing.js'
 import { findPairingKey, profileOfKey, useKey } from '../stores/pairing.js'
 import { insertWorkload } from '../stores/workloads.js'
+import { accepted } from '../validate.js'
 import { agentActor } from './agent-auth.js'
-import { activationOf, AGENT_PREFIX } from './agent-messages.js'
 
 /**
  * The pairing key and profile an activation code names, its use counted; throws the 406 of a
@@ -56,11 +57,16 @@ export function registerActivation(
   const { db } = ctx
   const activations = new PerMinuteLimit(activationsPerMinute)
 
-  app.post(`${AGENT_PREFIX}/activate`, async (req, reply) => {
+  app.post(activateRoute(), async (req, reply) => {
     activations.take(req.ip)
-    const { code, hostname, platform, interfaces } = activationOf(req)
+    const {
+      activation_code: code,
+      hostname,
+      os_platform: platform,
+      interfaces,
+    } = accepted(checkActivateRequest(req.body))
     const result = await db.transaction().execute(async (tx) => {
-      const { key, profile } = await redeem(tx, code ?? '')
+      const { key, profile } = await redeem(tx, code)
       const org = key.org_id
       const workloadId = newUuid()
       const agentId = newUuid()
@@ -69,8 +75,8 @@ export function registerActivation(
       await insertWorkload(tx, {
         id: workloadId,
         org_id: org,
-        name: hostname ?? '',
-        hostname: hostname ?? '',
+        name: hostname,
+        hostname: hostname,
         managed: 1,
         agent_type: profile.agent_type,
         os_platform: platform,
@@ -86,7 +92,7 @@ export function registerActivation(
       await insertAgent(tx, { id: agentId, org, workloadId, tokenHash: sha256(secret), at: ts })
       await recordEvent(tx, org, {
         event_type: 'agent.activate',
-        created_by: agentActor({ id: agentId, org, hostname: hostname ?? '' }),
+        created_by: agentActor({ id: agentId, org, hostname }),
         resource_changes: [
           resourceChange('workload', workloadHref(org, workloadId), 'create', undefined, {
             hostname,

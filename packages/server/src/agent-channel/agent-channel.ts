@@ -1,13 +1,11 @@
 import type { FastifyInstance } from 'fastify'
+import { AGENT_PARAM, LONG_POLL_SECONDS, POLICY_STATUS, policyRoute } from '@palisade/protocol'
 import type { AppContext } from '../context.js'
 import { json, jsonText } from '../http.js'
 import { pendingUnpair } from '../stores/agents.js'
 import { registerActivation } from './agent-activation.js'
 import { agentAuth } from './agent-auth.js'
-import { AGENT_PREFIX } from './agent-messages.js'
 import { registerAgentReports } from './agent-reports.js'
-
-const LONG_POLL_MS = 25_000
 
 /**
  * The agent channel: activation, the host-policy long-poll, and what agents report. Every route
@@ -21,23 +19,29 @@ export function registerAgentChannel(
   registerActivation(app, ctx, activationsPerMinute)
 
   /** Long-poll: answers at once if the agent's host policy differs from `known`, else waits. */
-  app.get(`${AGENT_PREFIX}/agents/:agent/policy`, async (req, reply) => {
+  app.get(policyRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(ctx.db, req)
     const q = req.query as { known?: string; wait?: string }
-    const wait = Math.min(Number(q.wait ?? LONG_POLL_MS / 1000), LONG_POLL_MS / 1000) * 1000
+    const wait = Math.min(Number(q.wait ?? LONG_POLL_SECONDS), LONG_POLL_SECONDS) * 1000
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
-    if (a.unpair) return json(reply, 410, { unpair: { firewall_restore: a.unpair } })
+    if (a.unpair)
+      return json(reply, POLICY_STATUS.unpair, { unpair: { firewall_restore: a.unpair } })
     const got = await ctx.policyFeed.waitForChange(a.workloadId, q.known, wait, abort.signal)
     if (!got) {
       // Woken without a policy: the wait ran out, or an unpair here ended it. (An unpair through
       // another server is seen at the next poll.)
       const unpairNow = await pendingUnpair(ctx.db, a.id)
-      if (unpairNow) return json(reply, 410, { unpair: { firewall_restore: unpairNow } })
-      return reply.code(304).send()
+      if (unpairNow)
+        return json(reply, POLICY_STATUS.unpair, { unpair: { firewall_restore: unpairNow } })
+      return reply.code(POLICY_STATUS.unchanged).send()
     }
     // The stored policy text goes out as it is: a thousand agents woken at once cost no parsing.
-    return jsonText(reply, 200, `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`)
+    return jsonText(
+      reply,
+      POLICY_STATUS.policy,
+      `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`,
+    )
   })
 
   registerAgentReports(app, ctx)

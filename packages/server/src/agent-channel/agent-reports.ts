@@ -1,4 +1,15 @@
 import type { FastifyInstance } from 'fastify'
+import type { WorkloadInterface } from '@palisade/model'
+import {
+  AGENT_PARAM,
+  checkEventsBatch,
+  checkFlowsBatch,
+  checkStatusReport,
+  eventsRoute,
+  flowsRoute,
+  goodbyeRoute,
+  statusRoute,
+} from '@palisade/protocol'
 import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
@@ -11,10 +22,9 @@ import { recordEvent } from '../stores/events.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
 import { deleteWorkload, moveWorkload } from '../stores/workloads.js'
-import type { WorkloadInterface } from '../validate.js'
+import { accepted } from '../validate.js'
 import type { AgentAuth } from './agent-auth.js'
 import { agentActor, agentAuth, credentialOf, unauthenticated } from './agent-auth.js'
-import { AGENT_PREFIX, agentEventsOf, flowUploadsOf, statusReportOf } from './agent-messages.js'
 
 /** What agents report: their status (and addresses), events, flow summaries, and goodbye. */
 export function registerAgentReports(app: FastifyInstance, ctx: AppContext): void {
@@ -22,16 +32,12 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
   const statusWrites = new GroupCommit(db, writeStatusReports, 500, ctx.writeLanes)
 
-  app.post(`${AGENT_PREFIX}/agents/:agent/status`, async (req, reply) => {
+  app.post(statusRoute(AGENT_PARAM), async (req, reply) => {
     const [id, secret] = credentialOf(req)
-    let report
-    try {
-      report = statusReportOf(req)
-    } catch (e) {
-      await agentAuth(db, req) // a stranger learns that it is one (401), not what the body lacks
-      throw e
-    }
-    const { applied, health, survey, ruleset, backend, interfaces } = report
+    const report = checkStatusReport(req.body)
+    // A stranger learns that it is one (401), not what its body lacks.
+    if (!report.ok) await agentAuth(db, req)
+    const { applied, health, survey, ruleset, backend, interfaces } = accepted(report)
     // The usual report (a heartbeat, an applied version) is authenticated by the write itself,
     // which stores a whole burst of reports in one statement; one that moves addresses, or names
     // another agent's route, is checked first.
@@ -43,9 +49,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
       agentId: id,
       tokenHash: sha256(secret),
       at: now(),
-      applied: applied
-        ? { version: applied.version as number, mode: (applied.mode as string) ?? null }
-        : null,
+      applied: applied ? { version: applied.version, mode: applied.mode ?? null } : null,
       health:
         health || applied
           ? JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) })
@@ -62,7 +66,10 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
    * The host's addresses changed (a new lease, an interface added): the workload follows, and
    * the hosts that have it as a peer get a new policy.
    */
-  async function followAddresses(a: AgentAuth, interfaces: WorkloadInterface[]): Promise<void> {
+  async function followAddresses(
+    a: AgentAuth,
+    interfaces: readonly WorkloadInterface[],
+  ): Promise<void> {
     const changed = await db.transaction().execute(async (tx) => {
       const before = await moveWorkload(tx, a.workloadId, interfaces, now())
       if (!before) return false
@@ -85,7 +92,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   }
 
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
-  app.post(`${AGENT_PREFIX}/agents/:agent/goodbye`, async (req, reply) => {
+  app.post(goodbyeRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
     if (a.unpair) {
       // The agent restored the firewall and forgot its credential: it is gone for good.
@@ -116,9 +123,9 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   })
 
   /** Events from the agent, in batches; a re-sent batch is stored once (events carry uuids). */
-  app.post(`${AGENT_PREFIX}/agents/:agent/events`, async (req, reply) => {
+  app.post(eventsRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
-    const events = agentEventsOf(req.body)
+    const events = accepted(checkEventsBatch(req.body))
     await db.transaction().execute(async (tx) => {
       for (const e of events) {
         await recordEvent(tx, a.org, {
@@ -136,9 +143,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
               changes: {},
             },
           ],
-          notifications: [
-            { uuid: newUuid(), notification_type: e.event_type, info: e.details ?? {} },
-          ],
+          notifications: [{ uuid: newUuid(), notification_type: e.event_type, info: e.details }],
         })
       }
     })
@@ -146,9 +151,9 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   })
 
   /** Flow summaries, in batches; a re-sent batch is stored once (summaries carry uuids). */
-  app.post(`${AGENT_PREFIX}/agents/:agent/flows`, async (req, reply) => {
+  app.post(flowsRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
-    await ingestFlows(db, a.org, a.workloadId, flowUploadsOf(req.body))
+    await ingestFlows(db, a.org, a.workloadId, accepted(checkFlowsBatch(req.body)))
     return reply.code(204).send()
   })
 }

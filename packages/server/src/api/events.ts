@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify'
+import type { EventSeverity } from '@palisade/model'
+import { EVENT_SEVERITIES } from '@palisade/model'
 import type { AppContext } from '../context.js'
 import { invalidOne, orNotFound } from '../errors.js'
 import { eventHref } from '../hrefs.js'
 import { collection, json, orgOf } from '../http.js'
 import type { EventRow } from '../stores/events.js'
 import { eventsMatching, findEvent } from '../stores/events.js'
-
-const SEVERITIES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const
 
 function eventView(r: EventRow) {
   return {
@@ -39,8 +39,8 @@ export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
   api.get('/orgs/:org/events', async (req, reply) => {
     const org = orgOf(req)
     const q = req.query as Record<string, string | undefined>
-    if (q.severity && !SEVERITIES.includes(q.severity as (typeof SEVERITIES)[number]))
-      throw invalidOne('invalid_severity', `severity must be one of ${SEVERITIES.join(', ')}`)
+    if (q.severity && !EVENT_SEVERITIES.includes(q.severity as EventSeverity))
+      throw invalidOne('invalid_severity', `severity must be one of ${EVENT_SEVERITIES.join(', ')}`)
     const events = eventsMatching(db, org, {
       ...(q.event_type && { eventType: q.event_type }),
       ...(q.severity && { severity: q.severity }),

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { RESTORE_MODES } from '@palisade/protocol'
 import { resourceChange } from '../audit.js'
 import type { AppContext } from '../context.js'
 import { invalidOne, orNotFound } from '../errors.js'
@@ -42,8 +43,7 @@ export function registerVens(api: FastifyInstance, ctx: AppContext): void {
     const body = bodyObject(req)
     const c = new Checker()
     c.only(body, '$', ['vens', 'firewall_restore'])
-    const mode =
-      c.oneOf(body, 'firewall_restore', '$', ['default', 'saved', 'open', 'closed']) ?? 'default'
+    const mode = c.oneOf(body, 'firewall_restore', '$', RESTORE_MODES) ?? 'default'
     const hrefs = (c.array(body, 'vens', '$', { required: true, max: 1000 }) ?? []).map((x, i) =>
       c.hrefRef(x, `$.vens[${i}]`),
     )

@@ -6,7 +6,7 @@ import type { Workload } from '@palisade/model'
 import type { Selectable, Updateable } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { workloadHref } from '../hrefs.js'
-import type { WorkloadInterface } from '../validate.js'
+import type { WorkloadInterface } from '@palisade/model'
 import type { Db } from './db.js'
 
 /** A workload as stored. */
@@ -14,7 +14,7 @@ export type WorkloadRecord = Selectable<Database['workloads']>
 /** A workload with its labels (hrefs) and interfaces read. */
 export interface WorkloadRow extends Omit<WorkloadRecord, 'labels' | 'interfaces'> {
   readonly labels: string[]
-  readonly interfaces: WorkloadInterface[]
+  readonly interfaces: readonly WorkloadInterface[]
 }
 type WorkloadFields = Omit<Updateable<Database['workloads']>, 'labels' | 'interfaces'> & {
   readonly labels?: readonly string[]

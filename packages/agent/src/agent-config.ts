@@ -1,0 +1,83 @@
+import type { Backend } from '@palisade/firewall'
+import { BACKENDS } from '@palisade/firewall'
+import type { Failsafe, ServicePort } from '@palisade/model'
+import { existsSync } from 'node:fs'
+import type { FlowConfig } from './flows/collector.js'
+import { DEFAULT_FLOW_CONFIG } from './flows/collector.js'
+import type { ServerConfig } from './server-client.js'
+import type { StatePaths } from './state-dir.js'
+import { readJson, writeJson } from './state-dir.js'
+
+/** `config.json` in the state dir. */
+export interface AgentConfig {
+  readonly backend: Backend | 'auto'
+  /** Inbound ports always allowed, whatever the policy (default TCP 22). */
+  readonly managementPorts: readonly ServicePort[]
+  readonly pollMs: number
+  readonly backstopMs: number
+  /** Repairs this close together count as another process fighting us (back-off, one condition). */
+  readonly fight: { readonly windowMs: number; readonly threshold: number }
+  /** nftables base-chain priority override (must be unique on the hook). */
+  readonly nftPriority?: number
+  /** Set by `palisade agent activate`: the policy server this agent is paired with. */
+  readonly server?: ServerConfig
+  /** How often the agent reports its status to the server when nothing changes. */
+  readonly heartbeatMs: number
+  /** After applying a policy from the server, the agent must reach it within this, or roll back. */
+  readonly confirmMs: number
+  readonly flows: FlowConfig
+  /** How often the whole host ruleset is read again for the survey (default 60 s). */
+  readonly surveyMs: number
+}
+
+export const DEFAULT_CONFIG: AgentConfig = {
+  backend: 'auto',
+  managementPorts: [{ proto: 6, port: 22 }],
+  pollMs: 1000,
+  backstopMs: 30_000,
+  fight: { windowMs: 10_000, threshold: 3 },
+  heartbeatMs: 60_000,
+  confirmMs: 20_000,
+  flows: DEFAULT_FLOW_CONFIG,
+  surveyMs: 60_000,
+}
+
+/** The state dir's config over the defaults; written out with the defaults the first time. */
+export async function loadConfig(paths: StatePaths): Promise<AgentConfig> {
+  const file = await readJson<Partial<AgentConfig>>(paths.config)
+  const config: AgentConfig = {
+    ...DEFAULT_CONFIG,
+    ...file,
+    flows: { ...DEFAULT_FLOW_CONFIG, ...file?.flows },
+  }
+  if (!existsSync(paths.config)) await writeJson(paths.config, config)
+  return config
+}
+
+/** The backend asked for on the command line or in the config; refuses one that does not exist. */
+export function requestedBackend(config: AgentConfig, flag?: Backend | 'auto'): Backend | 'auto' {
+  const requested = flag ?? config.backend
+  if (requested !== 'auto' && !BACKENDS.includes(requested))
+    throw new Error(`unknown backend ${String(requested)}; use auto, ${BACKENDS.join(', ')}`)
+  return requested
+}
+
+/** What our chains let through whatever the policy: the channel to the server, management, DHCP. */
+export function failsafeOf(config: AgentConfig, serverUrl: URL | undefined): Failsafe {
+  return {
+    servers: serverUrl
+      ? [
+          {
+            address: serverUrl.hostname.replace(/^\[|\]$/g, ''),
+            port: Number(serverUrl.port || 443),
+          },
+        ]
+      : [],
+    managementPorts: config.managementPorts,
+    dhcpClient: true,
+  }
+}
+
+/** The management ports that are TCP ports, for a `closed` firewall restore. */
+export const managementTcpPorts = (config: Pick<AgentConfig, 'managementPorts'>): number[] =>
+  config.managementPorts.flatMap((sp) => (sp.proto === 6 && sp.port !== undefined ? [sp.port] : []))

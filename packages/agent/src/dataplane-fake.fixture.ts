@@ -1,0 +1,208 @@
+import type {
+  Backend,
+  BuiltinChain,
+  Chain,
+  Desired,
+  NamedSet,
+  Plan,
+  Rule,
+  Ruleset,
+  Table,
+} from '@palisade/firewall'
+import {
+  diff,
+  EMPTY_RULESET,
+  IPSET_PREFIX,
+  IPT_PREFIX,
+  NFT_TABLE,
+  planApply,
+} from '@palisade/firewall'
+import type { Clock } from './clock.js'
+import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
+
+/** The pid our fake commands commit with; anything else is another process. */
+export const OWN_PID = 1000
+/** The process that tampers, unless a test names another. */
+export const TAMPERER = { pid: 4242, comm: 'nft' } as const
+
+const BUILTIN: readonly BuiltinChain[] = ['INPUT', 'OUTPUT', 'FORWARD']
+const HOOKS = { INPUT: 'input', OUTPUT: 'output', FORWARD: 'forward' } as const
+const isOurTable = (t: Table) => t.source === 'nft' && t.family === 'inet' && t.name === NFT_TABLE
+const isHook = (r: Rule) =>
+  (r.verdict?.kind === 'jump' || r.verdict?.kind === 'goto') &&
+  r.verdict.target.startsWith(IPT_PREFIX)
+
+/** The kernel after an apply of `desired`, in the form the parsers read it back. */
+function applied(kernel: Ruleset, desired: Desired): Ruleset {
+  if (desired.backend === 'nftables')
+    return {
+      ...kernel,
+      tables: [...kernel.tables.filter((t) => !isOurTable(t)), ...desired.tables],
+    }
+  const tables = kernel.tables.filter((t) => !(t.source === desired.backend && t.name === 'filter'))
+  for (const family of ['ip', 'ip6'] as const) {
+    const have = kernel.tables.find(
+      (t) => t.source === desired.backend && t.family === family && t.name === 'filter',
+    )
+    const want = desired.tables.find((t) => t.family === family)
+    const builtins: Chain[] = BUILTIN.map((name) => {
+      const foreign = (have?.chains.find((c) => c.name === name)?.rules ?? []).filter(
+        (r) => !isHook(r),
+      )
+      const hooks = desired.hooks
+        .filter((h) => h.family === family && h.chain === name)
+        .map((h) => h.rule)
+      return {
+        name,
+        base: { type: 'filter', hook: HOOKS[name], priority: 0, policy: 'accept' },
+        rules: desired.hookPosition === 'first' ? [...hooks, ...foreign] : [...foreign, ...hooks],
+      }
+    })
+    const others = (have?.chains ?? []).filter(
+      (c) => !BUILTIN.includes(c.name as BuiltinChain) && !c.name.startsWith(IPT_PREFIX),
+    )
+    tables.push({
+      family,
+      name: 'filter',
+      source: desired.backend,
+      chains: [...builtins, ...others, ...(want?.chains ?? [])],
+      sets: [],
+    })
+  }
+  return {
+    ...kernel,
+    tables,
+    ipsets: [...kernel.ipsets.filter((s) => !s.name.startsWith(IPSET_PREFIX)), ...desired.ipsets],
+  }
+}
+
+/** What reading our objects back shows: our table, or the filter tables and the ipsets. */
+function ownView(kernel: Ruleset, backend: Backend, elements: boolean): Ruleset {
+  const strip = (s: NamedSet): NamedSet => ({ ...s, elements: [] })
+  const tables =
+    backend === 'nftables'
+      ? kernel.tables.filter(isOurTable)
+      : kernel.tables.filter((t) => t.source === backend && t.name === 'filter')
+  const view: Ruleset = {
+    tables: elements ? tables : tables.map((t) => ({ ...t, sets: t.sets.map(strip) })),
+    ipsets: backend === 'nftables' ? [] : elements ? kernel.ipsets : kernel.ipsets.map(strip),
+  }
+  return elements ? view : { ...view, elementsOmitted: true }
+}
+
+/** Changes every rule list of a chain named `chain`, wherever it is. */
+export const editChain =
+  (chain: string, edit: (rules: readonly Rule[]) => readonly Rule[]) =>
+  (rs: Ruleset): Ruleset => ({
+    ...rs,
+    tables: rs.tables.map((t) => ({
+      ...t,
+      chains: t.chains.map((c) => (c.name === chain ? { ...c, rules: edit(c.rules) } : c)),
+    })),
+  })
+
+/** Another process deletes the first rule of our `input` chain. */
+export const deleteFirstRule = editChain('input', (rules) => rules.slice(1))
+
+/**
+ * An in-memory kernel for unit tests: it holds a `Ruleset`, applies a `Desired` by producing
+ * the form the parsers would read back, and reports changes the way `nft monitor` does. Tests
+ * tamper with it, lose events, end the monitor, slow the tools down or make them fail.
+ */
+export class FakeDataplane implements Dataplane {
+  kernel: Ruleset = EMPTY_RULESET
+  /** How long each read and each apply take, on the clock. */
+  delayMs = 0
+  /** Calls so far, for tests that count the work done. */
+  readonly calls = { reads: 0, fullReads: 0, applies: 0, watches: 0 }
+  /** Runs after each of our applies: another process that undoes it, for instance. */
+  afterApply: ((kernel: Ruleset) => Ruleset) | undefined
+  readonly #failures: { what: 'read' | 'apply'; error: Error }[] = []
+  readonly #watchers = new Set<(e: MonitorEvent) => void>()
+
+  constructor(
+    readonly backend: Backend,
+    private readonly clock: Clock,
+  ) {}
+
+  async read(opts: { elements: boolean }): Promise<Ruleset> {
+    this.calls.reads++
+    if (opts.elements) this.calls.fullReads++
+    await this.#tool('read')
+    return ownView(this.kernel, this.backend, opts.elements)
+  }
+
+  async apply(desired: Desired, actual: Ruleset, opts: { modeChanged: boolean }): Promise<Plan> {
+    this.calls.applies++
+    await this.#tool('apply')
+    const plan: Plan = opts.modeChanged
+      ? { kind: 'full' }
+      : planApply(desired, diff(desired, actual))
+    if (plan.kind === 'none') return plan
+    this.kernel = applied(this.kernel, desired)
+    this.#change({ pid: OWN_PID, comm: 'nft' }, [`# applied policy version ${desired.version}`])
+    if (this.afterApply) this.kernel = this.afterApply(this.kernel)
+    return plan
+  }
+
+  watch(onEvent: (e: MonitorEvent) => void): { stop(): void } {
+    this.calls.watches++
+    this.#watchers.add(onEvent)
+    return { stop: () => void this.#watchers.delete(onEvent) }
+  }
+
+  isOwn(batch: ChangeBatch): boolean {
+    return batch.pid === OWN_PID
+  }
+
+  /** Our objects as a read would show them, without counting as one (for tests to compare). */
+  get own(): Ruleset {
+    return ownView(this.kernel, this.backend, true)
+  }
+
+  /** Whether anyone follows change events now. */
+  get watched(): boolean {
+    return this.#watchers.size > 0
+  }
+
+  /** Another process changes the kernel; with `event: false` nothing reports it. */
+  tamper(
+    change: (rs: Ruleset) => Ruleset,
+    o: { by?: { pid: number; comm: string }; event?: boolean; lines?: string[] } = {},
+  ): void {
+    this.kernel = change(this.kernel)
+    if (o.event !== false)
+      this.#change(o.by ?? TAMPERER, o.lines ?? ['delete rule inet palisade input handle 7'])
+  }
+
+  /** The kernel dropped change events. */
+  loseEvents(): void {
+    this.#emit({ kind: 'lost' })
+  }
+
+  /** The change monitor ends on its own: nothing is reported until it is watched again. */
+  endMonitor(reason: string): void {
+    this.#emit({ kind: 'exited', reason })
+    this.#watchers.clear()
+  }
+
+  /** The next read or apply fails with `message` (call again for more). */
+  fail(what: 'read' | 'apply', message: string): void {
+    this.#failures.push({ what, error: new Error(message) })
+  }
+
+  async #tool(what: 'read' | 'apply'): Promise<void> {
+    if (this.delayMs > 0) await this.clock.sleep(this.delayMs)
+    const i = this.#failures.findIndex((f) => f.what === what)
+    const failure = i >= 0 ? this.#failures.splice(i, 1)[0] : undefined
+    if (failure) throw failure.error
+  }
+
+  #change(by: { pid: number; comm: string }, lines: string[]): void {
+    this.#emit({ kind: 'change', batch: { lines, ...by, at: this.clock.now() } })
+  }
+
+  #emit(e: MonitorEvent): void {
+    for (const w of [...this.#watchers]) w(e)
+  }
+}

@@ -1,0 +1,53 @@
+import type { Backend } from '@palisade/firewall'
+import type { Clock } from './clock.js'
+import type { ChangeBatch, Dataplane } from './dataplane.js'
+import type { ProcessStarter, Runner } from './exec.js'
+import { applyDesired } from './netfilter/apply.js'
+import { NftMonitor } from './netfilter/monitor.js'
+import { readOwn } from './netfilter/read-own.js'
+
+/** How many of our own command pids are remembered to recognise our own change events. */
+const OWN_PIDS = 256
+
+/**
+ * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
+ * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
+ */
+export class KernelDataplane implements Dataplane {
+  readonly #ownPids = new Set<number>()
+
+  constructor(
+    private readonly run: Runner,
+    readonly backend: Backend,
+    private readonly start: ProcessStarter,
+    private readonly clock: Clock,
+  ) {}
+
+  readonly #run: Runner = async (cmd, args, opts) => {
+    const r = await this.run(cmd, args, opts)
+    if (r.pid !== undefined) {
+      this.#ownPids.add(r.pid)
+      if (this.#ownPids.size > OWN_PIDS)
+        this.#ownPids.delete(this.#ownPids.values().next().value as number)
+    }
+    return r
+  }
+
+  read(opts: { elements: boolean }) {
+    return readOwn(this.#run, this.backend, opts)
+  }
+
+  apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
+    return applyDesired(this.#run, desired, actual, opts)
+  }
+
+  watch(onEvent: Parameters<Dataplane['watch']>[0]) {
+    const monitor = new NftMonitor({ start: this.start, now: () => this.clock.now(), onEvent })
+    monitor.start()
+    return { stop: () => monitor.stop() }
+  }
+
+  isOwn(b: ChangeBatch): boolean {
+    return b.pid !== undefined && this.#ownPids.has(b.pid)
+  }
+}

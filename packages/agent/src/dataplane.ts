@@ -1,0 +1,37 @@
+/**
+ * The enforcer's only way to the kernel: read our objects back, apply a desired state, and
+ * follow the kernel's change events. The kernel implementation runs the real tools
+ * (dataplane-kernel.ts); unit tests use an in-memory one.
+ */
+import type { Backend, Desired, Plan, Ruleset } from '@palisade/firewall'
+
+/** One committed nf_tables transaction, as the kernel reports it. */
+export interface ChangeBatch {
+  readonly lines: readonly string[]
+  /** The process that committed it (`# new generation N by process PID (COMM)`). */
+  readonly pid?: number
+  readonly comm?: string
+  /** When it was seen, on the enforcer's clock. */
+  readonly at: number
+}
+
+export type MonitorEvent =
+  | { readonly kind: 'change'; readonly batch: ChangeBatch }
+  /** The kernel dropped events (netlink overrun): only a full read-back can tell what changed. */
+  | { readonly kind: 'lost' }
+  | { readonly kind: 'exited'; readonly reason: string }
+
+export interface Dataplane {
+  readonly backend: Backend
+  /** Our objects as the kernel holds them; `elements: false` leaves set contents out. */
+  read(opts: { readonly elements: boolean }): Promise<Ruleset>
+  /**
+   * Brings the kernel from `actual` (read just before) to `desired`, one atomic transaction per
+   * table; returns the plan it carried out.
+   */
+  apply(desired: Desired, actual: Ruleset, opts: { readonly modeChanged: boolean }): Promise<Plan>
+  /** Follows change events until stopped; they are hints, never the state. */
+  watch(onEvent: (e: MonitorEvent) => void): { stop(): void }
+  /** Whether a change was committed by this dataplane's own commands (not tampering). */
+  isOwn(batch: ChangeBatch): boolean
+}

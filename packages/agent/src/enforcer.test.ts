@@ -1,0 +1,350 @@
+/**
+ * The enforcer's behaviour on an in-memory kernel and a fake clock: tampering episodes, fights,
+ * verify retries, failures and lost events, each in milliseconds and without root. The kernel
+ * tests (test/kernel/agent-*.test.ts) prove the same on the real kernel.
+ */
+import type { Backend, Desired } from '@palisade/firewall'
+import { compile, diff, planApply } from '@palisade/firewall'
+import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
+import { describe, expect, it } from 'vitest'
+import { FakeClock } from './clock-fake.fixture.js'
+import {
+  deleteFirstRule,
+  editChain,
+  FakeDataplane,
+  OWN_PID,
+  TAMPERER,
+} from './dataplane-fake.fixture.js'
+import type { EnforcerOptions } from './enforcer.js'
+import { Enforcer } from './enforcer.js'
+import type { AgentEvent } from './events.js'
+
+const desiredOf = (version = 1, backend: Backend = 'nftables'): Desired =>
+  compile(
+    hostPolicyFromLocalFile({
+      version,
+      rules: [
+        {
+          action: 'allow',
+          direction: 'inbound',
+          peers: ['198.18.0.0/24'],
+          services: [{ proto: 6, port: 80 + version }],
+        },
+      ],
+    }),
+    { backend, failsafe: DEFAULT_FAILSAFE },
+  )
+
+function setup(o: Partial<EnforcerOptions> & { backend?: Backend } = {}) {
+  const clock = new FakeClock()
+  const dp = new FakeDataplane(o.backend ?? 'nftables', clock)
+  const events: AgentEvent[] = []
+  const enforcer = new Enforcer({
+    dataplane: dp,
+    clock,
+    pollMs: null,
+    backstopMs: 30_000,
+    fight: { windowMs: 10_000, threshold: 3 },
+    watchEvents: true,
+    onEvent: (e) => events.push(e),
+    onStatus: () => undefined,
+    ...o,
+  })
+  enforcer.start()
+  const desired = desiredOf(1, dp.backend)
+  return {
+    clock,
+    dp,
+    enforcer,
+    desired,
+    /** Whether the fake kernel holds exactly what we want. */
+    inSync: () => Promise.resolve(planApply(desired, diff(desired, dp.own)).kind === 'none'),
+    of: (type: AgentEvent['event_type']) => events.filter((e) => e.event_type === type),
+    tick: (ms = 0) => clock.advance(ms),
+  }
+}
+
+describe('enforcer (in-memory kernel, fake clock)', () => {
+  it('applies, verifies by reading back, and is not woken by its own changes', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    expect(t.enforcer.status).toMatchObject({
+      health: 'healthy',
+      applied: { version: 1, plan: 'full', at: '2025-01-01T00:00:00.000Z' },
+    })
+    expect(t.enforcer.verified).toBe(t.desired)
+    expect(await t.inSync()).toBe(true)
+    // one read, one apply, one read back; our own change event wakes nothing
+    expect(t.dp.calls).toMatchObject({ reads: 2, applies: 1 })
+    await t.tick(1000)
+    expect(t.dp.calls).toMatchObject({ reads: 2, applies: 1 })
+    expect(t.of('agent.tampering')).toEqual([])
+  })
+
+  it('repairs each tampering, one event a repair until a fight, then one ongoing condition, ended after quiet', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    for (let i = 1; i <= 2; i++) {
+      t.dp.tamper(deleteFirstRule)
+      await t.tick()
+      expect(await t.inSync(), `repair ${i}`).toBe(true)
+      expect(t.of('agent.tampering')).toHaveLength(i)
+      await t.tick(1000)
+    }
+    expect(t.of('agent.tampering')[0]?.details).toMatchObject({
+      condition: 'repaired',
+      repaired: true,
+      trigger: 'kernel change event',
+      process: TAMPERER,
+      kernel_lines: ['delete rule inet palisade input handle 7'],
+      changes: [expect.objectContaining({ kind: 'rule_removed' })],
+    })
+    expect(t.enforcer.status.tampering).toMatchObject({
+      condition: 'none',
+      repairs: 2,
+      lastBy: `nft (pid ${TAMPERER.pid})`,
+    })
+    // the third repair within the window is a fight: one event for the whole condition
+    t.dp.tamper(deleteFirstRule)
+    await t.tick()
+    expect(t.of('agent.tampering').map((e) => e.details.condition)).toEqual([
+      'repaired',
+      'repaired',
+      'ongoing',
+    ])
+    expect(t.of('agent.tampering')[2]?.details).toMatchObject({ repairs_in_window: 3 })
+    expect(t.enforcer.status.tampering).toMatchObject({ condition: 'ongoing', repairs: 3 })
+    for (let i = 0; i < 3; i++) {
+      t.dp.tamper(deleteFirstRule)
+      await t.tick(2000)
+      expect(await t.inSync()).toBe(true)
+    }
+    expect(t.of('agent.tampering')).toHaveLength(3)
+    expect(t.enforcer.status.tampering).toMatchObject({ condition: 'ongoing', repairs: 6 })
+    // quiet for a minute: the next check ends the condition, counting the episode's repairs
+    await t.tick(59_000)
+    expect(t.of('agent.tampering')).toHaveLength(3)
+    await t.tick(30_000)
+    expect(t.of('agent.tampering').map((e) => e.details.condition)).toEqual([
+      'repaired',
+      'repaired',
+      'ongoing',
+      'ended',
+    ])
+    expect(t.of('agent.tampering')[3]).toMatchObject({ severity: 'info', details: { repairs: 6 } })
+    expect(t.enforcer.status.tampering).toMatchObject({ condition: 'none', repairs: 6 })
+  })
+
+  it('backs off from a process that keeps fighting: 250 ms, then 500 ms, doubling', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    for (let i = 0; i < 3; i++) {
+      t.dp.tamper(deleteFirstRule)
+      await t.tick(100)
+    }
+    expect(t.enforcer.status.tampering.condition).toBe('ongoing')
+    for (const wait of [250, 500, 1000]) {
+      t.dp.tamper(deleteFirstRule)
+      await t.tick(wait - 1)
+      expect(await t.inSync(), `still waiting before ${wait} ms`).toBe(false)
+      await t.tick(1)
+      expect(await t.inSync(), `repaired after ${wait} ms`).toBe(true)
+    }
+  })
+
+  it('applies again when the read-back still differs, and fails after 3 applies', async () => {
+    const t = setup()
+    // another process undoes the first apply at once: the second one holds
+    let undo = 1
+    t.dp.afterApply = (k) => (undo-- > 0 ? deleteFirstRule(k) : k)
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    expect(t.enforcer.status.health).toBe('healthy')
+    expect(t.dp.calls.applies).toBe(2)
+
+    const u = setup()
+    u.dp.afterApply = deleteFirstRule
+    u.enforcer.setDesired(u.desired)
+    await u.tick()
+    expect(u.dp.calls.applies).toBe(3)
+    expect(u.enforcer.status).toMatchObject({
+      health: 'unhealthy',
+      reason: 'enforcing policy failed: the kernel still differs after 3 applies: rule_removed',
+    })
+    expect(u.enforcer.verified).toBeUndefined()
+    // retried later, the same failure again: still one event
+    await u.tick(200)
+    expect(u.dp.calls.applies).toBe(6)
+    expect(u.of('agent.firewall_apply_failed')).toHaveLength(1)
+    expect(u.of('agent.firewall_apply_failed')[0]?.details).toMatchObject({
+      trigger: 'policy version 1',
+    })
+  })
+
+  it('retries a failing apply with doubling back-off, one event per distinct failure', async () => {
+    const t = setup()
+    for (let i = 0; i < 4; i++) t.dp.fail('apply', 'nft: Could not process rule: No buffer space')
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    expect(t.dp.calls.applies).toBe(1)
+    // failure n is retried after 100 * 2^n ms
+    for (const [wait, applies] of [
+      [200, 2],
+      [400, 3],
+      [800, 4],
+    ] as const) {
+      await t.tick(wait - 1)
+      expect(t.dp.calls.applies).toBe(applies - 1)
+      await t.tick(1)
+      expect(t.dp.calls.applies).toBe(applies)
+    }
+    expect(t.enforcer.status.reason).toBe(
+      'enforcing policy failed: nft: Could not process rule: No buffer space',
+    )
+    expect(t.of('agent.firewall_apply_failed')).toHaveLength(1)
+    // a different failure is a new event
+    t.dp.fail('read', 'nft: netlink: Error: cache initialization failed')
+    await t.tick(1600)
+    expect(t.of('agent.firewall_apply_failed').map((e) => e.details.reason)).toEqual([
+      'enforcing policy failed: nft: Could not process rule: No buffer space',
+      'enforcing policy failed: nft: netlink: Error: cache initialization failed',
+    ])
+    expect(t.enforcer.status.health).toBe('unhealthy')
+    // the next retry succeeds: healthy, the reason gone, the back-off reset
+    await t.tick(3200)
+    expect(t.enforcer.status).toMatchObject({ health: 'healthy', applied: { version: 1 } })
+    expect(t.enforcer.status.reason).toBeUndefined()
+    expect(await t.inSync()).toBe(true)
+  })
+
+  it('reads everything again when the kernel says change events were lost', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.tamper(deleteFirstRule, { event: false })
+    await t.tick(1000)
+    expect(await t.inSync(), 'no event, no look yet').toBe(false)
+    t.dp.loseEvents()
+    await t.tick()
+    expect(await t.inSync()).toBe(true)
+    expect(t.of('agent.tampering')[0]?.details).toMatchObject({
+      trigger: 'kernel change events were lost',
+    })
+    expect(t.of('agent.tampering')[0]?.details.process).toBeUndefined()
+  })
+
+  it('says so when the change monitor ends, restarts it after a second and looks again', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.endMonitor('nft monitor exited (code 1)')
+    t.dp.tamper(deleteFirstRule, { event: false })
+    await t.tick()
+    expect(t.enforcer.status).toMatchObject({
+      health: 'healthy',
+      reason: 'nft monitor exited (code 1)',
+    })
+    expect(t.dp.watched).toBe(false)
+    await t.tick(999)
+    expect(await t.inSync()).toBe(false)
+    await t.tick(1)
+    expect(t.dp.calls.watches).toBe(2)
+    expect(t.dp.watched).toBe(true)
+    expect(await t.inSync()).toBe(true)
+    expect(t.of('agent.tampering')[0]?.details.trigger).toBe('change monitor restarted')
+    expect(t.enforcer.status.reason).toBeUndefined()
+  })
+
+  it('finds silent tampering at the backstop, and skips set contents for events that touch none', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.tamper(deleteFirstRule, { event: false })
+    await t.tick(29_999)
+    expect(await t.inSync()).toBe(false)
+    await t.tick(1)
+    expect(await t.inSync()).toBe(true)
+    expect(t.of('agent.tampering')[0]?.details.trigger).toBe('backstop')
+    const full = t.dp.calls.fullReads
+    t.dp.tamper(deleteFirstRule)
+    await t.tick()
+    expect(t.dp.calls.fullReads, 'a rule change reads no set contents').toBe(full)
+    t.dp.tamper((k) => k, { lines: ['delete element inet palisade peers_x_v4 { 198.18.0.1 }'] })
+    await t.tick()
+    expect(t.dp.calls.fullReads).toBe(full + 1)
+  })
+
+  it('polls what emits no events (iptables-legacy) and puts a removed hook back', async () => {
+    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    expect(await t.inSync()).toBe(true)
+    t.dp.tamper(
+      editChain('INPUT', (rules) => rules.filter((r) => r.verdict?.kind !== 'jump')),
+      {
+        event: false,
+      },
+    )
+    await t.tick(999)
+    expect(await t.inSync()).toBe(false)
+    await t.tick(1)
+    expect(await t.inSync()).toBe(true)
+    expect(t.dp.calls.watches).toBe(0)
+    expect(t.of('agent.tampering')[0]?.details).toMatchObject({
+      trigger: 'poll',
+      changes: [
+        { kind: 'hook_missing', table: 'ip filter', chain: 'INPUT' },
+        { kind: 'hook_missing', table: 'ip6 filter', chain: 'INPUT' },
+      ],
+    })
+  })
+
+  it('takes a new version that compiles to what the kernel holds as applied, without an apply', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    const same = { ...t.desired, version: 2 }
+    t.enforcer.setDesired(same)
+    await t.tick()
+    expect(t.enforcer.status.applied).toMatchObject({ version: 2, plan: 'none' })
+    expect(t.enforcer.verified).toBe(same)
+    expect(t.dp.calls.applies).toBe(1)
+  })
+
+  it('runs one reconcile at a time: what arrives during a slow one is held and run once after', async () => {
+    const t = setup()
+    t.dp.delayMs = 1000
+    t.enforcer.setDesired(t.desired)
+    // during the first read: another process changes something, and a new version arrives
+    await t.tick(500)
+    t.dp.tamper(deleteFirstRule)
+    const v2 = desiredOf(2)
+    t.enforcer.setDesired(v2)
+    await t.tick(2499)
+    // read, apply, read back (ending at 3 s): nothing else ran meanwhile
+    expect(t.dp.calls).toMatchObject({ reads: 2, applies: 1 })
+    expect(t.enforcer.status.applied).toBeUndefined()
+    // then once more, for both: version 2 applied, and the change was overwritten, not repaired
+    await t.tick(3001)
+    expect(t.dp.calls).toMatchObject({ reads: 4, applies: 2 })
+    expect(t.enforcer.verified).toBe(v2)
+    expect(t.of('agent.tampering')).toEqual([])
+    await t.tick(10_000)
+    expect(t.dp.calls).toMatchObject({ reads: 4, applies: 2 })
+  })
+
+  it('stops: no timers left, events ignored', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.enforcer.stop()
+    expect(t.clock.pending).toBe(0)
+    expect(t.dp.watched).toBe(false)
+    t.dp.tamper(deleteFirstRule, { by: { pid: OWN_PID + 1, comm: 'iptables' } })
+    await t.tick(60_000)
+    expect(await t.inSync()).toBe(false)
+  })
+})

@@ -1,0 +1,326 @@
+import type { Backend, Desired } from '@palisade/firewall'
+import { analyseImpact, compile } from '@palisade/firewall'
+import type { Failsafe } from '@palisade/model'
+import type { RestoreMode } from '@palisade/protocol'
+import { existsSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
+import type { AgentConfig } from './agent-config.js'
+import { failsafeOf, managementTcpPorts } from './agent-config.js'
+import type { AgentStatus } from './agent-status.js'
+import { runningStatus } from './agent-status.js'
+import type { Clock } from './clock.js'
+import type { KnownGood } from './commit-confirm.js'
+import { CommitConfirm } from './commit-confirm.js'
+import { KernelDataplane } from './dataplane-kernel.js'
+import type { EnforcementStatus } from './enforcer.js'
+import { Enforcer } from './enforcer.js'
+import type { AgentEvent } from './events.js'
+import { agentEvent } from './events.js'
+import type { ProcessStarter, Runner } from './exec.js'
+import { startLocal } from './exec.js'
+import { FlowCollector } from './flows/collector.js'
+import type { OsRelease } from './host-facts.js'
+import type { HostView } from './host-survey.js'
+import { HostSurvey } from './host-survey.js'
+import { restoreFirewall } from './netfilter/foreign-save.js'
+import { Outbox } from './outbox.js'
+import type { PolicySource } from './policy-source.js'
+import { FilePolicySource, KNOWN_GOOD_ONLY, ServerPolicySource } from './policy-source.js'
+import { ServerClient } from './server-client.js'
+import { ServerLink } from './server-link.js'
+import type { LatestJsonWriter, StatePaths } from './state-dir.js'
+import { writeJson } from './state-dir.js'
+import { StatusReports } from './status-report.js'
+
+export interface RunAgentOptions {
+  readonly stateDir: string
+  readonly run: Runner
+  /** Starts the long-running commands (the change monitor); default: in this namespace. */
+  readonly start?: ProcessStarter
+  /** Standalone mode: enforce this local policy file and follow its changes. */
+  readonly policyFile?: string
+  readonly backend?: Backend | 'auto'
+  readonly log: (line: Record<string, unknown>) => void
+  /** Called once the server unpaired this agent and it cleaned up (the CLI exits then). */
+  readonly onUnpaired?: () => void
+}
+
+export interface RunningAgentOptions extends RunAgentOptions {
+  readonly clock: Clock
+  readonly paths: StatePaths
+  readonly config: AgentConfig
+  readonly os: OsRelease
+  readonly view: HostView
+  readonly statusFile: LatestJsonWriter
+  /** The agent's credential, when it is paired with a server. */
+  readonly token: string | undefined
+  /** Gives the state dir up. */
+  readonly release: () => Promise<void>
+}
+
+/**
+ * The running agent: wires the owners together. The host survey says what the host holds; the
+ * policy source offers policies; commit-confirm decides which one is enforced; the enforcer
+ * keeps the kernel equal to it; the server link carries reports and uploads.
+ */
+export class RunningAgent {
+  readonly enforcer: Enforcer
+  readonly #o: RunningAgentOptions
+  readonly #startedAt: string
+  readonly #failsafe: Failsafe
+  readonly #survey: HostSurvey
+  readonly #events: Outbox
+  readonly #flows: Outbox
+  readonly #collector: FlowCollector
+  readonly #commit: CommitConfirm
+  readonly #reports = new StatusReports()
+  readonly #link: ServerLink | undefined
+  readonly #source: PolicySource
+  readonly #onHup = () => this.#hup()
+  #suspended: boolean
+  /** The desired state compiled last, and the one the host was last surveyed after. */
+  #desired: Desired | undefined
+  #surveyedFor: Desired | undefined
+
+  constructor(o: RunningAgentOptions) {
+    const { clock, config, paths } = o
+    this.#o = o
+    this.#startedAt = clock.isoNow()
+    this.#suspended = existsSync(paths.suspended)
+    const server = o.token !== undefined ? config.server : undefined
+    this.#failsafe = failsafeOf(config, server && new URL(server.url))
+    this.#survey = new HostSurvey(o.view, {
+      run: o.run,
+      clock,
+      log: o.log,
+      onChange: () => {
+        this.#configureFlows()
+        this.#link?.reportSoon()
+      },
+    })
+    this.#events = new Outbox(paths.events, paths.eventsOffset)
+    this.#flows = new Outbox(paths.flows, paths.flowsOffset, { maxBytes: config.flows.bufferBytes })
+    this.#collector = new FlowCollector({
+      config: config.flows,
+      outbox: this.#flows,
+      log: o.log,
+      onFlushed: () => {
+        this.#writeStatus()
+        void this.#link?.upload()
+      },
+    })
+    this.#commit = new CommitConfirm({
+      clock,
+      ...(server && { confirmMs: config.confirmMs }),
+      enforce: () => this.#enforce(),
+      save: (good) =>
+        void writeJson(paths.policy, good).catch(
+          this.#logError('cannot save the known-good policy'),
+        ),
+      awaiting: () => this.#link?.reportSoon(),
+      rolledBack: (reason) => {
+        o.log({ msg: 'rolled back', reason })
+        this.#record(
+          agentEvent(clock, 'agent.firewall_apply_failed', 'err', { reason, rolled_back: true }),
+        )
+      },
+    })
+    const { backend } = o.view.choice
+    this.enforcer = new Enforcer({
+      dataplane: new KernelDataplane(o.run, backend, o.start ?? startLocal, clock),
+      clock,
+      // iptables-legacy and ipsets emit no change events: poll them.
+      pollMs: backend === 'nftables' ? null : config.pollMs,
+      backstopMs: config.backstopMs,
+      fight: config.fight,
+      watchEvents: backend !== 'iptables-legacy',
+      onEvent: (e) => {
+        o.log({ msg: 'event', ...e })
+        this.#record(e)
+      },
+      onStatus: (s) => this.#enforcement(s),
+    })
+    this.#link =
+      server === undefined || o.token === undefined
+        ? undefined
+        : new ServerLink({
+            client: new ServerClient(server, `Bearer ${o.token}`),
+            url: server.url,
+            agentId: server.agentId,
+            clock,
+            events: this.#events,
+            flows: this.#flows,
+            heartbeatMs: config.heartbeatMs,
+            log: o.log,
+            report: () => this.#report(),
+            retryReports: () => this.#commit.awaitingConfirmation,
+            onPolicy: (r) => this.#commit.offer({ policy: r.policy, hash: r.hash }, 'server'),
+            onUnpair: (mode) => this.#unpaired(mode),
+            onChange: () => this.#writeStatus(),
+          })
+    this.#source = o.policyFile
+      ? new FilePolicySource(o.policyFile, this.#commit, (reason) => {
+          o.log({ msg: 'policy file rejected', reason })
+          this.#record(agentEvent(clock, 'agent.health', 'err', { reason }))
+        })
+      : this.#link
+        ? new ServerPolicySource(this.#link)
+        : KNOWN_GOOD_ONLY
+  }
+
+  /** Starts enforcing `known` (if any) and following the policy source; `started` says so. */
+  async start(known: KnownGood | undefined, started: () => void): Promise<void> {
+    this.#commit.restore(known)
+    this.enforcer.start(known?.appliedMode)
+    this.#writeStatus()
+    started()
+    // A policy file replaces the known-good copy at once; otherwise it is enforced until the
+    // server is reached.
+    if (!this.#o.policyFile) this.#enforce()
+    await this.#source.start(known?.hash)
+    process.on('SIGHUP', this.#onHup)
+    // Foreign firewalls change without telling us: look again now and then.
+    this.#survey.repeat(this.#o.config.surveyMs)
+  }
+
+  async stop(): Promise<void> {
+    process.off('SIGHUP', this.#onHup)
+    this.#survey.stop()
+    this.enforcer.stop()
+    this.#commit.stop()
+    await this.#collector.stop()
+    await this.#source.stop()
+    this.#writeStatus('stopped')
+    await this.#o.statusFile.flush()
+    await this.#o.release()
+  }
+
+  #logError(what: string): (e: Error) => void {
+    return (e) => this.#o.log({ msg: what, error: e.message })
+  }
+
+  #record(e: AgentEvent): void {
+    this.#events.append([e]).then(() => this.#link?.upload(), this.#logError('cannot record event'))
+  }
+
+  /** Compiles the current policy and hands it to the enforcer; suspended: nothing of ours. */
+  #enforce(): void {
+    const c = this.#commit.current
+    if (!c) return
+    const { config } = this.#o
+    const p = this.#suspended
+      ? {
+          ...c.policy,
+          enforcementMode: 'idle' as const,
+          mode: { ...c.policy.mode, applied: false },
+        }
+      : c.policy
+    this.#desired = compile(p, {
+      backend: this.#o.view.choice.backend,
+      failsafe: this.#failsafe,
+      ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
+      flowLogGroup: config.flows.group,
+    })
+    this.enforcer.setDesired(this.#desired)
+    this.#configureFlows()
+  }
+
+  #enforcement(s: EnforcementStatus): void {
+    this.#writeStatus()
+    const verified = this.#desired !== undefined && this.enforcer.verified === this.#desired
+    // Our own rules changed the host's ruleset: read it again for the server's analysis.
+    if (verified && this.#desired !== this.#surveyedFor) {
+      this.#surveyedFor = this.#desired
+      void this.#survey.resurvey()
+    }
+    if (verified && !this.#suspended) this.#commit.verified(s.applied?.mode)
+    this.#link?.reportSoon()
+  }
+
+  /** Flow collection follows the policy; confirmations are watched only if a drop can follow us. */
+  #configureFlows(): void {
+    const p = this.#commit.current?.policy
+    const mode = p?.mode.mode ?? 'exclusive'
+    const dropsAfterUs = analyseImpact(this.#survey.ruleset, {
+      backend: this.#o.view.choice.backend,
+      mode,
+    }).some((i) => i.kind === 'override')
+    this.#collector.configure(p, !this.#suspended && p?.mode.applied === true, dropsAfterUs)
+  }
+
+  async #report() {
+    const applied = this.#commit.applied
+    const { body, sent } = this.#reports.build({
+      applied,
+      enforcement: this.enforcer.status,
+      survey: this.#survey.survey,
+      ruleset: this.#survey.ruleset,
+      backend: this.#o.view.choice.backend,
+      interfaces: this.#survey.interfaces,
+      failsafe: this.#failsafe,
+      suspended: this.#suspended,
+      flows: this.#collector.status,
+      flowsDropped: await this.#flows.dropped(),
+    })
+    return {
+      body,
+      delivered: () => {
+        sent()
+        this.#commit.reached(applied, this.enforcer.status.applied?.mode)
+      },
+    }
+  }
+
+  #writeStatus(state: AgentStatus['state'] = 'running'): void {
+    this.#o.statusFile.write(
+      runningStatus({
+        state,
+        startedAt: this.#startedAt,
+        now: this.#o.clock.isoNow(),
+        choice: this.#o.view.choice,
+        os: this.#o.os.prettyName,
+        survey: this.#survey.survey,
+        policy: this.#commit.current?.policy,
+        source: this.#commit.source,
+        server: this.#link?.state,
+        suspended: this.#suspended,
+        enforcement: this.enforcer.status,
+        flows: this.#collector.status,
+      }),
+    )
+  }
+
+  /** `palisade agent suspend|unsuspend` wrote or removed the flag and sent SIGHUP. */
+  #hup(): void {
+    const now = existsSync(this.#o.paths.suspended)
+    if (now !== this.#suspended) {
+      this.#suspended = now
+      this.#record(agentEvent(this.#o.clock, now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
+    }
+    this.#enforce()
+    void this.#source.reload()
+  }
+
+  /** The server unpaired this agent: restore the firewall as asked, say goodbye, forget all. */
+  #unpaired(mode: RestoreMode): void {
+    const o = this.#o
+    o.log({ msg: 'unpaired by the server', firewall_restore: mode })
+    this.enforcer.stop()
+    this.#commit.stop()
+    void this.#collector.stop()
+    void restoreFirewall(
+      o.run,
+      o.view.choice.backend,
+      mode,
+      o.paths.saved,
+      managementTcpPorts(o.config),
+    )
+      .catch(this.#logError('restoring the firewall after unpair failed'))
+      .then(() => this.#link?.stop())
+      .then(async () => {
+        process.off('SIGHUP', this.#onHup)
+        await rm(o.paths.dir, { recursive: true, force: true })
+        o.onUnpaired?.()
+      })
+  }
+}

@@ -1,0 +1,207 @@
+import { hostPolicyFromLocalFile } from '@palisade/model'
+import type { PolicyReply, RestoreMode, StatusReport } from '@palisade/protocol'
+import { describe, expect, it } from 'vitest'
+import { FakeClock } from './clock-fake.fixture.js'
+import type { Reply } from './server-client.js'
+import type { ChannelClient } from './server-link.js'
+import { ServerLink } from './server-link.js'
+
+/** A policy as the server sends it: the JSON of a computed host policy. */
+const POLICY = JSON.parse(
+  JSON.stringify(
+    hostPolicyFromLocalFile({
+      version: 5,
+      firewall_coexistence: { illumio_primary: true },
+      rules: [
+        {
+          action: 'allow',
+          direction: 'outbound',
+          peers: ['198.18.0.53'],
+          services: [{ proto: 17, port: 53 }],
+        },
+      ],
+    }),
+  ),
+) as Record<string, unknown>
+
+/** A server the test answers: policy requests wait until `answer`, other calls get `replies`. */
+class FakeServer implements ChannelClient {
+  readonly calls: { method: string; path: string; body: unknown }[] = []
+  readonly #polls: ((r: Reply) => void)[] = []
+  statusReply: Reply = { status: 204, body: undefined }
+
+  call(method: string, path: string, body?: unknown): Promise<Reply> {
+    this.calls.push({ method, path, body })
+    if (method === 'GET') return new Promise((resolve) => this.#polls.push(resolve))
+    if (path.endsWith('/status')) return Promise.resolve(this.statusReply)
+    return Promise.resolve({ status: 204, body: undefined })
+  }
+
+  answer(status: number, body?: unknown): void {
+    const next = this.#polls.shift()
+    if (!next) throw new Error('no policy request is waiting')
+    next({ status, body })
+  }
+
+  get waiting(): number {
+    return this.#polls.length
+  }
+
+  /** The `known` of each policy request so far. */
+  get polledWith(): string[] {
+    return this.calls
+      .filter((c) => c.method === 'GET')
+      .map((c) => new URL(c.path, 'https://x').searchParams.get('known') ?? '?')
+  }
+}
+
+function setup() {
+  const clock = new FakeClock()
+  const server = new FakeServer()
+  const seen = {
+    policies: [] as PolicyReply[],
+    unpairs: [] as RestoreMode[],
+    delivered: 0,
+    logs: [] as Record<string, unknown>[],
+  }
+  let retry = false
+  const noUploads = { upload: () => Promise.resolve() }
+  const link = new ServerLink({
+    client: server,
+    url: 'https://198.18.0.1:8443',
+    agentId: 'a1',
+    clock,
+    events: noUploads,
+    flows: noUploads,
+    heartbeatMs: 60_000,
+    log: (l) => seen.logs.push(l),
+    report: () =>
+      Promise.resolve({
+        body: { backend: 'nftables' } satisfies StatusReport,
+        delivered: () => void seen.delivered++,
+      }),
+    retryReports: () => retry,
+    onPolicy: (r) => seen.policies.push(r),
+    onUnpair: (m) => seen.unpairs.push(m),
+    onChange: () => undefined,
+  })
+  return { clock, server, seen, link, retryWhile: (v: boolean) => (retry = v) }
+}
+
+describe('server link', () => {
+  it('passes a checked policy on, then asks with its hash', async () => {
+    const t = setup()
+    t.link.start('k0')
+    await t.clock.advance(0)
+    t.server.answer(200, { hash: '00ff', policy: POLICY })
+    await t.clock.advance(0)
+    expect(t.seen.policies).toEqual([{ hash: '00ff', policy: POLICY }])
+    expect(t.server.polledWith).toEqual(['k0', '00ff'])
+    expect(t.link.state).toMatchObject({ connected: true })
+    t.server.answer(304)
+    await t.clock.advance(0)
+    expect(t.server.polledWith).toEqual(['k0', '00ff', '00ff'])
+    expect(t.seen.policies).toHaveLength(1)
+  })
+
+  it('refuses a malformed policy reply: nothing applied, the error said, asked again after back-off', async () => {
+    const t = setup()
+    t.link.start('k0')
+    await t.clock.advance(0)
+    const rules = POLICY.rules as Record<string, unknown>[]
+    t.server.answer(200, {
+      hash: '00ff',
+      policy: { ...POLICY, rules: [{ ...rules[0], peers: { v4: ['0.0.0.0/0 accept'], v6: [] } }] },
+    })
+    await t.clock.advance(0)
+    expect(t.seen.policies).toEqual([])
+    expect(t.link.state.connected).toBe(false)
+    expect(t.link.state.error).toMatch(
+      /^the server's policy reply is malformed, so it is refused: \$\.policy\.rules\[0\]\.peers\.v4\[0\]: /,
+    )
+    expect(t.seen.logs).toContainEqual(expect.objectContaining({ msg: 'policy reply refused' }))
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(499)
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(1)
+    // still asking with the hash it had: the refused policy never counted as received
+    expect(t.server.polledWith).toEqual(['k0', 'k0'])
+    t.server.answer(200, { hash: '00ff', policy: { ...POLICY, extra: 1 } })
+    await t.clock.advance(1000)
+    expect(t.server.polledWith).toEqual(['k0', 'k0', 'k0'])
+    expect(t.seen.policies).toEqual([])
+  })
+
+  it('unpairs only on a well-formed unpair reply, and then stops asking', async () => {
+    const t = setup()
+    t.link.start(undefined)
+    await t.clock.advance(0)
+    t.server.answer(410, { unpair: { firewall_restore: 'wipe-everything' } })
+    await t.clock.advance(0)
+    expect(t.seen.unpairs).toEqual([])
+    expect(t.link.state.error).toMatch(/unpair reply is malformed.*firewall_restore/)
+    await t.clock.advance(500)
+    t.server.answer(410, { unpair: { firewall_restore: 'saved' } })
+    await t.clock.advance(60_000)
+    expect(t.seen.unpairs).toEqual(['saved'])
+    expect(t.server.waiting).toBe(0)
+    expect(t.server.polledWith).toHaveLength(2)
+  })
+
+  it('keeps asking with back-off while the server refuses, saying why', async () => {
+    const t = setup()
+    t.link.start(undefined)
+    await t.clock.advance(0)
+    t.server.answer(401, [
+      { token: 'agent_authentication_required', message: 'a valid agent credential is required' },
+    ])
+    await t.clock.advance(0)
+    expect(t.link.state.error).toBe(
+      'the server refused the policy request: a valid agent credential is required',
+    )
+    await t.clock.advance(500)
+    t.server.answer(500, 'oops')
+    await t.clock.advance(999)
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(1)
+    expect(t.server.waiting).toBe(1)
+  })
+
+  it('marks a report delivered only when the server stored it, retrying each second while asked', async () => {
+    const t = setup()
+    t.server.statusReply = { status: 503, body: undefined }
+    t.retryWhile(true)
+    t.link.start(undefined)
+    await t.clock.advance(100)
+    const reports = () => t.server.calls.filter((c) => c.path === '/agent/v1/agents/a1/status')
+    expect(reports()).toHaveLength(1)
+    expect(reports()[0]?.body).toEqual({ backend: 'nftables' })
+    expect(t.seen.delivered).toBe(0)
+    await t.clock.advance(1000)
+    expect(reports()).toHaveLength(2)
+    t.server.statusReply = { status: 204, body: undefined }
+    await t.clock.advance(1000)
+    expect(reports()).toHaveLength(3)
+    expect(t.seen.delivered).toBe(1)
+    // delivered: no more retries until the heartbeat
+    await t.clock.advance(10_000)
+    expect(reports()).toHaveLength(3)
+    t.retryWhile(false)
+    t.server.statusReply = { status: 503, body: undefined }
+    await t.clock.advance(50_000)
+    expect(reports()).toHaveLength(4)
+    await t.clock.advance(10_000)
+    expect(reports()).toHaveLength(4)
+  })
+
+  it('says goodbye when it stops', async () => {
+    const t = setup()
+    t.link.start(undefined)
+    await t.link.stop()
+    expect(t.server.calls.at(-1)).toEqual({
+      method: 'POST',
+      path: '/agent/v1/agents/a1/goodbye',
+      body: {},
+    })
+  })
+})

@@ -1,0 +1,5 @@
+export * from './agent-messages.js'
+export * from './enums.js'
+export * from './messages.js'
+export * from './routes.js'
+export * from './server-messages.js'

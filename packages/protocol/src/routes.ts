@@ -1,0 +1,37 @@
+/**
+ * The agent channel's routes: ours, not Illumio's private protocol. Every route after activation
+ * names the agent, and an agent may use only its own. The server registers these with
+ * `AGENT_PARAM` for the agent; an agent fills in its id.
+ */
+export const AGENT_PREFIX = '/agent/v1'
+
+/** The route parameter the server matches an agent id with. */
+export const AGENT_PARAM = ':agent'
+
+/** How long the server holds a policy request that has nothing new (the agent waits longer). */
+export const LONG_POLL_SECONDS = 25
+
+/** `POST`: pair with an activation code (the only route without an agent credential). */
+export const activateRoute = () => `${AGENT_PREFIX}/activate`
+
+/** `GET`: this agent's host policy, held until it differs from the one the agent has. */
+export const policyRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/policy`
+
+/** `POST`: health, applied version, survey and ruleset; also the heartbeat. */
+export const statusRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/status`
+
+/** `POST`: a batch of events. */
+export const eventsRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/events`
+
+/** `POST`: a batch of flow summaries. */
+export const flowsRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/flows`
+
+/** `POST`: the agent stops (or, when an unpair is pending, leaves for good). */
+export const goodbyeRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/goodbye`
+
+/** The policy long-poll: `known` is the hash the agent has, `wait` how long the server may hold. */
+export const policyPollPath = (
+  agent: string,
+  known: string | undefined,
+  waitSeconds = LONG_POLL_SECONDS,
+) => `${policyRoute(agent)}?known=${encodeURIComponent(known ?? '')}&wait=${waitSeconds}`

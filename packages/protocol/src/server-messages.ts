@@ -1,0 +1,82 @@
+/**
+ * The agent's checks of what its server sends. Strict: a reply is taken only whole and only as
+ * specified, every field bounded, the host policy through the one host-policy schema. A reply
+ * that fails is an error: the agent keeps what it enforces and says why.
+ */
+import type { Checked, HostPolicy } from '@palisade/model'
+import { Checker, hostPolicyOf, isObj } from '@palisade/model'
+import { RESTORE_MODES } from './enums.js'
+import type { ActivateReply, ErrorReply, PolicyReply, UnpairReply } from './messages.js'
+
+/** An agent id goes into every route: letters, digits, `-` and `_` only. */
+const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
+/** A token goes into a header: printable ASCII without spaces. */
+const TOKEN = /^[\x21-\x7e]{1,512}$/
+const HASH = /^[0-9a-f]{1,64}$/
+const HOST = /^[A-Za-z0-9._:-]{1,255}$/
+
+function matching(c: Checker, o: Record<string, unknown>, key: string, re: RegExp, what: string) {
+  const v = o[key]
+  if (v === undefined) return c.fail(`$.${key}`, 'is required')
+  return typeof v === 'string' && re.test(v) ? v : c.fail(`$.${key}`, `must be ${what}`)
+}
+
+/** The reply to `activate` (201). */
+export function checkActivateReply(body: unknown): Checked<ActivateReply> {
+  const c = new Checker()
+  const o = c.object(body, '$')
+  if (!o) return c.refused()
+  c.only(o, '$', ['agent_id', 'workload_href', 'token', 'agent_endpoint'])
+  const id = matching(c, o, 'agent_id', AGENT_ID, 'letters, digits, "-" and "_" (at most 64)')
+  const href = c.string(o, 'workload_href', '$', { required: true, max: 1024 })
+  const token = matching(c, o, 'token', TOKEN, 'printable ASCII without spaces (at most 512)')
+  const e = c.object(o.agent_endpoint, '$.agent_endpoint')
+  let endpoint: ActivateReply['agent_endpoint'] | undefined
+  if (e) {
+    c.only(e, '$.agent_endpoint', ['address', 'port'])
+    const address = c.string(e, 'address', '$.agent_endpoint', { required: true })
+    if (address !== undefined && !HOST.test(address))
+      c.fail('$.agent_endpoint.address', 'must be an address or a host name')
+    const port = c.int(e, 'port', '$.agent_endpoint', { required: true, min: 0, max: 65535 })
+    if (address !== undefined && port !== undefined) endpoint = { address, port }
+  }
+  return c.result(
+    id && href && token && endpoint
+      ? { agent_id: id, workload_href: href, token, agent_endpoint: endpoint }
+      : undefined,
+  )
+}
+
+/** A policy reply (200): the hash and the host policy, checked by the host-policy schema. */
+export function checkPolicyReply(body: unknown): Checked<PolicyReply> {
+  const c = new Checker()
+  const o = c.object(body, '$')
+  if (!o) return c.refused()
+  c.only(o, '$', ['hash', 'policy'])
+  const hash = matching(c, o, 'hash', HASH, 'a hash (at most 64 hexadecimal digits)')
+  const policy: HostPolicy | undefined = hostPolicyOf(c, o.policy, '$.policy')
+  return c.result(hash && policy ? { hash, policy } : undefined)
+}
+
+/** An unpair reply (410): the firewall restore the server asks for. */
+export function checkUnpairReply(body: unknown): Checked<UnpairReply> {
+  const c = new Checker()
+  const o = c.object(body, '$')
+  if (!o) return c.refused()
+  c.only(o, '$', ['unpair'])
+  const u = c.object(o.unpair, '$.unpair')
+  if (!u) return c.refused()
+  c.only(u, '$.unpair', ['firewall_restore'])
+  const mode = c.oneOf(u, 'firewall_restore', '$.unpair', RESTORE_MODES, { required: true })
+  return c.result(mode && { unpair: { firewall_restore: mode } })
+}
+
+/** The API's error reply `[{token, message}]`, if that is what `body` is. */
+export function errorReplyOf(body: unknown): ErrorReply | undefined {
+  if (!Array.isArray(body) || body.length === 0 || body.length > 1000) return undefined
+  const items = body.filter(
+    (i): i is { token: string; message: string } =>
+      isObj(i) && typeof i.token === 'string' && typeof i.message === 'string',
+  )
+  return items.length === body.length ? items : undefined
+}
