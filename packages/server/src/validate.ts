@@ -125,6 +125,11 @@ export class Checker {
 export interface WorkloadInterface {
   readonly name: string
   readonly address: string
+  /** What the API may say of an interface it describes (agents report name and address). */
+  readonly cidr_block?: number | null
+  readonly default_gateway_address?: string | null
+  readonly link_state?: 'up' | 'down' | 'unknown' | null
+  readonly friendly_name?: string | null
 }
 
 /** The `interfaces` an agent reports: a name and an IPv4 or IPv6 address each. */
