@@ -4,13 +4,7 @@ import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import { newUuid } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
-import {
-  draftHref,
-  draftObjectHref,
-  idOf,
-  serviceBindingHref,
-  workloadHref,
-} from '../hrefs.js'
+import { draftHref, draftObjectHref, idOf, serviceBindingHref, workloadHref } from '../hrefs.js'
 import { collection, json, orgOf, textMatches, userActor } from '../http.js'
 import { bindingView } from '../policy/binding-view.js'
 import type { BoundPorts } from '../policy/virtual-service-checks.js'

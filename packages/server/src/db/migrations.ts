@@ -237,6 +237,14 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .addColumn('created_at', 'text', (c) => c.notNull())
         .execute()
       await db.schema.alterTable('workloads').addColumn('description', 'text').execute()
+      // What a pairing profile says beyond what activation applies: kept and shown as given.
+      for (const column of ['description', 'external_data_set', 'external_data_reference'])
+        await db.schema.alterTable('pairing_profiles').addColumn(column, 'text').execute()
+      await db.schema.alterTable('pairing_profiles').addColumn('log_traffic', 'integer').execute()
+      await db.schema
+        .alterTable('pairing_profiles')
+        .addColumn('locks', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute()
     },
   },
 })

@@ -105,6 +105,13 @@ export interface Database {
     agent_type: string
     created_at: string
     updated_at: string
+    description: string | null
+    external_data_set: string | null
+    external_data_reference: string | null
+    /** The vendor's removed `log_traffic` (visibility_level decides): 1, 0 or unset. */
+    log_traffic: number | null
+    /** The `*_lock` flags as given, a JSON object. */
+    locks: Generated<string>
   }
   pairing_keys: {
     code_hash: string
