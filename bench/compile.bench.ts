@@ -59,6 +59,8 @@ function snapshot(n: number): PolicySnapshot {
       },
     ],
     firewallSettings: DEFAULT_FIREWALL_SETTINGS,
+    virtualServices: [],
+    serviceBindings: [],
   }
 }
 

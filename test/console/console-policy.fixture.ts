@@ -20,7 +20,9 @@ export async function loadedDocs(bed: ConsoleBed, pv: 'draft' | 'active'): Promi
     ipLists: await get('ip_lists'),
     labelGroups: await get('label_groups'),
     boundaries: await get('enforcement_boundaries'),
+    virtualServices: await get('virtual_services'),
     firewallSettings: fs.status === 200 ? (fs.body as Doc) : undefined,
+    serviceBindings: await bed.ok<Doc[]>('GET', `${O}/service_bindings`),
   }
 }
 

@@ -6,18 +6,29 @@ import type { PolicyDocs, WorkloadDoc } from './policy-snapshot.js'
 export async function loadPolicy(pv: 'draft' | 'active'): Promise<PolicyDocs> {
   const get = (type: string) =>
     call<Record<string, unknown>[]>('GET', `${O}/sec_policy/${pv}/${type}?max_results=10000`)
-  const [ruleSets, services, ipLists, labelGroups, boundaries, firewallSettings] =
-    await Promise.all([
-      get('rule_sets'),
-      get('services'),
-      get('ip_lists'),
-      get('label_groups'),
-      get('enforcement_boundaries'),
-      // Never provisioned: the active version has no firewall settings yet.
-      call<Record<string, unknown>>('GET', `${O}/sec_policy/${pv}/firewall_settings`).catch(
-        () => undefined,
-      ),
-    ])
+  const [
+    ruleSets,
+    services,
+    ipLists,
+    labelGroups,
+    boundaries,
+    virtualServices,
+    firewallSettings,
+    serviceBindings,
+  ] = await Promise.all([
+    get('rule_sets'),
+    get('services'),
+    get('ip_lists'),
+    get('label_groups'),
+    get('enforcement_boundaries'),
+    get('virtual_services'),
+    // Never provisioned: the active version has no firewall settings yet.
+    call<Record<string, unknown>>('GET', `${O}/sec_policy/${pv}/firewall_settings`).catch(
+      () => undefined,
+    ),
+    // Not provisioned: the same for either version.
+    call<Record<string, unknown>[]>('GET', `${O}/service_bindings?max_results=100000`),
+  ])
   const named = (items: Record<string, unknown>[]) =>
     rememberNames(items as { href: string; name: string }[], (x) => x.name)
   named(ruleSets)
@@ -36,7 +47,17 @@ export async function loadPolicy(pv: 'draft' | 'active'): Promise<PolicyDocs> {
   named(services)
   named(ipLists)
   named(labelGroups)
-  return { ruleSets, services, ipLists, labelGroups, boundaries, firewallSettings }
+  named(virtualServices)
+  return {
+    ruleSets,
+    services,
+    ipLists,
+    labelGroups,
+    boundaries,
+    virtualServices,
+    firewallSettings,
+    serviceBindings,
+  }
 }
 
 export async function loadLabels(): Promise<Label[]> {

@@ -36,6 +36,8 @@ export function policyAfter(
     ipLists: pick(active.ipLists, draft.ipLists),
     labelGroups: pick(active.labelGroups, draft.labelGroups),
     boundaries: pick(active.boundaries, draft.boundaries),
+    virtualServices: pick(active.virtualServices, draft.virtualServices),
+    serviceBindings: draft.serviceBindings,
     firewallSettings: settingsChosen ? draft.firewallSettings : active.firewallSettings,
   }
 }

@@ -1,3 +1,5 @@
+import type { ScopeRef } from './rules.js'
+
 export const COEXISTENCE_MODES = [
   'exclusive',
   'coexistence_primary',
@@ -18,10 +20,10 @@ export interface FirewallCoexistenceItem {
 
 export interface FirewallSettings {
   readonly firewallCoexistence: readonly FirewallCoexistenceItem[]
-  /** Scopes (label hrefs ANDed) whose blocked connections are rejected instead of dropped. */
-  readonly blockedConnectionRejectScopes: readonly (readonly string[])[]
+  /** Scopes whose blocked connections are rejected instead of dropped. */
+  readonly blockedConnectionRejectScopes: readonly (readonly ScopeRef[])[]
   /** Scopes whose loopback traffic goes through policy instead of being allowed. */
-  readonly loopbackInterfacesInPolicyScopes: readonly (readonly string[])[]
+  readonly loopbackInterfacesInPolicyScopes: readonly (readonly ScopeRef[])[]
 }
 
 export const DEFAULT_FIREWALL_SETTINGS: FirewallSettings = Object.freeze({

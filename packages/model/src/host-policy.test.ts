@@ -2,7 +2,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { WorkloadChange } from './host-policy.js'
 import { computeHostPolicy, workloadsAffected } from './host-policy.js'
-import type { Actor, DenyRule } from './rules.js'
+import type { Actor, DenyRule, VirtualService } from './rules.js'
+import { RESOLVE_AS, RULE_SIDES } from './rules.js'
 import { AMS, allow, deny, label, lbl, ruleSet, snapshot, workload } from './snapshot.fixture.js'
 import type { Workload } from './workload.js'
 
@@ -172,6 +173,7 @@ describe('host policy', () => {
     const r = allow([{ kind: 'label_group', href: group.href }], [AMS], [])
     const off = allow([lbl(db)], [AMS], [], { enabled: false })
     const s = snapshot({
+      labels: [web, db, prod, dev],
       workloads: [W1, D1],
       labelGroups: [group, sub],
       ruleSets: [ruleSet([r, off]), { ...ruleSet([allow([AMS], [AMS], [])]), enabled: false }],
@@ -187,8 +189,8 @@ describe('host policy', () => {
       workloads: [D1],
       firewallSettings: {
         firewallCoexistence: [],
-        blockedConnectionRejectScopes: [[db.href]],
-        loopbackInterfacesInPolicyScopes: [[web.href]],
+        blockedConnectionRejectScopes: [[{ label: db.href }]],
+        loopbackInterfacesInPolicyScopes: [[{ label: web.href }]],
       },
     })
     const p = computeHostPolicy(s, D1.href)
@@ -251,7 +253,8 @@ describe('workloads a change of workloads affects', () => {
 
   // Every host whose policy differs between the two snapshots must be in the affected set.
   it('covers every host whose policy changed (property)', () => {
-    const labels = [web, db, prod, dev]
+    const loc = label(5, 'loc', 'a')
+    const labels = [web, db, prod, dev, loc]
     const groups = [
       {
         href: '/orgs/1/sec_policy/draft/label_groups/g',
@@ -260,55 +263,149 @@ describe('workloads a change of workloads affects', () => {
         labels: [web.href],
         subGroups: [],
       },
+      {
+        href: '/orgs/1/sec_policy/draft/label_groups/envs',
+        key: 'env',
+        name: 'envs',
+        labels: [prod.href, dev.href],
+        subGroups: [],
+      },
     ]
+    // two virtual services, bound to two hosts (bindings are policy: the same before and after)
+    const vs = (id: string, vsLabels: string[]): VirtualService => ({
+      href: `/orgs/1/sec_policy/draft/virtual_services/${id}`,
+      name: id,
+      labels: vsLabels,
+      ports: [{ proto: 6, port: 8080 }],
+      ipOverrides: [],
+      serviceAddresses: [],
+    })
+    const virtualServices = [vs('v1', [db.href, prod.href]), vs('v2', [web.href])]
+    const serviceBindings = [
+      {
+        href: '/orgs/1/service_bindings/b1',
+        virtualService: virtualServices[0]!.href,
+        workload: '/orgs/1/workloads/h1',
+        portOverrides: [],
+      },
+      {
+        href: '/orgs/1/service_bindings/b2',
+        virtualService: virtualServices[1]!.href,
+        workload: '/orgs/1/workloads/h2',
+        portOverrides: [{ port: 8080, newPort: 9090 }],
+      },
+    ]
+    const exclusion = fc.constantFrom({}, { exclusion: true } as const)
     const actor = fc.oneof(
-      fc.constantFrom(...labels).map(lbl),
+      fc.tuple(fc.constantFrom(...labels), exclusion).map<Actor>(([l, e]) => ({ ...lbl(l), ...e })),
       fc.constant(AMS),
-      fc.constant<Actor>({ kind: 'label_group', href: groups[0]!.href }),
+      fc
+        .tuple(fc.constantFrom(...groups), exclusion)
+        .map<Actor>(([g, e]) => ({ kind: 'label_group', href: g.href, ...e })),
       fc.integer({ min: 0, max: 5 }).map<Actor>((i) => ({
         kind: 'workload',
         href: `/orgs/1/workloads/h${i}`,
       })),
+      fc.constantFrom(...virtualServices).map<Actor>((v) => ({
+        kind: 'virtual_service',
+        href: v.href,
+      })),
     )
     const rule = fc.record({
-      providers: fc.array(actor, { minLength: 1, maxLength: 2 }),
-      consumers: fc.array(actor, { minLength: 1, maxLength: 2 }),
+      providers: fc.array(actor, { minLength: 1, maxLength: 3 }),
+      consumers: fc.array(actor, { minLength: 1, maxLength: 3 }),
       deny: fc.boolean(),
       unscopedConsumers: fc.boolean(),
       enabled: fc.boolean(),
+      providersResolveAs: fc.subarray([...RESOLVE_AS], { minLength: 1 }),
+      useWorkloadSubnets: fc.subarray([...RULE_SIDES]),
     })
     const scope = fc.array(
-      fc.constantFrom(...labels).map((l) => ({ label: l.href })),
-      {
-        maxLength: 2,
-      },
+      fc.oneof(
+        fc.tuple(fc.constantFrom(...labels), exclusion).map(([l, e]) => ({ label: l.href, ...e })),
+        fc
+          .tuple(fc.constantFrom(...groups), exclusion)
+          .map(([g, e]) => ({ labelGroup: g.href, ...e })),
+      ),
+      { maxLength: 3 },
     )
     const host = (i: number) =>
       fc
         .record({
           labels: fc.subarray(labels),
           address: fc.integer({ min: 1, max: 4 }),
+          cidrBlock: fc.constantFrom(undefined, 24, 30),
           enforcementMode: fc.constantFrom('full', 'selective', 'idle' as const),
         })
         .map((h) =>
           workload(`h${i}`, `198.18.1.${h.address}`, h.labels, {
             enforcementMode: h.enforcementMode,
+            interfaces: [
+              {
+                name: 'eth0',
+                address: `198.18.1.${h.address}`,
+                ...(h.cidrBlock !== undefined && { cidrBlock: h.cidrBlock }),
+              },
+            ],
           }),
         )
-    const hosts = fc.tuple(...[0, 1, 2, 3, 4, 5].map(host))
+    const ids = [0, 1, 2, 3, 4, 5]
+    const hosts = fc.tuple(...ids.map(host))
     const present = fc.array(fc.boolean(), { minLength: 6, maxLength: 6 })
+    const rarely = <T>(arb: fc.Arbitrary<T>, otherwise: T) =>
+      fc.oneof({ weight: 4, arbitrary: fc.constant(otherwise) }, { weight: 1, arbitrary: arb })
+    // Two worlds: every host drawn afresh after the change, or a few hosts changed (then the
+    // unchanged ones must be left alone exactly when their policy stays the same).
+    const independent = fc.tuple(hosts, hosts, present, present)
+    const fewChanged = fc
+      .tuple(
+        hosts,
+        // a host drawn afresh, or only its interface's prefix length changed
+        fc.tuple(
+          ...ids.map((i) =>
+            rarely(
+              fc.oneof(
+                host(i),
+                fc.constantFrom(undefined, 28, 31).map((cidrBlock) => ({ cidrBlock })),
+              ),
+              null,
+            ),
+          ),
+        ),
+        present,
+        fc.tuple(...ids.map(() => rarely(fc.constant(true), false))),
+      )
+      .map(
+        ([before, changed, inBefore, flips]) =>
+          [
+            before,
+            before.map((b, i): Workload => {
+              const c = changed[i]
+              if (c === null || c === undefined) return b
+              if ('href' in c) return c
+              const { cidrBlock: _, ...eth0 } = b.interfaces[0]!
+              return {
+                ...b,
+                interfaces: [{ ...eth0, ...(c.cidrBlock !== undefined && c) }],
+              }
+            }),
+            inBefore,
+            inBefore.map((p, i) => (flips[i] ? !p : p)),
+          ] as const,
+      )
     fc.assert(
       fc.property(
         fc.array(rule, { maxLength: 4 }),
         fc.array(scope, { maxLength: 2 }),
-        hosts,
-        hosts,
-        present,
-        present,
-        (rules, scopes, before, after, inBefore, inAfter) => {
+        fc.oneof(independent, fewChanged),
+        (rules, scopes, [before, after, inBefore, inAfter]) => {
           const built = rules.map((r) =>
             r.deny
-              ? { ...deny(r.providers, r.consumers, []), unscopedConsumers: r.unscopedConsumers }
+              ? {
+                  ...deny(r.providers, r.consumers, []),
+                  unscopedConsumers: r.unscopedConsumers,
+                  useWorkloadSubnets: r.useWorkloadSubnets,
+                }
               : allow(r.providers, r.consumers, [], r),
           )
           const rs = ruleSet(
@@ -317,7 +414,14 @@ describe('workloads a change of workloads affects', () => {
             scopes,
           )
           const snap = (ws: Workload[]) =>
-            snapshot({ labels, labelGroups: groups, workloads: ws, ruleSets: [rs] })
+            snapshot({
+              labels,
+              labelGroups: groups,
+              workloads: ws,
+              ruleSets: [rs],
+              virtualServices,
+              serviceBindings,
+            })
           const s1 = snap(before.filter((_, i) => inBefore[i]))
           const s2 = snap(after.filter((_, i) => inAfter[i]))
           const changes = before.flatMap((b, i): WorkloadChange[] => {
@@ -338,7 +442,7 @@ describe('workloads a change of workloads affects', () => {
               expect(affected.has(w.href), `${w.href} is new`).toBe(true)
         },
       ),
-      { numRuns: 2000, seed: 4242 },
+      { numRuns: 4000, seed: 4242 },
     )
   })
 })

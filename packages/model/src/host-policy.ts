@@ -1,11 +1,22 @@
 import type { FirewallSettings } from './firewall-settings.js'
-import type { AddressSet } from './ip.js'
+import type { AddressEntry, AddressSet } from './ip.js'
 import { addressSetOf, unionAddressSets } from './ip.js'
+import type { LabelIndex, LabelSelector } from './label-match.js'
+import { labelIndexOf, labelSelector, selectorMatches } from './label-match.js'
 import type { Label, LabelGroup } from './labels.js'
-import { expandLabelGroup } from './labels.js'
 import type { ModeResolution } from './mode.js'
 import { resolveMode } from './mode.js'
-import type { Actor, IpList, Rule, RuleSet, ScopeRef, ServiceRef } from './rules.js'
+import type {
+  Actor,
+  IpList,
+  Rule,
+  RuleSet,
+  RuleSide,
+  ScopeRef,
+  ServiceBinding,
+  ServiceRef,
+  VirtualService,
+} from './rules.js'
 import type { Service, ServicePort } from './service.js'
 import { normaliseServicePorts } from './service.js'
 import type { EnforcementMode, VisibilityLevel, Workload } from './workload.js'
@@ -20,6 +31,9 @@ export interface PolicySnapshot {
   readonly ipLists: readonly IpList[]
   readonly ruleSets: readonly RuleSet[]
   readonly firewallSettings: FirewallSettings
+  readonly virtualServices: readonly VirtualService[]
+  /** Bindings are not provisioned: the current ones, whatever the version. */
+  readonly serviceBindings: readonly ServiceBinding[]
 }
 
 export const RULE_ACTIONS = ['override_deny', 'allow', 'deny'] as const
@@ -54,41 +68,90 @@ export interface HostPolicy {
 
 interface Index {
   readonly snapshot: PolicySnapshot
-  readonly groups: ReadonlyMap<string, LabelGroup>
+  readonly labels: LabelIndex
   readonly services: ReadonlyMap<string, Service>
   readonly ipLists: ReadonlyMap<string, IpList>
+  /** The bindings of each virtual service to workloads the snapshot holds. */
+  readonly bindings: ReadonlyMap<string, readonly Bound[]>
+  /** Label references compiled once per actor list or scope. */
+  readonly selectors: WeakMap<readonly (Actor | ScopeRef)[], LabelSelector | null>
   /** A rule side resolved in a scope is the same for every host: resolved once per snapshot. */
-  readonly sides: WeakMap<readonly Actor[], Map<readonly ScopeRef[] | null, Side>>
+  readonly sides: WeakMap<readonly Actor[], Map<readonly ScopeRef[] | null, Map<string, Side>>>
 }
 
-const inScope = (w: Workload, scope: readonly ScopeRef[], idx: Index) =>
-  scope.every((ref) =>
-    'label' in ref
-      ? w.labels.includes(ref.label)
-      : [...expandLabelGroup(ref.labelGroup, idx.groups)].some((l) => w.labels.includes(l)),
-  )
+interface Bound {
+  readonly binding: ServiceBinding
+  readonly workload: Workload
+}
 
-const scopeMatches = (w: Workload, scopes: readonly (readonly string[])[]) =>
-  scopes.some((s) => s.every((l) => w.labels.includes(l)))
+/** How a side is read: what its label actors select, and whether its peers are subnets. */
+interface SideOptions {
+  readonly workloads: boolean
+  readonly virtualServices: boolean
+  readonly subnets: boolean
+}
 
-function actorWorkloads(actor: Actor, w: Workload, idx: Index): boolean {
-  switch (actor.kind) {
-    case 'ams':
-      return true
-    case 'label':
-      return w.labels.includes(actor.href)
-    case 'label_group':
-      return [...expandLabelGroup(actor.href, idx.groups)].some((l) => w.labels.includes(l))
-    case 'workload':
-      return w.href === actor.href
-    case 'ip_list':
-      return false
+const CONSUMERS: SideOptions = { workloads: true, virtualServices: false, subnets: false }
+
+function sideOptions(rule: Rule, side: RuleSide): SideOptions {
+  const subnets = rule.useWorkloadSubnets?.includes(side) ?? false
+  if (side === 'consumers') return { ...CONSUMERS, subnets }
+  const as = rule.providersResolveAs ?? ['workloads']
+  return {
+    workloads: as.includes('workloads'),
+    virtualServices: as.includes('virtual_services'),
+    subnets,
   }
 }
 
+const labelRefs = (actors: readonly Actor[]): ScopeRef[] =>
+  actors.flatMap((a): ScopeRef[] => {
+    const exclusion = 'exclusion' in a && a.exclusion ? ({ exclusion: true } as const) : {}
+    if (a.kind === 'label') return [{ label: a.href, ...exclusion }]
+    if (a.kind === 'label_group') return [{ labelGroup: a.href, ...exclusion }]
+    return []
+  })
+
+function selectorOf(list: readonly (Actor | ScopeRef)[], idx: Index): LabelSelector | null {
+  if (idx.selectors.has(list)) return idx.selectors.get(list) ?? null
+  const refs = list.flatMap((x) => ('kind' in x ? labelRefs([x]) : [x]))
+  const sel = labelSelector(refs, idx.labels)
+  idx.selectors.set(list, sel)
+  return sel
+}
+
+/** Whether something with these labels is in a scope (null: no scope, everything is). */
+function inScope(labels: readonly string[], scope: readonly ScopeRef[] | null, idx: Index) {
+  if (scope === null) return true
+  const sel = selectorOf(scope, idx)
+  return sel === null || selectorMatches(sel, labels, idx.labels)
+}
+
+/** Whether a side's actors select this workload, or this virtual service (scope aside). */
+function selects(
+  actors: readonly Actor[],
+  target: { readonly href: string; readonly labels: readonly string[] },
+  kind: 'workload' | 'virtual_service',
+  byLabels: boolean,
+  idx: Index,
+): boolean {
+  if (actors.some((a) => a.kind === kind && a.href === target.href)) return true
+  if (!byLabels) return false
+  if (actors.some((a) => a.kind === 'ams')) return true
+  const sel = selectorOf(actors, idx)
+  return sel !== null && selectorMatches(sel, target.labels, idx.labels)
+}
+
+const selectsWorkload = (actors: readonly Actor[], w: Workload, o: SideOptions, idx: Index) =>
+  selects(actors, w, 'workload', o.workloads, idx)
+
 interface Side {
   readonly workloads: ReadonlySet<Workload>
+  readonly virtualServices: readonly VirtualService[]
+  /** The peers its workloads and IP lists make; `any` when it names all addresses. */
   readonly addresses: AddressSet | 'any'
+  /** Whether it names workloads or addresses at all (not only virtual services). */
+  readonly direct: boolean
 }
 
 const ANY_IP_LIST = (list: IpList) =>
@@ -96,42 +159,66 @@ const ANY_IP_LIST = (list: IpList) =>
   addressSetOf(list.ranges).v4.join() === '0.0.0.0/0' &&
   addressSetOf(list.ranges).v6.join() === '::/0'
 
+/** A workload's peer addresses: each interface's address, or its subnet when known and asked. */
+const peerEntries = (ws: Iterable<Workload>, subnets: boolean) =>
+  [...ws].flatMap((w) =>
+    w.interfaces.map((i) => ({
+      from: subnets && i.cidrBlock !== undefined ? `${i.address}/${i.cidrBlock}` : i.address,
+    })),
+  )
+
 /** Resolves one side of a rule inside a scope (or anywhere, when `scope` is null). */
 function resolveSide(
   actors: readonly Actor[],
   scope: readonly ScopeRef[] | null,
+  o: SideOptions,
   idx: Index,
 ): Side {
-  const byScope = idx.sides.get(actors) ?? new Map<readonly ScopeRef[] | null, Side>()
+  const byScope = idx.sides.get(actors) ?? new Map<readonly ScopeRef[] | null, Map<string, Side>>()
   idx.sides.set(actors, byScope)
-  const cached = byScope.get(scope)
+  const byOptions = byScope.get(scope) ?? new Map<string, Side>()
+  byScope.set(scope, byOptions)
+  const key = `${o.workloads}/${o.virtualServices}/${o.subnets}`
+  const cached = byOptions.get(key)
   if (cached) return cached
-  const side = resolveSideUncached(actors, scope, idx)
-  byScope.set(scope, side)
+  const side = resolveSideUncached(actors, scope, o, idx)
+  byOptions.set(key, side)
   return side
 }
 
 function resolveSideUncached(
   actors: readonly Actor[],
   scope: readonly ScopeRef[] | null,
+  o: SideOptions,
   idx: Index,
 ): Side {
   const workloads = idx.snapshot.workloads.filter(
-    (w) =>
-      (scope === null || inScope(w, scope, idx)) && actors.some((a) => actorWorkloads(a, w, idx)),
+    (w) => inScope(w.labels, scope, idx) && selectsWorkload(actors, w, o, idx),
+  )
+  const virtualServices = idx.snapshot.virtualServices.filter(
+    (v) =>
+      inScope(v.labels, scope, idx) &&
+      selects(actors, v, 'virtual_service', o.virtualServices, idx),
+  )
+  const direct = actors.some(
+    (a) =>
+      a.kind === 'workload' ||
+      a.kind === 'ip_list' ||
+      (o.workloads && (a.kind === 'ams' || a.kind === 'label' || a.kind === 'label_group')),
   )
   const lists = actors.flatMap((a) => {
     if (a.kind !== 'ip_list') return []
     const list = idx.ipLists.get(a.href)
     return list ? [list] : []
   })
-  if (lists.some(ANY_IP_LIST)) return { workloads: new Set(workloads), addresses: 'any' }
+  const out = { workloads: new Set(workloads), virtualServices, direct }
+  if (lists.some(ANY_IP_LIST)) return { ...out, addresses: 'any' }
   // Exclusions apply within their own list only; workload addresses are normalised in one go.
   const addresses = unionAddressSets([
     ...lists.map((l) => addressSetOf(l.ranges)),
-    addressSetOf(workloads.flatMap((wl) => wl.interfaces.map((i) => ({ from: i.address })))),
+    addressSetOf(peerEntries(workloads, o.subnets)),
   ])
-  return { workloads: new Set(workloads), addresses }
+  return { ...out, addresses }
 }
 
 function resolveServices(refs: readonly ServiceRef[], idx: Index): ServicePort[] {
@@ -141,9 +228,78 @@ function resolveServices(refs: readonly ServiceRef[], idx: Index): ServicePort[]
   )
 }
 
+/** A virtual service's ports, or those of its service; on one binding, with its overrides. */
+function virtualServicePorts(
+  v: VirtualService,
+  binding: ServiceBinding | undefined,
+  idx: Index,
+): ServicePort[] {
+  const base = v.service !== undefined ? (idx.services.get(v.service)?.ports ?? []) : v.ports
+  const overrides = binding?.portOverrides ?? []
+  return normaliseServicePorts(
+    base.map((sp) => {
+      const o = overrides.find(
+        (x) =>
+          (x.proto === undefined || x.proto === sp.proto) &&
+          (x.port === undefined || x.port === sp.port),
+      )
+      if (!o) return sp
+      const span = sp.port !== undefined && sp.toPort !== undefined ? sp.toPort - sp.port : 0
+      const toPort = o.newToPort ?? o.newPort + span
+      return { proto: sp.proto, port: o.newPort, ...(toPort !== o.newPort && { toPort }) }
+    }),
+  )
+}
+
 function unionPeers(a: AddressSet | 'any', b: AddressSet | 'any'): AddressSet | 'any' {
   if (a === 'any' || b === 'any') return 'any'
   return unionAddressSets([a, b])
+}
+
+/**
+ * What a consumer may reach of a virtual service: its bound workloads on their ports (one
+ * group per binding with port overrides), its IP overrides on its ports, and its IP service
+ * addresses on theirs. Keyed so one key always has one set of ports.
+ */
+function virtualServiceTargets(
+  v: VirtualService,
+  subnets: boolean,
+  idx: Index,
+): { suffix: string; peers: AddressSet; services: ServicePort[] }[] {
+  const groups = new Map<string, { entries: AddressEntry[]; services: ServicePort[] }>()
+  const add = (suffix: string, services: ServicePort[], entries: AddressEntry[]) => {
+    const g = groups.get(suffix) ?? { entries: [], services }
+    g.entries.push(...entries)
+    groups.set(suffix, g)
+  }
+  const own = virtualServicePorts(v, undefined, idx)
+  for (const { binding, workload } of idx.bindings.get(v.href) ?? []) {
+    const overridden = binding.portOverrides.length > 0
+    add(
+      overridden ? binding.href : v.href,
+      overridden ? virtualServicePorts(v, binding, idx) : own,
+      peerEntries([workload], subnets),
+    )
+  }
+  add(
+    v.href,
+    own,
+    v.ipOverrides.map((from) => ({ from })),
+  )
+  for (const a of v.serviceAddresses) {
+    if (a.port === undefined) add(v.href, own, [{ from: a.ip }])
+    else {
+      const protos = [...new Set(own.map((sp) => sp.proto))]
+      add(
+        `${v.href}:${a.port}`,
+        protos.map((proto) => ({ proto, port: a.port })),
+        [{ from: a.ip }],
+      )
+    }
+  }
+  return [...groups]
+    .filter(([, g]) => g.entries.length > 0)
+    .map(([suffix, g]) => ({ suffix, peers: addressSetOf(g.entries), services: g.services }))
 }
 
 /** Rules of one rule set, in every scope, as they concern workload `w`. */
@@ -157,33 +313,51 @@ function rulesFor(w: Workload, rs: RuleSet, idx: Index): HostRule[] {
     ...rs.rules.map((rule) => ({ rule, action: 'allow' }) as const),
   ]
   const out: HostRule[] = []
+  const bindings = (v: VirtualService) =>
+    (idx.bindings.get(v.href) ?? []).filter((b) => b.workload === w).map((b) => b.binding)
   for (const scope of scopes) {
-    if (scope !== null && !inScope(w, scope, idx)) continue
     for (const { rule, action } of all) {
       if (!rule.enabled) continue
-      const providers = resolveSide(rule.providers, scope, idx)
-      const consumers = resolveSide(rule.consumers, rule.unscopedConsumers ? null : scope, idx)
-      const services = resolveServices(rule.services, idx)
-      if (providers.workloads.has(w)) {
+      const po = sideOptions(rule, 'providers')
+      const providers = resolveSide(rule.providers, scope, po, idx)
+      const consumers = resolveSide(
+        rule.consumers,
+        rule.unscopedConsumers ? null : scope,
+        sideOptions(rule, 'consumers'),
+        idx,
+      )
+      const base = { ruleHref: rule.href, action }
+      const services = () => resolveServices(rule.services, idx)
+      const inbound = { ...base, direction: 'inbound', peers: consumers.addresses } as const
+      if (providers.workloads.has(w))
+        out.push({ ...inbound, key: `${rule.href}#in`, services: services() })
+      // a virtual service is served by the workloads bound to it, on their ports
+      for (const v of providers.virtualServices) {
+        const mine = bindings(v)
+        if (mine.length === 0) continue
         out.push({
-          key: `${rule.href}#in`,
-          ruleHref: rule.href,
-          action,
-          direction: 'inbound',
-          peers: consumers.addresses,
-          services,
+          ...inbound,
+          key: `${rule.href}#in@${v.href}`,
+          services: normaliseServicePorts(mine.flatMap((b) => virtualServicePorts(v, b, idx))),
         })
       }
-      if (consumers.workloads.has(w)) {
+      if (!consumers.workloads.has(w)) continue
+      const outbound = { ...base, direction: 'outbound' } as const
+      if (providers.direct)
         out.push({
+          ...outbound,
           key: `${rule.href}#out`,
-          ruleHref: rule.href,
-          action,
-          direction: 'outbound',
           peers: providers.addresses,
-          services,
+          services: services(),
         })
-      }
+      for (const v of providers.virtualServices)
+        for (const t of virtualServiceTargets(v, po.subnets, idx))
+          out.push({
+            ...outbound,
+            key: `${rule.href}#out@${t.suffix}`,
+            peers: t.peers,
+            services: t.services,
+          })
     }
   }
   return out
@@ -217,19 +391,23 @@ export interface WorkloadChange {
   readonly after?: Workload
 }
 
+/** What a workload's peers are made of: its addresses and, for subnet rules, prefix lengths. */
+const peerKey = (w: Workload) => w.interfaces.map((i) => `${i.address}/${i.cidrBlock ?? ''}`).join()
+
 /** Whether a change can alter a peer set: what a workload is matched by, or its addresses. */
 const movesPeers = ({ before, after }: WorkloadChange) =>
   !before ||
   !after ||
   before.labels.join() !== after.labels.join() ||
-  before.interfaces.map((i) => i.address).join() !== after.interfaces.map((i) => i.address).join()
+  peerKey(before) !== peerKey(after)
 
 /**
  * The workloads whose host policy a change of workloads can alter, when the rest of the snapshot
- * (rules, groups, lists, services, settings) stayed the same: the changed workloads themselves,
- * and every workload on the other side of a rule that a changed workload matches before or after
- * the change. A host's policy depends on nothing else, so every host outside this set keeps the
- * policy it has (the property test computes both ways and checks it).
+ * (rules, groups, lists, services, virtual services and their bindings, settings) stayed the
+ * same: the changed workloads themselves, and every workload on the other side of a rule that a
+ * changed workload is on, before or after the change (as a provider through a virtual service
+ * bound to it, too). A host's policy depends on nothing else, so every host outside this set
+ * keeps the policy it has (the property test computes both ways and checks it).
  */
 export function workloadsAffected(
   snapshot: PolicySnapshot,
@@ -240,11 +418,14 @@ export function workloadsAffected(
   const moved = changes.filter(movesPeers).flatMap((c) => [c.before, c.after])
   const seen = moved.filter((w): w is Workload => w !== undefined)
   if (seen.length === 0) return out
-  const matched = (actors: readonly Actor[], scope: readonly ScopeRef[] | null) =>
-    seen.some(
-      (w) =>
-        (scope === null || inScope(w, scope, idx)) && actors.some((a) => actorWorkloads(a, w, idx)),
-    )
+  const seenHrefs = new Set(seen.map((w) => w.href))
+  // bindings are read by href: a removed workload's binding still names what it served
+  const boundToMoved = new Set(
+    snapshot.serviceBindings.filter((b) => seenHrefs.has(b.workload)).map((b) => b.virtualService),
+  )
+  // the same predicate the host policy resolves sides with
+  const matched = (actors: readonly Actor[], scope: readonly ScopeRef[] | null, o: SideOptions) =>
+    seen.some((w) => inScope(w.labels, scope, idx) && selectsWorkload(actors, w, o, idx))
   const addAll = (ws: Iterable<Workload>) => {
     for (const w of ws) out.add(w.href)
   }
@@ -255,15 +436,19 @@ export function workloadsAffected(
       for (const rule of [...rs.denyRules, ...rs.rules]) {
         if (!rule.enabled) continue
         const consumerScope = rule.unscopedConsumers ? null : scope
-        // providers see consumers as inbound peers, consumers in the scope see providers
-        if (matched(rule.consumers, consumerScope))
-          addAll(resolveSide(rule.providers, scope, idx).workloads)
-        if (matched(rule.providers, scope))
-          addAll(
-            [...resolveSide(rule.consumers, consumerScope, idx).workloads].filter(
-              (w) => scope === null || inScope(w, scope, idx),
-            ),
-          )
+        const po = sideOptions(rule, 'providers')
+        const co = sideOptions(rule, 'consumers')
+        const providers = resolveSide(rule.providers, scope, po, idx)
+        // providers (and workloads bound to provider virtual services) see consumers as peers
+        if (matched(rule.consumers, consumerScope, co)) {
+          addAll(providers.workloads)
+          for (const v of providers.virtualServices)
+            addAll((idx.bindings.get(v.href) ?? []).map((b) => b.workload))
+        }
+        // consumers see providers, and the workloads bound to provider virtual services
+        const boundMoved = providers.virtualServices.some((v) => boundToMoved.has(v.href))
+        if (boundMoved || matched(rule.providers, scope, po))
+          addAll(resolveSide(rule.consumers, consumerScope, co, idx).workloads)
       }
     }
   }
@@ -271,11 +456,22 @@ export function workloadsAffected(
 }
 
 function indexOf(snapshot: PolicySnapshot): Index {
+  const workloads = new Map(snapshot.workloads.map((w) => [w.href, w]))
+  const bindings = new Map<string, Bound[]>()
+  for (const binding of snapshot.serviceBindings) {
+    const workload = workloads.get(binding.workload)
+    if (!workload) continue
+    const list = bindings.get(binding.virtualService) ?? []
+    list.push({ binding, workload })
+    bindings.set(binding.virtualService, list)
+  }
   return {
     snapshot,
-    groups: new Map(snapshot.labelGroups.map((g) => [g.href, g])),
+    labels: labelIndexOf(snapshot.labels, snapshot.labelGroups),
     services: new Map(snapshot.services.map((s) => [s.href, s])),
     ipLists: new Map(snapshot.ipLists.map((l) => [l.href, l])),
+    bindings,
+    selectors: new WeakMap(),
     sides: new WeakMap(),
   }
 }
@@ -295,14 +491,16 @@ function hostPolicyFor(w: Workload, idx: Index): HostPolicy {
     (a, b) => order(a.action) - order(b.action) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
   )
   const fs = snapshot.firewallSettings
+  const inAny = (scopes: readonly (readonly ScopeRef[])[]) =>
+    scopes.some((s) => inScope(w.labels, s, idx))
   return {
     version: snapshot.version,
     workload: { href: w.href, name: w.name },
     enforcementMode: w.enforcementMode,
     visibilityLevel: w.visibilityLevel ?? 'flow_summary',
     mode: resolveMode(w, fs),
-    rejectBlocked: scopeMatches(w, fs.blockedConnectionRejectScopes),
-    loopbackInPolicy: scopeMatches(w, fs.loopbackInterfacesInPolicyScopes),
+    rejectBlocked: inAny(fs.blockedConnectionRejectScopes),
+    loopbackInPolicy: inAny(fs.loopbackInterfacesInPolicyScopes),
     rules,
   }
 }

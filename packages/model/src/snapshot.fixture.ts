@@ -82,5 +82,7 @@ export const snapshot = (over: Partial<PolicySnapshot>): PolicySnapshot => ({
   ipLists: [],
   ruleSets: [],
   firewallSettings: DEFAULT_FIREWALL_SETTINGS,
+  virtualServices: [],
+  serviceBindings: [],
   ...over,
 })

@@ -19,6 +19,8 @@ export type OsPlatform = (typeof OS_PLATFORMS)[number]
 export interface WorkloadInterface {
   readonly name: string
   readonly address: string
+  /** The prefix length of the interface's network, when known. */
+  readonly cidrBlock?: number
 }
 
 export interface Workload {

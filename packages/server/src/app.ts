@@ -20,6 +20,7 @@ import { registerPairing } from './api/pairing.js'
 import { registerPolicyObjects } from './api/policy-objects.js'
 import { registerPolicyRules } from './api/policy-rules.js'
 import { registerProvisioning } from './api/provisioning.js'
+import { registerServiceBindings } from './api/service-bindings.js'
 import { registerTraffic } from './api/traffic.js'
 import { registerVens } from './api/vens.js'
 import { registerWorkloads } from './api/workloads.js'
@@ -152,6 +153,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       registerLabels(api, ctx)
       registerPolicyObjects(api, ctx)
       registerPolicyRules(api, ctx)
+      registerServiceBindings(api, ctx)
       registerFirewallSettings(api, ctx)
       registerProvisioning(api, ctx)
       registerWorkloads(api, ctx)

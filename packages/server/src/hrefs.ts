@@ -15,6 +15,7 @@ export const jobHref = (org: number, id: string) => `/orgs/${org}/jobs/${id}`
 export const datafileHref = (org: number, id: string) => `/orgs/${org}/datafiles/${id}`
 export const trafficQueryHref = (org: number, id: string) =>
   `/orgs/${org}/traffic_flows/async_queries/${id}`
+export const serviceBindingHref = (org: number, id: string) => `/orgs/${org}/service_bindings/${id}`
 export const userHref = (id: number) => `/users/${id}`
 export const apiKeyHref = (user: number, keyId: string) => `${userHref(user)}/api_keys/${keyId}`
 

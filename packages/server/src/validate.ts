@@ -27,3 +27,13 @@ export function accepted<T>(r: Checked<T>): T {
   if (!r.ok) throw refusal(r.issues)
   return r.value
 }
+
+export interface WorkloadInterface {
+  readonly name: string
+  readonly address: string
+  /** What the API may say of an interface it describes (agents report name and address). */
+  readonly cidr_block?: number | null
+  readonly default_gateway_address?: string | null
+  readonly link_state?: 'up' | 'down' | 'unknown' | null
+  readonly friendly_name?: string | null
+}

@@ -84,6 +84,7 @@ export function registerActivation(
         visibility_level: profile.visibility_level,
         labels: profile.labels,
         interfaces,
+        description: null,
         external_data_set: null,
         external_data_reference: null,
         created_at: ts,

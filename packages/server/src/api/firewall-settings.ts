@@ -30,9 +30,8 @@ export function registerFirewallSettings(api: FastifyInstance, ctx: AppContext):
     await db.transaction().execute(async (tx) => {
       const row = await draftObject(tx, org, 'firewall_settings', 'firewall_settings')
       const c = new Checker()
-      checkFirewallSettings(c, body, await refIndex(tx, org))
+      const fields = checkFirewallSettings(c, body, await refIndex(tx, org))
       c.done()
-      const { href: _href, ...fields } = body
       const after = edited(row.draft, fields, req)
       await saveDraft(tx, row, after)
       await recordEvent(tx, org, {

@@ -22,10 +22,26 @@ import {
 import { Checker } from '../validate.js'
 import { API_VISIBILITY_LEVELS } from '../workloads/workload-fields.js'
 
+/**
+ * The `*_lock` flags: whether activation may override the profile's value. Palisade's activation
+ * never overrides any (it takes no values but the host's), so every value is locked whatever
+ * the flag says; the flags are kept and shown as given (docs/policy-semantics.md).
+ */
+const LOCKS = [
+  'enforcement_mode_lock',
+  'visibility_level_lock',
+  'log_traffic_lock',
+  'role_label_lock',
+  'app_label_lock',
+  'env_label_lock',
+  'loc_label_lock',
+] as const
+
 function profileView(r: ProfileRow) {
   return {
     href: href(r.org_id, r.id),
     name: r.name,
+    description: r.description ?? '',
     enabled: r.enabled === 1,
     enforcement_mode: r.enforcement_mode,
     visibility_level: r.visibility_level,
@@ -33,6 +49,12 @@ function profileView(r: ProfileRow) {
     allowed_uses_per_key: r.allowed_uses_per_key ?? 'unlimited',
     key_lifespan: r.key_lifespan ?? 'unlimited',
     agent_type: r.agent_type,
+    // the release the server carries: Palisade installs no other
+    agent_software_release: null,
+    ...Object.fromEntries(LOCKS.map((k) => [k, r.locks[k] ?? true])),
+    ...(r.log_traffic !== null && { log_traffic: r.log_traffic === 1 }),
+    external_data_set: r.external_data_set,
+    external_data_reference: r.external_data_reference,
     created_at: r.created_at,
     updated_at: r.updated_at,
   }
@@ -54,18 +76,24 @@ function checkProfile(
     'allowed_uses_per_key',
     'key_lifespan',
     'agent_type',
-    'enforcement_mode_lock',
-    'visibility_level_lock',
+    'agent_software_release',
+    ...LOCKS,
     'log_traffic',
-    'log_traffic_lock',
-    'role_label_lock',
-    'app_label_lock',
-    'env_label_lock',
-    'loc_label_lock',
     'external_data_set',
     'external_data_reference',
   ])
   c.string(body, 'name', '$', { required: !partial })
+  c.string(body, 'description', '$', { max: 1024, nullable: true })
+  c.string(body, 'external_data_set', '$', { max: 255, nullable: true })
+  c.string(body, 'external_data_reference', '$', { max: 255, nullable: true })
+  for (const key of [...LOCKS, 'log_traffic']) c.bool(body, key, '$')
+  const release = c.string(body, 'agent_software_release', '$', { max: 255, nullable: true })
+  if (release)
+    c.fail(
+      '$.agent_software_release',
+      'Palisade installs the agent release the server carries (GET /agent/install.sh) and cannot pin another; send null',
+      'unsupported_field_value',
+    )
   c.bool(body, 'enabled', '$')
   c.oneOf(body, 'enforcement_mode', '$', ENFORCEMENT_MODES)
   c.oneOf(body, 'visibility_level', '$', API_VISIBILITY_LEVELS)
@@ -102,8 +130,27 @@ function profileFields(body: Record<string, unknown>) {
       allowed_uses_per_key: limit(body.allowed_uses_per_key),
     }),
     ...(body.key_lifespan !== undefined && { key_lifespan: limit(body.key_lifespan) }),
+    ...(body.description !== undefined && { description: body.description as string | null }),
+    ...(body.external_data_set !== undefined && {
+      external_data_set: body.external_data_set as string | null,
+    }),
+    ...(body.external_data_reference !== undefined && {
+      external_data_reference: body.external_data_reference as string | null,
+    }),
+    ...(body.log_traffic !== undefined && { log_traffic: body.log_traffic ? 1 : 0 }),
   }
 }
+
+/** The lock flags after a checked body: the ones given over the ones kept. */
+const locksOf = (
+  body: Record<string, unknown>,
+  before: Record<string, boolean> = {},
+): Record<string, boolean> => ({
+  ...before,
+  ...Object.fromEntries(
+    LOCKS.filter((k) => typeof body[k] === 'boolean').map((k) => [k, body[k] === true]),
+  ),
+})
 
 export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
@@ -139,7 +186,12 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
         labels: [],
         allowed_uses_per_key: null,
         key_lifespan: null,
+        description: null,
+        external_data_set: null,
+        external_data_reference: null,
+        log_traffic: null,
         ...profileFields(body),
+        locks: locksOf(body),
         agent_type: (body.agent_type as string) ?? 'server',
         created_at: t,
         updated_at: t,
@@ -164,6 +216,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     await db.transaction().execute(async (tx) => {
       const after = await updateProfile(tx, before.id, {
         ...profileFields(body),
+        locks: locksOf(body, before.locks),
         updated_at: now(),
       })
       await recordEvent(tx, org, {

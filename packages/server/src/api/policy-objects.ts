@@ -2,14 +2,16 @@ import type { FastifyInstance } from 'fastify'
 import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
+import { newUuid } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
-import { draftObjectHref, policyObjectHref } from '../hrefs.js'
+import { draftHref, draftObjectHref, policyObjectHref } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
 import { draftObject, draftOnly, edited, refIndex } from '../policy/draft-edits.js'
+import { inlineRules } from '../policy/inline-rules.js'
 import { objectView } from '../policy/object-view.js'
 import { checkPolicyObject } from '../policy/policy-checks.js'
 import { usersOf } from '../policy/references.js'
-import { OBJECT_TYPES, SINGULAR } from '../policy/types.js'
+import { OBJECT_TYPES, SINGULAR, UUID_TYPES } from '../policy/types.js'
 import { objectsInVersion } from '../policy/version-objects.js'
 import { recordEvent } from '../stores/events.js'
 import {
@@ -20,6 +22,7 @@ import {
   policyObjects,
   saveDraft,
 } from '../stores/policy-objects.js'
+import { serviceBindings } from '../stores/service-bindings.js'
 import type { Doc } from '../validate.js'
 import { Checker } from '../validate.js'
 
@@ -60,18 +63,22 @@ export function registerPolicyObjects(api: FastifyInstance, ctx: AppContext): vo
       const body = bodyObject(req)
       const out = await db.transaction().execute(async (tx) => {
         const c = new Checker()
-        const doc = checkPolicyObject(c, type, body, await refIndex(tx, org), false)
+        const { fields, inline } = checkPolicyObject(c, type, body, await refIndex(tx, org), false)
+        const id = UUID_TYPES.includes(type) ? newUuid() : await nextObjectId(tx, org, type)
+        const rules = inlineRules(c, draftObjectHref(org, type, id), {}, inline ?? {})
         c.done()
-        const id = await nextObjectId(tx, org, type)
         const t = now()
         const stored: Doc = {
           description: '',
-          ...doc,
+          external_data_set: null,
+          external_data_reference: null,
+          ...fields,
           ...(type === 'rule_sets' && {
-            enabled: doc.enabled ?? true,
-            scopes: doc.scopes ?? [],
-            rules: [],
-            deny_rules: [],
+            enabled: fields.enabled ?? true,
+            scopes: fields.scopes ?? [],
+            ip_tables_rules: [],
+            rules: rules.rules ?? [],
+            deny_rules: rules.deny_rules ?? [],
           }),
           created_at: t,
           updated_at: t,
@@ -105,23 +112,23 @@ export function registerPolicyObjects(api: FastifyInstance, ctx: AppContext): vo
       const body = bodyObject(req)
       await db.transaction().execute(async (tx) => {
         const row = await draftObject(tx, org, type, id)
+        const href = draftObjectHref(org, type, id)
         const c = new Checker()
-        checkPolicyObject(c, type, body, await refIndex(tx, org), true)
+        // clients send back the href they read, in whichever version they read it
+        if (
+          body.href !== undefined &&
+          (typeof body.href !== 'string' || draftHref(body.href) !== href)
+        )
+          c.fail('$.href', `must name this object, ${href}, or be left out`)
+        const { fields, inline } = checkPolicyObject(c, type, body, await refIndex(tx, org), true)
+        const rules = inlineRules(c, href, row.draft, inline ?? {})
         c.done()
-        const after = edited(row.draft, body, req)
+        const after = edited(row.draft, { ...fields, ...rules }, req)
         await saveDraft(tx, row, after)
         await recordEvent(tx, org, {
           event_type: `${SINGULAR[type]}.update`,
           created_by: userActor(req),
-          resource_changes: [
-            resourceChange(
-              SINGULAR[type],
-              draftObjectHref(org, type, id),
-              'update',
-              row.draft,
-              after,
-            ),
-          ],
+          resource_changes: [resourceChange(SINGULAR[type], href, 'update', row.draft, after)],
         })
       })
       return reply.code(204).send()
@@ -140,6 +147,14 @@ export function registerPolicyObjects(api: FastifyInstance, ctx: AppContext): vo
             'object_in_use',
             `${href} is used by ${users.join(', ')}; remove those uses first`,
           )
+        if (type === 'virtual_services') {
+          const bound = await serviceBindings(tx, org, { virtualServiceId: id })
+          if (bound.length > 0)
+            throw invalidOne(
+              'object_in_use',
+              `${href} is bound to ${bound.length} workload(s); delete its service bindings first`,
+            )
+        }
         // Never provisioned: gone at once. Provisioned: a pending delete until the next provision.
         if (row.active === null) await deleteObject(tx, row)
         else await markDeleted(tx, row)

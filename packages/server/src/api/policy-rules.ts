@@ -5,16 +5,15 @@ import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import type { Database } from '../db/schema.js'
 import { notFound } from '../errors.js'
-import { draftObjectHref, policyObjectHref, ruleHref } from '../hrefs.js'
+import { draftHref, draftObjectHref, policyObjectHref, ruleHref } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
 import { draftObject, draftOnly, refIndex } from '../policy/draft-edits.js'
-import { withRuleHrefs } from '../policy/object-view.js'
-import { checkRule } from '../policy/policy-checks.js'
+import { checkRule } from '../policy/rule-checks.js'
 import type { RuleKind } from '../policy/types.js'
 import { RULE_FIELDS, RULE_KINDS } from '../policy/types.js'
 import { objectsInVersion } from '../policy/version-objects.js'
 import { recordEvent } from '../stores/events.js'
-import { saveDraft } from '../stores/policy-objects.js'
+import { findObject, saveDraft } from '../stores/policy-objects.js'
 import type { Doc } from '../validate.js'
 import { Checker } from '../validate.js'
 
@@ -34,7 +33,7 @@ export function registerPolicyRules(api: FastifyInstance, ctx: AppContext): void
   const { db } = ctx
   for (const kind of Object.keys(RULE_KINDS) as RuleKind[]) {
     const field = RULE_FIELDS[kind]
-    const deny = kind === 'deny_rules'
+    const ruleKind = kind === 'deny_rules' ? 'deny_rule' : 'sec_rule'
     const ruleSetEdit = async (req: FastifyRequest, edit: RuleEdit) => {
       const org = orgOf(req)
       draftOnly(req)
@@ -56,19 +55,42 @@ export function registerPolicyRules(api: FastifyInstance, ctx: AppContext): void
       return { id, index: rules.findIndex((r) => r.id === id) }
     }
 
-    api.get(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}`, async (req, reply) => {
-      const org = orgOf(req)
-      const { pv, rs } = req.params as { pv: string; rs: string }
+    /** The rule set's rules of this kind in a version; in the draft, each with its pending change. */
+    const rulesIn = async (org: number, pv: string, rs: string): Promise<Doc[]> => {
       const href = policyObjectHref(org, pv, 'rule_sets', rs)
       const r = (await objectsInVersion(db, org, pv, 'rule_sets')).find((x) => x.id === rs)
       if (!r) throw notFound(href)
-      return collection(
-        req,
-        reply,
-        ctx.jobs,
-        org,
-        (withRuleHrefs(href, r.doc)[field] as Doc[]) ?? [],
+      const rules = (r.doc[field] as Doc[] | undefined) ?? []
+      if (pv !== 'draft')
+        return rules.map(({ id, ...x }) => ({ href: ruleHref(href, kind, id), ...x }))
+      const active = (await findObject(db, org, 'rule_sets', rs))?.active
+      const before = new Map(
+        ((active?.[field] as Doc[] | undefined) ?? []).map((x) => [x.id, JSON.stringify(x)]),
       )
+      return rules.map(({ id, ...x }) => ({
+        href: ruleHref(href, kind, id),
+        ...x,
+        update_type: !before.has(id)
+          ? 'create'
+          : before.get(id) === JSON.stringify({ id, ...x })
+            ? null
+            : 'update',
+      }))
+    }
+
+    api.get(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}`, async (req, reply) => {
+      const org = orgOf(req)
+      const { pv, rs } = req.params as { pv: string; rs: string }
+      return collection(req, reply, ctx.jobs, org, await rulesIn(org, pv, rs))
+    })
+
+    api.get(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}/:rule`, async (req, reply) => {
+      const org = orgOf(req)
+      const { pv, rs, rule } = req.params as { pv: string; rs: string; rule: string }
+      const href = ruleHref(policyObjectHref(org, pv, 'rule_sets', rs), kind, rule)
+      const found = (await rulesIn(org, pv, rs)).find((x) => x.href === href)
+      if (!found) throw notFound(href)
+      return json(reply, 200, found)
     })
 
     api.post(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}`, async (req, reply) => {
@@ -76,7 +98,8 @@ export function registerPolicyRules(api: FastifyInstance, ctx: AppContext): void
       let created: Doc = {}
       await ruleSetEdit(req, async ({ tx, org, href, rules, save }) => {
         const c = new Checker()
-        const rule = checkRule(c, body, '$', await refIndex(tx, org), deny)
+        if (body.href !== undefined) c.fail('$.href', 'is assigned by the server; leave it out')
+        const rule = checkRule(c, body, '$', await refIndex(tx, org), ruleKind)
         c.done()
         const id = rules.reduce((m, r) => Math.max(m, Number(r.id)), 0) + 1
         await save([...rules, { id, ...rule }])
@@ -99,9 +122,14 @@ export function registerPolicyRules(api: FastifyInstance, ctx: AppContext): void
         const before = rules[index]
         if (!before) throw notFound(ruleHref(href, kind, id))
         const c = new Checker()
+        // clients send back the href they read, in whichever version they read it
+        const { href: echoed, ...fields } = body
+        const mine = ruleHref(href, kind, id)
+        if (echoed !== undefined && (typeof echoed !== 'string' || draftHref(echoed) !== mine))
+          c.fail('$.href', `must name this rule, ${mine}, or be left out`)
         // What the body leaves out keeps its value; the id is ours, not the client's to send.
         const { id: _id, ...kept } = before
-        const checked = checkRule(c, { ...kept, ...body }, '$', await refIndex(tx, org), deny)
+        const checked = checkRule(c, { ...kept, ...fields }, '$', await refIndex(tx, org), ruleKind)
         c.done()
         const after = { id, ...checked }
         await save(rules.map((r, i) => (i === index ? after : r)))

@@ -222,6 +222,31 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .execute()
     },
   },
+  '0004_policy_semantics': {
+    async up(db: Kysely<unknown>) {
+      // Which workloads run a virtual service (not provisioned: a binding applies at once).
+      await db.schema
+        .createTable('service_bindings')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('virtual_service_id', 'text', (c) => c.notNull())
+        .addColumn('workload_id', 'text', (c) => c.notNull())
+        .addColumn('port_overrides', 'text', (c) => c.notNull())
+        .addColumn('external_data_set', 'text')
+        .addColumn('external_data_reference', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.alterTable('workloads').addColumn('description', 'text').execute()
+      // What a pairing profile says beyond what activation applies: kept and shown as given.
+      for (const column of ['description', 'external_data_set', 'external_data_reference'])
+        await db.schema.alterTable('pairing_profiles').addColumn(column, 'text').execute()
+      await db.schema.alterTable('pairing_profiles').addColumn('log_traffic', 'integer').execute()
+      await db.schema
+        .alterTable('pairing_profiles')
+        .addColumn('locks', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

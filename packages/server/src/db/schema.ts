@@ -63,6 +63,7 @@ export interface Database {
     external_data_reference: string | null
     created_at: string
     updated_at: string
+    description: string | null
   }
   agents: {
     id: string
@@ -104,6 +105,13 @@ export interface Database {
     agent_type: string
     created_at: string
     updated_at: string
+    description: string | null
+    external_data_set: string | null
+    external_data_reference: string | null
+    /** The vendor's removed `log_traffic` (visibility_level decides): 1, 0 or unset. */
+    log_traffic: number | null
+    /** The `*_lock` flags as given, a JSON object. */
+    locks: Generated<string>
   }
   pairing_keys: {
     code_hash: string
@@ -161,6 +169,17 @@ export interface Database {
     created_by: string
     created_at: string
     updated_at: string
+  }
+  /** Virtual services bound to workloads; the port overrides as JSON. */
+  service_bindings: {
+    id: string
+    org_id: number
+    virtual_service_id: string
+    workload_id: string
+    port_overrides: string
+    external_data_set: string | null
+    external_data_reference: string | null
+    created_at: string
   }
   /** Console sessions: the hash of the cookie's id, and the CSRF token changes must carry. */
   sessions: {

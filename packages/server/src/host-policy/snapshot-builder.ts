@@ -4,12 +4,14 @@
  */
 import type { PolicySnapshot, Workload } from '@palisade/model'
 import { draftObjectHref } from '../hrefs.js'
+import { bindingDocs } from '../policy/binding-view.js'
 import { withRuleHrefs } from '../policy/object-view.js'
 import type { ActiveObjects } from '../policy/policy-model.js'
 import { snapshotOf } from '../policy/policy-model.js'
 import type { Db } from '../stores/db.js'
 import { labelsByHref } from '../stores/labels.js'
 import { policyOn } from '../stores/policy-objects.js'
+import { serviceBindings } from '../stores/service-bindings.js'
 import { latestVersion } from '../stores/versions.js'
 import { workloadModels } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
@@ -54,5 +56,6 @@ export async function snapshotWith(
     objects satisfies ActiveObjects,
     [...labels].map(([href, l]) => ({ href, ...l })),
     workloads,
+    bindingDocs(org, await serviceBindings(db, org)),
   )
 }

@@ -2,6 +2,7 @@
  * What every edit of the draft policy shares: only the draft changes, an edit names an object
  * the draft holds, and references are checked against what exists.
  */
+import { labelGroupOf, labelIndexOf } from '@palisade/model'
 import type { FastifyRequest } from 'fastify'
 import { now } from '../clock.js'
 import { invalidOne, notFound } from '../errors.js'
@@ -10,10 +11,10 @@ import { userActor } from '../http.js'
 import type { Db } from '../stores/db.js'
 import { labelsByHref } from '../stores/labels.js'
 import type { PolicyObjectRow } from '../stores/policy-objects.js'
-import { findObject, objectKeys } from '../stores/policy-objects.js'
+import { findObject, objectKeys, policyObjects } from '../stores/policy-objects.js'
 import { workloadIds } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
-import type { RefIndex } from './policy-checks.js'
+import type { RefIndex } from './rule-checks.js'
 import type { PolicyType } from './types.js'
 
 /** Refuses a write to any policy version but the draft. */
@@ -43,12 +44,20 @@ export async function refIndex(db: Db, org: number): Promise<RefIndex> {
   const labels = await labelsByHref(db, org)
   const objects = await objectKeys(db, org)
   const workloads = await workloadIds(db, org)
+  const groups = (await policyObjects(db, org, 'label_groups')).filter(
+    (g) => !g.draft_deleted && g.draft !== null,
+  )
   return {
     labels,
     drafts: new Set(
       objects.filter((o) => !o.draft_deleted).map((o) => draftObjectHref(org, o.type, o.id)),
     ),
     workloads: new Set(workloads.map((id) => workloadHref(org, id))),
+    // what label references can match: the labels, and the label groups as the draft has them
+    labelTypes: labelIndexOf(
+      [...labels].map(([href, l]) => ({ href, ...l })),
+      groups.map((g) => labelGroupOf({ ...g.draft, href: draftObjectHref(org, g.type, g.id) })),
+    ),
   }
 }
 

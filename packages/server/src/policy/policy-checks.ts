@@ -1,205 +1,57 @@
 /**
  * Provisionable policy objects in the vendor API's shapes, checked on write: every problem
- * with a body is reported at once, with references checked against what exists.
+ * with a body is reported at once, with references checked against what exists. Each check
+ * returns what is stored, so a field is either kept (and shown, and honoured) or refused.
  */
-import type { ServicePort } from '@palisade/model'
-import {
-  addressSetOf,
-  checkServicePort,
-  COEXISTENCE_WORKLOAD_MODES,
-  IpParseError,
-} from '@palisade/model'
+import { addressSetOf, COEXISTENCE_WORKLOAD_MODES, IpParseError } from '@palisade/model'
 import { draftHref } from '../hrefs.js'
 import type { Checker, Doc } from '../validate.js'
-import { isObj } from '../validate.js'
+import { servicePorts } from './port-checks.js'
+import type { RefIndex } from './rule-checks.js'
+import { actors, checkRule, ingressServices, labelScope, UNSUPPORTED } from './rule-checks.js'
 import type { ObjectType } from './types.js'
+import { checkVirtualService } from './virtual-service-checks.js'
 
-/** What exists, for checking references: label hrefs, and draft hrefs per policy type. */
-export interface RefIndex {
-  readonly labels: ReadonlyMap<string, { key: string }>
-  readonly drafts: ReadonlySet<string>
-  readonly workloads: ReadonlySet<string>
+export type { RefIndex } from './rule-checks.js'
+
+/** The fields every object type has; `href` and `update_type` are echoes a client may send. */
+const COMMON = ['name', 'description', 'external_data_set', 'external_data_reference']
+const ECHOES = ['href', 'update_type']
+
+/** The given fields of `o` among `keys`, as they are stored. */
+const given = (o: Doc, keys: readonly string[]): Doc =>
+  Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]))
+
+/** An inline rule of a rule set: its checked form, and the href naming the rule it replaces. */
+export interface InlineRule {
+  readonly href?: string
+  readonly rule: Doc
 }
 
-function servicePorts(c: Checker, list: unknown[] | undefined, path: string): Doc[] {
-  const out: Doc[] = []
-  ;(list ?? []).forEach((x, i) => {
-    const p = `${path}[${i}]`
-    const o = c.object(x, p)
-    if (!o) return
-    c.only(o, p, ['port', 'to_port', 'proto', 'icmp_type', 'icmp_code'])
-    const proto = c.int(o, 'proto', p, { required: true, min: -1, max: 255 })
-    const sp: ServicePort = { proto: proto ?? 0, ...portFields(c, o, p) }
-    if (proto !== undefined) for (const issue of checkServicePort(sp)) c.fail(p, issue.message)
-    out.push(o)
-  })
-  return out
-}
-
-function portFields(c: Checker, o: Doc, p: string): Omit<ServicePort, 'proto'> {
-  const port = c.int(o, 'port', p, { min: 0, max: 65535 })
-  const toPort = c.int(o, 'to_port', p, { min: 0, max: 65535 })
-  const icmpType = c.int(o, 'icmp_type', p, { min: 0, max: 255 })
-  const icmpCode = c.int(o, 'icmp_code', p, { min: 0, max: 255 })
-  return {
-    ...(port !== undefined && { port }),
-    ...(toPort !== undefined && { toPort }),
-    ...(icmpType !== undefined && { icmpType }),
-    ...(icmpCode !== undefined && { icmpCode }),
-  }
-}
-
-function labelScope(
-  c: Checker,
-  list: unknown,
-  path: string,
-  refs: RefIndex,
-  opts: { bare: boolean; max: number },
-): void {
-  if (!Array.isArray(list)) return void c.fail(path, 'must be a list')
-  const entries = list as unknown[]
-  if (entries.length > opts.max) c.fail(path, `must have at most ${opts.max} entries`)
-  const keys = new Map<string, string>()
-  entries.forEach((x, i) => {
-    const p = `${path}[${i}]`
-    // firewall_coexistence scopes are bare {href}; other scopes wrap {label: {href}}.
-    const inner = opts.bare ? x : isObj(x) ? (x.label ?? x.label_group) : undefined
-    const href = c.hrefRef(inner, opts.bare ? p : `${p}.label`)
-    if (href === undefined) return
-    const isGroup = !opts.bare && isObj(x) && x.label_group !== undefined
-    if (isGroup) {
-      if (!refs.drafts.has(draftHref(href)))
-        c.fail(p, `label group ${href} does not exist`, 'invalid_label_group')
-      return
-    }
-    const label = refs.labels.get(href)
-    if (!label) return void c.fail(p, `label ${href} does not exist`, 'invalid_label')
-    const other = keys.get(label.key)
-    if (other)
-      c.fail(
-        p,
-        `a scope may hold one label per key; ${other} and ${href} are both "${label.key}"`,
-        'invalid_scope',
-      )
-    keys.set(label.key, href)
-  })
-}
-
-function actors(c: Checker, list: unknown[] | undefined, path: string, refs: RefIndex): void {
-  ;(list ?? []).forEach((x, i) => {
-    const p = `${path}[${i}]`
-    const o = c.object(x, p)
-    if (!o) return
-    const kinds = ['actors', 'label', 'label_group', 'workload', 'ip_list'].filter(
-      (k) => o[k] !== undefined,
-    )
-    if (kinds.length !== 1)
-      return void c.fail(
-        p,
-        'must name exactly one of actors, label, label_group, workload, ip_list',
-      )
-    const kind = kinds[0] ?? ''
-    if (kind === 'actors') {
-      if (o.actors !== 'ams') c.fail(`${p}.actors`, 'must be "ams" (all workloads)')
-      return
-    }
-    const href = c.hrefRef(o[kind], `${p}.${kind}`)
-    if (href === undefined) return
-    const known =
-      kind === 'label'
-        ? refs.labels.has(href)
-        : kind === 'workload'
-          ? refs.workloads.has(href)
-          : refs.drafts.has(draftHref(href))
-    if (!known)
-      c.fail(`${p}.${kind}`, `${kind.replace('_', ' ')} ${href} does not exist`, `invalid_${kind}`)
-  })
-}
-
-function ingressServices(
-  c: Checker,
-  list: unknown[] | undefined,
-  path: string,
-  refs: RefIndex,
-): void {
-  ;(list ?? []).forEach((x, i) => {
-    const p = `${path}[${i}]`
-    const o = c.object(x, p)
-    if (!o) return
-    if (o.href !== undefined) {
-      if (typeof o.href !== 'string' || !refs.drafts.has(draftHref(o.href)))
-        c.fail(
-          p,
-          `service ${typeof o.href === 'string' ? o.href : 'reference'} does not exist`,
-          'invalid_service',
-        )
-      return
-    }
-    servicePorts(c, [o], path.replace(/\[\d+\]$/, '') + `[${i}]`)
-  })
-}
-
-/** Validates a rule (allow or deny); `deny` adds `override`. Returns the stored form. */
-export function checkRule(c: Checker, o: Doc, path: string, refs: RefIndex, deny: boolean): Doc {
-  c.only(o, path, [
-    'enabled',
-    'description',
-    'providers',
-    'consumers',
-    'ingress_services',
-    'unscoped_consumers',
-    ...(deny ? ['override'] : ['resolve_labels_as', 'sec_connect', 'stateless', 'machine_auth']),
-    'external_data_set',
-    'external_data_reference',
-  ])
-  c.bool(o, 'enabled', path)
-  c.string(o, 'description', path, { max: 1024, nullable: true })
-  c.bool(o, 'unscoped_consumers', path)
-  if (deny) c.bool(o, 'override', path)
-  actors(c, c.array(o, 'providers', path, { required: true, max: 100 }), `${path}.providers`, refs)
-  actors(c, c.array(o, 'consumers', path, { required: true, max: 100 }), `${path}.consumers`, refs)
-  ingressServices(
-    c,
-    c.array(o, 'ingress_services', path, { max: 100 }),
-    `${path}.ingress_services`,
-    refs,
-  )
-  return {
-    enabled: o.enabled ?? true,
-    description: o.description ?? '',
-    providers: o.providers,
-    consumers: o.consumers,
-    ingress_services: o.ingress_services ?? [],
-    unscoped_consumers: o.unscoped_consumers ?? false,
-    ...(deny
-      ? { override: o.override ?? false }
-      : {
-          resolve_labels_as: o.resolve_labels_as ?? {
-            providers: ['workloads'],
-            consumers: ['workloads'],
-          },
-        }),
-  }
-}
-
-/** Validates a create (or, with `partial`, an update) of a policy object; returns its stored fields. */
+/**
+ * Validates a create (or, with `partial`, an update) of a policy object; returns the fields to
+ * store. For rule sets, inline `rules` and `deny_rules` are returned checked, under `inline`.
+ */
 export function checkPolicyObject(
   c: Checker,
   type: ObjectType,
   o: Doc,
   refs: RefIndex,
   partial: boolean,
-): Doc {
+): { fields: Doc; inline?: Partial<Record<'rules' | 'deny_rules', InlineRule[]>> } {
   const p = '$'
   const req = { required: !partial }
-  const common = ['name', 'description', 'external_data_set', 'external_data_reference']
   c.string(o, 'name', p, { ...req, max: 255 })
   c.string(o, 'description', p, { max: 1024, nullable: true })
   c.string(o, 'external_data_set', p, { max: 255, nullable: true })
   c.string(o, 'external_data_reference', p, { max: 255, nullable: true })
+  c.string(o, 'update_type', p, { max: 64, nullable: true })
+  if (o.href !== undefined && !partial)
+    c.fail(`${p}.href`, 'is assigned by the server; leave it out')
+  const common = given(o, COMMON)
   switch (type) {
     case 'ip_lists': {
-      c.only(o, p, [...common, 'ip_ranges', 'fqdns'])
+      c.only(o, p, [...COMMON, ...ECHOES, 'ip_ranges', 'fqdns'])
       const ranges = c.array(o, 'ip_ranges', p, { max: 10_000 }) ?? []
       ranges.forEach((x, i) => {
         const q = `${p}.ip_ranges[${i}]`
@@ -218,14 +70,37 @@ export function checkPolicyObject(
         }
       })
       c.array(o, 'fqdns', p, { max: 1000 })
-      return o
+      return { fields: { ...common, ...given(o, ['ip_ranges', 'fqdns']) } }
     }
     case 'services':
-      c.only(o, p, [...common, 'service_ports', 'process_name', 'windows_services'])
+      c.only(o, p, [
+        ...COMMON,
+        ...ECHOES,
+        'service_ports',
+        'process_name',
+        'windows_services',
+        'windows_egress_services',
+        'risk_details',
+      ])
       servicePorts(c, c.array(o, 'service_ports', p, { max: 1000 }), `${p}.service_ports`)
-      return o
+      c.string(o, 'process_name', p, { max: 255, nullable: true })
+      windowsServices(c, o)
+      if (o.risk_details !== undefined && o.risk_details !== null)
+        c.object(o.risk_details, `${p}.risk_details`)
+      return {
+        fields: {
+          ...common,
+          ...given(o, [
+            'service_ports',
+            'process_name',
+            'windows_services',
+            'windows_egress_services',
+            'risk_details',
+          ]),
+        },
+      }
     case 'label_groups': {
-      c.only(o, p, [...common, 'key', 'labels', 'sub_groups'])
+      c.only(o, p, [...COMMON, ...ECHOES, 'key', 'labels', 'sub_groups'])
       const key = c.string(o, 'key', p, { ...req, max: 64 })
       ;(c.array(o, 'labels', p, { max: 10_000 }) ?? []).forEach((x, i) => {
         const href = c.hrefRef(x, `${p}.labels[${i}]`)
@@ -248,51 +123,187 @@ export function checkPolicyObject(
             'invalid_label_group',
           )
       })
-      return o
+      return { fields: { ...common, ...given(o, ['key', 'labels', 'sub_groups']) } }
     }
-    case 'rule_sets':
-      c.only(o, p, [...common, 'enabled', 'scopes', 'rules', 'deny_rules', 'ip_tables_rules'])
+    case 'rule_sets': {
+      c.only(o, p, [
+        ...COMMON,
+        ...ECHOES,
+        'enabled',
+        'scopes',
+        'rules',
+        'deny_rules',
+        'ip_tables_rules',
+      ])
       c.bool(o, 'enabled', p)
-      ;(c.array(o, 'scopes', p, { max: 500 }) ?? []).forEach((s, i) =>
-        labelScope(c, s, `${p}.scopes[${i}]`, refs, { bare: false, max: 4 }),
+      const scopes = (c.array(o, 'scopes', p, { max: 500 }) ?? []).map((s, i) =>
+        labelScope(c, s, `${p}.scopes[${i}]`, refs, { bare: false, max: 16 }),
       )
-      if (o.rules !== undefined) c.fail(`${p}.rules`, 'create rules with POST {rule_set}/sec_rules')
-      if (o.deny_rules !== undefined)
-        c.fail(`${p}.deny_rules`, 'create deny rules with POST {rule_set}/deny_rules')
-      return o
-    case 'enforcement_boundaries':
-      c.only(o, p, [...common, 'enabled', 'providers', 'consumers', 'ingress_services'])
+      const iptables = c.array(o, 'ip_tables_rules', p, { max: 1000 })
+      if (iptables && iptables.length > 0)
+        c.fail(
+          `${p}.ip_tables_rules`,
+          "custom iptables rules are not applied: Palisade coexists with the host's own firewall rules instead (docs/coexistence.md); send []",
+          UNSUPPORTED,
+        )
+      const inline = (field: 'rules' | 'deny_rules') => {
+        const list = c.array(o, field, p, { max: 10_000 })
+        if (!list) return undefined
+        return list.flatMap((x, i): InlineRule[] => {
+          const q = `${p}.${field}[${i}]`
+          const r = c.object(x, q)
+          if (!r) return []
+          const { href, ...body } = r
+          if (href !== undefined && typeof href !== 'string')
+            c.fail(`${q}.href`, 'must be the href of a rule of this rule set')
+          const rule = checkRule(c, body, q, refs, field === 'rules' ? 'sec_rule' : 'deny_rule')
+          return [{ ...(typeof href === 'string' && { href }), rule }]
+        })
+      }
+      const rules = inline('rules')
+      const denyRules = inline('deny_rules')
+      return {
+        fields: {
+          ...common,
+          ...given(o, ['enabled']),
+          ...(o.scopes !== undefined && { scopes }),
+          ...(iptables && { ip_tables_rules: [] }),
+        },
+        inline: { ...(rules && { rules }), ...(denyRules && { deny_rules: denyRules }) },
+      }
+    }
+    case 'enforcement_boundaries': {
+      c.only(o, p, [...COMMON, ...ECHOES, 'enabled', 'providers', 'consumers', 'ingress_services'])
       c.bool(o, 'enabled', p)
-      actors(c, c.array(o, 'providers', p, req), `${p}.providers`, refs)
-      actors(c, c.array(o, 'consumers', p, req), `${p}.consumers`, refs)
-      ingressServices(c, c.array(o, 'ingress_services', p, req), `${p}.ingress_services`, refs)
-      return o
+      const side = (key: 'providers' | 'consumers') =>
+        o[key] === undefined && partial
+          ? undefined
+          : actors(c, c.array(o, key, p, req), `${p}.${key}`, refs, { virtualServices: false })
+      const providers = side('providers')
+      const consumers = side('consumers')
+      const services =
+        o.ingress_services === undefined && partial
+          ? undefined
+          : ingressServices(
+              c,
+              c.array(o, 'ingress_services', p, req),
+              `${p}.ingress_services`,
+              refs,
+            )
+      return {
+        fields: {
+          ...common,
+          ...given(o, ['enabled']),
+          ...(providers && { providers }),
+          ...(consumers && { consumers }),
+          ...(services && { ingress_services: services }),
+        },
+      }
+    }
+    case 'virtual_services':
+      return {
+        fields: { ...common, ...checkVirtualService(c, o, refs, partial, [...COMMON, ...ECHOES]) },
+      }
   }
 }
 
-/** Validates a partial update of the firewall settings; unknown fields are kept, as the vendor does. */
-export function checkFirewallSettings(c: Checker, o: Doc, refs: RefIndex): void {
+/** Windows-only service fields: checked and stored; Linux agents do not match them. */
+function windowsServices(c: Checker, o: Doc): void {
   const p = '$'
-  ;(c.array(o, 'firewall_coexistence', p, { max: 500 }) ?? []).forEach((x, i) => {
-    const q = `${p}.firewall_coexistence[${i}]`
-    const item = c.object(x, q)
-    if (!item) return
-    c.only(item, q, ['scope', 'illumio_primary', 'workload_mode'])
-    c.bool(item, 'illumio_primary', q, { required: true })
-    c.oneOf(item, 'workload_mode', q, COEXISTENCE_WORKLOAD_MODES)
-    labelScope(c, item.scope ?? [], `${q}.scope`, refs, { bare: true, max: 4 })
+  ;(c.array(o, 'windows_services', p, { max: 1000 }) ?? []).forEach((x, i) => {
+    const q = `${p}.windows_services[${i}]`
+    const w = c.object(x, q)
+    if (!w) return
+    c.only(w, q, [
+      'service_name',
+      'process_name',
+      'port',
+      'to_port',
+      'proto',
+      'icmp_type',
+      'icmp_code',
+    ])
+    c.string(w, 'service_name', q, { max: 255 })
+    c.string(w, 'process_name', q, { max: 255 })
+    c.int(w, 'proto', q, { min: -1, max: 255 })
+    for (const k of ['port', 'to_port']) c.int(w, k, q, { min: -1, max: 65535 })
+    for (const k of ['icmp_type', 'icmp_code']) c.int(w, k, q, { min: 0, max: 255, nullable: true })
   })
-  for (const key of [
+  ;(c.array(o, 'windows_egress_services', p, { max: 1000 }) ?? []).forEach((x, i) => {
+    const q = `${p}.windows_egress_services[${i}]`
+    const w = c.object(x, q)
+    if (!w) return
+    c.only(w, q, ['service_name', 'process_name'])
+    const name = c.string(w, 'service_name', q, { max: 255 })
+    const process = c.string(w, 'process_name', q, { max: 255 })
+    if (name === undefined && process === undefined)
+      c.fail(q, 'must name a service_name or a process_name')
+  })
+}
+
+/** The firewall-settings keys that name scopes Palisade has no behaviour for: only [] is taken. */
+const EMPTY_ONLY_SCOPES = {
+  static_policy_scopes:
+    'Palisade applies policy as soon as it is provisioned (no static policy mode)',
+  containers_inherit_host_policy_scopes: 'Palisade agents do not program container networks',
+  ip_forwarding_enabled_scopes:
+    "Palisade decides forwarded traffic by the workload's enforcement mode (docs/coexistence.md)",
+  rule_hit_count_enabled_scopes: 'Palisade agents do not count rule hits (they report flows)',
+} as const
+
+/**
+ * Validates a partial update of the firewall settings; returns the fields to store. Only the
+ * vendor's documented keys are taken; one Palisade cannot honour takes only its no-op value.
+ */
+export function checkFirewallSettings(c: Checker, o: Doc, refs: RefIndex): Doc {
+  const p = '$'
+  c.only(o, p, [
+    'firewall_coexistence',
     'blocked_connection_reject_scopes',
     'loopback_interfaces_in_policy_scopes',
-    'static_policy_scopes',
-    'containers_inherit_host_policy_scopes',
-  ]) {
-    ;(c.array(o, key, p, { max: 500 }) ?? []).forEach((s, i) =>
-      labelScope(c, s, `${p}.${key}[${i}]`, refs, { bare: false, max: 4 }),
-    )
+    'ike_authentication_type',
+    'allow_captive_portal_outbound',
+    ...Object.keys(EMPTY_ONLY_SCOPES),
+    ...ECHOES,
+  ])
+  c.string(o, 'update_type', p, { max: 64, nullable: true })
+  const out: Doc = {}
+  const coexistence = c.array(o, 'firewall_coexistence', p, { max: 500, nullable: true })
+  if (o.firewall_coexistence !== undefined)
+    out.firewall_coexistence = (coexistence ?? []).flatMap((x, i) => {
+      const q = `${p}.firewall_coexistence[${i}]`
+      const item = c.object(x, q)
+      if (!item) return []
+      c.only(item, q, ['scope', 'illumio_primary', 'workload_mode'])
+      c.bool(item, 'illumio_primary', q, { required: true })
+      const mode = c.oneOf(item, 'workload_mode', q, COEXISTENCE_WORKLOAD_MODES)
+      const scope = labelScope(c, item.scope ?? [], `${q}.scope`, refs, { bare: true, max: 4 })
+      return [
+        { scope, illumio_primary: item.illumio_primary, ...(mode && { workload_mode: mode }) },
+      ]
+    })
+  for (const key of ['blocked_connection_reject_scopes', 'loopback_interfaces_in_policy_scopes']) {
+    const scopes = c.array(o, key, p, { max: 500 })
+    if (scopes)
+      out[key] = scopes.map((s, i) =>
+        labelScope(c, s, `${p}.${key}[${i}]`, refs, { bare: false, max: 16 }),
+      )
   }
-  c.oneOf(o, 'ike_authentication_type', p, ['psk', 'certificate'])
-  for (const key of ['href', 'update_type', 'created_at', 'updated_at', 'created_by', 'updated_by'])
-    if (o[key] !== undefined && key !== 'href') c.fail(`${p}.${key}`, 'is read-only')
+  for (const [key, why] of Object.entries(EMPTY_ONLY_SCOPES)) {
+    const scopes = c.array(o, key, p, { max: 500 })
+    if (!scopes) continue
+    if (scopes.length > 0) c.fail(`${p}.${key}`, `${why}; send []`, UNSUPPORTED)
+    out[key] = []
+  }
+  const ike = c.oneOf(o, 'ike_authentication_type', p, ['psk', 'certificate'])
+  if (ike) out.ike_authentication_type = ike
+  const portal = c.bool(o, 'allow_captive_portal_outbound', p)
+  if (portal)
+    c.fail(
+      `${p}.allow_captive_portal_outbound`,
+      'Palisade agents do not detect captive portals; send false',
+      UNSUPPORTED,
+    )
+  if (portal !== undefined) out.allow_captive_portal_outbound = false
+  return out
 }

@@ -6,6 +6,7 @@ export const POLICY_TYPES = [
   'label_groups',
   'firewall_settings',
   'enforcement_boundaries',
+  'virtual_services',
 ] as const
 export type PolicyType = (typeof POLICY_TYPES)[number]
 
@@ -24,7 +25,11 @@ export const SINGULAR: Record<PolicyType, string> = {
   label_groups: 'label_group',
   firewall_settings: 'firewall_settings',
   enforcement_boundaries: 'enforcement_boundary',
+  virtual_services: 'virtual_service',
 }
+
+/** The types whose objects are named by UUIDs, as the vendor's are; the others count up. */
+export const UUID_TYPES: readonly PolicyType[] = ['virtual_services']
 
 /** The rules of a rule set: the path segment of each kind, and one rule of it as events name it. */
 export const RULE_KINDS = { sec_rules: 'sec_rule', deny_rules: 'deny_rule' } as const

@@ -8,6 +8,10 @@ import { versionSnapshot } from '../stores/versions.js'
 import type { Doc } from '../validate.js'
 import type { PolicyType } from './types.js'
 
+/** Numbered ids in their order; UUIDs (virtual services) by their text, a stable order. */
+const byId = (a: { id: string }, b: { id: string }) =>
+  Number(a.id) - Number(b.id) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
 /**
  * The objects of one type as a policy version holds them: the draft (with each object's pending
  * change), the active policy, or a provisioned version by number; 404 for any other version.
@@ -27,7 +31,7 @@ export async function objectsInVersion(
         doc: (pv === 'draft' ? (r.draft ?? r.active) : r.active) ?? {},
         update: pendingChange(r),
       }))
-      .sort((a, b) => Number(a.id) - Number(b.id))
+      .sort(byId)
   }
   if (!/^\d+$/.test(pv)) throw notFound(policyVersionHref(org, pv))
   const snapshot = await versionSnapshot(db, org, Number(pv))

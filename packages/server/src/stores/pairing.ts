@@ -7,22 +7,26 @@ import type { Database } from '../db/schema.js'
 import type { Db } from './db.js'
 
 type ProfileRecord = Selectable<Database['pairing_profiles']>
-/** A pairing profile with its labels (hrefs) read. */
-export interface ProfileRow extends Omit<ProfileRecord, 'labels'> {
+/** A pairing profile with its labels (hrefs) and lock flags read. */
+export interface ProfileRow extends Omit<ProfileRecord, 'labels' | 'locks'> {
   readonly labels: string[]
+  readonly locks: Record<string, boolean>
 }
-type ProfileFields = Omit<Updateable<Database['pairing_profiles']>, 'labels'> & {
+type ProfileFields = Omit<Updateable<Database['pairing_profiles']>, 'labels' | 'locks'> & {
   readonly labels?: readonly string[]
+  readonly locks?: Record<string, boolean>
 }
 export type PairingKeyRow = Selectable<Database['pairing_keys']>
 
 const decode = (r: ProfileRecord): ProfileRow => ({
   ...r,
   labels: JSON.parse(r.labels) as string[],
+  locks: JSON.parse(r.locks) as Record<string, boolean>,
 })
-const encode = <F extends ProfileFields>({ labels, ...rest }: F) => ({
+const encode = <F extends ProfileFields>({ labels, locks, ...rest }: F) => ({
   ...rest,
   ...(labels && { labels: JSON.stringify(labels) }),
+  ...(locks && { locks: JSON.stringify(locks) }),
 })
 
 export async function listProfiles(db: Db, org: number): Promise<ProfileRow[]> {
@@ -64,7 +68,7 @@ export async function insertProfile(db: Db, p: Omit<ProfileRow, 'id'>): Promise<
   return decode(
     await db
       .insertInto('pairing_profiles')
-      .values({ ...p, labels: JSON.stringify(p.labels) })
+      .values({ ...p, labels: JSON.stringify(p.labels), locks: JSON.stringify(p.locks) })
       .returningAll()
       .executeTakeFirstOrThrow(),
   )

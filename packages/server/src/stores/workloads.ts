@@ -6,7 +6,7 @@ import type { Workload } from '@palisade/model'
 import type { Selectable, Updateable } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { workloadHref } from '../hrefs.js'
-import type { WorkloadInterface } from '@palisade/model'
+import type { WorkloadInterface } from '../validate.js'
 import type { Db } from './db.js'
 
 /** A workload as stored. */
@@ -78,7 +78,11 @@ export function workloadModel(org: number, r: Pick<WorkloadRow, ModelField>): Wo
       ? 'flow_full_detail'
       : r.visibility_level) as Workload['visibilityLevel'],
     labels: r.labels ?? [],
-    interfaces: r.interfaces ?? [],
+    interfaces: (r.interfaces ?? []).map((i) => ({
+      name: i.name,
+      address: i.address,
+      ...(typeof i.cidr_block === 'number' && { cidrBlock: i.cidr_block }),
+    })),
   }
 }
 
@@ -145,7 +149,9 @@ export async function updateWorkload(
     .executeTakeFirstOrThrow()
 }
 
+/** Removes a workload, and the bindings of virtual services to it (they bind nothing now). */
 export async function deleteWorkload(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('service_bindings').where('workload_id', '=', id).execute()
   await db.deleteFrom('workloads').where('id', '=', id).execute()
 }
 

@@ -1,6 +1,7 @@
 import { ENFORCEMENT_MODES, OS_PLATFORMS, VISIBILITY_LEVELS } from '@palisade/model'
 import type { Doc } from '../validate.js'
-import { Checker, interfacesOf } from '../validate.js'
+import { Checker } from '../validate.js'
+import { apiInterfacesOf } from './workload-interfaces.js'
 
 /**
  * The visibility levels the API takes: the model's, from the most detail to the least as the
@@ -42,6 +43,7 @@ export async function checkWorkload(
   const enforcement = c.oneOf(body, 'enforcement_mode', '$', ENFORCEMENT_MODES)
   const visibility = c.oneOf(body, 'visibility_level', '$', API_VISIBILITY_LEVELS)
   const os = c.oneOf(body, 'os_type', '$', OS_PLATFORMS)
+  const description = c.string(body, 'description', '$', { max: 1024, nullable: true })
   c.string(body, 'external_data_set', '$', { max: 255, nullable: true })
   c.string(body, 'external_data_reference', '$', { max: 255, nullable: true })
   let labels: string[] | undefined
@@ -65,7 +67,7 @@ export async function checkWorkload(
       labels?.push(href)
     })
   }
-  const interfaces = interfacesOf(c, body)
+  const interfaces = apiInterfacesOf(c, body)
   if (interfaces && managed)
     c.fail('$.interfaces', 'the interfaces of a managed workload come from its agent')
   c.done()
@@ -77,6 +79,8 @@ export async function checkWorkload(
     ...(os && { os_platform: os }),
     ...(labels && { labels }),
     ...(interfaces && { interfaces }),
+    ...(description !== undefined && { description }),
+    ...(body.description === null && { description: null }),
     ...(body.external_data_set !== undefined && {
       external_data_set: body.external_data_set as string,
     }),

@@ -10,6 +10,7 @@ import { labelsByHref } from '../stores/labels.js'
 import type { WorkloadRow } from '../stores/workloads.js'
 import { workloadModel } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
+import { interfaceView } from './workload-interfaces.js'
 
 /** The API views of these workloads, with what they need read once for them all. */
 export async function workloadViews(db: Db, org: number, rows: WorkloadRow[]): Promise<Doc[]> {
@@ -49,13 +50,14 @@ function workloadView(
     href: workloadHref(org, w.id),
     name: w.name,
     hostname: w.hostname,
+    description: w.description,
     managed: w.managed === 1,
     online: agent ? agent.status === 'active' : true,
     enforcement_mode: w.enforcement_mode,
     visibility_level: w.visibility_level,
     os_type: w.os_platform,
     labels: model.labels.map((href) => ({ href, ...labels.get(href) })),
-    interfaces: w.interfaces.map((i) => ({ ...i, link_state: 'up' })),
+    interfaces: w.interfaces.map(interfaceView),
     firewall_coexistence: workloadCoexistenceView(mode),
     ven: agent ? { href: venHref(org, agent.id) } : null,
     agent: agent

@@ -49,6 +49,7 @@ export async function createWorkload(
     visibility_level: fields.visibility_level ?? 'flow_summary',
     labels: fields.labels ?? [],
     interfaces: fields.interfaces ?? [],
+    description: fields.description ?? null,
     external_data_set: fields.external_data_set ?? null,
     external_data_reference: fields.external_data_reference ?? null,
     created_at: t,
