@@ -14,8 +14,10 @@ import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
 import { registerFirewallSettings } from './api/firewall-settings.js'
 import { registerHostAnalysis } from './api/host-analysis.js'
+import { registerLabelDimensions } from './api/label-dimensions.js'
 import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
+import { registerOrgSettings } from './api/org-settings.js'
 import { registerPairing } from './api/pairing.js'
 import { registerPolicyObjects } from './api/policy-objects.js'
 import { registerPolicyRules } from './api/policy-rules.js'
@@ -32,6 +34,7 @@ import { ApiError, unauthorized } from './errors.js'
 import { json } from './http.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
+import { checkQuery } from './query/query-filters.js'
 import { PerMinuteLimit } from './rate-limit.js'
 import { recordEvent } from './stores/events.js'
 import { apiKeyUser } from './stores/users.js'
@@ -83,6 +86,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     bodyLimit: 16 * 1024 * 1024,
     ...(opts.https && { https: opts.https }),
     requestIdHeader: 'x-request-id',
+    // The Go SDK joins a base URL and an href into /api/v2//users/1/api_keys.
+    routerOptions: { ignoreDuplicateSlashes: true },
     genReqId: () => crypto.randomUUID(),
   })
   app.addHook('onRequest', (req, reply, done) => {
@@ -147,9 +152,20 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
         await authenticate(ctx.db, req)
         apiLimit.take(String(req.user?.id))
       })
+      // Every query parameter is one the route takes, with a value of its kind (or a 406).
+      api.addHook('preValidation', (req, _reply, done) => {
+        try {
+          checkQuery(req)
+          done()
+        } catch (e) {
+          done(e as Error)
+        }
+      })
       registerMisc(api, ctx)
+      registerOrgSettings(api, ctx)
       registerApiKeys(api, ctx)
       registerLabels(api, ctx)
+      registerLabelDimensions(api, ctx)
       registerPolicyObjects(api, ctx)
       registerPolicyRules(api, ctx)
       registerFirewallSettings(api, ctx)

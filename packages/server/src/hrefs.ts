@@ -6,6 +6,7 @@
 import type { PolicyType, RuleKind } from './policy/types.js'
 
 export const labelHref = (org: number, id: number) => `/orgs/${org}/labels/${id}`
+export const labelDimensionHref = (org: number, id: string) => `/orgs/${org}/label_dimensions/${id}`
 export const workloadHref = (org: number, id: string) => `/orgs/${org}/workloads/${id}`
 export const agentHref = (org: number, id: string) => `/orgs/${org}/agents/${id}`
 export const venHref = (org: number, id: string) => `/orgs/${org}/vens/${id}`

@@ -125,9 +125,14 @@ export class Checker {
 export interface WorkloadInterface {
   readonly name: string
   readonly address: string
+  /** The prefix length, when the address was given as a CIDR (`10.0.0.5/24`). */
+  readonly cidr_block?: number
 }
 
-/** The `interfaces` an agent reports: a name and an IPv4 or IPv6 address each. */
+/**
+ * The `interfaces` of a workload: a name and an IPv4 or IPv6 address each. An address given as
+ * a CIDR (`10.0.0.5/24`, as inventories list them) is kept split: the address and `cidr_block`.
+ */
 export function interfacesOf(c: Checker, body: Doc): WorkloadInterface[] | undefined {
   const list = c.array(body, 'interfaces', '$', { max: 256 })
   if (!list) return undefined
@@ -136,10 +141,23 @@ export function interfacesOf(c: Checker, body: Doc): WorkloadInterface[] | undef
     const o = c.object(x, `$.interfaces[${i}]`)
     if (!o) return
     const name = c.string(o, 'name', `$.interfaces[${i}]`, { required: true, max: 64 })
-    const address = c.string(o, 'address', `$.interfaces[${i}]`, { required: true, max: 64 })
-    if (address !== undefined && !/^[0-9a-fA-F:.]+$/.test(address))
-      c.fail(`$.interfaces[${i}].address`, 'must be an IPv4 or IPv6 address')
-    if (name !== undefined && address !== undefined) out.push({ name, address })
+    const given = c.string(o, 'address', `$.interfaces[${i}]`, { required: true, max: 64 })
+    if (name === undefined || given === undefined) return
+    const [address = '', prefix] = given.split('/')
+    if (!/^[0-9a-fA-F:.]+$/.test(address) || given.split('/').length > 2)
+      return void c.fail(
+        `$.interfaces[${i}].address`,
+        'must be an IPv4 or IPv6 address, or one with its prefix length (10.0.0.5/24)',
+      )
+    if (prefix === undefined) return void out.push({ name, address })
+    const bits = Number(prefix)
+    const max = address.includes(':') ? 128 : 32
+    if (!/^\d+$/.test(prefix) || bits > max)
+      return void c.fail(
+        `$.interfaces[${i}].address`,
+        `the prefix length after "/" must be a whole number from 0 to ${max}`,
+      )
+    out.push({ name, address, cidr_block: bits })
   })
   return out
 }

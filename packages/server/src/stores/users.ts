@@ -13,7 +13,10 @@ export async function userNamed(db: Db, username: string): Promise<UserRow | und
   return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst()
 }
 
-export async function insertUser(db: Db, u: Omit<UserRow, 'id'>): Promise<number> {
+export type NewUser = Pick<UserRow, 'org_id' | 'username' | 'password_hash' | 'created_at'> &
+  Partial<Omit<UserRow, 'id'>>
+
+export async function insertUser(db: Db, u: NewUser): Promise<number> {
   return (await db.insertInto('users').values(u).returning('id').executeTakeFirstOrThrow()).id
 }
 
@@ -38,10 +41,14 @@ export async function apiKeysOf(db: Db, userId: number) {
     .execute()
 }
 
-export async function insertApiKey(
-  db: Db,
-  key: Omit<Selectable<Database['api_keys']>, 'id'>,
-): Promise<void> {
+export type ApiKeyRow = Selectable<Database['api_keys']>
+export type NewApiKey = Pick<
+  ApiKeyRow,
+  'user_id' | 'key_id' | 'secret_hash' | 'name' | 'created_at'
+> &
+  Partial<Omit<ApiKeyRow, 'id'>>
+
+export async function insertApiKey(db: Db, key: NewApiKey): Promise<void> {
   await db.insertInto('api_keys').values(key).execute()
 }
 
