@@ -6,10 +6,10 @@
  * change and hands them to the agents waiting for them.
  */
 import Fastify from 'fastify'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Kysely } from 'kysely'
+import type { FastifyInstance } from 'fastify'
 import { registerAgentChannel } from './agent-channel/agent-channel.js'
 import { registerAgentInstall } from './agent-install.js'
+import { authenticate } from './api-auth.js'
 import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
 import { registerFirewallSettings } from './api/firewall-settings.js'
@@ -22,54 +22,20 @@ import { registerPairing } from './api/pairing.js'
 import { registerPolicyObjects } from './api/policy-objects.js'
 import { registerPolicyRules } from './api/policy-rules.js'
 import { registerProvisioning } from './api/provisioning.js'
+import { registerServiceAccounts } from './api/service-accounts.js'
 import { registerTraffic } from './api/traffic.js'
+import { registerUsers } from './api/users.js'
 import { registerVens } from './api/vens.js'
 import { registerWorkloads } from './api/workloads.js'
-import { registerConsoleSession, sessionUser } from './console-session.js'
+import { registerConsoleSession } from './console-session.js'
 import { registerConsole } from './console-static.js'
 import type { AppContext } from './context.js'
-import { sameSecret, sha256 } from './crypto.js'
-import type { Database } from './db/schema.js'
-import { ApiError, unauthorized } from './errors.js'
+import { ApiError } from './errors.js'
 import { json } from './http.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
 import { checkQuery } from './query/query-filters.js'
 import { PerMinuteLimit } from './rate-limit.js'
-import { recordEvent } from './stores/events.js'
-import { apiKeyUser } from './stores/users.js'
-
-/**
- * HTTP Basic with an API key id and secret (the secret is compared by its hash), or the
- * console's session cookie with its CSRF token.
- */
-async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<void> {
-  const h = req.headers.authorization ?? ''
-  if (!h.startsWith('Basic ')) {
-    const user = await sessionUser(db, req)
-    if (!user) throw unauthorized()
-    req.user = user
-    return
-  }
-  const [keyId = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
-  const row = await apiKeyUser(db, keyId)
-  if (!row || !sameSecret(row.secret_hash, sha256(secret))) {
-    await recordEvent(db, 1, {
-      event_type: 'request.authentication_failed',
-      severity: 'warning',
-      status: 'failure',
-      created_by: { system: {} },
-      notifications: [
-        {
-          notification_type: 'request.authentication_failed',
-          info: { api_user: keyId.slice(0, 64), src_ip: req.ip },
-        },
-      ],
-    })
-    throw unauthorized()
-  }
-  req.user = { id: row.id, org: row.org_id, username: row.username }
-}
 
 export interface AppOptions {
   readonly https?: { key: string; cert: string }
@@ -143,11 +109,11 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   await app.register(
     (api, _opts, done) => {
       api.addHook('onRequest', async (req) => {
-        if (
-          req.url === '/api/v2/health' ||
-          req.url === '/api/v2/product_version' ||
-          req.url === '/api/v2/openapi.json'
-        )
+        const route = req.routeOptions.url
+        if (route === '/api/v2/health' || route === '/api/v2/product_version') return
+        // Session login authenticates itself: a password, then a one-time auth token.
+        if (route === '/api/v2/login_users/authenticate') return
+        if (route === '/api/v2/users/login' && req.headers.authorization?.startsWith('Token '))
           return
         await authenticate(ctx.db, req)
         apiLimit.take(String(req.user?.id))
@@ -163,7 +129,9 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       })
       registerMisc(api, ctx)
       registerOrgSettings(api, ctx)
+      registerUsers(api, ctx)
       registerApiKeys(api, ctx)
+      registerServiceAccounts(api, ctx)
       registerLabels(api, ctx)
       registerLabelDimensions(api, ctx)
       registerPolicyObjects(api, ctx)

@@ -18,6 +18,10 @@ export const trafficQueryHref = (org: number, id: string) =>
   `/orgs/${org}/traffic_flows/async_queries/${id}`
 export const userHref = (id: number) => `/users/${id}`
 export const apiKeyHref = (user: number, keyId: string) => `${userHref(user)}/api_keys/${keyId}`
+export const orgApiKeyHref = (org: number, keyId: string) => `/orgs/${org}/api_keys/${keyId}`
+export const serviceAccountHref = (org: number, id: string) => `/orgs/${org}/service_accounts/${id}`
+/** Palisade's one role: full access to the org. */
+export const ownerRoleHref = (org: number) => `/orgs/${org}/roles/owner`
 
 /** A policy version: `draft`, `active` or a provisioned number. */
 export const policyVersionHref = (org: number, pv: string | number) =>

@@ -26,6 +26,8 @@ export interface AuthUser {
   readonly id: number
   readonly org: number
   readonly username: string
+  /** The hash of the API session token the request came with (session login). */
+  readonly session?: string
 }
 
 declare module 'fastify' {
