@@ -82,7 +82,7 @@ describe('traffic flows from the kernel, in every mode, enforcement state and ba
   }
 
   const query = async (body: Json): Promise<Flow[]> => {
-    const q = await api('POST', '/api/v2/orgs/1/traffic_flows/async_queries', body, 202)
+    const q = await api('POST', '/api/v2/orgs/1/traffic_flows/async_queries', body, 201)
     const done = await waitFor(
       'the traffic query to complete',
       async () => {

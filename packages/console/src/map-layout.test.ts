@@ -17,6 +17,7 @@ const flow = (src: Flow['src'], dst: Flow['dst'], port: number, decision: string
   flow_direction: 'inbound',
   timestamp_range: { first_detected: '', last_detected: '' },
   dropped_downstream: false,
+  reports: { source: null, destination: { policy_decision: decision } },
 })
 const web = { ip: '10.0.0.1', workload: wl('web', 'shop') }
 const db = { ip: '10.0.0.2', workload: wl('db', 'shop') }

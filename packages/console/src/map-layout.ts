@@ -20,6 +20,11 @@ export interface Flow {
   flow_direction: string
   timestamp_range: { first_detected: string; last_detected: string }
   dropped_downstream: boolean
+  /** What each end reported (null: that end did not report the connection). */
+  reports: {
+    source: { policy_decision: string } | null
+    destination: { policy_decision: string } | null
+  }
 }
 
 export type Level = 'workloads' | 'groups'

@@ -165,7 +165,11 @@ function https(
         ca: cmd.ca,
         timeout: 30_000,
         ...(cmd.auth && { auth: cmd.auth }),
-        headers: cmd.body !== undefined ? { 'content-type': 'application/json' } : {},
+        // A JSON client: answers that come in more than one format (traffic records) come as JSON.
+        headers: {
+          accept: 'application/json',
+          ...(cmd.body !== undefined && { 'content-type': 'application/json' }),
+        },
       },
       (res) => {
         let body = ''

@@ -6,68 +6,37 @@
  * change and hands them to the agents waiting for them.
  */
 import Fastify from 'fastify'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Kysely } from 'kysely'
+import type { FastifyInstance } from 'fastify'
 import { registerAgentChannel } from './agent-channel/agent-channel.js'
 import { registerAgentInstall } from './agent-install.js'
+import { authenticate } from './api-auth.js'
 import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
 import { registerFirewallSettings } from './api/firewall-settings.js'
 import { registerHostAnalysis } from './api/host-analysis.js'
+import { registerLabelDimensions } from './api/label-dimensions.js'
 import { registerLabels } from './api/labels.js'
 import { registerMisc } from './api/misc.js'
+import { registerOrgSettings } from './api/org-settings.js'
 import { registerPairing } from './api/pairing.js'
 import { registerPolicyObjects } from './api/policy-objects.js'
 import { registerPolicyRules } from './api/policy-rules.js'
 import { registerProvisioning } from './api/provisioning.js'
 import { registerServiceBindings } from './api/service-bindings.js'
+import { registerServiceAccounts } from './api/service-accounts.js'
 import { registerTraffic } from './api/traffic.js'
+import { registerUsers } from './api/users.js'
 import { registerVens } from './api/vens.js'
 import { registerWorkloads } from './api/workloads.js'
-import { registerConsoleSession, sessionUser } from './console-session.js'
+import { registerConsoleSession } from './console-session.js'
 import { registerConsole } from './console-static.js'
 import type { AppContext } from './context.js'
-import { sameSecret, sha256 } from './crypto.js'
-import type { Database } from './db/schema.js'
-import { ApiError, unauthorized } from './errors.js'
+import { ApiError } from './errors.js'
 import { json } from './http.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
+import { checkQuery } from './query/query-filters.js'
 import { PerMinuteLimit } from './rate-limit.js'
-import { recordEvent } from './stores/events.js'
-import { apiKeyUser } from './stores/users.js'
-
-/**
- * HTTP Basic with an API key id and secret (the secret is compared by its hash), or the
- * console's session cookie with its CSRF token.
- */
-async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<void> {
-  const h = req.headers.authorization ?? ''
-  if (!h.startsWith('Basic ')) {
-    const user = await sessionUser(db, req)
-    if (!user) throw unauthorized()
-    req.user = user
-    return
-  }
-  const [keyId = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
-  const row = await apiKeyUser(db, keyId)
-  if (!row || !sameSecret(row.secret_hash, sha256(secret))) {
-    await recordEvent(db, 1, {
-      event_type: 'request.authentication_failed',
-      severity: 'warning',
-      status: 'failure',
-      created_by: { system: {} },
-      notifications: [
-        {
-          notification_type: 'request.authentication_failed',
-          info: { api_user: keyId.slice(0, 64), src_ip: req.ip },
-        },
-      ],
-    })
-    throw unauthorized()
-  }
-  req.user = { id: row.id, org: row.org_id, username: row.username }
-}
 
 export interface AppOptions {
   readonly https?: { key: string; cert: string }
@@ -84,6 +53,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     bodyLimit: 16 * 1024 * 1024,
     ...(opts.https && { https: opts.https }),
     requestIdHeader: 'x-request-id',
+    // The Go SDK joins a base URL and an href into /api/v2//users/1/api_keys.
+    routerOptions: { ignoreDuplicateSlashes: true },
     genReqId: () => crypto.randomUUID(),
   })
   app.addHook('onRequest', (req, reply, done) => {
@@ -139,18 +110,31 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   await app.register(
     (api, _opts, done) => {
       api.addHook('onRequest', async (req) => {
-        if (
-          req.url === '/api/v2/health' ||
-          req.url === '/api/v2/product_version' ||
-          req.url === '/api/v2/openapi.json'
-        )
+        const route = req.routeOptions.url
+        if (route === '/api/v2/health' || route === '/api/v2/product_version') return
+        // Session login authenticates itself: a password, then a one-time auth token.
+        if (route === '/api/v2/login_users/authenticate') return
+        if (route === '/api/v2/users/login' && req.headers.authorization?.startsWith('Token '))
           return
         await authenticate(ctx.db, req)
         apiLimit.take(String(req.user?.id))
       })
+      // Every query parameter is one the route takes, with a value of its kind (or a 406).
+      api.addHook('preValidation', (req, _reply, done) => {
+        try {
+          checkQuery(req)
+          done()
+        } catch (e) {
+          done(e as Error)
+        }
+      })
       registerMisc(api, ctx)
+      registerOrgSettings(api, ctx)
+      registerUsers(api, ctx)
       registerApiKeys(api, ctx)
+      registerServiceAccounts(api, ctx)
       registerLabels(api, ctx)
+      registerLabelDimensions(api, ctx)
       registerPolicyObjects(api, ctx)
       registerPolicyRules(api, ctx)
       registerServiceBindings(api, ctx)

@@ -6,7 +6,9 @@ import type { Database } from './db/schema.js'
 import { userHref } from './hrefs.js'
 import { DEFAULT_FIREWALL_SETTINGS_DOC } from './policy/policy-model.js'
 import type { PolicyType } from './policy/types.js'
+import { DEFAULT_DIMENSION_NAMES } from './db/default-label-types.js'
 import { recordEvent } from './stores/events.js'
+import { insertDimension } from './stores/label-dimensions.js'
 import { insertObject } from './stores/policy-objects.js'
 import { anyUser, insertApiKey, insertUser } from './stores/users.js'
 import type { Doc } from './validate.js'
@@ -43,6 +45,8 @@ export async function bootstrapOrg(db: Kysely<Database>): Promise<Bootstrap | un
     const seed = (type: PolicyType, id: string, doc: Doc) =>
       insertObject(tx, { org_id: 1, type, id, draft: doc, active: doc, updated_at: t })
     await seed('firewall_settings', 'firewall_settings', DEFAULT_FIREWALL_SETTINGS_DOC)
+    for (const key of Object.keys(DEFAULT_DIMENSION_NAMES))
+      await insertDimension(tx, { org: 1, key, by: { system: {} }, at: t })
     await seed('ip_lists', '1', {
       name: 'Any (0.0.0.0/0 and ::/0)',
       description: '',

@@ -6,6 +6,7 @@
 import type { PolicyType, RuleKind } from './policy/types.js'
 
 export const labelHref = (org: number, id: number) => `/orgs/${org}/labels/${id}`
+export const labelDimensionHref = (org: number, id: string) => `/orgs/${org}/label_dimensions/${id}`
 export const workloadHref = (org: number, id: string) => `/orgs/${org}/workloads/${id}`
 export const agentHref = (org: number, id: string) => `/orgs/${org}/agents/${id}`
 export const venHref = (org: number, id: string) => `/orgs/${org}/vens/${id}`
@@ -18,6 +19,10 @@ export const trafficQueryHref = (org: number, id: string) =>
 export const serviceBindingHref = (org: number, id: string) => `/orgs/${org}/service_bindings/${id}`
 export const userHref = (id: number) => `/users/${id}`
 export const apiKeyHref = (user: number, keyId: string) => `${userHref(user)}/api_keys/${keyId}`
+export const orgApiKeyHref = (org: number, keyId: string) => `/orgs/${org}/api_keys/${keyId}`
+export const serviceAccountHref = (org: number, id: string) => `/orgs/${org}/service_accounts/${id}`
+/** Palisade's one role: full access to the org. */
+export const ownerRoleHref = (org: number) => `/orgs/${org}/roles/owner`
 
 /** A policy version: `draft`, `active` or a provisioned number. */
 export const policyVersionHref = (org: number, pv: string | number) =>

@@ -2,7 +2,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { forbidden, invalidOne } from './errors.js'
 import { datafileHref, jobHref, userHref } from './hrefs.js'
+import { filtersOf } from './query/query-filters.js'
 import type { StoredCollection } from './stores/collection.js'
+import type { Db } from './stores/db.js'
+import type { JobRow } from './stores/jobs.js'
+import { insertJob } from './stores/jobs.js'
 
 /** Replies with JSON and exactly `Content-Type: application/json` (clients reject a charset). */
 export function json(reply: FastifyReply, status: number, body: unknown): FastifyReply {
@@ -22,6 +26,8 @@ export interface AuthUser {
   readonly id: number
   readonly org: number
   readonly username: string
+  /** The hash of the API session token the request came with (session login). */
+  readonly session?: string
 }
 
 declare module 'fastify' {
@@ -42,64 +48,61 @@ export const userActor = (req: FastifyRequest) => ({
   user: { href: userHref(req.user?.id ?? 0), username: req.user?.username ?? '?' },
 })
 
-/** `max_results`: absent means 500; 0 means "count only" (clients read X-Total-Count). */
-export function maxResults(q: Record<string, unknown>): number {
-  const raw = q.max_results
-  if (raw === undefined) return 500
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < 0)
-    throw invalidOne('invalid_max_results', 'max_results must be a whole number from 0')
-  return Math.min(n, 100_000)
+/** How many items a collection sends: by default, and at most (the vendor's, per collection). */
+export interface PageSize {
+  readonly default: number
+  readonly max: number
 }
+const PAGE: PageSize = { default: 500, max: 100_000 }
 
-/** Filters a string field: partial, case-insensitive match unless `match_type=exact`. */
-export function textMatches(
-  value: string | null | undefined,
-  wanted: unknown,
-  q: Record<string, unknown>,
-): boolean {
-  if (wanted === undefined) return true
-  if (value === null || value === undefined) return false
-  const w = typeof wanted === 'string' ? wanted : JSON.stringify(wanted)
-  return q.match_type === 'exact' ? value === w : value.toLowerCase().includes(w.toLowerCase())
+/** `max_results` (checked by the route's query filters): absent means the default. */
+function maxResults(req: FastifyRequest, page: PageSize): number {
+  const n = filtersOf(req).int('max_results')
+  return n === undefined ? page.default : Math.min(n, page.max)
 }
-
-export const boolParam = (x: unknown): boolean | undefined =>
-  x === undefined ? undefined : typeof x === 'string' && ['true', 'True', '1', 'yes'].includes(x)
 
 /** Collections done in the background when asked (`Prefer: respond-async`): jobs and datafiles. */
 export class AsyncJobs {
-  readonly #jobs = new Map<
-    string,
-    { org: number; requestedAt: string; data: unknown[]; by: string }
-  >()
+  constructor(private readonly db: Db) {}
 
   /** Answers 202 with a relative Location (clients mangle an absolute one) and Retry-After. */
-  start(reply: FastifyReply, org: number, data: unknown[], by: string): FastifyReply {
+  async start(
+    reply: FastifyReply,
+    org: number,
+    data: unknown[],
+    by: string,
+  ): Promise<FastifyReply> {
     const id = randomUUID()
-    this.#jobs.set(id, { org, requestedAt: new Date().toISOString(), data, by })
-    if (this.#jobs.size > 1000) this.#jobs.delete(this.#jobs.keys().next().value as string)
+    const at = new Date().toISOString()
+    await insertJob(
+      this.db,
+      {
+        id,
+        org_id: org,
+        job_type: ':illumio/async_requests',
+        description: 'collection',
+        status: 'done',
+        requested_at: at,
+        requested_by: by,
+        terminated_at: at,
+      },
+      data,
+    )
     return reply.code(202).header('location', jobHref(org, id)).header('retry-after', '1').send()
   }
+}
 
-  job(org: number, id: string) {
-    const j = this.#jobs.get(id)
-    if (!j || j.org !== org) return undefined
-    return {
-      href: jobHref(org, id),
-      job_type: ':illumio/async_requests',
-      description: 'collection',
-      status: 'done',
-      requested_at: j.requestedAt,
-      terminated_at: j.requestedAt,
-      requested_by: { href: j.by },
-      result: { href: datafileHref(org, id) },
-    }
-  }
-
-  datafile(org: number, id: string): unknown[] | undefined {
-    const j = this.#jobs.get(id)
-    return j && j.org === org ? j.data : undefined
+/** A job as the API shows it. */
+export function jobView(j: JobRow) {
+  return {
+    href: jobHref(j.org_id, j.id),
+    job_type: j.job_type,
+    description: j.description,
+    status: j.status,
+    requested_at: j.requested_at,
+    terminated_at: j.terminated_at,
+    requested_by: { href: j.requested_by },
+    result: j.status === 'done' ? { href: datafileHref(j.org_id, j.id) } : null,
   }
 }
 
@@ -117,8 +120,8 @@ export async function collection<T>(
   org: number,
   all: T[] | StoredCollection<T>,
   view: (items: T[]) => unknown[] | Promise<unknown[]> = (items) => items,
+  page: PageSize = PAGE,
 ): Promise<FastifyReply> {
-  const q = req.query as Record<string, unknown>
   const source = Array.isArray(all)
     ? {
         count: () => Promise.resolve(all.length),
@@ -132,7 +135,7 @@ export async function collection<T>(
       await view(await source.read(ASYNC_MAX)),
       userHref(req.user?.id ?? 0),
     )
-  const max = maxResults(q)
+  const max = maxResults(req, page)
   const total = await source.count()
   return json(reply.header('x-total-count', String(total)), 200, await view(await source.read(max)))
 }

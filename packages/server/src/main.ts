@@ -9,6 +9,7 @@ import { AsyncJobs } from './http.js'
 import { checkHeartbeats } from './liveness.js'
 import type { FlowRetention } from './stores/flows.js'
 import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
+import { pruneEvents } from './stores/events.js'
 import { ensureTls } from './tls.js'
 
 export interface ServerOptions {
@@ -63,7 +64,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       db,
       hostPolicies,
       policyFeed,
-      jobs: new AsyncJobs(),
+      jobs: new AsyncJobs(db),
       writeLanes,
       agentEndpoint: () => bound,
       ...(tls && { caCertFile: tls.caCert }),
@@ -106,6 +107,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     await pruneFlows(db, retention, new Date()).then(
       (n) => n > 0 && log({ msg: 'flow retention', deleted: n }),
       (e: Error) => log({ msg: 'flow retention failed', error: e.message }),
+    )
+    await pruneEvents(db, Date.now()).then(
+      (n) => n > 0 && log({ msg: 'event retention', deleted: n }),
+      (e: Error) => log({ msg: 'event retention failed', error: e.message }),
     )
   }
   const liveness = setInterval(() => void housekeeping(), 60_000)

@@ -30,7 +30,7 @@ export function testContext(db: Kysely<Database>, writeLanes: number): AppContex
   return {
     db,
     ...hostPolicyServices(db),
-    jobs: new AsyncJobs(),
+    jobs: new AsyncJobs(db),
     writeLanes,
     agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
   }

@@ -386,6 +386,16 @@ function SelectionBar(props: {
   )
 }
 
+/** Which ends reported a flow, and what the source decided where it differs. */
+function reportedBy(f: Flow): string {
+  const { source, destination } = f.reports
+  if (!source) return 'destination'
+  if (!destination) return 'source'
+  return source.policy_decision === destination.policy_decision
+    ? 'both'
+    : `both (source: ${decisionName(source.policy_decision).toLowerCase()})`
+}
+
 const COLUMNS: Column<Flow>[] = [
   { name: 'Source', sort: (f) => f.src.workload?.name ?? f.src.ip },
   { name: 'Destination', sort: (f) => f.dst.workload?.name ?? f.dst.ip },
@@ -425,7 +435,7 @@ function FlowTable({ flows, onWrite }: { flows: Flow[]; onWrite: (f: Flow) => vo
                     <span class="tag warn">dropped by a later firewall</span>
                   )}
                 </td>
-                <td>{f.flow_direction === 'inbound' ? 'destination' : 'source'}</td>
+                <td>{reportedBy(f)}</td>
                 <td>{f.num_connections}</td>
                 <td>{when(f.timestamp_range.last_detected)}</td>
                 <td>

@@ -17,7 +17,7 @@ import { newUuid, sha256 } from '../crypto.js'
 import { GroupCommit } from '../group-commit.js'
 import { workloadHref } from '../hrefs.js'
 import { writeStatusReports } from '../stores/agent-status.js'
-import { deleteAgent } from '../stores/agents.js'
+import { deleteAgent, setGoodbye } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
@@ -112,12 +112,16 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
       })
       return reply.code(204).send()
     }
-    await recordEvent(db, a.org, {
-      event_type: 'agent.goodbye',
-      created_by: agentActor(a),
-      resource_changes: [
-        resourceChange('workload', workloadHref(a.org, a.workloadId), 'update', undefined, {}),
-      ],
+    await db.transaction().execute(async (tx) => {
+      // Past the org's goodbye timeout the workload is offline (see liveness.ts).
+      await setGoodbye(tx, a.id, now())
+      await recordEvent(tx, a.org, {
+        event_type: 'agent.goodbye',
+        created_by: agentActor(a),
+        resource_changes: [
+          resourceChange('workload', workloadHref(a.org, a.workloadId), 'update', undefined, {}),
+        ],
+      })
     })
     return reply.code(204).send()
   })

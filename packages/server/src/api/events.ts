@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import type { EventSeverity } from '@palisade/model'
-import { EVENT_SEVERITIES } from '@palisade/model'
 import type { AppContext } from '../context.js'
-import { invalidOne, orNotFound } from '../errors.js'
+import { orNotFound } from '../errors.js'
 import { eventHref } from '../hrefs.js'
 import { collection, json, orgOf } from '../http.js'
+import { filtersOf } from '../query/query-filters.js'
 import type { EventRow } from '../stores/events.js'
 import { eventsMatching, findEvent } from '../stores/events.js'
 
@@ -17,38 +16,33 @@ function eventView(r: EventRow) {
     event_type: r.event_type,
     status: r.status,
     severity: r.severity,
-    version: 2,
+    version: '2',
     created_by: r.created_by,
     resource_changes: r.resource_changes,
     notifications: r.notifications,
   }
 }
 
-/** `timestamp[gte]` or `timestamp[lte]` as an ISO time; 406 when it is not a time. */
-function timeParam(q: Record<string, string | undefined>, param: string): string | undefined {
-  const v = q[param]
-  if (v === undefined) return undefined
-  if (Number.isNaN(Date.parse(v)))
-    throw invalidOne('invalid_timestamp', `${param} must be an RFC 3339 time`)
-  return new Date(v).toISOString()
-}
+/** The vendor's event paging: 100 by default, at most 10,000 (more through an async job). */
+const EVENT_PAGE = { default: 100, max: 10_000 }
 
 /** Audit and agent events: read-only through the API (no update, no delete routes exist). */
 export function registerEvents(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
   api.get('/orgs/:org/events', async (req, reply) => {
     const org = orgOf(req)
-    const q = req.query as Record<string, string | undefined>
-    if (q.severity && !EVENT_SEVERITIES.includes(q.severity as EventSeverity))
-      throw invalidOne('invalid_severity', `severity must be one of ${EVENT_SEVERITIES.join(', ')}`)
+    const f = filtersOf(req)
+    const createdBy = f.string('created_by')
     const events = eventsMatching(db, org, {
-      ...(q.event_type && { eventType: q.event_type }),
-      ...(q.severity && { severity: q.severity }),
-      ...(q.status && { status: q.status }),
-      since: timeParam(q, 'timestamp[gte]'),
-      until: timeParam(q, 'timestamp[lte]'),
+      eventType: f.string('event_type'),
+      severity: f.string('severity'),
+      status: f.string('status'),
+      since: f.string('timestamp[gte]'),
+      until: f.string('timestamp[lte]'),
+      // A VEN is its agent in events: both hrefs name it.
+      createdBy: createdBy?.replace(/\/vens\//, '/agents/'),
     })
-    return collection(req, reply, ctx.jobs, org, events, (rows) => rows.map(eventView))
+    return collection(req, reply, ctx.jobs, org, events, (rows) => rows.map(eventView), EVENT_PAGE)
   })
 
   api.get('/orgs/:org/events/:uuid', async (req, reply) => {

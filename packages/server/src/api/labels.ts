@@ -5,6 +5,10 @@ import type { AppContext } from '../context.js'
 import { invalidOne, notFound } from '../errors.js'
 import { labelHref } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { usageOf } from '../labels/label-usage.js'
+import { usageSources } from '../labels/usage-sources.js'
+import { filtersOf } from '../query/query-filters.js'
+import { ensureDimension } from '../stores/label-dimensions.js'
 import { recordEvent } from '../stores/events.js'
 import type { LabelColumn, LabelRow } from '../stores/labels.js'
 import {
@@ -27,6 +31,7 @@ function labelView(r: LabelRow) {
     external_data_reference: r.external_data_reference,
     created_at: r.created_at,
     updated_at: r.updated_at,
+    deleted: false,
   }
 }
 
@@ -55,16 +60,18 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
 
   api.get('/orgs/:org/labels', async (req, reply) => {
     const org = orgOf(req)
-    const q = req.query as Record<string, unknown>
+    const f = filtersOf(req)
     const columns: LabelColumn[] = ['key', 'value', 'external_data_set', 'external_data_reference']
-    // The key is always matched exactly.
-    const filters = columns.flatMap((column) =>
-      q[column] === undefined
-        ? []
-        : [{ column, wanted: q[column], exact: column === 'key' || q.match_type === 'exact' }],
+    const labels = labelsMatching(
+      db,
+      org,
+      columns.flatMap((column) => f.textFilter(column, column) ?? []),
     )
-    const labels = labelsMatching(db, org, filters)
-    return collection(req, reply, ctx.jobs, org, labels, (page) => page.map(labelView))
+    return collection(req, reply, ctx.jobs, org, labels, async (page) => {
+      if (f.bool('usage') !== true) return page.map(labelView)
+      const src = await usageSources(db, org)
+      return page.map((l) => ({ ...labelView(l), usage: usageOf(labelHref(org, l.id), src) }))
+    })
   })
 
   api.get('/orgs/:org/labels/:id', async (req, reply) => {
@@ -78,6 +85,8 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
     const { key, value } = checkLabel(body, false)
     const t = now()
     const view = await db.transaction().execute(async (tx) => {
+      // A key's first label makes its label type (the vendor wants the type made first).
+      await ensureDimension(tx, org, key ?? '', userActor(req).user, t)
       const dup = await labelWith(tx, org, key ?? '', value ?? '')
       if (dup !== undefined)
         throw invalidOne(

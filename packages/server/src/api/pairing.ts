@@ -8,6 +8,7 @@ import { randomSecret, sha256 } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
 import { pairingProfileHref as href } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { filtersOf } from '../query/query-filters.js'
 import { recordEvent } from '../stores/events.js'
 import { labelsByHref } from '../stores/labels.js'
 import type { ProfileRow } from '../stores/pairing.js'
@@ -162,7 +163,19 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
 
   api.get('/orgs/:org/pairing_profiles', async (req, reply) => {
     const org = orgOf(req)
-    const rows = await listProfiles(db, org)
+    const f = filtersOf(req)
+    // Fields a profile may not store (yet) read as unset: their filters then match nothing.
+    const field = (r: ProfileRow, k: string) => (r as unknown as Record<string, string | null>)[k]
+    const rows = (await listProfiles(db, org)).filter(
+      (r) =>
+        f.text('name', r.name) &&
+        ['description', 'external_data_set', 'external_data_reference'].every((k) =>
+          f.text(k, field(r, k)),
+        ) &&
+        f.labelsMatch((h) => r.labels.includes(h)) &&
+        !f.has('agent_software_release') &&
+        f.is('ven_type', r.agent_type),
+    )
     return collection(req, reply, ctx.jobs, org, rows.map(profileView))
   })
 

@@ -5,7 +5,11 @@ import type { AppContext } from '../context.js'
 import { newUuid } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
 import { draftHref, draftObjectHref, policyObjectHref } from '../hrefs.js'
-import { bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
+import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { usageOf } from '../labels/label-usage.js'
+import { usageSources } from '../labels/usage-sources.js'
+import { policyObjectMatches } from '../query/policy-object-filters.js'
+import { filtersOf } from '../query/query-filters.js'
 import { draftObject, draftOnly, edited, refIndex } from '../policy/draft-edits.js'
 import { inlineRules } from '../policy/inline-rules.js'
 import { objectView } from '../policy/object-view.js'
@@ -33,20 +37,16 @@ export function registerPolicyObjects(api: FastifyInstance, ctx: AppContext): vo
     api.get(`/orgs/:org/sec_policy/:pv/${type}`, async (req, reply) => {
       const org = orgOf(req)
       const pv = (req.params as { pv: string }).pv
-      const q = req.query as Record<string, unknown>
-      const rows = (await objectsInVersion(db, org, pv, type)).filter(
-        ({ doc }) =>
-          textMatches(doc.name as string, q.name, q) &&
-          textMatches(doc.external_data_set as string, q.external_data_set, q) &&
-          textMatches(doc.external_data_reference as string, q.external_data_reference, q),
+      const f = filtersOf(req)
+      const rows = (await objectsInVersion(db, org, pv, type)).filter(({ doc }) =>
+        policyObjectMatches(f, type, doc),
       )
-      return collection(
-        req,
-        reply,
-        ctx.jobs,
-        org,
-        rows.map((r) => objectView(org, pv, type, r.id, r.doc, r.update)),
-      )
+      return collection(req, reply, ctx.jobs, org, rows, async (page) => {
+        const views = page.map((r) => objectView(org, pv, type, r.id, r.doc, r.update))
+        if (f.bool('usage') !== true) return views
+        const src = await usageSources(db, org)
+        return views.map((v) => ({ ...v, usage: usageOf(draftHref(String(v.href)), src) }))
+      })
     })
 
     api.get(`/orgs/:org/sec_policy/:pv/${type}/:id`, async (req, reply) => {

@@ -7,6 +7,8 @@ import type { Database } from '../db/schema.js'
 import { notFound } from '../errors.js'
 import { draftHref, draftObjectHref, policyObjectHref, ruleHref } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { ruleMatches } from '../query/policy-object-filters.js'
+import { filtersOf } from '../query/query-filters.js'
 import { draftObject, draftOnly, refIndex } from '../policy/draft-edits.js'
 import { checkRule } from '../policy/rule-checks.js'
 import type { RuleKind } from '../policy/types.js'
@@ -50,47 +52,71 @@ export function registerPolicyRules(api: FastifyInstance, ctx: AppContext): void
         })
       })
     }
+    /** The rules of a rule set's active copy by id (none when it was never provisioned). */
+    const activeRules = async (org: number, rs: string) => {
+      const row = await findObject(db, org, 'rule_sets', rs)
+      return new Map(((row?.active?.[field] as Doc[] | undefined) ?? []).map((x) => [x.id, x]))
+    }
+    /**
+     * A rule as the API shows it: its href, and in the draft its pending change against the
+     * active copy. A rule keeps no times of its own: it shows its rule set's.
+     */
+    const ruleView = (
+      ruleSetHref: string,
+      { id, ...rule }: Doc,
+      ruleSet: Doc,
+      active: ReadonlyMap<unknown, Doc> | undefined,
+    ): Doc => {
+      const before = active?.get(id)
+      return {
+        href: ruleHref(ruleSetHref, kind, id),
+        ...rule,
+        created_at: ruleSet.created_at ?? null,
+        updated_at: ruleSet.updated_at ?? null,
+        created_by: ruleSet.created_by ?? null,
+        updated_by: ruleSet.updated_by ?? ruleSet.created_by ?? null,
+        ...(active && {
+          update_type: !before
+            ? 'create'
+            : JSON.stringify(before) === JSON.stringify({ id, ...rule })
+              ? null
+              : 'update',
+        }),
+      }
+    }
     const ruleOf = (req: FastifyRequest, rules: Doc[]) => {
       const id = Number((req.params as { rule: string }).rule)
       return { id, index: rules.findIndex((r) => r.id === id) }
     }
 
-    /** The rule set's rules of this kind in a version; in the draft, each with its pending change. */
-    const rulesIn = async (org: number, pv: string, rs: string): Promise<Doc[]> => {
-      const href = policyObjectHref(org, pv, 'rule_sets', rs)
-      const r = (await objectsInVersion(db, org, pv, 'rule_sets')).find((x) => x.id === rs)
-      if (!r) throw notFound(href)
-      const rules = (r.doc[field] as Doc[] | undefined) ?? []
-      if (pv !== 'draft')
-        return rules.map(({ id, ...x }) => ({ href: ruleHref(href, kind, id), ...x }))
-      const active = (await findObject(db, org, 'rule_sets', rs))?.active
-      const before = new Map(
-        ((active?.[field] as Doc[] | undefined) ?? []).map((x) => [x.id, JSON.stringify(x)]),
-      )
-      return rules.map(({ id, ...x }) => ({
-        href: ruleHref(href, kind, id),
-        ...x,
-        update_type: !before.has(id)
-          ? 'create'
-          : before.get(id) === JSON.stringify({ id, ...x })
-            ? null
-            : 'update',
-      }))
-    }
-
     api.get(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}`, async (req, reply) => {
       const org = orgOf(req)
       const { pv, rs } = req.params as { pv: string; rs: string }
-      return collection(req, reply, ctx.jobs, org, await rulesIn(org, pv, rs))
+      const href = policyObjectHref(org, pv, 'rule_sets', rs)
+      const r = (await objectsInVersion(db, org, pv, 'rule_sets')).find((x) => x.id === rs)
+      if (!r) throw notFound(href)
+      const f = filtersOf(req)
+      const active = pv === 'draft' ? await activeRules(org, rs) : undefined
+      return collection(
+        req,
+        reply,
+        ctx.jobs,
+        org,
+        ((r.doc[field] as Doc[]) ?? []).filter((rule) => ruleMatches(f, rule)),
+        (page) => page.map((rule) => ruleView(href, rule, r.doc, active)),
+      )
     })
 
+    /** One rule, as its rule set in that version holds it (clients read a rule back by href). */
     api.get(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}/:rule`, async (req, reply) => {
       const org = orgOf(req)
       const { pv, rs, rule } = req.params as { pv: string; rs: string; rule: string }
-      const href = ruleHref(policyObjectHref(org, pv, 'rule_sets', rs), kind, rule)
-      const found = (await rulesIn(org, pv, rs)).find((x) => x.href === href)
-      if (!found) throw notFound(href)
-      return json(reply, 200, found)
+      const href = policyObjectHref(org, pv, 'rule_sets', rs)
+      const r = (await objectsInVersion(db, org, pv, 'rule_sets')).find((x) => x.id === rs)
+      const found = ((r?.doc[field] as Doc[] | undefined) ?? []).find((x) => String(x.id) === rule)
+      if (!r || !found) throw notFound(ruleHref(href, kind, rule))
+      const active = pv === 'draft' ? await activeRules(org, rs) : undefined
+      return json(reply, 200, ruleView(href, found, r.doc, active))
     })
 
     api.post(`/orgs/:org/sec_policy/:pv/rule_sets/:rs/${kind}`, async (req, reply) => {

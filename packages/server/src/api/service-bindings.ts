@@ -5,7 +5,8 @@ import type { AppContext } from '../context.js'
 import { newUuid } from '../crypto.js'
 import { invalidOne, notFound } from '../errors.js'
 import { draftHref, draftObjectHref, idOf, serviceBindingHref, workloadHref } from '../hrefs.js'
-import { collection, json, orgOf, textMatches, userActor } from '../http.js'
+import { collection, json, orgOf, userActor } from '../http.js'
+import { filtersOf } from '../query/query-filters.js'
 import { bindingView } from '../policy/binding-view.js'
 import type { BoundPorts } from '../policy/virtual-service-checks.js'
 import { checkServiceBinding } from '../policy/virtual-service-checks.js'
@@ -54,16 +55,18 @@ export function registerServiceBindings(api: FastifyInstance, ctx: AppContext): 
 
   api.get('/orgs/:org/service_bindings', async (req, reply) => {
     const org = orgOf(req)
-    const q = req.query as Record<string, unknown>
+    const f = filtersOf(req)
     // references match in any policy version's form
-    const names = (wanted: unknown, href: string) =>
-      wanted === undefined || (typeof wanted === 'string' && draftHref(wanted) === href)
+    const names = (name: string, href: string) => {
+      const wanted = f.string(name)
+      return wanted === undefined || draftHref(wanted) === href
+    }
     const rows = (await serviceBindings(db, org)).filter(
       (b) =>
-        names(q.virtual_service, draftObjectHref(org, 'virtual_services', b.virtual_service_id)) &&
-        names(q.workload, workloadHref(org, b.workload_id)) &&
-        textMatches(b.external_data_set, q.external_data_set, { match_type: 'exact' }) &&
-        textMatches(b.external_data_reference, q.external_data_reference, { match_type: 'exact' }),
+        names('virtual_service', draftObjectHref(org, 'virtual_services', b.virtual_service_id)) &&
+        names('workload', workloadHref(org, b.workload_id)) &&
+        f.text('external_data_set', b.external_data_set) &&
+        f.text('external_data_reference', b.external_data_reference),
     )
     return collection(req, reply, ctx.jobs, org, rows, (page) => views(org, page))
   })

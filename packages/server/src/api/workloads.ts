@@ -2,11 +2,15 @@ import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
 import { invalidOne } from '../errors.js'
 import { idOf, isWorkloadHrefOf, workloadHref } from '../hrefs.js'
-import { boolParam, bodyObject, collection, json, orgOf, textMatches, userActor } from '../http.js'
+import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { filtersOf } from '../query/query-filters.js'
+import { agentsOfWorkloads } from '../stores/agents.js'
+import { policyHashes } from '../stores/host-policies.js'
 import { listWorkloads } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
 import { isObj } from '../validate.js'
-import { workloadViews } from '../workloads/workload-view.js'
+import { workloadMatches } from '../workloads/workload-filters.js'
+import { syncStateOf, workloadViews } from '../workloads/workload-view.js'
 import {
   createWorkload,
   editWorkload,
@@ -14,41 +18,26 @@ import {
   workloadOf,
 } from '../workloads/workload-writes.js'
 
-/** `labels`: a JSON list of lists of label hrefs (any list whose labels all match). */
-function labelsFilter(q: Record<string, unknown>): string[][] | undefined {
-  if (q.labels === undefined) return undefined
-  try {
-    const wanted = JSON.parse(typeof q.labels === 'string' ? q.labels : '') as unknown
-    if (!Array.isArray(wanted) || !wanted.every((g) => Array.isArray(g))) throw new Error('shape')
-    return wanted as string[][]
-  } catch {
-    throw invalidOne(
-      'invalid_labels_filter',
-      'labels must be a JSON list of lists of label hrefs, e.g. [["/orgs/1/labels/1"]]',
-    )
-  }
-}
-
 export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
 
   api.get('/orgs/:org/workloads', async (req, reply) => {
     const org = orgOf(req)
-    const q = req.query as Record<string, unknown>
-    const wanted = labelsFilter(q)
-    const managed = boolParam(q.managed)
-    const out = (await listWorkloads(db, org)).filter(
-      (w) =>
-        textMatches(w.name, q.name, q) &&
-        textMatches(w.hostname, q.hostname, q) &&
-        textMatches(w.external_data_set, q.external_data_set, q) &&
-        textMatches(w.external_data_reference, q.external_data_reference, q) &&
-        (q.enforcement_mode === undefined || w.enforcement_mode === q.enforcement_mode) &&
-        (q.visibility_level === undefined || w.visibility_level === q.visibility_level) &&
-        (managed === undefined || (w.managed === 1) === managed) &&
-        (!wanted || wanted.some((group) => group.every((h) => w.labels.includes(h)))) &&
-        (q.ip_address === undefined || w.interfaces.some((i) => i.address === q.ip_address)),
+    const f = filtersOf(req)
+    const all = await listWorkloads(db, org)
+    const managedIds = all.filter((w) => w.managed === 1).map((w) => w.id)
+    const agents = new Map(
+      (await agentsOfWorkloads(db, org, managedIds)).map((a) => [a.workload_id, a]),
     )
+    // The sync state needs each host's policy hash: read only when it is asked about.
+    const hashes = f.has('security_policy_sync_state')
+      ? await policyHashes(db, managedIds)
+      : new Map<string, string>()
+    const out = all.filter((w) => {
+      const agent = agents.get(w.id)
+      const sync = agent && syncStateOf(agent, hashes.get(w.id))
+      return workloadMatches(f, org, w, agent, sync)
+    })
     // views (agent state, sync state) only for the workloads the page returns
     return collection(req, reply, ctx.jobs, org, out, (page) => workloadViews(db, org, page))
   })
@@ -111,9 +100,13 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
           const issues = (e as { issues?: unknown }).issues ?? [
             { token: 'error', message: (e as Error).message },
           ]
+          const first = (issues as { token?: string; message?: string }[])[0]
+          // The first problem also at the top, where the Go SDK reads it.
           results.push({
             href: isObj(item) ? (item.href ?? null) : null,
             status: 'validation_failure',
+            token: first?.token ?? 'error',
+            message: first?.message ?? '',
             errors: issues,
           })
         }

@@ -1,4 +1,7 @@
 import type { Kysely, Migration, MigrationProvider } from 'kysely'
+import { sql } from 'kysely'
+import { randomUUID } from 'node:crypto'
+import { DEFAULT_DIMENSION_NAMES } from './default-label-types.js'
 
 /**
  * One set of migrations for SQLite and PostgreSQL: portable DDL, except that an auto-numbered
@@ -245,6 +248,124 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .alterTable('pairing_profiles')
         .addColumn('locks', 'text', (c) => c.notNull().defaultTo('{}'))
         .execute()
+    },
+  },
+  '0005_api_compat': {
+    async up(db: Kysely<unknown>) {
+      // Label types (the vendor's label dimensions): one per key, made on a label's first use.
+      await db.schema
+        .createTable('label_dimensions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text', (c) => c.notNull())
+        .addColumn('display_info', 'text', (c) => c.notNull())
+        .addColumn('external_data_set', 'text')
+        .addColumn('external_data_reference', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .addUniqueConstraint('label_dimensions_org_key', ['org_id', 'key'])
+        .execute()
+      // The four types every org starts with, and the types of the labels that exist already.
+      const { rows: keys } = await sql<{ org_id: number; key: string }>`
+        select distinct org_id, key from labels
+        union select distinct org_id, 'role' from users union select distinct org_id, 'app' from users
+        union select distinct org_id, 'env' from users union select distinct org_id, 'loc' from users`.execute(
+        db,
+      )
+      const t = new Date().toISOString()
+      for (const k of keys)
+        await sql`insert into label_dimensions (id, org_id, key, display_name, display_info,
+            created_at, updated_at, created_by, updated_by)
+          values (${randomUUID()}, ${k.org_id}, ${k.key}, ${DEFAULT_DIMENSION_NAMES[k.key] ?? k.key},
+            '{}', ${t}, ${t}, '{"system":{}}', '{"system":{}}')`.execute(db)
+      // Per-org settings (workload liveness, event retention): one JSON document per name.
+      await db.schema
+        .createTable('org_settings')
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('org_settings_pk', ['org_id', 'name'])
+        .execute()
+      // Async jobs and their datafiles, kept in the store so any server node answers a poll.
+      await db.schema
+        .createTable('jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('job_type', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'text', (c) => c.notNull())
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('terminated_at', 'text')
+        .addColumn('data', 'text')
+        .execute()
+      await db.schema
+        .createIndex('jobs_org_time')
+        .on('jobs')
+        .columns(['org_id', 'requested_at'])
+        .execute()
+      // Users: what /users shows, and service accounts (a user of type service_account).
+      for (const col of ['full_name', 'time_zone', 'last_login_on', 'last_login_ip_address'])
+        await db.schema.alterTable('users').addColumn(col, 'text').execute()
+      await db.schema
+        .alterTable('users')
+        .addColumn('login_count', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute()
+      await db.schema
+        .alterTable('users')
+        .addColumn('type', 'text', (c) => c.notNull().defaultTo('local'))
+        .execute()
+      await db.schema
+        .createTable('service_accounts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('permissions', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .execute()
+      for (const col of ['description', 'expires_at', 'last_login_on', 'created_by'])
+        await db.schema.alterTable('api_keys').addColumn(col, 'text').execute()
+      // Session login: the short auth token and the session it is exchanged for (hashes only).
+      await db.schema
+        .createTable('auth_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'integer', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('api_sessions')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text', (c) => c.notNull())
+        .execute()
+      // VENs: a name and description of their own, and when the agent last said goodbye.
+      for (const col of ['name', 'description', 'last_goodbye_at'])
+        await db.schema.alterTable('agents').addColumn(col, 'text').execute()
+      // Workload fields clients send and read back (stored; see docs/api-compatibility.md).
+      for (const col of [
+        'public_ip',
+        'service_principal_name',
+        'distinguished_name',
+        'service_provider',
+        'data_center',
+        'data_center_zone',
+        'os_id',
+        'os_detail',
+        'ignored_interface_names',
+      ])
+        await db.schema.alterTable('workloads').addColumn(col, 'text').execute()
+      // Whether an unmanaged workload is online, as its owner says (agents report their own).
+      await db.schema.alterTable('workloads').addColumn('online', 'integer').execute()
+      // What each provision changed, as `modified_objects` lists it.
+      await db.schema.alterTable('policy_versions').addColumn('modified', 'text').execute()
     },
   },
 })

@@ -8,6 +8,13 @@ export interface Database {
     username: string
     password_hash: string
     created_at: string
+    full_name: string | null
+    time_zone: string | null
+    last_login_on: string | null
+    last_login_ip_address: string | null
+    login_count: Generated<number>
+    /** `local`, or `service_account` for a service account's principal (no password). */
+    type: Generated<string>
   }
   api_keys: {
     id: Generated<number>
@@ -16,6 +23,11 @@ export interface Database {
     secret_hash: string
     name: string
     created_at: string
+    description: string | null
+    /** After this the key no longer authenticates (null: never). */
+    expires_at: string | null
+    last_login_on: string | null
+    created_by: string | null
   }
   labels: {
     id: Generated<number>
@@ -46,6 +58,8 @@ export interface Database {
     snapshot: string
     object_counts: string
     workloads_affected: number
+    /** What the provision changed (JSON list); null for versions made before it was kept. */
+    modified: string | null
   }
   workloads: {
     id: string
@@ -64,6 +78,18 @@ export interface Database {
     created_at: string
     updated_at: string
     description: string | null
+    public_ip: string | null
+    service_principal_name: string | null
+    distinguished_name: string | null
+    service_provider: string | null
+    data_center: string | null
+    data_center_zone: string | null
+    os_id: string | null
+    os_detail: string | null
+    /** JSON list of interface names. */
+    ignored_interface_names: string | null
+    /** An unmanaged workload's `online` as its owner set it (1/0); null: not set. */
+    online: number | null
   }
   agents: {
     id: string
@@ -82,6 +108,9 @@ export interface Database {
     ruleset: string | null
     ruleset_at: string | null
     backend: string | null
+    name: string | null
+    description: string | null
+    last_goodbye_at: string | null
   }
   /** The host policy each managed workload should enforce; the agent long-polls it. */
   host_policies: {
@@ -180,6 +209,61 @@ export interface Database {
     external_data_set: string | null
     external_data_reference: string | null
     created_at: string
+  }
+  label_dimensions: {
+    id: string
+    org_id: number
+    key: string
+    display_name: string
+    display_info: string
+    external_data_set: string | null
+    external_data_reference: string | null
+    created_at: string
+    updated_at: string
+    created_by: string
+    updated_by: string
+  }
+  /** Per-org settings documents (`workloads`, `events`). */
+  org_settings: {
+    org_id: number
+    name: string
+    value: string
+  }
+  /** Async jobs (`Prefer: respond-async`) and their datafiles. */
+  jobs: {
+    id: string
+    org_id: number
+    job_type: string
+    description: string
+    status: string
+    requested_at: string
+    requested_by: string
+    terminated_at: string | null
+    data: string | null
+  }
+  service_accounts: {
+    id: string
+    org_id: number
+    user_id: number
+    name: string
+    description: string
+    permissions: string
+    created_at: string
+    updated_at: string
+    created_by: string
+  }
+  /** Session login's auth tokens (single use, 30 s), by hash. */
+  auth_tokens: {
+    token_hash: string
+    user_id: number
+    expires_at: string
+  }
+  /** API sessions made from an auth token (Basic `user_<id>:<session token>`), by hash. */
+  api_sessions: {
+    token_hash: string
+    user_id: number
+    created_at: string
+    last_used_at: string
   }
   /** Console sessions: the hash of the cookie's id, and the CSRF token changes must carry. */
   sessions: {

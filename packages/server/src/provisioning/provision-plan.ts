@@ -4,13 +4,15 @@
  * it makes refers only to objects that would be active, and that policy with its counts.
  */
 import { invalid, invalidOne } from '../errors.js'
-import { draftObjectHref, isDraftObjectHref } from '../hrefs.js'
-import { draftReferencesOf } from '../policy/references.js'
+import { draftObjectHref } from '../hrefs.js'
 import type { PolicyType } from '../policy/types.js'
 import { SINGULAR } from '../policy/types.js'
 import type { PolicyObjectRow } from '../stores/policy-objects.js'
 import type { VersionSnapshot } from '../stores/versions.js'
 import type { Doc } from '../validate.js'
+import { sameContent } from './content-compare.js'
+import type { Dependency, PolicyEntry } from './policy-closure.js'
+import { dependenciesOf, missingReferences } from './policy-closure.js'
 
 export type PendingChange = 'create' | 'update' | 'delete'
 
@@ -20,7 +22,7 @@ export function pendingChange(
 ): PendingChange | null {
   if (r.draft_deleted) return 'delete'
   if (r.active === null) return 'create'
-  return JSON.stringify(r.draft) === JSON.stringify(r.active) ? null : 'update'
+  return sameContent(r.draft, r.active) ? null : 'update'
 }
 
 /** An object's change as the audit log records it. */
@@ -42,8 +44,34 @@ export interface ProvisionPlan {
   readonly changes: readonly ObjectChange[]
 }
 
+/** What active becomes: provisioned rows take their draft, the rest keep their active copy. */
+function activeAfterProvision(
+  rows: readonly PolicyObjectRow[],
+  chosen: ReadonlySet<PolicyObjectRow>,
+): PolicyEntry[] {
+  return rows.flatMap((r) => {
+    const doc = chosen.has(r) ? (r.draft_deleted ? null : r.draft) : r.active
+    return doc === null ? [] : [{ type: r.type, id: r.id, doc }]
+  })
+}
+
+/**
+ * What a provision of the pending changes named by `wanted` (draft hrefs) must also take (POST
+ * /sec_policy/draft/dependencies with `operation: commit`).
+ */
+export function provisionDependencies(
+  org: number,
+  rows: readonly PolicyObjectRow[],
+  wanted: ReadonlySet<string>,
+): Dependency[] {
+  const hrefOf = (r: PolicyObjectRow) => draftObjectHref(org, r.type, r.id)
+  const chosen = rows.filter((r) => pendingChange(r) !== null && wanted.has(hrefOf(r)))
+  const missing = missingReferences(org, activeAfterProvision(rows, new Set(chosen)))
+  return dependenciesOf(missing, (h) => wanted.has(h))
+}
+
 /** How many missing references a refusal lists at most. */
-const MAX_LISTED = 20
+export const MAX_LISTED = 20
 
 /**
  * Plans the provision of the org's pending changes: all of them, or those whose draft hrefs are
@@ -63,23 +91,13 @@ export function planProvision(
     throw invalidOne('not_pending', `no pending change for ${unknown.join(', ')}`)
   if (chosen.length === 0)
     throw invalidOne('nothing_to_provision', 'there are no pending changes to provision')
-  const chosenSet = new Set(chosen)
-  // What active becomes: provisioned rows take their draft, the rest keep their active copy.
-  const activeAfter = rows.flatMap((r) => {
-    const doc = chosenSet.has(r) ? (r.draft_deleted ? null : r.draft) : r.active
-    return doc === null ? [] : [{ type: r.type, id: r.id, doc }]
-  })
-  const activeHrefs = new Set(activeAfter.map(hrefOf))
-  const missing = activeAfter.flatMap((o) =>
-    draftReferencesOf(o.doc)
-      .filter((h) => isDraftObjectHref(h) && !activeHrefs.has(h))
-      .map((h) => `${hrefOf(o)} needs ${h}`),
-  )
+  const activeAfter = activeAfterProvision(rows, new Set(chosen))
+  const missing = missingReferences(org, activeAfter)
   if (missing.length > 0)
     throw invalid(
       missing.slice(0, MAX_LISTED).map((m) => ({
         token: 'provision_dependency',
-        message: `${m}, which would not be active; provision them together`,
+        message: `${m.by} needs ${m.needs}, which would not be active; provision them together`,
       })),
     )
   const snapshot: Partial<Record<PolicyType, { id: string; doc: Doc }[]>> = {}

@@ -40,6 +40,9 @@ const VIEW_COLUMNS = [
   'health',
   'survey',
   'created_at',
+  'name',
+  'description',
+  'last_goodbye_at',
 ] as const
 export type AgentView = Pick<AgentRow, (typeof VIEW_COLUMNS)[number]>
 
@@ -71,7 +74,15 @@ export async function agentsOfWorkloads(
 /** The workload fields a VEN shows. */
 export type VenWorkload = Pick<
   WorkloadRow,
-  'id' | 'name' | 'hostname' | 'os_platform' | 'agent_type' | 'labels'
+  | 'id'
+  | 'name'
+  | 'hostname'
+  | 'os_platform'
+  | 'agent_type'
+  | 'labels'
+  | 'interfaces'
+  | 'os_id'
+  | 'os_detail'
 >
 
 /** Every agent of the org with its workload. */
@@ -84,26 +95,45 @@ export async function agentsWithWorkloads(
     .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
     .select(VIEW_COLUMNS.map((c) => `agents.${c}` as const))
     .select([
-      'workloads.name',
+      'workloads.name as wname',
       'workloads.hostname',
       'workloads.os_platform',
       'workloads.agent_type',
       'workloads.labels',
+      'workloads.interfaces',
+      'workloads.os_id',
+      'workloads.os_detail',
       'workloads.id as wid',
     ])
     .where('agents.org_id', '=', org)
     .execute()
-  return rows.map(({ name, hostname, os_platform, agent_type, labels, wid, ...agent }) => ({
-    agent: viewOf(agent),
-    workload: {
-      id: wid,
-      name,
+  return rows.map(
+    ({
+      wname,
       hostname,
       os_platform,
       agent_type,
-      labels: JSON.parse(labels) as string[],
-    },
-  }))
+      labels,
+      interfaces,
+      os_id,
+      os_detail,
+      wid,
+      ...agent
+    }) => ({
+      agent: viewOf(agent),
+      workload: {
+        id: wid,
+        name: wname,
+        interfaces: JSON.parse(interfaces) as WorkloadRow['interfaces'],
+        os_id,
+        os_detail,
+        hostname,
+        os_platform,
+        agent_type,
+        labels: JSON.parse(labels) as string[],
+      },
+    }),
+  )
 }
 
 export async function findAgent(db: Db, org: number, id: string): Promise<AgentView | undefined> {
@@ -152,6 +182,32 @@ export async function workloadsOfAgents(db: Db, ids: readonly string[]): Promise
     .where('id', 'in', [...ids, ''])
     .execute()
   return rows.map((r) => r.workload_id)
+}
+
+/**
+ * Whether a workload is online: a managed one while its agent keeps in touch (not marked
+ * offline, not unpairing); an unmanaged one as its owner says (online unless set otherwise).
+ */
+export function isOnline(
+  w: { readonly online: number | null },
+  agent: { readonly status: string } | undefined,
+): boolean {
+  return agent ? agent.status === 'active' : w.online !== 0
+}
+
+/** Sets what a VEN is called and described as (its own name, apart from its workload's). */
+export async function setVenNames(
+  db: Db,
+  id: string,
+  fields: { name?: string | null; description?: string | null },
+): Promise<void> {
+  if (Object.keys(fields).length === 0) return
+  await db.updateTable('agents').set(fields).where('id', '=', id).execute()
+}
+
+/** Records an agent's goodbye (a graceful stop). */
+export async function setGoodbye(db: Db, id: string, at: string): Promise<void> {
+  await db.updateTable('agents').set({ last_goodbye_at: at }).where('id', '=', id).execute()
 }
 
 /** Asks agents to unpair, restoring the firewall as `mode` says, at their next policy request. */
@@ -227,7 +283,7 @@ export async function deleteAgent(db: Db, id: string): Promise<void> {
 
 // ---- liveness and metrics ----
 
-/** Every agent's last heartbeat and health, with its hostname. */
+/** Every agent's last heartbeat, goodbye and health, with its workload's hostname and labels. */
 export async function heartbeats(db: Db) {
   const rows = await db
     .selectFrom('agents')
@@ -238,10 +294,17 @@ export async function heartbeats(db: Db) {
       'agents.status',
       'agents.health',
       'agents.last_heartbeat_at',
+      'agents.last_goodbye_at',
       'workloads.hostname',
+      'workloads.labels',
+      'workloads.agent_type',
     ])
     .execute()
-  return rows.map((r) => ({ ...r, health: readHealth(r.health) }))
+  return rows.map((r) => ({
+    ...r,
+    health: readHealth(r.health),
+    labels: JSON.parse(r.labels) as string[],
+  }))
 }
 
 /** Sets an agent's health, and marks it offline if `offline`. */

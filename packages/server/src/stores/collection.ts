@@ -27,7 +27,7 @@ export interface TextFilter<C extends string> {
 }
 
 /**
- * The filter `textMatches` (in http.ts) applies to rows in memory, done by the store: `=` when
+ * The text filter `Filters.text` (query/query-filters.ts) applies in memory, done by the store: `=` when
  * exact, else a case-insensitive substring (SQLite folds the case of ASCII letters only).
  */
 export function textFilter({ column, wanted, exact }: TextFilter<string>): RawBuilder<SqlBool> {

@@ -3,7 +3,7 @@ import type { FlowSummaryUpload } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
-import type { AggregatedFlow } from '../traffic/flow-match.js'
+import type { AggregatedFlow } from '../traffic/flow-merge.js'
 import type { TrafficQuery } from '../traffic/query-parse.js'
 import type { Db } from './db.js'
 
@@ -101,13 +101,17 @@ const FLOW_KEY = [
   'dropped_downstream',
 ] as const
 
-/** Sums the org's summaries in the time range over intervals and reporters (SQL does the work). */
+/**
+ * Sums the org's summaries in the time range over intervals, per reporting end (SQL does the
+ * work). Every decision is read: the two ends' reports of a connection are merged before a
+ * query's decision filter applies to the merged record.
+ */
 export async function aggregateFlows(
   db: Kysely<Database>,
   org: number,
-  q: Pick<TrafficQuery, 'startDate' | 'endDate' | 'policyDecisions'>,
+  q: Pick<TrafficQuery, 'startDate' | 'endDate'>,
 ): Promise<AggregatedFlow[]> {
-  let query = db
+  const query = db
     .selectFrom('flow_summaries')
     .select(FLOW_KEY)
     .select((e) => [
@@ -118,8 +122,6 @@ export async function aggregateFlows(
     .where('org_id', '=', org)
     .where('last_seen', '>=', q.startDate)
     .where('first_seen', '<=', q.endDate)
-  if (q.policyDecisions.length > 0)
-    query = query.where('policy_decision', 'in', [...q.policyDecisions])
   const rows = await query.groupBy(FLOW_KEY).execute()
   // PostgreSQL returns sums of integers as text (bigint).
   return rows.map((r) => ({ ...r, num_connections: Number(r.num_connections) }))

@@ -36,6 +36,13 @@ export function labelsMatching(
   }
 }
 
+/** The org's labels (ids and keys), of one key when asked. */
+export async function labelsWithKey(db: Db, org: number, key?: string) {
+  let query = labelsOf(db, org).select(['id', 'key'])
+  if (key !== undefined) query = query.where('key', '=', key)
+  return query.execute()
+}
+
 export async function findLabel(db: Db, org: number, id: number): Promise<LabelRow | undefined> {
   return labelsOf(db, org).selectAll().where('id', '=', id).executeTakeFirst()
 }

@@ -128,6 +128,10 @@ async function setColumns(
 export const saveDraft = (db: Db, key: Key, draft: Doc) =>
   setColumns(db, key, { draft: writeDoc(draft) })
 
+/** Sets an object's draft, cancelling a pending delete (a revert, a restore). */
+export const setDraft = (db: Db, key: Key, draft: Doc) =>
+  setColumns(db, key, { draft: writeDoc(draft), draft_deleted: 0 })
+
 /** Marks a provisioned object deleted in the draft; the next provision deletes it. */
 export const markDeleted = (db: Db, key: Key) => setColumns(db, key, { draft_deleted: 1 })
 

@@ -3,9 +3,12 @@
  * the JSON text of the flow records, sent as it is.
  */
 import type { Selectable, Updateable } from 'kysely'
+import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { FlowRecord } from '../traffic/flow-match.js'
 import type { Doc } from '../validate.js'
+import type { StoredCollection } from './collection.js'
+import { countOf } from './collection.js'
 import type { Db } from './db.js'
 
 type QueryRecord = Selectable<Database['traffic_queries']>
@@ -59,16 +62,33 @@ export async function findQuery(
   return r && decode(r)
 }
 
-/** The org's newest queries (at most 500). */
-export async function listQueries(db: Db, org: number): Promise<TrafficQueryRow[]> {
-  const rows = await db
-    .selectFrom('traffic_queries')
-    .selectAll()
-    .where('org_id', '=', org)
-    .orderBy('created_at', 'desc')
-    .limit(500)
-    .execute()
-  return rows.map(decode)
+/** The org's queries, newest first; only the rows sent are read (their results stay behind). */
+export function queriesOf(db: Db, org: number): StoredCollection<TrafficQueryRow> {
+  const query = db.selectFrom('traffic_queries').where('org_id', '=', org)
+  return {
+    count: () => countOf(query),
+    read: async (limit) =>
+      (
+        await query
+          .select([
+            'id',
+            'org_id',
+            'status',
+            'query_parameters',
+            'error',
+            'rules',
+            'matches_count',
+            'flows_count',
+            'created_by',
+            'created_at',
+            'updated_at',
+          ])
+          .select(sql<string | null>`null`.as('result'))
+          .orderBy('created_at', 'desc')
+          .limit(limit)
+          .execute()
+      ).map(decode),
+  }
 }
 
 /** Moves a query that is still queued or working on (a cancelled one stays cancelled). */

@@ -76,9 +76,33 @@ export async function versionSnapshot(
   return v && (JSON.parse(v.snapshot) as VersionSnapshot)
 }
 
+/** One object a provision changed, as `modified_objects` lists it. */
+export interface ModifiedObject {
+  readonly href: string
+  readonly object_type: string
+  readonly update_type: 'create' | 'update' | 'delete'
+  readonly name: string | null
+  readonly updated_at: string
+  readonly updated_by: { readonly href: string } | null
+}
+
+/** What a version changed, as its provision recorded it; null for versions made before. */
+export async function versionModified(
+  db: Db,
+  org: number,
+  version: number,
+): Promise<ModifiedObject[] | null | undefined> {
+  const v = await versionOf(db, org, version).select('modified').executeTakeFirst()
+  if (!v) return undefined
+  return v.modified === null ? null : (JSON.parse(v.modified) as ModifiedObject[])
+}
+
 export async function insertVersion(
   db: Db,
-  v: Omit<VersionRow, 'workloads_affected'> & { readonly snapshot: VersionSnapshot },
+  v: Omit<VersionRow, 'workloads_affected'> & {
+    readonly snapshot: VersionSnapshot
+    readonly modified: readonly ModifiedObject[]
+  },
 ): Promise<void> {
   await db
     .insertInto('policy_versions')
@@ -91,6 +115,7 @@ export async function insertVersion(
       snapshot: JSON.stringify(v.snapshot),
       object_counts: JSON.stringify(v.object_counts),
       workloads_affected: 0,
+      modified: JSON.stringify(v.modified),
     })
     .execute()
 }

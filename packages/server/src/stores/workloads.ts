@@ -11,36 +11,68 @@ import type { Db } from './db.js'
 
 /** A workload as stored. */
 export type WorkloadRecord = Selectable<Database['workloads']>
-/** A workload with its labels (hrefs) and interfaces read. */
-export interface WorkloadRow extends Omit<WorkloadRecord, 'labels' | 'interfaces'> {
+/** The JSON columns, read here and nowhere else. */
+type JsonColumn = 'labels' | 'interfaces' | 'ignored_interface_names'
+/** A workload with its labels (hrefs), interfaces and ignored interface names read. */
+export interface WorkloadRow extends Omit<WorkloadRecord, JsonColumn> {
   readonly labels: string[]
   readonly interfaces: readonly WorkloadInterface[]
+  readonly ignored_interface_names: string[]
 }
-type WorkloadFields = Omit<Updateable<Database['workloads']>, 'labels' | 'interfaces'> & {
+type WorkloadFields = Omit<Updateable<Database['workloads']>, JsonColumn> & {
   readonly labels?: readonly string[]
   readonly interfaces?: readonly WorkloadInterface[]
+  readonly ignored_interface_names?: readonly string[]
 }
+
+/**
+ * What clients say of a workload that Palisade keeps as given, shows, and filters on (null:
+ * not set). An agent reports none of them; for a managed workload they are its owner's to set.
+ */
+export const WORKLOAD_DETAILS = [
+  'public_ip',
+  'service_principal_name',
+  'distinguished_name',
+  'service_provider',
+  'data_center',
+  'data_center_zone',
+  'os_id',
+  'os_detail',
+] as const
+export type WorkloadDetail = (typeof WORKLOAD_DETAILS)[number]
+/** A workload to insert: the details and `online` may be left out (unset). */
+export type NewWorkload = Omit<WorkloadRow, WorkloadDetail | 'online' | 'ignored_interface_names'> &
+  Partial<Pick<WorkloadRow, WorkloadDetail | 'online' | 'ignored_interface_names'>>
 
 const readLabels = (text: string) => JSON.parse(text) as string[]
 const readInterfaces = (text: string) => JSON.parse(text) as WorkloadInterface[]
+const readIgnored = (text: string | null) => (text ? (JSON.parse(text) as string[]) : [])
 
 /** The org's workloads. */
 const workloadsOf = (db: Db, org: number) => db.selectFrom('workloads').where('org_id', '=', org)
 
-function decode<R extends Pick<WorkloadRecord, 'labels' | 'interfaces'>>(
-  r: R,
-): Omit<R, 'labels' | 'interfaces'> & Pick<WorkloadRow, 'labels' | 'interfaces'> {
-  return { ...r, labels: readLabels(r.labels), interfaces: readInterfaces(r.interfaces) }
+function decode<
+  R extends Pick<WorkloadRecord, 'labels' | 'interfaces' | 'ignored_interface_names'>,
+>(r: R): Omit<R, JsonColumn> & Pick<WorkloadRow, JsonColumn> {
+  return {
+    ...r,
+    labels: readLabels(r.labels),
+    interfaces: readInterfaces(r.interfaces),
+    ignored_interface_names: readIgnored(r.ignored_interface_names),
+  }
 }
 
 /** The stored form of a workload's fields; the audit log shows workloads in this form. */
 export function workloadRecord<W extends WorkloadFields>(
   w: W,
-): Omit<W, 'labels' | 'interfaces'> & Partial<Pick<WorkloadRecord, 'labels' | 'interfaces'>> {
+): Omit<W, JsonColumn> & Partial<Pick<WorkloadRecord, JsonColumn>> {
   return {
     ...w,
     ...(w.labels && { labels: JSON.stringify(w.labels) }),
     ...(w.interfaces && { interfaces: JSON.stringify(w.interfaces) }),
+    ...(w.ignored_interface_names && {
+      ignored_interface_names: JSON.stringify(w.ignored_interface_names),
+    }),
   }
 }
 
@@ -56,6 +88,7 @@ export const MODEL_COLUMNS = [
   'workloads.visibility_level',
   'workloads.labels',
   'workloads.interfaces',
+  'workloads.ignored_interface_names',
 ] as const
 type ModelField = (typeof MODEL_COLUMNS)[number] extends `workloads.${infer F}` ? F : never
 /** The columns of a workload's model as stored. */
@@ -78,11 +111,14 @@ export function workloadModel(org: number, r: Pick<WorkloadRow, ModelField>): Wo
       ? 'flow_full_detail'
       : r.visibility_level) as Workload['visibilityLevel'],
     labels: r.labels ?? [],
-    interfaces: (r.interfaces ?? []).map((i) => ({
-      name: i.name,
-      address: i.address,
-      ...(typeof i.cidr_block === 'number' && { cidrBlock: i.cidr_block }),
-    })),
+    // An ignored interface's addresses are not the workload's in its peers' policy.
+    interfaces: (r.interfaces ?? [])
+      .filter((i) => !(r.ignored_interface_names ?? []).includes(i.name))
+      .map((i) => ({
+        name: i.name,
+        address: i.address,
+        ...(typeof i.cidr_block === 'number' && { cidrBlock: i.cidr_block }),
+      })),
   }
 }
 
@@ -128,7 +164,7 @@ export async function workloadsLabelled(db: Db, org: number, href: string): Prom
   return rows.filter((w) => readLabels(w.labels).includes(href)).map((w) => w.id)
 }
 
-export async function insertWorkload(db: Db, w: WorkloadRow): Promise<void> {
+export async function insertWorkload(db: Db, w: NewWorkload): Promise<void> {
   await db
     .insertInto('workloads')
     .values(workloadRecord(w) as WorkloadRecord)

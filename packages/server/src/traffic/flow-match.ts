@@ -10,7 +10,16 @@ import {
   DEFAULT_FAILSAFE,
   hostPolicyComputer,
 } from '@palisade/model'
-import type { ActorRef, ServiceFilter, Side, TrafficQuery } from './query-parse.js'
+import { draftHref } from '../hrefs.js'
+import type { AggregatedFlow, MergedFlow } from './flow-merge.js'
+import { mergeReports } from './flow-merge.js'
+import type {
+  ActorRef,
+  BoundaryDecision,
+  ServiceFilter,
+  Side,
+  TrafficQuery,
+} from './query-parse.js'
 
 /** A workload as flow records show it. */
 export interface FlowWorkload {
@@ -26,23 +35,10 @@ export interface FlowWorkload {
 export interface ActorContext {
   readonly workloadByIp: ReadonlyMap<string, FlowWorkload>
   readonly ipLists: ReadonlyMap<string, AddressSet>
-}
-
-/** Flow summaries summed over reporters' intervals (the store's GROUP BY). */
-export interface AggregatedFlow {
-  readonly direction: string
-  readonly src_ip: string
-  readonly dst_ip: string
-  readonly port: number | null
-  readonly proto: number
-  readonly icmp_type: number | null
-  readonly icmp_code: number | null
-  readonly policy_decision: string
-  readonly rule_href: string | null
-  readonly dropped_downstream: number
-  readonly num_connections: number
-  readonly first_seen: string
-  readonly last_seen: string
+  /** Each label group's labels, expanded, by its draft href. */
+  readonly labelGroups: ReadonlyMap<string, ReadonlySet<string>>
+  /** The override deny rules, by their draft hrefs. */
+  readonly overrideDenyRules: ReadonlySet<string>
 }
 
 function actorMatches(a: ActorRef, ip: string, ctx: ActorContext, q: TrafficQuery): boolean {
@@ -50,6 +46,12 @@ function actorMatches(a: ActorRef, ip: string, ctx: ActorContext, q: TrafficQuer
   switch (a.kind) {
     case 'label':
       return w?.labels.some((l) => l.href === a.href) ?? false
+    case 'label_group': {
+      const members = ctx.labelGroups.get(draftHref(a.href))
+      return (members && w?.labels.some((l) => members.has(l.href))) ?? false
+    }
+    case 'fqdn':
+      return a.addresses.includes(ip)
     case 'workload':
       return w?.href === a.href
     case 'ip_list': {
@@ -75,14 +77,35 @@ export function sideMatches(side: Side, ip: string, ctx: ActorContext, q: Traffi
   )
 }
 
-const serviceMatches = (s: ServiceFilter, f: AggregatedFlow) =>
-  (s.proto === undefined || s.proto === f.proto) &&
-  (s.port === undefined || (f.port !== null && f.port >= s.port && f.port <= (s.toPort ?? s.port)))
+const isIcmp = (proto: number) => proto === 1 || proto === 58
 
-export function flowMatches(f: AggregatedFlow, q: TrafficQuery, ctx: ActorContext): boolean {
+const serviceMatches = (s: ServiceFilter, f: MergedFlow) =>
+  (s.proto === undefined || s.proto === f.proto) &&
+  (s.port === undefined ||
+    (f.port !== null && f.port >= s.port && f.port <= (s.toPort ?? s.port))) &&
+  (s.icmpType === undefined || (isIcmp(f.proto) && f.icmp_type === s.icmpType)) &&
+  (s.icmpCode === undefined || (isIcmp(f.proto) && f.icmp_code === s.icmpCode))
+
+/** The boundary decisions a flow record is: blocked by a deny rule (override or not), or by a foreign rule after ours. */
+function boundaryOf(f: MergedFlow, ctx: ActorContext): BoundaryDecision[] {
+  const out: BoundaryDecision[] = []
+  if (f.dropped_downstream) out.push('blocked_non_illumio_rule')
+  if (f.policy_decision === 'blocked' && f.rule_href?.includes('/deny_rules/'))
+    out.push(
+      ctx.overrideDenyRules.has(draftHref(f.rule_href)) ? 'blocked_by_override_deny' : 'blocked',
+    )
+  return out
+}
+
+export function flowMatches(f: MergedFlow, q: TrafficQuery, ctx: ActorContext): boolean {
   if (
     q.policyDecisions.length > 0 &&
     !q.policyDecisions.includes(f.policy_decision as PolicyDecision)
+  )
+    return false
+  if (
+    q.boundaryDecisions.length > 0 &&
+    !boundaryOf(f, ctx).some((b) => q.boundaryDecisions.includes(b))
   )
     return false
   const { include, exclude } = q.services
@@ -105,14 +128,18 @@ const endpoint = (ip: string, ctx: ActorContext) => {
         name: w.name,
         hostname: w.hostname,
         os_type: w.os_type,
+        managed: w.managed,
         labels: w.labels,
       },
     }),
   }
 }
 
-/** One flow record in the vendor's shape, with the rule and the downstream drop we add. */
-export function flowRecord(f: AggregatedFlow, ctx: ActorContext) {
+/**
+ * One flow record in the vendor's shape, with Palisade's additions: the rule behind the
+ * decision, the downstream drop, and what each end reported (`reports`).
+ */
+export function flowRecord(f: MergedFlow, ctx: ActorContext) {
   return {
     src: endpoint(f.src_ip, ctx),
     dst: endpoint(f.dst_ip, ctx),
@@ -123,10 +150,11 @@ export function flowRecord(f: AggregatedFlow, ctx: ActorContext) {
     state: 'unknown',
     timestamp_range: { first_detected: f.first_seen, last_detected: f.last_seen },
     policy_decision: f.policy_decision,
-    flow_direction: f.direction,
+    flow_direction: f.flow_direction,
     transmission: 'unicast',
     rule_href: f.rule_href,
-    dropped_downstream: f.dropped_downstream === 1,
+    dropped_downstream: f.dropped_downstream,
+    reports: f.reports,
   }
 }
 export type FlowRecord = ReturnType<typeof flowRecord>
@@ -137,7 +165,7 @@ export function selectFlows(
   q: TrafficQuery,
   ctx: ActorContext,
 ): { records: FlowRecord[]; matches: number } {
-  const hits = rows.filter((f) => flowMatches(f, q, ctx))
+  const hits = mergeReports(rows).filter((f) => flowMatches(f, q, ctx))
   hits.sort((a, b) =>
     a.last_seen < b.last_seen
       ? 1
@@ -152,11 +180,15 @@ export function selectFlows(
 }
 
 /**
- * What the draft policy would decide for each flow, seen from the workload that reported it
- * (the destination for inbound flows, the source for outbound ones). The agent's own failsafe
- * ports are not known here: the defaults are assumed.
+ * What the draft policy would decide for each flow, seen from the end whose decision the record
+ * shows (the destination when it reported the flow, else the source), as `policy_decision` is.
+ * The agent's own failsafe ports are not known here: the defaults are assumed.
  */
-export function draftDecider(draft: PolicySnapshot): (f: FlowRecord) => PolicyDecision {
+export function draftDecider(
+  draft: PolicySnapshot,
+): (
+  f: Pick<FlowRecord, 'flow_direction' | 'src' | 'dst' | 'service' | 'icmp_type' | 'icmp_code'>,
+) => PolicyDecision {
   const compute = hostPolicyComputer(draft)
   const known = new Set(draft.workloads.map((w) => w.href))
   return (f) => {

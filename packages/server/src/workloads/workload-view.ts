@@ -3,12 +3,15 @@ import { describeModeReason, resolveMode, workloadCoexistenceView } from '@palis
 import { firewallSettings } from '../host-policy/snapshot-builder.js'
 import { agentHref, venHref, workloadHref } from '../hrefs.js'
 import type { AgentView, VenWorkload } from '../stores/agents.js'
-import { agentsOfWorkloads } from '../stores/agents.js'
+import { agentsOfWorkloads, isOnline } from '../stores/agents.js'
 import type { Db } from '../stores/db.js'
 import { policyHashes } from '../stores/host-policies.js'
 import { labelsByHref } from '../stores/labels.js'
 import type { WorkloadRow } from '../stores/workloads.js'
-import { workloadModel } from '../stores/workloads.js'
+import { WORKLOAD_DETAILS, workloadModel } from '../stores/workloads.js'
+import { venHealthOf } from './agent-health.js'
+import { legacyModeOf } from './workload-fields.js'
+import { AGENT_VERSION, venStatusOf } from './workload-filters.js'
 import type { Doc } from '../validate.js'
 import { interfaceView } from './workload-interfaces.js'
 
@@ -35,6 +38,15 @@ interface ViewContext {
   readonly policyHashes: ReadonlyMap<string, string>
 }
 
+/** `synced` once the agent applied the host policy stored for it now, else `syncing`. */
+export function syncStateOf(agent: AgentView, current: string | undefined): 'synced' | 'syncing' {
+  return agent.applied_version !== null &&
+    current !== undefined &&
+    agent.health.applied_hash === current
+    ? 'synced'
+    : 'syncing'
+}
+
 /** A workload as the API shows it, with the computed firewall mode and its agent's state. */
 function workloadView(
   org: number,
@@ -44,7 +56,6 @@ function workloadView(
   const agent = agents.get(w.id)
   const model = workloadModel(org, w)
   const mode = resolveMode(model, settings)
-  const current = agent ? policyHashes.get(w.id) : undefined
   const health = agent?.health
   return {
     href: workloadHref(org, w.id),
@@ -52,32 +63,55 @@ function workloadView(
     hostname: w.hostname,
     description: w.description,
     managed: w.managed === 1,
-    online: agent ? agent.status === 'active' : true,
+    online: isOnline(w, agent),
     enforcement_mode: w.enforcement_mode,
     visibility_level: w.visibility_level,
     os_type: w.os_platform,
+    ...Object.fromEntries(WORKLOAD_DETAILS.map((k) => [k, w[k]])),
+    ignored_interface_names: w.ignored_interface_names,
     labels: model.labels.map((href) => ({ href, ...labels.get(href) })),
     interfaces: w.interfaces.map(interfaceView),
     firewall_coexistence: workloadCoexistenceView(mode),
-    ven: agent ? { href: venHref(org, agent.id) } : null,
+    ven: agent
+      ? {
+          href: venHref(org, agent.id),
+          hostname: w.hostname,
+          name: agent.name ?? w.name,
+          status: venStatusOf(agent),
+          ven_type: w.agent_type,
+        }
+      : null,
+    // The vendor's deprecated agent object: clients still read `agent.config` of every
+    // managed workload (the Go SDK dereferences it on each update).
     agent: agent
       ? {
           href: agentHref(org, agent.id),
           type: w.agent_type,
+          active_pce_fqdn: null,
+          target_pce_fqdn: null,
+          config: {
+            mode: legacyModeOf(w.enforcement_mode),
+            log_traffic: w.visibility_level !== 'flow_off',
+            security_policy_update_mode: 'adaptive',
+            visibility_level: w.visibility_level,
+          },
+          secure_connect: { matching_issuer_name: null },
           status: {
+            uid: agent.id,
             status: agent.status,
+            agent_version: AGENT_VERSION,
             last_heartbeat_on: agent.last_heartbeat_at,
+            uptime_seconds: null,
             managed_since: agent.created_at,
-            security_policy_sync_state:
-              agent.applied_version !== null &&
-              current !== undefined &&
-              health?.applied_hash === current
-                ? 'synced'
-                : 'syncing',
+            security_policy_sync_state: syncStateOf(agent, policyHashes.get(w.id)),
             security_policy_applied_at: agent.applied_at,
+            security_policy_received_at: agent.applied_at,
+            security_policy_refresh_at: null,
             security_policy_applied_version: agent.applied_version,
             fw_config_current: agent.applied_mode !== null,
+            firewall_rule_count: null,
             agent_health: health?.conditions ?? [],
+            agent_health_errors: { errors: [], warnings: [] },
           },
         }
       : null,
@@ -114,18 +148,31 @@ function workloadView(
 export function venView(org: number, a: AgentView, w: VenWorkload) {
   return {
     href: venHref(org, a.id),
-    name: w.name,
+    name: a.name ?? w.name,
+    description: a.description ?? null,
     hostname: w.hostname,
     uid: a.id,
+    os_id: w.os_id,
+    os_detail: w.os_detail,
     os_platform: w.os_platform,
-    status: a.status.startsWith('unpairing:') ? 'active' : a.status,
+    status: venStatusOf(a),
     ven_type: w.agent_type,
     activation_type: 'pairing_key',
-    version: '0.1.0',
+    version: AGENT_VERSION,
+    interfaces: w.interfaces.map((i) => ({ ...i, link_state: 'up' })),
     workloads: [{ href: workloadHref(org, w.id) }],
     labels: w.labels.map((href) => ({ href })),
     last_heartbeat_at: a.last_heartbeat_at,
+    last_goodbye_at: a.last_goodbye_at,
+    unpair_allowed: true,
+    upgrade_pending: false,
+    active_pce_fqdn: null,
+    target_pce_fqdn: null,
+    container_cluster: null,
+    secure_connect: null,
+    caps: ['write', 'unpair'],
     conditions: a.health.conditions ?? [],
+    health: venHealthOf(a),
     created_at: a.created_at,
   }
 }

@@ -13,7 +13,9 @@ import { invalidOne, orNotFound } from '../errors.js'
 import { workloadHref } from '../hrefs.js'
 import { recordEvent } from '../stores/events.js'
 import { labelsByHref } from '../stores/labels.js'
-import type { WorkloadRow } from '../stores/workloads.js'
+import type { NewWorkload, WorkloadRow } from '../stores/workloads.js'
+import { agentOfWorkload, isOnline } from '../stores/agents.js'
+import type { Db } from '../stores/db.js'
 import {
   deleteWorkload,
   findWorkload,
@@ -25,7 +27,7 @@ import type { Doc } from '../validate.js'
 import { checkWorkload } from './workload-fields.js'
 
 /** A workload of the org by id; 404 when there is none. */
-export const workloadOf = async (db: Kysely<Database>, org: number, id: string) =>
+export const workloadOf = async (db: Db, org: number, id: string) =>
   orNotFound(await findWorkload(db, org, id), workloadHref(org, id))
 
 export async function createWorkload(
@@ -34,10 +36,11 @@ export async function createWorkload(
   org: number,
   body: Doc,
 ): Promise<WorkloadRow> {
-  const fields = await checkWorkload(body, true, false, () => labelsByHref(db, org))
+  const fields = await checkWorkload(body, undefined, () => labelsByHref(db, org))
   const id = newUuid()
   const t = now()
-  const row: WorkloadRow = {
+  const row: NewWorkload = {
+    ...fields,
     id,
     org_id: org,
     name: fields.name ?? fields.hostname ?? id,
@@ -55,7 +58,7 @@ export async function createWorkload(
     created_at: t,
     updated_at: t,
   }
-  await db.transaction().execute(async (tx) => {
+  return db.transaction().execute(async (tx) => {
     await insertWorkload(tx, row)
     await recordEvent(tx, org, {
       event_type: 'workload.create',
@@ -64,8 +67,8 @@ export async function createWorkload(
         resourceChange('workload', workloadHref(org, id), 'create', undefined, workloadRecord(row)),
       ],
     })
+    return workloadOf(tx, org, id)
   })
-  return row
 }
 
 export async function editWorkload(
@@ -76,7 +79,10 @@ export async function editWorkload(
   body: Doc,
 ): Promise<void> {
   const before = await workloadOf(db, org, id)
-  const fields = await checkWorkload(body, false, before.managed === 1, () => labelsByHref(db, org))
+  const agent = before.managed === 1 ? await agentOfWorkload(db, id) : undefined
+  const fields = await checkWorkload(body, { row: before, online: isOnline(before, agent) }, () =>
+    labelsByHref(db, org),
+  )
   await db.transaction().execute(async (tx) => {
     const after = await updateWorkload(tx, id, { ...fields, updated_at: now() })
     await recordEvent(tx, org, {
