@@ -52,6 +52,7 @@ export class FlowAggregator {
   }
 
   logged(packet: LoggedPacket, tag: FlowLogTag): void {
+    if (packet.opening === false) return
     const key = connectionKey(packet)
     const p = { packet, tag, key, attempt: `${key} ${packet.seq ?? ''}` }
     // Only a watched connection must wait for its confirmation.

@@ -25,6 +25,7 @@ describe('NFLOG pcap reader', () => {
         sport: 45840,
         dport: 80,
         seq: 0x4d68160f,
+        opening: true,
       },
       {
         prefix: 'pal:A:i:abcd1234',
@@ -35,6 +36,7 @@ describe('NFLOG pcap reader', () => {
         sport: 50806,
         dport: 80,
         seq: 0xa1ea157d,
+        opening: true,
       },
     ])
     expect(got[0]?.timeMs).toBe(1795680884 * 1000 + 136)
@@ -89,6 +91,10 @@ describe('NFLOG pcap reader', () => {
     expect(parseIpHeader(v4(17, [0, 53, 0, 54], 0x0010))).not.toHaveProperty('sport')
     expect(parseIpHeader(v4(17, [0, 53, 0, 54]))).toMatchObject({ sport: 53, dport: 54 })
     expect(parseIpHeader(Buffer.from([0x45, 0, 0]))).toBeUndefined()
+    const tcp = (flags: number) => [0, 80, 0x9c, 0x40, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, flags]
+    expect(parseIpHeader(v4(6, tcp(0x02)))).toMatchObject({ seq: 7, opening: true })
+    expect(parseIpHeader(v4(6, tcp(0x12)))).toMatchObject({ opening: false })
+    expect(parseIpHeader(v4(6, tcp(0x10)))).toMatchObject({ opening: false })
   })
 })
 
@@ -207,6 +213,14 @@ describe('flow aggregation', () => {
     a.logged({ ...first, timeMs: T + 2000, seq: 99 }, tag('blocked'))
     a.settle(T + 10_000)
     expect(a.drain()[0]?.num_connections).toBe(2)
+  })
+
+  it('does not count a stray TCP segment of a connection conntrack forgot, only an opening SYN', () => {
+    const a = make(false, false)
+    a.logged({ ...syn(1000, 0), opening: false }, tag('potentially_blocked'))
+    a.logged({ ...syn(1001, 0), opening: true }, tag('potentially_blocked'))
+    a.settle(T + 10_000)
+    expect(a.drain().map((f) => f.num_connections)).toEqual([1])
   })
 
   it('does not take an earlier connection on the same tuple as a confirmation', () => {

@@ -17,6 +17,11 @@ export interface LoggedPacket {
   readonly dport?: number
   /** TCP: the sequence number, the same in every retransmission of one connection's SYN. */
   readonly seq?: number
+  /**
+   * TCP: whether the segment opens a connection (SYN without ACK). Conntrack's loose pickup lets
+   * a stray segment of a connection it no longer tracks reach our rules as new; it is not one.
+   */
+  readonly opening?: boolean
   readonly icmp?: { readonly type: number; readonly code: number; readonly id?: number }
 }
 
@@ -80,6 +85,7 @@ export function parseIpHeader(p: Buffer): Omit<LoggedPacket, 'timeMs' | 'prefix'
       sport: p.readUInt16BE(l4),
       dport: p.readUInt16BE(l4 + 2),
       ...(proto === 6 && p.length >= l4 + 8 && { seq: p.readUInt32BE(l4 + 4) }),
+      ...(proto === 6 && p.length >= l4 + 14 && { opening: ((p[l4 + 13] ?? 0) & 0x12) === 0x02 }),
     }
   if ((proto === 1 || proto === 58) && p.length >= l4 + 2) {
     const type = p[l4] ?? 0
