@@ -37,16 +37,20 @@ export function changeSubset(
   return out
 }
 
+/** `2 rule sets`, `1 IP list`: a count of policy objects of one type. */
+export function typeCount(type: string, n: number): string {
+  const name = policyTypeName(type)
+  // An acronym keeps its capitals (`IP list`); other words read in lower case.
+  const word = /^[A-Z]{2}/.test(name) ? name : name.toLowerCase()
+  return `${n} ${word}${n === 1 ? '' : 's'}`
+}
+
 /** `2 rule sets, 1 service, the firewall settings`. */
 export function countsText(items: readonly Pick<PendingItem, 'type'>[]): string {
   const counts = new Map<string, number>()
   for (const i of items) counts.set(i.type, (counts.get(i.type) ?? 0) + 1)
   return [...counts]
-    .map(([t, n]) =>
-      t === 'firewall_settings'
-        ? 'the firewall settings'
-        : `${n} ${policyTypeName(t).toLowerCase()}${n === 1 ? '' : 's'}`,
-    )
+    .map(([t, n]) => (t === 'firewall_settings' ? 'the firewall settings' : typeCount(t, n)))
     .join(', ')
 }
 

@@ -2,9 +2,9 @@ import { useState } from 'preact/hooks'
 import { call, nameOfHref, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Pager, useListView } from '../list.js'
-import { firewallModeName, policyTypeName, updateTypeName } from '../names.js'
+import { firewallModeName, updateTypeName } from '../names.js'
 import type { PendingItem } from '../pending-items.js'
-import { changeSubset, countsText, pendingItems, titleOf } from '../pending-items.js'
+import { changeSubset, countsText, pendingItems, titleOf, typeCount } from '../pending-items.js'
 import { loadLabels, loadPolicy, loadWorkloads } from '../policy-data.js'
 import { diffLines, policyLines } from '../policy-lines.js'
 import type { HostChange } from '../policy-preview.js'
@@ -242,7 +242,7 @@ export function ProvisionPage({ onChanged }: { onChanged: () => void }) {
                 <td>{v.created_by?.username ?? '—'}</td>
                 <td>
                   {Object.entries(v.object_counts ?? {})
-                    .map(([t, n]) => `${n} ${policyTypeName(t).toLowerCase()}`)
+                    .map(([t, n]) => typeCount(t, n))
                     .join(', ')}
                 </td>
                 <td>{v.workloads_affected}</td>
