@@ -166,9 +166,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
         {page === 'workloads' && !id && <WorkloadsPage />}
         {page === 'workloads' && id && <WorkloadPage id={id} />}
         {page === 'policy' && !id && <PolicyPage />}
-        {page === 'provision' && !id && (
-          <ProvisionPage onProvisioned={() => void pending.reload()} />
-        )}
+        {page === 'provision' && !id && <ProvisionPage onChanged={() => void pending.reload()} />}
         {page === 'coexistence' && !id && <CoexistencePage />}
         {page === 'pairing' && !id && <PairingPage />}
         {page === 'events' && !id && <EventsPage />}

@@ -66,6 +66,7 @@ const POLICY_TYPE: Record<string, string> = {
   label_groups: 'Label group',
   firewall_settings: 'Firewall settings',
   enforcement_boundaries: 'Enforcement boundary',
+  virtual_services: 'Virtual service',
 }
 const SEVERITY: Record<string, string> = {
   emerg: 'Emergency',
@@ -121,6 +122,8 @@ const EVENT_VERB: Record<string, string> = {
   authentication_failed: 'authentication failed',
   goodbye: 'stopped',
   firewall_apply_failed: 'firewall update failed',
+  revert: 'reverted',
+  restore: 'restored',
 }
 /** `rule_set.create` reads "Rule set created", `sec_policy.create` "Policy provisioned". */
 export function eventTypeName(t: string): string {

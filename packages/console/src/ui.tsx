@@ -32,7 +32,7 @@ const FOCUSABLE =
 
 /**
  * A modal dialog: focus moves into it and stays there (Tab and Shift+Tab cycle), Escape closes
- * it, focus returns where it was.
+ * it, focus returns where it was (or to the page, when that is gone).
  */
 export function Dialog(props: {
   title: string
@@ -77,7 +77,9 @@ export function Dialog(props: {
     document.addEventListener('keydown', key)
     return () => {
       document.removeEventListener('keydown', key)
-      before?.focus()
+      // What opened it may be gone (the thing it acted on was removed): then the page's content.
+      if (before?.isConnected) before.focus()
+      else document.getElementById('main')?.focus()
     }
   }, [])
   return (
@@ -107,6 +109,8 @@ export function Confirm(props: {
   onClose: () => void
   children: ComponentChildren
   danger?: boolean
+  /** Not yet: what the confirmation would do is still being worked out. */
+  disabled?: boolean
 }) {
   const [error, setError] = useState<unknown>()
   const [busy, setBusy] = useState(false)
@@ -133,7 +137,7 @@ export function Confirm(props: {
         <button
           type="button"
           class={props.danger ? 'danger solid' : 'primary'}
-          disabled={busy}
+          disabled={busy || props.disabled}
           onClick={() => void go()}
         >
           {props.confirm}

@@ -33,12 +33,15 @@ interface Managed {
 /** Settings > Security > Firewall Coexistence, as the product documentation describes it. */
 export function CoexistencePage() {
   const live = useLive(async () => {
-    const [draft, active, labels, workloads] = await Promise.all([
+    const [draft, active, pendingList, labels, workloads] = await Promise.all([
       call<Settings>('GET', SETTINGS),
       call<Settings>('GET', `${O}/sec_policy/active/firewall_settings`).catch(() => undefined),
+      call<Record<string, unknown[]>>('GET', `${O}/sec_policy/pending`),
       loadLabels(),
       loadWorkloads<WorkloadDoc & { agent: unknown }>(),
     ])
+    // Pending as the server decides it: by content, so an edit undone leaves nothing pending.
+    const pending = (pendingList.firewall_settings ?? []).length > 0
     // Only a host with an agent has a firewall mode; the rest is never programmed.
     const managed = workloads
       .filter((w) => w.agent)
@@ -47,14 +50,14 @@ export function CoexistencePage() {
         mode: (items) =>
           resolveMode(workloadOf(w), firewallSettingsOf({ firewall_coexistence: items })),
       }))
-    return { draft, active, labels, managed }
+    return { draft, active, pending, labels, managed }
   }, 5000)
   const [editing, setEditing] = useState<{ index: number | null; item: Item } | null>(null)
   const [removing, setRemoving] = useState<number>()
   const d = live.data
   const items = d?.draft.firewall_coexistence ?? []
   const activeItems = d?.active?.firewall_coexistence ?? []
-  const pending = d !== undefined && JSON.stringify(items) !== JSON.stringify(activeItems)
+  const pending = d?.pending ?? false
   const labelOf = (href: string) => d?.labels.find((l) => l.href === href)
   const matchedBy = (i: number) =>
     (d?.managed ?? []).filter((w) => {

@@ -2,21 +2,17 @@ import { useState } from 'preact/hooks'
 import { call, nameOfHref, O, otherMessages } from '../api.js'
 import { useLive } from '../hooks.js'
 import { Pager, useListView } from '../list.js'
-import { firewallModeName, policyTypeName, updateTypeName } from '../names.js'
+import { firewallModeName, updateTypeName } from '../names.js'
+import type { PendingItem } from '../pending-items.js'
+import { changeSubset, countsText, pendingItems, titleOf, typeCount } from '../pending-items.js'
 import { loadLabels, loadPolicy, loadWorkloads } from '../policy-data.js'
 import { diffLines, policyLines } from '../policy-lines.js'
 import type { HostChange } from '../policy-preview.js'
 import { hostChanges, policyAfter } from '../policy-preview.js'
 import type { WorkloadDoc } from '../policy-snapshot.js'
 import { Confirm, Errors, Page, TableHead, when } from '../ui.js'
+import { RevertConfirm } from './provision-revert.js'
 
-interface PendingItem {
-  type: string
-  href: string
-  update_type: string
-  draft: Record<string, unknown> | null
-  active: Record<string, unknown> | null
-}
 interface Version {
   href: string
   version: number
@@ -27,40 +23,31 @@ interface Version {
   created_by?: { username?: string }
 }
 
-const textOf = (x: unknown) => (typeof x === 'string' ? x : undefined)
-const nameOf = (i: PendingItem) =>
-  textOf(i.draft?.name) ?? textOf(i.active?.name) ?? nameOfHref(i.href) ?? i.href
-/** `Rule set: web tier`; the firewall settings are one of a kind and need no name. */
-const titleOf = (i: PendingItem) =>
-  i.type === 'firewall_settings'
-    ? policyTypeName(i.type)
-    : `${policyTypeName(i.type)}: ${nameOf(i)}`
-
 /**
  * Draft changes, as Illumio's Draft Changes page: each pending object with what changes in it,
  * chosen one by one; which hosts provisioning the chosen ones changes; a required commit
- * message; a confirmation; then the versions.
+ * message; a confirmation; then the versions. A pending change, or all of them, can be reverted
+ * instead, after a confirmation.
  */
-export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) {
+export function ProvisionPage({ onChanged }: { onChanged: () => void }) {
   const live = useLive(async () => {
     const [pending, versions, draft, active, labels, workloads] = await Promise.all([
-      call<Record<string, Omit<PendingItem, 'type'>[]>>('GET', `${O}/sec_policy/pending`),
+      call<Parameters<typeof pendingItems>[0]>('GET', `${O}/sec_policy/pending`),
       call<Version[]>('GET', `${O}/sec_policy?max_results=10000`),
       loadPolicy('draft'),
       loadPolicy('active'),
       loadLabels(),
       loadWorkloads<WorkloadDoc & { agent: unknown }>(),
     ])
-    const items = Object.entries(pending).flatMap(([type, list]) =>
-      list.map((i): PendingItem => ({ type, ...i })),
-    )
-    return { items, versions, draft, active, labels, workloads }
+    return { items: pendingItems(pending), versions, draft, active, labels, workloads }
   }, 5000)
   const [unchosen, setUnchosen] = useState<ReadonlySet<string>>(new Set())
   const [message, setMessage] = useState('')
   const [messageError, setMessageError] = useState<string>()
   const [confirming, setConfirming] = useState(false)
   const [done, setDone] = useState<string>()
+  /** The change whose revert is being confirmed; `all` for every one. */
+  const [reverting, setReverting] = useState<PendingItem | 'all'>()
   const d = live.data
   const items = d?.items ?? []
   const chosen = items.filter((i) => !unchosen.has(i.href))
@@ -97,21 +84,19 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
       `${O}/sec_policy`,
       {
         update_description: message.trim(),
-        ...(!all && {
-          change_subset: Object.fromEntries(
-            [...new Set(chosen.map((i) => i.type))].map((t) => [
-              t,
-              chosen.filter((i) => i.type === t).map((i) => ({ href: i.href })),
-            ]),
-          ),
-        }),
+        ...(!all && { change_subset: changeSubset(chosen) }),
       },
     )
     setMessage('')
     setUnchosen(new Set())
     await live.reload()
     setDone(`Provisioned as version ${v.version}; ${v.workloads_affected} workloads affected.`)
-    onProvisioned()
+    onChanged()
+  }
+  const reverted = async (said: string) => {
+    await live.reload()
+    setDone(said)
+    onChanged()
   }
   return (
     <Page title="Provision">
@@ -131,22 +116,12 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
         <p class="empty">Nothing is pending: the draft equals the active policy.</p>
       )}
       {items.length > 0 && (
-        <p class="summary">
-          Pending:{' '}
-          {Object.entries(
-            items.reduce<Record<string, number>>(
-              (m, i) => ({ ...m, [i.type]: (m[i.type] ?? 0) + 1 }),
-              {},
-            ),
-          )
-            .map(([t, n]) =>
-              t === 'firewall_settings'
-                ? 'the firewall settings'
-                : `${n} ${policyTypeName(t).toLowerCase()}${n === 1 ? '' : 's'}`,
-            )
-            .join(', ')}
-          .
-        </p>
+        <div class="summary-bar">
+          <p class="summary">Pending: {countsText(items)}.</p>
+          <button type="button" class="danger" onClick={() => setReverting('all')}>
+            Revert all
+          </button>
+        </div>
       )}
       {items.map((i) => {
         const lines = diffLines(
@@ -156,18 +131,28 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
         const id = `pick-${i.href.replace(/\W/g, '-')}`
         return (
           <article class="diff" key={i.href} aria-label={titleOf(i)}>
-            <h3>
-              <input
-                type="checkbox"
-                id={id}
-                checked={!unchosen.has(i.href)}
-                onChange={() => toggle(i.href)}
-              />
-              <label for={id} class="inline">
-                {titleOf(i)}
-              </label>
-              <span class={`tag change-${i.update_type}`}>{updateTypeName(i.update_type)}</span>
-            </h3>
+            <div class="diff-head">
+              <h3>
+                <input
+                  type="checkbox"
+                  id={id}
+                  checked={!unchosen.has(i.href)}
+                  onChange={() => toggle(i.href)}
+                />
+                <label for={id} class="inline">
+                  {titleOf(i)}
+                </label>
+                <span class={`tag change-${i.update_type}`}>{updateTypeName(i.update_type)}</span>
+              </h3>
+              <button
+                type="button"
+                class="danger small"
+                aria-label={`Revert ${titleOf(i)}`}
+                onClick={() => setReverting(i)}
+              >
+                Revert
+              </button>
+            </div>
             <ul class="lines" aria-label={`Changes to ${titleOf(i)}`}>
               {lines.map((l, k) => (
                 <li key={k} class={l.change}>
@@ -204,11 +189,15 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
               {all ? 'Provision all' : `Provision ${chosen.length} selected`}
             </button>
           </div>
-          <p class="hint">
-            Reverting a pending change is not offered yet: edit the object back, or delete one that
-            was never provisioned.
-          </p>
         </form>
+      )}
+      {reverting && (
+        <RevertConfirm
+          item={reverting === 'all' ? undefined : reverting}
+          pending={items}
+          onReverted={reverted}
+          onClose={() => setReverting(undefined)}
+        />
       )}
       {confirming && (
         <Confirm
@@ -253,7 +242,7 @@ export function ProvisionPage({ onProvisioned }: { onProvisioned: () => void }) 
                 <td>{v.created_by?.username ?? '—'}</td>
                 <td>
                   {Object.entries(v.object_counts ?? {})
-                    .map(([t, n]) => `${n} ${policyTypeName(t).toLowerCase()}`)
+                    .map(([t, n]) => typeCount(t, n))
                     .join(', ')}
                 </td>
                 <td>{v.workloads_affected}</td>
