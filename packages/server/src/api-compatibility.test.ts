@@ -75,6 +75,48 @@ describe('docs/api-compatibility.md against /api/v2/openapi.json', () => {
     expect(wrong).toEqual([])
   })
 
+  it('types each query parameter in the OpenAPI document as the server reads it', async () => {
+    const openapi = (await s.app.inject({ url: '/api/v2/openapi.json' })).json<{
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            security: unknown[]
+            parameters?: { name: string; in: string; schema: unknown; 'x-palisade'?: true }[]
+          }
+        >
+      >
+    }>()
+    const params = openapi.paths['/api/v2/orgs/{org}/workloads']?.get?.parameters ?? []
+    const of = (name: string) => params.find((p) => p.name === name)
+    expect(of('online')?.schema).toEqual({ type: 'boolean' })
+    expect(of('max_results')?.schema).toEqual({ type: 'integer', minimum: 0 })
+    expect(of('enforcement_mode')?.schema).toEqual({
+      type: 'string',
+      enum: ['idle', 'visibility_only', 'selective', 'full'],
+    })
+    expect(of('last_heartbeat_on[gte]')?.schema).toEqual({ type: 'string', format: 'date-time' })
+    expect(of('match_type')?.['x-palisade']).toBe(true)
+    expect(of('online')?.['x-palisade']).toBeUndefined()
+    expect(of('org')).toMatchObject({ in: 'path', required: true })
+    const events = openapi.paths['/api/v2/orgs/{org}/events']?.get?.parameters ?? []
+    expect(events.find((p) => p.name === 'max_results')?.schema).toEqual({
+      type: 'integer',
+      minimum: 0,
+      maximum: 10_000,
+    })
+    expect(openapi.paths['/api/v2/login_users/authenticate']?.post?.security).toEqual([
+      { password: [] },
+    ])
+    expect(openapi.paths['/api/v2/users/login']?.get?.security).toEqual([
+      { authToken: [] },
+      { apiKey: [] },
+    ])
+    expect(openapi.paths['/api/v2/health']?.get?.security).toEqual([])
+    expect(openapi.paths['/api/v2/orgs/{org}/labels']?.get?.security).toEqual([{ apiKey: [] }])
+  })
+
   it('reads a row, and refuses a malformed or repeated one', () => {
     const row = '| GET | `/api/v2/x` | `a`, `b[gte]` | does | not |'
     expect([...routeRows(row)]).toEqual([['GET /api/v2/x', ['a', 'b[gte]']]])

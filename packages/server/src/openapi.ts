@@ -42,6 +42,12 @@ const queryParameters = (method: string, url: string) =>
     ...(f.palisade && { 'x-palisade': true }),
   }))
 
+/** Session login's two steps: a password for an auth token, the token for a session. */
+const SESSION_LOGIN: Record<string, Record<string, never[]>[]> = {
+  '/api/v2/login_users/authenticate': [{ password: [] }],
+  '/api/v2/users/login': [{ authToken: [] }, { apiKey: [] }],
+}
+
 /**
  * An OpenAPI 3 document of the routes this server actually has (collected as they register),
  * so it cannot drift from the code, with each route's query parameters from the one registry
@@ -74,11 +80,9 @@ export function openApiDocument(
       ...(params.length > 0 && { parameters: params }),
       security: agent
         ? [{ agentToken: [] }]
-        : path === '/api/v2/health' ||
-            path === '/api/v2/product_version' ||
-            path === '/api/v2/login_users/authenticate'
+        : path === '/api/v2/health' || path === '/api/v2/product_version'
           ? []
-          : [{ apiKey: [] }],
+          : (SESSION_LOGIN[path] ?? [{ apiKey: [] }]),
       responses: {
         ...(r.method === 'POST'
           ? { 201: { description: 'created' } }
@@ -107,6 +111,18 @@ export function openApiDocument(
           scheme: 'basic',
           description:
             'an API key (auth_username and secret), or session credentials (user_<id> and session_token from GET /users/login)',
+        },
+        password: {
+          type: 'http',
+          scheme: 'basic',
+          description: "a user's username and password (session login's first step)",
+        },
+        authToken: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Authorization',
+          description:
+            'Token token=<auth_token>, from POST /login_users/authenticate (once, within 30 s)',
         },
         agentToken: {
           type: 'http',
