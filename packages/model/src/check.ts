@@ -73,7 +73,7 @@ export class Checker {
     const v = o[key]
     // An explicit null would erase a field: only those that may be empty accept it.
     if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
-    if (v === undefined)
+    if (v === undefined || v === null)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     return typeof v === 'boolean' ? v : this.fail(`${path}.${key}`, 'must be true or false')
   }
@@ -124,7 +124,7 @@ export class Checker {
     const v = o[key]
     // An explicit null would erase a field: only those that may be empty accept it.
     if (v === null && !opts.nullable) return this.fail(`${path}.${key}`, 'cannot be null')
-    if (v === undefined)
+    if (v === undefined || v === null)
       return opts.required ? this.fail(`${path}.${key}`, 'is required') : undefined
     if (!Array.isArray(v)) return this.fail(`${path}.${key}`, 'must be a list')
     if (v.length > (opts.max ?? 10_000))

@@ -154,3 +154,149 @@ describe('malformed bodies on every write endpoint (property)', () => {
     expect(refused).toBeGreaterThan(endpoints.length * RUNS * 0.9)
   }, 600_000)
 })
+
+describe('malformed bodies on the write routes of the vendor clients’ routes (property)', () => {
+  let s: TestServer
+  let endpoints: [method: 'POST' | 'PUT', url: string, keys: string[]][] = []
+  /** Every row a write of these routes could change, in one query (a string to compare). */
+  const fingerprint = async () => {
+    const all = (expr: string, table: string) =>
+      sql.raw(`(select count(*) || ':' || coalesce(group_concat(${expr}, '|'), '') from ${table})`)
+    const { rows } = await sql<{ f: string }>`select ${all(
+      "key || display_name || display_info || coalesce(external_data_set, '') || coalesce(external_data_reference, '') || updated_at",
+      'label_dimensions',
+    )} || '/' || ${all('key || value', 'labels')} || '/' || ${all(
+      "coalesce(name, '') || coalesce(description, '') || status",
+      'agents',
+    )} || '/' || ${all('updated_at', 'workloads')} || '/' || ${all(
+      "name || '=' || value",
+      'org_settings',
+    )} || '/' || ${all(
+      "key_id || name || coalesce(description, '') || coalesce(expires_at, '')",
+      'api_keys',
+    )} || '/' || ${all('username', 'users')} || '/' || ${all(
+      'name || description || permissions || updated_at',
+      'service_accounts',
+    )} || '/' || ${all(
+      "type || id || coalesce(draft, '') || draft_deleted",
+      'policy_objects',
+    )} || '/' || ${all('version', 'policy_versions')} || '/' || ${all(
+      'status',
+      'traffic_queries',
+    )} || '/' || (select count(*) from events) as f`.execute(s.db)
+    return rows[0]?.f
+  }
+
+  beforeAll(async () => {
+    s = await testServer()
+    const made = async (url: string, b: unknown) => {
+      const r = await s.call('POST', url, b)
+      expect(r.statusCode, `${url}: ${r.body}`).toBeLessThan(300)
+      return r.json<{ href: string } & Record<string, unknown>>()
+    }
+    const dim = (await made(`${O}/label_dimensions`, { key: 'tier', display_name: 'Tier' })).href
+    const pp = (await made(`${O}/pairing_profiles`, { name: 'm2' })).href
+    const code = (await made(`/api/v2${pp}/pairing_key`, {})).activation_code as string
+    const a = await s.app.inject({
+      method: 'POST',
+      url: '/agent/v1/activate',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ activation_code: code, hostname: 'm2' }),
+    })
+    expect(a.statusCode, a.body).toBe(201)
+    const ven = (await s.call('GET', `${O}/vens`)).json<{ href: string }[]>()[0]?.href ?? ''
+    const key = (await made('/api/v2/users/1/api_keys', { name: 'm2' })).href
+    const account = (
+      await made(`${O}/service_accounts`, {
+        name: 'm2',
+        permissions: [{ role: { href: '/orgs/1/roles/owner' }, scope: [] }],
+        api_key: {},
+      })
+    ).href
+    await made(`${O}/sec_policy/draft/ip_lists`, {
+      name: 'm2',
+      ip_ranges: [{ from_ip: '198.18.0.0/24' }],
+    })
+    const version = (await made(`${O}/sec_policy`, { update_description: 'm2' })).href
+    const query = (await made(`${O}/traffic_flows/async_queries`, {})).href
+    // it runs in the background: wait, so that it changes nothing during the property
+    const status = async () =>
+      (await s.call('GET', `/api/v2${query}`)).json<{ status: string }>().status
+    for (let i = 0; i < 200 && (await status()) !== 'completed'; i++)
+      await new Promise((r) => setTimeout(r, 10))
+    expect(await status()).toBe('completed')
+    const wl = (await s.call('GET', `${O}/workloads`)).json<{ href: string }[]>()[0]?.href ?? ''
+    const settings = [
+      'workload_disconnected_timeout_seconds',
+      'workload_goodbye_timeout_seconds',
+      'workload_disconnected_notification_seconds',
+      'ven_uninstall_timeout_hours',
+      'scope',
+      'value',
+      'warning',
+      'ven_type',
+    ]
+    const dimension = [
+      'key',
+      'display_name',
+      'display_info',
+      'external_data_set',
+      'external_data_reference',
+    ]
+    const acct = ['name', 'description', 'permissions', 'api_key', 'access_restriction']
+    endpoints = [
+      ['POST', `${O}/label_dimensions`, dimension],
+      ['PUT', `/api/v2${dim}`, dimension],
+      ['PUT', `/api/v2${ven}`, ['name', 'description', 'status', 'target_pce_fqdn']],
+      ['PUT', `${O}/settings/workloads`, settings],
+      [
+        'PUT',
+        `${O}/settings/events`,
+        ['audit_event_retention_seconds', 'audit_event_min_severity', 'format'],
+      ],
+      ['POST', '/api/v2/users/1/api_keys', ['name', 'description']],
+      ['PUT', `/api/v2${key}`, ['name', 'description']],
+      ['POST', `${O}/service_accounts`, acct],
+      ['PUT', `/api/v2${account}`, acct],
+      ['POST', `/api/v2${account}/api_keys`, ['expires_in_seconds']],
+      ['PUT', `${O}/sec_policy/delete`, ['change_subset', 'ip_lists']],
+      ['POST', `${O}/sec_policy/draft/dependencies`, ['operation', 'change_subset']],
+      ['POST', `/api/v2${version}/restore`, []],
+      ['PUT', `${O}/workloads/unpair`, ['workloads', 'ip_table_restore']],
+      ['PUT', `${O}/vens/unpair`, ['vens', 'firewall_restore']],
+      ['PUT', `/api/v2${query}`, ['status']],
+    ]
+    expect(wl).toMatch(/^\/orgs\/1\/workloads\//)
+  })
+  afterAll(async () => {
+    await s?.close()
+  })
+
+  it(`${RUNS} bodies per route: no 5xx, clear messages, nothing stored when refused`, async () => {
+    let refused = 0
+    for (const [method, url, keys] of endpoints) {
+      await fc.assert(
+        fc.asyncProperty(body(keys), async (payload) => {
+          const before = await fingerprint()
+          const r = await s.call(method, url, payload)
+          expect(r.statusCode, `${method} ${url} ${payload} -> ${r.body}`).toBeLessThan(500)
+          if (r.statusCode < 400) return
+          refused++
+          const issues = r.json<{ token: string; message: string }[]>()
+          expect(
+            Array.isArray(issues) &&
+              issues.length > 0 &&
+              issues.every((i) => typeof i.token === 'string' && i.message.length > 5),
+            `${method} ${url}: ${r.body}`,
+          ).toBe(true)
+          expect(
+            await fingerprint(),
+            `${method} ${url} ${payload}: a refused request changed the store`,
+          ).toBe(before)
+        }),
+        { numRuns: RUNS },
+      )
+    }
+    expect(refused).toBeGreaterThan(endpoints.length * RUNS * 0.8)
+  }, 900_000)
+})

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
-import { invalidOne } from '../errors.js'
+import { ApiError, invalidOne } from '../errors.js'
 import { idOf, isWorkloadHrefOf, workloadHref } from '../hrefs.js'
-import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
+import { bodyObject, collection, json, jsonText, orgOf, userActor } from '../http.js'
 import { filtersOf } from '../query/query-filters.js'
 import { agentsOfWorkloads } from '../stores/agents.js'
-import { policyHashes } from '../stores/host-policies.js'
+import { policyHashes, storedPolicy } from '../stores/host-policies.js'
 import { listWorkloads } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
 import { isObj } from '../validate.js'
@@ -46,6 +46,21 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const w = await workloadOf(db, org, (req.params as { id: string }).id)
     return json(reply, 200, (await workloadViews(db, org, [w]))[0])
+  })
+
+  /** Palisade's addition: the host policy this workload's agent is sent, as stored. */
+  api.get('/orgs/:org/workloads/:id/host_policy', async (req, reply) => {
+    const org = orgOf(req)
+    const w = await workloadOf(db, org, (req.params as { id: string }).id)
+    const stored = await storedPolicy(db, w.id)
+    if (!stored)
+      throw new ApiError(404, [
+        {
+          token: 'not_found',
+          message: `${workloadHref(org, w.id)} has no host policy: ${w.managed === 1 ? 'it is being computed; try again in a moment' : 'only a workload an agent manages has one'}`,
+        },
+      ])
+    return jsonText(reply, 200, `{"hash":${JSON.stringify(stored.hash)},"policy":${stored.text}}`)
   })
 
   api.post('/orgs/:org/workloads', async (req, reply) => {

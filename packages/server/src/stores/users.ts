@@ -121,6 +121,8 @@ export async function updateApiKey(
   keyId: string,
   fields: { name?: string; description?: string | null },
 ): Promise<boolean> {
+  // Nothing to set (`PUT {}`): an UPDATE without a SET clause is an SQL error.
+  if (Object.keys(fields).length === 0) return true
   const r = await db
     .updateTable('api_keys')
     .set(fields)
