@@ -1,7 +1,8 @@
 /**
  * End to end on the real kernel: a policy server in its own namespace, three hosts whose real
  * agents pair by activation code (each on another backend), labels and rules through the API,
- * provisioning, and connectivity between the hosts checked against the policy in each mode.
+ * provisioning, and connectivity between the hosts checked against the policy in each mode,
+ * over IPv4 and IPv6 (the lab's ULA addresses, which the agents report like their IPv4 ones).
  */
 import { runChecked } from '@palisade/agent'
 import type { LabAgent } from '@palisade/lab'
@@ -89,9 +90,11 @@ describe('end to end: server, three paired agents, policy, modes', () => {
     agents.web1 = await Agent.pair(lab.host('web1').ns, 'nftables', server, webCode, cfg)
     agents.web2 = await Agent.pair(lab.host('web2').ns, 'iptables-nft', server, webCode, cfg)
     agents.db = await Agent.pair(lab.host('db').ns, 'iptables-legacy', server, dbCode, cfg)
-    for (const h of ['web1', 'web2', 'db']) peers[h] = LabPeer.start(lab.host(h).ns)
+    // srv has no agent: a client whose own output nothing filters
+    for (const h of ['srv', 'web1', 'web2', 'db']) peers[h] = LabPeer.start(lab.host(h).ns)
     await peers.db?.listen([5432, 5433], [])
-    await peers.web1?.listen([80], [])
+    await peers.web1?.listen([80, 8080], [])
+    await peers.web2?.listen([80, 8080], [])
   }, 120_000)
 
   afterAll(async () => {
@@ -106,6 +109,11 @@ describe('end to end: server, three paired agents, policy, modes', () => {
       providers: href.db ?? '',
       consumers: href.web ?? '',
       tcpPorts: [5432, 5433],
+    })
+    await server.allowRule('web to web', [href.prod ?? ''], {
+      providers: href.web ?? '',
+      consumers: href.web ?? '',
+      tcpPorts: [8080],
     })
     const started = performance.now()
     const v = await api(
@@ -124,6 +132,44 @@ describe('end to end: server, three paired agents, policy, modes', () => {
     expect(await peers.db?.probe([{ proto: 'tcp', host: lab.host('web1').ip4, port: 80 }])).toEqual(
       ['timeout'],
     )
+
+    // IPv6: every backend (web1 nftables, web2 iptables-nft, db iptables-legacy) passes an
+    // allowed connection in and out, and blocks what no rule allows; srv as the client of the
+    // blocked ones, so that the target's own input chain is what blocks. 1.5 s for the allowed
+    // ones: each is the first contact between the two, neighbour discovery included.
+    const v6 = (h: string) => lab.host(h).ip6
+    const allowedV6 = [
+      ['web1', 'db', 5432], // nftables out, iptables-legacy in (its reply: legacy out)
+      ['web2', 'db', 5433], // iptables-nft out, iptables-legacy in
+      ['web1', 'web2', 8080], // nftables out, iptables-nft in
+      ['web2', 'web1', 8080], // iptables-nft out, nftables in
+    ] as const
+    for (const [from, to, port] of allowedV6)
+      expect(
+        await peers[from]?.probe([{ proto: 'tcp', host: v6(to), port }], 1500),
+        `IPv6 ${from} -> ${to}:${port}`,
+      ).toEqual(['open'])
+    expect(
+      await peers.srv?.probe([
+        { proto: 'tcp', host: v6('web1'), port: 8080 }, // nftables in
+        { proto: 'tcp', host: v6('web2'), port: 8080 }, // iptables-nft in
+        { proto: 'tcp', host: v6('db'), port: 5432 }, // iptables-legacy in
+      ]),
+      'IPv6 from a host no rule names',
+    ).toEqual(['timeout', 'timeout', 'timeout'])
+    expect(
+      await peers.db?.probe([{ proto: 'tcp', host: v6('web1'), port: 80 }]),
+      'IPv6 db -> web1:80, iptables-legacy out',
+    ).toEqual(['timeout'])
+    expect(
+      await peers.web1?.probe([{ proto: 'tcp', host: v6('web2'), port: 80 }]),
+      'IPv6 web1 -> web2:80, nftables out',
+    ).toEqual(['timeout'])
+    expect(
+      await peers.web2?.probe([{ proto: 'tcp', host: v6('web1'), port: 80 }]),
+      'IPv6 web2 -> web1:80, iptables-nft out',
+    ).toEqual(['timeout'])
+
     const w = await workloadOf('db')
     expect(w.firewall_coexistence).toBeNull()
     expect((w.agent as { status: Json }).status.security_policy_applied_version).toBe(v.version)

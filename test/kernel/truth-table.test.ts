@@ -1,16 +1,28 @@
 /**
- * Differential truth table: real connections between namespaces against the netfilter
- * model's prediction from the live read-back, cell by cell. Each configuration (backend x
- * mode x enforcement) is one applied ruleset; each cell (placement x foreign verdict x our
- * decision) gets its own port, probed over TCP and UDP at once.
+ * Differential truth table: real connections between namespaces, cell by cell, against two
+ * predictions: the netfilter model's from the live read-back, and an oracle written from
+ * docs/coexistence.md alone (`expectedOutcome`, which shares no code with the compiler or the
+ * model, so a compiler bug the model reproduces still fails here). Each configuration (backend
+ * x mode x enforcement) is one applied ruleset; each cell (placement x foreign verdict x our
+ * decision) gets its own port, probed over TCP and UDP, IPv4 and IPv6, all at once. Outcomes
+ * are told apart: delivered, dropped (no answer), rejected by us (port unreachable) or by a
+ * foreign rule (administratively prohibited).
  * PALISADE_TRUTH_RANDOM=N adds N randomised configurations with stacks of foreign rules.
  */
-import { applyDesired, readHost } from '@palisade/agent'
+import { applyDesired, readHost, runChecked } from '@palisade/agent'
 import type { Backend, Packet, Ruleset } from '@palisade/firewall'
 import { BACKENDS, compile, tracePacket } from '@palisade/firewall'
-import type { ForeignRule, ForeignVerdict, Placement } from '@palisade/lab'
+import type {
+  ForeignRule,
+  ForeignVerdict,
+  LabHost,
+  OracleOutcome,
+  Placement,
+  ProbeOutcome,
+} from '@palisade/lab'
 import {
   addForeignRules,
+  expectedOutcome,
   FOREIGN_VERDICTS,
   Lab,
   LabPeer,
@@ -24,6 +36,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 const OURS = ['allow', 'deny', 'none'] as const
 type Ours = (typeof OURS)[number]
 const PROTOS = ['tcp', 'udp'] as const
+const FAMILIES = [4, 6] as const
 const BASE_PORT = 20000
 
 interface Cell {
@@ -49,7 +62,7 @@ const GRID: Cell[] = PLACEMENTS.flatMap((placement) =>
 
 function hostPolicy(
   cells: readonly Cell[],
-  client: string,
+  client: LabHost,
   mode: CoexistenceMode,
   enforcementMode: EnforcementMode,
   reject: boolean,
@@ -59,7 +72,7 @@ function hostPolicy(
     ruleHref: key,
     action,
     direction: 'inbound',
-    peers: { v4: [`${client}/32`], v6: [] },
+    peers: { v4: [`${client.ip4}/32`], v6: [`${client.ip6}/128`] },
     services: cells
       .filter((c) => c.ours === action)
       .flatMap((c) => PROTOS.map((p) => ({ proto: p === 'tcp' ? 6 : 17, port: c.port }))),
@@ -76,18 +89,22 @@ function hostPolicy(
   }
 }
 
-/** Open if the request passes the server's input path and its reply passes the output path. */
+/**
+ * The outcome the model predicts: open if the request passes the server's input path and its
+ * reply the output path; a reject is ours (port unreachable) or a foreign rule's.
+ */
 function predict(
   rs: Ruleset,
   proto: 'tcp' | 'udp',
   client: string,
   server: string,
   port: number,
-): { open: boolean; uncertain: boolean; why: string } {
+): { outcome: ProbeOutcome; uncertain: boolean; why: string } {
   const p = proto === 'tcp' ? 6 : 17
+  const family = server.includes(':') ? 6 : 4
   const req: Packet = {
     path: 'in',
-    family: 4,
+    family,
     src: client,
     dst: server,
     proto: p,
@@ -98,7 +115,7 @@ function predict(
   }
   const rep: Packet = {
     path: 'out',
-    family: 4,
+    family,
     src: server,
     dst: client,
     proto: p,
@@ -110,12 +127,26 @@ function predict(
   const a = tracePacket(rs, req)
   const b = a.verdict === 'accept' ? tracePacket(rs, rep) : undefined
   const why = `${a.verdict} by ${a.decidedBy ? `${a.decidedBy.table} ${a.decidedBy.chain}#${a.decidedBy.index}` : 'default'}${b ? `; reply ${b.verdict}` : ''}`
-  return {
-    open: a.verdict === 'accept' && b?.verdict === 'accept',
-    uncertain: a.uncertain || (b?.uncertain ?? false),
-    why,
-  }
+  const outcome: ProbeOutcome =
+    a.verdict === 'reject'
+      ? a.decidedBy?.ours
+        ? 'refused'
+        : 'unreachable'
+      : a.verdict === 'accept' && b?.verdict === 'accept'
+        ? 'open'
+        : 'timeout'
+  return { outcome, uncertain: a.uncertain || (b?.uncertain ?? false), why }
 }
+
+/** How a probe ends for each outcome the oracle names (see `addForeignRules` for `foreign`). */
+const probeOf = (o: OracleOutcome): ProbeOutcome =>
+  o.outcome === 'delivered'
+    ? 'open'
+    : o.outcome === 'dropped'
+      ? 'timeout'
+      : o.by === 'us'
+        ? 'refused'
+        : 'unreachable'
 
 interface Config {
   readonly backend: Backend
@@ -125,14 +156,22 @@ interface Config {
   readonly cells: readonly Cell[]
 }
 
-const row = (bits: readonly boolean[]) =>
-  bits
-    .map((b) => (b ? 'o' : '.'))
+const SYMBOL: Record<ProbeOutcome, string> = {
+  open: 'o',
+  timeout: '.',
+  refused: 'r',
+  unreachable: 'u',
+  error: '!',
+}
+/** One family's outcomes: a group of 24 (4 verdicts x 3 decisions x tcp,udp) per placement. */
+const row = (outcomes: readonly ProbeOutcome[]) =>
+  outcomes
+    .map((o) => SYMBOL[o])
     .join('')
-    .replace(/(.{18})/g, '$1 ')
+    .replace(/(.{24})/g, '$1 ')
     .trim()
 
-describe('differential truth table: kernel vs model', () => {
+describe('differential truth table: kernel vs model vs docs/coexistence.md', () => {
   let lab: Lab
   let client: LabPeer
   let server: LabPeer
@@ -142,6 +181,16 @@ describe('differential truth table: kernel vs model', () => {
     lab = await Lab.create(['client', 'server'])
     client = LabPeer.start(lab.host('client').ns)
     server = LabPeer.start(lab.host('server').ns)
+    // Every reject must answer: without this the kernel sends one ICMP error a second per
+    // destination (burst 6) and 50 at once, and the rest of a configuration's rejects read
+    // as drops.
+    await runChecked(lab.host('server').run, 'sysctl', [
+      '-qw',
+      'net.ipv4.icmp_ratelimit=0',
+      'net.ipv6.icmp.ratelimit=0',
+      'net.ipv4.icmp_msgs_per_sec=100000',
+      'net.ipv4.icmp_msgs_burst=100000',
+    ])
     const ports = Array.from({ length: GRID.length }, (_, i) => BASE_PORT + i)
     await server.listen(ports, ports)
   })
@@ -153,8 +202,9 @@ describe('differential truth table: kernel vs model', () => {
     if (lines.length > 0) {
       console.log(
         [
-          'truth table (o = connection made, . = blocked); per row: 4 placements (before, after, nft-lower, nft-higher)',
-          'x 3 foreign verdicts (accept, drop, none) x 3 our decisions (allow, deny, none) x tcp,udp',
+          'truth table (o = delivered, . = dropped, r = rejected by us, u = rejected by a foreign rule);',
+          'per row: 4 placements (before, after, nft-lower, nft-higher) x 4 foreign verdicts',
+          '(accept, drop, reject, none) x 3 our decisions (allow, deny, none) x tcp,udp',
           ...lines,
         ].join('\n'),
       )
@@ -165,7 +215,7 @@ describe('differential truth table: kernel vs model', () => {
     const s = lab.host('server')
     const c = lab.host('client')
     await resetFirewall(s.run)
-    const desired = compile(hostPolicy(cfg.cells, c.ip4, cfg.mode, cfg.enforcement, cfg.reject), {
+    const desired = compile(hostPolicy(cfg.cells, c, cfg.mode, cfg.enforcement, cfg.reject), {
       backend: cfg.backend,
       failsafe: DEFAULT_FAILSAFE,
     })
@@ -176,31 +226,54 @@ describe('differential truth table: kernel vs model', () => {
       cfg.cells.flatMap((x) => x.foreign),
     )
     const live = (await readHost(s.run)).ruleset
-    const targets = cfg.cells.flatMap((x) =>
-      PROTOS.map((proto) => ({ proto, host: s.ip4, port: x.port })),
+    // Both families in one probe: IPv6 costs no setup of its own.
+    const targets = FAMILIES.flatMap((family) =>
+      cfg.cells.flatMap((cell) =>
+        PROTOS.map((proto) => ({ family, cell, proto, host: family === 4 ? s.ip4 : s.ip6 })),
+      ),
     )
-    const outcomes = await client.probe(targets)
-    const kernel = outcomes.map((o) => o === 'open')
-    const model = targets.map((t) => predict(live, t.proto, c.ip4, s.ip4, t.port))
+    // 1.5 s: a rejected IPv6 TCP connect is refused only when its SYN is sent again, after 1 s
+    // (Linux: the first ICMPv6 error meets the socket still held by connect() and is kept as
+    // a soft error). IPv4 and UDP answer at once; drops wait the whole timeout.
+    const kernel = await client.probe(
+      targets.map(({ proto, host, cell }) => ({ proto, host, port: cell.port })),
+      1500,
+    )
     const name = `${cfg.backend.padEnd(15)} ${cfg.mode.padEnd(23)} ${cfg.enforcement.padEnd(15)}${cfg.reject ? ' reject' : ''}`
-    lines.push(`${name} ${row(kernel)}`)
     const problems: string[] = []
+    const rows = { model: [] as ProbeOutcome[], oracle: [] as ProbeOutcome[] }
     targets.forEach((t, i) => {
-      const m = model[i]
-      const cell = cfg.cells[Math.floor(i / 2)]
-      if (!m || !cell) return
-      if (m.uncertain)
-        problems.push(
-          `${name} ${cell.label} ${t.proto}: the model could not evaluate a rule (${m.why})`,
-        )
-      if (m.open !== kernel[i]) {
-        problems.push(
-          `${name} ${cell.label} ${t.proto}: kernel ${outcomes[i]}, model ${m.open ? 'open' : 'blocked'} (${m.why})`,
-        )
-      }
+      const got = kernel[i] ?? 'error'
+      const cell = `${name} IPv${t.family} ${t.cell.label} ${t.proto}`
+      const m = predict(live, t.proto, t.family === 4 ? c.ip4 : c.ip6, t.host, t.cell.port)
+      const oracle = probeOf(
+        expectedOutcome({
+          backend: cfg.backend,
+          mode: cfg.mode,
+          enforcement: cfg.enforcement,
+          rejectBlocked: cfg.reject,
+          ours: t.cell.ours,
+          foreign: t.cell.foreign.filter((f) => f.proto === t.proto),
+        }),
+      )
+      rows.model.push(m.outcome)
+      rows.oracle.push(oracle)
+      if (m.uncertain) problems.push(`${cell}: the model could not evaluate a rule (${m.why})`)
+      if (m.outcome !== got) problems.push(`${cell}: kernel ${got}, model ${m.outcome} (${m.why})`)
+      if (oracle !== got) problems.push(`${cell}: kernel ${got}, docs/coexistence.md ${oracle}`)
     })
+    const half = targets.length / 2
+    for (const [family, part] of [
+      ['v4', kernel.slice(0, half)],
+      ['v6', kernel.slice(half)],
+    ] as const)
+      lines.push(`${name} ${family} ${row(part)}`)
     if (problems.length > 0) {
-      problems.unshift(`model  ${row(model.map((m) => m.open))}`, `kernel ${row(kernel)}`)
+      problems.unshift(
+        `model  ${row(rows.model)}`,
+        `oracle ${row(rows.oracle)}`,
+        `kernel ${row(kernel)}`,
+      )
     }
     return problems
   }
@@ -232,7 +305,7 @@ describe('differential truth table: kernel vs model', () => {
       await resetFirewall(s.run)
       const port = BASE_PORT + 900 + 2 * BACKENDS.indexOf(backend)
       await client.listen([port, port + 1], [])
-      const policy = { ...hostPolicy([], c.ip4, 'exclusive', 'full', false), rules: [] }
+      const policy = { ...hostPolicy([], c, 'exclusive', 'full', false), rules: [] }
       const failsafe = { ...DEFAULT_FAILSAFE, servers: [{ address: c.ip4, port }] }
       await applyDesired(
         s.run,

@@ -1,49 +1,59 @@
 import type { Runner } from '@palisade/agent'
 import { runChecked } from '@palisade/agent'
+import type { ForeignRule, ForeignVerdict } from './foreign-rule.js'
+import { FOREIGN_PRIORITY } from './foreign-rule.js'
 
-/** Where a foreign rule stands relative to ours. */
-export type Placement = 'before' | 'after' | 'nft-lower' | 'nft-higher'
-export const PLACEMENTS: readonly Placement[] = ['before', 'after', 'nft-lower', 'nft-higher']
-export type ForeignVerdict = 'accept' | 'drop' | 'none'
-export const FOREIGN_VERDICTS: readonly ForeignVerdict[] = ['accept', 'drop', 'none']
-
-export interface ForeignRule {
-  readonly placement: Placement
-  readonly proto: 'tcp' | 'udp'
-  readonly port: number
-  readonly verdict: ForeignVerdict
+const IPTABLES_TARGET: Record<4 | 6, Record<ForeignVerdict, string>> = {
+  4: {
+    accept: ' -j ACCEPT',
+    drop: ' -j DROP',
+    reject: ' -j REJECT --reject-with icmp-admin-prohibited',
+    none: '',
+  },
+  6: {
+    accept: ' -j ACCEPT',
+    drop: ' -j DROP',
+    reject: ' -j REJECT --reject-with icmp6-adm-prohibited',
+    none: '',
+  },
+}
+const NFT_VERDICT: Record<ForeignVerdict, string> = {
+  accept: ' accept',
+  drop: ' drop',
+  reject: ' reject with icmpx admin-prohibited',
+  none: '',
 }
 
-/** Priorities of the foreign nftables tables: below and above every priority we use. */
-export const FOREIGN_PRIORITY = { lower: -160, higher: 30 } as const
-
 /**
- * Adds foreign rules the way other tools would: iptables rules inserted before (-I INPUT 1) or
- * appended after (-A INPUT) whatever is there, with the iptables variant the host uses, and
- * native nftables tables at a lower and a higher priority than ours.
+ * Adds foreign rules the way other tools would, for IPv4 and IPv6 alike: iptables and
+ * ip6tables rules inserted before (-I INPUT 1) or appended after (-A INPUT) whatever is there,
+ * with the iptables variant the host uses, and native nftables (inet) tables at a lower and a
+ * higher priority than ours.
  */
 export async function addForeignRules(
   run: Runner,
   variant: 'nft' | 'legacy',
   rules: readonly ForeignRule[],
 ): Promise<void> {
-  const ipt = ['*filter']
+  const ipt: Record<4 | 6, string[]> = { 4: ['*filter'], 6: ['*filter'] }
   const nftChains: Record<'lower' | 'higher', string[]> = { lower: [], higher: [] }
   for (const r of rules) {
-    const target = r.verdict === 'none' ? '' : ` -j ${r.verdict.toUpperCase()}`
-    const spec = `-p ${r.proto} -m ${r.proto} --dport ${r.port}${target}`
-    if (r.placement === 'before') ipt.push(`-I INPUT 1 ${spec}`)
-    else if (r.placement === 'after') ipt.push(`-A INPUT ${spec}`)
-    else
+    if (r.placement === 'before' || r.placement === 'after') {
+      const at = r.placement === 'before' ? '-I INPUT 1' : '-A INPUT'
+      for (const family of [4, 6] as const)
+        ipt[family].push(
+          `${at} -p ${r.proto} -m ${r.proto} --dport ${r.port}${IPTABLES_TARGET[family][r.verdict]}`,
+        )
+    } else
       nftChains[r.placement === 'nft-lower' ? 'lower' : 'higher'].push(
-        `${r.proto} dport ${r.port} counter${r.verdict === 'none' ? '' : ` ${r.verdict}`}`,
+        `${r.proto} dport ${r.port} counter${NFT_VERDICT[r.verdict]}`,
       )
   }
-  ipt.push('COMMIT')
-  if (ipt.length > 2)
-    await runChecked(run, `iptables-${variant}-restore`, ['--noflush'], {
-      stdin: `${ipt.join('\n')}\n`,
-    })
+  for (const family of [4, 6] as const) {
+    if (ipt[family].length === 1) continue
+    const tool = family === 4 ? `iptables-${variant}-restore` : `ip6tables-${variant}-restore`
+    await runChecked(run, tool, ['--noflush'], { stdin: `${ipt[family].join('\n')}\nCOMMIT\n` })
+  }
   const nft: string[] = []
   for (const side of ['lower', 'higher'] as const) {
     if (nftChains[side].length === 0) continue

@@ -14,6 +14,11 @@ import { request as httpsRequest } from 'node:https'
 
 const MAX_LIFETIME_MS = 15 * 60_000
 
+/**
+ * `refused`: a TCP reset or an ICMP port unreachable (our reject); `unreachable`: any other ICMP
+ * destination unreachable (host, network, administratively prohibited: a firewalld-like
+ * reject); `timeout`: no answer (a drop).
+ */
 export type ProbeOutcome = 'open' | 'timeout' | 'refused' | 'unreachable' | 'error'
 export interface ProbeTarget {
   readonly proto: 'tcp' | 'udp'
@@ -97,7 +102,8 @@ function listen(tcp: readonly number[], udp: readonly number[]): Promise<void> {
 const outcomeOf = (code: string | undefined): ProbeOutcome =>
   code === 'ECONNREFUSED'
     ? 'refused'
-    : code === 'EHOSTUNREACH' || code === 'ENETUNREACH'
+    : // EACCES: Linux's errno for ICMPv6 "administratively prohibited"
+      code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EACCES'
       ? 'unreachable'
       : 'error'
 
