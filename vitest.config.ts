@@ -7,6 +7,7 @@ export default defineConfig({
   resolve: { conditions: ['source'] },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
+    setupFiles: ['test/setup/property-seed.ts'],
     // Kernel tests share the machine's netfilter modules; running files one at a time keeps
     // their timing independent of each other on a 2-core machine.
     fileParallelism: false,

@@ -74,13 +74,16 @@ export const ourIptablesChainName = (field: string, value: unknown) =>
 export const ourIpsetName = (field: string, value: unknown) =>
   matching(field, value, IPSET, `must be ${IPSET_PREFIX} then up to 20 of a-z, 0-9 and -`)
 
-/** Interface names as the kernel allows them (15 characters), less anything a tool reads as syntax. */
+/**
+ * Interface names as the kernel allows them (15 characters), less anything a tool reads as
+ * syntax: a leading `-` would be taken by iptables-restore for an option.
+ */
 export function iface(field: string, value: unknown): string {
   const name = matching(
     field,
     value,
-    /^[A-Za-z0-9_.-]{1,15}$/,
-    'must be 1 to 15 of A-Z, a-z, 0-9, _ . -',
+    /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/,
+    'must be 1 to 15 of A-Z, a-z, 0-9, _ . - and not start with -',
   )
   if (name === '.' || name === '..') throw new RenderError(field, value, 'is not an interface name')
   return name
@@ -90,9 +93,17 @@ export function iface(field: string, value: unknown): string {
 export const ourCommentText = (field: string, value: unknown) =>
   matching(field, value, COMMENT, `must be ${COMMENT_PREFIX} then up to 64 of A-Z, a-z, 0-9, _ . -`)
 
-/** Log prefixes: NFLOG takes 63 characters, nft 127; quotes, spaces and escapes never. */
+/**
+ * Log prefixes: NFLOG takes 63 characters, nft 127; quotes, spaces and escapes never, nor a
+ * leading `-` (an option to iptables-restore).
+ */
 export const logPrefix = (field: string, value: unknown) =>
-  matching(field, value, /^[A-Za-z0-9:_.-]{1,63}$/, 'must be 1 to 63 of A-Z, a-z, 0-9, : _ . -')
+  matching(
+    field,
+    value,
+    /^[A-Za-z0-9:_.][A-Za-z0-9:_.-]{0,62}$/,
+    'must be 1 to 63 of A-Z, a-z, 0-9, : _ . - and not start with -',
+  )
 
 /** One CIDR or address, re-parsed and re-formatted: canonical `A/len` of the family given. */
 export function cidr(field: string, value: unknown, family?: IpFamily): string {

@@ -284,6 +284,8 @@ describe('renderers refuse anything outside their grammar', () => {
                 INJECTIONS['an include that prints a host file'],
                 `${leaf.value}\n}`,
                 `${leaf.value};`,
+                // read as an option by iptables-restore (found by the property below)
+                `-${leaf.value}`,
               ]
             : [NaN, -1, 2 ** 40, 0.5]
         let refused = false
