@@ -100,6 +100,9 @@ describe('rules in words', () => {
       'all workloads with role and env labels except role: db, env: prod',
     )
     expect(actorText(label(2, true), names)).toBe('not role: db')
+    expect(sideText([label(3, true)], names)).toBe(
+      'all workloads with an env label except env: prod',
+    )
   })
 
   it('reads labels the way they match: one type ORed, types ANDed, exclusions within a type', () => {

@@ -164,7 +164,7 @@ function labelPartText(types: TypePart[], typeText: (t: TypePart) => string) {
   const keys = types.map(([type]) => type)
   const labelled =
     keys.length === 1
-      ? `a ${keys[0]} label`
+      ? `${/^[aeiou]/i.test(keys[0] ?? '') ? 'an' : 'a'} ${keys[0]} label`
       : `${keys.slice(0, -1).join(', ')} and ${keys.at(-1)} labels`
   return `all workloads with ${labelled} except ${types.flatMap(([, t]) => t.excluded).join(', ')}`
 }
