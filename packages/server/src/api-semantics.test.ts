@@ -139,6 +139,25 @@ describe.each(['sqlite', 'postgres'])('policy semantics through the API on %s', 
     expect((await ok('GET', `/api/v2${String(rule.href)}`, undefined, 200)).consumers).toEqual([
       { label: { href: db }, exclusion: true },
     ])
+    // a label group of one type, excluded, reads the same way
+    const group = await ok(
+      'POST',
+      `${O}/sec_policy/draft/label_groups`,
+      { name: 'x-dbs', key: 'role', labels: [{ href: db }] },
+      201,
+    )
+    await ok(
+      'POST',
+      `/api/v2${rs}/sec_rules`,
+      {
+        providers: [{ label: { href: web } }],
+        consumers: [{ label_group: { href: group.href }, exclusion: true }],
+        ingress_services: [{ proto: 6, port: 7003 }],
+      },
+      201,
+    )
+    // without a role label, a workload is not "a role but db" (the vendor's all-but)
+    const unlabelled = await host(30, [])
     const scoped = await ruleSet('not app', [[{ label: { href: app }, exclusion: true }]])
     await ok(
       'POST',
@@ -158,7 +177,11 @@ describe.each(['sqlite', 'postgres'])('policy semantics through the API on %s', 
     expect(await admits(hosts.web, 7001)).toEqual(
       [hosts.web, hosts.app].flatMap((h) => [`${h.ip4}/32`, `${h.ip6}/128`]).sort(),
     )
+    expect(await admits(hosts.web, 7003), 'the same through an excluded label group').toEqual(
+      await admits(hosts.web, 7001),
+    )
     expect(await admits(hosts.db, 7001), 'db provides nothing on 7001').toEqual([])
+    expect(await admits(unlabelled, 7002), 'no role label: outside an all-but scope').toEqual([])
     // the scope holds every role but app: app neither provides nor is a peer
     expect(await admits(hosts.app, 7002)).toEqual([])
     for (const h of [hosts.web, hosts.db])
@@ -208,7 +231,10 @@ describe.each(['sqlite', 'postgres'])('policy semantics through the API on %s', 
       { name: 'bad', scopes: [[{ label: { href: app }, exclusion: 'yes' }]] },
       '$.scopes[0][0].exclusion',
     )
-    expect((await ok('GET', url, undefined, 200)) as unknown as unknown[]).toHaveLength(1)
+    expect(
+      (await ok('GET', url, undefined, 200)) as unknown as unknown[],
+      'nothing refused was stored',
+    ).toHaveLength(2)
   })
 
   it('stores and returns every rule field it accepts, and refuses with 406 what it cannot honour', async () => {
