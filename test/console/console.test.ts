@@ -155,6 +155,37 @@ describe('web console in chromium', () => {
     expect(after?.rules).toEqual([])
   })
 
+  it('reads exclusions in a rule and in a scope as they match', async () => {
+    const labels = (await api('GET', `${O}/labels`)).body as {
+      href: string
+      key: string
+      value: string
+    }[]
+    const hrefOf = (key: string, value: string) =>
+      labels.find((l) => l.key === key && l.value === value)?.href
+    // a label of its own for the scope: the later tests delete env: staging
+    const legacy = await api('POST', `${O}/labels`, { key: 'tier', value: 'legacy' })
+    expect(legacy.status).toBe(201)
+    const rs = await api('POST', `${O}/sec_policy/draft/rule_sets`, {
+      name: 'all but legacy',
+      scopes: [[{ label: { href: (legacy.body as { href: string }).href }, exclusion: true }]],
+    })
+    expect(rs.status).toBe(201)
+    const rule = await api('POST', `/api/v2${(rs.body as { href: string }).href}/sec_rules`, {
+      providers: [{ label: { href: hrefOf('app', 'web') } }],
+      consumers: [{ label: { href: hrefOf('env', 'prod') }, exclusion: true }],
+      ingress_services: [{ proto: 6, port: 7443 }],
+    })
+    expect(rule.status).toBe(201)
+    await go('policy')
+    await page.getByRole('tab', { name: 'Rule sets' }).click()
+    const card = page.getByRole('article', { name: 'Rule set all but legacy' })
+    await card
+      .getByRole('cell', { name: 'all workloads with an env label except env: prod', exact: true })
+      .waitFor()
+    expect(await card.textContent()).toContain('tier: not legacy')
+  })
+
   let agent: { token: string; agent_id: string; workload_href: string }
   it('makes a pairing profile and an activation code, with the command to run; a paired workload appears live', async () => {
     await go('pairing')

@@ -13,11 +13,22 @@ export interface PolicyNames {
   readonly workloads: readonly { href: string; name: string }[]
 }
 
-const KIND_OF_CHOICE: Record<string, (typeof ACTOR_KINDS)[number]> = {
+/** The picker's kind of each actor kind; an exclusion is a kind of its own, so edits keep it. */
+const KIND_OF_CHOICE: Record<string, { kind: (typeof ACTOR_KINDS)[number]; exclusion?: true }> = {
+  label: { kind: 'label' },
+  'label group': { kind: 'label_group' },
+  'IP list': { kind: 'ip_list' },
+  workload: { kind: 'workload' },
+  'virtual service': { kind: 'virtual_service' },
+  'excluded label': { kind: 'label', exclusion: true },
+  'excluded label group': { kind: 'label_group', exclusion: true },
+}
+const CHOICE_OF_KIND: Record<(typeof ACTOR_KINDS)[number], string> = {
   label: 'label',
-  'label group': 'label_group',
-  'IP list': 'ip_list',
+  label_group: 'label group',
+  ip_list: 'IP list',
   workload: 'workload',
+  virtual_service: 'virtual service',
 }
 
 export const ALL_WORKLOADS: Choice = { value: 'ams', text: 'All workloads', kind: 'all' }
@@ -40,8 +51,8 @@ export const serviceChoices = (n: PolicyNames): Choice[] =>
 export function actorsOf(chosen: readonly Choice[]): Actor[] {
   return chosen.map((c) => {
     if (c.value === 'ams') return { actors: 'ams' }
-    const kind = KIND_OF_CHOICE[c.kind] ?? 'label'
-    return { [kind]: { href: c.value } }
+    const { kind, exclusion } = KIND_OF_CHOICE[c.kind] ?? { kind: 'label' }
+    return { [kind]: { href: c.value }, ...(exclusion && { exclusion }) }
   })
 }
 
@@ -52,8 +63,11 @@ export function choicesOf(actors: readonly Actor[], names: (href: string) => str
     const kind = ACTOR_KINDS.find((k) => a[k]) ?? 'label'
     return {
       value: actorHref(a) ?? '',
-      text: actorText({ [kind]: a[kind] }, names).replace(/ \((label group|IP list)\)$/, ''),
-      kind: kind === 'label_group' ? 'label group' : kind === 'ip_list' ? 'IP list' : kind,
+      text: actorText({ [kind]: a[kind] }, names).replace(
+        / \((label group|IP list|virtual service)\)$/,
+        '',
+      ),
+      kind: `${a.exclusion ? 'excluded ' : ''}${CHOICE_OF_KIND[kind]}`,
     }
   })
 }

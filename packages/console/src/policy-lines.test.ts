@@ -46,6 +46,33 @@ describe('policy objects as lines', () => {
     expect(lines.join()).not.toContain('/orgs/')
   })
 
+  it('says which scope labels and rule actors are excluded, so a provision preview reads true', () => {
+    const lines = policyLines(
+      'rule_sets',
+      {
+        name: 'all but web',
+        scopes: [
+          [{ label: { href: '/orgs/1/labels/1' }, exclusion: true }],
+          [{ label: { href: '/orgs/1/labels/2' } }],
+        ],
+        rules: [
+          {
+            id: 1,
+            consumers: [{ label: { href: '/orgs/1/labels/2' }, exclusion: true }],
+            providers: [{ actors: 'ams' }],
+            ingress_services: [],
+          },
+        ],
+      },
+      names,
+    )
+    expect(lines).toEqual([
+      'Name: all but web',
+      'Scope: not role: web or env: prod',
+      'Allow all workloads with an env label except env: prod → All workloads on All services',
+    ])
+  })
+
   it('numbers coexistence scopes as the settings page does', () => {
     expect(
       policyLines(

@@ -19,11 +19,18 @@ const ruleLine = (r: Doc, action: string, names: Names) =>
 const labelsText = (refs: string[], names: Names) =>
   refs.length === 0 ? 'all workloads' : refs.map((h) => names(h) ?? 'deleted label').join(', ')
 
-const scopeRefs = (scope: unknown) =>
-  list(scope).map((e) => {
-    const inner = (e.label ?? e.label_group ?? e) as Doc
-    return typeof inner.href === 'string' ? inner.href : ''
-  })
+/** A rule set's scope: its labels and label groups, an excluded one as "not ...". */
+const scopeText = (scope: unknown, names: Names) => {
+  const entries = list(scope)
+  if (entries.length === 0) return 'all workloads'
+  return entries
+    .map((e) => {
+      const inner = (e.label ?? e.label_group ?? e) as Doc
+      const name = (typeof inner.href === 'string' && names(inner.href)) || 'deleted label'
+      return e.exclusion === true ? `not ${name}` : name
+    })
+    .join(', ')
+}
 
 export function policyLines(type: string, doc: Doc | null, names: Names): string[] {
   if (doc === null) return []
@@ -35,7 +42,7 @@ export function policyLines(type: string, doc: Doc | null, names: Names): string
         ...name,
         scopes.length === 0
           ? 'Scope: all workloads'
-          : `Scope: ${scopes.map((s) => labelsText(scopeRefs(s), names)).join(' or ')}`,
+          : `Scope: ${scopes.map((s) => scopeText(s, names)).join(' or ')}`,
         ...(doc.enabled === false ? ['Disabled'] : []),
         ...list(doc.deny_rules).map((r) =>
           ruleLine(r, r.override === true ? 'Override deny' : 'Deny', names),
@@ -93,7 +100,7 @@ export function policyLines(type: string, doc: Doc | null, names: Names): string
           ] as const
         ).flatMap(([k, text]) =>
           (Array.isArray(doc[k]) ? (doc[k] as unknown[]) : []).map(
-            (s) => `${text}: ${labelsText(scopeRefs(s), names)}`,
+            (s) => `${text}: ${scopeText(s, names)}`,
           ),
         ),
       ]

@@ -75,8 +75,17 @@ export interface Actor {
   label_group?: { href: string }
   ip_list?: { href: string }
   workload?: { href: string }
+  virtual_service?: { href: string }
+  /** A label or label group the side leaves out (it names the others of that type). */
+  exclusion?: boolean
 }
-export const ACTOR_KINDS = ['label', 'label_group', 'ip_list', 'workload'] as const
+export const ACTOR_KINDS = [
+  'label',
+  'label_group',
+  'ip_list',
+  'workload',
+  'virtual_service',
+] as const
 export type ActorKind = (typeof ACTOR_KINDS)[number]
 
 export const actorHref = (a: Actor) => ACTOR_KINDS.map((k) => a[k]?.href).find(Boolean)
@@ -88,6 +97,7 @@ const KIND_WORD: Record<ActorKind, string> = {
   label_group: 'label group',
   ip_list: 'IP list',
   workload: 'workload',
+  virtual_service: 'virtual service',
 }
 
 export function actorText(a: Actor, names: Names): string {
@@ -96,13 +106,68 @@ export function actorText(a: Actor, names: Names): string {
   const href = actorHref(a)
   if (!kind || !href) return 'nothing'
   const name = names(href)
-  if (!name) return `${KIND_WORD[kind]} ${href} (deleted)`
-  return kind === 'label' || kind === 'workload' ? name : `${name} (${KIND_WORD[kind]})`
+  const text = !name
+    ? `${KIND_WORD[kind]} ${href} (deleted)`
+    : kind === 'label' || kind === 'workload'
+      ? name
+      : `${name} (${KIND_WORD[kind]})`
+  return a.exclusion ? `not ${text}` : text
 }
 
-/** A rule side: its actors, any of which matches. */
-export const sideText = (actors: readonly Actor[], names: Names) =>
-  actors.length === 0 ? 'nothing' : actors.map((a) => actorText(a, names)).join(' or ')
+/** A label type's labels in a side: its name, the labels it includes, those it excludes. */
+type TypePart = [string, { included: string[]; excluded: string[] }]
+
+/** A label's type from its name (`key: value`); a label group's is given, or its own. */
+const typeByName = (names: Names) => (href: string) => names(href)?.split(': ')[0]
+
+/**
+ * A rule side in words, the way it matches (the vendor's): labels of one type are alternatives,
+ * types must all hold, an excluded label leaves out what carries it; workloads, IP lists and
+ * virtual services are alternatives to all that. `typeOf` names label groups' types.
+ */
+export function sideText(
+  actors: readonly Actor[],
+  names: Names,
+  typeOf: (href: string) => string | undefined = typeByName(names),
+): string {
+  if (actors.length === 0) return 'nothing'
+  const types = new Map<string, TypePart[1]>()
+  // the labels read as one part, where the first of them is; null marks it
+  const parts: (string | null)[] = []
+  for (const a of actors) {
+    const href = a.label?.href ?? a.label_group?.href
+    if (href === undefined) {
+      parts.push(actorText(a, names))
+      continue
+    }
+    if (!parts.includes(null)) parts.push(null)
+    const type = typeOf(href) ?? href
+    const t = types.get(type) ?? { included: [], excluded: [] }
+    types.set(type, t)
+    ;(a.exclusion ? t.excluded : t.included).push(actorText({ ...a, exclusion: false }, names))
+  }
+  const typeText = ([type, t]: TypePart) => {
+    const some = t.included.length === 0 ? `any ${type}` : t.included.join(' or ')
+    const but = t.excluded.length === 0 ? '' : ` except ${t.excluded.join(', ')}`
+    return t.included.length > 1 && types.size > 1 ? `(${some}${but})` : `${some}${but}`
+  }
+  return parts.map((p) => p ?? labelPartText([...types], typeText)).join(' or ')
+}
+
+/**
+ * The label part of a side. Where no type names included labels, it reads as "all workloads
+ * with a role label except role: db": the vendor's "all except", which still needs a label of
+ * the type, so an unlabelled workload stays out.
+ */
+function labelPartText(types: TypePart[], typeText: (t: TypePart) => string) {
+  if (types.some(([, t]) => t.included.length > 0)) return types.map(typeText).join(' and ')
+  const keys = types.map(([type]) => type)
+  const labelled =
+    keys.length === 1
+      ? `${/^[aeiou]/i.test(keys[0] ?? '') ? 'an' : 'a'} ${keys[0]} label`
+      : `${keys.slice(0, -1).join(', ')} and ${keys.at(-1)} labels`
+  return `all workloads with ${labelled} except ${types.flatMap(([, t]) => t.excluded).join(', ')}`
+}
 
 /** A rule's services: named services by name, ports as written; none means all services. */
 export function servicesText(services: readonly (Port | { href: string })[], names: Names) {

@@ -44,7 +44,7 @@ export interface RuleSet {
   name: string
   enabled?: boolean
   update_type?: string | null
-  scopes: { label?: { href: string }; label_group?: { href: string } }[][]
+  scopes: { label?: { href: string }; label_group?: { href: string }; exclusion?: boolean }[][]
   rules: Rule[]
   deny_rules: Rule[]
 }
@@ -165,6 +165,15 @@ function RuleSetCard(props: {
     (a) => !rules.some((r) => r.rule.href === draftHref(a.rule.href)),
   )
   const scope = scopeText(rs)
+  // a label group's type, so a side reads as it matches (types ANDed, one type ORed)
+  const side = (actors: Actor[]) =>
+    sideText(
+      actors,
+      nameOfHref,
+      (href) =>
+        props.names.labelGroups.find((g) => g.href === draftHref(href))?.key ??
+        props.names.labels.find((l) => l.href === href)?.key,
+    )
   return (
     <article class="card rule-set" aria-label={`Rule set ${rs.name}`}>
       <header class="page-header">
@@ -206,7 +215,7 @@ function RuleSetCard(props: {
               {i > 0 && ' or '}
               <Labels
                 labels={s.flatMap((x) =>
-                  x.label
+                  (x.label
                     ? props.labels.filter((l) => l.href === x.label?.href)
                     : x.label_group
                       ? [
@@ -216,7 +225,8 @@ function RuleSetCard(props: {
                             value: nameOfHref(x.label_group.href) ?? 'deleted group',
                           },
                         ]
-                      : [],
+                      : []
+                  ).map((l) => (x.exclusion ? { ...l, value: `not ${l.value}` } : l)),
                 )}
               />
             </span>
@@ -239,10 +249,10 @@ function RuleSetCard(props: {
                   <td>{i + 1}</td>
                   <td>{ACTION_TEXT[lr.action]}</td>
                   <td>
-                    {sideText(r.consumers, nameOfHref)}
+                    {side(r.consumers)}
                     {r.unscoped_consumers && <span class="why">from outside the scope too</span>}
                   </td>
-                  <td>{sideText(r.providers, nameOfHref)}</td>
+                  <td>{side(r.providers)}</td>
                   <td>{servicesText(r.ingress_services, nameOfHref)}</td>
                   <td>
                     {status && <span class="tag pending-tag">{STATUS_TEXT[status]}</span>}
@@ -272,8 +282,8 @@ function RuleSetCard(props: {
               <tr key={lr.rule.href} class="removed">
                 <td>—</td>
                 <td>{ACTION_TEXT[lr.action]}</td>
-                <td>{sideText(lr.rule.consumers, nameOfHref)}</td>
-                <td>{sideText(lr.rule.providers, nameOfHref)}</td>
+                <td>{side(lr.rule.consumers)}</td>
+                <td>{side(lr.rule.providers)}</td>
                 <td>{servicesText(lr.rule.ingress_services, nameOfHref)}</td>
                 <td>
                   <span class="tag pending-tag">{STATUS_TEXT.removed}</span>
@@ -305,8 +315,8 @@ function RuleSetCard(props: {
           }}
         >
           <p>
-            {ACTION_TEXT[removing.action]} {sideText(removing.rule.consumers, nameOfHref)} to{' '}
-            {sideText(removing.rule.providers, nameOfHref)} on{' '}
+            {ACTION_TEXT[removing.action]} {side(removing.rule.consumers)} to{' '}
+            {side(removing.rule.providers)} on{' '}
             {servicesText(removing.rule.ingress_services, nameOfHref)}. The removal waits in the
             draft until you provision it.
           </p>
@@ -327,13 +337,18 @@ function RuleSetForm(props: {
   const [scope, setScope] = useState<string[]>(
     (rs?.scopes[0] ?? []).flatMap((s) => (s.label ? [s.label.href] : [])),
   )
+  // The picker edits one scope of included labels; any other scope is left as it is.
+  const pickable =
+    !rs || (rs.scopes.length <= 1 && (rs.scopes[0] ?? []).every((s) => s.label && !s.exclusion))
   const [error, setError] = useState<unknown>()
   const submit = async (e: Event) => {
     e.preventDefault()
     setError(undefined)
     const body = {
       name,
-      scopes: scope.length === 0 ? [] : [scope.map((href) => ({ label: { href } }))],
+      ...(pickable && {
+        scopes: scope.length === 0 ? [] : [scope.map((href) => ({ label: { href } }))],
+      }),
     }
     try {
       if (rs) await call('PUT', `/api/v2${rs.href}`, body)
@@ -362,7 +377,19 @@ function RuleSetForm(props: {
           The workloads with all of these labels get this rule set&apos;s rules; none chosen means
           all workloads.
         </p>
-        <LabelPicker labels={props.labels} value={scope} onChange={setScope} idPrefix="rs-scope" />
+        {pickable ? (
+          <LabelPicker
+            labels={props.labels}
+            value={scope}
+            onChange={setScope}
+            idPrefix="rs-scope"
+          />
+        ) : (
+          <p class="hint">
+            This rule set&apos;s scope has label groups, exclusions or several scopes; it is kept as
+            it is (change it through the API).
+          </p>
+        )}
         <Errors messages={messagesFor(error, '$.scopes')} />
       </fieldset>
       <div class="buttons start">
