@@ -1,0 +1,138 @@
+/**
+ * The server contains bad input: every address parsed for real, a bad stored row confined to
+ * its workload, agents held to their own addresses and their pairing profile's ranges, and
+ * activation codes used no more often than they say; on both stores.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { TestPostgres } from './postgres.fixture.js'
+import { startTestPostgres } from './postgres.fixture.js'
+import type { TestServer } from './test-server.fixture.js'
+import { testServer } from './test-server.fixture.js'
+
+const O = '/api/v2/orgs/1'
+
+interface Agent {
+  readonly agent_id: string
+  readonly token: string
+  readonly workload_href: string
+}
+
+describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
+  let s: TestServer
+  let pgServer: TestPostgres | undefined
+  beforeAll(async () => {
+    if (dialect === 'postgres') pgServer = await startTestPostgres()
+    s = await testServer(pgServer ? await pgServer.freshDatabase() : undefined)
+  })
+  afterAll(async () => {
+    await s?.close()
+    await pgServer?.stop()
+  })
+
+  /** A new activation code of a new pairing profile with these fields. */
+  const codeOf = async (profile: object = {}) => {
+    const p = await s.call('POST', `${O}/pairing_profiles`, {
+      name: `pp-${Math.random()}`,
+      ...profile,
+    })
+    expect(p.statusCode, p.body).toBe(201)
+    const href = p.json<{ href: string }>().href
+    const k = await s.call('POST', `/api/v2${href}/pairing_key`, {})
+    return { profile: href, code: k.json<{ activation_code: string }>().activation_code }
+  }
+  const activate = (code: string, hostname: string, addresses: string[]) =>
+    s.app.inject({
+      method: 'POST',
+      url: '/agent/v1/activate',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({
+        activation_code: code,
+        hostname,
+        interfaces: addresses.map((address, i) => ({ name: `eth${i}`, address })),
+      }),
+    })
+  const paired = async (hostname: string, addresses: string[], profile: object = {}) => {
+    const r = await activate((await codeOf(profile)).code, hostname, addresses)
+    expect(r.statusCode, r.body).toBe(201)
+    return r.json<Agent>()
+  }
+  const agentCall = (a: Agent, method: 'GET' | 'POST', path: string, body?: unknown) =>
+    s.app.inject({
+      method,
+      url: `/agent/v1/agents/${a.agent_id}/${path}`,
+      headers: {
+        authorization: `Bearer ${a.token}`,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      ...(body !== undefined && { payload: JSON.stringify(body) }),
+    })
+  const workloadCount = async () =>
+    (await s.call('GET', `${O}/workloads?max_results=0`)).headers['x-total-count']
+  const idOf = (href: string) => href.split('/').pop() ?? ''
+
+  it('refuses an address that does not parse, naming the field, and changes nothing', async () => {
+    const { code } = await codeOf({ allowed_uses_per_key: 1 })
+    const before = await workloadCount()
+    for (const bad of ['1.2.3', '198.18.0.1/32', 'fe80::1%eth0', '198.18.0.1\n'])
+      expect((await activate(code, 'bad-host', [bad])).json(), bad).toEqual([
+        {
+          token: 'input_validation_error',
+          message: expect.stringMatching(/^\$\.interfaces\[0\]\.address: .* not an IPv4/) as string,
+        },
+      ])
+    expect(await workloadCount()).toBe(before)
+    // the refusals did not use the single-use code up
+    const a = await activate(code, 'good-host', ['198.18.1.1', 'FD00:198:18:0::0011'])
+    expect(a.statusCode, a.body).toBe(201)
+    const agent = a.json<Agent>()
+    const w = (await s.call('GET', `/api/v2${agent.workload_href}`)).json<{
+      interfaces: { address: string }[]
+    }>()
+    expect(w.interfaces.map((i) => i.address)).toEqual(['198.18.1.1', 'fd00:198:18::11'])
+
+    const report = await agentCall(agent, 'POST', 'status', {
+      interfaces: [{ name: 'eth0', address: '198.18.1.300' }],
+    })
+    expect(report.statusCode).toBe(406)
+    expect(report.body).toContain('$.interfaces[0].address')
+
+    const unmanaged = await s.call('POST', `${O}/workloads`, {
+      name: 'typed',
+      public_ip: '10.1.2',
+      interfaces: [{ name: 'eth0', address: '198.18.1.2', default_gateway_address: '198.18.1' }],
+    })
+    expect(unmanaged.statusCode).toBe(406)
+    expect(unmanaged.json<{ message: string }[]>().map((e) => e.message.split(':')[0])).toEqual([
+      '$.public_ip',
+      '$.interfaces[0].default_gateway_address',
+    ])
+    const made = await s.call('POST', `${O}/workloads`, {
+      name: 'typed',
+      public_ip: '2001:DB8::1',
+      interfaces: [{ name: 'eth0', address: '198.18.1.2' }],
+    })
+    expect(made.statusCode, made.body).toBe(201)
+    expect(made.json()).toMatchObject({ public_ip: '2001:db8::1' })
+
+    for (const from_ip of ['198.18.0.0/24/8', ' 198.18.0.0/24', '198.18.0.0/24\n']) {
+      const r = await s.call('POST', `${O}/sec_policy/draft/ip_lists`, {
+        name: 'bad-range',
+        ip_ranges: [{ from_ip }],
+      })
+      expect(r.statusCode, from_ip).toBe(406)
+      expect(r.body).toContain('$.ip_ranges[0]')
+    }
+    const q = await s.call('POST', `${O}/traffic_flows/async_queries`, {
+      query_name: 'bad',
+      sources: { include: [[{ ip_address: '198.18.0.0/33' }]], exclude: [] },
+      destinations: { include: [[]], exclude: [] },
+      services: { include: [], exclude: [] },
+      policy_decisions: [],
+      start_date: '2025-01-01T00:00:00Z',
+      end_date: '2025-01-02T00:00:00Z',
+      max_results: 10,
+    })
+    expect(q.statusCode).toBe(406)
+    expect(q.body).toContain('ip_address')
+  })
+})
