@@ -40,10 +40,13 @@ describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
     const k = await s.call('POST', `/api/v2${href}/pairing_key`, {})
     return { profile: href, code: k.json<{ activation_code: string }>().activation_code }
   }
+  // Each activation from its own source address: the per-address limit is not under test here.
+  let sources = 0
   const activate = (code: string, hostname: string, addresses: string[]) =>
     s.app.inject({
       method: 'POST',
       url: '/agent/v1/activate',
+      remoteAddress: `198.18.200.${++sources}`,
       headers: { 'content-type': 'application/json' },
       payload: JSON.stringify({
         activation_code: code,
@@ -134,5 +137,26 @@ describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
     })
     expect(q.statusCode).toBe(406)
     expect(q.body).toContain('ip_address')
+  })
+  it('uses a single-use code once under 20 concurrent activations, and a 3-use code 3 times', async () => {
+    for (const uses of [1, 3]) {
+      const { code } = await codeOf({ allowed_uses_per_key: uses })
+      const tries = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => activate(code, `race-${uses}-${i}`, [])),
+      )
+      const codes = tries.map((r) => r.statusCode)
+      expect(codes.filter((c) => c === 201)).toHaveLength(uses)
+      expect(
+        tries
+          .filter((r) => r.statusCode !== 201)
+          .map((r) => r.json<{ token: string }[]>()[0]?.token),
+      ).toEqual(new Array(20 - uses).fill('activation_code_used_up'))
+      const hosts = await s.db
+        .selectFrom('workloads')
+        .select('hostname')
+        .where('hostname', 'like', `race-${uses}-%`)
+        .execute()
+      expect(hosts).toHaveLength(uses)
+    }
   })
 })

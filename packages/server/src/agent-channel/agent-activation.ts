@@ -33,15 +33,14 @@ async function redeem(tx: Db, code: string): Promise<{ key: PairingKeyRow; profi
       'activation_code_expired',
       `this activation code expired at ${key.expires_at}; generate a new one`,
     )
-  if (key.uses_left !== null && key.uses_left <= 0)
+  const profile = await profileOfKey(tx, key)
+  if (profile.enabled !== 1)
+    throw invalidOne('pairing_profile_disabled', 'the pairing profile of this code is disabled')
+  if (!(await useKey(tx, key)))
     throw invalidOne(
       'activation_code_used_up',
       'this activation code has been used as often as its pairing profile allows',
     )
-  const profile = await profileOfKey(tx, key)
-  if (profile.enabled !== 1)
-    throw invalidOne('pairing_profile_disabled', 'the pairing profile of this code is disabled')
-  await useKey(tx, key)
   return { key, profile }
 }
 

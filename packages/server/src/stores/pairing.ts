@@ -108,12 +108,19 @@ export async function findPairingKey(db: Db, codeHash: string): Promise<PairingK
     .executeTakeFirst()
 }
 
-/** Counts one use of a code, if its uses are limited. */
-export async function useKey(db: Db, key: PairingKeyRow): Promise<void> {
-  if (key.uses_left === null) return
-  await db
+/**
+ * Counts one use of a code, if its uses are limited: false when none is left. One statement
+ * that decrements only a positive count, so concurrent activations cannot both take the last
+ * use (a read then a write would let them: each reads 1).
+ */
+export async function useKey(db: Db, key: PairingKeyRow): Promise<boolean> {
+  if (key.uses_left === null) return true
+  const used = await db
     .updateTable('pairing_keys')
-    .set({ uses_left: key.uses_left - 1 })
+    .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
     .where('code_hash', '=', key.code_hash)
-    .execute()
+    .where('uses_left', '>', 0)
+    .returning('uses_left')
+    .executeTakeFirst()
+  return used !== undefined
 }
