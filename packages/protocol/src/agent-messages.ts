@@ -85,6 +85,13 @@ export function checkStatusReport(body: unknown): Checked<StatusReportChecked> {
       applied = { version, hash, ...(mode !== undefined && { mode }) }
   }
   const health = o.health === undefined ? undefined : c.object(o.health, '$.health')
+  // The server reads conditions from every agent's health in one sweep (liveness.ts).
+  const conditions = health ? c.array(health, 'conditions', '$.health', { max: 64 }) : undefined
+  conditions?.forEach((x, i) => {
+    const p = `$.health.conditions[${i}]`
+    const cond = c.object(x, p)
+    if (cond) c.string(cond, 'type', p, { required: true, max: 128 })
+  })
   const survey = o.survey === undefined ? undefined : c.object(o.survey, '$.survey')
   const ruleset = o.ruleset === undefined ? undefined : c.object(o.ruleset, '$.ruleset')
   if (ruleset && (!Array.isArray(ruleset.tables) || !Array.isArray(ruleset.ipsets)))

@@ -159,4 +159,52 @@ describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
       expect(hosts).toHaveLength(uses)
     }
   })
+  it("checks every agent's heartbeat though one agent's stored health or row is malformed", async () => {
+    const [odd, broken, plain] = [
+      await paired('hb-odd', ['198.18.3.1']),
+      await paired('hb-broken', ['198.18.3.2']),
+      await paired('hb-plain', ['198.18.3.3']),
+    ]
+    // What an agent may send is checked first...
+    const sent = await agentCall(odd, 'POST', 'status', { health: { conditions: 5 } })
+    expect(sent.statusCode).toBe(406)
+    expect(sent.body).toContain('$.health.conditions')
+    // ...and what reached the store some other way does not stop the sweep.
+    await s.db
+      .updateTable('agents')
+      .set({ health: '{"conditions":{"type":"x"},"health":"healthy"}' })
+      .where('id', '=', odd.agent_id)
+      .execute()
+    await s.db
+      .updateTable('workloads')
+      .set({ labels: 'not json' })
+      .where('id', '=', idOf(broken.workload_href))
+      .execute()
+    const { checkHeartbeats } = await import('./liveness.js')
+    const later = new Date(Date.now() + 20 * 60_000)
+    await expect(checkHeartbeats(s.db, later)).rejects.toThrow(
+      `could not check agent ${broken.agent_id}`,
+    )
+    const health = await s.db
+      .selectFrom('agents')
+      .select(['id', 'health'])
+      .where('id', 'in', [odd.agent_id, broken.agent_id, plain.agent_id])
+      .execute()
+    const conditionsOf = (id: string) =>
+      (
+        JSON.parse(health.find((h) => h.id === id)?.health ?? '{}') as {
+          conditions?: { type: string }[]
+        }
+      ).conditions?.map((c) => c.type)
+    expect(conditionsOf(odd.agent_id)).toEqual(['agent.missed_heartbeats'])
+    expect(conditionsOf(plain.agent_id)).toEqual(['agent.missed_heartbeats'])
+    expect(conditionsOf(broken.agent_id)).toBeUndefined()
+    await s.db
+      .updateTable('workloads')
+      .set({ labels: '[]' })
+      .where('id', '=', idOf(broken.workload_href))
+      .execute()
+    const vens = await s.call('GET', `${O}/vens?max_results=1000`)
+    expect(vens.statusCode, 'a malformed stored health still reads').toBe(200)
+  })
 })

@@ -8,6 +8,7 @@ import type { Failsafe } from '@palisade/model'
 import type { Selectable } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { Doc } from '../validate.js'
+import { isObj } from '../validate.js'
 import { byChunk } from './collection.js'
 import type { Db } from './db.js'
 import type { WorkloadRow } from './workloads.js'
@@ -46,7 +47,25 @@ const VIEW_COLUMNS = [
 ] as const
 export type AgentView = Pick<AgentRow, (typeof VIEW_COLUMNS)[number]>
 
-const readHealth = (text: string) => JSON.parse(text) as AgentHealth
+/**
+ * An agent's stored health, read defensively: it came from the agent, so what is not an object
+ * reads as none, and conditions that are not a list of typed objects are left out.
+ */
+function readHealth(text: string): AgentHealth {
+  let health: unknown
+  try {
+    health = JSON.parse(text)
+  } catch {
+    return {}
+  }
+  if (!isObj(health)) return {}
+  const { conditions, ...rest } = health
+  if (conditions === undefined) return rest
+  const typed = Array.isArray(conditions)
+    ? conditions.filter((c): c is { type: string } => isObj(c) && typeof c.type === 'string')
+    : []
+  return { ...rest, conditions: typed }
+}
 const readSurvey = (text: string) => JSON.parse(text) as Doc
 const viewOf = (r: Pick<AgentRecord, (typeof VIEW_COLUMNS)[number]>): AgentView => ({
   ...r,
@@ -300,11 +319,8 @@ export async function heartbeats(db: Db) {
       'workloads.agent_type',
     ])
     .execute()
-  return rows.map((r) => ({
-    ...r,
-    health: readHealth(r.health),
-    labels: JSON.parse(r.labels) as string[],
-  }))
+  // Labels are left as stored: a row that does not read must not stop the others' check.
+  return rows.map((r) => ({ ...r, health: readHealth(r.health) }))
 }
 
 /** Sets an agent's health, and marks it offline if `offline`. */
