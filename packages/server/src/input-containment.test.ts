@@ -3,6 +3,7 @@
  * its workload, agents held to their own addresses and their pairing profile's ranges, and
  * activation codes used no more often than they say; on both stores.
  */
+import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
@@ -206,5 +207,42 @@ describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
       .execute()
     const vens = await s.call('GET', `${O}/vens?max_results=1000`)
     expect(vens.statusCode, 'a malformed stored health still reads').toBe(200)
+  })
+  it("keeps flows only for the reporter's own addresses, dated no later than the server's now", async () => {
+    const a = await paired('flow-own', ['198.18.4.1'])
+    const flow = (src: string, dst: string, first: string, last: string) => ({
+      uuid: randomUUID(),
+      direction: 'inbound',
+      src_ip: src,
+      dst_ip: dst,
+      port: 4444,
+      proto: 6,
+      policy_decision: 'allowed',
+      rule_href: null,
+      num_connections: 1,
+      first_seen: first,
+      last_seen: last,
+      dropped_downstream: false,
+    })
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString()
+    const r = await agentCall(a, 'POST', 'flows', [
+      flow('198.18.4.9', '198.18.4.1', hourAgo, hourAgo),
+      flow('198.18.4.9', '198.18.4.8', hourAgo, hourAgo),
+      flow('198.18.4.9', '198.18.4.1', hourAgo, '2099-01-01T00:00:00Z'),
+    ])
+    expect(r.statusCode, r.body).toBe(204)
+    const stored = await s.db
+      .selectFrom('flow_summaries')
+      .select(['src_ip', 'dst_ip', 'last_seen'])
+      .where('workload_id', '=', idOf(a.workload_href))
+      .execute()
+    expect(stored.map((f) => f.dst_ip)).toEqual(['198.18.4.1', '198.18.4.1'])
+    expect(stored.every((f) => Date.parse(f.last_seen) <= Date.now())).toBe(true)
+    const events = (await s.call('GET', `${O}/events?event_type=agent.flows_refused`)).json<
+      { notifications: { info: { refused: number; examples: string[] } }[] }[]
+    >()
+    expect(events.map((e) => e.notifications[0]?.info)).toEqual([
+      expect.objectContaining({ refused: 1, examples: ['198.18.4.9 -> 198.18.4.8'] }),
+    ])
   })
 })

@@ -21,7 +21,8 @@ import { deleteAgent, setGoodbye } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
-import { deleteWorkload, moveWorkload } from '../stores/workloads.js'
+import { deleteWorkload, findWorkload, moveWorkload } from '../stores/workloads.js'
+import { flowIntake } from '../traffic/flow-intake.js'
 import { accepted } from '../validate.js'
 import type { AgentAuth } from './agent-auth.js'
 import { agentActor, agentAuth, credentialOf, unauthenticated } from './agent-auth.js'
@@ -157,7 +158,30 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   /** Flow summaries, in batches; a re-sent batch is stored once (summaries carry uuids). */
   app.post(flowsRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
-    await ingestFlows(db, a.org, a.workloadId, accepted(checkFlowsBatch(req.body)))
+    const flows = accepted(checkFlowsBatch(req.body))
+    const w = await findWorkload(db, a.org, a.workloadId)
+    const own = new Set((w?.interfaces ?? []).map((i) => i.address))
+    const { kept, refused } = flowIntake(flows, own, new Date(now()))
+    await db.transaction().execute(async (tx) => {
+      await ingestFlows(tx, a.org, a.workloadId, kept)
+      if (refused.length > 0)
+        await recordEvent(tx, a.org, {
+          event_type: 'agent.flows_refused',
+          severity: 'warning',
+          created_by: agentActor(a),
+          notifications: [
+            {
+              notification_type: 'agent.flows_refused',
+              info: {
+                workload: workloadHref(a.org, a.workloadId),
+                refused: refused.length,
+                reason: 'neither end is an address of the reporting workload',
+                examples: refused.slice(0, 3).map((f) => `${f.src_ip} -> ${f.dst_ip}`),
+              },
+            },
+          ],
+        })
+    })
     return reply.code(204).send()
   })
 }
