@@ -245,4 +245,178 @@ describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
       expect.objectContaining({ refused: 1, examples: ['198.18.4.9 -> 198.18.4.8'] }),
     ])
   })
+  it('flags a workload whose stored address does not parse and computes every other host', async () => {
+    const role = (await s.call('POST', `${O}/labels`, { key: 'role', value: 'contained' })).json<{
+      href: string
+    }>().href
+    const labelled = { labels: [{ href: role }] }
+    const bad = await paired('row-bad', ['198.18.5.1'], labelled)
+    const good = await paired('row-good', ['198.18.5.2'], labelled)
+    const rs = (
+      await s.call('POST', `${O}/sec_policy/draft/rule_sets`, { name: 'contained', scopes: [] })
+    ).json<{ href: string }>().href
+    const rule = await s.call('POST', `/api/v2${rs}/sec_rules`, {
+      providers: [{ label: { href: role } }],
+      consumers: [{ label: { href: role } }],
+      ingress_services: [{ port: 5432, proto: 6 }],
+    })
+    expect(rule.statusCode, rule.body).toBe(201)
+    const provision = (what: string) =>
+      s.call('POST', `${O}/sec_policy`, { update_description: what })
+    expect((await provision('contained rule')).statusCode).toBe(201)
+    const policyOf = async (a: Agent) =>
+      (await agentCall(a, 'GET', 'policy?wait=0')).json<{ policy: { version: number } }>().policy
+    const before = await policyOf(bad)
+    expect(JSON.stringify(await policyOf(good))).toContain('198.18.5.1/32')
+
+    // What an attacker with the database could write: an address no parser takes.
+    await s.db
+      .updateTable('workloads')
+      .set({ interfaces: JSON.stringify([{ name: 'eth0', address: '1.2.3' }]) })
+      .where('id', '=', idOf(bad.workload_href))
+      .execute()
+    await s.call('POST', `${O}/sec_policy/draft/services`, {
+      name: 'contained-svc',
+      service_ports: [{ port: 1, proto: 6 }],
+    })
+    const prov = await provision('with a bad row in the store')
+    expect(prov.statusCode, prov.body).toBe(201)
+    const version = prov.json<{ href: string }>().href.split('/').pop()
+    const goodPolicy = await policyOf(good)
+    expect(String(goodPolicy.version)).toBe(version)
+    expect(JSON.stringify(goodPolicy)).not.toContain('1.2.3')
+    expect(await policyOf(bad), 'the flagged host keeps the policy it had').toEqual(before)
+    const w = (await s.call('GET', `/api/v2${bad.workload_href}`)).json<{
+      palisade: { policy_error: { reason: string } | null }
+      agent: { status: { agent_health: { type: string }[] } }
+    }>()
+    expect(w.palisade.policy_error?.reason).toContain('"1.2.3" is not an IPv4 or IPv6 address')
+    expect(w.agent.status.agent_health.map((c) => c.type)).toContain('workload.policy_error')
+    const flagged = async () =>
+      (await s.call('GET', `${O}/events?event_type=workload.policy_error`)).json<unknown[]>().length
+    expect(await flagged()).toBe(1)
+    // flagged once, not on every run
+    await s.call('POST', `${O}/sec_policy/draft/services`, {
+      name: 'contained-svc-2',
+      service_ports: [{ port: 2, proto: 6 }],
+    })
+    expect((await provision('again')).statusCode).toBe(201)
+    expect(await flagged()).toBe(1)
+
+    // the agent reports its real address again: the flag clears and it gets policy again
+    const moved = await agentCall(bad, 'POST', 'status', {
+      interfaces: [{ name: 'eth0', address: '198.18.5.1' }],
+    })
+    expect(moved.statusCode).toBe(204)
+    await s.call('POST', `${O}/sec_policy/draft/services`, {
+      name: 'contained-svc-3',
+      service_ports: [{ port: 3, proto: 6 }],
+    })
+    const third = await provision('row fixed')
+    expect(third.statusCode).toBe(201)
+    const cleared = (await s.call('GET', `/api/v2${bad.workload_href}`)).json<{
+      palisade: { policy_error: unknown }
+    }>()
+    expect(cleared.palisade.policy_error).toBeNull()
+    expect(JSON.stringify(await policyOf(good)), 'a peer again').toContain('198.18.5.1/32')
+  })
+
+  it('refuses a provision whose host policies cannot be computed, and commits nothing', async () => {
+    const role = (await s.call('POST', `${O}/labels`, { key: 'role', value: 'refused' })).json<{
+      href: string
+    }>().href
+    const a = await paired('refused-host', ['198.18.6.1'], { labels: [{ href: role }] })
+    const list = (
+      await s.call('POST', `${O}/sec_policy/draft/ip_lists`, {
+        name: 'refused-list',
+        ip_ranges: [{ from_ip: '198.18.6.0/24' }],
+      })
+    ).json<{ href: string }>().href
+    const rs = (
+      await s.call('POST', `${O}/sec_policy/draft/rule_sets`, { name: 'refused', scopes: [] })
+    ).json<{ href: string }>().href
+    const rule = await s.call('POST', `/api/v2${rs}/sec_rules`, {
+      providers: [{ label: { href: role } }],
+      consumers: [{ ip_list: { href: list.replace('/draft/', '/draft/') } }],
+      ingress_services: [{ port: 22, proto: 6 }],
+    })
+    expect(rule.statusCode, rule.body).toBe(201)
+    // the draft list corrupted in the store
+    const id = list.split('/').pop() ?? ''
+    const row = await s.db
+      .selectFrom('policy_objects')
+      .select('draft')
+      .where('type', '=', 'ip_lists')
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow()
+    await s.db
+      .updateTable('policy_objects')
+      .set({ draft: (row.draft ?? '').replace('198.18.6.0/24', '1.2.3') })
+      .where('type', '=', 'ip_lists')
+      .where('id', '=', id)
+      .execute()
+    const versions = async () =>
+      (await s.db.selectFrom('policy_versions').select('version').execute()).length
+    const count = await versions()
+    const policyBefore = await agentCall(a, 'GET', 'policy?wait=0')
+    const r = await s.call('POST', `${O}/sec_policy`, { update_description: 'cannot compute' })
+    expect(r.statusCode).toBe(406)
+    expect(r.json()).toEqual([
+      {
+        token: 'provision_failed',
+        message: expect.stringContaining('the host policies could not be computed') as string,
+      },
+    ])
+    expect(await versions(), 'no version committed').toBe(count)
+    const pending = (await s.call('GET', `${O}/sec_policy/pending`)).json<{
+      ip_lists?: unknown[]
+    }>()
+    expect(pending.ip_lists?.length).toBeGreaterThan(0)
+    expect((await agentCall(a, 'GET', 'policy?wait=0')).body).toBe(policyBefore.body)
+    // undo, so later provisions in this store succeed
+    await s.call('DELETE', `/api/v2${rs}`)
+    await s.call('DELETE', `/api/v2${list}`)
+  })
+  it('force-deletes a managed workload; its agent is told to unpair when it next calls', async () => {
+    const a = await paired('forced', ['198.18.7.1'])
+    const url = `/api/v2${a.workload_href}`
+    const refused = await s.call('DELETE', url)
+    expect(refused.statusCode).toBe(406)
+    expect(refused.body).toContain('force=true')
+    expect((await s.call('DELETE', `${url}?forced=true`)).json()).toEqual([
+      expect.objectContaining({ token: 'unknown_query_parameter' }),
+    ])
+    // an unpair the agent never acknowledges (a hostile agent sends no goodbye)...
+    const ven = (await s.call('GET', `${O}/vens?hostname=forced`)).json<{ href: string }[]>()
+    expect(
+      (
+        await s.call('PUT', `${O}/vens/unpair`, {
+          vens: [{ href: ven[0]?.href }],
+          firewall_restore: 'saved',
+        })
+      ).statusCode,
+    ).toBe(204)
+    // ...does not keep the workload: an admin deletes it by force
+    expect((await s.call('DELETE', `${url}?force=true`)).statusCode).toBe(204)
+    expect((await s.call('GET', url)).statusCode).toBe(404)
+    expect((await s.call('GET', `${O}/vens?hostname=forced`)).json()).toEqual([])
+    const told = await agentCall(a, 'GET', 'policy?wait=0')
+    expect([told.statusCode, told.json()]).toEqual([410, { unpair: { firewall_restore: 'saved' } }])
+    expect(
+      (await agentCall(a, 'POST', 'status', { health: { health: 'healthy' } })).statusCode,
+    ).toBe(204)
+    const stranger = await s.app.inject({
+      url: `/agent/v1/agents/${a.agent_id}/policy?wait=0`,
+      headers: { authorization: `Bearer ${a.agent_id}.not-the-secret` },
+    })
+    expect(stranger.statusCode).toBe(401)
+    expect((await agentCall(a, 'POST', 'goodbye', {})).statusCode).toBe(204)
+    expect((await agentCall(a, 'GET', 'policy?wait=0')).statusCode, 'gone for good').toBe(401)
+    const events = (await s.call('GET', `${O}/events?event_type=workload.delete`)).json<
+      { notifications: { notification_type: string }[] }[]
+    >()
+    expect(events.flatMap((e) => e.notifications.map((n) => n.notification_type))).toContain(
+      'workload.force_delete',
+    )
+  })
 })

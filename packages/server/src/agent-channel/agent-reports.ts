@@ -17,7 +17,7 @@ import { newUuid, sha256 } from '../crypto.js'
 import { GroupCommit } from '../group-commit.js'
 import { workloadHref } from '../hrefs.js'
 import { writeStatusReports } from '../stores/agent-status.js'
-import { deleteAgent, setGoodbye } from '../stores/agents.js'
+import { deleteAgent, dropForgotten, setGoodbye } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
@@ -44,7 +44,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
     // another agent's route, is checked first.
     if (interfaces || id !== (req.params as { agent: string }).agent) {
       const a = await agentAuth(db, req) // refuses another agent's route
-      if (interfaces) await followAddresses(a, interfaces)
+      if (interfaces && !a.forgotten) await followAddresses(a, interfaces)
     }
     const written = await statusWrites.run({
       agentId: id,
@@ -59,7 +59,8 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
       ruleset: ruleset ? JSON.stringify(ruleset) : null,
       backend: backend ?? null,
     })
-    if (!written) throw unauthenticated()
+    // A forgotten agent's report is taken and dropped: its policy request tells it to unpair.
+    if (!written && !(await agentAuth(db, req)).forgotten) throw unauthenticated()
     return reply.code(204).send()
   })
 
@@ -95,6 +96,10 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
   app.post(goodbyeRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
+    if (a.forgotten) {
+      await dropForgotten(db, a.id)
+      return reply.code(204).send()
+    }
     if (a.unpair) {
       // The agent restored the firewall and forgot its credential: it is gone for good.
       await db.transaction().execute(async (tx) => {

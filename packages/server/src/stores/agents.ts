@@ -354,3 +354,32 @@ export async function agentsInSync(db: Db): Promise<number> {
     .execute()
   return synced.filter((s) => readHealth(s.health).applied_hash === s.hash).length
 }
+
+/**
+ * Forgets an agent whose workload is deleted by force: its row goes, and a tombstone keeps its
+ * credential's hash so that its next call is told to unpair (restoring the firewall as `mode`
+ * says) rather than refused as a stranger's.
+ */
+export async function forgetAgent(db: Db, id: string, mode: string, at: string): Promise<void> {
+  const a = await db
+    .selectFrom('agents')
+    .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
+    .select(['agents.id', 'agents.org_id', 'agents.token_hash', 'workloads.hostname'])
+    .where('agents.id', '=', id)
+    .executeTakeFirstOrThrow()
+  await db
+    .insertInto('forgotten_agents')
+    .values({ ...a, firewall_restore: mode, created_at: at })
+    .execute()
+  await db.deleteFrom('agents').where('id', '=', id).execute()
+}
+
+/** A forgotten agent's tombstone, by its id. */
+export async function forgottenAgent(db: Db, id: string) {
+  return db.selectFrom('forgotten_agents').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/** The forgotten agent said goodbye: it has unpaired, and its tombstone goes. */
+export async function dropForgotten(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('forgotten_agents').where('id', '=', id).execute()
+}
