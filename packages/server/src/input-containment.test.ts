@@ -419,4 +419,56 @@ describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
       'workload.force_delete',
     )
   })
+  it("holds agents to their pairing profile's allowed_ip_ranges", async () => {
+    const bad = await s.call('POST', `${O}/pairing_profiles`, {
+      name: 'ranges-bad',
+      allowed_ip_ranges: ['198.18.8.1/24', 'ten'],
+    })
+    expect(bad.json<{ message: string }[]>().map((e) => e.message.split(':')[0])).toEqual([
+      '$.allowed_ip_ranges[0]',
+      '$.allowed_ip_ranges[1]',
+    ])
+    const { profile, code } = await codeOf({
+      allowed_ip_ranges: ['198.18.8.0/24', 'FD00:8::/64'],
+      allowed_uses_per_key: 1,
+    })
+    expect((await s.call('GET', `/api/v2${profile}`)).json()).toMatchObject({
+      allowed_ip_ranges: ['198.18.8.0/24', 'fd00:8::/64'],
+    })
+    const before = await workloadCount()
+    const outside = await activate(code, 'ranged', ['198.18.8.1', '203.0.113.5'])
+    expect(outside.json()).toEqual([
+      {
+        token: 'address_not_allowed',
+        message: expect.stringMatching(
+          /^\$\.interfaces\[1\]\.address: 203\.0\.113\.5 is outside/,
+        ) as string,
+      },
+    ])
+    expect(await workloadCount()).toBe(before)
+    const ok = await activate(code, 'ranged', ['198.18.8.1', 'fd00:8::1'])
+    expect(ok.statusCode, 'the refusal did not use the code').toBe(201)
+    const a = ok.json<Agent>()
+    const moved = await agentCall(a, 'POST', 'status', {
+      interfaces: [
+        { name: 'eth0', address: '198.18.8.2' },
+        { name: 'eth1', address: '198.18.99.1' },
+      ],
+    })
+    expect(moved.statusCode).toBe(204)
+    const w = (await s.call('GET', `/api/v2${a.workload_href}`)).json<{
+      interfaces: { address: string }[]
+    }>()
+    expect(w.interfaces.map((i) => i.address)).toEqual(['198.18.8.2'])
+    const events = (await s.call('GET', `${O}/events?event_type=agent.addresses_refused`)).json<
+      { notifications: { info: { refused: string[] } }[] }[]
+    >()
+    expect(events.map((e) => e.notifications[0]?.info.refused)).toEqual([['eth1 198.18.99.1']])
+    // the default is any address
+    expect(
+      (await s.call('GET', `/api/v2${(await codeOf()).profile}`)).json<{
+        allowed_ip_ranges: unknown
+      }>().allowed_ip_ranges,
+    ).toBeNull()
+  })
 })

@@ -17,12 +17,13 @@ import { newUuid, sha256 } from '../crypto.js'
 import { GroupCommit } from '../group-commit.js'
 import { workloadHref } from '../hrefs.js'
 import { writeStatusReports } from '../stores/agent-status.js'
-import { deleteAgent, dropForgotten, setGoodbye } from '../stores/agents.js'
+import { allowedRangesOf, deleteAgent, dropForgotten, setGoodbye } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
 import { deleteWorkload, findWorkload, moveWorkload } from '../stores/workloads.js'
 import { flowIntake } from '../traffic/flow-intake.js'
+import { splitByRanges } from '../workloads/allowed-ranges.js'
 import { accepted } from '../validate.js'
 import type { AgentAuth } from './agent-auth.js'
 import { agentActor, agentAuth, credentialOf, unauthenticated } from './agent-auth.js'
@@ -72,8 +73,25 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
     a: AgentAuth,
     interfaces: readonly WorkloadInterface[],
   ): Promise<void> {
+    const { inside, outside } = splitByRanges(await allowedRangesOf(db, a.id), interfaces)
     const changed = await db.transaction().execute(async (tx) => {
-      const before = await moveWorkload(tx, a.workloadId, interfaces, now())
+      if (outside.length > 0)
+        await recordEvent(tx, a.org, {
+          event_type: 'agent.addresses_refused',
+          severity: 'warning',
+          created_by: agentActor(a),
+          notifications: [
+            {
+              notification_type: 'agent.addresses_refused',
+              info: {
+                workload: workloadHref(a.org, a.workloadId),
+                refused: outside.map((i) => `${i.name} ${i.address}`),
+                reason: "outside its pairing profile's allowed_ip_ranges",
+              },
+            },
+          ],
+        })
+      const before = await moveWorkload(tx, a.workloadId, inside, now())
       if (!before) return false
       await recordEvent(tx, a.org, {
         event_type: 'workload.update',
@@ -84,7 +102,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
             workloadHref(a.org, a.workloadId),
             'update',
             { interfaces: before },
-            { interfaces },
+            { interfaces: inside },
           ),
         ],
       })

@@ -377,6 +377,8 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .alterTable('pairing_profiles')
         .addColumn('allowed_ip_ranges', 'text')
         .execute()
+      // The pairing profile an agent activated with: its allowed_ip_ranges bound what it reports.
+      await db.schema.alterTable('agents').addColumn('pairing_profile_id', 'integer').execute()
       // Agents whose workload an admin deleted by force: told to unpair when they next call.
       await db.schema
         .createTable('forgotten_agents')

@@ -113,6 +113,8 @@ export interface Database {
     name: string | null
     description: string | null
     last_goodbye_at: string | null
+    /** The pairing profile it activated with (null: activated before this was kept). */
+    pairing_profile_id: ColumnType<number | null, number | null | undefined, number | null>
   }
   /** Agents whose workload was deleted by force: each is told to unpair when it next calls. */
   forgotten_agents: {

@@ -271,12 +271,20 @@ export async function pendingUnpair(db: Db, id: string): Promise<string | undefi
 /** A newly activated agent: active, nothing applied or reported yet. */
 export async function insertAgent(
   db: Db,
-  a: { id: string; org: number; workloadId: string; tokenHash: string; at: string },
+  a: {
+    id: string
+    org: number
+    workloadId: string
+    tokenHash: string
+    at: string
+    profileId: number
+  },
 ): Promise<void> {
   await db
     .insertInto('agents')
     .values({
       id: a.id,
+      pairing_profile_id: a.profileId,
       org_id: a.org,
       workload_id: a.workloadId,
       token_hash: a.tokenHash,
@@ -382,4 +390,15 @@ export async function forgottenAgent(db: Db, id: string) {
 /** The forgotten agent said goodbye: it has unpaired, and its tombstone goes. */
 export async function dropForgotten(db: Db, id: string): Promise<void> {
   await db.deleteFrom('forgotten_agents').where('id', '=', id).execute()
+}
+
+/** The CIDRs an agent's pairing profile lets it report addresses in; undefined: any. */
+export async function allowedRangesOf(db: Db, agentId: string): Promise<string[] | undefined> {
+  const r = await db
+    .selectFrom('agents')
+    .innerJoin('pairing_profiles', 'pairing_profiles.id', 'agents.pairing_profile_id')
+    .select('pairing_profiles.allowed_ip_ranges')
+    .where('agents.id', '=', agentId)
+    .executeTakeFirst()
+  return r?.allowed_ip_ranges ? (JSON.parse(r.allowed_ip_ranges) as string[]) : undefined
 }
