@@ -75,9 +75,7 @@ export class HostPolicyRecompute {
       let run: Run | undefined
       const value = await this.db.transaction().execute(async (tx) => {
         const v = await change(tx)
-        run = await this.#compute(tx, org, true).catch((e: Error) => {
-          throw new HostPolicyError(e)
-        })
+        run = await this.#compute(tx, org, true)
         await this.#write(tx, org, run)
         return v
       })
@@ -133,7 +131,12 @@ export class HostPolicyRecompute {
       seen?.policy === policy
         ? workloadsAffected(snap, changesOf(seen.workloads, workloads))
         : undefined
-    const compute = hostPolicyComputer(snap)
+    let compute: ReturnType<typeof hostPolicyComputer>
+    try {
+      compute = hostPolicyComputer(snap)
+    } catch (e) {
+      throw new HostPolicyError(e as Error)
+    }
     const out: Database['host_policies'][] = []
     const errors = new Map<string, string | null>()
     for (const h of hosts) {
@@ -153,7 +156,7 @@ export class HostPolicyRecompute {
               updated_at: now(),
             })
         } catch (e) {
-          if (strict) throw e
+          if (strict) throw new HostPolicyError(e as Error)
           reason = `its host policy could not be computed: ${(e as Error).message}`
         }
       }
