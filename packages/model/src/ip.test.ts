@@ -6,6 +6,7 @@ import {
   addressSetOf,
   addrToBigInt,
   bigIntToAddr,
+  canonicalAddress,
   canonicalCidr,
   IpParseError,
   intervalsToCidrs,
@@ -174,6 +175,28 @@ describe('canonical CIDR text', () => {
   ])('refuses %j', (bad, why) => {
     expect(() => canonicalCidr(bad)).toThrow(why)
   })
+
+  it.each([
+    ['198.18.0.9', '198.18.0.9', 4],
+    ['FD00:198:18:0::11', 'fd00:198:18::11', 6],
+    ['::ffff:198.18.0.1', '::ffff:c612:1', 6],
+  ])('re-formats the address %s as %s', (input, want, family) => {
+    expect(canonicalAddress(input)).toEqual({ family, text: want })
+  })
+
+  it.each(['1.2.3', '198.18.0.9/32', '198.18.0.256', '01.2.3.4', '1.2.3.4 ', 'fe80::1%eth0', ''])(
+    'refuses %j as an address',
+    (bad) => {
+      expect(() => canonicalAddress(bad)).toThrow(IpParseError)
+    },
+  )
+
+  it.each([' 198.18.0.0/24', '198.18.0.0/24\n', '198.18.0.0/24/8', '198.18.0.0/ 24'])(
+    'refuses %j as a range',
+    (bad) => {
+      expect(() => addressSetOf([{ from: bad }])).toThrow(IpParseError)
+    },
+  )
 
   it('writes any spelling of an IPv6 address as RFC 5952 does (property)', () => {
     const group = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff }))

@@ -212,6 +212,17 @@ export function canonicalCidr(text: string): { family: IpFamily; text: string } 
 }
 
 /**
+ * Re-parses and re-formats one address without a prefix: dotted IPv4 or RFC 5952 IPv6, or
+ * IpParseError. What hosts and clients report is stored in this form, so one address has one
+ * spelling everywhere it is compared.
+ */
+export function canonicalAddress(text: string): { family: IpFamily; text: string } {
+  if (text.includes('/')) throw new IpParseError(text, 'an address has no prefix length')
+  const { family, text: cidr } = canonicalCidr(text)
+  return { family, text: cidr.slice(0, cidr.indexOf('/')) }
+}
+
+/**
  * Whether `text` (up to `end`, which parsed as `groups`) is already what formatV6 would write:
  * lower-case hex without leading zeros or a dotted tail, and `::` exactly where RFC 5952 puts
  * it. Most addresses are, and checking is cheaper than writing them again.
@@ -237,11 +248,11 @@ function isCanonicalV6(text: string, end: number, groups: readonly number[]): bo
 
 /** Parses "A", "A/len" (host bits are cleared) into an interval. */
 export function cidrToInterval(text: string): { family: IpFamily; interval: Interval } {
-  const [ip = '', lenText] = text.trim().split('/')
+  const [ip = '', lenText, ...rest] = text.split('/')
   const { family, value } = addrToBigInt(ip)
   const bits = BITS[family]
   const len = lenText === undefined ? bits : Number(lenText)
-  if (!/^\d+$/.test(lenText ?? `${bits}`) || len > bits) {
+  if (!/^\d+$/.test(lenText ?? `${bits}`) || len > bits || rest.length > 0) {
     throw new IpParseError(text, `prefix length must be 0 to ${bits}`)
   }
   const size = 1n << BigInt(bits - len)

@@ -3,7 +3,7 @@
  * an agent that worked before works now; each returns the typed message or every problem.
  */
 import type { Checked, Doc, FlowSummaryUpload, WorkloadInterface } from '@palisade/model'
-import { addrToBigInt, Checker } from '@palisade/model'
+import { canonicalAddress, Checker } from '@palisade/model'
 import {
   AGENT_EVENT_TYPES,
   BACKENDS,
@@ -19,6 +19,15 @@ import type {
 } from './messages.js'
 import { BATCH_LIMIT, STATUS_REPORT_KEYS } from './messages.js'
 
+/** An address re-parsed and re-formatted (one spelling for each address); a failure if not one. */
+function addressOf(c: Checker, text: string, path: string): string | undefined {
+  try {
+    return canonicalAddress(text).text
+  } catch {
+    return c.fail(path, `${JSON.stringify(text)} is not an IPv4 or IPv6 address`)
+  }
+}
+
 /** The `interfaces` of a body: a name and an IPv4 or IPv6 address each. */
 export function interfacesOf(c: Checker, body: Doc): WorkloadInterface[] | undefined {
   const list = c.array(body, 'interfaces', '$', { max: 256 })
@@ -28,9 +37,9 @@ export function interfacesOf(c: Checker, body: Doc): WorkloadInterface[] | undef
     const o = c.object(x, `$.interfaces[${i}]`)
     if (!o) return
     const name = c.string(o, 'name', `$.interfaces[${i}]`, { required: true, max: 64 })
-    const address = c.string(o, 'address', `$.interfaces[${i}]`, { required: true, max: 64 })
-    if (address !== undefined && !/^[0-9a-fA-F:.]+$/.test(address))
-      c.fail(`$.interfaces[${i}].address`, 'must be an IPv4 or IPv6 address')
+    const written = c.string(o, 'address', `$.interfaces[${i}]`, { required: true, max: 64 })
+    const address =
+      written === undefined ? undefined : addressOf(c, written, `$.interfaces[${i}].address`)
     if (name !== undefined && address !== undefined) out.push({ name, address })
   })
   return out
@@ -76,6 +85,13 @@ export function checkStatusReport(body: unknown): Checked<StatusReportChecked> {
       applied = { version, hash, ...(mode !== undefined && { mode }) }
   }
   const health = o.health === undefined ? undefined : c.object(o.health, '$.health')
+  // The server reads conditions from every agent's health in one sweep (liveness.ts).
+  const conditions = health ? c.array(health, 'conditions', '$.health', { max: 64 }) : undefined
+  conditions?.forEach((x, i) => {
+    const p = `$.health.conditions[${i}]`
+    const cond = c.object(x, p)
+    if (cond) c.string(cond, 'type', p, { required: true, max: 128 })
+  })
   const survey = o.survey === undefined ? undefined : c.object(o.survey, '$.survey')
   const ruleset = o.ruleset === undefined ? undefined : c.object(o.ruleset, '$.ruleset')
   if (ruleset && (!Array.isArray(ruleset.tables) || !Array.isArray(ruleset.ipsets)))
@@ -147,15 +163,6 @@ const FLOW_KEYS = [
   'dropped_downstream',
 ] as const satisfies readonly (keyof FlowSummaryUpload)[]
 
-function isIpAddress(text: string): boolean {
-  try {
-    addrToBigInt(text)
-    return !text.includes('/')
-  } catch {
-    return false
-  }
-}
-
 function flowSummaryOf(c: Checker, x: unknown, path: string): FlowSummaryUpload | undefined {
   const o = c.object(x, path)
   if (!o) return undefined
@@ -165,8 +172,7 @@ function flowSummaryOf(c: Checker, x: unknown, path: string): FlowSummaryUpload 
   const direction = c.oneOf(o, 'direction', path, ['inbound', 'outbound'], { required: true })
   const [src, dst] = (['src_ip', 'dst_ip'] as const).map((k) => {
     const ip = c.string(o, k, path, { required: true, max: 64 })
-    if (ip !== undefined && !isIpAddress(ip)) return c.fail(`${path}.${k}`, 'must be an IP address')
-    return ip
+    return ip === undefined ? undefined : addressOf(c, ip, `${path}.${k}`)
   })
   const [srcPort, port] = (['src_port', 'port'] as const).map((k) =>
     c.int(o, k, path, { min: 0, max: 65535 }),

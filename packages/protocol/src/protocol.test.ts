@@ -184,6 +184,24 @@ describe('what an agent sends, as the server checks it', () => {
     ])
   })
 
+  it('parses every reported address for real and keeps it in one spelling', () => {
+    const activate = (address: string) =>
+      checkActivateRequest({
+        activation_code: 'c',
+        hostname: 'h',
+        interfaces: [{ name: 'eth0', address }],
+      })
+    for (const bad of ['1.2.3', '1.2.3.4.5', '::g', '198.18.0.1/32', '198.18.0.1\n', 'ff::ff::1'])
+      expect(pathsOf(activate(bad)), bad).toEqual(['$.interfaces[0].address'])
+    expect(activate('FD00:0:0::0011')).toMatchObject({
+      ok: true,
+      value: { interfaces: [{ name: 'eth0', address: 'fd00::11' }] },
+    })
+    expect(
+      pathsOf(checkStatusReport({ interfaces: [{ name: 'eth0', address: '10.0.0.256' }] })),
+    ).toEqual(['$.interfaces[0].address'])
+  })
+
   it('checks events and flow summaries in batches of at most 1,000', () => {
     const event = {
       uuid: 'u1',

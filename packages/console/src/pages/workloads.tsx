@@ -49,6 +49,7 @@ export interface Workload {
     tampering?: { condition: string; repairs: number } | null
     health?: string | null
     health_reason?: string | null
+    policy_error?: { reason: string; at: string | null } | null
   }
 }
 
@@ -134,12 +135,18 @@ export function VisibilitySelect(props: { w: Workload; onSaved: () => void }) {
 }
 
 export function Health({ w }: { w: Workload }) {
-  if (!w.agent) return <span class="muted">—</span>
+  const policyError = w.palisade.policy_error && (
+    <span class="tag warn" title={w.palisade.policy_error.reason}>
+      Policy error: {w.palisade.policy_error.reason}
+    </span>
+  )
+  if (!w.agent) return policyError || <span class="muted">—</span>
   const t = w.palisade.tampering
   const health = w.palisade.health ?? 'unknown'
   return (
     <span>
       <span class={`health ${health}`}>{healthName(health)}</span>
+      {policyError}
       {w.agent.status.status !== 'active' && (
         <span class="tag warn">{agentStatusName(w.agent.status.status)}</span>
       )}

@@ -4,7 +4,7 @@ import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import { newUuid, randomSecret, sha256 } from '../crypto.js'
-import { invalidOne } from '../errors.js'
+import { invalid, invalidOne } from '../errors.js'
 import { workloadHref } from '../hrefs.js'
 import { json } from '../http.js'
 import { PerMinuteLimit } from '../rate-limit.js'
@@ -15,6 +15,7 @@ import type { PairingKeyRow, ProfileRow } from '../stores/pairing.js'
 import { findPairingKey, profileOfKey, useKey } from '../stores/pairing.js'
 import { insertWorkload } from '../stores/workloads.js'
 import { accepted } from '../validate.js'
+import { isAllowed } from '../workloads/allowed-ranges.js'
 import { agentActor } from './agent-auth.js'
 
 /**
@@ -33,15 +34,14 @@ async function redeem(tx: Db, code: string): Promise<{ key: PairingKeyRow; profi
       'activation_code_expired',
       `this activation code expired at ${key.expires_at}; generate a new one`,
     )
-  if (key.uses_left !== null && key.uses_left <= 0)
+  const profile = await profileOfKey(tx, key)
+  if (profile.enabled !== 1)
+    throw invalidOne('pairing_profile_disabled', 'the pairing profile of this code is disabled')
+  if (!(await useKey(tx, key)))
     throw invalidOne(
       'activation_code_used_up',
       'this activation code has been used as often as its pairing profile allows',
     )
-  const profile = await profileOfKey(tx, key)
-  if (profile.enabled !== 1)
-    throw invalidOne('pairing_profile_disabled', 'the pairing profile of this code is disabled')
-  await useKey(tx, key)
   return { key, profile }
 }
 
@@ -67,6 +67,16 @@ export function registerActivation(
     } = accepted(checkActivateRequest(req.body))
     const result = await db.transaction().execute(async (tx) => {
       const { key, profile } = await redeem(tx, code)
+      const outside = interfaces.flatMap((i, n) =>
+        isAllowed(profile.allowed_ip_ranges, i.address) ? [] : [n],
+      )
+      if (outside.length > 0)
+        throw invalid(
+          outside.map((n) => ({
+            token: 'address_not_allowed',
+            message: `$.interfaces[${n}].address: ${interfaces[n]?.address} is outside the pairing profile's allowed_ip_ranges (${profile.allowed_ip_ranges?.join(', ')}); activate with a profile that allows it`,
+          })),
+        )
       const org = key.org_id
       const workloadId = newUuid()
       const agentId = newUuid()
@@ -90,7 +100,14 @@ export function registerActivation(
         created_at: ts,
         updated_at: ts,
       })
-      await insertAgent(tx, { id: agentId, org, workloadId, tokenHash: sha256(secret), at: ts })
+      await insertAgent(tx, {
+        id: agentId,
+        org,
+        workloadId,
+        tokenHash: sha256(secret),
+        at: ts,
+        profileId: profile.id,
+      })
       await recordEvent(tx, org, {
         event_type: 'agent.activate',
         created_by: agentActor({ id: agentId, org, hostname }),

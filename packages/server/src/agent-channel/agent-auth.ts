@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { sameSecret, sha256 } from '../crypto.js'
 import { ApiError, forbidden } from '../errors.js'
 import { agentHref } from '../hrefs.js'
-import { agentCredential, unpairOf } from '../stores/agents.js'
+import { agentCredential, forgottenAgent, unpairOf } from '../stores/agents.js'
 import type { Db } from '../stores/db.js'
 
 /** The agent a request comes from, as its credential names it. */
@@ -13,6 +13,8 @@ export interface AgentAuth {
   readonly hostname: string
   /** The firewall restore a pending unpair asked for. */
   readonly unpair: string | undefined
+  /** Its workload was deleted by force: nothing of it is left but the unpair to tell it. */
+  readonly forgotten?: true
 }
 
 /** `Authorization: Bearer <agent id>.<secret>`, as `[agent id, secret]`. */
@@ -31,7 +33,8 @@ export const unauthenticated = () =>
 export async function agentAuth(db: Db, req: FastifyRequest): Promise<AgentAuth> {
   const [id, secret] = credentialOf(req)
   const row = await agentCredential(db, id)
-  if (!row || !sameSecret(row.token_hash, sha256(secret))) throw unauthenticated()
+  if (!row) return forgotten(db, req, id, secret)
+  if (!sameSecret(row.token_hash, sha256(secret))) throw unauthenticated()
   if ((req.params as { agent?: string }).agent !== row.id)
     throw forbidden('an agent may read and write only its own data')
   return {
@@ -40,6 +43,30 @@ export async function agentAuth(db: Db, req: FastifyRequest): Promise<AgentAuth>
     workloadId: row.workload_id,
     hostname: row.hostname,
     unpair: unpairOf(row.status),
+  }
+}
+
+/**
+ * An agent whose workload was deleted by force: it may still call, to be told to unpair (its
+ * workload is gone: `workloadId` names nothing).
+ */
+async function forgotten(
+  db: Db,
+  req: FastifyRequest,
+  id: string,
+  secret: string,
+): Promise<AgentAuth> {
+  const t = id ? await forgottenAgent(db, id) : undefined
+  if (!t || !sameSecret(t.token_hash, sha256(secret))) throw unauthenticated()
+  if ((req.params as { agent?: string }).agent !== t.id)
+    throw forbidden('an agent may read and write only its own data')
+  return {
+    id: t.id,
+    org: t.org_id,
+    workloadId: '',
+    hostname: t.hostname,
+    unpair: t.firewall_restore,
+    forgotten: true,
   }
 }
 

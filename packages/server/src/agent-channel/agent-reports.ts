@@ -17,11 +17,13 @@ import { newUuid, sha256 } from '../crypto.js'
 import { GroupCommit } from '../group-commit.js'
 import { workloadHref } from '../hrefs.js'
 import { writeStatusReports } from '../stores/agent-status.js'
-import { deleteAgent, setGoodbye } from '../stores/agents.js'
+import { allowedRangesOf, deleteAgent, dropForgotten, setGoodbye } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
-import { deleteWorkload, moveWorkload } from '../stores/workloads.js'
+import { deleteWorkload, findWorkload, moveWorkload } from '../stores/workloads.js'
+import { flowIntake } from '../traffic/flow-intake.js'
+import { splitByRanges } from '../workloads/allowed-ranges.js'
 import { accepted } from '../validate.js'
 import type { AgentAuth } from './agent-auth.js'
 import { agentActor, agentAuth, credentialOf, unauthenticated } from './agent-auth.js'
@@ -43,7 +45,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
     // another agent's route, is checked first.
     if (interfaces || id !== (req.params as { agent: string }).agent) {
       const a = await agentAuth(db, req) // refuses another agent's route
-      if (interfaces) await followAddresses(a, interfaces)
+      if (interfaces && !a.forgotten) await followAddresses(a, interfaces)
     }
     const written = await statusWrites.run({
       agentId: id,
@@ -58,7 +60,8 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
       ruleset: ruleset ? JSON.stringify(ruleset) : null,
       backend: backend ?? null,
     })
-    if (!written) throw unauthenticated()
+    // A forgotten agent's report is taken and dropped: its policy request tells it to unpair.
+    if (!written && !(await agentAuth(db, req)).forgotten) throw unauthenticated()
     return reply.code(204).send()
   })
 
@@ -70,8 +73,25 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
     a: AgentAuth,
     interfaces: readonly WorkloadInterface[],
   ): Promise<void> {
+    const { inside, outside } = splitByRanges(await allowedRangesOf(db, a.id), interfaces)
     const changed = await db.transaction().execute(async (tx) => {
-      const before = await moveWorkload(tx, a.workloadId, interfaces, now())
+      if (outside.length > 0)
+        await recordEvent(tx, a.org, {
+          event_type: 'agent.addresses_refused',
+          severity: 'warning',
+          created_by: agentActor(a),
+          notifications: [
+            {
+              notification_type: 'agent.addresses_refused',
+              info: {
+                workload: workloadHref(a.org, a.workloadId),
+                refused: outside.map((i) => `${i.name} ${i.address}`),
+                reason: "outside its pairing profile's allowed_ip_ranges",
+              },
+            },
+          ],
+        })
+      const before = await moveWorkload(tx, a.workloadId, inside, now())
       if (!before) return false
       await recordEvent(tx, a.org, {
         event_type: 'workload.update',
@@ -82,7 +102,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
             workloadHref(a.org, a.workloadId),
             'update',
             { interfaces: before },
-            { interfaces },
+            { interfaces: inside },
           ),
         ],
       })
@@ -94,6 +114,10 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
   app.post(goodbyeRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
+    if (a.forgotten) {
+      await dropForgotten(db, a.id)
+      return reply.code(204).send()
+    }
     if (a.unpair) {
       // The agent restored the firewall and forgot its credential: it is gone for good.
       await db.transaction().execute(async (tx) => {
@@ -157,7 +181,30 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   /** Flow summaries, in batches; a re-sent batch is stored once (summaries carry uuids). */
   app.post(flowsRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(db, req)
-    await ingestFlows(db, a.org, a.workloadId, accepted(checkFlowsBatch(req.body)))
+    const flows = accepted(checkFlowsBatch(req.body))
+    const w = await findWorkload(db, a.org, a.workloadId)
+    const own = new Set((w?.interfaces ?? []).map((i) => i.address))
+    const { kept, refused } = flowIntake(flows, own, new Date(now()))
+    await db.transaction().execute(async (tx) => {
+      await ingestFlows(tx, a.org, a.workloadId, kept)
+      if (refused.length > 0)
+        await recordEvent(tx, a.org, {
+          event_type: 'agent.flows_refused',
+          severity: 'warning',
+          created_by: agentActor(a),
+          notifications: [
+            {
+              notification_type: 'agent.flows_refused',
+              info: {
+                workload: workloadHref(a.org, a.workloadId),
+                refused: refused.length,
+                reason: 'neither end is an address of the reporting workload',
+                examples: refused.slice(0, 3).map((f) => `${f.src_ip} -> ${f.dst_ip}`),
+              },
+            },
+          ],
+        })
+    })
     return reply.code(204).send()
   })
 }

@@ -21,6 +21,7 @@ import {
   updateProfile,
 } from '../stores/pairing.js'
 import { Checker } from '../validate.js'
+import { allowedRangesOf } from '../workloads/allowed-ranges.js'
 import { API_VISIBILITY_LEVELS } from '../workloads/workload-fields.js'
 
 /**
@@ -48,6 +49,8 @@ function profileView(r: ProfileRow) {
     visibility_level: r.visibility_level,
     labels: r.labels.map((h) => ({ href: h })),
     allowed_uses_per_key: r.allowed_uses_per_key ?? 'unlimited',
+    // Where its agents may report addresses; null: anywhere.
+    allowed_ip_ranges: r.allowed_ip_ranges,
     key_lifespan: r.key_lifespan ?? 'unlimited',
     agent_type: r.agent_type,
     // the release the server carries: Palisade installs no other
@@ -75,6 +78,7 @@ function checkProfile(
     'visibility_level',
     'labels',
     'allowed_uses_per_key',
+    'allowed_ip_ranges',
     'key_lifespan',
     'agent_type',
     'agent_software_release',
@@ -103,12 +107,14 @@ function checkProfile(
     if (body[key] !== 'unlimited')
       c.int(body, key, '$', { min: 1, max: key === 'key_lifespan' ? 10 * 365 * 86400 : 1_000_000 })
   }
+  const ranges = allowedRangesOf(c, body)
   ;(c.array(body, 'labels', '$', { max: 64 }) ?? []).forEach((x, i) => {
     const h = c.hrefRef(x, `$.labels[${i}]`)
     if (h !== undefined && !labels.has(h))
       c.fail(`$.labels[${i}]`, `label ${h} does not exist`, 'invalid_label')
   })
   c.done()
+  return { ranges }
 }
 
 const limit = (x: unknown) => (typeof x === 'number' ? x : null)
@@ -187,7 +193,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
   api.post('/orgs/:org/pairing_profiles', async (req, reply) => {
     const org = orgOf(req)
     const body = bodyObject(req)
-    checkProfile(body, false, await labelsByHref(db, org))
+    const { ranges } = checkProfile(body, false, await labelsByHref(db, org))
     const t = now()
     const row = await db.transaction().execute(async (tx) => {
       const r = await insertProfile(tx, {
@@ -204,6 +210,7 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
         external_data_reference: null,
         log_traffic: null,
         ...profileFields(body),
+        allowed_ip_ranges: ranges ?? null,
         locks: locksOf(body),
         agent_type: (body.agent_type as string) ?? 'server',
         created_at: t,
@@ -225,10 +232,11 @@ export function registerPairing(api: FastifyInstance, ctx: AppContext): void {
     const org = orgOf(req)
     const body = bodyObject(req)
     const before = await find(org, (req.params as { id: string }).id)
-    checkProfile(body, true, await labelsByHref(db, org))
+    const { ranges } = checkProfile(body, true, await labelsByHref(db, org))
     await db.transaction().execute(async (tx) => {
       const after = await updateProfile(tx, before.id, {
         ...profileFields(body),
+        ...(ranges !== undefined && { allowed_ip_ranges: ranges }),
         locks: locksOf(body, before.locks),
         updated_at: now(),
       })

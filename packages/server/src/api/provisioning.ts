@@ -4,6 +4,7 @@ import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import type { Database } from '../db/schema.js'
 import { invalidOne, notFound, orNotFound } from '../errors.js'
+import { HostPolicyError } from '../host-policy/recompute.js'
 import { draftHref, draftObjectHref, policyVersionHref } from '../hrefs.js'
 import { bodyObject, collection, json, orgOf, userActor } from '../http.js'
 import { versionView } from '../policy/object-view.js'
@@ -292,7 +293,7 @@ export function registerProvisioning(api: FastifyInstance, ctx: AppContext): voi
   api.post('/orgs/:org/sec_policy', async (req, reply) => {
     const org = orgOf(req)
     const { message, wanted } = provisionRequest(bodyObject(req))
-    const version = await db.transaction().execute(async (tx) => {
+    const provision = async (tx: Db) => {
       const plan = planProvision(org, await policyObjects(tx, org), wanted)
       for (const r of plan.chosen) {
         if (r.draft_deleted) await deleteObject(tx, r)
@@ -322,9 +323,18 @@ export function registerProvisioning(api: FastifyInstance, ctx: AppContext): voi
         ],
       })
       return v
-    })
-    const affected = await ctx.hostPolicies.recompute(org)
-    await setWorkloadsAffected(db, org, version, affected)
+    }
+    // The version commits with the host policies it makes, or not at all.
+    const { value: version, changed } = await ctx.hostPolicies
+      .changeWithRecompute(org, provision)
+      .catch((e: Error) => {
+        if (!(e instanceof HostPolicyError)) throw e
+        throw invalidOne(
+          'provision_failed',
+          `${e.message}; nothing was provisioned: correct the policy object it names and provision again`,
+        )
+      })
+    await setWorkloadsAffected(db, org, version, changed)
     const row = orNotFound(await findVersion(db, org, version), policyVersionHref(org, version))
     return json(reply, 201, versionView(row))
   })

@@ -80,7 +80,8 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
 
   api.delete('/orgs/:org/workloads/:id', async (req, reply) => {
     const org = orgOf(req)
-    await removeWorkload(db, userActor(req), org, (req.params as { id: string }).id)
+    const force = filtersOf(req).bool('force') === true
+    await removeWorkload(db, userActor(req), org, (req.params as { id: string }).id, force)
     await ctx.hostPolicies.recompute(org)
     return reply.code(204).send()
   })

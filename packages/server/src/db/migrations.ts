@@ -368,6 +368,29 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
       await db.schema.alterTable('policy_versions').addColumn('modified', 'text').execute()
     },
   },
+  '0006_input_containment': {
+    async up(db) {
+      // Why a recompute could not use a workload's stored row (JSON {reason, at}); null: it could.
+      await db.schema.alterTable('workloads').addColumn('policy_error', 'text').execute()
+      // The CIDRs a profile's agents may report addresses in (JSON list); null: any address.
+      await db.schema
+        .alterTable('pairing_profiles')
+        .addColumn('allowed_ip_ranges', 'text')
+        .execute()
+      // The pairing profile an agent activated with: its allowed_ip_ranges bound what it reports.
+      await db.schema.alterTable('agents').addColumn('pairing_profile_id', 'integer').execute()
+      // Agents whose workload an admin deleted by force: told to unpair when they next call.
+      await db.schema
+        .createTable('forgotten_agents')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('hostname', 'text', (c) => c.notNull())
+        .addColumn('firewall_restore', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely'
+import type { ColumnType, Generated } from 'kysely'
 
 /** The store's tables. JSON documents are kept as text so both dialects store them alike. */
 export interface Database {
@@ -90,6 +90,8 @@ export interface Database {
     ignored_interface_names: string | null
     /** An unmanaged workload's `online` as its owner set it (1/0); null: not set. */
     online: number | null
+    /** Why the last recompute could not use this row (JSON {reason, at}); null: it could. */
+    policy_error: ColumnType<string | null, string | null | undefined, string | null>
   }
   agents: {
     id: string
@@ -111,6 +113,17 @@ export interface Database {
     name: string | null
     description: string | null
     last_goodbye_at: string | null
+    /** The pairing profile it activated with (null: activated before this was kept). */
+    pairing_profile_id: ColumnType<number | null, number | null | undefined, number | null>
+  }
+  /** Agents whose workload was deleted by force: each is told to unpair when it next calls. */
+  forgotten_agents: {
+    id: string
+    org_id: number
+    token_hash: string
+    hostname: string
+    firewall_restore: string
+    created_at: string
   }
   /** The host policy each managed workload should enforce; the agent long-polls it. */
   host_policies: {
@@ -141,6 +154,8 @@ export interface Database {
     log_traffic: number | null
     /** The `*_lock` flags as given, a JSON object. */
     locks: Generated<string>
+    /** The CIDRs its agents may report addresses in, a JSON list; null: any address. */
+    allowed_ip_ranges: ColumnType<string | null, string | null | undefined, string | null>
   }
   pairing_keys: {
     code_hash: string

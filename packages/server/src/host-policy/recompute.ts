@@ -5,15 +5,26 @@ import { now } from '../clock.js'
 import { sha256 } from '../crypto.js'
 import type { Database } from '../db/schema.js'
 import { workloadHref } from '../hrefs.js'
-import { hostsOf, storePolicies } from '../stores/host-policies.js'
+import type { Db } from '../stores/db.js'
+import { recordEvent } from '../stores/events.js'
+import { hostsOf, setPolicyError, writePolicies } from '../stores/host-policies.js'
 import type { HostPolicyFeed } from './change-feed.js'
 import { snapshotWith } from './snapshot-builder.js'
+import { screenWorkload } from './workload-screen.js'
+
+/** The policy itself (not one workload's row) could not be computed: nothing was stored. */
+export class HostPolicyError extends Error {
+  constructor(cause: Error) {
+    super(`the host policies could not be computed: ${cause.message}`, { cause })
+  }
+}
 
 /**
  * The host policy of every managed workload: computed from the active policy and the current
  * workloads whenever either changes (every host when the policy changed, only the hosts a
  * workload change can reach when it did not), stored, and announced to the waiting agents whose
- * policy changed.
+ * policy changed. A workload whose stored row cannot be used is flagged (`policy_error`, an
+ * event) and left out; every other host is still computed.
  */
 export class HostPolicyRecompute {
   constructor(
@@ -32,30 +43,61 @@ export class HostPolicyRecompute {
   recompute(org: number): Promise<number> {
     const queued = this.#queued.get(org)
     if (queued) return queued
-    const running = this.#running.get(org)
-    const next = (async () => {
-      await running?.catch(() => undefined)
+    const next = this.#alone(org, async () => {
       const rest = (this.#restUntil.get(org) ?? 0) - performance.now()
       if (rest > 0) await new Promise((r) => setTimeout(r, rest))
       this.#queued.delete(org)
       const started = performance.now()
-      const run = this.#recomputeNow(org)
-      this.#running.set(org, run)
       try {
-        return await run
+        const run = await this.#compute(this.db, org)
+        await this.db.transaction().execute((tx) => this.#write(tx, org, run))
+        return this.#done(org, run)
       } finally {
         const ended = performance.now()
         this.#restUntil.set(org, ended + (ended - started))
-        if (this.#running.get(org) === run) this.#running.delete(org)
       }
-    })()
+    })
     this.#queued.set(org, next)
     return next
   }
 
+  /**
+   * Runs `change` and recomputes every host it affects in one transaction, with no other
+   * recompute of the org meanwhile: the change commits with the host policies it makes, or,
+   * when they cannot be computed, not at all (never a committed policy that agents cannot get).
+   * Resolves with what `change` returned and how many host policies changed.
+   */
+  changeWithRecompute<T>(
+    org: number,
+    change: (tx: Db) => Promise<T>,
+  ): Promise<{ value: T; changed: number }> {
+    return this.#alone(org, async () => {
+      let run: Run | undefined
+      const value = await this.db.transaction().execute(async (tx) => {
+        const v = await change(tx)
+        run = await this.#compute(tx, org, true)
+        await this.#write(tx, org, run)
+        return v
+      })
+      return { value, changed: run ? this.#done(org, run) : 0 }
+    })
+  }
+
   readonly #restUntil = new Map<number, number>()
   readonly #queued = new Map<number, Promise<number>>()
-  readonly #running = new Map<number, Promise<number>>()
+  /** The end of the last work queued for each org: runs of one org never overlap. */
+  readonly #tail = new Map<number, Promise<unknown>>()
+
+  #alone<T>(org: number, work: () => Promise<T>): Promise<T> {
+    const done = (this.#tail.get(org) ?? Promise.resolve()).catch(() => undefined).then(work)
+    this.#tail.set(org, done)
+    void done
+      .catch(() => undefined)
+      .then(() => {
+        if (this.#tail.get(org) === done) this.#tail.delete(org)
+      })
+    return done
+  }
 
   /**
    * What the last recompute of each org saw: the policy (everything but the workloads) and each
@@ -65,56 +107,130 @@ export class HostPolicyRecompute {
    */
   readonly #seen = new Map<number, { policy: string; workloads: Map<string, SeenWorkload> }>()
 
-  async #recomputeNow(org: number): Promise<number> {
-    const hosts = await hostsOf(this.db, org)
+  /**
+   * Reads and computes (through `db`, the store or a transaction); writes nothing. A host whose
+   * row passed the screen but whose policy still cannot be computed is flagged; when `strict`
+   * (a provision), it is the policy's fault, and the run throws instead.
+   */
+  async #compute(db: Db, org: number, strict = false): Promise<Run> {
+    const hosts = await hostsOf(db, org)
     const seen = this.#seen.get(org)
     const workloads = new Map<string, SeenWorkload>()
     for (const h of hosts) {
       const href = workloadHref(org, h.id)
       const before = seen?.workloads.get(href)
-      workloads.set(href, before?.key === h.key ? before : { key: h.key, model: h.model() })
+      workloads.set(
+        href,
+        before?.key === h.key ? before : { key: h.key, ...screenWorkload(() => h.model()) },
+      )
     }
-    const snap = await snapshotWith(
-      this.db,
-      org,
-      'active',
-      [...workloads.values()].map((w) => w.model),
-    )
+    const models = [...workloads.values()].flatMap((w) => (w.model ? [w.model] : []))
+    const snap = await snapshotWith(db, org, 'active', models)
     const policy = JSON.stringify({ ...snap, workloads: undefined })
     const targets =
       seen?.policy === policy
         ? workloadsAffected(snap, changesOf(seen.workloads, workloads))
         : undefined
-    const compute = hostPolicyComputer(snap)
+    let compute: ReturnType<typeof hostPolicyComputer>
+    try {
+      compute = hostPolicyComputer(snap)
+    } catch (e) {
+      throw new HostPolicyError(e as Error)
+    }
     const out: Database['host_policies'][] = []
+    const errors = new Map<string, string | null>()
     for (const h of hosts) {
       const href = workloadHref(org, h.id)
-      if (!h.managed || (targets && !targets.has(href))) continue
-      const hostPolicy = compute(href)
-      const hash = contentHash(hostPolicy)
-      if (h.hash === hash) continue
-      out.push({
-        workload_id: h.id,
-        org_id: org,
-        version: hostPolicy.version,
-        hash,
-        policy: JSON.stringify(hostPolicy),
-        updated_at: now(),
-      })
+      let reason = workloads.get(href)?.reason
+      if (!reason && h.managed && !(targets && !targets.has(href))) {
+        try {
+          const hostPolicy = compute(href)
+          const hash = contentHash(hostPolicy)
+          if (h.hash !== hash)
+            out.push({
+              workload_id: h.id,
+              org_id: org,
+              version: hostPolicy.version,
+              hash,
+              policy: JSON.stringify(hostPolicy),
+              updated_at: now(),
+            })
+        } catch (e) {
+          if (strict) throw new HostPolicyError(e as Error)
+          reason = `its host policy could not be computed: ${(e as Error).message}`
+        }
+      }
+      const stored = h.policyError ? reasonOf(h.policyError) : undefined
+      if (reason !== undefined && reason !== stored) errors.set(h.id, reason)
+      // A row that reads again is cleared once it is computed (or needs no policy).
+      else if (
+        reason === undefined &&
+        stored !== undefined &&
+        (!h.managed || !targets || targets.has(href))
+      )
+        errors.set(h.id, null)
     }
-    await storePolicies(this.db, out)
-    this.#seen.set(org, { policy, workloads })
-    this.feed.announce(out)
-    return out.length
+    return { out, errors, seen: { policy, workloads } }
+  }
+
+  /** Stores a run's host policies and flags, with an event for each workload newly flagged. */
+  async #write(tx: Db, org: number, run: Run): Promise<void> {
+    await writePolicies(tx, run.out)
+    const at = now()
+    for (const [id, reason] of run.errors) {
+      await setPolicyError(tx, id, reason === null ? null : { reason, at })
+      if (reason !== null)
+        await recordEvent(tx, org, {
+          event_type: 'workload.policy_error',
+          severity: 'err',
+          created_by: { system: {} },
+          notifications: [
+            {
+              notification_type: 'workload.policy_error',
+              info: {
+                workload: workloadHref(org, id),
+                reason,
+                what_to_do:
+                  'correct or delete the workload; its host keeps the policy it last had, and every other host is computed without it',
+              },
+            },
+          ],
+        })
+    }
+  }
+
+  /** After the run's writes committed: remember what it saw and wake the agents. */
+  #done(org: number, run: Run): number {
+    this.#seen.set(org, run.seen)
+    this.feed.announce(run.out)
+    return run.out.length
   }
 }
 
 interface SeenWorkload {
   readonly key: string
-  readonly model: Workload
+  /** Its model, when its row could be used; else why not. */
+  readonly model?: Workload
+  readonly reason?: string
 }
 
-/** The workloads added, removed or changed between two reads. */
+interface Run {
+  readonly out: Database['host_policies'][]
+  /** The workloads whose flag changes: why their row cannot be used, or null (it can again). */
+  readonly errors: Map<string, string | null>
+  readonly seen: { policy: string; workloads: Map<string, SeenWorkload> }
+}
+
+const reasonOf = (stored: string): string | undefined => {
+  try {
+    const r = (JSON.parse(stored) as { reason?: unknown }).reason
+    return typeof r === 'string' ? r : stored
+  } catch {
+    return stored
+  }
+}
+
+/** The workloads added, removed or changed between two reads (unusable rows count as absent). */
 function changesOf(
   before: ReadonlyMap<string, SeenWorkload>,
   after: ReadonlyMap<string, SeenWorkload>,
@@ -122,9 +238,9 @@ function changesOf(
   const changes: WorkloadChange[] = []
   for (const [href, w] of after) {
     const b = before.get(href)
-    if (b !== w) changes.push({ before: b?.model, after: w.model })
+    if (b !== w && (b?.model || w.model)) changes.push({ before: b?.model, after: w.model })
   }
-  for (const [href, b] of before) if (!after.has(href)) changes.push({ before: b.model })
+  for (const [href, b] of before) if (!after.has(href) && b.model) changes.push({ before: b.model })
   return changes
 }
 

@@ -350,6 +350,14 @@ export const QUERY_FILTERS: Readonly<Record<string, readonly FilterSpec[]>> = {
     { name: 'offset', kind: 'int', min: 0, note: 'taken; every flow is evaluated' },
     { name: 'limit', kind: 'int', min: 0, note: 'taken; every flow is evaluated' },
   ],
+  'DELETE /orgs/:org/workloads/:id': [
+    {
+      name: 'force',
+      kind: 'bool',
+      palisade: true,
+      note: 'true: a managed workload is deleted too, and its agent is told to unpair (firewall_restore default) when it next calls',
+    },
+  ],
   'GET /orgs/:org/workloads/:id/explain': [
     { name: 'src', kind: 'exact', palisade: true },
     { name: 'dst', kind: 'exact', palisade: true },

@@ -8,6 +8,7 @@ import type { Failsafe } from '@palisade/model'
 import type { Selectable } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { Doc } from '../validate.js'
+import { isObj } from '../validate.js'
 import { byChunk } from './collection.js'
 import type { Db } from './db.js'
 import type { WorkloadRow } from './workloads.js'
@@ -46,7 +47,25 @@ const VIEW_COLUMNS = [
 ] as const
 export type AgentView = Pick<AgentRow, (typeof VIEW_COLUMNS)[number]>
 
-const readHealth = (text: string) => JSON.parse(text) as AgentHealth
+/**
+ * An agent's stored health, read defensively: it came from the agent, so what is not an object
+ * reads as none, and conditions that are not a list of typed objects are left out.
+ */
+function readHealth(text: string): AgentHealth {
+  let health: unknown
+  try {
+    health = JSON.parse(text)
+  } catch {
+    return {}
+  }
+  if (!isObj(health)) return {}
+  const { conditions, ...rest } = health
+  if (conditions === undefined) return rest
+  const typed = Array.isArray(conditions)
+    ? conditions.filter((c): c is { type: string } => isObj(c) && typeof c.type === 'string')
+    : []
+  return { ...rest, conditions: typed }
+}
 const readSurvey = (text: string) => JSON.parse(text) as Doc
 const viewOf = (r: Pick<AgentRecord, (typeof VIEW_COLUMNS)[number]>): AgentView => ({
   ...r,
@@ -252,12 +271,20 @@ export async function pendingUnpair(db: Db, id: string): Promise<string | undefi
 /** A newly activated agent: active, nothing applied or reported yet. */
 export async function insertAgent(
   db: Db,
-  a: { id: string; org: number; workloadId: string; tokenHash: string; at: string },
+  a: {
+    id: string
+    org: number
+    workloadId: string
+    tokenHash: string
+    at: string
+    profileId: number
+  },
 ): Promise<void> {
   await db
     .insertInto('agents')
     .values({
       id: a.id,
+      pairing_profile_id: a.profileId,
       org_id: a.org,
       workload_id: a.workloadId,
       token_hash: a.tokenHash,
@@ -300,11 +327,8 @@ export async function heartbeats(db: Db) {
       'workloads.agent_type',
     ])
     .execute()
-  return rows.map((r) => ({
-    ...r,
-    health: readHealth(r.health),
-    labels: JSON.parse(r.labels) as string[],
-  }))
+  // Labels are left as stored: a row that does not read must not stop the others' check.
+  return rows.map((r) => ({ ...r, health: readHealth(r.health) }))
 }
 
 /** Sets an agent's health, and marks it offline if `offline`. */
@@ -337,4 +361,44 @@ export async function agentsInSync(db: Db): Promise<number> {
     .select(['agents.health', 'host_policies.hash'])
     .execute()
   return synced.filter((s) => readHealth(s.health).applied_hash === s.hash).length
+}
+
+/**
+ * Forgets an agent whose workload is deleted by force: its row goes, and a tombstone keeps its
+ * credential's hash so that its next call is told to unpair (restoring the firewall as `mode`
+ * says) rather than refused as a stranger's.
+ */
+export async function forgetAgent(db: Db, id: string, mode: string, at: string): Promise<void> {
+  const a = await db
+    .selectFrom('agents')
+    .innerJoin('workloads', 'workloads.id', 'agents.workload_id')
+    .select(['agents.id', 'agents.org_id', 'agents.token_hash', 'workloads.hostname'])
+    .where('agents.id', '=', id)
+    .executeTakeFirstOrThrow()
+  await db
+    .insertInto('forgotten_agents')
+    .values({ ...a, firewall_restore: mode, created_at: at })
+    .execute()
+  await db.deleteFrom('agents').where('id', '=', id).execute()
+}
+
+/** A forgotten agent's tombstone, by its id. */
+export async function forgottenAgent(db: Db, id: string) {
+  return db.selectFrom('forgotten_agents').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/** The forgotten agent said goodbye: it has unpaired, and its tombstone goes. */
+export async function dropForgotten(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('forgotten_agents').where('id', '=', id).execute()
+}
+
+/** The CIDRs an agent's pairing profile lets it report addresses in; undefined: any. */
+export async function allowedRangesOf(db: Db, agentId: string): Promise<string[] | undefined> {
+  const r = await db
+    .selectFrom('agents')
+    .innerJoin('pairing_profiles', 'pairing_profiles.id', 'agents.pairing_profile_id')
+    .select('pairing_profiles.allowed_ip_ranges')
+    .where('agents.id', '=', agentId)
+    .executeTakeFirst()
+  return r?.allowed_ip_ranges ? (JSON.parse(r.allowed_ip_ranges) as string[]) : undefined
 }

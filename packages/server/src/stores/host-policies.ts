@@ -3,7 +3,6 @@
  * what it enforces. Agents long-poll them; the text is sent as stored.
  */
 import type { HostPolicy, Workload } from '@palisade/model'
-import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { byChunk } from './collection.js'
 import type { Db } from './db.js'
@@ -53,6 +52,8 @@ export interface Host {
   readonly id: string
   readonly managed: boolean
   readonly hash: string | null
+  /** Why the last recompute could not use its row (stored JSON), or null. */
+  readonly policyError: string | null
   /** What its model is made of: equal keys make equal models (see `modelKey`). */
   readonly key: string
   /** Its model, read from the row (only where needed: most rows do not change between runs). */
@@ -64,42 +65,54 @@ export async function hostsOf(db: Db, org: number): Promise<Host[]> {
   const rows = await db
     .selectFrom('workloads')
     .leftJoin('host_policies', 'host_policies.workload_id', 'workloads.id')
-    .select([...MODEL_COLUMNS, 'workloads.managed', 'host_policies.hash'])
+    .select([...MODEL_COLUMNS, 'workloads.managed', 'workloads.policy_error', 'host_policies.hash'])
     .where('workloads.org_id', '=', org)
     .execute()
   return rows.map((r) => ({
     id: r.id,
     managed: r.managed === 1,
     hash: r.hash,
+    policyError: r.policy_error,
     key: modelKey(r),
     model: () => modelOf(org, r),
   }))
 }
 
 /**
- * Writes host policies in one transaction: one commit (and one fsync) for every changed host,
- * and all or none; a thousand rows a statement (6,000 parameters, under both stores' limits),
- * not one each.
+ * Writes host policies (inside the caller's transaction: one commit, and one fsync, for every
+ * changed host, all or none); a thousand rows a statement (6,000 parameters, under both stores'
+ * limits), not one each.
  */
-export async function storePolicies(
-  db: Kysely<Database>,
+export async function writePolicies(
+  tx: Db,
   rows: readonly Database['host_policies'][],
 ): Promise<void> {
-  await db.transaction().execute(async (tx) => {
-    for (let i = 0; i < rows.length; i += 1000)
-      await tx
-        .insertInto('host_policies')
-        .values(rows.slice(i, i + 1000))
-        .onConflict((oc) =>
-          oc.column('workload_id').doUpdateSet((eb) => ({
-            version: eb.ref('excluded.version'),
-            hash: eb.ref('excluded.hash'),
-            policy: eb.ref('excluded.policy'),
-            updated_at: eb.ref('excluded.updated_at'),
-          })),
-        )
-        .execute()
-  })
+  for (let i = 0; i < rows.length; i += 1000)
+    await tx
+      .insertInto('host_policies')
+      .values(rows.slice(i, i + 1000))
+      .onConflict((oc) =>
+        oc.column('workload_id').doUpdateSet((eb) => ({
+          version: eb.ref('excluded.version'),
+          hash: eb.ref('excluded.hash'),
+          policy: eb.ref('excluded.policy'),
+          updated_at: eb.ref('excluded.updated_at'),
+        })),
+      )
+      .execute()
+}
+
+/** Records why a recompute could not use a workload's row (null: it could again). */
+export async function setPolicyError(
+  tx: Db,
+  workloadId: string,
+  error: { reason: string; at: string } | null,
+): Promise<void> {
+  await tx
+    .updateTable('workloads')
+    .set({ policy_error: error && JSON.stringify(error) })
+    .where('id', '=', workloadId)
+    .execute()
 }
 
 /** The host policies changed after `since` (an ISO time), and when. */

@@ -7,14 +7,20 @@ import type { Database } from '../db/schema.js'
 import type { Db } from './db.js'
 
 type ProfileRecord = Selectable<Database['pairing_profiles']>
-/** A pairing profile with its labels (hrefs) and lock flags read. */
-export interface ProfileRow extends Omit<ProfileRecord, 'labels' | 'locks'> {
+/** A pairing profile with its labels (hrefs), lock flags and allowed ranges read. */
+export interface ProfileRow extends Omit<ProfileRecord, 'labels' | 'locks' | 'allowed_ip_ranges'> {
   readonly labels: string[]
   readonly locks: Record<string, boolean>
+  /** The CIDRs its agents may report addresses in; null: any. */
+  readonly allowed_ip_ranges: string[] | null
 }
-type ProfileFields = Omit<Updateable<Database['pairing_profiles']>, 'labels' | 'locks'> & {
+type ProfileFields = Omit<
+  Updateable<Database['pairing_profiles']>,
+  'labels' | 'locks' | 'allowed_ip_ranges'
+> & {
   readonly labels?: readonly string[]
   readonly locks?: Record<string, boolean>
+  readonly allowed_ip_ranges?: readonly string[] | null
 }
 export type PairingKeyRow = Selectable<Database['pairing_keys']>
 
@@ -22,11 +28,16 @@ const decode = (r: ProfileRecord): ProfileRow => ({
   ...r,
   labels: JSON.parse(r.labels) as string[],
   locks: JSON.parse(r.locks) as Record<string, boolean>,
+  allowed_ip_ranges:
+    r.allowed_ip_ranges === null ? null : (JSON.parse(r.allowed_ip_ranges) as string[]),
 })
-const encode = <F extends ProfileFields>({ labels, locks, ...rest }: F) => ({
+const encode = <F extends ProfileFields>({ labels, locks, allowed_ip_ranges, ...rest }: F) => ({
   ...rest,
   ...(labels && { labels: JSON.stringify(labels) }),
   ...(locks && { locks: JSON.stringify(locks) }),
+  ...(allowed_ip_ranges !== undefined && {
+    allowed_ip_ranges: allowed_ip_ranges && JSON.stringify(allowed_ip_ranges),
+  }),
 })
 
 export async function listProfiles(db: Db, org: number): Promise<ProfileRow[]> {
@@ -64,11 +75,19 @@ export async function profileOfKey(db: Db, key: PairingKeyRow): Promise<ProfileR
   )
 }
 
-export async function insertProfile(db: Db, p: Omit<ProfileRow, 'id'>): Promise<ProfileRow> {
+export async function insertProfile(
+  db: Db,
+  p: Omit<ProfileRow, 'id' | 'allowed_ip_ranges'> & Partial<Pick<ProfileRow, 'allowed_ip_ranges'>>,
+): Promise<ProfileRow> {
   return decode(
     await db
       .insertInto('pairing_profiles')
-      .values({ ...p, labels: JSON.stringify(p.labels), locks: JSON.stringify(p.locks) })
+      .values({
+        ...p,
+        labels: JSON.stringify(p.labels),
+        locks: JSON.stringify(p.locks),
+        allowed_ip_ranges: p.allowed_ip_ranges ? JSON.stringify(p.allowed_ip_ranges) : null,
+      })
       .returningAll()
       .executeTakeFirstOrThrow(),
   )
@@ -108,12 +127,19 @@ export async function findPairingKey(db: Db, codeHash: string): Promise<PairingK
     .executeTakeFirst()
 }
 
-/** Counts one use of a code, if its uses are limited. */
-export async function useKey(db: Db, key: PairingKeyRow): Promise<void> {
-  if (key.uses_left === null) return
-  await db
+/**
+ * Counts one use of a code, if its uses are limited: false when none is left. One statement
+ * that decrements only a positive count, so concurrent activations cannot both take the last
+ * use (a read then a write would let them: each reads 1).
+ */
+export async function useKey(db: Db, key: PairingKeyRow): Promise<boolean> {
+  if (key.uses_left === null) return true
+  const used = await db
     .updateTable('pairing_keys')
-    .set({ uses_left: key.uses_left - 1 })
+    .set((eb) => ({ uses_left: eb('uses_left', '-', 1) }))
     .where('code_hash', '=', key.code_hash)
-    .execute()
+    .where('uses_left', '>', 0)
+    .returning('uses_left')
+    .executeTakeFirst()
+  return used !== undefined
 }

@@ -41,8 +41,8 @@ export const WORKLOAD_DETAILS = [
 ] as const
 export type WorkloadDetail = (typeof WORKLOAD_DETAILS)[number]
 /** A workload to insert: the details and `online` may be left out (unset). */
-export type NewWorkload = Omit<WorkloadRow, WorkloadDetail | 'online' | 'ignored_interface_names'> &
-  Partial<Pick<WorkloadRow, WorkloadDetail | 'online' | 'ignored_interface_names'>>
+type Optional = WorkloadDetail | 'online' | 'ignored_interface_names' | 'policy_error'
+export type NewWorkload = Omit<WorkloadRow, Optional> & Partial<Pick<WorkloadRow, Optional>>
 
 const readLabels = (text: string) => JSON.parse(text) as string[]
 const readInterfaces = (text: string) => JSON.parse(text) as WorkloadInterface[]

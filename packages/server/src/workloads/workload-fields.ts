@@ -4,7 +4,7 @@ import type { WorkloadDetail, WorkloadRow } from '../stores/workloads.js'
 import { WORKLOAD_DETAILS } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
 import { Checker, isObj } from '../validate.js'
-import { apiInterfacesOf } from './workload-interfaces.js'
+import { addressAt, apiInterfacesOf } from './workload-interfaces.js'
 
 /**
  * The visibility levels the API takes: the model's, from the most detail to the least as the
@@ -156,9 +156,7 @@ export async function checkWorkload(
     const v = c.string(body, key, '$', { max: 255, nullable: true })
     if (v !== undefined || body[key] === null) details[key] = v === undefined || v === '' ? null : v
   }
-  const ip = details.public_ip
-  if (ip && !/^[0-9a-fA-F:.]+$/.test(ip))
-    c.fail('$.public_ip', `"${ip}" is not an IPv4 or IPv6 address`)
+  if (details.public_ip) details.public_ip = addressAt(c, details.public_ip, '$.public_ip')?.text
   const online = c.bool(body, 'online', '$')
   const cert = c.string(body, 'agent_to_pce_certificate_authentication_id', '$', {
     nullable: true,

@@ -1,16 +1,19 @@
-import { addrToBigInt } from '@palisade/model'
+import { canonicalAddress } from '@palisade/model'
 import type { Checker, Doc, WorkloadInterface } from '../validate.js'
 
 const LINK_STATES = ['up', 'down', 'unknown'] as const
 
-/** The address family of an IP address; undefined (and a failure) when it is not one. */
-function familyOf(c: Checker, text: string, path: string): 4 | 6 | undefined {
+/** An IP address re-parsed and re-formatted, with its family; undefined (and a failure) if not one. */
+export function addressAt(
+  c: Checker,
+  text: string,
+  path: string,
+): { family: 4 | 6; text: string } | undefined {
   try {
-    if (/^[0-9a-fA-F:.]+$/.test(text)) return addrToBigInt(text).family
+    return canonicalAddress(text)
   } catch {
-    // refused below
+    return c.fail(path, `${JSON.stringify(text)} is not an IPv4 or IPv6 address`)
   }
-  return c.fail(path, `"${text}" is not an IPv4 or IPv6 address`)
 }
 
 /**
@@ -36,8 +39,10 @@ export function apiInterfacesOf(c: Checker, body: Doc): WorkloadInterface[] | un
     ])
     const name = c.string(o, 'name', p, { required: true, max: 64 })
     const written = c.string(o, 'address', p, { required: true, max: 68 })
-    const [address, prefix, ...rest] = (written ?? '').split('/')
-    const family = written === undefined ? undefined : familyOf(c, address ?? '', `${p}.address`)
+    const [spelled, prefix, ...rest] = (written ?? '').split('/')
+    const parsed = written === undefined ? undefined : addressAt(c, spelled ?? '', `${p}.address`)
+    const family = parsed?.family
+    const address = parsed?.text
     const max = family === 6 ? 128 : 32
     let cidr = c.int(o, 'cidr_block', p, { min: 0, max, nullable: true })
     if (prefix !== undefined) {
@@ -47,15 +52,11 @@ export function apiInterfacesOf(c: Checker, body: Doc): WorkloadInterface[] | un
         c.fail(`${p}.cidr_block`, `is ${cidr}, but the address says /${n}; give one of them`)
       else cidr = n
     }
-    const gateway = c.string(o, 'default_gateway_address', p, { max: 64, nullable: true })
-    if (gateway) {
-      const g = familyOf(c, gateway, `${p}.default_gateway_address`)
-      if (g !== undefined && family !== undefined && g !== family)
-        c.fail(
-          `${p}.default_gateway_address`,
-          `must be an IPv${family} address, as the interface's`,
-        )
-    }
+    const gatewayText = c.string(o, 'default_gateway_address', p, { max: 64, nullable: true })
+    const g = gatewayText ? addressAt(c, gatewayText, `${p}.default_gateway_address`) : undefined
+    const gateway = g?.text
+    if (g && family !== undefined && g.family !== family)
+      c.fail(`${p}.default_gateway_address`, `must be an IPv${family} address, as the interface's`)
     const link = c.oneOf(o, 'link_state', p, LINK_STATES, { nullable: true })
     const friendly = c.string(o, 'friendly_name', p, { max: 255, nullable: true })
     if (name === undefined || address === undefined || family === undefined) return []

@@ -55,6 +55,7 @@ function workloadView(
 ): Doc {
   const agent = agents.get(w.id)
   const model = workloadModel(org, w)
+  const policyError = policyErrorOf(w.policy_error)
   const mode = resolveMode(model, settings)
   const health = agent?.health
   return {
@@ -110,7 +111,19 @@ function workloadView(
             security_policy_applied_version: agent.applied_version,
             fw_config_current: agent.applied_mode !== null,
             firewall_rule_count: null,
-            agent_health: health?.conditions ?? [],
+            agent_health: [
+              ...(health?.conditions ?? []),
+              ...(policyError
+                ? [
+                    {
+                      type: 'workload.policy_error',
+                      severity: 'error',
+                      first_reported_timestamp: policyError.at,
+                      reason: policyError.reason,
+                    },
+                  ]
+                : []),
+            ],
             agent_health_errors: { errors: [], warnings: [] },
           },
         }
@@ -122,6 +135,9 @@ function workloadView(
     deleted: false,
     // Palisade's additions: the effective mode and why, and what the agent found on the host.
     palisade: {
+      // Why the server could not compute with this workload's stored row: its host keeps the
+      // policy it last had, and no other host's policy counts it as a peer.
+      policy_error: policyError,
       firewall_mode: mode.mode,
       firewall_mode_reason: describeModeReason(mode),
       // The labels of the coexistence scopes that matched, so a reader needs no second lookup.
@@ -174,5 +190,19 @@ export function venView(org: number, a: AgentView, w: VenWorkload) {
     conditions: a.health.conditions ?? [],
     health: venHealthOf(a),
     created_at: a.created_at,
+  }
+}
+
+/** A workload's stored policy error, as the API shows it. */
+function policyErrorOf(stored: string | null): { reason: string; at: string | null } | null {
+  if (!stored) return null
+  try {
+    const e = JSON.parse(stored) as { reason?: unknown; at?: unknown }
+    return {
+      reason: typeof e.reason === 'string' ? e.reason : stored,
+      at: typeof e.at === 'string' ? e.at : null,
+    }
+  } catch {
+    return { reason: stored, at: null }
   }
 }

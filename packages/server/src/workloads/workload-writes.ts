@@ -14,7 +14,8 @@ import { workloadHref } from '../hrefs.js'
 import { recordEvent } from '../stores/events.js'
 import { labelsByHref } from '../stores/labels.js'
 import type { NewWorkload, WorkloadRow } from '../stores/workloads.js'
-import { agentOfWorkload, isOnline } from '../stores/agents.js'
+import { agentOfWorkload, forgetAgent, isOnline, unpairOf } from '../stores/agents.js'
+import { deleteHostPolicy } from '../stores/host-policies.js'
 import type { Db } from '../stores/db.js'
 import {
   deleteWorkload,
@@ -101,14 +102,22 @@ export async function removeWorkload(
   actor: Actor,
   org: number,
   id: string,
+  force = false,
 ): Promise<void> {
   const before = await workloadOf(db, org, id)
-  if (before.managed === 1)
+  const managed = before.managed === 1
+  if (managed && !force)
     throw invalidOne(
       'workload_managed',
-      `${workloadHref(org, id)} is managed by an agent; unpair it instead`,
+      `${workloadHref(org, id)} is managed by an agent; unpair it instead, or delete it with ?force=true (its agent is told to unpair when it next calls)`,
     )
   await db.transaction().execute(async (tx) => {
+    if (managed) {
+      const agent = await agentOfWorkload(tx, id)
+      // An unpair already asked for keeps its restore mode; otherwise our rules are removed.
+      if (agent) await forgetAgent(tx, agent.id, unpairOf(agent.status) ?? 'default', now())
+      await deleteHostPolicy(tx, id)
+    }
     await deleteWorkload(tx, id)
     await recordEvent(tx, org, {
       event_type: 'workload.delete',
@@ -116,6 +125,19 @@ export async function removeWorkload(
       resource_changes: [
         resourceChange('workload', workloadHref(org, id), 'delete', workloadRecord(before)),
       ],
+      ...(managed && {
+        notifications: [
+          {
+            notification_type: 'workload.force_delete',
+            info: {
+              workload: workloadHref(org, id),
+              hostname: before.hostname,
+              what_happens:
+                'its agent is told to unpair (firewall_restore: default) when it next calls',
+            },
+          },
+        ],
+      }),
     })
   })
 }
