@@ -31,6 +31,7 @@ import { registerWorkloads } from './api/workloads.js'
 import { registerConsoleSession } from './console-session.js'
 import { registerConsole } from './console-static.js'
 import type { AppContext } from './context.js'
+import { storeUnavailable } from './db/unavailable.js'
 import { ApiError } from './errors.js'
 import { json } from './http.js'
 import { registerMetrics } from './metrics.js'
@@ -90,6 +91,13 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
             ? 'unsupported_media_type'
             : 'bad_request'
       return json(reply, status === 400 ? 406 : status, [{ token, message: err.message }])
+    }
+    const away = storeUnavailable(err)
+    if (away !== undefined) {
+      reply.log.warn({ msg: 'database unavailable', error: err.message })
+      return json(reply.header('retry-after', '2'), 503, [
+        { token: 'database_unavailable', message: away },
+      ])
     }
     reply.log.error(err)
     return json(reply, 500, [

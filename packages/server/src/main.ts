@@ -54,7 +54,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(o.listen)
   const dataDir = resolve(o.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const { db, describe, writeLanes } = await openDb(o.database, dataDir)
+  const { db, describe, writeLanes } = await openDb(o.database, dataDir, log)
   const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
   const scheme = tls ? 'https' : 'http'
   const { hostPolicies, policyFeed } = hostPolicyServices(db)
