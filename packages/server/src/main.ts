@@ -10,6 +10,7 @@ import { checkHeartbeats } from './liveness.js'
 import type { FlowRetention } from './stores/flows.js'
 import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
 import { pruneEvents } from './stores/events.js'
+import { pruneJobs } from './stores/jobs.js'
 import { ensureTls } from './tls.js'
 
 export interface ServerOptions {
@@ -111,6 +112,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     await pruneEvents(db, Date.now()).then(
       (n) => n > 0 && log({ msg: 'event retention', deleted: n }),
       (e: Error) => log({ msg: 'event retention failed', error: e.message }),
+    )
+    await pruneJobs(db, Date.now()).then(
+      (n) => n > 0 && log({ msg: 'async job retention', deleted: n }),
+      (e: Error) => log({ msg: 'async job retention failed', error: e.message }),
     )
   }
   const liveness = setInterval(() => void housekeeping(), 60_000)

@@ -368,6 +368,19 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
       await db.schema.alterTable('policy_versions').addColumn('modified', 'text').execute()
     },
   },
+  '0006_datafile_chunks': {
+    async up(db: Kysely<unknown>) {
+      // An async job's datafile, a page of items per row: built and sent a page at a time, so
+      // a large collection is never held whole in memory. (The jobs row's `data` is unused.)
+      await db.schema
+        .createTable('job_chunks')
+        .addColumn('job_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('items', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('job_chunks_pk', ['job_id', 'seq'])
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

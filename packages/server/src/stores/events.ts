@@ -175,9 +175,24 @@ export function eventsMatching(db: Db, org: number, f: EventFilter): StoredColle
   }
   if (f.since !== undefined) query = query.where('timestamp', '>=', f.since)
   if (f.until !== undefined) query = query.where('timestamp', '<=', f.until)
+  const read = async (limit: number, before?: number) =>
+    (
+      await (before === undefined ? query : query.where('seq', '<', before))
+        .orderBy('seq', 'desc')
+        .limit(limit)
+        .execute()
+    ).map(decode)
   return {
     count: () => countOf(query),
-    read: async (limit) => (await query.orderBy('seq', 'desc').limit(limit).execute()).map(decode),
+    read: (limit) => read(limit),
+    // Each page starts below the last one's seq: no offset to skip over.
+    pages: async function* (size) {
+      for (let page = await read(size); page.length > 0;) {
+        yield page
+        if (page.length < size) return
+        page = await read(size, page[page.length - 1]?.seq)
+      }
+    },
   }
 }
 
