@@ -2,7 +2,8 @@
  * What the server's limits cost an attacker and save the server, on loopback over TLS against
  * an in-process server on SQLite: rows written by one client sending failed Basic auth for 10 s
  * (as a per-minute figure), the longest `/health` stall while an IP list of 2,000 wide IPv6 ranges
- * is posted, and the server process's resident memory after 20 async GETs of 100,000 events.
+ * is posted, the server process's resident memory after 20 async GETs of 100,000 events, and
+ * the median time of a session login with an unknown user name and with a wrong password.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -39,6 +40,23 @@ async function failedAuthFlood(c: Client) {
     failedAuthRequests: sent,
     failedAuthRefused429: limited,
     failedAuthRowsPerMinute: Math.round((rows * 60) / FLOOD_SECONDS),
+  }
+}
+
+/**
+ * Median milliseconds of a failed session login as `username` (9 tries: sign-ins are limited to
+ * 10 a minute per address).
+ */
+function loginTiming(username: string) {
+  return async (c: Client) => {
+    const times: number[] = []
+    for (let i = 0; i < 9; i++) {
+      const t = performance.now()
+      const basic = `Basic ${Buffer.from(`${username}:wrong`).toString('base64')}`
+      await c.call('POST', '/api/v2/login_users/authenticate', undefined, basic)
+      times.push(performance.now() - t)
+    }
+    return +(times.sort((a, b) => a - b)[4] ?? NaN).toFixed(1)
   }
 }
 
@@ -120,6 +138,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {}
   Object.assign(out, await withServer(undefined, failedAuthFlood))
   Object.assign(out, await withServer(undefined, ipListStall))
+  out.loginUnknownUserMs = await withServer(undefined, loginTiming('nobody'))
+  out.loginWrongPasswordMs = await withServer(undefined, loginTiming('admin'))
   const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-'))
   try {
     // the server migrates the store first; the events go in once it exists
