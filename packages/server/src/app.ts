@@ -90,13 +90,18 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     connectionTimeout: t.idleMs,
     keepAliveTimeout: t.keepAliveMs,
     ...(opts.https ? { https: { ...opts.https, ...node } } : { http: node }),
-    requestIdHeader: 'x-request-id',
+    // The server names every request itself; a client's own X-Request-ID is logged apart
+    // (client_request_id), so it can neither forge nor collide with ours.
+    requestIdHeader: false,
     // The Go SDK joins a base URL and an href into /api/v2//users/1/api_keys.
     routerOptions: { ignoreDuplicateSlashes: true },
     genReqId: () => crypto.randomUUID(),
   })
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
+    const theirs = req.headers['x-request-id']
+    if (typeof theirs === 'string')
+      req.log = req.log.child({ client_request_id: theirs.slice(0, 128) })
     done()
   })
   // Any JSON body is accepted as text first, so a malformed one gets our 406, not a 400/500.

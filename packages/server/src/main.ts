@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -55,6 +55,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(o.listen)
   const dataDir = resolve(o.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  // It holds the store, the CA's key and the bootstrap secret: the server's user's alone, even
+  // when it was made by someone else first.
+  await chmod(dataDir, 0o700)
   const { db, describe, writeLanes } = await openDb(o.database, dataDir, log)
   const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
   const scheme = tls ? 'https' : 'http'
