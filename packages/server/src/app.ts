@@ -48,16 +48,17 @@ export interface HttpTimeouts {
   readonly headersMs: number
   /** To send a whole request, its body included. */
   readonly requestMs: number
-  /** With nothing sent either way (longer than an agent's policy long-poll). */
-  readonly idleMs: number
-  /** Between requests on a kept-alive connection. */
+  /**
+   * Idle between requests on a kept-alive connection (longer than the pause between an agent's
+   * long-polls). A request being answered has none: a long-poll or a large async job may take
+   * long, and a client that is slow to send is ended by the two above.
+   */
   readonly keepAliveMs: number
 }
 
 export const DEFAULT_TIMEOUTS: HttpTimeouts = {
   headersMs: 10_000,
   requestMs: 30_000,
-  idleMs: (LONG_POLL_SECONDS + 30) * 1000,
   keepAliveMs: (LONG_POLL_SECONDS + 20) * 1000,
 }
 
@@ -87,7 +88,6 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     logger: opts.logger ?? false,
     bodyLimit: 16 * 1024 * 1024,
     requestTimeout: t.requestMs,
-    connectionTimeout: t.idleMs,
     keepAliveTimeout: t.keepAliveMs,
     ...(opts.https ? { https: { ...opts.https, ...node } } : { http: node }),
     // The server names every request itself; a client's own X-Request-ID is logged apart

@@ -26,7 +26,7 @@ describe('HTTP timeouts', () => {
     const s = await testServer()
     // the same store and routes, on a socket, with timeouts short enough to wait for
     app = await buildApp(testContext(s.db, 1), {
-      timeouts: { headersMs: 300, requestMs: 600, idleMs: 1500, keepAliveMs: 500 },
+      timeouts: { headersMs: 300, requestMs: 600, keepAliveMs: 500 },
     })
     await app.listen({ host: '127.0.0.1', port: 0 })
     port = (app.server.address() as { port: number }).port
