@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildApp } from './app.js'
-import { AuthFailures } from './auth-failures.js'
+import { AuthFailures, sourceOf } from './auth-failures.js'
 import { bootstrapOrg } from './bootstrap.js'
 import { hashPassword, verifyUserPassword } from './crypto.js'
 import { openDb } from './db/open.js'
@@ -11,6 +11,25 @@ import { ApiError } from './errors.js'
 import { testContext } from './test-server.fixture.js'
 
 const T0 = Date.parse('2026-12-01T00:00:00Z')
+
+describe('sourceOf', () => {
+  it.each([
+    ['198.18.0.1', '198.18.0.1'],
+    ['::ffff:198.18.0.1', '::ffff:198.18.0.1'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:db8:1:2::99', '2001:db8:1:2::/64'],
+    ['::1', '::/64'],
+    ['not an address', 'not an address'],
+  ])('%s is counted as %s', (ip, src) => expect(sourceOf(ip)).toBe(src))
+
+  it('counts the addresses of one IPv6 /64 together', () => {
+    const f = new AuthFailures(2, () => T0)
+    f.fail('2001:db8:1:2::1', 'request.authentication_failed', 'a', 'r')
+    f.fail('2001:db8:1:2::2', 'request.authentication_failed', 'a', 'r')
+    expect(() => f.check('2001:db8:1:2::3')).toThrow(ApiError)
+    f.check('2001:db8:1:3::1')
+  })
+})
 
 describe('AuthFailures', () => {
   it('refuses a source past its limit until its minute ends, and not the others', () => {

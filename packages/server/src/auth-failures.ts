@@ -4,6 +4,7 @@
  * in a minute become one audit event, written when the minute is over. A flood of bad
  * credentials thus costs the store one row per source and minute, not one per request.
  */
+import { addrToBigInt, bigIntToAddr } from '@palisade/model'
 import { tooMany } from './errors.js'
 
 const WINDOW_MS = 60_000
@@ -35,6 +36,20 @@ interface Window {
   readonly byType: Map<string, Counting>
 }
 
+/**
+ * The source a failure is counted against: an IPv4 address, or the /64 of an IPv6 one (a single
+ * host may send from every address of its /64).
+ */
+export function sourceOf(ip: string): string {
+  try {
+    const { family, value } = addrToBigInt(ip)
+    if (family === 4 || value >> 32n === 0xffffn) return ip
+    return `${bigIntToAddr(6, (value >> 64n) << 64n)}/64`
+  } catch {
+    return ip
+  }
+}
+
 export class AuthFailures {
   readonly #windows = new Map<string, Window>()
   readonly #ended: FailureSummary[] = []
@@ -46,15 +61,17 @@ export class AuthFailures {
   ) {}
 
   /** Throws the 429 of a source that failed too often this minute; costs no store access. */
-  check(src: string): void {
+  check(ip: string): void {
+    const src = sourceOf(ip)
     const t = this.clock()
     const w = this.#windows.get(src)
     if (w && t - w.start < WINDOW_MS && w.count >= this.perMinute)
       throw tooMany(Math.ceil((w.start + WINDOW_MS - t) / 1000))
   }
 
-  /** Counts a failure of `src`; its event is written once the source's minute is over. */
-  fail(src: string, eventType: string, username: string, reason: string): void {
+  /** Counts a failure from `ip`; its event is written once the source's minute is over. */
+  fail(ip: string, eventType: string, username: string, reason: string): void {
+    const src = sourceOf(ip)
     const t = this.clock()
     let w = this.#windows.get(src)
     if (!w || t - w.start >= WINDOW_MS) {
