@@ -379,6 +379,13 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .addColumn('items', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('job_chunks_pk', ['job_id', 'seq'])
         .execute()
+      // An org's events newest first, a page at a time: without it each page sorted every event
+      // of the org (SQLite chose the time index for org_id, then sorted by seq).
+      await db.schema
+        .createIndex('events_org_seq')
+        .on('events')
+        .columns(['org_id', 'seq'])
+        .execute()
     },
   },
 })
