@@ -5,6 +5,9 @@
  * first 503 came, how long after the restart the first write was acknowledged again, statuses
  * seen, and how many acknowledged writes are missing afterwards (must be 0).
  */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
 import type { Client } from './https-client.js'
 import { withServer } from './https-client.js'
@@ -14,11 +17,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function run(): Promise<Record<string, unknown>> {
   const pg = await startTestPostgres()
+  const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-'))
   try {
     const url = await pg.freshDatabase()
-    return await withServer(url, (a) => withServer(url, (b) => outage(pg, [a, b])))
+    // One data dir: the second server finds the first's CA and bootstrap file there.
+    const dataDir = { dataDir: dir }
+    return await withServer(
+      url,
+      (a) => withServer(url, (b) => outage(pg, [a, b]), dataDir),
+      dataDir,
+    )
   } finally {
     await pg.stop()
+    await rm(dir, { recursive: true, force: true })
   }
 }
 
