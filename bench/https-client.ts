@@ -16,7 +16,12 @@ export interface Client {
   ): Promise<{ status: number; body: unknown }>
 }
 
-export function client(url: string, ca: string, basic: string): Client {
+export function client(
+  url: string,
+  ca: string,
+  basic: string,
+  extraHeaders: Record<string, string> = {},
+): Client {
   // One TLS context for every connection: a `ca` given per request builds a new one each time,
   // which costs the client more than the server's whole answer.
   const agent = new Agent({
@@ -39,6 +44,7 @@ export function client(url: string, ca: string, basic: string): Client {
           method,
           agent,
           headers: {
+            ...extraHeaders,
             authorization: auth ?? basic,
             ...(payload !== undefined && { 'content-type': 'application/json' }),
           },

@@ -47,7 +47,8 @@ export function serverCommand(program: Command): void {
         agentDir?: string
       }) => {
         // Loaded here: the other commands (the agent's above all) start without the server's stack.
-        const { startServer } = await import('@palisade/server')
+        const { logUnhandledRejections, startServer } = await import('@palisade/server')
+        logUnhandledRejections(process, log)
         const server = await startServer({
           listen: opts.listen,
           dataDir: opts.dataDir,

@@ -4,10 +4,12 @@ import { describe, expect, it } from 'vitest'
 import {
   addressSetContains,
   addressSetOf,
+  addressSetSize,
   addrToBigInt,
   bigIntToAddr,
   canonicalAddress,
   canonicalCidr,
+  cidrCount,
   IpParseError,
   intervalsToCidrs,
   normaliseCidr,
@@ -250,5 +252,57 @@ describe('canonical CIDR text', () => {
       ),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('cidrCount', () => {
+  const iv = (lo: bigint, hi: bigint) => ({ lo, hi })
+  it.each([
+    ['one address', 4, [iv(5n, 5n)], 1],
+    ['the whole IPv4 space', 4, [iv(0n, 2n ** 32n - 1n)], 1],
+    ['the whole IPv6 space', 6, [iv(0n, 2n ** 128n - 1n)], 1],
+    ['1 to 6', 4, [iv(1n, 6n)], 4],
+    ['the widest IPv6 range', 6, [iv(1n, 2n ** 128n - 2n)], 254],
+    ['two adjacent blocks merged', 4, [iv(0n, 127n), iv(128n, 255n)], 1],
+  ] as const)('%s', (_what, family, list, n) => {
+    expect(cidrCount(family, list, 1000)).toBe(n)
+    expect(cidrCount(family, list, 1000)).toBe(intervalsToCidrs(family, list).length)
+  })
+
+  it('stops counting past the maximum', () => {
+    expect(cidrCount(6, [iv(1n, 2n ** 128n - 2n)], 10)).toBe(11)
+  })
+
+  it('agrees with intervalsToCidrs on random ranges', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 2n ** 128n - 1n }),
+        fc.bigInt({ min: 0n, max: 2n ** 128n - 1n }),
+        (a, b) => {
+          const list = [a < b ? iv(a, b) : iv(b, a)]
+          expect(cidrCount(6, list, 1000)).toBe(intervalsToCidrs(6, list).length)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+})
+
+describe('addressSetSize', () => {
+  it('counts what addressSetOf makes, exclusions taken out, both families', () => {
+    const entries = [
+      { from: '198.18.0.0/24' },
+      { from: '198.18.0.7', exclusion: true },
+      { from: '2001:db8::1', to: '2001:db8::6' },
+    ]
+    const set = addressSetOf(entries)
+    expect(addressSetSize(entries, 1000)).toBe(set.v4.length + set.v6.length)
+    expect(addressSetSize(entries, 1000)).toBe(8 + 4)
+  })
+
+  it('stops past the maximum, in either family', () => {
+    const wide = [{ from: '2001:db8::1', to: '2001:db8:ffff:ffff:ffff:ffff:ffff:fffe' }]
+    expect(addressSetSize(wide, 5)).toBe(6)
+    expect(addressSetSize([{ from: '198.18.0.1', to: '198.18.0.6' }, ...wide], 3)).toBe(4)
   })
 })

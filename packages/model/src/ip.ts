@@ -307,24 +307,51 @@ export function subtractIntervals(
   return out
 }
 
-/** The smallest list of CIDRs covering exactly the merged intervals. */
-export function intervalsToCidrs(family: IpFamily, list: readonly Interval[]): string[] {
+/** The number of low zero bits of `n` (> 0), up to `max`. */
+function trailingZeros(n: bigint, max: number): number {
+  if (n === 0n) return max
+  return (n & -n).toString(2).length - 1
+}
+
+/** floor(log2(n)) for n >= 1. */
+const log2 = (n: bigint) => n.toString(2).length - 1
+
+/**
+ * Each CIDR of the smallest list covering exactly the merged intervals, as [address, prefix
+ * length], in order; `visit` returning false stops the walk. Each block is the largest one
+ * aligned at its start that fits.
+ */
+function eachCidr(
+  family: IpFamily,
+  list: readonly Interval[],
+  visit: (lo: bigint, len: number) => boolean,
+): void {
   const bits = BITS[family]
-  const out: string[] = []
   for (const iv of mergeIntervals(list)) {
     let lo = iv.lo
     while (lo <= iv.hi) {
-      let size = 0
-      while (size < bits) {
-        const block = 1n << BigInt(size + 1)
-        if (lo % block !== 0n || lo + block - 1n > iv.hi) break
-        size++
-      }
-      out.push(`${bigIntToAddr(family, lo)}/${bits - size}`)
+      const size = Math.min(trailingZeros(lo, bits), log2(iv.hi - lo + 1n))
+      if (!visit(lo, bits - size)) return
       lo += 1n << BigInt(size)
     }
   }
+}
+
+/** The smallest list of CIDRs covering exactly the merged intervals. */
+export function intervalsToCidrs(family: IpFamily, list: readonly Interval[]): string[] {
+  const out: string[] = []
+  eachCidr(family, list, (lo, len) => out.push(`${bigIntToAddr(family, lo)}/${len}`) > 0)
   return out
+}
+
+/**
+ * How many CIDRs `intervalsToCidrs` would make of the intervals, counted up to `max` + 1 (a
+ * caller refusing more than `max` learns so without the whole expansion).
+ */
+export function cidrCount(family: IpFamily, list: readonly Interval[], max: number): number {
+  let n = 0
+  eachCidr(family, list, () => ++n <= max)
+  return n
 }
 
 export function cidrsToIntervals(cidrs: readonly string[]): Interval[] {
@@ -337,18 +364,34 @@ export interface AddressEntry {
   readonly exclusion?: boolean
 }
 
-/** Builds a normalised address set from entries, removing the excluded ones. */
-export function addressSetOf(entries: readonly AddressEntry[]): AddressSet {
+/** The entries' intervals, included and excluded, by family. */
+function intervalsOf(entries: readonly AddressEntry[]) {
   const inc: Record<IpFamily, Interval[]> = { 4: [], 6: [] }
   const exc: Record<IpFamily, Interval[]> = { 4: [], 6: [] }
   for (const e of entries) {
     const { family, interval } = rangeToInterval(e.from, e.to)
     ;(e.exclusion ? exc : inc)[family].push(interval)
   }
+  return { inc, exc }
+}
+
+/** Builds a normalised address set from entries, removing the excluded ones. */
+export function addressSetOf(entries: readonly AddressEntry[]): AddressSet {
+  const { inc, exc } = intervalsOf(entries)
   return {
     v4: intervalsToCidrs(4, subtractIntervals(inc[4], exc[4])),
     v6: intervalsToCidrs(6, subtractIntervals(inc[6], exc[6])),
   }
+}
+
+/**
+ * How many CIDRs `addressSetOf(entries)` holds (both families), counted up to `max` + 1 without
+ * making them: cheap to check before a large expansion.
+ */
+export function addressSetSize(entries: readonly AddressEntry[], max: number): number {
+  const { inc, exc } = intervalsOf(entries)
+  const v4 = cidrCount(4, subtractIntervals(inc[4], exc[4]), max)
+  return v4 > max ? v4 : v4 + cidrCount(6, subtractIntervals(inc[6], exc[6]), max - v4)
 }
 
 export function unionAddressSets(sets: readonly AddressSet[]): AddressSet {

@@ -9,8 +9,8 @@ import { now } from './clock.js'
 import { sessionUser } from './console-session.js'
 import { sameSecret, sha256 } from './crypto.js'
 import type { Database } from './db/schema.js'
+import type { AuthFailures } from './auth-failures.js'
 import { ApiError } from './errors.js'
-import { recordEvent } from './stores/events.js'
 import { apiKeyUser, apiSessionWithHash, touchApiKey, touchApiSession } from './stores/users.js'
 
 /** An API session ends after this long unused (`inactivity_expiration_minutes`). */
@@ -30,7 +30,16 @@ const HOW =
 /** The time `ms` before now, as stored. */
 const before = (ms: number) => new Date(Date.now() - ms).toISOString()
 
-export async function authenticate(db: Kysely<Database>, req: FastifyRequest): Promise<void> {
+/**
+ * Sets `req.user` from the request's credentials, or throws their 401. A source address that
+ * failed too often this minute gets a 429 before its credentials are looked at (`failures`).
+ */
+export async function authenticate(
+  db: Kysely<Database>,
+  req: FastifyRequest,
+  failures: AuthFailures,
+): Promise<void> {
+  failures.check(req.ip)
   const h = req.headers.authorization ?? ''
   if (!h.startsWith('Basic ')) {
     const user = await sessionUser(db, req)
@@ -39,19 +48,8 @@ export async function authenticate(db: Kysely<Database>, req: FastifyRequest): P
     return
   }
   const [name = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
-  const failed = async (why: string) => {
-    await recordEvent(db, 1, {
-      event_type: 'request.authentication_failed',
-      severity: 'warning',
-      status: 'failure',
-      created_by: { system: {} },
-      notifications: [
-        {
-          notification_type: 'request.authentication_failed',
-          info: { api_user: name.slice(0, 64), src_ip: req.ip, reason: why },
-        },
-      ],
-    })
+  const failed = (why: string) => {
+    failures.fail(req.ip, 'request.authentication_failed', name, why)
     return refused(`${why}: ${HOW}`)
   }
   const session = /^user_\d+$/.test(name)
@@ -59,18 +57,18 @@ export async function authenticate(db: Kysely<Database>, req: FastifyRequest): P
     const hash = sha256(secret)
     const s = await apiSessionWithHash(db, hash)
     if (!s || sessionUsername(s.id) !== name)
-      throw await failed('these session credentials are not valid (or the session ended)')
+      throw failed('these session credentials are not valid (or the session ended)')
     if (s.last_used_at < before(SESSION_IDLE_MINUTES * 60_000))
-      throw await failed(`the session ended after ${SESSION_IDLE_MINUTES} minutes unused`)
+      throw failed(`the session ended after ${SESSION_IDLE_MINUTES} minutes unused`)
     if (s.last_used_at < before(TOUCH_MS)) await touchApiSession(db, hash, now())
     req.user = { id: s.id, org: s.org_id, username: s.username, session: hash }
     return
   }
   const row = await apiKeyUser(db, name)
   if (!row || !sameSecret(row.secret_hash, sha256(secret)))
-    throw await failed('this API user and secret are not valid')
+    throw failed('this API user and secret are not valid')
   if (row.expires_at !== null && row.expires_at < now())
-    throw await failed(`the API key ${name} expired at ${row.expires_at}`)
+    throw failed(`the API key ${name} expired at ${row.expires_at}`)
   if (row.last_login_on === null || row.last_login_on < before(TOUCH_MS))
     await touchApiKey(db, name, now())
   req.user = { id: row.id, org: row.org_id, username: row.username }

@@ -6,10 +6,12 @@
  * change and hands them to the agents waiting for them.
  */
 import Fastify from 'fastify'
+import { LONG_POLL_SECONDS } from '@palisade/protocol'
 import type { FastifyInstance } from 'fastify'
 import { registerAgentChannel } from './agent-channel/agent-channel.js'
 import { registerAgentInstall } from './agent-install.js'
 import { authenticate } from './api-auth.js'
+import { AuthFailures } from './auth-failures.js'
 import { registerApiKeys } from './api/api-keys.js'
 import { registerEvents } from './api/events.js'
 import { registerFirewallSettings } from './api/firewall-settings.js'
@@ -31,12 +33,34 @@ import { registerWorkloads } from './api/workloads.js'
 import { registerConsoleSession } from './console-session.js'
 import { registerConsole } from './console-static.js'
 import type { AppContext } from './context.js'
+import { storeUnavailable } from './db/unavailable.js'
 import { ApiError } from './errors.js'
 import { json } from './http.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
 import { checkQuery } from './query/query-filters.js'
 import { PerMinuteLimit } from './rate-limit.js'
+import { recordAuthFailures } from './stores/events.js'
+
+/** How long a client may take, on one connection, before the server drops it. */
+export interface HttpTimeouts {
+  /** To send a request's headers. */
+  readonly headersMs: number
+  /** To send a whole request, its body included. */
+  readonly requestMs: number
+  /**
+   * Idle between requests on a kept-alive connection (longer than the pause between an agent's
+   * long-polls). A request being answered has none: a long-poll or a large async job may take
+   * long, and a client that is slow to send is ended by the two above.
+   */
+  readonly keepAliveMs: number
+}
+
+export const DEFAULT_TIMEOUTS: HttpTimeouts = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: (LONG_POLL_SECONDS + 20) * 1000,
+}
 
 export interface AppOptions {
   readonly https?: { key: string; cert: string }
@@ -45,20 +69,39 @@ export interface AppOptions {
   readonly ratePerMinute?: number
   /** Agent activation attempts per minute per source address (default 20). */
   readonly activationsPerMinute?: number
+  readonly timeouts?: Partial<HttpTimeouts>
+  /** Failed authentications per minute per source address before it gets 429 (default 30). */
+  readonly authFailuresPerMinute?: number
 }
 
+/** How often the audit events of failed authentication are written (see AuthFailures). */
+const FAILURE_EVENTS_MS = 10_000
+
 export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<FastifyInstance> {
+  const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts }
+  // Node looks for connections past their header or request timeout this often (default 30 s).
+  const node = {
+    headersTimeout: t.headersMs,
+    connectionsCheckingInterval: Math.min(1000, t.headersMs),
+  }
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 16 * 1024 * 1024,
-    ...(opts.https && { https: opts.https }),
-    requestIdHeader: 'x-request-id',
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    ...(opts.https ? { https: { ...opts.https, ...node } } : { http: node }),
+    // The server names every request itself; a client's own X-Request-ID is logged apart
+    // (client_request_id), so it can neither forge nor collide with ours.
+    requestIdHeader: false,
     // The Go SDK joins a base URL and an href into /api/v2//users/1/api_keys.
     routerOptions: { ignoreDuplicateSlashes: true },
     genReqId: () => crypto.randomUUID(),
   })
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
+    const theirs = req.headers['x-request-id']
+    if (typeof theirs === 'string')
+      req.log = req.log.child({ client_request_id: theirs.slice(0, 128) })
     done()
   })
   // Any JSON body is accepted as text first, so a malformed one gets our 406, not a 400/500.
@@ -91,6 +134,13 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
             : 'bad_request'
       return json(reply, status === 400 ? 406 : status, [{ token, message: err.message }])
     }
+    const away = storeUnavailable(err)
+    if (away !== undefined) {
+      reply.log.warn({ msg: 'database unavailable', error: err.message })
+      return json(reply.header('retry-after', '2'), 503, [
+        { token: 'database_unavailable', message: away },
+      ])
+    }
     reply.log.error(err)
     return json(reply, 500, [
       { token: 'internal_error', message: 'the server failed to handle this request; see its log' },
@@ -104,7 +154,15 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url })
   })
-  registerMetrics(app, ctx.db, ctx.policyFeed, (req) => authenticate(ctx.db, req))
+  const failures = new AuthFailures(opts.authFailuresPerMinute ?? 30)
+  const writeFailures = (all: boolean) =>
+    recordAuthFailures(ctx.db, failures.takeEnded(all)).catch((e: Error) => app.log.error(e))
+  const failureEvents = setInterval(() => void writeFailures(false), FAILURE_EVENTS_MS).unref()
+  app.addHook('onClose', async () => {
+    clearInterval(failureEvents)
+    await writeFailures(true)
+  })
+  registerMetrics(app, ctx.db, ctx.policyFeed, (req) => authenticate(ctx.db, req, failures))
   app.get('/api/v2/openapi.json', (_req, reply) => json(reply, 200, openApiDocument(routes)))
   const apiLimit = new PerMinuteLimit(opts.ratePerMinute ?? 500)
   await app.register(
@@ -116,7 +174,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
         if (route === '/api/v2/login_users/authenticate') return
         if (route === '/api/v2/users/login' && req.headers.authorization?.startsWith('Token '))
           return
-        await authenticate(ctx.db, req)
+        await authenticate(ctx.db, req, failures)
         apiLimit.take(String(req.user?.id))
       })
       // Every query parameter is one the route takes, with a value of its kind (or a 406).
@@ -130,7 +188,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       })
       registerMisc(api, ctx)
       registerOrgSettings(api, ctx)
-      registerUsers(api, ctx)
+      registerUsers(api, ctx, failures)
       registerApiKeys(api, ctx)
       registerServiceAccounts(api, ctx)
       registerLabels(api, ctx)
@@ -152,7 +210,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   )
   registerAgentChannel(app, ctx, opts.activationsPerMinute ?? 20)
   registerAgentInstall(app, ctx)
-  registerConsoleSession(app, ctx.db, opts.https !== undefined)
+  registerConsoleSession(app, ctx.db, opts.https !== undefined, failures)
   registerConsole(app)
   return app
 }

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import { now } from './clock.js'
-import { randomSecret, sameSecret, sha256, verifyPassword } from './crypto.js'
+import type { AuthFailures } from './auth-failures.js'
+import { randomSecret, sameSecret, sha256, verifyUserPassword } from './crypto.js'
 import type { Database } from './db/schema.js'
 import { ApiError, forbidden, invalidOne, unauthorized } from './errors.js'
 import { userHref } from './hrefs.js'
@@ -63,6 +64,7 @@ export function registerConsoleSession(
   app: FastifyInstance,
   db: Kysely<Database>,
   secure: boolean,
+  failures: AuthFailures,
 ): void {
   const signIns = new PerMinuteLimit(SIGN_INS_PER_MINUTE)
 
@@ -74,20 +76,15 @@ export function registerConsoleSession(
     const username = c.string(body, 'username', '$', { required: true })
     const password = c.string(body, 'password', '$', { required: true, max: 1024 })
     c.done()
+    failures.check(req.ip)
     const user = await userNamed(db, username ?? '')
-    if (!user || !(await verifyPassword(password ?? '', user.password_hash))) {
-      await recordEvent(db, user?.org_id ?? 1, {
-        event_type: 'user.login_failed',
-        severity: 'warning',
-        status: 'failure',
-        created_by: { system: {} },
-        notifications: [
-          {
-            notification_type: 'user.login_failed',
-            info: { username: (username ?? '').slice(0, 64), src_ip: req.ip },
-          },
-        ],
-      })
+    if (!(await verifyUserPassword(password ?? '', user?.password_hash)) || !user) {
+      failures.fail(
+        req.ip,
+        'user.login_failed',
+        username ?? '',
+        'the username or the password is wrong',
+      )
       throw new ApiError(401, [
         { token: 'invalid_credentials', message: 'the username or the password is wrong' },
       ])

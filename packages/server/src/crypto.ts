@@ -16,6 +16,22 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return got.length === want.length && timingSafeEqual(got, want)
 }
 
+/** The hash of a password no one has: checked when there is no user, to cost what a user costs. */
+let decoy: Promise<string> | undefined
+
+/**
+ * Whether `password` is the one `stored` hashes; with no stored hash (an unknown user), false
+ * after the same scrypt, so the answer's timing does not tell which user names exist.
+ */
+export async function verifyUserPassword(
+  password: string,
+  stored: string | undefined,
+): Promise<boolean> {
+  decoy ??= hashPassword(randomSecret())
+  const ok = await verifyPassword(password, stored ?? (await decoy))
+  return stored !== undefined && ok
+}
+
 function scryptAsync(password: string, salt: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scrypt(password, salt, 64, { N, r: 8, p: 1, maxmem: 128 * N * 8 * 2 }, (e, k) =>

@@ -65,11 +65,14 @@ function maxResults(req: FastifyRequest, page: PageSize): number {
 export class AsyncJobs {
   constructor(private readonly db: Db) {}
 
-  /** Answers 202 with a relative Location (clients mangle an absolute one) and Retry-After. */
+  /**
+   * Stores the datafile a page at a time, then answers 202 with a relative Location (clients
+   * mangle an absolute one) and Retry-After.
+   */
   async start(
     reply: FastifyReply,
     org: number,
-    data: unknown[],
+    pages: AsyncIterable<readonly unknown[]>,
     by: string,
   ): Promise<FastifyReply> {
     const id = randomUUID()
@@ -81,12 +84,12 @@ export class AsyncJobs {
         org_id: org,
         job_type: ':illumio/async_requests',
         description: 'collection',
-        status: 'done',
+        status: 'running',
         requested_at: at,
         requested_by: by,
-        terminated_at: at,
+        terminated_at: null,
       },
-      data,
+      pages,
     )
     return reply.code(202).header('location', jobHref(org, id)).header('retry-after', '1').send()
   }
@@ -108,6 +111,29 @@ export function jobView(j: JobRow) {
 
 /** The most an async collection (a datafile) holds. */
 const ASYNC_MAX = 100_000
+/** The items a datafile is built from at a time. */
+const ASYNC_PAGE = 1000
+
+/**
+ * The first `max` items of a collection, turned into what is sent, a page at a time (read a page
+ * at a time when the store can).
+ */
+async function* pagesOf<T>(
+  source: StoredCollection<T>,
+  view: (items: T[]) => unknown[] | Promise<unknown[]>,
+  max: number,
+): AsyncIterable<unknown[]> {
+  let left = max
+  const pages = source.pages?.(ASYNC_PAGE) ?? [await source.read(max)]
+  for await (const rows of pages) {
+    for (let i = 0; i < rows.length && left > 0; i += ASYNC_PAGE) {
+      const page = rows.slice(i, i + Math.min(ASYNC_PAGE, left))
+      left -= page.length
+      yield await view(page)
+    }
+    if (left <= 0) return
+  }
+}
 
 /**
  * Replies with a collection: X-Total-Count always, `max_results` cut, or an async job. `view`
@@ -122,19 +148,14 @@ export async function collection<T>(
   view: (items: T[]) => unknown[] | Promise<unknown[]> = (items) => items,
   page: PageSize = PAGE,
 ): Promise<FastifyReply> {
-  const source = Array.isArray(all)
+  const source: StoredCollection<T> = Array.isArray(all)
     ? {
         count: () => Promise.resolve(all.length),
         read: (n: number) => Promise.resolve(all.slice(0, n)),
       }
     : all
   if (String(req.headers.prefer ?? '').includes('respond-async'))
-    return jobs.start(
-      reply,
-      org,
-      await view(await source.read(ASYNC_MAX)),
-      userHref(req.user?.id ?? 0),
-    )
+    return jobs.start(reply, org, pagesOf(source, view, ASYNC_MAX), userHref(req.user?.id ?? 0))
   const max = maxResults(req, page)
   const total = await source.count()
   return json(reply.header('x-total-count', String(total)), 200, await view(await source.read(max)))

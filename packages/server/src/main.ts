@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -10,6 +10,7 @@ import { checkHeartbeats } from './liveness.js'
 import type { FlowRetention } from './stores/flows.js'
 import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
 import { pruneEvents } from './stores/events.js'
+import { pruneJobs } from './stores/jobs.js'
 import { ensureTls } from './tls.js'
 
 export interface ServerOptions {
@@ -54,7 +55,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { host, port } = parseListen(o.listen)
   const dataDir = resolve(o.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const { db, describe, writeLanes } = await openDb(o.database, dataDir)
+  // It holds the store, the CA's key and the bootstrap secret: the server's user's alone, even
+  // when it was made by someone else first.
+  await chmod(dataDir, 0o700)
+  const { db, describe, writeLanes } = await openDb(o.database, dataDir, log)
   const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
   const scheme = tls ? 'https' : 'http'
   const { hostPolicies, policyFeed } = hostPolicyServices(db)
@@ -111,6 +115,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     await pruneEvents(db, Date.now()).then(
       (n) => n > 0 && log({ msg: 'event retention', deleted: n }),
       (e: Error) => log({ msg: 'event retention failed', error: e.message }),
+    )
+    await pruneJobs(db, Date.now()).then(
+      (n) => n > 0 && log({ msg: 'async job retention', deleted: n }),
+      (e: Error) => log({ msg: 'async job retention failed', error: e.message }),
     )
   }
   const liveness = setInterval(() => void housekeeping(), 60_000)

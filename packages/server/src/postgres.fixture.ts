@@ -23,6 +23,10 @@ function pgBin(tool: string): string {
 export interface TestPostgres {
   /** A new, empty database on the private server. */
   freshDatabase(): Promise<string>
+  /** Stops the server as a crash would (`pg_ctl stop -m immediate`), its data kept. */
+  halt(): Promise<void>
+  /** Starts the halted server again (it recovers from its WAL, as after a crash). */
+  resume(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -43,16 +47,18 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const data = join(dir, 'data')
   const port = String(20000 + Math.floor(Math.random() * 20000))
   await as(pgBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'palisade', '--no-sync'])
-  await as(pgBin('pg_ctl'), [
-    '-D',
-    data,
-    '-w',
-    '-l',
-    join(dir, 'log'),
-    '-o',
-    `-k ${dir} -p ${port} -c listen_addresses='' -c fsync=off`,
-    'start',
-  ])
+  const start = () =>
+    as(pgBin('pg_ctl'), [
+      '-D',
+      data,
+      '-w',
+      '-l',
+      join(dir, 'log'),
+      '-o',
+      `-k ${dir} -p ${port} -c listen_addresses='' -c fsync=off`,
+      'start',
+    ])
+  await start()
   const url = (db: string) =>
     `postgres://palisade@/${db}?host=${encodeURIComponent(dir)}&port=${port}`
   let n = 0
@@ -64,6 +70,12 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       await client.query(`create database ${name}`)
       await client.end()
       return url(name)
+    },
+    halt: async () => {
+      await as(pgBin('pg_ctl'), ['-D', data, '-m', 'immediate', 'stop'])
+    },
+    resume: async () => {
+      await start()
     },
     stop: async () => {
       await as(pgBin('pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined)

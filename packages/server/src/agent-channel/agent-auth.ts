@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { sameSecret, sha256 } from '../crypto.js'
 import { ApiError, forbidden } from '../errors.js'
 import { agentHref } from '../hrefs.js'
@@ -74,3 +74,38 @@ async function forgotten(
 export const agentActor = (a: Pick<AgentAuth, 'id' | 'org' | 'hostname'>) => ({
   agent: { href: agentHref(a.org, a.id), hostname: a.hostname },
 })
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The agent an agent-channel request comes from, once `authenticatedFirst` checked it. */
+    agent?: AgentAuth
+  }
+}
+
+/** An `onRequest` hook: the agent is authenticated before its body is read or parsed. */
+export const authenticatedFirst =
+  (db: Db): onRequestAsyncHookHandler =>
+  async (req) => {
+    req.agent = await agentAuth(db, req)
+  }
+
+/**
+ * Bodies up to this size are parsed before the credential is checked, so a status report (the
+ * heartbeat) is authenticated by its own write; a larger body, or one of unstated length, only
+ * after the credential is.
+ */
+const PARSED_UNAUTHENTICATED_MAX = 64 * 1024
+
+/** An `onRequest` hook: a large body is read only from an agent whose credential is valid. */
+export const largeBodyAuthenticatedFirst =
+  (db: Db): onRequestAsyncHookHandler =>
+  async (req) => {
+    const length = Number(req.headers['content-length'] ?? Infinity)
+    if (!(length <= PARSED_UNAUTHENTICATED_MAX)) await agentAuth(db, req)
+  }
+
+/** The agent `authenticatedFirst` found (the route has that hook). */
+export function agentOf(req: FastifyRequest): AgentAuth {
+  if (!req.agent) throw unauthenticated()
+  return req.agent
+}

@@ -14,6 +14,7 @@ import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import { newUuid, sha256 } from '../crypto.js'
+import { cappedDetails } from '../events/event-details.js'
 import { GroupCommit } from '../group-commit.js'
 import { workloadHref } from '../hrefs.js'
 import { writeStatusReports } from '../stores/agent-status.js'
@@ -26,44 +27,69 @@ import { flowIntake } from '../traffic/flow-intake.js'
 import { splitByRanges } from '../workloads/allowed-ranges.js'
 import { accepted } from '../validate.js'
 import type { AgentAuth } from './agent-auth.js'
-import { agentActor, agentAuth, credentialOf, unauthenticated } from './agent-auth.js'
+import {
+  agentActor,
+  agentAuth,
+  agentOf,
+  authenticatedFirst,
+  credentialOf,
+  largeBodyAuthenticatedFirst,
+  unauthenticated,
+} from './agent-auth.js'
+
+/**
+ * The largest body each report takes: a status may carry the host's whole existing ruleset; a
+ * batch of events (at most 1,000, details stored capped) and of flow summaries is smaller.
+ */
+export const BODY_LIMITS = {
+  status: 16 * 1024 * 1024,
+  events: 8 * 1024 * 1024,
+  flows: 4 * 1024 * 1024,
+  goodbye: 4 * 1024,
+} as const
 
 /** What agents report: their status (and addresses), events, flow summaries, and goodbye. */
 export function registerAgentReports(app: FastifyInstance, ctx: AppContext): void {
   const { db } = ctx
+  /** Routes whose body is read only once the agent's credential is checked. */
+  const first = (bodyLimit: number) => ({ onRequest: authenticatedFirst(db), bodyLimit })
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
   const statusWrites = new GroupCommit(db, writeStatusReports, 500, ctx.writeLanes)
 
-  app.post(statusRoute(AGENT_PARAM), async (req, reply) => {
-    const [id, secret] = credentialOf(req)
-    const report = checkStatusReport(req.body)
-    // A stranger learns that it is one (401), not what its body lacks.
-    if (!report.ok) await agentAuth(db, req)
-    const { applied, health, survey, ruleset, backend, interfaces } = accepted(report)
-    // The usual report (a heartbeat, an applied version) is authenticated by the write itself,
-    // which stores a whole burst of reports in one statement; one that moves addresses, or names
-    // another agent's route, is checked first.
-    if (interfaces || id !== (req.params as { agent: string }).agent) {
-      const a = await agentAuth(db, req) // refuses another agent's route
-      if (interfaces && !a.forgotten) await followAddresses(a, interfaces)
-    }
-    const written = await statusWrites.run({
-      agentId: id,
-      tokenHash: sha256(secret),
-      at: now(),
-      applied: applied ? { version: applied.version, mode: applied.mode ?? null } : null,
-      health:
-        health || applied
-          ? JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) })
-          : null,
-      survey: survey ? JSON.stringify(survey) : null,
-      ruleset: ruleset ? JSON.stringify(ruleset) : null,
-      backend: backend ?? null,
-    })
-    // A forgotten agent's report is taken and dropped: its policy request tells it to unpair.
-    if (!written && !(await agentAuth(db, req)).forgotten) throw unauthenticated()
-    return reply.code(204).send()
-  })
+  app.post(
+    statusRoute(AGENT_PARAM),
+    { onRequest: largeBodyAuthenticatedFirst(db), bodyLimit: BODY_LIMITS.status },
+    async (req, reply) => {
+      const [id, secret] = credentialOf(req)
+      const report = checkStatusReport(req.body)
+      // A stranger learns that it is one (401), not what its body lacks.
+      if (!report.ok) await agentAuth(db, req)
+      const { applied, health, survey, ruleset, backend, interfaces } = accepted(report)
+      // The usual report (a heartbeat, an applied version) is authenticated by the write itself,
+      // which stores a whole burst of reports in one statement; one that moves addresses, or names
+      // another agent's route, is checked first.
+      if (interfaces || id !== (req.params as { agent: string }).agent) {
+        const a = await agentAuth(db, req) // refuses another agent's route
+        if (interfaces && !a.forgotten) await followAddresses(a, interfaces)
+      }
+      const written = await statusWrites.run({
+        agentId: id,
+        tokenHash: sha256(secret),
+        at: now(),
+        applied: applied ? { version: applied.version, mode: applied.mode ?? null } : null,
+        health:
+          health || applied
+            ? JSON.stringify({ ...health, ...(applied && { applied_hash: applied.hash }) })
+            : null,
+        survey: survey ? JSON.stringify(survey) : null,
+        ruleset: ruleset ? JSON.stringify(ruleset) : null,
+        backend: backend ?? null,
+      })
+      // A forgotten agent's report is taken and dropped: its policy request tells it to unpair.
+      if (!written && !(await agentAuth(db, req)).forgotten) throw unauthenticated()
+      return reply.code(204).send()
+    },
+  )
 
   /**
    * The host's addresses changed (a new lease, an interface added): the workload follows, and
@@ -112,8 +138,8 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   }
 
   /** A graceful stop: the agent says goodbye, so its silence is not mistaken for a failure. */
-  app.post(goodbyeRoute(AGENT_PARAM), async (req, reply) => {
-    const a = await agentAuth(db, req)
+  app.post(goodbyeRoute(AGENT_PARAM), first(BODY_LIMITS.goodbye), async (req, reply) => {
+    const a = agentOf(req)
     if (a.forgotten) {
       await dropForgotten(db, a.id)
       return reply.code(204).send()
@@ -151,8 +177,8 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   })
 
   /** Events from the agent, in batches; a re-sent batch is stored once (events carry uuids). */
-  app.post(eventsRoute(AGENT_PARAM), async (req, reply) => {
-    const a = await agentAuth(db, req)
+  app.post(eventsRoute(AGENT_PARAM), first(BODY_LIMITS.events), async (req, reply) => {
+    const a = agentOf(req)
     const events = accepted(checkEventsBatch(req.body))
     await db.transaction().execute(async (tx) => {
       for (const e of events) {
@@ -171,7 +197,9 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
               changes: {},
             },
           ],
-          notifications: [{ uuid: newUuid(), notification_type: e.event_type, info: e.details }],
+          notifications: [
+            { uuid: newUuid(), notification_type: e.event_type, info: cappedDetails(e.details) },
+          ],
         })
       }
     })
@@ -179,8 +207,8 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   })
 
   /** Flow summaries, in batches; a re-sent batch is stored once (summaries carry uuids). */
-  app.post(flowsRoute(AGENT_PARAM), async (req, reply) => {
-    const a = await agentAuth(db, req)
+  app.post(flowsRoute(AGENT_PARAM), first(BODY_LIMITS.flows), async (req, reply) => {
+    const a = agentOf(req)
     const flows = accepted(checkFlowsBatch(req.body))
     const w = await findWorkload(db, a.org, a.workloadId)
     const own = new Set((w?.interfaces ?? []).map((i) => i.address))

@@ -1,8 +1,9 @@
+import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { AppContext } from '../context.js'
 import { notFound, orNotFound } from '../errors.js'
 import { datafileHref, jobHref } from '../hrefs.js'
-import { collection, json, jobView, jsonText, orgOf } from '../http.js'
+import { collection, json, jobView, orgOf } from '../http.js'
 import { filtersOf } from '../query/query-filters.js'
 import { deleteJob, findJob, jobData, jobsMatching } from '../stores/jobs.js'
 
@@ -58,6 +59,7 @@ export function registerMisc(api: FastifyInstance, ctx: AppContext): void {
   api.get('/orgs/:org/datafiles/:id', async (req, reply) => {
     const org = orgOf(req)
     const id = (req.params as { id: string }).id
-    return jsonText(reply, 200, orNotFound(await jobData(db, org, id), datafileHref(org, id)))
+    const text = orNotFound(await jobData(db, org, id), datafileHref(org, id))
+    return reply.code(200).header('content-type', 'application/json').send(Readable.from(text))
   })
 }

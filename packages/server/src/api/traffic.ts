@@ -113,7 +113,8 @@ export function registerTraffic(api: FastifyInstance, ctx: AppContext): void {
       createdBy: userHref(req.user?.id ?? 0),
       at: now(),
     })
-    setImmediate(() => void runQuery(db, org, id, q))
+    // A query that cannot even record its failure (the store away) is logged; it stays queued.
+    setImmediate(() => void runQuery(db, org, id, q).catch((e: Error) => req.log.error(e)))
     return json(reply, 201, queryView(await find(org, id)))
   })
 

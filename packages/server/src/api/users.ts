@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { SESSION_IDLE_MINUTES, sessionUsername } from '../api-auth.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
-import { randomSecret, sha256, verifyPassword } from '../crypto.js'
+import type { AuthFailures } from '../auth-failures.js'
+import { randomSecret, sha256, verifyUserPassword } from '../crypto.js'
 import { ApiError, forbidden, invalidOne, notFound, orNotFound } from '../errors.js'
 import { userHref } from '../hrefs.js'
 import { json } from '../http.js'
@@ -59,7 +60,7 @@ const orgsOf = (u: UserRow) => [
  * (`POST /login_users/authenticate`), the token for session credentials (`GET /users/login`),
  * which then authenticate like an API key until unused for 10 minutes or logged out.
  */
-export function registerUsers(api: FastifyInstance, ctx: AppContext): void {
+export function registerUsers(api: FastifyInstance, ctx: AppContext, failures: AuthFailures): void {
   const { db } = ctx
   const signIns = new PerMinuteLimit(SIGN_INS_PER_MINUTE)
 
@@ -93,24 +94,14 @@ export function registerUsers(api: FastifyInstance, ctx: AppContext): void {
     const [username = '', password = ''] = h.startsWith('Basic ')
       ? Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
       : []
+    failures.check(req.ip)
     const user = username ? await userNamed(db, username) : undefined
-    const ok =
-      user !== undefined &&
-      user.type === 'local' &&
-      (await verifyPassword(password.slice(0, 1024), user.password_hash))
+    const ok = await verifyUserPassword(
+      password.slice(0, 1024),
+      user?.type === 'local' ? user.password_hash : undefined,
+    )
     if (!user || !ok) {
-      await recordEvent(db, user?.org_id ?? 1, {
-        event_type: 'user.login_failed',
-        severity: 'warning',
-        status: 'failure',
-        created_by: { system: {} },
-        notifications: [
-          {
-            notification_type: 'user.login_failed',
-            info: { username: username.slice(0, 64), src_ip: req.ip },
-          },
-        ],
-      })
+      failures.fail(req.ip, 'user.login_failed', username, 'the username or the password is wrong')
       throw new ApiError(401, [
         {
           token: 'invalid_credentials',

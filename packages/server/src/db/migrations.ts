@@ -391,6 +391,26 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .execute()
     },
   },
+  '0007_datafile_chunks': {
+    async up(db: Kysely<unknown>) {
+      // An async job's datafile, a page of items per row: built and sent a page at a time, so
+      // a large collection is never held whole in memory. (The jobs row's `data` is unused.)
+      await db.schema
+        .createTable('job_chunks')
+        .addColumn('job_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('items', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('job_chunks_pk', ['job_id', 'seq'])
+        .execute()
+      // An org's events newest first, a page at a time: without it each page sorted every event
+      // of the org (SQLite chose the time index for org_id, then sorted by seq).
+      await db.schema
+        .createIndex('events_org_seq')
+        .on('events')
+        .columns(['org_id', 'seq'])
+        .execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

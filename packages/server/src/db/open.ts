@@ -1,11 +1,19 @@
 import BetterSqlite3 from 'better-sqlite3'
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Database } from './schema.js'
 import { migrationProvider } from './migrations.js'
 
 const POOL_SIZE = 10
+/**
+ * How long a request waits for a PostgreSQL connection, and SQLite for a lock another process
+ * holds, before it gets a 503 (see unavailable.ts). SQLite waits on the event loop, so this is
+ * also how long such a lock can stall the whole server.
+ */
+const CONNECT_TIMEOUT_MS = 2000
+const SQLITE_BUSY_MS = 250
 
 export interface OpenedDb {
   readonly db: Kysely<Database>
@@ -20,12 +28,27 @@ export interface OpenedDb {
 
 /**
  * Opens the store: `postgres://...` selects PostgreSQL; anything else is a SQLite file in the
- * data dir (WAL, synchronous FULL: a committed write survives a power cut). Runs migrations.
+ * data dir (WAL, synchronous FULL: a committed write survives a power cut; the file and its
+ * WAL readable by the server's user only). Runs migrations. `log` hears of connections lost.
  */
-export async function openDb(database: string | undefined, dataDir: string): Promise<OpenedDb> {
+export async function openDb(
+  database: string | undefined,
+  dataDir: string,
+  log: (line: Record<string, unknown>) => void = () => undefined,
+): Promise<OpenedDb> {
   let opened: OpenedDb
   if (database?.startsWith('postgres://') || database?.startsWith('postgresql://')) {
-    const pool = new pg.Pool({ connectionString: database, max: POOL_SIZE })
+    const pool = new pg.Pool({
+      connectionString: database,
+      max: POOL_SIZE,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    })
+    // A connection the database ends (a restart, a failover) is an error event, idle in the pool
+    // or held by a request; unheard, it would end the process. The request holding it fails
+    // with a 503; the pool opens new connections when the database is back.
+    const lost = (e: Error) => log({ msg: 'database connection lost', error: e.message })
+    pool.on('error', lost)
+    pool.on('connect', (client) => client.on('error', lost))
     opened = {
       writeLanes: POOL_SIZE - 2,
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
@@ -34,11 +57,15 @@ export async function openDb(database: string | undefined, dataDir: string): Pro
     }
   } else {
     const file = database ?? join(dataDir, 'palisade.db')
+    ownerOnly(file)
     const sqlite = new BetterSqlite3(file)
     sqlite.pragma('journal_mode = WAL')
     sqlite.pragma('synchronous = FULL')
     sqlite.pragma('foreign_keys = ON')
-    sqlite.pragma('busy_timeout = 5000')
+    sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_MS}`)
+    // SQLite makes the WAL and shared-memory files with the database file's mode; ones left by
+    // an older server keep theirs.
+    for (const f of [`${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600)
     opened = {
       writeLanes: 1,
       db: new Kysely<Database>({
@@ -59,6 +86,12 @@ export async function openDb(database: string | undefined, dataDir: string): Pro
       { cause: error },
     )
   return opened
+}
+
+/** Creates the database file mode 0600, or makes an existing one so. */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', 0o600))
+  chmodSync(file, 0o600)
 }
 
 /**

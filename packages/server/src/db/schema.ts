@@ -256,6 +256,12 @@ export interface Database {
     terminated_at: string | null
     data: string | null
   }
+  /** A page of an async job's datafile: its items as JSON text, without the list's brackets. */
+  job_chunks: {
+    job_id: string
+    seq: number
+    items: string
+  }
   service_accounts: {
     id: string
     org_id: number

@@ -3,7 +3,13 @@
  * with a body is reported at once, with references checked against what exists. Each check
  * returns what is stored, so a field is either kept (and shown, and honoured) or refused.
  */
-import { addressSetOf, COEXISTENCE_WORKLOAD_MODES, IpParseError } from '@palisade/model'
+import type { AddressEntry } from '@palisade/model'
+import {
+  addressSetSize,
+  COEXISTENCE_WORKLOAD_MODES,
+  IpParseError,
+  rangeToInterval,
+} from '@palisade/model'
 import { draftHref } from '../hrefs.js'
 import type { Checker, Doc } from '../validate.js'
 import { servicePorts } from './port-checks.js'
@@ -13,6 +19,9 @@ import type { ObjectType } from './types.js'
 import { checkVirtualService } from './virtual-service-checks.js'
 
 export type { RefIndex } from './rule-checks.js'
+
+/** The most CIDR blocks an IP list may expand to (each host's policy carries them all). */
+export const MAX_IP_LIST_CIDRS = 50_000
 
 /** The fields every object type has; `href` and `update_type` are echoes a client may send. */
 const COMMON = ['name', 'description', 'external_data_set', 'external_data_reference']
@@ -53,6 +62,7 @@ export function checkPolicyObject(
     case 'ip_lists': {
       c.only(o, p, [...COMMON, ...ECHOES, 'ip_ranges', 'fqdns'])
       const ranges = c.array(o, 'ip_ranges', p, { max: 10_000 }) ?? []
+      const parsed: AddressEntry[] = []
       ranges.forEach((x, i) => {
         const q = `${p}.ip_ranges[${i}]`
         const r = c.object(x, q)
@@ -60,15 +70,23 @@ export function checkPolicyObject(
         c.only(r, q, ['from_ip', 'to_ip', 'exclusion', 'description'])
         const from = c.string(r, 'from_ip', q, { required: true, max: 64 })
         const to = c.string(r, 'to_ip', q, { max: 64 })
-        c.bool(r, 'exclusion', q)
+        const exclusion = c.bool(r, 'exclusion', q)
         if (from === undefined) return
         try {
-          addressSetOf([{ from, ...(to !== undefined && { to }) }])
+          rangeToInterval(from, to)
+          parsed.push({ from, ...(to !== undefined && { to }), exclusion: exclusion === true })
         } catch (e) {
           if (e instanceof IpParseError) c.fail(q, e.message, 'invalid_ip_range')
           else throw e
         }
       })
+      const cidrs = addressSetSize(parsed, MAX_IP_LIST_CIDRS)
+      if (cidrs > MAX_IP_LIST_CIDRS)
+        c.fail(
+          `${p}.ip_ranges`,
+          `expands to more than ${MAX_IP_LIST_CIDRS.toLocaleString('en')} CIDR blocks, which every host's policy would carry; split it into smaller lists or use wider CIDRs`,
+          'ip_list_too_large',
+        )
       c.array(o, 'fqdns', p, { max: 1000 })
       return { fields: { ...common, ...given(o, ['ip_ranges', 'fqdns']) } }
     }

@@ -5,6 +5,11 @@ import { sql } from 'kysely'
 export interface StoredCollection<T> {
   count(): Promise<number>
   read(limit: number): Promise<T[]>
+  /**
+   * The same rows as `read`, in the same order, `size` at a time: for a collection that can be
+   * large, so an async job never holds it whole.
+   */
+  pages?(size: number): AsyncIterable<T[]>
 }
 
 /** How many rows a filtered query matches (whatever it selects). */

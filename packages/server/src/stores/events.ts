@@ -7,6 +7,7 @@ import type { Selectable } from 'kysely'
 import { sql } from 'kysely'
 import { DEFAULT_EVENT_SETTINGS, minSeveritiesDropping } from '../events/event-settings.js'
 import type { Actor } from '../audit.js'
+import type { FailureSummary } from '../auth-failures.js'
 import { now } from '../clock.js'
 import { newUuid } from '../crypto.js'
 import type { Database } from '../db/schema.js'
@@ -94,6 +95,37 @@ export async function recordEvent(db: Db, org: number, e: EventInput): Promise<v
     .execute()
 }
 
+/**
+ * The audit events of failed authentication, one per source, kind and minute (see
+ * AuthFailures): how often, when, and a few of the user names tried.
+ */
+export async function recordAuthFailures(
+  db: Db,
+  failures: readonly FailureSummary[],
+): Promise<void> {
+  for (const f of failures)
+    await recordEvent(db, 1, {
+      event_type: f.event_type,
+      severity: 'warning',
+      status: 'failure',
+      created_by: { system: {} },
+      timestamp: f.last_at,
+      notifications: [
+        {
+          notification_type: f.event_type,
+          info: {
+            src_ip: f.src_ip,
+            count: f.count,
+            first_at: f.first_at,
+            last_at: f.last_at,
+            usernames: f.usernames,
+            reasons: f.reasons,
+          },
+        },
+      ],
+    })
+}
+
 /** Deletes the events of each org older than its retention; returns how many. */
 export async function pruneEvents(db: Db, nowMs: number): Promise<number> {
   const orgs = await db.selectFrom('events').select('org_id').distinct().execute()
@@ -143,9 +175,24 @@ export function eventsMatching(db: Db, org: number, f: EventFilter): StoredColle
   }
   if (f.since !== undefined) query = query.where('timestamp', '>=', f.since)
   if (f.until !== undefined) query = query.where('timestamp', '<=', f.until)
+  const read = async (limit: number, before?: number) =>
+    (
+      await (before === undefined ? query : query.where('seq', '<', before))
+        .orderBy('seq', 'desc')
+        .limit(limit)
+        .execute()
+    ).map(decode)
   return {
     count: () => countOf(query),
-    read: async (limit) => (await query.orderBy('seq', 'desc').limit(limit).execute()).map(decode),
+    read: (limit) => read(limit),
+    // Each page starts below the last one's seq: no offset to skip over.
+    pages: async function* (size) {
+      for (let page = await read(size); page.length > 0;) {
+        yield page
+        if (page.length < size) return
+        page = await read(size, page[page.length - 1]?.seq)
+      }
+    },
   }
 }
 
