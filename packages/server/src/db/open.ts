@@ -4,6 +4,8 @@ import pg from 'pg'
 import { join } from 'node:path'
 import type { Database } from './schema.js'
 import { migrationProvider } from './migrations.js'
+import type { StoreChanges } from './pg-notifications.js'
+import { HOST_POLICIES_CHANNEL, PgNotifications } from './pg-notifications.js'
 
 const POOL_SIZE = 10
 
@@ -16,13 +18,19 @@ export interface OpenedDb {
    * (two connections are left for reads), and it groups the flushes of concurrent commits itself.
    */
   readonly writeLanes: number
+  /** PostgreSQL: what other servers on the database wrote, as it commits (LISTEN/NOTIFY). */
+  readonly changes?: StoreChanges
 }
 
 /**
  * Opens the store: `postgres://...` selects PostgreSQL; anything else is a SQLite file in the
  * data dir (WAL, synchronous FULL: a committed write survives a power cut). Runs migrations.
  */
-export async function openDb(database: string | undefined, dataDir: string): Promise<OpenedDb> {
+export async function openDb(
+  database: string | undefined,
+  dataDir: string,
+  log?: (line: Record<string, unknown>) => void,
+): Promise<OpenedDb> {
   let opened: OpenedDb
   if (database?.startsWith('postgres://') || database?.startsWith('postgresql://')) {
     const pool = new pg.Pool({ connectionString: database, max: POOL_SIZE })
@@ -31,6 +39,7 @@ export async function openDb(database: string | undefined, dataDir: string): Pro
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
       dialect: 'postgres',
       describe: database.replace(/:[^:@/]*@/, ':***@'),
+      changes: new PgNotifications(database, HOST_POLICIES_CHANNEL, log),
     }
   } else {
     const file = database ?? join(dataDir, 'palisade.db')

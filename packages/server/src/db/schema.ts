@@ -113,6 +113,12 @@ export interface Database {
     last_goodbye_at: string | null
   }
   /** The host policy each managed workload should enforce; the agent long-polls it. */
+  cluster_ca: {
+    id: number
+    cert: string
+    key_sealed: string
+    created_at: string
+  }
   host_policies: {
     workload_id: string
     org_id: number
