@@ -1,5 +1,7 @@
 import { X509Certificate } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { request } from 'node:https'
+import type { TLSSocket } from 'node:tls'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -13,7 +15,8 @@ import { startTestPostgres } from './postgres.fixture.js'
 import { currentPolicy } from './stores/host-policies.js'
 import type { TestServer } from './test-server.fixture.js'
 import { testServer } from './test-server.fixture.js'
-import { ensureTlsFromCa } from './tls.js'
+import { ensureTls, ensureTlsFromCa } from './tls.js'
+import { startServer } from './main.js'
 
 const SECRET = 'a'.repeat(64)
 const never = new AbortController().signal
@@ -29,6 +32,43 @@ describe('the cluster secret seals the CA key', () => {
     body[0] = (body[0] as number) ^ 1
     parts[5] = body.toString('base64')
     await expect(unseal(parts.join('$'), SECRET)).rejects.toThrow(/does not open/)
+  })
+})
+
+describe("the operator's certificates", () => {
+  it('are served as given (--tls-cert, --tls-key, --tls-ca), and nothing is made', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'palisade-tls-files-'))
+    try {
+      await mkdir(join(dir, 'pki'))
+      const made = await ensureTls(join(dir, 'pki'), '127.0.0.1')
+      const pki = (f: string) => join(dir, 'pki', f)
+      const caPem = await readFile(pki('ca.crt'), 'utf8')
+      const server = await startServer({
+        listen: '127.0.0.1:0',
+        dataDir: join(dir, 'data'),
+        tls: 'auto',
+        tlsFiles: { cert: pki('server.crt'), key: pki('server.key'), ca: pki('ca.crt') },
+      })
+      try {
+        const served = await new Promise<string>((resolve, reject) => {
+          const req = request(`${server.url}/api/v2/product_version`, { ca: caPem }, (res) => {
+            res.resume()
+            resolve((res.socket as TLSSocket).getPeerX509Certificate()?.toString() ?? '')
+          })
+          req.on('error', reject)
+          req.end()
+        })
+        expect(served).toBe(new X509Certificate(made.certPem).toString())
+        const boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as { ca_cert: string }
+        expect(boot.ca_cert).toBe(pki('ca.crt'))
+        for (const f of ['ca.crt', 'ca.key', 'server.crt', 'server.key'])
+          await expect(readFile(join(dir, 'data', f)), f).rejects.toThrow(/ENOENT/)
+      } finally {
+        await server.close()
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 
