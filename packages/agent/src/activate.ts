@@ -3,7 +3,8 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import type { Runner } from './exec.js'
 import { hostInterfaces, readOsRelease } from './host-facts.js'
-import { replyError, ServerClient } from './server-client.js'
+import { replyError } from './server-client.js'
+import { FailoverClient, serverUrlsOf } from './server-failover.js'
 import { DEFAULT_CONFIG } from './agent-config.js'
 import type { AgentConfig } from './agent-config.js'
 import { ensureStateDir, readJson, writeJson } from './state-dir.js'
@@ -31,9 +32,10 @@ export async function activate(
   o: ActivateOptions,
 ): Promise<{ agentId: string; workloadHref: string }> {
   const paths = await ensureStateDir(o.stateDir)
-  const url = `https://${o.managementServer}`
+  // Any server of a cluster can pair the host; all of them are kept for the channel.
+  const urls = serverUrlsOf(o.managementServer)
   const os = await readOsRelease()
-  const client = new ServerClient({ url, caCertFile: o.caCert })
+  const client = new FailoverClient({ urls, caCertFile: o.caCert, log: () => undefined })
   const r = await client.call('POST', activateRoute(), {
     activation_code: o.activationCode,
     hostname: o.hostname ?? hostname(),
@@ -41,6 +43,7 @@ export async function activate(
     os_detail: os.prettyName,
     interfaces: await hostInterfaces(o.run),
   } satisfies ActivateRequest)
+  const url = client.url
   if (r.status !== 201) throw new Error(`activation refused by ${url}: ${replyError(r)}`)
   const reply = checkActivateReply(r.body)
   if (!reply.ok)
@@ -59,7 +62,12 @@ export async function activate(
     ...DEFAULT_CONFIG,
     ...(await readJson<Partial<AgentConfig>>(paths.config)),
     ...(o.backend && { backend: o.backend }),
-    server: { url, caCertFile: ca, agentId: body.agent_id },
+    server: {
+      url: urls[0] as string,
+      ...(urls.length > 1 && { urls }),
+      caCertFile: ca,
+      agentId: body.agent_id,
+    },
   }
   await writeJson(paths.config, config)
   return { agentId: body.agent_id, workloadHref: body.workload_href }

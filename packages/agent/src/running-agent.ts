@@ -26,7 +26,7 @@ import { restoreFirewall } from './netfilter/foreign-save.js'
 import { Outbox } from './outbox.js'
 import type { PolicySource } from './policy-source.js'
 import { FilePolicySource, KNOWN_GOOD_ONLY, ServerPolicySource } from './policy-source.js'
-import { ServerClient } from './server-client.js'
+import { FailoverClient, serverEndpoints, serverUrls } from './server-failover.js'
 import { ServerLink } from './server-link.js'
 import type { LatestJsonWriter, StatePaths } from './state-dir.js'
 import { writeJson } from './state-dir.js'
@@ -88,7 +88,7 @@ export class RunningAgent {
     this.#startedAt = clock.isoNow()
     this.#suspended = existsSync(paths.suspended)
     const server = o.token !== undefined ? config.server : undefined
-    this.#failsafe = failsafeOf(config, server && new URL(server.url))
+    this.#failsafe = failsafeOf(config, server ? serverEndpoints(server) : [])
     this.#survey = new HostSurvey(o.view, {
       run: o.run,
       clock,
@@ -144,7 +144,12 @@ export class RunningAgent {
       server === undefined || o.token === undefined
         ? undefined
         : new ServerLink({
-            client: new ServerClient(server, `Bearer ${o.token}`),
+            client: new FailoverClient({
+              urls: serverUrls(server),
+              caCertFile: server.caCertFile,
+              authorization: `Bearer ${o.token}`,
+              log: o.log,
+            }),
             url: server.url,
             agentId: server.agentId,
             clock,

@@ -1,11 +1,15 @@
 import { request as httpRequest } from 'node:http'
 import { request } from 'node:https'
 import { readFile } from 'node:fs/promises'
+import type { PeerCertificate } from 'node:tls'
+import { checkServerIdentity } from 'node:tls'
 import { errorReplyOf } from '@palisade/protocol'
 
 export interface ServerConfig {
   /** https://HOST:PORT */
   readonly url: string
+  /** A cluster's servers, `url` first (see server-failover.ts); absent: `url` alone. */
+  readonly urls?: readonly string[]
   /** The server's CA, pinned: no other CA is trusted for this connection. */
   readonly caCertFile: string
   readonly agentId: string
@@ -27,7 +31,8 @@ export class ServerClient {
 
   constructor(
     /** No CA file: plain HTTP, for a server run with `--tls off` (the command line only). */
-    private readonly cfg: { url: string; caCertFile?: string | null },
+    /** `servername`: the name `url`'s address was found by; the certificate may name either. */
+    private readonly cfg: { url: string; caCertFile?: string | null; servername?: string },
     /** The Authorization header's value. */
     private readonly authorization?: string,
   ) {}
@@ -50,6 +55,7 @@ export class ServerClient {
         {
           method,
           ...(tls && { ca: this.#ca }),
+          ...(tls && this.cfg.servername !== undefined && withName(this.cfg.servername, url)),
           timeout: timeoutMs,
           headers: {
             accept: 'application/json',
@@ -86,6 +92,16 @@ export class ServerClient {
       )
       req.end(payload)
     })
+  }
+}
+
+/** TLS to an address found by `name`: SNI says the name; the certificate names either. */
+function withName(name: string, url: URL) {
+  const address = url.hostname.replace(/^\[|\]$/g, '')
+  return {
+    servername: name,
+    checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+      checkServerIdentity(name, cert) && checkServerIdentity(address, cert),
   }
 }
 

@@ -72,7 +72,10 @@ export function addAgentCommands(agent: Command): void {
   agent
     .command('activate')
     .description('pair this host with a policy server using an activation code')
-    .requiredOption('--management-server <host:port>', 'the policy server')
+    .requiredOption(
+      '--management-server <host:port>',
+      'the policy server; a cluster: a DNS name with several addresses, or HOST:PORT,HOST:PORT',
+    )
     .requiredOption(
       '--activation-code <code>',
       'from a pairing profile (POST {profile}/pairing_key)',

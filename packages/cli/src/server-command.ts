@@ -25,6 +25,16 @@ export function serverCommand(program: Command): void {
         .choices(['auto', 'off'])
         .default('auto'),
     )
+    .option(
+      '--tls-cert <file>',
+      'the server certificate (PEM), instead of one made (with --tls-key, --tls-ca)',
+    )
+    .option('--tls-key <file>', "the server certificate's private key (PEM)")
+    .option('--tls-ca <file>', 'the CA that issued --tls-cert: the one agents pin')
+    .option(
+      '--cluster-secret-file <file>',
+      'servers sharing a PostgreSQL database: the same secret (mode 0600) on each; the CA is kept in the database, its key sealed with it',
+    )
     .option('--flow-retention-days <n>', 'flow summaries older than this are deleted', positive, 30)
     .option(
       '--agent-dir <dir>',
@@ -45,7 +55,16 @@ export function serverCommand(program: Command): void {
         flowRetentionDays: number
         flowMaxRows: number
         agentDir?: string
+        tlsCert?: string
+        tlsKey?: string
+        tlsCa?: string
+        clusterSecretFile?: string
       }) => {
+        const files = [opts.tlsCert, opts.tlsKey, opts.tlsCa]
+        if (files.some(Boolean) && !files.every(Boolean))
+          throw new Error('--tls-cert, --tls-key and --tls-ca go together: give all three')
+        if (files.some(Boolean) && opts.tls === 'off')
+          throw new Error('--tls off serves plain HTTP: it takes no --tls-cert')
         // Loaded here: the other commands (the agent's above all) start without the server's stack.
         const { logUnhandledRejections, startServer } = await import('@palisade/server')
         logUnhandledRejections(process, log)
@@ -56,6 +75,10 @@ export function serverCommand(program: Command): void {
           log,
           ...(opts.database && { database: opts.database }),
           ...(opts.agentDir && { agentDir: opts.agentDir }),
+          ...(opts.tlsCert &&
+            opts.tlsKey &&
+            opts.tlsCa && { tlsFiles: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa } }),
+          ...(opts.clusterSecretFile && { clusterSecretFile: opts.clusterSecretFile }),
           flowRetention: { maxAgeDays: opts.flowRetentionDays, maxRows: opts.flowMaxRows },
         })
         const stop = (signal: string) => {

@@ -31,13 +31,17 @@ export class LabServer {
     readonly dataDir: string,
   ) {}
 
-  /** `dataDir` defaults to a new temporary directory; `cleanup()` deletes it either way. */
+  /**
+   * `dataDir` defaults to a new temporary directory; `cleanup()` deletes it either way. A server
+   * joining another on one database is given the first one's `bootstrap` (it writes none).
+   */
   static async start(
     ns: string,
     address: string,
     port = 8443,
     extraArgs: string[] = [],
     dataDir?: string,
+    bootstrap?: Bootstrap,
   ): Promise<LabServer> {
     const s = new LabServer(
       ns,
@@ -47,16 +51,23 @@ export class LabServer {
     )
     s.spawn(extraArgs)
     s.#peer = LabPeer.start(ns)
-    s.bootstrap = await waitFor(
-      `the server in ${ns} to start (log: ${s.#log.slice(-300)})`,
-      async () =>
-        JSON.parse(await readFile(join(s.dataDir, 'bootstrap.json'), 'utf8')) as Bootstrap,
-      30_000,
-    )
+    s.bootstrap =
+      bootstrap ??
+      (await waitFor(
+        `the server in ${ns} to start (log: ${s.#log.slice(-300)})`,
+        async () =>
+          JSON.parse(await readFile(join(s.dataDir, 'bootstrap.json'), 'utf8')) as Bootstrap,
+        30_000,
+      ))
     s.#ca = await readFile(s.bootstrap.ca_cert, 'utf8')
-    await waitFor('the server to answer', async () =>
-      (await s.api('GET', '/api/v2/product_version')).status === 200 ? true : undefined,
-    )
+    await waitFor(
+      'the server to answer',
+      async () =>
+        (await s.api('GET', '/api/v2/product_version')).status === 200 ? true : undefined,
+      bootstrap ? 30_000 : 10_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message} (server log: ${s.#log.slice(-600)})`, { cause: e })
+    })
     return s
   }
 

@@ -1,8 +1,11 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
 import { buildApp } from './app.js'
 import { bootstrapOrg } from './bootstrap.js'
+import { clusterCa, readClusterSecret } from './cluster-ca.js'
+import type { Database } from './db/schema.js'
 import { openDb } from './db/open.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
@@ -11,7 +14,8 @@ import type { FlowRetention } from './stores/flows.js'
 import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
 import { pruneEvents } from './stores/events.js'
 import { pruneJobs } from './stores/jobs.js'
-import { ensureTls } from './tls.js'
+import type { ServerTls } from './tls.js'
+import { ensureTls, ensureTlsFromCa, tlsFromFiles } from './tls.js'
 
 export interface ServerOptions {
   /** HOST:PORT (default 127.0.0.1:8443). */
@@ -20,6 +24,13 @@ export interface ServerOptions {
   /** `postgres://...` for PostgreSQL; default: SQLite in the data dir. */
   readonly database?: string
   readonly tls: 'auto' | 'off'
+  /** Certificates the operator made, used instead of those `tls: 'auto'` makes. */
+  readonly tlsFiles?: { readonly cert: string; readonly key: string; readonly ca: string }
+  /**
+   * A file with the secret every server of a cluster is given: the CA is kept in the database,
+   * its key sealed with it, and each server's certificate is issued by that one CA.
+   */
+  readonly clusterSecretFile?: string
   readonly log?: (line: Record<string, unknown>) => void
   /** API requests per minute per user (default 500, the vendor's limit). */
   readonly ratePerMinute?: number
@@ -46,6 +57,27 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1], port }
 }
 
+/** The server's certificate: the operator's, the cluster's CA's, its own CA's, or none. */
+async function serverTls(
+  o: ServerOptions,
+  db: Kysely<Database>,
+  dataDir: string,
+  host: string,
+  /** Given when other servers may share the database: a CA of this server alone is worth a word. */
+  warn: ((line: Record<string, unknown>) => void) | undefined,
+): Promise<ServerTls | undefined> {
+  if (o.tls === 'off') return undefined
+  if (o.tlsFiles) return tlsFromFiles(o.tlsFiles)
+  if (o.clusterSecretFile) {
+    const ca = await clusterCa(db, await readClusterSecret(o.clusterSecretFile))
+    return ensureTlsFromCa(dataDir, host, ca)
+  }
+  warn?.({
+    msg: "this server's CA is its own (in the data dir): agents cannot fail over to another server on this database; give every server --cluster-secret-file, or --tls-cert/--tls-key/--tls-ca",
+  })
+  return ensureTls(dataDir, host)
+}
+
 /**
  * Starts the policy server: store, TLS, first-start bootstrap (org 1, an admin user and an API
  * key in `bootstrap.json`, mode 0600), host policies for every managed workload, the API.
@@ -58,10 +90,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // It holds the store, the CA's key and the bootstrap secret: the server's user's alone, even
   // when it was made by someone else first.
   await chmod(dataDir, 0o700)
-  const { db, describe, writeLanes } = await openDb(o.database, dataDir, log)
-  const tls = o.tls === 'auto' ? await ensureTls(dataDir, host) : undefined
+  const { db, dialect, describe, writeLanes, changes } = await openDb(o.database, dataDir, log)
+  const tls = await serverTls(o, db, dataDir, host, dialect === 'postgres' ? log : undefined)
   const scheme = tls ? 'https' : 'http'
-  const { hostPolicies, policyFeed } = hostPolicyServices(db)
+  const { hostPolicies, policyFeed } = hostPolicyServices(db, changes)
   let bound = { address: host, port }
   const app = await buildApp(
     {
@@ -130,6 +162,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     close: async () => {
       clearInterval(liveness)
       await app.close()
+      await changes?.close()
       await db.destroy()
     },
   }

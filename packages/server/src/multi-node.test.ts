@@ -22,12 +22,15 @@ describe('two servers on one PostgreSQL', () => {
     const url = await pgServer.freshDatabase()
     dir = await mkdtemp(join(tmpdir(), 'palisade-mn-'))
     for (let i = 0; i < 2; i++) {
-      const { db, writeLanes } = await openDb(url, dir)
+      const { db, writeLanes, changes } = await openDb(url, dir)
       const boot = await bootstrapOrg(db)
       if (boot)
         auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
-      const app = await buildApp(testContext(db, writeLanes))
-      nodes.push({ app, close: async () => (await app.close(), await db.destroy()) })
+      const app = await buildApp(testContext(db, writeLanes, changes))
+      nodes.push({
+        app,
+        close: async () => (await app.close(), await changes?.close(), await db.destroy()),
+      })
     }
   })
 

@@ -7,6 +7,7 @@ import { buildApp } from './app.js'
 import { bootstrapOrg } from './bootstrap.js'
 import type { AppContext } from './context.js'
 import { openDb } from './db/open.js'
+import type { StoreChanges } from './db/pg-notifications.js'
 import type { Database } from './db/schema.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
@@ -26,10 +27,14 @@ export interface TestServer {
 }
 
 /** What a test server's routes are given, as `startServer` gives them. */
-export function testContext(db: Kysely<Database>, writeLanes: number): AppContext {
+export function testContext(
+  db: Kysely<Database>,
+  writeLanes: number,
+  changes?: StoreChanges,
+): AppContext {
   return {
     db,
-    ...hostPolicyServices(db),
+    ...hostPolicyServices(db, changes),
     jobs: new AsyncJobs(db),
     writeLanes,
     agentEndpoint: () => ({ address: '198.18.0.1', port: 8443 }),
@@ -63,10 +68,13 @@ export async function testServer(
   files: Pick<AppContext, 'caCertFile' | 'agentDir'> = {},
 ): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-test-'))
-  const { db, writeLanes } = await openDb(database, dir)
+  const { db, writeLanes, changes } = await openDb(database, dir)
   const boot = await bootstrapOrg(db)
   if (!boot) throw new Error('the test database was not empty')
-  const app = await buildApp({ ...testContext(db, writeLanes), ...files }, { ratePerMinute })
+  const app = await buildApp(
+    { ...testContext(db, writeLanes, changes), ...files },
+    { ratePerMinute },
+  )
   const auth = `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`
   return {
     app,
@@ -75,6 +83,7 @@ export async function testServer(
     call: caller(app, auth),
     close: async () => {
       await app.close()
+      await changes?.close()
       await db.destroy()
       await rm(dir, { recursive: true, force: true })
     },

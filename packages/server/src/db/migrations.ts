@@ -2,6 +2,7 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely'
 import { sql } from 'kysely'
 import { randomUUID } from 'node:crypto'
 import { DEFAULT_DIMENSION_NAMES } from './default-label-types.js'
+import { HOST_POLICIES_CHANNEL } from './pg-notifications.js'
 
 /**
  * One set of migrations for SQLite and PostgreSQL: portable DDL, except that an auto-numbered
@@ -409,6 +410,30 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
         .on('events')
         .columns(['org_id', 'seq'])
         .execute()
+    },
+  },
+  '0008_cluster': {
+    async up(db: Kysely<unknown>) {
+      // The CA every server of a cluster signs its certificate with (its key sealed, see
+      // cluster-ca.ts): one row, made by the first server that starts.
+      await db.schema
+        .createTable('cluster_ca')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('cert', 'text', (c) => c.notNull())
+        .addColumn('key_sealed', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      if (!isPg) return
+      // Servers sharing the database learn of new host policies at once (LISTEN/NOTIFY): every
+      // write announces itself when it commits, whichever server made it.
+      await sql`create function palisade_host_policies_changed() returns trigger
+        language plpgsql as $$ begin perform pg_notify(${sql.lit(HOST_POLICIES_CHANNEL)}, ''); return null; end $$`.execute(
+        db,
+      )
+      await sql`create trigger host_policies_changed after insert or update or delete
+        on host_policies for each statement execute function palisade_host_policies_changed()`.execute(
+        db,
+      )
     },
   },
 })

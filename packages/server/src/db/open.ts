@@ -5,6 +5,8 @@ import { chmodSync, closeSync, existsSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Database } from './schema.js'
 import { migrationProvider } from './migrations.js'
+import type { StoreChanges } from './pg-notifications.js'
+import { HOST_POLICIES_CHANNEL, PgNotifications } from './pg-notifications.js'
 
 const POOL_SIZE = 10
 /**
@@ -24,6 +26,8 @@ export interface OpenedDb {
    * (two connections are left for reads), and it groups the flushes of concurrent commits itself.
    */
   readonly writeLanes: number
+  /** PostgreSQL: what other servers on the database wrote, as it commits (LISTEN/NOTIFY). */
+  readonly changes?: StoreChanges
 }
 
 /**
@@ -54,6 +58,7 @@ export async function openDb(
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
       dialect: 'postgres',
       describe: database.replace(/:[^:@/]*@/, ':***@'),
+      changes: new PgNotifications(database, HOST_POLICIES_CHANNEL, log),
     }
   } else {
     const file = database ?? join(dataDir, 'palisade.db')

@@ -126,6 +126,12 @@ export interface Database {
     created_at: string
   }
   /** The host policy each managed workload should enforce; the agent long-polls it. */
+  cluster_ca: {
+    id: number
+    cert: string
+    key_sealed: string
+    created_at: string
+  }
   host_policies: {
     workload_id: string
     org_id: number

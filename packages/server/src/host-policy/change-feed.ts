@@ -1,11 +1,14 @@
 import { EventEmitter } from 'node:events'
 import type { Kysely } from 'kysely'
+import type { StoreChanges } from '../db/pg-notifications.js'
 import type { Database } from '../db/schema.js'
 import type { StoredPolicy } from '../stores/host-policies.js'
 import { policiesChangedSince, storedPolicy } from '../stores/host-policies.js'
 
 /** How far back the store watch looks, for clocks of servers sharing a database. */
 const STORE_WATCH_WINDOW_MS = 5000
+/** How often the store is looked at: no notifications (SQLite), and with them as a safety net. */
+const POLL_MS = { alone: 500, safetyNet: 10_000 } as const
 
 /** A host policy just written: announced to its waiters with the news, so none reads it. */
 export interface PolicyNews {
@@ -17,17 +20,26 @@ export interface PolicyNews {
 
 /**
  * The long-polls of agents waiting for their host policy to change, in this process: woken at
- * once by the changes this process writes (`announce`), and within half a second by those
- * another server on the same database writes (the store watch), or ended by a `kick`.
+ * once by the changes this process writes (`announce`), and those another server on the same
+ * database writes by the store watch: at PostgreSQL's notification (`changes`), or within half
+ * a second without one (SQLite), or ended by a `kick`.
  */
 export class HostPolicyFeed {
   readonly #hub = new EventEmitter()
   #waiters = 0
   #storeWatch: NodeJS.Timeout | undefined
+  #unsubscribe: (() => void) | undefined
+  /** When the last look at the store started: the next looks back from there. */
+  #lookedAt = 0
+  #looking = false
+  #lookAgain = false
   /** When each host policy last changed, as the store said: a change is announced once. */
   readonly #seenChange = new Map<string, string>()
 
-  constructor(private readonly db: Kysely<Database>) {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly changes?: StoreChanges,
+  ) {
     this.#hub.setMaxListeners(0)
   }
 
@@ -48,16 +60,34 @@ export class HostPolicyFeed {
   }
 
   /**
-   * One look at the store every half second for all waiters (not one per waiter): host policies
-   * another server on the same database changed are announced like our own. The window reaches
-   * back a few seconds, so clocks a little apart between servers lose nothing.
+   * While anyone waits, the store is looked at for host policies another server on the same
+   * database changed, one look for all waiters (not one per waiter), and they are announced like
+   * our own.
    */
   #watchStore(): void {
     if (this.#storeWatch) return
-    this.#storeWatch = setInterval(() => {
-      const since = new Date(Date.now() - STORE_WATCH_WINDOW_MS).toISOString()
-      void policiesChangedSince(this.db, since).then(
+    this.#lookedAt = Date.now()
+    this.#unsubscribe = this.changes?.subscribe(() => this.#look())
+    const every = this.changes ? POLL_MS.safetyNet : POLL_MS.alone
+    this.#storeWatch = setInterval(() => this.#look(), every)
+  }
+
+  /**
+   * One look at what changed since the last look began, a few seconds more, so clocks a little
+   * apart between servers lose nothing. Notifications that come during a look make one more.
+   */
+  #look(): void {
+    if (this.#looking) {
+      this.#lookAgain = true
+      return
+    }
+    this.#looking = true
+    const since = new Date(this.#lookedAt - STORE_WATCH_WINDOW_MS).toISOString()
+    const startedAt = Date.now()
+    void policiesChangedSince(this.db, since)
+      .then(
         (rows) => {
+          this.#lookedAt = startedAt
           for (const r of rows) {
             if (this.#seenChange.get(r.workload_id) === r.updated_at) continue
             this.#seenChange.set(r.workload_id, r.updated_at)
@@ -66,19 +96,27 @@ export class HostPolicyFeed {
         },
         () => undefined,
       )
-    }, 500)
+      .finally(() => {
+        this.#looking = false
+        if (this.#lookAgain && this.#storeWatch) {
+          this.#lookAgain = false
+          this.#look()
+        }
+      })
   }
 
   #unwatch(): void {
     if (--this.#waiters > 0) return
     clearInterval(this.#storeWatch)
     this.#storeWatch = undefined
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
   }
 
   /**
    * Resolves with the host policy once its hash differs from `known`, or undefined after `ms`.
    * Changes made in this process wake the waiter at once; changes through another server on
-   * the same database within half a second (see `#watchStore`).
+   * the same database at its notification (see `#watchStore`).
    */
   async waitForChange(
     workloadId: string,
