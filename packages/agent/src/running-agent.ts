@@ -127,7 +127,7 @@ export class RunningAgent {
     })
     const { backend } = o.view.choice
     this.enforcer = new Enforcer({
-      dataplane: new KernelDataplane(o.run, backend, o.start ?? startLocal, clock),
+      dataplane: new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
