@@ -62,20 +62,15 @@ export function requestedBackend(config: AgentConfig, flag?: Backend | 'auto'): 
   return requested
 }
 
-/** What our chains let through whatever the policy: the channel to the server, management, DHCP. */
-export function failsafeOf(config: AgentConfig, serverUrl: URL | undefined): Failsafe {
-  return {
-    servers: serverUrl
-      ? [
-          {
-            address: serverUrl.hostname.replace(/^\[|\]$/g, ''),
-            port: Number(serverUrl.port || 443),
-          },
-        ]
-      : [],
-    managementPorts: config.managementPorts,
-    dhcpClient: true,
-  }
+/**
+ * What our chains let through whatever the policy: the channel to the server (each of its
+ * addresses), management, DHCP.
+ */
+export function failsafeOf(
+  config: AgentConfig,
+  servers: readonly { readonly address: string; readonly port: number }[],
+): Failsafe {
+  return { servers, managementPorts: config.managementPorts, dhcpClient: true }
 }
 
 /** The management ports that are TCP ports, for a `closed` firewall restore. */

@@ -9,7 +9,7 @@ import { failsafeOf, managementTcpPorts } from './agent-config.js'
 import type { AgentStatus } from './agent-status.js'
 import { runningStatus } from './agent-status.js'
 import type { Clock } from './clock.js'
-import type { KnownGood } from './commit-confirm.js'
+import type { Candidate, KnownGood } from './commit-confirm.js'
 import { CommitConfirm } from './commit-confirm.js'
 import { KernelDataplane } from './dataplane-kernel.js'
 import type { EnforcementStatus } from './enforcer.js'
@@ -27,6 +27,10 @@ import { Outbox } from './outbox.js'
 import type { PolicySource } from './policy-source.js'
 import { FilePolicySource, KNOWN_GOOD_ONLY, ServerPolicySource } from './policy-source.js'
 import { ServerClient } from './server-client.js'
+import type { RefusalKind } from './policy-refusals.js'
+import { PolicyRefusals } from './policy-refusals.js'
+import type { NameResolver } from './server-addresses.js'
+import { ServerAddresses, systemResolver } from './server-addresses.js'
 import { ServerLink } from './server-link.js'
 import type { LatestJsonWriter, StatePaths } from './state-dir.js'
 import { writeJson } from './state-dir.js'
@@ -43,6 +47,8 @@ export interface RunAgentOptions {
   readonly log: (line: Record<string, unknown>) => void
   /** Called once the server unpaired this agent and it cleaned up (the CLI exits then). */
   readonly onUnpaired?: () => void
+  /** Resolves the policy server's name for the failsafe (default: DNS, then the system's). */
+  readonly resolve?: NameResolver
 }
 
 export interface RunningAgentOptions extends RunAgentOptions {
@@ -67,13 +73,17 @@ export class RunningAgent {
   readonly enforcer: Enforcer
   readonly #o: RunningAgentOptions
   readonly #startedAt: string
-  readonly #failsafe: Failsafe
+  /** The policy server's addresses, when paired: the failsafe allows each. */
+  readonly #serverAddresses: ServerAddresses | undefined
   readonly #survey: HostSurvey
   readonly #events: Outbox
   readonly #flows: Outbox
   readonly #collector: FlowCollector
   readonly #commit: CommitConfirm
   readonly #reports = new StatusReports()
+  readonly #refusals: PolicyRefusals
+  /** A policy that did not compile: offered again when the failsafe changes. */
+  #untaken: { readonly c: Candidate; readonly source: string } | undefined
   readonly #link: ServerLink | undefined
   readonly #source: PolicySource
   readonly #onHup = () => this.#hup()
@@ -88,7 +98,17 @@ export class RunningAgent {
     this.#startedAt = clock.isoNow()
     this.#suspended = existsSync(paths.suspended)
     const server = o.token !== undefined ? config.server : undefined
-    this.#failsafe = failsafeOf(config, server && new URL(server.url))
+    const serverUrl = server && new URL(server.url)
+    this.#serverAddresses =
+      serverUrl &&
+      new ServerAddresses({
+        host: serverUrl.hostname,
+        port: Number(serverUrl.port || 443),
+        resolve: o.resolve ?? systemResolver,
+        clock,
+        log: o.log,
+        onChange: () => this.#failsafeChanged(),
+      })
     this.#survey = new HostSurvey(o.view, {
       run: o.run,
       clock,
@@ -99,6 +119,13 @@ export class RunningAgent {
       },
     })
     this.#events = new Outbox(paths.events, paths.eventsOffset)
+    this.#refusals = new PolicyRefusals({
+      clock,
+      onEvent: (e) => {
+        o.log({ msg: 'event', ...e })
+        this.#record(e)
+      },
+    })
     this.#flows = new Outbox(paths.flows, paths.flowsOffset, { maxBytes: config.flows.bufferBytes })
     this.#collector = new FlowCollector({
       config: config.flows,
@@ -112,7 +139,7 @@ export class RunningAgent {
     this.#commit = new CommitConfirm({
       clock,
       ...(server && { confirmMs: config.confirmMs }),
-      enforce: () => this.#enforce(),
+      enforce: (c) => this.#enforce(c),
       save: (good) =>
         void writeJson(paths.policy, good).catch(
           this.#logError('cannot save the known-good policy'),
@@ -154,15 +181,17 @@ export class RunningAgent {
             log: o.log,
             report: () => this.#report(),
             retryReports: () => this.#commit.awaitingConfirmation,
-            onPolicy: (r) => this.#commit.offer({ policy: r.policy, hash: r.hash }, 'server'),
+            onPolicy: (r) => this.#take({ policy: r.policy, hash: r.hash }, 'server'),
+            onRefused: (reason) => this.#refused('offered', reason),
             onUnpair: (mode) => this.#unpaired(mode),
             onChange: () => this.#writeStatus(),
           })
     this.#source = o.policyFile
-      ? new FilePolicySource(o.policyFile, this.#commit, (reason) => {
-          o.log({ msg: 'policy file rejected', reason })
-          this.#record(agentEvent(clock, 'agent.health', 'err', { reason }))
-        })
+      ? new FilePolicySource(
+          o.policyFile,
+          (c, source) => this.#take(c, source),
+          (reason) => this.#refused('offered', reason),
+        )
       : this.#link
         ? new ServerPolicySource(this.#link)
         : KNOWN_GOOD_ONLY
@@ -170,13 +199,15 @@ export class RunningAgent {
 
   /** Starts enforcing `known` (if any) and following the policy source; `started` says so. */
   async start(known: KnownGood | undefined, started: () => void): Promise<void> {
+    // The failsafe must know the server's addresses before anything is compiled.
+    await this.#serverAddresses?.start()
     this.#commit.restore(known)
     this.enforcer.start(known?.appliedMode)
     this.#writeStatus()
     started()
     // A policy file replaces the known-good copy at once; otherwise it is enforced until the
     // server is reached.
-    if (!this.#o.policyFile) this.#enforce()
+    if (!this.#o.policyFile) this.#enforceCurrent()
     await this.#source.start(known?.hash)
     process.on('SIGHUP', this.#onHup)
     // Foreign firewalls change without telling us: look again now and then.
@@ -185,6 +216,7 @@ export class RunningAgent {
 
   async stop(): Promise<void> {
     process.off('SIGHUP', this.#onHup)
+    this.#serverAddresses?.stop()
     this.#survey.stop()
     this.enforcer.stop()
     this.#commit.stop()
@@ -203,10 +235,62 @@ export class RunningAgent {
     this.#events.append([e]).then(() => this.#link?.upload(), this.#logError('cannot record event'))
   }
 
-  /** Compiles the current policy and hands it to the enforcer; suspended: nothing of ours. */
-  #enforce(): void {
+  /**
+   * A policy offered by its source becomes current once it compiled (commit-confirm then
+   * waits for the kernel and the server); one that does not compile leaves the previous
+   * ruleset in place and makes the agent unhealthy until a policy is taken.
+   */
+  #take(c: Candidate, source: string): void {
+    try {
+      if (this.#commit.offer(c, source)) {
+        this.#untaken = undefined
+        this.#refusals.cleared('offered')
+        this.#refusals.cleared('enforced')
+      }
+    } catch (e) {
+      // Kept to try again when what it needs changes (the server's name resolved).
+      this.#untaken = { c, source }
+      this.#refused(
+        'offered',
+        `policy version ${c.policy.version} from ${source} was not applied, the previous ruleset stays: ${(e as Error).message}`,
+      )
+    }
+    this.#writeStatus()
+    this.#link?.reportSoon()
+  }
+
+  #refused(kind: RefusalKind, reason: string): void {
+    this.#o.log({ msg: 'policy refused', reason })
+    if (this.#refusals.refused(kind, reason)) {
+      this.#writeStatus()
+      this.#link?.reportSoon()
+    }
+  }
+
+  /** Enforces the current policy again (suspend, a new failsafe); what cannot compile is refused. */
+  #enforceCurrent(): void {
     const c = this.#commit.current
     if (!c) return
+    try {
+      this.#enforce(c)
+      if (this.#refusals.cleared('enforced')) this.#writeStatus()
+    } catch (e) {
+      this.#refused(
+        'enforced',
+        `policy version ${c.policy.version} cannot be compiled, the previous ruleset stays: ${(e as Error).message}`,
+      )
+    }
+  }
+
+  /** The failsafe changed (the server's addresses): a policy refused for it may compile now. */
+  #failsafeChanged(): void {
+    const untaken = this.#untaken
+    if (untaken) this.#take(untaken.c, untaken.source)
+    else this.#enforceCurrent()
+  }
+
+  /** Compiles `c` and hands it to the enforcer (suspended: nothing of ours); throws if it cannot. */
+  #enforce(c: Candidate): void {
     const { config } = this.#o
     const p = this.#suspended
       ? {
@@ -217,7 +301,8 @@ export class RunningAgent {
       : c.policy
     this.#desired = compile(p, {
       backend: this.#o.view.choice.backend,
-      failsafe: this.#failsafe,
+      // Throws while the server's name never resolved: nothing can be compiled then.
+      failsafe: failsafeOf(config, this.#serverAddresses?.endpoints ?? []),
       ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
       flowLogGroup: config.flows.group,
     })
@@ -252,12 +337,12 @@ export class RunningAgent {
     const applied = this.#commit.applied
     const { body, sent } = this.#reports.build({
       applied,
-      enforcement: this.enforcer.status,
+      enforcement: this.#refusals.health(this.enforcer.status),
       survey: this.#survey.survey,
       ruleset: this.#survey.ruleset,
       backend: this.#o.view.choice.backend,
       interfaces: this.#survey.interfaces,
-      failsafe: this.#failsafe,
+      failsafe: this.#reportedFailsafe(),
       suspended: this.#suspended,
       flows: this.#collector.status,
       flowsDropped: await this.#flows.dropped(),
@@ -269,6 +354,17 @@ export class RunningAgent {
         this.#commit.reached(applied, this.enforcer.status.applied?.mode)
       },
     }
+  }
+
+  /** What the failsafe allows now, for the server's explanations (no server yet: none). */
+  #reportedFailsafe(): Failsafe {
+    let servers: readonly { address: string; port: number }[] = []
+    try {
+      servers = this.#serverAddresses?.endpoints ?? []
+    } catch {
+      // the name never resolved: the failsafe allows no server yet
+    }
+    return failsafeOf(this.#o.config, servers)
   }
 
   #writeStatus(state: AgentStatus['state'] = 'running'): void {
@@ -284,7 +380,7 @@ export class RunningAgent {
         source: this.#commit.source,
         server: this.#link?.state,
         suspended: this.#suspended,
-        enforcement: this.enforcer.status,
+        enforcement: this.#refusals.health(this.enforcer.status),
         flows: this.#collector.status,
       }),
     )
@@ -297,7 +393,7 @@ export class RunningAgent {
       this.#suspended = now
       this.#record(agentEvent(this.#o.clock, now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
     }
-    this.#enforce()
+    this.#enforceCurrent()
     void this.#source.reload()
   }
 

@@ -61,6 +61,7 @@ function setup() {
   const seen = {
     policies: [] as PolicyReply[],
     unpairs: [] as RestoreMode[],
+    refused: [] as string[],
     delivered: 0,
     logs: [] as Record<string, unknown>[],
   }
@@ -82,6 +83,7 @@ function setup() {
       }),
     retryReports: () => retry,
     onPolicy: (r) => seen.policies.push(r),
+    onRefused: (reason) => seen.refused.push(reason),
     onUnpair: (m) => seen.unpairs.push(m),
     onChange: () => undefined,
   })
@@ -120,6 +122,8 @@ describe('server link', () => {
       /^the server's policy reply is malformed, so it is refused: \$\.policy\.rules\[0\]\.peers\.v4\[0\]: /,
     )
     expect(t.seen.logs).toContainEqual(expect.objectContaining({ msg: 'policy reply refused' }))
+    // the agent is told, so it can say it is unhealthy (its own business to say it once)
+    expect(t.seen.refused).toEqual([t.link.state.error])
     expect(t.server.waiting).toBe(0)
     await t.clock.advance(499)
     expect(t.server.waiting).toBe(0)
@@ -130,6 +134,7 @@ describe('server link', () => {
     await t.clock.advance(1000)
     expect(t.server.polledWith).toEqual(['k0', 'k0', 'k0'])
     expect(t.seen.policies).toEqual([])
+    expect(t.seen.refused).toHaveLength(2)
   })
 
   it('unpairs only on a well-formed unpair reply, and then stops asking', async () => {

@@ -52,6 +52,8 @@ export interface ServerLinkOptions {
   readonly retryReports: () => boolean
   /** The server has a new policy for this host (checked). */
   readonly onPolicy: (reply: PolicyReply) => void
+  /** The server's policy reply was refused by the schema, for this reason (it is asked again). */
+  readonly onRefused: (reason: string) => void
   /** The server unpaired this agent: restore the firewall as asked and forget everything. */
   readonly onUnpair: (firewallRestore: RestoreMode) => void
   /** The connection state changed. */
@@ -144,10 +146,14 @@ export class ServerLink {
         }
         if (r.status !== POLICY_STATUS.policy && r.status !== POLICY_STATUS.unchanged)
           throw new Error(`the server refused the policy request: ${replyError(r)}`)
-        const reply =
-          r.status === POLICY_STATUS.policy
-            ? this.#checked('policy reply', checkPolicyReply(r.body))
-            : undefined
+        const checked = r.status === POLICY_STATUS.policy ? checkPolicyReply(r.body) : undefined
+        if (checked && !checked.ok) {
+          // The agent keeps what it enforces and says why; a fixed policy replaces it.
+          const refused = this.#refused('policy reply', checked.issues)
+          this.#o.onRefused(refused.message)
+          throw refused
+        }
+        const reply = checked?.value
         this.#contact(true)
         backoff = BACKOFF.first
         if (reply) {
@@ -165,8 +171,12 @@ export class ServerLink {
 
   #checked<T>(what: string, r: Checked<T>): T {
     if (r.ok) return r.value
-    this.#o.log({ msg: `${what} refused`, issues: r.issues.slice(0, 20) })
-    throw refusal(what, r.issues)
+    throw this.#refused(what, r.issues)
+  }
+
+  #refused(what: string, issues: readonly Issue[]): Error {
+    this.#o.log({ msg: `${what} refused`, issues: issues.slice(0, 20) })
+    return refusal(what, issues)
   }
 
   reportSoon(): void {
