@@ -11,6 +11,7 @@ import { runningStatus } from './agent-status.js'
 import type { Clock } from './clock.js'
 import type { Candidate, KnownGood } from './commit-confirm.js'
 import { CommitConfirm } from './commit-confirm.js'
+import type { Dataplane } from './dataplane.js'
 import { KernelDataplane } from './dataplane-kernel.js'
 import type { EnforcementStatus } from './enforcer.js'
 import { Enforcer } from './enforcer.js'
@@ -62,6 +63,8 @@ export interface RunningAgentOptions extends RunAgentOptions {
   readonly token: string | undefined
   /** Gives the state dir up. */
   readonly release: () => Promise<void>
+  /** The kernel (default: the real tools for the chosen backend; unit tests pass a fake). */
+  readonly dataplane?: Dataplane
 }
 
 /**
@@ -154,7 +157,8 @@ export class RunningAgent {
     })
     const { backend } = o.view.choice
     this.enforcer = new Enforcer({
-      dataplane: new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log),
+      dataplane:
+        o.dataplane ?? new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
