@@ -6,6 +6,7 @@ import type { Enforcer } from './enforcer.js'
 import { readOsRelease } from './host-facts.js'
 import { detectHost } from './host-survey.js'
 import { saveForeignRuleset } from './netfilter/foreign-save.js'
+import { guardProcess } from './process-guard.js'
 import type { RunAgentOptions } from './running-agent.js'
 import { RunningAgent } from './running-agent.js'
 import type { StatePaths } from './state-dir.js'
@@ -21,6 +22,7 @@ export async function runAgent(
   o: RunAgentOptions,
 ): Promise<{ stop: () => Promise<void>; enforcer: Enforcer; paths: StatePaths }> {
   const clock = systemClock
+  const unguard = guardProcess(o.log)
   const paths = await ensureStateDir(o.stateDir)
   const release = await claimStateDir(paths)
   const config = await loadConfig(paths)
@@ -75,5 +77,12 @@ export async function runAgent(
       server: serverUrl?.href ?? null,
     }),
   )
-  return { enforcer: agent.enforcer, paths, stop: () => agent.stop() }
+  return {
+    enforcer: agent.enforcer,
+    paths,
+    stop: async () => {
+      await agent.stop()
+      unguard()
+    },
+  }
 }

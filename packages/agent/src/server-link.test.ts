@@ -55,7 +55,7 @@ class FakeServer implements ChannelClient {
   }
 }
 
-function setup() {
+function setup(onChange: () => void = () => undefined) {
   const clock = new FakeClock()
   const server = new FakeServer()
   const seen = {
@@ -85,7 +85,7 @@ function setup() {
     onPolicy: (r) => seen.policies.push(r),
     onRefused: (reason) => seen.refused.push(reason),
     onUnpair: (m) => seen.unpairs.push(m),
-    onChange: () => undefined,
+    onChange,
   })
   return { clock, server, seen, link, retryWhile: (v: boolean) => (retry = v) }
 }
@@ -135,6 +135,25 @@ describe('server link', () => {
     expect(t.server.polledWith).toEqual(['k0', 'k0', 'k0'])
     expect(t.seen.policies).toEqual([])
     expect(t.seen.refused).toHaveLength(2)
+  })
+
+  it('starts its poll loop again when a fault escapes it', async () => {
+    let faults = 1
+    const t = setup(() => {
+      if (faults-- > 0) throw new Error('status.json cannot be written')
+    })
+    t.link.start('k0')
+    await t.clock.advance(0)
+    t.server.answer(503, [{ token: 'unavailable', message: 'later' }])
+    await t.clock.advance(0)
+    expect(t.seen.logs).toContainEqual({
+      msg: 'the policy loop failed; it starts again',
+      error: 'status.json cannot be written',
+    })
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(500)
+    expect(t.server.waiting).toBe(1)
+    expect(t.server.polledWith).toEqual(['k0', 'k0'])
   })
 
   it('unpairs only on a well-formed unpair reply, and then stops asking', async () => {
