@@ -187,6 +187,7 @@ export class RunningAgent {
             retryReports: () => this.#commit.awaitingConfirmation,
             onPolicy: (r) => this.#take({ policy: r.policy, hash: r.hash }, 'server'),
             onRefused: (reason) => this.#refused('offered', reason),
+            onUnchanged: (hash) => this.#unchanged(hash),
             onUnpair: (mode) => this.#unpaired(mode),
             onChange: () => this.#writeStatus(),
           })
@@ -261,6 +262,16 @@ export class RunningAgent {
     }
     this.#writeStatus()
     this.#link?.reportSoon()
+  }
+
+  /** The server's policy is the one enforced after all: a refusal of another one is over. */
+  #unchanged(hash: string | undefined): void {
+    if (hash === undefined || hash !== this.#commit.current?.hash) return
+    this.#untaken = undefined
+    if (this.#refusals.cleared('offered')) {
+      this.#writeStatus()
+      this.#link?.reportSoon()
+    }
   }
 
   #refused(kind: RefusalKind, reason: string): void {

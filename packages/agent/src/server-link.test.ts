@@ -62,6 +62,7 @@ function setup(onChange: () => void = () => undefined) {
     policies: [] as PolicyReply[],
     unpairs: [] as RestoreMode[],
     refused: [] as string[],
+    unchanged: [] as (string | undefined)[],
     delivered: 0,
     logs: [] as Record<string, unknown>[],
   }
@@ -84,6 +85,7 @@ function setup(onChange: () => void = () => undefined) {
     retryReports: () => retry,
     onPolicy: (r) => seen.policies.push(r),
     onRefused: (reason) => seen.refused.push(reason),
+    onUnchanged: (hash) => seen.unchanged.push(hash),
     onUnpair: (m) => seen.unpairs.push(m),
     onChange,
   })
@@ -104,6 +106,7 @@ describe('server link', () => {
     await t.clock.advance(0)
     expect(t.server.polledWith).toEqual(['k0', '00ff', '00ff'])
     expect(t.seen.policies).toHaveLength(1)
+    expect(t.seen.unchanged).toEqual(['00ff'])
   })
 
   it('refuses a malformed policy reply: nothing applied, the error said, asked again after back-off', async () => {

@@ -54,6 +54,8 @@ export interface ServerLinkOptions {
   readonly onPolicy: (reply: PolicyReply) => void
   /** The server's policy reply was refused by the schema, for this reason (it is asked again). */
   readonly onRefused: (reason: string) => void
+  /** The server says the policy named `hash` (the one the agent asked with) is still current. */
+  readonly onUnchanged: (hash: string | undefined) => void
   /** The server unpaired this agent: restore the firewall as asked and forget everything. */
   readonly onUnpair: (firewallRestore: RestoreMode) => void
   /** The connection state changed. */
@@ -183,7 +185,7 @@ export class ServerLink {
         if (reply) {
           this.#known = reply.hash
           this.#o.onPolicy(reply)
-        }
+        } else this.#o.onUnchanged(this.#known)
       } catch (e) {
         if (this.#stopped) return
         if (e instanceof ReplyTooLargeError) this.#o.onRefused(e.message)
