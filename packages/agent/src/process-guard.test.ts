@@ -3,14 +3,15 @@ import { guardProcess } from './process-guard.js'
 
 /** The test runner's own handlers are set aside while the guard alone handles the events. */
 const EVENTS = ['unhandledRejection', 'uncaughtException'] as const
-let aside: Map<string, ((...a: unknown[]) => void)[]> | undefined
+type Listener = (...a: unknown[]) => void
+let aside: [string, Listener[]][] = []
 const setAside = () => {
-  aside = new Map(EVENTS.map((e) => [e, process.listeners(e) as never]))
+  aside = EVENTS.map((e) => [e, process.rawListeners(e) as Listener[]])
   for (const e of EVENTS) process.removeAllListeners(e)
 }
 afterEach(() => {
-  for (const e of EVENTS) for (const l of aside?.get(e) ?? []) process.on(e, l)
-  aside = undefined
+  for (const [e, ls] of aside) for (const l of ls) process.on(e as 'unhandledRejection', l)
+  aside = []
 })
 
 describe('guardProcess', () => {
