@@ -99,19 +99,42 @@ const CORPUS: readonly (readonly [string, () => string])[] = [
   ['port: a string with a statement', () => withService({ proto: 6, port: '80 accept' })],
   ['action: a statement', () => edited((p) => void (rule0(p).action = 'accept; flush ruleset'))],
   ['enforcement mode: unknown', () => edited((p) => void (p.enforcementMode = 'full; accept'))],
-  [
-    'rule key: quote, newline and include',
-    () => edited((p) => void (rule0(p).key = 'k" }\ninclude "/etc/shadow"\n#')),
-  ],
-  [
-    'workload name: newline and include',
-    () => edited((p) => void (p.workload = { href: '/x', name: 'w\ninclude "/etc/shadow"' })),
-  ],
   ['an unknown property', () => edited((p) => void (p.include = '/etc/shadow'))],
   ['a __proto__ property', () => edited(() => undefined).replace('{', '{"__proto__":{"x":1},')],
   ['not JSON', () => 'include "/etc/shadow"'],
   ['nested 100,000 deep', () => '['.repeat(100_000) + ']'.repeat(100_000)],
 ]
+/**
+ * Text the schema lets through because it never reaches the kernel as text (a rule key is
+ * hashed into set names; names and hrefs are not rendered): applied, and inert.
+ */
+const INERT: readonly (readonly [string, (version: number) => string])[] = [
+  [
+    'rule key: quote, newline and include',
+    (v) =>
+      edited((p) => {
+        p.version = v
+        rule0(p).key = 'k" }\ninclude "/etc/shadow"\n#'
+      }),
+  ],
+  [
+    'rule href: newline and a table',
+    (v) =>
+      edited((p) => {
+        p.version = v
+        rule0(p).ruleHref = 'r\n}\ntable inet injected { }'
+      }),
+  ],
+  [
+    'workload name: newline and include',
+    (v) =>
+      edited((p) => {
+        p.version = v
+        p.workload = { href: '/x"\ninclude "/etc/shadow"', name: 'w\ninclude "/etc/shadow"' }
+      }),
+  ],
+]
+
 /** Streamed, never built whole: ten million peers, far past the reply bound. */
 const TEN_MILLION = 'peers: ten million (streamed)'
 
@@ -154,7 +177,7 @@ class HostileServer {
       res.writeHead(200, { 'content-type': 'application/json' })
       const head = edited((p) => void (rule0(p).peers = { v4: ['__PEERS__'], v6: [] }))
       const [before, after] = head.split('"__PEERS__"') as [string, string]
-      res.write(`{"hash":"ten-million","policy":${before}`)
+      res.write(`{"hash":"c0","policy":${before}`)
       const chunk = Array.from({ length: 10_000 }, () => '"198.18.100.100/32"').join(',')
       let sent = 0
       let closed = false
@@ -243,7 +266,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
     await lab?.destroy()
   })
 
-  it(`refuses each of ${CORPUS.length + 1} injections: old ruleset kept, nothing foreign, nothing leaked, unhealthy once each, still running`, async () => {
+  it(`refuses each of ${CORPUS.length + 1} injections (old ruleset kept, nothing foreign, nothing leaked, unhealthy once each, still running) and keeps ${INERT.length} more inert`, async () => {
     const h1 = lab.host('h1')
     const srv = lab.host('srv')
     agent = await LabAgent.attach(
@@ -252,7 +275,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
       { url: `http://${srv.ip4}:${PORT}`, agentId: AGENT, token: 'token' },
       { heartbeatMs: 2000 },
     )
-    fake.policy('good', JSON.stringify(GOOD))
+    fake.policy('a0', JSON.stringify(GOOD))
     await agent.waitApplied(1, 20_000)
     const probe = () =>
       srvPeer.probe(
@@ -273,7 +296,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
       // The first injection is sent three times in a row: still one event.
       const times = i === 0 ? 3 : 1
       for (let k = 0; k < times; k++)
-        if (text) fake.policy(`bad-${i}`, text())
+        if (text) fake.policy(`b${i.toString(16).padStart(4, '0')}`, text())
         else fake.tenMillionPeers()
       const refused = await waitFor(
         `the agent to report ${name} refused (log: ${agent.log.slice(-800)})`,
@@ -303,6 +326,25 @@ describe('agent against a hostile policy server (real kernel)', () => {
 
     expect(fake.refusedEvents()).toHaveLength(all.length)
     expect(await probe()).toEqual(['open', 'timeout', 'timeout'])
+
+    for (const [i, [name, text]] of INERT.entries()) {
+      const version = 10 + i
+      fake.policy(`d${i}`, text(version))
+      await waitFor(
+        `the agent to apply ${name}`,
+        async () => {
+          const s = await agent?.status()
+          return s?.enforcement.health === 'healthy' && s.enforcement.applied?.version === version
+            ? true
+            : undefined
+        },
+        30_000,
+      )
+      const rules = await rulesetOf(h1)
+      expect(rules, name).not.toMatch(/shadow|include|injected/)
+      expect(await probe(), name).toEqual(['open', 'timeout', 'timeout'])
+    }
+    expect(fake.refusedEvents()).toHaveLength(all.length)
     const tables = JSON.parse((await h1.run('nft', ['-j', 'list', 'tables'])).stdout) as {
       nftables: { table?: { family: string; name: string } }[]
     }
@@ -316,7 +358,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
     const status = await readFile(`/proc/${agent.pid}/status`, 'utf8').catch(() => '')
     const hwmKb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN)
     console.log(
-      `hostile server: ${all.length} injections refused; agent peak RSS ${(hwmKb / 1024).toFixed(0)} MiB`,
+      `hostile server: ${all.length} injections refused, ${INERT.length} applied inert; agent peak RSS ${(hwmKb / 1024).toFixed(0)} MiB`,
     )
     expect(hwmKb).toBeLessThan(1024 * 1024)
   }, 600_000)
