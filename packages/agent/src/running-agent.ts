@@ -321,7 +321,7 @@ export class RunningAgent {
       ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
       flowLogGroup: config.flows.group,
     })
-    this.enforcer.setDesired(this.#desired)
+    this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
     this.#configureFlows()
   }
 
