@@ -6,13 +6,10 @@
  * host's files to the server.
  */
 import { hostPolicyFromLocalFile } from '@palisade/model'
-import type { AgentEvent, StatusReport } from '@palisade/protocol'
-import { eventsRoute, policyRoute, statusRoute } from '@palisade/protocol'
 import type { LabHost } from '@palisade/lab'
-import { Lab, LabAgent, LabPeer, waitFor } from '@palisade/lab'
+import { FakePolicyServer, Lab, LabAgent, LabPeer, waitFor } from '@palisade/lab'
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import { createServer } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -138,95 +135,30 @@ const INERT: readonly (readonly [string, (version: number) => string])[] = [
 /** Streamed, never built whole: ten million peers, far past the reply bound. */
 const TEN_MILLION = 'peers: ten million (streamed)'
 
-/** The fake server: what it was sent, and what it answers to the agent's policy requests. */
-class HostileServer {
-  readonly bodies: string[] = []
-  readonly reports: { at: number; report: StatusReport }[] = []
-  readonly events: AgentEvent[] = []
-  /** Answers for the policy requests, in order; a request waits until there is one. */
-  readonly #answers: ((res: ServerResponse) => void)[] = []
-  readonly #waiting: ServerResponse[] = []
-  served = 0
-  readonly server: Server
-
-  constructor() {
-    this.server = createServer((req, res) => void this.#handle(req, res))
-  }
-
-  /** Queues an answer for the next policy request. */
-  answer(a: (res: ServerResponse) => void): void {
-    const waiting = this.#waiting.shift()
-    if (waiting) this.#serve(waiting, a)
-    else this.#answers.push(a)
-  }
-
-  policy(hash: string, text: string): void {
-    this.answer((res) => {
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(`{"hash":${JSON.stringify(hash)},"policy":${text}}`)
-    })
-  }
-
-  unchanged(): void {
-    this.answer((res) => res.writeHead(304).end())
-  }
-
-  /** Ten million peers, written as the agent reads them, until it hangs up. */
-  tenMillionPeers(): void {
-    this.answer((res) => {
-      res.writeHead(200, { 'content-type': 'application/json' })
-      const head = edited((p) => void (rule0(p).peers = { v4: ['__PEERS__'], v6: [] }))
-      const [before, after] = head.split('"__PEERS__"') as [string, string]
-      res.write(`{"hash":"c0","policy":${before}`)
-      const chunk = Array.from({ length: 10_000 }, () => '"198.18.100.100/32"').join(',')
-      let sent = 0
-      let closed = false
-      res.on('close', () => (closed = true))
-      const more = () => {
-        while (!closed && sent < 1000) {
-          sent++
-          if (!res.write(sent === 1 ? chunk : `,${chunk}`)) return void res.once('drain', more)
-        }
-        if (!closed) res.end(`${after}}`)
-      }
-      more()
-    })
-  }
-
-  #serve(res: ServerResponse, a: (res: ServerResponse) => void): void {
-    this.served++
-    a(res)
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://x').pathname
-    if (req.method === 'GET' && path === policyRoute(AGENT)) {
-      const a = this.#answers.shift()
-      if (a) this.#serve(res, a)
-      else this.#waiting.push(res)
-      return
+/** Ten million peers, written as the agent reads them, until it hangs up. */
+function tenMillionPeers(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/json' })
+  const head = edited((p) => void (rule0(p).peers = { v4: ['__PEERS__'], v6: [] }))
+  const [before, after] = head.split('"__PEERS__"') as [string, string]
+  res.write(`{"hash":"c0","policy":${before}`)
+  const chunk = Array.from({ length: 10_000 }, () => '"198.18.100.100/32"').join(',')
+  let sent = 0
+  let closed = false
+  res.on('close', () => (closed = true))
+  const more = () => {
+    while (!closed && sent < 1000) {
+      sent++
+      if (!res.write(sent === 1 ? chunk : `,${chunk}`)) return void res.once('drain', more)
     }
-    const chunks: Buffer[] = []
-    for await (const c of req) chunks.push(c as Buffer)
-    const text = Buffer.concat(chunks).toString()
-    this.bodies.push(text)
-    if (path === statusRoute(AGENT))
-      this.reports.push({ at: this.served, report: JSON.parse(text) as StatusReport })
-    if (path === eventsRoute(AGENT)) this.events.push(...(JSON.parse(text) as AgentEvent[]))
-    res.writeHead(204).end()
+    if (!closed) res.end(`${after}}`)
   }
-
-  /** The first report sent after answer number `served` that satisfies `ok`. */
-  reportAfter(served: number, ok: (r: StatusReport) => boolean): StatusReport | undefined {
-    return this.reports.find((r) => r.at >= served && ok(r.report))?.report
-  }
-
-  refusedEvents(): AgentEvent[] {
-    return this.events.filter(
-      (e) => e.event_type === 'agent.health' && e.details.policy_refused === 'offered',
-    )
-  }
+  more()
 }
+
+const refusedEvents = (fake: FakePolicyServer) =>
+  fake.events.filter(
+    (e) => e.event_type === 'agent.health' && e.details.policy_refused === 'offered',
+  )
 
 /** What the namespace's kernel holds, all tables, with counters left out. */
 const rulesetOf = async (h: LabHost) =>
@@ -237,7 +169,7 @@ const rulesetOf = async (h: LabHost) =>
 
 describe('agent against a hostile policy server (real kernel)', () => {
   let lab: Lab
-  let fake: HostileServer
+  let fake: FakePolicyServer
   let socket: string
   let srvPeer: LabPeer
   let h1Peer: LabPeer
@@ -246,10 +178,10 @@ describe('agent against a hostile policy server (real kernel)', () => {
   beforeAll(async () => {
     await writeFile(canaryFile, `${CANARY}\n`)
     lab = await Lab.create(['srv', 'h1'])
-    fake = new HostileServer()
+    fake = new FakePolicyServer(AGENT)
     socket = join(tmpdir(), `palisade-hostile-${process.pid}.sock`)
     await rm(socket, { force: true })
-    await new Promise<void>((resolve) => fake.server.listen(socket, resolve))
+    await fake.listen(socket)
     srvPeer = LabPeer.start(lab.host('srv').ns)
     await srvPeer.expose(lab.host('srv').ip4, PORT, socket)
     h1Peer = LabPeer.start(lab.host('h1').ns)
@@ -259,8 +191,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
     await agent?.cleanup()
     await srvPeer?.stop()
     await h1Peer?.stop()
-    fake?.server.closeAllConnections()
-    await new Promise((resolve) => fake?.server.close(resolve))
+    await fake?.close()
     await rm(socket, { force: true })
     await rm(canaryFile, { force: true })
     await lab?.destroy()
@@ -292,12 +223,12 @@ describe('agent against a hostile policy server (real kernel)', () => {
     ]
     for (const [i, [name, text]] of all.entries()) {
       const servedBefore = fake.served
-      const eventsBefore = fake.refusedEvents().length
+      const eventsBefore = refusedEvents(fake).length
       // The first injection is sent three times in a row: still one event.
       const times = i === 0 ? 3 : 1
       for (let k = 0; k < times; k++)
         if (text) fake.policy(`b${i.toString(16).padStart(4, '0')}`, text())
-        else fake.tenMillionPeers()
+        else fake.answer(tenMillionPeers)
       const refused = await waitFor(
         `the agent to report ${name} refused`,
         () =>
@@ -310,7 +241,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
       )
       expect(refused.health?.reason, name).toBeTruthy()
       await waitFor(`the event for ${name}`, () =>
-        Promise.resolve(fake.refusedEvents().length > eventsBefore ? true : undefined),
+        Promise.resolve(refusedEvents(fake).length > eventsBefore ? true : undefined),
       )
       expect(agent.running, `${name}: the agent keeps running`).toBe(true)
       expect(
@@ -323,10 +254,10 @@ describe('agent against a hostile policy server (real kernel)', () => {
       await waitFor(`the agent to be healthy after ${name}`, () =>
         Promise.resolve(fake.reportAfter(servedBad + 1, (r) => r.health?.health === 'healthy')),
       )
-      expect(fake.refusedEvents().length, `${name}: exactly one event`).toBe(eventsBefore + 1)
+      expect(refusedEvents(fake).length, `${name}: exactly one event`).toBe(eventsBefore + 1)
     }
 
-    expect(fake.refusedEvents()).toHaveLength(all.length)
+    expect(refusedEvents(fake)).toHaveLength(all.length)
     expect(await probe()).toEqual(['open', 'timeout', 'timeout'])
 
     for (const [i, [name, text]] of INERT.entries()) {
@@ -346,7 +277,7 @@ describe('agent against a hostile policy server (real kernel)', () => {
       expect(rules, name).not.toMatch(/shadow|include|injected/)
       expect(await probe(), name).toEqual(['open', 'timeout', 'timeout'])
     }
-    expect(fake.refusedEvents()).toHaveLength(all.length)
+    expect(refusedEvents(fake)).toHaveLength(all.length)
     const tables = JSON.parse((await h1.run('nft', ['-j', 'list', 'tables'])).stdout) as {
       nftables: { table?: { family: string; name: string } }[]
     }
