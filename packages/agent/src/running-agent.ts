@@ -1,71 +1,33 @@
-import type { Backend, Desired } from '@palisade/firewall'
-import { analyseImpact, compile } from '@palisade/firewall'
-import type { Failsafe } from '@palisade/model'
+import type { Desired } from '@palisade/firewall'
+import { analyseImpact } from '@palisade/firewall'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import type { AgentConfig } from './agent-config.js'
-import { failsafeOf, managementTcpPorts } from './agent-config.js'
+import { managementTcpPorts } from './agent-config.js'
 import type { AgentStatus } from './agent-status.js'
 import { runningStatus } from './agent-status.js'
-import type { Clock } from './clock.js'
 import type { Candidate, KnownGood } from './commit-confirm.js'
 import { CommitConfirm } from './commit-confirm.js'
-import type { Dataplane } from './dataplane.js'
 import { KernelDataplane } from './dataplane-kernel.js'
 import type { EnforcementStatus } from './enforcer.js'
 import { Enforcer } from './enforcer.js'
 import type { AgentEvent } from './events.js'
 import { agentEvent } from './events.js'
-import type { ProcessStarter, Runner } from './exec.js'
 import { startLocal } from './exec.js'
 import { FlowCollector } from './flows/collector.js'
-import type { OsRelease } from './host-facts.js'
-import type { HostView } from './host-survey.js'
 import { HostSurvey } from './host-survey.js'
-import { restoreFirewall } from './netfilter/foreign-save.js'
 import { Outbox } from './outbox.js'
+import { compileForHost, failsafeNow } from './policy-compile.js'
+import { PolicyIntake } from './policy-intake.js'
+import { PolicyRefusals } from './policy-refusals.js'
 import type { PolicySource } from './policy-source.js'
 import { FilePolicySource, KNOWN_GOOD_ONLY, ServerPolicySource } from './policy-source.js'
-import { ServerClient } from './server-client.js'
-import type { RefusalKind } from './policy-refusals.js'
-import { PolicyRefusals } from './policy-refusals.js'
-import type { NameResolver } from './server-addresses.js'
+import type { RunningAgentOptions } from './running-agent-options.js'
 import { ServerAddresses, systemResolver } from './server-addresses.js'
+import { ServerClient } from './server-client.js'
 import { ServerLink } from './server-link.js'
-import type { LatestJsonWriter, StatePaths } from './state-dir.js'
 import { writeJson } from './state-dir.js'
 import { StatusReports } from './status-report.js'
-
-export interface RunAgentOptions {
-  readonly stateDir: string
-  readonly run: Runner
-  /** Starts the long-running commands (the change monitor); default: in this namespace. */
-  readonly start?: ProcessStarter
-  /** Standalone mode: enforce this local policy file and follow its changes. */
-  readonly policyFile?: string
-  readonly backend?: Backend | 'auto'
-  readonly log: (line: Record<string, unknown>) => void
-  /** Called once the server unpaired this agent and it cleaned up (the CLI exits then). */
-  readonly onUnpaired?: () => void
-  /** Resolves the policy server's name for the failsafe (default: DNS, then the system's). */
-  readonly resolve?: NameResolver
-}
-
-export interface RunningAgentOptions extends RunAgentOptions {
-  readonly clock: Clock
-  readonly paths: StatePaths
-  readonly config: AgentConfig
-  readonly os: OsRelease
-  readonly view: HostView
-  readonly statusFile: LatestJsonWriter
-  /** The agent's credential, when it is paired with a server. */
-  readonly token: string | undefined
-  /** Gives the state dir up. */
-  readonly release: () => Promise<void>
-  /** The kernel (default: the real tools for the chosen backend; unit tests pass a fake). */
-  readonly dataplane?: Dataplane
-}
+import { cleanUpAfterUnpair } from './unpair-cleanup.js'
 
 /**
  * The running agent: wires the owners together. The host survey says what the host holds; the
@@ -85,8 +47,7 @@ export class RunningAgent {
   readonly #commit: CommitConfirm
   readonly #reports = new StatusReports()
   readonly #refusals: PolicyRefusals
-  /** A policy that did not compile: offered again when the failsafe changes. */
-  #untaken: { readonly c: Candidate; readonly source: string } | undefined
+  readonly #intake: PolicyIntake
   readonly #link: ServerLink | undefined
   readonly #source: PolicySource
   readonly #onHup = () => this.#hup()
@@ -110,7 +71,7 @@ export class RunningAgent {
         resolve: o.resolve ?? systemResolver,
         clock,
         log: o.log,
-        onChange: () => this.#failsafeChanged(),
+        onChange: () => this.#intake.failsafeChanged(),
       })
     this.#survey = new HostSurvey(o.view, {
       run: o.run,
@@ -155,6 +116,16 @@ export class RunningAgent {
         )
       },
     })
+    this.#intake = new PolicyIntake({
+      commit: this.#commit,
+      refusals: this.#refusals,
+      enforce: (c) => this.#enforce(c),
+      log: o.log,
+      changed: (report) => {
+        this.#writeStatus()
+        if (report) this.#link?.reportSoon()
+      },
+    })
     const { backend } = o.view.choice
     this.enforcer = new Enforcer({
       dataplane:
@@ -185,17 +156,17 @@ export class RunningAgent {
             log: o.log,
             report: () => this.#report(),
             retryReports: () => this.#commit.awaitingConfirmation,
-            onPolicy: (r) => this.#take({ policy: r.policy, hash: r.hash }, 'server'),
-            onRefused: (reason) => this.#refused('offered', reason),
-            onUnchanged: (hash) => this.#unchanged(hash),
+            onPolicy: (r) => this.#intake.take({ policy: r.policy, hash: r.hash }, 'server'),
+            onRefused: (reason) => this.#intake.refused('offered', reason),
+            onUnchanged: (hash) => this.#intake.unchanged(hash),
             onUnpair: (mode) => this.#unpaired(mode),
             onChange: () => this.#writeStatus(),
           })
     this.#source = o.policyFile
       ? new FilePolicySource(
           o.policyFile,
-          (c, source) => this.#take(c, source),
-          (reason) => this.#refused('offered', reason),
+          (c, source) => this.#intake.take(c, source),
+          (reason) => this.#intake.refused('offered', reason),
         )
       : this.#link
         ? new ServerPolicySource(this.#link)
@@ -212,7 +183,7 @@ export class RunningAgent {
     started()
     // A policy file replaces the known-good copy at once; otherwise it is enforced until the
     // server is reached.
-    if (!this.#o.policyFile) this.#enforceCurrent()
+    if (!this.#o.policyFile) this.#intake.enforceCurrent()
     await this.#source.start(known?.hash)
     process.on('SIGHUP', this.#onHup)
     // Foreign firewalls change without telling us: look again now and then.
@@ -240,86 +211,13 @@ export class RunningAgent {
     this.#events.append([e]).then(() => this.#link?.upload(), this.#logError('cannot record event'))
   }
 
-  /**
-   * A policy offered by its source becomes current once it compiled (commit-confirm then
-   * waits for the kernel and the server); one that does not compile leaves the previous
-   * ruleset in place and makes the agent unhealthy until a policy is taken.
-   */
-  #take(c: Candidate, source: string): void {
-    try {
-      if (this.#commit.offer(c, source)) {
-        this.#untaken = undefined
-        this.#refusals.cleared('offered')
-        this.#refusals.cleared('enforced')
-      }
-    } catch (e) {
-      // Kept to try again when what it needs changes (the server's name resolved).
-      this.#untaken = { c, source }
-      this.#refused(
-        'offered',
-        `policy version ${c.policy.version} from ${source} was not applied, the previous ruleset stays: ${(e as Error).message}`,
-      )
-    }
-    this.#writeStatus()
-    this.#link?.reportSoon()
-  }
-
-  /** The server's policy is the one enforced after all: a refusal of another one is over. */
-  #unchanged(hash: string | undefined): void {
-    if (hash === undefined || hash !== this.#commit.current?.hash) return
-    this.#untaken = undefined
-    if (this.#refusals.cleared('offered')) {
-      this.#writeStatus()
-      this.#link?.reportSoon()
-    }
-  }
-
-  #refused(kind: RefusalKind, reason: string): void {
-    this.#o.log({ msg: 'policy refused', reason })
-    if (this.#refusals.refused(kind, reason)) {
-      this.#writeStatus()
-      this.#link?.reportSoon()
-    }
-  }
-
-  /** Enforces the current policy again (suspend, a new failsafe); what cannot compile is refused. */
-  #enforceCurrent(): void {
-    const c = this.#commit.current
-    if (!c) return
-    try {
-      this.#enforce(c)
-      if (this.#refusals.cleared('enforced')) this.#writeStatus()
-    } catch (e) {
-      this.#refused(
-        'enforced',
-        `policy version ${c.policy.version} cannot be compiled, the previous ruleset stays: ${(e as Error).message}`,
-      )
-    }
-  }
-
-  /** The failsafe changed (the server's addresses): a policy refused for it may compile now. */
-  #failsafeChanged(): void {
-    const untaken = this.#untaken
-    if (untaken) this.#take(untaken.c, untaken.source)
-    else this.#enforceCurrent()
-  }
-
   /** Compiles `c` and hands it to the enforcer (suspended: nothing of ours); throws if it cannot. */
   #enforce(c: Candidate): void {
-    const { config } = this.#o
-    const p = this.#suspended
-      ? {
-          ...c.policy,
-          enforcementMode: 'idle' as const,
-          mode: { ...c.policy.mode, applied: false },
-        }
-      : c.policy
-    this.#desired = compile(p, {
+    this.#desired = compileForHost(c.policy, {
       backend: this.#o.view.choice.backend,
-      // Throws while the server's name never resolved: nothing can be compiled then.
-      failsafe: failsafeOf(config, this.#serverAddresses?.endpoints ?? []),
-      ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
-      flowLogGroup: config.flows.group,
+      config: this.#o.config,
+      servers: this.#serverAddresses,
+      suspended: this.#suspended,
     })
     this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
     this.#configureFlows()
@@ -357,7 +255,7 @@ export class RunningAgent {
       ruleset: this.#survey.ruleset,
       backend: this.#o.view.choice.backend,
       interfaces: this.#survey.interfaces,
-      failsafe: this.#reportedFailsafe(),
+      failsafe: failsafeNow(this.#o.config, this.#serverAddresses),
       suspended: this.#suspended,
       flows: this.#collector.status,
       flowsDropped: await this.#flows.dropped(),
@@ -369,17 +267,6 @@ export class RunningAgent {
         this.#commit.reached(applied, this.enforcer.status.applied?.mode)
       },
     }
-  }
-
-  /** What the failsafe allows now, for the server's explanations (no server yet: none). */
-  #reportedFailsafe(): Failsafe {
-    let servers: readonly { address: string; port: number }[] = []
-    try {
-      servers = this.#serverAddresses?.endpoints ?? []
-    } catch {
-      // the name never resolved: the failsafe allows no server yet
-    }
-    return failsafeOf(this.#o.config, servers)
   }
 
   #writeStatus(state: AgentStatus['state'] = 'running'): void {
@@ -408,7 +295,7 @@ export class RunningAgent {
       this.#suspended = now
       this.#record(agentEvent(this.#o.clock, now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
     }
-    this.#enforceCurrent()
+    this.#intake.enforceCurrent()
     void this.#source.reload()
   }
 
@@ -419,19 +306,16 @@ export class RunningAgent {
     this.enforcer.stop()
     this.#commit.stop()
     void this.#collector.stop()
-    void restoreFirewall(
-      o.run,
-      o.view.choice.backend,
+    void cleanUpAfterUnpair({
+      run: o.run,
+      backend: o.view.choice.backend,
       mode,
-      o.paths.saved,
-      managementTcpPorts(o.config),
-    )
-      .catch(this.#logError('restoring the firewall after unpair failed'))
-      .then(() => this.#link?.stop())
-      .then(async () => {
-        process.off('SIGHUP', this.#onHup)
-        await rm(o.paths.dir, { recursive: true, force: true })
-        o.onUnpaired?.()
-      })
+      dir: o.paths.dir,
+      saved: o.paths.saved,
+      managementTcpPorts: managementTcpPorts(o.config),
+      log: o.log,
+      goodbye: () => this.#link?.stop(),
+      leaving: () => process.off('SIGHUP', this.#onHup),
+    }).then(() => o.onUnpaired?.())
   }
 }
