@@ -155,6 +155,16 @@ describe('agent lifecycle (real kernel)', () => {
       ).toBe(0)
       await waitFor('our table to go', async () => (!(await hasOurTable(h.run)) ? true : undefined))
       expect((await agent.status())?.suspended).toBe(true)
+      // Another process writes a table in our name while we are suspended: left alone. The
+      // kernel's change event reaches the agent within milliseconds; it is given two seconds.
+      const before = (await agent.status())?.enforcement.tampering.repairs
+      await runChecked(h.run, 'nft', ['-f', '-'], {
+        stdin: `table inet ${NFT_TABLE} {\n chain input {\n  type filter hook input priority 0; policy accept;\n  tcp dport 4242 accept\n }\n}\n`,
+      })
+      await new Promise((r) => setTimeout(r, 2000))
+      expect(await hasOurTable(h.run), 'no repair while suspended').toBe(true)
+      expect((await agent.status())?.enforcement.tampering.repairs).toBe(before)
+      expect((await agent.events()).map((e) => e.event_type)).not.toContain('agent.tampering')
       expect(
         (await runPalisade(h.ns, ['agent', 'unsuspend', '--state-dir', agent.stateDir])).code,
       ).toBe(0)

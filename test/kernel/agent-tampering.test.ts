@@ -4,7 +4,7 @@
  */
 import type { Runner } from '@palisade/agent'
 import { readOwn, runChecked } from '@palisade/agent'
-import type { Backend } from '@palisade/firewall'
+import type { Backend, NamedSet } from '@palisade/firewall'
 import { BACKENDS, compile, diff, findHooks, findTable, planApply } from '@palisade/firewall'
 import { Lab, LabAgent, resetFirewall, waitFor } from '@palisade/lab'
 import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
@@ -33,6 +33,36 @@ const sh = (run: Runner, line: string) => {
 async function inSync(run: Runner, backend: Backend, doc: unknown): Promise<boolean> {
   const desired = compile(hostPolicyFromLocalFile(doc), { backend, failsafe: DEFAULT_FAILSAFE })
   return planApply(desired, diff(desired, await readOwn(run, backend))).kind === 'none'
+}
+
+/**
+ * Our rules as the kernel holds them, read back and parsed (sets with their elements, chains
+ * with their rules in order; counters and the tools' own listing left out, chains and sets by
+ * name): what the agent first applied must come back exactly, judged without its diff.
+ */
+async function ownRuleset(run: Runner, backend: Backend) {
+  const own = await readOwn(run, backend)
+  const byName = <T extends { name: string }>(xs: readonly T[]) =>
+    [...xs].sort((a, b) => a.name.localeCompare(b.name))
+  const sets = (xs: readonly NamedSet[]) =>
+    byName(xs).map((x) => ({ ...x, elements: [...x.elements].sort() }))
+  return {
+    tables: own.tables.map((t) => ({
+      table: `${t.family} ${t.name}`,
+      sets: sets(t.sets),
+      chains: byName(t.chains).map((c) => ({
+        name: c.name,
+        base: c.base,
+        rules: c.rules.map((r) => ({
+          matches: r.matches,
+          verdict: r.verdict,
+          log: r.log,
+          comment: r.comment,
+        })),
+      })),
+    })),
+    ipsets: sets(own.ipsets.filter((x) => x.name.startsWith('palisade-'))),
+  }
 }
 
 type Scenario = readonly [name: string, tamper: (run: Runner) => Promise<unknown>]
@@ -68,6 +98,14 @@ function scenarios(backend: Backend): Scenario[] {
         },
       ],
       [
+        'add an address to our set',
+        async (run) => {
+          const set =
+            /set (peers_\w+_v4)/.exec(await sh(run, 'nft list table inet palisade'))?.[1] ?? ''
+          return sh(run, `nft add element inet palisade ${set} { 203.0.113.7 }`)
+        },
+      ],
+      [
         'delete one of our chains',
         (run) =>
           runChecked(run, 'nft', ['-f', '-'], {
@@ -91,6 +129,13 @@ function scenarios(backend: Backend): Scenario[] {
       async (run) => {
         const set = /create (palisade-\w+-v4) /.exec(await sh(run, 'ipset save'))?.[1] ?? ''
         return sh(run, `ipset flush ${set}`)
+      },
+    ],
+    [
+      'add an address to our ipset',
+      async (run) => {
+        const set = /create (palisade-\w+-v4) /.exec(await sh(run, 'ipset save'))?.[1] ?? ''
+        return sh(run, `ipset add ${set} 203.0.113.7`)
       },
     ],
     [
@@ -122,6 +167,7 @@ describe('agent: tampering is detected, reported and repaired (real kernel)', ()
       const doc = policy(true)
       const agent = await LabAgent.start(h.ns, backend, doc)
       try {
+        const applied = await ownRuleset(h.run, backend)
         let repairs = 0
         for (const [name, tamper] of scenarios(backend)) {
           await tamper(h.run)
@@ -130,6 +176,7 @@ describe('agent: tampering is detected, reported and repaired (real kernel)', ()
             (await agent.status())?.enforcement.tampering.repairs === repairs ? true : undefined,
           )
           expect(await inSync(h.run, backend, doc), name).toBe(true)
+          expect(await ownRuleset(h.run, backend), `${name}: as first applied`).toEqual(applied)
         }
         // Repairs close together are one ongoing condition, not a storm of events.
         const events = (await agent.events()).filter((e) => e.event_type === 'agent.tampering')

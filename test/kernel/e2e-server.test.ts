@@ -281,13 +281,60 @@ describe('end to end: server, three paired agents, policy, modes', () => {
   })
 
   it('keeps enforcing while the server is away, delivers buffered events once it is back, and repairs tampering meanwhile', async () => {
-    await server.stop()
     const db = lab.host('db')
+    const web1 = lab.host('web1').ip4
+    const web2 = lab.host('web2').ip4
+    /**
+     * What the policy allows stays open and what it blocks stays blocked, on every backend:
+     * web1 (nftables) and web2 (iptables-nft) reach db (iptables-legacy) on the allowed ports;
+     * from srv, which no rule names, each host's inbound policy blocks the same listeners.
+     */
+    const enforced = async (when: string) => {
+      const probes = {
+        'web1 -> db:5432 (allowed)': peers.web1?.probe([
+          { proto: 'tcp', host: db.ip4, port: 5432 },
+        ]),
+        'web2 -> db:5433 (allowed)': peers.web2?.probe([
+          { proto: 'tcp', host: db.ip4, port: 5433 },
+        ]),
+        'srv -> web1:80 (nftables blocks)': peers.srv?.probe([
+          { proto: 'tcp', host: web1, port: 80 },
+        ]),
+        'srv -> web2:80 (iptables-nft blocks)': peers.srv?.probe([
+          { proto: 'tcp', host: web2, port: 80 },
+        ]),
+        'srv -> db:5432 (iptables-legacy blocks)': peers.srv?.probe([
+          { proto: 'tcp', host: db.ip4, port: 5432 },
+        ]),
+        'db -> web1:80 (blocked both ways)': peers.db?.probe([
+          { proto: 'tcp', host: web1, port: 80 },
+        ]),
+      }
+      const seen: Record<string, string | undefined> = {}
+      for (const [k, p] of Object.entries(probes)) seen[k] = (await p)?.[0]
+      expect(seen, when).toEqual({
+        'web1 -> db:5432 (allowed)': 'open',
+        'web2 -> db:5433 (allowed)': 'open',
+        'srv -> web1:80 (nftables blocks)': 'timeout',
+        'srv -> web2:80 (iptables-nft blocks)': 'timeout',
+        'srv -> db:5432 (iptables-legacy blocks)': 'timeout',
+        'db -> web1:80 (blocked both ways)': 'timeout',
+      })
+    }
+    await enforced('with the server up')
+    await server.stop()
+    await waitFor('every agent to know the server is away', async () => {
+      const states = await Promise.all(Object.values(agents).map((a) => a.status()))
+      return states.every((s) => s?.server?.connected === false) ? true : undefined
+    })
+    await enforced('while the server is away')
+    const repairs = async () => (await agents.db?.status())?.enforcement.tampering.repairs ?? 0
+    const repairsBefore = await repairs()
     await runChecked(db.run, 'iptables-legacy', ['-F', 'PALISADE-INPUT'])
     await waitFor('the repair while the server is down', async () =>
-      ((await agents.db?.status())?.enforcement.tampering.repairs ?? 0) > 0 ? true : undefined,
+      (await repairs()) > repairsBefore ? true : undefined,
     )
-    expect(await peers.web1?.probe([{ proto: 'tcp', host: db.ip4, port: 5432 }])).toEqual(['open'])
+    await enforced('after the repair, the server still away')
     server.spawn()
     const got = await waitFor(
       'the buffered tampering event to reach the server',

@@ -37,7 +37,10 @@ export interface CommitConfirmOptions {
   readonly clock: Clock
   /** How long a server's policy may go unconfirmed; absent: the source confirms by itself. */
   readonly confirmMs?: number
-  /** The policy to enforce changed: compile it and hand it to the enforcer. */
+  /**
+   * The policy to enforce changed: compile it and hand it to the enforcer. It throws when the
+   * policy cannot be compiled; that policy then does not become current.
+   */
   readonly enforce: (c: Candidate) => void
   /** A new known-good policy, to keep. */
   readonly save: (good: KnownGood) => void
@@ -90,7 +93,10 @@ export class CommitConfirm {
     return this.#applied
   }
 
-  /** A new policy from `source`; false when it is one that was rolled back. */
+  /**
+   * A new policy from `source`; false when it is one that was rolled back. Throws what
+   * `enforce` threw when it cannot be compiled: the current policy stays.
+   */
   offer(c: Candidate, source: string): boolean {
     if (c.hash !== undefined && c.hash === this.#refused) return false
     this.#adopt(c, source)
@@ -140,9 +146,9 @@ export class CommitConfirm {
   }
 
   #adopt(c: Candidate, source: string): void {
+    this.#o.enforce(c)
     this.#current = c
     this.#source = source
-    this.#o.enforce(c)
   }
 
   #confirm(good: KnownGood): void {
@@ -160,6 +166,14 @@ export class CommitConfirm {
     this.#o.rolledBack(
       `could not reach the policy server within ${this.#o.confirmMs} ms after applying policy version ${c.policy.version}; rolled back to the last confirmed policy`,
     )
-    if (was.fallback) this.#adopt(was.fallback, 'last confirmed policy (rolled back)')
+    if (!was.fallback) return
+    try {
+      this.#adopt(was.fallback, 'last confirmed policy (rolled back)')
+    } catch (e) {
+      // It compiled before (the failsafe may have changed since): what the kernel holds stays.
+      this.#o.rolledBack(
+        `the last confirmed policy (version ${was.fallback.policy.version}) cannot be compiled again, so version ${c.policy.version} stays in the kernel: ${(e as Error).message}`,
+      )
+    }
   }
 }

@@ -3,10 +3,13 @@ import { unhealthyStatus } from './agent-status.js'
 import { systemClock } from './clock.js'
 import type { KnownGood } from './commit-confirm.js'
 import type { Enforcer } from './enforcer.js'
+import { agentEvent } from './events.js'
 import { readOsRelease } from './host-facts.js'
 import { detectHost } from './host-survey.js'
 import { saveForeignRuleset } from './netfilter/foreign-save.js'
-import type { RunAgentOptions } from './running-agent.js'
+import { Outbox } from './outbox.js'
+import { guardProcess } from './process-guard.js'
+import type { RunAgentOptions } from './running-agent-options.js'
 import { RunningAgent } from './running-agent.js'
 import type { StatePaths } from './state-dir.js'
 import { claimStateDir, ensureStateDir, LatestJsonWriter, readJson } from './state-dir.js'
@@ -21,6 +24,7 @@ export async function runAgent(
   o: RunAgentOptions,
 ): Promise<{ stop: () => Promise<void>; enforcer: Enforcer; paths: StatePaths }> {
   const clock = systemClock
+  const unguard = guardProcess(o.log)
   const paths = await ensureStateDir(o.stateDir)
   const release = await claimStateDir(paths)
   const config = await loadConfig(paths)
@@ -29,16 +33,25 @@ export async function runAgent(
   const statusFile = new LatestJsonWriter(paths.status, (e) =>
     o.log({ msg: 'cannot write status', error: e.message }),
   )
+  // A host that cannot be enforced on is reported once per reason (it is retried with back-off).
+  const events = new Outbox(paths.events, paths.eventsOffset)
+  let lastReason: string | undefined
   const view = await detectHost({
     run: o.run,
     clock,
     log: o.log,
     requested,
     os,
-    unhealthy: (reason) =>
+    unhealthy: (reason) => {
       statusFile.write(
         unhealthyStatus({ requested, os: os.prettyName, reason, now: clock.isoNow() }),
-      ),
+      )
+      if (reason === lastReason) return
+      lastReason = reason
+      events
+        .append([agentEvent(clock, 'agent.health', 'err', { reason })])
+        .catch((e: Error) => o.log({ msg: 'cannot record event', error: e.message }))
+    },
   })
   const known = await readJson<KnownGood>(paths.policy)
   if (!known)
@@ -75,5 +88,12 @@ export async function runAgent(
       server: serverUrl?.href ?? null,
     }),
   )
-  return { enforcer: agent.enforcer, paths, stop: () => agent.stop() }
+  return {
+    enforcer: agent.enforcer,
+    paths,
+    stop: async () => {
+      await agent.stop()
+      unguard()
+    },
+  }
 }

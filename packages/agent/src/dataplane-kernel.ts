@@ -2,6 +2,7 @@ import type { Backend } from '@palisade/firewall'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
+import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
@@ -21,6 +22,8 @@ export class KernelDataplane implements Dataplane {
     readonly backend: Backend,
     private readonly start: ProcessStarter,
     private readonly clock: Clock,
+    /** The local log: a failed tool's own words go here, never to the server. */
+    private readonly log: (line: Record<string, unknown>) => void = () => undefined,
   ) {}
 
   readonly #run: Runner = async (cmd, args, opts) => {
@@ -34,11 +37,22 @@ export class KernelDataplane implements Dataplane {
   }
 
   read(opts: { elements: boolean }) {
-    return readOwn(this.#run, this.backend, opts)
+    return readOwn(this.#run, this.backend, opts).catch(this.#logged)
   }
 
   apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
-    return applyDesired(this.#run, desired, actual, opts)
+    return applyDesired(this.#run, desired, actual, opts).catch(this.#logged)
+  }
+
+  readonly #logged = (e: unknown): never => {
+    if (e instanceof CommandError)
+      this.log({
+        msg: 'firewall tool failed',
+        cmd: e.cmd,
+        code: e.result.code,
+        stderr: e.result.stderr.slice(0, 4000),
+      })
+    throw e
   }
 
   watch(onEvent: Parameters<Dataplane['watch']>[0]) {

@@ -65,6 +65,25 @@ function setup(o: Partial<EnforcerOptions> & { backend?: Backend } = {}) {
 }
 
 describe('enforcer (in-memory kernel, fake clock)', () => {
+  it('without repair (suspended) applies once, then leaves what others change', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired, { repair: false })
+    await t.tick()
+    expect(await t.inSync()).toBe(true)
+    const applies = t.dp.calls.applies
+    t.dp.tamper(deleteFirstRule)
+    await t.tick(60_000)
+    expect(t.dp.calls.applies).toBe(applies)
+    expect(await t.inSync()).toBe(false)
+    expect(t.of('agent.tampering')).toEqual([])
+    expect(t.enforcer.status.tampering.repairs).toBe(0)
+    // repairing again once asked to
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    expect(await t.inSync()).toBe(true)
+    expect(t.dp.calls.applies).toBe(applies + 1)
+  })
+
   it('applies, verifies by reading back, and is not woken by its own changes', async () => {
     const t = setup()
     t.enforcer.setDesired(t.desired)

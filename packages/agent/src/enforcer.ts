@@ -68,6 +68,8 @@ const MONITOR_RESTART_MS = 1000
 export class Enforcer {
   readonly #o: EnforcerOptions
   #desired: Desired | undefined
+  /** Whether drift from a verified desired state is repaired (not while suspended). */
+  #repair = true
   #appliedMode: string | undefined
   /** The desired state we last verified in the kernel: drift from it is tampering. */
   #verified: Desired | undefined
@@ -116,9 +118,13 @@ export class Enforcer {
     this.#restartTimer?.cancel()
   }
 
-  /** New desired state (a new policy version, a mode change, suspend). */
-  setDesired(d: Desired): void {
+  /**
+   * New desired state (a new policy version, a mode change, suspend). With `repair: false`
+   * (suspended) it is applied once and then left alone: what others change is not undone.
+   */
+  setDesired(d: Desired, opts: { readonly repair?: boolean } = {}): void {
     this.#desired = d
+    this.#repair = opts.repair ?? true
     this.trigger(`policy version ${d.version}`)
   }
 
@@ -209,6 +215,8 @@ export class Enforcer {
         this.#maybeEndEpisode()
         return
       }
+      // Suspended: once applied, the kernel is left to others.
+      if (this.#verified === desired && !this.#repair) return
       const tampering =
         this.#verified === desired ? drifts.filter((d) => isTampering(d, desired)) : []
       if (tampering.length > 0) await this.#backOffIfFighting()

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import type { ToolFailure } from './tool-failure.js'
+import { classifyToolFailure, describeToolFailure } from './tool-failure.js'
 
 export interface RunResult {
   /** The process id, so changes it made can be recognised in `nft monitor` output. */
@@ -24,14 +26,20 @@ export class ToolMissingError extends Error {
   }
 }
 
+/**
+ * A command failed. Its message holds only the classified failure (see tool-failure.ts), so it
+ * may be sent to the policy server; `result.stderr` is for the local log only.
+ */
 export class CommandError extends Error {
+  readonly failure: ToolFailure
+
   constructor(
     readonly cmd: string,
     readonly result: RunResult,
   ) {
-    const detail =
-      result.stderr.trim().split('\n').slice(0, 5).join('; ') || `exit code ${result.code}`
-    super(`${cmd} failed: ${detail}`)
+    const failure = classifyToolFailure(result.stderr)
+    super(`${cmd} failed (exit code ${result.code}): ${describeToolFailure(failure)}`)
+    this.failure = failure
   }
 }
 

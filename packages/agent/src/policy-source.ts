@@ -6,7 +6,7 @@ import type { HostPolicy } from '@palisade/model'
 import { hostPolicyFromLocalFile } from '@palisade/model'
 import { unwatchFile, watchFile } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import type { CommitConfirm } from './commit-confirm.js'
+import type { Candidate } from './commit-confirm.js'
 import type { ServerLink } from './server-link.js'
 
 export interface PolicySource {
@@ -32,7 +32,8 @@ async function loadPolicyFile(path: string): Promise<HostPolicy> {
 export class FilePolicySource implements PolicySource {
   constructor(
     private readonly path: string,
-    private readonly commit: CommitConfirm,
+    /** Offers the policy read (to commit-confirm, through the agent). */
+    private readonly offer: (c: Candidate, source: string) => void,
     /** A file that cannot be applied: the previous policy stays, for this reason. */
     private readonly rejected: (reason: string) => void,
   ) {}
@@ -44,7 +45,7 @@ export class FilePolicySource implements PolicySource {
 
   async reload(): Promise<void> {
     try {
-      this.commit.offer({ policy: await loadPolicyFile(this.path) }, `file ${this.path}`)
+      this.offer({ policy: await loadPolicyFile(this.path) }, `file ${this.path}`)
     } catch (e) {
       this.rejected(`policy file not applied, the previous policy stays: ${(e as Error).message}`)
     }

@@ -1,62 +1,33 @@
-import type { Backend, Desired } from '@palisade/firewall'
-import { analyseImpact, compile } from '@palisade/firewall'
-import type { Failsafe } from '@palisade/model'
+import type { Desired } from '@palisade/firewall'
+import { analyseImpact } from '@palisade/firewall'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import type { AgentConfig } from './agent-config.js'
-import { failsafeOf, managementTcpPorts } from './agent-config.js'
+import { managementTcpPorts } from './agent-config.js'
 import type { AgentStatus } from './agent-status.js'
 import { runningStatus } from './agent-status.js'
-import type { Clock } from './clock.js'
-import type { KnownGood } from './commit-confirm.js'
+import type { Candidate, KnownGood } from './commit-confirm.js'
 import { CommitConfirm } from './commit-confirm.js'
 import { KernelDataplane } from './dataplane-kernel.js'
 import type { EnforcementStatus } from './enforcer.js'
 import { Enforcer } from './enforcer.js'
 import type { AgentEvent } from './events.js'
 import { agentEvent } from './events.js'
-import type { ProcessStarter, Runner } from './exec.js'
 import { startLocal } from './exec.js'
 import { FlowCollector } from './flows/collector.js'
-import type { OsRelease } from './host-facts.js'
-import type { HostView } from './host-survey.js'
 import { HostSurvey } from './host-survey.js'
-import { restoreFirewall } from './netfilter/foreign-save.js'
 import { Outbox } from './outbox.js'
+import { compileForHost, failsafeNow } from './policy-compile.js'
+import { PolicyIntake } from './policy-intake.js'
+import { PolicyRefusals } from './policy-refusals.js'
 import type { PolicySource } from './policy-source.js'
 import { FilePolicySource, KNOWN_GOOD_ONLY, ServerPolicySource } from './policy-source.js'
+import type { RunningAgentOptions } from './running-agent-options.js'
+import { ClusterAddresses, ServerAddresses, systemResolver } from './server-addresses.js'
 import { FailoverClient, serverEndpoints, serverUrls } from './server-failover.js'
 import { ServerLink } from './server-link.js'
-import type { LatestJsonWriter, StatePaths } from './state-dir.js'
 import { writeJson } from './state-dir.js'
 import { StatusReports } from './status-report.js'
-
-export interface RunAgentOptions {
-  readonly stateDir: string
-  readonly run: Runner
-  /** Starts the long-running commands (the change monitor); default: in this namespace. */
-  readonly start?: ProcessStarter
-  /** Standalone mode: enforce this local policy file and follow its changes. */
-  readonly policyFile?: string
-  readonly backend?: Backend | 'auto'
-  readonly log: (line: Record<string, unknown>) => void
-  /** Called once the server unpaired this agent and it cleaned up (the CLI exits then). */
-  readonly onUnpaired?: () => void
-}
-
-export interface RunningAgentOptions extends RunAgentOptions {
-  readonly clock: Clock
-  readonly paths: StatePaths
-  readonly config: AgentConfig
-  readonly os: OsRelease
-  readonly view: HostView
-  readonly statusFile: LatestJsonWriter
-  /** The agent's credential, when it is paired with a server. */
-  readonly token: string | undefined
-  /** Gives the state dir up. */
-  readonly release: () => Promise<void>
-}
+import { cleanUpAfterUnpair } from './unpair-cleanup.js'
 
 /**
  * The running agent: wires the owners together. The host survey says what the host holds; the
@@ -67,16 +38,20 @@ export class RunningAgent {
   readonly enforcer: Enforcer
   readonly #o: RunningAgentOptions
   readonly #startedAt: string
-  readonly #failsafe: Failsafe
+  /** The policy server's addresses, when paired: the failsafe allows each. */
+  readonly #serverAddresses: ClusterAddresses | undefined
   readonly #survey: HostSurvey
   readonly #events: Outbox
   readonly #flows: Outbox
   readonly #collector: FlowCollector
   readonly #commit: CommitConfirm
   readonly #reports = new StatusReports()
+  readonly #refusals: PolicyRefusals
+  readonly #intake: PolicyIntake
   readonly #link: ServerLink | undefined
   readonly #source: PolicySource
   readonly #onHup = () => this.#hup()
+  #reloading: Promise<void> = Promise.resolve()
   #suspended: boolean
   /** The desired state compiled last, and the one the host was last surveyed after. */
   #desired: Desired | undefined
@@ -88,7 +63,21 @@ export class RunningAgent {
     this.#startedAt = clock.isoNow()
     this.#suspended = existsSync(paths.suspended)
     const server = o.token !== undefined ? config.server : undefined
-    this.#failsafe = failsafeOf(config, server ? serverEndpoints(server) : [])
+    this.#serverAddresses =
+      server &&
+      new ClusterAddresses(
+        serverEndpoints(server).map(
+          ({ address, port }) =>
+            new ServerAddresses({
+              host: address,
+              port,
+              resolve: o.resolve ?? systemResolver,
+              clock,
+              log: o.log,
+              onChange: () => this.#intake.failsafeChanged(),
+            }),
+        ),
+      )
     this.#survey = new HostSurvey(o.view, {
       run: o.run,
       clock,
@@ -99,6 +88,13 @@ export class RunningAgent {
       },
     })
     this.#events = new Outbox(paths.events, paths.eventsOffset)
+    this.#refusals = new PolicyRefusals({
+      clock,
+      onEvent: (e) => {
+        o.log({ msg: 'event', ...e })
+        this.#record(e)
+      },
+    })
     this.#flows = new Outbox(paths.flows, paths.flowsOffset, { maxBytes: config.flows.bufferBytes })
     this.#collector = new FlowCollector({
       config: config.flows,
@@ -112,7 +108,7 @@ export class RunningAgent {
     this.#commit = new CommitConfirm({
       clock,
       ...(server && { confirmMs: config.confirmMs }),
-      enforce: () => this.#enforce(),
+      enforce: (c) => this.#enforce(c),
       save: (good) =>
         void writeJson(paths.policy, good).catch(
           this.#logError('cannot save the known-good policy'),
@@ -125,9 +121,20 @@ export class RunningAgent {
         )
       },
     })
+    this.#intake = new PolicyIntake({
+      commit: this.#commit,
+      refusals: this.#refusals,
+      enforce: (c) => this.#enforce(c),
+      log: o.log,
+      changed: (report) => {
+        this.#writeStatus()
+        if (report) this.#link?.reportSoon()
+      },
+    })
     const { backend } = o.view.choice
     this.enforcer = new Enforcer({
-      dataplane: new KernelDataplane(o.run, backend, o.start ?? startLocal, clock),
+      dataplane:
+        o.dataplane ?? new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
@@ -159,15 +166,18 @@ export class RunningAgent {
             log: o.log,
             report: () => this.#report(),
             retryReports: () => this.#commit.awaitingConfirmation,
-            onPolicy: (r) => this.#commit.offer({ policy: r.policy, hash: r.hash }, 'server'),
+            onPolicy: (r) => this.#intake.take({ policy: r.policy, hash: r.hash }, 'server'),
+            onRefused: (reason) => this.#intake.refused('offered', reason),
+            onUnchanged: (hash) => this.#intake.unchanged(hash),
             onUnpair: (mode) => this.#unpaired(mode),
             onChange: () => this.#writeStatus(),
           })
     this.#source = o.policyFile
-      ? new FilePolicySource(o.policyFile, this.#commit, (reason) => {
-          o.log({ msg: 'policy file rejected', reason })
-          this.#record(agentEvent(clock, 'agent.health', 'err', { reason }))
-        })
+      ? new FilePolicySource(
+          o.policyFile,
+          (c, source) => this.#intake.take(c, source),
+          (reason) => this.#intake.refused('offered', reason),
+        )
       : this.#link
         ? new ServerPolicySource(this.#link)
         : KNOWN_GOOD_ONLY
@@ -175,13 +185,15 @@ export class RunningAgent {
 
   /** Starts enforcing `known` (if any) and following the policy source; `started` says so. */
   async start(known: KnownGood | undefined, started: () => void): Promise<void> {
+    // The failsafe must know the server's addresses before anything is compiled.
+    await this.#serverAddresses?.start()
     this.#commit.restore(known)
     this.enforcer.start(known?.appliedMode)
     this.#writeStatus()
     started()
     // A policy file replaces the known-good copy at once; otherwise it is enforced until the
     // server is reached.
-    if (!this.#o.policyFile) this.#enforce()
+    if (!this.#o.policyFile) this.#intake.enforceCurrent()
     await this.#source.start(known?.hash)
     process.on('SIGHUP', this.#onHup)
     // Foreign firewalls change without telling us: look again now and then.
@@ -190,6 +202,7 @@ export class RunningAgent {
 
   async stop(): Promise<void> {
     process.off('SIGHUP', this.#onHup)
+    this.#serverAddresses?.stop()
     this.#survey.stop()
     this.enforcer.stop()
     this.#commit.stop()
@@ -208,25 +221,15 @@ export class RunningAgent {
     this.#events.append([e]).then(() => this.#link?.upload(), this.#logError('cannot record event'))
   }
 
-  /** Compiles the current policy and hands it to the enforcer; suspended: nothing of ours. */
-  #enforce(): void {
-    const c = this.#commit.current
-    if (!c) return
-    const { config } = this.#o
-    const p = this.#suspended
-      ? {
-          ...c.policy,
-          enforcementMode: 'idle' as const,
-          mode: { ...c.policy.mode, applied: false },
-        }
-      : c.policy
-    this.#desired = compile(p, {
+  /** Compiles `c` and hands it to the enforcer (suspended: nothing of ours); throws if it cannot. */
+  #enforce(c: Candidate): void {
+    this.#desired = compileForHost(c.policy, {
       backend: this.#o.view.choice.backend,
-      failsafe: this.#failsafe,
-      ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
-      flowLogGroup: config.flows.group,
+      config: this.#o.config,
+      servers: this.#serverAddresses,
+      suspended: this.#suspended,
     })
-    this.enforcer.setDesired(this.#desired)
+    this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
     this.#configureFlows()
   }
 
@@ -257,12 +260,12 @@ export class RunningAgent {
     const applied = this.#commit.applied
     const { body, sent } = this.#reports.build({
       applied,
-      enforcement: this.enforcer.status,
+      enforcement: this.#refusals.health(this.enforcer.status),
       survey: this.#survey.survey,
       ruleset: this.#survey.ruleset,
       backend: this.#o.view.choice.backend,
       interfaces: this.#survey.interfaces,
-      failsafe: this.#failsafe,
+      failsafe: failsafeNow(this.#o.config, this.#serverAddresses),
       suspended: this.#suspended,
       flows: this.#collector.status,
       flowsDropped: await this.#flows.dropped(),
@@ -289,7 +292,7 @@ export class RunningAgent {
         source: this.#commit.source,
         server: this.#link?.state,
         suspended: this.#suspended,
-        enforcement: this.enforcer.status,
+        enforcement: this.#refusals.health(this.enforcer.status),
         flows: this.#collector.status,
       }),
     )
@@ -302,8 +305,13 @@ export class RunningAgent {
       this.#suspended = now
       this.#record(agentEvent(this.#o.clock, now ? 'agent.suspend' : 'agent.unsuspend', 'info', {}))
     }
-    this.#enforce()
-    void this.#source.reload()
+    this.#intake.enforceCurrent()
+    this.#reloading = this.#source.reload()
+  }
+
+  /** The policy source's reading that the last SIGHUP started (it never rejects). */
+  get reloaded(): Promise<void> {
+    return this.#reloading
   }
 
   /** The server unpaired this agent: restore the firewall as asked, say goodbye, forget all. */
@@ -313,19 +321,16 @@ export class RunningAgent {
     this.enforcer.stop()
     this.#commit.stop()
     void this.#collector.stop()
-    void restoreFirewall(
-      o.run,
-      o.view.choice.backend,
+    void cleanUpAfterUnpair({
+      run: o.run,
+      backend: o.view.choice.backend,
       mode,
-      o.paths.saved,
-      managementTcpPorts(o.config),
-    )
-      .catch(this.#logError('restoring the firewall after unpair failed'))
-      .then(() => this.#link?.stop())
-      .then(async () => {
-        process.off('SIGHUP', this.#onHup)
-        await rm(o.paths.dir, { recursive: true, force: true })
-        o.onUnpaired?.()
-      })
+      dir: o.paths.dir,
+      saved: o.paths.saved,
+      managementTcpPorts: managementTcpPorts(o.config),
+      log: o.log,
+      goodbye: () => this.#link?.stop(),
+      leaving: () => process.off('SIGHUP', this.#onHup),
+    }).then(() => o.onUnpaired?.())
   }
 }

@@ -17,6 +17,12 @@ export interface ServerConfig {
 
 export class ServerUnavailableError extends Error {}
 
+/** A reply longer than the caller allows: refused before it is held in memory or parsed. */
+export class ReplyTooLargeError extends Error {}
+
+/** What a reply may hold unless the caller says otherwise. */
+export const DEFAULT_MAX_REPLY_BYTES = 256 * 1024 * 1024
+
 export interface Reply {
   readonly status: number
   readonly body: unknown
@@ -42,6 +48,7 @@ export class ServerClient {
     path: string,
     body?: unknown,
     timeoutMs = 15_000,
+    maxReplyBytes = DEFAULT_MAX_REPLY_BYTES,
   ): Promise<Reply> {
     const url = new URL(path, this.cfg.url)
     const tls = url.protocol === 'https:'
@@ -67,8 +74,23 @@ export class ServerClient {
           },
         },
         (res) => {
+          const tooLarge = () =>
+            req.destroy(
+              new ReplyTooLargeError(
+                `the reply to ${method} ${url.pathname} is larger than ${maxReplyBytes} bytes, so it is refused`,
+              ),
+            )
+          if (Number(res.headers['content-length'] ?? 0) > maxReplyBytes) return tooLarge()
           const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
+          let bytes = 0
+          res.on('data', (c: Buffer) => {
+            bytes += c.length
+            if (bytes > maxReplyBytes) {
+              chunks.length = 0
+              return tooLarge()
+            }
+            chunks.push(c)
+          })
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString()
             let parsed: unknown = text
@@ -84,10 +106,12 @@ export class ServerClient {
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
       req.on('error', (e) =>
         reject(
-          new ServerUnavailableError(
-            `cannot reach the policy server at ${this.cfg.url}: ${e.message}`,
-            { cause: e },
-          ),
+          e instanceof ReplyTooLargeError
+            ? e
+            : new ServerUnavailableError(
+                `cannot reach the policy server at ${this.cfg.url}: ${e.message}`,
+                { cause: e },
+              ),
         ),
       )
       req.end(payload)

@@ -55,12 +55,14 @@ class FakeServer implements ChannelClient {
   }
 }
 
-function setup() {
+function setup(onChange: () => void = () => undefined) {
   const clock = new FakeClock()
   const server = new FakeServer()
   const seen = {
     policies: [] as PolicyReply[],
     unpairs: [] as RestoreMode[],
+    refused: [] as string[],
+    unchanged: [] as (string | undefined)[],
     delivered: 0,
     logs: [] as Record<string, unknown>[],
   }
@@ -82,8 +84,10 @@ function setup() {
       }),
     retryReports: () => retry,
     onPolicy: (r) => seen.policies.push(r),
+    onRefused: (reason) => seen.refused.push(reason),
+    onUnchanged: (hash) => seen.unchanged.push(hash),
     onUnpair: (m) => seen.unpairs.push(m),
-    onChange: () => undefined,
+    onChange,
   })
   return { clock, server, seen, link, retryWhile: (v: boolean) => (retry = v) }
 }
@@ -102,6 +106,7 @@ describe('server link', () => {
     await t.clock.advance(0)
     expect(t.server.polledWith).toEqual(['k0', '00ff', '00ff'])
     expect(t.seen.policies).toHaveLength(1)
+    expect(t.seen.unchanged).toEqual(['00ff'])
   })
 
   it('refuses a malformed policy reply: nothing applied, the error said, asked again after back-off', async () => {
@@ -120,6 +125,8 @@ describe('server link', () => {
       /^the server's policy reply is malformed, so it is refused: \$\.policy\.rules\[0\]\.peers\.v4\[0\]: /,
     )
     expect(t.seen.logs).toContainEqual(expect.objectContaining({ msg: 'policy reply refused' }))
+    // the agent is told, so it can say it is unhealthy (its own business to say it once)
+    expect(t.seen.refused).toEqual([t.link.state.error])
     expect(t.server.waiting).toBe(0)
     await t.clock.advance(499)
     expect(t.server.waiting).toBe(0)
@@ -130,6 +137,26 @@ describe('server link', () => {
     await t.clock.advance(1000)
     expect(t.server.polledWith).toEqual(['k0', 'k0', 'k0'])
     expect(t.seen.policies).toEqual([])
+    expect(t.seen.refused).toHaveLength(2)
+  })
+
+  it('starts its poll loop again when a fault escapes it', async () => {
+    let faults = 1
+    const t = setup(() => {
+      if (faults-- > 0) throw new Error('status.json cannot be written')
+    })
+    t.link.start('k0')
+    await t.clock.advance(0)
+    t.server.answer(503, [{ token: 'unavailable', message: 'later' }])
+    await t.clock.advance(0)
+    expect(t.seen.logs).toContainEqual({
+      msg: 'the policy loop failed; it starts again',
+      error: 'status.json cannot be written',
+    })
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(500)
+    expect(t.server.waiting).toBe(1)
+    expect(t.server.polledWith).toEqual(['k0', 'k0'])
   })
 
   it('unpairs only on a well-formed unpair reply, and then stops asking', async () => {

@@ -25,7 +25,7 @@ import type { Checked, Issue } from '@palisade/model'
 import type { Clock, Timer } from './clock.js'
 import type { Outbox } from './outbox.js'
 import type { Reply, ServerClient } from './server-client.js'
-import { replyError } from './server-client.js'
+import { ReplyTooLargeError, replyError } from './server-client.js'
 
 /** What the link needs of a client: one call at a time, answered with a status and a body. */
 export type ChannelClient = Pick<ServerClient, 'call'>
@@ -52,6 +52,10 @@ export interface ServerLinkOptions {
   readonly retryReports: () => boolean
   /** The server has a new policy for this host (checked). */
   readonly onPolicy: (reply: PolicyReply) => void
+  /** The server's policy reply was refused by the schema, for this reason (it is asked again). */
+  readonly onRefused: (reason: string) => void
+  /** The server says the policy named `hash` (the one the agent asked with) is still current. */
+  readonly onUnchanged: (hash: string | undefined) => void
   /** The server unpaired this agent: restore the firewall as asked and forget everything. */
   readonly onUnpair: (firewallRestore: RestoreMode) => void
   /** The connection state changed. */
@@ -65,6 +69,14 @@ const GOODBYE_TIMEOUT_MS = 2000
 const REPORT_DEBOUNCE_MS = 100
 const REPORT_RETRY_MS = 1000
 const BACKOFF = { first: 500, max: 30_000 } as const
+/**
+ * The largest policy reply read. The schema's bounds (4 million peers) fit: a policy at the
+ * limit, as the server writes it, is about 85 MB. Anything longer is refused as it streams in,
+ * before it is held whole or parsed.
+ */
+export const MAX_POLICY_REPLY_BYTES = 96 * 1024 * 1024
+/** Every other reply is a status code and at most an error message. */
+const MAX_REPLY_BYTES = 1024 * 1024
 
 /** A reply the agent refuses, with the first problems found. */
 const refusal = (what: string, issues: readonly Issue[]) =>
@@ -95,7 +107,7 @@ export class ServerLink {
 
   start(knownHash: string | undefined): void {
     this.#known = knownHash
-    void this.#pollLoop()
+    this.#runPollLoop()
     this.#heartbeat = this.#o.clock.setInterval(() => void this.#report(), this.#o.heartbeatMs)
     this.reportSoon()
   }
@@ -107,7 +119,13 @@ export class ServerLink {
     await this.upload()
     // Best effort: a server that is away simply sees the heartbeats stop.
     await this.#o.client
-      .call('POST', goodbyeRoute(this.#o.agentId), {} satisfies Goodbye, GOODBYE_TIMEOUT_MS)
+      .call(
+        'POST',
+        goodbyeRoute(this.#o.agentId),
+        {} satisfies Goodbye,
+        GOODBYE_TIMEOUT_MS,
+        MAX_REPLY_BYTES,
+      )
       .catch(() => undefined)
   }
 
@@ -126,6 +144,15 @@ export class ServerLink {
     if (before.connected !== ok || before.error !== this.#state.error) this.#o.onChange()
   }
 
+  /** The poll loop, started again (after a pause) should a fault escape it. */
+  #runPollLoop(): void {
+    this.#pollLoop().catch((e: Error) => {
+      this.#o.log({ msg: 'the policy loop failed; it starts again', error: e.message })
+      if (!this.#stopped)
+        this.#o.clock.setTimeout(() => this.#runPollLoop(), BACKOFF.first, { background: true })
+    })
+  }
+
   async #pollLoop(): Promise<void> {
     let backoff: number = BACKOFF.first
     const id = this.#o.agentId
@@ -136,6 +163,7 @@ export class ServerLink {
           policyPollPath(id, this.#known),
           undefined,
           POLL_TIMEOUT_MS,
+          MAX_POLICY_REPLY_BYTES,
         )
         if (r.status === POLICY_STATUS.unpair) {
           const reply = this.#checked('unpair reply', checkUnpairReply(r.body))
@@ -144,18 +172,23 @@ export class ServerLink {
         }
         if (r.status !== POLICY_STATUS.policy && r.status !== POLICY_STATUS.unchanged)
           throw new Error(`the server refused the policy request: ${replyError(r)}`)
-        const reply =
-          r.status === POLICY_STATUS.policy
-            ? this.#checked('policy reply', checkPolicyReply(r.body))
-            : undefined
+        const checked = r.status === POLICY_STATUS.policy ? checkPolicyReply(r.body) : undefined
+        if (checked && !checked.ok) {
+          // The agent keeps what it enforces and says why; a fixed policy replaces it.
+          const refused = this.#refused('policy reply', checked.issues)
+          this.#o.onRefused(refused.message)
+          throw refused
+        }
+        const reply = checked?.value
         this.#contact(true)
         backoff = BACKOFF.first
         if (reply) {
           this.#known = reply.hash
           this.#o.onPolicy(reply)
-        }
+        } else this.#o.onUnchanged(this.#known)
       } catch (e) {
         if (this.#stopped) return
+        if (e instanceof ReplyTooLargeError) this.#o.onRefused(e.message)
         this.#contact(false, (e as Error).message)
         await this.#o.clock.sleep(backoff)
         backoff = Math.min(BACKOFF.max, backoff * 2)
@@ -165,8 +198,12 @@ export class ServerLink {
 
   #checked<T>(what: string, r: Checked<T>): T {
     if (r.ok) return r.value
-    this.#o.log({ msg: `${what} refused`, issues: r.issues.slice(0, 20) })
-    throw refusal(what, r.issues)
+    throw this.#refused(what, r.issues)
+  }
+
+  #refused(what: string, issues: readonly Issue[]): Error {
+    this.#o.log({ msg: `${what} refused`, issues: issues.slice(0, 20) })
+    return refusal(what, issues)
   }
 
   reportSoon(): void {
@@ -176,9 +213,19 @@ export class ServerLink {
 
   async #report(): Promise<void> {
     if (this.#stopped) return
-    const { body, delivered } = await this.#o.report()
+    const built = await this.#o.report().catch((e: Error) => {
+      this.#o.log({ msg: 'cannot build the status report', error: e.message })
+    })
+    if (!built) return
+    const { body, delivered } = built
     try {
-      const r = await this.#o.client.call('POST', statusRoute(this.#o.agentId), body)
+      const r = await this.#o.client.call(
+        'POST',
+        statusRoute(this.#o.agentId),
+        body,
+        undefined,
+        MAX_REPLY_BYTES,
+      )
       if (r.status !== 204)
         throw new Error(`the server refused the status report: ${replyError(r)}`)
       this.#contact(true)
@@ -197,7 +244,7 @@ export class ServerLink {
   async upload(): Promise<void> {
     const id = this.#o.agentId
     const send = (what: 'events' | 'flows', path: string) => async (batch: unknown[]) => {
-      const r: Reply = await this.#o.client.call('POST', path, batch)
+      const r: Reply = await this.#o.client.call('POST', path, batch, undefined, MAX_REPLY_BYTES)
       if (r.status !== 204) throw new Error(`the server refused ${what}: ${replyError(r)}`)
     }
     try {

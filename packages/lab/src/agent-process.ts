@@ -2,7 +2,7 @@ import type { AgentEvent, AgentStatus } from '@palisade/agent'
 import { readJson, statePaths } from '@palisade/agent'
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stopChild } from './child.js'
@@ -114,6 +114,35 @@ export class LabAgent {
       cfgPath,
       JSON.stringify({ ...(JSON.parse(await readFile(cfgPath, 'utf8')) as object), ...config }),
     )
+    a.spawn()
+    return a
+  }
+
+  /**
+   * Runs an agent paired by hand with a server at `url` (no activation: for a fake server in
+   * the test); `config` adds to its config.json.
+   */
+  static async attach(
+    ns: string,
+    backend: string,
+    server: { url: string; agentId: string; token: string },
+    config: Record<string, unknown> = {},
+  ): Promise<LabAgent> {
+    const a = new LabAgent(ns, backend)
+    a.#paired = true
+    await rm(a.stateDir, { recursive: true, force: true })
+    const paths = statePaths(a.stateDir)
+    await mkdir(paths.dir, { recursive: true, mode: 0o700 })
+    await writeFile(
+      paths.config,
+      JSON.stringify({
+        server: { url: server.url, caCertFile: null, agentId: server.agentId },
+        ...config,
+      }),
+    )
+    await writeFile(join(paths.dir, 'credentials.json'), JSON.stringify({ token: server.token }), {
+      mode: 0o600,
+    })
     a.spawn()
     return a
   }

@@ -2,7 +2,8 @@
  * A helper process that lives inside one lab namespace. It reads JSON commands, one per line,
  * and answers one JSON line each: `listen` opens TCP and UDP echo ports, `probe` tries
  * connections with a short timeout, `relay` carries a unix socket's connections to a TCP
- * address here (unix sockets are reachable from every namespace). It exits when its input
+ * address here (unix sockets are reachable from every namespace), `expose` the other way: a
+ * TCP port here to a unix socket (a server in the test process, reached from the namespace). It exits when its input
  * closes or after its lifetime (argument 1, in ms; 0 = none, for the demo; default
  * MAX_LIFETIME_MS), so it can never outlive the test that started it.
  */
@@ -61,6 +62,13 @@ export type PeerCommand =
       readonly path: string
       readonly host: string
       readonly port: number
+    }
+  | {
+      readonly id: number
+      readonly op: 'expose'
+      readonly host: string
+      readonly port: number
+      readonly path: string
     }
   | {
       readonly id: number
@@ -201,6 +209,18 @@ function relay(path: string, host: string, port: number): Promise<void> {
   return new Promise((ok, fail) => s.once('error', fail).listen(path, ok))
 }
 
+/** Carries each connection to host:port here to unix socket `path`, both ways. */
+function expose(host: string, port: number, path: string): Promise<void> {
+  const s = createServer((c) => {
+    const down = createConnection({ path })
+    c.on('error', () => down.destroy())
+    down.on('error', () => c.destroy())
+    c.pipe(down).pipe(c)
+  })
+  servers.push(s)
+  return new Promise((ok, fail) => s.once('error', fail).listen(port, host, ok))
+}
+
 /** Long-lived connections, to check that established traffic survives policy changes. */
 const held = new Map<string, Socket>()
 function hold(key: string, host: string, port: number): Promise<void> {
@@ -241,6 +261,10 @@ async function handle(cmd: PeerCommand): Promise<unknown> {
     return { id: cmd.id, ok: true, rate: await rate(cmd.host, cmd.port, cmd.seconds, cmd.parallel) }
   if (cmd.op === 'relay') {
     await relay(cmd.path, cmd.host, cmd.port)
+    return { id: cmd.id, ok: true }
+  }
+  if (cmd.op === 'expose') {
+    await expose(cmd.host, cmd.port, cmd.path)
     return { id: cmd.id, ok: true }
   }
   if (cmd.op === 'listen') {

@@ -132,6 +132,12 @@ export class LabPeer {
     if (!r.ok) throw new Error(`lab peer could not relay ${path} to ${host}:${port}: ${r.error}`)
   }
 
+  /** Carries connections made to host:port here to unix socket `path` (a server in the test). */
+  async expose(host: string, port: number, path: string): Promise<void> {
+    const r = await this.#send({ op: 'expose', host, port, path })
+    if (!r.ok) throw new Error(`lab peer could not expose ${host}:${port} as ${path}: ${r.error}`)
+  }
+
   /** Opens a TCP connection and keeps it, under `key`. */
   async hold(key: string, host: string, port: number): Promise<void> {
     const r = await this.#send({ op: 'hold', key, host, port })
