@@ -70,7 +70,7 @@ const removeOurs = (backend: Backend) =>
     ? deleteFirstRule
     : editChain('INPUT', (rules) => rules.filter((r) => r.verdict?.kind !== 'jump'))
 
-/** Each time our rules went missing after `from`, for how long (until now if still missing). */
+/** Each time our rules went missing after `from`, for how long (Infinity: still missing). */
 function gaps(dp: FakeDataplane, desired: Desired, from: number): number[] {
   const out: number[] = []
   let since: number | undefined

@@ -292,8 +292,14 @@ export class Enforcer {
       this.#verified = desired
       this.#appliedMode = desired.mode
       this.#failures = 0
-      const inFight = tampering.length > 0 && this.#status.tampering.condition === 'ongoing'
-      this.#recordApplied(desired, plan, clock.now() - started, { routine: inFight })
+      // A repair in a fight that changes nothing but counts and times is routine.
+      const was = this.#status
+      const routine =
+        tampering.length > 0 &&
+        was.tampering.condition === 'ongoing' &&
+        was.health === 'healthy' &&
+        !was.reason
+      this.#recordApplied(desired, plan, clock.now() - started, { routine })
       if (tampering.length > 0) this.#recordTampering(t, tampering, clock.now() - t.since)
     } catch (e) {
       this.#fail(e as Error, t)
