@@ -276,6 +276,29 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     ])
   })
 
+  it('iptables-legacy in a tight-loop fight: repairs, failed ones too, rest as long as they took, keeping the tools busy at most half the time', async () => {
+    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    // slow tools (50 ms a call): a failing repair, 3 applies and 4 reads, outlasts the 250 ms poll
+    t.dp.delayMs = 50
+    for (let round = 0; round < 6; round++) {
+      t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+      await t.tick(500)
+    }
+    expect(t.enforcer.status.tampering.condition).toBe('ongoing')
+    // now every 5 ms: each read back finds our rules removed again, so applies fail
+    const before = t.dp.calls.reads + t.dp.calls.applies
+    for (let i = 0; i < 2000; i++) {
+      t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+      await t.tick(5)
+    }
+    const busyMs = (t.dp.calls.reads + t.dp.calls.applies - before) * 50
+    expect(busyMs).toBeGreaterThan(0)
+    expect(busyMs).toBeLessThanOrEqual(10_000 / 2 + 350)
+    expect(t.of('agent.firewall_apply_failed')).toHaveLength(1)
+  })
+
   it('applies again when the read-back still differs, and fails after 3 applies', async () => {
     const t = setup()
     // another process undoes the first apply at once: the second one holds

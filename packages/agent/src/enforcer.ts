@@ -13,7 +13,8 @@
  * - A fight never costs protection: a process that keeps changing our rules is undone at once,
  *   every time, and is one ongoing condition (an event when it starts and when it ends, the
  *   count in the status). What a fight may cost us is bounded instead: repairs in a fight rest
- *   FIGHT_REST_MS between them, the status is published at most once per FIGHT_STATUS_MS, and
+ *   between them (FIGHT_REST_MS, or as long as the last one took), so they keep at most half
+ *   of one CPU busy, the status is published at most once per FIGHT_STATUS_MS, and
  *   polling closer (without set contents unless they were the target) only where polling found
  *   the change.
  * - Never a busy loop: failures retry with exponential back-off, capped.
@@ -76,9 +77,10 @@ const MAX_BACKOFF_MS = 30_000
 const VERIFY_ATTEMPTS = 3
 const MONITOR_RESTART_MS = 1000
 /**
- * In a fight, the rest between the end of one repair and the start of the next. It bounds the
- * CPU a process changing our rules in a tight loop can make us spend, and costs nothing against
- * a slower one; our rules are then missing for at most this plus one read and one apply.
+ * In a fight, the least rest between the end of one repair and the start of the next (longer if
+ * the repair took longer). It bounds the CPU a process changing our rules in a tight loop can
+ * make us spend, and costs nothing against a slower one; our rules are then missing for at most
+ * the rest plus one read and one apply.
  */
 const FIGHT_REST_MS = 100
 /** In a fight, what changes each round (counts, times) is published at most this often. */
@@ -108,8 +110,8 @@ export class Enforcer {
   #heldBatches: ChangeBatch[] = []
   #repairs: number[] = []
   #episodeRepairs = 0
-  /** When the last repair ended, and whether the loop is resting after it (a fight). */
-  #lastRepairEnd: number | undefined
+  /** When the last apply for a verified state ended, how long it took, whether we rest now. */
+  #lastRepair: { end: number; took: number } | undefined
   #resting = false
   /** Polling closer after tampering found by polling: until when, and for set contents too. */
   #closePoll: { timer: Timer; until: number; elements: boolean } | undefined
@@ -242,6 +244,7 @@ export class Enforcer {
     const { clock, dataplane } = this.#o
     const started = clock.now()
     const { elements } = t
+    let repairing = false
     try {
       let actual = await dataplane.read({ elements })
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
@@ -263,6 +266,7 @@ export class Enforcer {
       // Tampering is undone now, whatever the fight: back-off may cost events, never protection.
       const tampering =
         this.#verified === desired ? drifts.filter((d) => isTampering(d, desired)) : []
+      repairing = tampering.length > 0
       let last: Drift[] = drifts
       let plan = 'none'
       for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
@@ -303,6 +307,9 @@ export class Enforcer {
       if (tampering.length > 0) this.#recordTampering(t, tampering, clock.now() - t.since)
     } catch (e) {
       this.#fail(e as Error, t)
+    } finally {
+      // Repaired, undone again or failed: in a fight, the next one rests after this.
+      if (repairing) this.#lastRepair = { end: clock.now(), took: clock.now() - started }
     }
   }
 
@@ -365,10 +372,11 @@ export class Enforcer {
     return this.#heldBatches.some((b) => b.at >= at && !this.#isOwn(b))
   }
 
-  /** In a fight, the next reconcile waits until FIGHT_REST_MS after the last repair ended. */
+  /** In a fight, the next reconcile rests after the last repair as long as that took, or more. */
   async #restInFight(): Promise<void> {
-    if (this.#status.tampering.condition !== 'ongoing' || this.#lastRepairEnd === undefined) return
-    const wait = this.#lastRepairEnd + FIGHT_REST_MS - this.#o.clock.now()
+    const last = this.#lastRepair
+    if (this.#status.tampering.condition !== 'ongoing' || last === undefined) return
+    const wait = last.end + Math.max(FIGHT_REST_MS, last.took) - this.#o.clock.now()
     if (wait <= 0) return
     // Nothing of ours runs meanwhile: change events are taken as they come.
     this.#resting = true
@@ -404,7 +412,6 @@ export class Enforcer {
 
   #recordTampering(t: Trigger, drifts: readonly Drift[], detectToRepairMs: number): void {
     const now = this.#o.clock.now()
-    this.#lastRepairEnd = now
     this.#repairs = this.#repairs.filter((x) => now - x < this.#o.fight.windowMs)
     this.#repairs.push(now)
     this.#episodeRepairs++
