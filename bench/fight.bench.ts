@@ -8,7 +8,9 @@
  *   command until a read that began after the command had ended found them back. A sampler
  *   reads our input chain over and over meanwhile (through one `nft -i` that stays running
  *   where nf_tables holds the rules, iptables-legacy-save otherwise), so a gap is over-stated
- *   by the foreign command's own start-up (foreignCommandMs) and up to one read.
+ *   by the foreign command's own start-up (foreignCommandMs) and up to one read. A gap ends
+ *   only with a read after the latest change: in a tight loop (EVERY_MS 0) there is none, and
+ *   that run measures the agent's CPU and repairs, not gaps.
  * - the agent's CPU over the fight (its own and its tools', seconds per second of wall time),
  *   beside the same agent's CPU while nothing happens, measured just before.
  * - the tampering events it recorded during the fight, and the repairs its status counts.
