@@ -44,3 +44,21 @@ export function policyWithPeers(
     ],
   }
 }
+
+/** A policy file (as `palisade agent run --policy-file` reads it) allowing TCP 8080 from N peers. */
+export const policyFileWithPeers = (n: number, version = 1) => {
+  const p = peerAddresses(n)
+  return {
+    version,
+    enforcement_mode: 'full',
+    firewall_coexistence: { illumio_primary: true },
+    rules: [
+      {
+        action: 'allow',
+        direction: 'inbound',
+        peers: [...p.v4, ...p.v6],
+        services: [{ proto: 6, port: 8080 }],
+      },
+    ],
+  }
+}

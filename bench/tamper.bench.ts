@@ -11,28 +11,11 @@ import { BACKENDS } from '@palisade/firewall'
 import { Lab, LabAgent, resetFirewall, waitFor } from '@palisade/lab'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { peerAddresses } from './peers.js'
+import { policyFileWithPeers } from './peers.js'
 import { summary } from './stats.js'
 
 const TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_TRIALS ?? 100)
 const BIG_TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_BIG_TRIALS ?? 20)
-
-const policyFile = (n: number, version = 1) => {
-  const p = peerAddresses(n)
-  return {
-    version,
-    enforcement_mode: 'full',
-    firewall_coexistence: { illumio_primary: true },
-    rules: [
-      {
-        action: 'allow',
-        direction: 'inbound',
-        peers: [...p.v4, ...p.v6],
-        services: [{ proto: 6, port: 8080 }],
-      },
-    ],
-  }
-}
 
 const SCENARIOS: Record<Backend, Record<string, string[]>> = {
   nftables: {
@@ -99,8 +82,9 @@ export async function run(): Promise<Record<string, unknown>> {
         [1_000, TRIALS],
         [100_000, BIG_TRIALS],
       ] as const) {
-        const agent = await LabAgent.start(h.ns, backend, policyFile(n), {})
-        // These trials tamper on purpose, back to back: keep the fight back-off out of the figures.
+        const agent = await LabAgent.start(h.ns, backend, policyFileWithPeers(n), {})
+        // Back-to-back trials are a fight to the agent: keep its pacing (a rest between repairs,
+        // the status published once a second) out of these single-repair figures.
         const cfgPath = join(agent.stateDir, 'config.json')
         const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>
         await writeFile(

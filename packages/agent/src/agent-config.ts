@@ -15,7 +15,7 @@ export interface AgentConfig {
   readonly managementPorts: readonly ServicePort[]
   readonly pollMs: number
   readonly backstopMs: number
-  /** Repairs this close together count as another process fighting us (back-off, one condition). */
+  /** Repairs this close together count as another process fighting us: one ongoing condition. */
   readonly fight: { readonly windowMs: number; readonly threshold: number }
   /** nftables base-chain priority override (must be unique on the hook). */
   readonly nftPriority?: number

@@ -113,6 +113,8 @@ export class FakeDataplane implements Dataplane {
   kernel: Ruleset = EMPTY_RULESET
   /** How long each read and each apply take, on the clock. */
   delayMs = 0
+  /** Our objects after every change to the kernel, ours or others', and when: to time gaps. */
+  readonly history: { readonly at: number; readonly own: Ruleset }[] = []
   /** Calls so far, for tests that count the work done. */
   readonly calls = { reads: 0, fullReads: 0, applies: 0, watches: 0 }
   /** Runs after each of our applies: another process that undoes it, for instance. */
@@ -139,9 +141,9 @@ export class FakeDataplane implements Dataplane {
       ? { kind: 'full' }
       : planApply(desired, diff(desired, actual))
     if (plan.kind === 'none') return plan
-    this.kernel = applied(this.kernel, desired)
+    this.#set(applied(this.kernel, desired))
     this.#change({ pid: OWN_PID, comm: 'nft' }, [`# applied policy version ${desired.version}`])
-    if (this.afterApply) this.kernel = this.afterApply(this.kernel)
+    if (this.afterApply) this.#set(this.afterApply(this.kernel))
     return plan
   }
 
@@ -170,7 +172,7 @@ export class FakeDataplane implements Dataplane {
     change: (rs: Ruleset) => Ruleset,
     o: { by?: { pid: number; comm: string }; event?: boolean; lines?: string[] } = {},
   ): void {
-    this.kernel = change(this.kernel)
+    this.#set(change(this.kernel))
     if (o.event !== false)
       this.#change(o.by ?? TAMPERER, o.lines ?? ['delete rule inet palisade input handle 7'])
   }
@@ -196,6 +198,11 @@ export class FakeDataplane implements Dataplane {
     const i = this.#failures.findIndex((f) => f.what === what)
     const failure = i >= 0 ? this.#failures.splice(i, 1)[0] : undefined
     if (failure) throw failure.error
+  }
+
+  #set(kernel: Ruleset): void {
+    this.kernel = kernel
+    this.history.push({ at: this.clock.now(), own: ownView(kernel, this.backend, true) })
   }
 
   #change(by: { pid: number; comm: string }, lines: string[]): void {

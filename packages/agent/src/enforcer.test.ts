@@ -15,7 +15,7 @@ import {
   OWN_PID,
   TAMPERER,
 } from './dataplane-fake.fixture.js'
-import type { EnforcerOptions } from './enforcer.js'
+import type { EnforcementStatus, EnforcerOptions } from './enforcer.js'
 import { Enforcer } from './enforcer.js'
 import type { AgentEvent } from './events.js'
 
@@ -62,6 +62,27 @@ function setup(o: Partial<EnforcerOptions> & { backend?: Backend } = {}) {
     of: (type: AgentEvent['event_type']) => events.filter((e) => e.event_type === type),
     tick: (ms = 0) => clock.advance(ms),
   }
+}
+
+/** Another process removes our rules: our first input rule (nftables), our hooks (iptables). */
+const removeOurs = (backend: Backend) =>
+  backend === 'nftables'
+    ? deleteFirstRule
+    : editChain('INPUT', (rules) => rules.filter((r) => r.verdict?.kind !== 'jump'))
+
+/** Each time our rules went missing after `from`, for how long (Infinity: still missing). */
+function gaps(dp: FakeDataplane, desired: Desired, from: number): number[] {
+  const out: number[] = []
+  let since: number | undefined
+  for (const { at, own } of dp.history.filter((h) => h.at >= from)) {
+    const whole = planApply(desired, diff(desired, own)).kind === 'none'
+    if (!whole) since ??= at
+    else if (since !== undefined) {
+      out.push(at - since)
+      since = undefined
+    }
+  }
+  return since === undefined ? out : [...out, Infinity]
 }
 
 describe('enforcer (in-memory kernel, fake clock)', () => {
@@ -156,22 +177,126 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     expect(t.enforcer.status.tampering).toMatchObject({ condition: 'none', repairs: 6 })
   })
 
-  it('backs off from a process that keeps fighting: 250 ms, then 500 ms, doubling', async () => {
+  for (const backend of ['nftables', 'iptables-nft'] as const) {
+    it(`${backend}: under a fight (the same change every 500 ms for 20 s) each repair is at once, and reported as one condition`, async () => {
+      const published: EnforcementStatus[] = []
+      const t = setup({ backend, onStatus: (s) => published.push(s) })
+      t.enforcer.setDesired(t.desired)
+      await t.tick()
+      // each read and each apply takes 10 ms from now on
+      t.dp.delayMs = 10
+      const applies = t.dp.calls.applies
+      const start = t.clock.now()
+      published.length = 0
+      for (let round = 0; round < 40; round++) {
+        t.dp.tamper(removeOurs(backend))
+        await t.tick(500)
+      }
+      // each time, missing only for one read and one apply: never delayed by the fight
+      const missing = gaps(t.dp, t.desired, start)
+      expect(missing).toHaveLength(40)
+      expect(Math.max(...missing)).toBe(20)
+      expect(t.dp.calls.applies - applies).toBe(40)
+      expect(t.of('agent.tampering').map((e) => e.details.condition)).toEqual([
+        'repaired',
+        'repaired',
+        'ongoing',
+      ])
+      expect(t.enforcer.status.tampering).toMatchObject({ condition: 'ongoing', repairs: 40 })
+      // what changes each round (counts, times) is published at most once a second
+      expect(published.length).toBeLessThanOrEqual(2 * 2 + 20 + 1)
+      await t.tick(1000)
+      expect(published[published.length - 1]?.tampering.repairs).toBe(40)
+      expect(t.of('agent.firewall_apply_failed')).toEqual([])
+    })
+  }
+
+  it('iptables-legacy under a fight: after the first repair found by a poll, rules are polled every 250 ms (without set contents) until a minute of quiet', async () => {
+    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.delayMs = 10
+    // out of phase with the 1 s poll: the first change is found 900 ms later
+    await t.tick(100)
+    const start = t.clock.now()
+    const reads = { ...t.dp.calls }
+    for (let round = 0; round < 40; round++) {
+      t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+      await t.tick(500)
+    }
+    // the first change is found by the 1 s poll 900 ms later (the second one came meanwhile)
+    const missing = gaps(t.dp, t.desired, start)
+    expect(missing).toHaveLength(39)
+    expect(missing[0]).toBe(900 + 20)
+    expect(Math.max(...missing.slice(1))).toBeLessThanOrEqual(250 + 20)
+    expect(t.of('agent.tampering').map((e) => e.details.condition)).toEqual([
+      'repaired',
+      'repaired',
+      'ongoing',
+    ])
+    expect(t.enforcer.status.tampering).toMatchObject({ condition: 'ongoing', repairs: 39 })
+    // set contents are read by the 1 s polls and after repairs, not by the 250 ms ones
+    const quick = t.dp.calls.reads - t.dp.calls.fullReads - (reads.reads - reads.fullReads)
+    expect(quick).toBeGreaterThanOrEqual(3 * 38)
+    expect(t.dp.calls.fullReads - reads.fullReads).toBeLessThanOrEqual(20 + 1)
+    // a minute after the last repair the condition ends, and polling is back to once a second
+    await t.tick(61_000)
+    expect(t.of('agent.tampering').map((e) => e.details.condition)).toContain('ended')
+    const before = t.dp.calls.reads
+    await t.tick(10_000)
+    // ten polls a second apart, and the 30 s backstop
+    expect(t.dp.calls.reads - before).toBe(10 + 1)
+  })
+
+  it('paces repairs against a process that changes our rules in a tight loop: at least 100 ms of rest between repairs, never an apply failure', async () => {
     const t = setup()
     t.enforcer.setDesired(t.desired)
     await t.tick()
-    for (let i = 0; i < 3; i++) {
+    t.dp.delayMs = 10
+    const applies = t.dp.calls.applies
+    const start = t.clock.now()
+    for (let i = 0; i < 500; i++) {
       t.dp.tamper(deleteFirstRule)
-      await t.tick(100)
+      await t.tick(10)
+    }
+    await t.tick(1000)
+    expect(await t.inSync()).toBe(true)
+    const repairs = t.dp.calls.applies - applies
+    // each repair: read, apply, read back (30 ms), then 100 ms of rest
+    expect(repairs).toBeLessThanOrEqual(Math.ceil(5000 / 130) + 3)
+    expect(repairs).toBeGreaterThanOrEqual(Math.floor(5000 / 130) - 3)
+    // missing at most for the rest, the read back that found the next change, a read and an apply
+    expect(Math.max(...gaps(t.dp, t.desired, start))).toBeLessThanOrEqual(100 + 3 * 10)
+    expect(t.enforcer.status.health).toBe('healthy')
+    expect(t.of('agent.firewall_apply_failed')).toEqual([])
+    expect(t.of('agent.tampering').map((e) => e.details.condition)).toEqual([
+      'repaired',
+      'repaired',
+      'ongoing',
+    ])
+  })
+
+  it('iptables-legacy in a tight-loop fight: repairs, failed ones too, rest as long as they took, keeping the tools busy at most half the time', async () => {
+    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    // slow tools (50 ms a call): a failing repair, 3 applies and 4 reads, outlasts the 250 ms poll
+    t.dp.delayMs = 50
+    for (let round = 0; round < 6; round++) {
+      t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+      await t.tick(500)
     }
     expect(t.enforcer.status.tampering.condition).toBe('ongoing')
-    for (const wait of [250, 500, 1000]) {
-      t.dp.tamper(deleteFirstRule)
-      await t.tick(wait - 1)
-      expect(await t.inSync(), `still waiting before ${wait} ms`).toBe(false)
-      await t.tick(1)
-      expect(await t.inSync(), `repaired after ${wait} ms`).toBe(true)
+    // now every 5 ms: each read back finds our rules removed again, so applies fail
+    const before = t.dp.calls.reads + t.dp.calls.applies
+    for (let i = 0; i < 2000; i++) {
+      t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+      await t.tick(5)
     }
+    const busyMs = (t.dp.calls.reads + t.dp.calls.applies - before) * 50
+    expect(busyMs).toBeGreaterThan(0)
+    expect(busyMs).toBeLessThanOrEqual(10_000 / 2 + 350)
+    expect(t.of('agent.firewall_apply_failed')).toHaveLength(1)
   })
 
   it('applies again when the read-back still differs, and fails after 3 applies', async () => {
@@ -293,6 +418,21 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     expect(t.dp.calls.fullReads, 'a rule change reads no set contents').toBe(full)
     t.dp.tamper((k) => k, { lines: ['delete element inet palisade peers_x_v4 { 198.18.0.1 }'] })
     await t.tick()
+    expect(t.dp.calls.fullReads).toBe(full + 1)
+  })
+
+  it('reads set contents when any of the changes held during a reconcile touched them', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.delayMs = 10
+    t.dp.tamper(deleteFirstRule)
+    await t.tick(5)
+    // while that repair runs: a rule change, then an element change
+    t.dp.tamper((k) => k, { lines: ['add rule inet palisade input tcp dport 9 accept'] })
+    t.dp.tamper((k) => k, { lines: ['delete element inet palisade peers_x_v4 { 198.18.0.1 }'] })
+    const full = t.dp.calls.fullReads
+    await t.tick(1000)
     expect(t.dp.calls.fullReads).toBe(full + 1)
   })
 

@@ -10,7 +10,13 @@
  * - Verified: after applying we read back again; only an empty diff counts as applied.
  * - Honest about tampering: a drift found after we verified the same desired state is
  *   tampering. It is repaired and reported once per episode, with the process the kernel named.
- *   A process that keeps fighting us is met with back-off and one ongoing condition.
+ * - A fight never costs protection: a process that keeps changing our rules is undone at once,
+ *   every time, and is one ongoing condition (an event when it starts and when it ends, the
+ *   count in the status). What a fight may cost us is bounded instead: repairs in a fight rest
+ *   between them (FIGHT_REST_MS, or as long as the last one took), so they keep at most half
+ *   of one CPU busy, the status is published at most once per FIGHT_STATUS_MS, and
+ *   polling closer (without set contents unless they were the target) only where polling found
+ *   the change.
  * - Never a busy loop: failures retry with exponential back-off, capped.
  *
  * Concurrency: one reconcile runs at a time. A trigger that arrives meanwhile marks the state
@@ -37,7 +43,7 @@ export interface EnforcerOptions {
   readonly pollMs: number | null
   /** Full read-back even without events (default 30 s). */
   readonly backstopMs: number
-  /** This many repairs within `windowMs` make a fight: back-off and one ongoing condition. */
+  /** This many repairs within `windowMs` make a fight: one ongoing condition, paced repairs. */
   readonly fight: { readonly windowMs: number; readonly threshold: number }
   /** Follow the kernel's change events (nftables and iptables-nft emit them). */
   readonly watchEvents: boolean
@@ -58,12 +64,32 @@ export interface EnforcementStatus {
   readonly tampering: TamperingStatus
 }
 
-type Trigger = { readonly reason: string; readonly since: number; readonly by?: ChangeBatch }
+type Trigger = {
+  readonly reason: string
+  readonly since: number
+  readonly by?: ChangeBatch
+  /** Whether set contents must be read (most of the cost with large sets). */
+  readonly elements: boolean
+}
 
 const QUIET_TO_END_MS = 60_000
 const MAX_BACKOFF_MS = 30_000
 const VERIFY_ATTEMPTS = 3
 const MONITOR_RESTART_MS = 1000
+/**
+ * In a fight, the least rest between the end of one repair and the start of the next (longer if
+ * the repair took longer). It bounds the CPU a process changing our rules in a tight loop can
+ * make us spend, and costs nothing against a slower one; our rules are then missing for at most
+ * the rest plus one read and one apply.
+ */
+const FIGHT_REST_MS = 100
+/** In a fight, what changes each round (counts, times) is published at most this often. */
+const FIGHT_STATUS_MS = 1000
+/**
+ * After polling found tampering, our rules are polled this often until a quiet minute, so a
+ * fight on what emits no events (iptables-legacy, ipsets) is undone within this, not the poll.
+ */
+const CLOSE_POLL_MS = 250
 
 export class Enforcer {
   readonly #o: EnforcerOptions
@@ -84,7 +110,15 @@ export class Enforcer {
   #heldBatches: ChangeBatch[] = []
   #repairs: number[] = []
   #episodeRepairs = 0
+  /** When the last apply for a verified state ended, how long it took, whether we rest now. */
+  #lastRepair: { end: number; took: number } | undefined
+  #resting = false
+  /** Polling closer after tampering found by polling: until when, and for set contents too. */
+  #closePoll: { timer: Timer; until: number; elements: boolean } | undefined
   #status: EnforcementStatus = { health: 'starting', tampering: { condition: 'none', repairs: 0 } }
+  /** When the status was last handed to onStatus, and a publication waiting in a fight. */
+  #publishedAt: number | undefined
+  #publishTimer: Timer | undefined
   #idle: Array<() => void> = []
 
   constructor(opts: EnforcerOptions) {
@@ -116,6 +150,8 @@ export class Enforcer {
     for (const t of this.#timers) t.cancel()
     this.#retryTimer?.cancel()
     this.#restartTimer?.cancel()
+    this.#closePoll?.timer.cancel()
+    this.#publishTimer?.cancel()
   }
 
   /**
@@ -128,9 +164,19 @@ export class Enforcer {
     this.trigger(`policy version ${d.version}`)
   }
 
-  trigger(reason: string, by?: ChangeBatch): void {
+  trigger(reason: string, by?: ChangeBatch, elements?: boolean): void {
     if (this.#stopped) return
-    this.#dirty ??= { reason, since: by?.at ?? this.#o.clock.now(), ...(by && { by }) }
+    // A kernel event that touched no set element lets us skip reading set contents; every
+    // other trigger reads everything unless told otherwise.
+    const next = {
+      reason,
+      since: by?.at ?? this.#o.clock.now(),
+      ...(by && { by }),
+      elements: elements ?? (by === undefined || by.lines.some((l) => /\belements?\b/.test(l))),
+    }
+    // Triggers that meet are one reconcile: the first names it, any one can ask for contents.
+    const d = this.#dirty
+    this.#dirty = d ? { ...d, elements: d.elements || next.elements } : next
     if (!this.#running) void this.#loop()
   }
 
@@ -146,7 +192,8 @@ export class Enforcer {
 
   #onMonitor(e: MonitorEvent): void {
     if (e.kind === 'change') {
-      if (this.#running) this.#heldBatches.push(e.batch)
+      // During a reconcile our own commands may not be known yet: hold until it is done.
+      if (this.#running && !this.#resting) this.#heldBatches.push(e.batch)
       else if (!this.#isOwn(e.batch)) this.trigger('kernel change event', e.batch)
       return
     }
@@ -176,14 +223,14 @@ export class Enforcer {
     this.#running = true
     try {
       while (this.#dirty && !this.#stopped) {
+        await this.#restInFight()
         const t = this.#dirty
         this.#dirty = undefined
+        if (this.#stopped) break
         await this.#reconcile(t)
         const held = this.#heldBatches
         this.#heldBatches = []
-        const foreign = held.find((b) => !this.#isOwn(b))
-        if (foreign)
-          this.#dirty ??= { reason: 'kernel change event', since: foreign.at, by: foreign }
+        for (const b of held) if (!this.#isOwn(b)) this.trigger('kernel change event', b)
       }
     } finally {
       this.#running = false
@@ -196,9 +243,8 @@ export class Enforcer {
     if (!desired) return
     const { clock, dataplane } = this.#o
     const started = clock.now()
-    // A kernel event that touched no set element lets us skip reading set contents, which is
-    // most of the cost with large sets; every other trigger reads everything.
-    const elements = t.by === undefined || t.by.lines.some((l) => /\belements?\b/.test(l))
+    const { elements } = t
+    let repairing = false
     try {
       let actual = await dataplane.read({ elements })
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
@@ -217,12 +263,14 @@ export class Enforcer {
       }
       // Suspended: once applied, the kernel is left to others.
       if (this.#verified === desired && !this.#repair) return
+      // Tampering is undone now, whatever the fight: back-off may cost events, never protection.
       const tampering =
         this.#verified === desired ? drifts.filter((d) => isTampering(d, desired)) : []
-      if (tampering.length > 0) await this.#backOffIfFighting()
+      repairing = tampering.length > 0
       let last: Drift[] = drifts
       let plan = 'none'
       for (let attempt = 1; attempt <= VERIFY_ATTEMPTS; attempt++) {
+        const applying = clock.now()
         plan = (
           await dataplane.apply(desired, actual, { modeChanged: modeChanged && attempt === 1 })
         ).kind
@@ -230,6 +278,12 @@ export class Enforcer {
         actual = await dataplane.read({ elements: elements || plan !== 'rules' })
         last = diff(desired, actual)
         if (planApply(desired, last).kind === 'none') break
+        // Changed again by another process since our apply (a fight): our apply held until
+        // then, so this repair is done; the next round, for that change, undoes it again.
+        if (tampering.length > 0 && this.#foreignSince(applying)) {
+          this.#recordTampering(t, tampering, clock.now() - t.since)
+          return
+        }
       }
       if (planApply(desired, last).kind !== 'none') {
         throw new Error(
@@ -242,26 +296,44 @@ export class Enforcer {
       this.#verified = desired
       this.#appliedMode = desired.mode
       this.#failures = 0
-      this.#recordApplied(desired, plan, clock.now() - started)
+      // A repair in a fight that changes nothing but counts and times is routine.
+      const was = this.#status
+      const routine =
+        tampering.length > 0 &&
+        was.tampering.condition === 'ongoing' &&
+        was.health === 'healthy' &&
+        !was.reason
+      this.#recordApplied(desired, plan, clock.now() - started, { routine })
       if (tampering.length > 0) this.#recordTampering(t, tampering, clock.now() - t.since)
     } catch (e) {
       this.#fail(e as Error, t)
+    } finally {
+      // Repaired, undone again or failed: in a fight, the next one rests after this.
+      if (repairing) this.#lastRepair = { end: clock.now(), took: clock.now() - started }
     }
   }
 
-  #recordApplied(desired: Desired, plan: string, ms: number): void {
+  #recordApplied(
+    desired: Desired,
+    plan: string,
+    ms: number,
+    opts: { readonly routine?: boolean } = {},
+  ): void {
     const { reason: _cleared, ...rest } = this.#status
-    this.#setStatus({
-      ...rest,
-      health: 'healthy',
-      applied: {
-        version: desired.version,
-        mode: desired.mode,
-        at: this.#o.clock.isoNow(),
-        plan,
-        ms: +ms.toFixed(1),
+    this.#setStatus(
+      {
+        ...rest,
+        health: 'healthy',
+        applied: {
+          version: desired.version,
+          mode: desired.mode,
+          at: this.#o.clock.isoNow(),
+          plan,
+          ms: +ms.toFixed(1),
+        },
       },
-    })
+      opts,
+    )
   }
 
   #healthy(): void {
@@ -295,31 +367,70 @@ export class Enforcer {
     )
   }
 
-  async #backOffIfFighting(): Promise<void> {
-    const now = this.#o.clock.now()
-    this.#repairs = this.#repairs.filter((x) => now - x < this.#o.fight.windowMs)
-    const over = this.#repairs.length - this.#o.fight.threshold + 1
-    if (over > 0) await this.#o.clock.sleep(Math.min(MAX_BACKOFF_MS, 250 * 2 ** (over - 1)))
+  /** Whether another process changed the kernel since `at` (seen in the held change events). */
+  #foreignSince(at: number): boolean {
+    return this.#heldBatches.some((b) => b.at >= at && !this.#isOwn(b))
+  }
+
+  /** In a fight, the next reconcile rests after the last repair as long as that took, or more. */
+  async #restInFight(): Promise<void> {
+    const last = this.#lastRepair
+    if (this.#status.tampering.condition !== 'ongoing' || last === undefined) return
+    const wait = last.end + Math.max(FIGHT_REST_MS, last.took) - this.#o.clock.now()
+    if (wait <= 0) return
+    // Nothing of ours runs meanwhile: change events are taken as they come.
+    this.#resting = true
+    try {
+      await this.#o.clock.sleep(wait)
+    } finally {
+      this.#resting = false
+    }
+  }
+
+  /** Tampering found without a change event, where we poll: poll closer for a while. */
+  #pollCloser(t: Trigger, drifts: readonly Drift[]): void {
+    const { clock, pollMs } = this.#o
+    if (t.by !== undefined || pollMs === null || pollMs <= CLOSE_POLL_MS) return
+    const until = clock.now() + QUIET_TO_END_MS
+    const elements = drifts.some((d) => d.kind === 'set_elements')
+    if (this.#closePoll) {
+      this.#closePoll.until = until
+      this.#closePoll.elements ||= elements
+      return
+    }
+    const timer = clock.setInterval(() => {
+      const p = this.#closePoll
+      if (!p) return
+      if (clock.now() < p.until) this.trigger('close poll', undefined, p.elements)
+      else {
+        p.timer.cancel()
+        this.#closePoll = undefined
+      }
+    }, CLOSE_POLL_MS)
+    this.#closePoll = { timer, until, elements }
   }
 
   #recordTampering(t: Trigger, drifts: readonly Drift[], detectToRepairMs: number): void {
     const now = this.#o.clock.now()
+    this.#repairs = this.#repairs.filter((x) => now - x < this.#o.fight.windowMs)
     this.#repairs.push(now)
     this.#episodeRepairs++
+    this.#pollCloser(t, drifts)
     const by = t.by?.pid !== undefined ? `${t.by.comm ?? '?'} (pid ${t.by.pid})` : undefined
-    const fighting =
-      this.#repairs.filter((x) => now - x < this.#o.fight.windowMs).length >=
-      this.#o.fight.threshold
+    const fighting = this.#repairs.length >= this.#o.fight.threshold
     const wasOngoing = this.#status.tampering.condition === 'ongoing'
-    this.#setStatus({
-      ...this.#status,
-      tampering: {
-        condition: fighting ? 'ongoing' : this.#status.tampering.condition,
-        repairs: this.#status.tampering.repairs + 1,
-        lastAt: this.#o.clock.isoNow(),
-        ...(by && { lastBy: by }),
+    this.#setStatus(
+      {
+        ...this.#status,
+        tampering: {
+          condition: fighting ? 'ongoing' : this.#status.tampering.condition,
+          repairs: this.#status.tampering.repairs + 1,
+          lastAt: this.#o.clock.isoNow(),
+          ...(by && { lastBy: by }),
+        },
       },
-    })
+      { routine: wasOngoing },
+    )
     // One event per repair until a fight starts; then one event for the whole condition.
     if (wasOngoing) return
     this.#o.onEvent(
@@ -353,8 +464,29 @@ export class Enforcer {
     })
   }
 
-  #setStatus(s: EnforcementStatus): void {
+  /**
+   * `routine`: only what every round of a fight changes (counts, times), published at most once
+   * per FIGHT_STATUS_MS; anything else is published at once, with whatever was waiting.
+   */
+  #setStatus(s: EnforcementStatus, opts: { readonly routine?: boolean } = {}): void {
     this.#status = s
-    this.#o.onStatus(s)
+    const { clock } = this.#o
+    const last = this.#publishedAt
+    if (!opts.routine || last === undefined || clock.now() - last >= FIGHT_STATUS_MS) {
+      this.#publish()
+      return
+    }
+    this.#publishTimer ??= clock.setTimeout(
+      () => this.#publish(),
+      last + FIGHT_STATUS_MS - clock.now(),
+      { background: true },
+    )
+  }
+
+  #publish(): void {
+    this.#publishTimer?.cancel()
+    this.#publishTimer = undefined
+    this.#publishedAt = this.#o.clock.now()
+    this.#o.onStatus(this.#status)
   }
 }
