@@ -33,8 +33,10 @@ class Servers {
   readonly down = new Set<string>()
   readonly calls: string[] = []
   readonly names: (string | undefined)[] = []
+  readonly args: unknown[][] = []
   connect = (t: { url: string; name?: string }) => ({
-    call: (): Promise<Reply> => {
+    call: (...args: unknown[]): Promise<Reply> => {
+      this.args.push(args)
       this.calls.push(t.url)
       this.names.push(t.name)
       if (this.down.has(t.url))
@@ -119,5 +121,19 @@ describe('an agent with several servers', () => {
     expect((await c.call('GET', '/x')).body).toBe(C)
     expect(resolved).toBe(2)
     expect(s.calls).toEqual([A, B, B, A, C])
+  })
+})
+
+describe('a call through the failover client', () => {
+  it('passes every argument on, the reply bound too (a hostile server cannot send more)', async () => {
+    const s = new Servers()
+    const c = new FailoverClient({
+      urls: ['https://198.18.0.1:8443'],
+      caCertFile: 'ca.crt',
+      log: () => undefined,
+      connect: s.connect,
+    })
+    await c.call('GET', '/p', undefined, 1000, 1024)
+    expect(s.args).toEqual([['GET', '/p', undefined, 1000, 1024]])
   })
 })

@@ -88,7 +88,14 @@ export class FailoverClient {
     return this.#current?.url ?? (this.#o.urls[0] as string)
   }
 
-  async call(method: Method, path: string, body?: unknown, timeoutMs?: number): Promise<Reply> {
+  /** As `ServerClient.call`, each argument passed on (the reply bound too). */
+  async call(
+    method: Method,
+    path: string,
+    body?: unknown,
+    timeoutMs?: number,
+    maxReplyBytes?: number,
+  ): Promise<Reply> {
     let fresh = performance.now() - this.#resolvedAt > RESOLVED_FOR_MS
     let last: unknown
     for (;;) {
@@ -97,7 +104,7 @@ export class FailoverClient {
       for (let i = 0; i < this.#targets.length; i++) {
         const t = this.#targets[(start + i) % this.#targets.length] as Target
         try {
-          const r = await this.#client(t).call(method, path, body, timeoutMs)
+          const r = await this.#client(t).call(method, path, body, timeoutMs, maxReplyBytes)
           if (t !== this.#current) {
             if (this.#current)
               this.#o.log({
