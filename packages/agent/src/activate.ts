@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import type { Runner } from './exec.js'
 import { hostInterfaces, readOsRelease } from './host-facts.js'
 import { replyError, ServerClient } from './server-client.js'
-import { DEFAULT_CONFIG } from './agent-config.js'
 import type { AgentConfig } from './agent-config.js'
 import { ensureStateDir, readJson, writeJson } from './state-dir.js'
+import { migrateStateDir } from './state-format.js'
 import type { Backend } from '@palisade/firewall'
 import { describeIssues } from '@palisade/model'
 import type { ActivateRequest } from '@palisade/protocol'
@@ -21,6 +21,8 @@ export interface ActivateOptions {
   /** The name the workload gets (default: this machine's hostname). */
   readonly hostname?: string
   readonly run: Runner
+  /** This agent's version, recorded with the state dir's format. */
+  readonly version: string
 }
 
 /**
@@ -31,6 +33,8 @@ export async function activate(
   o: ActivateOptions,
 ): Promise<{ agentId: string; workloadHref: string }> {
   const paths = await ensureStateDir(o.stateDir)
+  // A dir left by an older agent is migrated first; one from a newer agent is refused.
+  await migrateStateDir(paths, o.version)
   const url = `https://${o.managementServer}`
   const os = await readOsRelease()
   const client = new ServerClient({ url, caCertFile: o.caCert })
@@ -55,8 +59,8 @@ export async function activate(
     `${JSON.stringify({ token: body.token })}\n`,
     { mode: 0o600 },
   )
-  const config: AgentConfig = {
-    ...DEFAULT_CONFIG,
+  // Only what differs from the defaults (state format 2).
+  const config: Partial<AgentConfig> = {
     ...(await readJson<Partial<AgentConfig>>(paths.config)),
     ...(o.backend && { backend: o.backend }),
     server: { url, caCertFile: ca, agentId: body.agent_id },

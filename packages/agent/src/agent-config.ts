@@ -42,7 +42,10 @@ export const DEFAULT_CONFIG: AgentConfig = {
   surveyMs: 60_000,
 }
 
-/** The state dir's config over the defaults; written out with the defaults the first time. */
+/**
+ * The state dir's config over the defaults. The file holds only what differs from them (state
+ * format 2), so a newer agent's defaults reach a host it upgrades; it is made empty the first time.
+ */
 export async function loadConfig(paths: StatePaths): Promise<AgentConfig> {
   const file = await readJson<Partial<AgentConfig>>(paths.config)
   const config: AgentConfig = {
@@ -50,7 +53,7 @@ export async function loadConfig(paths: StatePaths): Promise<AgentConfig> {
     ...file,
     flows: { ...DEFAULT_FLOW_CONFIG, ...file?.flows },
   }
-  if (!existsSync(paths.config)) await writeJson(paths.config, config)
+  if (!existsSync(paths.config)) await writeJson(paths.config, {})
   return config
 }
 

@@ -13,6 +13,7 @@ import type { RunAgentOptions } from './running-agent.js'
 import { RunningAgent } from './running-agent.js'
 import type { StatePaths } from './state-dir.js'
 import { claimStateDir, ensureStateDir, LatestJsonWriter, readJson } from './state-dir.js'
+import { migrateStateDir } from './state-format.js'
 
 /**
  * The agent daemon: chooses a backend, surveys the host, saves the foreign firewall before the
@@ -27,6 +28,11 @@ export async function runAgent(
   const unguard = guardProcess(o.log)
   const paths = await ensureStateDir(o.stateDir)
   const release = await claimStateDir(paths)
+  // Held: no other agent runs on it while an older format is migrated (a newer one is refused).
+  await migrateStateDir(paths, o.version, o.log).catch(async (e: Error) => {
+    await release()
+    throw e
+  })
   const config = await loadConfig(paths)
   const requested = requestedBackend(config, o.backend)
   const os = await readOsRelease()

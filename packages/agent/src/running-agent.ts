@@ -46,6 +46,8 @@ export interface RunAgentOptions {
   readonly policyFile?: string
   readonly backend?: Backend | 'auto'
   readonly log: (line: Record<string, unknown>) => void
+  /** This agent's version: recorded with the state dir's format and reported to the server. */
+  readonly version: string
   /** Called once the server unpaired this agent and it cleaned up (the CLI exits then). */
   readonly onUnpaired?: () => void
   /** Resolves the policy server's name for the failsafe (default: DNS, then the system's). */

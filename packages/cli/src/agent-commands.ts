@@ -18,6 +18,7 @@ import { BACKENDS } from '@palisade/firewall'
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { rm, writeFile } from 'node:fs/promises'
+import { VERSION } from './version.js'
 
 const log = (line: Record<string, unknown>) =>
   console.log(JSON.stringify({ time: new Date().toISOString(), ...line }))
@@ -100,6 +101,7 @@ export function addAgentCommands(agent: Command): void {
           caCert: opts.caCert,
           stateDir: opts.stateDir,
           run: runLocal,
+          version: VERSION,
           ...(opts.backend && { backend: opts.backend }),
           ...(opts.hostname && { hostname: opts.hostname }),
         })
@@ -123,6 +125,7 @@ export function addAgentCommands(agent: Command): void {
         stateDir: opts.stateDir,
         run: runLocal,
         log,
+        version: VERSION,
         // Unpaired by the server: the agent cleaned up and has nothing left to do.
         onUnpaired: () => process.exit(0),
         ...(opts.policyFile && { policyFile: opts.policyFile }),
