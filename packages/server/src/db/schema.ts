@@ -81,6 +81,8 @@ export interface Database {
     ruleset: string | null
     ruleset_at: string | null
     backend: string | null
+    target_release: string | null
+    build: string | null
   }
   /** The host policy each managed workload should enforce; the agent long-polls it. */
   host_policies: {
