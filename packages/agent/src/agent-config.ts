@@ -28,6 +28,8 @@ export interface AgentConfig {
   readonly flows: FlowConfig
   /** How often the whole host ruleset is read again for the survey (default 60 s). */
   readonly surveyMs: number
+  /** A new build that has not reported to the server within this is rolled back. */
+  readonly upgradeTrialMs: number
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -40,6 +42,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   confirmMs: 20_000,
   flows: DEFAULT_FLOW_CONFIG,
   surveyMs: 60_000,
+  upgradeTrialMs: 60_000,
 }
 
 /**

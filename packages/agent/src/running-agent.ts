@@ -1,7 +1,7 @@
 import type { Backend, Desired } from '@palisade/firewall'
 import { analyseImpact, compile } from '@palisade/firewall'
 import type { Failsafe } from '@palisade/model'
-import type { RestoreMode } from '@palisade/protocol'
+import type { AgentBuild, RestoreMode, StatusReply } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import type { AgentConfig } from './agent-config.js'
@@ -52,6 +52,11 @@ export interface RunAgentOptions {
   readonly onUnpaired?: () => void
   /** Resolves the policy server's name for the failsafe (default: DNS, then the system's). */
   readonly resolve?: NameResolver
+  /**
+   * The agent stopped to be started again (an upgrade, a rollback): start its executable again
+   * (the CLI: `restartProcess`). Without it, an agent cannot upgrade itself.
+   */
+  readonly onRestart?: (why: string) => void
 }
 
 export interface RunningAgentOptions extends RunAgentOptions {
@@ -67,6 +72,12 @@ export interface RunningAgentOptions extends RunAgentOptions {
   readonly release: () => Promise<void>
   /** The kernel (default: the real tools for the chosen backend; unit tests pass a fake). */
   readonly dataplane?: Dataplane
+  /** What this agent runs, told to the server in every report (it may order another). */
+  readonly build?: AgentBuild
+  /** The server answered a report with orders. */
+  readonly onOrders?: (reply: StatusReply) => void
+  /** A status report reached the server. */
+  readonly onReported?: () => void
 }
 
 /**
@@ -192,6 +203,7 @@ export class RunningAgent {
             onUnchanged: (hash) => this.#unchanged(hash),
             onUnpair: (mode) => this.#unpaired(mode),
             onChange: () => this.#writeStatus(),
+            ...(o.onOrders && { onOrders: o.onOrders }),
           })
     this.#source = o.policyFile
       ? new FilePolicySource(
@@ -365,8 +377,9 @@ export class RunningAgent {
       flowsDropped: await this.#flows.dropped(),
     })
     return {
-      body,
+      body: this.#o.build ? { ...body, build: this.#o.build } : body,
       delivered: () => {
+        this.#o.onReported?.()
         sent()
         this.#commit.reached(applied, this.enforcer.status.applied?.mode)
       },

@@ -6,6 +6,8 @@ import {
   managementTcpPorts,
   readJson,
   restoreFirewall,
+  restartProcess,
+  RestartRequired,
   runAgent,
   runLocal,
   runningPid,
@@ -128,8 +130,13 @@ export function addAgentCommands(agent: Command): void {
         version: VERSION,
         // Unpaired by the server: the agent cleaned up and has nothing left to do.
         onUnpaired: () => process.exit(0),
+        // Upgraded or rolled back: the executable now holds the build to run.
+        onRestart: (why) => restartProcess(log, why),
         ...(opts.policyFile && { policyFile: opts.policyFile }),
         ...(opts.backend && { backend: opts.backend }),
+      }).catch((e: Error) => {
+        if (e instanceof RestartRequired) restartProcess(log, e.message)
+        throw e
       })
       const shutdown = (signal: string) => {
         log({ msg: 'stopping; our rules stay in place', signal })
