@@ -206,7 +206,12 @@ export class SelfUpgrade {
         previous,
         deadline_at: new Date(deadline).toISOString(),
       })
-      await rename(file, exe)
+      await rename(file, exe).catch(async (e: Error) => {
+        // Nothing was swapped: no trial.
+        this.#marker = undefined
+        await rm(this.#o.paths.upgrade, { force: true })
+        throw e
+      })
     } finally {
       await rm(file, { force: true })
     }
