@@ -5,9 +5,9 @@ import type { Runner } from './exec.js'
 import { hostInterfaces, readOsRelease } from './host-facts.js'
 import { replyError } from './server-client.js'
 import { FailoverClient, serverUrlsOf } from './server-failover.js'
-import { DEFAULT_CONFIG } from './agent-config.js'
 import type { AgentConfig } from './agent-config.js'
 import { ensureStateDir, readJson, writeJson } from './state-dir.js'
+import { migrateStateDir } from './state-format.js'
 import type { Backend } from '@palisade/firewall'
 import { describeIssues } from '@palisade/model'
 import type { ActivateRequest } from '@palisade/protocol'
@@ -22,6 +22,8 @@ export interface ActivateOptions {
   /** The name the workload gets (default: this machine's hostname). */
   readonly hostname?: string
   readonly run: Runner
+  /** This agent's version, recorded with the state dir's format. */
+  readonly version: string
 }
 
 /**
@@ -32,6 +34,8 @@ export async function activate(
   o: ActivateOptions,
 ): Promise<{ agentId: string; workloadHref: string }> {
   const paths = await ensureStateDir(o.stateDir)
+  // A dir left by an older agent is migrated first; one from a newer agent is refused.
+  await migrateStateDir(paths, o.version)
   // Any server of a cluster can pair the host; all of them are kept for the channel.
   const urls = serverUrlsOf(o.managementServer)
   const os = await readOsRelease()
@@ -58,8 +62,8 @@ export async function activate(
     `${JSON.stringify({ token: body.token })}\n`,
     { mode: 0o600 },
   )
-  const config: AgentConfig = {
-    ...DEFAULT_CONFIG,
+  // Only what differs from the defaults (state format 2).
+  const config: Partial<AgentConfig> = {
     ...(await readJson<Partial<AgentConfig>>(paths.config)),
     ...(o.backend && { backend: o.backend }),
     server: {

@@ -28,6 +28,8 @@ export interface AgentConfig {
   readonly flows: FlowConfig
   /** How often the whole host ruleset is read again for the survey (default 60 s). */
   readonly surveyMs: number
+  /** A new build that has not reported to the server within this is rolled back. */
+  readonly upgradeTrialMs: number
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -40,9 +42,13 @@ export const DEFAULT_CONFIG: AgentConfig = {
   confirmMs: 20_000,
   flows: DEFAULT_FLOW_CONFIG,
   surveyMs: 60_000,
+  upgradeTrialMs: 60_000,
 }
 
-/** The state dir's config over the defaults; written out with the defaults the first time. */
+/**
+ * The state dir's config over the defaults. The file holds only what differs from them (state
+ * format 2), so a newer agent's defaults reach a host it upgrades; it is made empty the first time.
+ */
 export async function loadConfig(paths: StatePaths): Promise<AgentConfig> {
   const file = await readJson<Partial<AgentConfig>>(paths.config)
   const config: AgentConfig = {
@@ -50,7 +56,7 @@ export async function loadConfig(paths: StatePaths): Promise<AgentConfig> {
     ...file,
     flows: { ...DEFAULT_FLOW_CONFIG, ...file?.flows },
   }
-  if (!existsSync(paths.config)) await writeJson(paths.config, config)
+  if (!existsSync(paths.config)) await writeJson(paths.config, {})
   return config
 }
 

@@ -1,4 +1,5 @@
 import { loadConfig, requestedBackend } from './agent-config.js'
+import { runningBuild } from './agent-restart.js'
 import { unhealthyStatus } from './agent-status.js'
 import { systemClock } from './clock.js'
 import type { KnownGood } from './commit-confirm.js'
@@ -11,8 +12,14 @@ import { Outbox } from './outbox.js'
 import { guardProcess } from './process-guard.js'
 import type { RunAgentOptions } from './running-agent-options.js'
 import { RunningAgent } from './running-agent.js'
+import { SelfUpgrade } from './self-upgrade.js'
+import { ServerClient } from './server-client.js'
 import type { StatePaths } from './state-dir.js'
 import { claimStateDir, ensureStateDir, LatestJsonWriter, readJson } from './state-dir.js'
+import { migrateStateDir } from './state-format.js'
+
+/** The agent must be started again before it enforces anything (a rollback put another build in place). */
+export class RestartRequired extends Error {}
 
 /**
  * The agent daemon: chooses a backend, surveys the host, saves the foreign firewall before the
@@ -27,6 +34,11 @@ export async function runAgent(
   const unguard = guardProcess(o.log)
   const paths = await ensureStateDir(o.stateDir)
   const release = await claimStateDir(paths)
+  // Held: no other agent runs on it while an older format is migrated (a newer one is refused).
+  await migrateStateDir(paths, o.version, o.log).catch(async (e: Error) => {
+    await release()
+    throw e
+  })
   const config = await loadConfig(paths)
   const requested = requestedBackend(config, o.backend)
   const os = await readOsRelease()
@@ -67,6 +79,40 @@ export async function runAgent(
     : undefined
   if (serverUrl && token === undefined)
     throw new Error(`${paths.dir}/credentials.json is missing: activate this agent again`)
+  // An upgrade on trial: this build passes by reporting in time, or is rolled back.
+  const { build, executable } = await runningBuild(o.version)
+  const upgrade =
+    config.server && token !== undefined && o.onRestart && build
+      ? new SelfUpgrade({
+          paths,
+          clock,
+          build,
+          executable,
+          client: new ServerClient(config.server, `Bearer ${token}`),
+          trialMs: config.upgradeTrialMs,
+          record: (e) => {
+            o.log({ msg: 'event', ...e })
+            events
+              .append([e])
+              .catch((err: Error) => o.log({ msg: 'cannot record event', error: err.message }))
+          },
+          log: o.log,
+          // Orders come through the running agent, so it exists by the time one restarts it.
+          restart: (why) =>
+            void agent
+              .stop()
+              .then(() => {
+                unguard()
+                o.onRestart?.(why)
+              })
+              .catch((e: Error) => o.log({ msg: 'cannot stop to restart', error: e.message })),
+        })
+      : undefined
+  if ((await upgrade?.resume()) === 'restart') {
+    await release()
+    unguard()
+    throw new RestartRequired('the new build was rolled back: the previous build starts again')
+  }
   const agent = new RunningAgent({
     ...o,
     clock,
@@ -77,6 +123,11 @@ export async function runAgent(
     statusFile,
     token,
     release,
+    ...(upgrade && {
+      build,
+      onOrders: (r) => r.upgrade && upgrade.order(r.upgrade),
+      onReported: () => upgrade.reported(),
+    }),
   })
   await agent.start(known, () =>
     o.log({
@@ -92,6 +143,7 @@ export async function runAgent(
     enforcer: agent.enforcer,
     paths,
     stop: async () => {
+      upgrade?.stop()
       await agent.stop()
       unguard()
     },

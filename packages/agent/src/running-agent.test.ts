@@ -55,6 +55,7 @@ async function setup(
     run: (cmd) => Promise.reject(new ToolMissingError(cmd)),
     ...(!o.paired && { policyFile }),
     log: (l) => logs.push(l),
+    version: 'test',
     clock,
     paths,
     config: {

@@ -171,6 +171,7 @@ export class RunningAgent {
             onUnchanged: (hash) => this.#intake.unchanged(hash),
             onUnpair: (mode) => this.#unpaired(mode),
             onChange: () => this.#writeStatus(),
+            ...(o.onOrders && { onOrders: o.onOrders }),
           })
     this.#source = o.policyFile
       ? new FilePolicySource(
@@ -271,8 +272,9 @@ export class RunningAgent {
       flowsDropped: await this.#flows.dropped(),
     })
     return {
-      body,
+      body: this.#o.build ? { ...body, build: this.#o.build } : body,
       delivered: () => {
+        this.#o.onReported?.()
         sent()
         this.#commit.reached(applied, this.enforcer.status.applied?.mode)
       },

@@ -1,6 +1,10 @@
+import { createHash } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
 import { request as httpRequest } from 'node:http'
 import { request } from 'node:https'
-import { readFile } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import type { PeerCertificate } from 'node:tls'
 import { checkServerIdentity } from 'node:tls'
 import { errorReplyOf } from '@palisade/protocol'
@@ -42,6 +46,37 @@ export class ServerClient {
     /** The Authorization header's value. */
     private readonly authorization?: string,
   ) {}
+
+  /** A GET whose reply is streamed to the caller (a download), over the same pinned channel. */
+  async stream(path: string, timeoutMs: number): Promise<IncomingMessage> {
+    const url = new URL(path, this.cfg.url)
+    const tls = url.protocol === 'https:'
+    if (tls && !this.cfg.caCertFile)
+      throw new ServerUnavailableError(`${this.cfg.url} uses TLS: its CA certificate is needed`)
+    if (tls) this.#ca ??= await readFile(this.cfg.caCertFile as string, 'utf8')
+    return new Promise((resolve, reject) => {
+      const req = (tls ? request : httpRequest)(
+        url,
+        {
+          method: 'GET',
+          ...(tls && { ca: this.#ca }),
+          timeout: timeoutMs,
+          headers: this.authorization ? { authorization: this.authorization } : {},
+        },
+        resolve,
+      )
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+      req.on('error', (e) =>
+        reject(
+          new ServerUnavailableError(
+            `cannot reach the policy server at ${this.cfg.url}: ${e.message}`,
+            { cause: e },
+          ),
+        ),
+      )
+      req.end()
+    })
+  }
 
   async call(
     method: 'GET' | 'POST' | 'PUT' | 'DELETE',
@@ -128,6 +163,59 @@ function withName(name: string, url: URL) {
       checkServerIdentity(name, cert) && checkServerIdentity(address, cert),
   }
 }
+
+/** A file downloaded whole: its size and SHA-256, or the server's refusal. */
+export type Download =
+  | { readonly ok: true; readonly size: number; readonly sha256: string }
+  | { readonly ok: false; readonly reply: Reply }
+
+/**
+ * Downloads `path` into `file` (created 0700, never over an existing one), hashing it as it
+ * streams; more than `maxBytes` is refused as it comes in. The caller checks size and hash.
+ */
+export async function download(
+  client: Pick<ServerClient, 'stream'>,
+  path: string,
+  file: string,
+  maxBytes: number,
+  timeoutMs = 300_000,
+): Promise<Download> {
+  const res = await client.stream(path, timeoutMs)
+  if (res.statusCode !== 200) {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    for await (const c of res as AsyncIterable<Buffer>) {
+      if ((bytes += c.length) <= DEFAULT_ERROR_BYTES) chunks.push(c)
+    }
+    const text = Buffer.concat(chunks).toString()
+    let body: unknown = text
+    try {
+      body = JSON.parse(text) as unknown
+    } catch {
+      // not JSON: the text is the message
+    }
+    return { ok: false, reply: { status: res.statusCode ?? 0, body } }
+  }
+  const hash = createHash('sha256')
+  let size = 0
+  const out = createWriteStream(file, { flags: 'wx', mode: 0o700 })
+  await pipeline(
+    res,
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const c of source) {
+        size += c.length
+        if (size > maxBytes)
+          throw new ReplyTooLargeError(`${path} is larger than the ${maxBytes} bytes announced`)
+        hash.update(c)
+        yield c
+      }
+    },
+    out,
+  )
+  return { ok: true, size, sha256: hash.digest('hex') }
+}
+
+const DEFAULT_ERROR_BYTES = 64 * 1024
 
 /** The message of an API error reply (`[{token, message}]`), for people. */
 export function replyError(r: Reply): string {

@@ -1,5 +1,5 @@
 import { hostPolicyFromLocalFile } from '@palisade/model'
-import type { PolicyReply, RestoreMode, StatusReport } from '@palisade/protocol'
+import type { PolicyReply, RestoreMode, StatusReply, StatusReport } from '@palisade/protocol'
 import { describe, expect, it } from 'vitest'
 import { FakeClock } from './clock-fake.fixture.js'
 import type { Reply } from './server-client.js'
@@ -65,6 +65,7 @@ function setup(onChange: () => void = () => undefined) {
     unchanged: [] as (string | undefined)[],
     delivered: 0,
     logs: [] as Record<string, unknown>[],
+    orders: [] as StatusReply[],
   }
   let retry = false
   const noUploads = { upload: () => Promise.resolve() }
@@ -88,6 +89,7 @@ function setup(onChange: () => void = () => undefined) {
     onUnchanged: (hash) => seen.unchanged.push(hash),
     onUnpair: (m) => seen.unpairs.push(m),
     onChange,
+    onOrders: (r) => seen.orders.push(r),
   })
   return { clock, server, seen, link, retryWhile: (v: boolean) => (retry = v) }
 }
@@ -219,6 +221,26 @@ describe('server link', () => {
     expect(reports()).toHaveLength(4)
     await t.clock.advance(10_000)
     expect(reports()).toHaveLength(4)
+  })
+
+  it('passes on checked orders from a status reply; malformed ones are refused, the report still delivered', async () => {
+    const t = setup()
+    const upgrade = { release: '0.2.0', sha256: 'ab'.repeat(32), size: 1000 }
+    t.server.statusReply = { status: 200, body: { upgrade } }
+    t.link.start(undefined)
+    await t.clock.advance(100)
+    expect(t.seen.orders).toEqual([{ upgrade }])
+    expect(t.seen.delivered).toBe(1)
+    t.server.statusReply = { status: 200, body: { upgrade: { ...upgrade, sha256: '../x' } } }
+    t.link.reportSoon()
+    await t.clock.advance(100)
+    expect(t.seen.orders, 'nothing passed on').toHaveLength(1)
+    expect(t.seen.delivered).toBe(2)
+    expect(t.seen.logs).toContainEqual({
+      msg: 'status reply refused',
+      issues: [{ path: '$.upgrade.sha256', message: 'must be 64 hexadecimal digits' }],
+    })
+    expect(t.link.state.connected).toBe(true)
   })
 
   it('says goodbye when it stops', async () => {

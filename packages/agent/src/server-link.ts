@@ -10,15 +10,23 @@
  * - Events and flow summaries: uploaded in batches from their outboxes in the state dir (see
  *   `Outbox`); the server ignores repeats (uuids).
  */
-import type { Goodbye, PolicyReply, RestoreMode, StatusReport } from '@palisade/protocol'
+import type {
+  Goodbye,
+  PolicyReply,
+  RestoreMode,
+  StatusReply,
+  StatusReport,
+} from '@palisade/protocol'
 import {
   checkPolicyReply,
+  checkStatusReply,
   checkUnpairReply,
   eventsRoute,
   flowsRoute,
   goodbyeRoute,
   POLICY_STATUS,
   policyPollPath,
+  STATUS_REPLY,
   statusRoute,
 } from '@palisade/protocol'
 import type { Checked, Issue } from '@palisade/model'
@@ -60,6 +68,8 @@ export interface ServerLinkOptions {
   readonly onUnpair: (firewallRestore: RestoreMode) => void
   /** The connection state changed. */
   readonly onChange: () => void
+  /** The server answered a status report with orders (checked). */
+  readonly onOrders?: (reply: StatusReply) => void
 }
 
 /** The most records an upload sends at once (the server takes up to `BATCH_LIMIT`). */
@@ -226,10 +236,16 @@ export class ServerLink {
         undefined,
         MAX_REPLY_BYTES,
       )
-      if (r.status !== 204)
+      if (r.status !== STATUS_REPLY.stored && r.status !== STATUS_REPLY.orders)
         throw new Error(`the server refused the status report: ${replyError(r)}`)
       this.#contact(true)
       delivered()
+      if (r.status === STATUS_REPLY.orders) {
+        // Stored all the same: orders that fail the schema are refused and logged, no more.
+        const orders = checkStatusReply(r.body)
+        if (orders.ok) this.#o.onOrders?.(orders.value)
+        else this.#refused('status reply', orders.issues)
+      }
       await this.upload()
     } catch (e) {
       this.#contact(false, (e as Error).message)

@@ -18,6 +18,8 @@ export function statePaths(dir: string) {
     pid: join(dir, 'agent.pid'),
     suspended: join(dir, 'suspended'),
     saved: join(dir, 'saved'),
+    format: join(dir, 'state-format.json'),
+    upgrade: join(dir, 'upgrade.json'),
   } as const
 }
 export type StatePaths = ReturnType<typeof statePaths>

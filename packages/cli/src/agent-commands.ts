@@ -6,6 +6,8 @@ import {
   managementTcpPorts,
   readJson,
   restoreFirewall,
+  restartProcess,
+  RestartRequired,
   runAgent,
   runLocal,
   runningPid,
@@ -18,6 +20,7 @@ import { BACKENDS } from '@palisade/firewall'
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { rm, writeFile } from 'node:fs/promises'
+import { VERSION } from './version.js'
 
 const log = (line: Record<string, unknown>) =>
   console.log(JSON.stringify({ time: new Date().toISOString(), ...line }))
@@ -103,6 +106,7 @@ export function addAgentCommands(agent: Command): void {
           caCert: opts.caCert,
           stateDir: opts.stateDir,
           run: runLocal,
+          version: VERSION,
           ...(opts.backend && { backend: opts.backend }),
           ...(opts.hostname && { hostname: opts.hostname }),
         })
@@ -126,10 +130,16 @@ export function addAgentCommands(agent: Command): void {
         stateDir: opts.stateDir,
         run: runLocal,
         log,
+        version: VERSION,
         // Unpaired by the server: the agent cleaned up and has nothing left to do.
         onUnpaired: () => process.exit(0),
+        // Upgraded or rolled back: the executable now holds the build to run.
+        onRestart: (why) => restartProcess(log, why),
         ...(opts.policyFile && { policyFile: opts.policyFile }),
         ...(opts.backend && { backend: opts.backend }),
+      }).catch((e: Error) => {
+        if (e instanceof RestartRequired) restartProcess(log, e.message)
+        throw e
       })
       const shutdown = (signal: string) => {
         log({ msg: 'stopping; our rules stay in place', signal })

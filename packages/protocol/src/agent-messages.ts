@@ -5,6 +5,7 @@
 import type { Checked, Doc, FlowSummaryUpload, WorkloadInterface } from '@palisade/model'
 import { canonicalAddress, Checker } from '@palisade/model'
 import {
+  AGENT_ARCHES,
   AGENT_EVENT_TYPES,
   BACKENDS,
   EVENT_SEVERITIES,
@@ -13,6 +14,7 @@ import {
 } from './enums.js'
 import type {
   ActivateRequestChecked,
+  AgentBuild,
   AgentEvent,
   AppliedReport,
   StatusReportChecked,
@@ -98,6 +100,7 @@ export function checkStatusReport(body: unknown): Checked<StatusReportChecked> {
     c.fail('$.ruleset', 'must be {"tables": [...], "ipsets": [...]}')
   const backend = c.oneOf(o, 'backend', '$', BACKENDS)
   const interfaces = interfacesOf(c, o)
+  const build = buildOf(c, o.build)
   return c.result({
     ...(applied && { applied }),
     ...(health && { health }),
@@ -105,7 +108,28 @@ export function checkStatusReport(body: unknown): Checked<StatusReportChecked> {
     ...(ruleset && { ruleset }),
     ...(backend && { backend }),
     ...(interfaces && { interfaces }),
+    ...(build && { build }),
   })
+}
+
+const VERSION = /^[0-9A-Za-z.+-]{1,64}$/
+const SHA256 = /^[0-9a-f]{64}$/
+
+function buildOf(c: Checker, x: unknown): AgentBuild | undefined {
+  if (x === undefined) return undefined
+  const b = c.object(x, '$.build')
+  if (!b) return undefined
+  c.only(b, '$.build', ['version', 'arch', 'sha256'])
+  const version = c.string(b, 'version', '$.build', { required: true, max: 64 })
+  if (version !== undefined && !VERSION.test(version))
+    c.fail('$.build.version', 'must be letters, digits and . + -')
+  const arch = c.oneOf(b, 'arch', '$.build', AGENT_ARCHES, { required: true })
+  const sha256 = b.sha256 === null ? null : c.string(b, 'sha256', '$.build', { required: true })
+  if (typeof sha256 === 'string' && !SHA256.test(sha256))
+    c.fail('$.build.sha256', 'must be 64 hexadecimal digits, or null')
+  return version !== undefined && arch !== undefined && sha256 !== undefined
+    ? { version, arch, sha256 }
+    : undefined
 }
 
 const isTime = (t: string) => !Number.isNaN(Date.parse(t))

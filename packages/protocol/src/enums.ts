@@ -19,8 +19,14 @@ export const AGENT_EVENT_TYPES = [
   'agent.suspend',
   'agent.unsuspend',
   'agent.goodbye',
+  'agent.upgrade',
+  'agent.upgrade_failed',
 ] as const
 export type AgentEventType = (typeof AGENT_EVENT_TYPES)[number]
+
+/** The one-file agent's builds: Linux on these architectures. */
+export const AGENT_ARCHES = ['x64', 'arm64'] as const
+export type AgentArch = (typeof AGENT_ARCHES)[number]
 
 /** Whether an agent enforces its policy. */
 export const HEALTH_STATES = ['starting', 'healthy', 'unhealthy'] as const

@@ -13,7 +13,7 @@ import type {
   VisibilityLevel,
   WorkloadInterface,
 } from '@palisade/model'
-import type { AgentEventType, HealthState, RestoreMode } from './enums.js'
+import type { AgentArch, AgentEventType, HealthState, RestoreMode } from './enums.js'
 
 // ---- from the agent to the server --------------------------------------------------------
 
@@ -96,6 +96,15 @@ export interface AppliedReport {
   readonly mode?: string
 }
 
+/** The build an agent runs, so the server can tell it to run another. */
+export interface AgentBuild {
+  readonly version: string
+  /** The one-file agent the server offers it. */
+  readonly arch: AgentArch
+  /** Of the running one-file agent's executable; null when it runs from a source checkout. */
+  readonly sha256: string | null
+}
+
 /**
  * `POST status`, on every change and as a heartbeat. Parts the server already has (the ruleset,
  * the addresses) are left out until they change.
@@ -109,6 +118,8 @@ export interface StatusReport {
   /** The host's whole live ruleset as the agent parsed it: the server reads it, never runs it. */
   readonly ruleset?: Ruleset
   readonly backend?: Backend
+  /** Sent by agents that follow upgrade orders (they read a 200 reply). */
+  readonly build?: AgentBuild
 }
 
 export const STATUS_REPORT_KEYS = [
@@ -118,6 +129,7 @@ export const STATUS_REPORT_KEYS = [
   'interfaces',
   'ruleset',
   'backend',
+  'build',
 ] as const satisfies readonly (keyof StatusReport)[]
 
 /**
@@ -131,6 +143,7 @@ export interface StatusReportChecked {
   readonly ruleset?: Doc
   readonly backend?: Backend
   readonly interfaces?: readonly WorkloadInterface[]
+  readonly build?: AgentBuild
 }
 
 /** One event; a batch is `POST events`. The uuid makes a re-sent event count once. */
@@ -176,6 +189,26 @@ export interface PolicyReply {
 /** 410: the agent was unpaired; it restores the firewall as asked, says goodbye and forgets. */
 export interface UnpairReply {
   readonly unpair: { readonly firewall_restore: RestoreMode }
+}
+
+/** The answers to a status report: stored (nothing to say), or stored with orders. */
+export const STATUS_REPLY = { stored: 204, orders: 200 } as const
+
+/**
+ * Run another build: download it from this server (`agentDownloadRoute`, over the agent's own
+ * TLS channel), check its size and SHA-256, swap it in and restart. Sent only to agents that
+ * report their `build`, and only while it differs from theirs.
+ */
+export interface UpgradeOrder {
+  /** The release, as the server's agent package names it. */
+  readonly release: string
+  readonly sha256: string
+  readonly size: number
+}
+
+/** 200 to a status report. */
+export interface StatusReply {
+  readonly upgrade?: UpgradeOrder
 }
 
 /** An error reply (4xx): the API's `[{token, message}]`. */

@@ -7,6 +7,7 @@ import {
   checkEventsBatch,
   checkFlowsBatch,
   checkPolicyReply,
+  checkStatusReply,
   checkStatusReport,
   checkUnpairReply,
   errorReplyOf,
@@ -14,6 +15,7 @@ import {
 import type { StatusReport } from './messages.js'
 import {
   activateRoute,
+  agentDownloadRoute,
   AGENT_PARAM,
   eventsRoute,
   flowsRoute,
@@ -122,6 +124,32 @@ describe('what the server sends, as the agent checks it', () => {
   })
 })
 
+describe('upgrade orders, as the agent checks them', () => {
+  const order = { release: '0.2.0', sha256: 'c0'.repeat(32), size: 90_000_000 }
+
+  it('takes an order whole, or no order', () => {
+    expect(checkStatusReply({ upgrade: order })).toEqual({ ok: true, value: { upgrade: order } })
+    expect(checkStatusReply({})).toEqual({ ok: true, value: {} })
+    expect(agentDownloadRoute('arm64')).toBe('/agent/palisade-agent-linux-arm64')
+  })
+
+  it('refuses an order with anything unknown, unbounded or malformed', () => {
+    expect(
+      pathsOf(
+        checkStatusReply({
+          upgrade: { release: '0.2.0; rm -rf /', sha256: 'C0'.repeat(32), size: 0, url: 'x' },
+        }),
+      ),
+    ).toEqual(['$.upgrade.url', '$.upgrade.release', '$.upgrade.sha256', '$.upgrade.size'])
+    expect(pathsOf(checkStatusReply({ upgrade: { ...order, size: 2 ** 40 } }))).toEqual([
+      '$.upgrade.size',
+    ])
+    expect(pathsOf(checkStatusReply({ upgrade: order, reboot: true }))).toEqual(['$.reboot'])
+    expect(pathsOf(checkStatusReply({ upgrade: 'now' }))).toEqual(['$.upgrade'])
+    expect(pathsOf(checkStatusReply([]))).toEqual(['$'])
+  })
+})
+
 describe('what an agent sends, as the server checks it', () => {
   it('accepts a full status report as the agent builds it', () => {
     const report: StatusReport = {
@@ -144,6 +172,7 @@ describe('what an agent sends, as the server checks it', () => {
       interfaces: [{ name: 'eth0', address: '198.18.0.5' }],
       ruleset: { tables: [], ipsets: [] },
       backend: 'nftables',
+      build: { version: '0.2.0', arch: 'x64', sha256: 'ab'.repeat(32) },
     }
     expect(checkStatusReport(JSON.parse(JSON.stringify(report)))).toEqual({
       ok: true,
@@ -171,6 +200,13 @@ describe('what an agent sends, as the server checks it', () => {
       '$.backend',
       '$.interfaces[0].address',
     ])
+    expect(
+      pathsOf(checkStatusReport({ build: { version: '1 0', arch: 'mips', sha256: 'AB', x: 1 } })),
+    ).toEqual(['$.build.x', '$.build.version', '$.build.arch', '$.build.sha256'])
+    expect(
+      checkStatusReport({ build: { version: '0.1.0', arch: 'arm64', sha256: null } }),
+      'an agent run from a checkout has no executable of its own to hash',
+    ).toEqual({ ok: true, value: { build: { version: '0.1.0', arch: 'arm64', sha256: null } } })
   })
 
   it('checks an activation request and fills in its defaults', () => {

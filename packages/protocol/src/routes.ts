@@ -1,3 +1,5 @@
+import type { AgentArch } from './enums.js'
+
 /**
  * The agent channel's routes: ours, not Illumio's private protocol. Every route after activation
  * names the agent, and an agent may use only its own. The server registers these with
@@ -19,6 +21,9 @@ export const policyRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/p
 
 /** `POST`: health, applied version, survey and ruleset; also the heartbeat. */
 export const statusRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/status`
+
+/** `GET`: the one-file agent this server was packaged with (no credential: the install script). */
+export const agentDownloadRoute = (arch: AgentArch) => `/agent/palisade-agent-linux-${arch}`
 
 /** `POST`: a batch of events. */
 export const eventsRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/events`

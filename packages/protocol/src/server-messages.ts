@@ -6,7 +6,13 @@
 import type { Checked, HostPolicy } from '@palisade/model'
 import { Checker, hostPolicyOf, isObj } from '@palisade/model'
 import { RESTORE_MODES } from './enums.js'
-import type { ActivateReply, ErrorReply, PolicyReply, UnpairReply } from './messages.js'
+import type {
+  ActivateReply,
+  ErrorReply,
+  PolicyReply,
+  StatusReply,
+  UnpairReply,
+} from './messages.js'
 
 /** An agent id goes into every route: letters, digits, `-` and `_` only. */
 const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
@@ -14,6 +20,8 @@ const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
 const TOKEN = /^[\x21-\x7e]{1,512}$/
 const HASH = /^[0-9a-f]{1,64}$/
 const HOST = /^[A-Za-z0-9._:-]{1,255}$/
+const RELEASE = /^[0-9A-Za-z.+-]{1,64}$/
+const SHA256 = /^[0-9a-f]{64}$/
 
 function matching(c: Checker, o: Record<string, unknown>, key: string, re: RegExp, what: string) {
   const v = o[key]
@@ -69,6 +77,31 @@ export function checkUnpairReply(body: unknown): Checked<UnpairReply> {
   c.only(u, '$.unpair', ['firewall_restore'])
   const mode = c.oneOf(u, 'firewall_restore', '$.unpair', RESTORE_MODES, { required: true })
   return c.result(mode && { unpair: { firewall_restore: mode } })
+}
+
+/** The largest agent build an upgrade order may name (a one-file agent is about 90 MB). */
+export const MAX_AGENT_BYTES = 512 * 1024 * 1024
+
+/** A status reply with orders (200): an upgrade, checked field by field. */
+export function checkStatusReply(body: unknown): Checked<StatusReply> {
+  const c = new Checker()
+  const o = c.object(body, '$')
+  if (!o) return c.refused()
+  c.only(o, '$', ['upgrade'])
+  if (o.upgrade === undefined) return c.result({})
+  const u = c.object(o.upgrade, '$.upgrade')
+  if (!u) return c.refused()
+  c.only(u, '$.upgrade', ['release', 'sha256', 'size'])
+  const text = (key: string, re: RegExp, what: string) => {
+    const v = c.string(u, key, '$.upgrade', { required: true, max: 64 })
+    return v === undefined || re.test(v) ? v : c.fail(`$.upgrade.${key}`, `must be ${what}`)
+  }
+  const release = text('release', RELEASE, 'a release name (letters, digits, . + -)')
+  const sha256 = text('sha256', SHA256, '64 hexadecimal digits')
+  const size = c.int(u, 'size', '$.upgrade', { required: true, min: 1, max: MAX_AGENT_BYTES })
+  return c.result(
+    release && sha256 && size !== undefined ? { upgrade: { release, sha256, size } } : undefined,
+  )
 }
 
 /** The API's error reply `[{token, message}]`, if that is what `body` is. */

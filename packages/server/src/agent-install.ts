@@ -4,6 +4,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { FastifyInstance } from 'fastify'
+import { agentDownloadRoute } from '@palisade/protocol'
 import type { AgentFile, AgentPackage } from './agent-package.js'
 import {
   AGENT_ARCHES,
@@ -129,7 +130,7 @@ export function registerAgentInstall(app: FastifyInstance, ctx: AgentInstallCont
   })
 
   for (const arch of AGENT_ARCHES) {
-    app.get(`/agent/${agentFileName(arch)}`, async (_req, reply) => {
+    app.get(agentDownloadRoute(arch), async (_req, reply) => {
       const i = await installable(ctx)
       if ('why' in i) throw unavailable(i.why)
       const f = i.pkg.manifest.files.find((x) => x.arch === arch)

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { AgentArch } from '@palisade/protocol'
 
 /**
  * The agent package `npm run package` writes (by default into the repository's `dist/`, found
@@ -9,8 +10,9 @@ import { fileURLToPath } from 'node:url'
  */
 export const DEFAULT_AGENT_DIR = fileURLToPath(new URL('../../../dist/', import.meta.url))
 export const AGENT_MANIFEST = 'agent-manifest.json'
-export const AGENT_ARCHES = ['x64', 'arm64'] as const
-export type AgentArch = (typeof AGENT_ARCHES)[number]
+/** The protocol's list (`npm run package` reads this file without building the protocol). */
+export const AGENT_ARCHES = ['x64', 'arm64'] as const satisfies readonly AgentArch[]
+export type { AgentArch }
 export const agentFileName = (arch: AgentArch) => `palisade-agent-linux-${arch}`
 
 export interface AgentFile {

@@ -8,8 +8,12 @@ import {
   eventsRoute,
   flowsRoute,
   goodbyeRoute,
+  STATUS_REPLY,
   statusRoute,
 } from '@palisade/protocol'
+import type { StatusReply } from '@palisade/protocol'
+import { DEFAULT_AGENT_DIR, readAgentPackage } from '../agent-package.js'
+import { upgradeOrder } from '../agent-upgrade.js'
 import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
@@ -55,6 +59,12 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   const first = (bodyLimit: number) => ({ onRequest: authenticatedFirst(db), bodyLimit })
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
   const statusWrites = new GroupCommit(db, writeStatusReports, 500, ctx.writeLanes)
+  /** The package upgrade orders name; none while it cannot be read (the order waits). */
+  const upgradePackage = () =>
+    readAgentPackage(ctx.agentDir ?? DEFAULT_AGENT_DIR).catch((e: Error) => {
+      app.log.warn({ msg: 'no upgrade orders: the agent package cannot be read', error: e.message })
+      return undefined
+    })
 
   app.post(
     statusRoute(AGENT_PARAM),
@@ -64,7 +74,7 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
       const report = checkStatusReport(req.body)
       // A stranger learns that it is one (401), not what its body lacks.
       if (!report.ok) await agentAuth(db, req)
-      const { applied, health, survey, ruleset, backend, interfaces } = accepted(report)
+      const { applied, health, survey, ruleset, backend, interfaces, build } = accepted(report)
       // The usual report (a heartbeat, an applied version) is authenticated by the write itself,
       // which stores a whole burst of reports in one statement; one that moves addresses, or names
       // another agent's route, is checked first.
@@ -84,10 +94,20 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
         survey: survey ? JSON.stringify(survey) : null,
         ruleset: ruleset ? JSON.stringify(ruleset) : null,
         backend: backend ?? null,
+        build: build ? JSON.stringify(build) : null,
       })
-      // A forgotten agent's report is taken and dropped: its policy request tells it to unpair.
-      if (!written && !(await agentAuth(db, req)).forgotten) throw unauthenticated()
-      return reply.code(204).send()
+      if (!written) {
+        // A forgotten agent's report is taken and dropped: its policy request tells it to unpair.
+        if (!(await agentAuth(db, req)).forgotten) throw unauthenticated()
+        return reply.code(STATUS_REPLY.stored).send()
+      }
+      // Orders go only to an agent that says what it runs (it reads them); an older one gets 204.
+      const order =
+        build && written.targetRelease !== null
+          ? upgradeOrder(await upgradePackage(), written.targetRelease, build)
+          : undefined
+      if (!order) return reply.code(STATUS_REPLY.stored).send()
+      return reply.code(STATUS_REPLY.orders).send({ upgrade: order } satisfies StatusReply)
     },
   )
 

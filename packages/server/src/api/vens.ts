@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { RestoreMode } from '@palisade/protocol'
+import { checkRelease, servedPackage } from '../agent-upgrade.js'
 import { resourceChange } from '../audit.js'
 import type { AppContext } from '../context.js'
 import { invalidOne, orNotFound } from '../errors.js'
@@ -12,6 +13,7 @@ import {
   agentsWithWorkloads,
   findAgent,
   markUnpairing,
+  setTargetRelease,
   setVenNames,
   workloadsOfAgents,
 } from '../stores/agents.js'
@@ -118,6 +120,55 @@ export function registerVens(api: FastifyInstance, ctx: AppContext): void {
       mode,
     )
     return reply.code(204).send()
+  })
+
+  /**
+   * Orders agents to run `release`, which must be the agent build this server serves (anything
+   * else: 406). Each downloads it at its next status report, swaps it in and restarts; one
+   * whose new build does not report rolls back and says so in an event. Answers with how many
+   * were ordered and, per problem, the VENs it concerns (unknown ones, ones being unpaired).
+   */
+  api.put('/orgs/:org/vens/upgrade', async (req, reply) => {
+    const org = orgOf(req)
+    const body = bodyObject(req)
+    const c = new Checker()
+    c.only(body, '$', ['vens', 'release'])
+    const release = c.string(body, 'release', '$', { required: true, max: 64 })
+    const hrefs = (c.array(body, 'vens', '$', { required: true, max: 1000 }) ?? []).map(
+      (x, i) => c.hrefRef(x, `$.vens[${i}]`) ?? '',
+    )
+    c.done()
+    checkRelease(await servedPackage(ctx.agentDir), release as string)
+    const views = new Map(
+      (await agentsWithWorkloads(db, org)).map(({ agent }) => [venHref(org, agent.id), agent]),
+    )
+    const unknown = hrefs.filter((h) => !views.has(h))
+    const leaving = hrefs.filter((h) => views.get(h)?.status.startsWith('unpairing:'))
+    const ids = [
+      ...new Set(
+        hrefs.filter((h) => !unknown.includes(h) && !leaving.includes(h)).map((h) => idOf(h)),
+      ),
+    ]
+    await db.transaction().execute(async (tx) => {
+      await setTargetRelease(tx, ids, release as string)
+      if (ids.length > 0)
+        await recordEvent(tx, org, {
+          event_type: 'agents.upgrade',
+          created_by: userActor(req),
+          resource_changes: ids.map((id) =>
+            resourceChange('ven', venHref(org, id), 'update', undefined, { release }),
+          ),
+        })
+    })
+    const errors = [
+      ...(unknown.length > 0
+        ? [{ token: 'invalid_ven', message: 'no such VEN', hrefs: unknown }]
+        : []),
+      ...(leaving.length > 0
+        ? [{ token: 'ven_unpairing', message: 'the VEN is being unpaired', hrefs: leaving }]
+        : []),
+    ]
+    return json(reply, 200, { release, vens_upgraded: ids.length, errors })
   })
 
   api.get('/orgs/:org/vens/:id', async (req, reply) => {

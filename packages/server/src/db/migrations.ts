@@ -436,6 +436,13 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
       )
     },
   },
+  '0009_agent_upgrade': {
+    async up(db: Kysely<unknown>) {
+      // The release an upgrade order names, and the build the agent last said it runs (JSON).
+      await db.schema.alterTable('agents').addColumn('target_release', 'text').execute()
+      await db.schema.alterTable('agents').addColumn('build', 'text').execute()
+    },
+  },
 })
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({

@@ -115,6 +115,8 @@ export interface Database {
     last_goodbye_at: string | null
     /** The pairing profile it activated with (null: activated before this was kept). */
     pairing_profile_id: ColumnType<number | null, number | null | undefined, number | null>
+    target_release: string | null
+    build: string | null
   }
   /** Agents whose workload was deleted by force: each is told to unpair when it next calls. */
   forgotten_agents: {

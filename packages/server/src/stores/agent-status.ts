@@ -13,6 +13,14 @@ export interface StatusReport {
   readonly survey: string | null
   readonly ruleset: string | null
   readonly backend: string | null
+  /** The build the agent runs (JSON), from agents that follow upgrade orders. */
+  readonly build: string | null
+}
+
+/** A stored report: the release the agent is ordered to run, and the build it runs. */
+export interface StatusWritten {
+  readonly targetRelease: string | null
+  readonly build: string | null
 }
 
 /** Reports of one agent in one batch, earliest first, as one: what a later one says wins. */
@@ -25,19 +33,21 @@ function merged(a: StatusReport, b: StatusReport): StatusReport {
     survey: b.survey ?? a.survey,
     ruleset: b.ruleset ?? a.ruleset,
     backend: b.backend ?? a.backend,
+    build: b.build ?? a.build,
   }
 }
 
 /**
  * Writes a batch of status reports in one statement; resolves, per report, with whether its
- * credential matched an agent (a report with a wrong or revoked credential writes nothing).
+ * credential matched an agent, and its upgrade order (a report with a wrong or revoked
+ * credential writes nothing and resolves undefined).
  * Comparing hashes of random secrets in SQL leaks nothing by its timing. A pending unpair stays
  * pending until the agent says goodbye.
  */
 export async function writeStatusReports(
   tx: Transaction<Database>,
   reports: readonly StatusReport[],
-): Promise<boolean[]> {
+): Promise<(StatusWritten | undefined)[]> {
   const byAgent = new Map<string, StatusReport>()
   const keyOf = (r: { agentId: string; tokenHash: string }) => `${r.agentId}\0${r.tokenHash}`
   for (const r of reports) {
@@ -46,12 +56,18 @@ export async function writeStatusReports(
   }
   const rows = [...byAgent.values()].map(
     (r) =>
-      sql`(${r.agentId}, ${r.tokenHash}, ${r.at}, cast(${r.applied?.version ?? null} as integer), ${r.applied?.mode ?? null}, ${r.health}, ${r.survey}, ${r.ruleset}, ${r.backend})`,
+      sql`(${r.agentId}, ${r.tokenHash}, ${r.at}, cast(${r.applied?.version ?? null} as integer), ${r.applied?.mode ?? null}, ${r.health}, ${r.survey}, ${r.ruleset}, ${r.backend}, ${r.build})`,
   )
   // A CTE with named columns reads the same on SQLite and PostgreSQL (SQLite has no column
   // list on a VALUES alias).
-  const { rows: matched } = await sql<{ id: string; token_hash: string }>`
-    with r(id, token_hash, at, applied_version, applied_mode, health, survey, ruleset, backend)
+  const { rows: matched } = await sql<{
+    id: string
+    token_hash: string
+    target_release: string | null
+    build: string | null
+  }>`
+    with r(id, token_hash, at, applied_version, applied_mode, health, survey, ruleset, backend,
+      build)
       as (values ${sql.join(rows)})
     update agents set
       status = case when agents.status like 'unpairing:%' then agents.status else 'active' end,
@@ -64,10 +80,16 @@ export async function writeStatusReports(
       survey = coalesce(r.survey, agents.survey),
       ruleset = coalesce(r.ruleset, agents.ruleset),
       ruleset_at = case when r.ruleset is null then agents.ruleset_at else r.at end,
-      backend = coalesce(r.backend, agents.backend)
+      backend = coalesce(r.backend, agents.backend),
+      build = coalesce(r.build, agents.build)
     from r
     where agents.id = r.id and agents.token_hash = r.token_hash
-    returning agents.id, agents.token_hash`.execute(tx)
-  const written = new Set(matched.map((m) => keyOf({ agentId: m.id, tokenHash: m.token_hash })))
-  return reports.map((r) => written.has(keyOf(r)))
+    returning agents.id, agents.token_hash, agents.target_release, agents.build`.execute(tx)
+  const written = new Map(
+    matched.map((m) => [
+      keyOf({ agentId: m.id, tokenHash: m.token_hash }),
+      { targetRelease: m.target_release, build: m.build },
+    ]),
+  )
+  return reports.map((r) => written.get(keyOf(r)))
 }

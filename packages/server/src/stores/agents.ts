@@ -44,6 +44,8 @@ const VIEW_COLUMNS = [
   'name',
   'description',
   'last_goodbye_at',
+  'target_release',
+  'build',
 ] as const
 export type AgentView = Pick<AgentRow, (typeof VIEW_COLUMNS)[number]>
 
@@ -237,6 +239,16 @@ export async function markUnpairing(db: Db, ids: readonly string[], mode: string
       .set({ status: `unpairing:${mode}` })
       .where('id', '=', id)
       .execute()
+}
+
+/** Orders agents to run `release` (told in the reply to their next status report). */
+export async function setTargetRelease(
+  db: Db,
+  ids: readonly string[],
+  release: string,
+): Promise<void> {
+  if (ids.length === 0) return
+  await db.updateTable('agents').set({ target_release: release }).where('id', 'in', ids).execute()
 }
 
 /** The firewall restore an unpair asked for, if one is pending. */

@@ -1,4 +1,5 @@
 import type { FirewallSettings } from '@palisade/model'
+import type { AgentBuild } from '@palisade/protocol'
 import { describeModeReason, resolveMode, workloadCoexistenceView } from '@palisade/model'
 import { firewallSettings } from '../host-policy/snapshot-builder.js'
 import { agentHref, venHref, workloadHref } from '../hrefs.js'
@@ -174,7 +175,10 @@ export function venView(org: number, a: AgentView, w: VenWorkload) {
     status: venStatusOf(a),
     ven_type: w.agent_type,
     activation_type: 'pairing_key',
-    version: AGENT_VERSION,
+    // Agents before upgrades reported no build: they were all 0.1.0.
+    version: a.build ? (JSON.parse(a.build) as AgentBuild).version : '0.1.0',
+    /** Palisade: the release an upgrade order named, if any. */
+    target_release: a.target_release,
     interfaces: w.interfaces.map((i) => ({ ...i, link_state: 'up' })),
     workloads: [{ href: workloadHref(org, w.id) }],
     labels: w.labels.map((href) => ({ href })),
