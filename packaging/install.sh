@@ -4,7 +4,8 @@
 #
 #   curl -fsS --cacert ca.crt https://@PALISADE_SERVER@/agent/install.sh | sudo sh -s -- --activation-code CODE
 #
-# It downloads the agent (one file), checks its SHA-256, installs it, pairs this host with the
+# It downloads the agent (one file), checks its SHA-256, installs it in a directory of its own
+# (/usr/local/lib/palisade-agent, linked from /usr/local/bin), pairs this host with the
 # activation code and starts the agent: as a hardened systemd unit, or with --no-systemd as a
 # plain background process (containers, network namespaces). See docs/install.md.
 set -eu
@@ -17,7 +18,8 @@ sha256_arm64=''
 
 code=''
 state_dir=/var/lib/palisade
-install_dir=/usr/local/bin
+default_install_dir=/usr/local/lib/palisade-agent
+install_dir=$default_install_dir
 use_systemd=yes
 host_name=''
 backend=''
@@ -37,7 +39,9 @@ usage: sh install.sh --activation-code CODE [--state-dir DIR] [--no-systemd]
                           reinstall on a host that is already paired
   --state-dir DIR         the agent's state (default /var/lib/palisade)
   --no-systemd            start the agent as a background process, without a systemd unit
-  --install-dir DIR       where palisade-agent goes (default /usr/local/bin)
+  --install-dir DIR       the agent's own directory: its executable, and the builds it swaps
+                          there when it upgrades itself, which the unit lets it write (default
+                          /usr/local/lib/palisade-agent, linked from /usr/local/bin)
   --hostname NAME         the workload's name (default: this machine's hostname)
   --backend BACKEND       auto (default), nftables, iptables-nft or iptables-legacy
   --print-unit            print the systemd unit this would install, and do nothing else
@@ -72,6 +76,23 @@ done
 path_ok --state-dir "$state_dir"
 path_ok --install-dir "$install_dir"
 bin=$install_dir/palisade-agent
+# Users run the agent by this name; only the default directory is linked from it.
+link=/usr/local/bin/palisade-agent
+
+# The unit makes the install dir writable to the agent (it upgrades itself there), so under the
+# unit it must be a directory of the agent's own, never one others' programs are run from.
+if [ $use_systemd = yes ]; then
+  case ${install_dir%/} in
+    '' | /bin | /sbin | /usr | /usr/bin | /usr/sbin | /usr/local | /usr/local/bin | /usr/local/sbin | /usr/lib | /usr/local/lib | /etc | /var | /var/lib | /opt)
+      die "--install-dir $install_dir is shared with other programs, and the unit lets the agent write it: give the agent a directory of its own (default $default_install_dir)" ;;
+  esac
+  [ ! -d "$install_dir" ] || for f in "$install_dir"/* "$install_dir"/.*; do
+    case ${f##*/} in
+      . | .. | '*' | '.*' | palisade-agent | palisade-agent.*) ;;
+      *) die "$install_dir holds ${f##*/}, and the unit lets the agent write it: give the agent a directory of its own (--install-dir; default $default_install_dir)" ;;
+    esac
+  done
+fi
 
 unit_template() {
   cat <<'PALISADE_UNIT'
@@ -82,7 +103,8 @@ PALISADE_UNIT
 # The unit as installed: the default paths replaced by the chosen ones. A state dir of its own
 # is made writable by path (systemd's StateDirectory= lives under /var/lib only).
 unit() {
-  unit_template | sed -e "s|^ExecStart=/usr/local/bin/palisade-agent run --state-dir /var/lib/palisade\$|ExecStart=$bin run --state-dir $state_dir|" |
+  unit_template | sed -e "s|^ExecStart=$default_install_dir/palisade-agent run --state-dir /var/lib/palisade\$|ExecStart=$bin run --state-dir $state_dir|" \
+    -e "s|^ReadWritePaths=$default_install_dir\$|ReadWritePaths=$install_dir|" |
     if [ "$state_dir" = /var/lib/palisade ]; then
       cat
     else
@@ -145,10 +167,17 @@ chmod 0755 "$work/agent"
 ran=$("$work/agent" --version) || die "the downloaded agent does not run here"
 [ "$ran" = "$version" ] || die "the downloaded agent says it is version $ran, not $version: nothing installed"
 
-mkdir -p "$install_dir"
+[ -d "$install_dir" ] || mkdir -p -m 0755 "$install_dir"
 cp "$work/agent" "$bin.new"
 mv -f "$bin.new" "$bin"
 say "installed $bin (version $version, sha256 $got)"
+if [ "$install_dir" = $default_install_dir ]; then
+  mkdir -p "${link%/*}"
+  rm -f "$link.new"
+  ln -s "$bin" "$link.new"
+  mv -f "$link.new" "$link"
+  say "linked $link to it"
+fi
 
 if [ -n "$code" ]; then
   set -- activate --management-server "$server" --activation-code "$code" --ca-cert "$ca" --state-dir "$state_dir"

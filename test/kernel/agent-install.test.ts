@@ -14,7 +14,7 @@ import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -191,6 +191,17 @@ describe('the one-file agent, installed from the server by its install script', 
     expect(r.code, r.out).toBe(0)
     const verify = await runLocal('systemd-analyze', ['verify', unit])
     expect([verify.code, verify.stderr]).toEqual([0, ''])
+    // What the agent upgrades is the file it runs (its directory: where it renames the new build
+    // in): the unit starts that file and leaves that directory writable, and only it.
+    const text = await readFile(unit, 'utf8')
+    const values = (name: string) =>
+      [...text.matchAll(new RegExp(`^${name}=(.*)$`, 'gm'))].map((m) => m[1])
+    const pid = Number(await readFile(join(stateDir, 'agent.pid'), 'utf8'))
+    const running = await readlink(`/proc/${pid}/exe`)
+    expect(values('ExecStart')).toEqual([`${running} run --state-dir ${stateDir}`])
+    expect(values('ProtectSystem')).toEqual(['strict'])
+    expect(values('ReadWritePaths')).toEqual([stateDir, '/run/xtables.lock', dirname(running)])
+    expect(values('RestartForceExitStatus')).toEqual(['75'])
     const serverUnit = join(work, 'palisade-server.service')
     await writeFile(
       serverUnit,

@@ -9,6 +9,10 @@
  * bytes change its SHA-256, so the server and the agent treat it as another release file). It
  * is the real agent either way, so the swap, the restart and the adoption of the kernel's
  * ruleset are the real ones; a rebuild of another version would only take minutes longer.
+ *
+ * The agent runs confined as the systemd unit the server's install script writes confines it:
+ * only the paths that unit makes writable are (see `unitSandbox`), so the upgrade and the
+ * rollback prove the unit lets the agent swap its executable. systemd itself does not start it.
  */
 import { runChecked, runLocal } from '@palisade/agent'
 import { Lab, LabPeer, LabServer, waitFor } from '@palisade/lab'
@@ -39,6 +43,36 @@ const BLOCKED = 5000
 const TRIAL_MS = 6000
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+
+/** A directive's values in a unit file, in order. */
+const directive = (unit: string, name: string) =>
+  [...unit.matchAll(new RegExp(`^${name}=(.*)$`, 'gm'))].map((m) => m[1] ?? '')
+
+/**
+ * A shell script that runs the unit's ExecStart in the unit's file-system sandbox, for a mount
+ * namespace of its own: systemd is not PID 1 on every test machine, so it does here what
+ * `ProtectSystem=strict` does (every mount read-only, but /dev, /proc and /sys, which the unit's
+ * other options guard) and what `ReadWritePaths=` undoes. It refuses to start the agent if
+ * `outside` (a path the unit does not name) can still be written.
+ */
+function unitSandbox(unit: string, outside: string): string {
+  expect(directive(unit, 'ProtectSystem')).toEqual(['strict'])
+  expect(directive(unit, 'StateDirectory'), 'a state dir of its own: by ReadWritePaths').toEqual([])
+  const writable = directive(unit, 'ReadWritePaths').flatMap((v) => v.split(/\s+/))
+  const [start] = directive(unit, 'ExecStart')
+  return [
+    'set -e',
+    // ExecStartPre=+touch /run/xtables.lock, outside the sandbox
+    'touch /run/xtables.lock',
+    ...writable.map((p) => `mount --bind ${p} ${p}`),
+    `for m in $(awk '{print $5}' /proc/self/mountinfo); do`,
+    `  case $m in /dev | /dev/* | /proc | /proc/* | /sys | /sys/* ${writable.map((p) => `| ${p}`).join(' ')}) continue ;; esac`,
+    '  mount -o remount,bind,ro "$m" 2>/dev/null || true',
+    'done',
+    `if touch ${outside} 2>/dev/null; then echo "the sandbox lets ${outside} be written" >&2; exit 1; fi`,
+    `exec ${start}`,
+  ].join('\n')
+}
 
 interface Manifest {
   version: string
@@ -188,11 +222,34 @@ describe('upgrades without a gap', () => {
         upgradeTrialMs: TRIAL_MS,
       }),
     )
+    // Started as the unit the install script writes for these paths would start it.
+    const unit = await runChecked(runLocal, 'ip', [
+      'netns',
+      'exec',
+      lab.host('host').ns,
+      'sh',
+      '-c',
+      `curl -fsS --cacert ${server.bootstrap.ca_cert} https://${server.endpoint}/agent/install.sh | sh -s -- --print-unit --state-dir ${stateDir} --install-dir ${join(work, 'bin')}`,
+    ])
+    expect(directive(unit, 'ExecStart')).toEqual([`${exe} run --state-dir ${stateDir}`])
+    expect(directive(unit, 'ReadWritePaths')).toContain(join(work, 'bin'))
     const out = openSync(join(work, 'agent.log'), 'a')
-    spawn('ip', [...inHost, 'run', '--state-dir', stateDir], {
-      detached: true,
-      stdio: ['ignore', out, out],
-    }).unref()
+    spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        lab.host('host').ns,
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        unitSandbox(unit, join(work, 'outside')),
+      ],
+      { detached: true, stdio: ['ignore', out, out] },
+    ).unref()
 
     listener = LabPeer.start(lab.host('host').ns)
     await listener.listen([ALLOWED, BLOCKED], [])
@@ -254,6 +311,12 @@ describe('upgrades without a gap', () => {
     const after = await agentPid()
     expect(after).not.toBe(before)
     expect(await readlink(`/proc/${after}/exe`)).toBe(exe)
+    // The new build runs in the unit's sandbox too: the system read-only, its directory not.
+    const mounts = (await readFile(`/proc/${after}/mountinfo`, 'utf8')).split('\n')
+    const options = (at: string) =>
+      mounts.map((l) => l.split(' ')).findLast((f) => f[4] === at)?.[5]
+    expect(options('/')).toMatch(/^ro,/)
+    expect(options(join(work, 'bin'))).toMatch(/^rw,/)
     expect(sha(await readFile(exe))).toBe(sha(v2))
     expect(sha(await readFile(`${exe}.previous`))).toBe(sha(v1))
     expect((await api('GET', `/api/v2${venHref}`)).target_release).toBe(release)

@@ -16,6 +16,8 @@ export async function runningBuild(
   const arch = AGENT_ARCHES.find((a) => a === process.arch)
   if (!arch) return { build: undefined, executable: undefined }
   if (!isSea()) return { build: { version, arch, sha256: null }, executable: undefined }
+  // execPath is the file itself, symlinks resolved (/proc/self/exe): an upgrade renames builds
+  // in the agent's own directory, never over a link such as /usr/local/bin/palisade-agent.
   const hash = createHash('sha256')
   await pipeline(createReadStream(process.execPath), hash)
   return { build: { version, arch, sha256: hash.digest('hex') }, executable: process.execPath }

@@ -101,9 +101,16 @@ describe('the agent package: install script, agent download, the pairing one-lin
     const unit = await sh(script, ['-s', '--', '--print-unit'])
     expect(unit.code, unit.out).toBe(0)
     expect(unit.out).toContain(
-      'ExecStart=/usr/local/bin/palisade-agent run --state-dir /var/lib/palisade\n',
+      'ExecStart=/usr/local/lib/palisade-agent/palisade-agent run --state-dir /var/lib/palisade\n',
     )
     expect(unit.out).toContain('StateDirectory=palisade\n')
+    // The agent swaps its executable in its own directory, the one it may write besides its state.
+    expect(unit.out).toContain('ProtectSystem=strict\n')
+    expect(unit.out.match(/^ReadWritePaths=.*$/gm)).toEqual([
+      'ReadWritePaths=/run/xtables.lock',
+      'ReadWritePaths=/usr/local/lib/palisade-agent',
+    ])
+    expect(unit.out).toContain('RestartForceExitStatus=75\n')
     const moved = await sh(script, [
       '-s',
       '--',
@@ -114,8 +121,36 @@ describe('the agent package: install script, agent download, the pairing one-lin
       '/opt/bin',
     ])
     expect(moved.out).toContain('ExecStart=/opt/bin/palisade-agent run --state-dir /srv/palisade\n')
-    expect(moved.out).toContain('ReadWritePaths=/srv/palisade\n')
+    expect(moved.out.match(/^ReadWritePaths=.*$/gm)).toEqual([
+      'ReadWritePaths=/srv/palisade',
+      'ReadWritePaths=/run/xtables.lock',
+      'ReadWritePaths=/opt/bin',
+    ])
     expect(moved.out).not.toContain('StateDirectory')
+    expect(moved.out).not.toContain('/usr/local/lib/palisade-agent')
+    // A directory others' programs run from is not made writable to the agent.
+    const shared = await sh(script, [
+      '-s',
+      '--',
+      '--print-unit',
+      '--install-dir',
+      '/usr/local/bin/',
+    ])
+    expect([shared.code, shared.out]).toEqual([
+      1,
+      'palisade install: --install-dir /usr/local/bin/ is shared with other programs, and the unit lets the agent write it: give the agent a directory of its own (default /usr/local/lib/palisade-agent)\n',
+    ])
+    const mixed = join(dir, 'mixed-bin')
+    await mkdir(mixed)
+    await writeFile(join(mixed, 'palisade-agent.previous'), '')
+    const own = await sh(script, ['-s', '--', '--print-unit', '--install-dir', mixed])
+    expect(own.code, 'the agent and its upgrade files only: its own directory').toBe(0)
+    await writeFile(join(mixed, 'other-tool'), '')
+    const other = await sh(script, ['-s', '--', '--print-unit', '--install-dir', mixed])
+    expect([other.code, other.out]).toEqual([
+      1,
+      `palisade install: ${mixed} holds other-tool, and the unit lets the agent write it: give the agent a directory of its own (--install-dir; default /usr/local/lib/palisade-agent)\n`,
+    ])
     const refused = await sh(script, ['-s', '--', '--print-unit', '--state-dir', 'rel/dir'])
     expect([refused.code, refused.out]).toEqual([
       1,
