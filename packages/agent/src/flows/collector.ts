@@ -60,6 +60,8 @@ export class FlowCollector {
   #state = { log: 'stopped', confirmations: 'stopped' }
   #packets = 0
   #summaries = 0
+  /** Stopped for good (the agent is shutting down): nothing is started again. */
+  #closed = false
 
   constructor(o: {
     config: FlowConfig
@@ -87,6 +89,8 @@ export class FlowCollector {
    * foreign rule after ours can drop what we pass on: only then are confirmations watched.
    */
   configure(policy: HostPolicy | undefined, enforcing: boolean, dropsAfterUs: boolean): void {
+    // A late survey or policy during shutdown must not start readers that would outlive us.
+    if (this.#closed) return
     // Rule hrefs of earlier versions stay known, for packets logged just before a change.
     for (const r of policy?.rules ?? []) this.#rules.set(ruleLogKey(r.key), r.ruleHref)
     const level = enforcing && policy ? policy.visibilityLevel : 'flow_off'
@@ -231,6 +235,7 @@ export class FlowCollector {
   }
 
   async stop(): Promise<void> {
+    this.#closed = true
     this.#level = 'flow_off'
     await this.#stopReaders()
   }
