@@ -243,7 +243,7 @@ describe('malformed bodies on the write routes of the vendor clients’ routes (
       "key || display_name || display_info || coalesce(external_data_set, '') || coalesce(external_data_reference, '') || updated_at",
       'label_dimensions',
     )} || '/' || ${all('key || value', 'labels')} || '/' || ${all(
-      "coalesce(name, '') || coalesce(description, '') || status",
+      "coalesce(name, '') || coalesce(description, '') || status || coalesce(target_release, '')",
       'agents',
     )} || '/' || ${all('updated_at', 'workloads')} || '/' || ${all(
       "name || '=' || value",
@@ -341,6 +341,7 @@ describe('malformed bodies on the write routes of the vendor clients’ routes (
       ['POST', `/api/v2${version}/restore`, []],
       ['PUT', `${O}/workloads/unpair`, ['workloads', 'ip_table_restore']],
       ['PUT', `${O}/vens/unpair`, ['vens', 'firewall_restore']],
+      ['PUT', `${O}/vens/upgrade`, ['release', 'vens']],
       ['PUT', `/api/v2${query}`, ['status']],
     ]
     expect(wl).toMatch(/^\/orgs\/1\/workloads\//)
