@@ -1,23 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { TestServer } from './test-server.fixture.js'
-import { testServer } from './test-server.fixture.js'
-import type { TestPostgres } from './postgres.fixture.js'
-import { startTestPostgres } from './postgres.fixture.js'
+import { serverOn, testServer } from './test-server.fixture.js'
 
 const O = '/api/v2/orgs/1'
 
 // The whole suite runs on both stores: one query layer, one set of migrations.
-describe.each(['sqlite', 'postgres'])('REST API on %s', (dialect) => {
+describe.each(['sqlite', 'postgres'] as const)('REST API on %s', (dialect) => {
   let s: TestServer
-  let pgServer: TestPostgres | undefined
-  beforeAll(async () => {
-    if (dialect === 'postgres') pgServer = await startTestPostgres()
-    s = await testServer(pgServer ? await pgServer.freshDatabase() : undefined)
-  })
-  afterAll(async () => {
-    await s?.close()
-    await pgServer?.stop()
-  })
+  serverOn(dialect, (server) => (s = server))
 
   const label = async (key: string, value: string) => {
     const r = await s.call('POST', `${O}/labels`, { key, value })

@@ -4,11 +4,9 @@
  * activation codes used no more often than they say; on both stores.
  */
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { TestPostgres } from './postgres.fixture.js'
-import { startTestPostgres } from './postgres.fixture.js'
+import { describe, expect, it } from 'vitest'
 import type { TestServer } from './test-server.fixture.js'
-import { testServer } from './test-server.fixture.js'
+import { serverOn } from './test-server.fixture.js'
 
 const O = '/api/v2/orgs/1'
 
@@ -18,17 +16,9 @@ interface Agent {
   readonly workload_href: string
 }
 
-describe.each(['sqlite', 'postgres'])('input containment on %s', (dialect) => {
+describe.each(['sqlite', 'postgres'] as const)('input containment on %s', (dialect) => {
   let s: TestServer
-  let pgServer: TestPostgres | undefined
-  beforeAll(async () => {
-    if (dialect === 'postgres') pgServer = await startTestPostgres()
-    s = await testServer(pgServer ? await pgServer.freshDatabase() : undefined)
-  })
-  afterAll(async () => {
-    await s?.close()
-    await pgServer?.stop()
-  })
+  serverOn(dialect, (server) => (s = server))
 
   /** A new activation code of a new pairing profile with these fields. */
   const codeOf = async (profile: object = {}) => {

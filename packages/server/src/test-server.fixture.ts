@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,6 +12,8 @@ import type { StoreChanges } from './db/pg-notifications.js'
 import type { Database } from './db/schema.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
+import type { TestPostgres } from './postgres.fixture.js'
+import { startTestPostgres } from './postgres.fixture.js'
 
 export interface TestServer {
   readonly app: FastifyInstance
@@ -88,4 +91,22 @@ export async function testServer(
       await rm(dir, { recursive: true, force: true })
     },
   }
+}
+
+/**
+ * For the enclosing `describe`: a server on `dialect` (PostgreSQL in a private instance of its
+ * own) before its tests, given to `use`, and everything closed after them.
+ */
+export function serverOn(dialect: 'sqlite' | 'postgres', use: (s: TestServer) => void): void {
+  let s: TestServer | undefined
+  let pgServer: TestPostgres | undefined
+  beforeAll(async () => {
+    if (dialect === 'postgres') pgServer = await startTestPostgres()
+    s = await testServer(pgServer ? await pgServer.freshDatabase() : undefined)
+    use(s)
+  })
+  afterAll(async () => {
+    await s?.close()
+    await pgServer?.stop()
+  })
 }
