@@ -1,8 +1,11 @@
 /**
  * `npm run bench` runs every benchmark; `npm run bench -- NAME` runs one. Each prints one JSON
- * object of figures on its own line.
+ * object of figures on its own line. With `--save`, each object is also written, with the
+ * machine it ran on, to `bench/results/NAME.json`: the runs the docs quote.
  */
-import { readdirSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { cpus, release, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const dir = fileURLToPath(new URL('.', import.meta.url))
@@ -10,7 +13,8 @@ const all = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
   .map((f) => f.replace(/\.bench\.ts$/, ''))
   .sort()
-const wanted = process.argv.slice(2)
+const save = process.argv.includes('--save')
+const wanted = process.argv.slice(2).filter((a) => a !== '--save')
 const unknown = wanted.filter((w) => !all.includes(w))
 if (unknown.length > 0) {
   console.error(`unknown benchmark ${unknown.join(', ')}; there are: ${all.join(', ')}`)
@@ -22,11 +26,37 @@ for (const name of wanted.length > 0 ? wanted : all) {
   }
   const started = performance.now()
   const figures = await mod.run()
-  console.log(
-    JSON.stringify({
-      bench: name,
-      ...figures,
-      wallSeconds: +((performance.now() - started) / 1000).toFixed(1),
-    }),
-  )
+  const result = {
+    bench: name,
+    ...figures,
+    wallSeconds: +((performance.now() - started) / 1000).toFixed(1),
+  }
+  console.log(JSON.stringify(result))
+  if (save) {
+    mkdirSync(`${dir}results`, { recursive: true })
+    writeFileSync(
+      `${dir}results/${name}.json`,
+      `${JSON.stringify({ ...result, machine: machine() }, null, 2)}\n`,
+    )
+  }
+}
+
+/** What a saved figure was measured on: a reader compares like with like. */
+function machine(): Record<string, unknown> {
+  const commit = (() => {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir }).toString().trim()
+    } catch {
+      return 'unknown'
+    }
+  })()
+  return {
+    date: new Date().toISOString(),
+    commit,
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+  }
 }

@@ -25,3 +25,17 @@ export async function timed<T>(f: () => Promise<T> | T): Promise<{ ms: number; v
   const value = await f()
   return { ms: performance.now() - t0, value }
 }
+
+/**
+ * The median of several runs' figure, with the spread: a single run on a shared machine can
+ * flatter or slander, and a reader should see by how much the runs disagreed.
+ */
+export function spread(values: readonly number[]): {
+  median: number
+  min: number
+  max: number
+  runs: number
+} {
+  const { p50, min, max, n } = summary(values)
+  return { median: p50, min, max, runs: n }
+}
