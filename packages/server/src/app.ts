@@ -36,6 +36,7 @@ import type { AppContext } from './context.js'
 import { storeUnavailable } from './db/unavailable.js'
 import { ApiError } from './errors.js'
 import { json } from './http.js'
+import { LogRepeats } from './log-repeats.js'
 import { registerMetrics } from './metrics.js'
 import { openApiDocument } from './openapi.js'
 import { checkQuery } from './query/query-filters.js'
@@ -76,6 +77,8 @@ export interface AppOptions {
 
 /** How often the audit events of failed authentication are written (see AuthFailures). */
 const FAILURE_EVENTS_MS = 10_000
+/** How often the count of requests answered 503 while the store is away is logged. */
+const UNAVAILABLE_SUMMARY_MS = 10_000
 
 export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<FastifyInstance> {
   const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts }
@@ -119,6 +122,15 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
       )
     }
   })
+  const unavailableLog = new LogRepeats()
+  const unavailableSummary = setInterval(() => {
+    const held = unavailableLog.summary()
+    if (held)
+      app.log.warn({
+        msg: `database unavailable: ${held.count} more requests answered 503 since the last line`,
+        error: held.last,
+      })
+  }, UNAVAILABLE_SUMMARY_MS).unref()
   app.setErrorHandler((err: Error, _req, reply) => {
     if (err instanceof ApiError) {
       for (const [k, v] of Object.entries(err.headers)) reply.header(k, v)
@@ -136,7 +148,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
     }
     const away = storeUnavailable(err)
     if (away !== undefined) {
-      reply.log.warn({ msg: 'database unavailable', error: err.message })
+      if (unavailableLog.first(err.message))
+        reply.log.warn({ msg: 'database unavailable', error: err.message })
       return json(reply.header('retry-after', '2'), 503, [
         { token: 'database_unavailable', message: away },
       ])
@@ -160,6 +173,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
   const failureEvents = setInterval(() => void writeFailures(false), FAILURE_EVENTS_MS).unref()
   app.addHook('onClose', async () => {
     clearInterval(failureEvents)
+    clearInterval(unavailableSummary)
     await writeFailures(true)
   })
   registerMetrics(app, ctx.db, ctx.policyFeed, (req) => authenticate(ctx.db, req, failures))
