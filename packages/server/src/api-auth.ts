@@ -31,15 +31,15 @@ const HOW =
 const before = (ms: number) => new Date(Date.now() - ms).toISOString()
 
 /**
- * Sets `req.user` from the request's credentials, or throws their 401. A source address that
- * failed too often this minute gets a 429 before its credentials are looked at (`failures`).
+ * Sets `req.user` from the request's credentials, or throws their 401. Credentials that
+ * failed too often this minute from the request's source get a 429 before they are looked at
+ * (`failures`).
  */
 export async function authenticate(
   db: Kysely<Database>,
   req: FastifyRequest,
   failures: AuthFailures,
 ): Promise<void> {
-  failures.check(req.ip)
   const h = req.headers.authorization ?? ''
   if (!h.startsWith('Basic ')) {
     const user = await sessionUser(db, req)
@@ -48,6 +48,7 @@ export async function authenticate(
     return
   }
   const [name = '', secret = ''] = Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
+  failures.check(req.ip, name)
   const failed = (why: string) => {
     failures.fail(req.ip, 'request.authentication_failed', name, why)
     return refused(`${why}: ${HOW}`)

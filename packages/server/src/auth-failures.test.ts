@@ -26,31 +26,48 @@ describe('sourceOf', () => {
     const f = new AuthFailures(2, () => T0)
     f.fail('2001:db8:1:2::1', 'request.authentication_failed', 'a', 'r')
     f.fail('2001:db8:1:2::2', 'request.authentication_failed', 'a', 'r')
-    expect(() => f.check('2001:db8:1:2::3')).toThrow(ApiError)
-    f.check('2001:db8:1:3::1')
+    expect(() => f.check('2001:db8:1:2::3', 'a')).toThrow(ApiError)
+    f.check('2001:db8:1:3::1', 'a')
   })
 })
 
 describe('AuthFailures', () => {
-  it('refuses a source past its limit until its minute ends, and not the others', () => {
+  it('refuses a name from a source past its limit until its minute ends, and not the others', () => {
     let t = T0
     const f = new AuthFailures(3, () => t)
     for (let i = 0; i < 3; i++) {
-      f.check('198.18.0.1')
+      f.check('198.18.0.1', 'k1')
       f.fail('198.18.0.1', 'request.authentication_failed', 'k1', 'bad')
     }
-    expect(() => f.check('198.18.0.1')).toThrow(ApiError)
+    expect(() => f.check('198.18.0.1', 'k1')).toThrow(ApiError)
     try {
-      f.check('198.18.0.1')
+      f.check('198.18.0.1', 'k1')
     } catch (e) {
       expect((e as ApiError).status).toBe(429)
       expect((e as ApiError).headers['Retry-After']).toBe('60')
     }
-    f.check('198.18.0.2')
+    f.check('198.18.0.2', 'k1')
+    // An administrator behind the same address is not locked out by someone else's failures.
+    f.check('198.18.0.1', 'admin')
     t += 59_999
-    expect(() => f.check('198.18.0.1')).toThrow(ApiError)
+    expect(() => f.check('198.18.0.1', 'k1')).toThrow(ApiError)
     t += 1
-    f.check('198.18.0.1')
+    f.check('198.18.0.1', 'k1')
+  })
+
+  it('refuses the whole source past ten times the limit across names (a spray)', () => {
+    const f = new AuthFailures(3, () => T0)
+    for (let i = 0; i < 29; i++) f.fail('198.18.0.1', 'user.login_failed', `u${i}`, 'bad')
+    f.check('198.18.0.1', 'admin')
+    f.fail('198.18.0.1', 'user.login_failed', 'u29', 'bad')
+    expect(() => f.check('198.18.0.1', 'admin')).toThrow(ApiError)
+    f.check('198.18.0.2', 'admin')
+  })
+
+  it('counts a long name by its first 64 characters, so length cannot dodge the limit', () => {
+    const f = new AuthFailures(1, () => T0)
+    f.fail('198.18.0.1', 'user.login_failed', `${'a'.repeat(64)}x`, 'bad')
+    expect(() => f.check('198.18.0.1', `${'a'.repeat(64)}y`)).toThrow(ApiError)
   })
 
   it('sums a source minute into one summary per kind, given once, after the minute', () => {
@@ -91,7 +108,7 @@ describe('AuthFailures', () => {
 })
 
 describe('a flood of bad credentials from one address', () => {
-  it('is refused with 429 past the limit and costs one audit event, written without a row per request', async () => {
+  it('is refused with 429 past the limit for the name tried, not for others, and costs one audit event', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'palisade-authflood-'))
     const { db, writeLanes } = await openDb(undefined, dir)
     await bootstrapOrg(db)
@@ -105,24 +122,24 @@ describe('a flood of bad credentials from one address', () => {
           .execute()
       ).map((e) => JSON.parse(e.notifications) as { info: Record<string, unknown> }[])
     try {
+      const attempt = async (name: string) =>
+        (
+          await app.inject({
+            url: '/api/v2/orgs/1/labels',
+            headers: { authorization: `Basic ${Buffer.from(`${name}:x`).toString('base64')}` },
+          })
+        ).statusCode
       const statuses: number[] = []
-      for (let i = 0; i < 40; i++)
-        statuses.push(
-          (
-            await app.inject({
-              url: '/api/v2/orgs/1/labels',
-              headers: { authorization: `Basic ${Buffer.from(`nobody${i}:x`).toString('base64')}` },
-            })
-          ).statusCode,
-        )
+      for (let i = 0; i < 40; i++) statuses.push(await attempt('nobody'))
       expect(statuses).toEqual([...Array<number>(30).fill(401), ...Array<number>(10).fill(429)])
+      expect(await attempt('someone-else')).toBe(401)
       expect(await events()).toEqual([])
     } finally {
       await app.close()
     }
     const written = await events()
     expect(written).toHaveLength(1)
-    expect(written[0]?.[0]?.info).toMatchObject({ src_ip: '127.0.0.1', count: 30 })
+    expect(written[0]?.[0]?.info).toMatchObject({ src_ip: '127.0.0.1', count: 31 })
     await db.destroy()
     await rm(dir, { recursive: true, force: true })
   })

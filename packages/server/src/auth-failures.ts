@@ -1,13 +1,18 @@
 /**
- * Failed sign-ins and failed API authentication, per source address: past a limit in a minute
- * the source is refused (429) before its credentials are looked at, and the failures of a source
- * in a minute become one audit event, written when the minute is over. A flood of bad
- * credentials thus costs the store one row per source and minute, not one per request.
+ * Failed sign-ins and failed API authentication, per source address and name tried: past a limit
+ * in a minute that name is refused (429) from that source before its credentials are looked at,
+ * and past ten times the limit the source is refused whatever name it tries (a spray across
+ * names). Counting per name keeps an attacker behind the same NAT or jump host as an
+ * administrator from locking the administrator out by failing with other names. The failures of
+ * a source in a minute become one audit event, written when the minute is over: a flood of bad
+ * credentials costs the store one row per source and minute, not one per request.
  */
 import { addrToBigInt, bigIntToAddr } from '@palisade/model'
 import { tooMany } from './errors.js'
 
 const WINDOW_MS = 60_000
+/** How many times a name's limit a source may fail across all names in a minute. */
+const SPRAY_FACTOR = 10
 /** The distinct user names and reasons an event lists (a flood may try thousands). */
 const LISTED = 5
 
@@ -33,6 +38,8 @@ type Counting = { -readonly [K in keyof FailureSummary]: FailureSummary[K] } & {
 interface Window {
   readonly start: number
   count: number
+  /** Failures per name tried; bounded by the source's own limit. */
+  readonly byName: Map<string, number>
   readonly byType: Map<string, Counting>
 }
 
@@ -50,22 +57,34 @@ export function sourceOf(ip: string): string {
   }
 }
 
+/** A name as counted and listed: long ones are cut, so a flood cannot grow memory by length. */
+const nameOf = (username: string) => username.slice(0, 64)
+
 export class AuthFailures {
   readonly #windows = new Map<string, Window>()
   readonly #ended: FailureSummary[] = []
 
-  /** `perMinute` failures of one source are answered; past that it gets 429 until the minute ends. */
+  /**
+   * `perMinute` failures of one name from one source are answered; past that the name gets 429
+   * from that source until the minute ends (and the whole source past ten times that).
+   */
   constructor(
     private readonly perMinute: number,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** Throws the 429 of a source that failed too often this minute; costs no store access. */
-  check(ip: string): void {
-    const src = sourceOf(ip)
+  /**
+   * Throws the 429 of a name that failed too often from this source this minute, or of a source
+   * that failed too often across names; costs no store access.
+   */
+  check(ip: string, username: string): void {
     const t = this.clock()
-    const w = this.#windows.get(src)
-    if (w && t - w.start < WINDOW_MS && w.count >= this.perMinute)
+    const w = this.#windows.get(sourceOf(ip))
+    if (!w || t - w.start >= WINDOW_MS) return
+    if (
+      w.count >= this.perMinute * SPRAY_FACTOR ||
+      (w.byName.get(nameOf(username)) ?? 0) >= this.perMinute
+    )
       throw tooMany(Math.ceil((w.start + WINDOW_MS - t) / 1000))
   }
 
@@ -76,10 +95,12 @@ export class AuthFailures {
     let w = this.#windows.get(src)
     if (!w || t - w.start >= WINDOW_MS) {
       if (w) this.#ended.push(...w.byType.values())
-      w = { start: t, count: 0, byType: new Map() }
+      w = { start: t, count: 0, byName: new Map(), byType: new Map() }
       this.#windows.set(src, w)
     }
+    const name = nameOf(username)
     w.count++
+    w.byName.set(name, (w.byName.get(name) ?? 0) + 1)
     const at = new Date(t).toISOString()
     let s = w.byType.get(eventType)
     if (!s) {
@@ -96,7 +117,6 @@ export class AuthFailures {
     }
     s.count++
     s.last_at = at
-    const name = username.slice(0, 64)
     if (s.usernames.length < LISTED && !s.usernames.includes(name)) s.usernames.push(name)
     if (s.reasons.length < LISTED && !s.reasons.includes(reason)) s.reasons.push(reason)
   }

@@ -76,7 +76,7 @@ export function registerConsoleSession(
     const username = c.string(body, 'username', '$', { required: true })
     const password = c.string(body, 'password', '$', { required: true, max: 1024 })
     c.done()
-    failures.check(req.ip)
+    failures.check(req.ip, username ?? '')
     const user = await userNamed(db, username ?? '')
     if (!(await verifyUserPassword(password ?? '', user?.password_hash)) || !user) {
       failures.fail(

@@ -94,7 +94,7 @@ export function registerUsers(api: FastifyInstance, ctx: AppContext, failures: A
     const [username = '', password = ''] = h.startsWith('Basic ')
       ? Buffer.from(h.slice(6), 'base64').toString().split(/:(.*)/s)
       : []
-    failures.check(req.ip)
+    failures.check(req.ip, username)
     const user = username ? await userNamed(db, username) : undefined
     const ok = await verifyUserPassword(
       password.slice(0, 1024),
