@@ -24,6 +24,7 @@ use_systemd=yes
 host_name=''
 backend=''
 print_unit=no
+print_start_guard=no
 
 say() { echo "palisade install: $*"; }
 die() {
@@ -34,6 +35,7 @@ usage() {
   cat <<EOF
 usage: sh install.sh --activation-code CODE [--state-dir DIR] [--no-systemd]
                      [--install-dir DIR] [--hostname NAME] [--backend BACKEND] [--print-unit]
+                     [--print-start-guard]
 
   --activation-code CODE  from a pairing profile (the console's Pairing page); not needed to
                           reinstall on a host that is already paired
@@ -45,6 +47,8 @@ usage: sh install.sh --activation-code CODE [--state-dir DIR] [--no-systemd]
   --hostname NAME         the workload's name (default: this machine's hostname)
   --backend BACKEND       auto (default), nftables, iptables-nft or iptables-legacy
   --print-unit            print the systemd unit this would install, and do nothing else
+  --print-start-guard     print the start guard the unit runs before the agent (it rolls back
+                          an upgrade whose new build does not start), and do nothing else
 EOF
 }
 value() {
@@ -69,6 +73,7 @@ while [ $# -gt 0 ]; do
     --backend) value "$@"; backend=$2; shift 2 ;;
     --no-systemd) use_systemd=no; shift ;;
     --print-unit) print_unit=yes; shift ;;
+    --print-start-guard) print_start_guard=yes; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -76,6 +81,7 @@ done
 path_ok --state-dir "$state_dir"
 path_ok --install-dir "$install_dir"
 bin=$install_dir/palisade-agent
+guard=$install_dir/palisade-agent.start-guard
 # Users run the agent by this name; only the default directory is linked from it.
 link=/usr/local/bin/palisade-agent
 
@@ -104,6 +110,7 @@ PALISADE_UNIT
 # is made writable by path (systemd's StateDirectory= lives under /var/lib only).
 unit() {
   unit_template | sed -e "s|^ExecStart=$default_install_dir/palisade-agent run --state-dir /var/lib/palisade\$|ExecStart=$bin run --state-dir $state_dir|" \
+    -e "s|^ExecStartPre=/bin/sh $default_install_dir/palisade-agent.start-guard $default_install_dir/palisade-agent /var/lib/palisade\$|ExecStartPre=/bin/sh $guard $bin $state_dir|" \
     -e "s|^ReadWritePaths=$default_install_dir\$|ReadWritePaths=$install_dir|" |
     if [ "$state_dir" = /var/lib/palisade ]; then
       cat
@@ -112,8 +119,49 @@ unit() {
     fi
 }
 
+# The unit runs this before each start of the agent (ExecStartPre), from a file no upgrade
+# replaces. A build that crashes before its own code runs (a corrupt or truncated file, one
+# that exits at once) cannot roll itself back; systemd starts it again and again, and the
+# guard, at the fourth start of a build still on trial (`upgrade.json`), renames the previous
+# build back (three starts fit in systemd's start limit, five in 10 s, with RestartSec=2). The
+# agent it starts then finds the trial ended by another build, its own, and reports the
+# rollback with the count the guard kept (`upgrade-starts`).
+start_guard() {
+  cat <<'PALISADE_START_GUARD'
+#!/bin/sh
+# The Palisade agent's start guard (written by its install script): see docs/install.md.
+# usage: palisade-agent.start-guard EXECUTABLE STATE_DIR
+set -eu
+exe=$1
+trial=$2/upgrade.json
+starts=$2/upgrade-starts
+max=3
+if ! grep -q '"state": "trial"' "$trial" 2>/dev/null; then
+  rm -f "$starts"
+  exit 0
+fi
+n=$(cat "$starts" 2>/dev/null || true)
+case $n in '' | *[!0-9]*) n=0 ;; esac
+if [ "$n" -lt $max ]; then
+  echo $((n + 1)) >"$starts.tmp"
+  mv -f "$starts.tmp" "$starts"
+  exit 0
+fi
+if [ ! -f "$exe.previous" ]; then
+  echo "palisade start guard: the new build $exe was started $n times without reporting, and there is no $exe.previous to put back" >&2
+  exit 0
+fi
+mv -f "$exe.previous" "$exe"
+echo "palisade start guard: the new build $exe was started $n times without reporting: the previous build is back in place" >&2
+PALISADE_START_GUARD
+}
+
 if [ "$print_unit" = yes ]; then
   unit
+  exit 0
+fi
+if [ "$print_start_guard" = yes ]; then
+  start_guard
   exit 0
 fi
 
@@ -170,6 +218,8 @@ ran=$("$work/agent" --version) || die "the downloaded agent does not run here"
 [ -d "$install_dir" ] || mkdir -p -m 0755 "$install_dir"
 cp "$work/agent" "$bin.new"
 mv -f "$bin.new" "$bin"
+start_guard >"$guard.new"
+mv -f "$guard.new" "$guard"
 say "installed $bin (version $version, sha256 $got)"
 if [ "$install_dir" = $default_install_dir ]; then
   mkdir -p "${link%/*}"

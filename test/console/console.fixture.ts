@@ -49,7 +49,8 @@ export interface ConsoleBed {
   readonly close: () => Promise<void>
 }
 
-export async function startConsole(): Promise<ConsoleBed> {
+/** `agentDir`: an agent package for the server to serve (default: none). */
+export async function startConsole(opts: { agentDir?: string } = {}): Promise<ConsoleBed> {
   // A browser test that cannot find its browser must fail, not pass quietly.
   expect(
     existsSync(CHROMIUM),
@@ -61,7 +62,7 @@ export async function startConsole(): Promise<ConsoleBed> {
     listen: '127.0.0.1:0',
     dataDir: dir,
     tls: 'auto',
-    agentDir: join(dir, 'no-agent-package'),
+    agentDir: opts.agentDir ?? join(dir, 'no-agent-package'),
   })
   const boot = JSON.parse(await readFile(server.bootstrapFile, 'utf8')) as Boot
   const ca = await readFile(boot.ca_cert, 'utf8')

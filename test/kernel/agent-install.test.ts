@@ -132,6 +132,10 @@ describe('the one-file agent, installed from the server by its install script', 
     console.log(`install script to synced: ${Math.round(performance.now() - started)} ms`)
     expect(w).toBeDefined()
     expect(r.out).toContain(`palisade install: installed ${installDir}/palisade-agent`)
+    // Beside it, the start guard the unit runs (upgrades never replace it).
+    expect(await readFile(join(installDir, 'palisade-agent.start-guard'), 'utf8')).toMatch(
+      /^#!\/bin\/sh\n# The Palisade agent's start guard/,
+    )
     expect(r.out).toMatch(/applied: +version \d+ at .*, verified/)
 
     // The agent running is the installed file, with the unit's capabilities and no others.

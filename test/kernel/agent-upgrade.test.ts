@@ -10,9 +10,16 @@
  * is the real agent either way, so the swap, the restart and the adoption of the kernel's
  * ruleset are the real ones; a rebuild of another version would only take minutes longer.
  *
- * The agent runs confined as the systemd unit the server's install script writes confines it:
- * only the paths that unit makes writable are (see `unitSandbox`), so the upgrade and the
- * rollback prove the unit lets the agent swap its executable. systemd itself does not start it.
+ * Last, a build that crashes at start, before any of the agent's code could roll it back: the
+ * unit's start guard puts the previous build back at its fourth start, and that build reports
+ * the rollback.
+ *
+ * The agent runs as the systemd unit the server's install script writes runs it: its start path
+ * (ExecStartPre, ExecStart, Restart=on-failure after RestartSec, the start limit) and its
+ * file-system sandbox, where only the paths that unit makes writable are (see `unitStandIn`), so
+ * the upgrade and the rollbacks prove the unit lets the agent swap its executable and the guard
+ * roll it back. systemd itself does not start it: it is not PID 1 on every test machine (the
+ * install test has `systemd-analyze verify` check the same unit).
  */
 import { runChecked, runLocal } from '@palisade/agent'
 import { Lab, LabPeer, LabServer, waitFor } from '@palisade/lab'
@@ -48,30 +55,67 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 const directive = (unit: string, name: string) =>
   [...unit.matchAll(new RegExp(`^${name}=(.*)$`, 'gm'))].map((m) => m[1] ?? '')
 
+/** A directive's one value, as a number. */
+const num = (unit: string, name: string) => {
+  const [v] = directive(unit, name)
+  expect(v, `${name}= in the unit`).toMatch(/^\d+$/)
+  return Number(v)
+}
+
 /**
- * A shell script that runs the unit's ExecStart in the unit's file-system sandbox, for a mount
- * namespace of its own: systemd is not PID 1 on every test machine, so it does here what
- * `ProtectSystem=strict` does (every mount read-only, but /dev, /proc and /sys, which the unit's
- * other options guard) and what `ReadWritePaths=` undoes. It refuses to start the agent if
- * `outside` (a path the unit does not name) can still be written.
+ * Two shell scripts that start the unit's ExecStart as systemd would: `supervisor` runs the
+ * unit's `+` ExecStartPre= (outside the sandbox), then `sandboxed` in a mount namespace of its
+ * own, and after a failed start (any exit but 0) starts again after RestartSec=, as
+ * Restart=on-failure does, until the start limit (StartLimitBurst= starts within
+ * StartLimitIntervalSec=) leaves the unit failed. INVOCATION_ID is set as systemd sets it.
+ * `sandboxed` does what `ProtectSystem=strict` does (every mount read-only, but /dev, /proc and
+ * /sys, which the unit's other options guard) and what `ReadWritePaths=` undoes, refuses to go
+ * on if `outside` (a path the unit does not name) can still be written, runs the other
+ * ExecStartPre= and execs ExecStart=.
  */
-function unitSandbox(unit: string, outside: string): string {
+function unitStandIn(
+  unit: string,
+  outside: string,
+  sandboxedFile: string,
+): { supervisor: string; sandboxed: string } {
   expect(directive(unit, 'ProtectSystem')).toEqual(['strict'])
   expect(directive(unit, 'StateDirectory'), 'a state dir of its own: by ReadWritePaths').toEqual([])
+  expect(directive(unit, 'Restart')).toEqual(['on-failure'])
   const writable = directive(unit, 'ReadWritePaths').flatMap((v) => v.split(/\s+/))
   const [start] = directive(unit, 'ExecStart')
-  return [
+  const pre = directive(unit, 'ExecStartPre')
+  for (const p of pre) expect(p, 'an ExecStartPre= prefix this stand-in knows').toMatch(/^[+/]/)
+  const sandboxed = [
     'set -e',
-    // ExecStartPre=+touch /run/xtables.lock, outside the sandbox
-    'touch /run/xtables.lock',
     ...writable.map((p) => `mount --bind ${p} ${p}`),
     `for m in $(awk '{print $5}' /proc/self/mountinfo); do`,
     `  case $m in /dev | /dev/* | /proc | /proc/* | /sys | /sys/* ${writable.map((p) => `| ${p}`).join(' ')}) continue ;; esac`,
     '  mount -o remount,bind,ro "$m" 2>/dev/null || true',
     'done',
     `if touch ${outside} 2>/dev/null; then echo "the sandbox lets ${outside} be written" >&2; exit 1; fi`,
+    ...pre.filter((p) => !p.startsWith('+')),
     `exec ${start}`,
   ].join('\n')
+  const supervisor = [
+    'export INVOCATION_ID=palisade-upgrade-test',
+    "starts=''",
+    'while :; do',
+    '  now=$(date +%s) recent=0 kept=',
+    '  for t in $starts; do',
+    `    [ $((now - t)) -lt ${num(unit, 'StartLimitIntervalSec')} ] || continue`,
+    '    recent=$((recent + 1)) kept="$kept $t"',
+    '  done',
+    `  if [ $recent -ge ${num(unit, 'StartLimitBurst')} ]; then echo "systemd stand-in: start limit hit, the unit failed" >&2; exit 1; fi`,
+    '  starts="$kept $now"',
+    ...pre.filter((p) => p.startsWith('+')).map((p) => `  ${p.slice(1)}`),
+    '  code=0',
+    `  unshare --mount --propagation private sh ${sandboxedFile} || code=$?`,
+    '  echo "systemd stand-in: the agent exited with $code" >&2',
+    '  [ $code -ne 0 ] || exit 0',
+    `  sleep ${num(unit, 'RestartSec')}`,
+    'done',
+  ].join('\n')
+  return { supervisor, sandboxed }
 }
 
 interface Manifest {
@@ -90,6 +134,8 @@ describe('upgrades without a gap', () => {
   let stateDir: string
   let venHref: string
   let v1: Buffer
+  /** The systemd stand-in's process (it stays, as systemd does, across the agent's restarts). */
+  let supervisor: number | undefined
   const log = () => readFile(join(work, 'agent.log'), 'utf8').catch(() => '')
   const agentPid = async () => Number(await readFile(join(stateDir, 'agent.pid'), 'utf8'))
   const api = (method: string, path: string, body?: unknown, want = 200) =>
@@ -233,23 +279,28 @@ describe('upgrades without a gap', () => {
     ])
     expect(directive(unit, 'ExecStart')).toEqual([`${exe} run --state-dir ${stateDir}`])
     expect(directive(unit, 'ReadWritePaths')).toContain(join(work, 'bin'))
-    const out = openSync(join(work, 'agent.log'), 'a')
-    spawn(
-      'ip',
-      [
+    // The start guard, installed beside the agent as the install script installs it.
+    await writeFile(
+      join(work, 'bin', 'palisade-agent.start-guard'),
+      await runChecked(runLocal, 'ip', [
         'netns',
         'exec',
         lab.host('host').ns,
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
         'sh',
         '-c',
-        unitSandbox(unit, join(work, 'outside')),
-      ],
+        `curl -fsS --cacert ${server.bootstrap.ca_cert} https://${server.endpoint}/agent/install.sh | sh -s -- --print-start-guard`,
+      ]),
+    )
+    const standIn = unitStandIn(unit, join(work, 'outside'), join(work, 'sandboxed.sh'))
+    await writeFile(join(work, 'sandboxed.sh'), standIn.sandboxed)
+    const out = openSync(join(work, 'agent.log'), 'a')
+    const systemd = spawn(
+      'ip',
+      ['netns', 'exec', lab.host('host').ns, 'sh', '-c', standIn.supervisor],
       { detached: true, stdio: ['ignore', out, out] },
-    ).unref()
+    )
+    systemd.unref()
+    supervisor = systemd.pid
 
     listener = LabPeer.start(lab.host('host').ns)
     await listener.listen([ALLOWED, BLOCKED], [])
@@ -274,6 +325,7 @@ describe('upgrades without a gap', () => {
   }, 180_000)
 
   afterAll(async () => {
+    if (supervisor) process.kill(supervisor, 'SIGTERM')
     const pid = await agentPid().catch(() => 0)
     if (pid > 0) process.kill(pid, 'SIGTERM')
     await client?.stop()
@@ -361,6 +413,83 @@ describe('upgrades without a gap', () => {
     expect(sha(await readFile(exe))).toBe(sha(v2))
     // Still ordered, the release rolled back is not tried again: three more heartbeats, each
     // answered with the order, and the same build keeps running.
+    const heartbeat = async () => String((await api('GET', `/api/v2${venHref}`)).last_heartbeat_at)
+    let last = await heartbeat()
+    for (let i = 0; i < 3; i++)
+      last = await waitFor(
+        'a heartbeat',
+        async () => {
+          const h = await heartbeat()
+          return h !== last ? h : undefined
+        },
+        10_000,
+        200,
+      )
+    expect(await agentPid()).toBe(pid)
+    expect(sha(await readFile(exe))).toBe(sha(v2))
+  }, 180_000)
+
+  it("rolls back a build that crashes at start, before any of its code runs: the unit's start guard puts the previous build back at its fourth start, and it reports the rollback", async () => {
+    const v2 = await readFile(exe)
+    const { version } = JSON.parse(
+      await readFile(join(served, 'agent-manifest.json'), 'utf8'),
+    ) as Manifest
+    // It passes the agent's checks (the SHA-256 ordered, `--version`), then dies of a signal at
+    // every start, as a build cut short or corrupted where `--version` does not reach would.
+    const crasher = Buffer.from(
+      `#!/bin/sh\n# palisade test release 4: crashes at start\n[ "$1" != --version ] || { echo ${version}; exit 0; }\nkill -s SEGV $$\n`,
+    )
+    const release = await serve(crasher)
+    await api('PUT', '/api/v2/orgs/1/vens/upgrade', { release, vens: [{ href: venHref }] })
+    const before = (await log()).length
+    const swapped = await probeUntil(async () => sha(await readFile(exe)) === sha(crasher), 60_000)
+    const swappedAt = performance.now()
+    const restored = await probeUntil(async () => sha(await readFile(exe)) === sha(v2), 60_000)
+    const restoredAt = performance.now()
+    const running = await probeUntil(async () => {
+      const pid = await agentPid()
+      const exeOf = await readFile(`/proc/${pid}/exe`).catch(() => undefined)
+      return (
+        exeOf !== undefined &&
+        sha(exeOf) === sha(v2) &&
+        (await log()).includes('"msg":"agent started"', before)
+      )
+    }, 60_000)
+    const runningAt = performance.now()
+    const reason = (e: { notifications?: { info?: Record<string, unknown> }[] }) => {
+      const r = e.notifications?.[0]?.info?.reason
+      return typeof r === 'string' ? r : ''
+    }
+    const reported = await probeUntil(
+      async () =>
+        (await events('agent.upgrade_failed')).some((e) => reason(e).includes('start guard')),
+      60_000,
+    )
+    const reportedAt = performance.now()
+    console.log(
+      `a build that crashes at start: swapped in -> previous build back ${Math.round(restoredAt - swappedAt)} ms, -> its agent running ${Math.round(runningAt - swappedAt)} ms, -> the rollback at the server ${Math.round(reportedAt - swappedAt)} ms (probe rounds of 0.3 s or more)`,
+    )
+    for (const s of [swapped, restored, running, reported]) {
+      expect([...s.allowed.keys()], 'the allowed port: open every time').toEqual(['open'])
+      expect([...s.blocked.keys()], 'the blocked port: blocked every time').toEqual(['timeout'])
+    }
+    const failed = (await events('agent.upgrade_failed')).find((e) =>
+      reason(e).includes('start guard'),
+    )?.notifications?.[0]?.info
+    expect(failed).toMatchObject({
+      release,
+      rolled_back: true,
+      reason: `release ${release} was rolled back to version ${version}: it was started 3 times without reporting to the server (it did not start: a corrupt build, or one that exits at once), and the unit's start guard put the previous build back`,
+    })
+    // Three starts of the new build, each dead of its signal, then the guard; never the limit.
+    const since = (await log()).slice(before)
+    expect(since.match(/systemd stand-in: the agent exited with 139/g)).toHaveLength(3)
+    expect(since).toContain(
+      `palisade start guard: the new build ${exe} was started 3 times without reporting: the previous build is back in place`,
+    )
+    expect(since).not.toContain('start limit hit')
+    // Still ordered, the release rolled back is not tried again.
+    const pid = await agentPid()
     const heartbeat = async () => String((await api('GET', `/api/v2${venHref}`)).last_heartbeat_at)
     let last = await heartbeat()
     for (let i = 0; i < 3; i++)

@@ -13,7 +13,7 @@ import { guardProcess } from './process-guard.js'
 import type { RunAgentOptions } from './running-agent-options.js'
 import { RunningAgent } from './running-agent.js'
 import { SelfUpgrade } from './self-upgrade.js'
-import { ServerClient } from './server-client.js'
+import { FailoverClient, serverUrls } from './server-failover.js'
 import type { StatePaths } from './state-dir.js'
 import { claimStateDir, ensureStateDir, LatestJsonWriter, readJson } from './state-dir.js'
 import { migrateStateDir } from './state-format.js'
@@ -88,7 +88,13 @@ export async function runAgent(
           clock,
           build,
           executable,
-          client: new ServerClient(config.server, `Bearer ${token}`),
+          // Downloaded from any of the agent's servers that answers, as its reports go.
+          client: new FailoverClient({
+            urls: serverUrls(config.server),
+            caCertFile: config.server.caCertFile,
+            authorization: `Bearer ${token}`,
+            log: o.log,
+          }),
           trialMs: config.upgradeTrialMs,
           record: (e) => {
             o.log({ msg: 'event', ...e })

@@ -8,6 +8,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import type { Server } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -33,6 +34,14 @@ const order = (b = NEW, release = '0.2.0'): UpgradeOrder => ({
   size: b.length,
 })
 const TRIAL_MS = 60_000
+
+/** The systemd unit's start guard, as the install script writes it. */
+const START_GUARD = (() => {
+  const script = readFileSync(new URL('../../../packaging/install.sh', import.meta.url), 'utf8')
+  const m = /<<'PALISADE_START_GUARD'\n([\s\S]*?)\nPALISADE_START_GUARD\n/.exec(script)
+  if (!m?.[1]) throw new Error('install.sh carries no start guard')
+  return m[1]
+})()
 
 describe('self-upgrade', () => {
   /** What the test's server serves at the download route, and how often it was asked. */
@@ -195,6 +204,71 @@ describe('self-upgrade', () => {
       reason:
         'release 0.2.0 was rolled back to version 0.1.0: it did not report to the server by 2025-01-01T00:01:00.000Z',
     })
+  })
+
+  it("a new build that never starts is put back by the unit's start guard at its fourth start; the old build reports it and does not try it again", async () => {
+    const h = await host()
+    h.runs(OLD, '0.1.0').u.order(order())
+    await h.settle()
+    writeFileSync(join(h.bin, 'palisade-agent.start-guard'), START_GUARD)
+    /** systemd's ExecStartPre; the new build then crashes at once, so none of its code runs. */
+    const start = () => {
+      const r = spawnSync('sh', [join(h.bin, 'palisade-agent.start-guard'), h.exe, h.paths.dir])
+      return [r.status, r.stderr.toString()]
+    }
+    for (let i = 1; i <= 3; i++) {
+      expect(start()).toEqual([0, ''])
+      expect(h.installed().equals(NEW), `start ${i}: the new build`).toBe(true)
+      expect(readFileSync(h.paths.upgradeStarts, 'utf8')).toBe(`${i}\n`)
+    }
+    expect(start()).toEqual([
+      0,
+      `palisade start guard: the new build ${h.exe} was started 3 times without reporting: the previous build is back in place\n`,
+    ])
+    expect(h.installed().equals(OLD), 'the fourth start: the old build').toBe(true)
+    expect(existsSync(`${h.exe}.previous`)).toBe(false)
+
+    const back = h.runs(OLD, '0.1.0')
+    expect(await back.u.resume()).toBe('run')
+    expect(h.events.map((e) => [e.event_type, e.details])).toEqual([
+      [
+        'agent.upgrade_failed',
+        {
+          release: '0.2.0',
+          reason:
+            "release 0.2.0 was rolled back to version 0.1.0: it was started 3 times without reporting to the server (it did not start: a corrupt build, or one that exits at once), and the unit's start guard put the previous build back",
+          rolled_back: true,
+          version: '0.1.0',
+        },
+      ],
+    ])
+    expect(h.marker()).toMatchObject({ state: 'rolled_back', to_sha256: sha(NEW) })
+    expect(existsSync(h.paths.upgradeStarts)).toBe(false)
+    back.u.order(order())
+    await h.settle()
+    expect(downloads).toBe(1)
+    // Started again, with no trial: the guard counts nothing and changes nothing.
+    start()
+    expect(existsSync(h.paths.upgradeStarts)).toBe(false)
+    expect(h.installed().equals(OLD)).toBe(true)
+  })
+
+  it('the start guard leaves a new build that passed its trial alone', async () => {
+    const h = await host()
+    h.runs(OLD, '0.1.0').u.order(order())
+    await h.settle()
+    writeFileSync(join(h.bin, 'palisade-agent.start-guard'), START_GUARD)
+    const start = () =>
+      spawnSync('sh', [join(h.bin, 'palisade-agent.start-guard'), h.exe, h.paths.dir]).status
+    expect(start()).toBe(0)
+    const fresh = h.runs(NEW, '0.2.0')
+    expect(await fresh.u.resume()).toBe('run')
+    fresh.u.reported()
+    await h.settle()
+    expect(existsSync(h.paths.upgradeStarts)).toBe(false)
+    for (let i = 0; i < 5; i++) expect(start()).toBe(0)
+    expect(h.installed().equals(NEW)).toBe(true)
+    expect(existsSync(h.paths.upgradeStarts)).toBe(false)
   })
 
   it('replaces nothing when the download is not what was ordered, says so once, and tries again later', async () => {

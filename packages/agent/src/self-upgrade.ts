@@ -9,11 +9,16 @@
  * server by the deadline, from a timer or, should it have crashed and been restarted, on its
  * next start, the previous build is renamed back, the failure recorded as an event, and the
  * agent restarts as it was. A release rolled back here is not tried again.
+ *
+ * A build that crashes before this code runs cannot roll itself back: under the systemd unit,
+ * its start guard (install.sh), run before each start, puts the previous build back once the
+ * new one was started three times on trial. That previous build then finds the trial it did
+ * not end, of a build that is not its own, from a build that is: it reports the rollback.
  */
 import type { AgentBuild, UpgradeOrder } from '@palisade/protocol'
 import { agentDownloadRoute } from '@palisade/protocol'
 import { execFile } from 'node:child_process'
-import { chmod, link, rename, rm } from 'node:fs/promises'
+import { chmod, link, readFile, rename, rm } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import type { Clock, Timer } from './clock.js'
 import type { AgentEvent } from './events.js'
@@ -84,6 +89,18 @@ export class SelfUpgrade {
     this.#marker = m
     if (m?.state !== 'trial') return 'run'
     if (m.to_sha256 !== this.#o.build.sha256) {
+      if (m.from.sha256 === this.#o.build.sha256) {
+        // The build it came from runs: the start guard (or someone) put it back.
+        const starts = await readFile(this.#o.paths.upgradeStarts, 'utf8').catch(() => '')
+        await this.#rolledBack(
+          m,
+          /^\d+$/.test(starts.trim())
+            ? `it was started ${starts.trim()} times without reporting to the server (it did not start: a corrupt build, or one that exits at once), and the unit's start guard put the previous build back`
+            : 'the previous build was put back in place before the new one reported',
+        )
+        await rm(this.#o.paths.upgradeStarts, { force: true })
+        return 'run'
+      }
       // Someone put another build in place: the trial is over, nothing to roll back.
       await this.#mark({ ...m, state: 'rolled_back', reason: 'another build was started' })
       return 'run'
@@ -115,7 +132,10 @@ export class SelfUpgrade {
     this.#trial.cancel()
     this.#trial = undefined
     this.#marker = undefined
-    this.#work = rm(this.#o.paths.upgrade, { force: true }).then(() => {
+    this.#work = Promise.all([
+      rm(this.#o.paths.upgrade, { force: true }),
+      rm(this.#o.paths.upgradeStarts, { force: true }),
+    ]).then(() => {
       this.#o.log({ msg: 'upgraded', release: m.release })
       this.#o.record(
         agentEvent(this.#o.clock, 'agent.upgrade', 'info', {
@@ -196,6 +216,8 @@ export class SelfUpgrade {
       await rm(`${previous}.tmp`, { force: true })
       await link(exe, `${previous}.tmp`)
       await rename(`${previous}.tmp`, previous)
+      // The start guard counts this trial's starts from none.
+      await rm(this.#o.paths.upgradeStarts, { force: true })
       const deadline = Date.parse(this.#o.clock.isoNow()) + this.#o.trialMs
       await this.#mark({
         state: 'trial',
@@ -223,6 +245,11 @@ export class SelfUpgrade {
   async #rollBack(m: UpgradeMarker, reason: string): Promise<void> {
     this.#trial = undefined
     await rename(m.previous, m.executable)
+    await this.#rolledBack(m, reason)
+  }
+
+  /** The previous build is back in place: recorded, and the release not tried again. */
+  async #rolledBack(m: UpgradeMarker, reason: string): Promise<void> {
     await this.#mark({ ...m, state: 'rolled_back', reason })
     this.#o.log({ msg: 'rolled back', release: m.release, reason })
     this.#o.record(

@@ -1,6 +1,14 @@
+import { createHash } from 'node:crypto'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { agentDownloadRoute } from '@palisade/protocol'
 import { describe, expect, it } from 'vitest'
 import type { Reply } from './server-client.js'
-import { ServerUnavailableError } from './server-client.js'
+import { download, ServerUnavailableError } from './server-client.js'
 import { FailoverClient, serverEndpoints, serverUrlsOf } from './server-failover.js'
 
 describe('--management-server', () => {
@@ -43,6 +51,7 @@ class Servers {
         return Promise.reject(new ServerUnavailableError(`cannot reach ${t.url}: ECONNREFUSED`))
       return Promise.resolve({ status: 200, body: t.url })
     },
+    stream: () => Promise.reject(new Error('these servers serve no downloads')),
   })
 }
 
@@ -94,7 +103,10 @@ describe('an agent with several servers', () => {
       urls: [A, B],
       caCertFile: 'ca.crt',
       log: () => undefined,
-      connect: () => ({ call: () => Promise.reject(new Error('CA file unreadable')) }),
+      connect: () => ({
+        call: () => Promise.reject(new Error('CA file unreadable')),
+        stream: () => Promise.reject(new Error('CA file unreadable')),
+      }),
     })
     await expect(broken.call('GET', '/x')).rejects.toThrow('CA file unreadable')
   })
@@ -135,5 +147,55 @@ describe('a call through the failover client', () => {
     })
     await c.call('GET', '/p', undefined, 1000, 1024)
     expect(s.args).toEqual([['GET', '/p', undefined, 1000, 1024]])
+  })
+})
+
+describe('a download through the failover client (an upgrade)', () => {
+  const listen = async (s: Server) => {
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+    return `http://127.0.0.1:${(s.address() as AddressInfo).port}`
+  }
+  const close = (s: Server) => new Promise<void>((r) => s.close(() => r()))
+
+  it('comes from the next listed server that answers when the first cannot be reached', async () => {
+    // The first server stopped: its port refuses connections.
+    const gone = createServer()
+    const dead = await listen(gone)
+    await close(gone)
+    const build = Buffer.from('a build of the agent\n'.repeat(1000))
+    const asked: string[] = []
+    const live = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url} ${req.headers.authorization}`)
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(build)
+    })
+    const url = await listen(live)
+    const dir = await mkdtemp(join(tmpdir(), 'palisade-failover-download-'))
+    try {
+      const moves: unknown[] = []
+      const c = new FailoverClient({
+        urls: [dead, url],
+        caCertFile: '',
+        authorization: 'Bearer t',
+        log: (l) => moves.push(l),
+      })
+      const route = agentDownloadRoute('x64')
+      const got = await download(c, route, join(dir, 'new'), build.length)
+      expect(got).toEqual({
+        ok: true,
+        size: build.length,
+        sha256: createHash('sha256').update(build).digest('hex'),
+      })
+      expect((await readFile(join(dir, 'new'))).equals(build)).toBe(true)
+      expect(asked).toEqual([`GET ${route} Bearer t`])
+      expect(c.url, 'it stays with the server that answered').toBe(url)
+      // That server stops too: nothing answers, and the download says so.
+      await close(live)
+      await expect(download(c, route, join(dir, 'again'), build.length)).rejects.toThrow(
+        ServerUnavailableError,
+      )
+      expect(moves).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

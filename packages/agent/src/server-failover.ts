@@ -1,13 +1,14 @@
 /**
  * The servers of a cluster, for the agent's channel: `--management-server` names one server,
- * several (`a:8443,b:8443`) or a DNS name with several addresses. Calls go to the server that
- * answered last; when it cannot be reached (refused, reset, no answer) the same call goes to the
- * next, at once, round the list. The kernel keeps the last ruleset meanwhile: moving between
+ * several (`a:8443,b:8443`) or a DNS name with several addresses. Calls and downloads (an
+ * upgrade's build) go to the server that answered last; when it cannot be reached (refused,
+ * reset, no answer) the same call goes to the next, at once, round the list. The kernel keeps the last ruleset meanwhile: moving between
  * servers leaves no gap in the policy. A name is resolved to all its addresses, again when none
  * of them answers or after a minute; its certificate is checked against the name or the
  * address (every server of a cluster names its own addresses, see the server's tls.ts).
  */
 import { lookup } from 'node:dns/promises'
+import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
 import type { Reply, ServerConfig } from './server-client.js'
 import { ServerClient, ServerUnavailableError } from './server-client.js'
@@ -68,12 +69,12 @@ export interface FailoverOptions {
   readonly log: (line: Record<string, unknown>) => void
   readonly resolve?: ResolveAll
   /** A client for one target (tests give their own). */
-  readonly connect?: (target: Target) => Pick<ServerClient, 'call'>
+  readonly connect?: (target: Target) => Pick<ServerClient, 'call' | 'stream'>
 }
 
 export class FailoverClient {
   readonly #o: FailoverOptions
-  readonly #clients = new Map<string, Pick<ServerClient, 'call'>>()
+  readonly #clients = new Map<string, Pick<ServerClient, 'call' | 'stream'>>()
   #targets: readonly Target[] = []
   #resolvedAt = -Infinity
   /** The target that answered last. */
@@ -89,13 +90,22 @@ export class FailoverClient {
   }
 
   /** As `ServerClient.call`, each argument passed on (the reply bound too). */
-  async call(
+  call(
     method: Method,
     path: string,
     body?: unknown,
     timeoutMs?: number,
     maxReplyBytes?: number,
   ): Promise<Reply> {
+    return this.#anyServer((c) => c.call(method, path, body, timeoutMs, maxReplyBytes))
+  }
+
+  /** As `ServerClient.stream` (an upgrade's download), from any server that answers. */
+  stream(path: string, timeoutMs: number): Promise<IncomingMessage> {
+    return this.#anyServer((c) => c.stream(path, timeoutMs))
+  }
+
+  async #anyServer<T>(send: (c: Pick<ServerClient, 'call' | 'stream'>) => Promise<T>): Promise<T> {
     let fresh = performance.now() - this.#resolvedAt > RESOLVED_FOR_MS
     let last: unknown
     for (;;) {
@@ -104,7 +114,7 @@ export class FailoverClient {
       for (let i = 0; i < this.#targets.length; i++) {
         const t = this.#targets[(start + i) % this.#targets.length] as Target
         try {
-          const r = await this.#client(t).call(method, path, body, timeoutMs, maxReplyBytes)
+          const r = await send(this.#client(t))
           if (t !== this.#current) {
             if (this.#current)
               this.#o.log({
@@ -151,7 +161,7 @@ export class FailoverClient {
     this.#resolvedAt = performance.now()
   }
 
-  #client(t: Target): Pick<ServerClient, 'call'> {
+  #client(t: Target): Pick<ServerClient, 'call' | 'stream'> {
     const key = `${t.url} ${t.name ?? ''}`
     let c = this.#clients.get(key)
     if (!c) {

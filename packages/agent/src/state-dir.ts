@@ -20,6 +20,8 @@ export function statePaths(dir: string) {
     saved: join(dir, 'saved'),
     format: join(dir, 'state-format.json'),
     upgrade: join(dir, 'upgrade.json'),
+    /** Starts of a build on trial, counted by the systemd unit's start guard (install.sh). */
+    upgradeStarts: join(dir, 'upgrade-starts'),
   } as const
 }
 export type StatePaths = ReturnType<typeof statePaths>

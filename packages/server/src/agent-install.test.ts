@@ -111,6 +111,15 @@ describe('the agent package: install script, agent download, the pairing one-lin
       'ReadWritePaths=/usr/local/lib/palisade-agent',
     ])
     expect(unit.out).toContain('RestartForceExitStatus=75\n')
+    // Before each start, outside the sandbox the lock, inside it the guard that rolls back a
+    // new build that does not start.
+    expect(unit.out.match(/^ExecStartPre=.*$/gm)).toEqual([
+      'ExecStartPre=+touch /run/xtables.lock',
+      'ExecStartPre=/bin/sh /usr/local/lib/palisade-agent/palisade-agent.start-guard /usr/local/lib/palisade-agent/palisade-agent /var/lib/palisade',
+    ])
+    const guard = await sh(script, ['-s', '--', '--print-start-guard'])
+    expect(guard.code, guard.out).toBe(0)
+    expect(guard.out).toMatch(/^#!\/bin\/sh\n# The Palisade agent's start guard/)
     const moved = await sh(script, [
       '-s',
       '--',
@@ -125,6 +134,9 @@ describe('the agent package: install script, agent download, the pairing one-lin
       'ReadWritePaths=/srv/palisade',
       'ReadWritePaths=/run/xtables.lock',
       'ReadWritePaths=/opt/bin',
+    ])
+    expect(moved.out.match(/^ExecStartPre=\/bin\/sh .*$/gm)).toEqual([
+      'ExecStartPre=/bin/sh /opt/bin/palisade-agent.start-guard /opt/bin/palisade-agent /srv/palisade',
     ])
     expect(moved.out).not.toContain('StateDirectory')
     expect(moved.out).not.toContain('/usr/local/lib/palisade-agent')

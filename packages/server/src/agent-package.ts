@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AgentArch } from '@palisade/protocol'
@@ -89,5 +89,32 @@ export async function readAgentPackage(dir: string): Promise<AgentPackage | unde
     manifest: m as AgentManifest,
     installTemplate: installTemplate ?? '',
     unit: unit ?? '',
+  }
+}
+
+/**
+ * `readAgentPackage`, read again only when the manifest changed (its inode, size or times):
+ * every status report of an agent ever ordered to upgrade asks for the package, and
+ * `npm run package` writes the manifest last, so a new package has a new manifest.
+ */
+export function agentPackageCache(): (dir: string) => Promise<AgentPackage | undefined> {
+  const cached = new Map<string, { key: string; pkg: Promise<AgentPackage | undefined> }>()
+  return async (dir) => {
+    let key: string
+    try {
+      const st = await stat(join(dir, AGENT_MANIFEST))
+      key = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+      cached.delete(dir)
+      return undefined
+    }
+    const hit = cached.get(dir)
+    if (hit?.key === key) return hit.pkg
+    const pkg = readAgentPackage(dir)
+    cached.set(dir, { key, pkg })
+    // A package that cannot be read is read again next time (it may be half-written).
+    pkg.catch(() => cached.get(dir)?.pkg === pkg && cached.delete(dir))
+    return pkg
   }
 }

@@ -107,6 +107,21 @@ describe.each(['sqlite', 'postgres'])(
       return { id: a.agent_id, href: `/orgs/1/vens/${a.agent_id}`, report }
     }
 
+    it('lists the release it serves, and none without an agent package', async () => {
+      const r = await s.call('GET', `${O}/vens/releases`)
+      expect(r.statusCode).toBe(200)
+      expect(r.headers['x-total-count']).toBe('1')
+      expect(r.json()).toEqual([
+        {
+          release: '0.2.0',
+          node: 'v20.20.2',
+          built_at: '2026-01-01T00:00:00Z',
+          files: [{ arch: 'x64', sha256: sha(RELEASE), size: RELEASE.length }],
+        },
+      ])
+      expect((await bare.call('GET', `${O}/vens/releases`)).json()).toEqual([])
+    })
+
     it('refuses a release the server does not serve, and any release when it serves none', async () => {
       const a = await pair('refused')
       const r = await s.call('PUT', `${O}/vens/upgrade`, {

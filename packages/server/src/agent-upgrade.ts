@@ -45,3 +45,18 @@ export function upgradeOrder(
   if (!file || file.sha256 === build.sha256) return undefined
   return { release: target, sha256: file.sha256, size: file.size }
 }
+
+/** The releases an upgrade may name: the build this server serves, for the console's choice. */
+export async function servedReleases(agentDir: string | undefined) {
+  const pkg = await readAgentPackage(agentDir ?? DEFAULT_AGENT_DIR)
+  if (!pkg) return []
+  const m = pkg.manifest
+  return [
+    {
+      release: m.version,
+      node: m.node,
+      built_at: m.built_at,
+      files: m.files.map((f) => ({ arch: f.arch, sha256: f.sha256, size: f.size })),
+    },
+  ]
+}

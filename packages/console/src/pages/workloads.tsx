@@ -17,6 +17,8 @@ import {
 } from '../names.js'
 import { loadWorkloads } from '../policy-data.js'
 import { Confirm, Errors, Labels, ListState, Page } from '../ui.js'
+import type { Ordered, Ven } from './agent-upgrade.js'
+import { AgentVersion, loadVens, UpgradeAgents, UpgradeOutcome } from './agent-upgrade.js'
 
 export interface Workload {
   href: string
@@ -202,7 +204,7 @@ const FILTER_TEXT: Record<keyof typeof FILTERS, string> = {
   attention: 'Need attention',
 }
 
-const COLUMNS: Column<Workload>[] = [
+const COLUMNS: Column<Workload & { ven?: Ven }>[] = [
   { name: 'Name', sort: (w) => w.name },
   { name: 'IP addresses', sort: (w) => addressesOf(w) },
   { name: 'Labels', sort: (w) => w.labels.map(labelText).join(' ') },
@@ -211,12 +213,28 @@ const COLUMNS: Column<Workload>[] = [
   { name: 'Firewall mode', sort: (w) => (w.agent ? w.palisade.firewall_mode : '~') },
   { name: 'Health', sort: (w) => (w.agent ? (w.palisade.health ?? 'unknown') : '~') },
   { name: 'Policy sync' },
+  { name: 'Agent', sort: (w) => w.ven?.version ?? '~' },
 ]
 
 export function WorkloadsPage() {
-  const live = useLive(() => loadWorkloads<Workload>(), 3000)
+  const live = useLive(async () => {
+    const [workloads, vens] = await Promise.all([loadWorkloads<Workload>(), loadVens()])
+    const venOf = new Map(vens.flatMap((v) => v.workloads.map((w) => [w.href, v] as const)))
+    return { workloads: workloads.map((w) => ({ ...w, ven: venOf.get(w.href) })), vens }
+  }, 3000)
   const [filter, setFilter] = useState<keyof typeof FILTERS>('all')
-  const all = live.data ?? []
+  /** Workloads chosen for an action on their agents, by href. */
+  const [chosen, setChosen] = useState<ReadonlySet<string>>(new Set())
+  const [ordered, setOrdered] = useState<Ordered>()
+  const all = live.data?.workloads ?? []
+  const vens = live.data?.vens ?? []
+  const chosenVens = all.flatMap((w) => (w.ven && chosen.has(w.href) ? [w.ven] : []))
+  const choose = (href: string, on: boolean) => {
+    const next = new Set(chosen)
+    if (on) next.add(href)
+    else next.delete(href)
+    setChosen(next)
+  }
   const shown = all.filter(FILTERS[filter])
   const view = useListView(shown, {
     text: (w) => `${w.name} ${w.hostname} ${addressesOf(w)} ${w.labels.map(labelText).join(' ')}`,
@@ -224,7 +242,8 @@ export function WorkloadsPage() {
     sortBy: 'Name',
   })
   return (
-    <Page title="Workloads">
+    <Page title="Workloads" actions={<UpgradeAgents chosen={chosenVens} onOrdered={setOrdered} />}>
+      {ordered && <UpgradeOutcome {...ordered} all={vens} />}
       <div class="filters">
         <SearchBox
           id="wl-search"
@@ -267,6 +286,15 @@ export function WorkloadsPage() {
               {view.rows.map((w) => (
                 <tr key={w.href} data-workload={w.name}>
                   <td>
+                    {w.ven && (
+                      <input
+                        type="checkbox"
+                        class="choose"
+                        aria-label={`Choose ${w.name}`}
+                        checked={chosen.has(w.href)}
+                        onChange={(e) => choose(w.href, (e.target as HTMLInputElement).checked)}
+                      />
+                    )}
                     <a href={`#/workloads/${idOf(w.href)}`}>{w.name}</a>
                     {w.hostname && w.hostname !== w.name && <span class="why">{w.hostname}</span>}
                   </td>
@@ -296,6 +324,9 @@ export function WorkloadsPage() {
                     ) : (
                       '—'
                     )}
+                  </td>
+                  <td>
+                    <AgentVersion ven={w.ven} />
                   </td>
                 </tr>
               ))}

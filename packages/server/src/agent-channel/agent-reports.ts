@@ -12,7 +12,7 @@ import {
   statusRoute,
 } from '@palisade/protocol'
 import type { StatusReply } from '@palisade/protocol'
-import { DEFAULT_AGENT_DIR, readAgentPackage } from '../agent-package.js'
+import { agentPackageCache, DEFAULT_AGENT_DIR } from '../agent-package.js'
 import { upgradeOrder } from '../agent-upgrade.js'
 import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
@@ -60,8 +60,9 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
   // Status reports come in bursts (every agent right after a provision): one commit per burst.
   const statusWrites = new GroupCommit(db, writeStatusReports, 500, ctx.writeLanes)
   /** The package upgrade orders name; none while it cannot be read (the order waits). */
+  const readPackage = agentPackageCache()
   const upgradePackage = () =>
-    readAgentPackage(ctx.agentDir ?? DEFAULT_AGENT_DIR).catch((e: Error) => {
+    readPackage(ctx.agentDir ?? DEFAULT_AGENT_DIR).catch((e: Error) => {
       app.log.warn({ msg: 'no upgrade orders: the agent package cannot be read', error: e.message })
       return undefined
     })

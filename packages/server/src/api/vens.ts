@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { RestoreMode } from '@palisade/protocol'
-import { checkRelease, servedPackage } from '../agent-upgrade.js'
+import { checkRelease, servedPackage, servedReleases } from '../agent-upgrade.js'
 import { resourceChange } from '../audit.js'
 import type { AppContext } from '../context.js'
 import { invalidOne, orNotFound } from '../errors.js'
@@ -170,6 +170,11 @@ export function registerVens(api: FastifyInstance, ctx: AppContext): void {
     ]
     return json(reply, 200, { release, vens_upgraded: ids.length, errors })
   })
+
+  /** Palisade: the agent releases this server serves (none without an agent package). */
+  api.get('/orgs/:org/vens/releases', async (req, reply) =>
+    collection(req, reply, ctx.jobs, orgOf(req), await servedReleases(ctx.agentDir)),
+  )
 
   api.get('/orgs/:org/vens/:id', async (req, reply) => {
     const org = orgOf(req)
