@@ -242,7 +242,19 @@ export function WorkloadsPage() {
     sortBy: 'Name',
   })
   return (
-    <Page title="Workloads" actions={<UpgradeAgents chosen={chosenVens} onOrdered={setOrdered} />}>
+    <Page
+      title="Workloads"
+      actions={
+        <UpgradeAgents
+          chosen={chosenVens}
+          onOrdered={(o) => {
+            setOrdered(o)
+            // The ordered release shows at once, not at the next refresh.
+            void live.reload()
+          }}
+        />
+      }
+    >
       {ordered && <UpgradeOutcome {...ordered} all={vens} />}
       <div class="filters">
         <SearchBox
