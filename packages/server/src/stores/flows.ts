@@ -3,9 +3,12 @@ import type { FlowSummaryUpload } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import type { Database } from '../db/schema.js'
+import type { AddressFilter } from '../traffic/address-filter.js'
 import type { AggregatedFlow } from '../traffic/flow-merge.js'
 import type { TrafficQuery } from '../traffic/query-parse.js'
 import type { Db } from './db.js'
+import { isPostgres } from './db.js'
+import { prunePartitions } from './flow-partitions.js'
 
 const CHUNK = 500
 
@@ -39,7 +42,9 @@ export async function ingestFlows(
     await db
       .insertInto('flow_summaries')
       .values(rows)
-      .onConflict((oc) => oc.column('uuid').doNothing())
+      // No target: SQLite's unique key is the uuid, PostgreSQL's the uuid and last_seen (a
+      // partitioned table's unique keys include its partition key).
+      .onConflict((oc) => oc.doNothing())
       .execute()
   }
 }
@@ -53,12 +58,16 @@ export interface FlowRetention {
 
 export const DEFAULT_FLOW_RETENTION: FlowRetention = { maxAgeDays: 30, maxRows: 10_000_000 }
 
-/** Applies retention; returns how many summaries were deleted. */
+/**
+ * Applies retention; returns how many summaries were deleted. PostgreSQL's store drops whole
+ * days instead (see flow-partitions.ts).
+ */
 export async function pruneFlows(
   db: Kysely<Database>,
   r: FlowRetention,
   now: Date,
 ): Promise<number> {
+  if (isPostgres(db)) return prunePartitions(db, r.maxAgeDays, r.maxRows, now)
   const cutoff = new Date(now.getTime() - r.maxAgeDays * 86_400_000).toISOString()
   const aged = await db
     .deleteFrom('flow_summaries')
@@ -110,8 +119,9 @@ export async function aggregateFlows(
   db: Kysely<Database>,
   org: number,
   q: Pick<TrafficQuery, 'startDate' | 'endDate'>,
+  ends?: AddressFilter,
 ): Promise<AggregatedFlow[]> {
-  const query = db
+  let query = db
     .selectFrom('flow_summaries')
     .select(FLOW_KEY)
     .select((e) => [
@@ -122,6 +132,19 @@ export async function aggregateFlows(
     .where('org_id', '=', org)
     .where('last_seen', '>=', q.startDate)
     .where('first_seen', '<=', q.endDate)
+  if (ends) {
+    const pg = isPostgres(db)
+    const oneOf = (column: 'src_ip' | 'dst_ip', set: ReadonlySet<string>) =>
+      pg
+        ? sql<boolean>`${sql.ref(column)} = any(${[...set]}::text[])`
+        : sql<boolean>`${sql.ref(column)} in (select value from json_each(${JSON.stringify([...set])}))`
+    const { op, src, dst } = ends
+    query = query.where((e) =>
+      op === 'or'
+        ? e.or([oneOf('src_ip', src ?? new Set()), oneOf('dst_ip', dst ?? new Set())])
+        : e.and([...(src ? [oneOf('src_ip', src)] : []), ...(dst ? [oneOf('dst_ip', dst)] : [])]),
+    )
+  }
   const rows = await query.groupBy(FLOW_KEY).execute()
   // PostgreSQL returns sums of integers as text (bigint).
   return rows.map((r) => ({ ...r, num_connections: Number(r.num_connections) }))
