@@ -52,20 +52,20 @@ function actorAddresses(a: ActorRef, ctx: ActorContext): Addresses {
 }
 
 /**
- * A side's addresses: a group matches only addresses every one of its actors matches, so any
- * one listed actor bounds it (the smallest is taken); the side is the union of its groups.
+ * A side's addresses: a group matches only addresses every one of its actors matches (those
+ * listed bound it: their intersection); the side is the union of its groups.
  */
 function sideAddresses(side: Side, ctx: ActorContext): Addresses {
   if (side.include.length === 0) return null
   const out = new Set<string>()
   for (const group of side.include) {
-    let best: Addresses = null
+    let both: Addresses = null
     for (const a of group) {
       const s = actorAddresses(a, ctx)
-      if (s && (!best || s.size < best.size)) best = s
+      if (s) both = both ? new Set([...both].filter((ip) => s.has(ip))) : s
     }
-    if (!best) return null
-    for (const ip of best) out.add(ip)
+    if (!both) return null
+    for (const ip of both) out.add(ip)
   }
   return out
 }
