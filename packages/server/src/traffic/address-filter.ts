@@ -62,7 +62,9 @@ function sideAddresses(side: Side, ctx: ActorContext): Addresses {
     let both: Addresses = null
     for (const a of group) {
       const s = actorAddresses(a, ctx)
-      if (s) both = both ? new Set([...both].filter((ip) => s.has(ip))) : s
+      if (!s) continue
+      const prior = both
+      both = prior ? new Set([...prior].filter((ip) => s.has(ip))) : s
     }
     if (!both) return null
     for (const ip of both) out.add(ip)
