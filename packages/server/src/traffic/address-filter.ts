@@ -63,7 +63,7 @@ function sideAddresses(side: Side, ctx: ActorContext): Addresses {
     for (const a of group) {
       const s = actorAddresses(a, ctx)
       if (!s) continue
-      const prior = both
+      const prior: Addresses = both
       both = prior ? new Set([...prior].filter((ip) => s.has(ip))) : s
     }
     if (!both) return null
