@@ -59,13 +59,12 @@ function sideAddresses(side: Side, ctx: ActorContext): Addresses {
   if (side.include.length === 0) return null
   const out = new Set<string>()
   for (const group of side.include) {
-    let both: Addresses = null
-    for (const a of group) {
-      const s = actorAddresses(a, ctx)
-      if (!s) continue
-      const prior: Addresses = both
-      both = prior ? new Set([...prior].filter((ip) => s.has(ip))) : s
-    }
+    const both = group
+      .map((a) => actorAddresses(a, ctx))
+      .reduce<Addresses>(
+        (x, y) => (x && y ? new Set([...x].filter((ip) => y.has(ip))) : (x ?? y)),
+        null,
+      )
     if (!both) return null
     for (const ip of both) out.add(ip)
   }
