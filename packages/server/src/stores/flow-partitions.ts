@@ -20,21 +20,34 @@ const DAYS_AHEAD = 3
 /** Serialises servers making partitions (two making one day's would collide in the catalog). */
 const PARTITION_LOCK = 0x70616c66
 
+/**
+ * The days each store was seen to have, and until when that is trusted: every batch of
+ * summaries asks, and the answer changes only when retention drops a day past it (a summary for
+ * such a day, within this time, fails and is sent again by its agent).
+ */
+const known = new WeakMap<Kysely<Database>, Map<string, number>>()
+const TRUSTED_MS = 60_000
+
 /** Makes the partitions of `days` that do not exist yet; on SQLite, nothing. */
 export async function ensureFlowPartitions(
   db: Kysely<Database>,
   days: Iterable<string>,
 ): Promise<void> {
   if (!isPostgres(db)) return
-  const names = [...new Set(days)].map(partitionName)
-  if (names.length === 0) return
+  const seen = known.get(db) ?? new Map<string, number>()
+  known.set(db, seen)
+  const t = Date.now()
+  const ask = [...new Set(days)].filter((d) => (seen.get(d) ?? 0) < t)
+  if (ask.length === 0) return
+  const names = ask.map(partitionName)
   const { rows } = await sql<{ name: string }>`select name from unnest(${names}::text[]) as name
     where to_regclass(name) is null`.execute(db)
-  if (rows.length === 0) return
-  await db.transaction().execute(async (tx) => {
-    await sql`select pg_advisory_xact_lock(${PARTITION_LOCK})`.execute(tx)
-    for (const { name } of rows) await createPartition(dayOfPartition(name) as string).execute(tx)
-  })
+  if (rows.length > 0)
+    await db.transaction().execute(async (tx) => {
+      await sql`select pg_advisory_xact_lock(${PARTITION_LOCK})`.execute(tx)
+      for (const { name } of rows) await createPartition(dayOfPartition(name) as string).execute(tx)
+    })
+  for (const d of ask) seen.set(d, t + TRUSTED_MS)
 }
 
 /** The partitions for today and the days just ahead: called at start and by housekeeping. */
@@ -69,6 +82,7 @@ const countOf = async (db: Kysely<Database>, name: string) =>
 async function drop(db: Kysely<Database>, p: Partition): Promise<number> {
   const n = await countOf(db, p.name)
   await sql`drop table if exists ${sql.id(p.name)}`.execute(db)
+  known.get(db)?.delete(p.day)
   return n
 }
 

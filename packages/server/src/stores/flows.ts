@@ -12,41 +12,76 @@ import { prunePartitions } from './flow-partitions.js'
 
 const CHUNK = 500
 
-/** Stores summaries; one already stored (same uuid: a re-sent batch) is left as it is. */
+type FlowRow = Omit<Database['flow_summaries'], 'id'>
+
+const rowOf = (org: number, workloadId: string, f: FlowSummaryUpload): FlowRow => ({
+  uuid: f.uuid,
+  org_id: org,
+  workload_id: workloadId,
+  direction: f.direction,
+  src_ip: f.src_ip,
+  dst_ip: f.dst_ip,
+  src_port: f.src_port ?? null,
+  port: f.port ?? null,
+  proto: f.proto,
+  icmp_type: f.icmp_type ?? null,
+  icmp_code: f.icmp_code ?? null,
+  policy_decision: f.policy_decision,
+  rule_href: f.rule_href,
+  num_connections: f.num_connections,
+  first_seen: f.first_seen,
+  last_seen: f.last_seen,
+  dropped_downstream: f.dropped_downstream ? 1 : 0,
+})
+
+/** Each column of a PostgreSQL insert by `unnest`, with the type of its array. */
+const PG_COLUMNS: readonly [keyof FlowRow, string][] = [
+  ['uuid', 'text'],
+  ['org_id', 'integer'],
+  ['workload_id', 'text'],
+  ['direction', 'text'],
+  ['src_ip', 'text'],
+  ['dst_ip', 'text'],
+  ['src_port', 'integer'],
+  ['port', 'integer'],
+  ['proto', 'integer'],
+  ['icmp_type', 'integer'],
+  ['icmp_code', 'integer'],
+  ['policy_decision', 'text'],
+  ['rule_href', 'text'],
+  ['num_connections', 'integer'],
+  ['first_seen', 'text'],
+  ['last_seen', 'text'],
+  ['dropped_downstream', 'integer'],
+]
+
+/**
+ * Stores summaries; one already stored (a re-sent batch: same uuid, and on PostgreSQL the same
+ * last_seen) is left as it is. PostgreSQL takes a batch as one array per column (`unnest`): 17
+ * parameters instead of 17 per summary, which at fleet volume is most of the insert's cost.
+ */
 export async function ingestFlows(
   db: Db,
   org: number,
   workloadId: string,
   list: readonly FlowSummaryUpload[],
 ): Promise<void> {
-  for (let i = 0; i < list.length; i += CHUNK) {
-    const rows = list.slice(i, i + CHUNK).map((f) => ({
-      uuid: f.uuid,
-      org_id: org,
-      workload_id: workloadId,
-      direction: f.direction,
-      src_ip: f.src_ip,
-      dst_ip: f.dst_ip,
-      src_port: f.src_port ?? null,
-      port: f.port ?? null,
-      proto: f.proto,
-      icmp_type: f.icmp_type ?? null,
-      icmp_code: f.icmp_code ?? null,
-      policy_decision: f.policy_decision,
-      rule_href: f.rule_href,
-      num_connections: f.num_connections,
-      first_seen: f.first_seen,
-      last_seen: f.last_seen,
-      dropped_downstream: f.dropped_downstream ? 1 : 0,
-    }))
+  if (list.length === 0) return
+  const rows = list.map((f) => rowOf(org, workloadId, f))
+  if (isPostgres(db)) {
+    const arrays = PG_COLUMNS.map(([c, type]) => sql`${rows.map((r) => r[c])}::${sql.raw(type)}[]`)
+    // No conflict target: the unique key is the uuid and last_seen (a partitioned table's
+    // unique keys include its partition key).
+    await sql`insert into flow_summaries (${sql.join(PG_COLUMNS.map(([c]) => sql.ref(c)))})
+      select * from unnest(${sql.join(arrays)}) on conflict do nothing`.execute(db)
+    return
+  }
+  for (let i = 0; i < rows.length; i += CHUNK)
     await db
       .insertInto('flow_summaries')
-      .values(rows)
-      // No target: SQLite's unique key is the uuid, PostgreSQL's the uuid and last_seen (a
-      // partitioned table's unique keys include its partition key).
-      .onConflict((oc) => oc.doNothing())
+      .values(rows.slice(i, i + CHUNK))
+      .onConflict((oc) => oc.column('uuid').doNothing())
       .execute()
-  }
 }
 
 export interface FlowRetention {
