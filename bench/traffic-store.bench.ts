@@ -259,7 +259,7 @@ const workloadAddress = (i: number) => `198.18.${Math.floor(i / 250)}.${(i % 250
 const flowColumns =
   'uuid, org_id, workload_id, direction, src_ip, dst_ip, port, proto, policy_decision, num_connections, first_seen, last_seen, dropped_downstream'
 const sourceOf = `((g * 7919) % ${WORKLOADS})`
-const peerOf = `((${sourceOf} * 31 + (g % 8) * 97 + 1) % ${WORKLOADS})`
+const peerOf = `((${sourceOf} * 31 + ((g / ${WORKLOADS}) % 8) * 97 + 1) % ${WORKLOADS})`
 const addressSql = (i: string, concat: (parts: string[]) => string) =>
   concat([`'198.18.'`, `(${i} / 250)`, `'.'`, `(${i} % 250 + 1)`])
 
