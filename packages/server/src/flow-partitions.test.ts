@@ -203,6 +203,38 @@ describe('flow partitions on postgres', () => {
   })
 })
 
+describe('flow retention by count on postgres', () => {
+  let s: TestServer
+  serverOn('postgres', (x) => (s = x))
+  const t = trafficOf(() => s)
+
+  it('drops the oldest days whole, and trims only the day the limit falls in', async () => {
+    const a = await t.pair('count-src', '198.18.3.7', 'count-a')
+    const on = (port: number, day: string, hour: number) =>
+      flow(port, `${day}T0${hour}:00:00.000Z`, `${day}T0${hour}:00:01.000Z`, 1, '198.18.3.7')
+    await t.upload(a.token, [
+      on(8301, '2026-07-01', 1),
+      on(8302, '2026-07-01', 2),
+      on(8303, '2026-07-02', 1),
+      on(8304, '2026-07-02', 2),
+      on(8305, '2026-07-03', 1),
+      on(8306, '2026-07-03', 2),
+    ])
+    const now = new Date('2026-07-04T00:00:00.000Z')
+    expect(await pruneFlows(s.db, { maxAgeDays: 30, maxRows: 3 }, now)).toBe(3)
+    const left = await sql<{ port: number; partition: string }>`select port,
+      tableoid::regclass::text as partition from flow_summaries order by port`.execute(s.db)
+    expect(left.rows).toEqual([
+      { port: 8304, partition: 'flow_summaries_d20260702' },
+      { port: 8305, partition: 'flow_summaries_d20260703' },
+      { port: 8306, partition: 'flow_summaries_d20260703' },
+    ])
+    const days = await sql<{ n: string }>`select count(*) as n from pg_class
+      where relname = 'flow_summaries_d20260701'`.execute(s.db)
+    expect(Number(days.rows[0]?.n)).toBe(0)
+  })
+})
+
 describe('migration 0010 on a postgres store with flows', () => {
   let pgServer: TestPostgres
   let url: string
