@@ -1,99 +1,332 @@
 /**
- * The server's traffic store: flow summaries ingested per second over the agent channel with
- * zero loss (every summary sent is stored once), and one traffic query over 1,000,000 stored
- * summaries (time from POST to completed), on SQLite and PostgreSQL.
+ * The server's traffic store, every process apart: the servers each in a process of their own,
+ * the simulated agents in several others.
+ *
+ * - Ingest: agents post batches of 500 flow summaries as fast as the servers take them, for
+ *   PALISADE_BENCH_SECONDS; two servers on one PostgreSQL, one server on SQLite. Summaries sent
+ *   (answered 204) against rows stored afterwards: none may be lost.
+ * - Query: PALISADE_BENCH_FLOW_ROWS summaries (10,000,000 on PostgreSQL, 1,000,000 on SQLite)
+ *   over 10 days between 2,000 labelled workloads, each talking to 8 peers on 5 ports, written
+ *   by SQL; then a traffic query with label filters through the API's async path (POST, GET
+ *   until completed), timed from the POST.
+ *
+ * Every figure is the median of PALISADE_BENCH_RUNS runs, with their spread.
  */
-import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { activateRoute } from '@palisade/protocol'
+import BetterSqlite3 from 'better-sqlite3'
+import pg from 'pg'
 import { openDb } from '../packages/server/src/db/open.js'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
-import type { FlowSummary } from '@palisade/model'
-import { activateRoute, flowsRoute } from '@palisade/protocol'
-import { ingestFlows } from '../packages/server/src/stores/flows.js'
+import { ensureFlowPartitions } from '../packages/server/src/stores/flow-partitions.js'
+import type { IngestWork } from './flow-ingest-client.js'
 import type { Client } from './https-client.js'
-import { withServer } from './https-client.js'
+import { client, inParallel } from './https-client.js'
+import { spread } from './stats.js'
 
-const INGEST_SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 5)
-const QUERY_ROWS = Number(process.env.PALISADE_BENCH_FLOW_ROWS ?? 1_000_000)
+const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 10)
+const RUNS = Number(process.env.PALISADE_BENCH_RUNS ?? 3)
+const QUERY_RUNS = Number(process.env.PALISADE_BENCH_QUERY_RUNS ?? 5)
+const PG_ROWS = Number(process.env.PALISADE_BENCH_FLOW_ROWS ?? 10_000_000)
+const SQLITE_ROWS = Number(process.env.PALISADE_BENCH_SQLITE_FLOW_ROWS ?? 1_000_000)
+const AGENTS = 200
+const CLIENT_PROCESSES = 4
+const WORKLOADS = 2000
+const APPS = 20
+const ENVS = ['prod', 'staging', 'dev'] as const
+const DAYS = 10
 
-const summaryFor = (i: number, t: number): FlowSummary => ({
-  direction: 'inbound',
-  src_ip: `198.18.${(i >> 8) & 255}.${i & 255}`,
-  dst_ip: '198.19.0.1',
-  port: 1000 + (i % 50),
-  proto: 6,
-  policy_decision: i % 10 === 0 ? 'blocked' : 'allowed',
-  rule_href: null,
-  num_connections: 1 + (i % 7),
-  first_seen: new Date(t).toISOString(),
-  last_seen: new Date(t + 1000).toISOString(),
-  dropped_downstream: false,
-})
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 
-/** Simulated agents post batches of 500 summaries as fast as the server takes them. */
-async function ingestRate(c: Client): Promise<Record<string, unknown>> {
-  const profile = (await c.call('POST', '/api/v2/orgs/1/pairing_profiles', { name: 'bench' }))
-    .body as { href: string }
+/** A TypeScript file of bench/ in a node of its own; resolves with its first JSON line. */
+function node(
+  file: string,
+  env: Record<string, string>,
+): { child: ChildProcess; line: Promise<unknown> } {
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', here(file)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const line = new Promise<unknown>((resolve, reject) => {
+    let out = ''
+    const onData = (b: Buffer) => {
+      out += b.toString()
+      const nl = out.indexOf('\n')
+      if (nl < 0) return
+      child.stdout?.off('data', onData)
+      resolve(JSON.parse(out.slice(0, nl)))
+    }
+    child.stdout?.on('data', onData)
+    child.on('error', reject)
+    child.on('exit', (code) =>
+      reject(new Error(`${file} exited with code ${code} before answering`)),
+    )
+  })
+  return { child, line }
+}
+
+interface Server {
+  readonly url: string
+  readonly ca: string
+  readonly bootstrapFile: string
+  stop(): Promise<void>
+}
+
+async function startServer(database: string | undefined, dataDir: string): Promise<Server> {
+  const { child, line } = node('./traffic-server.ts', {
+    PALISADE_SERVER: JSON.stringify({
+      dataDir,
+      ...(database && { database }),
+      // retention is not what is measured: the benchmark's rows stay
+      flowRetention: { maxAgeDays: 3650, maxRows: 1e12 },
+    }),
+  })
+  const s = (await line) as Omit<Server, 'stop'>
+  return {
+    ...s,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+/** The first server's API, as its bootstrap file names the admin's key. */
+async function apiOf(s: Server): Promise<Client> {
+  const boot = JSON.parse(await readFile(s.bootstrapFile, 'utf8')) as {
+    api_user: string
+    api_secret: string
+  }
+  return client(
+    s.url,
+    s.ca,
+    `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
+  )
+}
+
+async function activate(
+  c: Client,
+  n: number,
+): Promise<{ id: string; token: string; address: string }[]> {
+  const profile = (await c.call('POST', '/api/v2/orgs/1/pairing_profiles', { name: 'flows' }))
+    .body as {
+    href: string
+  }
   const code = (
     (await c.call('POST', `/api/v2${profile.href}/pairing_key`, {})).body as {
       activation_code: string
     }
   ).activation_code
-  const agents: { id: string; auth: string }[] = []
-  for (let i = 0; i < 8; i++) {
-    const r = (
-      await c.call('POST', activateRoute(), {
-        activation_code: code,
-        hostname: `flow${i}`,
-        interfaces: [{ name: 'eth0', address: `198.19.0.${i + 1}` }],
-      })
-    ).body as { agent_id: string; token: string }
-    agents.push({ id: r.agent_id, auth: `Bearer ${r.token}` })
-  }
-  let sent = 0
-  let failures = 0
-  const t0 = performance.now()
-  const end = t0 + INGEST_SECONDS * 1000
-  await Promise.all(
-    agents.map(async (a) => {
-      while (performance.now() < end) {
-        const batch = Array.from({ length: 500 }, (_, k) => ({
-          uuid: randomUUID(),
-          ...summaryFor(sent + k, Date.now()),
-        }))
-        const r = await c.call('POST', flowsRoute(a.id), batch, a.auth)
-        if (r.status === 204) sent += batch.length
-        else failures++
-      }
-    }),
-  )
-  const seconds = (performance.now() - t0) / 1000
-  return { summariesPerSecond: Math.round(sent / seconds), sent, failedBatches: failures }
+  const out: { id: string; token: string; address: string }[] = []
+  await inParallel(n, 8, async (i) => {
+    const address = `198.18.${100 + (i >> 8)}.${i & 255}`
+    const r = await c.call('POST', activateRoute(), {
+      activation_code: code,
+      hostname: `flows-${i}`,
+      interfaces: [{ name: 'eth0', address }],
+    })
+    if (r.status !== 201)
+      throw new Error(`activation ${i} answered ${r.status}: ${JSON.stringify(r.body)}`)
+    const b = r.body as { agent_id: string; token: string }
+    out.push({ id: b.agent_id, token: b.token, address })
+  })
+  return out
 }
 
-/** The ingest rate, and the rows the store holds afterwards: zero loss means one per summary sent. */
-async function ingest(database: string | undefined): Promise<Record<string, unknown>> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-ingest-'))
+async function storedFlows(database: string | undefined, dataDir: string): Promise<number> {
+  const { db } = await openDb(database, dataDir)
   try {
-    const r = await withServer(database, ingestRate, { dataDir })
-    const { db } = await openDb(database, dataDir)
     const { n } = await db
       .selectFrom('flow_summaries')
       .select((e) => e.fn.countAll().as('n'))
       .executeTakeFirstOrThrow()
-    await db.destroy()
-    return { ...r, stored: Number(n), lost: Number(r.sent) - Number(n) }
+    return Number(n)
   } finally {
-    await rm(dataDir, { recursive: true, force: true })
+    await db.destroy()
   }
 }
 
-async function query(
+/** One ingest run on a fresh store: `servers` servers, the agents spread over them. */
+async function ingestRun(fresh: () => Promise<string | undefined>, servers: number) {
+  const database = await fresh()
+  const dirs = await Promise.all(
+    Array.from({ length: servers }, () => mkdtemp(join(tmpdir(), 'palisade-bench-ingest-'))),
+  )
+  const running: Server[] = []
+  try {
+    // one at a time: the first makes the schema and the org
+    for (const d of dirs) running.push(await startServer(database, d))
+    const agents = await activate(await apiOf(running[0] as Server), AGENTS)
+    const results = await Promise.all(
+      Array.from({ length: CLIENT_PROCESSES }, async (_, p) => {
+        const work: IngestWork = {
+          servers: running.map((s) => ({ url: s.url, ca: s.ca })),
+          agents: agents
+            .filter((_a, i) => i % CLIENT_PROCESSES === p)
+            .map((a, i) => ({ ...a, server: i % servers })),
+          seconds: SECONDS,
+          batch: 500,
+        }
+        const { child, line } = node('./flow-ingest-client.ts', {
+          PALISADE_INGEST: JSON.stringify(work),
+        })
+        const r = (await line) as {
+          sent: number
+          failedBatches: number
+          failures: Record<string, unknown>
+          seconds: number
+        }
+        await new Promise((res) => (child.exitCode === null ? child.once('exit', res) : res(null)))
+        return r
+      }),
+    )
+    for (const s of running.splice(0)) await s.stop()
+    const sent = results.reduce((a, r) => a + r.sent, 0)
+    const seconds = Math.max(...results.map((r) => r.seconds))
+    const stored = await storedFlows(database, dirs[0] as string)
+    return {
+      perSecond: Math.round(sent / seconds),
+      sent,
+      stored,
+      lost: sent - stored,
+      failedBatches: results.reduce((a, r) => a + r.failedBatches, 0),
+      failures: results.map((r) => r.failures).filter((f) => Object.keys(f).length > 0),
+    }
+  } finally {
+    for (const s of running) await s.stop()
+    for (const d of dirs) await rm(d, { recursive: true, force: true })
+  }
+}
+
+async function ingest(fresh: () => Promise<string | undefined>, servers: number) {
+  const runs = []
+  for (let i = 0; i < RUNS; i++) runs.push(await ingestRun(fresh, servers))
+  return {
+    servers,
+    agents: AGENTS,
+    clientProcesses: CLIENT_PROCESSES,
+    seconds: SECONDS,
+    summariesPerSecond: spread(runs.map((r) => r.perSecond)),
+    sent: runs.reduce((a, r) => a + r.sent, 0),
+    lost: runs.reduce((a, r) => a + r.lost, 0),
+    failedBatches: runs.reduce((a, r) => a + r.failedBatches, 0),
+    failures: runs.flatMap((r) => r.failures),
+  }
+}
+
+/** 2,000 unmanaged workloads, each labelled with one of 20 apps and one of 3 environments. */
+async function labelledWorkloads(
   c: Client,
-  body: unknown,
-): Promise<{ ms: number; status: Record<string, unknown> }> {
+): Promise<{ app: string[]; env: Record<string, string> }> {
+  const label = async (key: string, value: string) =>
+    ((await c.call('POST', '/api/v2/orgs/1/labels', { key, value })).body as { href: string }).href
+  const app: string[] = []
+  for (let a = 0; a < APPS; a++) app.push(await label('app', `app-${a}`))
+  const env: Record<string, string> = {}
+  for (const e of ENVS) env[e] = await label('env', e)
+  for (let from = 0; from < WORKLOADS; from += 1000) {
+    const items = Array.from({ length: 1000 }, (_, k) => {
+      const i = from + k
+      return {
+        name: `w${i}`,
+        hostname: `w${i}`,
+        interfaces: [{ name: 'eth0', address: workloadAddress(i) }],
+        labels: [
+          { href: app[i % APPS] },
+          { href: env[ENVS[Math.floor(i / APPS) % ENVS.length] as string] },
+        ],
+      }
+    })
+    const r = await c.call('PUT', '/api/v2/orgs/1/workloads/bulk_create', items)
+    if (r.status !== 200) throw new Error(`bulk_create answered ${r.status}`)
+  }
+  return { app, env }
+}
+
+const workloadAddress = (i: number) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`
+
+/**
+ * The flows of summary g: its source a workload by a hash of g, its destination one of the
+ * source's 8 peers, the port the destination's; its time within the last 10 days. As SQL,
+ * for either store (both have integer division and modulo on integers).
+ */
+const flowColumns =
+  'uuid, org_id, workload_id, direction, src_ip, dst_ip, port, proto, policy_decision, num_connections, first_seen, last_seen, dropped_downstream'
+const sourceOf = `((g * 7919) % ${WORKLOADS})`
+const peerOf = `((${sourceOf} * 31 + ((g / ${WORKLOADS}) % 8) * 97 + 1) % ${WORKLOADS})`
+const addressSql = (i: string, concat: (parts: string[]) => string) =>
+  concat([`'198.18.'`, `(${i} / 250)`, `'.'`, `(${i} % 250 + 1)`])
+
+async function fillPostgres(database: string, rows: number, end: number): Promise<number> {
+  const c = new pg.Client({ connectionString: database })
+  await c.connect()
+  try {
+    const t0 = performance.now()
+    const span = DAYS * 86_400_000
+    // the store makes its partitions as summaries arrive; rows written by SQL need them first
+    const { db } = await openDb(database, tmpdir())
+    try {
+      const days = Array.from({ length: DAYS + 3 }, (_, i) =>
+        new Date(end - span + (i - 1) * 86_400_000).toISOString().slice(0, 10),
+      )
+      await ensureFlowPartitions(db, days)
+    } finally {
+      await db.destroy()
+    }
+    const cat = (p: string[]) => p.map((x) => `(${x})::text`).join(' || ')
+    const ts = (ms: string) =>
+      `to_char(to_timestamp((${ms})::float8 / 1000) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+    const step = 1_000_000
+    for (let from = 1; from <= rows; from += step) {
+      const to = Math.min(rows, from + step - 1)
+      const at = `(${end}::bigint - (g * 104729) % ${span})`
+      await c.query(`insert into flow_summaries (${flowColumns})
+        select 'bench-' || lpad(g::text, 10, '0'), 1, 'bench',
+          case when g % 2 = 0 then 'inbound' else 'outbound' end,
+          ${addressSql(sourceOf, cat)}, ${addressSql(peerOf, cat)},
+          (array[22, 80, 443, 5432, 8080])[(${peerOf} % 5 + 1)::int], 6,
+          case when g % 10 = 0 then 'blocked' else 'allowed' end, 1 + g % 7,
+          ${ts(`${at} - 60000`)}, ${ts(at)}, 0
+        from generate_series(${from}::bigint, ${to}::bigint) as g`)
+    }
+    await c.query('analyze flow_summaries')
+    return Math.round(rows / ((performance.now() - t0) / 1000))
+  } finally {
+    await c.end()
+  }
+}
+
+function fillSqlite(file: string, rows: number, end: number): number {
+  const db = new BetterSqlite3(file)
+  try {
+    const t0 = performance.now()
+    const span = DAYS * 86_400_000
+    const cat = (p: string[]) => p.join(' || ')
+    const ts = (ms: string) => `strftime('%Y-%m-%dT%H:%M:%fZ', (${ms}) / 1000.0, 'unixepoch')`
+    const at = `(${end} - (g * 104729) % ${span})`
+    db.exec(`with recursive s(g) as (select 1 union all select g + 1 from s where g < ${rows})
+      insert into flow_summaries (${flowColumns})
+      select 'bench-' || g, 1, 'bench', case when g % 2 = 0 then 'inbound' else 'outbound' end,
+        ${addressSql(sourceOf, cat)}, ${addressSql(peerOf, cat)},
+        case ${peerOf} % 5 when 0 then 22 when 1 then 80 when 2 then 443 when 3 then 5432 else 8080 end, 6,
+        case when g % 10 = 0 then 'blocked' else 'allowed' end, 1 + g % 7,
+        ${ts(`${at} - 60000`)}, ${ts(at)}, 0
+      from s`)
+    db.exec('analyze')
+    return Math.round(rows / ((performance.now() - t0) / 1000))
+  } finally {
+    db.close()
+  }
+}
+
+/** From the POST to the query's completion, polling its status as a client does. */
+async function timedQuery(c: Client, body: unknown) {
   const t0 = performance.now()
   const q = (await c.call('POST', '/api/v2/orgs/1/traffic_flows/async_queries', body)).body as {
     href: string
@@ -101,69 +334,68 @@ async function query(
   for (;;) {
     const s = (await c.call('GET', `/api/v2${q.href}`)).body as Record<string, unknown>
     if (s.status === 'completed' || s.status === 'failed')
-      return { ms: Math.round(performance.now() - t0), status: s }
-    await new Promise((r) => setTimeout(r, 50))
+      return {
+        ms: Math.round(performance.now() - t0),
+        status: String(s.status),
+        matches: Number(s.matches_count),
+      }
+    await new Promise((r) => setTimeout(r, 20))
   }
 }
 
-async function queryOverMillion(database: string | undefined): Promise<Record<string, unknown>> {
+async function queryOver(database: string | undefined, rows: number) {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-flows-'))
   try {
-    const { db } = await openDb(database, dataDir)
-    const t = Date.now() - 3_600_000
-    const t0 = performance.now()
-    for (let i = 0; i < QUERY_ROWS; i += 5000) {
-      const rows = Array.from({ length: Math.min(5000, QUERY_ROWS - i) }, (_, k) => ({
-        uuid: randomUUID(),
-        ...summaryFor(i + k, t + (i + k)),
-      }))
-      await db.transaction().execute((tx) => ingestFlows(tx, 1, 'bench', rows))
+    let s = await startServer(database, dataDir)
+    const labels = await labelledWorkloads(await apiOf(s))
+    await s.stop()
+    const end = Date.now() - 3_600_000
+    const loadPerSecond = database
+      ? await fillPostgres(database, rows, end)
+      : fillSqlite(join(dataDir, 'palisade.db'), rows, end)
+    s = await startServer(database, dataDir)
+    try {
+      const c = await apiOf(s)
+      // one app's workloads (1 in 20) to production ones (1 in 3), over the 30 days
+      const body = {
+        start_date: new Date(end - 30 * 86_400_000).toISOString(),
+        end_date: new Date(end + 1000).toISOString(),
+        sources: { include: [[{ label: { href: labels.app[3] } }]], exclude: [] },
+        destinations: { include: [[{ label: { href: labels.env.prod } }]], exclude: [] },
+        max_results: 10_000,
+      }
+      const runs = []
+      for (let i = 0; i < QUERY_RUNS; i++) runs.push(await timedQuery(c, body))
+      return {
+        rows,
+        loadPerSecond,
+        labelQueryMs: spread(runs.map((r) => r.ms)),
+        statuses: [...new Set(runs.map((r) => r.status))],
+        matches: runs[0]?.matches,
+      }
+    } finally {
+      await s.stop()
     }
-    const loadSeconds = (performance.now() - t0) / 1000
-    await db.destroy()
-    return await withServer(
-      database,
-      async (c) => {
-        const all = await query(c, {
-          start_date: new Date(t - 1000).toISOString(),
-          max_results: 1000,
-        })
-        const blockedTo = await query(c, {
-          start_date: new Date(t - 1000).toISOString(),
-          policy_decisions: ['blocked'],
-          destinations: { include: [[{ ip_address: '198.19.0.1' }]], exclude: [] },
-          services: { include: [{ port: 1000, proto: 6 }] },
-          max_results: 1000,
-        })
-        return {
-          rows: QUERY_ROWS,
-          loadPerSecond: Math.round(QUERY_ROWS / loadSeconds),
-          allFlows: { ms: all.ms, status: all.status.status, matches: all.status.matches_count },
-          blockedToOnePort: {
-            ms: blockedTo.ms,
-            status: blockedTo.status.status,
-            matches: blockedTo.status.matches_count,
-          },
-        }
-      },
-      { dataDir },
-    )
   } finally {
     await rm(dataDir, { recursive: true, force: true })
   }
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const pg = await startTestPostgres()
+  const pgServer = await startTestPostgres()
   try {
+    const fresh = () => pgServer.freshDatabase()
     return {
-      ingest: { sqlite: await ingest(undefined), postgres: await ingest(await pg.freshDatabase()) },
+      ingest: {
+        postgres: await ingest(fresh, 2),
+        sqlite: await ingest(() => Promise.resolve(undefined), 1),
+      },
       query: {
-        sqlite: await queryOverMillion(undefined),
-        postgres: await queryOverMillion(await pg.freshDatabase()),
+        postgres: await queryOver(await fresh(), PG_ROWS),
+        sqlite: await queryOver(undefined, SQLITE_ROWS),
       },
     }
   } finally {
-    await pg.stop()
+    await pgServer.stop()
   }
 }

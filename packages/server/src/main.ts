@@ -11,6 +11,7 @@ import { hostPolicyServices } from './host-policy/services.js'
 import { AsyncJobs } from './http.js'
 import { checkHeartbeats } from './liveness.js'
 import type { FlowRetention } from './stores/flows.js'
+import { prepareFlowPartitions } from './stores/flow-partitions.js'
 import { DEFAULT_FLOW_RETENTION, pruneFlows } from './stores/flows.js'
 import { pruneEvents } from './stores/events.js'
 import { pruneJobs } from './stores/jobs.js'
@@ -136,7 +137,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }
   await hostPolicies.recompute(1)
   const retention = { ...DEFAULT_FLOW_RETENTION, ...o.flowRetention }
+  await prepareFlowPartitions(db, new Date())
   const housekeeping = async () => {
+    await prepareFlowPartitions(db, new Date()).catch((e: Error) =>
+      log({ msg: 'making flow partitions failed', error: e.message }),
+    )
     await checkHeartbeats(db, new Date()).catch((e: Error) =>
       log({ msg: 'heartbeat check failed', error: e.message }),
     )

@@ -18,12 +18,14 @@ import { resourceChange } from '../audit.js'
 import { now } from '../clock.js'
 import type { AppContext } from '../context.js'
 import { newUuid, sha256 } from '../crypto.js'
+import { dayOf } from '../db/flow-partition-ddl.js'
 import { cappedDetails } from '../events/event-details.js'
 import { GroupCommit } from '../group-commit.js'
 import { workloadHref } from '../hrefs.js'
 import { writeStatusReports } from '../stores/agent-status.js'
 import { allowedRangesOf, deleteAgent, dropForgotten, setGoodbye } from '../stores/agents.js'
 import { recordEvent } from '../stores/events.js'
+import { ensureFlowPartitions } from '../stores/flow-partitions.js'
 import { ingestFlows } from '../stores/flows.js'
 import { deleteHostPolicy } from '../stores/host-policies.js'
 import { deleteWorkload, findWorkload, moveWorkload } from '../stores/workloads.js'
@@ -234,6 +236,10 @@ export function registerAgentReports(app: FastifyInstance, ctx: AppContext): voi
     const w = await findWorkload(db, a.org, a.workloadId)
     const own = new Set((w?.interfaces ?? []).map((i) => i.address))
     const { kept, refused } = flowIntake(flows, own, new Date(now()))
+    await ensureFlowPartitions(
+      db,
+      kept.map((f) => dayOf(f.last_seen)),
+    )
     await db.transaction().execute(async (tx) => {
       await ingestFlows(tx, a.org, a.workloadId, kept)
       if (refused.length > 0)

@@ -2,6 +2,7 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely'
 import { sql } from 'kysely'
 import { randomUUID } from 'node:crypto'
 import { DEFAULT_DIMENSION_NAMES } from './default-label-types.js'
+import { createPartition, dayOf, daysFrom } from './flow-partition-ddl.js'
 import { HOST_POLICIES_CHANNEL } from './pg-notifications.js'
 
 /**
@@ -443,7 +444,84 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
       await db.schema.alterTable('agents').addColumn('build', 'text').execute()
     },
   },
+  '0010_flow_partitions': {
+    async up(db: Kysely<unknown>) {
+      // SQLite keeps one table: the embedded store of a small estate. PostgreSQL's is partitioned
+      // by day of last_seen (see flow-partition-ddl.ts); the summaries already stored move over.
+      if (!isPg) return
+      await sql`create table flow_summaries_by_day (
+        id bigserial not null,
+        uuid text not null,
+        org_id integer not null,
+        workload_id text not null,
+        direction text not null,
+        src_ip text not null,
+        dst_ip text not null,
+        src_port integer,
+        port integer,
+        proto integer not null,
+        icmp_type integer,
+        icmp_code integer,
+        policy_decision text not null,
+        rule_href text,
+        num_connections integer not null,
+        first_seen text collate "C" not null,
+        last_seen text collate "C" not null,
+        dropped_downstream integer not null
+      ) partition by range (last_seen)`.execute(db)
+      await sql`alter table flow_summaries rename to flow_summaries_unpartitioned`.execute(db)
+      await sql`alter table flow_summaries_by_day rename to flow_summaries`.execute(db)
+      const stored = await sql<{ day: string }>`select distinct substr(last_seen, 1, 10) as day
+        from flow_summaries_unpartitioned`.execute(db)
+      const today = dayOf(new Date())
+      const days = new Set([...stored.rows.map((r) => r.day), ...daysFrom(today, 3)])
+      for (const day of days) await createPartition(day).execute(db)
+      const columns = sql.raw(FLOW_COLUMNS.join(', '))
+      await sql`insert into flow_summaries (${columns})
+        select ${columns} from flow_summaries_unpartitioned`.execute(db)
+      await sql`select setval('flow_summaries_by_day_id_seq',
+        greatest(1, (select max(id) from flow_summaries_unpartitioned)))`.execute(db)
+      await sql`drop table flow_summaries_unpartitioned`.execute(db)
+      await sql`alter sequence flow_summaries_by_day_id_seq rename to flow_summaries_id_seq`.execute(
+        db,
+      )
+      // A uniqueness index of a partitioned table includes its key: a re-sent batch (same uuid,
+      // same times) is still stored once.
+      await sql`create unique index flow_summaries_uuid_day on flow_summaries (uuid, last_seen)`.execute(
+        db,
+      )
+      await sql`create index flow_summaries_org_time on flow_summaries (org_id, last_seen)`.execute(
+        db,
+      )
+      // A query with label or workload actors reads the summaries of their addresses only
+      // (traffic/address-filter.ts): over millions of rows, by index rather than by a scan.
+      await sql`create index flow_summaries_src on flow_summaries (src_ip)`.execute(db)
+      await sql`create index flow_summaries_dst on flow_summaries (dst_ip)`.execute(db)
+    },
+  },
 })
+
+/** Every column of flow_summaries, as 0002 made them. */
+const FLOW_COLUMNS = [
+  'id',
+  'uuid',
+  'org_id',
+  'workload_id',
+  'direction',
+  'src_ip',
+  'dst_ip',
+  'src_port',
+  'port',
+  'proto',
+  'icmp_type',
+  'icmp_code',
+  'policy_decision',
+  'rule_href',
+  'num_connections',
+  'first_seen',
+  'last_seen',
+  'dropped_downstream',
+]
 
 export const migrationProvider = (dialect: 'sqlite' | 'postgres'): MigrationProvider => ({
   getMigrations: () => Promise.resolve(migrationsFor(dialect === 'postgres')),

@@ -9,7 +9,11 @@
  *   hashes.
  */
 import type { Kysely, Transaction } from 'kysely'
+import { PostgresAdapter } from 'kysely'
 import type { Database } from '../db/schema.js'
 
 /** The store, or a transaction on it: every store function runs in either. */
 export type Db = Kysely<Database> | Transaction<Database>
+
+/** Whether the store is PostgreSQL: the few things done differently there ask this. */
+export const isPostgres = (db: Db): boolean => db.getExecutor().adapter instanceof PostgresAdapter

@@ -3,6 +3,7 @@ import type { Db } from '../stores/db.js'
 import { aggregateFlows } from '../stores/flows.js'
 import { advanceQuery } from '../stores/traffic-queries.js'
 import { actorContext } from './actor-context.js'
+import { addressFilter } from './address-filter.js'
 import { selectFlows } from './flow-match.js'
 import type { TrafficQuery } from './query-parse.js'
 
@@ -10,7 +11,8 @@ import type { TrafficQuery } from './query-parse.js'
 export async function runQuery(db: Db, org: number, id: string, q: TrafficQuery): Promise<void> {
   try {
     await advanceQuery(db, id, { status: 'working' }, now())
-    const [rows, ctx] = await Promise.all([aggregateFlows(db, org, q), actorContext(db, org)])
+    const ctx = await actorContext(db, org)
+    const rows = await aggregateFlows(db, org, q, addressFilter(q, ctx))
     const { records, matches } = selectFlows(rows, q, ctx)
     await advanceQuery(
       db,
