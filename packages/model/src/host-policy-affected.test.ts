@@ -189,16 +189,18 @@ describe('hosts a change reaches (property)', () => {
       ),
     )
   const actor: fc.Arbitrary<Actor> = fc.oneof(
-    fc.tuple(fc.constantFrom(...labels), exclusion).map(([l, e]) => ({ ...lbl(l), ...e })),
+    fc.tuple(fc.constantFrom(...labels), exclusion).map(([l, e]): Actor => ({ ...lbl(l), ...e })),
     fc.constant(AMS),
     fc
       .tuple(fc.constantFrom(...groupIds), exclusion)
-      .map(([g, e]) => ({ kind: 'label_group', href: G(g), ...e })),
+      .map(([g, e]): Actor => ({ kind: 'label_group', href: G(g), ...e })),
     fc
       .integer({ min: 0, max: 5 })
-      .map((i) => ({ kind: 'workload', href: `/orgs/1/workloads/h${i}` })),
-    fc.integer({ min: 0, max: 1 }).map((i) => ({ kind: 'virtual_service', href: V(i) })),
-    fc.integer({ min: 0, max: 1 }).map((i) => ({ kind: 'ip_list', href: `/orgs/1/ip_lists/${i}` })),
+      .map((i): Actor => ({ kind: 'workload', href: `/orgs/1/workloads/h${i}` })),
+    fc.integer({ min: 0, max: 1 }).map((i): Actor => ({ kind: 'virtual_service', href: V(i) })),
+    fc
+      .integer({ min: 0, max: 1 })
+      .map((i): Actor => ({ kind: 'ip_list', href: `/orgs/1/ip_lists/${i}` })),
   )
   const scopeRef = fc.oneof(
     fc
