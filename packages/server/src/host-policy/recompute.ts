@@ -125,9 +125,7 @@ export class HostPolicyRecompute {
     }
     const models = [...workloads.values()].flatMap((w) => (w.model ? [w.model] : []))
     const snap = await snapshotWith(db, org, 'active', models)
-    const affected =
-      seen && hostsAffected(seen.snapshot, snap, changesOf(seen.workloads, workloads))
-    const targets = affected === 'all' ? undefined : affected
+    const targets = seen && affectedOrAll(seen.snapshot, snap, changesOf(seen.workloads, workloads))
     // A host with no stored policy, or flagged, is computed whatever changed: it may read now.
     const target = (h: Host, href: string) =>
       !targets || targets.has(href) || h.hash === null || h.policyError !== null
@@ -243,6 +241,24 @@ function changesOf(
   }
   for (const [href, b] of before) if (!after.has(href) && b.model) changes.push({ before: b.model })
   return changes
+}
+
+/**
+ * The hosts a change reaches, or undefined: all of them. Finding them resolves rule sides, which
+ * fails where the policy cannot be computed; every host is then computed, and the hosts whose
+ * policy fails are flagged (or the provision refused) as a full run would.
+ */
+function affectedOrAll(
+  before: PolicySnapshot,
+  after: PolicySnapshot,
+  changes: readonly WorkloadChange[],
+): Set<string> | undefined {
+  try {
+    const affected = hostsAffected(before, after, changes)
+    return affected === 'all' ? undefined : affected
+  } catch {
+    return undefined
+  }
 }
 
 /**
