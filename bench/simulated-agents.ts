@@ -1,133 +1,174 @@
 /**
- * Simulated agents for the server benchmark, in a process of their own: they activate,
- * long-poll their policy, report it applied after a provision, then send heartbeats.
+ * Simulated agents for the server benchmark, in processes of their own (several, so their client
+ * work neither shares the server's event loop nor queues behind one loop of its own). Each
+ * process takes its slice of the fleet and answers the benchmark's commands over IPC: activate
+ * its agents, keep each one long-polling its policy (reporting every policy it gets applied),
+ * say when and what its agents received, send heartbeats, and make API calls for the benchmark.
  */
-import { activateRoute, policyPollPath, statusRoute } from '@palisade/protocol'
+import { POLICY_STATUS, activateRoute, policyPollPath, statusRoute } from '@palisade/protocol'
 import { client, inParallel, rate } from './https-client.js'
-import { summary } from './stats.js'
+
+/** What the benchmark asks of a simulator process; each gets one answer. */
+export type SimCommand =
+  | { cmd: 'call'; method: string; path: string; body?: unknown }
+  | { cmd: 'activate'; codes: { db: string; web: string; ops: string } }
+  | { cmd: 'poll' }
+  | { cmd: 'synced'; since: number; which: 'all' | 'ops' }
+  | { cmd: 'received'; since: number }
+  | { cmd: 'heartbeats'; seconds: number }
+  | { cmd: 'apiRates'; seconds: number }
+
+/** The fleet's agent `i` is a database host (1 %), an ops web host (1 %), or a web host. */
+export const roleOf = (i: number) => (i % 100 === 0 ? 'db' : i % 100 === 1 ? 'ops' : 'web')
+
+/** A time every process on the machine reads alike (ms): deliveries are compared across them. */
+export const clock = () => performance.timeOrigin + performance.now()
 
 const {
   url,
   ca,
   basic,
   agents: AGENTS,
-  seconds: SECONDS,
+  slice,
+  slices,
 } = JSON.parse(process.env.PALISADE_SIM ?? '{}') as {
   url: string
   ca: string
   basic: string
   agents: number
-  seconds: number
+  slice: number
+  slices: number
 }
 
-const t0 = performance.now()
-/** Progress on stderr: a run with many agents takes minutes, and this says where they go. */
-const progress = (what: string) =>
-  console.error(`simulated agents: ${what} at ${Math.round((performance.now() - t0) / 1000)} s`)
+interface Agent {
+  readonly i: number
+  readonly id: string
+  readonly auth: string
+  hash: string
+  /** Every policy it received: when (clock), and its JSON body's length in bytes. */
+  readonly got: { at: number; bytes: number }[]
+}
 
-async function simulate(): Promise<Record<string, unknown>> {
-  const c = client(url, ca, basic)
+const c = client(url, ca, basic)
+const agents: Agent[] = []
+let polling = false
+/** Called whenever an agent receives a policy: `synced` waits on it. */
+let onDelivery = () => {}
 
-  // 1 % database hosts serving 99 % web hosts: each db host's policy lists every web host.
-  const label = async (value: string) =>
-    (
-      (await c.call('POST', '/api/v2/orgs/1/labels', { key: 'role', value })).body as {
-        href: string
-      }
-    ).href
-  const web = await label('sim-web')
-  const db = await label('sim-db')
-  const codeFor = async (l: string, name: string) => {
-    const p = (
-      await c.call('POST', '/api/v2/orgs/1/pairing_profiles', {
-        name,
-        enforcement_mode: 'full',
-        labels: [{ href: l }],
-      })
-    ).body as { href: string }
-    return (
-      (await c.call('POST', `/api/v2${p.href}/pairing_key`, {})).body as {
-        activation_code: string
-      }
-    ).activation_code
-  }
-  const codes = { web: await codeFor(web, 'sim-web'), db: await codeFor(db, 'sim-db') }
-  const agents: { id: string; auth: string; hash: string }[] = []
-  const octet = (i: number) => `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
-  // A fleet rollout: hosts activate concurrently (32 at a time), each with its role's code.
-  const activationStarted = performance.now()
-  await inParallel(AGENTS, 32, async (i) => {
-    const r = (
-      await c.call('POST', activateRoute(), {
-        activation_code: i % 100 === 0 ? codes.db : codes.web,
-        hostname: `sim${i}`,
-        interfaces: [{ name: 'eth0', address: octet(i + 256) }],
-      })
-    ).body as { agent_id: string; token: string }
-    agents.push({ id: r.agent_id, auth: `Bearer ${r.token}`, hash: '' })
-    if (agents.length % 1000 === 0) progress(`${agents.length} activated`)
-  })
-  const activationsPerSecond = Math.round(AGENTS / ((performance.now() - activationStarted) / 1000))
-  for (const a of agents)
-    a.hash = (
-      (await c.call('GET', policyPollPath(a.id, undefined, 10), undefined, a.auth)).body as {
-        hash: string
-      }
-    ).hash
-  progress('every agent has its first policy')
-  // every agent waits for its next policy, then reports it applied
-  let provisionedAt = 0
-  const latencies: number[] = []
-  const waiting = agents.map(async (a) => {
-    const r = await c.call('GET', policyPollPath(a.id, a.hash), undefined, a.auth)
-    if (r.status !== 200) return
+async function poll(a: Agent) {
+  while (polling) {
+    const r = await c
+      .call('GET', policyPollPath(a.id, a.hash), undefined, a.auth)
+      .catch((e: Error) => ({ status: 0, body: e.message }))
+    if (r.status === POLICY_STATUS.unchanged) continue
+    if (r.status !== POLICY_STATUS.policy) {
+      // what a real agent does too: wait a little before asking a failing server again
+      await new Promise((done) => setTimeout(done, 1000))
+      continue
+    }
     const got = r.body as { hash: string; policy: { version: number } }
+    a.hash = got.hash
     await c.call(
       'POST',
       statusRoute(a.id),
       { applied: { version: got.policy.version, hash: got.hash, mode: 'exclusive' } },
       a.auth,
     )
-    latencies.push(performance.now() - provisionedAt)
-  })
-  // Provision once every agent's long-poll has reached the server (bounded: 120 s).
-  const connectedBy = performance.now() + 120_000
-  for (;;) {
-    const m = String((await c.call('GET', '/metrics')).body)
-    if (Number(/^palisade_policy_waiters (\d+)$/m.exec(m)?.[1]) >= AGENTS) break
-    if (performance.now() > connectedBy) throw new Error('the long-polls did not all connect')
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  progress('every agent is waiting for its next policy')
-  const rs = (
-    await c.call('POST', '/api/v2/orgs/1/sec_policy/draft/rule_sets', { name: 'sim', scopes: [] })
-  ).body as { href: string }
-  await c.call('POST', `/api/v2${rs.href}/sec_rules`, {
-    providers: [{ label: { href: db } }],
-    consumers: [{ label: { href: web } }],
-    ingress_services: [{ port: 5432, proto: 6 }],
-  })
-  provisionedAt = performance.now()
-  const prov = await c.call('POST', '/api/v2/orgs/1/sec_policy', {})
-  const provisionMs = performance.now() - provisionedAt
-  await Promise.all(waiting)
-  const hb = await rate(SECONDS, 16, async (i) => {
-    const a = agents[i % agents.length]
-    return (
-      !!a &&
-      (await c.call('POST', statusRoute(a.id), { health: { health: 'healthy' } }, a.auth))
-        .status === 204
-    )
-  })
-  return {
-    activationsPerSecond,
-    provisionStatus: prov.status,
-    provisionCallMs: Math.round(provisionMs),
-    agentsSynced: latencies.length,
-    provisionToSyncedMs: summary(latencies),
-    heartbeatsPerSecond: hb.perSecond,
-    heartbeatFailures: hb.failures,
+    // synced: the agent has its policy and the server knows it applied it
+    a.got.push({ at: clock(), bytes: Buffer.byteLength(JSON.stringify(r.body)) })
+    onDelivery()
   }
 }
 
-console.log(JSON.stringify(await simulate()))
+const octet = (i: number) => `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
+
+async function handle(m: SimCommand): Promise<unknown> {
+  switch (m.cmd) {
+    case 'call': {
+      const sentAt = clock()
+      const r = await c.call(m.method, m.path, m.body)
+      return { ...r, sentAt, ms: clock() - sentAt }
+    }
+    case 'activate': {
+      // this process's share of the fleet: agents slice, slice + slices, ...
+      const mine = Array.from({ length: AGENTS }, (_, i) => i).filter((i) => i % slices === slice)
+      // a fleet rollout: hosts activate concurrently (32 at a time across the processes)
+      await inParallel(mine.length, Math.max(1, Math.round(32 / slices)), async (k) => {
+        const i = mine[k]!
+        const r = (
+          await c.call('POST', activateRoute(), {
+            activation_code: m.codes[roleOf(i)],
+            hostname: `sim${i}`,
+            interfaces: [{ name: 'eth0', address: octet(i + 256) }],
+          })
+        ).body as { agent_id: string; token: string }
+        agents.push({ i, id: r.agent_id, auth: `Bearer ${r.token}`, hash: '', got: [] })
+      })
+      await inParallel(agents.length, 16, async (k) => {
+        const a = agents[k]!
+        const r = await c.call('GET', policyPollPath(a.id, undefined, 10), undefined, a.auth)
+        a.hash = (r.body as { hash: string }).hash
+      })
+      return agents.length
+    }
+    case 'poll':
+      polling = true
+      for (const a of agents) void poll(a)
+      return agents.length
+    case 'synced': {
+      // resolves once every agent asked for has received a policy since `since`
+      const waitingFor = agents.filter((a) => m.which === 'all' || roleOf(a.i) === 'ops')
+      const done = () => waitingFor.every((a) => a.got.some((g) => g.at >= m.since))
+      while (!done()) await new Promise<void>((r) => (onDelivery = r))
+      return waitingFor.length
+    }
+    case 'received': {
+      const since = agents.flatMap((a) => a.got.filter((g) => g.at >= m.since))
+      return {
+        agents: agents.filter((a) => a.got.some((g) => g.at >= m.since)).length,
+        at: since.map((g) => g.at),
+        bytes: since.reduce((n, g) => n + g.bytes, 0),
+      }
+    }
+    case 'heartbeats':
+      // 16 loops across the processes, as one agent process had
+      return rate(m.seconds, Math.max(1, Math.round(16 / slices)), async (i) => {
+        const a = agents[i % agents.length]
+        return (
+          !!a &&
+          (await c.call('POST', statusRoute(a.id), { health: { health: 'healthy' } }, a.auth))
+            .status === 204
+        )
+      })
+    case 'apiRates':
+      return apiRates(m.seconds)
+  }
+}
+
+/** API reads and writes per second, each from 8 loops (labels: the commonest object). */
+async function apiRates(seconds: number) {
+  let k = 0
+  const writes = await rate(seconds, 8, async () => {
+    const label = { key: 'bench', value: `v${slice}-${k++}-${Math.random()}` }
+    return (await c.call('POST', '/api/v2/orgs/1/labels', label)).status === 201
+  })
+  const reads = await rate(
+    seconds,
+    8,
+    async () => (await c.call('GET', '/api/v2/orgs/1/labels?max_results=50')).status === 200,
+  )
+  return {
+    readsPerSecond: reads.perSecond,
+    writesPerSecond: writes.perSecond,
+    failures: reads.failures + writes.failures,
+  }
+}
+
+process.on('message', (m: SimCommand & { id: number }) => {
+  handle(m).then(
+    (value) => process.send?.({ id: m.id, value }),
+    (e: Error) => process.send?.({ id: m.id, error: e.stack ?? e.message }),
+  )
+})
+// the benchmark ends the process when it is done (long-polls may still be open)
+process.on('disconnect', () => process.exit(0))

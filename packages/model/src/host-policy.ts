@@ -66,7 +66,8 @@ export interface HostPolicy {
   readonly rules: readonly HostRule[]
 }
 
-interface Index {
+/** A snapshot indexed for computing host policies (shared with host-policy-affected.ts). */
+export interface Index {
   readonly snapshot: PolicySnapshot
   readonly labels: LabelIndex
   readonly services: ReadonlyMap<string, Service>
@@ -85,7 +86,7 @@ interface Bound {
 }
 
 /** How a side is read: what its label actors select, and whether its peers are subnets. */
-interface SideOptions {
+export interface SideOptions {
   readonly workloads: boolean
   readonly virtualServices: boolean
   readonly subnets: boolean
@@ -93,7 +94,7 @@ interface SideOptions {
 
 const CONSUMERS: SideOptions = { workloads: true, virtualServices: false, subnets: false }
 
-function sideOptions(rule: Rule, side: RuleSide): SideOptions {
+export function sideOptions(rule: Rule, side: RuleSide): SideOptions {
   const subnets = rule.useWorkloadSubnets?.includes(side) ?? false
   if (side === 'consumers') return { ...CONSUMERS, subnets }
   const as = rule.providersResolveAs ?? ['workloads']
@@ -121,7 +122,7 @@ function selectorOf(list: readonly (Actor | ScopeRef)[], idx: Index): LabelSelec
 }
 
 /** Whether something with these labels is in a scope (null: no scope, everything is). */
-function inScope(labels: readonly string[], scope: readonly ScopeRef[] | null, idx: Index) {
+export function inScope(labels: readonly string[], scope: readonly ScopeRef[] | null, idx: Index) {
   if (scope === null) return true
   const sel = selectorOf(scope, idx)
   return sel === null || selectorMatches(sel, labels, idx.labels)
@@ -142,10 +143,14 @@ function selects(
   return sel !== null && selectorMatches(sel, target.labels, idx.labels)
 }
 
-const selectsWorkload = (actors: readonly Actor[], w: Workload, o: SideOptions, idx: Index) =>
-  selects(actors, w, 'workload', o.workloads, idx)
+export const selectsWorkload = (
+  actors: readonly Actor[],
+  w: Workload,
+  o: SideOptions,
+  idx: Index,
+) => selects(actors, w, 'workload', o.workloads, idx)
 
-interface Side {
+export interface Side {
   readonly workloads: ReadonlySet<Workload>
   readonly virtualServices: readonly VirtualService[]
   /** The peers its workloads and IP lists make; `any` when it names all addresses. */
@@ -168,7 +173,7 @@ const peerEntries = (ws: Iterable<Workload>, subnets: boolean) =>
   )
 
 /** Resolves one side of a rule inside a scope (or anywhere, when `scope` is null). */
-function resolveSide(
+export function resolveSide(
   actors: readonly Actor[],
   scope: readonly ScopeRef[] | null,
   o: SideOptions,
@@ -385,77 +390,7 @@ export function hostPolicyComputer(snapshot: PolicySnapshot): (workloadHref: str
   }
 }
 
-/** A workload as the policy saw it before a change and after it; absent when added or removed. */
-export interface WorkloadChange {
-  readonly before?: Workload
-  readonly after?: Workload
-}
-
-/** What a workload's peers are made of: its addresses and, for subnet rules, prefix lengths. */
-const peerKey = (w: Workload) => w.interfaces.map((i) => `${i.address}/${i.cidrBlock ?? ''}`).join()
-
-/** Whether a change can alter a peer set: what a workload is matched by, or its addresses. */
-const movesPeers = ({ before, after }: WorkloadChange) =>
-  !before ||
-  !after ||
-  before.labels.join() !== after.labels.join() ||
-  peerKey(before) !== peerKey(after)
-
-/**
- * The workloads whose host policy a change of workloads can alter, when the rest of the snapshot
- * (rules, groups, lists, services, virtual services and their bindings, settings) stayed the
- * same: the changed workloads themselves, and every workload on the other side of a rule that a
- * changed workload is on, before or after the change (as a provider through a virtual service
- * bound to it, too). A host's policy depends on nothing else, so every host outside this set
- * keeps the policy it has (the property test computes both ways and checks it).
- */
-export function workloadsAffected(
-  snapshot: PolicySnapshot,
-  changes: readonly WorkloadChange[],
-): Set<string> {
-  const idx = indexOf(snapshot)
-  const out = new Set(changes.flatMap((c) => (c.after ? [c.after.href] : [])))
-  const moved = changes.filter(movesPeers).flatMap((c) => [c.before, c.after])
-  const seen = moved.filter((w): w is Workload => w !== undefined)
-  if (seen.length === 0) return out
-  const seenHrefs = new Set(seen.map((w) => w.href))
-  // bindings are read by href: a removed workload's binding still names what it served
-  const boundToMoved = new Set(
-    snapshot.serviceBindings.filter((b) => seenHrefs.has(b.workload)).map((b) => b.virtualService),
-  )
-  // the same predicate the host policy resolves sides with
-  const matched = (actors: readonly Actor[], scope: readonly ScopeRef[] | null, o: SideOptions) =>
-    seen.some((w) => inScope(w.labels, scope, idx) && selectsWorkload(actors, w, o, idx))
-  const addAll = (ws: Iterable<Workload>) => {
-    for (const w of ws) out.add(w.href)
-  }
-  for (const rs of snapshot.ruleSets) {
-    if (!rs.enabled) continue
-    const scopes = rs.scopes.length === 0 ? [null] : rs.scopes
-    for (const scope of scopes) {
-      for (const rule of [...rs.denyRules, ...rs.rules]) {
-        if (!rule.enabled) continue
-        const consumerScope = rule.unscopedConsumers ? null : scope
-        const po = sideOptions(rule, 'providers')
-        const co = sideOptions(rule, 'consumers')
-        const providers = resolveSide(rule.providers, scope, po, idx)
-        // providers (and workloads bound to provider virtual services) see consumers as peers
-        if (matched(rule.consumers, consumerScope, co)) {
-          addAll(providers.workloads)
-          for (const v of providers.virtualServices)
-            addAll((idx.bindings.get(v.href) ?? []).map((b) => b.workload))
-        }
-        // consumers see providers, and the workloads bound to provider virtual services
-        const boundMoved = providers.virtualServices.some((v) => boundToMoved.has(v.href))
-        if (boundMoved || matched(rule.providers, scope, po))
-          addAll(resolveSide(rule.consumers, consumerScope, co, idx).workloads)
-      }
-    }
-  }
-  return out
-}
-
-function indexOf(snapshot: PolicySnapshot): Index {
+export function indexOf(snapshot: PolicySnapshot): Index {
   const workloads = new Map(snapshot.workloads.map((w) => [w.href, w]))
   const bindings = new Map<string, Bound[]>()
   for (const binding of snapshot.serviceBindings) {
@@ -490,17 +425,27 @@ function hostPolicyFor(w: Workload, idx: Index): HostPolicy {
   const rules = [...byKey.values()].sort(
     (a, b) => order(a.action) - order(b.action) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
   )
-  const fs = snapshot.firewallSettings
-  const inAny = (scopes: readonly (readonly ScopeRef[])[]) =>
-    scopes.some((s) => inScope(w.labels, s, idx))
   return {
     version: snapshot.version,
     workload: { href: w.href, name: w.name },
     enforcementMode: w.enforcementMode,
     visibilityLevel: w.visibilityLevel ?? 'flow_summary',
+    ...settingsFor(w, idx),
+    rules,
+  }
+}
+
+/** What the firewall settings make of one workload's host policy. */
+export function settingsFor(
+  w: Workload,
+  idx: Index,
+): Pick<HostPolicy, 'mode' | 'rejectBlocked' | 'loopbackInPolicy'> {
+  const fs = idx.snapshot.firewallSettings
+  const inAny = (scopes: readonly (readonly ScopeRef[])[]) =>
+    scopes.some((s) => inScope(w.labels, s, idx))
+  return {
     mode: resolveMode(w, fs),
     rejectBlocked: inAny(fs.blockedConnectionRejectScopes),
     loopbackInPolicy: inAny(fs.loopbackInterfacesInPolicyScopes),
-    rules,
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import type { WorkloadChange } from './host-policy.js'
-import { computeHostPolicy, workloadsAffected } from './host-policy.js'
+import type { WorkloadChange } from './host-policy-affected.js'
+import { computeHostPolicy } from './host-policy.js'
+import { workloadsAffected } from './host-policy-affected.js'
 import type { Actor, ServiceBinding, VirtualService } from './rules.js'
 import { allow, label, lbl, ruleSet, snapshot, workload } from './snapshot.fixture.js'
 

@@ -1,5 +1,5 @@
-import type { HostPolicy, Workload, WorkloadChange } from '@palisade/model'
-import { hostPolicyComputer, workloadsAffected } from '@palisade/model'
+import type { HostPolicy, PolicySnapshot, Workload, WorkloadChange } from '@palisade/model'
+import { hostPolicyComputer, hostsAffected } from '@palisade/model'
 import type { Kysely } from 'kysely'
 import { now } from '../clock.js'
 import { sha256 } from '../crypto.js'
@@ -7,6 +7,7 @@ import type { Database } from '../db/schema.js'
 import { workloadHref } from '../hrefs.js'
 import type { Db } from '../stores/db.js'
 import { recordEvent } from '../stores/events.js'
+import type { Host } from '../stores/host-policies.js'
 import { hostsOf, setPolicyError, writePolicies } from '../stores/host-policies.js'
 import type { HostPolicyFeed } from './change-feed.js'
 import { snapshotWith } from './snapshot-builder.js'
@@ -21,9 +22,8 @@ export class HostPolicyError extends Error {
 
 /**
  * The host policy of every managed workload: computed from the active policy and the current
- * workloads whenever either changes (every host when the policy changed, only the hosts a
- * workload change can reach when it did not), stored, and announced to the waiting agents whose
- * policy changed. A workload whose stored row cannot be used is flagged (`policy_error`, an
+ * workloads whenever either changes (only the hosts the change can reach: `hostsAffected`),
+ * stored, and announced to the waiting agents whose policy changed. A workload whose stored row cannot be used is flagged (`policy_error`, an
  * event) and left out; every other host is still computed.
  */
 export class HostPolicyRecompute {
@@ -100,12 +100,11 @@ export class HostPolicyRecompute {
   }
 
   /**
-   * What the last recompute of each org saw: the policy (everything but the workloads) and each
-   * workload, keyed by the columns it was made from. When the policy is the same the next time,
-   * only the hosts a workload change can affect are computed again; otherwise every host is.
+   * What the last recompute of each org saw: the snapshot, and each workload keyed by the
+   * columns it was made from. The next run computes only the hosts the difference can reach.
    * Unchanged rows reuse their model, so a run costs one read of the workloads and little else.
    */
-  readonly #seen = new Map<number, { policy: string; workloads: Map<string, SeenWorkload> }>()
+  readonly #seen = new Map<number, Seen>()
 
   /**
    * Reads and computes (through `db`, the store or a transaction); writes nothing. A host whose
@@ -126,11 +125,10 @@ export class HostPolicyRecompute {
     }
     const models = [...workloads.values()].flatMap((w) => (w.model ? [w.model] : []))
     const snap = await snapshotWith(db, org, 'active', models)
-    const policy = JSON.stringify({ ...snap, workloads: undefined })
-    const targets =
-      seen?.policy === policy
-        ? workloadsAffected(snap, changesOf(seen.workloads, workloads))
-        : undefined
+    const targets = seen && affectedOrAll(seen.snapshot, snap, changesOf(seen.workloads, workloads))
+    // A host with no stored policy, or flagged, is computed whatever changed: it may read now.
+    const target = (h: Host, href: string) =>
+      !targets || targets.has(href) || h.hash === null || h.policyError !== null
     let compute: ReturnType<typeof hostPolicyComputer>
     try {
       compute = hostPolicyComputer(snap)
@@ -142,7 +140,7 @@ export class HostPolicyRecompute {
     for (const h of hosts) {
       const href = workloadHref(org, h.id)
       let reason = workloads.get(href)?.reason
-      if (!reason && h.managed && !(targets && !targets.has(href))) {
+      if (!reason && h.managed && target(h, href)) {
         try {
           const hostPolicy = compute(href)
           const hash = contentHash(hostPolicy)
@@ -163,14 +161,10 @@ export class HostPolicyRecompute {
       const stored = h.policyError ? reasonOf(h.policyError) : undefined
       if (reason !== undefined && reason !== stored) errors.set(h.id, reason)
       // A row that reads again is cleared once it is computed (or needs no policy).
-      else if (
-        reason === undefined &&
-        stored !== undefined &&
-        (!h.managed || !targets || targets.has(href))
-      )
+      else if (reason === undefined && stored !== undefined && (!h.managed || target(h, href)))
         errors.set(h.id, null)
     }
-    return { out, errors, seen: { policy, workloads } }
+    return { out, errors, seen: { snapshot: snap, workloads } }
   }
 
   /** Stores a run's host policies and flags, with an event for each workload newly flagged. */
@@ -214,11 +208,16 @@ interface SeenWorkload {
   readonly reason?: string
 }
 
+interface Seen {
+  readonly snapshot: PolicySnapshot
+  readonly workloads: Map<string, SeenWorkload>
+}
+
 interface Run {
   readonly out: Database['host_policies'][]
   /** The workloads whose flag changes: why their row cannot be used, or null (it can again). */
   readonly errors: Map<string, string | null>
-  readonly seen: { policy: string; workloads: Map<string, SeenWorkload> }
+  readonly seen: Seen
 }
 
 const reasonOf = (stored: string): string | undefined => {
@@ -242,6 +241,24 @@ function changesOf(
   }
   for (const [href, b] of before) if (!after.has(href) && b.model) changes.push({ before: b.model })
   return changes
+}
+
+/**
+ * The hosts a change reaches, or undefined: all of them. Finding them resolves rule sides, which
+ * fails where the policy cannot be computed; every host is then computed, and the hosts whose
+ * policy fails are flagged (or the provision refused) as a full run would.
+ */
+function affectedOrAll(
+  before: PolicySnapshot,
+  after: PolicySnapshot,
+  changes: readonly WorkloadChange[],
+): Set<string> | undefined {
+  try {
+    const affected = hostsAffected(before, after, changes)
+    return affected === 'all' ? undefined : affected
+  } catch {
+    return undefined
+  }
 }
 
 /**
