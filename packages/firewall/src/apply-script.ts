@@ -1,6 +1,6 @@
 import { diff, findHooks } from './diff.js'
 import type { BuiltinChain, Desired } from './ours.js'
-import { BUILTIN_CHAINS, isOurChain, isOurIpset, NFT_TABLE } from './ours.js'
+import { BUILTIN_CHAINS, isOurChain, isOurIpset, isOurTable, NFT_TABLE } from './ours.js'
 import type { Plan } from './plan.js'
 import { planApply } from './plan.js'
 import { isNftName } from './render-grammar.js'
@@ -59,7 +59,7 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)
     const script =
       plan.kind === 'sets'
-        ? renderNftSetDelta(plan.changes)
+        ? renderNftSetDelta(plan.changes, desired.tables.find(isOurTable)?.sets)
         : plan.kind === 'rules'
           ? renderNftChains(desired, plan.chains, new Set(have?.chains.map((c) => c.name)))
           : renderNftScript(desired)

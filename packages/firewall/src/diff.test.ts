@@ -83,8 +83,9 @@ describe('drift classification', () => {
     [
       'our chain flushed',
       mapChain(base, 'output', () => []),
-      // one for each of the chain's 18 rules (10 of them the essential ICMPv6 going out)
-      new Array<string>(18).fill('rule_removed'),
+      // one for each of the chain's 20 rules (10 of them the essential ICMPv6 going out, 4 the
+      // lookups of /r/4's peers: single addresses and prefixes, in each family)
+      new Array<string>(20).fill('rule_removed'),
     ],
     [
       'our chain deleted',
