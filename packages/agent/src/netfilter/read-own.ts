@@ -63,15 +63,19 @@ export async function readOwn(
 
 /**
  * Our nftables table without rules and set contents: its chains (with hooks, priorities and
- * policies) and its sets (names and types). nft 1.0.6 fetches every set element for any
- * listing of a table or a chain, but not for these two; they cost the same at any set size.
+ * policies) and its sets (names and types), in one nft run. nft 1.0.6 fetches every set
+ * element for any listing of a table or a chain, but not for these two (terse): they cost the
+ * same at any set size.
  */
 export async function readNftStructure(run: Runner): Promise<Table | undefined> {
-  const [chains, sets] = await Promise.all([
-    runChecked(run, 'nft', ['-j', 'list', 'chains', 'inet']),
-    runChecked(run, 'nft', ['-t', '-j', 'list', 'sets', 'inet']),
-  ])
-  const items = [chains, sets].flatMap((text) => nftItems(text))
+  const out = await runChecked(run, 'nft', ['-t', '-j', '-f', '-'], {
+    stdin: 'list chains inet\nlist sets inet\n',
+  })
+  // One JSON document per listing, a line each.
+  const items = out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .flatMap((doc) => nftItems(doc))
   const ours = items.filter((i) => {
     const o = i.chain ?? i.set
     return o?.table === NFT_TABLE && o.family === 'inet'
