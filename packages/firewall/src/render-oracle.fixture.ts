@@ -150,6 +150,7 @@ export function ipsetProblem(text: string): string | undefined {
     `^swap ${set} ${set}$`,
     `^add ${set} ${CIDR}( -exist)?$`,
     `^del ${set} ${CIDR} -exist$`,
+    '^list -t$',
   ].map((f) => new RegExp(f))
   const bad = body(text).find((l) => !forms.some((re) => re.test(l)))
   return bad === undefined ? undefined : `not ours: ${bad}`

@@ -27,6 +27,10 @@ export async function applyDesired(
   opts: ApplyOptions,
 ): Promise<Applied> {
   const { plan, commands } = applyScript(desired, actual, opts)
-  for (const c of commands) await runChecked(run, c.cmd, c.args, { stdin: c.stdin })
-  return { plan, after: await verifyApplied(run, desired, actual, plan) }
+  let counts: string | undefined
+  for (const c of commands) {
+    const out = await runChecked(run, c.cmd, c.args, { stdin: c.stdin })
+    if (c.countsAfter) counts = out
+  }
+  return { plan, after: await verifyApplied(run, desired, actual, plan, counts) }
 }

@@ -7,7 +7,7 @@ import type {
   SetChange,
   Table,
 } from '@palisade/firewall'
-import { findTable, isOurIpset, isOurTable, NFT_TABLE } from '@palisade/firewall'
+import { findTable, isOurIpset, isOurTable, NFT_TABLE, parseIpsetHeaders } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } from './read-own.js'
 
@@ -20,7 +20,7 @@ import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } fro
  *
  * - set elements only: one atomic nft transaction, which the kernel acknowledged whole (a delete
  *   of an element that is not there fails it), is its own proof; ipset, which commits line by
- *   line, is checked by entry count (`ipset list -t`, no members).
+ *   line, is checked by entry count (`ipset list -t`, no members, printed by the same run).
  * - rules and chains: the iptables rules are read back (`iptables-save`, cheap); nftables' chains
  *   with their hooks, priorities and policies (`list chains`: nft 1.0.6 lists no rule without
  *   fetching every set element first, so rules are taken from the transaction that wrote them).
@@ -35,6 +35,8 @@ export async function verifyApplied(
   desired: Desired,
   before: Ruleset,
   plan: Plan,
+  /** `ipset list -t` as the apply's last ipset run printed it after its changes, if it did. */
+  countsAfter?: string,
 ): Promise<Ruleset> {
   if (plan.kind === 'none') return before
   if (desired.backend === 'nftables') {
@@ -48,9 +50,11 @@ export async function verifyApplied(
     plan.kind === 'sets'
       ? withChanges(before, plan.changes).ipsets
       : desired.ipsets.filter((s) => isOurIpset(s.name))
+  // A run that printed no set at all cannot have changed one: its counts are read instead.
+  const printed = countsAfter === undefined ? [] : parseIpsetHeaders(countsAfter)
   const [tables, headers] = await Promise.all([
     plan.kind === 'sets' ? before.tables : readIptablesFilter(run, desired.backend),
-    readIpsetHeaders(run),
+    printed.length > 0 ? printed : readIpsetHeaders(run),
   ])
   return {
     tables,
