@@ -42,7 +42,12 @@ export async function verifyApplied(
   if (desired.backend === 'nftables') {
     if (plan.kind === 'sets') return withChanges(before, plan.changes)
     const read = await readNftStructure(run)
-    return { tables: read ? [nftFilled(read, desired, before, plan)] : [], ipsets: [] }
+    return {
+      tables: read ? [nftFilled(read, desired, before, plan)] : [],
+      ipsets: [],
+      // A rules repair after a read without set contents knows no more of them than it did.
+      ...(before.elementsOmitted && plan.kind === 'rules' && { elementsOmitted: true }),
+    }
   }
   if (plan.kind === 'rules')
     return { ...before, tables: await readIptablesFilter(run, desired.backend) }
@@ -50,7 +55,7 @@ export async function verifyApplied(
     plan.kind === 'sets'
       ? withChanges(before, plan.changes).ipsets
       : desired.ipsets.filter((s) => isOurIpset(s.name))
-  // A run that printed no set at all cannot have changed one: its counts are read instead.
+  // The counts the apply's ipset run printed after its changes; none printed, they are read.
   const printed = countsAfter === undefined ? [] : parseIpsetHeaders(countsAfter)
   const [tables, headers] = await Promise.all([
     plan.kind === 'sets' ? before.tables : readIptablesFilter(run, desired.backend),
