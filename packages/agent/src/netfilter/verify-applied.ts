@@ -125,7 +125,8 @@ async function ipsetsCounted(
     headers.map(async (h): Promise<NamedSet> => {
       const w = want.get(h.name)
       if (!isOurIpset(h.name)) return { name: h.name, family: h.family, elements: [] }
-      if (w && w.elements.length === h.entries) return { ...w, family: h.family }
+      if (w && h.type === 'hash:net' && w.elements.length === h.entries)
+        return { ...w, family: h.family }
       return (await readIpset(run, h.name)) ?? { name: h.name, family: h.family, elements: [] }
     }),
   )
