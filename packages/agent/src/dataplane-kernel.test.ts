@@ -1,4 +1,5 @@
-import { compile } from '@palisade/firewall'
+import type { Ruleset } from '@palisade/firewall'
+import { compile, diff } from '@palisade/firewall'
 import { describe, expect, it } from 'vitest'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from '../../firewall/src/host-policy.fixture.js'
 import { FakeClock } from './clock-fake.fixture.js'
@@ -90,5 +91,29 @@ describe('kernel dataplane: the read after an apply', () => {
     emit(`# new generation 9 by process ${lastPid() - 1} (nft)`)
     await dp.read({ elements: true })
     expect(commands).toHaveLength(3)
+  })
+
+  it('verifies a rules repair read without set contents, without them', async () => {
+    const { dp, commands } = scripted()
+    const table = desired.tables[0]
+    if (!table) throw new Error('no table')
+    // Another process flushed our input chain; the read that found it left set contents out.
+    const tampered: Ruleset = {
+      tables: [
+        {
+          ...table,
+          chains: table.chains.map((c) => (c.name === 'input' ? { ...c, rules: [] } : c)),
+          sets: table.sets.map((s) => ({ ...s, elements: [] })),
+        },
+      ],
+      ipsets: [],
+      elementsOmitted: true,
+    }
+    expect(await dp.apply(desired, tampered, { modeChanged: false })).toEqual({
+      kind: 'rules',
+      chains: ['input'],
+    })
+    expect(commands).toEqual(['nft -f -', 'nft -t -j -f -'])
+    expect(diff(desired, await dp.read({ elements: false }))).toEqual([])
   })
 })
