@@ -8,7 +8,7 @@ import type { ProcessHandlers, RunResult } from './exec.js'
 
 const desired = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
 
-/** What `nft -t -j -f -` lists of a table holding `desired`: its chains and set headers. */
+/** What `nft -t -j 'list chains inet; list sets inet'` lists of a table holding `desired`: its chains and set headers. */
 const structure = [
   {
     nftables: (desired.tables[0]?.chains ?? []).map((c) => ({
@@ -65,7 +65,11 @@ describe('kernel dataplane: the read after an apply', () => {
     const { dp, commands } = scripted()
     const plan = await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
     expect(plan.kind).toBe('full')
-    expect(commands).toEqual(['nft -j list table inet palisade', 'nft -f -', 'nft -t -j -f -'])
+    expect(commands).toEqual([
+      'nft -j list table inet palisade',
+      'nft -f -',
+      'nft -t -j list chains inet; list sets inet',
+    ])
     const after = await dp.read({ elements: true })
     expect(after.tables[0]?.chains.map((c) => c.name)).toEqual(['input', 'output', 'forward'])
     expect(commands).toHaveLength(3)
@@ -113,7 +117,7 @@ describe('kernel dataplane: the read after an apply', () => {
       kind: 'rules',
       chains: ['input'],
     })
-    expect(commands).toEqual(['nft -f -', 'nft -t -j -f -'])
+    expect(commands).toEqual(['nft -f -', 'nft -t -j list chains inet; list sets inet'])
     expect(diff(desired, await dp.read({ elements: false }))).toEqual([])
   })
 })

@@ -68,9 +68,9 @@ export async function readOwn(
  * same at any set size.
  */
 export async function readNftStructure(run: Runner): Promise<Table | undefined> {
-  const out = await runChecked(run, 'nft', ['-t', '-j', '-f', '-'], {
-    stdin: 'list chains inet\nlist sets inet\n',
-  })
+  // Two commands in one argument (nft joins its arguments into one input): with -j, nft opens
+  // `-f -` as /dev/stdin, which fails on the socket a Node child gets for stdin.
+  const out = await runChecked(run, 'nft', ['-t', '-j', 'list chains inet; list sets inet'])
   // One JSON document per listing, a line each.
   const items = out
     .split('\n')
