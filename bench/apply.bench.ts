@@ -98,7 +98,8 @@ export async function run(): Promise<Record<string, unknown>> {
             oursTotal.push(m.totalMs)
             oursApply.push(m.applyMs)
             // One address more, then one less: from the verified state, then with a full read.
-            const one = policyWithPeers(n, 'coexistence_primary', ['198.19.255.1/32'])
+            // Outside the peers' range: next to one of them, the two would merge into a /31.
+            const one = policyWithPeers(n, 'coexistence_primary', ['203.0.113.7/32'])
             const added = compile(one, { backend, failsafe: DEFAULT_FAILSAFE })
             const change = await timed(() =>
               applyDesired(r, added, m.after, { modeChanged: false }),
