@@ -47,14 +47,14 @@ function driftsAfter(d: Desired, after: Parameters<typeof diff>[1]): Drift[] {
 }
 
 describe('the read-back after an apply finds a kernel that differs', () => {
-  let ns: Awaited<ReturnType<typeof Lab.isolated>>
-  beforeAll(async () => {
-    ns = await Lab.isolated()
-  })
-  afterAll(() => ns.destroy())
-
   for (const backend of BACKENDS) {
     describe(backend, () => {
+      // A namespace each: ipsets one backend's rules use cannot go with another's reset.
+      let ns: Awaited<ReturnType<typeof Lab.isolated>>
+      beforeAll(async () => {
+        ns = await Lab.isolated()
+      })
+      afterAll(() => ns.destroy())
       const d = desiredWith(backend, 300)
       const peerSet = (d.backend === 'nftables' ? (d.tables[0]?.sets ?? []) : d.ipsets)[0]
       const reset = async () => {

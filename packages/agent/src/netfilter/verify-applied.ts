@@ -74,10 +74,12 @@ function withChanges(rs: Ruleset, changes: readonly SetChange[]): Ruleset {
   const apply = (s: NamedSet): NamedSet => {
     const c = byName.get(s.name)
     if (!c) return s
+    // Sets of the changes only (a few elements), not of the set (maybe 100,000).
     const gone = new Set(c.remove)
+    const adding = new Set(c.add)
     const kept = s.elements.filter((e) => !gone.has(e))
-    const have = new Set(kept)
-    return { ...s, elements: [...kept, ...c.add.filter((e) => !have.has(e))] }
+    const there = new Set(kept.filter((e) => adding.has(e)))
+    return { ...s, elements: [...kept, ...c.add.filter((e) => !there.has(e))] }
   }
   return {
     ...rs,
