@@ -1,13 +1,19 @@
 /**
  * Apply latency per backend for 1,000 / 10,000 / 100,000 peers, in fresh namespaces.
  * `ours` is what the agent does for a new policy: read our objects, diff, apply in one
- * transaction per table, read back and verify. `raw` is the same rendered text fed straight to
- * `nft -f` (or `ipset restore` + `iptables-restore`), measured in the same run. Also the cost of
- * a one-peer change, which the agent makes as a set-element update.
+ * transaction per table, read back what the apply changed and verify it (applyDesired with
+ * verifyApplied). `raw` is the same rendered text fed straight to `nft -f` (or `ipset restore`
+ * + `iptables-restore`), measured in the same run. Also the cost of a one-address change (a
+ * set-element update) from the state the apply verified, and with a full read before it; each
+ * change is then checked against a full read of the kernel (not timed).
+ *
+ * Tools run through `nsenter --net`, which only switches the network namespace, as close as a
+ * test can come to the agent running them in its own: `ip netns exec` also makes a mount
+ * namespace, which costs more than a small nft run and would swamp the small sizes.
  */
 import type { Runner } from '@palisade/agent'
-import { applyDesired, readOwn, runChecked } from '@palisade/agent'
-import type { Backend, Desired } from '@palisade/firewall'
+import { applyDesired, readOwn, runChecked, runLocal } from '@palisade/agent'
+import type { Backend, Desired, Ruleset } from '@palisade/firewall'
 import {
   BACKENDS,
   compile,
@@ -40,22 +46,31 @@ async function raw(run: Runner, d: Desired): Promise<void> {
   })
 }
 
-async function ours(run: Runner, d: Desired): Promise<{ totalMs: number; applyMs: number }> {
+async function ours(
+  run: Runner,
+  d: Desired,
+): Promise<{ totalMs: number; applyMs: number; after: Ruleset }> {
   const t0 = performance.now()
   const actual = await readOwn(run, d.backend)
   const t1 = performance.now()
-  await applyDesired(run, d, actual, { modeChanged: false })
+  const { after } = await applyDesired(run, d, actual, { modeChanged: false })
   const t2 = performance.now()
-  const after = await readOwn(run, d.backend)
-  if (planApply(d, diff(d, after)).kind !== 'none')
-    throw new Error(`${d.backend}: the kernel differs after apply`)
-  return { totalMs: performance.now() - t0, applyMs: t2 - t1 }
+  expectApplied(d, after, 'after apply, as verified')
+  return { totalMs: t2 - t0, applyMs: t2 - t1, after }
+}
+
+function expectApplied(d: Desired, rs: Ruleset, when: string): void {
+  const drifts = diff(d, rs)
+  if (planApply(d, drifts).kind !== 'none')
+    throw new Error(`${d.backend} ${when}: the kernel differs: ${drifts[0]?.kind ?? '?'}`)
 }
 
 async function fresh<T>(f: (run: Runner) => Promise<T>): Promise<T> {
   const ns = await Lab.isolated()
+  const run: Runner = (cmd, args, opts) =>
+    runLocal('nsenter', [`--net=/run/netns/${ns.ns}`, cmd, ...args], opts)
   try {
-    return await f(ns.run)
+    return await f(run)
   } finally {
     await ns.destroy()
   }
@@ -72,7 +87,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const oursApply: number[] = []
       const rawMs: number[] = []
       const peerChange: number[] = []
-      const peerDelta: number[] = []
+      const peerChangeWithRead: number[] = []
       const peerChangePlan: string[] = []
       for (let i = 0; i < reps; i++) {
         // Alternate which goes first so neither always meets a warmer kernel.
@@ -82,15 +97,23 @@ export async function run(): Promise<Record<string, unknown>> {
             const m = await ours(r, d)
             oursTotal.push(m.totalMs)
             oursApply.push(m.applyMs)
-            const p = policyWithPeers(n, 'coexistence_primary', ['198.19.255.1/32'])
-            const changed = compile(p, { backend, failsafe: DEFAULT_FAILSAFE })
-            const read = await timed(() => readOwn(r, backend))
-            const t = await timed(() =>
-              applyDesired(r, changed, read.value, { modeChanged: false }),
+            // One address more, then one less: from the verified state, then with a full read.
+            // Outside the peers' range: next to one of them, the two would merge into a /31.
+            const one = policyWithPeers(n, 'coexistence_primary', ['203.0.113.7/32'])
+            const added = compile(one, { backend, failsafe: DEFAULT_FAILSAFE })
+            const change = await timed(() =>
+              applyDesired(r, added, m.after, { modeChanged: false }),
             )
-            peerChange.push(read.ms + t.ms)
-            peerDelta.push(t.ms)
-            peerChangePlan.push(t.value.kind)
+            peerChange.push(change.ms)
+            peerChangePlan.push(change.value.plan.kind)
+            expectApplied(added, change.value.after, 'after a one-address change, as verified')
+            expectApplied(added, await readOwn(r, backend), 'after a one-address change, read')
+            const withRead = await timed(async () =>
+              applyDesired(r, d, await readOwn(r, backend), { modeChanged: false }),
+            )
+            peerChangeWithRead.push(withRead.ms)
+            peerChangePlan.push(withRead.value.plan.kind)
+            expectApplied(d, await readOwn(r, backend), 'after a one-address change back, read')
           })
         if (i % 2 === 0) {
           await measureRaw()
@@ -103,13 +126,13 @@ export async function run(): Promise<Record<string, unknown>> {
       const r = median(rawMs)
       rows[`peers${n}`] = {
         rawMs: +r.toFixed(1),
-        oursApplyMs: +median(oursApply).toFixed(1),
+        oursApplyAndVerifyMs: +median(oursApply).toFixed(1),
         oursWithReadAndVerifyMs: +median(oursTotal).toFixed(1),
-        applyRatio: +(median(oursApply) / r).toFixed(2),
+        applyAndVerifyRatio: +(median(oursApply) / r).toFixed(2),
         withReadAndVerifyRatio: +(median(oursTotal) / r).toFixed(2),
-        onePeerChangeWithReadMs: +median(peerChange).toFixed(1),
-        onePeerDeltaMs: +median(peerDelta).toFixed(1),
-        onePeerChangePlan: [...new Set(peerChangePlan)].join(','),
+        oneAddressChangeMs: +median(peerChange).toFixed(1),
+        oneAddressChangeWithFullReadMs: +median(peerChangeWithRead).toFixed(1),
+        oneAddressChangePlan: [...new Set(peerChangePlan)].join(','),
         reps,
       }
     }

@@ -92,8 +92,11 @@ function scenarios(backend: Backend): Scenario[] {
       [
         'delete our set elements',
         async (run) => {
+          // A set that holds some (a rule's single addresses and its prefixes are two sets).
           const set =
-            /set (peers_\w+_v4)/.exec(await sh(run, 'nft list table inet palisade'))?.[1] ?? ''
+            /set (peers_\w+) \{[^}]*elements =/.exec(
+              await sh(run, 'nft list table inet palisade'),
+            )?.[1] ?? ''
           return sh(run, `nft flush set inet palisade ${set}`)
         },
       ],

@@ -1,4 +1,4 @@
-import type { Backend } from '@palisade/firewall'
+import type { Backend, Ruleset } from '@palisade/firewall'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
@@ -16,6 +16,8 @@ const OWN_PIDS = 256
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
+  /** What the last apply read back, for the read that follows it. */
+  #verified: Ruleset | undefined
 
   constructor(
     private readonly run: Runner,
@@ -36,12 +38,23 @@ export class KernelDataplane implements Dataplane {
     return r
   }
 
+  /**
+   * The first read after an apply is answered by what that apply read back (verifyApplied:
+   * read where it changed the kernel) instead of reading everything again, unless a change
+   * by another process, or lost events, were seen in between; every other read reads.
+   */
   read(opts: { elements: boolean }) {
+    const verified = this.#verified
+    this.#verified = undefined
+    if (verified) return Promise.resolve(verified)
     return readOwn(this.#run, this.backend, opts).catch(this.#logged)
   }
 
-  apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
-    return applyDesired(this.#run, desired, actual, opts).catch(this.#logged)
+  async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
+    this.#verified = undefined
+    const applied = await applyDesired(this.#run, desired, actual, opts).catch(this.#logged)
+    this.#verified = applied.after
+    return applied.plan
   }
 
   readonly #logged = (e: unknown): never => {
@@ -56,7 +69,14 @@ export class KernelDataplane implements Dataplane {
   }
 
   watch(onEvent: Parameters<Dataplane['watch']>[0]) {
-    const monitor = new NftMonitor({ start: this.start, now: () => this.clock.now(), onEvent })
+    const monitor = new NftMonitor({
+      start: this.start,
+      now: () => this.clock.now(),
+      onEvent: (e) => {
+        if (e.kind !== 'change' || !this.isOwn(e.batch)) this.#verified = undefined
+        onEvent(e)
+      },
+    })
     monitor.start()
     return { stop: () => monitor.stop() }
   }

@@ -23,7 +23,10 @@ export type MonitorEvent =
 
 export interface Dataplane {
   readonly backend: Backend
-  /** Our objects as the kernel holds them; `elements: false` leaves set contents out. */
+  /**
+   * Our objects as the kernel holds them; `elements: false` leaves set contents out. Right
+   * after an apply, what that apply verified may answer instead (see KernelDataplane.read).
+   */
   read(opts: { readonly elements: boolean }): Promise<Ruleset>
   /**
    * Brings the kernel from `actual` (read just before) to `desired`, one atomic transaction per

@@ -53,12 +53,16 @@ describe('apply script: nftables', () => {
     [
       'a peer change: set elements only',
       d,
-      mapTables(base, (t) => ({ ...t, sets: mapFirstSet(t.sets) })),
+      // The first rule's sets: its single addresses (none wanted), then its prefixes.
+      mapTables(base, (t) => ({
+        ...t,
+        sets: mapFirstSet(t.sets).map((s, i) => (i === 1 ? { ...s, elements: [] } : s)),
+      })),
       KEEP,
       'sets',
       [
-        /^delete element inet palisade peers_[0-9a-f]{10}_v4 \{ 198\.18\.7\.7\/32 \}$/m,
-        /^add element inet palisade peers_[0-9a-f]{10}_v4 \{ 198\.19\.66\.0\/24 \}$/m,
+        /^delete element inet palisade peers_[0-9a-f]{10}_v4 \{ 198\.18\.7\.7 \}$/m,
+        /^add element inet palisade peers_[0-9a-f]{10}_v4_nets \{ 198\.19\.66\.0\/24 \}$/m,
       ],
     ],
     [
@@ -137,7 +141,10 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
     expect(lines(commands[0], /./)).toEqual([
       expect.stringMatching(/^del palisade-[0-9a-f]{10}-v4 198\.18\.7\.7\/32 -exist$/),
       expect.stringMatching(/^add palisade-[0-9a-f]{10}-v4 198\.19\.66\.0\/24 -exist$/),
+      // then the entry counts, for the read-back, in the same run
+      'list -t',
     ])
+    expect(commands[0]?.countsAfter).toBe(true)
   })
 
   it('repairs a tampered chain without touching any set', () => {

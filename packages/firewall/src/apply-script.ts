@@ -1,6 +1,6 @@
 import { diff, findHooks } from './diff.js'
 import type { BuiltinChain, Desired } from './ours.js'
-import { BUILTIN_CHAINS, isOurChain, isOurIpset, NFT_TABLE } from './ours.js'
+import { BUILTIN_CHAINS, isOurChain, isOurIpset, isOurTable, NFT_TABLE } from './ours.js'
 import type { Plan } from './plan.js'
 import { planApply } from './plan.js'
 import { isNftName } from './render-grammar.js'
@@ -26,6 +26,8 @@ export interface ToolCommand {
   readonly cmd: string
   readonly args: readonly string[]
   readonly stdin: string
+  /** It prints `ipset list -t` (every set's entry count) once its changes are made. */
+  readonly countsAfter?: true
 }
 
 export interface ApplyScript {
@@ -59,7 +61,7 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)
     const script =
       plan.kind === 'sets'
-        ? renderNftSetDelta(plan.changes)
+        ? renderNftSetDelta(plan.changes, desired.tables.find(isOurTable)?.sets)
         : plan.kind === 'rules'
           ? renderNftChains(desired, plan.chains, new Set(have?.chains.map((c) => c.name)))
           : renderNftScript(desired)
@@ -67,7 +69,13 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
   }
   const ipset = (stdin: string): ToolCommand[] =>
     stdin ? [{ cmd: 'ipset', args: ['restore'], stdin }] : []
-  if (plan.kind === 'sets') return { plan, commands: ipset(renderIpsetDelta(plan.changes)) }
+  if (plan.kind === 'sets') {
+    // ipset commits line by line: the same run then lists each set's entry count, for the
+    // read-back to check without another process.
+    const delta = renderIpsetDelta(plan.changes)
+    const commands = ipset(delta && `${delta}list -t\n`)
+    return { plan, commands: commands.map((c) => ({ ...c, countsAfter: true as const })) }
+  }
   // A rules-only repair leaves the sets alone: they are intact, and may be large.
   const withSets = plan.kind === 'full'
   const existing = new Set(actual.ipsets.map((s) => s.name))

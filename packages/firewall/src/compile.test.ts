@@ -17,12 +17,19 @@ describe('compiler', () => {
     const text = renderNftScript(d)
     expect(text).toMatch(/^table inet palisade\ndelete table inet palisade\n/)
     expect(text).toContain('type filter hook input priority -140; policy accept;')
+    // single addresses in a set nft changes without reading it, prefixes in an interval set
     expect(text).toMatch(
-      /set peers_[0-9a-f]{10}_v4 \{ type ipv4_addr; flags interval; elements = \{ 198\.18\.0\.11\/32, 198\.18\.0\.12\/31 \}; \}/,
+      /set peers_([0-9a-f]{10})_v4 \{ type ipv4_addr; elements = \{ 198\.18\.0\.11 \}; \}\n {2}set peers_\1_v4_nets \{ type ipv4_addr; flags interval; elements = \{ 198\.18\.0\.12\/31 \}; \}/,
     )
     expect(text).toMatch(
-      /ip saddr @peers_[0-9a-f]{10}_v4 tcp dport 6000-6010 counter log prefix "pal:A:i:[0-9a-f]{8}" group 4720 snaplen 128 queue-threshold 1 accept comment "palisade:[0-9a-f]{16}"/,
+      /set peers_[0-9a-f]{10}_v6 \{ type ipv6_addr; elements = \{ fd00:198:18::11 \}; \}/,
     )
+    for (const set of ['v4', 'v4_nets', 'v6'])
+      expect(text).toMatch(
+        new RegExp(
+          `ip6? saddr @peers_[0-9a-f]{10}_${set} tcp dport 6000-6010 counter log prefix "pal:A:i:[0-9a-f]{8}" group 4720 snaplen 128 queue-threshold 1 accept comment "palisade:[0-9a-f]{16}"`,
+        ),
+      )
     // the agent's channel to its server: one lookup in a concatenated address-and-port set
     expect(text).toContain(
       'set failsafe_v4 { type ipv4_addr . inet_service; elements = { 198.18.0.1 . 8443 }; }',
@@ -117,7 +124,9 @@ describe('compiler', () => {
   it('keeps rule ids stable when only peers change, so a peer change is a set update', () => {
     const a = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
     const rules = SAMPLE_POLICY.rules.map((r) =>
-      r.key === '/r/2#in' ? { ...r, peers: { v4: ['198.18.0.99/32'], v6: [] } } : r,
+      r.key === '/r/2#in'
+        ? { ...r, peers: { v4: ['198.18.0.99/32', '198.18.0.64/30'], v6: [] } }
+        : r,
     )
     const b = compile(
       { ...SAMPLE_POLICY, rules },

@@ -41,11 +41,37 @@ export interface CompileOptions {
 
 export class CompileError extends Error {}
 
-/** ipsets and nft sets are named after the host rule, so a peer change only touches elements. */
-export function setName(backend: Backend, ruleKey: string, family: IpFamily): string {
+/**
+ * ipsets and nft sets are named after the host rule, so a peer change only touches elements.
+ * nftables keeps a rule's prefixes (`nets`) apart from its single addresses: nft reads an
+ * interval set whole before it changes one element (a second at 100,000 peers), a set of single
+ * addresses not at all. ipsets of type hash:net change one element in O(1) either way.
+ */
+export function setName(
+  backend: Backend,
+  ruleKey: string,
+  family: IpFamily,
+  kind: 'addresses' | 'nets' = 'addresses',
+): string {
   const h = shortHash(ruleKey, 10)
-  return isIptables(backend) ? `${IPSET_PREFIX}${h}-v${family}` : `peers_${h}_v${family}`
+  if (isIptables(backend)) return `${IPSET_PREFIX}${h}-v${family}`
+  return kind === 'nets' ? `peers_${h}_v${family}_nets` : `peers_${h}_v${family}`
 }
+
+/** Single addresses (a /32 or /128) and wider prefixes of a normalised CIDR list. */
+export function splitPeers(
+  cidrs: readonly string[],
+  family: IpFamily,
+): { addresses: string[]; nets: string[] } {
+  const full = `/${family === 4 ? 32 : 128}`
+  const addresses: string[] = []
+  const nets: string[] = []
+  for (const c of cidrs) (c.endsWith(full) ? addresses : nets).push(c)
+  return { addresses, nets }
+}
+
+const familyPeers = (r: HostRule, family: IpFamily): readonly string[] =>
+  r.peers === 'any' ? [] : family === 4 ? r.peers.v4 : r.peers.v6
 
 /** The matches for one service port, or null where it cannot apply to the family. */
 function serviceMatches(
@@ -127,13 +153,21 @@ function decided(
     : [{ matches, verdict, log }]
 }
 
-function peerMatch(r: HostRule, family: IpFamily, backend: Backend): Match {
-  return {
+/**
+ * The peer lookups of a host rule in one family, each a rule of its own: one set on iptables;
+ * on nftables the single addresses, and the prefixes where there are any.
+ */
+function peerMatches(r: HostRule, family: IpFamily, backend: Backend): Match[] {
+  const dir = r.direction === 'inbound' ? 'src' : 'dst'
+  const lookup = (kind: 'addresses' | 'nets'): Match => ({
     kind: 'addr',
-    dir: r.direction === 'inbound' ? 'src' : 'dst',
+    dir,
     family,
-    set: setName(backend, r.key, family),
-  }
+    set: setName(backend, r.key, family, kind),
+  })
+  if (isIptables(backend)) return [lookup('addresses')]
+  const { nets } = splitPeers(familyPeers(r, family), family)
+  return nets.length > 0 ? [lookup('addresses'), lookup('nets')] : [lookup('addresses')]
 }
 
 /** One kernel rule per (family where peers are a set) x service port of a host rule. */
@@ -146,10 +180,12 @@ function hostRuleRules(r: HostRule, ctx: ChainContext, p: HostPolicy): Rule[] {
     r.peers === 'any' ? [ctx.family] : ctx.family === null ? [4, 6] : [ctx.family]
   const out: Rule[] = []
   for (const fam of families) {
-    const addr = r.peers === 'any' || fam === null ? [] : [peerMatch(r, fam, ctx.backend)]
+    const lookups: Match[][] =
+      r.peers === 'any' || fam === null ? [[]] : peerMatches(r, fam, ctx.backend).map((m) => [m])
     for (const sp of r.services) {
       const svc = serviceMatches(sp, fam, ctx.backend)
-      if (svc)
+      if (!svc) continue
+      for (const addr of lookups)
         out.push(
           ...decided(
             canonicalMatches([...addr, ...svc]),
@@ -368,8 +404,17 @@ function setsOf(p: HostPolicy, backend: Backend): NamedSet[] {
   const out: NamedSet[] = []
   for (const r of p.rules) {
     if (r.peers === 'any' || !inKernel(r, p)) continue
-    out.push({ name: setName(backend, r.key, 4), family: 4, elements: r.peers.v4 })
-    out.push({ name: setName(backend, r.key, 6), family: 6, elements: r.peers.v6 })
+    for (const family of [4, 6] as const) {
+      const peers = familyPeers(r, family)
+      if (isIptables(backend)) {
+        out.push({ name: setName(backend, r.key, family), family, elements: peers })
+        continue
+      }
+      const { addresses, nets } = splitPeers(peers, family)
+      out.push({ name: setName(backend, r.key, family), family, elements: addresses, exact: true })
+      if (nets.length > 0)
+        out.push({ name: setName(backend, r.key, family, 'nets'), family, elements: nets })
+    }
   }
   return out
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Desired } from './ours.js'
 import { compile } from './compile.js'
 import type { Drift } from './diff.js'
-import { diff, isTampering } from './diff.js'
+import { diff, elementChanges, isTampering } from './diff.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import { planApply } from './plan.js'
 import type { Chain, Rule, Ruleset, Table } from './ruleset.js'
@@ -83,8 +83,9 @@ describe('drift classification', () => {
     [
       'our chain flushed',
       mapChain(base, 'output', () => []),
-      // one for each of the chain's 18 rules (10 of them the essential ICMPv6 going out)
-      new Array<string>(18).fill('rule_removed'),
+      // one for each of the chain's 20 rules (10 of them the essential ICMPv6 going out, 4 the
+      // lookups of /r/4's peers: single addresses and prefixes, in each family)
+      new Array<string>(20).fill('rule_removed'),
     ],
     [
       'our chain deleted',
@@ -240,5 +241,37 @@ describe('drift classification', () => {
       new Set(['chain_unwanted', 'hook_unwanted', 'set_unwanted']),
     )
     expect(left.some((d) => isTampering(d, idle))).toBe(false)
+  })
+})
+
+describe('element changes', () => {
+  const cases: [string, string[], string[], { added: string[]; removed: string[] }][] = [
+    ['the same', ['a', 'b', 'c'], ['a', 'b', 'c'], { added: [], removed: [] }],
+    [
+      'one more in the middle',
+      ['a', 'b', 'c'],
+      ['a', 'b', 'x', 'c'],
+      { added: ['x'], removed: [] },
+    ],
+    ['one fewer at the start', ['a', 'b', 'c'], ['b', 'c'], { added: [], removed: ['a'] }],
+    ['one replaced at the end', ['a', 'b', 'c'], ['a', 'b', 'y'], { added: ['y'], removed: ['c'] }],
+    [
+      'another order, same elements',
+      ['a', 'b', 'c', 'd'],
+      ['a', 'c', 'b', 'd'],
+      { added: [], removed: [] },
+    ],
+    [
+      'another order, one changed',
+      ['a', 'b', 'c'],
+      ['c', 'x', 'a'],
+      { added: ['x'], removed: ['b'] },
+    ],
+    ['nothing in common', ['a', 'b'], ['c'], { added: ['c'], removed: ['a', 'b'] }],
+    ['empty want', [], ['a'], { added: ['a'], removed: [] }],
+    ['empty have', ['a'], [], { added: [], removed: ['a'] }],
+  ]
+  it.each(cases)('%s', (_name, want, have, expected) => {
+    expect(elementChanges(want, have)).toEqual(expected)
   })
 })

@@ -146,6 +146,29 @@ function diffChain(table: string, want: Chain, have: Chain): Drift[] {
   return out
 }
 
+/**
+ * The elements only `have` holds (added) and only `want` holds (removed). Both list each element
+ * once and, read back from what we wrote, mostly in the same order: what they share at the start
+ * and at the end is skipped in one pass, and only the rest is compared as sets. (An element of
+ * one side's rest cannot be in the other's shared start or end: its side would hold it twice.)
+ * A one-address change to a set of 100,000 thus costs one pass, not two hash sets of 100,000.
+ */
+export function elementChanges(
+  want: readonly string[],
+  have: readonly string[],
+): { added: string[]; removed: string[] } {
+  let start = 0
+  const shorter = Math.min(want.length, have.length)
+  while (start < shorter && want[start] === have[start]) start++
+  let end = 0
+  while (end < shorter - start && want[want.length - 1 - end] === have[have.length - 1 - end]) end++
+  const w = want.slice(start, want.length - end)
+  const h = have.slice(start, have.length - end)
+  const ws = new Set(w)
+  const hs = new Set(h)
+  return { added: h.filter((e) => !ws.has(e)), removed: w.filter((e) => !hs.has(e)) }
+}
+
 function diffSets(
   want: readonly NamedSet[],
   have: readonly NamedSet[],
@@ -161,10 +184,7 @@ function diffSets(
       continue
     }
     if (!elementsKnown) continue
-    const hs = new Set(h.elements)
-    const ws = new Set(w.elements)
-    const added = h.elements.filter((e) => !ws.has(e))
-    const removed = w.elements.filter((e) => !hs.has(e))
+    const { added, removed } = elementChanges(w.elements, h.elements)
     if (added.length > 0 || removed.length > 0)
       out.push({ kind: 'set_elements', set: w.name, added, removed })
   }

@@ -48,3 +48,34 @@ export function parseIpsetSave(text: string): NamedSet[] {
       elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)),
     }))
 }
+
+/** One set as `ipset list -t` describes it: no elements, but how many there are. */
+export interface IpsetHeader {
+  readonly name: string
+  readonly type: string
+  readonly family: 4 | 6
+  readonly entries: number
+}
+
+/**
+ * Parses `ipset list -t` (terse: each set's header without its members). A set's entry count
+ * costs the kernel nothing to report, however large the set, where its members cost a listing.
+ */
+export function parseIpsetHeaders(text: string): IpsetHeader[] {
+  const out: IpsetHeader[] = []
+  for (const block of text.split(/\n(?=Name: )/)) {
+    const field = (key: string) => new RegExp(`^${key}: (.*)$`, 'm').exec(block)?.[1]?.trim()
+    const name = field('Name')
+    if (name === undefined) continue
+    const entries = Number(field('Number of entries'))
+    if (!Number.isInteger(entries) || entries < 0)
+      throw new RulesetParseError('ipset list -t', `set ${name} has no entry count`)
+    out.push({
+      name,
+      type: field('Type') ?? '',
+      family: /\bfamily inet6\b/.test(field('Header') ?? '') ? 6 : 4,
+      entries,
+    })
+  }
+  return out
+}

@@ -1,6 +1,7 @@
 import {
   addrToBigInt,
   bigIntToAddr,
+  canonicalCidr,
   cidrsToIntervals,
   intervalsToCidrs,
   rangeToInterval,
@@ -92,6 +93,13 @@ function parsePortSet(s: Record<string, Json>): NamedSet | undefined {
 
 const normalise = (family: IpFamily, cidrs: string[]) =>
   intervalsToCidrs(family, cidrsToIntervals(cidrs))
+
+/** Single addresses as CIDRs, in the form and the order the compiler writes them. */
+const exactElements = (cidrs: readonly string[]) =>
+  cidrs
+    .map((c) => ({ c: canonicalCidr(c).text, v: addrToBigInt(c.slice(0, c.indexOf('/'))).value }))
+    .sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : 0))
+    .map((x) => x.c)
 
 function portRanges(right: Json): [number, number][] | undefined {
   const one = (x: Json): [number, number] | undefined => {
@@ -391,6 +399,17 @@ export function parseNftJson(text: string): Table[] {
       const family: IpFamily = type === 'ipv4_addr' ? 4 : 6
       const cidrs = allCidrs(Array.isArray(s.elem) ? s.elem : [])
       if (!cidrs) continue
+      const flags = Array.isArray(s.flags) ? s.flags : []
+      // Without the interval flag every element is one address, and stays one: nothing merges.
+      if (!flags.includes('interval')) {
+        t.sets.push({
+          name: str(s.name) ?? '',
+          family,
+          elements: exactElements(cidrs),
+          exact: true,
+        })
+        continue
+      }
       t.sets.push({ name: str(s.name) ?? '', family, elements: normalise(family, cidrs) })
     }
   }

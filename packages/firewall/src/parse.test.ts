@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { RulesetParseError } from './parse-error.js'
-import { parseIpsetSave } from './parse-ipset.js'
+import { parseIpsetHeaders, parseIpsetSave } from './parse-ipset.js'
 import { parseIptablesSave, tokenize } from './parse-iptables.js'
 import { isIptablesNftTable, parseNftJson } from './parse-nft.js'
 
@@ -348,5 +348,34 @@ describe('ipset save parser', () => {
     ])
     expect(() => parseIpsetSave('add x 1.2.3.4')).toThrow(/not created/)
     expect(() => parseIpsetSave('frob x')).toThrow(/unknown command/)
+  })
+})
+
+describe('ipset list -t parser', () => {
+  it('reads each set header with its entry count', () => {
+    const text = [
+      'Name: palisade-30622ef2a4-v4',
+      'Type: hash:net',
+      'Revision: 7',
+      'Header: family inet hashsize 32768 maxelem 131072 bucketsize 12 initval 0x893e2e88',
+      'Size in memory: 1961472',
+      'References: 1',
+      'Number of entries: 65536',
+      '',
+      'Name: palisade-30622ef2a4-v6',
+      'Type: hash:net',
+      'Revision: 7',
+      'Header: family inet6 hashsize 16384 maxelem 68928 bucketsize 12 initval 0x1d233509',
+      'Size in memory: 1530592',
+      'References: 0',
+      'Number of entries: 0',
+      '',
+    ].join('\n')
+    expect(parseIpsetHeaders(text)).toEqual([
+      { name: 'palisade-30622ef2a4-v4', type: 'hash:net', family: 4, entries: 65536 },
+      { name: 'palisade-30622ef2a4-v6', type: 'hash:net', family: 6, entries: 0 },
+    ])
+    expect(parseIpsetHeaders('')).toEqual([])
+    expect(() => parseIpsetHeaders('Name: x\nType: hash:net\n')).toThrow(/no entry count/)
   })
 })

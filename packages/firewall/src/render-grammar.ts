@@ -127,6 +127,15 @@ function address(field: string, value: unknown, family?: IpFamily): string {
   return c.slice(0, c.indexOf('/'))
 }
 
+/** An element of a set of single addresses: a /32 or /128, written as the bare address. */
+export function exactElement(field: string, value: unknown, family?: IpFamily): string {
+  const c = cidr(field, value, family)
+  const slash = c.indexOf('/')
+  if (c.slice(slash + 1) !== (c.includes(':') ? '128' : '32'))
+    throw new RenderError(field, value, 'must be a single address (a /32 or /128)')
+  return c.slice(0, slash)
+}
+
 /**
  * A set element: a CIDR, or (`withPort`) an `ADDR . PORT` pair, re-formatted. Without a family
  * (an element change, which does not say) either family passes; the tool checks it against the set.

@@ -3,6 +3,7 @@ import { CLOSED_TABLE, isOurTable, NFT_TABLE } from './ours.js'
 import {
   byte,
   cidr,
+  exactElement,
   iface,
   int32,
   logPrefix,
@@ -15,7 +16,16 @@ import {
   setElement,
   u16,
 } from './render-grammar.js'
-import type { BaseChain, Chain, CtState, Match, NamedSet, Rule, Verdict } from './ruleset.js'
+import type {
+  BaseChain,
+  Chain,
+  CtState,
+  IpFamily,
+  Match,
+  NamedSet,
+  Rule,
+  Verdict,
+} from './ruleset.js'
 
 /** Tokens inside quotes are already held to a grammar without quotes or escapes. */
 const quote = (s: string) => `"${s}"`
@@ -102,12 +112,24 @@ export function renderNftRule(r: Rule): string {
   return parts.join(' ')
 }
 
+/** One element as a set of its kind takes it. */
+function renderElement(
+  s: Pick<NamedSet, 'withPort' | 'exact'> | undefined,
+  e: string,
+  family?: IpFamily,
+): string {
+  return s?.exact === true && s.withPort !== true
+    ? exactElement('set element', e, family)
+    : setElement('set element', e, family, s === undefined ? undefined : s.withPort === true)
+}
+
 function renderSet(s: NamedSet): string {
   const family = oneOf('set family', s.family, FAMILIES)
-  const elements = s.elements.map((e) => setElement('set element', e, family, s.withPort === true))
+  const elements = s.elements.map((e) => renderElement(s, e, family))
   const list = elements.length > 0 ? ` elements = { ${elements.join(', ')} };` : ''
   const name = nftName('set', s.name)
   if (s.withPort) return `  set ${name} { type ipv${family}_addr . inet_service;${list} }`
+  if (s.exact) return `  set ${name} { type ipv${family}_addr;${list} }`
   return `  set ${name} { type ipv${family}_addr; flags interval;${list} }`
 }
 
@@ -142,14 +164,18 @@ export function renderNftScript(d: Desired): string {
   return `${out.join('\n')}\n`
 }
 
-/** Element-level changes to sets that already exist: the cheap path for a peer change. */
+/**
+ * Element-level changes to sets that already exist: the cheap path for a peer change. `sets`
+ * (the desired ones) tell how each set takes its elements.
+ */
 export function renderNftSetDelta(
   changes: readonly { set: string; add: readonly string[]; remove: readonly string[] }[],
+  sets: readonly NamedSet[] = [],
 ): string {
   const out: string[] = []
-  const elements = (list: readonly string[]) =>
-    list.map((e) => setElement('set element', e)).join(', ')
   for (const c of changes) {
+    const kind = sets.find((s) => s.name === c.set)
+    const elements = (list: readonly string[]) => list.map((e) => renderElement(kind, e)).join(', ')
     const set = nftName('set', c.set)
     if (c.remove.length > 0)
       out.push(`delete element inet ${NFT_TABLE} ${set} { ${elements(c.remove)} }`)

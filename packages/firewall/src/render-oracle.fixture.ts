@@ -6,8 +6,9 @@
  */
 
 const ID = '[A-Za-z][A-Za-z0-9_]*'
-const CIDR = '[0-9a-f.:]+/\\d{1,3}'
-const ELEMENT = `(?:${CIDR}|[0-9a-f.:]+ \\. \\d{1,5})`
+const ADDRESS = '[0-9a-f.:]+'
+const CIDR = `${ADDRESS}/\\d{1,3}`
+const ELEMENT = `(?:${CIDR}|${ADDRESS} \\. \\d{1,5}|${ADDRESS})`
 const NFT_SET = new RegExp(
   `^  set ${ID} \\{ type ipv[46]_addr(?: \\. inet_service)?;(?: flags interval;)?(?: elements = \\{ ${ELEMENT}(?:, ${ELEMENT})* \\};)? \\}$`,
 )
@@ -149,6 +150,7 @@ export function ipsetProblem(text: string): string | undefined {
     `^swap ${set} ${set}$`,
     `^add ${set} ${CIDR}( -exist)?$`,
     `^del ${set} ${CIDR} -exist$`,
+    '^list -t$',
   ].map((f) => new RegExp(f))
   const bad = body(text).find((l) => !forms.some((re) => re.test(l)))
   return bad === undefined ? undefined : `not ours: ${bad}`

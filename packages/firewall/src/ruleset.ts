@@ -102,6 +102,11 @@ export interface NamedSet {
   readonly elements: readonly string[]
   /** A concatenated address-and-port set (nftables `ipv4_addr . inet_service`). */
   readonly withPort?: true
+  /**
+   * Single addresses only (every element a /32 or /128): an nftables set without the interval
+   * flag, which nft changes one element at a time without reading the whole set first.
+   */
+  readonly exact?: true
 }
 
 export interface Table {

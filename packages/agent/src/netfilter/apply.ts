@@ -2,21 +2,35 @@ import type { ApplyOptions, Desired, Plan, Ruleset } from '@palisade/firewall'
 import { applyScript } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked } from '../exec.js'
+import { verifyApplied } from './verify-applied.js'
 
 export type { ApplyOptions } from '@palisade/firewall'
 
+export interface Applied {
+  readonly plan: Plan
+  /**
+   * Our objects after the apply as `verifyApplied` read them back: diffed against `desired`,
+   * anything but an empty diff means the apply failed or was partial.
+   */
+  readonly after: Ruleset
+}
+
 /**
- * Brings the kernel to `desired`, given what it holds now (`actual`, read just before): runs,
- * in order, the commands `applyScript` chooses, and stops at the first that fails. Returns the
- * plan it carried out.
+ * Brings the kernel to `desired`, given what it holds now (`actual`, read or verified just
+ * before): runs, in order, the commands `applyScript` chooses, stops at the first that fails,
+ * then reads back what they changed. Returns the plan it carried out and what it read back.
  */
 export async function applyDesired(
   run: Runner,
   desired: Desired,
   actual: Ruleset,
   opts: ApplyOptions,
-): Promise<Plan> {
+): Promise<Applied> {
   const { plan, commands } = applyScript(desired, actual, opts)
-  for (const c of commands) await runChecked(run, c.cmd, c.args, { stdin: c.stdin })
-  return plan
+  let counts: string | undefined
+  for (const c of commands) {
+    const out = await runChecked(run, c.cmd, c.args, { stdin: c.stdin })
+    if (c.countsAfter) counts = out
+  }
+  return { plan, after: await verifyApplied(run, desired, actual, plan, counts) }
 }

@@ -1,5 +1,13 @@
-import type { Backend, NamedSet, Ruleset } from '@palisade/firewall'
-import { NFT_TABLE, parseIpsetSave, parseIptablesSave, parseNftJson } from '@palisade/firewall'
+import type { Backend, IpsetHeader, NamedSet, Ruleset, Table } from '@palisade/firewall'
+import {
+  findTable,
+  NFT_TABLE,
+  parseIpsetHeaders,
+  parseIpsetSave,
+  parseIptablesSave,
+  parseNftJson,
+  RulesetParseError,
+} from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
 
@@ -35,10 +43,8 @@ export async function readOwn(
       ...(!elements && { elementsOmitted: true }),
     }
   }
-  const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
-  const [v4, v6, sets] = await Promise.all([
-    runChecked(run, `iptables-${variant}-save`, ['-t', 'filter']),
-    runChecked(run, `ip6tables-${variant}-save`, ['-t', 'filter']),
+  const [tables, sets] = await Promise.all([
+    readIptablesFilter(run, backend),
     runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n']),
   ])
   // `ipset list -n` gives names only; the family is not known then, and not compared.
@@ -49,11 +55,82 @@ export async function readOwn(
         .filter(Boolean)
         .map((name) => ({ name, family: 4, elements: [] }))
   return {
-    tables: [
-      ...parseIptablesSave(v4, 'ip', backend).tables,
-      ...parseIptablesSave(v6, 'ip6', backend).tables,
-    ],
+    tables,
     ipsets,
     ...(!elements && { elementsOmitted: true }),
   }
+}
+
+/**
+ * Our nftables table without rules and set contents: its chains (with hooks, priorities and
+ * policies) and its sets (names and types), in one nft run. nft 1.0.6 fetches every set
+ * element for any listing of a table or a chain, but not for these two (terse): they cost the
+ * same at any set size.
+ */
+export async function readNftStructure(run: Runner): Promise<Table | undefined> {
+  // Two commands in one argument (nft joins its arguments into one input): with -j, nft opens
+  // `-f -` as /dev/stdin, which fails on the socket a Node child gets for stdin.
+  const out = await runChecked(run, 'nft', ['-t', '-j', 'list chains inet; list sets inet'])
+  // One JSON document per listing, a line each.
+  const items = out
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .flatMap((doc) => nftItems(doc))
+  const ours = items.filter((i) => {
+    const o = i.chain ?? i.set
+    return o?.table === NFT_TABLE && o.family === 'inet'
+  })
+  if (ours.length === 0) return undefined
+  const doc = { nftables: [{ table: { family: 'inet', name: NFT_TABLE } }, ...ours] }
+  return findTable(
+    { tables: parseNftJson(JSON.stringify(doc)), ipsets: [] },
+    'nft',
+    'inet',
+    NFT_TABLE,
+  )
+}
+
+type NftItem = { chain?: Record<string, unknown>; set?: Record<string, unknown> }
+
+function nftItems(text: string): NftItem[] {
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (e) {
+    throw new RulesetParseError('nft -j', `not JSON (${(e as Error).message})`)
+  }
+  const list = (doc as { nftables?: unknown }).nftables
+  if (!Array.isArray(list)) throw new RulesetParseError('nft -j', 'expected an "nftables" array')
+  return list.filter((i): i is NftItem => typeof i === 'object' && i !== null)
+}
+
+/** The iptables filter tables of both families: our chains and hooks, no ipsets. */
+export async function readIptablesFilter(
+  run: Runner,
+  backend: Exclude<Backend, 'nftables'>,
+): Promise<Table[]> {
+  const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
+  const [v4, v6] = await Promise.all([
+    runChecked(run, `iptables-${variant}-save`, ['-t', 'filter']),
+    runChecked(run, `ip6tables-${variant}-save`, ['-t', 'filter']),
+  ])
+  return [
+    ...parseIptablesSave(v4, 'ip', backend).tables,
+    ...parseIptablesSave(v6, 'ip6', backend).tables,
+  ]
+}
+
+/** Every ipset's header and entry count (`ipset list -t`): no members, however many. */
+export async function readIpsetHeaders(run: Runner): Promise<IpsetHeader[]> {
+  return parseIpsetHeaders(await runChecked(run, 'ipset', ['list', '-t']))
+}
+
+/** One ipset with its members, or undefined where it does not exist or is not an address set. */
+export async function readIpset(run: Runner, name: string): Promise<NamedSet | undefined> {
+  const r = await run('ipset', ['save', name])
+  if (r.code !== 0) {
+    if (/does not exist/.test(r.stderr)) return undefined
+    throw new CommandError(`ipset save ${name}`, r)
+  }
+  return parseIpsetSave(r.stdout).find((s) => s.name === name)
 }

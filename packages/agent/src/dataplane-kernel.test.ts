@@ -1,0 +1,123 @@
+import type { Ruleset } from '@palisade/firewall'
+import { compile, diff } from '@palisade/firewall'
+import { describe, expect, it } from 'vitest'
+import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from '../../firewall/src/host-policy.fixture.js'
+import { FakeClock } from './clock-fake.fixture.js'
+import { KernelDataplane } from './dataplane-kernel.js'
+import type { ProcessHandlers, RunResult } from './exec.js'
+
+const desired = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
+
+/** What `nft -t -j 'list chains inet; list sets inet'` lists of a table holding `desired`: its chains and set headers. */
+const structure = [
+  {
+    nftables: (desired.tables[0]?.chains ?? []).map((c) => ({
+      chain: { family: 'inet', table: 'palisade', name: c.name, ...c.base, prio: c.base?.priority },
+    })),
+  },
+  {
+    nftables: (desired.tables[0]?.sets ?? []).map((s) => ({
+      set: {
+        family: 'inet',
+        table: 'palisade',
+        name: s.name,
+        type: s.withPort ? [`ipv${s.family}_addr`, 'inet_service'] : `ipv${s.family}_addr`,
+        ...(!s.exact && !s.withPort && { flags: ['interval'] }),
+      },
+    })),
+  },
+]
+  .map((d) => JSON.stringify(d))
+  .join('\n')
+
+/**
+ * The kernel dataplane's tools answered from a script: what matters here is which commands it
+ * runs, not what nft does with them (test/kernel covers that).
+ */
+function scripted() {
+  const commands: string[] = []
+  let monitor: ProcessHandlers | undefined
+  let pid = 100
+  const answer = (cmd: string, args: readonly string[]): RunResult => {
+    commands.push([cmd, ...args].join(' '))
+    pid++
+    if (args.includes('list') && args.includes('table'))
+      return { pid, code: 1, stdout: '', stderr: 'Error: No such file or directory' }
+    if (args[0] === '-t') return { pid, code: 0, stdout: structure, stderr: '' }
+    return { pid, code: 0, stdout: '', stderr: '' }
+  }
+  const run = (cmd: string, args: readonly string[]) => Promise.resolve(answer(cmd, args))
+  const dp = new KernelDataplane(
+    run,
+    'nftables',
+    (_cmd, _args, on) => {
+      monitor = on
+      return { kill: () => undefined }
+    },
+    new FakeClock(),
+  )
+  const emit = (line: string) => monitor?.stdout(Buffer.from(`${line}\n`))
+  return { dp, commands, emit, lastPid: () => pid }
+}
+
+describe('kernel dataplane: the read after an apply', () => {
+  it('takes what the apply read back, once, instead of reading everything again', async () => {
+    const { dp, commands } = scripted()
+    const plan = await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
+    expect(plan.kind).toBe('full')
+    expect(commands).toEqual([
+      'nft -j list table inet palisade',
+      'nft -f -',
+      'nft -t -j list chains inet; list sets inet',
+    ])
+    const after = await dp.read({ elements: true })
+    expect(after.tables[0]?.chains.map((c) => c.name)).toEqual(['input', 'output', 'forward'])
+    expect(commands).toHaveLength(3)
+    await dp.read({ elements: true })
+    expect(commands.slice(3)).toEqual(['nft -j list table inet palisade'])
+  })
+
+  it('reads the kernel after another process changed it, or after lost events', async () => {
+    for (const event of ['# new generation 9 by process 4242 (nft)', 'lost some netlink events']) {
+      const { dp, commands, emit } = scripted()
+      dp.watch(() => undefined)
+      await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
+      emit(event)
+      await dp.read({ elements: true })
+      expect(commands.at(-1)).toBe('nft -j list table inet palisade')
+    }
+  })
+
+  it('keeps what the apply read back across its own change events', async () => {
+    const { dp, commands, emit, lastPid } = scripted()
+    dp.watch(() => undefined)
+    await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
+    emit(`# new generation 9 by process ${lastPid() - 1} (nft)`)
+    await dp.read({ elements: true })
+    expect(commands).toHaveLength(3)
+  })
+
+  it('verifies a rules repair read without set contents, without them', async () => {
+    const { dp, commands } = scripted()
+    const table = desired.tables[0]
+    if (!table) throw new Error('no table')
+    // Another process flushed our input chain; the read that found it left set contents out.
+    const tampered: Ruleset = {
+      tables: [
+        {
+          ...table,
+          chains: table.chains.map((c) => (c.name === 'input' ? { ...c, rules: [] } : c)),
+          sets: table.sets.map((s) => ({ ...s, elements: [] })),
+        },
+      ],
+      ipsets: [],
+      elementsOmitted: true,
+    }
+    expect(await dp.apply(desired, tampered, { modeChanged: false })).toEqual({
+      kind: 'rules',
+      chains: ['input'],
+    })
+    expect(commands).toEqual(['nft -f -', 'nft -t -j list chains inet; list sets inet'])
+    expect(diff(desired, await dp.read({ elements: false }))).toEqual([])
+  })
+})

@@ -1,0 +1,135 @@
+import type {
+  Desired,
+  IpsetHeader,
+  NamedSet,
+  Plan,
+  Ruleset,
+  SetChange,
+  Table,
+} from '@palisade/firewall'
+import { findTable, isOurIpset, isOurTable, NFT_TABLE, parseIpsetHeaders } from '@palisade/firewall'
+import type { Runner } from '../exec.js'
+import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } from './read-own.js'
+
+/**
+ * Our objects after an apply, read back where the apply changed them and only as far as reading
+ * costs less than the apply did; `before` (read, or verified, just before) stands for the rest.
+ * The caller diffs the result against the desired state: anything but an empty diff is a failed
+ * or partial apply. Reading everything back again cost as much as the apply itself (a set of
+ * 100,000 addresses is a second to list), so each plan reads what tells its outcome:
+ *
+ * - set elements only: one atomic nft transaction, which the kernel acknowledged whole (a delete
+ *   of an element that is not there fails it), is its own proof; ipset, which commits line by
+ *   line, is checked by entry count (`ipset list -t`, no members, printed by the same run).
+ * - rules and chains: the iptables rules are read back (`iptables-save`, cheap); nftables' chains
+ *   with their hooks, priorities and policies (`list chains`: nft 1.0.6 lists no rule without
+ *   fetching every set element first, so rules are taken from the transaction that wrote them).
+ * - everything: as for rules, and each set's existence, type and (ipset) entry count; a set
+ *   whose count differs from what was written is read whole, so the diff names what it lacks.
+ *
+ * What another process changes afterwards is the change monitor's and the periodic full
+ * read-back's to find, as before.
+ */
+export async function verifyApplied(
+  run: Runner,
+  desired: Desired,
+  before: Ruleset,
+  plan: Plan,
+  /** `ipset list -t` as the apply's last ipset run printed it after its changes, if it did. */
+  countsAfter?: string,
+): Promise<Ruleset> {
+  if (plan.kind === 'none') return before
+  if (desired.backend === 'nftables') {
+    if (plan.kind === 'sets') return withChanges(before, plan.changes)
+    const read = await readNftStructure(run)
+    return {
+      tables: read ? [nftFilled(read, desired, before, plan)] : [],
+      ipsets: [],
+      // A rules repair after a read without set contents knows no more of them than it did.
+      ...(before.elementsOmitted && plan.kind === 'rules' && { elementsOmitted: true }),
+    }
+  }
+  if (plan.kind === 'rules')
+    return { ...before, tables: await readIptablesFilter(run, desired.backend) }
+  const expected =
+    plan.kind === 'sets'
+      ? withChanges(before, plan.changes).ipsets
+      : desired.ipsets.filter((s) => isOurIpset(s.name))
+  // The counts the apply's ipset run printed after its changes; none printed, they are read.
+  const printed = countsAfter === undefined ? [] : parseIpsetHeaders(countsAfter)
+  const [tables, headers] = await Promise.all([
+    plan.kind === 'sets' ? before.tables : readIptablesFilter(run, desired.backend),
+    printed.length > 0 ? printed : readIpsetHeaders(run),
+  ])
+  return {
+    tables,
+    ipsets: await ipsetsCounted(run, headers, expected),
+    ...(before.elementsOmitted && plan.kind === 'sets' && { elementsOmitted: true }),
+  }
+}
+
+/** `rs` with each change's elements added to and removed from its set (in tables and ipsets). */
+function withChanges(rs: Ruleset, changes: readonly SetChange[]): Ruleset {
+  const byName = new Map(changes.map((c) => [c.set, c]))
+  const apply = (s: NamedSet): NamedSet => {
+    const c = byName.get(s.name)
+    if (!c) return s
+    // Sets of the changes only (a few elements), not of the set (maybe 100,000).
+    const gone = new Set(c.remove)
+    const adding = new Set(c.add)
+    const kept = s.elements.filter((e) => !gone.has(e))
+    const there = new Set(kept.filter((e) => adding.has(e)))
+    return { ...s, elements: [...kept, ...c.add.filter((e) => !there.has(e))] }
+  }
+  return {
+    ...rs,
+    tables: rs.tables.map((t) => (isOurTable(t) ? { ...t, sets: t.sets.map(apply) } : t)),
+    ipsets: rs.ipsets.map(apply),
+  }
+}
+
+/**
+ * Our table as read (chains, sets) with the rules and set contents the apply wrote where it
+ * wrote them (every chain and set for a full apply, the named chains for a rules repair), and
+ * what `before` held elsewhere.
+ */
+function nftFilled(read: Table, desired: Desired, before: Ruleset, plan: Plan): Table {
+  const want = desired.tables.find(isOurTable)
+  const had = findTable(before, 'nft', 'inet', NFT_TABLE)
+  const wrote = (chain: string) =>
+    plan.kind === 'full' || (plan.kind === 'rules' && plan.chains.includes(chain))
+  return {
+    ...read,
+    chains: read.chains.map((c) => ({
+      ...c,
+      rules: (wrote(c.name) ? want : had)?.chains.find((w) => w.name === c.name)?.rules ?? [],
+    })),
+    sets: read.sets.map((s) => ({
+      ...s,
+      elements:
+        (plan.kind === 'full' ? want : had)?.sets.find((w) => w.name === s.name)?.elements ?? [],
+    })),
+  }
+}
+
+/**
+ * The ipsets as their headers show them: ours with the elements expected where the entry count
+ * agrees, read whole where it does not (or where we expected nothing of the set); others by
+ * name only, as a terse read gives them.
+ */
+async function ipsetsCounted(
+  run: Runner,
+  headers: readonly IpsetHeader[],
+  expected: readonly NamedSet[],
+): Promise<NamedSet[]> {
+  const want = new Map(expected.map((s) => [s.name, s]))
+  return Promise.all(
+    headers.map(async (h): Promise<NamedSet> => {
+      const w = want.get(h.name)
+      if (!isOurIpset(h.name)) return { name: h.name, family: h.family, elements: [] }
+      if (w && h.type === 'hash:net' && w.elements.length === h.entries)
+        return { ...w, family: h.family }
+      return (await readIpset(run, h.name)) ?? { name: h.name, family: h.family, elements: [] }
+    }),
+  )
+}
