@@ -4,6 +4,8 @@ import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
+import type { ChangeSignal } from './netfilter/change-signal.js'
+import { takeSignal } from './netfilter/change-signal.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
 
@@ -16,6 +18,8 @@ const OWN_PIDS = 256
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
+  /** The change signal taken just before the last read began. */
+  #signal: ChangeSignal | undefined
 
   constructor(
     private readonly run: Runner,
@@ -36,8 +40,26 @@ export class KernelDataplane implements Dataplane {
     return r
   }
 
-  read(opts: { elements: boolean }) {
-    return readOwn(this.#run, this.backend, opts).catch(this.#logged)
+  async read(opts: { elements: boolean }) {
+    // Taken before the read, so whatever changes after it, even during the read, shows in the
+    // next look. The sets' part only when their contents are read: our own applies change set
+    // contents only when followed by such a read.
+    const last = this.#signal
+    this.#signal = undefined
+    const signal = await takeSignal(this.#run, this.backend, { sets: opts.elements }).catch(
+      this.#logged,
+    )
+    const actual = await readOwn(this.#run, this.backend, opts).catch(this.#logged)
+    this.#signal = signal && { ...signal, sets: opts.elements ? signal.sets : last?.sets }
+    return actual
+  }
+
+  async changed() {
+    const last = this.#signal
+    if (last === undefined) return undefined
+    const now = await takeSignal(this.#run, this.backend, { sets: true }).catch(this.#logged)
+    if (now === undefined) return undefined
+    return { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
   }
 
   apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
