@@ -10,10 +10,12 @@
  *
  * Also, per backend and size: the agent's CPU while nothing happens (its own and its tools',
  * seconds per second; iptables-legacy and ipsets are polled), and its memory from
- * /proc/PID/status: resident while idle, and the peak of the whole run.
+ * /proc/PID/status: resident while idle, and the peak of the whole run. The agent runs from the
+ * build (`npm run bench` builds first), as installed: from source, the on-the-fly compiler
+ * would count in its memory.
  */
 import type { Runner } from '@palisade/agent'
-import { runChecked, runLocal } from '@palisade/agent'
+import { DEFAULT_CONFIG, runChecked, runLocal } from '@palisade/agent'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
 import { Lab, LabAgent, resetFirewall } from '@palisade/lab'
@@ -26,11 +28,11 @@ const TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_TRIALS ?? 120)
 const BIG_TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_BIG_TRIALS ?? 120)
 const SIZES = (process.env.PALISADE_BENCH_TAMPER_PEERS ?? '1000,100000').split(',').map(Number)
 const IDLE_MS = 15_000
-/** The agent's default poll of what emits no events (agent-config.ts), for the CPU per poll. */
+/** The agent polls what emits no events (iptables-legacy rules, ipsets): the CPU per poll. */
 const POLL_MS: Record<Backend, number | null> = {
   nftables: null,
-  'iptables-nft': 1000,
-  'iptables-legacy': 1000,
+  'iptables-nft': DEFAULT_CONFIG.pollMs,
+  'iptables-legacy': DEFAULT_CONFIG.pollMs,
 }
 
 interface Scenario {
@@ -115,6 +117,7 @@ async function trials(ns: string, run: Runner, s: Scenario, count: number): Prom
 
 export async function run(): Promise<Record<string, unknown>> {
   const hz = Number((await runChecked(runLocal, 'getconf', ['CLK_TCK'])).trim())
+  process.env.PALISADE_LAB_BUILD = '1'
   const lab = await Lab.create(['bench'])
   const h = lab.host('bench')
   const out: Record<string, unknown> = { trials: TRIALS, bigTrials: BIG_TRIALS }

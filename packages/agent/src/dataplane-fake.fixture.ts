@@ -151,12 +151,12 @@ export class FakeDataplane implements Dataplane {
     return plan
   }
 
-  async changed(): Promise<{ rules: boolean; elements: boolean } | undefined> {
+  changed(): Promise<{ rules: boolean; elements: boolean } | undefined> {
     const seen = this.#seenAtRead
-    if (!this.looks || seen === undefined) return undefined
+    if (!this.looks || seen === undefined) return Promise.resolve(undefined)
     this.calls.looks++
     const now = this.#look()
-    return { rules: now.rules !== seen.rules, elements: now.sets !== seen.sets }
+    return Promise.resolve({ rules: now.rules !== seen.rules, elements: now.sets !== seen.sets })
   }
 
   #look(): { rules: string; sets: string } {

@@ -30,9 +30,7 @@ export async function readOwn(
     }
     const tables = parseNftJson(r.stdout)
     return {
-      tables: elements
-        ? tables
-        : tables.filter((t) => t.family === 'inet' && t.name === NFT_TABLE),
+      tables: elements ? tables : tables.filter((t) => t.family === 'inet' && t.name === NFT_TABLE),
       ipsets: [],
       ...(!elements && { elementsOmitted: true }),
     }
