@@ -5,7 +5,7 @@
  * rules whole again (a reader in the namespace, as bench/fight.bench.ts has; a figure is
  * over-stated by up to one read). The agent runs as configured by default, its fight handling
  * included. The changes are isolated: each comes as long after the last repair as that took,
- * plus 0.3 to 0.8 s at random (so it falls at any phase of a poll); bench/fight.bench.ts times
+ * plus 0.2 to 0.6 s at random (so it falls at any phase of a poll); bench/fight.bench.ts times
  * changes that come faster.
  *
  * Also, per backend and size: the agent's CPU while nothing happens (its own and its tools',
@@ -25,7 +25,7 @@ import { commandReader, cpuSeconds, nftReader, rssKb } from './rules-probe.js'
 import { summary } from './stats.js'
 
 const TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_TRIALS ?? 120)
-const BIG_TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_BIG_TRIALS ?? 120)
+const BIG_TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_BIG_TRIALS ?? 110)
 const SIZES = (process.env.PALISADE_BENCH_TAMPER_PEERS ?? '1000,100000').split(',').map(Number)
 const IDLE_MS = 15_000
 /** The agent polls what emits no events (iptables-legacy rules, ipsets): the CPU per poll. */
@@ -107,7 +107,7 @@ async function trials(ns: string, run: Runner, s: Scenario, count: number): Prom
       }
       const ms = performance.now() - t0
       out.push(ms)
-      await sleep(ms + 300 + Math.random() * 500)
+      await sleep(ms + 200 + Math.random() * 400)
     }
   } finally {
     probe.stop()

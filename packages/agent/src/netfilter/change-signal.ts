@@ -42,6 +42,19 @@ export function ourSetHeaders(text: string): string {
   return out.join('\n')
 }
 
+const MARK = '#palisade-look'
+
+/**
+ * Runs listing commands (fixed words, no input) and returns each one's output: several go
+ * through one shell, since starting a process costs the agent more than the listing does.
+ */
+async function listings(run: Runner, commands: readonly (readonly string[])[]): Promise<string[]> {
+  const [only] = commands
+  if (commands.length === 1 && only) return [await runChecked(run, only[0] ?? '', only.slice(1))]
+  const script = commands.map((c) => c.join(' ')).join(` && echo '${MARK}' && `)
+  return (await runChecked(run, 'sh', ['-c', script])).split(`${MARK}\n`)
+}
+
 /**
  * Takes the signal (undefined for nftables, whose every change is an event); the sets' part only
  * with `sets` (where nf_tables reports rule changes, nothing else is left to take).
@@ -52,18 +65,19 @@ export async function takeSignal(
   opts: { readonly sets: boolean },
 ): Promise<ChangeSignal | undefined> {
   if (backend === 'nftables') return undefined
-  const legacy = backend === 'iptables-legacy'
-  const [sets, ...saves] = await Promise.all([
-    opts.sets ? runChecked(run, 'ipset', ['list', '-t']) : undefined,
-    ...(legacy
+  const saves =
+    backend === 'iptables-legacy'
       ? [
-          runChecked(run, 'iptables-legacy-save', ['-t', 'filter']),
-          runChecked(run, 'ip6tables-legacy-save', ['-t', 'filter']),
+          ['iptables-legacy-save', '-t', 'filter'],
+          ['ip6tables-legacy-save', '-t', 'filter'],
         ]
-      : []),
-  ])
+      : []
+  const commands = [...saves, ...(opts.sets ? [['ipset', 'list', '-t']] : [])]
+  if (commands.length === 0) return { rules: '' }
+  const out = await listings(run, commands)
+  const sets = opts.sets ? out.pop() : undefined
   return {
-    rules: saves.map((t = '') => stableSave(t)).join('\n'),
+    rules: out.map(stableSave).join('\n'),
     ...(sets !== undefined && { sets: ourSetHeaders(sets) }),
   }
 }
