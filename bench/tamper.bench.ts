@@ -146,6 +146,8 @@ export async function run(): Promise<Record<string, unknown>> {
               await trials(h.ns, h.run, s, n > 10_000 ? BIG_TRIALS : TRIALS),
             )
           rows[`peak, ${n} peers`] = { rssKb: (await rssKb(pid)).peak }
+          // Progress on stderr: a long run that is stopped still shows what it measured.
+          console.error(JSON.stringify({ backend, peers: n, ...rows }))
         } finally {
           await agent.cleanup()
           await resetFirewall(h.run)
