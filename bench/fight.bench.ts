@@ -17,13 +17,12 @@
  */
 import type { Runner } from '@palisade/agent'
 import { runChecked, runLocal } from '@palisade/agent'
-import type { ChildProcess } from 'node:child_process'
-import { spawn } from 'node:child_process'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
 import { Lab, LabAgent, resetFirewall } from '@palisade/lab'
-import { readFile } from 'node:fs/promises'
 import { policyFileWithPeers } from './peers.js'
+import type { Reader } from './rules-probe.js'
+import { commandReader, cpuSeconds, nftReader } from './rules-probe.js'
 import { summary } from './stats.js'
 
 const FIGHT_MS = Number(process.env.PALISADE_BENCH_FIGHT_MS ?? 20_000)
@@ -32,45 +31,6 @@ const EVERY_MS = Number(process.env.PALISADE_BENCH_FIGHT_EVERY_MS ?? 500)
 const IDLE_MS = 10_000
 /** After the last foreign change, how long the agent may take to repair before we give up. */
 const LAST_REPAIR_MS = 40_000
-
-interface Reader {
-  read(): Promise<string>
-  stop(): void
-}
-
-/** Lists a chain through one `nft -i` that stays running: no process to start for each read. */
-function nftReader(ns: string, chain: string): Reader {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'nft', '-i'], {
-    stdio: ['pipe', 'pipe', 'ignore'],
-  })
-  let buffer = ''
-  let answer: ((text: string) => void) | undefined
-  child.stdout?.on('data', (b: Buffer) => {
-    buffer += b.toString()
-    // A listing ends with the table's closing brace on a line of its own.
-    const end = /^}\n/m.exec(buffer)
-    if (!end || !answer) return
-    const text = buffer.slice(0, end.index)
-    buffer = buffer.slice(end.index + end[0].length)
-    const a = answer
-    answer = undefined
-    a(text)
-  })
-  return {
-    read: () =>
-      new Promise((resolve) => {
-        answer = resolve
-        child.stdin?.write(`list chain ${chain}\n`)
-      }),
-    stop: () => void child.kill(),
-  }
-}
-
-/** Runs a listing command for each read (iptables-legacy has no other way in). */
-const commandReader = (run: Runner, [cmd = '', ...args]: string[]): Reader => ({
-  read: () => runChecked(run, cmd, args),
-  stop: () => undefined,
-})
 
 /** The foreign change, and a reader of our input chain that tells whether our rules are there. */
 const FIGHT: Record<
@@ -96,18 +56,6 @@ const FIGHT: Record<
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Seconds of CPU a process used, its own and its waited-for children's (/proc/PID/stat). */
-async function cpuSeconds(pid: number, hz: number): Promise<{ own: number; tools: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name, which may hold spaces: state is field 3, utime field 14.
-  const f = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number)
-  const at = (field: number) => f[field - 3] ?? NaN
-  return { own: (at(14) + at(15)) / hz, tools: (at(16) + at(17)) / hz }
-}
 
 interface Sample {
   readonly start: number

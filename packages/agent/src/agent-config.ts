@@ -13,6 +13,10 @@ export interface AgentConfig {
   readonly backend: Backend | 'auto'
   /** Inbound ports always allowed, whatever the policy (default TCP 22). */
   readonly managementPorts: readonly ServicePort[]
+  /**
+   * How often what sends no change events (iptables-legacy rules, ipsets) is looked at: a cheap
+   * look (the filter tables' listing, the sets' headers), and a read only when it changed.
+   */
   readonly pollMs: number
   readonly backstopMs: number
   /** Repairs this close together count as another process fighting us: one ongoing condition. */
@@ -35,7 +39,7 @@ export interface AgentConfig {
 export const DEFAULT_CONFIG: AgentConfig = {
   backend: 'auto',
   managementPorts: [{ proto: 6, port: 22 }],
-  pollMs: 1000,
+  pollMs: 200,
   backstopMs: 30_000,
   fight: { windowMs: 10_000, threshold: 3 },
   heartbeatMs: 60_000,

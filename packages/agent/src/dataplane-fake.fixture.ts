@@ -116,7 +116,10 @@ export class FakeDataplane implements Dataplane {
   /** Our objects after every change to the kernel, ours or others', and when: to time gaps. */
   readonly history: { readonly at: number; readonly own: Ruleset }[] = []
   /** Calls so far, for tests that count the work done. */
-  readonly calls = { reads: 0, fullReads: 0, applies: 0, watches: 0 }
+  readonly calls = { reads: 0, fullReads: 0, applies: 0, watches: 0, looks: 0 }
+  /** Offers the cheap look for changes since a read (`changed`), as the kernel's does for iptables. */
+  looks = false
+  #seenAtRead: { rules: string; sets: string } | undefined
   /** Runs after each of our applies: another process that undoes it, for instance. */
   afterApply: ((kernel: Ruleset) => Ruleset) | undefined
   readonly #failures: { what: 'read' | 'apply'; error: Error }[] = []
@@ -130,6 +133,7 @@ export class FakeDataplane implements Dataplane {
   async read(opts: { elements: boolean }): Promise<Ruleset> {
     this.calls.reads++
     if (opts.elements) this.calls.fullReads++
+    this.#seenAtRead = this.#look()
     await this.#tool('read')
     return ownView(this.kernel, this.backend, opts.elements)
   }
@@ -145,6 +149,19 @@ export class FakeDataplane implements Dataplane {
     this.#change({ pid: OWN_PID, comm: 'nft' }, [`# applied policy version ${desired.version}`])
     if (this.afterApply) this.#set(this.afterApply(this.kernel))
     return plan
+  }
+
+  changed(): Promise<{ rules: boolean; elements: boolean } | undefined> {
+    const seen = this.#seenAtRead
+    if (!this.looks || seen === undefined) return Promise.resolve(undefined)
+    this.calls.looks++
+    const now = this.#look()
+    return Promise.resolve({ rules: now.rules !== seen.rules, elements: now.sets !== seen.sets })
+  }
+
+  #look(): { rules: string; sets: string } {
+    const own = ownView(this.kernel, this.backend, true)
+    return { rules: JSON.stringify(own.tables), sets: JSON.stringify(own.ipsets) }
   }
 
   watch(onEvent: (e: MonitorEvent) => void): { stop(): void } {

@@ -4,6 +4,8 @@ import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
+import type { ChangeSignal } from './netfilter/change-signal.js'
+import { takeSignal } from './netfilter/change-signal.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
 
@@ -18,6 +20,8 @@ export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
   /** What the last apply read back, for the read that follows it. */
   #verified: Ruleset | undefined
+  /** The change signal taken just before the last read began. */
+  #signal: ChangeSignal | undefined
 
   constructor(
     private readonly run: Runner,
@@ -43,11 +47,30 @@ export class KernelDataplane implements Dataplane {
    * read where it changed the kernel) instead of reading everything again, unless a change
    * by another process, or lost events, were seen in between; every other read reads.
    */
-  read(opts: { elements: boolean }) {
+  async read(opts: { elements: boolean }) {
+    // Taken before the read, so whatever changes after it, even during the read, shows in the
+    // next look. The sets' part only when their contents are read: our own applies change set
+    // contents only when followed by such a read. After an apply, a change another process
+    // makes between the apply's read-back and this signal goes unseen until the periodic full
+    // check: a window of one listing's time.
+    const last = this.#signal
+    this.#signal = undefined
+    const signal = await takeSignal(this.#run, this.backend, { sets: opts.elements }).catch(
+      this.#logged,
+    )
     const verified = this.#verified
     this.#verified = undefined
-    if (verified) return Promise.resolve(verified)
-    return readOwn(this.#run, this.backend, opts).catch(this.#logged)
+    const actual = verified ?? (await readOwn(this.#run, this.backend, opts).catch(this.#logged))
+    this.#signal = signal && { ...signal, sets: opts.elements ? signal.sets : last?.sets }
+    return actual
+  }
+
+  async changed() {
+    const last = this.#signal
+    if (last === undefined) return undefined
+    const now = await takeSignal(this.#run, this.backend, { sets: true }).catch(this.#logged)
+    if (now === undefined) return undefined
+    return { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
   }
 
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {

@@ -33,6 +33,12 @@ export interface Dataplane {
    * table; returns the plan it carried out.
    */
   apply(desired: Desired, actual: Ruleset, opts: { readonly modeChanged: boolean }): Promise<Plan>
+  /**
+   * A cheap look at whether our objects changed since the last read began, where changes send
+   * no events (iptables-legacy rules, ipsets): whether the rules and whether set contents may
+   * have. Undefined when it cannot tell (then only a read can).
+   */
+  changed(): Promise<{ readonly rules: boolean; readonly elements: boolean } | undefined>
   /** Follows change events until stopped; they are hints, never the state. */
   watch(onEvent: (e: MonitorEvent) => void): { stop(): void }
   /** Whether a change was committed by this dataplane's own commands (not tampering). */

@@ -461,6 +461,63 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     })
   })
 
+  it('with a cheap look for changes (iptables-legacy), polls read nothing until the look finds a change; a rule change is read without set contents, a set change with them', async () => {
+    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 200 })
+    t.dp.looks = true
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    const idle = { ...t.dp.calls }
+    await t.tick(10_000)
+    // fifty looks, and no read
+    expect(t.dp.calls.looks - idle.looks).toBe(50)
+    expect(t.dp.calls.reads).toBe(idle.reads)
+    // a removed hook: found by the next look, read without set contents, repaired
+    await t.tick(50)
+    t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+    const before = { ...t.dp.calls }
+    await t.tick(149)
+    expect(await t.inSync()).toBe(false)
+    await t.tick(1)
+    expect(await t.inSync()).toBe(true)
+    expect(t.dp.calls.fullReads).toBe(before.fullReads)
+    expect(t.dp.calls.reads - before.reads).toBe(2)
+    expect(t.of('agent.tampering')[0]?.details).toMatchObject({ trigger: 'poll' })
+    // an element removed from our set: read with set contents
+    await t.tick(1000)
+    t.dp.tamper(
+      (k) => ({ ...k, ipsets: k.ipsets.map((s) => ({ ...s, elements: s.elements.slice(1) })) }),
+      { event: false },
+    )
+    const full = t.dp.calls.fullReads
+    await t.tick(200)
+    expect(await t.inSync()).toBe(true)
+    expect(t.dp.calls.fullReads).toBeGreaterThan(full)
+    expect(t.of('agent.tampering')).toHaveLength(2)
+  })
+
+  it('a poll tick during a reconcile does not look then (a look compares with the last read) but once it is done', async () => {
+    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 200 })
+    t.dp.looks = true
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    await t.tick(29_990)
+    // the backstop's read takes 250 ms, over the poll tick at 30,200
+    t.dp.delayMs = 250
+    const reads = t.dp.calls.reads
+    await t.tick(11)
+    expect(t.dp.calls.reads).toBe(reads + 1)
+    const looks = t.dp.calls.looks
+    await t.tick(248)
+    expect(t.dp.calls.looks).toBe(looks)
+    await t.tick(1)
+    expect(t.dp.calls.looks).toBe(looks + 1)
+    // and a change after it is found by the next look
+    t.dp.tamper(removeOurs('iptables-legacy'), { event: false })
+    await t.tick(200 + 3 * 250)
+    expect(await t.inSync()).toBe(true)
+    expect(t.of('agent.tampering')).toHaveLength(1)
+  })
+
   it('takes a new version that compiles to what the kernel holds as applied, without an apply', async () => {
     const t = setup()
     t.enforcer.setDesired(t.desired)

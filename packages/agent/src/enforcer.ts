@@ -101,6 +101,9 @@ export class Enforcer {
   #verified: Desired | undefined
   #dirty: Trigger | undefined
   #running = false
+  #looking = false
+  /** A poll tick came while a reconcile was reading or applying: look once it is done. */
+  #lookWhenDone = false
   #stopped = false
   #failures = 0
   #retryTimer: Timer | undefined
@@ -140,7 +143,7 @@ export class Enforcer {
     const { clock } = this.#o
     if (this.#o.watchEvents) this.#startWatch()
     if (this.#o.pollMs !== null)
-      this.#timers.push(clock.setInterval(() => this.trigger('poll'), this.#o.pollMs))
+      this.#timers.push(clock.setInterval(() => void this.#poll(), this.#o.pollMs))
     this.#timers.push(clock.setInterval(() => this.trigger('backstop'), this.#o.backstopMs))
   }
 
@@ -184,6 +187,27 @@ export class Enforcer {
   settled(): Promise<void> {
     if (!this.#running && !this.#dirty) return Promise.resolve()
     return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  /**
+   * A poll tick: a cheap look for changes since the last read where the dataplane has one, and
+   * a read only if it found some (or cannot tell). Put off while a reconcile reads and applies:
+   * its last read is the one a look compares with.
+   */
+  async #poll(): Promise<void> {
+    if (this.#looking) return
+    if (this.#running && !this.#resting) {
+      this.#lookWhenDone = true
+      return
+    }
+    this.#looking = true
+    try {
+      const c = await this.#o.dataplane.changed().catch(() => undefined)
+      if (c === undefined) this.trigger('poll')
+      else if (c.rules || c.elements) this.trigger('poll', undefined, c.elements)
+    } finally {
+      this.#looking = false
+    }
   }
 
   #startWatch(): void {
@@ -234,6 +258,10 @@ export class Enforcer {
       }
     } finally {
       this.#running = false
+      if (this.#lookWhenDone && !this.#stopped) {
+        this.#lookWhenDone = false
+        void this.#poll()
+      }
       for (const f of this.#idle.splice(0)) f()
     }
   }

@@ -55,6 +55,8 @@ describe('state-dir format', () => {
     expect(await loadConfig(p), 'the agent runs with exactly what it ran with').toEqual(before)
     expect(JSON.parse(readFileSync(p.config, 'utf8'))).toEqual({
       backend: 'nftables',
+      // the poll's default since changed: what the agent ran with is kept
+      pollMs: 1000,
       heartbeatMs: 1000,
       flows: { intervalMs: 2000 },
       server: FORMAT_1_CONFIG.server,

@@ -4,12 +4,16 @@ import { fileURLToPath } from 'node:url'
 
 /**
  * Lab processes run the code the way this module runs: from source under tests and benchmarks
- * (so they exercise the code as written, without a build), from the build under `palisade demo`.
+ * (so they exercise the code as written, without a build), from the build under `palisade demo`
+ * and where PALISADE_LAB_BUILD=1 asks for it (benchmarks of the agent's memory: the source's
+ * on-the-fly compiler would count in it).
  */
-const FROM_SOURCE = extname(fileURLToPath(import.meta.url)) === '.ts'
-const CLI = fileURLToPath(
-  new URL(FROM_SOURCE ? '../../cli/src/main.ts' : '../../cli/dist/main.js', import.meta.url),
-)
+const fromSource = () =>
+  extname(fileURLToPath(import.meta.url)) === '.ts' && process.env.PALISADE_LAB_BUILD !== '1'
+const cli = () =>
+  fileURLToPath(
+    new URL(fromSource() ? '../../cli/src/main.ts' : '../../cli/dist/main.js', import.meta.url),
+  )
 
 /** The `ip` arguments that run a Node.js entry point (this module's sibling) inside `ns`. */
 export const nodeInNamespace = (
@@ -21,14 +25,14 @@ export const nodeInNamespace = (
   'exec',
   ns,
   process.execPath,
-  ...(FROM_SOURCE ? ['--conditions=source', '--import', 'tsx'] : []),
+  ...(extname(script) === '.ts' ? ['--conditions=source', '--import', 'tsx'] : []),
   script,
   ...args,
 ]
 
 /** The `ip` arguments that run `palisade ARGS` inside namespace `ns`. */
 export const palisadeInNamespace = (ns: string, args: readonly string[]): string[] =>
-  nodeInNamespace(ns, CLI, args)
+  nodeInNamespace(ns, cli(), args)
 
 /** Runs `palisade ARGS` inside the namespace to its end; returns its exit code and output. */
 export function runPalisade(

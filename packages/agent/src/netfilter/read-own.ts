@@ -24,21 +24,21 @@ export async function readOwn(
 ): Promise<Ruleset> {
   const elements = opts.elements ?? true
   if (backend === 'nftables') {
-    const r = await run('nft', [
-      '-j',
-      ...(elements ? [] : ['-t']),
-      'list',
-      'table',
-      'inet',
-      NFT_TABLE,
-    ])
+    // nft 1.0.6 fetches every element of the table's sets for `list table`, even terse (2 s at
+    // 100,000 peers); a terse `list ruleset` fetches none (50 ms), so that is read and our
+    // table taken from it.
+    const r = await run(
+      'nft',
+      elements ? ['-j', 'list', 'table', 'inet', NFT_TABLE] : ['-j', '-t', 'list', 'ruleset'],
+    )
     if (r.code !== 0) {
       if (/No such file or directory/.test(r.stderr))
         return { tables: [], ipsets: [], ...(!elements && { elementsOmitted: true }) }
       throw new CommandError(`nft -j list table inet ${NFT_TABLE}`, r)
     }
+    const tables = parseNftJson(r.stdout)
     return {
-      tables: parseNftJson(r.stdout),
+      tables: elements ? tables : tables.filter((t) => t.family === 'inet' && t.name === NFT_TABLE),
       ipsets: [],
       ...(!elements && { elementsOmitted: true }),
     }

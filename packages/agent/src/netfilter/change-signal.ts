@@ -1,0 +1,83 @@
+import type { Backend } from '@palisade/firewall'
+import { IPSET_PREFIX } from '@palisade/firewall'
+import type { Runner } from '../exec.js'
+import { runChecked } from '../exec.js'
+
+/**
+ * What the kernel holds of ours, in a form that is cheap to take and changes whenever our
+ * objects do, for the backends whose changes send no event: the iptables-legacy filter tables
+ * as `iptables-legacy-save` prints them, and the headers of our ipsets (`ipset list -t`, which
+ * leaves the elements out). Comparing two of these tells whether a full read is needed.
+ */
+export interface ChangeSignal {
+  /** The filter tables ('' where nf_tables reports rule changes as events). */
+  readonly rules: string
+  /** Undefined when not taken. */
+  readonly sets?: string
+}
+
+/**
+ * An `iptables-save` listing without what changes while nothing is changed: the comment lines
+ * (they carry the time) and the packet counters of the built-in chains' policies.
+ */
+export const stableSave = (text: string): string =>
+  text
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => (l.startsWith(':') ? l.replace(/ \[\d+:\d+\]$/, '') : l))
+    .join('\n')
+
+/**
+ * Our sets from an `ipset list -t` listing: names, types, headers, sizes and entry counts; not
+ * the references, which others' rules change. An element swapped for another changes none of
+ * these: the backstop's full read finds that.
+ */
+export function ourSetHeaders(text: string): string {
+  const out: string[] = []
+  let ours = false
+  for (const line of text.split('\n')) {
+    if (line.startsWith('Name: ')) ours = line.slice(6).startsWith(IPSET_PREFIX)
+    if (ours && line !== '' && !line.startsWith('References:')) out.push(line)
+  }
+  return out.join('\n')
+}
+
+const MARK = '#palisade-look'
+
+/**
+ * Runs listing commands (fixed words, no input) and returns each one's output: several go
+ * through one shell, since starting a process costs the agent more than the listing does.
+ */
+async function listings(run: Runner, commands: readonly (readonly string[])[]): Promise<string[]> {
+  const [only] = commands
+  if (commands.length === 1 && only) return [await runChecked(run, only[0] ?? '', only.slice(1))]
+  const script = commands.map((c) => c.join(' ')).join(` && echo '${MARK}' && `)
+  return (await runChecked(run, 'sh', ['-c', script])).split(`${MARK}\n`)
+}
+
+/**
+ * Takes the signal (undefined for nftables, whose every change is an event); the sets' part only
+ * with `sets` (where nf_tables reports rule changes, nothing else is left to take).
+ */
+export async function takeSignal(
+  run: Runner,
+  backend: Backend,
+  opts: { readonly sets: boolean },
+): Promise<ChangeSignal | undefined> {
+  if (backend === 'nftables') return undefined
+  const saves =
+    backend === 'iptables-legacy'
+      ? [
+          ['iptables-legacy-save', '-t', 'filter'],
+          ['ip6tables-legacy-save', '-t', 'filter'],
+        ]
+      : []
+  const commands = [...saves, ...(opts.sets ? [['ipset', 'list', '-t']] : [])]
+  if (commands.length === 0) return { rules: '' }
+  const out = await listings(run, commands)
+  const sets = opts.sets ? out.pop() : undefined
+  return {
+    rules: out.map(stableSave).join('\n'),
+    ...(sets !== undefined && { sets: ourSetHeaders(sets) }),
+  }
+}
