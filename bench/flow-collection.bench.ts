@@ -2,14 +2,22 @@
  * What flow collection costs: new TCP connections per second between two namespaces with the
  * real agent enforcing one policy at `flow_summary`, as a ratio to the same policy at
  * `flow_off` (interleaved rounds, each backend), and how many of the connections made the flow
- * summaries counted.
+ * summaries counted. The load comes from enough client processes that the client is not what
+ * limits the rate (see connection-rate.ts; the scaling without rules is in the output).
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
 import { Lab, LabAgent, LabPeer, resetFirewall } from '@palisade/lab'
-import { median } from './stats.js'
+import {
+  ClientPool,
+  clientScaling,
+  LOADS,
+  loadLabel,
+  rateSpread,
+  ratioSpread,
+} from './connection-rate.js'
 
 const PORT = 8080
 const RATE_SECONDS = Number(process.env.PALISADE_BENCH_RATE_SECONDS ?? 4)
@@ -44,16 +52,24 @@ async function countedConnections(stateDir: string): Promise<number> {
 
 export async function run(): Promise<Record<string, unknown>> {
   const lab = await Lab.create(['client', 'server'])
-  const client = LabPeer.start(lab.host('client').ns)
+  const clients = ClientPool.start(
+    lab.host('client').ns,
+    Math.max(...LOADS.map((l) => l.processes)),
+  )
   const server = LabPeer.start(lab.host('server').ns)
   const out: Record<string, unknown> = {}
   try {
     const s = lab.host('server')
     const c = lab.host('client').ip4
     await server.listen([PORT], [])
+    await resetFirewall(s.run)
+    const scaling = await clientScaling(clients, s.ip4, PORT, RATE_SECONDS, ROUNDS)
+    out.noRulesByClients = scaling.table
+    out.load = loadLabel(scaling.chosen)
     for (const backend of BACKENDS as readonly Backend[]) {
       const samples: Record<'off' | 'summary', number[]> = { off: [], summary: [] }
       let made = 0
+      let failed = 0
       let version = 1
       const agent = await LabAgent.start(s.ns, backend, policy(version, 'flow_off', c))
       try {
@@ -62,9 +78,12 @@ export async function run(): Promise<Record<string, unknown>> {
             version++
             await agent.writePolicy(policy(version, `flow_${level}`, c))
             await agent.waitApplied(version)
-            const r = await client.connectionRate(s.ip4, PORT, RATE_SECONDS)
+            const r = await clients.rate(s.ip4, PORT, RATE_SECONDS, scaling.chosen)
             samples[level].push(r.perSecond)
-            if (level === 'summary') made += r.connections
+            if (level === 'summary') {
+              made += r.connections
+              failed += r.failures
+            }
           }
         }
       } finally {
@@ -74,21 +93,19 @@ export async function run(): Promise<Record<string, unknown>> {
       await agent.cleanup()
       // A stopped agent leaves its rules in place: the next backend must not log through them.
       await resetFirewall(s.run)
-      const off = median(samples.off)
-      const summary = median(samples.summary)
       out[backend] = {
-        flowOffPerSecond: Math.round(off),
-        flowSummaryPerSecond: Math.round(summary),
-        ratio: +(summary / off).toFixed(3),
-        // every round, so that the spread of the medians can be read
-        offSamples: samples.off.map(Math.round),
-        summarySamples: samples.summary.map(Math.round),
+        flowOffPerSecond: rateSpread(samples.off),
+        flowSummaryPerSecond: rateSpread(samples.summary),
+        // each round's pair, measured back to back
+        ratio: ratioSpread(samples.summary.map((x, i) => x / (samples.off[i] ?? NaN))),
         connectionsMade: made,
+        // attempts that did not connect (timeouts): the firewall saw them but they are not made
+        connectionsFailed: failed,
         connectionsCounted: counted,
       }
     }
   } finally {
-    await client.stop()
+    await clients.stop()
     await server.stop()
     await lab.destroy()
   }

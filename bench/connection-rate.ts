@@ -1,0 +1,106 @@
+/**
+ * New-connection rates that measure the firewall, not the client: one client process runs out
+ * of CPU long before the kernel does, so the load comes from several processes, each with
+ * several connections in flight, and the benchmark shows that adding clients no longer helps.
+ */
+import { LabPeer } from '@palisade/lab'
+import { spread } from './stats.js'
+
+export interface Load {
+  /** Client processes in the client namespace. */
+  readonly processes: number
+  /** Connections each keeps in flight. */
+  readonly parallel: number
+}
+
+/** From one connection at a time to more clients than the machine has cores. */
+export const LOADS: readonly Load[] = [
+  { processes: 1, parallel: 1 },
+  { processes: 1, parallel: 4 },
+  { processes: 1, parallel: 16 },
+  { processes: 2, parallel: 16 },
+  { processes: 4, parallel: 16 },
+]
+
+/** Client processes started once in a namespace, driven together. */
+export class ClientPool {
+  readonly #peers: LabPeer[]
+
+  private constructor(peers: LabPeer[]) {
+    this.#peers = peers
+  }
+
+  static start(ns: string, processes: number): ClientPool {
+    return new ClientPool(Array.from({ length: processes }, () => LabPeer.start(ns)))
+  }
+
+  /** Connections per second to host:port made by the first `load.processes` clients at once. */
+  async rate(host: string, port: number, seconds: number, load: Load): Promise<RateSample> {
+    const used = this.#peers.slice(0, load.processes)
+    if (used.length < load.processes)
+      throw new Error(`the pool has ${this.#peers.length} clients; ${load.processes} asked for`)
+    const runs = await Promise.all(
+      used.map((p) => p.connectionRate(host, port, seconds, load.parallel)),
+    )
+    const connections = runs.reduce((n, r) => n + r.connections, 0)
+    return {
+      perSecond: runs.reduce((n, r) => n + r.perSecond, 0),
+      connections,
+      failures: runs.reduce((n, r) => n + r.failures, 0),
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#peers.map((p) => p.stop()))
+  }
+}
+
+export interface RateSample {
+  readonly perSecond: number
+  readonly connections: number
+  readonly failures: number
+}
+
+/** `2x16`: two processes with 16 connections each in flight. */
+export const loadLabel = (l: Load) => `${l.processes}x${l.parallel}`
+
+/**
+ * The rate at each load, over `runs` interleaved rounds (median and spread), and the load the
+ * benchmark then uses: the lightest whose median is within 5 % of the best, i.e. where more
+ * clients stop adding connections and the server side limits the rate.
+ */
+export async function clientScaling(
+  pool: ClientPool,
+  host: string,
+  port: number,
+  seconds: number,
+  runs: number,
+): Promise<{ table: Record<string, ReturnType<typeof spread>>; chosen: Load }> {
+  const samples = new Map<Load, number[]>(LOADS.map((l) => [l, []]))
+  for (let r = 0; r < runs; r++)
+    for (const l of LOADS) samples.get(l)?.push((await pool.rate(host, port, seconds, l)).perSecond)
+  const table: Record<string, ReturnType<typeof spread>> = {}
+  for (const [l, s] of samples) table[loadLabel(l)] = rateSpread(s)
+  const best = Math.max(...Object.values(table).map((t) => t.median))
+  const chosen = LOADS.find((l) => (table[loadLabel(l)]?.median ?? 0) >= 0.95 * best) ?? LOADS[0]
+  if (!chosen) throw new Error('no client loads to measure')
+  return { table, chosen }
+}
+
+/** A spread of rates, rounded for printing. */
+export function rateSpread(values: readonly number[]): ReturnType<typeof spread> {
+  const s = spread(values)
+  return {
+    median: Math.round(s.median),
+    min: Math.round(s.min),
+    max: Math.round(s.max),
+    runs: s.runs,
+  }
+}
+
+/** A spread of ratios, to three places. */
+export function ratioSpread(values: readonly number[]): ReturnType<typeof spread> {
+  const s = spread(values)
+  const r = (x: number) => +x.toFixed(3)
+  return { median: r(s.median), min: r(s.min), max: r(s.max), runs: s.runs }
+}
