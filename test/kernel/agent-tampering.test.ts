@@ -65,7 +65,7 @@ async function ownRuleset(run: Runner, backend: Backend) {
   }
 }
 
-type Scenario = readonly [name: string, tamper: (run: Runner) => Promise<unknown>]
+type Scenario = readonly [name: string, tamper: (run: Runner, agent: LabAgent) => Promise<unknown>]
 const ipt = (b: Backend) => (b === 'iptables-legacy' ? 'iptables-legacy' : 'iptables-nft')
 
 function scenarios(backend: Backend): Scenario[] {
@@ -143,10 +143,17 @@ function scenarios(backend: Backend): Scenario[] {
     ],
     [
       'delete our ipset',
-      async (run) => {
+      async (run, agent) => {
         const set = /create (palisade-\w+-v4) /.exec(await sh(run, 'ipset save'))?.[1] ?? ''
-        await sh(run, `${t} -F`)
-        return sh(run, `ipset destroy ${set}`)
+        // Two commands, and the agent repairs the first within a poll, putting back the rule
+        // that keeps the set in use: held still meanwhile, it sees both as one change.
+        agent.pause()
+        try {
+          await sh(run, `${t} -F`)
+          return await sh(run, `ipset destroy ${set}`)
+        } finally {
+          agent.resume()
+        }
       },
     ],
     ...(backend === 'iptables-nft'
@@ -173,7 +180,7 @@ describe('agent: tampering is detected, reported and repaired (real kernel)', ()
         const applied = await ownRuleset(h.run, backend)
         let repairs = 0
         for (const [name, tamper] of scenarios(backend)) {
-          await tamper(h.run)
+          await tamper(h.run, agent)
           repairs++
           await waitFor(`${backend}: repair #${repairs} after "${name}"`, async () =>
             (await agent.status())?.enforcement.tampering.repairs === repairs ? true : undefined,

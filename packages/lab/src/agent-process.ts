@@ -175,6 +175,20 @@ export class LabAgent {
     return this.#child?.pid
   }
 
+  /** Holds the agent still (SIGSTOP), for a change made of several commands to land at once. */
+  pause(): void {
+    this.#signal('SIGSTOP')
+  }
+
+  resume(): void {
+    this.#signal('SIGCONT')
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    // `ip netns exec` execs the command, so the child is the agent itself.
+    if (!this.#child?.kill(signal)) throw new Error(`agent in ${this.ns} is not running`)
+  }
+
   async writePolicy(policy: unknown): Promise<void> {
     await writeFile(`${this.policyFile}.tmp`, JSON.stringify(policy))
     const { rename } = await import('node:fs/promises')
@@ -193,7 +207,6 @@ export class LabAgent {
       .map((l) => JSON.parse(l) as AgentEvent)
   }
 
-  /** Waits until the agent reports version `version` applied and verified, and healthy. */
   /** Waits until the agent has applied and verified something, from whichever source. */
   waitHealthy(ms = 15_000): Promise<AgentStatus> {
     return waitFor(
@@ -210,6 +223,7 @@ export class LabAgent {
     )
   }
 
+  /** Waits until the agent reports version `version` applied and verified, and healthy. */
   waitApplied(version: number, ms = 15_000): Promise<AgentStatus> {
     return waitFor(
       `agent in ${this.ns} to apply version ${version} (log: ${this.#log.slice(-500)})`,
