@@ -3,7 +3,8 @@
  * of CPU long before the kernel does, so the load comes from several processes, each with
  * several connections in flight, and the benchmark shows that adding clients no longer helps.
  */
-import { LabPeer } from '@palisade/lab'
+import type { LabHost } from '@palisade/lab'
+import { Lab, LabPeer, resetFirewall } from '@palisade/lab'
 import { spread } from './stats.js'
 
 export interface Load {
@@ -103,4 +104,42 @@ export function ratioSpread(values: readonly number[]): ReturnType<typeof spread
   const s = spread(values)
   const r = (x: number) => +x.toFixed(3)
   return { median: r(s.median), min: r(s.min), max: r(s.max), runs: s.runs }
+}
+
+/** The lab a rate benchmark measures in, its clients scaled to the load it uses. */
+export interface RateLab {
+  readonly server: LabHost
+  readonly client: LabHost
+  readonly clients: ClientPool
+  /** The lightest load at which more clients no longer raise the no-rules rate. */
+  readonly load: Load
+}
+
+/**
+ * Runs `measure` in a fresh client and server namespace pair, the server listening on `port`,
+ * after finding the client load with no rules (`noRulesByClients` and `load` in the result);
+ * everything made is removed afterwards, also when `measure` fails.
+ */
+export async function inRateLab(
+  port: number,
+  seconds: number,
+  rounds: number,
+  measure: (l: RateLab) => Promise<Record<string, unknown>>,
+): Promise<Record<string, unknown>> {
+  const lab = await Lab.create(['client', 'server'])
+  const client = lab.host('client')
+  const server = lab.host('server')
+  const clients = ClientPool.start(client.ns, Math.max(...LOADS.map((l) => l.processes)))
+  const listener = LabPeer.start(server.ns)
+  try {
+    await listener.listen([port], [])
+    await resetFirewall(server.run)
+    const scaling = await clientScaling(clients, server.ip4, port, seconds, rounds)
+    const measured = await measure({ server, client, clients, load: scaling.chosen })
+    return { noRulesByClients: scaling.table, load: loadLabel(scaling.chosen), ...measured }
+  } finally {
+    await clients.stop()
+    await listener.stop()
+    await lab.destroy()
+  }
 }

@@ -9,15 +9,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
-import { Lab, LabAgent, LabPeer, resetFirewall } from '@palisade/lab'
-import {
-  ClientPool,
-  clientScaling,
-  LOADS,
-  loadLabel,
-  rateSpread,
-  ratioSpread,
-} from './connection-rate.js'
+import { LabAgent, resetFirewall } from '@palisade/lab'
+import { inRateLab, rateSpread, ratioSpread } from './connection-rate.js'
 
 const PORT = 8080
 const RATE_SECONDS = Number(process.env.PALISADE_BENCH_RATE_SECONDS ?? 4)
@@ -50,35 +43,22 @@ async function countedConnections(stateDir: string): Promise<number> {
     .reduce((n, f) => n + f.num_connections, 0)
 }
 
-export async function run(): Promise<Record<string, unknown>> {
-  const lab = await Lab.create(['client', 'server'])
-  const clients = ClientPool.start(
-    lab.host('client').ns,
-    Math.max(...LOADS.map((l) => l.processes)),
-  )
-  const server = LabPeer.start(lab.host('server').ns)
-  const out: Record<string, unknown> = {}
-  try {
-    const s = lab.host('server')
-    const c = lab.host('client').ip4
-    await server.listen([PORT], [])
-    await resetFirewall(s.run)
-    const scaling = await clientScaling(clients, s.ip4, PORT, RATE_SECONDS, ROUNDS)
-    out.noRulesByClients = scaling.table
-    out.load = loadLabel(scaling.chosen)
+export function run(): Promise<Record<string, unknown>> {
+  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client, clients, load }) => {
+    const out: Record<string, unknown> = {}
     for (const backend of BACKENDS as readonly Backend[]) {
       const samples: Record<'off' | 'summary', number[]> = { off: [], summary: [] }
       let made = 0
       let failed = 0
       let version = 1
-      const agent = await LabAgent.start(s.ns, backend, policy(version, 'flow_off', c))
+      const agent = await LabAgent.start(s.ns, backend, policy(version, 'flow_off', client.ip4))
       try {
         for (let round = 0; round < ROUNDS; round++) {
           for (const level of ['off', 'summary'] as const) {
             version++
-            await agent.writePolicy(policy(version, `flow_${level}`, c))
+            await agent.writePolicy(policy(version, `flow_${level}`, client.ip4))
             await agent.waitApplied(version)
-            const r = await clients.rate(s.ip4, PORT, RATE_SECONDS, scaling.chosen)
+            const r = await clients.rate(s.ip4, PORT, RATE_SECONDS, load)
             samples[level].push(r.perSecond)
             if (level === 'summary') {
               made += r.connections
@@ -104,10 +84,6 @@ export async function run(): Promise<Record<string, unknown>> {
         connectionsCounted: counted,
       }
     }
-  } finally {
-    await clients.stop()
-    await server.stop()
-    await lab.destroy()
-  }
-  return out
+    return out
+  })
 }

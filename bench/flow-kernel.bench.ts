@@ -24,15 +24,8 @@
  */
 import type { Runner } from '@palisade/agent'
 import { runChecked } from '@palisade/agent'
-import { Lab, LabPeer, resetFirewall } from '@palisade/lab'
-import {
-  ClientPool,
-  clientScaling,
-  LOADS,
-  loadLabel,
-  rateSpread,
-  ratioSpread,
-} from './connection-rate.js'
+import { resetFirewall } from '@palisade/lab'
+import { inRateLab, rateSpread, ratioSpread } from './connection-rate.js'
 
 const PORT = 8080
 const RATE_SECONDS = Number(process.env.PALISADE_BENCH_RATE_SECONDS ?? 4)
@@ -140,22 +133,9 @@ const MECHANISMS = {
   'iptables-legacy': iptables('iptables-legacy'),
 }
 
-export async function run(): Promise<Record<string, unknown>> {
-  const lab = await Lab.create(['client', 'server'])
-  const clients = ClientPool.start(
-    lab.host('client').ns,
-    Math.max(...LOADS.map((l) => l.processes)),
-  )
-  const server = LabPeer.start(lab.host('server').ns)
-  const out: Record<string, unknown> = {}
-  try {
-    const s = lab.host('server')
-    const c = lab.host('client').ip4
-    await server.listen([PORT], [])
-    await resetFirewall(s.run)
-    const scaling = await clientScaling(clients, s.ip4, PORT, RATE_SECONDS, ROUNDS)
-    out.noRulesByClients = scaling.table
-    out.load = loadLabel(scaling.chosen)
+export function run(): Promise<Record<string, unknown>> {
+  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client, clients, load }) => {
+    const out: Record<string, unknown> = {}
     for (const [backend, m] of Object.entries(MECHANISMS)) {
       const samples = { plain: [] as number[], counting: [] as number[] }
       let made = 0
@@ -164,9 +144,9 @@ export async function run(): Promise<Record<string, unknown>> {
       for (let round = 0; round < ROUNDS; round++)
         for (const counting of [false, true]) {
           await resetFirewall(s.run)
-          await m.install(s.run, c, counting)
+          await m.install(s.run, client.ip4, counting)
           if (counting) await m.drain(s.run)
-          const r = await clients.rate(s.ip4, PORT, RATE_SECONDS, scaling.chosen)
+          const r = await clients.rate(s.ip4, PORT, RATE_SECONDS, load)
           samples[counting ? 'counting' : 'plain'].push(r.perSecond)
           if (!counting) continue
           made += r.connections
@@ -183,10 +163,6 @@ export async function run(): Promise<Record<string, unknown>> {
       }
     }
     await resetFirewall(s.run)
-  } finally {
-    await clients.stop()
-    await server.stop()
-    await lab.destroy()
-  }
-  return out
+    return out
+  })
 }

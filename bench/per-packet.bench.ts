@@ -9,73 +9,58 @@
 import { applyDesired, readHost } from '@palisade/agent'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS, compile, findTable, NFT_TABLE, tracePacket } from '@palisade/firewall'
-import { Lab, LabPeer, resetFirewall } from '@palisade/lab'
+import { LabPeer, resetFirewall } from '@palisade/lab'
 import { DEFAULT_FAILSAFE } from '@palisade/model'
-import {
-  ClientPool,
-  clientScaling,
-  LOADS,
-  loadLabel,
-  rateSpread,
-  ratioSpread,
-} from './connection-rate.js'
+import { inRateLab, rateSpread, ratioSpread } from './connection-rate.js'
 import { policyWithPeers } from './peers.js'
 
 const PORT = 8080
 const RATE_SECONDS = Number(process.env.PALISADE_BENCH_RATE_SECONDS ?? 3)
 const ROUNDS = 5
 
-export async function run(): Promise<Record<string, unknown>> {
-  const lab = await Lab.create(['client', 'server'])
-  const client = LabPeer.start(lab.host('client').ns)
-  const clients = ClientPool.start(
-    lab.host('client').ns,
-    Math.max(...LOADS.map((l) => l.processes)),
-  )
-  const server = LabPeer.start(lab.host('server').ns)
-  try {
-    const s = lab.host('server')
-    const c = lab.host('client')
-    await server.listen([PORT], [])
+export function run(): Promise<Record<string, unknown>> {
+  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client: c, clients, load }) => {
+    const probe = LabPeer.start(c.ns)
     const rulesEvaluated: Record<string, unknown> = {}
-    for (const n of [10, 10_000]) {
-      await resetFirewall(s.run)
-      const desired = compile(policyWithPeers(n, 'coexistence_primary', [`${c.ip4}/32`]), {
-        backend: 'nftables',
-        failsafe: DEFAULT_FAILSAFE,
-      })
-      await applyDesired(s.run, desired, (await readHost(s.run)).ruleset, { modeChanged: true })
-      const live = (await readHost(s.run)).ruleset
-      const model = tracePacket(live, {
-        path: 'in',
-        family: 4,
-        src: c.ip4,
-        dst: s.ip4,
-        proto: 6,
-        sport: 40000,
-        dport: PORT,
-        iif: 'eth0',
-        ct: 'new',
-      })
-      const [outcome] = await client.probe([{ proto: 'tcp', host: s.ip4, port: PORT }], 1000)
-      const after = (await readHost(s.run)).ruleset
-      const input = findTable(after, 'nft', 'inet', NFT_TABLE)?.chains.find(
-        (ch) => ch.name === 'input',
-      )
-      // The first packet (SYN) is counted by the rule that accepted it; later ones by rule 0.
-      const matched = (input?.rules ?? [])
-        .map((r, i) => ((r.counter?.packets ?? 0) > 0 ? i : -1))
-        .filter((i) => i >= 0)
-      rulesEvaluated[`peers${n}`] = {
-        model: model.ourRulesEvaluated,
-        kernel: Math.max(...matched) + 1,
-        connection: outcome,
+    try {
+      for (const n of [10, 10_000]) {
+        await resetFirewall(s.run)
+        const desired = compile(policyWithPeers(n, 'coexistence_primary', [`${c.ip4}/32`]), {
+          backend: 'nftables',
+          failsafe: DEFAULT_FAILSAFE,
+        })
+        await applyDesired(s.run, desired, (await readHost(s.run)).ruleset, { modeChanged: true })
+        const live = (await readHost(s.run)).ruleset
+        const model = tracePacket(live, {
+          path: 'in',
+          family: 4,
+          src: c.ip4,
+          dst: s.ip4,
+          proto: 6,
+          sport: 40000,
+          dport: PORT,
+          iif: 'eth0',
+          ct: 'new',
+        })
+        const [outcome] = await probe.probe([{ proto: 'tcp', host: s.ip4, port: PORT }], 1000)
+        const after = (await readHost(s.run)).ruleset
+        const input = findTable(after, 'nft', 'inet', NFT_TABLE)?.chains.find(
+          (ch) => ch.name === 'input',
+        )
+        // The first packet (SYN) is counted by the rule that accepted it; later ones by rule 0.
+        const matched = (input?.rules ?? [])
+          .map((r, i) => ((r.counter?.packets ?? 0) > 0 ? i : -1))
+          .filter((i) => i >= 0)
+        rulesEvaluated[`peers${n}`] = {
+          model: model.ourRulesEvaluated,
+          kernel: Math.max(...matched) + 1,
+          connection: outcome,
+        }
       }
+    } finally {
+      await probe.stop()
     }
-    await resetFirewall(s.run)
-    const scaling = await clientScaling(clients, s.ip4, PORT, RATE_SECONDS, ROUNDS)
-    const rate = async () =>
-      (await clients.rate(s.ip4, PORT, RATE_SECONDS, scaling.chosen)).perSecond
+    const rate = async () => (await clients.rate(s.ip4, PORT, RATE_SECONDS, load)).perSecond
     // Interleaved rounds, so drift in the machine's load hits every configuration alike.
     const samples: Record<string, number[]> = { none: [] }
     for (let round = 0; round < ROUNDS; round++) {
@@ -91,6 +76,7 @@ export async function run(): Promise<Record<string, unknown>> {
         ;(samples[backend] ??= []).push(await rate())
       }
     }
+    await resetFirewall(s.run)
     const none = samples.none ?? []
     const rates: Record<string, unknown> = { noRulesPerSecond: rateSpread(none) }
     for (const backend of BACKENDS) {
@@ -103,16 +89,9 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return {
       rulesEvaluatedPerNewConnection: rulesEvaluated,
-      noRulesByClients: scaling.table,
-      load: loadLabel(scaling.chosen),
       connectionsWith10000Peers: rates,
       rateSeconds: RATE_SECONDS,
       rounds: ROUNDS,
     }
-  } finally {
-    await client.stop()
-    await clients.stop()
-    await server.stop()
-    await lab.destroy()
-  }
+  })
 }

@@ -4,8 +4,7 @@
  * Each function here is checked against computing every host both ways (the property tests in
  * host-policy-affected.test.ts): a host outside the set it gives keeps the policy it had.
  */
-import type { Index, SideOptions } from './host-policy.js'
-import type { PolicySnapshot } from './host-policy.js'
+import type { Index, PolicySnapshot, SideOptions } from './host-policy.js'
 import {
   indexOf,
   inScope,
