@@ -176,6 +176,28 @@ describe('upgrades without a gap', () => {
         throw new Error(`timed out; the agent's log:\n${(await log()).slice(-3000)}`)
     }
   }
+  /**
+   * Still ordered, a release rolled back is not tried again: three more heartbeats, each
+   * answered with the order, and the same process keeps running `build`.
+   */
+  const staysOn = async (build: Buffer) => {
+    const pid = await agentPid()
+    expect(sha(await readFile(exe))).toBe(sha(build))
+    const heartbeat = async () => String((await api('GET', `/api/v2${venHref}`)).last_heartbeat_at)
+    let last = await heartbeat()
+    for (let i = 0; i < 3; i++)
+      last = await waitFor(
+        'a heartbeat',
+        async () => {
+          const h = await heartbeat()
+          return h !== last ? h : undefined
+        },
+        10_000,
+        200,
+      )
+    expect(await agentPid()).toBe(pid)
+    expect(sha(await readFile(exe))).toBe(sha(build))
+  }
   const events = async (type: string) =>
     (await server.api('GET', `/api/v2/orgs/1/events?event_type=${type}`)).body as {
       notifications?: { info?: Record<string, unknown> }[]
@@ -408,25 +430,8 @@ describe('upgrades without a gap', () => {
     expect(String(failed?.reason)).toContain(
       `it did not report to the server within ${TRIAL_MS} ms`,
     )
-    const pid = await agentPid()
-    expect(await readlink(`/proc/${pid}/exe`)).toBe(exe)
-    expect(sha(await readFile(exe))).toBe(sha(v2))
-    // Still ordered, the release rolled back is not tried again: three more heartbeats, each
-    // answered with the order, and the same build keeps running.
-    const heartbeat = async () => String((await api('GET', `/api/v2${venHref}`)).last_heartbeat_at)
-    let last = await heartbeat()
-    for (let i = 0; i < 3; i++)
-      last = await waitFor(
-        'a heartbeat',
-        async () => {
-          const h = await heartbeat()
-          return h !== last ? h : undefined
-        },
-        10_000,
-        200,
-      )
-    expect(await agentPid()).toBe(pid)
-    expect(sha(await readFile(exe))).toBe(sha(v2))
+    expect(await readlink(`/proc/${await agentPid()}/exe`)).toBe(exe)
+    await staysOn(v2)
   }, 180_000)
 
   it("rolls back a build that crashes at start, before any of its code runs: the unit's start guard puts the previous build back at its fourth start, and it reports the rollback", async () => {
@@ -488,21 +493,6 @@ describe('upgrades without a gap', () => {
       `palisade start guard: the new build ${exe} was started 3 times without reporting: the previous build is back in place`,
     )
     expect(since).not.toContain('start limit hit')
-    // Still ordered, the release rolled back is not tried again.
-    const pid = await agentPid()
-    const heartbeat = async () => String((await api('GET', `/api/v2${venHref}`)).last_heartbeat_at)
-    let last = await heartbeat()
-    for (let i = 0; i < 3; i++)
-      last = await waitFor(
-        'a heartbeat',
-        async () => {
-          const h = await heartbeat()
-          return h !== last ? h : undefined
-        },
-        10_000,
-        200,
-      )
-    expect(await agentPid()).toBe(pid)
-    expect(sha(await readFile(exe))).toBe(sha(v2))
+    await staysOn(v2)
   }, 180_000)
 })

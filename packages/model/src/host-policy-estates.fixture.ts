@@ -8,8 +8,15 @@ import fc from 'fast-check'
 import type { FirewallSettings } from './firewall-settings.js'
 import type { PolicySnapshot } from './host-policy.js'
 import type { Label, LabelGroup } from './labels.js'
-import type { Actor, IpList, Rule, RuleSet, ScopeRef, ServiceBinding } from './rules.js'
-import type { VirtualService } from './rules.js'
+import type {
+  Actor,
+  IpList,
+  Rule,
+  RuleSet,
+  ScopeRef,
+  ServiceBinding,
+  VirtualService,
+} from './rules.js'
 import { RESOLVE_AS, RULE_SIDES } from './rules.js'
 import type { Service } from './service.js'
 import { AMS, allow, label, lbl, ruleSet, snapshot, workload } from './snapshot.fixture.js'
@@ -166,29 +173,36 @@ const settings = fc
     blockedConnectionRejectScopes: s.reject,
     loopbackInterfacesInPolicyScopes: s.loopback,
   }))
-const host = (i: number) =>
-  fc.option(
-    fc
-      .record({
-        labels: fc.subarray(labels),
-        address: fc.integer({ min: 1, max: 5 }),
-        cidrBlock: fc.constantFrom(undefined, 30),
-        enforcementMode: fc.constantFrom('full', 'selective', 'idle' as const),
-      })
-      .map((h) =>
-        workload(`h${i}`, `198.18.1.${h.address}`, h.labels, {
-          enforcementMode: h.enforcementMode,
-          interfaces: [
-            {
-              name: 'eth0',
-              address: `198.18.1.${h.address}`,
-              ...(h.cidrBlock !== undefined && { cidrBlock: h.cidrBlock }),
-            },
-          ],
-        }),
-      ),
-    { freq: 5 },
-  )
+/**
+ * Host `i`: some of `labels`, one of the first `addresses` addresses of 198.18.1.0/24, its
+ * interface on one of `cidrBlocks` (undefined: no subnet), in any enforcement mode.
+ */
+export const hostOf = (
+  i: number,
+  labels: readonly Label[],
+  addresses: number,
+  cidrBlocks: readonly (number | undefined)[],
+) =>
+  fc
+    .record({
+      labels: fc.subarray([...labels]),
+      address: fc.integer({ min: 1, max: addresses }),
+      cidrBlock: fc.constantFrom(...cidrBlocks),
+      enforcementMode: fc.constantFrom('full', 'selective', 'idle' as const),
+    })
+    .map((h) =>
+      workload(`h${i}`, `198.18.1.${h.address}`, h.labels, {
+        enforcementMode: h.enforcementMode,
+        interfaces: [
+          {
+            name: 'eth0',
+            address: `198.18.1.${h.address}`,
+            ...(h.cidrBlock !== undefined && { cidrBlock: h.cidrBlock }),
+          },
+        ],
+      }),
+    )
+const host = (i: number) => fc.option(hostOf(i, labels, 5, [undefined, 30]), { freq: 5 })
 // labels change rarely: `loc` moves to another type, or a new label appears
 const labelSets = fc.constantFrom(
   labels,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import type { WorkloadChange } from './host-policy-affected.js'
 import { computeHostPolicy } from './host-policy.js'
 import { workloadsAffected } from './host-policy-affected.js'
+import { hostOf } from './host-policy-estates.fixture.js'
 import type { Actor, DenyRule, VirtualService } from './rules.js'
 import { RESOLVE_AS, RULE_SIDES } from './rules.js'
 import { AMS, allow, deny, label, lbl, ruleSet, snapshot, workload } from './snapshot.fixture.js'
@@ -330,26 +331,7 @@ describe('workloads a change of workloads affects', () => {
       ),
       { maxLength: 3 },
     )
-    const host = (i: number) =>
-      fc
-        .record({
-          labels: fc.subarray(labels),
-          address: fc.integer({ min: 1, max: 4 }),
-          cidrBlock: fc.constantFrom(undefined, 24, 30),
-          enforcementMode: fc.constantFrom('full', 'selective', 'idle' as const),
-        })
-        .map((h) =>
-          workload(`h${i}`, `198.18.1.${h.address}`, h.labels, {
-            enforcementMode: h.enforcementMode,
-            interfaces: [
-              {
-                name: 'eth0',
-                address: `198.18.1.${h.address}`,
-                ...(h.cidrBlock !== undefined && { cidrBlock: h.cidrBlock }),
-              },
-            ],
-          }),
-        )
+    const host = (i: number) => hostOf(i, labels, 4, [undefined, 24, 30])
     const ids = [0, 1, 2, 3, 4, 5]
     const hosts = fc.tuple(...ids.map(host))
     const present = fc.array(fc.boolean(), { minLength: 6, maxLength: 6 })
