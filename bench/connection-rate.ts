@@ -3,6 +3,8 @@
  * of CPU long before the kernel does, so the load comes from several processes, each with
  * several connections in flight, and the benchmark shows that adding clients no longer helps.
  */
+import type { Runner } from '@palisade/agent'
+import { runChecked } from '@palisade/agent'
 import type { LabHost } from '@palisade/lab'
 import { Lab, LabPeer, resetFirewall } from '@palisade/lab'
 import { spread } from './stats.js'
@@ -110,9 +112,12 @@ export function ratioSpread(values: readonly number[]): ReturnType<typeof spread
 export interface RateLab {
   readonly server: LabHost
   readonly client: LabHost
-  readonly clients: ClientPool
-  /** The lightest load at which more clients no longer raise the no-rules rate. */
-  readonly load: Load
+  /**
+   * New connections to the server's port at the chosen load (the lightest at which more
+   * clients no longer raise the no-rules rate), returning once every connection made has
+   * finished closing.
+   */
+  readonly rate: () => Promise<RateSample>
 }
 
 /**
@@ -135,11 +140,32 @@ export async function inRateLab(
     await listener.listen([port], [])
     await resetFirewall(server.run)
     const scaling = await clientScaling(clients, server.ip4, port, seconds, rounds)
-    const measured = await measure({ server, client, clients, load: scaling.chosen })
+    const rate = async () => {
+      const r = await clients.rate(server.ip4, port, seconds, scaling.chosen)
+      await closed(server.run, port)
+      return r
+    }
+    const measured = await measure({ server, client, rate })
     return { noRulesByClients: scaling.table, load: loadLabel(scaling.chosen), ...measured }
   } finally {
     await clients.stop()
     await listener.stop()
     await lab.destroy()
   }
+}
+
+/**
+ * Waits (up to 10 s) until no connection to `port` is open or closing on the server. A round's
+ * last packets (the client's final ACKs) still arrive after its clients return; a reset between
+ * rounds flushes conntrack, after which conntrack would pick those packets up mid-stream as new
+ * connections, and they would pass through the next round's rules.
+ */
+async function closed(run: Runner, port: number): Promise<void> {
+  const until = performance.now() + 10_000
+  while (performance.now() < until) {
+    const open = await runChecked(run, 'ss', ['-Htan', 'state', 'connected', `sport = :${port}`])
+    if (open.trim() === '') return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`connections to port ${port} still open or closing 10 s after a round`)
 }

@@ -44,7 +44,7 @@ async function countedConnections(stateDir: string): Promise<number> {
 }
 
 export function run(): Promise<Record<string, unknown>> {
-  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client, clients, load }) => {
+  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client, rate }) => {
     const out: Record<string, unknown> = {}
     for (const backend of BACKENDS as readonly Backend[]) {
       const samples: Record<'off' | 'summary', number[]> = { off: [], summary: [] }
@@ -58,7 +58,7 @@ export function run(): Promise<Record<string, unknown>> {
             version++
             await agent.writePolicy(policy(version, `flow_${level}`, client.ip4))
             await agent.waitApplied(version)
-            const r = await clients.rate(s.ip4, PORT, RATE_SECONDS, load)
+            const r = await rate()
             samples[level].push(r.perSecond)
             if (level === 'summary') {
               made += r.connections

@@ -19,7 +19,7 @@ const RATE_SECONDS = Number(process.env.PALISADE_BENCH_RATE_SECONDS ?? 3)
 const ROUNDS = 5
 
 export function run(): Promise<Record<string, unknown>> {
-  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client: c, clients, load }) => {
+  return inRateLab(PORT, RATE_SECONDS, ROUNDS, async ({ server: s, client: c, rate: measure }) => {
     const probe = LabPeer.start(c.ns)
     const rulesEvaluated: Record<string, unknown> = {}
     try {
@@ -60,7 +60,7 @@ export function run(): Promise<Record<string, unknown>> {
     } finally {
       await probe.stop()
     }
-    const rate = async () => (await clients.rate(s.ip4, PORT, RATE_SECONDS, load)).perSecond
+    const rate = async () => (await measure()).perSecond
     // Interleaved rounds, so drift in the machine's load hits every configuration alike.
     const samples: Record<string, number[]> = { none: [] }
     for (let round = 0; round < ROUNDS; round++) {
