@@ -88,7 +88,7 @@ export async function rate(
   seconds: number,
   workers: number,
   f: (i: number) => Promise<boolean>,
-): Promise<{ perSecond: number; failures: number }> {
+): Promise<{ perSecond: number; count: number; failures: number }> {
   const end = performance.now() + seconds * 1000
   let ok = 0
   let failures = 0
@@ -102,7 +102,7 @@ export async function rate(
       }
     }),
   )
-  return { perSecond: Math.round(ok / ((performance.now() - t0) / 1000)), failures }
+  return { perSecond: Math.round(ok / ((performance.now() - t0) / 1000)), count: ok, failures }
 }
 
 /** Calls `f(0)` to `f(count - 1)`, `width` at a time. */

@@ -1,17 +1,26 @@
 /**
- * Policy-server figures, on loopback over TLS, against a server on a real store (SQLite, then
+ * Policy-server figures, on loopback over TLS, against servers on a real store (SQLite, then
  * PostgreSQL): API reads and writes per second, and for N simulated agents (each long-polls its
  * policy and reports the applied hash) activations per second, provision-to-synced latency for
  * the first provision (every host's policy changes: a full push) and for a one-rule change that
- * reaches 1 % of the hosts (with the bytes each sends to agents), and heartbeats per second
- * sustained with zero loss. Every figure is the median of several runs, each on a fresh server,
- * with the spread. The API client and the agents run in processes of their own (several), not
- * in the server's: this process hosts the server and only relays the benchmark's steps.
+ * reaches 1 % of the hosts (with the bytes each sends to agents), heartbeats per second
+ * sustained with zero loss, and the server CPU a heartbeat costs. Every figure is the median of
+ * several runs, each on fresh servers, with the spread. Every party runs in a process of its
+ * own: the servers, the API client and the agents (several processes); this process only
+ * relays the benchmark's steps. On PostgreSQL, PALISADE_BENCH_SERVERS servers form a cluster
+ * (one CA, LISTEN/NOTIFY): the agents are spread over them and the API talks to the first.
  */
 import type { ChildProcess } from 'node:child_process'
 import { fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { withServer } from './https-client.js'
+import { runChecked, runLocal } from '@palisade/agent'
+import { cpuSeconds, rssKb } from './rules-probe.js'
+import type { ServerProcess } from './server-process.js'
+import { adminAuth, startServerProcess } from './server-process.js'
 import type { SimCommand } from './simulated-agents.js'
 import { spread, summary } from './stats.js'
 import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
@@ -20,32 +29,67 @@ const AGENTS = Number(process.env.PALISADE_BENCH_AGENTS ?? 1000)
 const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 5)
 const RUNS = Number(process.env.PALISADE_BENCH_RUNS ?? 3)
 const PROCESSES = Number(process.env.PALISADE_BENCH_SIM_PROCESSES ?? 4)
+const PG_SERVERS = Number(process.env.PALISADE_BENCH_SERVERS ?? 1)
+/** The vendor's heartbeat interval: what a fleet's heartbeats cost the servers is at this rate. */
+const HEARTBEAT_INTERVAL_S = 300
 
 export async function run(): Promise<Record<string, unknown>> {
+  if (PROCESSES < PG_SERVERS)
+    throw new Error(`${PG_SERVERS} servers need at least as many simulator processes`)
   const out: Record<string, unknown> = {
     agents: AGENTS,
     seconds: SECONDS,
     simulatorProcesses: PROCESSES,
+    postgresServers: PG_SERVERS,
   }
-  const runs = async (database: () => Promise<string | undefined>) => {
+  const runs = async (database: () => Promise<string | undefined>, servers: number) => {
     const api: Record<string, unknown>[] = []
     const fleet: Record<string, unknown>[] = []
     for (let r = 0; r < RUNS; r++) {
-      api.push(await withServer(await database(), (_c, url, ca, basic) => apiRun(url, ca, basic)))
-      fleet.push(
-        await withServer(await database(), (_c, url, ca, basic) => fleetRun(url, ca, basic)),
-      )
+      api.push(await withServers(await database(), 1, apiRun))
+      fleet.push(await withServers(await database(), servers, fleetRun))
     }
     return { api: medians(api), simulatedAgents: medians(fleet) }
   }
-  out.sqlite = await runs(() => Promise.resolve(undefined))
+  out.sqlite = await runs(() => Promise.resolve(undefined), 1)
   const pg = await startTestPostgres()
   try {
-    out.postgres = await runs(() => pg.freshDatabase())
+    out.postgres = await runs(() => pg.freshDatabase(), PG_SERVERS)
   } finally {
     await pg.stop()
   }
   return out
+}
+
+/**
+ * `count` servers on `database` (one on SQLite in its data dir when undefined), sharing a
+ * cluster secret when more than one; `f` gets them and the administrator's Authorization header.
+ */
+async function withServers<T>(
+  database: string | undefined,
+  count: number,
+  f: (servers: readonly ServerProcess[], basic: string) => Promise<T>,
+): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-'))
+  const servers: ServerProcess[] = []
+  try {
+    const secret = join(dir, 'cluster.secret')
+    if (count > 1) await writeFile(secret, randomBytes(32).toString('hex'), { mode: 0o600 })
+    for (let i = 0; i < count; i++) {
+      const dataDir = join(dir, `server${i}`)
+      servers.push(
+        await startServerProcess({
+          dataDir,
+          ...(database && { database }),
+          ...(count > 1 && { clusterSecretFile: secret }),
+        }),
+      )
+    }
+    return await f(servers, await adminAuth(servers[0]!))
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()))
+    await rm(dir, { recursive: true, force: true })
+  }
 }
 
 /** The simulator processes: each holds a slice of the fleet and answers commands in turn. */
@@ -57,9 +101,11 @@ class Simulators {
   >()
   #next = 0
 
-  constructor(url: string, ca: string, basic: string, processes: number) {
+  /** Simulator `k` talks to server `k % servers.length`. */
+  constructor(servers: readonly ServerProcess[], basic: string, processes: number) {
     const script = fileURLToPath(new URL('./simulated-agents.ts', import.meta.url))
     this.#children = Array.from({ length: processes }, (_, slice) => {
+      const { url, ca } = servers[slice % servers.length]!
       const sim = { url, ca, basic, agents: AGENTS, slice, slices: processes }
       const child = fork(script, [], {
         execArgv: ['--conditions=source', '--import', 'tsx'],
@@ -93,9 +139,12 @@ class Simulators {
     return Promise.all(this.#children.map((_, k) => this.ask<T>(k, m)))
   }
 
-  /** An API call, made from the first simulator; `sentAt` and `ms` on the shared clock. */
-  call(method: string, path: string, body?: unknown) {
-    return this.ask<{ status: number; body: unknown; sentAt: number; ms: number }>(0, {
+  /**
+   * An API call, made from simulator `via` (to its server; the first by default); `sentAt` and
+   * `ms` on the shared clock.
+   */
+  call(method: string, path: string, body?: unknown, via = 0) {
+    return this.ask<{ status: number; body: unknown; sentAt: number; ms: number }>(via, {
       cmd: 'call',
       method,
       path,
@@ -117,8 +166,8 @@ class Simulators {
   }
 }
 
-async function apiRun(url: string, ca: string, basic: string) {
-  const sims = new Simulators(url, ca, basic, 1)
+async function apiRun(servers: readonly ServerProcess[], basic: string) {
+  const sims = new Simulators(servers, basic, 1)
   try {
     return await sims.ask<Record<string, unknown>>(0, { cmd: 'apiRates', seconds: SECONDS })
   } finally {
@@ -126,8 +175,11 @@ async function apiRun(url: string, ca: string, basic: string) {
   }
 }
 
-async function fleetRun(url: string, ca: string, basic: string): Promise<Record<string, unknown>> {
-  const sims = new Simulators(url, ca, basic, PROCESSES)
+async function fleetRun(
+  servers: readonly ServerProcess[],
+  basic: string,
+): Promise<Record<string, unknown>> {
+  const sims = new Simulators(servers, basic, PROCESSES)
   try {
     const api = sims.call.bind(sims)
     const href = (r: { body: unknown }) => (r.body as { href: string }).href
@@ -159,7 +211,7 @@ async function fleetRun(url: string, ca: string, basic: string): Promise<Record<
 
     /** Provisions after `change`, once every agent waits; what the agents got, and when. */
     const provision = async (change: () => Promise<unknown>, which: 'all' | 'ops') => {
-      await everyAgentWaiting(api)
+      await everyAgentWaiting(sims, servers.length)
       await change()
       const prov = await api('POST', '/api/v2/orgs/1/sec_policy', {})
       const since = prov.sentAt
@@ -192,10 +244,19 @@ async function fleetRun(url: string, ca: string, basic: string): Promise<Record<
       })
     const fullPush = await provision(rule(db, web, 5432), 'all')
     const oneRule = await provision(rule(ops, ops, 22), 'ops')
-    const hb = await sims.all<{ perSecond: number; failures: number }>({
+    const hz = Number((await runChecked(runLocal, 'getconf', ['CLK_TCK'])).trim())
+    const cpu = async () => {
+      const each = await Promise.all(servers.map((s) => cpuSeconds(s.pid, hz)))
+      return each.reduce((n, c) => n + c.own, 0)
+    }
+    const cpuBefore = await cpu()
+    const hb = await sims.all<{ perSecond: number; failures: number; count: number }>({
       cmd: 'heartbeats',
       seconds: SECONDS,
     })
+    const heartbeats = hb.reduce((n, h) => n + h.count, 0)
+    const heartbeatCpuMs = ((await cpu()) - cpuBefore) * 1000
+    const rss = await Promise.all(servers.map((s) => rssKb(s.pid)))
     return {
       activationsPerSecond: Math.round(AGENTS / activationSeconds),
       fullPush,
@@ -207,19 +268,34 @@ async function fleetRun(url: string, ca: string, basic: string): Promise<Record<
       },
       heartbeatsPerSecond: hb.reduce((n, h) => n + h.perSecond, 0),
       heartbeatFailures: hb.reduce((n, h) => n + h.failures, 0),
-      serverRssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+      // the servers' CPU per heartbeat, and so the share of one core the fleet's heartbeats
+      // take at the vendor's interval (all servers together)
+      heartbeatCpuMsEach: +(heartbeatCpuMs / heartbeats).toFixed(3),
+      heartbeatCorePercentAt5Min: +(
+        (100 * (AGENTS / HEARTBEAT_INTERVAL_S) * heartbeatCpuMs) /
+        heartbeats /
+        1000
+      ).toFixed(2),
+      // the largest server's, now and at its peak
+      serverRssMiB: Math.round(Math.max(...rss.map((r) => r.rss)) / 1024),
+      serverPeakRssMiB: Math.round(Math.max(...rss.map((r) => r.peak)) / 1024),
     }
   } finally {
     await sims.stop()
   }
 }
 
-/** Waits (up to 120 s) until every agent's long-poll has reached the server. */
-async function everyAgentWaiting(api: Simulators['call']) {
+/** Waits (up to 120 s) until every agent's long-poll has reached its server. */
+async function everyAgentWaiting(sims: Simulators, servers: number) {
   const by = performance.now() + 120_000
+  // simulator k talks to server k % servers: the first `servers` simulators reach each once
+  const waiters = async (via: number) => {
+    const m = String((await sims.call('GET', '/metrics', undefined, via)).body)
+    return Number(/^palisade_policy_waiters (\d+)$/m.exec(m)?.[1])
+  }
   for (;;) {
-    const m = String((await api('GET', '/metrics')).body)
-    if (Number(/^palisade_policy_waiters (\d+)$/m.exec(m)?.[1]) >= AGENTS) return
+    const each = await Promise.all(Array.from({ length: servers }, (_, k) => waiters(k)))
+    if (each.reduce((a, b) => a + b, 0) >= AGENTS) return
     if (performance.now() > by) throw new Error('the long-polls did not all connect')
     await new Promise((r) => setTimeout(r, 200))
   }

@@ -12,12 +12,9 @@
  *
  * Every figure is the median of PALISADE_BENCH_RUNS runs, with their spread.
  */
-import type { ChildProcess } from 'node:child_process'
-import { spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { activateRoute } from '@palisade/protocol'
 import BetterSqlite3 from 'better-sqlite3'
 import pg from 'pg'
@@ -26,7 +23,9 @@ import { startTestPostgres } from '../packages/server/src/postgres.fixture.js'
 import { ensureFlowPartitions } from '../packages/server/src/stores/flow-partitions.js'
 import type { IngestWork } from './flow-ingest-client.js'
 import type { Client } from './https-client.js'
-import { client, inParallel } from './https-client.js'
+import { inParallel } from './https-client.js'
+import type { ServerProcess } from './server-process.js'
+import { adminClient, benchProcess, startServerProcess } from './server-process.js'
 import { spread } from './stats.js'
 
 const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 10)
@@ -41,74 +40,14 @@ const APPS = 20
 const ENVS = ['prod', 'staging', 'dev'] as const
 const DAYS = 10
 
-const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
-
-/** A TypeScript file of bench/ in a node of its own; resolves with its first JSON line. */
-function node(
-  file: string,
-  env: Record<string, string>,
-): { child: ChildProcess; line: Promise<unknown> } {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', here(file)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+/** A server in a process of its own on `database` (SQLite in `dataDir` when undefined). */
+const startServer = (database: string | undefined, dataDir: string) =>
+  startServerProcess({
+    dataDir,
+    ...(database && { database }),
+    // retention is not what is measured: the benchmark's rows stay
+    flowRetention: { maxAgeDays: 3650, maxRows: 1e12 },
   })
-  const line = new Promise<unknown>((resolve, reject) => {
-    let out = ''
-    const onData = (b: Buffer) => {
-      out += b.toString()
-      const nl = out.indexOf('\n')
-      if (nl < 0) return
-      child.stdout?.off('data', onData)
-      resolve(JSON.parse(out.slice(0, nl)))
-    }
-    child.stdout?.on('data', onData)
-    child.on('error', reject)
-    child.on('exit', (code) =>
-      reject(new Error(`${file} exited with code ${code} before answering`)),
-    )
-  })
-  return { child, line }
-}
-
-interface Server {
-  readonly url: string
-  readonly ca: string
-  readonly bootstrapFile: string
-  stop(): Promise<void>
-}
-
-async function startServer(database: string | undefined, dataDir: string): Promise<Server> {
-  const { child, line } = node('./traffic-server.ts', {
-    PALISADE_SERVER: JSON.stringify({
-      dataDir,
-      ...(database && { database }),
-      // retention is not what is measured: the benchmark's rows stay
-      flowRetention: { maxAgeDays: 3650, maxRows: 1e12 },
-    }),
-  })
-  const s = (await line) as Omit<Server, 'stop'>
-  return {
-    ...s,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('exit', () => resolve())
-        child.kill('SIGTERM')
-      }),
-  }
-}
-
-/** The first server's API, as its bootstrap file names the admin's key. */
-async function apiOf(s: Server): Promise<Client> {
-  const boot = JSON.parse(await readFile(s.bootstrapFile, 'utf8')) as {
-    api_user: string
-    api_secret: string
-  }
-  return client(
-    s.url,
-    s.ca,
-    `Basic ${Buffer.from(`${boot.api_user}:${boot.api_secret}`).toString('base64')}`,
-  )
-}
 
 async function activate(
   c: Client,
@@ -158,11 +97,11 @@ async function ingestRun(fresh: () => Promise<string | undefined>, servers: numb
   const dirs = await Promise.all(
     Array.from({ length: servers }, () => mkdtemp(join(tmpdir(), 'palisade-bench-ingest-'))),
   )
-  const running: Server[] = []
+  const running: ServerProcess[] = []
   try {
     // one at a time: the first makes the schema and the org
     for (const d of dirs) running.push(await startServer(database, d))
-    const agents = await activate(await apiOf(running[0] as Server), AGENTS)
+    const agents = await activate(await adminClient(running[0] as ServerProcess), AGENTS)
     const results = await Promise.all(
       Array.from({ length: CLIENT_PROCESSES }, async (_, p) => {
         const work: IngestWork = {
@@ -173,7 +112,7 @@ async function ingestRun(fresh: () => Promise<string | undefined>, servers: numb
           seconds: SECONDS,
           batch: 500,
         }
-        const { child, line } = node('./flow-ingest-client.ts', {
+        const { child, line } = benchProcess('./flow-ingest-client.ts', {
           PALISADE_INGEST: JSON.stringify(work),
         })
         const r = (await line) as {
@@ -347,7 +286,7 @@ async function queryOver(database: string | undefined, rows: number) {
   const dataDir = await mkdtemp(join(tmpdir(), 'palisade-bench-flows-'))
   try {
     let s = await startServer(database, dataDir)
-    const labels = await labelledWorkloads(await apiOf(s))
+    const labels = await labelledWorkloads(await adminClient(s))
     await s.stop()
     const end = Date.now() - 3_600_000
     const loadPerSecond = database
@@ -355,7 +294,7 @@ async function queryOver(database: string | undefined, rows: number) {
       : fillSqlite(join(dataDir, 'palisade.db'), rows, end)
     s = await startServer(database, dataDir)
     try {
-      const c = await apiOf(s)
+      const c = await adminClient(s)
       // one app's workloads (1 in 20) to production ones (1 in 3), over the 30 days
       const body = {
         start_date: new Date(end - 30 * 86_400_000).toISOString(),
