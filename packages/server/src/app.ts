@@ -34,6 +34,7 @@ import { registerConsoleSession } from './console-session.js'
 import { registerConsole } from './console-static.js'
 import type { AppContext } from './context.js'
 import { storeUnavailable } from './db/unavailable.js'
+import { uniqueViolation } from './db/unique-violation.js'
 import { ApiError } from './errors.js'
 import { json } from './http.js'
 import { LogRepeats } from './log-repeats.js'
@@ -146,6 +147,14 @@ export async function buildApp(ctx: AppContext, opts: AppOptions = {}): Promise<
             : 'bad_request'
       return json(reply, status === 400 ? 406 : status, [{ token, message: err.message }])
     }
+    if (uniqueViolation(err))
+      return json(reply, 409, [
+        {
+          token: 'conflict',
+          message:
+            'another request made or changed the same object at the same time; read it again and retry if still wanted',
+        },
+      ])
     const away = storeUnavailable(err)
     if (away !== undefined) {
       if (unavailableLog.first(err.message))

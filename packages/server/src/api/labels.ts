@@ -87,12 +87,6 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
     const view = await db.transaction().execute(async (tx) => {
       // A key's first label makes its label type (the vendor wants the type made first).
       await ensureDimension(tx, org, key ?? '', userActor(req).user, t)
-      const dup = await labelWith(tx, org, key ?? '', value ?? '')
-      if (dup !== undefined)
-        throw invalidOne(
-          'label_key_value_exists',
-          `a label ${key}=${value} exists already: ${labelHref(org, dup)}`,
-        )
       const row = await insertLabel(tx, {
         org_id: org,
         key: key ?? '',
@@ -102,6 +96,13 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
         created_at: t,
         updated_at: t,
       })
+      if (row === undefined) {
+        const dup = await labelWith(tx, org, key ?? '', value ?? '')
+        throw invalidOne(
+          'label_key_value_exists',
+          `a label ${key}=${value} exists already${dup === undefined ? '' : `: ${labelHref(org, dup)}`}`,
+        )
+      }
       const v = labelView(row)
       await recordEvent(tx, org, {
         event_type: 'label.create',
@@ -124,6 +125,14 @@ export function registerLabels(api: FastifyInstance, ctx: AppContext): void {
         'the key of a label cannot change; create another label',
       )
     await db.transaction().execute(async (tx) => {
+      if (typeof body.value === 'string' && body.value !== before.value) {
+        const dup = await labelWith(tx, org, before.key, body.value)
+        if (dup !== undefined)
+          throw invalidOne(
+            'label_key_value_exists',
+            `a label ${before.key}=${body.value} exists already: ${labelHref(org, dup)}`,
+          )
+      }
       const after = await updateLabel(tx, before.id, {
         ...(body.value !== undefined && { value: body.value as string }),
         ...(body.external_data_set !== undefined && {

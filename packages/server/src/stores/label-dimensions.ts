@@ -78,29 +78,34 @@ export interface NewDimension {
   readonly at: string
 }
 
+const dimensionValues = (d: NewDimension) => ({
+  id: newUuid(),
+  org_id: d.org,
+  key: d.key,
+  display_name: d.display_name ?? DEFAULT_DIMENSION_NAMES[d.key] ?? d.key,
+  display_info: JSON.stringify(d.display_info ?? {}),
+  external_data_set: d.external_data_set ?? null,
+  external_data_reference: d.external_data_reference ?? null,
+  created_at: d.at,
+  updated_at: d.at,
+  created_by: JSON.stringify(d.by),
+  updated_by: JSON.stringify(d.by),
+})
+
 export async function insertDimension(db: Db, d: NewDimension): Promise<DimensionRow> {
   return decode(
     await db
       .insertInto('label_dimensions')
-      .values({
-        id: newUuid(),
-        org_id: d.org,
-        key: d.key,
-        display_name: d.display_name ?? DEFAULT_DIMENSION_NAMES[d.key] ?? d.key,
-        display_info: JSON.stringify(d.display_info ?? {}),
-        external_data_set: d.external_data_set ?? null,
-        external_data_reference: d.external_data_reference ?? null,
-        created_at: d.at,
-        updated_at: d.at,
-        created_by: JSON.stringify(d.by),
-        updated_by: JSON.stringify(d.by),
-      })
+      .values(dimensionValues(d))
       .returningAll()
       .executeTakeFirstOrThrow(),
   )
 }
 
-/** The label type of a key, made (by `by`, at `at`) if the org has none yet. */
+/**
+ * The label type of a key, made (by `by`, at `at`) if the org has none yet. Requests that race
+ * to make the same one (the first labels of a new key, posted at once) all go on: one makes it.
+ */
 export async function ensureDimension(
   db: Db,
   org: number,
@@ -108,7 +113,12 @@ export async function ensureDimension(
   by: Doc,
   at: string,
 ): Promise<void> {
-  if (!(await dimensionWithKey(db, org, key))) await insertDimension(db, { org, key, by, at })
+  if (await dimensionWithKey(db, org, key)) return
+  await db
+    .insertInto('label_dimensions')
+    .values(dimensionValues({ org, key, by, at }))
+    .onConflict((oc) => oc.columns(['org_id', 'key']).doNothing())
+    .execute()
 }
 
 export async function updateDimension(

@@ -62,8 +62,17 @@ export async function labelWith(
   return row?.id
 }
 
-export async function insertLabel(db: Db, values: Omit<LabelRow, 'id'>): Promise<LabelRow> {
-  return db.insertInto('labels').values(values).returningAll().executeTakeFirstOrThrow()
+/** The label made, or undefined when the org has one with that key and value (maybe just made). */
+export async function insertLabel(
+  db: Db,
+  values: Omit<LabelRow, 'id'>,
+): Promise<LabelRow | undefined> {
+  return db
+    .insertInto('labels')
+    .values(values)
+    .onConflict((oc) => oc.columns(['org_id', 'key', 'value']).doNothing())
+    .returningAll()
+    .executeTakeFirst()
 }
 
 export async function updateLabel(
