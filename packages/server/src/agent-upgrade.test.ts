@@ -169,6 +169,13 @@ describe.each(['sqlite', 'postgres'])(
         [a.href, old.href].sort(),
       )
 
+      const pending = async () =>
+        (await s.call('GET', `${O}/vens?upgrade_pending=true`))
+          .json<{ href: string }[]>()
+          .map((v) => v.href)
+          .sort()
+      expect(await pending()).toEqual([a.href, old.href].sort())
+
       // The order, in the status reply, as the agent checks it.
       const told = await a.report({ build: OLD })
       expect(told.statusCode).toBe(200)
@@ -186,9 +193,28 @@ describe.each(['sqlite', 'postgres'])(
       expect((await a.report({ build: now })).statusCode).toBe(204)
       expect((await a.report({})).statusCode).toBe(204)
       const ven = (await s.call('GET', `${O}/vens/${a.id}`)).json<Record<string, unknown>>()
-      expect(ven).toMatchObject({ version: '0.2.0', target_release: '0.2.0' })
+      expect(ven).toMatchObject({
+        version: '0.2.0',
+        target_release: '0.2.0',
+        upgrade_pending: false,
+      })
       const never = (await s.call('GET', `${O}/vens/${old.id}`)).json<Record<string, unknown>>()
-      expect(never).toMatchObject({ version: '0.1.0', target_release: '0.2.0' })
+      expect(never).toMatchObject({
+        version: '0.1.0',
+        target_release: '0.2.0',
+        upgrade_pending: true,
+      })
+      expect(await pending()).toEqual([old.href])
+      const newer = (await s.call('GET', `${O}/vens?version[gte]=0.2.0`))
+        .json<{ href: string }[]>()
+        .map((v) => v.href)
+      expect(newer, 'the version filter reads what each agent reports').toEqual([a.href])
+      const rest = (await s.call('GET', `${O}/vens?upgrade_pending=false`))
+        .json<{ href: string }[]>()
+        .map((v) => v.href)
+      expect(rest).toContain(a.href)
+      expect(rest).toContain(other.href)
+      expect(rest).not.toContain(old.href)
     })
 
     it('does not order an agent that is being unpaired', async () => {

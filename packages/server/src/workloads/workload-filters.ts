@@ -3,6 +3,7 @@
  * memory. Pure: the route hands in the rows, their agents and the checked filters.
  */
 import { venHref } from '../hrefs.js'
+import type { AgentBuild } from '@palisade/protocol'
 import type { Filters } from '../query/query-filters.js'
 import type { AgentView, VenWorkload } from '../stores/agents.js'
 import { isOnline } from '../stores/agents.js'
@@ -64,13 +65,17 @@ export function workloadMatches(
 export const venStatusOf = (a: Pick<AgentView, 'status'>) =>
   a.status.startsWith('unpairing:') ? 'active' : a.status
 
-/** Every agent is this server's release: agents report no version of their own yet. */
-export const AGENT_VERSION = '0.1.0'
+/** The build an agent last reported; agents before upgrades reported none: they were all 0.1.0. */
+export const agentVersion = (a: Pick<AgentView, 'build'>): string =>
+  a.build ? (JSON.parse(a.build) as AgentBuild).version : '0.1.0'
+
+/** Ordered to upgrade, and not yet running the release ordered. */
+export const upgradePending = (a: Pick<AgentView, 'build' | 'target_release'>): boolean =>
+  a.target_release !== null && agentVersion(a) !== a.target_release
 
 export function venMatches(f: Filters, agent: AgentView, w: VenWorkload): boolean {
   if (
     ['active_pce_fqdn', 'container_clusters'].some((n) => f.has(n)) ||
-    f.bool('upgrade_pending') === true ||
     f.bool('authentication_recovery') === true
   )
     return false
@@ -79,6 +84,7 @@ export function venMatches(f: Filters, agent: AgentView, w: VenWorkload): boolea
   const health = f.string('health')
   const condition = f.string('condition')
   const disconnected = f.string('disconnected_before')
+  const pending = f.bool('upgrade_pending')
   return (
     f.text('name', agent.name ?? w.name) &&
     f.text('hostname', w.hostname) &&
@@ -93,7 +99,8 @@ export function venMatches(f: Filters, agent: AgentView, w: VenWorkload): boolea
     (health === undefined || venHealthOf(agent) === (health === 'unhealthy' ? 'error' : health)) &&
     (condition === undefined || conditions.includes(condition)) &&
     f.labelsMatch((h) => w.labels.includes(h)) &&
-    f.versionRange('version', AGENT_VERSION) &&
+    f.versionRange('version', agentVersion(agent)) &&
+    (pending === undefined || pending === upgradePending(agent)) &&
     f.timeRange('last_heartbeat_at', agent.last_heartbeat_at) &&
     f.timeRange('last_goodbye_at', agent.last_goodbye_at) &&
     (disconnected === undefined ||

@@ -1,5 +1,4 @@
 import type { FirewallSettings } from '@palisade/model'
-import type { AgentBuild } from '@palisade/protocol'
 import { describeModeReason, resolveMode, workloadCoexistenceView } from '@palisade/model'
 import { firewallSettings } from '../host-policy/snapshot-builder.js'
 import { agentHref, venHref, workloadHref } from '../hrefs.js'
@@ -12,7 +11,7 @@ import type { WorkloadRow } from '../stores/workloads.js'
 import { WORKLOAD_DETAILS, workloadModel } from '../stores/workloads.js'
 import { venHealthOf } from './agent-health.js'
 import { legacyModeOf } from './workload-fields.js'
-import { AGENT_VERSION, venStatusOf } from './workload-filters.js'
+import { agentVersion, upgradePending, venStatusOf } from './workload-filters.js'
 import type { Doc } from '../validate.js'
 import { interfaceView } from './workload-interfaces.js'
 
@@ -101,7 +100,7 @@ function workloadView(
           status: {
             uid: agent.id,
             status: agent.status,
-            agent_version: AGENT_VERSION,
+            agent_version: agentVersion(agent),
             last_heartbeat_on: agent.last_heartbeat_at,
             uptime_seconds: null,
             managed_since: agent.created_at,
@@ -175,8 +174,7 @@ export function venView(org: number, a: AgentView, w: VenWorkload) {
     status: venStatusOf(a),
     ven_type: w.agent_type,
     activation_type: 'pairing_key',
-    // Agents before upgrades reported no build: they were all 0.1.0.
-    version: a.build ? (JSON.parse(a.build) as AgentBuild).version : '0.1.0',
+    version: agentVersion(a),
     /** Palisade: the release an upgrade order named, if any. */
     target_release: a.target_release,
     interfaces: w.interfaces.map((i) => ({ ...i, link_state: 'up' })),
@@ -185,7 +183,7 @@ export function venView(org: number, a: AgentView, w: VenWorkload) {
     last_heartbeat_at: a.last_heartbeat_at,
     last_goodbye_at: a.last_goodbye_at,
     unpair_allowed: true,
-    upgrade_pending: false,
+    upgrade_pending: upgradePending(a),
     active_pce_fqdn: null,
     target_pce_fqdn: null,
     container_cluster: null,
