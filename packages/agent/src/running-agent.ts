@@ -156,6 +156,8 @@ export class RunningAgent {
               caCertFile: server.caCertFile,
               authorization: `Bearer ${o.token}`,
               log: o.log,
+              // where the failsafe lets it through, not where another lookup might point
+              resolve: (name) => Promise.resolve(this.#serverAddresses?.addressesOf(name) ?? []),
             }),
             url: server.url,
             agentId: server.agentId,

@@ -142,4 +142,21 @@ describe('ClusterAddresses', () => {
     expect(() => cluster.endpoints).toThrow(/policy\.example\.test does not resolve \(NXDOMAIN\)/)
     cluster.stop()
   })
+
+  it("gives the channel a name's addresses as the failsafe allows them, and none before it resolved", async () => {
+    const byAddress = setup('198.18.0.1')
+    const byName = setup()
+    byName.dns.answer = new Error('NXDOMAIN')
+    const cluster = new ClusterAddresses([byAddress.addresses, byName.addresses])
+    await cluster.start()
+    expect(cluster.addressesOf('policy.example.test')).toEqual([])
+    byName.dns.answer = [
+      { address: 'fd00:198:18::2', ttl: 30 },
+      { address: '198.18.0.2', ttl: 30 },
+    ]
+    await byName.clock.advance(RESOLVE_BOUNDS.minMs)
+    expect(cluster.addressesOf('policy.example.test')).toEqual(['198.18.0.2', 'fd00:198:18::2'])
+    expect(cluster.addressesOf('other.example.test')).toEqual([])
+    cluster.stop()
+  })
 })

@@ -67,13 +67,17 @@ export class ServerAddresses {
 
   constructor(o: ServerAddressesOptions) {
     this.#o = o
-    const host = o.host.replace(/^\[|\]$/g, '')
-    if (isIP(host) !== 0) this.#endpoints = [{ address: host, port: o.port }]
+    if (!this.isName) this.#endpoints = [{ address: this.host, port: o.port }]
+  }
+
+  /** The server URL's host, an address or a name, without brackets. */
+  get host(): string {
+    return this.#o.host.replace(/^\[|\]$/g, '')
   }
 
   /** Whether the host is a name (resolved and followed) rather than an address. */
   get isName(): boolean {
-    return isIP(this.#o.host.replace(/^\[|\]$/g, '')) === 0
+    return isIP(this.host) === 0
   }
 
   /** The endpoints to allow; throws, saying why, while a name never resolved. */
@@ -143,6 +147,23 @@ export class ClusterAddresses {
     }
     if (known.length === 0 && why !== undefined) throw why
     return known
+  }
+
+  /**
+   * The addresses the failsafe allows for `name`, for the channel to connect to: it must reach
+   * the server only where the failsafe lets it (a hosts file and DNS may disagree). Empty while
+   * the name never resolved.
+   */
+  addressesOf(name: string): readonly string[] {
+    return this.servers
+      .filter((s) => s.host === name)
+      .flatMap((s) => {
+        try {
+          return s.endpoints.map((e) => e.address)
+        } catch {
+          return []
+        }
+      })
   }
 
   async start(): Promise<void> {

@@ -2,14 +2,16 @@
  * The servers of a cluster, for the agent's channel: `--management-server` names one server,
  * several (`a:8443,b:8443`) or a DNS name with several addresses. Calls and downloads (an
  * upgrade's build) go to the server that answered last; when it cannot be reached (refused,
- * reset, no answer) the same call goes to the next, at once, round the list. The kernel keeps the last ruleset meanwhile: moving between
- * servers leaves no gap in the policy. A name is resolved to all its addresses, again when none
- * of them answers or after a minute; its certificate is checked against the name or the
- * address (every server of a cluster names its own addresses, see the server's tls.ts).
+ * reset, no answer) the same call goes to the next, at once, round the list. The kernel keeps
+ * the last ruleset meanwhile: moving between servers leaves no gap in the policy. A name's
+ * addresses are asked for again when none of them answers or after a minute (the running
+ * agent answers with the failsafe's, see server-addresses.ts); its certificate is checked
+ * against the name or the address (every server of a cluster names its own addresses, see the
+ * server's tls.ts).
  */
-import { lookup } from 'node:dns/promises'
 import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
+import { systemResolver } from './server-addresses.js'
 import type { Reply, ServerConfig } from './server-client.js'
 import { ServerClient, ServerUnavailableError } from './server-client.js'
 
@@ -54,10 +56,10 @@ interface Target {
   readonly name?: string
 }
 
-/** All addresses of a name (A and AAAA), in the resolver's order. */
+/** All addresses of a name (A and AAAA). */
 export type ResolveAll = (name: string) => Promise<readonly string[]>
-const resolveAll: ResolveAll = async (name) =>
-  (await lookup(name, { all: true, verbatim: true })).map((a) => a.address)
+/** As the failsafe resolves a name (see server-addresses.ts), where no failsafe is running. */
+const resolveAll: ResolveAll = async (name) => (await systemResolver(name)).map((a) => a.address)
 
 /** How long a name's addresses are used before it is resolved again. */
 const RESOLVED_FOR_MS = 60_000
