@@ -167,6 +167,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     close: async () => {
       clearInterval(liveness)
       await app.close()
+      await hostPolicies.idle()
       await changes?.close()
       await db.destroy()
     },

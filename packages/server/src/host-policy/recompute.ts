@@ -83,6 +83,15 @@ export class HostPolicyRecompute {
     })
   }
 
+  /**
+   * Settles once every run started or queued so far has ended: a server closing waits for the
+   * runs that activations and reports started without waiting, before it closes the store.
+   */
+  async idle(): Promise<void> {
+    while (this.#tail.size > 0)
+      await Promise.all([...this.#tail.values()].map((t) => t.catch(() => undefined)))
+  }
+
   readonly #restUntil = new Map<number, number>()
   readonly #queued = new Map<number, Promise<number>>()
   /** The end of the last work queued for each org: runs of one org never overlap. */
