@@ -52,11 +52,13 @@ describe('state-dir format', () => {
     const before = await loadConfig(p)
     const logs: Record<string, unknown>[] = []
     expect(await migrateStateDir(p, '9.9.9', (l) => logs.push(l))).toBe(1)
-    expect(await loadConfig(p), 'the agent runs with exactly what it ran with').toEqual(before)
+    expect(
+      await loadConfig(p),
+      'the agent runs with what it ran with, but for the defaults changed since',
+    ).toEqual({ ...before, pollMs: DEFAULT_CONFIG.pollMs })
+    expect(DEFAULT_CONFIG.pollMs, 'the poll of format 1 was 1 s').not.toBe(1000)
     expect(JSON.parse(readFileSync(p.config, 'utf8'))).toEqual({
       backend: 'nftables',
-      // the poll's default since changed: what the agent ran with is kept
-      pollMs: 1000,
       heartbeatMs: 1000,
       flows: { intervalMs: 2000 },
       server: FORMAT_1_CONFIG.server,
@@ -79,6 +81,7 @@ describe('state-dir format', () => {
     await migrateStateDir(p, '9.9.9')
     const file = JSON.parse(readFileSync(p.config, 'utf8')) as Record<string, unknown>
     expect(file.confirmMs, 'the old default is no longer pinned').toBeUndefined()
+    expect(file.pollMs, 'nor a default changed since (the 1 s poll)').toBeUndefined()
     expect(file.heartbeatMs, 'what differed from the default stays').toBe(1000)
   })
 

@@ -42,6 +42,13 @@ export function withoutDefaults(
   return out
 }
 
+/**
+ * The defaults every agent of format 1 wrote into config.json. A value equal to one of them is
+ * taken for the default it was (format 1 cannot tell it from a choice), so the defaults changed
+ * since reach the host: the change poll went from 1 s to 200 ms.
+ */
+const FORMAT_1_DEFAULTS: AgentConfig = { ...DEFAULT_CONFIG, pollMs: 1000 }
+
 /** Each step takes a dir in format `from` to `from + 1`. */
 const STEPS: Record<number, (p: StatePaths) => Promise<void>> = {
   1: async (p) => {
@@ -49,7 +56,7 @@ const STEPS: Record<number, (p: StatePaths) => Promise<void>> = {
     if (config)
       await writeJson(
         p.config,
-        withoutDefaults(config, DEFAULT_CONFIG as unknown as Record<string, unknown>),
+        withoutDefaults(config, FORMAT_1_DEFAULTS as unknown as Record<string, unknown>),
       )
   },
 }
