@@ -205,7 +205,10 @@ async function fleetRun(
       ops: await codeFor([web, ops], 'sim-ops'),
     }
     const activationStarted = performance.now()
-    await sims.all({ cmd: 'activate', codes })
+    const activated = await sims.all<{ agents: number; retried: number }>({
+      cmd: 'activate',
+      codes,
+    })
     const activationSeconds = (performance.now() - activationStarted) / 1000
     await sims.all({ cmd: 'poll' })
 
@@ -259,6 +262,9 @@ async function fleetRun(
     const rss = await Promise.all(servers.map((s) => rssKb(s.pid)))
     return {
       activationsPerSecond: Math.round(AGENTS / activationSeconds),
+      // activations and first policy fetches the servers did not answer (no connection, 5xx),
+      // made again a second later
+      activationCallsRetried: activated.reduce((n, a) => n + a.retried, 0),
       fullPush,
       oneRuleChange: {
         ...oneRule,
