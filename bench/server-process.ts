@@ -10,13 +10,17 @@ import type { ServerOptions } from '@palisade/server'
 import type { Client } from './https-client.js'
 import { client } from './https-client.js'
 
-/** A TypeScript file of bench/ in a node of its own; resolves with its first JSON line. */
+/**
+ * A TypeScript file of bench/ in a node of its own; resolves with its first JSON line. `node`
+ * adds options for node itself (a CPU profile, say).
+ */
 export function benchProcess(
   file: string,
   env: Record<string, string>,
+  node: readonly string[] = [],
 ): { child: ChildProcess; line: Promise<unknown> } {
   const path = fileURLToPath(new URL(file, import.meta.url))
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', path], {
+  const child = spawn(process.execPath, [...node, '--conditions=source', '--import', 'tsx', path], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -47,13 +51,20 @@ export interface ServerProcess {
   stop(): Promise<void>
 }
 
-/** Starts a server (rate limits off: the benchmark is the only client) and waits until it listens. */
+/**
+ * Starts a server (rate limits off: the benchmark is the only client) and waits until it
+ * listens. With PALISADE_BENCH_SERVER_PROFILE=DIR each server writes a CPU profile of its life
+ * into DIR (`.cpuprofile`, for Chrome's DevTools), to see where a run's time goes.
+ */
 export async function startServerProcess(
   options: Partial<ServerOptions> & { dataDir: string },
 ): Promise<ServerProcess> {
-  const { child, line } = benchProcess('./server-main.ts', {
-    PALISADE_SERVER: JSON.stringify(options),
-  })
+  const profile = process.env.PALISADE_BENCH_SERVER_PROFILE
+  const { child, line } = benchProcess(
+    './server-main.ts',
+    { PALISADE_SERVER: JSON.stringify(options) },
+    profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [],
+  )
   const s = (await line) as Omit<ServerProcess, 'stop' | 'pid'>
   return {
     ...s,
