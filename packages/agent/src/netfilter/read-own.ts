@@ -10,6 +10,11 @@ import {
 } from '@palisade/firewall'
 import type { RunOptions, Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
+import { lastParse } from './last-parse.js'
+
+/** Our table and ipsets as last listed whole, parsed once while they stay the same. */
+const parseOwnTable = lastParse(parseNftJson)
+const parseOwnIpsets = lastParse(parseIpsetSave)
 
 /**
  * Reads only what a drift check needs, which is far cheaper than the whole host: our nftables
@@ -39,7 +44,7 @@ export async function readOwn(
         return { tables: [], ipsets: [], ...(!elements && { elementsOmitted: true }) }
       throw new CommandError(`nft -j list table inet ${NFT_TABLE}`, r)
     }
-    const tables = parseNftJson(r.stdout)
+    const tables = elements ? parseOwnTable(r.stdout) : parseNftJson(r.stdout)
     return {
       tables: elements ? tables : tables.filter((t) => t.family === 'inet' && t.name === NFT_TABLE),
       ipsets: [],
@@ -51,8 +56,8 @@ export async function readOwn(
     runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n'], signal),
   ])
   // `ipset list -n` gives names only; the family is not known then, and not compared.
-  const ipsets: NamedSet[] = elements
-    ? parseIpsetSave(sets)
+  const ipsets: readonly NamedSet[] = elements
+    ? parseOwnIpsets(sets)
     : sets
         .split('\n')
         .filter(Boolean)
