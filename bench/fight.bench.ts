@@ -6,8 +6,9 @@
  *
  * - gaps: each time our rules were missing from the kernel, from the start of the foreign
  *   command until a read that began after the command had ended found them back. A sampler
- *   reads our input chain over and over meanwhile (through one `nft -i` that stays running
- *   where nf_tables holds the rules, iptables-legacy-save otherwise), so a gap is over-stated
+ *   reads our input chain over and over meanwhile (a terse `nft list ruleset` from one shell
+ *   that stays running where nf_tables holds the rules, iptables-legacy-save otherwise; see
+ *   rules-probe.ts), so a gap is over-stated
  *   by the foreign command's own start-up (foreignCommandMs) and up to one read. A gap ends
  *   only with a read after the latest change: in a tight loop (EVERY_MS 0) there is none, and
  *   that run measures the agent's CPU and repairs, not gaps.

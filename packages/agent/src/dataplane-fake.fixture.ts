@@ -32,13 +32,25 @@ const isHook = (r: Rule) =>
   (r.verdict?.kind === 'jump' || r.verdict?.kind === 'goto') &&
   r.verdict.target.startsWith(IPT_PREFIX)
 
-/** The kernel after an apply of `desired`, in the form the parsers read it back. */
-function applied(kernel: Ruleset, desired: Desired): Ruleset {
-  if (desired.backend === 'nftables')
+/**
+ * The kernel after an apply of `desired`, in the form the parsers read it back; a rules-only
+ * apply (`rulesOnly`) leaves the contents of our sets as they are, as the real one does.
+ */
+function applied(kernel: Ruleset, desired: Desired, rulesOnly: boolean): Ruleset {
+  const had = (s: NamedSet, sets: readonly NamedSet[] | undefined): NamedSet => {
+    const h = rulesOnly ? sets?.find((k) => k.name === s.name) : undefined
+    return h ? { ...s, elements: h.elements } : s
+  }
+  if (desired.backend === 'nftables') {
+    const ours = kernel.tables.find(isOurTable)
     return {
       ...kernel,
-      tables: [...kernel.tables.filter((t) => !isOurTable(t)), ...desired.tables],
+      tables: [
+        ...kernel.tables.filter((t) => !isOurTable(t)),
+        ...desired.tables.map((t) => ({ ...t, sets: t.sets.map((s) => had(s, ours?.sets)) })),
+      ],
     }
+  }
   const tables = kernel.tables.filter((t) => !(t.source === desired.backend && t.name === 'filter'))
   for (const family of ['ip', 'ip6'] as const) {
     const have = kernel.tables.find(
@@ -72,7 +84,10 @@ function applied(kernel: Ruleset, desired: Desired): Ruleset {
   return {
     ...kernel,
     tables,
-    ipsets: [...kernel.ipsets.filter((s) => !s.name.startsWith(IPSET_PREFIX)), ...desired.ipsets],
+    ipsets: [
+      ...kernel.ipsets.filter((s) => !s.name.startsWith(IPSET_PREFIX)),
+      ...desired.ipsets.map((s) => had(s, kernel.ipsets)),
+    ],
   }
 }
 
@@ -113,10 +128,12 @@ export class FakeDataplane implements Dataplane {
   kernel: Ruleset = EMPTY_RULESET
   /** How long each read and each apply take, on the clock. */
   delayMs = 0
+  /** How much longer a read with set contents takes (listing 100,000 addresses takes seconds). */
+  elementsReadMs = 0
   /** Our objects after every change to the kernel, ours or others', and when: to time gaps. */
   readonly history: { readonly at: number; readonly own: Ruleset }[] = []
-  /** Calls so far, for tests that count the work done. */
-  readonly calls = { reads: 0, fullReads: 0, applies: 0, watches: 0, looks: 0 }
+  /** Calls so far, for tests that count the work done; `abortedReads`: ended by their signal. */
+  readonly calls = { reads: 0, fullReads: 0, abortedReads: 0, applies: 0, watches: 0, looks: 0 }
   /** Offers the cheap look for changes since a read (`changed`), as the kernel's does for iptables. */
   looks = false
   #seenAtRead: { rules: string; sets: string } | undefined
@@ -130,11 +147,11 @@ export class FakeDataplane implements Dataplane {
     private readonly clock: Clock,
   ) {}
 
-  async read(opts: { elements: boolean }): Promise<Ruleset> {
+  async read(opts: { elements: boolean; signal?: AbortSignal }): Promise<Ruleset> {
     this.calls.reads++
     if (opts.elements) this.calls.fullReads++
     this.#seenAtRead = this.#look()
-    await this.#tool('read')
+    await this.#tool('read', opts.signal, opts.elements ? this.elementsReadMs : 0)
     return ownView(this.kernel, this.backend, opts.elements)
   }
 
@@ -145,7 +162,7 @@ export class FakeDataplane implements Dataplane {
       ? { kind: 'full' }
       : planApply(desired, diff(desired, actual))
     if (plan.kind === 'none') return plan
-    this.#set(applied(this.kernel, desired))
+    this.#set(applied(this.kernel, desired, plan.kind === 'rules'))
     this.#change({ pid: OWN_PID, comm: 'nft' }, [`# applied policy version ${desired.version}`])
     if (this.afterApply) this.#set(this.afterApply(this.kernel))
     return plan
@@ -210,11 +227,27 @@ export class FakeDataplane implements Dataplane {
     this.#failures.push({ what, error: new Error(message) })
   }
 
-  async #tool(what: 'read' | 'apply'): Promise<void> {
-    if (this.delayMs > 0) await this.clock.sleep(this.delayMs)
+  async #tool(what: 'read' | 'apply', signal?: AbortSignal, extraMs = 0): Promise<void> {
+    if (this.delayMs + extraMs > 0) await this.#wait(this.delayMs + extraMs, signal)
     const i = this.#failures.findIndex((f) => f.what === what)
     const failure = i >= 0 ? this.#failures.splice(i, 1)[0] : undefined
     if (failure) throw failure.error
+  }
+
+  /** The tool's time; a signal that aborts meanwhile ends it at once, as killing the tool does. */
+  #wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ended = () => {
+        timer.cancel()
+        this.calls.abortedReads++
+        reject(new DOMException('the read was aborted', 'AbortError'))
+      }
+      const timer = this.clock.setTimeout(() => {
+        signal?.removeEventListener('abort', ended)
+        resolve()
+      }, ms)
+      signal?.addEventListener('abort', ended, { once: true })
+    })
   }
 
   #set(kernel: Ruleset): void {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from '../../firewall/src/host-policy.fixture.js'
 import { FakeClock } from './clock-fake.fixture.js'
 import { KernelDataplane } from './dataplane-kernel.js'
-import type { ProcessHandlers, RunResult } from './exec.js'
+import type { ProcessHandlers, RunOptions, RunResult } from './exec.js'
 
 const desired = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
 
@@ -36,6 +36,7 @@ const structure = [
  */
 function scripted() {
   const commands: string[] = []
+  const signals: (AbortSignal | undefined)[] = []
   let monitor: ProcessHandlers | undefined
   let pid = 100
   const answer = (cmd: string, args: readonly string[]): RunResult => {
@@ -46,7 +47,10 @@ function scripted() {
     if (args[0] === '-t') return { pid, code: 0, stdout: structure, stderr: '' }
     return { pid, code: 0, stdout: '', stderr: '' }
   }
-  const run = (cmd: string, args: readonly string[]) => Promise.resolve(answer(cmd, args))
+  const run = (cmd: string, args: readonly string[], opts?: RunOptions) => {
+    signals.push(opts?.signal)
+    return Promise.resolve(answer(cmd, args))
+  }
   const dp = new KernelDataplane(
     run,
     'nftables',
@@ -57,7 +61,7 @@ function scripted() {
     new FakeClock(),
   )
   const emit = (line: string) => monitor?.stdout(Buffer.from(`${line}\n`))
-  return { dp, commands, emit, lastPid: () => pid }
+  return { dp, commands, signals, emit, lastPid: () => pid }
 }
 
 describe('kernel dataplane: the read after an apply', () => {
@@ -119,5 +123,13 @@ describe('kernel dataplane: the read after an apply', () => {
     })
     expect(commands).toEqual(['nft -f -', 'nft -t -j list chains inet; list sets inet'])
     expect(diff(desired, await dp.read({ elements: false }))).toEqual([])
+  })
+
+  it("hands a read's signal to the listing, which the signal ends", async () => {
+    const { dp, commands, signals } = scripted()
+    const ac = new AbortController()
+    await dp.read({ elements: true, signal: ac.signal })
+    expect(commands).toEqual(['nft -j list table inet palisade'])
+    expect(signals).toEqual([ac.signal])
   })
 })

@@ -47,7 +47,7 @@ export class KernelDataplane implements Dataplane {
    * read where it changed the kernel) instead of reading everything again, unless a change
    * by another process, or lost events, were seen in between; every other read reads.
    */
-  async read(opts: { elements: boolean }) {
+  async read(opts: { elements: boolean; signal?: AbortSignal }) {
     // Taken before the read, so whatever changes after it, even during the read, shows in the
     // next look. The sets' part only when their contents are read: our own applies change set
     // contents only when followed by such a read. After an apply, a change another process

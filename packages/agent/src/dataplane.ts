@@ -26,8 +26,9 @@ export interface Dataplane {
   /**
    * Our objects as the kernel holds them; `elements: false` leaves set contents out. Right
    * after an apply, what that apply verified may answer instead (see KernelDataplane.read).
+   * When `signal` aborts, the read stops (its tools are ended) and rejects.
    */
-  read(opts: { readonly elements: boolean }): Promise<Ruleset>
+  read(opts: { readonly elements: boolean; readonly signal?: AbortSignal }): Promise<Ruleset>
   /**
    * Brings the kernel from `actual` (read just before) to `desired`, one atomic transaction per
    * table; returns the plan it carried out.

@@ -3,7 +3,7 @@
  * verify retries, failures and lost events, each in milliseconds and without root. The kernel
  * tests (test/kernel/agent-*.test.ts) prove the same on the real kernel.
  */
-import type { Backend, Desired } from '@palisade/firewall'
+import type { Backend, Desired, Ruleset } from '@palisade/firewall'
 import { compile, diff, planApply } from '@palisade/firewall'
 import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { describe, expect, it } from 'vitest'
@@ -69,6 +69,17 @@ const removeOurs = (backend: Backend) =>
   backend === 'nftables'
     ? deleteFirstRule
     : editChain('INPUT', (rules) => rules.filter((r) => r.verdict?.kind !== 'jump'))
+
+/** Another process empties every set of ours. */
+const emptySets = (rs: Ruleset): Ruleset => ({
+  ...rs,
+  tables: rs.tables.map((t) => ({ ...t, sets: t.sets.map((s) => ({ ...s, elements: [] })) })),
+  ipsets: rs.ipsets.map((s) => ({ ...s, elements: [] })),
+})
+
+/** Whether the kernel holds our sets' contents as desired (rules aside). */
+const setsWhole = (dp: FakeDataplane, desired: Desired) =>
+  !diff(desired, dp.own).some((d) => d.kind === 'set_elements')
 
 /** Each time our rules went missing after `from`, for how long (Infinity: still missing). */
 function gaps(dp: FakeDataplane, desired: Desired, from: number): number[] {
@@ -419,6 +430,52 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     t.dp.tamper((k) => k, { lines: ['delete element inet palisade peers_x_v4 { 198.18.0.1 }'] })
     await t.tick()
     expect(t.dp.calls.fullReads).toBe(full + 1)
+  })
+
+  it("a rule change during the backstop's read of set contents ends that read: the rule is put back at once, the contents are read again after", async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.elementsReadMs = 4000
+    await t.tick(31_000)
+    // the backstop's read of set contents began at 30 s and runs until 34 s
+    const full = t.dp.calls.fullReads
+    t.dp.tamper(deleteFirstRule)
+    await t.tick()
+    expect(await t.inSync()).toBe(true)
+    expect(t.dp.calls.abortedReads).toBe(1)
+    expect(t.of('agent.tampering')).toHaveLength(1)
+    expect(t.of('agent.tampering')[0]?.details.trigger).toBe('kernel change event')
+    // the read of contents, made again from 31 s, runs to its end and finds the rest as it was
+    await t.tick(4000)
+    expect(t.dp.calls.fullReads).toBe(full + 1)
+    expect(t.dp.calls.abortedReads).toBe(1)
+    expect(t.enforcer.status.health).toBe('healthy')
+    // a change of set contents is no reason to end a read of them
+    await t.tick(25_000)
+    t.dp.tamper((k) => k, { lines: ['delete element inet palisade peers_x_v4 { 198.18.0.1 }'] })
+    await t.tick(5000)
+    expect(t.dp.calls.abortedReads).toBe(1)
+  })
+
+  it('a process changing our rules without pause puts off the read of set contents by two backstop periods at most: silent drift in them is still found', async () => {
+    const t = setup()
+    t.enforcer.setDesired(t.desired)
+    await t.tick()
+    t.dp.elementsReadMs = 4000
+    t.dp.tamper(emptySets, { event: false })
+    const fight = t.clock.setInterval(() => t.dp.tamper(deleteFirstRule), 1000)
+    // backstop reads at 30 s and after give way to the rule changes, each second
+    await t.tick(59_000)
+    expect(t.dp.calls.abortedReads).toBeGreaterThan(20)
+    expect(setsWhole(t.dp, t.desired)).toBe(false)
+    // from 60 s the last complete read of contents (at 0 s) is two periods old: this one ends
+    for (let s = 0; s < 6; s++) await t.tick(1000)
+    expect(setsWhole(t.dp, t.desired)).toBe(true)
+    fight.cancel()
+    // that repair read and applied for 8 s: in a fight, the next one rests as long
+    for (let s = 0; s < 20; s++) await t.tick(1000)
+    expect(await t.inSync()).toBe(true)
   })
 
   it('reads set contents when any of the changes held during a reconcile touched them', async () => {

@@ -24,10 +24,19 @@
  * and checked once it is done (the dataplane knows its own commands), so our own changes do not
  * trigger us.
  *
+ * A repair never waits for a read of set contents: with 100,000 peers that read takes seconds,
+ * and the periodic full check (the backstop) makes one every 30 s. A change by another process
+ * that touches no set element, seen while such a read runs for a state already verified, ends
+ * that read; the change is repaired from a read without set contents, and the read of contents
+ * is made again after it. Drift in set contents that sends no event is still found: a read of
+ * contents gives way only while the last complete one is younger than two backstop periods, so
+ * such drift is found within two backstop periods and one read (60 s and a few by default),
+ * even against a process that changes our rules without pause.
+ *
  * The kernel is reached only through the Dataplane and time only through the Clock, so all of
  * this is unit-tested on an in-memory kernel and a fake clock (enforcer.test.ts).
  */
-import type { Desired, Drift } from '@palisade/firewall'
+import type { Desired, Drift, Ruleset } from '@palisade/firewall'
 import { diff, isTampering, planApply } from '@palisade/firewall'
 import type { HealthState, TamperingStatus } from '@palisade/protocol'
 import type { Clock, Timer } from './clock.js'
@@ -41,7 +50,7 @@ export interface EnforcerOptions {
   readonly clock: Clock
   /** Poll interval for what emits no events (iptables-legacy, ipsets); null: never. */
   readonly pollMs: number | null
-  /** Full read-back even without events (default 30 s). */
+  /** Full read-back even without events (default 30 s); see also the class comment. */
   readonly backstopMs: number
   /** This many repairs within `windowMs` make a fight: one ongoing condition, paced repairs. */
   readonly fight: { readonly windowMs: number; readonly threshold: number }
@@ -111,6 +120,12 @@ export class Enforcer {
   #timers: Timer[] = []
   #watch: { stop(): void } | undefined
   #heldBatches: ChangeBatch[] = []
+  /** A read of set contents that gives way to a change event, while it runs. */
+  #yielding: AbortController | undefined
+  /** A reconcile whose read of set contents gave way: it runs once nothing else is pending. */
+  #contentsDue: Trigger | undefined
+  /** When the last complete read with set contents began. */
+  #contentsReadAt: number | undefined
   #repairs: number[] = []
   #episodeRepairs = 0
   /** When the last apply for a verified state ended, how long it took, whether we rest now. */
@@ -175,7 +190,7 @@ export class Enforcer {
       reason,
       since: by?.at ?? this.#o.clock.now(),
       ...(by && { by }),
-      elements: elements ?? (by === undefined || by.lines.some((l) => /\belements?\b/.test(l))),
+      elements: elements ?? (by === undefined || touchesElements(by)),
     }
     // Triggers that meet are one reconcile: the first names it, any one can ask for contents.
     const d = this.#dirty
@@ -217,8 +232,12 @@ export class Enforcer {
   #onMonitor(e: MonitorEvent): void {
     if (e.kind === 'change') {
       // During a reconcile our own commands may not be known yet: hold until it is done.
-      if (this.#running && !this.#resting) this.#heldBatches.push(e.batch)
-      else if (!this.#isOwn(e.batch)) this.trigger('kernel change event', e.batch)
+      if (this.#running && !this.#resting) {
+        this.#heldBatches.push(e.batch)
+        // A read of contents before any apply of ours: the change is another process's.
+        if (this.#yielding && !touchesElements(e.batch) && !this.#isOwn(e.batch))
+          this.#yielding.abort()
+      } else if (!this.#isOwn(e.batch)) this.trigger('kernel change event', e.batch)
       return
     }
     if (e.kind === 'lost') {
@@ -246,7 +265,13 @@ export class Enforcer {
   async #loop(): Promise<void> {
     this.#running = true
     try {
-      while (this.#dirty && !this.#stopped) {
+      for (;;) {
+        // A read of contents that gave way comes after what took its place.
+        if (!this.#dirty && this.#contentsDue) {
+          this.#dirty = this.#contentsDue
+          this.#contentsDue = undefined
+        }
+        if (!this.#dirty || this.#stopped) break
         await this.#restInFight()
         const t = this.#dirty
         this.#dirty = undefined
@@ -274,7 +299,9 @@ export class Enforcer {
     const { elements } = t
     let repairing = false
     try {
-      let actual = await dataplane.read({ elements })
+      const read = await this.#readFirst(t, desired)
+      if (read === undefined) return
+      let actual = read
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
       const drifts = diff(desired, actual)
       if (!modeChanged && planApply(desired, drifts).kind === 'none') {
@@ -339,6 +366,43 @@ export class Enforcer {
       // Repaired, undone again or failed: in a fight, the next one rests after this.
       if (repairing) this.#lastRepair = { end: clock.now(), took: clock.now() - started }
     }
+  }
+
+  /**
+   * The reconcile's first read; undefined if it was a read of set contents that gave way to a
+   * change event (see the class comment): it is then due again, after the change's repair.
+   */
+  async #readFirst(t: Trigger, desired: Desired): Promise<Ruleset | undefined> {
+    const { clock, dataplane, backstopMs } = this.#o
+    const started = clock.now()
+    if (!t.elements) return dataplane.read({ elements: false })
+    const last = this.#contentsReadAt
+    const mayYield =
+      this.#verified === desired &&
+      this.#repair &&
+      last !== undefined &&
+      started - last < 2 * backstopMs
+    const yielding = mayYield ? new AbortController() : undefined
+    this.#yielding = yielding
+    try {
+      const actual = await dataplane.read({
+        elements: true,
+        ...(yielding && { signal: yielding.signal }),
+      })
+      if (!yielding?.signal.aborted) {
+        this.#contentsReadAt = started
+        this.#contentsDue = undefined
+        return actual
+      }
+    } catch (e) {
+      if (!yielding?.signal.aborted) throw e
+    } finally {
+      this.#yielding = undefined
+    }
+    this.#contentsDue = this.#contentsDue
+      ? { ...this.#contentsDue, elements: true }
+      : { ...t, elements: true }
+    return undefined
   }
 
   #recordApplied(
@@ -518,3 +582,6 @@ export class Enforcer {
     this.#o.onStatus(this.#status)
   }
 }
+
+/** Whether a kernel change touched set elements (then a read of set contents is needed). */
+const touchesElements = (b: ChangeBatch): boolean => b.lines.some((l) => /\belements?\b/.test(l))

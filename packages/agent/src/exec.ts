@@ -14,6 +14,8 @@ export interface RunOptions {
   readonly stdin?: string
   /** Kill the command after this long (default 30 s) so nothing hangs forever. */
   readonly timeoutMs?: number
+  /** Kill the command when this aborts (its answer is no longer wanted); the run then rejects. */
+  readonly signal?: AbortSignal
 }
 
 /** Runs a command with an argument array (never a shell string). */
@@ -46,7 +48,10 @@ export class CommandError extends Error {
 /** The runner for this process's own network namespace. */
 export const runLocal: Runner = (cmd, args, opts = {}) =>
   new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(opts.signal && { signal: opts.signal, killSignal: 'SIGKILL' as const }),
+    })
     const out: Buffer[] = []
     const err: Buffer[] = []
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000)
@@ -57,7 +62,9 @@ export const runLocal: Runner = (cmd, args, opts = {}) =>
       reject(
         e.code === 'ENOENT'
           ? new ToolMissingError(cmd)
-          : new Error(`cannot run ${cmd}: ${e.message}`, { cause: e }),
+          : e.name === 'AbortError'
+            ? e
+            : new Error(`cannot run ${cmd}: ${e.message}`, { cause: e }),
       )
     })
     child.on('close', (code, signal) => {

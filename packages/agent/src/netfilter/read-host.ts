@@ -1,4 +1,4 @@
-import type { NamedSet, Ruleset, Table } from '@palisade/firewall'
+import type { Ruleset, Table } from '@palisade/firewall'
 import {
   isIptablesNftTable,
   parseIpsetSave,
@@ -7,6 +7,11 @@ import {
 } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked, ToolMissingError } from '../exec.js'
+import { lastParse } from './last-parse.js'
+
+/** The host's nftables ruleset and ipsets as last listed, parsed once while they stay the same. */
+const parseNft = lastParse(parseNftJson)
+const parseIpsets = lastParse(parseIpsetSave)
 
 export interface HostRead {
   readonly ruleset: Ruleset
@@ -66,7 +71,7 @@ async function readIptables(
 export async function readHost(run: Runner): Promise<HostRead> {
   const missing: string[] = []
   const nftText = await readOrMissing(run, missing, 'nft', ['-j', 'list', 'ruleset'])
-  const nftTables = nftText ? parseNftJson(nftText) : []
+  const nftTables = nftText ? parseNft(nftText) : []
   const native = nftTables.filter((t) => !isIptablesNftTable(t))
   const hasIptNft = native.length !== nftTables.length
   const ipt = hasIptNft
@@ -76,7 +81,7 @@ export async function readHost(run: Runner): Promise<HostRead> {
   const legacyWithRules = legacy.tables.filter((t) =>
     t.chains.some((c) => c.rules.length > 0 || !c.base),
   )
-  const ipsets: NamedSet[] = parseIpsetSave(await readOrMissing(run, missing, 'ipset', ['save']))
+  const ipsets = parseIpsets(await readOrMissing(run, missing, 'ipset', ['save']))
   return {
     ruleset: { tables: [...native, ...ipt.tables, ...legacy.tables], ipsets },
     missingTools: missing,

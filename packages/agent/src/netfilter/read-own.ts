@@ -8,21 +8,28 @@ import {
   parseNftJson,
   RulesetParseError,
 } from '@palisade/firewall'
-import type { Runner } from '../exec.js'
+import type { RunOptions, Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
+import { lastParse } from './last-parse.js'
+
+/** Our table and ipsets as last listed whole, parsed once while they stay the same. */
+const parseOwnTable = lastParse(parseNftJson)
+const parseOwnIpsets = lastParse(parseIpsetSave)
 
 /**
  * Reads only what a drift check needs, which is far cheaper than the whole host: our nftables
  * table, or the iptables filter tables (our chains and hooks live there) and the ipsets.
  * `elements: false` leaves out set contents (a terse listing: sets of 100,000 addresses cost
- * a second to list, their names nothing); the result then says `elementsOmitted`.
+ * a second to list, their names nothing); the result then says `elementsOmitted`. `signal`
+ * ends the tools still running when it aborts (the read then rejects).
  */
 export async function readOwn(
   run: Runner,
   backend: Backend,
-  opts: { elements?: boolean } = {},
+  opts: { elements?: boolean; signal?: AbortSignal } = {},
 ): Promise<Ruleset> {
   const elements = opts.elements ?? true
+  const signal = opts.signal && { signal: opts.signal }
   if (backend === 'nftables') {
     // nft 1.0.6 fetches every element of the table's sets for `list table`, even terse (2 s at
     // 100,000 peers); a terse `list ruleset` fetches none (50 ms), so that is read and our
@@ -30,13 +37,14 @@ export async function readOwn(
     const r = await run(
       'nft',
       elements ? ['-j', 'list', 'table', 'inet', NFT_TABLE] : ['-j', '-t', 'list', 'ruleset'],
+      signal,
     )
     if (r.code !== 0) {
       if (/No such file or directory/.test(r.stderr))
         return { tables: [], ipsets: [], ...(!elements && { elementsOmitted: true }) }
       throw new CommandError(`nft -j list table inet ${NFT_TABLE}`, r)
     }
-    const tables = parseNftJson(r.stdout)
+    const tables = elements ? parseOwnTable(r.stdout) : parseNftJson(r.stdout)
     return {
       tables: elements ? tables : tables.filter((t) => t.family === 'inet' && t.name === NFT_TABLE),
       ipsets: [],
@@ -44,12 +52,12 @@ export async function readOwn(
     }
   }
   const [tables, sets] = await Promise.all([
-    readIptablesFilter(run, backend),
-    runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n']),
+    readIptablesFilter(run, backend, signal),
+    runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n'], signal),
   ])
   // `ipset list -n` gives names only; the family is not known then, and not compared.
-  const ipsets: NamedSet[] = elements
-    ? parseIpsetSave(sets)
+  const ipsets: readonly NamedSet[] = elements
+    ? parseOwnIpsets(sets)
     : sets
         .split('\n')
         .filter(Boolean)
@@ -108,11 +116,12 @@ function nftItems(text: string): NftItem[] {
 export async function readIptablesFilter(
   run: Runner,
   backend: Exclude<Backend, 'nftables'>,
+  opts?: RunOptions,
 ): Promise<Table[]> {
   const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
   const [v4, v6] = await Promise.all([
-    runChecked(run, `iptables-${variant}-save`, ['-t', 'filter']),
-    runChecked(run, `ip6tables-${variant}-save`, ['-t', 'filter']),
+    runChecked(run, `iptables-${variant}-save`, ['-t', 'filter'], opts),
+    runChecked(run, `ip6tables-${variant}-save`, ['-t', 'filter'], opts),
   ])
   return [
     ...parseIptablesSave(v4, 'ip', backend).tables,
