@@ -43,13 +43,16 @@ for (const name of wanted.length > 0 ? wanted : all) {
 
 /** What a saved figure was measured on: a reader compares like with like. */
 function machine(): Record<string, unknown> {
-  const commit = (() => {
+  const git = (...args: string[]) => {
     try {
-      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir }).toString().trim()
+      return execFileSync('git', args, { cwd: dir }).toString().trim()
     } catch {
-      return 'unknown'
+      return undefined
     }
-  })()
+  }
+  // Uncommitted changes (other than saved results) are part of what was measured: say so.
+  const dirty = git('status', '--porcelain', '--', ':/', ':(top,exclude)bench/results')
+  const commit = `${git('rev-parse', '--short', 'HEAD') ?? 'unknown'}${dirty ? '+changes' : ''}`
   return {
     date: new Date().toISOString(),
     commit,
