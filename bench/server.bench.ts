@@ -30,6 +30,8 @@ const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 5)
 const RUNS = Number(process.env.PALISADE_BENCH_RUNS ?? 3)
 const PROCESSES = Number(process.env.PALISADE_BENCH_SIM_PROCESSES ?? 4)
 const PG_SERVERS = Number(process.env.PALISADE_BENCH_SERVERS ?? 1)
+/** Which stores to measure: a fleet of 25,000 is PostgreSQL's (SQLite is for one server). */
+const STORES = (process.env.PALISADE_BENCH_STORES ?? 'sqlite,postgres').split(',')
 /** The vendor's heartbeat interval: what a fleet's heartbeats cost the servers is at this rate. */
 const HEARTBEAT_INTERVAL_S = 300
 
@@ -51,7 +53,8 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return { api: medians(api), simulatedAgents: medians(fleet) }
   }
-  out.sqlite = await runs(() => Promise.resolve(undefined), 1)
+  if (STORES.includes('sqlite')) out.sqlite = await runs(() => Promise.resolve(undefined), 1)
+  if (!STORES.includes('postgres')) return out
   const pg = await startTestPostgres()
   try {
     out.postgres = await runs(() => pg.freshDatabase(), PG_SERVERS)
