@@ -274,4 +274,19 @@ describe('element changes', () => {
   it.each(cases)('%s', (_name, want, have, expected) => {
     expect(elementChanges(want, have)).toEqual(expected)
   })
+
+  it('compares a list found equal in another order through its equal, with the same answers', () => {
+    const read = ['d', 'b', 'a', 'c']
+    expect(elementChanges(['a', 'b', 'c', 'd'], read)).toEqual({ added: [], removed: [] })
+    expect(elementChanges(['a', 'b', 'c', 'd', 'e'], read)).toEqual({ added: [], removed: ['e'] })
+    expect(elementChanges(['a', 'c', 'd'], read)).toEqual({ added: ['b'], removed: [] })
+    expect(elementChanges(['x', 'a', 'b', 'd'], read)).toEqual({ added: ['c'], removed: ['x'] })
+    expect(elementChanges(read, read)).toEqual({ added: [], removed: [] })
+  })
+
+  it('remembers no equality it did not find', () => {
+    const read = ['b', 'a', 'z']
+    expect(elementChanges(['a', 'b'], read)).toEqual({ added: ['z'], removed: [] })
+    expect(elementChanges(['a', 'b', 'z'], read)).toEqual({ added: [], removed: [] })
+  })
 })
