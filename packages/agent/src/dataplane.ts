@@ -25,9 +25,11 @@ export interface Dataplane {
   readonly backend: Backend
   /**
    * Our objects as the kernel holds them; `elements: false` leaves set contents out. Right
-   * after an apply, what that apply verified may answer instead (see KernelDataplane.read).
+   * after an apply, what that apply verified may answer instead; with `unlessChanged`, what the
+   * last read or apply found answers as long as nothing shows a change since (see
+   * KernelDataplane.read): the read for a new desired state, when nothing said the kernel moved.
    */
-  read(opts: { readonly elements: boolean }): Promise<Ruleset>
+  read(opts: { readonly elements: boolean; readonly unlessChanged?: boolean }): Promise<Ruleset>
   /**
    * Brings the kernel from `actual` (read just before) to `desired`, one atomic transaction per
    * table; returns the plan it carried out.

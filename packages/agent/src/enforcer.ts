@@ -70,6 +70,11 @@ type Trigger = {
   readonly by?: ChangeBatch
   /** Whether set contents must be read (most of the cost with large sets). */
   readonly elements: boolean
+  /**
+   * Whether the kernel may have changed, so must be read: every trigger but a new desired
+   * state, for which what the dataplane last read or applied stands while nothing shows a change.
+   */
+  readonly fresh: boolean
 }
 
 const QUIET_TO_END_MS = 60_000
@@ -164,22 +169,30 @@ export class Enforcer {
   setDesired(d: Desired, opts: { readonly repair?: boolean } = {}): void {
     this.#desired = d
     this.#repair = opts.repair ?? true
-    this.trigger(`policy version ${d.version}`)
+    const reason = `policy version ${d.version}`
+    this.#mark({ reason, since: this.#o.clock.now(), elements: true, fresh: false })
   }
 
   trigger(reason: string, by?: ChangeBatch, elements?: boolean): void {
-    if (this.#stopped) return
     // A kernel event that touched no set element lets us skip reading set contents; every
     // other trigger reads everything unless told otherwise.
-    const next = {
+    this.#mark({
       reason,
       since: by?.at ?? this.#o.clock.now(),
       ...(by && { by }),
       elements: elements ?? (by === undefined || by.lines.some((l) => /\belements?\b/.test(l))),
-    }
-    // Triggers that meet are one reconcile: the first names it, any one can ask for contents.
+      fresh: true,
+    })
+  }
+
+  #mark(next: Trigger): void {
+    if (this.#stopped) return
+    // Triggers that meet are one reconcile: the first names it, any one can ask for contents
+    // or for a fresh read.
     const d = this.#dirty
-    this.#dirty = d ? { ...d, elements: d.elements || next.elements } : next
+    this.#dirty = d
+      ? { ...d, elements: d.elements || next.elements, fresh: d.fresh || next.fresh }
+      : next
     if (!this.#running) void this.#loop()
   }
 
@@ -274,7 +287,7 @@ export class Enforcer {
     const { elements } = t
     let repairing = false
     try {
-      let actual = await dataplane.read({ elements })
+      let actual = await dataplane.read({ elements, unlessChanged: !t.fresh })
       const modeChanged = this.#appliedMode !== undefined && this.#appliedMode !== desired.mode
       const drifts = diff(desired, actual)
       if (!modeChanged && planApply(desired, drifts).kind === 'none') {
