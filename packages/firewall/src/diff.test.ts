@@ -47,6 +47,18 @@ const mapChain = (
 })
 const kinds = (ds: Drift[]) => ds.map((d) => d.kind)
 
+describe('the same question asked twice', () => {
+  it('gets the same answer, which the asker may keep as its own', () => {
+    const rs = mapChain(live(nft), 'input', (rules) => rules.slice(1))
+    const first = diff(nft, rs)
+    expect(kinds(first)).toEqual(['rule_removed'])
+    first.push({ kind: 'set_missing', set: 'x' })
+    expect(kinds(diff(nft, rs))).toEqual(['rule_removed'])
+    // Another desired state for the same ruleset is another question.
+    expect(kinds(diff(ipt, rs))).not.toEqual(['rule_removed'])
+  })
+})
+
 describe('drift classification', () => {
   it('finds nothing when the kernel holds exactly what we rendered', () => {
     expect(diff(nft, live(nft))).toEqual([])

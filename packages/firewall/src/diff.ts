@@ -244,10 +244,25 @@ export function findHooks(
 }
 
 /**
+ * The last answer for each ruleset, by identity: the enforcer's diff and the apply's plan
+ * (applyScript) ask the same question of the same two objects, a pass over 100,000 set
+ * elements each time. Both are never changed once made (readonly).
+ */
+const ANSWERED = new WeakMap<Ruleset, { desired: Desired; drifts: readonly Drift[] }>()
+
+/**
  * Everything that differs between the desired state and the live ruleset, for our objects
  * only. Foreign objects are never reported here except where they stand before our hook.
  */
 export function diff(desired: Desired, actual: Ruleset): Drift[] {
+  const answered = ANSWERED.get(actual)
+  if (answered?.desired === desired) return [...answered.drifts]
+  const drifts = drifted(desired, actual)
+  ANSWERED.set(actual, { desired, drifts })
+  return [...drifts]
+}
+
+function drifted(desired: Desired, actual: Ruleset): Drift[] {
   if (desired.backend === 'nftables') {
     const want = desired.tables.find(isOurTable)
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)
