@@ -1,12 +1,4 @@
-import type {
-  Desired,
-  IpsetHeader,
-  NamedSet,
-  Plan,
-  Ruleset,
-  SetChange,
-  Table,
-} from '@palisade/firewall'
+import type { Desired, IpsetHeader, NamedSet, Plan, Ruleset, Table } from '@palisade/firewall'
 import { findTable, isOurIpset, isOurTable, NFT_TABLE, parseIpsetHeaders } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } from './read-own.js'
@@ -41,7 +33,7 @@ export async function verifyApplied(
 ): Promise<Ruleset> {
   if (plan.kind === 'none') return before
   if (desired.backend === 'nftables') {
-    if (plan.kind === 'sets') return withChanges(before, desired, plan.changes)
+    if (plan.kind === 'sets') return setsAsDesired(before, desired)
     const read = await readNftStructure(run)
     return {
       tables: read ? [nftFilled(read, desired, before, plan)] : [],
@@ -54,7 +46,7 @@ export async function verifyApplied(
     return { ...before, tables: await readIptablesFilter(run, desired.backend) }
   const expected =
     plan.kind === 'sets'
-      ? withChanges(before, desired, plan.changes).ipsets
+      ? setsAsDesired(before, desired).ipsets
       : desired.ipsets.filter((s) => isOurIpset(s.name))
   // The counts the apply's ipset run printed after its changes; none printed, they are read.
   const printed = countsAfter === undefined ? [] : parseIpsetHeaders(countsAfter)
@@ -70,19 +62,19 @@ export async function verifyApplied(
 }
 
 /**
- * `rs` (what the kernel held) with the changed sets (in tables and ipsets) holding what
- * `desired` lists for them. The changes are what `rs` lacks of `desired` and holds beyond it
- * (applyScript's plan from `rs`), so `rs` with them made is `desired` there: its lists are taken
- * as they are, in our order, instead of a copy of 100,000 elements in the kernel's, and the next
- * diff against a desired state in our order is one pass.
+ * `rs` (what the kernel held) with `desired`'s lists in its sets (in tables and ipsets), once
+ * the changes are made. A sets-only plan (applyScript's, from `rs`) means every difference was
+ * a set's elements, and the changes are exactly what `rs` lacked of `desired` and held beyond
+ * it: with them made, each set holds what `desired` lists. Its lists are taken as they are, in
+ * our order, instead of a copy of 100,000 elements in the kernel's, so the next diff against
+ * them is a look at their identity, and against a new desired state one ordered pass.
  */
-function withChanges(rs: Ruleset, desired: Desired, changes: readonly SetChange[]): Ruleset {
-  const changed = new Set(changes.map((c) => c.set))
+function setsAsDesired(rs: Ruleset, desired: Desired): Ruleset {
   const want = new Map(
     [...(desired.tables.find(isOurTable)?.sets ?? []), ...desired.ipsets].map((s) => [s.name, s]),
   )
   const apply = (s: NamedSet): NamedSet => {
-    const w = changed.has(s.name) ? want.get(s.name) : undefined
+    const w = want.get(s.name)
     return w ? { ...s, elements: w.elements } : s
   }
   return {
