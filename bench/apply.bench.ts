@@ -130,6 +130,8 @@ export async function run(): Promise<Record<string, unknown>> {
       const oursApply: number[] = []
       const rawMs: number[] = []
       const peerChange: number[] = []
+      /** The change one way and the other: a delete (nft) waits for the kernel at the end. */
+      const byWay: Record<'add' | 'remove', number[]> = { add: [], remove: [] }
       const compileMs: number[] = []
       const peerChangeWithRead: number[] = []
       const peerChangePlan: string[] = []
@@ -159,6 +161,7 @@ export async function run(): Promise<Record<string, unknown>> {
                 compileMs.push(c.ms)
                 const change = await timed(() => enforce(e, c.value))
                 peerChange.push(change.ms)
+                byWay[more.length > 0 ? 'add' : 'remove'].push(change.ms)
                 peerChangePlan.push(change.value)
                 expectApplied(c.value, await readOwn(r, backend), `at version ${version}, read`)
               }
@@ -193,6 +196,8 @@ export async function run(): Promise<Record<string, unknown>> {
         applyAndVerifyRatio: +(median(oursApply) / r).toFixed(2),
         withReadAndVerifyRatio: +(median(oursTotal) / r).toFixed(2),
         oneAddressChangeMs: +median(peerChange).toFixed(1),
+        oneAddressAddMs: +median(byWay.add).toFixed(1),
+        oneAddressRemoveMs: +median(byWay.remove).toFixed(1),
         oneAddressCompileMs: +median(compileMs).toFixed(1),
         oneAddressChangeWithFullReadMs: +median(peerChangeWithRead).toFixed(1),
         oneAddressChangePlan: [...new Set(peerChangePlan)].join(','),
