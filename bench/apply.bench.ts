@@ -3,16 +3,32 @@
  * `ours` is what the agent does for a new policy: read our objects, diff, apply in one
  * transaction per table, read back what the apply changed and verify it (applyDesired with
  * verifyApplied). `raw` is the same rendered text fed straight to `nft -f` (or `ipset restore`
- * + `iptables-restore`), measured in the same run. Also the cost of a one-address change (a
- * set-element update) from the state the apply verified, and with a full read before it; each
- * change is then checked against a full read of the kernel (not timed).
+ * + `iptables-restore`), measured in the same run.
+ *
+ * A one-address change is timed as the agent makes it: an enforcer over the kernel dataplane,
+ * with the change monitor and the polling the agent runs on that backend, is handed the
+ * compiled policy with one address more, then one less (setDesired until settled: its read,
+ * diff, apply, verify and the read-back). The compile of that policy is timed apart
+ * (oneAddressCompileMs). `oneAddressChangeWithFullReadMs` is the same change after a full read
+ * (what a change after tampering, or without the monitor, costs). Each change is then checked
+ * against a full read of the kernel (not timed).
  *
  * Tools run through `nsenter --net`, which only switches the network namespace, as close as a
  * test can come to the agent running them in its own: `ip netns exec` also makes a mount
  * namespace, which costs more than a small nft run and would swamp the small sizes.
  */
-import type { Runner } from '@palisade/agent'
-import { applyDesired, readOwn, runChecked, runLocal } from '@palisade/agent'
+import type { ProcessStarter, Runner } from '@palisade/agent'
+import {
+  applyDesired,
+  DEFAULT_CONFIG,
+  Enforcer,
+  KernelDataplane,
+  readOwn,
+  runChecked,
+  runLocal,
+  startLocal,
+  systemClock,
+} from '@palisade/agent'
 import type { Backend, Desired, Ruleset } from '@palisade/firewall'
 import {
   BACKENDS,
@@ -65,15 +81,42 @@ function expectApplied(d: Desired, rs: Ruleset, when: string): void {
     throw new Error(`${d.backend} ${when}: the kernel differs: ${drifts[0]?.kind ?? '?'}`)
 }
 
-async function fresh<T>(f: (run: Runner) => Promise<T>): Promise<T> {
+async function fresh<T>(f: (run: Runner, start: ProcessStarter) => Promise<T>): Promise<T> {
   const ns = await Lab.isolated()
-  const run: Runner = (cmd, args, opts) =>
-    runLocal('nsenter', [`--net=/run/netns/${ns.ns}`, cmd, ...args], opts)
+  const net = `--net=/run/netns/${ns.ns}`
+  const run: Runner = (cmd, args, opts) => runLocal('nsenter', [net, cmd, ...args], opts)
+  const start: ProcessStarter = (cmd, args, on) => startLocal('nsenter', [net, cmd, ...args], on)
   try {
-    return await f(run)
+    return await f(run, start)
   } finally {
     await ns.destroy()
   }
+}
+
+/** An enforcer as the agent runs it on `backend`, over the kernel dataplane. */
+function agentEnforcer(run: Runner, start: ProcessStarter, backend: Backend): Enforcer {
+  const enforcer = new Enforcer({
+    dataplane: new KernelDataplane(run, backend, start, systemClock),
+    clock: systemClock,
+    pollMs: backend === 'nftables' ? null : DEFAULT_CONFIG.pollMs,
+    backstopMs: DEFAULT_CONFIG.backstopMs,
+    fight: DEFAULT_CONFIG.fight,
+    watchEvents: backend !== 'iptables-legacy',
+    onEvent: () => undefined,
+    onStatus: () => undefined,
+  })
+  enforcer.start()
+  return enforcer
+}
+
+/** Hands the enforcer `d` and waits until it settled; fails unless it applied `d` healthily. */
+async function enforce(e: Enforcer, d: Desired): Promise<string> {
+  e.setDesired(d)
+  await e.settled()
+  const { health, applied, reason } = e.status
+  if (health !== 'healthy' || applied?.version !== d.version)
+    throw new Error(`${d.backend}: version ${d.version} not applied: ${reason ?? health}`)
+  return applied.plan
 }
 
 export async function run(): Promise<Record<string, unknown>> {
@@ -87,33 +130,55 @@ export async function run(): Promise<Record<string, unknown>> {
       const oursApply: number[] = []
       const rawMs: number[] = []
       const peerChange: number[] = []
+      /** The change one way and the other: a delete (nft) waits for the kernel at the end. */
+      const byWay: Record<'add' | 'remove', number[]> = { add: [], remove: [] }
+      const compileMs: number[] = []
       const peerChangeWithRead: number[] = []
       const peerChangePlan: string[] = []
       for (let i = 0; i < reps; i++) {
         // Alternate which goes first so neither always meets a warmer kernel.
         const measureRaw = () => fresh(async (r) => rawMs.push((await timed(() => raw(r, d))).ms))
         const measureOurs = () =>
-          fresh(async (r) => {
+          fresh(async (r, start) => {
             const m = await ours(r, d)
             oursTotal.push(m.totalMs)
             oursApply.push(m.applyMs)
-            // One address more, then one less: from the verified state, then with a full read.
-            // Outside the peers' range: next to one of them, the two would merge into a /31.
-            const one = policyWithPeers(n, 'coexistence_primary', ['203.0.113.7/32'])
-            const added = compile(one, { backend, failsafe: DEFAULT_FAILSAFE })
-            const change = await timed(() =>
-              applyDesired(r, added, m.after, { modeChanged: false }),
-            )
-            peerChange.push(change.ms)
-            peerChangePlan.push(change.value.plan.kind)
-            expectApplied(added, change.value.after, 'after a one-address change, as verified')
-            expectApplied(added, await readOwn(r, backend), 'after a one-address change, read')
+            // The agent takes over what `ours` applied (it reads it once: nothing to change),
+            // then gets one address more, then one less. Outside the peers' range: next to one
+            // of them, the two would merge into a /31.
+            const e = agentEnforcer(r, start, backend)
+            try {
+              peerChangePlan.push(await enforce(e, d))
+              const extra = ['203.0.113.7/32']
+              for (const [version, more] of [
+                [2, extra],
+                [3, []],
+              ] as const) {
+                const policy = { ...policyWithPeers(n, 'coexistence_primary', more), version }
+                const c = await timed(() =>
+                  compile(policy, { backend, failsafe: DEFAULT_FAILSAFE }),
+                )
+                compileMs.push(c.ms)
+                const change = await timed(() => enforce(e, c.value))
+                peerChange.push(change.ms)
+                byWay[more.length > 0 ? 'add' : 'remove'].push(change.ms)
+                peerChangePlan.push(change.value)
+                expectApplied(c.value, await readOwn(r, backend), `at version ${version}, read`)
+              }
+            } finally {
+              e.stop()
+            }
+            const added = compile(policyWithPeers(n, 'coexistence_primary', ['203.0.113.7/32']), {
+              backend,
+              failsafe: DEFAULT_FAILSAFE,
+            })
             const withRead = await timed(async () =>
-              applyDesired(r, d, await readOwn(r, backend), { modeChanged: false }),
+              applyDesired(r, added, await readOwn(r, backend), { modeChanged: false }),
             )
             peerChangeWithRead.push(withRead.ms)
             peerChangePlan.push(withRead.value.plan.kind)
-            expectApplied(d, await readOwn(r, backend), 'after a one-address change back, read')
+            expectApplied(added, withRead.value.after, 'after a one-address change, as verified')
+            expectApplied(added, await readOwn(r, backend), 'after a one-address change, read')
           })
         if (i % 2 === 0) {
           await measureRaw()
@@ -131,6 +196,9 @@ export async function run(): Promise<Record<string, unknown>> {
         applyAndVerifyRatio: +(median(oursApply) / r).toFixed(2),
         withReadAndVerifyRatio: +(median(oursTotal) / r).toFixed(2),
         oneAddressChangeMs: +median(peerChange).toFixed(1),
+        oneAddressAddMs: +median(byWay.add).toFixed(1),
+        oneAddressRemoveMs: +median(byWay.remove).toFixed(1),
+        oneAddressCompileMs: +median(compileMs).toFixed(1),
         oneAddressChangeWithFullReadMs: +median(peerChangeWithRead).toFixed(1),
         oneAddressChangePlan: [...new Set(peerChangePlan)].join(','),
         reps,

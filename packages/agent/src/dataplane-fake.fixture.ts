@@ -134,6 +134,8 @@ export class FakeDataplane implements Dataplane {
   readonly history: { readonly at: number; readonly own: Ruleset }[] = []
   /** Calls so far, for tests that count the work done; `abortedReads`: ended by their signal. */
   readonly calls = { reads: 0, fullReads: 0, abortedReads: 0, applies: 0, watches: 0, looks: 0 }
+  /** Each read's `unlessChanged`, in order: which reads may be answered from what was known. */
+  readonly unlessChanged: boolean[] = []
   /** Offers the cheap look for changes since a read (`changed`), as the kernel's does for iptables. */
   looks = false
   #seenAtRead: { rules: string; sets: string } | undefined
@@ -147,8 +149,13 @@ export class FakeDataplane implements Dataplane {
     private readonly clock: Clock,
   ) {}
 
-  async read(opts: { elements: boolean; signal?: AbortSignal }): Promise<Ruleset> {
+  async read(opts: {
+    elements: boolean
+    unlessChanged?: boolean
+    signal?: AbortSignal
+  }): Promise<Ruleset> {
     this.calls.reads++
+    this.unlessChanged.push(opts.unlessChanged === true)
     if (opts.elements) this.calls.fullReads++
     this.#seenAtRead = this.#look()
     await this.#tool('read', opts.signal, opts.elements ? this.elementsReadMs : 0)

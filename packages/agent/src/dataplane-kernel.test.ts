@@ -45,6 +45,7 @@ function scripted() {
     if (args.includes('list') && args.includes('table'))
       return { pid, code: 1, stdout: '', stderr: 'Error: No such file or directory' }
     if (args[0] === '-t') return { pid, code: 0, stdout: structure, stderr: '' }
+    if (args.includes('ruleset')) return { pid, code: 0, stdout: '{"nftables": []}', stderr: '' }
     return { pid, code: 0, stdout: '', stderr: '' }
   }
   const run = (cmd: string, args: readonly string[], opts?: RunOptions) => {
@@ -61,7 +62,14 @@ function scripted() {
     new FakeClock(),
   )
   const emit = (line: string) => monitor?.stdout(Buffer.from(`${line}\n`))
-  return { dp, commands, signals, emit, lastPid: () => pid }
+  return {
+    dp,
+    commands,
+    signals,
+    emit,
+    lastPid: () => pid,
+    stop: undefined as (() => void) | undefined,
+  }
 }
 
 describe('kernel dataplane: the read after an apply', () => {
@@ -131,5 +139,53 @@ describe('kernel dataplane: the read after an apply', () => {
     await dp.read({ elements: true, signal: ac.signal })
     expect(commands).toEqual(['nft -j list table inet palisade'])
     expect(signals).toEqual([ac.signal])
+  })
+})
+
+describe('kernel dataplane: the read for a new desired state', () => {
+  it('is answered by what the last apply or read found while the monitor saw no other change', async () => {
+    const { dp, commands, emit, lastPid } = scripted()
+    dp.watch(() => undefined)
+    await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
+    emit(`# new generation 9 by process ${lastPid() - 1} (nft)`)
+    const verified = await dp.read({ elements: true })
+    const known = commands.length
+    expect(await dp.read({ elements: true, unlessChanged: true })).toBe(verified)
+    expect(await dp.read({ elements: true, unlessChanged: true })).toBe(verified)
+    expect(commands).toHaveLength(known)
+    // Any other read reads, and what it found answers the next one.
+    const read = await dp.read({ elements: true })
+    expect(commands.slice(known)).toEqual(['nft -j list table inet palisade'])
+    expect(await dp.read({ elements: true, unlessChanged: true })).toBe(read)
+    expect(commands).toHaveLength(known + 1)
+  })
+
+  it('reads after another process changed the kernel, lost events, or without the monitor', async () => {
+    const cases: [string, (s: ReturnType<typeof scripted>) => void][] = [
+      ['a foreign change', (s) => s.emit('# new generation 9 by process 4242 (nft)')],
+      ['lost events', (s) => s.emit('lost some netlink events')],
+      ['no monitor', () => undefined],
+      ['a stopped monitor', (s) => s.stop?.()],
+    ]
+    for (const [name, after] of cases) {
+      const s = scripted()
+      if (name !== 'no monitor') s.stop = s.dp.watch(() => undefined).stop
+      await s.dp.apply(desired, await s.dp.read({ elements: true }), { modeChanged: true })
+      await s.dp.read({ elements: true })
+      after(s)
+      const known = s.commands.length
+      await s.dp.read({ elements: true, unlessChanged: true })
+      expect([name, s.commands.slice(known)]).toEqual([name, ['nft -j list table inet palisade']])
+    }
+  })
+
+  it('does not stand on a read without set contents', async () => {
+    const { dp, commands } = scripted()
+    dp.watch(() => undefined)
+    await dp.read({ elements: true })
+    await dp.read({ elements: false })
+    const known = commands.length
+    await dp.read({ elements: true, unlessChanged: true })
+    expect(commands.slice(known)).toEqual(['nft -j list table inet palisade'])
   })
 })

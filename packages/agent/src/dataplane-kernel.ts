@@ -5,7 +5,7 @@ import type { ProcessStarter, Runner } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
 import type { ChangeSignal } from './netfilter/change-signal.js'
-import { takeSignal } from './netfilter/change-signal.js'
+import { ourSetHeaders, takeSignal } from './netfilter/change-signal.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
 
@@ -18,8 +18,17 @@ const OWN_PIDS = 256
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
-  /** What the last apply read back, for the read that follows it. */
-  #verified: Ruleset | undefined
+  /**
+   * What the last apply read back (`applied`: for the read that follows it, with the change
+   * signal after it where the apply printed it), or what the last read with set contents
+   * found: the kernel as far as we know, while nothing shows a change.
+   */
+  #known:
+    { readonly rs: Ruleset; readonly applied: boolean; readonly signal?: ChangeSignal } | undefined
+  /** Whether the change monitor runs: without it, a change to nf_tables shows nowhere. */
+  #watching = false
+  /** Counts changes by other processes (and lost events) the monitor reported. */
+  #foreign = 0
   /** The change signal taken just before the last read began. */
   #signal: ChangeSignal | undefined
 
@@ -45,22 +54,40 @@ export class KernelDataplane implements Dataplane {
   /**
    * The first read after an apply is answered by what that apply read back (verifyApplied:
    * read where it changed the kernel) instead of reading everything again, unless a change
-   * by another process, or lost events, were seen in between; every other read reads.
+   * by another process, or lost events, were seen in between. With `unlessChanged`, what the
+   * last apply or read found answers while nothing shows a change since: a new desired state
+   * one address away then costs the change, not a read of 100,000 set elements. What sends
+   * change events is followed while the monitor runs (another process's change clears what is
+   * known); what sends none (ipsets, iptables-legacy rules) shows at the next look, which
+   * compares with the signal of the last read: that stays, so a change since it still shows.
+   * Every other read reads.
    */
-  async read(opts: { elements: boolean; signal?: AbortSignal }) {
+  async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
+    const last = this.#signal
+    const known = this.#known
+    this.#known = undefined
+    const followed = this.backend === 'iptables-legacy' || this.#watching
+    if (known && ((known.applied && known.signal) || (opts.unlessChanged && followed))) {
+      if (known.applied && known.signal) this.#signal = known.signal
+      this.#known = { rs: known.rs, applied: false }
+      return known.rs
+    }
     // Taken before the read, so whatever changes after it, even during the read, shows in the
     // next look. The sets' part only when their contents are read: our own applies change set
     // contents only when followed by such a read. After an apply, a change another process
     // makes between the apply's read-back and this signal goes unseen until the periodic full
     // check: a window of one listing's time.
-    const last = this.#signal
     this.#signal = undefined
     const signal = await takeSignal(this.#run, this.backend, { sets: opts.elements }).catch(
       this.#logged,
     )
-    const verified = this.#verified
-    this.#verified = undefined
-    const actual = verified ?? (await readOwn(this.#run, this.backend, opts).catch(this.#logged))
+    const foreign = this.#foreign
+    const actual = known?.applied
+      ? known.rs
+      : await readOwn(this.#run, this.backend, opts).catch(this.#logged)
+    // A change reported while reading may or may not show in it: the next read reads.
+    if (!actual.elementsOmitted && foreign === this.#foreign)
+      this.#known = { rs: actual, applied: false }
     this.#signal = signal && { ...signal, sets: opts.elements ? signal.sets : last?.sets }
     return actual
   }
@@ -74,9 +101,17 @@ export class KernelDataplane implements Dataplane {
   }
 
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
-    this.#verified = undefined
+    const last = this.#signal
+    this.#known = undefined
     const applied = await applyDesired(this.#run, desired, actual, opts).catch(this.#logged)
-    this.#verified = applied.after
+    // Set elements alone changed: the rules are as the last signal took them, and the ipset run
+    // printed the sets' headers after its changes (verifyApplied checked their counts), so the
+    // signal after the apply costs no listing. A change since the last signal still shows.
+    const signal =
+      applied.plan.kind === 'sets' && applied.counts !== undefined && last !== undefined
+        ? { rules: last.rules, sets: ourSetHeaders(applied.counts) }
+        : undefined
+    this.#known = { rs: applied.after, applied: true, ...(signal && { signal }) }
     return applied.plan
   }
 
@@ -96,12 +131,22 @@ export class KernelDataplane implements Dataplane {
       start: this.start,
       now: () => this.clock.now(),
       onEvent: (e) => {
-        if (e.kind !== 'change' || !this.isOwn(e.batch)) this.#verified = undefined
+        if (e.kind !== 'change' || !this.isOwn(e.batch)) {
+          this.#known = undefined
+          this.#foreign++
+        }
+        if (e.kind === 'exited') this.#watching = false
         onEvent(e)
       },
     })
     monitor.start()
-    return { stop: () => monitor.stop() }
+    this.#watching = true
+    return {
+      stop: () => {
+        this.#watching = false
+        monitor.stop()
+      },
+    }
   }
 
   isOwn(b: ChangeBatch): boolean {

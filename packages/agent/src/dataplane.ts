@@ -25,10 +25,16 @@ export interface Dataplane {
   readonly backend: Backend
   /**
    * Our objects as the kernel holds them; `elements: false` leaves set contents out. Right
-   * after an apply, what that apply verified may answer instead (see KernelDataplane.read).
+   * after an apply, what that apply verified may answer instead; with `unlessChanged`, what the
+   * last read or apply found answers as long as nothing shows a change since (see
+   * KernelDataplane.read): the read for a new desired state, when nothing said the kernel moved.
    * When `signal` aborts, the read stops (its tools are ended) and rejects.
    */
-  read(opts: { readonly elements: boolean; readonly signal?: AbortSignal }): Promise<Ruleset>
+  read(opts: {
+    readonly elements: boolean
+    readonly unlessChanged?: boolean
+    readonly signal?: AbortSignal
+  }): Promise<Ruleset>
   /**
    * Brings the kernel from `actual` (read just before) to `desired`, one atomic transaction per
    * table; returns the plan it carried out.

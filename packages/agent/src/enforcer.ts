@@ -79,6 +79,11 @@ type Trigger = {
   readonly by?: ChangeBatch
   /** Whether set contents must be read (most of the cost with large sets). */
   readonly elements: boolean
+  /**
+   * Whether the kernel may have changed, so must be read: every trigger but a new desired
+   * state, for which what the dataplane last read or applied stands while nothing shows a change.
+   */
+  readonly fresh: boolean
 }
 
 const QUIET_TO_END_MS = 60_000
@@ -179,22 +184,30 @@ export class Enforcer {
   setDesired(d: Desired, opts: { readonly repair?: boolean } = {}): void {
     this.#desired = d
     this.#repair = opts.repair ?? true
-    this.trigger(`policy version ${d.version}`)
+    const reason = `policy version ${d.version}`
+    this.#mark({ reason, since: this.#o.clock.now(), elements: true, fresh: false })
   }
 
   trigger(reason: string, by?: ChangeBatch, elements?: boolean): void {
-    if (this.#stopped) return
     // A kernel event that touched no set element lets us skip reading set contents; every
     // other trigger reads everything unless told otherwise.
-    const next = {
+    this.#mark({
       reason,
       since: by?.at ?? this.#o.clock.now(),
       ...(by && { by }),
       elements: elements ?? (by === undefined || touchesElements(by)),
-    }
-    // Triggers that meet are one reconcile: the first names it, any one can ask for contents.
+      fresh: true,
+    })
+  }
+
+  #mark(next: Trigger): void {
+    if (this.#stopped) return
+    // Triggers that meet are one reconcile: the first names it, any one can ask for contents
+    // or for a fresh read.
     const d = this.#dirty
-    this.#dirty = d ? { ...d, elements: d.elements || next.elements } : next
+    this.#dirty = d
+      ? { ...d, elements: d.elements || next.elements, fresh: d.fresh || next.fresh }
+      : next
     if (!this.#running) void this.#loop()
   }
 
@@ -375,7 +388,9 @@ export class Enforcer {
   async #readFirst(t: Trigger, desired: Desired): Promise<Ruleset | undefined> {
     const { clock, dataplane, backstopMs } = this.#o
     const started = clock.now()
-    if (!t.elements) return dataplane.read({ elements: false })
+    // A new desired state may start from what is known, while nothing shows a change since.
+    const unlessChanged = !t.fresh
+    if (!t.elements) return dataplane.read({ elements: false, unlessChanged })
     const last = this.#contentsReadAt
     const mayYield =
       this.#verified === desired &&
@@ -387,6 +402,7 @@ export class Enforcer {
     try {
       const actual = await dataplane.read({
         elements: true,
+        unlessChanged,
         ...(yielding && { signal: yielding.signal }),
       })
       if (!yielding?.signal.aborted) {
@@ -400,8 +416,8 @@ export class Enforcer {
       this.#yielding = undefined
     }
     this.#contentsDue = this.#contentsDue
-      ? { ...this.#contentsDue, elements: true }
-      : { ...t, elements: true }
+      ? { ...this.#contentsDue, elements: true, fresh: true }
+      : { ...t, elements: true, fresh: true }
     return undefined
   }
 

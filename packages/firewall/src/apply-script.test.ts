@@ -169,6 +169,8 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
     expect(plan.kind).toBe('full')
     expect(commands.map(shape)).toEqual(['ipset restore', ...restore])
     expect(lines(commands[0], /^create /).every((l) => !/-t hash:net/.test(l))).toBe(true)
+    // Nothing runs after the commit to list the entry counts: the read-back reads them.
+    expect(commands.some((c) => c.countsAfter)).toBe(false)
     expect(lines(commands[1], /^-I /)).toEqual([
       expect.stringMatching(/^-I INPUT 1 -m comment --comment palisade:\w+ -j PALISADE-INPUT$/),
       expect.stringMatching(/^-I OUTPUT 1 .* -j PALISADE-OUTPUT$/),
@@ -183,6 +185,10 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
     expect(staged.length).toBeGreaterThan(0)
     expect(staged.every((l) => /^\w+ palisade-\w+-v[46]-t( |$)/.test(l))).toBe(true)
     expect(lines(commands[3], /^swap /)).toHaveLength(d.ipsets.length)
+    // The entry counts come from the last run, after the swap, not from the stage.
+    expect(lines(commands[0], /^list /)).toEqual([])
+    expect(commands[3]?.stdin).toMatch(/\nlist -t\n$/)
+    expect(commands.map((c) => c.countsAfter === true)).toEqual([false, false, false, true])
   })
 
   it('destroys our stale sets and chains, and nothing foreign', () => {
@@ -203,18 +209,18 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
     }
     const { plan, commands } = applyScript(d, stale, KEEP)
     expect(plan.kind).toBe('full')
-    expect(commands.map(shape)).toEqual([
-      'ipset restore',
-      ...restore,
-      'ipset restore',
-      'ipset restore',
-    ])
+    // Swapped in, then the stale set destroyed, in one run after the commit.
+    expect(commands.map(shape)).toEqual(['ipset restore', ...restore, 'ipset restore'])
     for (const c of commands.slice(1, 3)) {
       expect(lines(c, /^-[FX] /)).toEqual(['-F PALISADE-OLD', '-X PALISADE-OLD'])
       // deleted last: no hook may jump to a chain when it goes
       expect(c.stdin).toMatch(/-X PALISADE-OLD\nCOMMIT\n$/)
     }
-    expect(commands[4]?.stdin).toBe('destroy palisade-0123456789-v4\n')
+    expect(lines(commands[3], /^destroy /)).toEqual([
+      ...d.ipsets.map((x) => `destroy ${x.name}-t`),
+      'destroy palisade-0123456789-v4',
+    ])
+    expect(commands[3]?.stdin).toMatch(/^swap [^]*\ndestroy palisade-0123456789-v4\nlist -t\n$/)
   })
 
   it('removes every object of ours when going idle', () => {

@@ -69,17 +69,25 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
   }
   const ipset = (stdin: string): ToolCommand[] =>
     stdin ? [{ cmd: 'ipset', args: ['restore'], stdin }] : []
+  /** An ipset run that then lists each set's entry count, for the read-back to check. */
+  const counted = (stdin: string): ToolCommand[] =>
+    ipset(stdin && `${stdin}list -t\n`).map((c) => ({ ...c, countsAfter: true as const }))
   if (plan.kind === 'sets') {
     // ipset commits line by line: the same run then lists each set's entry count, for the
     // read-back to check without another process.
-    const delta = renderIpsetDelta(plan.changes)
-    const commands = ipset(delta && `${delta}list -t\n`)
-    return { plan, commands: commands.map((c) => ({ ...c, countsAfter: true as const })) }
+    return { plan, commands: counted(renderIpsetDelta(plan.changes)) }
   }
   // A rules-only repair leaves the sets alone: they are intact, and may be large.
   const withSets = plan.kind === 'full'
   const existing = new Set(actual.ipsets.map((s) => s.name))
-  const commands = withSets ? ipset(renderIpsetStage(desired.ipsets, existing)) : []
+  const stage = withSets ? renderIpsetStage(desired.ipsets, existing) : ''
+  const wanted = new Set(desired.ipsets.map((s) => s.name))
+  const unused = actual.ipsets.filter((s) => isOurIpset(s.name) && !wanted.has(s.name))
+  // Staged contents are swapped in and unused sets destroyed in one run after the commit.
+  const last = withSets
+    ? renderIpsetSwap(desired.ipsets, existing) + renderIpsetDestroy(unused.map((s) => s.name))
+    : ''
+  const commands = ipset(stage)
   const legacy = desired.backend === 'iptables-legacy'
   for (const family of ['ip', 'ip6'] as const) {
     const have = findTable(actual, desired.backend, family, 'filter')
@@ -89,11 +97,10 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
       stdin: renderIptablesRestore(desired, family, iptablesContext(desired, have, family, opts)),
     })
   }
-  if (!withSets) return { plan, commands }
-  commands.push(...ipset(renderIpsetSwap(desired.ipsets, existing)))
-  const wanted = new Set(desired.ipsets.map((s) => s.name))
-  const unused = actual.ipsets.filter((s) => isOurIpset(s.name) && !wanted.has(s.name))
-  commands.push(...ipset(renderIpsetDestroy(unused.map((s) => s.name))))
+  // That run then lists the entry counts after the last of our changes, so the read-back needs
+  // no run of its own. (Listed by the stage, they would miss what another process changes
+  // during the rules commit: with nothing to swap, the read-back lists them itself.)
+  commands.push(...counted(last))
   return { plan, commands }
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { EnforcementMode, VisibilityLevel } from '@palisade/model'
 import type { Desired } from './ours.js'
-import { compile, ESSENTIAL_ICMPV6 } from './compile.js'
+import { compile, ESSENTIAL_ICMPV6, splitPeers } from './compile.js'
 import { BACKENDS } from './ours.js'
 import { decodeFlowLogPrefix, encodeFlowLogPrefix } from './flow-log.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
@@ -256,5 +256,30 @@ describe('IPv6 works wherever IPv4 does', () => {
       /-A PALISADE-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 143 -m comment --comment palisade:[0-9a-f]{16} -j RETURN/,
     )
     expect(renderIptablesRestore(ipt, 'ip', NO_STATE)).not.toContain('icmp6')
+  })
+})
+
+describe('peers split into single addresses and wider prefixes', () => {
+  it.each<[string, string[], 4 | 6, string[], string[]]>([
+    [
+      'addresses only',
+      ['198.18.0.1/32', '198.18.0.3/32'],
+      4,
+      ['198.18.0.1/32', '198.18.0.3/32'],
+      [],
+    ],
+    ['both', ['198.18.0.0/24', '198.18.1.1/32'], 4, ['198.18.1.1/32'], ['198.18.0.0/24']],
+    ['a /32 is a prefix in IPv6', ['fd00::/32', 'fd00::1/128'], 6, ['fd00::1/128'], ['fd00::/32']],
+    ['none', [], 4, [], []],
+  ])('%s', (_name, cidrs, family, addresses, nets) => {
+    expect(splitPeers(cidrs, family)).toEqual({ addresses, nets })
+    // Asked again of the same list, the same answer; of another family, its own.
+    expect(splitPeers(cidrs, family)).toEqual({ addresses, nets })
+  })
+
+  it('answers the same list for the other family by that family', () => {
+    const list = ['fd00::/32']
+    expect(splitPeers(list, 6)).toEqual({ addresses: [], nets: ['fd00::/32'] })
+    expect(splitPeers(list, 4)).toEqual({ addresses: ['fd00::/32'], nets: [] })
   })
 })

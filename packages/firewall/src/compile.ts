@@ -58,16 +58,30 @@ export function setName(
   return kind === 'nets' ? `peers_${h}_v${family}_nets` : `peers_${h}_v${family}`
 }
 
+/**
+ * Each peer list split, by identity: the rules and the sets of a compile both ask, a pass over
+ * 100,000 addresses each time. Lists are never changed once made (readonly).
+ */
+const SPLIT = new WeakMap<
+  readonly string[],
+  { family: IpFamily; split: { addresses: readonly string[]; nets: readonly string[] } }
+>()
+
 /** Single addresses (a /32 or /128) and wider prefixes of a normalised CIDR list. */
 export function splitPeers(
   cidrs: readonly string[],
   family: IpFamily,
-): { addresses: string[]; nets: string[] } {
+): { addresses: readonly string[]; nets: readonly string[] } {
+  const known = SPLIT.get(cidrs)
+  if (known?.family === family) return known.split
   const full = `/${family === 4 ? 32 : 128}`
   const addresses: string[] = []
   const nets: string[] = []
   for (const c of cidrs) (c.endsWith(full) ? addresses : nets).push(c)
-  return { addresses, nets }
+  // Mostly single addresses (100,000 peers): the list itself, not a copy of it.
+  const split = nets.length === 0 ? { addresses: cidrs, nets } : { addresses, nets }
+  SPLIT.set(cidrs, { family, split })
+  return split
 }
 
 const familyPeers = (r: HostRule, family: IpFamily): readonly string[] =>

@@ -47,6 +47,18 @@ const mapChain = (
 })
 const kinds = (ds: Drift[]) => ds.map((d) => d.kind)
 
+describe('the same question asked twice', () => {
+  it('gets the same answer, which the asker may keep as its own', () => {
+    const rs = mapChain(live(nft), 'input', (rules) => rules.slice(1))
+    const first = diff(nft, rs)
+    expect(kinds(first)).toEqual(['rule_removed'])
+    first.push({ kind: 'set_missing', set: 'x' })
+    expect(kinds(diff(nft, rs))).toEqual(['rule_removed'])
+    // Another desired state for the same ruleset is another question.
+    expect(kinds(diff(ipt, rs))).not.toEqual(['rule_removed'])
+  })
+})
+
 describe('drift classification', () => {
   it('finds nothing when the kernel holds exactly what we rendered', () => {
     expect(diff(nft, live(nft))).toEqual([])
@@ -273,5 +285,20 @@ describe('element changes', () => {
   ]
   it.each(cases)('%s', (_name, want, have, expected) => {
     expect(elementChanges(want, have)).toEqual(expected)
+  })
+
+  it('compares a list found equal in another order through its equal, with the same answers', () => {
+    const read = ['d', 'b', 'a', 'c']
+    expect(elementChanges(['a', 'b', 'c', 'd'], read)).toEqual({ added: [], removed: [] })
+    expect(elementChanges(['a', 'b', 'c', 'd', 'e'], read)).toEqual({ added: [], removed: ['e'] })
+    expect(elementChanges(['a', 'c', 'd'], read)).toEqual({ added: ['b'], removed: [] })
+    expect(elementChanges(['x', 'a', 'b', 'd'], read)).toEqual({ added: ['c'], removed: ['x'] })
+    expect(elementChanges(read, read)).toEqual({ added: [], removed: [] })
+  })
+
+  it('remembers no equality it did not find', () => {
+    const read = ['b', 'a', 'z']
+    expect(elementChanges(['a', 'b'], read)).toEqual({ added: ['z'], removed: [] })
+    expect(elementChanges(['a', 'b', 'z'], read)).toEqual({ added: [], removed: [] })
   })
 })

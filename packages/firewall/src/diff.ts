@@ -147,26 +147,42 @@ function diffChain(table: string, want: Chain, have: Chain): Drift[] {
 }
 
 /**
+ * Element lists found to hold the same elements as another (`have` to `want`), by identity. A
+ * set read back comes in the kernel's order (hash order, not ours): it is compared whole once,
+ * and from then on through its equal in our order, which the next desired state shares. Element
+ * lists are never changed once made (readonly), so what was found stays true.
+ */
+const SAME_AS = new WeakMap<readonly string[], readonly string[]>()
+
+/**
  * The elements only `have` holds (added) and only `want` holds (removed). Both list each element
- * once and, read back from what we wrote, mostly in the same order: what they share at the start
- * and at the end is skipped in one pass, and only the rest is compared as sets. (An element of
- * one side's rest cannot be in the other's shared start or end: its side would hold it twice.)
- * A one-address change to a set of 100,000 thus costs one pass, not two hash sets of 100,000.
+ * once and, read back from what we wrote (or through SAME_AS), mostly in the same order: what
+ * they share at the start and at the end is skipped in one pass, and only the rest is compared
+ * as sets. (An element of one side's rest cannot be in the other's shared start or end: its
+ * side would hold it twice.) A one-address change to a set of 100,000 thus costs one pass, not
+ * two hash sets of 100,000.
  */
 export function elementChanges(
   want: readonly string[],
   have: readonly string[],
 ): { added: string[]; removed: string[] } {
+  if (want === have) return { added: [], removed: [] }
+  const ordered = SAME_AS.get(have) ?? have
   let start = 0
-  const shorter = Math.min(want.length, have.length)
-  while (start < shorter && want[start] === have[start]) start++
+  const shorter = Math.min(want.length, ordered.length)
+  while (start < shorter && want[start] === ordered[start]) start++
   let end = 0
-  while (end < shorter - start && want[want.length - 1 - end] === have[have.length - 1 - end]) end++
+  while (end < shorter - start && want[want.length - 1 - end] === ordered[ordered.length - 1 - end])
+    end++
   const w = want.slice(start, want.length - end)
-  const h = have.slice(start, have.length - end)
+  const h = ordered.slice(start, ordered.length - end)
   const ws = new Set(w)
   const hs = new Set(h)
-  return { added: h.filter((e) => !ws.has(e)), removed: w.filter((e) => !hs.has(e)) }
+  const added = h.filter((e) => !ws.has(e))
+  const removed = w.filter((e) => !hs.has(e))
+  // Only what took the sets to tell: an ordered pass costs no more the next time.
+  if (added.length === 0 && removed.length === 0 && h.length > 0) SAME_AS.set(have, want)
+  return { added, removed }
 }
 
 function diffSets(
@@ -228,10 +244,25 @@ export function findHooks(
 }
 
 /**
+ * The last answer for each ruleset, by identity: the enforcer's diff and the apply's plan
+ * (applyScript) ask the same question of the same two objects, a pass over 100,000 set
+ * elements each time. Both are never changed once made (readonly).
+ */
+const ANSWERED = new WeakMap<Ruleset, { desired: Desired; drifts: readonly Drift[] }>()
+
+/**
  * Everything that differs between the desired state and the live ruleset, for our objects
  * only. Foreign objects are never reported here except where they stand before our hook.
  */
 export function diff(desired: Desired, actual: Ruleset): Drift[] {
+  const answered = ANSWERED.get(actual)
+  if (answered?.desired === desired) return [...answered.drifts]
+  const drifts = drifted(desired, actual)
+  ANSWERED.set(actual, { desired, drifts })
+  return [...drifts]
+}
+
+function drifted(desired: Desired, actual: Ruleset): Drift[] {
   if (desired.backend === 'nftables') {
     const want = desired.tables.find(isOurTable)
     const have = findTable(actual, 'nft', 'inet', NFT_TABLE)

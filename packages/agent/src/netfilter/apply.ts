@@ -13,6 +13,8 @@ export interface Applied {
    * anything but an empty diff means the apply failed or was partial.
    */
   readonly after: Ruleset
+  /** `ipset list -t` as the apply's ipset run printed it after its changes, if it did. */
+  readonly counts?: string
 }
 
 /**
@@ -32,5 +34,6 @@ export async function applyDesired(
     const out = await runChecked(run, c.cmd, c.args, { stdin: c.stdin })
     if (c.countsAfter) counts = out
   }
-  return { plan, after: await verifyApplied(run, desired, actual, plan, counts) }
+  const after = await verifyApplied(run, desired, actual, plan, counts)
+  return { plan, after, ...(counts !== undefined && { counts }) }
 }

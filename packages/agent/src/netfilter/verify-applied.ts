@@ -1,12 +1,4 @@
-import type {
-  Desired,
-  IpsetHeader,
-  NamedSet,
-  Plan,
-  Ruleset,
-  SetChange,
-  Table,
-} from '@palisade/firewall'
+import type { Desired, IpsetHeader, NamedSet, Plan, Ruleset, Table } from '@palisade/firewall'
 import { findTable, isOurIpset, isOurTable, NFT_TABLE, parseIpsetHeaders } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } from './read-own.js'
@@ -34,13 +26,14 @@ export async function verifyApplied(
   run: Runner,
   desired: Desired,
   before: Ruleset,
+  /** What applyScript chose to bring `before` to `desired`, and was carried out. */
   plan: Plan,
   /** `ipset list -t` as the apply's last ipset run printed it after its changes, if it did. */
   countsAfter?: string,
 ): Promise<Ruleset> {
   if (plan.kind === 'none') return before
   if (desired.backend === 'nftables') {
-    if (plan.kind === 'sets') return withChanges(before, plan.changes)
+    if (plan.kind === 'sets') return setsAsDesired(before, desired)
     const read = await readNftStructure(run)
     return {
       tables: read ? [nftFilled(read, desired, before, plan)] : [],
@@ -53,7 +46,7 @@ export async function verifyApplied(
     return { ...before, tables: await readIptablesFilter(run, desired.backend) }
   const expected =
     plan.kind === 'sets'
-      ? withChanges(before, plan.changes).ipsets
+      ? setsAsDesired(before, desired).ipsets
       : desired.ipsets.filter((s) => isOurIpset(s.name))
   // The counts the apply's ipset run printed after its changes; none printed, they are read.
   const printed = countsAfter === undefined ? [] : parseIpsetHeaders(countsAfter)
@@ -68,18 +61,21 @@ export async function verifyApplied(
   }
 }
 
-/** `rs` with each change's elements added to and removed from its set (in tables and ipsets). */
-function withChanges(rs: Ruleset, changes: readonly SetChange[]): Ruleset {
-  const byName = new Map(changes.map((c) => [c.set, c]))
+/**
+ * `rs` (what the kernel held) with `desired`'s lists in its sets (in tables and ipsets), once
+ * the changes are made. A sets-only plan (applyScript's, from `rs`) means every difference was
+ * a set's elements, and the changes are exactly what `rs` lacked of `desired` and held beyond
+ * it: with them made, each set holds what `desired` lists. Its lists are taken as they are, in
+ * our order, instead of a copy of 100,000 elements in the kernel's, so the next diff against
+ * them is a look at their identity, and against a new desired state one ordered pass.
+ */
+function setsAsDesired(rs: Ruleset, desired: Desired): Ruleset {
+  const want = new Map(
+    [...(desired.tables.find(isOurTable)?.sets ?? []), ...desired.ipsets].map((s) => [s.name, s]),
+  )
   const apply = (s: NamedSet): NamedSet => {
-    const c = byName.get(s.name)
-    if (!c) return s
-    // Sets of the changes only (a few elements), not of the set (maybe 100,000).
-    const gone = new Set(c.remove)
-    const adding = new Set(c.add)
-    const kept = s.elements.filter((e) => !gone.has(e))
-    const there = new Set(kept.filter((e) => adding.has(e)))
-    return { ...s, elements: [...kept, ...c.add.filter((e) => !there.has(e))] }
+    const w = want.get(s.name)
+    return w ? { ...s, elements: w.elements } : s
   }
   return {
     ...rs,

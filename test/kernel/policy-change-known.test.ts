@@ -1,0 +1,155 @@
+/**
+ * A new desired state is applied from what the kernel dataplane last verified, without reading
+ * the kernel again (`read` with `unlessChanged`): a one-address change then costs its one apply
+ * command. These prove that it runs nothing else, and that a change another process made to our
+ * objects before it is still found: a change event makes the read read (nf_tables), the apply's
+ * entry counts find a peer gone from an ipset, and the next look finds iptables-legacy rules
+ * changed. Each would fail if the dataplane trusted what it knew without these.
+ */
+import type { MonitorEvent, ProcessStarter, Runner } from '@palisade/agent'
+import { applyDesired, KernelDataplane, readOwn, startLocal, systemClock } from '@palisade/agent'
+import type { Backend, Desired, Drift } from '@palisade/firewall'
+import { BACKENDS, compile, diff } from '@palisade/firewall'
+import { Lab } from '@palisade/lab'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { policyWithPeers } from '../../bench/peers.js'
+import { SAMPLE_FAILSAFE } from '../../packages/firewall/src/host-policy.fixture.js'
+
+const desiredWith = (backend: Backend, extra: string[] = []): Desired =>
+  compile(policyWithPeers(300, 'coexistence_primary', extra), {
+    backend,
+    failsafe: SAMPLE_FAILSAFE,
+  })
+const ONE_MORE = ['203.0.113.7/32']
+
+describe('a policy change from what the dataplane verified', () => {
+  for (const backend of BACKENDS) {
+    describe(backend, () => {
+      let ns: Awaited<ReturnType<typeof Lab.isolated>>
+      beforeAll(async () => {
+        ns = await Lab.isolated()
+      })
+      afterAll(() => ns.destroy())
+      const d = desiredWith(backend)
+      const added = desiredWith(backend, ONE_MORE)
+      const peerSet = (d.backend === 'nftables' ? (d.tables[0]?.sets ?? []) : d.ipsets)[0]
+      const victim = peerSet?.elements[7] ?? ''
+      const events = backend !== 'iptables-legacy'
+
+      /**
+       * A dataplane that applied and verified `d` from an empty kernel, with the change monitor
+       * where the agent runs one (seen working: its own apply's event came), and the commands
+       * it runs from then on.
+       */
+      async function verifiedDataplane() {
+        const empty = { ...d, tables: [], hooks: [], ipsets: [] }
+        const before = await readOwn(ns.run, backend)
+        await applyDesired(ns.run, empty, before, { modeChanged: true })
+        const commands: string[] = []
+        const run: Runner = (cmd, args, opts) => {
+          commands.push(`${cmd} ${args[0] ?? ''}`)
+          return ns.run(cmd, args, opts)
+        }
+        const start: ProcessStarter = (cmd, args, on) =>
+          startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
+        const dp = new KernelDataplane(run, backend, start, systemClock)
+        const seen: MonitorEvent[] = []
+        let waiting: { f: (e: MonitorEvent) => boolean; done: () => void } | undefined
+        const watch = events
+          ? dp.watch((e) => {
+              seen.push(e)
+              if (waiting?.f(e)) waiting.done()
+            })
+          : undefined
+        /** Resolves once the monitor reported an event `f` accepts (at once if it did). */
+        const eventMatching = (f: (e: MonitorEvent) => boolean) =>
+          new Promise<void>((done) => {
+            if (seen.some(f)) done()
+            else waiting = { f, done }
+          })
+        const own = (e: MonitorEvent) => e.kind === 'change' && dp.isOwn(e.batch)
+        await dp.apply(d, await dp.read({ elements: true }), { modeChanged: true })
+        if (events) await eventMatching(own)
+        expect(diff(d, await dp.read({ elements: true }))).toEqual([])
+        commands.length = 0
+        seen.length = 0
+        const foreignEvent = () => eventMatching((e) => e.kind === 'change' && !own(e))
+        return { dp, commands, stop: () => watch?.stop(), foreignEvent }
+      }
+
+      /** The one-address change as the enforcer makes it: read unless changed, apply, read. */
+      async function oneMore(dp: KernelDataplane) {
+        const actual = await dp.read({ elements: true, unlessChanged: true })
+        const plan = await dp.apply(added, actual, { modeChanged: false })
+        const after = await dp.read({ elements: true })
+        return { actual, plan, after }
+      }
+
+      const found = (drifts: Drift[], f: (d: Drift) => boolean) => drifts.some(f)
+      const lacksVictim = (d: Drift) => d.kind === 'set_elements' && d.removed.includes(victim)
+
+      it('runs its apply command and nothing else, and the kernel holds it', async () => {
+        const { dp, commands, stop } = await verifiedDataplane()
+        try {
+          const { plan, after } = await oneMore(dp)
+          expect(plan.kind).toBe('sets')
+          expect(commands).toEqual([backend === 'nftables' ? 'nft -f' : 'ipset restore'])
+          expect(diff(added, after)).toEqual([])
+          expect(diff(added, await readOwn(ns.run, backend))).toEqual([])
+          // The signal it kept after the apply (from the apply's own listing) is what a look
+          // takes now: its own change does not make the next poll read everything.
+          if (backend !== 'nftables')
+            expect(await dp.changed()).toEqual({ rules: false, elements: false })
+        } finally {
+          stop()
+        }
+      })
+
+      it('still finds a peer another process deleted from our set before it', async () => {
+        const { dp, stop, foreignEvent } = await verifiedDataplane()
+        try {
+          if (backend === 'nftables')
+            await ns.run('nft', [
+              'delete',
+              'element',
+              'inet',
+              'palisade',
+              peerSet?.name ?? '',
+              `{ ${victim.replace(/\/32$/, '')} }`,
+            ])
+          else await ns.run('ipset', ['del', peerSet?.name ?? '', victim])
+          if (backend === 'nftables') await foreignEvent()
+          const { actual, after } = await oneMore(dp)
+          // In what the read found (it read, after the event) or in the apply's read-back.
+          const drifts = [...diff(added, actual), ...diff(added, after)]
+          expect(found(drifts, lacksVictim)).toBe(true)
+        } finally {
+          stop()
+        }
+      })
+
+      it('still finds our input chain flushed by another process before it', async () => {
+        const { dp, stop, foreignEvent } = await verifiedDataplane()
+        try {
+          if (backend === 'nftables')
+            await ns.run('nft', ['flush', 'chain', 'inet', 'palisade', 'input'])
+          else
+            await ns.run(backend === 'iptables-legacy' ? 'iptables-legacy' : 'iptables-nft', [
+              '-w',
+              '-F',
+              'PALISADE-INPUT',
+            ])
+          if (events) await foreignEvent()
+          const { actual } = await oneMore(dp)
+          const inRead = found(diff(added, actual), (x) => x.kind === 'rule_removed')
+          if (events) expect(inRead).toBe(true)
+          // Nothing reports it: the read trusted what it knew, and the next look (the agent
+          // polls) sees the rules changed since the last read.
+          else expect(await dp.changed()).toEqual({ rules: true, elements: false })
+        } finally {
+          stop()
+        }
+      })
+    })
+  }
+})
