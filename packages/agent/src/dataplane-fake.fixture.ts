@@ -10,6 +10,7 @@ import type {
   Table,
 } from '@palisade/firewall'
 import {
+  compile,
   diff,
   EMPTY_RULESET,
   IPSET_PREFIX,
@@ -17,8 +18,29 @@ import {
   NFT_TABLE,
   planApply,
 } from '@palisade/firewall'
+import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
+
+/** Version `version` of a policy allowing `peer` to TCP `port` (80 + version unless given). */
+export const desiredOf = (
+  version = 1,
+  o: { readonly backend?: Backend; readonly peer?: string; readonly port?: number } = {},
+): Desired =>
+  compile(
+    hostPolicyFromLocalFile({
+      version,
+      rules: [
+        {
+          action: 'allow',
+          direction: 'inbound',
+          peers: [o.peer ?? '198.18.0.0/24'],
+          services: [{ proto: 6, port: o.port ?? 80 + version }],
+        },
+      ],
+    }),
+    { backend: o.backend ?? 'nftables', failsafe: DEFAULT_FAILSAFE },
+  )
 
 /** The pid our fake commands commit with; anything else is another process. */
 export const OWN_PID = 1000

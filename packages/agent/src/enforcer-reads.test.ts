@@ -4,29 +4,10 @@
  * Every trigger that says the kernel may have changed reads it, and so does the read that
  * verifies an apply.
  */
-import type { Desired } from '@palisade/firewall'
-import { compile } from '@palisade/firewall'
-import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { describe, expect, it } from 'vitest'
 import { FakeClock } from './clock-fake.fixture.js'
-import { FakeDataplane } from './dataplane-fake.fixture.js'
+import { desiredOf, FakeDataplane } from './dataplane-fake.fixture.js'
 import { Enforcer } from './enforcer.js'
-
-const desiredOf = (version: number, peer: string): Desired =>
-  compile(
-    hostPolicyFromLocalFile({
-      version,
-      rules: [
-        {
-          action: 'allow',
-          direction: 'inbound',
-          peers: [peer],
-          services: [{ proto: 6, port: 80 }],
-        },
-      ],
-    }),
-    { backend: 'nftables', failsafe: DEFAULT_FAILSAFE },
-  )
 
 function setup() {
   const clock = new FakeClock()
@@ -48,9 +29,9 @@ function setup() {
 describe('enforcer: reads that may stand on what the dataplane knows', () => {
   it('a new desired state reads unless changed; the read verifying its apply reads', async () => {
     const { dp, enforcer } = setup()
-    enforcer.setDesired(desiredOf(1, '198.18.0.1/32'))
+    enforcer.setDesired(desiredOf(1, { peer: '198.18.0.1/32', port: 80 }))
     await enforcer.settled()
-    enforcer.setDesired(desiredOf(2, '198.18.0.2/32'))
+    enforcer.setDesired(desiredOf(2, { peer: '198.18.0.2/32', port: 80 }))
     await enforcer.settled()
     expect(dp.unlessChanged).toEqual([true, false, true, false])
     expect(enforcer.status.applied?.version).toBe(2)
@@ -58,7 +39,7 @@ describe('enforcer: reads that may stand on what the dataplane knows', () => {
 
   it('every other trigger reads the kernel', async () => {
     const { dp, enforcer } = setup()
-    enforcer.setDesired(desiredOf(1, '198.18.0.1/32'))
+    enforcer.setDesired(desiredOf(1, { peer: '198.18.0.1/32', port: 80 }))
     await enforcer.settled()
     dp.unlessChanged.length = 0
     for (const reason of ['backstop', 'poll', 'kernel change events were lost']) {
@@ -70,14 +51,14 @@ describe('enforcer: reads that may stand on what the dataplane knows', () => {
 
   it('a new desired state that meets another trigger reads the kernel', async () => {
     const { dp, enforcer } = setup()
-    enforcer.setDesired(desiredOf(1, '198.18.0.1/32'))
+    enforcer.setDesired(desiredOf(1, { peer: '198.18.0.1/32', port: 80 }))
     await enforcer.settled()
     dp.unlessChanged.length = 0
     // Either order: the trigger that says the kernel may have changed wins.
     enforcer.trigger('kernel change events were lost')
-    enforcer.setDesired(desiredOf(2, '198.18.0.2/32'))
+    enforcer.setDesired(desiredOf(2, { peer: '198.18.0.2/32', port: 80 }))
     await enforcer.settled()
-    enforcer.setDesired(desiredOf(3, '198.18.0.3/32'))
+    enforcer.setDesired(desiredOf(3, { peer: '198.18.0.3/32', port: 80 }))
     enforcer.trigger('backstop')
     await enforcer.settled()
     expect(dp.unlessChanged).toEqual([false, false, false, false])

@@ -4,12 +4,12 @@
  * tests (test/kernel/agent-*.test.ts) prove the same on the real kernel.
  */
 import type { Backend, Desired, Ruleset } from '@palisade/firewall'
-import { compile, diff, planApply } from '@palisade/firewall'
-import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
+import { diff, planApply } from '@palisade/firewall'
 import { describe, expect, it } from 'vitest'
 import { FakeClock } from './clock-fake.fixture.js'
 import {
   deleteFirstRule,
+  desiredOf,
   editChain,
   FakeDataplane,
   OWN_PID,
@@ -18,22 +18,6 @@ import {
 import type { EnforcementStatus, EnforcerOptions } from './enforcer.js'
 import { Enforcer } from './enforcer.js'
 import type { AgentEvent } from './events.js'
-
-const desiredOf = (version = 1, backend: Backend = 'nftables'): Desired =>
-  compile(
-    hostPolicyFromLocalFile({
-      version,
-      rules: [
-        {
-          action: 'allow',
-          direction: 'inbound',
-          peers: ['198.18.0.0/24'],
-          services: [{ proto: 6, port: 80 + version }],
-        },
-      ],
-    }),
-    { backend, failsafe: DEFAULT_FAILSAFE },
-  )
 
 function setup(o: Partial<EnforcerOptions> & { backend?: Backend } = {}) {
   const clock = new FakeClock()
@@ -51,7 +35,7 @@ function setup(o: Partial<EnforcerOptions> & { backend?: Backend } = {}) {
     ...o,
   })
   enforcer.start()
-  const desired = desiredOf(1, dp.backend)
+  const desired = desiredOf(1, { backend: dp.backend })
   return {
     clock,
     dp,
