@@ -5,7 +5,15 @@
  * its agents, keep each one long-polling its policy (reporting every policy it gets applied),
  * say when and what its agents received, send heartbeats, and make API calls for the benchmark.
  */
-import { POLICY_STATUS, activateRoute, policyPollPath, statusRoute } from '@palisade/protocol'
+import type { PolicyReply, SetsReply } from '@palisade/protocol'
+import {
+  HeldSets,
+  POLICY_STATUS,
+  activateRoute,
+  policyPollPath,
+  setsRoute,
+  statusRoute,
+} from '@palisade/protocol'
 import { client, inParallel, rate } from './https-client.js'
 
 /** What the benchmark asks of a simulator process; each gets one answer. */
@@ -45,7 +53,9 @@ interface Agent {
   readonly id: string
   readonly auth: string
   hash: string
-  /** Every policy it received: when (clock), and its JSON body's length in bytes. */
+  /** The shared sets of its policy, fetched, checked and resolved as an agent does. */
+  readonly held: HeldSets
+  /** Every policy it received: when (clock), and the bytes of its policy and sets replies. */
   readonly got: { at: number; bytes: number }[]
 }
 
@@ -61,23 +71,50 @@ async function poll(a: Agent) {
       .call('GET', policyPollPath(a.id, a.hash), undefined, a.auth)
       .catch((e: Error) => ({ status: 0, body: e.message }))
     if (r.status === POLICY_STATUS.unchanged) continue
-    if (r.status !== POLICY_STATUS.policy) {
+    const got = r.status === POLICY_STATUS.policy && (await take(a, r.body as PolicyReply))
+    if (got === 'changed again') continue
+    if (!got) {
       // what a real agent does too: wait a little before asking a failing server again
       await new Promise((done) => setTimeout(done, 1000))
       continue
     }
-    const got = r.body as { hash: string; policy: { version: number } }
-    a.hash = got.hash
+    const { version } = (r.body as PolicyReply).policy
     await c.call(
       'POST',
       statusRoute(a.id),
-      { applied: { version: got.policy.version, hash: got.hash, mode: 'exclusive' } },
+      { applied: { version, hash: a.hash, mode: 'exclusive' } },
       a.auth,
     )
     // synced: the agent has its policy and the server knows it applied it
-    a.got.push({ at: clock(), bytes: Buffer.byteLength(JSON.stringify(r.body)) })
+    a.got.push({ at: clock(), bytes: Buffer.byteLength(JSON.stringify(r.body)) + got.setBytes })
     onDelivery()
   }
+}
+
+/**
+ * Takes a policy as an agent does: fetches the sets it names and the agent lacks (deltas from
+ * those it holds), resolves it, and then has it. False when the sets request failed.
+ */
+async function take(
+  a: Agent,
+  reply: PolicyReply,
+): Promise<{ setBytes: number } | 'changed again' | false> {
+  const want = a.held.wanted(reply.policy)
+  let setBytes = 0
+  let sets: SetsReply['sets'] = []
+  if (want.length > 0) {
+    const r = await c
+      .call('POST', setsRoute(a.id), { want }, a.auth)
+      .catch((e: Error) => ({ status: 0, body: e.message }))
+    if (r.status !== 200) return false
+    const body = r.body as SetsReply
+    if (body.gone.length > 0) return 'changed again'
+    setBytes = Buffer.byteLength(JSON.stringify(body))
+    sets = body.sets
+  }
+  a.held.resolve(reply.policy, sets)
+  a.hash = reply.hash
+  return { setBytes }
 }
 
 /** Calls that failed (no connection, or a 5xx) and were made again, as a real agent does. */
@@ -124,12 +161,22 @@ async function handle(m: SimCommand): Promise<unknown> {
             interfaces: [{ name: 'eth0', address: octet(i + 256) }],
           })
         ).body as { agent_id: string; token: string }
-        agents.push({ i, id: r.agent_id, auth: `Bearer ${r.token}`, hash: '', got: [] })
+        agents.push({
+          i,
+          id: r.agent_id,
+          auth: `Bearer ${r.token}`,
+          hash: '',
+          held: new HeldSets(),
+          got: [],
+        })
       })
       await inParallel(agents.length, 16, async (k) => {
         const a = agents[k]!
-        const r = await persist('GET', policyPollPath(a.id, undefined, 10), undefined, a.auth)
-        a.hash = (r.body as { hash: string }).hash
+        while (!a.hash) {
+          const r = await persist('GET', policyPollPath(a.id, undefined, 10), undefined, a.auth)
+          if (r.status === POLICY_STATUS.policy && !(await take(a, r.body as PolicyReply)))
+            retried++
+        }
       })
       return { agents: agents.length, retried }
     }

@@ -280,6 +280,51 @@ describe('end to end: server, three paired agents, policy, modes', () => {
     ).toBeGreaterThanOrEqual(1)
   })
 
+  it('sends a large peer set by id: every kernel takes the 100 web hosts, then the one added', async () => {
+    // Unmanaged web hosts (no agent): peers of the db host (web to db) and of the web hosts
+    // (web to web). Every other address, so no two merge into one CIDR: 100 entries, more than
+    // a policy writes out (INLINE_SET_MAX), so each agent fetches the set and then a delta.
+    const bulk = (from: number, n: number) =>
+      Array.from({ length: n }, (_, k) => ({
+        name: `bulk-web-${from + k}`,
+        hostname: `bulk-web-${from + k}`,
+        labels: [{ href: href.web }, { href: href.prod }],
+        interfaces: [{ name: 'eth0', address: `198.19.100.${(from + k) * 2}` }],
+      }))
+    const kernelHas = async (host: string, address: string) => {
+      const h = lab.host(host)
+      const listing =
+        host === 'web1'
+          ? await runChecked(h.run, 'nft', ['list', 'ruleset'])
+          : await runChecked(h.run, 'ipset', ['list'])
+      return listing.includes(address) || undefined
+    }
+    await api('PUT', '/api/v2/orgs/1/workloads/bulk_create', bulk(0, 100), 200)
+    for (const host of ['db', 'web1', 'web2'])
+      await waitFor(
+        `${host}'s kernel to hold the 100th web host`,
+        () => kernelHas(host, '198.19.100.198'),
+        15_000,
+        250,
+      )
+    await allSynced()
+    await api('PUT', '/api/v2/orgs/1/workloads/bulk_create', bulk(110, 1), 200)
+    for (const host of ['db', 'web1', 'web2'])
+      await waitFor(
+        `${host}'s kernel to hold the web host added`,
+        () => kernelHas(host, '198.19.100.220'),
+        15_000,
+        250,
+      )
+    await allSynced()
+    for (const host of ['db', 'web1', 'web2'])
+      expect(await kernelHas(host, '198.19.100.0'), `${host} keeps the first web host`).toBe(true)
+    // What the policy allowed before still passes.
+    expect(
+      await peers.web1?.probe([{ proto: 'tcp', host: lab.host('db').ip4, port: 5432 }]),
+    ).toEqual(['open'])
+  })
+
   it('keeps enforcing while the server is away, delivers buffered events once it is back, and repairs tampering meanwhile', async () => {
     const db = lab.host('db')
     const web1 = lab.host('web1').ip4

@@ -1,5 +1,14 @@
 import { hostPolicyFromLocalFile } from '@palisade/model'
-import type { PolicyReply, RestoreMode, StatusReply, StatusReport } from '@palisade/protocol'
+import type { AddressSet } from '@palisade/model'
+import { addressSetOf } from '@palisade/model'
+import type {
+  PolicyReply,
+  RestoreMode,
+  SetsRequest,
+  StatusReply,
+  StatusReport,
+} from '@palisade/protocol'
+import { addressSetId, setDelta, SetReferencer } from '@palisade/protocol'
 import { describe, expect, it } from 'vitest'
 import { FakeClock } from './clock-fake.fixture.js'
 import type { Reply } from './server-client.js'
@@ -29,11 +38,14 @@ class FakeServer implements ChannelClient {
   readonly calls: { method: string; path: string; body: unknown }[] = []
   readonly #polls: ((r: Reply) => void)[] = []
   statusReply: Reply = { status: 204, body: undefined }
+  /** The answer to a sets request (the request's body given). */
+  setsReply: (body: SetsRequest) => Reply = () => ({ status: 404, body: undefined })
 
   call(method: string, path: string, body?: unknown): Promise<Reply> {
     this.calls.push({ method, path, body })
     if (method === 'GET') return new Promise((resolve) => this.#polls.push(resolve))
     if (path.endsWith('/status')) return Promise.resolve(this.statusReply)
+    if (path.endsWith('/address_sets')) return Promise.resolve(this.setsReply(body as SetsRequest))
     return Promise.resolve({ status: 204, body: undefined })
   }
 
@@ -109,6 +121,65 @@ describe('server link', () => {
     expect(t.server.polledWith).toEqual(['k0', '00ff', '00ff'])
     expect(t.seen.policies).toHaveLength(1)
     expect(t.seen.unchanged).toEqual(['00ff'])
+  })
+
+  it('fetches the sets a policy names, then only what changed, each checked against its id', async () => {
+    const t = setup()
+    const web = (n: number): AddressSet =>
+      addressSetOf(Array.from({ length: n }, (_, i) => ({ from: `198.18.9.${i * 2}` })))
+    const computed = (peers: AddressSet, version: number) =>
+      hostPolicyFromLocalFile({
+        version,
+        rules: [
+          {
+            action: 'allow',
+            direction: 'inbound',
+            peers: [...peers.v4],
+            services: [{ proto: 6, port: 5432 }],
+          },
+        ],
+      })
+    const server = new SetReferencer()
+    const [w1, w2] = [web(100), web(101)]
+    const [id1, id2] = [addressSetId(w1), addressSetId(w2)]
+    const sent = (r: unknown) => ({ status: 200, body: JSON.parse(JSON.stringify(r)) as unknown })
+    t.server.setsReply = () => sent({ sets: [{ id: id1, set: w1 }], gone: [] })
+    t.link.start(undefined)
+    await t.clock.advance(0)
+    t.server.answer(200, { hash: '01', policy: server.docOf(computed(w1, 1)).doc })
+    await t.clock.advance(0)
+    expect(t.seen.policies).toEqual([{ hash: '01', policy: computed(w1, 1) }])
+    const asked = () => t.server.calls.filter((c) => c.path.endsWith('/address_sets'))
+    expect(asked().map((c) => c.body)).toEqual([{ want: [{ id: id1 }] }])
+
+    // The set grows by one address: asked for as a change from the set held.
+    const d = setDelta(w1, w2)
+    t.server.setsReply = () => sent({ sets: [{ id: id2, from: id1, ...d }], gone: [] })
+    t.server.answer(200, { hash: '02', policy: server.docOf(computed(w2, 2)).doc })
+    await t.clock.advance(0)
+    expect(asked()[1]?.body).toEqual({ want: [{ id: id2, from: id1 }] })
+    expect(t.seen.policies[1]).toEqual({ hash: '02', policy: computed(w2, 2) })
+
+    // A set that is not the one its id names is refused; nothing is applied.
+    const forged = { v4: [...w1.v4, '203.0.113.7/32'], v6: [] }
+    const w3 = web(102)
+    t.server.setsReply = () => sent({ sets: [{ id: addressSetId(w3), set: forged }], gone: [] })
+    t.server.answer(200, { hash: '03', policy: server.docOf(computed(w3, 3)).doc })
+    await t.clock.advance(0)
+    expect(t.seen.policies).toHaveLength(2)
+    expect(t.seen.refused).toEqual([
+      `the server's sets are refused: the server's set ${addressSetId(w3)} is not the set that id names; it is refused`,
+    ])
+    expect(t.link.state.connected).toBe(false)
+
+    // The policy changed again while its set was asked for: asked again at once, with the old hash.
+    await t.clock.advance(500)
+    t.server.setsReply = () => sent({ sets: [], gone: [addressSetId(w3)] })
+    t.server.answer(200, { hash: '03', policy: server.docOf(computed(w3, 3)).doc })
+    await t.clock.advance(0)
+    expect(t.seen.policies).toHaveLength(2)
+    expect(t.server.polledWith.slice(-2)).toEqual(['02', '02'])
+    expect(t.server.waiting).toBe(1)
   })
 
   it('refuses a malformed policy reply: nothing applied, the error said, asked again after back-off', async () => {

@@ -3,29 +3,37 @@
  * and what follows from them is decided by the caller.
  *
  * - Policy: a long-poll that returns when this host's policy changes (push within a second).
- *   Every reply is checked by the protocol's parser; after a failure or a refused reply the
- *   agent keeps enforcing what it has and asks again with back-off.
+ *   Large peer sets come by id; the ones not held are fetched (as deltas from those held where
+ *   the server can) and checked against their ids before the policy is offered. Every reply is
+ *   checked by the protocol's parser; after a failure or a refused reply the agent keeps
+ *   enforcing what it has and asks again with back-off.
  * - Status: reported soon after every change and as a heartbeat; a report that fails is
  *   retried every second while the caller asks for it (a policy waiting for confirmation).
  * - Events and flow summaries: uploaded in batches from their outboxes in the state dir (see
  *   `Outbox`); the server ignores repeats (uuids).
  */
+import type { HostPolicy } from '@palisade/model'
 import type {
   Goodbye,
   PolicyReply,
   RestoreMode,
+  SetEntry,
+  SetsRequest,
   StatusReply,
   StatusReport,
 } from '@palisade/protocol'
 import {
   checkPolicyReply,
+  checkSetsReply,
   checkStatusReply,
   checkUnpairReply,
   eventsRoute,
   flowsRoute,
   goodbyeRoute,
+  HeldSets,
   POLICY_STATUS,
   policyPollPath,
+  setsRoute,
   STATUS_REPLY,
   statusRoute,
 } from '@palisade/protocol'
@@ -58,8 +66,8 @@ export interface ServerLinkOptions {
   readonly report: () => Promise<{ body: StatusReport; delivered: () => void }>
   /** While this holds, a report that failed is sent again a second later. */
   readonly retryReports: () => boolean
-  /** The server has a new policy for this host (checked). */
-  readonly onPolicy: (reply: PolicyReply) => void
+  /** The server has a new policy for this host (checked, its sets resolved). */
+  readonly onPolicy: (reply: { readonly hash: string; readonly policy: HostPolicy }) => void
   /** The server's policy reply was refused by the schema, for this reason (it is asked again). */
   readonly onRefused: (reason: string) => void
   /** The server says the policy named `hash` (the one the agent asked with) is still current. */
@@ -105,6 +113,8 @@ export class ServerLink {
   #reportTimer: Timer | undefined
   #heartbeat: Timer | undefined
   #state: LinkState
+  /** The shared sets of the last policy got: what the next one's sets can be deltas from. */
+  readonly #held = new HeldSets()
 
   constructor(o: ServerLinkOptions) {
     this.#o = o
@@ -165,6 +175,7 @@ export class ServerLink {
 
   async #pollLoop(): Promise<void> {
     let backoff: number = BACKOFF.first
+    let changedAgain = 0
     const id = this.#o.agentId
     while (!this.#stopped) {
       try {
@@ -190,11 +201,19 @@ export class ServerLink {
           throw refused
         }
         const reply = checked?.value
+        const policy = reply && (await this.#resolved(reply))
         this.#contact(true)
+        if (reply && !policy) {
+          // Its sets changed again: ask at once, then, should that keep happening, with back-off.
+          if (changedAgain++ > 0) await this.#o.clock.sleep(backoff)
+          backoff = Math.min(BACKOFF.max, backoff * 2)
+          continue
+        }
+        changedAgain = 0
         backoff = BACKOFF.first
-        if (reply) {
+        if (reply && policy) {
           this.#known = reply.hash
-          this.#o.onPolicy(reply)
+          this.#o.onPolicy({ hash: reply.hash, policy })
         } else this.#o.onUnchanged(this.#known)
       } catch (e) {
         if (this.#stopped) return
@@ -203,6 +222,39 @@ export class ServerLink {
         await this.#o.clock.sleep(backoff)
         backoff = Math.min(BACKOFF.max, backoff * 2)
       }
+    }
+  }
+
+  /**
+   * The policy with its sets written out, fetching those not held; undefined when the policy
+   * changed again meanwhile (the server says a set is gone), and the next poll gets the new one.
+   * A set that does not match its id is refused like a malformed reply.
+   */
+  async #resolved(reply: PolicyReply): Promise<HostPolicy | undefined> {
+    const want = this.#held.wanted(reply.policy)
+    let got: readonly SetEntry[] = []
+    if (want.length > 0) {
+      const r = await this.#o.client.call(
+        'POST',
+        setsRoute(this.#o.agentId),
+        { want } satisfies SetsRequest,
+        POLL_TIMEOUT_MS,
+        MAX_POLICY_REPLY_BYTES,
+      )
+      if (r.status !== 200) throw new Error(`the server refused the sets request: ${replyError(r)}`)
+      const sets = this.#checked('sets reply', checkSetsReply(r.body))
+      if (sets.gone.length > 0) {
+        this.#o.log({ msg: 'the policy changed while its sets were fetched; asking again' })
+        return undefined
+      }
+      got = sets.sets
+    }
+    try {
+      return this.#held.resolve(reply.policy, got)
+    } catch (e) {
+      const refused = new Error(`the server's sets are refused: ${(e as Error).message}`)
+      this.#o.onRefused(refused.message)
+      throw refused
     }
   }
 

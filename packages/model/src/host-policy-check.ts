@@ -8,7 +8,7 @@
 import type { Checked, Doc } from './check.js'
 import { Checker, isObj } from './check.js'
 import { COEXISTENCE_MODES } from './firewall-settings.js'
-import type { HostPolicy, HostRule, RuleAction } from './host-policy.js'
+import type { DocRule, HostPolicy, HostRule, PolicyDoc, RuleAction, SetRef } from './host-policy.js'
 import { RULE_ACTIONS } from './host-policy.js'
 import type { AddressSet, Interval, IpFamily } from './ip.js'
 import { cidrToInterval, intervalsToCidrs, IpParseError } from './ip.js'
@@ -129,16 +129,16 @@ export class PeerBudget {
  * Rules, checked one by one with `ruleOf`, then ordered as the model orders them: override-deny,
  * allow, deny (each group as it came). Keys must be unique: sets are named after them.
  */
-export function rulesOf(
+export function rulesOf<R extends Pick<HostRule, 'key' | 'action'>>(
   c: Checker,
   list: unknown,
   at: string,
-  ruleOf: (r: Doc, at: string, i: number) => HostRule | undefined,
-): HostRule[] | undefined {
+  ruleOf: (r: Doc, at: string, i: number) => R | undefined,
+): R[] | undefined {
   if (!Array.isArray(list)) return c.fail(at, 'must be a list')
   if (list.length > HOST_POLICY_LIMITS.rules)
     return c.fail(at, `must have at most ${HOST_POLICY_LIMITS.rules} entries`)
-  const rules: HostRule[] = []
+  const rules: R[] = []
   const keys = new Set<string>()
   list.forEach((r: unknown, i) => {
     const p = `${at}[${i}]`
@@ -153,15 +153,50 @@ export function rulesOf(
   return rules.sort((a, b) => order(a.action) - order(b.action))
 }
 
-/** `"any"`, or `{"v4": [CIDR...], "v6": [CIDR...]}` with each CIDR in its own family's list. */
+/** A shared set's content id: 128 bits of a SHA-256, in lower-case hexadecimal. */
+const SET_ID = /^[0-9a-f]{32}$/
+
+export const setIdOf = (c: Checker, x: unknown, at: string): string | undefined =>
+  typeof x === 'string' && SET_ID.test(x)
+    ? x
+    : c.fail(at, 'must be a set id (32 lower-case hexadecimal digits)')
+
+/**
+ * A rule's peers as the agent channel sends them: `"any"`, the addresses written out, or (where
+ * `refs`) `{"set": ID}`, a shared set the agent resolves.
+ */
 function wirePeersOf(
   c: Checker,
   x: unknown,
   at: string,
   budget: PeerBudget,
-): AddressSet | 'any' | undefined {
+  refs: boolean,
+): AddressSet | 'any' | SetRef | undefined {
   if (x === 'any') return 'any'
-  if (!isObj(x)) return c.fail(at, 'must be "any" or {"v4": [CIDR, ...], "v6": [CIDR, ...]}')
+  if (refs && isObj(x) && 'set' in x) {
+    c.only(x, at, ['set'])
+    const id = setIdOf(c, x.set, `${at}.set`)
+    return id === undefined ? undefined : { set: id }
+  }
+  if (!isObj(x))
+    return c.fail(
+      at,
+      `must be "any"${refs ? ', {"set": ID}' : ''} or {"v4": [CIDR, ...], "v6": [CIDR, ...]}`,
+    )
+  return wireAddressSetOf(c, x, at, budget)
+}
+
+/**
+ * `{"v4": [CIDR...], "v6": [CIDR...]}` with each CIDR in its own family's list, re-parsed and
+ * returned in the model's form (sorted, merged): what a host policy or a shared set holds.
+ */
+export function wireAddressSetOf(
+  c: Checker,
+  x: unknown,
+  at: string,
+  budget: PeerBudget,
+): AddressSet | undefined {
+  if (!isObj(x)) return c.fail(at, 'must be {"v4": [CIDR, ...], "v6": [CIDR, ...]}')
   c.only(x, at, ['v4', 'v6'])
   const v4 = c.array(x, 'v4', at, { required: true, max: HOST_POLICY_LIMITS.peersPerRule })
   const v6 = c.array(x, 'v6', at, { required: true, max: HOST_POLICY_LIMITS.peersPerRule })
@@ -240,6 +275,15 @@ const RULE_KEYS = ['key', 'ruleHref', 'action', 'direction', 'peers', 'services'
  * value returned is built from what was checked, addresses re-formatted, never the input itself.
  */
 export function hostPolicyOf(c: Checker, x: unknown, at: string): HostPolicy | undefined {
+  return policyOf(c, x, at, false) as HostPolicy | undefined
+}
+
+/** A host policy as the agent channel carries it: like `hostPolicyOf`, and shared sets by id. */
+export function policyDocOf(c: Checker, x: unknown, at: string): PolicyDoc | undefined {
+  return policyOf(c, x, at, true)
+}
+
+function policyOf(c: Checker, x: unknown, at: string, refs: boolean): PolicyDoc | undefined {
   const o = c.object(x, at)
   if (!o) return undefined
   const before = c.issues.length
@@ -256,12 +300,12 @@ export function hostPolicyOf(c: Checker, x: unknown, at: string): HostPolicy | u
   const rejectBlocked = c.bool(o, 'rejectBlocked', at, { required: true })
   const loopbackInPolicy = c.bool(o, 'loopbackInPolicy', at, { required: true })
   const budget = new PeerBudget()
-  const rules = rulesOf(c, o.rules, `${at}.rules`, (r, p) => {
+  const rules = rulesOf(c, o.rules, `${at}.rules`, (r, p): DocRule | undefined => {
     c.only(r, p, RULE_KEYS)
     const key = c.string(r, 'key', p, { required: true, max: HOST_POLICY_LIMITS.ref })
     const ruleHref = c.string(r, 'ruleHref', p, { required: true, max: HOST_POLICY_LIMITS.ref })
     const head = ruleHeadOf(c, r, p)
-    const peers = wirePeersOf(c, r.peers, `${p}.peers`, budget)
+    const peers = wirePeersOf(c, r.peers, `${p}.peers`, budget, refs)
     const services = servicePortsOf(c, r.services, `${p}.services`, WIRE_SERVICE_KEYS)
     if (key === undefined || ruleHref === undefined || !head || !peers || !services) return
     return { key, ruleHref, ...head, peers, services }

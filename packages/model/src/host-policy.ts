@@ -66,6 +66,22 @@ export interface HostPolicy {
   readonly rules: readonly HostRule[]
 }
 
+/**
+ * A shared address set named by its content id instead of written out: the agent channel sends a
+ * large set once to each agent that holds it, and afterwards only what changed in it.
+ */
+export interface SetRef {
+  readonly set: string
+}
+
+/** A rule as the agent channel carries it: its peers written out, or a shared set by id. */
+export type DocRule = Omit<HostRule, 'peers'> & { readonly peers: HostRule['peers'] | SetRef }
+
+/** A host policy as the agent channel carries it: an agent resolves the sets it names. */
+export interface PolicyDoc extends Omit<HostPolicy, 'rules'> {
+  readonly rules: readonly DocRule[]
+}
+
 /** A snapshot indexed for computing host policies (shared with host-policy-affected.ts). */
 export interface Index {
   readonly snapshot: PolicySnapshot

@@ -2,7 +2,16 @@ export * from './decision.js'
 export * from './event.js'
 export * from './firewall-settings.js'
 export * from './flow.js'
-export type { Direction, HostPolicy, HostRule, PolicySnapshot, RuleAction } from './host-policy.js'
+export type {
+  Direction,
+  DocRule,
+  HostPolicy,
+  HostRule,
+  PolicyDoc,
+  PolicySnapshot,
+  RuleAction,
+  SetRef,
+} from './host-policy.js'
 export { RULE_ACTIONS, computeHostPolicy, hostPolicyComputer } from './host-policy.js'
 export * from './host-policy-affected.js'
 export * from './ip.js'

@@ -3,7 +3,7 @@
  * an agent that worked before works now; each returns the typed message or every problem.
  */
 import type { Checked, Doc, FlowSummaryUpload, WorkloadInterface } from '@palisade/model'
-import { canonicalAddress, Checker } from '@palisade/model'
+import { canonicalAddress, Checker, HOST_POLICY_LIMITS, setIdOf } from '@palisade/model'
 import {
   AGENT_ARCHES,
   AGENT_EVENT_TYPES,
@@ -17,6 +17,8 @@ import type {
   AgentBuild,
   AgentEvent,
   AppliedReport,
+  SetsRequest,
+  SetWant,
   StatusReportChecked,
 } from './messages.js'
 import { BATCH_LIMIT, STATUS_REPORT_KEYS } from './messages.js'
@@ -251,3 +253,23 @@ function flowSummaryOf(c: Checker, x: unknown, path: string): FlowSummaryUpload 
 
 /** `POST flows`: at most 1,000 flow summaries. */
 export const checkFlowsBatch = (body: unknown) => batchOf(body, 'flow summaries', flowSummaryOf)
+
+/** `POST address_sets`: at most as many sets as a policy has rules, each a set id. */
+export function checkSetsRequest(body: unknown): Checked<SetsRequest> {
+  const c = new Checker()
+  const o = c.object(body, '$')
+  if (!o) return c.refused()
+  c.only(o, '$', ['want'])
+  const list = c.array(o, 'want', '$', { required: true, max: HOST_POLICY_LIMITS.rules })
+  const want: SetWant[] = []
+  list?.forEach((x, i) => {
+    const at = `$.want[${i}]`
+    const w = c.object(x, at)
+    if (!w) return
+    c.only(w, at, ['id', 'from'])
+    const id = setIdOf(c, w.id, `${at}.id`)
+    const from = w.from === undefined ? undefined : setIdOf(c, w.from, `${at}.from`)
+    if (id !== undefined) want.push(from === undefined ? { id } : { id, from })
+  })
+  return c.result(list && { want })
+}

@@ -1,3 +1,4 @@
+export * from './address-set-refs.js'
 export * from './agent-messages.js'
 export * from './enums.js'
 export * from './messages.js'

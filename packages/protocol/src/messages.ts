@@ -4,12 +4,13 @@
  */
 import type { Backend, Ruleset } from '@palisade/firewall'
 import type {
+  AddressSet,
   Doc,
   EventSeverity,
   Failsafe,
   FlowSummaryUpload,
-  HostPolicy,
   OsPlatform,
+  PolicyDoc,
   VisibilityLevel,
   WorkloadInterface,
 } from '@palisade/model'
@@ -180,10 +181,46 @@ export interface ActivateReply {
 /** The answers to a policy request, by HTTP status. */
 export const POLICY_STATUS = { policy: 200, unchanged: 304, unpair: 410 } as const
 
-/** 200: the host policy, and its hash (what the agent reports as applied, and polls with). */
+/**
+ * 200: the host policy, and its hash (what the agent reports as applied, and polls with). An
+ * agent that asks with `sets=ref` gets its large peer sets by id (see address-set-refs.ts) and
+ * fetches the ones it does not hold; one that does not gets them written out.
+ */
 export interface PolicyReply {
   readonly hash: string
-  readonly policy: HostPolicy
+  readonly policy: PolicyDoc
+}
+
+/**
+ * `POST address_sets`: the sets the agent's policy names and it does not hold, each with the
+ * set it holds for the same rule (`from`), which a delta may start from.
+ */
+export interface SetsRequest {
+  readonly want: readonly SetWant[]
+}
+
+export interface SetWant {
+  readonly id: string
+  readonly from?: string
+}
+
+/** A set as the server sends it: written out, or what changed from a set the agent holds. */
+export type SetEntry =
+  | { readonly id: string; readonly set: AddressSet }
+  | {
+      readonly id: string
+      readonly from: string
+      readonly add: AddressSet
+      readonly remove: AddressSet
+    }
+
+/**
+ * 200: the sets asked for. `gone`: sets the agent's policy no longer names (it changed since the
+ * agent got it); the agent asks for its policy again.
+ */
+export interface SetsReply {
+  readonly sets: readonly SetEntry[]
+  readonly gone: readonly string[]
 }
 
 /** 410: the agent was unpaired; it restores the firewall as asked, says goodbye and forgets. */

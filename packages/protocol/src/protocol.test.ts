@@ -22,6 +22,7 @@ import {
   goodbyeRoute,
   policyPollPath,
   policyRoute,
+  setsRoute,
   statusRoute,
 } from './routes.js'
 
@@ -47,6 +48,7 @@ describe('agent channel routes', () => {
     expect([
       activateRoute(),
       policyRoute('a1'),
+      setsRoute('a1'),
       statusRoute('a1'),
       eventsRoute('a1'),
       flowsRoute('a1'),
@@ -54,14 +56,19 @@ describe('agent channel routes', () => {
     ]).toEqual([
       '/agent/v1/activate',
       '/agent/v1/agents/a1/policy',
+      '/agent/v1/agents/a1/address_sets',
       '/agent/v1/agents/a1/status',
       '/agent/v1/agents/a1/events',
       '/agent/v1/agents/a1/flows',
       '/agent/v1/agents/a1/goodbye',
     ])
     expect(statusRoute(AGENT_PARAM)).toBe('/agent/v1/agents/:agent/status')
-    expect(policyPollPath('a1', 'ab&c')).toBe('/agent/v1/agents/a1/policy?known=ab%26c&wait=25')
-    expect(policyPollPath('a1', undefined, 0)).toBe('/agent/v1/agents/a1/policy?known=&wait=0')
+    expect(policyPollPath('a1', 'ab&c')).toBe(
+      '/agent/v1/agents/a1/policy?known=ab%26c&wait=25&sets=ref',
+    )
+    expect(policyPollPath('a1', undefined, 0)).toBe(
+      '/agent/v1/agents/a1/policy?known=&wait=0&sets=ref',
+    )
   })
 })
 

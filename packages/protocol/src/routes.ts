@@ -19,6 +19,9 @@ export const activateRoute = () => `${AGENT_PREFIX}/activate`
 /** `GET`: this agent's host policy, held until it differs from the one the agent has. */
 export const policyRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/policy`
 
+/** `POST`: the shared address sets this agent's policy names (see address-set-refs.ts). */
+export const setsRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/address_sets`
+
 /** `POST`: health, applied version, survey and ruleset; also the heartbeat. */
 export const statusRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/status`
 
@@ -34,9 +37,12 @@ export const flowsRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/fl
 /** `POST`: the agent stops (or, when an unpair is pending, leaves for good). */
 export const goodbyeRoute = (agent: string) => `${AGENT_PREFIX}/agents/${agent}/goodbye`
 
-/** The policy long-poll: `known` is the hash the agent has, `wait` how long the server may hold. */
+/**
+ * The policy long-poll: `known` is the hash the agent has, `wait` how long the server may hold;
+ * `sets=ref`: the agent resolves shared sets by id (agents before it get every set written out).
+ */
 export const policyPollPath = (
   agent: string,
   known: string | undefined,
   waitSeconds = LONG_POLL_SECONDS,
-) => `${policyRoute(agent)}?known=${encodeURIComponent(known ?? '')}&wait=${waitSeconds}`
+) => `${policyRoute(agent)}?known=${encodeURIComponent(known ?? '')}&wait=${waitSeconds}&sets=ref`

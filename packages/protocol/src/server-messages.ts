@@ -3,13 +3,23 @@
  * specified, every field bounded, the host policy through the one host-policy schema. A reply
  * that fails is an error: the agent keeps what it enforces and says why.
  */
-import type { Checked, HostPolicy } from '@palisade/model'
-import { Checker, hostPolicyOf, isObj } from '@palisade/model'
+import type { Checked, PolicyDoc } from '@palisade/model'
+import {
+  Checker,
+  HOST_POLICY_LIMITS,
+  isObj,
+  PeerBudget,
+  policyDocOf,
+  setIdOf,
+  wireAddressSetOf,
+} from '@palisade/model'
 import { RESTORE_MODES } from './enums.js'
 import type {
   ActivateReply,
   ErrorReply,
   PolicyReply,
+  SetEntry,
+  SetsReply,
   StatusReply,
   UnpairReply,
 } from './messages.js'
@@ -55,15 +65,53 @@ export function checkActivateReply(body: unknown): Checked<ActivateReply> {
   )
 }
 
-/** A policy reply (200): the hash and the host policy, checked by the host-policy schema. */
+/**
+ * A policy reply (200): the hash and the host policy, checked by the host-policy schema (shared
+ * sets by id allowed: the agent resolves them, see `checkSetsReply`).
+ */
 export function checkPolicyReply(body: unknown): Checked<PolicyReply> {
   const c = new Checker()
   const o = c.object(body, '$')
   if (!o) return c.refused()
   c.only(o, '$', ['hash', 'policy'])
   const hash = matching(c, o, 'hash', HASH, 'a hash (at most 64 hexadecimal digits)')
-  const policy: HostPolicy | undefined = hostPolicyOf(c, o.policy, '$.policy')
+  const policy: PolicyDoc | undefined = policyDocOf(c, o.policy, '$.policy')
   return c.result(hash && policy ? { hash, policy } : undefined)
+}
+
+/**
+ * A sets reply (200): each set re-parsed by the host-policy schema's address checks, each delta's
+ * two halves too. Whether a set is the one its id names is for the agent to check once it is
+ * built (`HeldSets`).
+ */
+export function checkSetsReply(body: unknown): Checked<SetsReply> {
+  const c = new Checker()
+  const o = c.object(body, '$')
+  if (!o) return c.refused()
+  c.only(o, '$', ['sets', 'gone'])
+  const list = c.array(o, 'sets', '$', { required: true, max: HOST_POLICY_LIMITS.rules })
+  const goneList = c.array(o, 'gone', '$', { required: true, max: HOST_POLICY_LIMITS.rules })
+  const budget = new PeerBudget()
+  const sets: SetEntry[] = []
+  list?.forEach((x, i) => {
+    const at = `$.sets[${i}]`
+    const e = c.object(x, at)
+    if (!e) return
+    const id = setIdOf(c, e.id, `${at}.id`)
+    if ('set' in e) {
+      c.only(e, at, ['id', 'set'])
+      const set = wireAddressSetOf(c, e.set, `${at}.set`, budget)
+      if (id && set) sets.push({ id, set })
+      return
+    }
+    c.only(e, at, ['id', 'from', 'add', 'remove'])
+    const from = setIdOf(c, e.from, `${at}.from`)
+    const add = wireAddressSetOf(c, e.add, `${at}.add`, budget)
+    const remove = wireAddressSetOf(c, e.remove, `${at}.remove`, budget)
+    if (id && from && add && remove) sets.push({ id, from, add, remove })
+  })
+  const gone = goneList?.flatMap((x, i) => setIdOf(c, x, `$.gone[${i}]`) ?? [])
+  return c.result(list && gone && { sets, gone })
 }
 
 /** An unpair reply (410): the firewall restore the server asks for. */

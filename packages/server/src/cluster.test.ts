@@ -12,7 +12,7 @@ import { openDb } from './db/open.js'
 import { hostPolicyServices } from './host-policy/services.js'
 import type { TestPostgres } from './postgres.fixture.js'
 import { startTestPostgres } from './postgres.fixture.js'
-import { currentPolicy } from './stores/host-policies.js'
+import { storedPolicy } from './stores/host-policies.js'
 import type { TestServer } from './test-server.fixture.js'
 import { testServer } from './test-server.fixture.js'
 import { ensureTls, ensureTlsFromCa } from './tls.js'
@@ -144,7 +144,7 @@ describe('two servers on one PostgreSQL', () => {
     })
     expect(activated.statusCode, activated.body).toBe(201)
     const id = (activated.json() as { workload_href: string }).workload_href.split('/').pop() ?? ''
-    await expect.poll(async () => (await currentPolicy(s.db, id))?.hash).toEqual(expect.any(String))
+    await expect.poll(async () => (await storedPolicy(s.db, id))?.hash).toEqual(expect.any(String))
     return id
   }
 
@@ -176,7 +176,7 @@ describe('two servers on one PostgreSQL', () => {
       // The store watch's timer never fires: only a notification can wake the waiter.
       vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
       const feed = hostPolicyServices(b.db, b.changes).policyFeed
-      const known = (await currentPolicy(b.db, id))?.hash
+      const known = (await storedPolicy(b.db, id))?.hash
       const first = feed.waitForChange(id, known, 60_000, never)
       await expect.poll(listener).toHaveLength(1)
       const [before] = await listener()

@@ -2,13 +2,16 @@ import type { FastifyInstance } from 'fastify'
 import { AGENT_PARAM, LONG_POLL_SECONDS, POLICY_STATUS, policyRoute } from '@palisade/protocol'
 import type { AppContext } from '../context.js'
 import { json, jsonText } from '../http.js'
+import { writtenOut } from '../stores/address-sets.js'
 import { pendingUnpair } from '../stores/agents.js'
 import { registerActivation } from './agent-activation.js'
 import { agentAuth } from './agent-auth.js'
 import { registerAgentReports } from './agent-reports.js'
+import { registerAgentSets } from './agent-sets.js'
 
 /**
- * The agent channel: activation, the host-policy long-poll, and what agents report. Every route
+ * The agent channel: activation, the host-policy long-poll and its shared sets, and what agents
+ * report. Every route
  * but activation names the agent, and the agent's credential must be its own.
  */
 export function registerAgentChannel(
@@ -21,7 +24,7 @@ export function registerAgentChannel(
   /** Long-poll: answers at once if the agent's host policy differs from `known`, else waits. */
   app.get(policyRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(ctx.db, req)
-    const q = req.query as { known?: string; wait?: string }
+    const q = req.query as { known?: string; wait?: string; sets?: string }
     const wait = Math.min(Number(q.wait ?? LONG_POLL_SECONDS), LONG_POLL_SECONDS) * 1000
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
@@ -37,12 +40,15 @@ export function registerAgentChannel(
       return reply.code(POLICY_STATUS.unchanged).send()
     }
     // The stored policy text goes out as it is: a thousand agents woken at once cost no parsing.
+    // Agents that do not resolve shared sets (builds before them) get them written out.
+    const text = q.sets === 'ref' ? got.text : await writtenOut(ctx.db, a.org, got.text)
     return jsonText(
       reply,
       POLICY_STATUS.policy,
-      `{"hash":${JSON.stringify(got.hash)},"policy":${got.text}}`,
+      `{"hash":${JSON.stringify(got.hash)},"policy":${text}}`,
     )
   })
 
+  registerAgentSets(app, ctx)
   registerAgentReports(app, ctx)
 }

@@ -147,7 +147,7 @@ export function registerHostAnalysis(api: FastifyInstance, ctx: AppContext): voi
       ct: 'new',
     }
     const trace = tracePacket(ruleset, packet)
-    const current = await currentPolicy(db, w.id)
+    const current = await currentPolicy(db, org, w.id)
     const decision =
       current && path !== 'forward'
         ? decide(current.policy, failsafe, {

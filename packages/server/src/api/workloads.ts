@@ -5,6 +5,7 @@ import { idOf, isWorkloadHrefOf, workloadHref } from '../hrefs.js'
 import { bodyObject, collection, json, jsonText, orgOf, userActor } from '../http.js'
 import { filtersOf } from '../query/query-filters.js'
 import { agentsOfWorkloads } from '../stores/agents.js'
+import { writtenOut } from '../stores/address-sets.js'
 import { policyHashes, storedPolicy } from '../stores/host-policies.js'
 import { listWorkloads } from '../stores/workloads.js'
 import type { Doc } from '../validate.js'
@@ -48,7 +49,7 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
     return json(reply, 200, (await workloadViews(db, org, [w]))[0])
   })
 
-  /** Palisade's addition: the host policy this workload's agent is sent, as stored. */
+  /** Palisade's addition: the host policy this workload's agent is sent, its sets written out. */
   api.get('/orgs/:org/workloads/:id/host_policy', async (req, reply) => {
     const org = orgOf(req)
     const w = await workloadOf(db, org, (req.params as { id: string }).id)
@@ -60,7 +61,8 @@ export function registerWorkloads(api: FastifyInstance, ctx: AppContext): void {
           message: `${workloadHref(org, w.id)} has no host policy: ${w.managed === 1 ? 'it is being computed; try again in a moment' : 'only a workload an agent manages has one'}`,
         },
       ])
-    return jsonText(reply, 200, `{"hash":${JSON.stringify(stored.hash)},"policy":${stored.text}}`)
+    const text = await writtenOut(db, org, stored.text)
+    return jsonText(reply, 200, `{"hash":${JSON.stringify(stored.hash)},"policy":${text}}`)
   })
 
   api.post('/orgs/:org/workloads', async (req, reply) => {

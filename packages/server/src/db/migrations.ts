@@ -499,6 +499,26 @@ const migrationsFor = (isPg: boolean): Record<string, Migration> => ({
       await sql`create index flow_summaries_dst on flow_summaries (dst_ip)`.execute(db)
     },
   },
+  '0011_address_sets': {
+    async up(db: Kysely<unknown>) {
+      // Large peer sets stored once and named by content id in the host policies that use them
+      // (address-set-refs.ts). A set no policy names any more is kept a while (released_at) so
+      // agents that hold it can still get a delta from it, then deleted.
+      await db.schema
+        .createTable('address_sets')
+        .addColumn('org_id', 'integer', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('addresses', 'text', (c) => c.notNull())
+        .addColumn('released_at', 'text')
+        .addPrimaryKeyConstraint('address_sets_pk', ['org_id', 'id'])
+        .execute()
+      // The sets each host policy names (JSON list): who may fetch a set, and which are in use.
+      await db.schema
+        .alterTable('host_policies')
+        .addColumn('set_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute()
+    },
+  },
 })
 
 /** Every column of flow_summaries, as 0002 made them. */

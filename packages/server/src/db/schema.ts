@@ -139,8 +139,20 @@ export interface Database {
     org_id: number
     version: number
     hash: string
+    /** The policy as its agent is sent it (`PolicyDoc`): large sets by id. */
     policy: string
+    /** The ids of the address sets it names (a JSON list). */
+    set_ids: string
     updated_at: string
+  }
+  /** Shared address sets, by content id (see `address-set-refs.ts` in the protocol). */
+  address_sets: {
+    org_id: number
+    id: string
+    /** `{"v4": [...], "v6": [...]}` */
+    addresses: string
+    /** When the last host policy naming it stopped doing so; null while one does. */
+    released_at: string | null
   }
   pairing_profiles: {
     id: Generated<number>

@@ -3,7 +3,7 @@ import type { KyselyPlugin, QueryResult, RootOperationNode, UnknownRow } from 'k
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TestPostgres } from '../postgres.fixture.js'
 import { startTestPostgres } from '../postgres.fixture.js'
-import { currentPolicy } from '../stores/host-policies.js'
+import { storedPolicy } from '../stores/host-policies.js'
 import type { TestServer } from '../test-server.fixture.js'
 import { testServer } from '../test-server.fixture.js'
 import { hostPolicyServices } from './services.js'
@@ -120,7 +120,7 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
     expect(await hostPolicies.recompute(1)).toBe(1)
     const got = await waited
     expect(got?.hash, 'woken with the new policy').not.toBe(first?.hash)
-    expect(got?.hash).toBe((await currentPolicy(s.db, workloadId))?.hash)
+    expect(got?.hash).toBe((await storedPolicy(s.db, workloadId))?.hash)
   })
 
   // The read is held on PostgreSQL only: SQLite has one connection, and a held read holds it, so
@@ -132,7 +132,7 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
       const heldDb = s.db.withPlugin(held)
       const { hostPolicies, policyFeed } = hostPolicyServices(heldDb)
       await hostPolicies.recompute(1)
-      const known = (await currentPolicy(heldDb, workloadId))?.hash
+      const known = (await storedPolicy(heldDb, workloadId))?.hash
       expect(known).toEqual(expect.any(String))
 
       await enforce(s, workloadId)

@@ -1,17 +1,28 @@
-import type { HostPolicy, PolicySnapshot, Workload, WorkloadChange } from '@palisade/model'
+import type {
+  AddressSet,
+  PolicyDoc,
+  PolicySnapshot,
+  Workload,
+  WorkloadChange,
+} from '@palisade/model'
 import { hostPolicyComputer, hostsAffected } from '@palisade/model'
+import { SetReferencer } from '@palisade/protocol'
 import type { Kysely } from 'kysely'
 import { now } from '../clock.js'
 import { sha256 } from '../crypto.js'
 import type { Database } from '../db/schema.js'
 import { workloadHref } from '../hrefs.js'
 import type { Db } from '../stores/db.js'
+import { keepSets, RELEASED_SET_KEPT_MS, sweepSets } from '../stores/address-sets.js'
 import { recordEvent } from '../stores/events.js'
 import type { Host } from '../stores/host-policies.js'
 import { hostsOf, setPolicyError, writePolicies } from '../stores/host-policies.js'
 import type { HostPolicyFeed } from './change-feed.js'
 import { snapshotWith } from './snapshot-builder.js'
 import { screenWorkload } from './workload-screen.js'
+
+/** How often a server looks for sets no host policy names any more (at a recompute). */
+const SWEEP_EVERY_MS = 60_000
 
 /** The policy itself (not one workload's row) could not be computed: nothing was stored. */
 export class HostPolicyError extends Error {
@@ -93,6 +104,10 @@ export class HostPolicyRecompute {
   }
 
   readonly #restUntil = new Map<number, number>()
+  /** Names each large set by its content id, hashing each set object once. */
+  readonly #refs = new SetReferencer()
+  /** When each org's unnamed sets were last looked for (see `sweepSets`). */
+  readonly #sweptAt = new Map<number, number>()
   readonly #queued = new Map<number, Promise<number>>()
   /** The end of the last work queued for each org: runs of one org never overlap. */
   readonly #tail = new Map<number, Promise<unknown>>()
@@ -145,23 +160,27 @@ export class HostPolicyRecompute {
       throw new HostPolicyError(e as Error)
     }
     const out: Database['host_policies'][] = []
+    const sets = new Map<string, AddressSet>()
     const errors = new Map<string, string | null>()
     for (const h of hosts) {
       const href = workloadHref(org, h.id)
       let reason = workloads.get(href)?.reason
       if (!reason && h.managed && target(h, href)) {
         try {
-          const hostPolicy = compute(href)
-          const hash = contentHash(hostPolicy)
-          if (h.hash !== hash)
+          const { doc, sets: named } = this.#refs.docOf(compute(href))
+          const hash = contentHash(doc)
+          if (h.hash !== hash) {
             out.push({
               workload_id: h.id,
               org_id: org,
-              version: hostPolicy.version,
+              version: doc.version,
               hash,
-              policy: JSON.stringify(hostPolicy),
+              policy: JSON.stringify(doc),
+              set_ids: JSON.stringify([...named.keys()]),
               updated_at: now(),
             })
+            for (const [id, set] of named) sets.set(id, set)
+          }
         } catch (e) {
           if (strict) throw new HostPolicyError(e as Error)
           reason = `its host policy could not be computed: ${(e as Error).message}`
@@ -173,13 +192,18 @@ export class HostPolicyRecompute {
       else if (reason === undefined && stored !== undefined && (!h.managed || target(h, href)))
         errors.set(h.id, null)
     }
-    return { out, errors, seen: { snapshot: snap, workloads } }
+    return { out, sets, errors, seen: { snapshot: snap, workloads } }
   }
 
   /** Stores a run's host policies and flags, with an event for each workload newly flagged. */
   async #write(tx: Db, org: number, run: Run): Promise<void> {
+    await keepSets(tx, org, run.sets)
     await writePolicies(tx, run.out)
     const at = now()
+    if (Date.parse(at) - (this.#sweptAt.get(org) ?? 0) >= SWEEP_EVERY_MS) {
+      await sweepSets(tx, org, at, new Date(Date.parse(at) - RELEASED_SET_KEPT_MS).toISOString())
+      this.#sweptAt.set(org, Date.parse(at))
+    }
     for (const [id, reason] of run.errors) {
       await setPolicyError(tx, id, reason === null ? null : { reason, at })
       if (reason !== null)
@@ -224,6 +248,8 @@ interface Seen {
 
 interface Run {
   readonly out: Database['host_policies'][]
+  /** The sets the policies in `out` name. */
+  readonly sets: Map<string, AddressSet>
   /** The workloads whose flag changes: why their row cannot be used, or null (it can again). */
   readonly errors: Map<string, string | null>
   readonly seen: Seen
@@ -274,6 +300,6 @@ function affectedOrAll(
  * A host policy's hash leaves out the version: a provision that does not change what a host
  * enforces leaves its stored policy, and its agent, alone.
  */
-function contentHash(policy: HostPolicy): string {
+function contentHash(policy: PolicyDoc): string {
   return sha256(JSON.stringify({ ...policy, version: undefined })).slice(0, 16)
 }

@@ -1,9 +1,11 @@
 /**
  * Host policies: the policy each managed workload should enforce, as computed, with a hash of
- * what it enforces. Agents long-poll them; the text is sent as stored.
+ * what it enforces. Agents long-poll them; the text is sent as stored, its large peer sets by id
+ * (see address-sets.ts).
  */
 import type { HostPolicy, Workload } from '@palisade/model'
 import type { Database } from '../db/schema.js'
+import { writtenOut } from './address-sets.js'
 import { byChunk } from './collection.js'
 import type { Db } from './db.js'
 import { MODEL_COLUMNS, modelKey, modelOf } from './workloads.js'
@@ -23,13 +25,26 @@ export async function storedPolicy(db: Db, workloadId: string): Promise<StoredPo
     .executeTakeFirst()
 }
 
-/** A workload's host policy, read. */
+/** A workload's host policy with its sets written out, read. */
 export async function currentPolicy(
   db: Db,
+  org: number,
   workloadId: string,
 ): Promise<{ hash: string; policy: HostPolicy } | undefined> {
   const r = await storedPolicy(db, workloadId)
-  return r ? { hash: r.hash, policy: JSON.parse(r.text) as HostPolicy } : undefined
+  return r
+    ? { hash: r.hash, policy: JSON.parse(await writtenOut(db, org, r.text)) as HostPolicy }
+    : undefined
+}
+
+/** The ids of the address sets a workload's host policy names (none without a policy). */
+export async function namedSets(db: Db, workloadId: string): Promise<Set<string>> {
+  const r = await db
+    .selectFrom('host_policies')
+    .select('set_ids')
+    .where('workload_id', '=', workloadId)
+    .executeTakeFirst()
+  return new Set(r ? (JSON.parse(r.set_ids) as string[]) : [])
 }
 
 /** The stored hash of each of these workloads' host policies. */
@@ -80,7 +95,7 @@ export async function hostsOf(db: Db, org: number): Promise<Host[]> {
 
 /**
  * Writes host policies (inside the caller's transaction: one commit, and one fsync, for every
- * changed host, all or none); a thousand rows a statement (6,000 parameters, under both stores'
+ * changed host, all or none); a thousand rows a statement (7,000 parameters, under both stores'
  * limits), not one each.
  */
 export async function writePolicies(
@@ -96,6 +111,7 @@ export async function writePolicies(
           version: eb.ref('excluded.version'),
           hash: eb.ref('excluded.hash'),
           policy: eb.ref('excluded.policy'),
+          set_ids: eb.ref('excluded.set_ids'),
           updated_at: eb.ref('excluded.updated_at'),
         })),
       )
