@@ -12,8 +12,8 @@ import { agentOf, authenticatedFirst } from './agent-auth.js'
 
 /** A request names at most one set per rule; ids are 32 characters. */
 const BODY_LIMIT = 8 * 1024 * 1024
-/** Deltas remembered: a change to one set is asked for by every agent that holds it. */
-const DELTAS_KEPT = 256
+/** What the reply entries remembered may hold at most (characters: about as many bytes). */
+const KEPT_CHARS = 64 * 1024 * 1024
 
 /**
  * The shared address sets an agent's policy names: only those its current policy names (an
@@ -26,7 +26,7 @@ const DELTAS_KEPT = 256
  * was once sent its id in its own policy (and with it, the set).
  */
 export function registerAgentSets(app: FastifyInstance, ctx: AppContext): void {
-  const deltas = new DeltaCache(ctx.db)
+  const sets = new SetEntries(ctx.db)
   app.post(
     setsRoute(AGENT_PARAM),
     { onRequest: authenticatedFirst(ctx.db), bodyLimit: BODY_LIMIT },
@@ -36,23 +36,28 @@ export function registerAgentSets(app: FastifyInstance, ctx: AppContext): void {
       const named = await namedSets(ctx.db, a.workloadId)
       const wanted = want.filter((w) => named.has(w.id))
       const gone = want.filter((w) => !named.has(w.id)).map((w) => w.id)
-      const entries = await deltas.entries(a.org, wanted)
+      const entries = await sets.entries(a.org, wanted)
       return jsonText(reply, 200, `{"sets":[${entries.join(',')}],"gone":${JSON.stringify(gone)}}`)
     },
   )
 }
 
-/** Each set asked for as reply text: a delta where one is smaller than the set, else the set. */
-class DeltaCache {
+/**
+ * Each set asked for as reply text: a delta where one is smaller than the set, else the set.
+ * Remembered by content (ids name contents, so an entry never goes stale): a change to one set
+ * is asked for by every agent that holds it, and computed and read from the store once.
+ */
+class SetEntries {
   readonly #kept = new Map<string, string>()
+  #chars = 0
 
   constructor(private readonly db: Db) {}
 
   async entries(org: number, wanted: readonly SetWant[]): Promise<string[]> {
-    const key = (w: SetWant) => `${org}/${w.from}/${w.id}`
-    const need = wanted.filter((w) => w.from === undefined || !this.#kept.has(key(w)))
+    const key = (w: SetWant) => `${org}/${w.from ?? ''}/${w.id}`
+    const need = wanted.filter((w) => !this.#kept.has(key(w)))
     const ids = new Set(need.flatMap((w) => (w.from === undefined ? [w.id] : [w.id, w.from])))
-    const texts = await setTexts(this.db, org, [...ids])
+    const texts = ids.size > 0 ? await setTexts(this.db, org, [...ids]) : new Map<string, string>()
     return wanted.map((w) => {
       const k = key(w)
       const hit = this.#kept.get(k)
@@ -62,15 +67,24 @@ class DeltaCache {
         this.#kept.set(k, hit)
         return hit
       }
-      const whole = wholeEntry(w.id, texts.get(w.id))
-      if (w.from === undefined || w.from === w.id) return whole
-      const base = texts.get(w.from)
-      const delta = base === undefined ? undefined : deltaEntry(w, base, texts.get(w.id) ?? '')
+      const to = texts.get(w.id)
+      const whole = wholeEntry(w.id, to)
+      const base = w.from === undefined || w.from === w.id ? undefined : texts.get(w.from)
+      const delta = base === undefined ? undefined : deltaEntry(w, base, to ?? '')
       const chosen = delta !== undefined && delta.length < whole.length ? delta : whole
-      this.#kept.set(k, chosen)
-      if (this.#kept.size > DELTAS_KEPT) this.#kept.delete(this.#kept.keys().next().value as string)
+      this.#keep(k, chosen)
       return chosen
     })
+  }
+
+  #keep(key: string, entry: string): void {
+    this.#kept.set(key, entry)
+    this.#chars += entry.length
+    for (const [k, e] of this.#kept) {
+      if (this.#chars <= KEPT_CHARS) break
+      this.#kept.delete(k)
+      this.#chars -= e.length
+    }
   }
 }
 
