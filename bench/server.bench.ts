@@ -213,7 +213,6 @@ async function fleetRun(
       codes,
     })
     const activationSeconds = (performance.now() - activationStarted) / 1000
-    await sims.all({ cmd: 'poll' })
 
     /** Provisions after `change`, once every agent waits; what the agents got, and when. */
     const provision = async (change: () => Promise<unknown>, which: 'all' | 'ops') => {

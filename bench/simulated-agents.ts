@@ -2,7 +2,7 @@
  * Simulated agents for the server benchmark, in processes of their own (several, so their client
  * work neither shares the server's event loop nor queues behind one loop of its own). Each
  * process takes its slice of the fleet and answers the benchmark's commands over IPC: activate
- * its agents, keep each one long-polling its policy (reporting every policy it gets applied),
+ * its agents, each then long-polling its policy (reporting every policy it gets applied),
  * say when and what its agents received, send heartbeats, and make API calls for the benchmark.
  */
 import type { PolicyReply, SetsReply } from '@palisade/protocol'
@@ -20,7 +20,6 @@ import { client, inParallel, rate } from './https-client.js'
 export type SimCommand =
   | { cmd: 'call'; method: string; path: string; body?: unknown }
   | { cmd: 'activate'; codes: { db: string; web: string; ops: string } }
-  | { cmd: 'poll' }
   | { cmd: 'synced'; since: number; which: 'all' | 'ops' }
   | { cmd: 'received'; since: number }
   | { cmd: 'heartbeats'; seconds: number }
@@ -61,12 +60,11 @@ interface Agent {
 
 const c = client(url, ca, basic)
 const agents: Agent[] = []
-let polling = false
 /** Called whenever an agent receives a policy: `synced` waits on it. */
 let onDelivery = () => {}
 
 async function poll(a: Agent) {
-  while (polling) {
+  for (;;) {
     const r = await c
       .call('GET', policyPollPath(a.id, a.hash), undefined, a.auth)
       .catch((e: Error) => ({ status: 0, body: e.message }))
@@ -170,6 +168,7 @@ async function handle(m: SimCommand): Promise<unknown> {
           got: [],
         })
       })
+      // each agent long-polls from its first policy on, as a real one does (not all at once)
       await inParallel(agents.length, 16, async (k) => {
         const a = agents[k]!
         while (!a.hash) {
@@ -177,13 +176,10 @@ async function handle(m: SimCommand): Promise<unknown> {
           if (r.status === POLICY_STATUS.policy && !(await take(a, r.body as PolicyReply)))
             retried++
         }
+        void poll(a)
       })
       return { agents: agents.length, retried }
     }
-    case 'poll':
-      polling = true
-      for (const a of agents) void poll(a)
-      return agents.length
     case 'synced': {
       // resolves once every agent asked for has received a policy since `since`
       const waitingFor = agents.filter((a) => m.which === 'all' || roleOf(a.i) === 'ops')

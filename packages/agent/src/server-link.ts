@@ -31,6 +31,7 @@ import {
   flowsRoute,
   goodbyeRoute,
   HeldSets,
+  LONG_POLL_SECONDS,
   POLICY_STATUS,
   policyPollPath,
   setsRoute,
@@ -82,7 +83,8 @@ export interface ServerLinkOptions {
 
 /** The most records an upload sends at once (the server takes up to `BATCH_LIMIT`). */
 const BATCH = 500
-const POLL_TIMEOUT_MS = 40_000
+/** Longer than the server holds a long-poll (`LONG_POLL_SECONDS`), with room for a slow answer. */
+const POLL_TIMEOUT_MS = (LONG_POLL_SECONDS + 20) * 1000
 const GOODBYE_TIMEOUT_MS = 2000
 const REPORT_DEBOUNCE_MS = 100
 const REPORT_RETRY_MS = 1000

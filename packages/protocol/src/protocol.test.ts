@@ -64,7 +64,7 @@ describe('agent channel routes', () => {
     ])
     expect(statusRoute(AGENT_PARAM)).toBe('/agent/v1/agents/:agent/status')
     expect(policyPollPath('a1', 'ab&c')).toBe(
-      '/agent/v1/agents/a1/policy?known=ab%26c&wait=25&sets=ref',
+      '/agent/v1/agents/a1/policy?known=ab%26c&wait=55&sets=ref',
     )
     expect(policyPollPath('a1', undefined, 0)).toBe(
       '/agent/v1/agents/a1/policy?known=&wait=0&sets=ref',

@@ -25,7 +25,11 @@ export function registerAgentChannel(
   app.get(policyRoute(AGENT_PARAM), async (req, reply) => {
     const a = await agentAuth(ctx.db, req)
     const q = req.query as { known?: string; wait?: string; sets?: string }
-    const wait = Math.min(Number(q.wait ?? LONG_POLL_SECONDS), LONG_POLL_SECONDS) * 1000
+    // Held for 75 to 100 % of the longest hold: agents that all connected at once (a server
+    // restarted) come back spread over a quarter of it, not all at the same moment again.
+    const longest = LONG_POLL_SECONDS * 1000 * (0.75 + Math.random() / 4)
+    const asked = Number(q.wait ?? LONG_POLL_SECONDS)
+    const wait = Number.isFinite(asked) && asked >= 0 ? Math.min(asked * 1000, longest) : longest
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
     if (a.unpair)
