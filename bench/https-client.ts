@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { createSecureContext } from 'node:tls'
 import { join } from 'node:path'
 import type { ServerOptions } from '@palisade/server'
+import { LONG_POLL_SECONDS } from '@palisade/protocol'
 import { startServer } from '@palisade/server'
 
 export interface Client {
@@ -48,7 +49,9 @@ export function client(
             authorization: auth ?? basic,
             ...(payload !== undefined && { 'content-type': 'application/json' }),
           },
-          timeout: 60_000,
+          // as long as an agent waits for a long-poll (see server-link.ts): a shorter wait would
+          // end held polls and reconnect, a load no real fleet makes
+          timeout: (LONG_POLL_SECONDS + 20) * 1000,
         },
         (res) => {
           let text = ''
