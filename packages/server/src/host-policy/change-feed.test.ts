@@ -50,6 +50,21 @@ class HeldRead implements KyselyPlugin {
   }
 }
 
+/** Counts the reads of `host_policies`. */
+class CountedReads implements KyselyPlugin {
+  count = 0
+
+  transformQuery(args: { node: RootOperationNode }) {
+    const from = args.node.kind === 'SelectQueryNode' ? args.node.from?.froms[0] : undefined
+    if (from && TableNode.is(from) && from.table.identifier.name === 'host_policies') this.count++
+    return args.node
+  }
+
+  transformResult(args: { result: QueryResult<UnknownRow> }): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result)
+  }
+}
+
 /** Pairs a host with a new profile; resolves with its workload id. */
 async function activate(s: TestServer, hostname: string): Promise<string> {
   const p = await s.call('POST', '/api/v2/orgs/1/pairing_profiles', {
@@ -121,6 +136,39 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
     const got = await waited
     expect(got?.hash, 'woken with the new policy').not.toBe(first?.hash)
     expect(got?.hash).toBe((await storedPolicy(s.db, workloadId))?.hash)
+  })
+
+  it('answers an idle agent asking again from memory, and still wakes it for a change another server wrote', async () => {
+    const workloadId = await activate(s, 'idle-1')
+    const other = await activate(s, 'idle-2')
+    const reads = new CountedReads()
+    const { hostPolicies, policyFeed } = hostPolicyServices(s.db.withPlugin(reads))
+    await hostPolicies.recompute(1)
+    // Another agent waiting keeps the store watch running, as a fleet does.
+    const abort = new AbortController()
+    const otherHash = (await storedPolicy(s.db, other))?.hash
+    const keepsWatching = policyFeed.waitForChange(other, otherHash, 60_000, abort.signal)
+    const first = await policyFeed.waitForChange(workloadId, undefined, 0, never)
+    expect(first?.hash).toEqual(expect.any(String))
+    const before = reads.count
+    for (let i = 0; i < 3; i++)
+      expect(await policyFeed.waitForChange(workloadId, first?.hash, 0, never)).toBeUndefined()
+    expect(reads.count, 'asked again with the hash it has: no read').toBe(before)
+
+    // Another server's write (straight to the store here): the watch sees it, the memory goes.
+    const later = new Date(Date.now() + 1000).toISOString()
+    await s.db
+      .updateTable('host_policies')
+      .set({ hash: 'written-elsewhere', updated_at: later })
+      .where('workload_id', '=', workloadId)
+      .execute()
+    // Asked again without waiting, until the watch has seen the write: a memory that outlived
+    // it would answer "unchanged" for ever.
+    const now = async () =>
+      (await policyFeed.waitForChange(workloadId, first?.hash, 0, never))?.hash
+    await expect.poll(now, { timeout: 10_000 }).toBe('written-elsewhere')
+    abort.abort()
+    expect(await keepsWatching, 'the other agent had nothing new').toBeUndefined()
   })
 
   // The read is held on PostgreSQL only: SQLite has one connection, and a held read holds it, so

@@ -35,6 +35,14 @@ export class HostPolicyFeed {
   #lookAgain = false
   /** When each host policy last changed, as the store said: a change is announced once. */
   readonly #seenChange = new Map<string, string>()
+  /**
+   * The hash of each host policy as last read or written here, while the store watch runs: an
+   * idle agent asking again with the hash it has costs no read. An entry goes when the watch
+   * says the policy changed, and all go when the watch stops (it would miss changes).
+   */
+  readonly #hashes = new Map<string, string>()
+  /** Counts the changes seen: a read that began before one may be older than it, and is not kept. */
+  #changesSeen = 0
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -55,6 +63,8 @@ export class HostPolicyFeed {
   announce(news: readonly PolicyNews[]): void {
     for (const r of news) {
       this.#seenChange.set(r.workload_id, r.updated_at)
+      this.#changesSeen++
+      if (this.#storeWatch) this.#hashes.set(r.workload_id, r.hash)
       this.#hub.emit(`changed:${r.workload_id}`, { hash: r.hash, text: r.policy })
     }
   }
@@ -91,6 +101,8 @@ export class HostPolicyFeed {
           for (const r of rows) {
             if (this.#seenChange.get(r.workload_id) === r.updated_at) continue
             this.#seenChange.set(r.workload_id, r.updated_at)
+            this.#changesSeen++
+            this.#hashes.delete(r.workload_id)
             this.#hub.emit(`changed:${r.workload_id}`)
           }
         },
@@ -109,6 +121,8 @@ export class HostPolicyFeed {
     if (--this.#waiters > 0) return
     clearInterval(this.#storeWatch)
     this.#storeWatch = undefined
+    this.#changesSeen++
+    this.#hashes.clear()
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
   }
@@ -159,8 +173,15 @@ export class HostPolicyFeed {
       this.#hub.on(`changed:${workloadId}`, check)
       this.#hub.once(`kick:${workloadId}`, onAbort)
       signal.addEventListener('abort', onAbort)
+      if (known !== undefined && this.#hashes.get(workloadId) === known) {
+        timer = setTimeout(onAbort, ms)
+        return
+      }
+      const seen = this.#changesSeen
       storedPolicy(this.db, workloadId).then(
         (c) => {
+          if (c && this.#storeWatch && seen === this.#changesSeen)
+            this.#hashes.set(workloadId, c.hash)
           if (differs(c)) finish(c)
           else if (!settled) timer = setTimeout(onAbort, ms)
         },
