@@ -168,8 +168,9 @@ async function handle(m: SimCommand): Promise<unknown> {
           got: [],
         })
       })
-      // each agent long-polls from its first policy on, as a real one does (not all at once)
-      await inParallel(agents.length, 16, async (k) => {
+      // each agent long-polls from its first policy on, as a real one does (not all at once);
+      // many at a time, as a fleet's agents each ask for their own
+      await inParallel(agents.length, 256, async (k) => {
         const a = agents[k]!
         while (!a.hash) {
           const r = await persist('GET', policyPollPath(a.id, undefined, 10), undefined, a.auth)
