@@ -57,7 +57,7 @@ function scripted() {
     'nftables',
     (_cmd, _args, on) => {
       monitor = on
-      return { kill: () => undefined }
+      return { write: () => undefined, kill: () => undefined }
     },
     new FakeClock(),
   )
