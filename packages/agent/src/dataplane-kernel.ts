@@ -93,6 +93,8 @@ export class KernelDataplane implements Dataplane {
    * Every other read reads.
    */
   async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
+    // An apply may follow: its element changes then find their tool started.
+    this.#session.warm()
     const last = this.#signal
     const known = this.#known
     this.#known = undefined

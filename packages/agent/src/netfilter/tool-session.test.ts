@@ -103,6 +103,23 @@ describe('ToolSession', () => {
     expect(tries).toBe(3)
   })
 
+  it('warm starts the tool once, ahead of the first request', async () => {
+    const { start, started } = processes()
+    const s = new ToolSession(NFT_SESSION, start)
+    s.warm()
+    s.warm()
+    expect(started).toHaveLength(1)
+    expect(started[0]?.written).toEqual([])
+    await s.run(SCRIPT)
+    expect(started).toHaveLength(1)
+    started[0]?.on.close(0, null)
+    s.warm()
+    expect(started).toHaveLength(2)
+    s.close()
+    s.warm()
+    expect(started).toHaveLength(2)
+  })
+
   it('ends the tool when closed, and takes no request after', async () => {
     const { start, started } = processes()
     const s = new ToolSession(NFT_SESSION, start)

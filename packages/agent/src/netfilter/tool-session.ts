@@ -9,7 +9,7 @@ const MAX_FAILED_STARTS = 3
 
 /**
  * One tool kept running, reading commands on stdin (see session-protocol.ts), one request at a
- * time. It is started at the first request and again at the next one after it died; a request
+ * time. It is started by `warm` or the first request, and again after it died; a request
  * it cannot answer (it died, or did not answer within the time allowed, and was then ended)
  * rejects with SessionUnavailable, and the caller runs the one-shot tool: the change is made by
  * one or the other, and read back or checked as either way. `close` ends it for good.
@@ -52,6 +52,14 @@ export class ToolSession {
     const next = this.#queue.then(() => this.#request(script))
     this.#queue = next.catch(() => undefined)
     return next
+  }
+
+  /**
+   * Starts the tool now if it is not running, so that the next request does not wait for its
+   * start (a tool's start is most of what a request would cost). Nothing waits for it.
+   */
+  warm(): void {
+    if (this.usable && !this.#proc) this.#spawn()
   }
 
   close(): void {
