@@ -8,7 +8,8 @@
  * A one-address change is timed as the agent makes it: an enforcer over the kernel dataplane,
  * with the change monitor and the polling the agent runs on that backend, is handed the
  * compiled policy with one address more, then one less (setDesired until settled: its read,
- * diff, apply, verify and the read-back). The compile of that policy is timed apart
+ * diff, apply, verify and the read-back; the change goes to the tool session the dataplane keeps
+ * for element changes, as in the agent). The compile of that policy is timed apart
  * (oneAddressCompileMs). `oneAddressChangeWithFullReadMs` is the same change after a full read
  * (what a change after tampering, or without the monitor, costs). Each change is then checked
  * against a full read of the kernel (not timed).

@@ -23,7 +23,10 @@ export function policyWithPeers(
   mode: HostPolicy['mode']['mode'] = 'coexistence_primary',
   extra: readonly string[] = [],
 ): HostPolicy {
-  const peers = peerAddresses(n)
+  // As the agent gets them: parsed from JSON, each address one flat string. (Built here by
+  // concatenation, they would be rope strings, which every comparison in a diff flattens.)
+  const peers = JSON.parse(JSON.stringify(peerAddresses(n))) as ReturnType<typeof peerAddresses>
+  const more = JSON.parse(JSON.stringify(extra)) as string[]
   return {
     version: 1,
     workload: { href: '/w/bench', name: 'bench' },
@@ -38,7 +41,7 @@ export function policyWithPeers(
         ruleHref: '/bench/allow',
         action: 'allow',
         direction: 'inbound',
-        peers: { v4: [...extra, ...peers.v4].sort(), v6: peers.v6 },
+        peers: { v4: [...more, ...peers.v4].sort(), v6: peers.v6 },
         services: [{ proto: 6, port: 8080 }],
       },
     ],

@@ -1,7 +1,7 @@
 /**
  * A new desired state is applied from what the kernel dataplane last verified, without reading
- * the kernel again (`read` with `unlessChanged`): a one-address change then costs its one apply
- * command. These prove that it runs nothing else, and that a change another process made to our
+ * the kernel again (`read` with `unlessChanged`): a one-address change then costs its one apply,
+ * made by the tool session kept for element changes. These prove that it runs nothing else, and that a change another process made to our
  * objects before it is still found: a change event makes the read read (nf_tables), the apply's
  * entry counts find a peer gone from an ipset, and the next look finds iptables-legacy rules
  * changed. Each would fail if the dataplane trusted what it knew without these.
@@ -50,8 +50,12 @@ describe('a policy change from what the dataplane verified', () => {
           commands.push(`${cmd} ${args[0] ?? ''}`)
           return ns.run(cmd, args, opts)
         }
-        const start: ProcessStarter = (cmd, args, on) =>
-          startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
+        /** The tools it started besides the monitor: the session its element changes go to. */
+        const sessions: string[] = []
+        const start: ProcessStarter = (cmd, args, on) => {
+          if (args[0] !== 'monitor') sessions.push(`${cmd} ${args.join(' ')}`)
+          return startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
+        }
         const dp = new KernelDataplane(run, backend, start, systemClock)
         const seen: MonitorEvent[] = []
         let waiting: { f: (e: MonitorEvent) => boolean; done: () => void } | undefined
@@ -74,7 +78,11 @@ describe('a policy change from what the dataplane verified', () => {
         commands.length = 0
         seen.length = 0
         const foreignEvent = () => eventMatching((e) => e.kind === 'change' && !own(e))
-        return { dp, commands, stop: () => watch?.stop(), foreignEvent }
+        const stop = () => {
+          watch?.stop()
+          dp.close()
+        }
+        return { dp, commands, sessions, stop, foreignEvent }
       }
 
       /** The one-address change as the enforcer makes it: read unless changed, apply, read. */
@@ -88,12 +96,16 @@ describe('a policy change from what the dataplane verified', () => {
       const found = (drifts: Drift[], f: (d: Drift) => boolean) => drifts.some(f)
       const lacksVictim = (d: Drift) => d.kind === 'set_elements' && d.removed.includes(victim)
 
-      it('runs its apply command and nothing else, and the kernel holds it', async () => {
-        const { dp, commands, stop } = await verifiedDataplane()
+      it('runs its apply in the tool session and nothing else, and the kernel holds it', async () => {
+        const { dp, commands, sessions, stop } = await verifiedDataplane()
         try {
           const { plan, after } = await oneMore(dp)
           expect(plan.kind).toBe('sets')
-          expect(commands).toEqual([backend === 'nftables' ? 'nft -f' : 'ipset restore'])
+          // The change went to the tool kept running for element changes; no tool was started.
+          expect(commands).toEqual([])
+          expect(sessions).toEqual([
+            backend === 'nftables' ? 'nft -i' : 'sh -c exec stdbuf -oL ipset - 2>&1',
+          ])
           expect(diff(added, after)).toEqual([])
           expect(diff(added, await readOwn(ns.run, backend))).toEqual([])
           // The signal it kept after the apply (from the apply's own listing) is what a look

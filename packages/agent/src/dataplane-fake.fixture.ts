@@ -155,7 +155,15 @@ export class FakeDataplane implements Dataplane {
   /** Our objects after every change to the kernel, ours or others', and when: to time gaps. */
   readonly history: { readonly at: number; readonly own: Ruleset }[] = []
   /** Calls so far, for tests that count the work done; `abortedReads`: ended by their signal. */
-  readonly calls = { reads: 0, fullReads: 0, abortedReads: 0, applies: 0, watches: 0, looks: 0 }
+  readonly calls = {
+    reads: 0,
+    fullReads: 0,
+    abortedReads: 0,
+    applies: 0,
+    watches: 0,
+    looks: 0,
+    closes: 0,
+  }
   /** Each read's `unlessChanged`, in order: which reads may be answered from what was known. */
   readonly unlessChanged: boolean[] = []
   /** Offers the cheap look for changes since a read (`changed`), as the kernel's does for iptables. */
@@ -218,6 +226,10 @@ export class FakeDataplane implements Dataplane {
 
   isOwn(batch: ChangeBatch): boolean {
     return batch.pid === OWN_PID
+  }
+
+  close(): void {
+    this.calls.closes++
   }
 
   /** Our objects as a read would show them, without counting as one (for tests to compare). */

@@ -55,9 +55,10 @@ function scripted() {
   const dp = new KernelDataplane(
     run,
     'nftables',
-    (_cmd, _args, on) => {
-      monitor = on
-      return { kill: () => undefined }
+    (_cmd, args, on) => {
+      // The tool session it keeps for element changes is started too: it never answers here.
+      if (args[0] === 'monitor') monitor = on
+      return { write: () => undefined, kill: () => undefined }
     },
     new FakeClock(),
   )

@@ -8,6 +8,8 @@ import type { ChangeSignal } from './netfilter/change-signal.js'
 import { ourSetHeaders, takeSignal } from './netfilter/change-signal.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
+import { IPSET_SESSION, NFT_SESSION, sessionFor } from './netfilter/session-protocol.js'
+import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
 
 /** How many of our own command pids are remembered to recognise our own change events. */
 const OWN_PIDS = 256
@@ -15,9 +17,12 @@ const OWN_PIDS = 256
 /**
  * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
+ * Small changes to set elements go to a tool kept running for them (see tool-session.ts), until
+ * `close`.
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
+  readonly #session: ToolSession
   /**
    * What the last apply read back (`applied`: for the read that follows it, with the change
    * signal after it where the apply printed it), or what the last read with set contents
@@ -39,7 +44,9 @@ export class KernelDataplane implements Dataplane {
     private readonly clock: Clock,
     /** The local log: a failed tool's own words go here, never to the server. */
     private readonly log: (line: Record<string, unknown>) => void = () => undefined,
-  ) {}
+  ) {
+    this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
+  }
 
   readonly #run: Runner = async (cmd, args, opts) => {
     const r = await this.run(cmd, args, opts)
@@ -49,6 +56,29 @@ export class KernelDataplane implements Dataplane {
         this.#ownPids.delete(this.#ownPids.values().next().value as number)
     }
     return r
+  }
+
+  /**
+   * The runner for applies: a small change to set elements goes to the session (what it says is
+   * what the tool run once would have), anything else, or a change the session cannot take
+   * (it died or is not in use), to a tool run for it.
+   */
+  readonly #apply: Runner = async (cmd, args, opts) => {
+    const stdin = opts?.stdin ?? ''
+    if (this.#session.usable && sessionFor(cmd, args, stdin) === this.#session.tool) {
+      try {
+        const answer = await this.#session.run(stdin)
+        const pid = this.#session.pid
+        return { ...answer, ...(pid !== undefined && { pid }) }
+      } catch (e) {
+        if (!(e instanceof SessionUnavailable)) throw e
+        this.log({
+          msg: 'firewall tool session unavailable, running the tool once',
+          reason: e.message,
+        })
+      }
+    }
+    return this.#run(cmd, args, opts)
   }
 
   /**
@@ -63,6 +93,8 @@ export class KernelDataplane implements Dataplane {
    * Every other read reads.
    */
   async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
+    // An apply may follow: its element changes then find their tool started.
+    this.#session.warm()
     const last = this.#signal
     const known = this.#known
     this.#known = undefined
@@ -103,7 +135,7 @@ export class KernelDataplane implements Dataplane {
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
     const last = this.#signal
     this.#known = undefined
-    const applied = await applyDesired(this.#run, desired, actual, opts).catch(this.#logged)
+    const applied = await applyDesired(this.#apply, desired, actual, opts).catch(this.#logged)
     // Set elements alone changed: the rules are as the last signal took them, and the ipset run
     // printed the sets' headers after its changes (verifyApplied checked their counts), so the
     // signal after the apply costs no listing. A change since the last signal still shows.
@@ -150,6 +182,10 @@ export class KernelDataplane implements Dataplane {
   }
 
   isOwn(b: ChangeBatch): boolean {
-    return b.pid !== undefined && this.#ownPids.has(b.pid)
+    return b.pid !== undefined && (this.#ownPids.has(b.pid) || b.pid === this.#session.pid)
+  }
+
+  close(): void {
+    this.#session.close()
   }
 }

@@ -50,4 +50,6 @@ export interface Dataplane {
   watch(onEvent: (e: MonitorEvent) => void): { stop(): void }
   /** Whether a change was committed by this dataplane's own commands (not tampering). */
   isOwn(batch: ChangeBatch): boolean
+  /** Ends the tools it keeps running (the kernel stays as it is); later applies start theirs. */
+  close(): void
 }

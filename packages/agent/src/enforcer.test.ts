@@ -593,13 +593,15 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     expect(t.dp.calls).toMatchObject({ reads: 4, applies: 2 })
   })
 
-  it('stops: no timers left, events ignored', async () => {
+  it('stops: no timers left, the tools it kept running ended, events ignored', async () => {
     const t = setup()
     t.enforcer.setDesired(t.desired)
     await t.tick()
+    expect(t.dp.calls.closes).toBe(0)
     t.enforcer.stop()
     expect(t.clock.pending).toBe(0)
     expect(t.dp.watched).toBe(false)
+    expect(t.dp.calls.closes).toBe(1)
     t.dp.tamper(deleteFirstRule, { by: { pid: OWN_PID + 1, comm: 'iptables' } })
     await t.tick(60_000)
     expect(await t.inSync()).toBe(false)

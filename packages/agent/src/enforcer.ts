@@ -170,6 +170,7 @@ export class Enforcer {
   stop(): void {
     this.#stopped = true
     this.#watch?.stop()
+    this.#o.dataplane.close()
     for (const t of this.#timers) t.cancel()
     this.#retryTimer?.cancel()
     this.#restartTimer?.cancel()

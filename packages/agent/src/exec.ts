@@ -97,21 +97,40 @@ export interface ProcessHandlers {
   readonly close: (code: number | null, signal: string | null) => void
 }
 
-/** Starts a long-running command (a monitor) with an argument array; `kill` ends it. */
+/** A long-running command: what it was started as, and the ways to feed and end it. */
+export interface StartedProcess {
+  /** The process id (undefined if it could not be started), as change events name it. */
+  readonly pid?: number
+  /** Writes to its standard input (a tool reading commands there). */
+  write(text: string): void
+  kill(): void
+}
+
+/**
+ * Starts a long-running command (a monitor, a tool reading commands on stdin) with an argument
+ * array; `kill` ends it. Its stdin stays open until it is killed or this process exits, so a
+ * tool reading commands there ends with the agent whatever the way the agent ends.
+ */
 export type ProcessStarter = (
   cmd: string,
   args: readonly string[],
   on: ProcessHandlers,
-) => { kill(): void }
+) => StartedProcess
 
 /** The process starter for this process's own network namespace. */
 export const startLocal: ProcessStarter = (cmd, args, on) => {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
   child.stdout.on('data', on.stdout)
   child.stderr.on('data', on.stderr)
   child.on('error', on.error)
   child.on('close', on.close)
-  return { kill: () => child.kill('SIGTERM') }
+  // A write after it died is answered by its 'close': the error itself says nothing more.
+  child.stdin.on('error', () => undefined)
+  return {
+    ...(child.pid !== undefined && { pid: child.pid }),
+    write: (text) => void child.stdin.write(text),
+    kill: () => child.kill('SIGTERM'),
+  }
 }
 
 /** Runs and throws a CommandError unless the command exits 0. */

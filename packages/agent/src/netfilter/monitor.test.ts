@@ -10,7 +10,7 @@ function setup() {
   let kills = 0
   const start: ProcessStarter = (cmd, args, on) => {
     started.push({ cmd, args, on })
-    return { kill: () => void kills++ }
+    return { write: () => undefined, kill: () => void kills++ }
   }
   let now = 0
   const monitor = new NftMonitor({ start, now: () => now, onEvent: (e) => events.push(e) })
