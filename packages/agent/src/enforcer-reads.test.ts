@@ -5,30 +5,12 @@
  * verifies an apply.
  */
 import { describe, expect, it } from 'vitest'
-import { FakeClock } from './clock-fake.fixture.js'
-import { desiredOf, FakeDataplane } from './dataplane-fake.fixture.js'
-import { Enforcer } from './enforcer.js'
-
-function setup() {
-  const clock = new FakeClock()
-  const dp = new FakeDataplane('nftables', clock)
-  const enforcer = new Enforcer({
-    dataplane: dp,
-    clock,
-    pollMs: null,
-    backstopMs: 30_000,
-    fight: { windowMs: 10_000, threshold: 3 },
-    watchEvents: true,
-    onEvent: () => undefined,
-    onStatus: () => undefined,
-  })
-  enforcer.start()
-  return { dp, enforcer }
-}
+import { desiredOf } from './dataplane-fake.fixture.js'
+import { fakeEnforcer } from './enforcer-fake.fixture.js'
 
 describe('enforcer: reads that may stand on what the dataplane knows', () => {
   it('a new desired state reads unless changed; the read verifying its apply reads', async () => {
-    const { dp, enforcer } = setup()
+    const { dp, enforcer } = fakeEnforcer()
     enforcer.setDesired(desiredOf(1, { peer: '198.18.0.1/32', port: 80 }))
     await enforcer.settled()
     enforcer.setDesired(desiredOf(2, { peer: '198.18.0.2/32', port: 80 }))
@@ -38,7 +20,7 @@ describe('enforcer: reads that may stand on what the dataplane knows', () => {
   })
 
   it('every other trigger reads the kernel', async () => {
-    const { dp, enforcer } = setup()
+    const { dp, enforcer } = fakeEnforcer()
     enforcer.setDesired(desiredOf(1, { peer: '198.18.0.1/32', port: 80 }))
     await enforcer.settled()
     dp.unlessChanged.length = 0
@@ -50,7 +32,7 @@ describe('enforcer: reads that may stand on what the dataplane knows', () => {
   })
 
   it('a new desired state that meets another trigger reads the kernel', async () => {
-    const { dp, enforcer } = setup()
+    const { dp, enforcer } = fakeEnforcer()
     enforcer.setDesired(desiredOf(1, { peer: '198.18.0.1/32', port: 80 }))
     await enforcer.settled()
     dp.unlessChanged.length = 0

@@ -6,47 +6,16 @@
 import type { Backend, Desired, Ruleset } from '@palisade/firewall'
 import { diff, planApply } from '@palisade/firewall'
 import { describe, expect, it } from 'vitest'
-import { FakeClock } from './clock-fake.fixture.js'
 import {
   deleteFirstRule,
   desiredOf,
   editChain,
-  FakeDataplane,
   OWN_PID,
   TAMPERER,
 } from './dataplane-fake.fixture.js'
-import type { EnforcementStatus, EnforcerOptions } from './enforcer.js'
-import { Enforcer } from './enforcer.js'
-import type { AgentEvent } from './events.js'
-
-function setup(o: Partial<EnforcerOptions> & { backend?: Backend } = {}) {
-  const clock = new FakeClock()
-  const dp = new FakeDataplane(o.backend ?? 'nftables', clock)
-  const events: AgentEvent[] = []
-  const enforcer = new Enforcer({
-    dataplane: dp,
-    clock,
-    pollMs: null,
-    backstopMs: 30_000,
-    fight: { windowMs: 10_000, threshold: 3 },
-    watchEvents: true,
-    onEvent: (e) => events.push(e),
-    onStatus: () => undefined,
-    ...o,
-  })
-  enforcer.start()
-  const desired = desiredOf(1, { backend: dp.backend })
-  return {
-    clock,
-    dp,
-    enforcer,
-    desired,
-    /** Whether the fake kernel holds exactly what we want. */
-    inSync: () => Promise.resolve(planApply(desired, diff(desired, dp.own)).kind === 'none'),
-    of: (type: AgentEvent['event_type']) => events.filter((e) => e.event_type === type),
-    tick: (ms = 0) => clock.advance(ms),
-  }
-}
+import type { FakeDataplane } from './dataplane-fake.fixture.js'
+import type { EnforcementStatus } from './enforcer.js'
+import { fakeEnforcer } from './enforcer-fake.fixture.js'
 
 /** Another process removes our rules: our first input rule (nftables), our hooks (iptables). */
 const removeOurs = (backend: Backend) =>
@@ -82,7 +51,7 @@ function gaps(dp: FakeDataplane, desired: Desired, from: number): number[] {
 
 describe('enforcer (in-memory kernel, fake clock)', () => {
   it('without repair (suspended) applies once, then leaves what others change', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired, { repair: false })
     await t.tick()
     expect(await t.inSync()).toBe(true)
@@ -101,7 +70,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('applies, verifies by reading back, and is not woken by its own changes', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     expect(t.enforcer.status).toMatchObject({
@@ -118,7 +87,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('repairs each tampering, one event a repair until a fight, then one ongoing condition, ended after quiet', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     for (let i = 1; i <= 2; i++) {
@@ -175,7 +144,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   for (const backend of ['nftables', 'iptables-nft'] as const) {
     it(`${backend}: under a fight (the same change every 500 ms for 20 s) each repair is at once, and reported as one condition`, async () => {
       const published: EnforcementStatus[] = []
-      const t = setup({ backend, onStatus: (s) => published.push(s) })
+      const t = fakeEnforcer({ backend, onStatus: (s) => published.push(s) })
       t.enforcer.setDesired(t.desired)
       await t.tick()
       // each read and each apply takes 10 ms from now on
@@ -207,7 +176,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   }
 
   it('iptables-legacy under a fight: after the first repair found by a poll, rules are polled every 250 ms (without set contents) until a minute of quiet', async () => {
-    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    const t = fakeEnforcer({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.delayMs = 10
@@ -244,7 +213,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('paces repairs against a process that changes our rules in a tight loop: at least 100 ms of rest between repairs, never an apply failure', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.delayMs = 10
@@ -272,7 +241,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('iptables-legacy in a tight-loop fight: repairs, failed ones too, rest as long as they took, keeping the tools busy at most half the time', async () => {
-    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    const t = fakeEnforcer({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
     t.enforcer.setDesired(t.desired)
     await t.tick()
     // slow tools (50 ms a call): a failing repair, 3 applies and 4 reads, outlasts the 250 ms poll
@@ -295,7 +264,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('applies again when the read-back still differs, and fails after 3 applies', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     // another process undoes the first apply at once: the second one holds
     let undo = 1
     t.dp.afterApply = (k) => (undo-- > 0 ? deleteFirstRule(k) : k)
@@ -304,7 +273,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
     expect(t.enforcer.status.health).toBe('healthy')
     expect(t.dp.calls.applies).toBe(2)
 
-    const u = setup()
+    const u = fakeEnforcer()
     u.dp.afterApply = deleteFirstRule
     u.enforcer.setDesired(u.desired)
     await u.tick()
@@ -324,7 +293,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('retries a failing apply with doubling back-off, one event per distinct failure', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     for (let i = 0; i < 4; i++) t.dp.fail('apply', 'nft: Could not process rule: No buffer space')
     t.enforcer.setDesired(t.desired)
     await t.tick()
@@ -360,7 +329,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('reads everything again when the kernel says change events were lost', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.tamper(deleteFirstRule, { event: false })
@@ -376,7 +345,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('says so when the change monitor ends, restarts it after a second and looks again', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.endMonitor('nft monitor exited (code 1)')
@@ -398,7 +367,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('finds silent tampering at the backstop, and skips set contents for events that touch none', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.tamper(deleteFirstRule, { event: false })
@@ -417,7 +386,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it("a rule change during the backstop's read of set contents ends that read: the rule is put back at once, the contents are read again after", async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.elementsReadMs = 4000
@@ -443,7 +412,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('a process changing our rules without pause puts off the read of set contents by two backstop periods at most: silent drift in them is still found', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.elementsReadMs = 4000
@@ -463,7 +432,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('reads set contents when any of the changes held during a reconcile touched them', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     t.dp.delayMs = 10
@@ -478,7 +447,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('polls what emits no events (iptables-legacy) and puts a removed hook back', async () => {
-    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
+    const t = fakeEnforcer({ backend: 'iptables-legacy', watchEvents: false, pollMs: 1000 })
     t.enforcer.setDesired(t.desired)
     await t.tick()
     expect(await t.inSync()).toBe(true)
@@ -503,7 +472,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('with a cheap look for changes (iptables-legacy), polls read nothing until the look finds a change; a rule change is read without set contents, a set change with them', async () => {
-    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 200 })
+    const t = fakeEnforcer({ backend: 'iptables-legacy', watchEvents: false, pollMs: 200 })
     t.dp.looks = true
     t.enforcer.setDesired(t.desired)
     await t.tick()
@@ -537,7 +506,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('a poll tick during a reconcile does not look then (a look compares with the last read) but once it is done', async () => {
-    const t = setup({ backend: 'iptables-legacy', watchEvents: false, pollMs: 200 })
+    const t = fakeEnforcer({ backend: 'iptables-legacy', watchEvents: false, pollMs: 200 })
     t.dp.looks = true
     t.enforcer.setDesired(t.desired)
     await t.tick()
@@ -560,7 +529,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('takes a new version that compiles to what the kernel holds as applied, without an apply', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     const same = { ...t.desired, version: 2 }
@@ -572,7 +541,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('runs one reconcile at a time: what arrives during a slow one is held and run once after', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.dp.delayMs = 1000
     t.enforcer.setDesired(t.desired)
     // during the first read: another process changes something, and a new version arrives
@@ -594,7 +563,7 @@ describe('enforcer (in-memory kernel, fake clock)', () => {
   })
 
   it('stops: no timers left, the tools it kept running ended, events ignored', async () => {
-    const t = setup()
+    const t = fakeEnforcer()
     t.enforcer.setDesired(t.desired)
     await t.tick()
     expect(t.dp.calls.closes).toBe(0)
