@@ -84,8 +84,7 @@ describe('the one-file agent, installed from the server by its install script', 
   }, 120_000)
 
   afterAll(async () => {
-    const pid = Number((await readFile(join(stateDir, 'agent.pid'), 'utf8').catch(() => '')) || 0)
-    if (pid > 0) process.kill(pid, 'SIGTERM')
+    // The installed agent is stopped by the lab's destroy, found by namespace.
     await peer?.stop()
     await server?.cleanup()
     await lab?.destroy()

@@ -135,7 +135,6 @@ describe('upgrades without a gap', () => {
   let venHref: string
   let v1: Buffer
   /** The systemd stand-in's process (it stays, as systemd does, across the agent's restarts). */
-  let supervisor: number | undefined
   const log = () => readFile(join(work, 'agent.log'), 'utf8').catch(() => '')
   const agentPid = async () => Number(await readFile(join(stateDir, 'agent.pid'), 'utf8'))
   const api = (method: string, path: string, body?: unknown, want = 200) =>
@@ -322,7 +321,6 @@ describe('upgrades without a gap', () => {
       { detached: true, stdio: ['ignore', out, out] },
     )
     systemd.unref()
-    supervisor = systemd.pid
 
     listener = LabPeer.start(lab.host('host').ns)
     await listener.listen([ALLOWED, BLOCKED], [])
@@ -347,9 +345,7 @@ describe('upgrades without a gap', () => {
   }, 180_000)
 
   afterAll(async () => {
-    if (supervisor) process.kill(supervisor, 'SIGTERM')
-    const pid = await agentPid().catch(() => 0)
-    if (pid > 0) process.kill(pid, 'SIGTERM')
+    // The stand-in's loop and the agent are stopped by the lab's destroy, found by namespace.
     await client?.stop()
     await listener?.stop()
     await server?.cleanup()

@@ -133,6 +133,7 @@ export class Lab {
       ns,
       run: netnsRunner(ns),
       destroy: async () => {
+        await stopProcessesIn([ns])
         await runLocal('ip', ['netns', 'del', ns])
         live.delete(ns)
       },
@@ -150,36 +151,13 @@ export class Lab {
 
   /**
    * Removes every namespace named `prefix...`, also ones another process made and left: the
-   * processes inside are stopped (SIGTERM, then SIGKILL after 5 s), then the namespace is
-   * deleted with everything in it (interfaces, rules). Returns the namespaces removed.
+   * processes inside are stopped, then the namespace is deleted with everything in it
+   * (interfaces, rules). Returns the namespaces removed.
    */
   static async sweep(prefix: string): Promise<string[]> {
     requireRoot()
     const names = await Lab.named(prefix)
-    const pidsIn = async (ns: string) =>
-      (await runLocal('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean).map(Number)
-    const signal = async (sig: NodeJS.Signals) => {
-      let left = 0
-      for (const ns of names)
-        for (const pid of await pidsIn(ns)) {
-          left++
-          try {
-            process.kill(pid, sig)
-          } catch {
-            // gone already
-          }
-        }
-      return left
-    }
-    if ((await signal('SIGTERM')) > 0) {
-      const end = performance.now() + 5000
-      while (performance.now() < end && (await Promise.all(names.map(pidsIn))).flat().length > 0)
-        await new Promise((r) => setTimeout(r, 100))
-      await signal('SIGKILL')
-      const killed = performance.now() + 5000
-      while (performance.now() < killed && (await Promise.all(names.map(pidsIn))).flat().length > 0)
-        await new Promise((r) => setTimeout(r, 50))
-    }
+    await stopProcessesIn(names)
     for (const ns of names) {
       await runChecked(runLocal, 'ip', ['netns', 'del', ns])
       live.delete(ns)
@@ -187,11 +165,48 @@ export class Lab {
     return names
   }
 
+  /**
+   * Stops whatever still runs inside the lab (an agent a test left, a supervisor's restart
+   * loop), then deletes its namespaces. Found by namespace, never by a pid file: a pid read
+   * from a file may by now be another process (pids wrap at 32,768 here).
+   */
   async destroy(): Promise<void> {
-    for (const ns of [...this.#hosts.values()].map((h) => h.ns).concat(this.#switchNs)) {
-      if (!live.has(ns)) continue
+    const mine = [...this.#hosts.values()]
+      .map((h) => h.ns)
+      .concat(this.#switchNs)
+      .filter((ns) => live.has(ns))
+    await stopProcessesIn(mine)
+    for (const ns of mine) {
       await runLocal('ip', ['netns', 'del', ns])
       live.delete(ns)
     }
   }
+}
+
+/** SIGTERM to every process inside `names`, then SIGKILL to what is left after 5 s. */
+async function stopProcessesIn(names: readonly string[]): Promise<void> {
+  const pidsIn = async (ns: string) =>
+    (await runLocal('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean).map(Number)
+  const signal = async (sig: NodeJS.Signals) => {
+    let left = 0
+    for (const ns of names)
+      for (const pid of await pidsIn(ns)) {
+        left++
+        try {
+          process.kill(pid, sig)
+        } catch {
+          // gone already
+        }
+      }
+    return left
+  }
+  const gone = async (ms: number) => {
+    const end = performance.now() + ms
+    while (performance.now() < end && (await Promise.all(names.map(pidsIn))).flat().length > 0)
+      await new Promise((r) => setTimeout(r, 50))
+  }
+  if ((await signal('SIGTERM')) === 0) return
+  await gone(5000)
+  await signal('SIGKILL')
+  await gone(5000)
 }
