@@ -10,11 +10,14 @@
  *   by SQL; then a traffic query with label filters through the API's async path (POST, GET
  *   until completed), timed from the POST.
  *
- * Every figure is the median of PALISADE_BENCH_RUNS runs, with their spread.
+ * Every figure is the median of PALISADE_BENCH_RUNS runs, with their spread. The CPU each
+ * summary cost the servers, the database and the clients is measured too: on a machine whose
+ * cores they share, it says how many cores a rate would take where they do not.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { runChecked, runLocal } from '@palisade/agent'
 import { activateRoute } from '@palisade/protocol'
 import BetterSqlite3 from 'better-sqlite3'
 import pg from 'pg'
@@ -26,6 +29,7 @@ import type { Client } from './https-client.js'
 import { inParallel } from './https-client.js'
 import type { ServerProcess } from './server-process.js'
 import { adminClient, benchProcess, startServerProcess } from './server-process.js'
+import { cpuSeconds } from './rules-probe.js'
 import { spread } from './stats.js'
 
 const SECONDS = Number(process.env.PALISADE_BENCH_SECONDS ?? 10)
@@ -91,8 +95,31 @@ async function storedFlows(database: string | undefined, dataDir: string): Promi
   }
 }
 
+/** Where the CPU goes: the server processes, the database's (none for SQLite), the clients'. */
+interface CpuMeter {
+  /** CPU seconds the database's processes used so far, ended backends included. */
+  database(): Promise<number>
+  readonly hz: number
+}
+
+/**
+ * A PostgreSQL's CPU seconds so far: the postmaster's own and its ended children's (the kernel
+ * adds a child's time to its parent's once it is reaped), and each live backend's own.
+ */
+async function postgresCpu(postmaster: number, hz: number): Promise<number> {
+  const main = await cpuSeconds(postmaster, hz)
+  let live = 0
+  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    if (ppid === postmaster)
+      live += (await cpuSeconds(Number(pid), hz).catch(() => ({ own: 0 }))).own
+  }
+  return main.own + main.tools + live
+}
+
 /** One ingest run on a fresh store: `servers` servers, the agents spread over them. */
-async function ingestRun(fresh: () => Promise<string | undefined>, servers: number) {
+async function ingestRun(fresh: () => Promise<string | undefined>, servers: number, cpu: CpuMeter) {
   const database = await fresh()
   const dirs = await Promise.all(
     Array.from({ length: servers }, () => mkdtemp(join(tmpdir(), 'palisade-bench-ingest-'))),
@@ -102,6 +129,12 @@ async function ingestRun(fresh: () => Promise<string | undefined>, servers: numb
     // one at a time: the first makes the schema and the org
     for (const d of dirs) running.push(await startServer(database, d))
     const agents = await activate(await adminClient(running[0] as ServerProcess), AGENTS)
+    const serverCpu = async () =>
+      (await Promise.all(running.map((s) => cpuSeconds(s.pid, cpu.hz)))).reduce(
+        (a, c) => a + c.own,
+        0,
+      )
+    const before = { servers: await serverCpu(), database: await cpu.database() }
     const results = await Promise.all(
       Array.from({ length: CLIENT_PROCESSES }, async (_, p) => {
         const work: IngestWork = {
@@ -120,11 +153,17 @@ async function ingestRun(fresh: () => Promise<string | undefined>, servers: numb
           failedBatches: number
           failures: Record<string, unknown>
           seconds: number
+          cpuSeconds: number
         }
         await new Promise((res) => (child.exitCode === null ? child.once('exit', res) : res(null)))
         return r
       }),
     )
+    const used = {
+      servers: (await serverCpu()) - before.servers,
+      database: (await cpu.database()) - before.database,
+      clients: results.reduce((a, r) => a + r.cpuSeconds, 0),
+    }
     for (const s of running.splice(0)) await s.stop()
     const sent = results.reduce((a, r) => a + r.sent, 0)
     const seconds = Math.max(...results.map((r) => r.seconds))
@@ -136,6 +175,12 @@ async function ingestRun(fresh: () => Promise<string | undefined>, servers: numb
       lost: sent - stored,
       failedBatches: results.reduce((a, r) => a + r.failedBatches, 0),
       failures: results.map((r) => r.failures).filter((f) => Object.keys(f).length > 0),
+      /** CPU microseconds per summary stored, by where they were spent. */
+      cpuUsPerSummary: {
+        servers: (used.servers * 1e6) / sent,
+        database: (used.database * 1e6) / sent,
+        clients: (used.clients * 1e6) / sent,
+      },
     }
   } finally {
     for (const s of running) await s.stop()
@@ -143,9 +188,12 @@ async function ingestRun(fresh: () => Promise<string | undefined>, servers: numb
   }
 }
 
-async function ingest(fresh: () => Promise<string | undefined>, servers: number) {
-  const runs = []
-  for (let i = 0; i < RUNS; i++) runs.push(await ingestRun(fresh, servers))
+async function ingest(fresh: () => Promise<string | undefined>, servers: number, cpu: CpuMeter) {
+  const runs: Awaited<ReturnType<typeof ingestRun>>[] = []
+  for (let i = 0; i < RUNS; i++) runs.push(await ingestRun(fresh, servers, cpu))
+  const us = (k: 'servers' | 'database' | 'clients') =>
+    spread(runs.map((r) => +r.cpuUsPerSummary[k].toFixed(1)))
+  const store = runs.map((r) => r.cpuUsPerSummary.servers + r.cpuUsPerSummary.database)
   return {
     servers,
     agents: AGENTS,
@@ -156,6 +204,12 @@ async function ingest(fresh: () => Promise<string | undefined>, servers: number)
     lost: runs.reduce((a, r) => a + r.lost, 0),
     failedBatches: runs.reduce((a, r) => a + r.failedBatches, 0),
     failures: runs.flatMap((r) => r.failures),
+    cpuUsPerSummary: { servers: us('servers'), database: us('database'), clients: us('clients') },
+    /**
+     * Cores the servers and the database would keep busy at 20,000 summaries a second, from the
+     * CPU they spent here (the clients, which share this machine, left out).
+     */
+    coresFor20kPerSecond: spread(store.map((u) => +((u * 20_000) / 1e6).toFixed(2))),
   }
 }
 
@@ -324,10 +378,15 @@ export async function run(): Promise<Record<string, unknown>> {
   const pgServer = await startTestPostgres()
   try {
     const fresh = () => pgServer.freshDatabase()
+    const hz = Number((await runChecked(runLocal, 'getconf', ['CLK_TCK'])).trim())
+    const postmaster = await pgServer.postmasterPid()
     return {
       ingest: {
-        postgres: await ingest(fresh, 2),
-        sqlite: await ingest(() => Promise.resolve(undefined), 1),
+        postgres: await ingest(fresh, 2, { hz, database: () => postgresCpu(postmaster, hz) }),
+        sqlite: await ingest(() => Promise.resolve(undefined), 1, {
+          hz,
+          database: () => Promise.resolve(0),
+        }),
       },
       query: {
         postgres: await queryOver(await fresh(), PG_ROWS),

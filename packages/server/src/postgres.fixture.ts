@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
-import { chown, mkdtemp, rm } from 'node:fs/promises'
+import { chown, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -28,6 +28,8 @@ export interface TestPostgres {
   /** Starts the halted server again (it recovers from its WAL, as after a crash). */
   resume(): Promise<void>
   stop(): Promise<void>
+  /** The server's main process (its backends are its children), for benchmarks' CPU figures. */
+  postmasterPid(): Promise<number>
 }
 
 /**
@@ -77,6 +79,8 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     resume: async () => {
       await start()
     },
+    postmasterPid: async () =>
+      Number((await readFile(join(data, 'postmaster.pid'), 'utf8')).split('\n')[0]),
     stop: async () => {
       await as(pgBin('pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined)
       await rm(dir, { recursive: true, force: true })
