@@ -186,6 +186,10 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
     const before = reads.count
     expect(await policyFeed.waitForChange(workloadId, got?.hash, 0, never)).toBeUndefined()
     expect(reads.count, 'asked again with the policy it was woken with: no read').toBe(before)
+    // closed (the server closing): the watch ends at once, and the memory with it
+    policyFeed.close()
+    expect(await policyFeed.waitForChange(workloadId, got?.hash, 0, never)).toBeUndefined()
+    expect(reads.count, 'asked again after the close: read').toBe(before + 1)
   })
 
   // The read is held on PostgreSQL only: SQLite has one connection, and a held read holds it, so

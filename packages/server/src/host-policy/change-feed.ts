@@ -206,6 +206,12 @@ export class HostPolicyFeed {
     })
   }
 
+  /** Stops the store watch now, not when it would have outlived the last waiter (server close). */
+  close(): void {
+    clearTimeout(this.#watchEnd)
+    if (this.#storeWatch) this.#endWatch()
+  }
+
   /** Ends a waiting long-poll at once (the agent then asks again and learns, say, of an unpair). */
   kick(workloadId: string): void {
     this.#hub.emit(`kick:${workloadId}`)
