@@ -54,8 +54,12 @@ interface Agent {
   hash: string
   /** The shared sets of its policy, fetched, checked and resolved as an agent does. */
   readonly held: HeldSets
-  /** Every policy it received: when (clock), and the bytes of its policy and sets replies. */
-  readonly got: { at: number; bytes: number }[]
+  /**
+   * Every policy it received: when (clock) its long-poll was answered, its sets fetched (as
+   * `answered` when it needed none) and its status reported (`at`: synced), and the bytes of
+   * its policy and sets replies.
+   */
+  readonly got: { answered: number; setsFetched: number; at: number; bytes: number }[]
 }
 
 const c = client(url, ca, basic)
@@ -69,6 +73,7 @@ async function poll(a: Agent) {
       .call('GET', policyPollPath(a.id, a.hash), undefined, a.auth)
       .catch((e: Error) => ({ status: 0, body: e.message }))
     if (r.status === POLICY_STATUS.unchanged) continue
+    const answered = clock()
     const got = r.status === POLICY_STATUS.policy && (await take(a, r.body as PolicyReply))
     if (got === 'changed again') continue
     if (!got) {
@@ -76,6 +81,7 @@ async function poll(a: Agent) {
       await new Promise((done) => setTimeout(done, 1000))
       continue
     }
+    const setsFetched = clock()
     const { version } = (r.body as PolicyReply).policy
     await c.call(
       'POST',
@@ -84,7 +90,12 @@ async function poll(a: Agent) {
       a.auth,
     )
     // synced: the agent has its policy and the server knows it applied it
-    a.got.push({ at: clock(), bytes: Buffer.byteLength(JSON.stringify(r.body)) + got.setBytes })
+    a.got.push({
+      answered,
+      setsFetched,
+      at: clock(),
+      bytes: Buffer.byteLength(JSON.stringify(r.body)) + got.setBytes,
+    })
     onDelivery()
   }
 }
@@ -192,6 +203,8 @@ async function handle(m: SimCommand): Promise<unknown> {
       const since = agents.flatMap((a) => a.got.filter((g) => g.at >= m.since))
       return {
         agents: agents.filter((a) => a.got.some((g) => g.at >= m.since)).length,
+        answered: since.map((g) => g.answered),
+        setsFetched: since.map((g) => g.setsFetched),
         at: since.map((g) => g.at),
         bytes: since.reduce((n, g) => n + g.bytes, 0),
       }

@@ -67,7 +67,8 @@ class FakeServer implements ChannelClient {
   }
 }
 
-function setup(onChange: () => void = () => undefined) {
+/** `random` is the link's jitter: by default none (each back-off waits its whole bound). */
+function setup(onChange: () => void = () => undefined, random = () => 1) {
   const clock = new FakeClock()
   const server = new FakeServer()
   const seen = {
@@ -102,6 +103,7 @@ function setup(onChange: () => void = () => undefined) {
     onUnpair: (m) => seen.unpairs.push(m),
     onChange,
     onOrders: (r) => seen.orders.push(r),
+    random,
   })
   return { clock, server, seen, link, retryWhile: (v: boolean) => (retry = v) }
 }
@@ -265,6 +267,32 @@ describe('server link', () => {
     expect(t.server.waiting).toBe(0)
     await t.clock.advance(1)
     expect(t.server.waiting).toBe(1)
+  })
+
+  it('waits a random share of each back-off, so a fleet that lost its server comes back spread out', async () => {
+    const shares = [0.25, 0.5, 0]
+    const t = setup(undefined, () => shares.shift() ?? 1)
+    t.link.start(undefined)
+    await t.clock.advance(0)
+    const fail = async () => {
+      t.server.answer(503, [{ token: 'database_unavailable', message: 'later' }])
+      await t.clock.advance(0)
+    }
+    // a quarter of the first bound (500 ms), then half of the second (1,000 ms)
+    await fail()
+    await t.clock.advance(124)
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(1)
+    expect(t.server.waiting).toBe(1)
+    await fail()
+    await t.clock.advance(499)
+    expect(t.server.waiting).toBe(0)
+    await t.clock.advance(1)
+    expect(t.server.waiting).toBe(1)
+    // nothing of the third: asked again at once
+    await fail()
+    expect(t.server.waiting).toBe(1)
+    expect(t.server.polledWith).toHaveLength(4)
   })
 
   it('marks a report delivered only when the server stored it, retrying each second while asked', async () => {

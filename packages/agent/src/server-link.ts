@@ -79,6 +79,12 @@ export interface ServerLinkOptions {
   readonly onChange: () => void
   /** The server answered a status report with orders (checked). */
   readonly onOrders?: (reply: StatusReply) => void
+  /**
+   * A fraction from 0 to 1 (Math.random by default): each back-off waits that share of its
+   * bound, so a fleet that lost its server comes back spread out, not all at the same moment
+   * (full jitter). Tests fix it.
+   */
+  readonly random?: () => number
 }
 
 /** The most records an upload sends at once (the server takes up to `BATCH_LIMIT`). */
@@ -207,7 +213,7 @@ export class ServerLink {
         this.#contact(true)
         if (reply && !policy) {
           // Its sets changed again: ask at once, then, should that keep happening, with back-off.
-          if (changedAgain++ > 0) await this.#o.clock.sleep(backoff)
+          if (changedAgain++ > 0) await this.#o.clock.sleep(this.#jittered(backoff))
           backoff = Math.min(BACKOFF.max, backoff * 2)
           continue
         }
@@ -221,10 +227,14 @@ export class ServerLink {
         if (this.#stopped) return
         if (e instanceof ReplyTooLargeError) this.#o.onRefused(e.message)
         this.#contact(false, (e as Error).message)
-        await this.#o.clock.sleep(backoff)
+        await this.#o.clock.sleep(this.#jittered(backoff))
         backoff = Math.min(BACKOFF.max, backoff * 2)
       }
     }
+  }
+
+  #jittered(bound: number): number {
+    return Math.round((this.#o.random ?? Math.random)() * bound)
   }
 
   /**

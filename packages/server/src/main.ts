@@ -168,6 +168,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(liveness)
       await app.close()
       await hostPolicies.idle()
+      policyFeed.close()
       await changes?.close()
       await db.destroy()
     },

@@ -30,11 +30,17 @@ export function registerAgentChannel(
     const longest = LONG_POLL_SECONDS * 1000 * (0.75 + Math.random() / 4)
     const asked = Number(q.wait ?? LONG_POLL_SECONDS)
     const wait = Number.isFinite(asked) && asked >= 0 ? Math.min(asked * 1000, longest) : longest
-    const abort = new AbortController()
-    req.raw.once('close', () => abort.abort())
     if (a.unpair)
       return json(reply, POLICY_STATUS.unpair, { unpair: { firewall_restore: a.unpair } })
-    const got = await ctx.policyFeed.waitForChange(a.workloadId, q.known, wait, abort.signal)
+    // An agent gone while its poll is held ends the wait. The listener goes once the wait is
+    // over: the request closes after every reply, and an abort then (an exception made, an event
+    // dispatched) costs a fleet's wake-up a tenth of its time for nothing.
+    const abort = new AbortController()
+    const onClose = () => abort.abort()
+    req.raw.once('close', onClose)
+    const got = await ctx.policyFeed
+      .waitForChange(a.workloadId, q.known, wait, abort.signal)
+      .finally(() => req.raw.off('close', onClose))
     if (!got) {
       // Woken without a policy: the wait ran out, or an unpair here ended it. (An unpair through
       // another server is seen at the next poll.)

@@ -171,6 +171,27 @@ describe.each(['sqlite', 'postgres'])('host policies on %s', (dialect) => {
     expect(await keepsWatching, 'the other agent had nothing new').toBeUndefined()
   })
 
+  it('answers from memory a fleet that asks again once one change woke every waiter', async () => {
+    const workloadId = await activate(s, 'woken-1')
+    const reads = new CountedReads()
+    const { hostPolicies, policyFeed } = hostPolicyServices(s.db.withPlugin(reads))
+    await hostPolicies.recompute(1)
+    const first = await policyFeed.waitForChange(workloadId, undefined, 0, never)
+    // the only waiter: the change ends every wait at once, as a provision does a fleet's
+    const waited = policyFeed.waitForChange(workloadId, first?.hash, 60_000, never)
+    await enforce(s, workloadId)
+    expect(await hostPolicies.recompute(1)).toBe(1)
+    const got = await waited
+    expect(got?.hash).not.toBe(first?.hash)
+    const before = reads.count
+    expect(await policyFeed.waitForChange(workloadId, got?.hash, 0, never)).toBeUndefined()
+    expect(reads.count, 'asked again with the policy it was woken with: no read').toBe(before)
+    // closed (the server closing): the watch ends at once, and the memory with it
+    policyFeed.close()
+    expect(await policyFeed.waitForChange(workloadId, got?.hash, 0, never)).toBeUndefined()
+    expect(reads.count, 'asked again after the close: read').toBe(before + 1)
+  })
+
   // The read is held on PostgreSQL only: SQLite has one connection, and a held read holds it, so
   // the change could not be written meanwhile. The code under test is the same on both.
   if (dialect === 'postgres')

@@ -9,6 +9,12 @@ import { policiesChangedSince, storedPolicy } from '../stores/host-policies.js'
 const STORE_WATCH_WINDOW_MS = 5000
 /** How often the store is looked at: no notifications (SQLite), and with them as a safety net. */
 const POLL_MS = { alone: 500, safetyNet: 10_000 } as const
+/**
+ * How long the store watch (and so the memory of hashes) outlives the last waiter: a change that
+ * wakes a whole fleet at once leaves no one waiting, and each agent asks again moments later with
+ * the policy it was woken with, which memory then answers without a read each.
+ */
+const WATCH_OUTLIVES_WAITERS_MS = 30_000
 
 /** A host policy just written: announced to its waiters with the news, so none reads it. */
 export interface PolicyNews {
@@ -28,6 +34,8 @@ export class HostPolicyFeed {
   readonly #hub = new EventEmitter()
   #waiters = 0
   #storeWatch: NodeJS.Timeout | undefined
+  /** Ends the store watch once no one has waited for a while (see WATCH_OUTLIVES_WAITERS_MS). */
+  #watchEnd: NodeJS.Timeout | undefined
   #unsubscribe: (() => void) | undefined
   /** When the last look at the store started: the next looks back from there. */
   #lookedAt = 0
@@ -75,11 +83,14 @@ export class HostPolicyFeed {
    * our own.
    */
   #watchStore(): void {
+    clearTimeout(this.#watchEnd)
+    this.#watchEnd = undefined
     if (this.#storeWatch) return
     this.#lookedAt = Date.now()
     this.#unsubscribe = this.changes?.subscribe(() => this.#look())
     const every = this.changes ? POLL_MS.safetyNet : POLL_MS.alone
-    this.#storeWatch = setInterval(() => this.#look(), every)
+    // Open long-polls keep the process alive, not the watch (it may outlive them a while).
+    this.#storeWatch = setInterval(() => this.#look(), every).unref()
   }
 
   /**
@@ -119,6 +130,11 @@ export class HostPolicyFeed {
 
   #unwatch(): void {
     if (--this.#waiters > 0) return
+    this.#watchEnd = setTimeout(() => this.#endWatch(), WATCH_OUTLIVES_WAITERS_MS).unref()
+  }
+
+  #endWatch(): void {
+    this.#watchEnd = undefined
     clearInterval(this.#storeWatch)
     this.#storeWatch = undefined
     this.#changesSeen++
@@ -188,6 +204,12 @@ export class HostPolicyFeed {
         (e: Error) => end(() => reject(e)),
       )
     })
+  }
+
+  /** Stops the store watch now, not when it would have outlived the last waiter (server close). */
+  close(): void {
+    clearTimeout(this.#watchEnd)
+    if (this.#storeWatch) this.#endWatch()
   }
 
   /** Ends a waiting long-poll at once (the agent then asks again and learns, say, of an unpair). */
