@@ -140,7 +140,10 @@ export class RunningAgent {
     const { backend } = o.view.choice
     this.enforcer = new Enforcer({
       dataplane:
-        o.dataplane ?? new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log),
+        o.dataplane ??
+        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, () =>
+          this.#collector.readCounts(),
+        ),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,

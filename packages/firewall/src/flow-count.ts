@@ -137,9 +137,17 @@ export function renderNftFlip(next: Generation): string {
 
 /** Empties a generation's count sets once they are read. */
 export const renderNftCountFlush = (g: Generation): string =>
-  ([4, 6] as const)
-    .map((f) => `flush set inet ${NFT_TABLE} ${flowCountSet(f, g)}\n`)
-    .join('')
+  ([4, 6] as const).map((f) => `flush set inet ${NFT_TABLE} ${flowCountSet(f, g)}\n`).join('')
+
+const COUNTER_CHANGE = new RegExp(
+  `^(?:(?:add|delete) element|flush set) inet ${NFT_TABLE} (?:flow_gen_[ab]|flows[46]_[ab])\\b`,
+)
+
+/**
+ * Whether an `nft monitor` line is only the flow reader's work on the counting sets (flipping
+ * the generation, emptying a read set): not desired state, so never a change to look into.
+ */
+export const isFlowCountChange = (line: string): boolean => COUNTER_CHANGE.test(line)
 
 type Json = unknown
 const isObj = (x: Json): x is Record<string, Json> =>
@@ -187,8 +195,11 @@ export function parseNftFlowCounts(text: string): { entries: FlowCountEntry[]; f
     const parts = inner && isObj(inner.val) ? inner.val.concat : undefined
     const packets = inner && isObj(inner.counter) ? inner.counter.packets : undefined
     if (!Array.isArray(parts) || parts.length !== 5 || typeof packets !== 'number')
-      throw new RulesetParseError('nft -j list set (flow counts)', `unexpected element ${JSON.stringify(e)}`)
-    const [src, dst, p, port, tag] = parts
+      throw new RulesetParseError(
+        'nft -j list set (flow counts)',
+        `unexpected element ${JSON.stringify(e)}`,
+      )
+    const [src, dst, p, port, tag] = parts as Json[]
     const proto = typeof p === 'number' ? p : protoNumber(String(p))
     if (
       typeof src !== 'string' ||
@@ -197,7 +208,10 @@ export function parseNftFlowCounts(text: string): { entries: FlowCountEntry[]; f
       typeof port !== 'number' ||
       typeof tag !== 'number'
     )
-      throw new RulesetParseError('nft -j list set (flow counts)', `unexpected element ${JSON.stringify(e)}`)
+      throw new RulesetParseError(
+        'nft -j list set (flow counts)',
+        `unexpected element ${JSON.stringify(e)}`,
+      )
     // An element with no count was added by hand, not by a connection.
     if (packets > 0) entries.push({ src, dst, proto, port, tag, connections: packets })
   }

@@ -264,7 +264,12 @@ const isPayload = (x: Json, protocol: string, field: string) =>
 type CountPart =
   | { readonly part: 'unconfirmed' | 'syn' }
   | { readonly part: 'generation'; readonly generation: 'a' | 'b' }
-  | { readonly part: 'update'; readonly family: IpFamily; readonly generation: 'a' | 'b'; readonly tag: number }
+  | {
+      readonly part: 'update'
+      readonly family: IpFamily
+      readonly generation: 'a' | 'b'
+      readonly tag: number
+    }
 
 function countPart(key: string, v: Json): CountPart | undefined {
   if (!isObj(v)) return undefined
@@ -293,7 +298,7 @@ function countPart(key: string, v: Json): CountPart | undefined {
   if (!target || !Array.isArray(parts) || parts.length !== 5) return undefined
   const family: IpFamily = target[1] === '4' ? 4 : 6
   const ip = family === 4 ? 'ip' : 'ip6'
-  const [src, dst, proto, port, tag] = parts
+  const [src, dst, proto, port, tag] = parts as Json[]
   const ct = isObj(port) && isObj(port.ct) ? port.ct : undefined
   if (
     !isPayload(src, ip, 'saddr') ||

@@ -37,7 +37,8 @@ interface Reader {
 }
 
 const SETTLE_MS = 500
-const FULL_HINT = 'its size in one interval were not counted (shorten flows.intervalMs)'
+const FULL_HINT =
+  'connections of keys past its size were not counted in that interval (shorten flows.intervalMs)'
 const CONNTRACK_ARGS = ['-E', '-e', 'NEW', '-o', 'timestamp', '-b', String(8 * 1024 * 1024)]
 /** How long a connection we passed on may take to be confirmed by the kernel and reported. */
 const GRACE_MS = 2000
@@ -246,17 +247,22 @@ export class FlowCollector {
     await this.flush()
   }
 
-  /** Reads what the kernel counted since the last read into the summaries (one read at a time). */
+  /**
+   * Reads what the kernel counted since the last read into the summaries, one read at a time:
+   * a read under way (the last one of a level being left, too) is waited for.
+   */
   readCounts(): Promise<void> {
-    this.#reading ??= this.#readCounts().finally(() => {
-      this.#reading = undefined
-    })
-    return this.#reading
+    const agg = this.#agg
+    if (!this.#reading && this.#counting && agg) {
+      this.#reading = this.#readCounts(agg).finally(() => {
+        this.#reading = undefined
+      })
+    }
+    return this.#reading ?? Promise.resolve()
   }
 
-  async #readCounts(): Promise<void> {
-    const agg = this.#agg
-    if (!this.#counting || !agg || !this.#run) return
+  async #readCounts(agg: FlowAggregator): Promise<void> {
+    if (!this.#run) return
     try {
       const read = await readKernelCounts(this.#run)
       const now = Date.now()
@@ -268,11 +274,12 @@ export class FlowCollector {
       }
       this.#lastRead = now
       if (unknown > 0)
-        this.#log({ msg: 'kernel counted connections under a tag no policy named', connections: unknown })
+        this.#log({
+          msg: 'the kernel counted connections under a tag no policy named',
+          connections: unknown,
+        })
       this.#state.counting =
-        read.full.length > 0
-          ? `running; ${read.full.join(', ')} full: connections past ${FULL_HINT}`
-          : 'running'
+        read.full.length > 0 ? `running; ${read.full.join(', ')} full: ${FULL_HINT}` : 'running'
     } catch (e) {
       this.#state.counting = `cannot read the kernel's counts: ${(e as Error).message}`
       this.#log({ msg: 'cannot read the kernel flow counts', error: (e as Error).message })
@@ -298,6 +305,8 @@ export class FlowCollector {
     this.#conntrack = undefined
     for (const t of this.#timers) clearTimeout(t)
     this.#timers = []
+    // The last counts, taken before the rules that count go (started now: before any apply).
+    const last = this.readCounts()
     this.#state = {
       log: 'stopped',
       confirmations: 'stopped',
@@ -306,6 +315,7 @@ export class FlowCollector {
     this.#counting = false
     const agg = this.#agg
     this.#agg = undefined
+    await last
     await this.#write(agg, true)
   }
 
