@@ -19,7 +19,7 @@ import { ruleLogKey } from './flow-log.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
 import { parseNftJson, parseNftRuleExpr } from './parse-nft.js'
 import { renderNftRule, renderNftScript } from './render-nft.js'
-import type { Match } from './ruleset.js'
+import type { Match, Rule } from './ruleset.js'
 
 /** Captured from nft 1.0.6 after real connections between two namespaces. */
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8')
@@ -116,6 +116,19 @@ describe('counting allowed connections in the kernel (nftables)', () => {
     ['any protocol: nothing to key on', [PEERS_V4], []],
   ])('renders the counting rules for %s', (_name, matches, want) => {
     expect(countingRules(matches, 42).map(renderNftRule)).toEqual(want)
+  })
+
+  it.each([
+    ['generation', { generation: 'a } drop; #' }],
+    ['family', { family: 5 }],
+    ['tag', { tag: 2 ** 32 }],
+    ['tag', { tag: -1 }],
+  ])('refuses a count with a %s outside the grammar', (_field, bad) => {
+    const [rule] = countingRules([PEERS_V4, TCP_5432], 42)
+    const count = { ...rule?.count, ...bad } as unknown as Rule['count']
+    expect(() => renderNftRule({ matches: [], verdict: null, count })).toThrow(
+      /cannot render count/,
+    )
   })
 
   it('reads back what nft lists: the compiled table, flipped and holding counts, has no drift', () => {

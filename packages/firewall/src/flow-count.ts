@@ -3,6 +3,7 @@ import type { FlowLogTag } from './flow-log.js'
 import { encodeFlowLogPrefix, ruleLogKey } from './flow-log.js'
 import { NFT_TABLE } from './ours.js'
 import { RulesetParseError } from './parse-error.js'
+import { oneOf, u32 } from './render-grammar.js'
 import { protoNumber } from './protocols.js'
 import type { FlowCount, IpFamily, Match, Rule } from './ruleset.js'
 
@@ -98,15 +99,17 @@ export function countingRules(matches: readonly Match[], tag: number): Rule[] {
 
 /** The statements that follow a counting rule's matches (before its comment). */
 export function renderNftCount(c: FlowCount): { before: string; after: string } {
-  const ip = c.family === 4 ? 'ip' : 'ip6'
-  const tag = `0x${(c.tag >>> 0).toString(16).padStart(8, '0')}`
+  const family = oneOf('count family', c.family, [4, 6] as const)
+  const generation = oneOf('count generation', c.generation, GENERATIONS)
+  const ip = family === 4 ? 'ip' : 'ip6'
+  const tag = `0x${Number(u32('count tag', c.tag)).toString(16).padStart(8, '0')}`
   return {
     before: [
       'ct status != confirmed',
-      ...(c.syn ? ['tcp flags & (syn | ack) == syn'] : []),
-      `meta nfproto @${flowGenerationSet(c.generation)}`,
+      ...(c.syn === true ? ['tcp flags & (syn | ack) == syn'] : []),
+      `meta nfproto @${flowGenerationSet(generation)}`,
     ].join(' '),
-    after: `update @${flowCountSet(c.family, c.generation)} { ${ip} saddr . ${ip} daddr . meta l4proto . ct original proto-dst . ${tag} }`,
+    after: `update @${flowCountSet(family, generation)} { ${ip} saddr . ${ip} daddr . meta l4proto . ct original proto-dst . ${tag} }`,
   }
 }
 
