@@ -128,6 +128,8 @@ export class FlowCollector {
     }
     const counting = level !== 'flow_off' && kernelCounting && this.#run !== undefined
     if (counting !== this.#counting) {
+      // The last counts of rules about to go: a replacement of the table waits for this read.
+      if (!counting) void this.readCounts()
       this.#counting = counting
       this.#lastRead = Date.now()
       this.#state.counting = counting ? 'running' : 'not used'
