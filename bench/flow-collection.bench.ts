@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
+import { runChecked } from '@palisade/agent'
 import { LabAgent, resetFirewall } from '@palisade/lab'
 import { inRateLab, rateSpread, ratioSpread } from './connection-rate.js'
 
@@ -67,6 +68,9 @@ export function run(): Promise<Record<string, unknown>> {
             const r = await rate().catch((e: Error) => {
               throw new Error(`${backend} at flow_${level}, round ${round + 1}: ${e.message}`)
             })
+            // The round's connections are closed: their conntrack entries (kept 120 s in TIME_WAIT)
+            // would otherwise fill the table over the rounds, and the kernel drop new ones.
+            await runChecked(s.run, 'conntrack', ['-F'])
             samples[level].push(r.perSecond)
             if (level === 'summary') {
               made += r.connections
