@@ -69,7 +69,7 @@ export function run(): Promise<Record<string, unknown>> {
               throw new Error(`${backend} at flow_${level}, round ${round + 1}: ${e.message}`)
             })
             // The round's connections are closed: their conntrack entries (kept 120 s in TIME_WAIT)
-            // would otherwise fill the table over the rounds, and the kernel drop new ones.
+            // could otherwise fill the table over the rounds, and the kernel would drop new ones.
             await runChecked(s.run, 'conntrack', ['-F'])
             samples[level].push(r.perSecond)
             if (level === 'summary') {
