@@ -65,13 +65,12 @@ export function run(): Promise<Record<string, unknown>> {
               collection.add(
                 applied.flows?.readers.counting === 'running' ? 'kernel counts' : 'netlink log',
               )
-            // No connection is open (the last round waited for them to close): entries of earlier
-            // connections (120 s in TIME_WAIT) would meet the clients' reused ports, and the
-            // final ACKs they judged invalid left the server in LAST-ACK (7,869 after round 1).
-            await runChecked(s.run, 'conntrack', ['-F'])
             const r = await rate().catch((e: Error) => {
               throw new Error(`${backend} at flow_${level}, round ${round + 1}: ${e.message}`)
             })
+            // The round's connections are closed: their conntrack entries (kept 120 s in TIME_WAIT)
+            // could otherwise fill the table over the rounds, and the kernel would drop new ones.
+            await runChecked(s.run, 'conntrack', ['-F'])
             samples[level].push(r.perSecond)
             if (level === 'summary') {
               made += r.connections
