@@ -3,14 +3,14 @@
  * real agent enforcing one policy at `flow_summary`, as a ratio to the same policy at
  * `flow_off` (interleaved rounds, each backend), and how many of the connections made the flow
  * summaries counted. On nftables the agent counts allowed connections in the kernel and reads
- * the counts once per interval; the iptables backends log each connection (`collection`). The load comes from enough client processes that the client is not what
- * limits the rate (see connection-rate.ts; the scaling without rules is in the output).
+ * the counts once per interval; the iptables backends log each connection (`collection`). The
+ * load comes from enough client processes that the client is not what limits the rate (see
+ * connection-rate.ts; the scaling without rules is in the output).
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backend } from '@palisade/firewall'
 import { BACKENDS } from '@palisade/firewall'
-import { runChecked } from '@palisade/agent'
 import { LabAgent, resetFirewall } from '@palisade/lab'
 import { inRateLab, rateSpread, ratioSpread } from './connection-rate.js'
 
@@ -68,9 +68,6 @@ export function run(): Promise<Record<string, unknown>> {
             const r = await rate().catch((e: Error) => {
               throw new Error(`${backend} at flow_${level}, round ${round + 1}: ${e.message}`)
             })
-            // The round's connections are closed: their conntrack entries (kept 120 s in TIME_WAIT)
-            // could otherwise fill the table over the rounds, and the kernel would drop new ones.
-            await runChecked(s.run, 'conntrack', ['-F'])
             samples[level].push(r.perSecond)
             if (level === 'summary') {
               made += r.connections
