@@ -162,10 +162,18 @@ export async function inRateLab(
  */
 async function closed(run: Runner, port: number): Promise<void> {
   const until = performance.now() + 10_000
+  let open = ''
   while (performance.now() < until) {
-    const open = await runChecked(run, 'ss', ['-Htan', 'state', 'connected', `sport = :${port}`])
+    open = await runChecked(run, 'ss', ['-Htan', 'state', 'connected', `sport = :${port}`])
     if (open.trim() === '') return
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`connections to port ${port} still open or closing 10 s after a round`)
+  const states = new Map<string, number>()
+  for (const l of open.trim().split('\n')) {
+    const state = l.split(/\s+/)[0] ?? '?'
+    states.set(state, (states.get(state) ?? 0) + 1)
+  }
+  throw new Error(
+    `connections to port ${port} still open or closing 10 s after a round: ${[...states].map(([k, n]) => `${n} ${k}`).join(', ')}`,
+  )
 }

@@ -2,8 +2,10 @@
  * What flow collection costs: new TCP connections per second between two namespaces with the
  * real agent enforcing one policy at `flow_summary`, as a ratio to the same policy at
  * `flow_off` (interleaved rounds, each backend), and how many of the connections made the flow
- * summaries counted. The load comes from enough client processes that the client is not what
- * limits the rate (see connection-rate.ts; the scaling without rules is in the output).
+ * summaries counted. On nftables the agent counts allowed connections in the kernel and reads
+ * the counts once per interval; the iptables backends log each connection (`collection`). The
+ * load comes from enough client processes that the client is not what limits the rate (see
+ * connection-rate.ts; the scaling without rules is in the output).
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -51,14 +53,21 @@ export function run(): Promise<Record<string, unknown>> {
       let made = 0
       let failed = 0
       let version = 1
+      const collection = new Set<string>()
       const agent = await LabAgent.start(s.ns, backend, policy(version, 'flow_off', client.ip4))
       try {
         for (let round = 0; round < ROUNDS; round++) {
           for (const level of ['off', 'summary'] as const) {
             version++
             await agent.writePolicy(policy(version, `flow_${level}`, client.ip4))
-            await agent.waitApplied(version)
-            const r = await rate()
+            const applied = await agent.waitApplied(version)
+            if (level === 'summary')
+              collection.add(
+                applied.flows?.readers.counting === 'running' ? 'kernel counts' : 'netlink log',
+              )
+            const r = await rate().catch((e: Error) => {
+              throw new Error(`${backend} at flow_${level}, round ${round + 1}: ${e.message}`)
+            })
             samples[level].push(r.perSecond)
             if (level === 'summary') {
               made += r.connections
@@ -74,6 +83,7 @@ export function run(): Promise<Record<string, unknown>> {
       // A stopped agent leaves its rules in place: the next backend must not log through them.
       await resetFirewall(s.run)
       out[backend] = {
+        collection: [...collection].join(', '),
         flowOffPerSecond: rateSpread(samples.off),
         flowSummaryPerSecond: rateSpread(samples.summary),
         // each round's pair, measured back to back

@@ -1,4 +1,5 @@
 import type { Backend, Ruleset } from '@palisade/firewall'
+import { applyScript, findTable, isFlowCountChange, NFT_TABLE } from '@palisade/firewall'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
@@ -44,6 +45,11 @@ export class KernelDataplane implements Dataplane {
     private readonly clock: Clock,
     /** The local log: a failed tool's own words go here, never to the server. */
     private readonly log: (line: Record<string, unknown>) => void = () => undefined,
+    /**
+     * Runs before a full replacement of a table whose sets count flows (which empties them):
+     * the flow reader takes the counts first.
+     */
+    private readonly beforeCountsLost: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
   }
@@ -135,6 +141,9 @@ export class KernelDataplane implements Dataplane {
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
     const last = this.#signal
     this.#known = undefined
+    const counting = (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0
+    if (counting && applyScript(desired, actual, opts).plan.kind === 'full')
+      await this.beforeCountsLost().catch(() => undefined)
     const applied = await applyDesired(this.#apply, desired, actual, opts).catch(this.#logged)
     // Set elements alone changed: the rules are as the last signal took them, and the ipset run
     // printed the sets' headers after its changes (verifyApplied checked their counts), so the
@@ -163,6 +172,13 @@ export class KernelDataplane implements Dataplane {
       start: this.start,
       now: () => this.clock.now(),
       onEvent: (e) => {
+        // The flow reader's flips and flushes of the counting sets change nothing we enforce.
+        if (
+          e.kind === 'change' &&
+          e.batch.lines.length > 0 &&
+          e.batch.lines.every(isFlowCountChange)
+        )
+          return
         if (e.kind !== 'change' || !this.isOwn(e.batch)) {
           this.#known = undefined
           this.#foreign++

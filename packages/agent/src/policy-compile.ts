@@ -15,6 +15,8 @@ export interface HostCompileOptions {
   /** The policy servers' addresses, when paired. */
   readonly servers: ClusterAddresses | undefined
   readonly suspended: boolean
+  /** Count allowed connections in the kernel where the backend can (see CompileOptions). */
+  readonly flowCounting?: boolean
 }
 
 /** The kernel state for `policy`; throws while no server's name ever resolved. */
@@ -29,6 +31,7 @@ export function compileForHost(policy: HostPolicy, o: HostCompileOptions): Desir
     failsafe: failsafeOf(config, o.servers?.endpoints ?? []),
     ...(config.nftPriority !== undefined && { priority: config.nftPriority }),
     flowLogGroup: config.flows.group,
+    ...(o.flowCounting !== undefined && { flowCounting: o.flowCounting }),
   })
 }
 

@@ -55,6 +55,8 @@ export class RunningAgent {
   #suspended: boolean
   /** The desired state compiled last, and the one the host was last surveyed after. */
   #desired: Desired | undefined
+  /** The desired state was compiled to count allowed connections in the kernel, where it can. */
+  #countsInKernel = false
   #surveyedFor: Desired | undefined
 
   constructor(o: RunningAgentOptions) {
@@ -83,6 +85,9 @@ export class RunningAgent {
       clock,
       log: o.log,
       onChange: () => {
+        // Counting in the kernel is compiled in only where nothing after us can drop.
+        if (this.#desired && this.#dropsAfterUs() === this.#countsInKernel)
+          this.#intake.enforceCurrent()
         this.#configureFlows()
         this.#link?.reportSoon()
       },
@@ -100,6 +105,7 @@ export class RunningAgent {
       config: config.flows,
       outbox: this.#flows,
       log: o.log,
+      run: o.run,
       onFlushed: () => {
         this.#writeStatus()
         void this.#link?.upload()
@@ -134,7 +140,10 @@ export class RunningAgent {
     const { backend } = o.view.choice
     this.enforcer = new Enforcer({
       dataplane:
-        o.dataplane ?? new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log),
+        o.dataplane ??
+        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, () =>
+          this.#collector.readCounts(),
+        ),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
@@ -226,12 +235,15 @@ export class RunningAgent {
 
   /** Compiles `c` and hands it to the enforcer (suspended: nothing of ours); throws if it cannot. */
   #enforce(c: Candidate): void {
+    const counting = !this.#dropsAfterUs()
     this.#desired = compileForHost(c.policy, {
       backend: this.#o.view.choice.backend,
       config: this.#o.config,
       servers: this.#serverAddresses,
       suspended: this.#suspended,
+      flowCounting: counting,
     })
+    this.#countsInKernel = counting
     this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
     this.#configureFlows()
   }
@@ -251,12 +263,22 @@ export class RunningAgent {
   /** Flow collection follows the policy; confirmations are watched only if a drop can follow us. */
   #configureFlows(): void {
     const p = this.#commit.current?.policy
-    const mode = p?.mode.mode ?? 'exclusive'
-    const dropsAfterUs = analyseImpact(this.#survey.ruleset, {
+    const counting = this.#desired?.tables.some((t) => (t.counters ?? []).length > 0) === true
+    this.#collector.configure(
+      p,
+      !this.#suspended && p?.mode.applied === true,
+      this.#dropsAfterUs(),
+      counting,
+    )
+  }
+
+  /** Whether a foreign rule after ours can drop what we pass on (the last survey says). */
+  #dropsAfterUs(): boolean {
+    const mode = this.#commit.current?.policy.mode.mode ?? 'exclusive'
+    return analyseImpact(this.#survey.ruleset, {
       backend: this.#o.view.choice.backend,
       mode,
     }).some((i) => i.kind === 'override')
-    this.#collector.configure(p, !this.#suspended && p?.mode.applied === true, dropsAfterUs)
   }
 
   async #report() {

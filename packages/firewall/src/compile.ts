@@ -10,6 +10,7 @@ import { addrToBigInt, bigIntToAddr, familyOf, PROTO } from '@palisade/model'
 import type { Backend, Desired, HookRule } from './ours.js'
 import { IPSET_PREFIX, isIptables, NFT_TABLE, ourComment, ourIptablesChain } from './ours.js'
 import { hookId, shortHash, withIds } from './rule-id.js'
+import { countingRules, FLOW_COUNTERS, flowCountTag } from './flow-count.js'
 import type { LoggedDecision } from './flow-log.js'
 import {
   DEFAULT_FLOW_LOG_GROUP,
@@ -37,6 +38,12 @@ export interface CompileOptions {
   readonly priority?: number
   /** The netlink group our flow logs go to; `DEFAULT_FLOW_LOG_GROUP` when absent. */
   readonly flowLogGroup?: number
+  /**
+   * Count allowed connections in the kernel (nftables, `flow_summary`) instead of logging each:
+   * the agent asks for it where no foreign rule after ours can drop what we allow (a drop
+   * downstream is told by watching conntrack confirm the logged connections).
+   */
+  readonly flowCounting?: boolean
 }
 
 export class CompileError extends Error {}
@@ -126,6 +133,8 @@ interface ChainContext {
   readonly flowLogGroup: number
   /** The decisions the workload's visibility level reports. */
   readonly logged: ReadonlySet<PolicyDecision>
+  /** Allowed connections are counted in the kernel where the rule pins a protocol. */
+  readonly counting: boolean
 }
 
 /** The decision a host rule stands for: a block the workload does not enforce only would block. */
@@ -142,7 +151,8 @@ function inKernel(r: HostRule, p: HostPolicy): boolean {
 
 /**
  * The rules that carry out one decision: nftables logs and decides in one rule; iptables needs a
- * NFLOG rule with the same matches before the deciding one.
+ * NFLOG rule with the same matches before the deciding one. An allowed connection counted in
+ * the kernel is counted by rules before the deciding one (see flow-count.ts), and not logged.
  */
 function decided(
   matches: readonly Match[],
@@ -153,6 +163,10 @@ function decided(
   ctx: ChainContext,
 ): Rule[] {
   if (!ctx.logged.has(decision)) return [{ matches, verdict }]
+  if (ctx.counting && decision === 'allowed' && hostRuleKey !== null) {
+    const counting = countingRules(matches, flowCountTag(direction, hostRuleKey))
+    if (counting.length > 0) return [...counting, { matches, verdict }]
+  }
   const log: RuleLog = {
     group: ctx.flowLogGroup,
     prefix: encodeFlowLogPrefix(decision, direction, hostRuleKey),
@@ -347,6 +361,9 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   const flowLog = {
     flowLogGroup: opts.flowLogGroup ?? DEFAULT_FLOW_LOG_GROUP,
     logged: loggedDecisions(p.visibilityLevel),
+    // The kernel's key has no client port: full detail is logged.
+    counting:
+      opts.flowCounting === true && backend === 'nftables' && p.visibilityLevel === 'flow_summary',
   }
 
   if (backend === 'nftables') {
@@ -369,6 +386,7 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
       base: { type: 'filter', hook: d.hook, priority, policy: 'accept' },
       rules: withIds(`inet ${NFT_TABLE}/${d.nft}`, chainRules(d.nft, p, opts.failsafe, ctx)),
     }))
+    const counts = chains.some((c) => c.rules.some((r) => r.count))
     return {
       ...base,
       tables: [
@@ -378,6 +396,7 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
           source: 'nft',
           chains,
           sets: [...sets, ...failsafeSets(opts.failsafe)],
+          ...(counts && { counters: FLOW_COUNTERS }),
         },
       ],
       hooks: [],

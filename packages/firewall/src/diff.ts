@@ -210,6 +210,14 @@ function diffSets(
   return out
 }
 
+/** Counting sets are compared by name only: their elements are the kernel's counts. */
+function diffCounters(want: readonly string[], have: readonly string[]): Drift[] {
+  return [
+    ...want.filter((n) => !have.includes(n)).map((set) => ({ kind: 'set_missing' as const, set })),
+    ...have.filter((n) => !want.includes(n)).map((set) => ({ kind: 'set_unwanted' as const, set })),
+  ]
+}
+
 function diffTable(want: Table | undefined, have: Table | undefined): Drift[] {
   const out: Drift[] = []
   if (want && !have) return [{ kind: 'table_missing', table: tableName(want) }]
@@ -271,6 +279,7 @@ function drifted(desired: Desired, actual: Ruleset): Drift[] {
     return [
       ...diffTable(want, have),
       ...diffSets(want.sets, have.sets, () => true, !actual.elementsOmitted),
+      ...diffCounters(want.counters ?? [], have.counters ?? []),
     ]
   }
   const out: Drift[] = []

@@ -6,6 +6,7 @@ import {
   intervalsToCidrs,
   rangeToInterval,
 } from '@palisade/model'
+import { FLOW_COUNTERS } from './flow-count.js'
 import { RulesetParseError } from './parse-error.js'
 import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
@@ -256,18 +257,99 @@ function parseVerdict(key: string, value: Json): Verdict | undefined {
   }
 }
 
+const isPayload = (x: Json, protocol: string, field: string) =>
+  isObj(x) && isObj(x.payload) && x.payload.protocol === protocol && x.payload.field === field
+
+/** A piece of a counting rule (flow-count.ts): a match of its first-packet test, or its update. */
+type CountPart =
+  | { readonly part: 'unconfirmed' | 'syn' }
+  | { readonly part: 'generation'; readonly generation: 'a' | 'b' }
+  | {
+      readonly part: 'update'
+      readonly family: IpFamily
+      readonly generation: 'a' | 'b'
+      readonly tag: number
+    }
+
+function countPart(key: string, v: Json): CountPart | undefined {
+  if (!isObj(v)) return undefined
+  if (key === 'match') {
+    const { left, right, op } = v
+    if (!isObj(left)) return undefined
+    if (op === '!=' && isObj(left.ct) && left.ct.key === 'status' && right === 'confirmed')
+      return { part: 'unconfirmed' }
+    const flags = left['&']
+    if (
+      op === '==' &&
+      Array.isArray(flags) &&
+      isPayload(flags[0], 'tcp', 'flags') &&
+      JSON.stringify(flags[1]) === '["syn","ack"]' &&
+      right === 'syn'
+    )
+      return { part: 'syn' }
+    const gen = /^@flow_gen_([ab])$/.exec(str(right) ?? '')?.[1]
+    if (op === '==' && isObj(left.meta) && left.meta.key === 'nfproto' && gen)
+      return { part: 'generation', generation: gen as 'a' | 'b' }
+    return undefined
+  }
+  if (key !== 'set' || v.op !== 'update') return undefined
+  const target = /^@flows([46])_([ab])$/.exec(str(v.set) ?? '')
+  const parts = isObj(v.elem) ? v.elem.concat : undefined
+  if (!target || !Array.isArray(parts) || parts.length !== 5) return undefined
+  const family: IpFamily = target[1] === '4' ? 4 : 6
+  const ip = family === 4 ? 'ip' : 'ip6'
+  const [src, dst, proto, port, tag] = parts as Json[]
+  const ct = isObj(port) && isObj(port.ct) ? port.ct : undefined
+  if (
+    !isPayload(src, ip, 'saddr') ||
+    !isPayload(dst, ip, 'daddr') ||
+    !(isObj(proto) && isObj(proto.meta) && proto.meta.key === 'l4proto') ||
+    !(ct?.key === 'proto-dst' && ct.dir === 'original') ||
+    typeof tag !== 'number'
+  )
+    return undefined
+  return { part: 'update', family, generation: target[2] as 'a' | 'b', tag }
+}
+
+/**
+ * The count a rule's pieces make, or undefined when they are not one whole counting rule (then
+ * each piece is an opaque match, and the rule differs from any we write).
+ */
+function countOf(parts: readonly CountPart[]): Rule['count'] {
+  const update = parts.find((p) => p.part === 'update')
+  const gen = parts.find((p) => p.part === 'generation')
+  const unconfirmed = parts.filter((p) => p.part === 'unconfirmed').length
+  const syn = parts.filter((p) => p.part === 'syn').length
+  if (
+    update?.part !== 'update' ||
+    gen?.part !== 'generation' ||
+    gen.generation !== update.generation ||
+    unconfirmed !== 1 ||
+    syn > 1 ||
+    parts.length !== 3 + syn
+  )
+    return undefined
+  return { family: update.family, generation: update.generation, tag: update.tag, syn: syn === 1 }
+}
+
 /** A rule's expressions; anything not modelled becomes an opaque match, never an error. */
 export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule {
   const matches: Match[] = []
   let verdict: Verdict | null = null
   let counter: Rule['counter']
   let log: RuleLog | undefined
+  const countParts: { part: CountPart; e: Json }[] = []
   for (const e of expr) {
     if (!isObj(e)) {
       matches.push({ kind: 'opaque', text: JSON.stringify(e) })
       continue
     }
     const [key, value] = Object.entries(e)[0] ?? ['', null]
+    const part = countPart(key, value)
+    if (part) {
+      countParts.push({ part, e })
+      continue
+    }
     if (key === 'match' && isObj(value)) {
       const m = parseMatch(value)
       const prev = matches[matches.length - 1]
@@ -302,10 +384,14 @@ export function parseNftRuleExpr(expr: readonly Json[], comment?: string): Rule 
     if (v) verdict = v
     else if (!HARMLESS.has(key)) matches.push({ kind: 'opaque', text: JSON.stringify(e) })
   }
+  const count = countParts.length > 0 ? countOf(countParts.map((p) => p.part)) : undefined
+  if (countParts.length > 0 && !count)
+    for (const p of countParts) matches.push({ kind: 'opaque', text: JSON.stringify(p.e) })
   return {
     matches: canonicalMatches(matches),
     verdict,
     ...(log && { log }),
+    ...(count && { count }),
     ...(comment !== undefined && { comment }),
     ...(counter && { counter }),
     text: JSON.stringify(expr),
@@ -317,6 +403,7 @@ interface MutableTable {
   name: string
   chains: Map<string, { name: string; base?: BaseChain; rules: Rule[] }>
   sets: NamedSet[]
+  counters: string[]
 }
 
 /**
@@ -358,7 +445,7 @@ export function parseNftJson(text: string): Table[] {
           `table with unknown family or no name: ${JSON.stringify(item.table)}`,
         )
       }
-      tables.set(`${family} ${name}`, { family, name, chains: new Map(), sets: [] })
+      tables.set(`${family} ${name}`, { family, name, chains: new Map(), sets: [], counters: [] })
     } else if (isObj(item.chain)) {
       const c = item.chain
       const t = tableOf(c, 'a chain')
@@ -389,6 +476,12 @@ export function parseNftJson(text: string): Table[] {
     } else if (isObj(item.set)) {
       const s = item.set
       const t = tableOf(s, 'a set')
+      const name = str(s.name) ?? ''
+      // Declared by us; their elements are the kernel's counts, never compared.
+      if (FLOW_COUNTERS.includes(name)) {
+        t.counters.push(name)
+        continue
+      }
       if (Array.isArray(s.type)) {
         const portSet = parsePortSet(s)
         if (portSet) t.sets.push(portSet)
@@ -419,6 +512,7 @@ export function parseNftJson(text: string): Table[] {
     source: 'nft',
     chains: [...t.chains.values()] satisfies Chain[],
     sets: t.sets,
+    ...(t.counters.length > 0 && { counters: t.counters.sort() }),
   }))
 }
 

@@ -34,6 +34,7 @@ export const port = (field: string, value: unknown) => int(field, value, 0, 6553
 export const byte = (field: string, value: unknown) => int(field, value, 0, 255)
 /** Log groups, snap lengths and queue thresholds: 16 bits in nft and NFLOG. */
 export const u16 = (field: string, value: unknown) => int(field, value, 0, 65535)
+export const u32 = (field: string, value: unknown) => int(field, value, 0, 2 ** 32 - 1)
 export const int32 = (field: string, value: unknown) => int(field, value, -(2 ** 31), 2 ** 31 - 1)
 
 export function oneOf<T extends string | number>(

@@ -1,3 +1,4 @@
+import { renderNftCount, renderNftCounterSets } from './flow-count.js'
 import type { Desired } from './ours.js'
 import { CLOSED_TABLE, isOurTable, NFT_TABLE } from './ours.js'
 import {
@@ -100,7 +101,10 @@ function renderVerdict(v: Verdict): string {
 
 export function renderNftRule(r: Rule): string {
   const parts = r.matches.map(renderMatch)
+  const count = r.count && renderNftCount(r.count)
+  if (count) parts.push(count.before)
   parts.push('counter')
+  if (count) parts.push(count.after)
   if (r.log) {
     const { prefix, group, snaplen, threshold } = r.log
     parts.push(
@@ -158,6 +162,7 @@ export function renderNftScript(d: Desired): string {
     if (!isOurTable(t)) throw new RenderError('table', `${t.family} ${t.name}`, 'is not ours')
     out.push(`table inet ${NFT_TABLE} {`)
     for (const s of t.sets) out.push(renderSet(s))
+    if ((t.counters ?? []).length > 0) out.push(...renderNftCounterSets())
     for (const c of t.chains) out.push(renderChain(c))
     out.push('}')
   }

@@ -13,7 +13,7 @@ export const shortHash = (text: string, length = 16) =>
 export function ruleId(
   where: string,
   index: number,
-  rule: Pick<Rule, 'matches' | 'verdict' | 'log'>,
+  rule: Pick<Rule, 'matches' | 'verdict' | 'log' | 'count'>,
 ): string {
   return shortHash(`${where}#${index}\n${ruleBody(rule)}`)
 }

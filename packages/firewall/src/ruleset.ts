@@ -71,11 +71,26 @@ export interface RuleLog {
   readonly threshold: number
 }
 
+/**
+ * A connection's first packet counted into a kernel set (nftables `update @flows4_a { key }`),
+ * keyed by source, destination, protocol, destination port and `tag`. Only a packet conntrack
+ * has not yet confirmed counts (and, with `syn`, only a TCP SYN); only while the generation's
+ * switch set holds the packet's family (see flow-count.ts).
+ */
+export interface FlowCount {
+  readonly family: IpFamily
+  readonly generation: 'a' | 'b'
+  /** 32 bits naming the decision, direction and rule (flowCountTag). */
+  readonly tag: number
+  readonly syn: boolean
+}
+
 export interface Rule {
   readonly matches: readonly Match[]
   /** null: no verdict, evaluation continues with the next rule. */
   readonly verdict: Verdict | null
   readonly log?: RuleLog
+  readonly count?: FlowCount
   readonly comment?: string
   readonly counter?: { readonly packets: number; readonly bytes: number }
   /** The rule as the tool printed it, for messages and for deleting a foreign rule by spec. */
@@ -115,6 +130,11 @@ export interface Table {
   readonly source: TableSource
   readonly chains: readonly Chain[]
   readonly sets: readonly NamedSet[]
+  /**
+   * The sets our rules count flows into, and their generation switches (nftables), by name:
+   * declared by us, their elements written by the kernel and the flow reader, never compared.
+   */
+  readonly counters?: readonly string[]
 }
 
 /** Everything netfilter holds in one network namespace, as far as we read it. */
@@ -156,11 +176,12 @@ export function canonicalMatches(matches: readonly Match[]): Match[] {
 }
 
 /** The part of a rule that decides what it does: matches and verdict, without comment or counters. */
-export function ruleBody(rule: Pick<Rule, 'matches' | 'verdict' | 'log'>): string {
+export function ruleBody(rule: Pick<Rule, 'matches' | 'verdict' | 'log' | 'count'>): string {
   return JSON.stringify({
     m: canonicalMatches(rule.matches),
     v: rule.verdict,
     ...(rule.log && { l: rule.log }),
+    ...(rule.count && { c: rule.count }),
   })
 }
 

@@ -50,14 +50,18 @@ export class LabAgent {
     this.policyFile = join(tmpdir(), `${ns}-policy.json`)
   }
 
-  /** Starts an agent and waits until it applied `policy`; `env` adds to its environment. */
+  /**
+   * Starts an agent and waits until it applied `policy`; `env` adds to its environment,
+   * `config` is its config.json (the defaults for what it leaves out).
+   */
   static async start(
     ns: string,
     backend: string,
     policy: { version?: number },
     env: Record<string, string> = {},
+    config?: Record<string, unknown>,
   ): Promise<LabAgent> {
-    const a = await LabAgent.launch(ns, backend, policy, env)
+    const a = await LabAgent.launch(ns, backend, policy, env, config)
     await a.waitApplied(policy.version ?? 1)
     return a
   }
@@ -68,9 +72,15 @@ export class LabAgent {
     backend: string,
     policy: unknown,
     env: Record<string, string> = {},
+    config?: Record<string, unknown>,
   ): Promise<LabAgent> {
     const a = new LabAgent(ns, backend)
     await rm(a.stateDir, { recursive: true, force: true })
+    if (config) {
+      const paths = statePaths(a.stateDir)
+      await mkdir(paths.dir, { recursive: true, mode: 0o700 })
+      await writeFile(paths.config, JSON.stringify(config))
+    }
     await a.writePolicy(policy)
     a.spawn(env)
     return a

@@ -50,7 +50,12 @@ export interface TamperingStatus {
 /** Flow collection: the level the policy asks for, the readers' state and what they counted. */
 export interface FlowsStatus {
   readonly level: VisibilityLevel
-  readonly readers: { readonly log: string; readonly confirmations: string }
+  readonly readers: {
+    readonly log: string
+    readonly confirmations: string
+    /** The reader of the kernel's counts (nftables); absent where none is used. */
+    readonly counting?: string
+  }
   readonly packets: number
   readonly summaries: number
 }

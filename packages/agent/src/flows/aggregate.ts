@@ -1,5 +1,5 @@
 import type { FlowSummary } from '@palisade/model'
-import type { FlowLogTag } from '@palisade/firewall'
+import type { FlowCountEntry, FlowLogTag } from '@palisade/firewall'
 import type { LoggedPacket } from './nflog-pcap.js'
 import { connectionKey } from './conntrack-events.js'
 
@@ -123,40 +123,83 @@ export class FlowAggregator {
       pk.timeMs > this.#blindUntil &&
       (this.#confirmed.get(p.key) ?? -Infinity) < pk.timeMs - CLOCK_SLACK_MS
     const sport = this.#o.detail ? pk.sport : undefined
-    // A plain string key: this runs for every connection.
-    const sk = `${tag.direction}|${pk.src}|${pk.dst}|${sport ?? ''}|${pk.dport ?? ''}|${pk.proto}|${pk.icmp?.type ?? ''}|${pk.icmp?.code ?? ''}|${tag.decision}|${tag.ruleLogKey ?? ''}|${dropped ? 1 : 0}`
+    const sk = this.#add(
+      {
+        direction: tag.direction,
+        src_ip: pk.src,
+        dst_ip: pk.dst,
+        ...(sport !== undefined && { src_port: sport }),
+        ...(pk.dport !== undefined && { port: pk.dport }),
+        proto: pk.proto,
+        ...(pk.icmp && { icmp_type: pk.icmp.type, icmp_code: pk.icmp.code }),
+        policy_decision: tag.decision,
+        rule_href: this.#href(tag),
+        dropped_downstream: dropped,
+      },
+      1,
+      pk.timeMs,
+      pk.timeMs,
+    )
     this.#seen.set(p.attempt, { first: pk.timeMs, summary: sk })
     if (this.#seen.size > MAX_ATTEMPTS) {
       const oldest = this.#seen.keys().next().value
       if (oldest !== undefined) this.#seen.delete(oldest)
     }
+  }
+
+  /**
+   * Connections the kernel counted under one key (allowed, so nothing is dropped downstream:
+   * the kernel counts only where no foreign rule after ours can drop) between two reads.
+   */
+  counted(e: FlowCountEntry, tag: FlowLogTag, firstMs: number, lastMs: number): void {
+    const icmp = e.proto === 1 || e.proto === 58
+    this.#add(
+      {
+        direction: tag.direction,
+        src_ip: e.src,
+        dst_ip: e.dst,
+        ...(PORTED.has(e.proto) && { port: e.port }),
+        proto: e.proto,
+        // conntrack's ICMP `proto-dst` is type and code.
+        ...(icmp && { icmp_type: e.port >> 8, icmp_code: e.port & 0xff }),
+        policy_decision: tag.decision,
+        rule_href: this.#href(tag),
+        dropped_downstream: false,
+      },
+      e.connections,
+      firstMs,
+      lastMs,
+    )
+  }
+
+  #href(tag: FlowLogTag): string | null {
+    return tag.ruleLogKey === null ? null : (this.#o.ruleHref(tag.ruleLogKey) ?? null)
+  }
+
+  /** Adds `n` connections to the summary of `f`; returns that summary's key. */
+  #add(f: Fields, n: number, firstMs: number, lastMs: number): string {
+    // A plain string key: this runs for every connection.
+    const sk = `${f.direction}|${f.src_ip}|${f.dst_ip}|${f.src_port ?? ''}|${f.port ?? ''}|${f.proto}|${f.icmp_type ?? ''}|${f.icmp_code ?? ''}|${f.policy_decision}|${f.rule_href ?? ''}|${f.dropped_downstream ? 1 : 0}`
     const open = this.#open.get(sk)
     if (open) {
-      open.num_connections++
-      if (pk.timeMs < open.firstMs) open.firstMs = pk.timeMs
-      if (pk.timeMs > open.lastMs) open.lastMs = pk.timeMs
-      return
+      open.num_connections += n
+      if (firstMs < open.firstMs) open.firstMs = firstMs
+      if (lastMs > open.lastMs) open.lastMs = lastMs
+      return sk
     }
-    this.#open.set(sk, {
-      direction: tag.direction,
-      src_ip: pk.src,
-      dst_ip: pk.dst,
-      ...(sport !== undefined && { src_port: sport }),
-      ...(pk.dport !== undefined && { port: pk.dport }),
-      proto: pk.proto,
-      ...(pk.icmp && { icmp_type: pk.icmp.type, icmp_code: pk.icmp.code }),
-      policy_decision: tag.decision,
-      rule_href: tag.ruleLogKey === null ? null : (this.#o.ruleHref(tag.ruleLogKey) ?? null),
-      dropped_downstream: dropped,
-      num_connections: 1,
-      firstMs: pk.timeMs,
-      lastMs: pk.timeMs,
-    })
+    this.#open.set(sk, { ...f, num_connections: n, firstMs, lastMs })
+    return sk
   }
 }
 
+/** The protocols whose `proto-dst` is a port. */
+const PORTED = new Set([6, 17, 132, 136])
+
+/** What a summary is keyed by. */
+type Fields = Omit<FlowSummary, 'first_seen' | 'last_seen' | 'num_connections'>
+
 /** A summary being counted: times as numbers until it is drained. */
-type Open = Omit<FlowSummary, 'first_seen' | 'last_seen' | 'num_connections'> & {
+type Open = Fields & {
   num_connections: number
   firstMs: number
   lastMs: number

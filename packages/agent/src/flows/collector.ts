@@ -5,10 +5,12 @@ import { randomUUID } from 'node:crypto'
 import type { HostPolicy } from '@palisade/model'
 import type { FlowLogTag } from '@palisade/firewall'
 import type { FlowsStatus } from '@palisade/protocol'
-import { decodeFlowLogPrefix, ruleLogKey } from '@palisade/firewall'
+import { decodeFlowLogPrefix, flowCountTags, ruleLogKey } from '@palisade/firewall'
+import type { Runner } from '../exec.js'
 import type { Outbox } from '../outbox.js'
 import { FlowAggregator } from './aggregate.js'
 import { parseConntrackEvent } from './conntrack-events.js'
+import { readKernelCounts } from './kernel-counts.js'
 import { NflogPcapReader } from './nflog-pcap.js'
 
 export interface FlowConfig {
@@ -35,6 +37,8 @@ interface Reader {
 }
 
 const SETTLE_MS = 500
+const FULL_HINT =
+  'connections of keys past its size were not counted in that interval (shorten flows.intervalMs)'
 const CONNTRACK_ARGS = ['-E', '-e', 'NEW', '-o', 'timestamp', '-b', String(8 * 1024 * 1024)]
 /** How long a connection we passed on may take to be confirmed by the kernel and reported. */
 const GRACE_MS = 2000
@@ -42,14 +46,17 @@ const GRACE_MS = 2000
 /**
  * Collects the flows our chains log: `tcpdump` reads our netlink log group (the prefix says
  * decision, direction and rule) and `conntrack -E` reports which connections the kernel
- * confirmed, so that one we passed on and a later firewall dropped is flagged. Summaries go to
- * the flow outbox once per interval. Readers that exit are restarted with back-off.
+ * confirmed, so that one we passed on and a later firewall dropped is flagged. Where our rules
+ * count allowed connections in the kernel (nftables), the counts are read once per interval.
+ * Summaries go to the flow outbox once per interval. Readers that exit are restarted with
+ * back-off.
  */
 export class FlowCollector {
   readonly #config: FlowConfig
   readonly #outbox: Outbox
   readonly #log: (line: Record<string, unknown>) => void
   readonly #onFlushed: () => void
+  readonly #run: Runner | undefined
   #level: HostPolicy['visibilityLevel'] = 'flow_off'
   #rules = new Map<string, string>()
   #agg: FlowAggregator | undefined
@@ -57,7 +64,16 @@ export class FlowCollector {
   #conntrack: Reader | undefined
   #timers: NodeJS.Timeout[] = []
   readonly #tags = new Map<string, FlowLogTag | undefined>()
-  #state = { log: 'stopped', confirmations: 'stopped' }
+  /** What each counting tag stands for, of every policy seen (counts may be a version late). */
+  readonly #countTags = new Map<number, FlowLogTag>()
+  /** Our rules count allowed connections in the kernel: read them once per interval. */
+  #counting = false
+  #lastRead = 0
+  #reading: Promise<void> | undefined
+  #state: { log: string; confirmations: string; counting?: string } = {
+    log: 'stopped',
+    confirmations: 'stopped',
+  }
   #packets = 0
   #summaries = 0
   /** Stopped for good (the agent is shutting down): nothing is started again. */
@@ -68,11 +84,14 @@ export class FlowCollector {
     outbox: Outbox
     log: (line: Record<string, unknown>) => void
     onFlushed: () => void
+    /** Runs `nft` where our rules are, to read the kernel's counts. */
+    run?: Runner
   }) {
     this.#config = o.config
     this.#outbox = o.outbox
     this.#log = o.log
     this.#onFlushed = o.onFlushed
+    this.#run = o.run
   }
 
   get status(): FlowCollectorStatus {
@@ -85,19 +104,35 @@ export class FlowCollector {
   }
 
   /**
-   * Follows the policy being enforced (its visibility level and its rules' hrefs) and whether a
-   * foreign rule after ours can drop what we pass on: only then are confirmations watched.
+   * Follows the policy being enforced (its visibility level and its rules' hrefs), whether a
+   * foreign rule after ours can drop what we pass on (only then are confirmations watched), and
+   * whether the rules enforced count allowed connections in the kernel.
    */
-  configure(policy: HostPolicy | undefined, enforcing: boolean, dropsAfterUs: boolean): void {
+  configure(
+    policy: HostPolicy | undefined,
+    enforcing: boolean,
+    dropsAfterUs: boolean,
+    kernelCounting = false,
+  ): void {
     // A late survey or policy during shutdown must not start readers that would outlive us.
     if (this.#closed) return
     // Rule hrefs of earlier versions stay known, for packets logged just before a change.
     for (const r of policy?.rules ?? []) this.#rules.set(ruleLogKey(r.key), r.ruleHref)
+    const allows = (policy?.rules ?? []).filter((r) => r.action === 'allow')
+    for (const [tag, t] of flowCountTags(allows)) this.#countTags.set(tag, t)
     const level = enforcing && policy ? policy.visibilityLevel : 'flow_off'
     if (level !== this.#level) {
       if (this.#level !== 'flow_off') void this.#stopReaders()
       this.#level = level
       if (level !== 'flow_off') this.#startReaders(level === 'flow_full_detail')
+    }
+    const counting = level !== 'flow_off' && kernelCounting && this.#run !== undefined
+    if (counting !== this.#counting) {
+      // The last counts of rules about to go: a replacement of the table waits for this read.
+      if (!counting) void this.readCounts()
+      this.#counting = counting
+      this.#lastRead = Date.now()
+      this.#state.counting = counting ? 'running' : 'not used'
     }
     const watch = level !== 'flow_off' && dropsAfterUs
     if (watch === (this.#conntrack !== undefined)) return
@@ -133,7 +168,7 @@ export class FlowCollector {
     ])
     this.#timers = [
       setInterval(() => this.#agg?.settle(Date.now()), SETTLE_MS),
-      setInterval(() => void this.flush(), this.#config.intervalMs),
+      setInterval(() => void this.#readAndFlush(), this.#config.intervalMs),
     ]
   }
 
@@ -209,6 +244,50 @@ export class FlowCollector {
     return this.#write(this.#agg, false)
   }
 
+  async #readAndFlush(): Promise<void> {
+    await this.readCounts()
+    await this.flush()
+  }
+
+  /**
+   * Reads what the kernel counted since the last read into the summaries, one read at a time:
+   * a read under way (the last one of a level being left, too) is waited for.
+   */
+  readCounts(): Promise<void> {
+    const agg = this.#agg
+    if (!this.#reading && this.#counting && agg) {
+      this.#reading = this.#readCounts(agg).finally(() => {
+        this.#reading = undefined
+      })
+    }
+    return this.#reading ?? Promise.resolve()
+  }
+
+  async #readCounts(agg: FlowAggregator): Promise<void> {
+    if (!this.#run) return
+    try {
+      const read = await readKernelCounts(this.#run)
+      const now = Date.now()
+      let unknown = 0
+      for (const e of read.entries) {
+        const tag = this.#countTags.get(e.tag)
+        if (tag) agg.counted(e, tag, this.#lastRead, now)
+        else unknown += e.connections
+      }
+      this.#lastRead = now
+      if (unknown > 0)
+        this.#log({
+          msg: 'the kernel counted connections under a tag no policy named',
+          connections: unknown,
+        })
+      this.#state.counting =
+        read.full.length > 0 ? `running; ${read.full.join(', ')} full: ${FULL_HINT}` : 'running'
+    } catch (e) {
+      this.#state.counting = `cannot read the kernel's counts: ${(e as Error).message}`
+      this.#log({ msg: 'cannot read the kernel flow counts', error: (e as Error).message })
+    }
+  }
+
   async #write(agg: FlowAggregator | undefined, final: boolean): Promise<void> {
     if (!agg) return
     agg.settle(Date.now(), final)
@@ -228,9 +307,17 @@ export class FlowCollector {
     this.#conntrack = undefined
     for (const t of this.#timers) clearTimeout(t)
     this.#timers = []
-    this.#state = { log: 'stopped', confirmations: 'stopped' }
+    // The last counts, taken before the rules that count go (started now: before any apply).
+    const last = this.readCounts()
+    this.#state = {
+      log: 'stopped',
+      confirmations: 'stopped',
+      ...(this.#counting && { counting: 'stopped' }),
+    }
+    this.#counting = false
     const agg = this.#agg
     this.#agg = undefined
+    await last
     await this.#write(agg, true)
   }
 

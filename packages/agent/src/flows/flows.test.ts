@@ -281,4 +281,39 @@ describe('flow aggregation', () => {
     a.settle(T + 2500)
     expect(a.drain()[0]?.dropped_downstream).toBe(false)
   })
+
+  it('sums the kernel’s counts into the same summaries as logged connections', () => {
+    const a = make()
+    const key = { src: '198.18.0.11', dst: '198.18.0.10', tag: 1 }
+    // a logged connection and the kernel's counts under the same key make one summary
+    a.logged(syn(1000, 500), tag('allowed'))
+    a.confirmed(connectionKey(syn(1000, 500)), T + 500)
+    a.counted({ ...key, proto: 6, port: 443, connections: 250 }, tag('allowed'), T, T + 10_000)
+    a.counted({ ...key, proto: 1, port: 8 * 256, connections: 2 }, tag('allowed'), T, T + 10_000)
+    a.counted({ ...key, proto: 47, port: 0, connections: 1 }, tag('allowed', null), T, T + 10_000)
+    a.settle(T + 10_000)
+    const common = {
+      direction: 'inbound',
+      src_ip: '198.18.0.11',
+      dst_ip: '198.18.0.10',
+      policy_decision: 'allowed',
+      dropped_downstream: false,
+      first_seen: new Date(T).toISOString(),
+      last_seen: new Date(T + 10_000).toISOString(),
+    }
+    expect(a.drain()).toEqual([
+      { ...common, port: 443, proto: 6, rule_href: '/rules/1', num_connections: 251 },
+      // conntrack keys ICMP by type and code
+      {
+        ...common,
+        proto: 1,
+        icmp_type: 8,
+        icmp_code: 0,
+        rule_href: '/rules/1',
+        num_connections: 2,
+      },
+      // no port for a protocol without ports
+      { ...common, proto: 47, rule_href: null, num_connections: 1 },
+    ])
+  })
 })

@@ -1,0 +1,41 @@
+import type { FlowCountEntry } from '@palisade/firewall'
+import {
+  flowCountSet,
+  flowGenerationSet,
+  NFT_TABLE,
+  parseNftFlowCounts,
+  parseNftGenerationLive,
+  renderNftCountFlush,
+  renderNftFlip,
+} from '@palisade/firewall'
+import type { Runner } from '../exec.js'
+import { runChecked } from '../exec.js'
+
+export interface KernelCounts {
+  readonly entries: readonly FlowCountEntry[]
+  /** Count sets that were full: connections past the set's size were not counted. */
+  readonly full: readonly string[]
+}
+
+const listSet = (run: Runner, name: string) =>
+  runChecked(run, 'nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, name])
+
+/**
+ * Reads what our counting rules counted since the last read (nftables): flips the live
+ * generation, then lists and flushes the sets no packet writes to any more.
+ */
+export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
+  const aLive = parseNftGenerationLive(await listSet(run, flowGenerationSet('a')))
+  const old = aLive ? 'a' : 'b'
+  await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftFlip(aLive ? 'b' : 'a') })
+  const entries: FlowCountEntry[] = []
+  const full: string[] = []
+  for (const family of [4, 6] as const) {
+    const name = flowCountSet(family, old)
+    const read = parseNftFlowCounts(await listSet(run, name))
+    entries.push(...read.entries)
+    if (read.full) full.push(name)
+  }
+  await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftCountFlush(old) })
+  return { entries, full }
+}

@@ -1,0 +1,197 @@
+/**
+ * Flow counting in the kernel through a real agent (nftables; the iptables backends log each
+ * connection, see traffic.test.ts): at `flow_summary` the agent counts allowed connections in
+ * kernel sets and reads them once per interval. Every connection made must be counted exactly
+ * once, in summaries with the allowed decision and the rule, across a policy change that
+ * replaces our table (its counts are read first); and the reader's work on the counting sets
+ * must never look like tampering.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Runner } from '@palisade/agent'
+import { readOwn, runChecked } from '@palisade/agent'
+import { FLOW_COUNTERS, findTable, NFT_TABLE } from '@palisade/firewall'
+import type { LabHost } from '@palisade/lab'
+import { Lab, LabAgent, LabPeer, resetFirewall, waitFor } from '@palisade/lab'
+import type { FlowSummaryUpload } from '@palisade/model'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const PORT = 8080
+/** Connections are made for this long, several at a time: hundreds to thousands of them. */
+const SECONDS = 1
+const AT_LEAST = 200
+
+const policy = (version: number, client: string, extra = false) => ({
+  version,
+  enforcement_mode: 'full',
+  visibility_level: 'flow_summary',
+  rules: [
+    {
+      action: 'allow',
+      direction: 'inbound',
+      peers: [client],
+      services: [{ proto: 6, port: PORT }],
+    },
+    // a new rule with its own peer set: the next apply replaces our table whole
+    ...(extra
+      ? [
+          {
+            action: 'allow',
+            direction: 'inbound',
+            peers: ['198.19.7.0/24'],
+            services: [{ proto: 17, port: 53 }],
+          },
+        ]
+      : []),
+  ],
+})
+
+async function summaries(agent: LabAgent): Promise<FlowSummaryUpload[]> {
+  const text = await readFile(join(agent.stateDir, 'flows.jsonl'), 'utf8').catch(() => '')
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as FlowSummaryUpload)
+}
+
+const total = (s: readonly FlowSummaryUpload[]) => s.reduce((n, x) => n + x.num_connections, 0)
+
+/** Waits until no connection to PORT is open or closing: the last ACKs have arrived. */
+async function closed(run: Runner): Promise<void> {
+  await waitFor(
+    'the connections to close',
+    async () =>
+      (await runChecked(run, 'ss', ['-Htan', 'state', 'connected', `sport = :${PORT}`])).trim() ===
+      ''
+        ? true
+        : undefined,
+    10_000,
+    50,
+  )
+}
+
+describe('flow counting in the kernel through a real agent', () => {
+  let lab: Lab
+  let server: LabHost
+  let client: LabHost
+  let listener: LabPeer
+  let peer: LabPeer
+
+  beforeAll(async () => {
+    lab = await Lab.create(['srv', 'cli'])
+    server = lab.host('srv')
+    client = lab.host('cli')
+    listener = LabPeer.start(server.ns)
+    await listener.listen([PORT], [])
+    peer = LabPeer.start(client.ns)
+  }, 60_000)
+
+  afterAll(async () => {
+    await peer?.stop()
+    await listener?.stop()
+    await lab?.destroy()
+  })
+
+  /** Makes connections for SECONDS and waits for the last ones to close; returns how many. */
+  const connect = async () => {
+    const r = await peer.connectionRate(server.ip4, PORT, SECONDS, 4)
+    await closed(server.run)
+    expect(r.failures).toBe(0)
+    return r.connections
+  }
+
+  const expectSummaries = (counted: readonly FlowSummaryUpload[]) => {
+    for (const s of counted)
+      expect(s).toMatchObject({
+        direction: 'inbound',
+        src_ip: client.ip4,
+        dst_ip: server.ip4,
+        port: PORT,
+        proto: 6,
+        policy_decision: 'allowed',
+        rule_href: 'local/rules/0',
+        dropped_downstream: false,
+      })
+  }
+
+  const expectNoTampering = async (agent: LabAgent) => {
+    const status = await agent.status()
+    expect(status?.enforcement.tampering.repairs).toBe(0)
+    expect(status?.flows?.readers.counting).toBe('running')
+    expect((await agent.events()).filter((e) => e.event_type === 'agent.tampering')).toEqual([])
+  }
+
+  it('nftables: read once per interval, every connection counted once, and no tampering', async () => {
+    await resetFirewall(server.run)
+    const agent = await LabAgent.start(
+      server.ns,
+      'nftables',
+      policy(1, client.ip4),
+      {},
+      {
+        flows: { intervalMs: 1000 },
+      },
+    )
+    try {
+      const own = findTable(await readOwn(server.run, 'nftables'), 'nft', 'inet', NFT_TABLE)
+      expect(own?.counters).toEqual([...FLOW_COUNTERS].sort())
+      let made = 0
+      // several intervals' reads, each flipping the generation and flushing the other
+      for (let round = 0; round < 3; round++) made += await connect()
+      expect(made).toBeGreaterThanOrEqual(AT_LEAST)
+      const counted = await waitFor(
+        `${made} connections in the flow summaries`,
+        async () => {
+          const s = await summaries(agent)
+          return total(s) >= made ? s : undefined
+        },
+        10_000,
+        100,
+      ).catch(async (e: Error) => {
+        throw new Error(`${e.message}: ${total(await summaries(agent))} counted`)
+      })
+      expect(total(counted)).toBe(made)
+      // one summary per interval at most: counts were read while the agent ran
+      expect(counted.length).toBeGreaterThan(1)
+      expectSummaries(counted)
+      await expectNoTampering(agent)
+      // the last read, as the agent stops, finds nothing more: nothing was counted twice
+      await agent.stop()
+      expect(total(await summaries(agent))).toBe(made)
+    } finally {
+      await agent.cleanup()
+      await resetFirewall(server.run)
+    }
+  }, 120_000)
+
+  it('nftables: counts are read before a policy change replaces the table, and as the agent stops', async () => {
+    await resetFirewall(server.run)
+    // no read on the interval while the test runs: only the two reads it is about
+    const agent = await LabAgent.start(
+      server.ns,
+      'nftables',
+      policy(1, client.ip4),
+      {},
+      {
+        flows: { intervalMs: 600_000 },
+      },
+    )
+    try {
+      const before = await connect()
+      await agent.writePolicy(policy(2, client.ip4, true))
+      await agent.waitApplied(2)
+      // the new table's counting sets start empty
+      const after = await connect()
+      expect(before + after).toBeGreaterThanOrEqual(AT_LEAST)
+      await expectNoTampering(agent)
+      expect(await summaries(agent)).toEqual([])
+      await agent.stop()
+      const counted = await summaries(agent)
+      expect(total(counted)).toBe(before + after)
+      expectSummaries(counted)
+    } finally {
+      await agent.cleanup()
+      await resetFirewall(server.run)
+    }
+  }, 120_000)
+})
