@@ -134,7 +134,6 @@ describe('upgrades without a gap', () => {
   let stateDir: string
   let venHref: string
   let v1: Buffer
-  /** The systemd stand-in's process (it stays, as systemd does, across the agent's restarts). */
   const log = () => readFile(join(work, 'agent.log'), 'utf8').catch(() => '')
   const agentPid = async () => Number(await readFile(join(stateDir, 'agent.pid'), 'utf8'))
   const api = (method: string, path: string, body?: unknown, want = 200) =>

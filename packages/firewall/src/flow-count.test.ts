@@ -238,6 +238,9 @@ describe('counting allowed connections in the kernel (nftables)', () => {
     ['flush set inet palisade flows6_b', true],
     ['add element inet palisade peers_1864ffae12_v4 { 198.18.0.9 }', false],
     ['add element inet palisade flows4_ab { 1 }', false],
+    // nft names may hold `-`, `.` and `/`: another set whose name starts as ours is not ours
+    ['add element inet palisade flows4_a-x { 1 }', false],
+    ['flush set inet palisade flow_gen_a.y', false],
     ['delete rule inet palisade input handle 7', false],
     ['add element inet foreign flow_gen_a { ipv4 }', false],
   ])('a monitor line %s is the flow reader’s own: %s', (line, want) => {

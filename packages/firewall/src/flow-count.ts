@@ -143,7 +143,7 @@ export const renderNftCountFlush = (g: Generation): string =>
   ([4, 6] as const).map((f) => `flush set inet ${NFT_TABLE} ${flowCountSet(f, g)}\n`).join('')
 
 const COUNTER_CHANGE = new RegExp(
-  `^(?:(?:add|delete) element|flush set) inet ${NFT_TABLE} (?:flow_gen_[ab]|flows[46]_[ab])\\b`,
+  `^(?:(?:add|delete) element|flush set) inet ${NFT_TABLE} (?:flow_gen_[ab]|flows[46]_[ab])(?= |$)`,
 )
 
 /**

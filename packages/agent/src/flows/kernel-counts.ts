@@ -17,12 +17,18 @@ export interface KernelCounts {
   readonly full: readonly string[]
 }
 
+/**
+ * `-p`: protocols as numbers. By name, nft prints what /etc/protocols calls them (`vrrp`,
+ * `ospf`), which a policy may allow and no parser can know all of.
+ */
 const listSet = (run: Runner, name: string) =>
-  runChecked(run, 'nft', ['-j', 'list', 'set', 'inet', NFT_TABLE, name])
+  runChecked(run, 'nft', ['-j', '-p', 'list', 'set', 'inet', NFT_TABLE, name])
 
 /**
  * Reads what our counting rules counted since the last read (nftables): flips the live
- * generation, then lists and flushes the sets no packet writes to any more.
+ * generation, then lists and flushes the sets no packet writes to any more. The read sets are
+ * flushed even when a listing fails or cannot be parsed: kept, they would go live again full
+ * at the next flip, and every later read would meet the same listing.
  */
 export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
   const aLive = parseNftGenerationLive(await listSet(run, flowGenerationSet('a')))
@@ -30,12 +36,15 @@ export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
   await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftFlip(aLive ? 'b' : 'a') })
   const entries: FlowCountEntry[] = []
   const full: string[] = []
-  for (const family of [4, 6] as const) {
-    const name = flowCountSet(family, old)
-    const read = parseNftFlowCounts(await listSet(run, name))
-    entries.push(...read.entries)
-    if (read.full) full.push(name)
+  try {
+    for (const family of [4, 6] as const) {
+      const name = flowCountSet(family, old)
+      const read = parseNftFlowCounts(await listSet(run, name))
+      entries.push(...read.entries)
+      if (read.full) full.push(name)
+    }
+  } finally {
+    await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftCountFlush(old) })
   }
-  await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftCountFlush(old) })
   return { entries, full }
 }
