@@ -54,6 +54,17 @@ describe('round trip through the real kernel', () => {
       }
     })
 
+    it(`${backend}: protocols the tools print by name (VRRP, OSPF, PIM) read back as written`, async () => {
+      const [first] = SAMPLE_POLICY.rules
+      if (!first) throw new Error('the sample policy has no rule')
+      const rules = [112, 89, 103].map((proto) => ({
+        ...first,
+        key: `/r/proto-${proto}`,
+        services: [{ proto }],
+      }))
+      await roundTrip({ ...SAMPLE_POLICY, rules: [...SAMPLE_POLICY.rules, ...rules] }, backend)
+    })
+
     it(`${backend}: generated policies (property)`, async () => {
       await fc.assert(
         fc.asyncProperty(arbitraryHostPolicy, (p) => roundTrip(p, backend)),
