@@ -114,6 +114,10 @@ describe('flow counting in the kernel through a real agent', () => {
       })
   }
 
+  /** An nftables agent over policy 1 that reads the kernel's counts every `intervalMs`. */
+  const startAgent = (intervalMs: number) =>
+    LabAgent.start(server.ns, 'nftables', policy(1, client.ip4), {}, { flows: { intervalMs } })
+
   const expectNoTampering = async (agent: LabAgent) => {
     const status = await agent.status()
     expect(status?.enforcement.tampering.repairs).toBe(0)
@@ -123,15 +127,7 @@ describe('flow counting in the kernel through a real agent', () => {
 
   it('nftables: read once per interval, every connection counted once, and no tampering', async () => {
     await resetFirewall(server.run)
-    const agent = await LabAgent.start(
-      server.ns,
-      'nftables',
-      policy(1, client.ip4),
-      {},
-      {
-        flows: { intervalMs: 1000 },
-      },
-    )
+    const agent = await startAgent(1000)
     try {
       const own = findTable(await readOwn(server.run, 'nftables'), 'nft', 'inet', NFT_TABLE)
       expect(own?.counters).toEqual([...FLOW_COUNTERS].sort())
@@ -167,19 +163,13 @@ describe('flow counting in the kernel through a real agent', () => {
   it('nftables: counts are read before a policy change replaces the table, and as the agent stops', async () => {
     await resetFirewall(server.run)
     // no read on the interval while the test runs: only the two reads it is about
-    const agent = await LabAgent.start(
-      server.ns,
-      'nftables',
-      policy(1, client.ip4),
-      {},
-      {
-        flows: { intervalMs: 600_000 },
-      },
-    )
+    const agent = await startAgent(600_000)
     try {
       const before = await connect()
       await agent.writePolicy(policy(2, client.ip4, true))
       await agent.waitApplied(2)
+      // the change replaced the table whole, which empties its sets: the read before it matters
+      expect((await agent.status())?.enforcement.applied?.plan).toBe('full')
       // the new table's counting sets start empty
       const after = await connect()
       expect(before + after).toBeGreaterThanOrEqual(AT_LEAST)

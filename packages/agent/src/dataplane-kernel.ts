@@ -1,5 +1,5 @@
 import type { Backend, Ruleset } from '@palisade/firewall'
-import { applyScript, findTable, isFlowCountChange, NFT_TABLE } from '@palisade/firewall'
+import { findTable, isFlowCountChange, NFT_TABLE } from '@palisade/firewall'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
@@ -142,9 +142,13 @@ export class KernelDataplane implements Dataplane {
     const last = this.#signal
     this.#known = undefined
     const counting = (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0
-    if (counting && applyScript(desired, actual, opts).plan.kind === 'full')
-      await this.beforeCountsLost().catch(() => undefined)
-    const applied = await applyDesired(this.#apply, desired, actual, opts).catch(this.#logged)
+    const applied = await applyDesired(
+      this.#apply,
+      desired,
+      actual,
+      opts,
+      counting ? () => this.beforeCountsLost().catch(() => undefined) : undefined,
+    ).catch(this.#logged)
     // Set elements alone changed: the rules are as the last signal took them, and the ipset run
     // printed the sets' headers after its changes (verifyApplied checked their counts), so the
     // signal after the apply costs no listing. A change since the last signal still shows.

@@ -27,8 +27,11 @@ export async function applyDesired(
   desired: Desired,
   actual: Ruleset,
   opts: ApplyOptions,
+  /** Runs before a full replacement (which empties every set), once the plan is known. */
+  beforeFull?: () => Promise<void>,
 ): Promise<Applied> {
   const { plan, commands } = applyScript(desired, actual, opts)
+  if (plan.kind === 'full') await beforeFull?.()
   let counts: string | undefined
   for (const c of commands) {
     const out = await runChecked(run, c.cmd, c.args, { stdin: c.stdin })
