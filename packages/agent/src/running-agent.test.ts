@@ -2,6 +2,7 @@
  * The running agent, wired as in production but on the in-memory kernel and the fake clock:
  * what a policy that cannot be taken does to the kernel, the health and the events.
  */
+import type { Ruleset } from '@palisade/firewall'
 import { EMPTY_RULESET } from '@palisade/firewall'
 import { hostPolicyFromLocalFile } from '@palisade/model'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -37,7 +38,11 @@ afterEach(async () => {
 })
 
 async function setup(
-  o: { paired?: { resolve: (name: string) => Promise<readonly ResolvedAddress[]> } } = {},
+  o: {
+    paired?: { resolve: (name: string) => Promise<readonly ResolvedAddress[]> }
+    /** What the host held before the agent started (the survey cannot read it again here). */
+    ruleset?: Ruleset
+  } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-agent-'))
   dirs.push(dir)
@@ -71,8 +76,8 @@ async function setup(
     os: { id: 'debian', versionId: '12', prettyName: 'Debian 12' },
     view: {
       choice: { backend: 'nftables', reason: 'test', warnings: [] },
-      survey: surveyRuleset(EMPTY_RULESET, []),
-      ruleset: EMPTY_RULESET,
+      survey: surveyRuleset(o.ruleset ?? EMPTY_RULESET, []),
+      ruleset: o.ruleset ?? EMPTY_RULESET,
       interfaces: [],
     },
     statusFile,
@@ -204,6 +209,46 @@ describe('running agent: a policy it cannot take', () => {
     await t.settle(30_000)
     expect(JSON.stringify(t.dp.own)).toContain('198.18.0.8')
     expect(JSON.stringify(t.dp.own)).not.toContain('198.18.0.7')
+    await t.agent.stop()
+  })
+})
+
+describe('running agent: flows counted in the kernel', () => {
+  // firewalld's input chain: after ours, dropping by default what no rule of it accepts
+  const firewalld: Ruleset = {
+    tables: [
+      {
+        family: 'inet',
+        name: 'firewalld',
+        source: 'nft',
+        sets: [],
+        chains: [
+          {
+            name: 'filter_INPUT',
+            base: { type: 'filter', hook: 'input', priority: 10, policy: 'drop' },
+            rules: [],
+          },
+        ],
+      },
+    ],
+    ipsets: [],
+  }
+
+  it.each([
+    { what: 'nothing foreign', host: EMPTY_RULESET, counts: true },
+    // the survey was read before our table existed: it alone would show no rule after ours
+    { what: 'a foreign drop after ours', host: firewalld, counts: false },
+  ])('$what: counts in the kernel from the first apply: $counts', async ({ host, counts }) => {
+    const t = await setup({ ruleset: host })
+    await writeFile(
+      t.policyFile,
+      JSON.stringify({ ...policy(1), visibility_level: 'flow_summary' }),
+    )
+    await t.agent.start(undefined, () => undefined)
+    await t.settle()
+    expect(t.agent.enforcer.status).toMatchObject({ health: 'healthy', applied: { version: 1 } })
+    expect(t.dp.calls.applies).toBe(1)
+    expect(t.dp.own.tables.some((x) => (x.counters ?? []).length > 0)).toBe(counts)
     await t.agent.stop()
   })
 })

@@ -1,5 +1,5 @@
 import type { Desired } from '@palisade/firewall'
-import { analyseImpact } from '@palisade/firewall'
+import { dropsAfterUs } from '@palisade/firewall'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
 import { managementTcpPorts } from './agent-config.js'
@@ -86,7 +86,10 @@ export class RunningAgent {
       log: o.log,
       onChange: () => {
         // Counting in the kernel is compiled in only where nothing after us can drop.
-        if (this.#desired && this.#dropsAfterUs() === this.#countsInKernel)
+        if (
+          this.#desired &&
+          dropsAfterUs(this.#survey.ruleset, this.#desired) === this.#countsInKernel
+        )
           this.#intake.enforceCurrent()
         this.#configureFlows()
         this.#link?.reportSoon()
@@ -235,14 +238,19 @@ export class RunningAgent {
 
   /** Compiles `c` and hands it to the enforcer (suspended: nothing of ours); throws if it cannot. */
   #enforce(c: Candidate): void {
-    const counting = !this.#dropsAfterUs()
-    this.#desired = compileForHost(c.policy, {
-      backend: this.#o.view.choice.backend,
-      config: this.#o.config,
-      servers: this.#serverAddresses,
-      suspended: this.#suspended,
-      flowCounting: counting,
-    })
+    const compileWith = (flowCounting: boolean) =>
+      compileForHost(c.policy, {
+        backend: this.#o.view.choice.backend,
+        config: this.#o.config,
+        servers: this.#serverAddresses,
+        suspended: this.#suspended,
+        flowCounting,
+      })
+    // Counting rules decide nothing, so either compile answers whether a drop can follow ours.
+    let desired = compileWith(this.#countsInKernel)
+    const counting = !dropsAfterUs(this.#survey.ruleset, desired)
+    if (counting !== this.#countsInKernel) desired = compileWith(counting)
+    this.#desired = desired
     this.#countsInKernel = counting
     this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
     this.#configureFlows()
@@ -267,18 +275,9 @@ export class RunningAgent {
     this.#collector.configure(
       p,
       !this.#suspended && p?.mode.applied === true,
-      this.#dropsAfterUs(),
+      this.#desired !== undefined && dropsAfterUs(this.#survey.ruleset, this.#desired),
       counting,
     )
-  }
-
-  /** Whether a foreign rule after ours can drop what we pass on (the last survey says). */
-  #dropsAfterUs(): boolean {
-    const mode = this.#commit.current?.policy.mode.mode ?? 'exclusive'
-    return analyseImpact(this.#survey.ruleset, {
-      backend: this.#o.view.choice.backend,
-      mode,
-    }).some((i) => i.kind === 'override')
   }
 
   async #report() {

@@ -1,5 +1,5 @@
 import type { CoexistenceMode } from '@palisade/model'
-import type { Backend } from './ours.js'
+import type { Backend, Desired } from './ours.js'
 import { isHookIntoOurs, isOurChain, isOurTable } from './ours.js'
 import type { RuleRef } from './packet-path.js'
 import type { Chain, Hook, IpFamily, Match, Rule, Ruleset, Table } from './ruleset.js'
@@ -204,4 +204,28 @@ export function analyseImpact(
     }
   }
   return out
+}
+
+/**
+ * Whether a foreign rule after ours can drop what `desired` allows: the flow reporter's
+ * question (count in the kernel, or log and watch conntrack confirm each connection). On
+ * nftables it is judged with our table as `desired` has it, so a survey read before our table
+ * existed, or while another mode placed our chains elsewhere, cannot answer for the wrong
+ * position. On iptables our hooks sit among the foreign rules: until a survey shows them,
+ * nothing after us can be ruled out.
+ */
+export function dropsAfterUs(survey: Ruleset, desired: Desired): boolean {
+  const ctx = { backend: desired.backend, mode: desired.mode }
+  const overrides = (rs: Ruleset) => analyseImpact(rs, ctx).some((i) => i.kind === 'override')
+  if (desired.backend === 'nftables')
+    return overrides({
+      ...survey,
+      tables: [...survey.tables.filter((t) => !isOurTable(t)), ...desired.tables],
+    })
+  const hooked = survey.tables.some(
+    (t) =>
+      t.source === desired.backend &&
+      t.chains.some((c) => c.rules.some((r) => isHookIntoOurs(t, r))),
+  )
+  return !hooked || overrides(survey)
 }

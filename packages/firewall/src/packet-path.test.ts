@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import type { HostPolicy } from '@palisade/model'
 import { compile } from './compile.js'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from './host-policy.fixture.js'
-import { analyseImpact } from './impact.js'
+import { analyseImpact, dropsAfterUs } from './impact.js'
 import { liveRuleset } from './live.fixture.js'
+import type { Backend } from './ours.js'
 import { BACKENDS } from './ours.js'
 import type { Packet } from './packet-path.js'
 import { kernelCtState, tracePacket } from './packet-path.js'
@@ -373,6 +375,50 @@ describe('impact analysis', () => {
       ['pre-empt', 'nft:inet:firewalld', 'tcp dport 80'],
       ['override', 'nft:inet:late', 'tcp dport 82'],
     ])
+  })
+})
+
+describe('whether a foreign rule after ours can drop what we allow', () => {
+  const policy = (mode: HostPolicy['mode']['mode']): HostPolicy => ({
+    ...SAMPLE_POLICY,
+    mode: { ...SAMPLE_POLICY.mode, mode },
+  })
+  const desired = (backend: Backend, mode: HostPolicy['mode']['mode'] = 'coexistence_primary') =>
+    compile(policy(mode), { backend, failsafe: SAMPLE_FAILSAFE })
+  // firewalld's filter chains sit at priority +10: after ours when first, before ours when last
+  const firewalld = nft('firewalld', [base('filter_INPUT', 'input', 10, ['dport=80 => drop'])])
+  const early = nft('early', [base('c', 'input', -200, ['dport=80 => drop'])])
+
+  it.each([
+    ['a drop after ours, our table not read yet', rs(firewalld), 'coexistence_primary', true],
+    ['a drop only before ours, our table not read yet', rs(early), 'coexistence_primary', false],
+    ['nothing foreign', rs(), 'exclusive', false],
+    // read while non-primary put ours at +20, after firewalld: primary puts ours first again
+    [
+      'a survey of ours in another mode',
+      rs(liveRuleset(desired('nftables', 'coexistence_non_primary')).tables[0] as Table, firewalld),
+      'coexistence_primary',
+      true,
+    ],
+    [
+      'ours read first, going last',
+      rs(liveRuleset(desired('nftables')).tables[0] as Table, firewalld),
+      'coexistence_non_primary',
+      false,
+    ],
+  ] as const)('nftables: %s', (_what, survey, mode, want) => {
+    expect(dropsAfterUs(survey, desired('nftables', mode))).toBe(want)
+  })
+
+  it('iptables: cannot rule out a drop after us until a survey shows our hooks', () => {
+    const d = desired('iptables-nft')
+    expect(dropsAfterUs(rs(), d)).toBe(true)
+    const live = liveRuleset(d)
+    expect(dropsAfterUs(live, d)).toBe(false)
+    const withDrop = liveRuleset(d, (_f, chain, hook) =>
+      chain === 'INPUT' ? [hook, rule('dport=80 => drop')] : [hook],
+    )
+    expect(dropsAfterUs(withDrop, d)).toBe(true)
   })
 })
 
