@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Runner } from '@palisade/agent'
 import { readOwn, runChecked } from '@palisade/agent'
-import { FLOW_COUNTERS, findTable, NFT_TABLE } from '@palisade/firewall'
+import { FLOW_COUNTERS, findTable, NFT_TABLE, parseNftFlowCounts } from '@palisade/firewall'
 import type { LabHost } from '@palisade/lab'
 import { Lab, LabAgent, LabPeer, resetFirewall, waitFor } from '@palisade/lab'
 import type { FlowSummaryUpload } from '@palisade/model'
@@ -154,6 +154,39 @@ describe('flow counting in the kernel through a real agent', () => {
       // the last read, as the agent stops, finds nothing more: nothing was counted twice
       await agent.stop()
       expect(total(await summaries(agent))).toBe(made)
+    } finally {
+      await agent.cleanup()
+      await resetFirewall(server.run)
+    }
+  }, 120_000)
+
+  it('nftables: a connection counts once while both generations are live, as between the two steps of a flip', async () => {
+    await resetFirewall(server.run)
+    const agent = await startAgent(600_000)
+    try {
+      // the flip's first step: the other generation live too (the reader's own kind of change)
+      await runChecked(server.run, 'nft', ['add element inet palisade flow_gen_b { ipv4, ipv6 }'])
+      const made = (await connect()) + (await connect())
+      expect(made).toBeGreaterThanOrEqual(AT_LEAST)
+      const counts = await Promise.all(
+        ['flows4_a', 'flows4_b'].map(async (set) =>
+          parseNftFlowCounts(
+            await runChecked(server.run, 'nft', [
+              '-j',
+              '-p',
+              'list',
+              'set',
+              'inet',
+              NFT_TABLE,
+              set,
+            ]),
+          ).entries.reduce((n, e) => n + e.connections, 0),
+        ),
+      )
+      // each connection met the copy of its rule for generation a first
+      expect(counts).toEqual([made, 0])
+      expect((await agent.status())?.enforcement.tampering.repairs).toBe(0)
+      expect((await agent.events()).filter((e) => e.event_type === 'agent.tampering')).toEqual([])
     } finally {
       await agent.cleanup()
       await resetFirewall(server.run)

@@ -91,8 +91,8 @@ describe('counting allowed connections in the kernel (nftables)', () => {
       'TCP, one family',
       [PEERS_V4, TCP_5432],
       [
-        'ip saddr @peers_x_v4 tcp dport 5432 ct status != confirmed tcp flags & (syn | ack) == syn meta nfproto @flow_gen_a counter update @flows4_a { ip saddr . ip daddr . meta l4proto . ct original proto-dst . 0x0000002a }',
-        'ip saddr @peers_x_v4 tcp dport 5432 ct status != confirmed tcp flags & (syn | ack) == syn meta nfproto @flow_gen_b counter update @flows4_b { ip saddr . ip daddr . meta l4proto . ct original proto-dst . 0x0000002a }',
+        'ip saddr @peers_x_v4 tcp dport 5432 ct status != confirmed tcp flags & (syn | ack) == syn ct label ! 127 meta nfproto @flow_gen_a counter update @flows4_a { ip saddr . ip daddr . meta l4proto . ct original proto-dst . 0x0000002a } ct label set 127',
+        'ip saddr @peers_x_v4 tcp dport 5432 ct status != confirmed tcp flags & (syn | ack) == syn ct label ! 127 meta nfproto @flow_gen_b counter update @flows4_b { ip saddr . ip daddr . meta l4proto . ct original proto-dst . 0x0000002a } ct label set 127',
       ],
     ],
     [
@@ -101,7 +101,7 @@ describe('counting allowed connections in the kernel (nftables)', () => {
       [4, 6].flatMap((f) =>
         ['a', 'b'].map(
           (g) =>
-            `ct status != confirmed tcp flags & (syn | ack) == syn meta nfproto @flow_gen_${g} counter update @flows${f}_${g} { ${f === 4 ? 'ip' : 'ip6'} saddr . ${f === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . ct original proto-dst . 0x0000002a }`,
+            `ct status != confirmed tcp flags & (syn | ack) == syn ct label ! 127 meta nfproto @flow_gen_${g} counter update @flows${f}_${g} { ${f === 4 ? 'ip' : 'ip6'} saddr . ${f === 4 ? 'ip' : 'ip6'} daddr . meta l4proto . ct original proto-dst . 0x0000002a } ct label set 127`,
         ),
       ),
     ],
@@ -110,7 +110,7 @@ describe('counting allowed connections in the kernel (nftables)', () => {
       [{ kind: 'icmp', family: 6, type: 128, code: 0 }],
       ['a', 'b'].map(
         (g) =>
-          `icmpv6 type 128 icmpv6 code 0 ct status != confirmed meta nfproto @flow_gen_${g} counter update @flows6_${g} { ip6 saddr . ip6 daddr . meta l4proto . ct original proto-dst . 0x0000002a }`,
+          `icmpv6 type 128 icmpv6 code 0 ct status != confirmed ct label ! 127 meta nfproto @flow_gen_${g} counter update @flows6_${g} { ip6 saddr . ip6 daddr . meta l4proto . ct original proto-dst . 0x0000002a } ct label set 127`,
       ),
     ],
     ['any protocol: nothing to key on', [PEERS_V4], []],
@@ -218,10 +218,29 @@ describe('counting allowed connections in the kernel (nftables)', () => {
     expect(() => parseNftFlowCounts('nft: no such set')).toThrow(/not JSON/)
   })
 
-  it('flips generations in one transaction, and tells which one is live', () => {
-    expect(renderNftFlip('b')).toBe(
-      'add element inet palisade flow_gen_b { ipv4, ipv6 }\nflush set inet palisade flow_gen_a\n',
-    )
+  it.each([
+    ['its mark no longer set', (e: string) => !e.includes('"mangle"')],
+    ['its test for a counted connection gone', (e: string) => !e.includes('"op": "!"')],
+  ])('reads a counting rule with %s as changed', (_what, keep) => {
+    const doc = JSON.parse(fixture('nft-flow-count-table.json')) as {
+      nftables: Record<string, { expr?: unknown[] }>[]
+    }
+    const expr =
+      doc.nftables.find((o) => JSON.stringify(o.rule?.expr ?? []).includes('"@flow_gen_a"'))?.rule
+        ?.expr ?? []
+    expect(parseNftRuleExpr(expr).count).toBeDefined()
+    const kept = expr.filter((e) => keep(JSON.stringify(e).replace(/":/g, '": ')))
+    expect(kept).toHaveLength(expr.length - 1)
+    const changed = parseNftRuleExpr(kept)
+    expect(changed.count).toBeUndefined()
+    expect(changed.matches.some((m) => m.kind === 'opaque')).toBe(true)
+  })
+
+  it('flips generations in two steps, both live between them, and tells which one is live', () => {
+    expect(renderNftFlip('b')).toEqual([
+      'add element inet palisade flow_gen_b { ipv4, ipv6 }\n',
+      'flush set inet palisade flow_gen_a\n',
+    ])
     const gen = (elem: string) =>
       `{"nftables": [{"metainfo": {}}, {"set": {"family": "inet", "name": "flow_gen_a", "table": "palisade", "type": "nf_proto", "handle": 2${elem}}}]}`
     expect(parseNftGenerationLive(gen(', "elem": ["ipv4", "ipv6"]'))).toBe(true)

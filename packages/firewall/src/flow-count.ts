@@ -15,13 +15,23 @@ import type { FlowCount, IpFamily, Match, Rule } from './ruleset.js'
  * the sets once per flows interval.
  *
  * Each counting rule comes twice, one copy per generation, live only while the generation's
- * switch set holds the packet's family: the reader flips the switch (one transaction), then
- * lists and flushes the sets nothing writes to any more, so no count falls between a read and a
- * flush (nft 1.0.6 has no `reset element`).
+ * switch set holds the packet's family: the reader makes the next generation live, then the old
+ * one dead (two transactions), then lists and flushes the sets nothing writes to any more, so no
+ * count falls between a read and a flush (nft 1.0.6 has no `reset element`). A connection is
+ * counted once: the rule that counts it marks its conntrack entry with `FLOW_COUNTED_LABEL`, and
+ * no counting rule takes a marked one. A packet meets the two copies one after the other, and a
+ * flip committed between them would otherwise count it in both generations (or, one transaction
+ * flipping both ways at once, in neither): while both are live it counts in the first.
  */
 
 export type Generation = FlowCount['generation']
 export const GENERATIONS: readonly Generation[] = ['a', 'b']
+
+/**
+ * The conntrack label bit that marks a connection as counted: the highest of the 128, which
+ * labels named in /etc/connlabel.conf fill from the lowest.
+ */
+export const FLOW_COUNTED_LABEL = 127
 
 /** Distinct keys one set holds per interval; past it a key is not counted (the status says). */
 export const FLOW_COUNT_SET_SIZE = 262_144
@@ -107,9 +117,10 @@ export function renderNftCount(c: FlowCount): { before: string; after: string } 
     before: [
       'ct status != confirmed',
       ...(c.syn === true ? ['tcp flags & (syn | ack) == syn'] : []),
+      `ct label ! ${FLOW_COUNTED_LABEL}`,
       `meta nfproto @${flowGenerationSet(generation)}`,
     ].join(' '),
-    after: `update @${flowCountSet(family, generation)} { ${ip} saddr . ${ip} daddr . meta l4proto . ct original proto-dst . ${tag} }`,
+    after: `update @${flowCountSet(family, generation)} { ${ip} saddr . ${ip} daddr . meta l4proto . ct original proto-dst . ${tag} } ct label set ${FLOW_COUNTED_LABEL}`,
   }
 }
 
@@ -125,17 +136,17 @@ export function renderNftCounterSets(): string[] {
 }
 
 /**
- * Makes `next` the live generation: one transaction, so a packet counts in one set or the
- * other. Flushing the old switch (rather than deleting its elements) also works when someone
+ * Makes `next` the live generation, as two transactions to run one after the other: the first
+ * makes both live (a packet then counts in the first copy it meets), the second the old one
+ * dead. Flushing the old switch (rather than deleting its elements) also works when someone
  * emptied both.
  */
-export function renderNftFlip(next: Generation): string {
+export function renderNftFlip(next: Generation): readonly [string, string] {
   const old = next === 'a' ? 'b' : 'a'
   return [
-    `add element inet ${NFT_TABLE} ${flowGenerationSet(next)} { ipv4, ipv6 }`,
-    `flush set inet ${NFT_TABLE} ${flowGenerationSet(old)}`,
-    '',
-  ].join('\n')
+    `add element inet ${NFT_TABLE} ${flowGenerationSet(next)} { ipv4, ipv6 }\n`,
+    `flush set inet ${NFT_TABLE} ${flowGenerationSet(old)}\n`,
+  ]
 }
 
 /** Empties a generation's count sets once they are read. */

@@ -6,7 +6,7 @@ import {
   intervalsToCidrs,
   rangeToInterval,
 } from '@palisade/model'
-import { FLOW_COUNTERS } from './flow-count.js'
+import { FLOW_COUNTED_LABEL, FLOW_COUNTERS } from './flow-count.js'
 import { RulesetParseError } from './parse-error.js'
 import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
@@ -262,7 +262,7 @@ const isPayload = (x: Json, protocol: string, field: string) =>
 
 /** A piece of a counting rule (flow-count.ts): a match of its first-packet test, or its update. */
 type CountPart =
-  | { readonly part: 'unconfirmed' | 'syn' }
+  | { readonly part: 'unconfirmed' | 'syn' | 'uncounted' | 'mark' }
   | { readonly part: 'generation'; readonly generation: 'a' | 'b' }
   | {
       readonly part: 'update'
@@ -273,11 +273,15 @@ type CountPart =
 
 function countPart(key: string, v: Json): CountPart | undefined {
   if (!isObj(v)) return undefined
+  const isLabel = (x: Json) => isObj(x) && isObj(x.ct) && x.ct.key === 'label'
+  if (key === 'mangle')
+    return isLabel(v.key) && v.value === FLOW_COUNTED_LABEL ? { part: 'mark' } : undefined
   if (key === 'match') {
     const { left, right, op } = v
     if (!isObj(left)) return undefined
     if (op === '!=' && isObj(left.ct) && left.ct.key === 'status' && right === 'confirmed')
       return { part: 'unconfirmed' }
+    if (op === '!' && isLabel(left) && right === FLOW_COUNTED_LABEL) return { part: 'uncounted' }
     const flags = left['&']
     if (
       op === '==' &&
@@ -318,15 +322,17 @@ function countPart(key: string, v: Json): CountPart | undefined {
 function countOf(parts: readonly CountPart[]): Rule['count'] {
   const update = parts.find((p) => p.part === 'update')
   const gen = parts.find((p) => p.part === 'generation')
-  const unconfirmed = parts.filter((p) => p.part === 'unconfirmed').length
+  const once = (part: CountPart['part']) => parts.filter((p) => p.part === part).length === 1
   const syn = parts.filter((p) => p.part === 'syn').length
   if (
     update?.part !== 'update' ||
     gen?.part !== 'generation' ||
     gen.generation !== update.generation ||
-    unconfirmed !== 1 ||
+    !once('unconfirmed') ||
+    !once('uncounted') ||
+    !once('mark') ||
     syn > 1 ||
-    parts.length !== 3 + syn
+    parts.length !== 5 + syn
   )
     return undefined
   return { family: update.family, generation: update.generation, tag: update.tag, syn: syn === 1 }

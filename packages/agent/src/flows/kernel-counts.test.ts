@@ -34,12 +34,13 @@ describe('readKernelCounts', () => {
     expect(k.calls.filter((c) => c.includes(' list ')).every((c) => c.includes(' -p '))).toBe(true)
   })
 
-  it('flips, reads, then flushes the generation it read', async () => {
+  it('flips (the next generation live, then the old one dead), reads, then flushes the generation it read', async () => {
     const k = kernel({})
     await readKernelCounts(k.run)
     expect(k.calls.map((c) => c.split('\n').slice(0, 2).join(' | '))).toEqual([
       'nft -j -p list set inet palisade flow_gen_a',
       'nft -f - | add element inet palisade flow_gen_b { ipv4, ipv6 }',
+      'nft -f - | flush set inet palisade flow_gen_a',
       'nft -j -p list set inet palisade flows4_a',
       'nft -j -p list set inet palisade flows6_a',
       'nft -f - | flush set inet palisade flows4_a',

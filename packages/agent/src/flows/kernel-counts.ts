@@ -26,14 +26,15 @@ const listSet = (run: Runner, name: string) =>
 
 /**
  * Reads what our counting rules counted since the last read (nftables): flips the live
- * generation, then lists and flushes the sets no packet writes to any more. The read sets are
+ * generation (in two steps, see `renderNftFlip`), then lists and flushes the sets no packet writes to any more. The read sets are
  * flushed even when a listing fails or cannot be parsed: kept, they would go live again full
  * at the next flip, and every later read would meet the same listing.
  */
 export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
   const aLive = parseNftGenerationLive(await listSet(run, flowGenerationSet('a')))
   const old = aLive ? 'a' : 'b'
-  await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftFlip(aLive ? 'b' : 'a') })
+  for (const step of renderNftFlip(aLive ? 'b' : 'a'))
+    await runChecked(run, 'nft', ['-f', '-'], { stdin: step })
   const entries: FlowCountEntry[] = []
   const full: string[] = []
   try {
