@@ -1,5 +1,5 @@
 import type { Desired } from '@palisade/firewall'
-import { dropsAfterUs } from '@palisade/firewall'
+import { canCountInKernel, dropsAfterUs } from '@palisade/firewall'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
 import { managementTcpPorts } from './agent-config.js'
@@ -55,8 +55,11 @@ export class RunningAgent {
   #suspended: boolean
   /** The desired state compiled last, and the one the host was last surveyed after. */
   #desired: Desired | undefined
-  /** The desired state was compiled to count allowed connections in the kernel, where it can. */
-  #countsInKernel = false
+  /**
+   * Whether the desired state was compiled to count allowed connections in the kernel;
+   * undefined where its policy cannot count there (no survey can change that compile).
+   */
+  #countsInKernel: boolean | undefined
   #surveyedFor: Desired | undefined
 
   constructor(o: RunningAgentOptions) {
@@ -88,6 +91,7 @@ export class RunningAgent {
         // Counting in the kernel is compiled in only where nothing after us can drop.
         if (
           this.#desired &&
+          this.#countsInKernel !== undefined &&
           dropsAfterUs(this.#survey.ruleset, this.#desired) === this.#countsInKernel
         )
           this.#intake.enforceCurrent()
@@ -247,9 +251,12 @@ export class RunningAgent {
         flowCounting,
       })
     // Counting rules decide nothing, so either compile answers whether a drop can follow ours.
-    let desired = compileWith(this.#countsInKernel)
-    const counting = !dropsAfterUs(this.#survey.ruleset, desired)
-    if (counting !== this.#countsInKernel) desired = compileWith(counting)
+    let desired = compileWith(this.#countsInKernel ?? false)
+    const counting = canCountInKernel(c.policy, this.#o.view.choice.backend)
+      ? !dropsAfterUs(this.#survey.ruleset, desired)
+      : undefined
+    if ((counting ?? false) !== (this.#countsInKernel ?? false))
+      desired = compileWith(counting ?? false)
     this.#desired = desired
     this.#countsInKernel = counting
     this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })

@@ -49,6 +49,13 @@ export interface CompileOptions {
 export class CompileError extends Error {}
 
 /**
+ * Whether `flowCounting` can change what `p` compiles to: nftables at `flow_summary` (the
+ * kernel's key has no client port, so full detail is logged).
+ */
+export const canCountInKernel = (p: HostPolicy, backend: Backend): boolean =>
+  backend === 'nftables' && p.visibilityLevel === 'flow_summary'
+
+/**
  * ipsets and nft sets are named after the host rule, so a peer change only touches elements.
  * nftables keeps a rule's prefixes (`nets`) apart from its single addresses: nft reads an
  * interval set whole before it changes one element (a second at 100,000 peers), a set of single
@@ -361,9 +368,7 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   const flowLog = {
     flowLogGroup: opts.flowLogGroup ?? DEFAULT_FLOW_LOG_GROUP,
     logged: loggedDecisions(p.visibilityLevel),
-    // The kernel's key has no client port: full detail is logged.
-    counting:
-      opts.flowCounting === true && backend === 'nftables' && p.visibilityLevel === 'flow_summary',
+    counting: opts.flowCounting === true && canCountInKernel(p, backend),
   }
 
   if (backend === 'nftables') {
