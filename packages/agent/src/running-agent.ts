@@ -1,5 +1,6 @@
 import type { Desired } from '@palisade/firewall'
 import { canCountInKernel, dropsAfterUs } from '@palisade/firewall'
+import type { HostPolicy } from '@palisade/model'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
 import { managementTcpPorts } from './agent-config.js'
@@ -55,6 +56,8 @@ export class RunningAgent {
   #suspended: boolean
   /** The desired state compiled last, and the one the host was last surveyed after. */
   #desired: Desired | undefined
+  /** The policy `#desired` was compiled from (the candidate, until the commit takes it). */
+  #desiredFrom: HostPolicy | undefined
   /**
    * Whether the desired state was compiled to count allowed connections in the kernel;
    * undefined where its policy cannot count there (no survey can change that compile).
@@ -148,9 +151,10 @@ export class RunningAgent {
     this.enforcer = new Enforcer({
       dataplane:
         o.dataplane ??
-        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, () =>
-          this.#collector.readCounts(),
-        ),
+        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, {
+          beforeApply: () => this.#collector.logReaderReady(),
+          beforeCountsLost: () => this.#collector.readCounts(),
+        }),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
@@ -258,9 +262,11 @@ export class RunningAgent {
     if ((counting ?? false) !== (this.#countsInKernel ?? false))
       desired = compileWith(counting ?? false)
     this.#desired = desired
+    this.#desiredFrom = c.policy
     this.#countsInKernel = counting
-    this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
+    // Readers first: the rules about to go in log (or count) at once.
     this.#configureFlows()
+    this.enforcer.setDesired(this.#desired, { repair: !this.#suspended })
   }
 
   #enforcement(s: EnforcementStatus): void {
@@ -275,9 +281,12 @@ export class RunningAgent {
     this.#link?.reportSoon()
   }
 
-  /** Flow collection follows the policy; confirmations are watched only if a drop can follow us. */
+  /**
+   * Flow collection follows the policy compiled last; confirmations are watched only if a drop
+   * can follow us.
+   */
   #configureFlows(): void {
-    const p = this.#commit.current?.policy
+    const p = this.#desiredFrom
     const counting = this.#desired?.tables.some((t) => (t.counters ?? []).length > 0) === true
     this.#collector.configure(
       p,

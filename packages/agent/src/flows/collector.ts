@@ -34,9 +34,16 @@ export type FlowCollectorStatus = FlowsStatus
 interface Reader {
   child: ChildProcess
   stopped: boolean
+  /** Settles once the reader reads (tcpdump said it is listening) or has exited. */
+  ready: Promise<void>
 }
 
 const SETTLE_MS = 500
+/**
+ * How long an apply waits for the log reader to listen: rules that log lose what they log
+ * before it does; a reader that never starts must not hold enforcement back longer.
+ */
+const READY_WAIT_MS = 2000
 const FULL_HINT =
   'connections of keys past its size were not counted in that interval (shorten flows.intervalMs)'
 const CONNTRACK_ARGS = ['-E', '-e', 'NEW', '-o', 'timestamp', '-b', String(8 * 1024 * 1024)]
@@ -186,15 +193,24 @@ export class FlowCollector {
 
   #follow(role: 'log' | 'confirmations', cmd: string, args: string[], attempt = 0): Reader {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    const reader: Reader = { child, stopped: false }
+    let ready = () => undefined as void
+    const reader: Reader = {
+      child,
+      stopped: false,
+      ready: new Promise((r) => (ready = r)),
+    }
     let stderr = ''
     child.on('error', (e) => {
       stderr += e.message
+      ready()
     })
     child.stderr?.on('data', (b: Buffer) => {
       const text = b.toString()
       stderr = (stderr + text).slice(-2000)
-      if (/listening on/.test(text)) this.#state.log = 'running'
+      if (/listening on/.test(text)) {
+        this.#state.log = 'running'
+        ready()
+      }
       // conntrack: the kernel overran the socket; what was lost cannot be told apart.
       if (/ENOBUFS|lost/i.test(text)) this.#agg?.confirmationsLost(Date.now())
     })
@@ -221,6 +237,7 @@ export class FlowCollector {
       })
     }
     child.on('close', (code, signal) => {
+      ready()
       if (reader.stopped) return
       const why = `${cmd} exited (${signal ?? `code ${code}`}): ${stderr.trim() || 'no message'}`
       this.#state[role] = why
@@ -237,6 +254,20 @@ export class FlowCollector {
       this.#timers.push(t)
     })
     return reader
+  }
+
+  /**
+   * Settles once the log reader the level configured last needs is listening (at most
+   * `READY_WAIT_MS`): an apply of rules that log waits for it.
+   */
+  logReaderReady(): Promise<void> {
+    const r = this.#nflog
+    if (!r) return Promise.resolve()
+    let timer: NodeJS.Timeout | undefined
+    return Promise.race([
+      r.ready,
+      new Promise<void>((done) => (timer = setTimeout(done, READY_WAIT_MS))),
+    ]).finally(() => clearTimeout(timer))
   }
 
   /** Writes what was counted to the outbox (each summary with its own uuid). */
