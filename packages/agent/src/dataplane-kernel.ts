@@ -15,22 +15,6 @@ import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
 /** How many of our own command pids are remembered to recognise our own change events. */
 const OWN_PIDS = 256
 
-/** What flow collection needs done around an apply. */
-export interface FlowApplyHooks {
-  /** Before every apply: the reader of what the new rules log is listening (bounded). */
-  readonly beforeApply: () => Promise<void>
-  /**
-   * Before a full replacement of a table whose sets count flows (which empties them): the
-   * flow reader takes the counts first.
-   */
-  readonly beforeCountsLost: () => Promise<void>
-}
-
-const NO_FLOW_HOOKS: FlowApplyHooks = {
-  beforeApply: () => Promise.resolve(),
-  beforeCountsLost: () => Promise.resolve(),
-}
-
 /**
  * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
@@ -61,7 +45,11 @@ export class KernelDataplane implements Dataplane {
     private readonly clock: Clock,
     /** The local log: a failed tool's own words go here, never to the server. */
     private readonly log: (line: Record<string, unknown>) => void = () => undefined,
-    private readonly flows: FlowApplyHooks = NO_FLOW_HOOKS,
+    /**
+     * Runs before a full replacement of a table whose sets count flows (which empties them):
+     * the flow reader takes the counts first.
+     */
+    private readonly beforeCountsLost: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
   }
@@ -151,7 +139,6 @@ export class KernelDataplane implements Dataplane {
   }
 
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
-    await this.flows.beforeApply().catch(() => undefined)
     const last = this.#signal
     this.#known = undefined
     const counting = (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0
@@ -160,7 +147,7 @@ export class KernelDataplane implements Dataplane {
       desired,
       actual,
       opts,
-      counting ? () => this.flows.beforeCountsLost().catch(() => undefined) : undefined,
+      counting ? () => this.beforeCountsLost().catch(() => undefined) : undefined,
     ).catch(this.#logged)
     // Set elements alone changed: the rules are as the last signal took them, and the ipset run
     // printed the sets' headers after its changes (verifyApplied checked their counts), so the

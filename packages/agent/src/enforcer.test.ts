@@ -49,6 +49,31 @@ function gaps(dp: FakeDataplane, desired: Desired, from: number): number[] {
   return since === undefined ? out : [...out, Infinity]
 }
 
+describe('enforcer: what must run before our rules change', () => {
+  it('changes nothing until beforeReconcile settles, and nothing at all once stopped meanwhile', async () => {
+    const gates: (() => void)[] = []
+    const gated = () => new Promise<void>((r) => gates.push(r))
+    const t = fakeEnforcer({ beforeReconcile: gated })
+    t.enforcer.setDesired(t.desired, { repair: true })
+    await t.tick(1000)
+    expect(t.dp.calls.applies).toBe(0)
+    expect(gates).toHaveLength(1)
+    gates.shift()?.()
+    await t.tick()
+    expect(t.dp.calls.applies).toBe(1)
+    expect(await t.inSync()).toBe(true)
+
+    // a stop while a change waits (an unpair restoring the firewall): the change never comes
+    const u = fakeEnforcer({ beforeReconcile: gated })
+    u.enforcer.setDesired(u.desired, { repair: true })
+    await u.tick()
+    u.enforcer.stop()
+    gates.shift()?.()
+    await u.tick(1000)
+    expect(u.dp.calls.applies).toBe(0)
+  })
+})
+
 describe('enforcer (in-memory kernel, fake clock)', () => {
   it('without repair (suspended) applies once, then leaves what others change', async () => {
     const t = fakeEnforcer()

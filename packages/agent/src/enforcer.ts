@@ -58,6 +58,8 @@ export interface EnforcerOptions {
   readonly watchEvents: boolean
   readonly onEvent: (e: AgentEvent) => void
   readonly onStatus: (s: EnforcementStatus) => void
+  /** Awaited before each look at the kernel: what must run before our rules change. */
+  readonly beforeReconcile?: () => Promise<void>
 }
 
 export interface EnforcementStatus {
@@ -306,8 +308,9 @@ export class Enforcer {
   }
 
   async #reconcile(t: Trigger): Promise<void> {
+    await this.#o.beforeReconcile?.().catch(() => undefined)
     const desired = this.#desired
-    if (!desired) return
+    if (!desired || this.#stopped) return
     const { clock, dataplane } = this.#o
     const started = clock.now()
     const { elements } = t

@@ -1,6 +1,8 @@
 import type { Backend, Ruleset } from '@palisade/firewall'
+import { connlabelName, FLOW_COUNTED_LABEL } from '@palisade/firewall'
 import type { WorkloadInterface } from '@palisade/model'
 import type { RulesetSurvey } from '@palisade/protocol'
+import { readFile } from 'node:fs/promises'
 import type { Clock, Timer } from './clock.js'
 import type { BackendChoice } from './detect.js'
 import { chooseBackend, countRules } from './detect.js'
@@ -24,7 +26,15 @@ export interface HostView {
   readonly survey: RulesetSurvey
   readonly ruleset: Ruleset
   readonly interfaces: WorkloadInterface[] | undefined
+  /**
+   * The name /etc/connlabel.conf gives the conntrack label our kernel counting marks with:
+   * nft prints it in place of the number, so flows are logged, never counted in the kernel.
+   */
+  readonly countLabelName?: string
 }
+
+/** Where nft reads the names of conntrack labels. */
+const CONNLABEL_CONF = '/etc/connlabel.conf'
 
 const readInterfaces = (run: Runner, log: HostSurveyOptions['log']) =>
   hostInterfaces(run).catch((e: Error) => {
@@ -49,11 +59,20 @@ async function viewHost(
     warnings.push('this host mixes iptables-legacy and nf_tables rules')
   if (host.missingTools.length > 0)
     warnings.push(`not installed, so not surveyed: ${host.missingTools.join(', ')}`)
+  const countLabelName = connlabelName(
+    await readFile(CONNLABEL_CONF, 'utf8').catch(() => ''),
+    FLOW_COUNTED_LABEL,
+  )
+  if (countLabelName !== undefined)
+    warnings.push(
+      `${CONNLABEL_CONF} names conntrack label ${FLOW_COUNTED_LABEL} "${countLabelName}": flows are logged, not counted in the kernel`,
+    )
   return {
     choice: { ...choice, warnings },
     survey: surveyRuleset(host.ruleset, await activeServices(run)),
     ruleset: host.ruleset,
     interfaces: await readInterfaces(run, log),
+    ...(countLabelName !== undefined && { countLabelName }),
   }
 }
 

@@ -42,6 +42,7 @@ async function setup(
     paired?: { resolve: (name: string) => Promise<readonly ResolvedAddress[]> }
     /** What the host held before the agent started (the survey cannot read it again here). */
     ruleset?: Ruleset
+    countLabelName?: string
   } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-agent-'))
@@ -78,6 +79,7 @@ async function setup(
       choice: { backend: 'nftables', reason: 'test', warnings: [] },
       survey: surveyRuleset(o.ruleset ?? EMPTY_RULESET, []),
       ruleset: o.ruleset ?? EMPTY_RULESET,
+      ...(o.countLabelName !== undefined && { countLabelName: o.countLabelName }),
       interfaces: [],
     },
     statusFile,
@@ -238,8 +240,14 @@ describe('running agent: flows counted in the kernel', () => {
     { what: 'nothing foreign', host: EMPTY_RULESET, counts: true },
     // the survey was read before our table existed: it alone would show no rule after ours
     { what: 'a foreign drop after ours', host: firewalld, counts: false },
-  ])('$what: counts in the kernel from the first apply: $counts', async ({ host, counts }) => {
-    const t = await setup({ ruleset: host })
+    // nft would print the name: our counting rules would never read back as written
+    { what: 'our label named in connlabel.conf', host: EMPTY_RULESET, label: 'x', counts: false },
+  ])('$what: counts in the kernel from the first apply: $counts', async (c) => {
+    const { host, counts } = c
+    const t = await setup({
+      ruleset: host,
+      ...('label' in c && { countLabelName: c.label }),
+    })
     await writeFile(
       t.policyFile,
       JSON.stringify({ ...policy(1), visibility_level: 'flow_summary' }),

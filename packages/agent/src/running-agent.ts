@@ -151,10 +151,11 @@ export class RunningAgent {
     this.enforcer = new Enforcer({
       dataplane:
         o.dataplane ??
-        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, {
-          beforeApply: () => this.#collector.logReaderReady(),
-          beforeCountsLost: () => this.#collector.readCounts(),
-        }),
+        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, () =>
+          this.#collector.readCounts(),
+        ),
+      // Rules that log do so at once: their reader listens first.
+      beforeReconcile: () => this.#collector.logReaderReady(),
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
@@ -256,9 +257,11 @@ export class RunningAgent {
       })
     // Counting rules decide nothing, so either compile answers whether a drop can follow ours.
     let desired = compileWith(this.#countsInKernel ?? false)
-    const counting = canCountInKernel(c.policy, this.#o.view.choice.backend)
-      ? !dropsAfterUs(this.#survey.ruleset, desired)
-      : undefined
+    const counting =
+      canCountInKernel(c.policy, this.#o.view.choice.backend) &&
+      this.#o.view.countLabelName === undefined
+        ? !dropsAfterUs(this.#survey.ruleset, desired)
+        : undefined
     if ((counting ?? false) !== (this.#countsInKernel ?? false))
       desired = compileWith(counting ?? false)
     this.#desired = desired

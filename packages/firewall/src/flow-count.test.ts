@@ -7,6 +7,8 @@ import { diff } from './diff.js'
 import {
   countedProtocol,
   countingRules,
+  connlabelName,
+  FLOW_COUNTED_LABEL,
   FLOW_COUNTERS,
   flowCountTag,
   flowCountTags,
@@ -218,6 +220,19 @@ describe('counting allowed connections in the kernel (nftables)', () => {
     expect(() => parseNftFlowCounts('nft: no such set')).toThrow(/not JSON/)
   })
 
+  it('reads a counting rule whose mark comes before its count as changed (it would count nothing)', () => {
+    const doc = JSON.parse(fixture('nft-flow-count-table.json')) as {
+      nftables: Record<string, { expr?: unknown[] }>[]
+    }
+    const expr =
+      doc.nftables.find((o) => JSON.stringify(o.rule?.expr ?? []).includes('"@flow_gen_a"'))?.rule
+        ?.expr ?? []
+    const mark = expr.filter((e) => JSON.stringify(e).includes('"mangle"'))
+    expect(mark).toHaveLength(1)
+    const early = [...mark, ...expr.filter((e) => !mark.includes(e))]
+    expect(parseNftRuleExpr(early).count).toBeUndefined()
+  })
+
   it.each([
     ['its mark no longer set', (e: string) => !e.includes('"mangle"')],
     ['its test for a counted connection gone', (e: string) => !e.includes('"op": "!"')],
@@ -234,6 +249,18 @@ describe('counting allowed connections in the kernel (nftables)', () => {
     const changed = parseNftRuleExpr(kept)
     expect(changed.count).toBeUndefined()
     expect(changed.matches.some((m) => m.kind === 'opaque')).toBe(true)
+  })
+
+  it.each([
+    ['', undefined],
+    ['# 127 commented\n1 other', undefined],
+    ['127 ovn-mark', 'ovn-mark'],
+    ['  0x7f\thex # comment', 'hex'],
+    ['0177 octal', 'octal'],
+    ['177 decimal', undefined],
+    ['1270 longer', undefined],
+  ])('tells the name connlabel.conf %j gives label 127', (conf, name) => {
+    expect(connlabelName(conf, FLOW_COUNTED_LABEL)).toBe(name)
   })
 
   it('flips generations in two steps, both live between them, and tells which one is live', () => {

@@ -33,6 +33,22 @@ export const GENERATIONS: readonly Generation[] = ['a', 'b']
  */
 export const FLOW_COUNTED_LABEL = 127
 
+/**
+ * The name a connlabel.conf (`/etc/connlabel.conf`, lines of `bit name`) gives conntrack label
+ * `bit`, if any: nft then prints that name in place of the number, so a rule of ours that tests
+ * or sets the label would never read back as written.
+ */
+export function connlabelName(conf: string, bit: number): string | undefined {
+  for (const line of conf.split('\n')) {
+    const m = /^\s*(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)\s+(\S+)/i.exec(line.replace(/#.*/, ''))
+    if (!m?.[1]) continue
+    // nft reads the number as C's %i does: 0x for hexadecimal, a leading 0 for octal
+    const n = /^0[0-7]+$/.test(m[1]) ? parseInt(m[1], 8) : Number(m[1])
+    if (n === bit) return m[2]
+  }
+  return undefined
+}
+
 /** Distinct keys one set holds per interval; past it a key is not counted (the status says). */
 export const FLOW_COUNT_SET_SIZE = 262_144
 

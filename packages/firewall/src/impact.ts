@@ -211,8 +211,8 @@ export function analyseImpact(
  * question (count in the kernel, or log and watch conntrack confirm each connection). On
  * nftables it is judged with our table as `desired` has it, so a survey read before our table
  * existed, or while another mode placed our chains elsewhere, cannot answer for the wrong
- * position. On iptables our hooks sit among the foreign rules: until a survey shows them,
- * nothing after us can be ruled out.
+ * position. On iptables our hooks sit among the foreign rules: until a survey shows them where
+ * `desired` puts them, nothing after us can be ruled out.
  */
 export function dropsAfterUs(survey: Ruleset, desired: Desired): boolean {
   const ctx = { backend: desired.backend, mode: desired.mode }
@@ -222,10 +222,13 @@ export function dropsAfterUs(survey: Ruleset, desired: Desired): boolean {
       ...survey,
       tables: [...survey.tables.filter((t) => !isOurTable(t)), ...desired.tables],
     })
-  const hooked = survey.tables.some(
-    (t) =>
-      t.source === desired.backend &&
-      t.chains.some((c) => c.rules.some((r) => isHookIntoOurs(t, r))),
-  )
-  return !hooked || overrides(survey)
+  // Where each hook of ours is in its chain: hooks placed first are where `desired` puts them
+  // only once all are first (a survey from another mode shows them elsewhere).
+  const at = survey.tables
+    .filter((t) => t.source === desired.backend)
+    .flatMap((t) =>
+      t.chains.flatMap((c) => c.rules.flatMap((r, i) => (isHookIntoOurs(t, r) ? [i] : []))),
+    )
+  const placed = at.length > 0 && (desired.hookPosition === 'last' || at.every((i) => i === 0))
+  return !placed || overrides(survey)
 }

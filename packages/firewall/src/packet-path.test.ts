@@ -419,6 +419,11 @@ describe('whether a foreign rule after ours can drop what we allow', () => {
       chain === 'INPUT' ? [hook, rule('dport=80 => drop')] : [hook],
     )
     expect(dropsAfterUs(withDrop, d)).toBe(true)
+    // read while non-primary put our hook after a foreign rule: primary puts it first again
+    const late = liveRuleset(d, (_f, chain, hook) =>
+      chain === 'INPUT' ? [rule('dport=22 => accept'), hook] : [hook],
+    )
+    expect(dropsAfterUs(late, d)).toBe(true)
   })
 })
 

@@ -315,27 +315,33 @@ function countPart(key: string, v: Json): CountPart | undefined {
   return { part: 'update', family, generation: target[2] as 'a' | 'b', tag }
 }
 
+/** The pieces of a counting rule in the order we write them (renderNftCount). */
+const COUNT_ORDER = (syn: boolean): readonly CountPart['part'][] => [
+  'unconfirmed',
+  ...(syn ? (['syn'] as const) : []),
+  'uncounted',
+  'generation',
+  'update',
+  'mark',
+]
+
 /**
- * The count a rule's pieces make, or undefined when they are not one whole counting rule (then
- * each piece is an opaque match, and the rule differs from any we write).
+ * The count a rule's pieces make, or undefined when they are not one whole counting rule in our
+ * order (then each piece is an opaque match, and the rule differs from any we write): the mark
+ * set before the count, say, would stop every count and still look whole.
  */
 function countOf(parts: readonly CountPart[]): Rule['count'] {
   const update = parts.find((p) => p.part === 'update')
   const gen = parts.find((p) => p.part === 'generation')
-  const once = (part: CountPart['part']) => parts.filter((p) => p.part === part).length === 1
-  const syn = parts.filter((p) => p.part === 'syn').length
+  const syn = parts.some((p) => p.part === 'syn')
   if (
     update?.part !== 'update' ||
     gen?.part !== 'generation' ||
     gen.generation !== update.generation ||
-    !once('unconfirmed') ||
-    !once('uncounted') ||
-    !once('mark') ||
-    syn > 1 ||
-    parts.length !== 5 + syn
+    parts.map((p) => p.part).join() !== COUNT_ORDER(syn).join()
   )
     return undefined
-  return { family: update.family, generation: update.generation, tag: update.tag, syn: syn === 1 }
+  return { family: update.family, generation: update.generation, tag: update.tag, syn }
 }
 
 /** A rule's expressions; anything not modelled becomes an opaque match, never an error. */

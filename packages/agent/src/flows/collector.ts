@@ -34,8 +34,9 @@ export type FlowCollectorStatus = FlowsStatus
 interface Reader {
   child: ChildProcess
   stopped: boolean
-  /** Settles once the reader reads (tcpdump said it is listening) or has exited. */
+  /** Settles once the reader reads (tcpdump said it is listening), has exited, or was waited for. */
   ready: Promise<void>
+  setReady: () => void
 }
 
 const SETTLE_MS = 500
@@ -193,23 +194,21 @@ export class FlowCollector {
 
   #follow(role: 'log' | 'confirmations', cmd: string, args: string[], attempt = 0): Reader {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let ready = () => undefined as void
-    const reader: Reader = {
-      child,
-      stopped: false,
-      ready: new Promise((r) => (ready = r)),
-    }
+    let setReady = () => undefined as void
+    const ready = new Promise<void>((r) => (setReady = r))
+    const reader: Reader = { child, stopped: false, ready, setReady }
     let stderr = ''
     child.on('error', (e) => {
       stderr += e.message
-      ready()
+      setReady()
     })
     child.stderr?.on('data', (b: Buffer) => {
       const text = b.toString()
       stderr = (stderr + text).slice(-2000)
-      if (/listening on/.test(text)) {
+      // the whole of what it said: the line can come in two pieces
+      if (role === 'log' && /listening on/.test(stderr)) {
         this.#state.log = 'running'
-        ready()
+        setReady()
       }
       // conntrack: the kernel overran the socket; what was lost cannot be told apart.
       if (/ENOBUFS|lost/i.test(text)) this.#agg?.confirmationsLost(Date.now())
@@ -237,7 +236,7 @@ export class FlowCollector {
       })
     }
     child.on('close', (code, signal) => {
-      ready()
+      setReady()
       if (reader.stopped) return
       const why = `${cmd} exited (${signal ?? `code ${code}`}): ${stderr.trim() || 'no message'}`
       this.#state[role] = why
@@ -257,17 +256,15 @@ export class FlowCollector {
   }
 
   /**
-   * Settles once the log reader the level configured last needs is listening (at most
-   * `READY_WAIT_MS`): an apply of rules that log waits for it.
+   * Settles once the log reader the level configured last needs is listening: a change to our
+   * rules, which may log at once, waits for it. A reader not listening within `READY_WAIT_MS`
+   * is waited for once, not by every change after.
    */
   logReaderReady(): Promise<void> {
     const r = this.#nflog
     if (!r) return Promise.resolve()
-    let timer: NodeJS.Timeout | undefined
-    return Promise.race([
-      r.ready,
-      new Promise<void>((done) => (timer = setTimeout(done, READY_WAIT_MS))),
-    ]).finally(() => clearTimeout(timer))
+    const timer = setTimeout(r.setReady, READY_WAIT_MS)
+    return r.ready.finally(() => clearTimeout(timer))
   }
 
   /** Writes what was counted to the outbox (each summary with its own uuid). */
