@@ -236,8 +236,35 @@ describe('running agent: flows counted in the kernel', () => {
     ipsets: [],
   }
 
+  // a rule that marks what it sees as counted: our counting would skip it, the log never sees it
+  const marker: Ruleset = {
+    tables: [
+      {
+        family: 'inet',
+        name: 'marker',
+        source: 'nft',
+        sets: [],
+        chains: [
+          {
+            name: 'c',
+            base: { type: 'filter', hook: 'input', priority: -160, policy: 'accept' },
+            rules: [
+              {
+                matches: [],
+                verdict: null,
+                text: '[{"mangle": {"key": {"ct": {"key": "label"}}, "value": 127}}]',
+              },
+            ],
+          },
+        ],
+      },
+    ],
+    ipsets: [],
+  }
+
   it.each([
     { what: 'nothing foreign', host: EMPTY_RULESET, counts: true },
+    { what: 'a foreign rule setting our label', host: marker, counts: false },
     // the survey was read before our table existed: it alone would show no rule after ours
     { what: 'a foreign drop after ours', host: firewalld, counts: false },
     // nft would print the name: our counting rules would never read back as written

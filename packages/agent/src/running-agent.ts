@@ -1,5 +1,5 @@
 import type { Desired } from '@palisade/firewall'
-import { canCountInKernel, dropsAfterUs } from '@palisade/firewall'
+import { canCountInKernel, dropsAfterUs, foreignSetsCountedLabel } from '@palisade/firewall'
 import type { HostPolicy } from '@palisade/model'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
@@ -91,11 +91,11 @@ export class RunningAgent {
       clock,
       log: o.log,
       onChange: () => {
-        // Counting in the kernel is compiled in only where nothing after us can drop.
+        // What the host holds can turn counting in the kernel on or off (#kernelCounting).
         if (
           this.#desired &&
-          this.#countsInKernel !== undefined &&
-          dropsAfterUs(this.#survey.ruleset, this.#desired) === this.#countsInKernel
+          this.#desiredFrom &&
+          this.#kernelCounting(this.#desiredFrom, this.#desired) !== this.#countsInKernel
         )
           this.#intake.enforceCurrent()
         this.#configureFlows()
@@ -257,11 +257,7 @@ export class RunningAgent {
       })
     // Counting rules decide nothing, so either compile answers whether a drop can follow ours.
     let desired = compileWith(this.#countsInKernel ?? false)
-    const counting =
-      canCountInKernel(c.policy, this.#o.view.choice.backend) &&
-      this.#o.view.countLabelName === undefined
-        ? !dropsAfterUs(this.#survey.ruleset, desired)
-        : undefined
+    const counting = this.#kernelCounting(c.policy, desired)
     if ((counting ?? false) !== (this.#countsInKernel ?? false))
       desired = compileWith(counting ?? false)
     this.#desired = desired
@@ -282,6 +278,21 @@ export class RunningAgent {
     }
     if (verified && !this.#suspended) this.#commit.verified(s.applied?.mode)
     this.#link?.reportSoon()
+  }
+
+  /**
+   * Whether `desired`, compiled from `policy`, is to count allowed connections in the kernel:
+   * only where nothing after ours can drop them and nothing foreign marks them as counted;
+   * undefined where the policy or the host cannot count there whatever a survey shows.
+   */
+  #kernelCounting(policy: HostPolicy, desired: Desired): boolean | undefined {
+    if (
+      !canCountInKernel(policy, this.#o.view.choice.backend) ||
+      this.#o.view.countLabelName !== undefined
+    )
+      return undefined
+    const host = this.#survey.ruleset
+    return !dropsAfterUs(host, desired) && !foreignSetsCountedLabel(host)
   }
 
   /**

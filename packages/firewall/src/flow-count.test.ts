@@ -10,6 +10,7 @@ import {
   connlabelName,
   FLOW_COUNTED_LABEL,
   FLOW_COUNTERS,
+  foreignSetsCountedLabel,
   flowCountTag,
   flowCountTags,
   isFlowCountChange,
@@ -261,6 +262,22 @@ describe('counting allowed connections in the kernel (nftables)', () => {
     ['1270 longer', undefined],
   ])('tells the name connlabel.conf %j gives label 127', (conf, name) => {
     expect(connlabelName(conf, FLOW_COUNTED_LABEL)).toBe(name)
+  })
+
+  it('sees a foreign rule that sets the counted label, and only that label', () => {
+    // nft -j list ruleset of a namespace holding one such rule and one setting label 5
+    const evade = parseNftJson(
+      '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "inet", "name": "evade", "handle": 1}}, {"chain": {"family": "inet", "table": "evade", "name": "c", "handle": 1, "type": "filter", "hook": "input", "prio": -160, "policy": "accept"}}, {"rule": {"family": "inet", "table": "evade", "chain": "c", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"mangle": {"key": {"ct": {"key": "label"}}, "value": 127}}]}}, {"rule": {"family": "inet", "table": "evade", "chain": "c", "handle": 3, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8081}}, {"mangle": {"key": {"ct": {"key": "label"}}, "value": 5}}]}}]}',
+    )
+    const ours = parseNftJson(fixture('nft-flow-count-table.json'))
+    expect(foreignSetsCountedLabel({ tables: evade, ipsets: [] })).toBe(true)
+    // our own counting rules set it: not foreign
+    expect(foreignSetsCountedLabel({ tables: ours, ipsets: [] })).toBe(false)
+    const five = evade.map((t) => ({
+      ...t,
+      chains: t.chains.map((c) => ({ ...c, rules: c.rules.slice(1) })),
+    }))
+    expect(foreignSetsCountedLabel({ tables: five, ipsets: [] })).toBe(false)
   })
 
   it('flips generations in two steps, both live between them, and tells which one is live', () => {

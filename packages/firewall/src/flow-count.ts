@@ -1,11 +1,11 @@
 import type { Direction } from '@palisade/model'
 import type { FlowLogTag } from './flow-log.js'
 import { encodeFlowLogPrefix, ruleLogKey } from './flow-log.js'
-import { NFT_TABLE } from './ours.js'
+import { isOurTable, NFT_TABLE } from './ours.js'
 import { RulesetParseError } from './parse-error.js'
 import { oneOf, u32 } from './render-grammar.js'
 import { protoNumber } from './protocols.js'
-import type { FlowCount, IpFamily, Match, Rule } from './ruleset.js'
+import type { FlowCount, IpFamily, Match, Rule, Ruleset } from './ruleset.js'
 
 /**
  * Counting allowed connections in the kernel (nftables): each counting rule adds its
@@ -197,6 +197,37 @@ function setOf(text: string, what: string): Record<string, Json> {
   if (!set) throw new RulesetParseError(`nft -j list set (${what})`, 'no set in the listing')
   return set
 }
+
+/** `ct label set FLOW_COUNTED_LABEL` in a rule's expressions as nft lists them. */
+function setsCountedLabel(text: string | undefined): boolean {
+  let expr: Json
+  try {
+    expr = JSON.parse(text ?? '[]')
+  } catch {
+    return false
+  }
+  return (
+    Array.isArray(expr) &&
+    expr.some((e) => {
+      const m = isObj(e) && isObj(e.mangle) ? e.mangle : undefined
+      const ct = m && isObj(m.key) && isObj(m.key.ct) ? m.key.ct : undefined
+      return ct?.key === 'label' && m?.value === FLOW_COUNTED_LABEL
+    })
+  )
+}
+
+/**
+ * Whether a foreign nftables rule sets the label our counting marks with: a connection it marks
+ * first is neither counted nor logged (nothing of ours changed, so no tampering shows), so
+ * counting is off while one does.
+ */
+export const foreignSetsCountedLabel = (rs: Ruleset): boolean =>
+  rs.tables.some(
+    (t) =>
+      t.source === 'nft' &&
+      !isOurTable(t) &&
+      t.chains.some((c) => c.rules.some((r) => setsCountedLabel(r.text))),
+  )
 
 /** Whether a generation switch (`nft -j list set ... flow_gen_a`) holds the families. */
 export function parseNftGenerationLive(text: string): boolean {
