@@ -4,13 +4,22 @@
  * kernel sets and reads them once per interval. Every connection made must be counted exactly
  * once, in summaries with the allowed decision and the rule, across a policy change that
  * replaces our table (its counts are read first); and the reader's work on the counting sets
- * must never look like tampering.
+ * must never look like tampering. On every backend, flows turned on count every connection
+ * from the moment the policy applies: its rules log (or count) at once, so the flow reader
+ * must already listen then.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Runner } from '@palisade/agent'
 import { readOwn, runChecked } from '@palisade/agent'
-import { FLOW_COUNTERS, findTable, NFT_TABLE, parseNftFlowCounts } from '@palisade/firewall'
+import type { Backend } from '@palisade/firewall'
+import {
+  BACKENDS,
+  FLOW_COUNTERS,
+  findTable,
+  NFT_TABLE,
+  parseNftFlowCounts,
+} from '@palisade/firewall'
 import type { LabHost } from '@palisade/lab'
 import { Lab, LabAgent, LabPeer, resetFirewall, waitFor } from '@palisade/lab'
 import type { FlowSummaryUpload } from '@palisade/model'
@@ -21,10 +30,10 @@ const PORT = 8080
 const SECONDS = 1
 const AT_LEAST = 200
 
-const policy = (version: number, client: string, extra = false) => ({
+const policy = (version: number, client: string, extra = false, visibility = 'flow_summary') => ({
   version,
   enforcement_mode: 'full',
-  visibility_level: 'flow_summary',
+  visibility_level: visibility,
   rules: [
     {
       action: 'allow',
@@ -217,4 +226,29 @@ describe('flow counting in the kernel through a real agent', () => {
       await resetFirewall(server.run)
     }
   }, 120_000)
+
+  it.each(BACKENDS as readonly Backend[])(
+    '%s: flows turned on count every connection made once the policy applies',
+    async (backend) => {
+      await resetFirewall(server.run)
+      const agent = await LabAgent.start(
+        server.ns,
+        backend,
+        policy(1, client.ip4, false, 'flow_off'),
+        {},
+        { flows: { intervalMs: 500 } },
+      )
+      try {
+        await agent.writePolicy(policy(2, client.ip4))
+        await agent.waitApplied(2)
+        const made = await connect()
+        await agent.stop()
+        expect(total(await summaries(agent))).toBe(made)
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(server.run)
+      }
+    },
+    60_000,
+  )
 })

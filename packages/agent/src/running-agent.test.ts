@@ -280,10 +280,14 @@ describe('running agent: flows counted in the kernel', () => {
       JSON.stringify({ ...policy(1), visibility_level: 'flow_summary' }),
     )
     await t.agent.start(undefined, () => undefined)
-    await t.settle()
-    expect(t.agent.enforcer.status).toMatchObject({ health: 'healthy', applied: { version: 1 } })
-    expect(t.dp.calls.applies).toBe(1)
-    expect(t.dp.own.tables.some((x) => (x.counters ?? []).length > 0)).toBe(counts)
-    await t.agent.stop()
+    try {
+      await t.settle()
+      expect(t.agent.enforcer.status).toMatchObject({ health: 'healthy', applied: { version: 1 } })
+      expect(t.dp.calls.applies).toBe(1)
+      expect(t.dp.own.tables.some((x) => (x.counters ?? []).length > 0)).toBe(counts)
+    } finally {
+      // its flow reader is a real process
+      await t.agent.stop()
+    }
   })
 })

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import type { Runner } from '../exec.js'
 import { Outbox } from '../outbox.js'
 import { DEFAULT_FLOW_CONFIG, FlowCollector } from './collector.js'
 
@@ -28,6 +29,48 @@ describe('FlowCollector', () => {
         level: 'flow_off',
         readers: { log: 'stopped', confirmations: 'stopped' },
       })
+    } finally {
+      await c.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('reads once more after a read under way: what the kernel counted since its flip is not left behind', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'palisade-collector-'))
+    let reads = 0
+    let release = () => undefined as void
+    const held = new Promise<void>((r) => (release = r))
+    // generation a live, every count set empty; the first read is held at its first listing
+    const run: Runner = async (_cmd, args) => {
+      const name = args.at(-1) ?? ''
+      if (name === 'flow_gen_a' && ++reads === 1) await held
+      const elem = name === 'flow_gen_a' ? ', "elem": ["ipv4", "ipv6"]' : ''
+      const stdout = args.includes('list')
+        ? `{"nftables": [{"set": {"family": "inet", "name": "${name}", "table": "palisade", "size": 262144${elem}}}]}`
+        : ''
+      return { code: 0, stdout, stderr: '' }
+    }
+    const c = new FlowCollector({
+      config: { ...DEFAULT_FLOW_CONFIG, intervalMs: 3_600_000 },
+      outbox: new Outbox(join(dir, 'flows'), join(dir, 'flows.offset')),
+      log: () => undefined,
+      onFlushed: () => undefined,
+      run,
+    })
+    const policy = hostPolicyFromLocalFile({
+      version: 1,
+      enforcement_mode: 'full',
+      visibility_level: 'flow_summary',
+      rules: [],
+    })
+    try {
+      c.configure(policy, true, false, true)
+      const first = c.readCounts()
+      const second = c.readCounts()
+      const third = c.readCounts()
+      release()
+      await Promise.all([first, second, third])
+      expect(reads).toBe(2)
     } finally {
       await c.stop()
       await rm(dir, { recursive: true, force: true })

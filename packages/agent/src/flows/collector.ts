@@ -78,6 +78,8 @@ export class FlowCollector {
   #counting = false
   #lastRead = 0
   #reading: Promise<void> | undefined
+  /** The read to run once the one under way is done. */
+  #queued: Promise<void> | undefined
   #state: { log: string; confirmations: string; counting?: string } = {
     log: 'stopped',
     confirmations: 'stopped',
@@ -278,17 +280,24 @@ export class FlowCollector {
   }
 
   /**
-   * Reads what the kernel counted since the last read into the summaries, one read at a time:
-   * a read under way (the last one of a level being left, too) is waited for.
+   * Reads what the kernel counted until now into the summaries, one read at a time. A read under
+   * way flipped the generation before this call, so what was counted since needs one more read
+   * after it (the last read of a level being left, the read before a table replacement); calls
+   * meanwhile share that one.
    */
   readCounts(): Promise<void> {
     const agg = this.#agg
-    if (!this.#reading && this.#counting && agg) {
-      this.#reading = this.#readCounts(agg).finally(() => {
+    if (!this.#counting || !agg) return this.#queued ?? this.#reading ?? Promise.resolve()
+    const read = () =>
+      (this.#reading = this.#readCounts(agg).finally(() => {
         this.#reading = undefined
-      })
-    }
-    return this.#reading ?? Promise.resolve()
+      }))
+    if (!this.#reading) return read()
+    this.#queued ??= this.#reading.then(() => {
+      this.#queued = undefined
+      return read()
+    })
+    return this.#queued
   }
 
   async #readCounts(agg: FlowAggregator): Promise<void> {
