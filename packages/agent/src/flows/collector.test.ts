@@ -7,36 +7,47 @@ import type { Runner } from '../exec.js'
 import { Outbox } from '../outbox.js'
 import { DEFAULT_FLOW_CONFIG, FlowCollector } from './collector.js'
 
+const summary = hostPolicyFromLocalFile({
+  version: 1,
+  enforcement_mode: 'full',
+  visibility_level: 'flow_summary',
+  rules: [],
+})
+
+/** Runs `test` on a collector with its outbox in a fresh directory; stops it and cleans up. */
+async function withCollector(
+  run: Runner | undefined,
+  test: (c: FlowCollector) => Promise<void>,
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'palisade-collector-'))
+  const c = new FlowCollector({
+    // no read on the interval: only the reads a test asks for
+    config: { ...DEFAULT_FLOW_CONFIG, intervalMs: 3_600_000 },
+    outbox: new Outbox(join(dir, 'flows'), join(dir, 'flows.offset')),
+    log: () => undefined,
+    onFlushed: () => undefined,
+    ...(run && { run }),
+  })
+  try {
+    await test(c)
+  } finally {
+    await c.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 describe('FlowCollector', () => {
-  it('starts nothing once stopped, whatever policy arrives late (its readers would outlive the agent)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'palisade-collector-'))
-    const c = new FlowCollector({
-      config: DEFAULT_FLOW_CONFIG,
-      outbox: new Outbox(join(dir, 'flows'), join(dir, 'flows.offset')),
-      log: () => undefined,
-      onFlushed: () => undefined,
-    })
-    const policy = hostPolicyFromLocalFile({
-      version: 1,
-      enforcement_mode: 'full',
-      visibility_level: 'flow_summary',
-      rules: [],
-    })
-    try {
+  it('starts nothing once stopped, whatever policy arrives late (its readers would outlive the agent)', () =>
+    withCollector(undefined, async (c) => {
       await c.stop()
-      c.configure(policy, true, true)
+      c.configure(summary, true, true)
       expect(c.status).toMatchObject({
         level: 'flow_off',
         readers: { log: 'stopped', confirmations: 'stopped' },
       })
-    } finally {
-      await c.stop()
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
   it('reads once more after a read under way: what the kernel counted since its flip is not left behind', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'palisade-collector-'))
     let reads = 0
     let release = () => undefined as void
     const held = new Promise<void>((r) => (release = r))
@@ -50,30 +61,12 @@ describe('FlowCollector', () => {
         : ''
       return { code: 0, stdout, stderr: '' }
     }
-    const c = new FlowCollector({
-      config: { ...DEFAULT_FLOW_CONFIG, intervalMs: 3_600_000 },
-      outbox: new Outbox(join(dir, 'flows'), join(dir, 'flows.offset')),
-      log: () => undefined,
-      onFlushed: () => undefined,
-      run,
-    })
-    const policy = hostPolicyFromLocalFile({
-      version: 1,
-      enforcement_mode: 'full',
-      visibility_level: 'flow_summary',
-      rules: [],
-    })
-    try {
-      c.configure(policy, true, false, true)
-      const first = c.readCounts()
-      const second = c.readCounts()
-      const third = c.readCounts()
+    await withCollector(run, async (c) => {
+      c.configure(summary, true, false, true)
+      const asked = [c.readCounts(), c.readCounts(), c.readCounts()]
       release()
-      await Promise.all([first, second, third])
+      await Promise.all(asked)
       expect(reads).toBe(2)
-    } finally {
-      await c.stop()
-      await rm(dir, { recursive: true, force: true })
-    }
+    })
   })
 })
