@@ -198,7 +198,13 @@ function setOf(text: string, what: string): Record<string, Json> {
   return set
 }
 
-/** `ct label set FLOW_COUNTED_LABEL` in a rule's expressions as nft lists them. */
+/** Whether a `mangle` statement as nft lists it is `ct label set FLOW_COUNTED_LABEL`. */
+export function isCountedMark(mangle: Json): boolean {
+  const ct = isObj(mangle) && isObj(mangle.key) && isObj(mangle.key.ct) ? mangle.key.ct : undefined
+  return ct?.key === 'label' && isObj(mangle) && mangle.value === FLOW_COUNTED_LABEL
+}
+
+/** Whether a rule's expressions, as nft lists them, set the counted label. */
 function setsCountedLabel(text: string | undefined): boolean {
   let expr: Json
   try {
@@ -206,14 +212,7 @@ function setsCountedLabel(text: string | undefined): boolean {
   } catch {
     return false
   }
-  return (
-    Array.isArray(expr) &&
-    expr.some((e) => {
-      const m = isObj(e) && isObj(e.mangle) ? e.mangle : undefined
-      const ct = m && isObj(m.key) && isObj(m.key.ct) ? m.key.ct : undefined
-      return ct?.key === 'label' && m?.value === FLOW_COUNTED_LABEL
-    })
-  )
+  return Array.isArray(expr) && expr.some((e) => isObj(e) && isCountedMark(e.mangle))
 }
 
 /**

@@ -6,7 +6,7 @@ import {
   intervalsToCidrs,
   rangeToInterval,
 } from '@palisade/model'
-import { FLOW_COUNTED_LABEL, FLOW_COUNTERS } from './flow-count.js'
+import { FLOW_COUNTED_LABEL, FLOW_COUNTERS, isCountedMark } from './flow-count.js'
 import { RulesetParseError } from './parse-error.js'
 import { icmpCodeNumber, icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
@@ -274,8 +274,7 @@ type CountPart =
 function countPart(key: string, v: Json): CountPart | undefined {
   if (!isObj(v)) return undefined
   const isLabel = (x: Json) => isObj(x) && isObj(x.ct) && x.ct.key === 'label'
-  if (key === 'mangle')
-    return isLabel(v.key) && v.value === FLOW_COUNTED_LABEL ? { part: 'mark' } : undefined
+  if (key === 'mangle') return isCountedMark(v) ? { part: 'mark' } : undefined
   if (key === 'match') {
     const { left, right, op } = v
     if (!isObj(left)) return undefined

@@ -26,9 +26,10 @@ const listSet = (run: Runner, name: string) =>
 
 /**
  * Reads what our counting rules counted since the last read (nftables): flips the live
- * generation (in two steps, see `renderNftFlip`), then lists and flushes the sets no packet writes to any more. The read sets are
- * flushed even when a listing fails or cannot be parsed: kept, they would go live again full
- * at the next flip, and every later read would meet the same listing.
+ * generation (in two steps, see `renderNftFlip`), then lists and flushes the sets no packet
+ * writes to any more. The read sets are flushed even when a listing fails or cannot be parsed:
+ * kept, they would go live again full at the next flip, and every later read would meet the
+ * same listing.
  */
 export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
   const aLive = parseNftGenerationLive(await listSet(run, flowGenerationSet('a')))
