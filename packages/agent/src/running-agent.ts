@@ -269,11 +269,13 @@ export class RunningAgent {
   }
 
   #enforcement(s: EnforcementStatus): void {
+    const desired = this.#desired
+    const verified = desired !== undefined && this.enforcer.verified === desired
+    if (verified) this.#collector.countersApplied(counts(desired))
     this.#writeStatus()
-    const verified = this.#desired !== undefined && this.enforcer.verified === this.#desired
     // Our own rules changed the host's ruleset: read it again for the server's analysis.
-    if (verified && this.#desired !== this.#surveyedFor) {
-      this.#surveyedFor = this.#desired
+    if (verified && desired !== this.#surveyedFor) {
+      this.#surveyedFor = desired
       void this.#survey.resurvey()
     }
     if (verified && !this.#suspended) this.#commit.verified(s.applied?.mode)
@@ -301,7 +303,7 @@ export class RunningAgent {
    */
   #configureFlows(): void {
     const p = this.#desiredFrom
-    const counting = this.#desired?.tables.some((t) => (t.counters ?? []).length > 0) === true
+    const counting = this.#desired !== undefined && counts(this.#desired)
     this.#collector.configure(
       p,
       !this.#suspended && p?.mode.applied === true,
@@ -389,3 +391,6 @@ export class RunningAgent {
     }).then(() => o.onUnpaired?.())
   }
 }
+
+/** Whether `d`'s rules count allowed connections in the kernel (its table declares the sets). */
+const counts = (d: Desired): boolean => d.tables.some((t) => (t.counters ?? []).length > 0)

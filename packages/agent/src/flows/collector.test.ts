@@ -36,6 +36,19 @@ async function withCollector(
   }
 }
 
+/** `nft` on a host where generation a is live and every count set empty; `listing` sees each listing. */
+function emptyCounts(listing: (set: string) => Promise<void> | void): Runner {
+  return async (_cmd, args) => {
+    const name = args.at(-1) ?? ''
+    if (args.includes('list')) await listing(name)
+    const elem = name === 'flow_gen_a' ? ', "elem": ["ipv4", "ipv6"]' : ''
+    const stdout = args.includes('list')
+      ? `{"nftables": [{"set": {"family": "inet", "name": "${name}", "table": "palisade", "size": 262144${elem}}}]}`
+      : ''
+    return { code: 0, stdout, stderr: '' }
+  }
+}
+
 describe('FlowCollector', () => {
   it('starts nothing once stopped, whatever policy arrives late (its readers would outlive the agent)', () =>
     withCollector(undefined, async (c) => {
@@ -51,22 +64,34 @@ describe('FlowCollector', () => {
     let reads = 0
     let release = () => undefined as void
     const held = new Promise<void>((r) => (release = r))
-    // generation a live, every count set empty; the first read is held at its first listing
-    const run: Runner = async (_cmd, args) => {
-      const name = args.at(-1) ?? ''
-      if (name === 'flow_gen_a' && ++reads === 1) await held
-      const elem = name === 'flow_gen_a' ? ', "elem": ["ipv4", "ipv6"]' : ''
-      const stdout = args.includes('list')
-        ? `{"nftables": [{"set": {"family": "inet", "name": "${name}", "table": "palisade", "size": 262144${elem}}}]}`
-        : ''
-      return { code: 0, stdout, stderr: '' }
-    }
+    // the first read is held at its first listing
+    const run = emptyCounts((set) => (set === 'flow_gen_a' && ++reads === 1 ? held : undefined))
     await withCollector(run, async (c) => {
       c.configure(summary, true, false, true)
+      c.countersApplied(true)
       const asked = [c.readCounts(), c.readCounts(), c.readCounts()]
       release()
       await Promise.all(asked)
       expect(reads).toBe(2)
+    })
+  })
+
+  it('reads no counts until the rules that count are verified in the kernel (before, the sets are missing)', async () => {
+    const listed: string[] = []
+    const run = emptyCounts((set) => void listed.push(set))
+    await withCollector(run, async (c) => {
+      c.configure(summary, true, false, true)
+      await c.readCounts()
+      expect(listed).toEqual([])
+      expect(c.status.readers.counting).toBe('waiting for the rules that count to be applied')
+      c.countersApplied(true)
+      expect(c.status.readers.counting).toBe('running')
+      await c.readCounts()
+      expect(listed).toEqual(['flow_gen_a', 'flows4_a', 'flows6_a'])
+      // a state without counting verified since: its sets are gone, nothing to read
+      c.countersApplied(false)
+      await c.readCounts()
+      expect(listed).toHaveLength(3)
     })
   })
 })

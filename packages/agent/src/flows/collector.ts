@@ -45,6 +45,7 @@ const SETTLE_MS = 500
  * before it does; a reader that never starts must not hold enforcement back longer.
  */
 const READY_WAIT_MS = 2000
+const WAITING = 'waiting for the rules that count to be applied'
 const FULL_HINT =
   'connections of keys past its size were not counted in that interval (shorten flows.intervalMs)'
 const CONNTRACK_ARGS = ['-E', '-e', 'NEW', '-o', 'timestamp', '-b', String(8 * 1024 * 1024)]
@@ -76,6 +77,12 @@ export class FlowCollector {
   readonly #countTags = new Map<number, FlowLogTag>()
   /** Our rules count allowed connections in the kernel: read them once per interval. */
   #counting = false
+  /**
+   * Whether the rules the enforcer verified last count: only then are there sets to read. The
+   * policy that turns counting on is configured before its apply, so that no read misses a
+   * count; reading before that apply would only find the sets missing.
+   */
+  #countersApplied = false
   #lastRead = 0
   #reading: Promise<void> | undefined
   /** The read to run once the one under way is done. */
@@ -142,7 +149,7 @@ export class FlowCollector {
       if (!counting) void this.readCounts()
       this.#counting = counting
       this.#lastRead = Date.now()
-      this.#state.counting = counting ? 'running' : 'not used'
+      this.#state.counting = !counting ? 'not used' : this.#countersApplied ? 'running' : WAITING
     }
     const watch = level !== 'flow_off' && dropsAfterUs
     if (watch === (this.#conntrack !== undefined)) return
@@ -269,6 +276,15 @@ export class FlowCollector {
     return r.ready.finally(() => clearTimeout(timer))
   }
 
+  /**
+   * Told whenever the enforcer verified a desired state: whether its rules count in the kernel.
+   * While it is applying one, the sets of the last verified state are still where they were.
+   */
+  countersApplied(applied: boolean): void {
+    this.#countersApplied = applied
+    if (this.#counting && this.#state.counting === WAITING) this.#state.counting = 'running'
+  }
+
   /** Writes what was counted to the outbox (each summary with its own uuid). */
   flush(): Promise<void> {
     return this.#write(this.#agg, false)
@@ -287,7 +303,8 @@ export class FlowCollector {
    */
   readCounts(): Promise<void> {
     const agg = this.#agg
-    if (!this.#counting || !agg) return this.#queued ?? this.#reading ?? Promise.resolve()
+    if (!this.#counting || !this.#countersApplied || !agg)
+      return this.#queued ?? this.#reading ?? Promise.resolve()
     const read = () =>
       (this.#reading = this.#readCounts(agg).finally(() => {
         this.#reading = undefined
