@@ -1,12 +1,11 @@
 /**
- * Flow counting in the kernel through a real agent (nftables; the iptables backends log each
- * connection, see traffic.test.ts): at `flow_summary` the agent counts allowed connections in
- * kernel sets and reads them once per interval. Every connection made must be counted exactly
+ * Flow counting in the kernel through a real agent, on every backend: at `flow_summary` the agent
+ * counts allowed connections in the kernel (nftables dynamic sets, ipsets with counters on
+ * iptables) and reads them once per interval. Every connection made must be counted exactly
  * once, in summaries with the allowed decision and the rule, across a policy change that
- * replaces our table (its counts are read first); and the reader's work on the counting sets
- * must never look like tampering. On every backend, flows turned on count every connection
- * from the moment the policy applies: its rules log (or count) at once, so the flow reader
- * must already listen then.
+ * replaces our objects (nftables' counts are read first); and the reader's work on the counting
+ * sets must never look like tampering. Flows turned on count every connection from the moment
+ * the policy applies: its rules count at once, so the reader must already be set up then.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -123,9 +122,30 @@ describe('flow counting in the kernel through a real agent', () => {
       })
   }
 
-  /** An nftables agent over policy 1 that reads the kernel's counts every `intervalMs`. */
-  const startAgent = (intervalMs: number) =>
-    LabAgent.start(server.ns, 'nftables', policy(1, client.ip4), {}, { flows: { intervalMs } })
+  /** An agent over policy 1 that reads the kernel's counts every `intervalMs`. */
+  const startAgent = (intervalMs: number, backend: Backend = 'nftables') =>
+    LabAgent.start(server.ns, backend, policy(1, client.ip4), {}, { flows: { intervalMs } })
+
+  /**
+   * Waits until the agent counts in the kernel: on iptables, from the first survey that shows
+   * our hooks where the mode puts them (until then nothing after ours is ruled out, and it logs).
+   */
+  const countingOn = (agent: LabAgent) =>
+    waitFor(
+      'counting in the kernel',
+      async () =>
+        (await agent.status())?.flows?.readers.counting === 'running' ? true : undefined,
+      10_000,
+      50,
+    )
+
+  /** The counting sets our objects hold, by name, as read back. */
+  const countingSets = async (backend: Backend) => {
+    const own = await readOwn(server.run, backend)
+    return backend === 'nftables'
+      ? (findTable(own, 'nft', 'inet', NFT_TABLE)?.counters ?? [])
+      : own.ipsets.filter((s) => s.counts).map((s) => s.name)
+  }
 
   const expectNoTampering = async (agent: LabAgent) => {
     const status = await agent.status()
@@ -134,40 +154,55 @@ describe('flow counting in the kernel through a real agent', () => {
     expect((await agent.events()).filter((e) => e.event_type === 'agent.tampering')).toEqual([])
   }
 
-  it('nftables: read once per interval, every connection counted once, and no tampering', async () => {
-    await resetFirewall(server.run)
-    const agent = await startAgent(1000)
-    try {
-      const own = findTable(await readOwn(server.run, 'nftables'), 'nft', 'inet', NFT_TABLE)
-      expect(own?.counters).toEqual([...FLOW_COUNTERS].sort())
-      let made = 0
-      // several intervals' reads, each flipping the generation and flushing the other
-      for (let round = 0; round < 3; round++) made += await connect()
-      expect(made).toBeGreaterThanOrEqual(AT_LEAST)
-      const counted = await waitFor(
-        `${made} connections in the flow summaries`,
-        async () => {
-          const s = await summaries(agent)
-          return total(s) >= made ? s : undefined
-        },
-        10_000,
-        100,
-      ).catch(async (e: Error) => {
-        throw new Error(`${e.message}: ${total(await summaries(agent))} counted`)
-      })
-      expect(total(counted)).toBe(made)
-      // one summary per interval at most: counts were read while the agent ran
-      expect(counted.length).toBeGreaterThan(1)
-      expectSummaries(counted)
-      await expectNoTampering(agent)
-      // the last read, as the agent stops, finds nothing more: nothing was counted twice
-      await agent.stop()
-      expect(total(await summaries(agent))).toBe(made)
-    } finally {
-      await agent.cleanup()
+  it.each(BACKENDS as readonly Backend[])(
+    '%s: read once per interval, every connection counted once, and no tampering',
+    async (backend) => {
       await resetFirewall(server.run)
-    }
-  }, 120_000)
+      const agent = await startAgent(1000, backend)
+      try {
+        await countingOn(agent)
+        expect((await countingSets(backend)).sort()).toEqual(
+          backend === 'nftables'
+            ? [...FLOW_COUNTERS].sort()
+            : [4, 6]
+                .flatMap((f) =>
+                  ['in', 'out'].flatMap((d) => [
+                    `palisade-flows${f}-${d}`,
+                    `palisade-flows${f}-${d}-read`,
+                  ]),
+                )
+                .sort(),
+        )
+        let made = 0
+        // several intervals' reads, each flipping the generation and flushing the other
+        for (let round = 0; round < 3; round++) made += await connect()
+        expect(made).toBeGreaterThanOrEqual(AT_LEAST)
+        const counted = await waitFor(
+          `${made} connections in the flow summaries`,
+          async () => {
+            const s = await summaries(agent)
+            return total(s) >= made ? s : undefined
+          },
+          10_000,
+          100,
+        ).catch(async (e: Error) => {
+          throw new Error(`${e.message}: ${total(await summaries(agent))} counted`)
+        })
+        expect(total(counted)).toBe(made)
+        // one summary per interval at most: counts were read while the agent ran
+        expect(counted.length).toBeGreaterThan(1)
+        expectSummaries(counted)
+        await expectNoTampering(agent)
+        // the last read, as the agent stops, finds nothing more: nothing was counted twice
+        await agent.stop()
+        expect(total(await summaries(agent))).toBe(made)
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(server.run)
+      }
+    },
+    120_000,
+  )
 
   it('nftables: a connection counts once while both generations are live, as between the two steps of a flip', async () => {
     await resetFirewall(server.run)
@@ -202,30 +237,36 @@ describe('flow counting in the kernel through a real agent', () => {
     }
   }, 120_000)
 
-  it('nftables: counts are read before a policy change replaces the table, and as the agent stops', async () => {
-    await resetFirewall(server.run)
-    // no read on the interval while the test runs: only the two reads it is about
-    const agent = await startAgent(600_000)
-    try {
-      const before = await connect()
-      await agent.writePolicy(policy(2, client.ip4, true))
-      await agent.waitApplied(2)
-      // the change replaced the table whole, which empties its sets: the read before it matters
-      expect((await agent.status())?.enforcement.applied?.plan).toBe('full')
-      // the new table's counting sets start empty
-      const after = await connect()
-      expect(before + after).toBeGreaterThanOrEqual(AT_LEAST)
-      await expectNoTampering(agent)
-      expect(await summaries(agent)).toEqual([])
-      await agent.stop()
-      const counted = await summaries(agent)
-      expect(total(counted)).toBe(before + after)
-      expectSummaries(counted)
-    } finally {
-      await agent.cleanup()
+  it.each(BACKENDS as readonly Backend[])(
+    '%s: counts survive a policy change that replaces our objects, and are read as the agent stops',
+    async (backend) => {
       await resetFirewall(server.run)
-    }
-  }, 120_000)
+      // no read on the interval while the test runs: only the reads it is about
+      const agent = await startAgent(600_000, backend)
+      try {
+        await countingOn(agent)
+        const before = await connect()
+        await agent.writePolicy(policy(2, client.ip4, true))
+        await agent.waitApplied(2)
+        await countingOn(agent)
+        // the change replaced our objects whole: nftables' sets are emptied (the read before it
+        // matters); the counting ipsets are kept as they are
+        expect((await agent.status())?.enforcement.applied?.plan).toBe('full')
+        const after = await connect()
+        expect(before + after).toBeGreaterThanOrEqual(AT_LEAST)
+        await expectNoTampering(agent)
+        expect(await summaries(agent)).toEqual([])
+        await agent.stop()
+        const counted = await summaries(agent)
+        expect(total(counted)).toBe(before + after)
+        expectSummaries(counted)
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(server.run)
+      }
+    },
+    120_000,
+  )
 
   it.each(BACKENDS as readonly Backend[])(
     '%s: flows turned on count every connection made once the policy applies',

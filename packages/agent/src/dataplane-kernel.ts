@@ -141,7 +141,11 @@ export class KernelDataplane implements Dataplane {
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
     const last = this.#signal
     this.#known = undefined
-    const counting = (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0
+    // A full apply empties nftables' counting sets, and destroys counting ipsets no longer
+    // wanted: what they counted is read first.
+    const counting =
+      (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0 ||
+      actual.ipsets.some((s) => s.counts)
     const applied = await applyDesired(
       this.#apply,
       desired,

@@ -27,14 +27,19 @@ export interface HostView {
   readonly ruleset: Ruleset
   readonly interfaces: WorkloadInterface[] | undefined
   /**
-   * The name /etc/connlabel.conf gives the conntrack label our kernel counting marks with:
-   * nft prints it in place of the number, so flows are logged, never counted in the kernel.
+   * The name the backend's connlabel.conf gives the conntrack label our kernel counting marks
+   * with: the tool prints it in place of the number, so flows are logged, never counted in the
+   * kernel.
    */
   readonly countLabelName?: string
 }
 
-/** Where nft reads the names of conntrack labels. */
-const CONNLABEL_CONF = '/etc/connlabel.conf'
+/** Where each backend's tool reads the names of conntrack labels. */
+const CONNLABEL_CONF: Readonly<Record<Backend, string>> = {
+  nftables: '/etc/connlabel.conf',
+  'iptables-nft': '/etc/xtables/connlabel.conf',
+  'iptables-legacy': '/etc/xtables/connlabel.conf',
+}
 
 const readInterfaces = (run: Runner, log: HostSurveyOptions['log']) =>
   hostInterfaces(run).catch((e: Error) => {
@@ -59,13 +64,14 @@ async function viewHost(
     warnings.push('this host mixes iptables-legacy and nf_tables rules')
   if (host.missingTools.length > 0)
     warnings.push(`not installed, so not surveyed: ${host.missingTools.join(', ')}`)
+  const conf = CONNLABEL_CONF[choice.backend]
   const countLabelName = connlabelName(
-    await readFile(CONNLABEL_CONF, 'utf8').catch(() => ''),
+    await readFile(conf, 'utf8').catch(() => ''),
     FLOW_COUNTED_LABEL,
   )
   if (countLabelName !== undefined)
     warnings.push(
-      `${CONNLABEL_CONF} names conntrack label ${FLOW_COUNTED_LABEL} "${countLabelName}": flows are logged, not counted in the kernel`,
+      `${conf} names conntrack label ${FLOW_COUNTED_LABEL} "${countLabelName}": flows are logged, not counted in the kernel`,
     )
   return {
     choice: { ...choice, warnings },

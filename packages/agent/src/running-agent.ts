@@ -1,5 +1,10 @@
 import type { Desired } from '@palisade/firewall'
-import { canCountInKernel, dropsAfterUs, foreignSetsCountedLabel } from '@palisade/firewall'
+import {
+  canCountInKernel,
+  countsInKernel,
+  dropsAfterUs,
+  foreignSetsCountedLabel,
+} from '@palisade/firewall'
 import type { HostPolicy } from '@palisade/model'
 import type { RestoreMode } from '@palisade/protocol'
 import { existsSync } from 'node:fs'
@@ -271,7 +276,7 @@ export class RunningAgent {
   #enforcement(s: EnforcementStatus): void {
     const desired = this.#desired
     const verified = desired !== undefined && this.enforcer.verified === desired
-    if (verified) this.#collector.countersApplied(counts(desired))
+    if (verified) this.#collector.countersApplied(countsInKernel(desired) ? desired : undefined)
     this.#writeStatus()
     // Our own rules changed the host's ruleset: read it again for the server's analysis.
     if (verified && desired !== this.#surveyedFor) {
@@ -288,11 +293,7 @@ export class RunningAgent {
    * undefined where the policy or the host cannot count there whatever a survey shows.
    */
   #kernelCounting(policy: HostPolicy, desired: Desired): boolean | undefined {
-    if (
-      !canCountInKernel(policy, this.#o.view.choice.backend) ||
-      this.#o.view.countLabelName !== undefined
-    )
-      return undefined
+    if (!canCountInKernel(policy) || this.#o.view.countLabelName !== undefined) return undefined
     const host = this.#survey.ruleset
     return !dropsAfterUs(host, desired) && !foreignSetsCountedLabel(host)
   }
@@ -303,7 +304,7 @@ export class RunningAgent {
    */
   #configureFlows(): void {
     const p = this.#desiredFrom
-    const counting = this.#desired !== undefined && counts(this.#desired)
+    const counting = this.#desired !== undefined && countsInKernel(this.#desired)
     this.#collector.configure(
       p,
       !this.#suspended && p?.mode.applied === true,
@@ -391,6 +392,3 @@ export class RunningAgent {
     }).then(() => o.onUnpaired?.())
   }
 }
-
-/** Whether `d`'s rules count allowed connections in the kernel (its table declares the sets). */
-const counts = (d: Desired): boolean => d.tables.some((t) => (t.counters ?? []).length > 0)

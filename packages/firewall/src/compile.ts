@@ -10,7 +10,8 @@ import { addrToBigInt, bigIntToAddr, familyOf, PROTO } from '@palisade/model'
 import type { Backend, Desired, HookRule } from './ours.js'
 import { IPSET_PREFIX, isIptables, NFT_TABLE, ourComment, ourIptablesChain } from './ours.js'
 import { hookId, shortHash, withIds } from './rule-id.js'
-import { countingRules, FLOW_COUNTERS, flowCountTag } from './flow-count.js'
+import { countedProtocol, countingRules, FLOW_COUNTERS, flowCountTag } from './flow-count.js'
+import { countChain, countingObjects, ipsetCountsProtocol } from './flow-count-ipset.js'
 import type { LoggedDecision } from './flow-log.js'
 import {
   DEFAULT_FLOW_LOG_GROUP,
@@ -39,7 +40,7 @@ export interface CompileOptions {
   /** The netlink group our flow logs go to; `DEFAULT_FLOW_LOG_GROUP` when absent. */
   readonly flowLogGroup?: number
   /**
-   * Count allowed connections in the kernel (nftables, `flow_summary`) instead of logging each:
+   * Count allowed connections in the kernel (`flow_summary`) instead of logging each:
    * the agent asks for it where no foreign rule after ours can drop what we allow (a drop
    * downstream is told by watching conntrack confirm the logged connections).
    */
@@ -49,11 +50,14 @@ export interface CompileOptions {
 export class CompileError extends Error {}
 
 /**
- * Whether `flowCounting` can change what `p` compiles to: nftables at `flow_summary` (the
+ * Whether `flowCounting` can change what `p` compiles to: `flow_summary` on every backend (the
  * kernel's key has no client port, so full detail is logged).
  */
-export const canCountInKernel = (p: HostPolicy, backend: Backend): boolean =>
-  backend === 'nftables' && p.visibilityLevel === 'flow_summary'
+export const canCountInKernel = (p: HostPolicy): boolean => p.visibilityLevel === 'flow_summary'
+
+/** Whether `d`'s rules count allowed connections in the kernel: it declares counting sets. */
+export const countsInKernel = (d: Desired): boolean =>
+  d.tables.some((t) => (t.counters ?? []).length > 0) || d.ipsets.some((s) => s.counts)
 
 /**
  * ipsets and nft sets are named after the host rule, so a peer change only touches elements.
@@ -171,7 +175,14 @@ function decided(
 ): Rule[] {
   if (!ctx.logged.has(decision)) return [{ matches, verdict }]
   if (ctx.counting && decision === 'allowed' && hostRuleKey !== null) {
-    const counting = countingRules(matches, flowCountTag(direction, hostRuleKey))
+    const tag = flowCountTag(direction, hostRuleKey)
+    const proto = countedProtocol(matches)
+    if (isIptables(ctx.backend) && proto !== undefined && ipsetCountsProtocol(proto))
+      return [
+        { matches, verdict: { kind: 'jump', target: countChain(direction) }, countTag: tag },
+        { matches, verdict },
+      ]
+    const counting = isIptables(ctx.backend) ? [] : countingRules(matches, tag)
     if (counting.length > 0) return [...counting, { matches, verdict }]
   }
   const log: RuleLog = {
@@ -368,7 +379,7 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
   const flowLog = {
     flowLogGroup: opts.flowLogGroup ?? DEFAULT_FLOW_LOG_GROUP,
     logged: loggedDecisions(p.visibilityLevel),
-    counting: opts.flowCounting === true && canCountInKernel(p, backend),
+    counting: opts.flowCounting === true && canCountInKernel(p),
   }
 
   if (backend === 'nftables') {
@@ -422,7 +433,16 @@ export function compile(p: HostPolicy, opts: CompileOptions): Desired {
         chainRules(d.nft, p, opts.failsafe, ctx),
       ),
     }))
-    tables.push({ family: tf, name: 'filter', source: backend, chains, sets: [] })
+    const counts = chains.some((c) => c.rules.some((r) => r.countTag !== undefined))
+    const counting = counts ? countingObjects(family) : { chains: [], sets: [] }
+    tables.push({
+      family: tf,
+      name: 'filter',
+      source: backend,
+      chains: [...chains, ...counting.chains],
+      sets: [],
+    })
+    sets.push(...counting.sets)
     for (const d of DIRECTIONS) {
       hooks.push({
         family: tf,

@@ -75,7 +75,13 @@ export type DriftKind = Drift['kind']
 
 const describeRule = (r: Rule) => r.text ?? ruleBody(r)
 const tableName = (t: Pick<Table, 'family' | 'name'>) => `${t.family} ${t.name}`
-const chainBase = (c: Chain) => JSON.stringify(c.base ?? null)
+/** What a chain is apart from its rules: its hook, or (a counting chain) the set it counts into. */
+const chainBase = (c: Chain) =>
+  JSON.stringify(
+    c.countsInto !== undefined
+      ? { base: c.base ?? null, countsInto: c.countsInto }
+      : (c.base ?? null),
+  )
 
 /** Indices (into `seq`) of a longest strictly increasing subsequence: the rules that kept their order. */
 function longestIncreasing(seq: readonly number[]): Set<number> {
@@ -199,7 +205,7 @@ function diffSets(
       out.push({ kind: 'set_missing', set: w.name })
       continue
     }
-    if (!elementsKnown) continue
+    if (!elementsKnown || w.counts) continue
     const { added, removed } = elementChanges(w.elements, h.elements)
     if (added.length > 0 || removed.length > 0)
       out.push({ kind: 'set_elements', set: w.name, added, removed })

@@ -1,7 +1,7 @@
 import type { Direction } from '@palisade/model'
 import type { FlowLogTag } from './flow-log.js'
 import { encodeFlowLogPrefix, ruleLogKey } from './flow-log.js'
-import { isOurTable, NFT_TABLE } from './ours.js'
+import { isOurChain, isOurTable, NFT_TABLE } from './ours.js'
 import { RulesetParseError } from './parse-error.js'
 import { oneOf, u32 } from './render-grammar.js'
 import { protoNumber } from './protocols.js'
@@ -215,17 +215,27 @@ function setsCountedLabel(text: string | undefined): boolean {
   return Array.isArray(expr) && expr.some((e) => isObj(e) && isCountedMark(e.mangle))
 }
 
+/** An iptables rule (as iptables-save prints it) that sets the counted label. */
+const IPTABLES_SETS_LABEL = new RegExp(
+  `-m connlabel (?:! )?--label "?${FLOW_COUNTED_LABEL}"? --set`,
+)
+
 /**
- * Whether a foreign nftables rule sets the label our counting marks with: a connection it marks
- * first is neither counted nor logged (nothing of ours changed, so no tampering shows), so
- * counting is off while one does.
+ * Whether a foreign rule (nftables, or iptables of either variant) sets the label our counting
+ * marks with: a connection it marks first is neither counted nor logged (nothing of ours
+ * changed, so no tampering shows), so counting is off while one does.
  */
 export const foreignSetsCountedLabel = (rs: Ruleset): boolean =>
   rs.tables.some(
     (t) =>
-      t.source === 'nft' &&
       !isOurTable(t) &&
-      t.chains.some((c) => c.rules.some((r) => setsCountedLabel(r.text))),
+      t.chains.some(
+        (c) =>
+          !isOurChain(t, c.name) &&
+          c.rules.some((r) =>
+            t.source === 'nft' ? setsCountedLabel(r.text) : IPTABLES_SETS_LABEL.test(r.text ?? ''),
+          ),
+      ),
   )
 
 /** Whether a generation switch (`nft -j list set ... flow_gen_a`) holds the families. */

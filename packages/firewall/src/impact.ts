@@ -222,12 +222,15 @@ export function dropsAfterUs(survey: Ruleset, desired: Desired): boolean {
       ...survey,
       tables: [...survey.tables.filter((t) => !isOurTable(t)), ...desired.tables],
     })
-  // Where each hook of ours is in its chain: hooks placed first are where `desired` puts them
-  // only once all are first (a survey from another mode shows them elsewhere).
+  // Where each hook of ours is in its built-in chain: hooks placed first are where `desired`
+  // puts them only once all are first (a survey from another mode shows them elsewhere). Our
+  // own chains jump to ours too (into the counting chains): those are not hooks.
   const at = survey.tables
     .filter((t) => t.source === desired.backend)
     .flatMap((t) =>
-      t.chains.flatMap((c) => c.rules.flatMap((r, i) => (isHookIntoOurs(t, r) ? [i] : []))),
+      t.chains.flatMap((c) =>
+        c.base ? c.rules.flatMap((r, i) => (isHookIntoOurs(t, r) ? [i] : [])) : [],
+      ),
     )
   const placed = at.length > 0 && (desired.hookPosition === 'last' || at.every((i) => i === 0))
   return !placed || overrides(survey)

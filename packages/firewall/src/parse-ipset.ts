@@ -2,13 +2,25 @@ import { cidrsToIntervals, intervalsToCidrs, normaliseCidr } from '@palisade/mod
 import { RulesetParseError } from './parse-error.js'
 import type { NamedSet } from './ruleset.js'
 
+const COUNTING_TYPE = 'hash:ip,port,ip'
+
+/**
+ * Whether a set is of the kind our counting chains count into (`hash:ip,port,ip` with
+ * counters, see flow-count-ipset.ts), from its type and its `create` line's or header's words.
+ */
+export const isCountingSet = (type: string, words: readonly string[]): boolean =>
+  type === COUNTING_TYPE && words.includes('counters')
+
 /**
  * Parses `ipset save`. Address sets (hash:ip, hash:net) become named sets with normalised
- * elements; other types, and sets whose entries carry options we do not model (such as
+ * elements, counting sets named sets without them (their members are counts); other types, and sets whose entries carry options we do not model (such as
  * `nomatch`), are left out, so rules that use them are treated as opaque by the model.
  */
 export function parseIpsetSave(text: string): NamedSet[] {
-  const sets = new Map<string, { family: 4 | 6; cidrs: string[]; modelled: boolean }>()
+  const sets = new Map<
+    string,
+    { family: 4 | 6; cidrs: string[]; modelled: boolean; counts: boolean }
+  >()
   const lines = text.split('\n')
   for (let n = 0; n < lines.length; n++) {
     const parts = (lines[n] ?? '').trim().split(/\s+/)
@@ -18,10 +30,12 @@ export function parseIpsetSave(text: string): NamedSet[] {
       const type = parts[2] ?? ''
       const famIdx = parts.indexOf('family')
       const family = parts[famIdx + 1] === 'inet6' ? 6 : 4
+      const counts = isCountingSet(type, parts)
       sets.set(name, {
         family,
         cidrs: [],
-        modelled: famIdx > 0 && (type === 'hash:ip' || type === 'hash:net'),
+        modelled: famIdx > 0 && (type === 'hash:ip' || type === 'hash:net' || counts),
+        counts,
       })
     } else if (verb === 'add') {
       const set = sets.get(name)
@@ -30,6 +44,7 @@ export function parseIpsetSave(text: string): NamedSet[] {
           'ipset save',
           `line ${n + 1}: element for set ${name}, which was not created`,
         )
+      if (set.counts) continue
       if (parts.length > 3) set.modelled = false
       else if (set.modelled) {
         try {
@@ -42,11 +57,15 @@ export function parseIpsetSave(text: string): NamedSet[] {
   }
   return [...sets.entries()]
     .filter(([, s]) => s.modelled)
-    .map(([name, s]) => ({
-      name,
-      family: s.family,
-      elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)),
-    }))
+    .map(([name, s]) =>
+      s.counts
+        ? { name, family: s.family, elements: [], counts: true as const }
+        : {
+            name,
+            family: s.family,
+            elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)),
+          },
+    )
 }
 
 /** One set as `ipset list -t` describes it: no elements, but how many there are. */
@@ -55,6 +74,8 @@ export interface IpsetHeader {
   readonly type: string
   readonly family: 4 | 6
   readonly entries: number
+  /** A counting set (isCountingSet): its entries are the kernel's counts. */
+  readonly counts?: true
 }
 
 /**
@@ -70,11 +91,14 @@ export function parseIpsetHeaders(text: string): IpsetHeader[] {
     const entries = Number(field('Number of entries'))
     if (!Number.isInteger(entries) || entries < 0)
       throw new RulesetParseError('ipset list -t', `set ${name} has no entry count`)
+    const type = field('Type') ?? ''
+    const header = field('Header') ?? ''
     out.push({
       name,
-      type: field('Type') ?? '',
-      family: /\bfamily inet6\b/.test(field('Header') ?? '') ? 6 : 4,
+      type,
+      family: /\bfamily inet6\b/.test(header) ? 6 : 4,
       entries,
+      ...(isCountingSet(type, header.split(/\s+/)) && { counts: true as const }),
     })
   }
   return out

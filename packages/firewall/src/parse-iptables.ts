@@ -1,4 +1,5 @@
 import { normaliseCidr } from '@palisade/model'
+import { countingChainSet } from './flow-count-ipset.js'
 import { RulesetParseError } from './parse-error.js'
 import { icmpTypeNumber, protoNumber } from './protocols.js'
 import type {
@@ -319,7 +320,18 @@ export function parseIptablesSave(
     if (!cur)
       throw new RulesetParseError(tool, `${where}: "${line.slice(0, 60)}" is outside any table`)
     if (line === 'COMMIT') {
-      tables.push({ family, name: cur.name, source, chains: [...cur.chains.values()], sets: [] })
+      const chains = [...cur.chains.values()].map((c) => {
+        const countsInto =
+          cur?.name === 'filter'
+            ? countingChainSet(
+                ipFamily,
+                c.name,
+                c.rules.map((r) => r.text),
+              )
+            : undefined
+        return countsInto === undefined ? c : { name: c.name, rules: [], countsInto }
+      })
+      tables.push({ family, name: cur.name, source, chains, sets: [] })
       cur = undefined
     } else if (line.startsWith(':')) {
       const [name = '', policy = '-'] = line.slice(1).split(/\s+/)

@@ -1,3 +1,4 @@
+import { countChainSpecs, renderCountIpsetCreate } from './flow-count-ipset.js'
 import type { BuiltinChain, Desired } from './ours.js'
 import { BUILTIN_CHAINS, isOurIpset } from './ours.js'
 import {
@@ -203,8 +204,13 @@ export function renderIptablesRestore(
     if (keep(h)) continue
     lines.push(d.hookPosition === 'first' ? `-I ${h.chain} 1 ${h.spec}` : `-A ${h.chain} ${h.spec}`)
   }
-  for (const c of chains)
-    for (const r of c.rules) lines.push(`-A ${c.name} ${renderIptablesSpec(r)}`)
+  for (const c of chains) {
+    const specs =
+      c.countsInto !== undefined
+        ? countChainSpecs(ourIpsetName('counting set', c.countsInto))
+        : c.rules.map(renderIptablesSpec)
+    for (const spec of specs) lines.push(`-A ${c.name} ${spec}`)
+  }
   // Deleted last: a chain can only go once no hook jumps to it any more.
   for (const s of ctx.staleChains.filter((x) => x.family === family)) {
     const chain = ourIptablesChainName('stale chain', s.chain)
@@ -241,13 +247,18 @@ const ipsetElements = (s: NamedSet, family: IpFamily) =>
  * `ipset restore` input run before the rules commit. A set that does not exist yet is created
  * and filled in place: no rule uses it until the commit, so it must hold its contents before.
  * A set that exists (and rules may use) gets its new contents staged in a temporary set;
- * nothing the kernel enforces changes until renderIpsetSwap runs, after the commit.
+ * nothing the kernel enforces changes until renderIpsetSwap runs, after the commit. A counting
+ * set is only created where it is missing: what it holds is the kernel's counts, not yet read.
  */
 export function renderIpsetStage(sets: readonly NamedSet[], existing: ReadonlySet<string>): string {
   const lines: string[] = []
   for (const s of sets) {
     const family = oneOf('set family', s.family, FAMILIES)
     const name = ourIpsetName('set', s.name)
+    if (s.counts) {
+      lines.push(renderCountIpsetCreate({ ...s, name, family }))
+      continue
+    }
     const target = existing.has(name) ? `${name}-t` : name
     const elements = ipsetElements(s, family)
     lines.push(
@@ -262,7 +273,7 @@ export function renderIpsetStage(sets: readonly NamedSet[], existing: ReadonlySe
 /** Swaps staged contents into the sets that existed, one atomic swap each, and drops the stage. */
 export function renderIpsetSwap(sets: readonly NamedSet[], existing: ReadonlySet<string>): string {
   const lines = sets
-    .filter((s) => existing.has(s.name))
+    .filter((s) => existing.has(s.name) && !s.counts)
     .map((s) => ourIpsetName('set', s.name))
     .flatMap((name) => [`swap ${name}-t ${name}`, `destroy ${name}-t`])
   return lines.length > 0 ? `${lines.join('\n')}\n` : ''

@@ -91,6 +91,12 @@ export interface Rule {
   readonly verdict: Verdict | null
   readonly log?: RuleLog
   readonly count?: FlowCount
+  /**
+   * iptables: the tag (flowCountTag) of the rule whose connections this jump into a counting
+   * chain counts. The kernel's key has no room for it: it is known from the desired state only,
+   * never read back, and not part of the rule's body.
+   */
+  readonly countTag?: number
   readonly comment?: string
   readonly counter?: { readonly packets: number; readonly bytes: number }
   /** The rule as the tool printed it, for messages and for deleting a foreign rule by spec. */
@@ -108,6 +114,12 @@ export interface Chain {
   readonly name: string
   readonly base?: BaseChain
   readonly rules: readonly Rule[]
+  /**
+   * iptables: a counting chain, which counts each connection it is jumped to with into this
+   * ipset (see flow-count.ts). Its rules are fixed: written and read back as one text, and
+   * `rules` is then empty.
+   */
+  readonly countsInto?: string
 }
 
 export interface NamedSet {
@@ -115,6 +127,11 @@ export interface NamedSet {
   readonly family: IpFamily
   /** Normalised CIDRs (see model's AddressSet), or `ADDR . PORT` pairs for a port set. */
   readonly elements: readonly string[]
+  /**
+   * A set our counting chains count connections into (ipset `hash:ip,port,ip` with counters):
+   * its members are the kernel's counts, never written by an apply nor compared.
+   */
+  readonly counts?: true
   /** A concatenated address-and-port set (nftables `ipv4_addr . inet_service`). */
   readonly withPort?: true
   /**

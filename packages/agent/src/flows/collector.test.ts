@@ -1,4 +1,5 @@
-import { hostPolicyFromLocalFile } from '@palisade/model'
+import { compile } from '@palisade/firewall'
+import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +13,12 @@ const summary = hostPolicyFromLocalFile({
   enforcement_mode: 'full',
   visibility_level: 'flow_summary',
   rules: [],
+})
+/** The state whose rules count, as the enforcer verified it (nftables: its sets are read). */
+const counting = compile(summary, {
+  backend: 'nftables',
+  failsafe: DEFAULT_FAILSAFE,
+  flowCounting: true,
 })
 
 /** Runs `test` on a collector with its outbox in a fresh directory; stops it and cleans up. */
@@ -68,7 +75,7 @@ describe('FlowCollector', () => {
     const run = emptyCounts((set) => (set === 'flow_gen_a' && ++reads === 1 ? held : undefined))
     await withCollector(run, async (c) => {
       c.configure(summary, true, false, true)
-      c.countersApplied(true)
+      c.countersApplied(counting)
       const asked = [c.readCounts(), c.readCounts(), c.readCounts()]
       release()
       await Promise.all(asked)
@@ -84,12 +91,12 @@ describe('FlowCollector', () => {
       await c.readCounts()
       expect(listed).toEqual([])
       expect(c.status.readers.counting).toBe('waiting for the rules that count to be applied')
-      c.countersApplied(true)
+      c.countersApplied(counting)
       expect(c.status.readers.counting).toBe('running')
       await c.readCounts()
       expect(listed).toEqual(['flow_gen_a', 'flows4_a', 'flows6_a'])
       // a state without counting verified since: its sets are gone, nothing to read
-      c.countersApplied(false)
+      c.countersApplied(undefined)
       await c.readCounts()
       expect(listed).toHaveLength(3)
     })

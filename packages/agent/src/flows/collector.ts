@@ -3,14 +3,14 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { randomUUID } from 'node:crypto'
 import type { HostPolicy } from '@palisade/model'
-import type { FlowLogTag } from '@palisade/firewall'
+import type { Desired, FlowLogTag } from '@palisade/firewall'
 import type { FlowsStatus } from '@palisade/protocol'
 import { decodeFlowLogPrefix, flowCountTags, ruleLogKey } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import type { Outbox } from '../outbox.js'
 import { FlowAggregator } from './aggregate.js'
 import { parseConntrackEvent } from './conntrack-events.js'
-import { readKernelCounts } from './kernel-counts.js'
+import { readIpsetCounts, readKernelCounts } from './kernel-counts.js'
 import { NflogPcapReader } from './nflog-pcap.js'
 
 export interface FlowConfig {
@@ -78,11 +78,12 @@ export class FlowCollector {
   /** Our rules count allowed connections in the kernel: read them once per interval. */
   #counting = false
   /**
-   * Whether the rules the enforcer verified last count: only then are there sets to read. The
-   * policy that turns counting on is configured before its apply, so that no read misses a
-   * count; reading before that apply would only find the sets missing.
+   * The desired state the enforcer verified last, if its rules count: only then are there sets
+   * to read (and, on iptables, it tells which rule counted a key). The policy that turns
+   * counting on is configured before its apply, so that no read misses a count; reading before
+   * that apply would only find the sets missing.
    */
-  #countersApplied = false
+  #countedBy: Desired | undefined
   #lastRead = 0
   #reading: Promise<void> | undefined
   /** The read to run once the one under way is done. */
@@ -149,7 +150,7 @@ export class FlowCollector {
       if (!counting) void this.readCounts()
       this.#counting = counting
       this.#lastRead = Date.now()
-      this.#state.counting = !counting ? 'not used' : this.#countersApplied ? 'running' : WAITING
+      this.#state.counting = !counting ? 'not used' : this.#countedBy ? 'running' : WAITING
     }
     const watch = level !== 'flow_off' && dropsAfterUs
     if (watch === (this.#conntrack !== undefined)) return
@@ -277,12 +278,13 @@ export class FlowCollector {
   }
 
   /**
-   * Told whenever the enforcer verified a desired state: whether its rules count in the kernel.
-   * While it is applying one, the sets of the last verified state are still where they were.
+   * Told whenever the enforcer verified a desired state: the state, if its rules count in the
+   * kernel. While it is applying another, the sets of the last verified one are still there.
    */
-  countersApplied(applied: boolean): void {
-    this.#countersApplied = applied
-    if (this.#counting && this.#state.counting === WAITING) this.#state.counting = 'running'
+  countersApplied(countedBy: Desired | undefined): void {
+    this.#countedBy = countedBy
+    if (countedBy && this.#counting && this.#state.counting === WAITING)
+      this.#state.counting = 'running'
   }
 
   /** Writes what was counted to the outbox (each summary with its own uuid). */
@@ -303,10 +305,11 @@ export class FlowCollector {
    */
   readCounts(): Promise<void> {
     const agg = this.#agg
-    if (!this.#counting || !this.#countersApplied || !agg)
+    const countedBy = this.#countedBy
+    if (!this.#counting || !countedBy || !agg)
       return this.#queued ?? this.#reading ?? Promise.resolve()
     const read = () =>
-      (this.#reading = this.#readCounts(agg).finally(() => {
+      (this.#reading = this.#readCounts(agg, countedBy).finally(() => {
         this.#reading = undefined
       }))
     if (!this.#reading) return read()
@@ -317,12 +320,15 @@ export class FlowCollector {
     return this.#queued
   }
 
-  async #readCounts(agg: FlowAggregator): Promise<void> {
+  async #readCounts(agg: FlowAggregator, countedBy: Desired): Promise<void> {
     if (!this.#run) return
     try {
-      const read = await readKernelCounts(this.#run)
+      const read =
+        countedBy.backend === 'nftables'
+          ? await readKernelCounts(this.#run)
+          : await readIpsetCounts(this.#run, countedBy)
       const now = Date.now()
-      let unknown = 0
+      let unknown = read.unattributed ?? 0
       for (const e of read.entries) {
         const tag = this.#countTags.get(e.tag)
         if (tag) agg.counted(e, tag, this.#lastRead, now)
@@ -331,7 +337,7 @@ export class FlowCollector {
       this.#lastRead = now
       if (unknown > 0)
         this.#log({
-          msg: 'the kernel counted connections under a tag no policy named',
+          msg: 'the kernel counted connections under no rule a policy named',
           connections: unknown,
         })
       this.#state.counting =

@@ -1,6 +1,9 @@
-import type { FlowCountEntry } from '@palisade/firewall'
+import type { Desired, FlowCountEntry } from '@palisade/firewall'
 import {
+  countIpsetPairs,
   flowCountSet,
+  ipsetCountTagger,
+  parseIpsetCounts,
   flowGenerationSet,
   NFT_TABLE,
   parseNftFlowCounts,
@@ -15,6 +18,8 @@ export interface KernelCounts {
   readonly entries: readonly FlowCountEntry[]
   /** Count sets that were full: connections past the set's size were not counted. */
   readonly full: readonly string[]
+  /** Connections counted under a key no counting rule of the policy matches (iptables). */
+  readonly unattributed?: number
 }
 
 /**
@@ -49,4 +54,44 @@ export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
     await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftCountFlush(old) })
   }
   return { entries, full }
+}
+
+/**
+ * Reads what our counting chains counted since the last read (iptables, see
+ * flow-count-ipset.ts): swaps each counting set with its empty spare (one `ipset restore`,
+ * each swap atomic), then lists and empties the spares, which no rule writes to. Which rule
+ * counted each key is found from `desired`, the state whose rules counted. The spares are
+ * emptied even when a listing fails, as for nftables.
+ */
+export async function readIpsetCounts(run: Runner, desired: Desired): Promise<KernelCounts> {
+  const pairs = countIpsetPairs(desired)
+  if (pairs.length === 0) return { entries: [], full: [] }
+  const lines = (verb: (p: (typeof pairs)[number]) => string) =>
+    pairs.map((p) => `${verb(p)}\n`).join('')
+  await runChecked(run, 'ipset', ['restore'], { stdin: lines((p) => `swap ${p.live} ${p.spare}`) })
+  try {
+    const listings = await Promise.all(
+      pairs.map((p) => runChecked(run, 'ipset', ['save', p.spare])),
+    )
+    const read = parseIpsetCounts(listings.join(''), new Map(pairs.map((p) => [p.spare, p])))
+    const tagOf = ipsetCountTagger(desired)
+    const entries: FlowCountEntry[] = []
+    let unattributed = 0
+    for (const c of read.counts) {
+      const tag = tagOf(c)
+      if (tag === undefined) unattributed += c.connections
+      else
+        entries.push({
+          src: c.src,
+          dst: c.dst,
+          proto: c.proto,
+          port: c.port,
+          tag,
+          connections: c.connections,
+        })
+    }
+    return { entries, full: read.full, ...(unattributed > 0 && { unattributed }) }
+  } finally {
+    await runChecked(run, 'ipset', ['restore'], { stdin: lines((p) => `flush ${p.spare}`) })
+  }
 }

@@ -53,6 +53,21 @@ describe('ourSetHeaders', () => {
     expect(ourSetHeaders(list(10, 1))).not.toContain('f2b-sshd')
   })
 
+  it('takes a counting set by name and kind only: its entries change with every connection counted', () => {
+    const counting = (entries: number) => `${list(10, 1)}
+Name: palisade-flows4-in
+Type: hash:ip,port,ip
+Revision: 6
+Header: family inet hashsize 1024 maxelem 262144 counters bucketsize 12 initval 0x5
+Size in memory: ${208 + entries * 96}
+References: 2
+Number of entries: ${entries}
+`
+    expect(ourSetHeaders(counting(0))).toBe(ourSetHeaders(counting(517)))
+    expect(ourSetHeaders(counting(0))).toContain('palisade-flows4-in')
+    expect(ourSetHeaders(counting(0))).not.toBe(ourSetHeaders(list(10, 1)))
+  })
+
   it('changes when one of our sets goes', () => {
     expect(ourSetHeaders(list(10, 1).split('\n\n')[1] ?? '')).toBe('')
   })

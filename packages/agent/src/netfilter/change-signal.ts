@@ -1,5 +1,5 @@
 import type { Backend } from '@palisade/firewall'
-import { IPSET_PREFIX } from '@palisade/firewall'
+import { IPSET_PREFIX, isCountingSet } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked } from '../exec.js'
 
@@ -30,14 +30,17 @@ export const stableSave = (text: string): string =>
 /**
  * Our sets from an `ipset list -t` listing: names, types, headers, sizes and entry counts; not
  * the references, which others' rules change. An element swapped for another changes none of
- * these: the backstop's full read finds that.
+ * these: the backstop's full read finds that. A counting set changes with every connection
+ * counted: only its name and kind are taken.
  */
 export function ourSetHeaders(text: string): string {
   const out: string[] = []
-  let ours = false
-  for (const line of text.split('\n')) {
-    if (line.startsWith('Name: ')) ours = line.slice(6).startsWith(IPSET_PREFIX)
-    if (ours && line !== '' && !line.startsWith('References:')) out.push(line)
+  for (const block of text.split(/\n(?=Name: )/)) {
+    if (!block.startsWith(`Name: ${IPSET_PREFIX}`)) continue
+    const lines = block.split('\n').filter((l) => l !== '' && !l.startsWith('References:'))
+    const type = lines.find((l) => l.startsWith('Type: '))?.slice(6) ?? ''
+    const header = lines.find((l) => l.startsWith('Header: '))?.split(' ') ?? []
+    out.push(...(isCountingSet(type, header) ? lines.slice(0, 2) : lines))
   }
   return out.join('\n')
 }

@@ -1,6 +1,7 @@
 import type { Backend, IpsetHeader, NamedSet, Ruleset, Table } from '@palisade/firewall'
 import {
   findTable,
+  isCountIpset,
   NFT_TABLE,
   parseIpsetHeaders,
   parseIpsetSave,
@@ -61,7 +62,12 @@ export async function readOwn(
     : sets
         .split('\n')
         .filter(Boolean)
-        .map((name) => ({ name, family: 4, elements: [] }))
+        .map((name) => ({
+          name,
+          family: 4,
+          elements: [],
+          ...(isCountIpset(name) && { counts: true }),
+        }))
   return {
     tables,
     ipsets,

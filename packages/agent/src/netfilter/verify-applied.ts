@@ -125,6 +125,8 @@ async function ipsetsCounted(
       if (!isOurIpset(h.name)) return { name: h.name, family: h.family, elements: [] }
       if (w && h.type === 'hash:net' && w.elements.length === h.entries)
         return { ...w, family: h.family }
+      // A counting set's entries are the kernel's counts: it is there, of its kind.
+      if (w?.counts && h.counts) return { ...w, family: h.family }
       return (await readIpset(run, h.name)) ?? { name: h.name, family: h.family, elements: [] }
     }),
   )

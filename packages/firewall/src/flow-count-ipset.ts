@@ -1,0 +1,229 @@
+import type { Direction } from '@palisade/model'
+import { cidrContains, normaliseCidr } from '@palisade/model'
+import type { FlowCountEntry } from './flow-count.js'
+import { FLOW_COUNT_SET_SIZE, FLOW_COUNTED_LABEL } from './flow-count.js'
+import type { Desired } from './ours.js'
+import { IPSET_PREFIX, IPT_PREFIX, ourIptablesChain } from './ours.js'
+import { RulesetParseError } from './parse-error.js'
+import type { Chain, IpFamily, Match, NamedSet } from './ruleset.js'
+
+/**
+ * Counting allowed connections in the kernel on iptables (both variants), as nftables does with
+ * its dynamic sets (flow-count.ts): a rule that allows a connection is preceded by a jump, with
+ * the same matches, into the counting chain of its direction. That chain counts the
+ * connection's first packet into an ipset of type `hash:ip,port,ip` with counters, keyed by
+ * source, protocol and destination port, and destination. The reader swaps each set with an
+ * empty spare (`ipset swap`, atomic), lists the spare and empties it, once per flows interval.
+ *
+ * The chain, in order: a connection conntrack has confirmed, or one already counted (conntrack
+ * label `FLOW_COUNTED_LABEL`), returns; so does a TCP packet that is not a SYN (conntrack picks
+ * up a connection it did not see begin from any packet). Then the connection is marked counted,
+ * counted if its key is in the set (`-m set` updates the element's counter), and otherwise added
+ * with a count of 1. The mark makes a packet that meets two counting jumps count once.
+ *
+ * The key has no room for the rule: which rule counted a key is found from the desired state,
+ * as the first counting jump of the direction's chain whose matches the key meets (a packet
+ * counted by a later one would have been counted by that one first). Only protocols with ports
+ * are counted (ipset prints ICMP types by names of its own); other allowed traffic is logged.
+ */
+
+const PORT_PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132 }
+
+/** Whether connections of protocol `proto` can be counted in an ipset (else they are logged). */
+export const ipsetCountsProtocol = (proto: number): boolean =>
+  Object.values(PORT_PROTOCOLS).includes(proto)
+
+const SHORT: Readonly<Record<Direction, 'in' | 'out'>> = { inbound: 'in', outbound: 'out' }
+
+/** The counting chain of a direction (in both families' filter tables). */
+export const countChain = (d: Direction): string => `${IPT_PREFIX}COUNT-${SHORT[d].toUpperCase()}`
+
+/** The set a family's counting chain of a direction counts into, or (`spare`) the reader's. */
+export const countIpset = (family: IpFamily, d: Direction, spare = false): string =>
+  `${IPSET_PREFIX}flows${family}-${SHORT[d]}${spare ? '-read' : ''}`
+
+const DIRECTIONS: readonly Direction[] = ['inbound', 'outbound']
+
+const COUNT_IPSET = new RegExp(`^${IPSET_PREFIX}flows[46]-(?:in|out)(?:-read)?$`)
+
+/** Whether an ipset's name is one of our counting sets' (for listings that give names only). */
+export const isCountIpset = (name: string): boolean => COUNT_IPSET.test(name)
+
+/** The rules of a counting chain after `-A CHAIN`, exactly as iptables-save prints them. */
+export function countChainSpecs(set: string): string[] {
+  const label = `--label "${FLOW_COUNTED_LABEL}"`
+  return [
+    '-m conntrack --ctstatus CONFIRMED -j RETURN',
+    `-m connlabel ${label} -j RETURN`,
+    '-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -j RETURN',
+    `-m connlabel ${label} --set`,
+    `-m set --match-set ${set} src,dst,dst -j RETURN`,
+    `-j SET --add-set ${set} src,dst,dst`,
+  ]
+}
+
+/**
+ * The set a chain read back counts into, if it is one of our counting chains holding exactly
+ * the rules we write (as their text): anything else reads as the rules it holds.
+ */
+export function countingChainSet(
+  family: IpFamily,
+  chain: string,
+  texts: readonly (string | undefined)[],
+): string | undefined {
+  const d = DIRECTIONS.find((x) => countChain(x) === chain)
+  if (!d) return undefined
+  const set = countIpset(family, d)
+  const specs = countChainSpecs(set)
+  return texts.length === specs.length && specs.every((s, i) => texts[i] === s) ? set : undefined
+}
+
+/** The counting chains and sets of one family's table, whose rules jump to count. */
+export function countingObjects(family: IpFamily): { chains: Chain[]; sets: NamedSet[] } {
+  return {
+    chains: DIRECTIONS.map((d) => ({
+      name: countChain(d),
+      rules: [],
+      countsInto: countIpset(family, d),
+    })),
+    sets: DIRECTIONS.flatMap((d) =>
+      [false, true].map((spare) => ({
+        name: countIpset(family, d, spare),
+        family,
+        elements: [],
+        counts: true as const,
+      })),
+    ),
+  }
+}
+
+/** `ipset restore` input creating a counting set where it is missing; never emptying one. */
+export const renderCountIpsetCreate = (s: NamedSet): string =>
+  `create ${s.name} hash:ip,port,ip family ${s.family === 4 ? 'inet' : 'inet6'} counters maxelem ${FLOW_COUNT_SET_SIZE} -exist`
+
+/** The live counting sets of `desired`, each with its spare. */
+export function countIpsetPairs(
+  desired: Desired,
+): { family: IpFamily; direction: Direction; live: string; spare: string }[] {
+  const have = new Set(desired.ipsets.filter((s) => s.counts).map((s) => s.name))
+  return ([4, 6] as const).flatMap((family) =>
+    DIRECTIONS.flatMap((direction) => {
+      const live = countIpset(family, direction)
+      const spare = countIpset(family, direction, true)
+      return have.has(live) && have.has(spare) ? [{ family, direction, live, spare }] : []
+    }),
+  )
+}
+
+/** One key of a counting set and the connections counted under it, with its direction. */
+export interface IpsetCount extends Omit<FlowCountEntry, 'tag'> {
+  readonly family: IpFamily
+  readonly direction: Direction
+}
+
+/**
+ * Parses `ipset save` of spare counting sets (`add SET SRC,PROTO:PORT,DST packets N bytes M`)
+ * into counts; `sets` says each set's family and direction. Lines of other sets are an error:
+ * the listing was asked for these alone.
+ */
+export function parseIpsetCounts(
+  text: string,
+  sets: ReadonlyMap<string, { family: IpFamily; direction: Direction }>,
+): { counts: IpsetCount[]; full: string[] } {
+  const counts: IpsetCount[] = []
+  const sizes = new Map<string, number>()
+  for (const [n, line] of text.split('\n').entries()) {
+    const parts = line.trim().split(/\s+/)
+    if (parts[0] === undefined || parts[0] === '' || parts[0] === 'create') continue
+    const where = sets.get(parts[1] ?? '')
+    const bad = (why: string) =>
+      new RulesetParseError(
+        'ipset save (flow counts)',
+        `line ${n + 1}: ${why}: "${line.slice(0, 120)}"`,
+      )
+    if (parts[0] !== 'add' || !where) throw bad('not an element of a counting set')
+    const m = /^([^,]+),([a-z]+):(\d+),([^,]+)$/.exec(parts[2] ?? '')
+    const proto = m?.[2] !== undefined ? PORT_PROTOCOLS[m[2]] : undefined
+    const packets = parts[3] === 'packets' ? Number(parts[4]) : NaN
+    if (!m?.[1] || !m[4] || proto === undefined || !Number.isInteger(packets))
+      throw bad('unexpected element')
+    sizes.set(parts[1] ?? '', (sizes.get(parts[1] ?? '') ?? 0) + 1)
+    if (packets === 0) continue
+    counts.push({
+      ...where,
+      src: m[1],
+      dst: m[4],
+      proto,
+      port: Number(m[3]),
+      connections: packets,
+    })
+  }
+  const full = [...sizes].filter(([, n]) => n >= FLOW_COUNT_SET_SIZE).map(([name]) => name)
+  return { counts, full }
+}
+
+/** A set's addresses for lookups: single addresses by value, prefixes to test one by one. */
+function addressIndex(s: NamedSet): { one: Set<string>; nets: string[] } {
+  const full = s.family === 4 ? '/32' : '/128'
+  const one = new Set<string>()
+  const nets: string[] = []
+  for (const e of s.elements) {
+    if (e.endsWith(full)) one.add(e)
+    else nets.push(e)
+  }
+  return { one, nets }
+}
+
+/**
+ * Which rule counted each key, for the counts of `desired`'s counting chains: the tag of the
+ * first counting jump of the direction's chain whose matches the key meets. A match the key
+ * cannot tell (an interface, a source port) is taken as met: the key was counted by a jump.
+ */
+export function ipsetCountTagger(desired: Desired): (c: IpsetCount) => number | undefined {
+  const sets = new Map(desired.ipsets.map((s) => [s.name, addressIndex(s)]))
+  const jumps = new Map<string, { matches: readonly Match[]; tag: number }[]>()
+  for (const t of desired.tables)
+    for (const d of DIRECTIONS) {
+      const chain = t.chains.find(
+        (c) => c.name === ourIptablesChain(d === 'inbound' ? 'INPUT' : 'OUTPUT'),
+      )
+      const list = (chain?.rules ?? []).flatMap((r) =>
+        r.countTag !== undefined && r.verdict?.kind === 'jump' && r.verdict.target === countChain(d)
+          ? [{ matches: r.matches, tag: r.countTag }]
+          : [],
+      )
+      jumps.set(`${t.family === 'ip' ? 4 : 6} ${d}`, list)
+    }
+  const addressMeets = (m: Extract<Match, { kind: 'addr' }>, c: IpsetCount): boolean => {
+    const address = m.dir === 'src' ? c.src : c.dst
+    const bits = c.family === 4 ? 32 : 128
+    let held: boolean
+    if (m.set !== undefined) {
+      const index = sets.get(m.set)
+      const one = normaliseCidr(`${address}/${bits}`)
+      held = !!index && (index.one.has(one) || index.nets.some((n) => cidrContains(n, address)))
+    } else held = (m.cidrs ?? []).some((n) => cidrContains(n, address))
+    return m.negate ? !held : held
+  }
+  const meets = (m: Match, c: IpsetCount): boolean => {
+    switch (m.kind) {
+      case 'addr':
+        return m.family !== c.family ? m.negate === true : addressMeets(m, c)
+      case 'proto':
+        return (m.proto === c.proto) !== (m.negate === true)
+      case 'port':
+        if (m.proto !== c.proto) return false
+        if (m.dir === 'src') return true
+        return m.ranges.some(([a, b]) => c.port >= a && c.port <= b) !== (m.negate === true)
+      case 'nfproto':
+        return m.family === c.family
+      case 'icmp':
+      case 'addr_port':
+        return false
+      default:
+        return true
+    }
+  }
+  return (c) =>
+    jumps.get(`${c.family} ${c.direction}`)?.find((j) => j.matches.every((m) => meets(m, c)))?.tag
+}
