@@ -161,7 +161,7 @@ describe('flow counting in the kernel through a real agent', () => {
       const agent = await startAgent(1000, backend)
       try {
         await countingOn(agent)
-        expect((await countingSets(backend)).sort()).toEqual(
+        expect([...(await countingSets(backend))].sort()).toEqual(
           backend === 'nftables'
             ? [...FLOW_COUNTERS].sort()
             : [4, 6]

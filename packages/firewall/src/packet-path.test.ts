@@ -424,6 +424,13 @@ describe('whether a foreign rule after ours can drop what we allow', () => {
       chain === 'INPUT' ? [rule('dport=22 => accept'), hook] : [hook],
     )
     expect(dropsAfterUs(late, d)).toBe(true)
+    // our chains jump into our counting chains: those jumps are no hooks out of place
+    const counting = compile(policy('coexistence_primary'), {
+      backend: 'iptables-nft',
+      failsafe: SAMPLE_FAILSAFE,
+      flowCounting: true,
+    })
+    expect(dropsAfterUs(liveRuleset(counting), counting)).toBe(false)
   })
 })
 
