@@ -292,4 +292,56 @@ describe('flow counting in the kernel through a real agent', () => {
     },
     60_000,
   )
+
+  it.each(BACKENDS as readonly Backend[])(
+    '%s: flows turned off read the last counts and remove what counted',
+    async (backend) => {
+      await resetFirewall(server.run)
+      // no read on the interval: only the read before the counting objects go
+      const agent = await startAgent(600_000, backend)
+      try {
+        await countingOn(agent)
+        const made = await connect()
+        await agent.writePolicy(policy(2, client.ip4, false, 'flow_off'))
+        await agent.waitApplied(2)
+        expect((await agent.status())?.enforcement.health).toBe('healthy')
+        expect(await countingSets(backend)).toEqual([])
+        if (backend !== 'nftables') {
+          const chains = await runChecked(
+            server.run,
+            backend === 'iptables-legacy' ? 'iptables-legacy-save' : 'iptables-nft-save',
+            [],
+          )
+          expect(chains).not.toContain('PALISADE-COUNT')
+        }
+        await agent.stop()
+        expect(total(await summaries(agent))).toBe(made)
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(server.run)
+      }
+    },
+    60_000,
+  )
+
+  it.each(['iptables-nft', 'iptables-legacy'] as const)(
+    '%s: going idle removes our chains, counting chains first emptied, and every set',
+    async (backend) => {
+      await resetFirewall(server.run)
+      const agent = await startAgent(600_000, backend)
+      try {
+        await countingOn(agent)
+        await agent.writePolicy({ ...policy(2, client.ip4), enforcement_mode: 'idle' })
+        await agent.waitApplied(2)
+        expect((await agent.status())?.enforcement.health).toBe('healthy')
+        const save = backend === 'iptables-legacy' ? 'iptables-legacy-save' : 'iptables-nft-save'
+        expect(await runChecked(server.run, save, [])).not.toContain('PALISADE-')
+        expect((await runChecked(server.run, 'ipset', ['list', '-n'])).trim()).toBe('')
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(server.run)
+      }
+    },
+    60_000,
+  )
 })

@@ -211,11 +211,12 @@ export function renderIptablesRestore(
         : c.rules.map(renderIptablesSpec)
     for (const spec of specs) lines.push(`-A ${c.name} ${spec}`)
   }
-  // Deleted last: a chain can only go once no hook jumps to it any more.
-  for (const s of ctx.staleChains.filter((x) => x.family === family)) {
-    const chain = ourIptablesChainName('stale chain', s.chain)
-    lines.push(`-F ${chain}`, `-X ${chain}`)
-  }
+  // Deleted last, once all are emptied: a chain can only go once nothing jumps to it any more
+  // (no hook, and none of our chains: they jump to the counting chains).
+  const stale = ctx.staleChains
+    .filter((x) => x.family === family)
+    .map((s) => ourIptablesChainName('stale chain', s.chain))
+  lines.push(...stale.map((c) => `-F ${c}`), ...stale.map((c) => `-X ${c}`))
   lines.push('COMMIT')
   return `${lines.join('\n')}\n`
 }
