@@ -29,7 +29,12 @@ const PORT = 8080
 const SECONDS = 1
 const AT_LEAST = 200
 
-const policy = (version: number, client: string, extra = false, visibility = 'flow_summary') => ({
+const policy = (
+  version: number,
+  peers: readonly string[],
+  extra = false,
+  visibility = 'flow_summary',
+) => ({
   version,
   enforcement_mode: 'full',
   visibility_level: visibility,
@@ -37,7 +42,7 @@ const policy = (version: number, client: string, extra = false, visibility = 'fl
     {
       action: 'allow',
       direction: 'inbound',
-      peers: [client],
+      peers,
       services: [{ proto: 6, port: PORT }],
     },
     // a new rule with its own peer set: the next apply replaces our table whole
@@ -101,8 +106,8 @@ describe('flow counting in the kernel through a real agent', () => {
   })
 
   /** Makes connections for SECONDS and waits for the last ones to close; returns how many. */
-  const connect = async () => {
-    const r = await peer.connectionRate(server.ip4, PORT, SECONDS, 4)
+  const connect = async (to = server.ip4) => {
+    const r = await peer.connectionRate(to, PORT, SECONDS, 4)
     await closed(server.run)
     expect(r.failures).toBe(0)
     return r.connections
@@ -112,8 +117,9 @@ describe('flow counting in the kernel through a real agent', () => {
     for (const s of counted)
       expect(s).toMatchObject({
         direction: 'inbound',
-        src_ip: client.ip4,
-        dst_ip: server.ip4,
+        ...(s.src_ip.includes(':')
+          ? { src_ip: client.ip6, dst_ip: server.ip6 }
+          : { src_ip: client.ip4, dst_ip: server.ip4 }),
         port: PORT,
         proto: 6,
         policy_decision: 'allowed',
@@ -124,7 +130,13 @@ describe('flow counting in the kernel through a real agent', () => {
 
   /** An agent over policy 1 that reads the kernel's counts every `intervalMs`. */
   const startAgent = (intervalMs: number, backend: Backend = 'nftables') =>
-    LabAgent.start(server.ns, backend, policy(1, client.ip4), {}, { flows: { intervalMs } })
+    LabAgent.start(
+      server.ns,
+      backend,
+      policy(1, [client.ip4, client.ip6]),
+      {},
+      { flows: { intervalMs } },
+    )
 
   /**
    * Waits until the agent counts in the kernel: on iptables, from the first survey that shows
@@ -174,8 +186,11 @@ describe('flow counting in the kernel through a real agent', () => {
                 .sort(),
         )
         let made = 0
-        // several intervals' reads, each flipping the generation and flushing the other
+        // several intervals' reads, each flipping the generation and flushing the other (or
+        // swapping each set with its spare); the last round over IPv6
         for (let round = 0; round < 3; round++) made += await connect()
+        const made6 = await connect(server.ip6)
+        made += made6
         expect(made).toBeGreaterThanOrEqual(AT_LEAST)
         const counted = await waitFor(
           `${made} connections in the flow summaries`,
@@ -189,6 +204,7 @@ describe('flow counting in the kernel through a real agent', () => {
           throw new Error(`${e.message}: ${total(await summaries(agent))} counted`)
         })
         expect(total(counted)).toBe(made)
+        expect(total(counted.filter((x) => x.src_ip === client.ip6))).toBe(made6)
         // one summary per interval at most: counts were read while the agent ran
         expect(counted.length).toBeGreaterThan(1)
         expectSummaries(counted)
@@ -246,7 +262,7 @@ describe('flow counting in the kernel through a real agent', () => {
       try {
         await countingOn(agent)
         const before = await connect()
-        await agent.writePolicy(policy(2, client.ip4, true))
+        await agent.writePolicy(policy(2, [client.ip4, client.ip6], true))
         await agent.waitApplied(2)
         await countingOn(agent)
         // the change replaced our objects whole: nftables' sets are emptied (the read before it
@@ -275,12 +291,12 @@ describe('flow counting in the kernel through a real agent', () => {
       const agent = await LabAgent.start(
         server.ns,
         backend,
-        policy(1, client.ip4, false, 'flow_off'),
+        policy(1, [client.ip4, client.ip6], false, 'flow_off'),
         {},
         { flows: { intervalMs: 500 } },
       )
       try {
-        await agent.writePolicy(policy(2, client.ip4))
+        await agent.writePolicy(policy(2, [client.ip4, client.ip6]))
         await agent.waitApplied(2)
         const made = await connect()
         await agent.stop()
@@ -302,7 +318,7 @@ describe('flow counting in the kernel through a real agent', () => {
       try {
         await countingOn(agent)
         const made = await connect()
-        await agent.writePolicy(policy(2, client.ip4, false, 'flow_off'))
+        await agent.writePolicy(policy(2, [client.ip4, client.ip6], false, 'flow_off'))
         await agent.waitApplied(2)
         expect((await agent.status())?.enforcement.health).toBe('healthy')
         expect(await countingSets(backend)).toEqual([])
@@ -331,12 +347,42 @@ describe('flow counting in the kernel through a real agent', () => {
       const agent = await startAgent(600_000, backend)
       try {
         await countingOn(agent)
-        await agent.writePolicy({ ...policy(2, client.ip4), enforcement_mode: 'idle' })
+        await agent.writePolicy({
+          ...policy(2, [client.ip4, client.ip6]),
+          enforcement_mode: 'idle',
+        })
         await agent.waitApplied(2)
         expect((await agent.status())?.enforcement.health).toBe('healthy')
         const save = backend === 'iptables-legacy' ? 'iptables-legacy-save' : 'iptables-nft-save'
         expect(await runChecked(server.run, save, [])).not.toContain('PALISADE-')
         expect((await runChecked(server.run, 'ipset', ['list', '-n'])).trim()).toBe('')
+      } finally {
+        await agent.cleanup()
+        await resetFirewall(server.run)
+      }
+    },
+    60_000,
+  )
+
+  it.each(BACKENDS as readonly Backend[])(
+    '%s: connections counted before a policy change are reported under the rule that allowed them then',
+    async (backend) => {
+      await resetFirewall(server.run)
+      const agent = await startAgent(600_000, backend)
+      try {
+        await countingOn(agent)
+        const before = await connect()
+        // the same traffic, now allowed by another rule (local/rules/1): same keys, other tag
+        const p1 = policy(2, [client.ip4, client.ip6])
+        const moved = { ...p1, rules: [{ ...p1.rules[0], peers: ['198.19.7.1'] }, p1.rules[0]] }
+        await agent.writePolicy(moved)
+        await agent.waitApplied(2)
+        await countingOn(agent)
+        const after = await connect()
+        await agent.stop()
+        const counted = await summaries(agent)
+        const under = (href: string) => total(counted.filter((x) => x.rule_href === href))
+        expect([under('local/rules/0'), under('local/rules/1')]).toEqual([before, after])
       } finally {
         await agent.cleanup()
         await resetFirewall(server.run)

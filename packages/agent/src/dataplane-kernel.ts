@@ -142,10 +142,10 @@ export class KernelDataplane implements Dataplane {
     const last = this.#signal
     this.#known = undefined
     // A full apply empties nftables' counting sets, and destroys counting ipsets no longer
-    // wanted: what they counted is read first.
+    // wanted (it keeps those still wanted as they are): what they counted is read first.
     const counting =
       (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0 ||
-      actual.ipsets.some((s) => s.counts)
+      (actual.ipsets.some((s) => s.counts) && !desired.ipsets.some((s) => s.counts))
     const applied = await applyDesired(
       this.#apply,
       desired,

@@ -58,8 +58,11 @@ export interface EnforcerOptions {
   readonly watchEvents: boolean
   readonly onEvent: (e: AgentEvent) => void
   readonly onStatus: (s: EnforcementStatus) => void
-  /** Awaited before each look at the kernel: what must run before our rules change. */
-  readonly beforeReconcile?: () => Promise<void>
+  /**
+   * Awaited before each look at the kernel: what must run before our rules change to
+   * `desired` (the state this look is for; it may be the one already verified).
+   */
+  readonly beforeReconcile?: (desired: Desired | undefined) => Promise<void>
 }
 
 export interface EnforcementStatus {
@@ -308,7 +311,7 @@ export class Enforcer {
   }
 
   async #reconcile(t: Trigger): Promise<void> {
-    await this.#o.beforeReconcile?.().catch(() => undefined)
+    await this.#o.beforeReconcile?.(this.#desired).catch(() => undefined)
     const desired = this.#desired
     if (!desired || this.#stopped) return
     const { clock, dataplane } = this.#o

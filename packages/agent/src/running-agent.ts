@@ -159,8 +159,12 @@ export class RunningAgent {
         new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, () =>
           this.#collector.readCounts(),
         ),
-      // Rules that log do so at once: their reader listens first.
-      beforeReconcile: () => this.#collector.logReaderReady(),
+      // Rules that log do so at once: their reader listens first. What the rules being left
+      // counted is read while they still tell which rule counted it.
+      beforeReconcile: async (desired) => {
+        await this.#collector.logReaderReady()
+        if (desired) await this.#collector.beforeChange(desired)
+      },
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
@@ -378,17 +382,22 @@ export class RunningAgent {
     o.log({ msg: 'unpaired by the server', firewall_restore: mode })
     this.enforcer.stop()
     this.#commit.stop()
-    void this.#collector.stop()
-    void cleanUpAfterUnpair({
-      run: o.run,
-      backend: o.view.choice.backend,
-      mode,
-      dir: o.paths.dir,
-      saved: o.paths.saved,
-      managementTcpPorts: managementTcpPorts(o.config),
-      log: o.log,
-      goodbye: () => this.#link?.stop(),
-      leaving: () => process.off('SIGHUP', this.#onHup),
-    }).then(() => o.onUnpaired?.())
+    // The last read of the counting sets ends before the cleanup destroys them.
+    void this.#collector
+      .stop()
+      .then(() =>
+        cleanUpAfterUnpair({
+          run: o.run,
+          backend: o.view.choice.backend,
+          mode,
+          dir: o.paths.dir,
+          saved: o.paths.saved,
+          managementTcpPorts: managementTcpPorts(o.config),
+          log: o.log,
+          goodbye: () => this.#link?.stop(),
+          leaving: () => process.off('SIGHUP', this.#onHup),
+        }),
+      )
+      .then(() => o.onUnpaired?.())
   }
 }

@@ -177,12 +177,12 @@ function decided(
   if (ctx.counting && decision === 'allowed' && hostRuleKey !== null) {
     const tag = flowCountTag(direction, hostRuleKey)
     const proto = countedProtocol(matches)
-    if (isIptables(ctx.backend) && proto !== undefined && ipsetCountsProtocol(proto))
-      return [
-        { matches, verdict: { kind: 'jump', target: countChain(direction) }, countTag: tag },
-        { matches, verdict },
-      ]
-    const counting = isIptables(ctx.backend) ? [] : countingRules(matches, tag)
+    // iptables: a jump into the direction's counting chain (flow-count-ipset.ts)
+    const counting: Rule[] = !isIptables(ctx.backend)
+      ? countingRules(matches, tag)
+      : proto !== undefined && ipsetCountsProtocol(proto)
+        ? [{ matches, verdict: { kind: 'jump', target: countChain(direction) }, countTag: tag }]
+        : []
     if (counting.length > 0) return [...counting, { matches, verdict }]
   }
   const log: RuleLog = {

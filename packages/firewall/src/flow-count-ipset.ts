@@ -5,6 +5,7 @@ import { FLOW_COUNT_SET_SIZE, FLOW_COUNTED_LABEL } from './flow-count.js'
 import type { Desired } from './ours.js'
 import { IPSET_PREFIX, IPT_PREFIX, ourIptablesChain } from './ours.js'
 import { RulesetParseError } from './parse-error.js'
+import { protoNumber } from './protocols.js'
 import type { Chain, IpFamily, Match, NamedSet } from './ruleset.js'
 
 /**
@@ -27,11 +28,11 @@ import type { Chain, IpFamily, Match, NamedSet } from './ruleset.js'
  * are counted (ipset prints ICMP types by names of its own); other allowed traffic is logged.
  */
 
-const PORT_PROTOCOLS: Readonly<Record<string, number>> = { tcp: 6, udp: 17, sctp: 132 }
+/** TCP, UDP and SCTP: the protocols whose keys hold a port. */
+const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 132])
 
 /** Whether connections of protocol `proto` can be counted in an ipset (else they are logged). */
-export const ipsetCountsProtocol = (proto: number): boolean =>
-  Object.values(PORT_PROTOCOLS).includes(proto)
+export const ipsetCountsProtocol = (proto: number): boolean => PORT_PROTOCOLS.has(proto)
 
 const SHORT: Readonly<Record<Direction, 'in' | 'out'>> = { inbound: 'in', outbound: 'out' }
 
@@ -44,10 +45,18 @@ export const countIpset = (family: IpFamily, d: Direction, spare = false): strin
 
 const DIRECTIONS: readonly Direction[] = ['inbound', 'outbound']
 
-const COUNT_IPSET = new RegExp(`^${IPSET_PREFIX}flows[46]-(?:in|out)(?:-read)?$`)
+const COUNT_IPSET_NAME = `${IPSET_PREFIX}flows[46]-(?:in|out)(?:-read)?`
+const COUNT_IPSET = new RegExp(`^${COUNT_IPSET_NAME}$`)
+const COUNT_MEMBER = new RegExp(`^add ${COUNT_IPSET_NAME} .*\\n?`, 'gm')
 
 /** Whether an ipset's name is one of our counting sets' (for listings that give names only). */
 export const isCountIpset = (name: string): boolean => COUNT_IPSET.test(name)
+
+/**
+ * `ipset save` without our counting sets' members: they change with every connection and are
+ * never compared, so a listing that differs only in them is the same to a drift check.
+ */
+export const withoutCountMembers = (save: string): string => save.replace(COUNT_MEMBER, '')
 
 /** The rules of a counting chain after `-A CHAIN`, exactly as iptables-save prints them. */
 export function countChainSpecs(set: string): string[] {
@@ -142,11 +151,13 @@ export function parseIpsetCounts(
         `line ${n + 1}: ${why}: "${line.slice(0, 120)}"`,
       )
     if (parts[0] !== 'add' || !where) throw bad('not an element of a counting set')
-    const m = /^([^,]+),([a-z]+):(\d+),([^,]+)$/.exec(parts[2] ?? '')
-    const proto = m?.[2] !== undefined ? PORT_PROTOCOLS[m[2]] : undefined
+    // ipset names the protocol as /etc/protocols does, by number where that has no entry
+    const m = /^([^,]+),([a-z]+|\d+):(\d+),([^,]+)$/.exec(parts[2] ?? '')
+    const proto = m?.[2] !== undefined ? protoNumber(m[2]) : undefined
     const packets = parts[3] === 'packets' ? Number(parts[4]) : NaN
-    if (!m?.[1] || !m[4] || proto === undefined || !Number.isInteger(packets))
+    if (!m?.[1] || !m[4] || proto === undefined || !PORT_PROTOCOLS.has(proto))
       throw bad('unexpected element')
+    if (!Number.isInteger(packets)) throw bad('unexpected element')
     sizes.set(parts[1] ?? '', (sizes.get(parts[1] ?? '') ?? 0) + 1)
     if (packets === 0) continue
     counts.push({
@@ -174,14 +185,21 @@ function addressIndex(s: NamedSet): { one: Set<string>; nets: string[] } {
   return { one, nets }
 }
 
+/** Taggers by the state they read: a state counts for many intervals. */
+const TAGGERS = new WeakMap<Desired, (c: IpsetCount) => number | undefined>()
+
 /**
  * Which rule counted each key, for the counts of `desired`'s counting chains: the tag of the
  * first counting jump of the direction's chain whose matches the key meets. A match the key
  * cannot tell (an interface, a source port) is taken as met: the key was counted by a jump.
+ * Protocols and ports are tested before addresses, and a key's addresses are normalised once.
  */
 export function ipsetCountTagger(desired: Desired): (c: IpsetCount) => number | undefined {
+  const known = TAGGERS.get(desired)
+  if (known) return known
   const sets = new Map(desired.ipsets.map((s) => [s.name, addressIndex(s)]))
   const jumps = new Map<string, { matches: readonly Match[]; tag: number }[]>()
+  const cheapFirst = (m: Match) => (m.kind === 'addr' ? 1 : 0)
   for (const t of desired.tables)
     for (const d of DIRECTIONS) {
       const chain = t.chains.find(
@@ -189,41 +207,50 @@ export function ipsetCountTagger(desired: Desired): (c: IpsetCount) => number | 
       )
       const list = (chain?.rules ?? []).flatMap((r) =>
         r.countTag !== undefined && r.verdict?.kind === 'jump' && r.verdict.target === countChain(d)
-          ? [{ matches: r.matches, tag: r.countTag }]
+          ? [
+              {
+                matches: [...r.matches].sort((a, b) => cheapFirst(a) - cheapFirst(b)),
+                tag: r.countTag,
+              },
+            ]
           : [],
       )
       jumps.set(`${t.family === 'ip' ? 4 : 6} ${d}`, list)
     }
-  const addressMeets = (m: Extract<Match, { kind: 'addr' }>, c: IpsetCount): boolean => {
-    const address = m.dir === 'src' ? c.src : c.dst
+  const tagger = (c: IpsetCount): number | undefined => {
     const bits = c.family === 4 ? 32 : 128
-    let held: boolean
-    if (m.set !== undefined) {
-      const index = sets.get(m.set)
-      const one = normaliseCidr(`${address}/${bits}`)
-      held = !!index && (index.one.has(one) || index.nets.some((n) => cidrContains(n, address)))
-    } else held = (m.cidrs ?? []).some((n) => cidrContains(n, address))
-    return m.negate ? !held : held
-  }
-  const meets = (m: Match, c: IpsetCount): boolean => {
-    switch (m.kind) {
-      case 'addr':
-        return m.family !== c.family ? m.negate === true : addressMeets(m, c)
-      case 'proto':
-        return (m.proto === c.proto) !== (m.negate === true)
-      case 'port':
-        if (m.proto !== c.proto) return false
-        if (m.dir === 'src') return true
-        return m.ranges.some(([a, b]) => c.port >= a && c.port <= b) !== (m.negate === true)
-      case 'nfproto':
-        return m.family === c.family
-      case 'icmp':
-      case 'addr_port':
-        return false
-      default:
-        return true
+    const one = { src: normaliseCidr(`${c.src}/${bits}`), dst: normaliseCidr(`${c.dst}/${bits}`) }
+    const addressMeets = (m: Extract<Match, { kind: 'addr' }>): boolean => {
+      const address = m.dir === 'src' ? c.src : c.dst
+      const index = m.set !== undefined ? sets.get(m.set) : undefined
+      const held =
+        m.set !== undefined
+          ? !!index &&
+            (index.one.has(one[m.dir]) || index.nets.some((n) => cidrContains(n, address)))
+          : (m.cidrs ?? []).some((n) => cidrContains(n, address))
+      return m.negate ? !held : held
     }
+    const meets = (m: Match): boolean => {
+      switch (m.kind) {
+        case 'addr':
+          return m.family !== c.family ? m.negate === true : addressMeets(m)
+        case 'proto':
+          return (m.proto === c.proto) !== (m.negate === true)
+        case 'port':
+          if (m.proto !== c.proto) return false
+          if (m.dir === 'src') return true
+          return m.ranges.some(([a, b]) => c.port >= a && c.port <= b) !== (m.negate === true)
+        case 'nfproto':
+          return m.family === c.family
+        case 'icmp':
+        case 'addr_port':
+          return false
+        default:
+          return true
+      }
+    }
+    return jumps.get(`${c.family} ${c.direction}`)?.find((j) => j.matches.every(meets))?.tag
   }
-  return (c) =>
-    jumps.get(`${c.family} ${c.direction}`)?.find((j) => j.matches.every((m) => meets(m, c)))?.tag
+  TAGGERS.set(desired, tagger)
+  return tagger
 }

@@ -13,8 +13,9 @@ export const isCountingSet = (type: string, words: readonly string[]): boolean =
 
 /**
  * Parses `ipset save`. Address sets (hash:ip, hash:net) become named sets with normalised
- * elements, counting sets named sets without them (their members are counts); other types, and sets whose entries carry options we do not model (such as
- * `nomatch`), are left out, so rules that use them are treated as opaque by the model.
+ * elements, counting sets named sets without them (their members are counts); other types,
+ * and sets whose entries carry options we do not model (such as `nomatch`), are left out, so
+ * rules that use them are treated as opaque by the model.
  */
 export function parseIpsetSave(text: string): NamedSet[] {
   const sets = new Map<

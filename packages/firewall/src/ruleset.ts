@@ -116,7 +116,7 @@ export interface Chain {
   readonly rules: readonly Rule[]
   /**
    * iptables: a counting chain, which counts each connection it is jumped to with into this
-   * ipset (see flow-count.ts). Its rules are fixed: written and read back as one text, and
+   * ipset (see flow-count-ipset.ts). Its rules are fixed: written and read back as one text, and
    * `rules` is then empty.
    */
   readonly countsInto?: string

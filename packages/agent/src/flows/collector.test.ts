@@ -101,4 +101,43 @@ describe('FlowCollector', () => {
       expect(listed).toHaveLength(3)
     })
   })
+
+  it('reads what iptables rules counted before they change (their keys name no rule), not before a repair', async () => {
+    const calls: string[] = []
+    const run: Runner = (cmd, args) => {
+      calls.push([cmd, ...args].join(' '))
+      return Promise.resolve({ code: 0, stdout: '', stderr: '' })
+    }
+    const iptables = (version: number) =>
+      compile(
+        hostPolicyFromLocalFile({
+          version,
+          enforcement_mode: 'full',
+          visibility_level: 'flow_summary',
+          rules: [
+            {
+              action: 'allow',
+              direction: 'inbound',
+              peers: ['198.18.0.2'],
+              services: [{ proto: 6, port: 80 }],
+            },
+          ],
+        }),
+        { backend: 'iptables-nft', failsafe: DEFAULT_FAILSAFE, flowCounting: true },
+      )
+    const [v1, v2] = [iptables(1), iptables(2)]
+    await withCollector(run, async (c) => {
+      c.configure(summary, true, false, true)
+      c.countersApplied(v1)
+      await c.beforeChange(v1)
+      expect(calls).toEqual([])
+      await c.beforeChange(v2)
+      expect(calls.filter((x) => x.startsWith('ipset swap'))).toHaveLength(4)
+      // nftables keys carry the rule's tag: nothing to read first
+      calls.length = 0
+      c.countersApplied(counting)
+      await c.beforeChange(v2)
+      expect(calls).toEqual([])
+    })
+  })
 })

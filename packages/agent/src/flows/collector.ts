@@ -56,9 +56,9 @@ const GRACE_MS = 2000
  * Collects the flows our chains log: `tcpdump` reads our netlink log group (the prefix says
  * decision, direction and rule) and `conntrack -E` reports which connections the kernel
  * confirmed, so that one we passed on and a later firewall dropped is flagged. Where our rules
- * count allowed connections in the kernel (nftables), the counts are read once per interval.
- * Summaries go to the flow outbox once per interval. Readers that exit are restarted with
- * back-off.
+ * count allowed connections in the kernel (nftables sets, ipsets), the counts are read once per
+ * interval. Summaries go to the flow outbox once per interval. Readers that exit are restarted
+ * with back-off.
  */
 export class FlowCollector {
   readonly #config: FlowConfig
@@ -102,7 +102,7 @@ export class FlowCollector {
     outbox: Outbox
     log: (line: Record<string, unknown>) => void
     onFlushed: () => void
-    /** Runs `nft` where our rules are, to read the kernel's counts. */
+    /** Runs `nft` or `ipset` where our rules are, to read the kernel's counts. */
     run?: Runner
   }) {
     this.#config = o.config
@@ -287,6 +287,17 @@ export class FlowCollector {
       this.#state.counting = 'running'
   }
 
+  /**
+   * Before our rules change to `next`: on iptables a key names no rule (which rule counted it
+   * is found from the verified state), so what the rules being left counted is read first. A
+   * connection counted between this read and the change is named by the new rules.
+   */
+  beforeChange(next: Desired): Promise<void> {
+    const by = this.#countedBy
+    if (!by || by === next || by.backend === 'nftables') return Promise.resolve()
+    return this.readCounts()
+  }
+
   /** Writes what was counted to the outbox (each summary with its own uuid). */
   flush(): Promise<void> {
     return this.#write(this.#agg, false)
@@ -340,8 +351,13 @@ export class FlowCollector {
           msg: 'the kernel counted connections under no rule a policy named',
           connections: unknown,
         })
-      this.#state.counting =
-        read.full.length > 0 ? `running; ${read.full.join(', ')} full: ${FULL_HINT}` : 'running'
+      this.#state.counting = [
+        'running',
+        ...(read.full.length > 0 ? [`${read.full.join(', ')} full: ${FULL_HINT}`] : []),
+        ...((read.unread ?? []).length > 0
+          ? [`${read.unread?.join(', ')} in use: read with the next interval`]
+          : []),
+      ].join('; ')
     } catch (e) {
       this.#state.counting = `cannot read the kernel's counts: ${(e as Error).message}`
       this.#log({ msg: 'cannot read the kernel flow counts', error: (e as Error).message })

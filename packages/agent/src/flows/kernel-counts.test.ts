@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { Runner } from '../exec.js'
-import { readKernelCounts } from './kernel-counts.js'
+import { compile, flowCountTag } from '@palisade/firewall'
+import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
+import { readIpsetCounts, readKernelCounts } from './kernel-counts.js'
 
 const setListing = (name: string, body: string) =>
   `{"nftables": [{"metainfo": {}}, {"set": {"family": "inet", "name": "${name}", "table": "palisade", "handle": 2, "size": 262144${body}}}]}`
@@ -52,5 +54,100 @@ describe('readKernelCounts', () => {
     await expect(readKernelCounts(k.run)).rejects.toThrow(/unexpected element/)
     expect(k.calls.at(-1)).toContain('flush set inet palisade flows4_a')
     expect(k.calls.at(-1)).toContain('flush set inet palisade flows6_a')
+  })
+})
+
+describe('readIpsetCounts', () => {
+  const policy = hostPolicyFromLocalFile({
+    version: 1,
+    enforcement_mode: 'full',
+    visibility_level: 'flow_summary',
+    rules: [
+      {
+        action: 'allow',
+        direction: 'inbound',
+        peers: ['198.18.0.2'],
+        services: [{ proto: 6, port: 8080 }],
+      },
+    ],
+  })
+  const desired = compile(policy, {
+    backend: 'iptables-legacy',
+    failsafe: DEFAULT_FAILSAFE,
+    flowCounting: true,
+  })
+
+  /**
+   * ipset answering `save` of a spare with `members` (for palisade-flows4-in-read), and
+   * refusing the swap of `busy` (being listed) its first `refusals` times.
+   */
+  function ipset(members: string, busy = '', refusals = 0): { run: Runner; calls: string[] } {
+    const calls: string[] = []
+    let refused = 0
+    const run: Runner = (cmd, args, opts) => {
+      calls.push([cmd, ...args].join(' ') + (opts?.stdin ? `\n${opts.stdin}` : ''))
+      if (args[0] === 'swap' && args[1] === busy && refused++ < refusals)
+        return Promise.resolve({ code: 1, stdout: '', stderr: 'Set cannot be swapped: in use' })
+      const name = args[1] ?? ''
+      const stdout =
+        args[0] === 'save'
+          ? `create ${name} hash:ip,port,ip family inet hashsize 1024 maxelem 262144 counters bucketsize 12 initval 0x1\n${name === 'palisade-flows4-in-read' ? members : ''}`
+          : ''
+      return Promise.resolve({ code: 0, stdout, stderr: '' })
+    }
+    return { run, calls }
+  }
+
+  it('swaps every counting set with its spare, lists the spares, then empties them', async () => {
+    const k = ipset(
+      'add palisade-flows4-in-read 198.18.0.2,tcp:8080,198.18.0.1 packets 7 bytes 420\n' +
+        'add palisade-flows4-in-read 198.18.0.9,tcp:8080,198.18.0.1 packets 2 bytes 120\n',
+    )
+    const read = await readIpsetCounts(k.run, desired)
+    const tag = flowCountTag('inbound', policy.rules[0]?.key ?? '')
+    expect(read.entries).toEqual([
+      { src: '198.18.0.2', dst: '198.18.0.1', proto: 6, port: 8080, tag, connections: 7 },
+    ])
+    // a key no counting rule of the policy meets (another peer) is counted, not attributed
+    expect(read.unattributed).toBe(2)
+    const sets = ['4-in', '4-out', '6-in', '6-out'].map((x) => `palisade-flows${x}`)
+    expect(k.calls.slice(0, 4)).toEqual(sets.map((s) => `ipset swap ${s} ${s}-read`))
+    expect(k.calls.slice(4, 8).sort()).toEqual(sets.map((s) => `ipset save ${s}-read`).sort())
+    expect(k.calls[8]).toBe(`ipset restore\n${sets.map((s) => `flush ${s}-read`).join('\n')}\n`)
+    expect(read.unread).toBeUndefined()
+  })
+
+  it('tries a refused swap again, and leaves a set still refused for the next read', async () => {
+    const members =
+      'add palisade-flows4-in-read 198.18.0.2,tcp:8080,198.18.0.1 packets 7 bytes 420\n'
+    const twice = ipset(members, 'palisade-flows4-in', 2)
+    expect((await readIpsetCounts(twice.run, desired)).entries).toHaveLength(1)
+    expect(twice.calls.filter((c) => c.startsWith('ipset swap palisade-flows4-in '))).toHaveLength(
+      3,
+    )
+    const always = ipset(members, 'palisade-flows4-in', 99)
+    const read = await readIpsetCounts(always.run, desired)
+    // its spare is neither listed nor emptied: the live set keeps its counts
+    expect(read).toMatchObject({ entries: [], unread: ['palisade-flows4-in'] })
+    const after = always.calls.filter((c) => !c.startsWith('ipset swap'))
+    expect(after.some((c) => c.includes('palisade-flows4-in-read'))).toBe(false)
+    expect(always.calls.filter((c) => c.startsWith('ipset save'))).toHaveLength(3)
+  })
+
+  it('reads a protocol ipset prints by number (no /etc/protocols entry)', async () => {
+    const k = ipset(
+      'add palisade-flows4-in-read 198.18.0.2,6:8080,198.18.0.1 packets 4 bytes 240\n',
+    )
+    expect((await readIpsetCounts(k.run, desired)).entries).toMatchObject([
+      { proto: 6, connections: 4 },
+    ])
+  })
+
+  it('empties the spares even when a listing cannot be parsed', async () => {
+    const k = ipset(
+      'add palisade-flows4-in-read 198.18.0.2,icmp:ping,198.18.0.1 packets 1 bytes 84\n',
+    )
+    await expect(readIpsetCounts(k.run, desired)).rejects.toThrow(/unexpected element/)
+    expect(k.calls.at(-1)).toMatch(/^ipset restore\nflush palisade-flows4-in-read\n/)
   })
 })

@@ -8,6 +8,7 @@ import {
   parseIptablesSave,
   parseNftJson,
   RulesetParseError,
+  withoutCountMembers,
 } from '@palisade/firewall'
 import type { RunOptions, Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
@@ -58,7 +59,7 @@ export async function readOwn(
   ])
   // `ipset list -n` gives names only; the family is not known then, and not compared.
   const ipsets: readonly NamedSet[] = elements
-    ? parseOwnIpsets(sets)
+    ? parseOwnIpsets(withoutCountMembers(sets))
     : sets
         .split('\n')
         .filter(Boolean)
