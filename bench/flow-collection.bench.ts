@@ -2,8 +2,9 @@
  * What flow collection costs: new TCP connections per second between two namespaces with the
  * real agent enforcing one policy at `flow_summary`, as a ratio to the same policy at
  * `flow_off` (interleaved rounds, each backend), and how many of the connections made the flow
- * summaries counted. On nftables the agent counts allowed connections in the kernel and reads
- * the counts once per interval; the iptables backends log each connection (`collection`). The
+ * summaries counted. The agent counts allowed connections in the kernel and reads the counts
+ * once per interval (`collection` says whether it did in every round; an iptables agent logs
+ * until a survey shows its hooks, which its first flow_summary round may meet). The
  * load comes from enough client processes that the client is not what limits the rate (see
  * connection-rate.ts; the scaling without rules is in the output).
  */
