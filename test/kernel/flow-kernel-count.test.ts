@@ -151,6 +151,34 @@ describe('flow counting in the kernel through a real agent', () => {
       50,
     )
 
+  /**
+   * Runs `test` on an agent of `backend` that counts in the kernel and reads every
+   * `intervalMs`; cleans up after it, whatever happens.
+   */
+  const withCountingAgent = async (
+    backend: Backend,
+    intervalMs: number,
+    test: (agent: LabAgent) => Promise<void>,
+  ) => {
+    await resetFirewall(server.run)
+    const agent = await startAgent(intervalMs, backend)
+    try {
+      await countingOn(agent)
+      await test(agent)
+    } finally {
+      await agent.cleanup()
+      await resetFirewall(server.run)
+    }
+  }
+
+  /** Our iptables rules as the backend's save tool prints them. */
+  const saved = (backend: Backend) =>
+    runChecked(
+      server.run,
+      backend === 'iptables-legacy' ? 'iptables-legacy-save' : 'iptables-nft-save',
+      [],
+    )
+
   /** The counting sets our objects hold, by name, as read back. */
   const countingSets = async (backend: Backend) => {
     const own = await readOwn(server.run, backend)
@@ -169,10 +197,7 @@ describe('flow counting in the kernel through a real agent', () => {
   it.each(BACKENDS as readonly Backend[])(
     '%s: read once per interval, every connection counted once, and no tampering',
     async (backend) => {
-      await resetFirewall(server.run)
-      const agent = await startAgent(1000, backend)
-      try {
-        await countingOn(agent)
+      await withCountingAgent(backend, 1000, async (agent) => {
         expect([...(await countingSets(backend))].sort()).toEqual(
           backend === 'nftables'
             ? [...FLOW_COUNTERS].sort()
@@ -212,10 +237,7 @@ describe('flow counting in the kernel through a real agent', () => {
         // the last read, as the agent stops, finds nothing more: nothing was counted twice
         await agent.stop()
         expect(total(await summaries(agent))).toBe(made)
-      } finally {
-        await agent.cleanup()
-        await resetFirewall(server.run)
-      }
+      })
     },
     120_000,
   )
@@ -256,11 +278,8 @@ describe('flow counting in the kernel through a real agent', () => {
   it.each(BACKENDS as readonly Backend[])(
     '%s: counts survive a policy change that replaces our objects, and are read as the agent stops',
     async (backend) => {
-      await resetFirewall(server.run)
       // no read on the interval while the test runs: only the reads it is about
-      const agent = await startAgent(600_000, backend)
-      try {
-        await countingOn(agent)
+      await withCountingAgent(backend, 600_000, async (agent) => {
         const before = await connect()
         await agent.writePolicy(policy(2, [client.ip4, client.ip6], true))
         await agent.waitApplied(2)
@@ -276,10 +295,7 @@ describe('flow counting in the kernel through a real agent', () => {
         const counted = await summaries(agent)
         expect(total(counted)).toBe(before + after)
         expectSummaries(counted)
-      } finally {
-        await agent.cleanup()
-        await resetFirewall(server.run)
-      }
+      })
     },
     120_000,
   )
@@ -312,30 +328,19 @@ describe('flow counting in the kernel through a real agent', () => {
   it.each(BACKENDS as readonly Backend[])(
     '%s: flows turned off read the last counts and remove what counted',
     async (backend) => {
-      await resetFirewall(server.run)
       // no read on the interval: only the read before the counting objects go
-      const agent = await startAgent(600_000, backend)
-      try {
-        await countingOn(agent)
+      await withCountingAgent(backend, 600_000, async (agent) => {
         const made = await connect()
         await agent.writePolicy(policy(2, [client.ip4, client.ip6], false, 'flow_off'))
         await agent.waitApplied(2)
         expect((await agent.status())?.enforcement.health).toBe('healthy')
         expect(await countingSets(backend)).toEqual([])
         if (backend !== 'nftables') {
-          const chains = await runChecked(
-            server.run,
-            backend === 'iptables-legacy' ? 'iptables-legacy-save' : 'iptables-nft-save',
-            [],
-          )
-          expect(chains).not.toContain('PALISADE-COUNT')
+          expect(await saved(backend)).not.toContain('PALISADE-COUNT')
         }
         await agent.stop()
         expect(total(await summaries(agent))).toBe(made)
-      } finally {
-        await agent.cleanup()
-        await resetFirewall(server.run)
-      }
+      })
     },
     60_000,
   )
@@ -343,23 +348,16 @@ describe('flow counting in the kernel through a real agent', () => {
   it.each(['iptables-nft', 'iptables-legacy'] as const)(
     '%s: going idle removes our chains, counting chains first emptied, and every set',
     async (backend) => {
-      await resetFirewall(server.run)
-      const agent = await startAgent(600_000, backend)
-      try {
-        await countingOn(agent)
+      await withCountingAgent(backend, 600_000, async (agent) => {
         await agent.writePolicy({
           ...policy(2, [client.ip4, client.ip6]),
           enforcement_mode: 'idle',
         })
         await agent.waitApplied(2)
         expect((await agent.status())?.enforcement.health).toBe('healthy')
-        const save = backend === 'iptables-legacy' ? 'iptables-legacy-save' : 'iptables-nft-save'
-        expect(await runChecked(server.run, save, [])).not.toContain('PALISADE-')
+        expect(await saved(backend)).not.toContain('PALISADE-')
         expect((await runChecked(server.run, 'ipset', ['list', '-n'])).trim()).toBe('')
-      } finally {
-        await agent.cleanup()
-        await resetFirewall(server.run)
-      }
+      })
     },
     60_000,
   )
@@ -367,10 +365,7 @@ describe('flow counting in the kernel through a real agent', () => {
   it.each(BACKENDS as readonly Backend[])(
     '%s: connections counted before a policy change are reported under the rule that allowed them then',
     async (backend) => {
-      await resetFirewall(server.run)
-      const agent = await startAgent(600_000, backend)
-      try {
-        await countingOn(agent)
+      await withCountingAgent(backend, 600_000, async (agent) => {
         const before = await connect()
         // the same traffic, now allowed by another rule (local/rules/1): same keys, other tag
         const p1 = policy(2, [client.ip4, client.ip6])
@@ -383,10 +378,7 @@ describe('flow counting in the kernel through a real agent', () => {
         const counted = await summaries(agent)
         const under = (href: string) => total(counted.filter((x) => x.rule_href === href))
         expect([under('local/rules/0'), under('local/rules/1')]).toEqual([before, after])
-      } finally {
-        await agent.cleanup()
-        await resetFirewall(server.run)
-      }
+      })
     },
     60_000,
   )

@@ -1,5 +1,4 @@
-import { compile } from '@palisade/firewall'
-import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
+import { hostPolicyFromLocalFile } from '@palisade/model'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import type { Runner } from '../exec.js'
 import { Outbox } from '../outbox.js'
 import { DEFAULT_FLOW_CONFIG, FlowCollector } from './collector.js'
+import { countingState } from './counting.fixture.js'
 
 const summary = hostPolicyFromLocalFile({
   version: 1,
@@ -14,12 +14,8 @@ const summary = hostPolicyFromLocalFile({
   visibility_level: 'flow_summary',
   rules: [],
 })
-/** The state whose rules count, as the enforcer verified it (nftables: its sets are read). */
-const counting = compile(summary, {
-  backend: 'nftables',
-  failsafe: DEFAULT_FAILSAFE,
-  flowCounting: true,
-})
+/** A state whose rules count, as the enforcer verified it (nftables: its sets are read). */
+const counting = countingState('nftables')
 
 /** Runs `test` on a collector with its outbox in a fresh directory; stops it and cleans up. */
 async function withCollector(
@@ -108,24 +104,7 @@ describe('FlowCollector', () => {
       calls.push([cmd, ...args].join(' '))
       return Promise.resolve({ code: 0, stdout: '', stderr: '' })
     }
-    const iptables = (version: number) =>
-      compile(
-        hostPolicyFromLocalFile({
-          version,
-          enforcement_mode: 'full',
-          visibility_level: 'flow_summary',
-          rules: [
-            {
-              action: 'allow',
-              direction: 'inbound',
-              peers: ['198.18.0.2'],
-              services: [{ proto: 6, port: 80 }],
-            },
-          ],
-        }),
-        { backend: 'iptables-nft', failsafe: DEFAULT_FAILSAFE, flowCounting: true },
-      )
-    const [v1, v2] = [iptables(1), iptables(2)]
+    const [v1, v2] = [countingState('iptables-nft', 1), countingState('iptables-nft', 2)]
     await withCollector(run, async (c) => {
       c.configure(summary, true, false, true)
       c.countersApplied(v1)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Runner } from '../exec.js'
-import { compile, flowCountTag } from '@palisade/firewall'
-import { DEFAULT_FAILSAFE, hostPolicyFromLocalFile } from '@palisade/model'
+import { flowCountTag } from '@palisade/firewall'
+import { countedPolicy, countingState } from './counting.fixture.js'
 import { readIpsetCounts, readKernelCounts } from './kernel-counts.js'
 
 const setListing = (name: string, body: string) =>
@@ -58,24 +58,8 @@ describe('readKernelCounts', () => {
 })
 
 describe('readIpsetCounts', () => {
-  const policy = hostPolicyFromLocalFile({
-    version: 1,
-    enforcement_mode: 'full',
-    visibility_level: 'flow_summary',
-    rules: [
-      {
-        action: 'allow',
-        direction: 'inbound',
-        peers: ['198.18.0.2'],
-        services: [{ proto: 6, port: 8080 }],
-      },
-    ],
-  })
-  const desired = compile(policy, {
-    backend: 'iptables-legacy',
-    failsafe: DEFAULT_FAILSAFE,
-    flowCounting: true,
-  })
+  const policy = countedPolicy()
+  const desired = countingState('iptables-legacy')
 
   /**
    * ipset answering `save` of a spare with `members` (for palisade-flows4-in-read), and
