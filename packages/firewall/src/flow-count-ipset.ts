@@ -4,6 +4,7 @@ import type { FlowCountEntry } from './flow-count.js'
 import { FLOW_COUNT_SET_SIZE, FLOW_COUNTED_LABEL } from './flow-count.js'
 import type { Desired } from './ours.js'
 import { IPSET_PREFIX, IPT_PREFIX, ourIptablesChain } from './ours.js'
+import { ourIpsetName } from './render-grammar.js'
 import { RulesetParseError } from './parse-error.js'
 import { protoNumber } from './protocols.js'
 import type { Chain, IpFamily, Match, NamedSet } from './ruleset.js'
@@ -122,6 +123,56 @@ export function countIpsetPairs(
       return have.has(live) && have.has(spare) ? [{ family, direction, live, spare }] : []
     }),
   )
+}
+
+export type CountIpsetPair = ReturnType<typeof countIpsetPairs>[number]
+
+/** How often a swap the kernel refuses (a listing of the set under way) is tried. */
+const SWAP_TRIES = 3
+const SWAPPED = '#palisade-swapped '
+
+/**
+ * The shell script (`sh -c`) that reads the counting sets in one process: starting a tool from
+ * the agent costs more than the tool's work (9 runs took 165 ms with no key counted). For each
+ * set: swap it with its spare, tried again while the kernel refuses (it does while the set is
+ * being listed: a legacy host's poll, a full read); then, if swapped, say so, list the spare and
+ * empty it once listed. A set never swapped, or a spare that could not be listed, keeps its
+ * counts for a later read (the spare goes live again with the next swap). The names are ours (a
+ * fixed pattern), never the host's.
+ */
+export function renderIpsetCountRead(pairs: readonly CountIpsetPair[]): string {
+  return pairs
+    .map(({ live, spare }) => {
+      const [l, s] = [ourIpsetName('counting set', live), ourIpsetName('counting set', spare)]
+      return `n=0; until ipset swap ${l} ${s} 2>/dev/null; do n=$((n+1)); [ $n -ge ${SWAP_TRIES} ] && break; sleep 0.02; done; [ $n -lt ${SWAP_TRIES} ] && { echo '${SWAPPED}${l}'; ipset save ${s} && ipset flush ${s}; }`
+    })
+    .concat('true')
+    .join('\n')
+}
+
+/**
+ * What renderIpsetCountRead's run printed: the counts of the sets it swapped, and the sets it
+ * could not swap (read the next time).
+ */
+export function parseIpsetCountRead(
+  text: string,
+  pairs: readonly CountIpsetPair[],
+): { counts: IpsetCount[]; full: string[]; unread: string[] } {
+  const swapped = new Set(
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(SWAPPED))
+      .map((l) => l.slice(SWAPPED.length).trim()),
+  )
+  const read = pairs.filter((p) => swapped.has(p.live))
+  const listing = text
+    .split('\n')
+    .filter((l) => !l.startsWith(SWAPPED))
+    .join('\n')
+  return {
+    ...parseIpsetCounts(listing, new Map(read.map((p) => [p.spare, p]))),
+    unread: pairs.filter((p) => !swapped.has(p.live)).map((p) => p.live),
+  }
 }
 
 /** One key of a counting set and the connections counted under it, with its direction. */

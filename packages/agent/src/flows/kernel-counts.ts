@@ -2,12 +2,13 @@ import type { Desired, FlowCountEntry } from '@palisade/firewall'
 import {
   countIpsetPairs,
   flowCountSet,
-  ipsetCountTagger,
-  parseIpsetCounts,
   flowGenerationSet,
+  ipsetCountTagger,
   NFT_TABLE,
+  parseIpsetCountRead,
   parseNftFlowCounts,
   parseNftGenerationLive,
+  renderIpsetCountRead,
   renderNftCountFlush,
   renderNftFlip,
 } from '@palisade/firewall'
@@ -58,61 +59,38 @@ export async function readKernelCounts(run: Runner): Promise<KernelCounts> {
   return { entries, full }
 }
 
-/** A swap the kernel refused (a listing of the set under way) is tried again this often. */
-const SWAP_TRIES = 3
-const SWAP_RETRY_MS = 20
-
 /**
  * Reads what our counting chains counted since the last read (iptables, see
- * flow-count-ipset.ts): swaps each counting set with its empty spare (`ipset swap`, atomic),
- * then lists and empties the spares, which no rule writes to. Which rule counted each key is
- * found from `desired`, the state whose rules counted. The kernel refuses a swap while the set
- * is being listed (the legacy poller's headers, a full read): it is tried again, and a set still
- * refused keeps its counts for the next read (`unread`). The spares read are emptied even when
- * a listing fails, as for nftables.
+ * flow-count-ipset.ts), in one shell run (renderIpsetCountRead): each counting set swapped with
+ * its empty spare (`ipset swap`, atomic), the spare listed and emptied. Which rule counted each
+ * key is found from `desired`, the state whose rules counted. A set the kernel would not swap
+ * keeps its counts for the next read (`unread`).
  */
 export async function readIpsetCounts(run: Runner, desired: Desired): Promise<KernelCounts> {
-  const pairs: ReturnType<typeof countIpsetPairs> = []
-  const unread: string[] = []
-  for (const p of countIpsetPairs(desired)) {
-    if (await swapped(run, p.live, p.spare)) pairs.push(p)
-    else unread.push(p.live)
+  const pairs = countIpsetPairs(desired)
+  if (pairs.length === 0) return { entries: [], full: [] }
+  const out = await runChecked(run, 'sh', ['-c', renderIpsetCountRead(pairs)])
+  const read = parseIpsetCountRead(out, pairs)
+  const tagOf = ipsetCountTagger(desired)
+  const entries: FlowCountEntry[] = []
+  let unattributed = 0
+  for (const c of read.counts) {
+    const tag = tagOf(c)
+    if (tag === undefined) unattributed += c.connections
+    else
+      entries.push({
+        src: c.src,
+        dst: c.dst,
+        proto: c.proto,
+        port: c.port,
+        tag,
+        connections: c.connections,
+      })
   }
-  const withUnread = unread.length > 0 ? { unread } : {}
-  if (pairs.length === 0) return { entries: [], full: [], ...withUnread }
-  try {
-    const listings = await Promise.all(
-      pairs.map((p) => runChecked(run, 'ipset', ['save', p.spare])),
-    )
-    const read = parseIpsetCounts(listings.join('\n'), new Map(pairs.map((p) => [p.spare, p])))
-    const tagOf = ipsetCountTagger(desired)
-    const entries: FlowCountEntry[] = []
-    let unattributed = 0
-    for (const c of read.counts) {
-      const tag = tagOf(c)
-      if (tag === undefined) unattributed += c.connections
-      else
-        entries.push({
-          src: c.src,
-          dst: c.dst,
-          proto: c.proto,
-          port: c.port,
-          tag,
-          connections: c.connections,
-        })
-    }
-    return { entries, full: read.full, ...(unattributed > 0 && { unattributed }), ...withUnread }
-  } finally {
-    await runChecked(run, 'ipset', ['restore'], {
-      stdin: pairs.map((p) => `flush ${p.spare}\n`).join(''),
-    })
-  }
-}
-
-async function swapped(run: Runner, live: string, spare: string): Promise<boolean> {
-  for (let attempt = 1; ; attempt++) {
-    if ((await run('ipset', ['swap', live, spare])).code === 0) return true
-    if (attempt === SWAP_TRIES) return false
-    await new Promise((r) => setTimeout(r, SWAP_RETRY_MS))
+  return {
+    entries,
+    full: read.full,
+    ...(unattributed > 0 && { unattributed }),
+    ...(read.unread.length > 0 && { unread: read.unread }),
   }
 }
