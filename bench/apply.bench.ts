@@ -1,9 +1,11 @@
 /**
  * Apply latency per backend for 1,000 / 10,000 / 100,000 peers, in fresh namespaces.
- * `ours` is what the agent does for a new policy: read our objects, diff, apply in one
- * transaction per table, read back what the apply changed and verify it (applyDesired with
- * verifyApplied). `raw` is the same rendered text fed straight to `nft -f` (or `ipset restore`
- * + `iptables-restore`), measured in the same run.
+ * `ours` is what the agent does for a new policy, through the kernel dataplane it runs: read our
+ * objects, diff, apply in one transaction per table, read back what the apply changed and verify
+ * it (on nftables the apply goes to the `nft -i` the agent keeps running, which the read started).
+ * `raw` is the same rendered text fed straight to `nft -f` (or `ipset restore` +
+ * `iptables-restore`), measured in the same run; on nftables `rawSession` is that text included
+ * by an `nft -i` already running, the floor for an apply that starts no tool.
  *
  * A one-address change is timed as the agent makes it: an enforcer over the kernel dataplane,
  * with the change monitor and the polling the agent runs on that backend, is handed the
@@ -42,6 +44,8 @@ import {
 } from '@palisade/firewall'
 import { Lab } from '@palisade/lab'
 import { DEFAULT_FAILSAFE } from '@palisade/model'
+import { NFT_SESSION } from '../packages/agent/src/netfilter/session-protocol.js'
+import { ToolSession } from '../packages/agent/src/netfilter/tool-session.js'
 import { policyWithPeers } from './peers.js'
 import { median, timed } from './stats.js'
 
@@ -63,17 +67,42 @@ async function raw(run: Runner, d: Desired): Promise<void> {
   })
 }
 
+/** The rendered text included by an `nft -i` started (and answering) before the clock starts. */
+async function rawSession(start: ProcessStarter, d: Desired): Promise<number> {
+  const session = new ToolSession(NFT_SESSION, start)
+  try {
+    await runSession(session, 'list tables\n')
+    return (await timed(() => runSession(session, renderNftScript(d)))).ms
+  } finally {
+    session.close()
+  }
+}
+
+async function runSession(session: ToolSession, script: string): Promise<void> {
+  const a = await session.run(script)
+  if (a.code !== 0) throw new Error(`nft -i refused the script: ${a.stderr}`)
+}
+
 async function ours(
   run: Runner,
+  start: ProcessStarter,
   d: Desired,
-): Promise<{ totalMs: number; applyMs: number; after: Ruleset }> {
-  const t0 = performance.now()
-  const actual = await readOwn(run, d.backend)
-  const t1 = performance.now()
-  const { after } = await applyDesired(run, d, actual, { modeChanged: false })
-  const t2 = performance.now()
-  expectApplied(d, after, 'after apply, as verified')
-  return { totalMs: t2 - t0, applyMs: t2 - t1, after }
+): Promise<{ totalMs: number; applyMs: number }> {
+  const dp = new KernelDataplane(run, d.backend, start, systemClock)
+  try {
+    // The agent keeps its tool session running between policies: a first read starts it.
+    await dp.read({ elements: true })
+    const t0 = performance.now()
+    const actual = await dp.read({ elements: true })
+    const t1 = performance.now()
+    await dp.apply(d, actual, { modeChanged: false })
+    const t2 = performance.now()
+    // The first read after an apply is what the apply read back.
+    expectApplied(d, await dp.read({ elements: true }), 'after apply, as verified')
+    return { totalMs: t2 - t0, applyMs: t2 - t1 }
+  } finally {
+    dp.close()
+  }
 }
 
 function expectApplied(d: Desired, rs: Ruleset, when: string): void {
@@ -130,6 +159,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const oursTotal: number[] = []
       const oursApply: number[] = []
       const rawMs: number[] = []
+      const rawSessionMs: number[] = []
       const peerChange: number[] = []
       /** The change one way and the other: a delete (nft) waits for the kernel at the end. */
       const byWay: Record<'add' | 'remove', number[]> = { add: [], remove: [] }
@@ -138,10 +168,14 @@ export async function run(): Promise<Record<string, unknown>> {
       const peerChangePlan: string[] = []
       for (let i = 0; i < reps; i++) {
         // Alternate which goes first so neither always meets a warmer kernel.
-        const measureRaw = () => fresh(async (r) => rawMs.push((await timed(() => raw(r, d))).ms))
+        const measureRaw = async () => {
+          await fresh(async (r) => rawMs.push((await timed(() => raw(r, d))).ms))
+          if (backend === 'nftables')
+            await fresh(async (_, start) => rawSessionMs.push(await rawSession(start, d)))
+        }
         const measureOurs = () =>
           fresh(async (r, start) => {
-            const m = await ours(r, d)
+            const m = await ours(r, start, d)
             oursTotal.push(m.totalMs)
             oursApply.push(m.applyMs)
             // The agent takes over what `ours` applied (it reads it once: nothing to change),
@@ -196,6 +230,10 @@ export async function run(): Promise<Record<string, unknown>> {
         oursWithReadAndVerifyMs: +median(oursTotal).toFixed(1),
         applyAndVerifyRatio: +(median(oursApply) / r).toFixed(2),
         withReadAndVerifyRatio: +(median(oursTotal) / r).toFixed(2),
+        ...(rawSessionMs.length > 0 && {
+          rawSessionMs: +median(rawSessionMs).toFixed(1),
+          applyAndVerifyToRawSessionRatio: +(median(oursApply) / median(rawSessionMs)).toFixed(2),
+        }),
         oneAddressChangeMs: +median(peerChange).toFixed(1),
         oneAddressAddMs: +median(byWay.add).toFixed(1),
         oneAddressRemoveMs: +median(byWay.remove).toFixed(1),

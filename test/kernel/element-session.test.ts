@@ -92,7 +92,10 @@ describe('set element changes through a tool session', () => {
         }
         try {
           const base = desiredWith(backend, [], 1)
-          const session = backend === 'nftables' ? 'nft -i' : 'sh -c exec stdbuf -oL ipset - 2>&1'
+          const session =
+            backend === 'nftables'
+              ? 'sh -c exec stdbuf -oL nft -t -j -i 2>&1'
+              : 'sh -c exec stdbuf -oL ipset - 2>&1'
           await dp.apply(base, await dp.read({ elements: true }), { modeChanged: true })
           // Started by the read (warm), ahead of the element change an apply may make next.
           expect(started.map((s) => s.cmd)).toEqual([session])

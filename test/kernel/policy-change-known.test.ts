@@ -104,7 +104,9 @@ describe('a policy change from what the dataplane verified', () => {
           // The change went to the tool kept running for element changes; no tool was started.
           expect(commands).toEqual([])
           expect(sessions).toEqual([
-            backend === 'nftables' ? 'nft -i' : 'sh -c exec stdbuf -oL ipset - 2>&1',
+            backend === 'nftables'
+              ? 'sh -c exec stdbuf -oL nft -t -j -i 2>&1'
+              : 'sh -c exec stdbuf -oL ipset - 2>&1',
           ])
           expect(diff(added, after)).toEqual([])
           expect(diff(added, await readOwn(ns.run, backend))).toEqual([])

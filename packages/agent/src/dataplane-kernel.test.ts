@@ -1,5 +1,6 @@
 import type { Ruleset } from '@palisade/firewall'
 import { compile, diff } from '@palisade/firewall'
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from '../../firewall/src/host-policy.fixture.js'
 import { FakeClock } from './clock-fake.fixture.js'
@@ -30,9 +31,14 @@ const structure = [
   .map((d) => JSON.stringify(d))
   .join('\n')
 
+/** The pid of the `nft -i` session the dataplane keeps for its applies. */
+const SESSION_PID = 77
+
 /**
  * The kernel dataplane's tools answered from a script: what matters here is which commands it
- * runs, not what nft does with them (test/kernel covers that).
+ * runs, not what nft does with them (test/kernel covers that). What goes to its session shows
+ * among the commands as `nft -i: apply` or `nft -i: ` and the listing; the session answers each
+ * request as a success, a listing with the structure above.
  */
 function scripted() {
   const commands: string[] = []
@@ -56,9 +62,20 @@ function scripted() {
     run,
     'nftables',
     (_cmd, args, on) => {
-      // The tool session it keeps for element changes is started too: it never answers here.
-      if (args[0] === 'monitor') monitor = on
-      return { write: () => undefined, kill: () => undefined }
+      if (args[0] === 'monitor') {
+        monitor = on
+        return { write: () => undefined, kill: () => undefined }
+      }
+      const write = (text: string) => {
+        const file = /^include "(.*)"$/m.exec(text)?.[1] ?? ''
+        const script = readFileSync(file, 'utf8')
+        const listing = script.startsWith('list ')
+        commands.push(listing ? `nft -i: ${script.trimEnd()}` : 'nft -i: apply')
+        const mark = text.trimEnd().split('\n').at(-1) ?? ''
+        const out = `${listing ? `${structure}\n` : ''}Error: syntax error\n${mark}\n^\n`
+        on.stdout(Buffer.from(out))
+      }
+      return { pid: SESSION_PID, write, kill: () => undefined }
     },
     new FakeClock(),
   )
@@ -68,7 +85,6 @@ function scripted() {
     commands,
     signals,
     emit,
-    lastPid: () => pid,
     stop: undefined as (() => void) | undefined,
   }
 }
@@ -80,8 +96,8 @@ describe('kernel dataplane: the read after an apply', () => {
     expect(plan.kind).toBe('full')
     expect(commands).toEqual([
       'nft -j list table inet palisade',
-      'nft -f -',
-      'nft -t -j list chains inet; list sets inet',
+      'nft -i: apply',
+      'nft -i: list chains inet; list sets inet',
     ])
     const after = await dp.read({ elements: true })
     expect(after.tables[0]?.chains.map((c) => c.name)).toEqual(['input', 'output', 'forward'])
@@ -102,12 +118,22 @@ describe('kernel dataplane: the read after an apply', () => {
   })
 
   it('keeps what the apply read back across its own change events', async () => {
-    const { dp, commands, emit, lastPid } = scripted()
+    const { dp, commands, emit } = scripted()
     dp.watch(() => undefined)
     await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
-    emit(`# new generation 9 by process ${lastPid() - 1} (nft)`)
+    emit(`# new generation 9 by process ${SESSION_PID} (nft)`)
     await dp.read({ elements: true })
     expect(commands).toHaveLength(3)
+  })
+
+  it("knows its session's changes for its own after the session ended", async () => {
+    const { dp } = scripted()
+    await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
+    // A session that ran a large script is ended once it answered; the kernel's event for its
+    // change may come after that.
+    dp.close()
+    expect(dp.isOwn({ lines: [], pid: SESSION_PID, at: 0 })).toBe(true)
+    expect(dp.isOwn({ lines: [], pid: 4242, at: 0 })).toBe(false)
   })
 
   it('verifies a rules repair read without set contents, without them', async () => {
@@ -130,7 +156,7 @@ describe('kernel dataplane: the read after an apply', () => {
       kind: 'rules',
       chains: ['input'],
     })
-    expect(commands).toEqual(['nft -f -', 'nft -t -j list chains inet; list sets inet'])
+    expect(commands).toEqual(['nft -i: apply', 'nft -i: list chains inet; list sets inet'])
     expect(diff(desired, await dp.read({ elements: false }))).toEqual([])
   })
 
@@ -145,10 +171,10 @@ describe('kernel dataplane: the read after an apply', () => {
 
 describe('kernel dataplane: the read for a new desired state', () => {
   it('is answered by what the last apply or read found while the monitor saw no other change', async () => {
-    const { dp, commands, emit, lastPid } = scripted()
+    const { dp, commands, emit } = scripted()
     dp.watch(() => undefined)
     await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
-    emit(`# new generation 9 by process ${lastPid() - 1} (nft)`)
+    emit(`# new generation 9 by process ${SESSION_PID} (nft)`)
     const verified = await dp.read({ elements: true })
     const known = commands.length
     expect(await dp.read({ elements: true, unlessChanged: true })).toBe(verified)

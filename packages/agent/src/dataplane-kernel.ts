@@ -18,8 +18,8 @@ const OWN_PIDS = 256
 /**
  * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
- * Small changes to set elements go to a tool kept running for them (see tool-session.ts), until
- * `close`.
+ * nft's applies, and small changes to ipset elements, go to a tool kept running for them (see
+ * tool-session.ts), until `close`.
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
@@ -54,8 +54,10 @@ export class KernelDataplane implements Dataplane {
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
   }
 
-  readonly #run: Runner = async (cmd, args, opts) => {
-    const r = await this.run(cmd, args, opts)
+  readonly #run: Runner = async (cmd, args, opts) => this.#own(await this.run(cmd, args, opts))
+
+  /** Remembers the process that made a change: its change events are ours. */
+  #own<R extends { readonly pid?: number }>(r: R): R {
     if (r.pid !== undefined) {
       this.#ownPids.add(r.pid)
       if (this.#ownPids.size > OWN_PIDS)
@@ -65,17 +67,15 @@ export class KernelDataplane implements Dataplane {
   }
 
   /**
-   * The runner for applies: a small change to set elements goes to the session (what it says is
-   * what the tool run once would have), anything else, or a change the session cannot take
-   * (it died or is not in use), to a tool run for it.
+   * The runner for applies and their read-back: what the session takes (see sessionFor) goes to
+   * it (what it says is what the tool run once would have), anything else, or what the session
+   * cannot take (it died or is not in use), to a tool run for it.
    */
   readonly #apply: Runner = async (cmd, args, opts) => {
-    const stdin = opts?.stdin ?? ''
-    if (this.#session.usable && sessionFor(cmd, args, stdin) === this.#session.tool) {
+    const taken = sessionFor(cmd, args, opts?.stdin ?? '')
+    if (this.#session.usable && taken?.tool === this.#session.tool) {
       try {
-        const answer = await this.#session.run(stdin)
-        const pid = this.#session.pid
-        return { ...answer, ...(pid !== undefined && { pid }) }
+        return this.#own(await this.#session.run(taken.script))
       } catch (e) {
         if (!(e instanceof SessionUnavailable)) throw e
         this.log({
@@ -99,7 +99,7 @@ export class KernelDataplane implements Dataplane {
    * Every other read reads.
    */
   async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
-    // An apply may follow: its element changes then find their tool started.
+    // An apply may follow: it then finds its tool started.
     this.#session.warm()
     const last = this.#signal
     const known = this.#known

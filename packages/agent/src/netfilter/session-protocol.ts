@@ -1,10 +1,9 @@
-import { NFT_TABLE } from '@palisade/firewall'
-
 /**
- * How a change to set elements is made by a tool kept running, reading commands on stdin,
- * instead of a tool started for it: starting `nft` or `ipset` costs more than the change (and
- * `nft`, exiting after an element delete, waits for the kernel to release it). Pure: what to
- * start, what to write and how to read the answer; tool-session.ts runs it.
+ * How an apply is made by a tool kept running, reading commands on stdin, instead of a tool
+ * started for it: starting `nft` or `ipset` costs more than a small change (and `nft`, exiting
+ * after an element delete, waits for the kernel to release it), and as much as the whole apply
+ * of a table of 1,000 peers. Pure: what to start, what to write and how to read the answer;
+ * tool-session.ts runs it.
  */
 export interface SessionTool {
   readonly name: 'nft' | 'ipset'
@@ -12,12 +11,18 @@ export interface SessionTool {
   readonly args: readonly string[]
   /** The stream its answers come on (its errors among them). */
   readonly stream: 'stdout' | 'stderr'
+  /**
+   * Whether the tool reads the script from a file it is told of (`file`, written by the
+   * session before the request) rather than from the request itself.
+   */
+  readonly viaFile: boolean
   /** What to write for `script`, ending with what makes it mark the end of its answer. */
-  request(script: string, mark: string): string
+  request(script: string, mark: string, file?: string): string
   /** The answer to the request marked `mark`, once `text` holds all of it, and what follows. */
   answer(
     text: string,
     mark: string,
+    file?: string,
   ): { readonly answer: SessionAnswer; readonly rest: string } | undefined
 }
 
@@ -28,40 +33,62 @@ export interface SessionAnswer {
   readonly stderr: string
 }
 
-/** The largest script sent to a session (nft 1.0.6 reads a line of 42 KB whole, tested). */
-const MAX_SCRIPT = 32 * 1024
+/** The largest script sent to the ipset session, whose answer prompts once per line. */
+const MAX_IPSET_SCRIPT = 32 * 1024
 
-const NFT_ELEMENTS = new RegExp(
-  `^(add|delete) element inet ${NFT_TABLE} [\\w-]+ \\{ [^{};\\n]* \\}$`,
-)
 const IPSET_ELEMENT = /^(add|del) [\w.-]+ [\w.:/-]+ -exist$/
 
 /**
- * `nft -i` runs each line it reads as one transaction, as `nft -f` runs a file: the script's
- * lines (element changes only, so none holds a `;`) are joined into one. It prints nothing on
- * success and its errors on stderr (unbuffered); a line that is not a command (the mark) gets a
- * syntax error that names it, after the errors of the line before.
+ * `nft -i` runs each line it reads as one transaction. The script goes in a file, and the line
+ * `include "FILE"` runs it as `nft -f FILE` would, one transaction whatever its size (nft 1.0.6
+ * reads a line of stdin whole only up to 42 KB). It lists as `nft -t -j` does (JSON, one line a
+ * listing, set elements left out), line-buffered (stdbuf) with its errors in the same stream,
+ * in order; it prints nothing for a change made. A line that is not a command (the mark) gets a
+ * syntax error that names it, after what the line before printed. The errors are given as
+ * `nft -f -` words them: the file's lines as lines of /dev/stdin, which is what tool-failure.ts
+ * reports of them.
  */
 export const NFT_SESSION: SessionTool = {
   name: 'nft',
-  cmd: 'nft',
-  args: ['-i'],
-  stream: 'stderr',
-  request: (script, mark) => `${script.trimEnd().split('\n').join('; ')}\n${mark}\n`,
-  answer(text, mark) {
+  cmd: 'sh',
+  args: ['-c', 'exec stdbuf -oL nft -t -j -i 2>&1'],
+  stream: 'stdout',
+  viaFile: true,
+  request: (_script, mark, file) => `include ${nftString(file)}\n${mark}\n`,
+  answer(text, mark, file) {
     const at = lineAt(text, mark)
     if (at < 0) return undefined
     // After the mark's line comes the caret line under it.
     const caretEnd = text.indexOf('\n', at + mark.length + 1)
     if (caretEnd < 0) return undefined
-    // Before it, the mark's own error line.
+    // Before it, the mark's own error line; before that, what the script printed: its listings
+    // (a JSON document a line) and its errors.
     const before = text.slice(0, at)
-    const errors = before.slice(0, before.lastIndexOf('\n', before.length - 2) + 1)
+    const printed = before.slice(0, before.lastIndexOf('\n', before.length - 2) + 1).split('\n')
+    printed.pop()
+    const listed = (l: string) => l.startsWith('{"nftables":')
+    const errors = printed
+      .filter((l) => !listed(l) && !l.startsWith('In file included from <cmdline>:'))
+      .map((l) =>
+        file !== undefined && l.startsWith(`${file}:`) ? `/dev/stdin${l.slice(file.length)}` : l,
+      )
+    const lines = (ls: string[]) => ls.map((l) => `${l}\n`).join('')
     return {
-      answer: { code: errors.trim() === '' ? 0 : 1, stdout: '', stderr: errors },
+      answer: {
+        code: errors.length > 0 ? 1 : 0,
+        stdout: lines(printed.filter(listed)),
+        stderr: lines(errors),
+      },
       rest: text.slice(caretEnd + 1),
     }
   },
+}
+
+/** A path as an nft string: one nft reads back unchanged (no quote, no line break, no glob). */
+function nftString(path: string | undefined): string {
+  if (path === undefined || !/^\/[\w./-]+$/.test(path))
+    throw new Error(`cannot name ${JSON.stringify(path)} to nft: a plain absolute path is needed`)
+  return `"${path}"`
 }
 
 const PROMPT = /^(ipset> )+/
@@ -78,6 +105,7 @@ export const IPSET_SESSION: SessionTool = {
   cmd: 'sh',
   args: ['-c', 'exec stdbuf -oL ipset - 2>&1'],
   stream: 'stdout',
+  viaFile: false,
   request: (script) => `${script}version\n`,
   answer(text) {
     const m = VERSION.exec(text)
@@ -101,20 +129,31 @@ export const IPSET_SESSION: SessionTool = {
 }
 
 /**
- * The session that can run what `cmd args` would read on stdin, if any: a small change to set
- * elements and nothing else (rules and whole sets always go to a tool started for them).
+ * The session that can do what `cmd args`, reading `stdin`, would, and the script it runs for
+ * it, if any: any nft script, a terse JSON listing (the read-back after an nft apply), and a
+ * small change to ipset elements (sets made, swapped or destroyed go to a tool started for them).
  */
 export function sessionFor(
   cmd: string,
   args: readonly string[],
   stdin: string,
-): SessionTool | undefined {
-  if (stdin === '' || stdin.length > MAX_SCRIPT || !stdin.endsWith('\n')) return undefined
+): { readonly tool: SessionTool; readonly script: string } | undefined {
+  if (cmd === 'nft') {
+    const [a, b, list, ...more] = args
+    if (a === '-f' && b === '-' && list === undefined && stdin.endsWith('\n'))
+      return { tool: NFT_SESSION, script: stdin }
+    const listing = a === '-t' && b === '-j' && more.length === 0 && stdin === ''
+    if (listing && list?.startsWith('list ') && !list.includes('\n'))
+      return { tool: NFT_SESSION, script: `${list}\n` }
+    return undefined
+  }
+  if (cmd !== 'ipset' || args.join(' ') !== 'restore' || stdin.length > MAX_IPSET_SCRIPT)
+    return undefined
+  if (!stdin.endsWith('\n')) return undefined
   const lines = stdin.slice(0, -1).split('\n')
-  if (cmd === 'nft' && args.join(' ') === '-f -' && lines.every((l) => NFT_ELEMENTS.test(l)))
-    return NFT_SESSION
-  if (cmd !== 'ipset' || args.join(' ') !== 'restore' || lines.pop() !== 'list -t') return undefined
-  return lines.length > 0 && lines.every((l) => IPSET_ELEMENT.test(l)) ? IPSET_SESSION : undefined
+  if (lines.pop() !== 'list -t') return undefined
+  const elements = lines.length > 0 && lines.every((l) => IPSET_ELEMENT.test(l))
+  return elements ? { tool: IPSET_SESSION, script: stdin } : undefined
 }
 
 /** Where `line` starts as a whole line of `text`, or -1. */

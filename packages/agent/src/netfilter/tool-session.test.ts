@@ -1,21 +1,33 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { ProcessHandlers, ProcessStarter } from '../exec.js'
 import { NFT_SESSION } from './session-protocol.js'
 import { SessionUnavailable, ToolSession } from './tool-session.js'
 
 /**
- * Processes started by the session, as `nft -i` answers: each line written is a command, and a
- * mark gets the syntax error that names it. What the real tool does is test/kernel's.
+ * Processes started by the session, as `nft -i` answers: each line written is a command (an
+ * include runs the file it names, as it is then), and a mark gets the syntax error that names
+ * it, on the one stream it answers on. What the real tool does is test/kernel's.
  */
-function processes(opts: { readonly fails?: (line: string) => boolean; mute?: boolean } = {}) {
+function processes(opts: { readonly fails?: (script: string) => boolean; mute?: boolean } = {}) {
   const started: {
     pid: number
     on: ProcessHandlers
     written: string[]
+    /** The scripts its includes read. */
+    read: string[]
     killed: boolean
   }[] = []
   const start: ProcessStarter = (_cmd, _args, on) => {
-    const p = { pid: 500 + started.length, on, written: [] as string[], killed: false }
+    const p = {
+      pid: 500 + started.length,
+      on,
+      written: [] as string[],
+      read: [] as string[],
+      killed: false,
+    }
     started.push(p)
     return {
       pid: p.pid,
@@ -23,9 +35,13 @@ function processes(opts: { readonly fails?: (line: string) => boolean; mute?: bo
         p.written.push(text)
         if (opts.mute) return
         for (const line of text.trimEnd().split('\n')) {
-          if (line.startsWith('palisade-session-mark-'))
-            on.stderr(Buffer.from(`Error: syntax error\n${line}\n ^\n`))
-          else if (opts.fails?.(line)) on.stderr(Buffer.from(`Error: no\n${line}\n^\n`))
+          const included = /^include "(.*)"$/.exec(line)?.[1]
+          if (included !== undefined) {
+            const script = readFileSync(included, 'utf8')
+            p.read.push(script)
+            if (opts.fails?.(script)) on.stdout(Buffer.from(`${included}:1:1-3: Error: no\n`))
+          } else if (line.startsWith('palisade-session-mark-'))
+            on.stdout(Buffer.from(`Error: syntax error\n${line}\n ^\n`))
         }
       },
       kill: () => {
@@ -40,18 +56,25 @@ const SCRIPT = 'add element inet palisade s { 1.2.3.4 }\n'
 
 describe('ToolSession', () => {
   it('starts the tool once and answers each request in turn', async () => {
-    const { start, started } = processes({ fails: (l) => l.includes('9.9.9.9') })
+    const { start, started } = processes({ fails: (script) => script.includes('9.9.9.9') })
     const s = new ToolSession(NFT_SESSION, start)
     const [a, b] = await Promise.all([s.run(SCRIPT), s.run(SCRIPT.replace('1.2.3.4', '9.9.9.9'))])
-    expect(a).toEqual({ code: 0, stdout: '', stderr: '' })
-    expect(b?.code).toBe(1)
-    expect(b?.stderr).toContain('9.9.9.9')
+    expect(a).toEqual({ code: 0, stdout: '', stderr: '', pid: 500 })
+    expect(b).toEqual({ code: 1, stdout: '', stderr: '/dev/stdin:1:1-3: Error: no\n', pid: 500 })
     expect(started).toHaveLength(1)
+    const file = /"(.*)"/.exec(started[0]?.written[0] ?? '')?.[1] ?? ''
     expect(started[0]?.written).toEqual([
-      `${SCRIPT}palisade-session-mark-1\n`,
-      `${SCRIPT.replace('1.2.3.4', '9.9.9.9')}palisade-session-mark-2\n`,
+      `include "${file}"\npalisade-session-mark-1\n`,
+      `include "${file}"\npalisade-session-mark-2\n`,
     ])
+    // Each request's script was in the file when the tool read it.
+    expect(started[0]?.read).toEqual([SCRIPT, SCRIPT.replace('1.2.3.4', '9.9.9.9')])
     expect(s.pid).toBe(500)
+    // Nobody but our user can read the directory, or put another script in its place.
+    expect(statSync(dirname(file)).mode & 0o077).toBe(0)
+    expect(statSync(file).mode & 0o077).toBe(0)
+    s.close()
+    expect(existsSync(file)).toBe(false)
   })
 
   it('fails the request the tool died during, and starts it again for the next', async () => {
@@ -64,15 +87,42 @@ describe('ToolSession', () => {
     opts.mute = true
     const pending = s.run(SCRIPT)
     while (first?.written.length !== 2) await new Promise((r) => setImmediate(r))
-    first.on.stderr(Buffer.from('Error: element does not exist\n'))
+    first.on.stdout(Buffer.from('Error: element does not exist\n'))
     first.on.close(null, 'SIGKILL')
     await expect(pending).rejects.toBeInstanceOf(SessionUnavailable)
     expect(s.pid).toBeUndefined()
     opts.mute = false
     // What the dead one wrote last is not taken as a part of the new one's answer.
-    expect(await s.run(SCRIPT)).toEqual({ code: 0, stdout: '', stderr: '' })
+    expect(await s.run(SCRIPT)).toEqual({ code: 0, stdout: '', stderr: '', pid: 501 })
     expect(started).toHaveLength(2)
     expect(s.pid).toBe(501)
+  })
+
+  it("removes the script directory a process left that is gone, and no other's", async () => {
+    const { start } = processes()
+    // A pid no process has (above the kernel's pid_max), and this test's parent, which runs.
+    const gone = mkdtempSync(join(tmpdir(), 'palisade-session-4194999-'))
+    const running = mkdtempSync(join(tmpdir(), `palisade-session-${process.ppid}-`))
+    const s = new ToolSession(NFT_SESSION, start)
+    try {
+      await s.run(SCRIPT)
+      expect(existsSync(gone)).toBe(false)
+      expect(existsSync(running)).toBe(true)
+    } finally {
+      s.close()
+      rmSync(running, { recursive: true })
+    }
+  })
+
+  it('ends a tool once it answered a script of over 1 MB, and starts it again after', async () => {
+    const { start, started } = processes()
+    const s = new ToolSession(NFT_SESSION, start)
+    const large = SCRIPT.repeat(30_000)
+    expect(await s.run(large)).toEqual({ code: 0, stdout: '', stderr: '', pid: 500 })
+    expect(started[0]?.killed).toBe(true)
+    expect(s.pid).toBeUndefined()
+    expect(await s.run(SCRIPT)).toEqual({ code: 0, stdout: '', stderr: '', pid: 501 })
+    expect(started.map((p) => p.killed)).toEqual([true, false])
   })
 
   it('ends a tool that does not answer in time and fails the request', async () => {

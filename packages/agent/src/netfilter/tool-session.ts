@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { ProcessStarter, StartedProcess } from '../exec.js'
 import type { SessionAnswer, SessionTool } from './session-protocol.js'
 
@@ -8,11 +11,22 @@ export class SessionUnavailable extends Error {}
 const MAX_FAILED_STARTS = 3
 
 /**
+ * A tool that ran a script larger than this is ended once it answered: the memory it took stays
+ * with it otherwise (nft kept 45 MB after an apply of 100,000 addresses, 5 MB before). The next
+ * request, or `warm`, starts it again.
+ */
+const MAX_KEPT_SCRIPT = 1024 * 1024
+
+/**
  * One tool kept running, reading commands on stdin (see session-protocol.ts), one request at a
  * time. It is started by `warm` or the first request, and again after it died; a request
  * it cannot answer (it died, or did not answer within the time allowed, and was then ended)
  * rejects with SessionUnavailable, and the caller runs the one-shot tool: the change is made by
  * one or the other, and read back or checked as either way. `close` ends it for good.
+ *
+ * A tool that reads its script from a file gets it in a directory of the session's own, made
+ * when first needed, readable by our user alone (`mkdtemp`), and removed by `close`; one left by
+ * a process that is gone (killed before its close) is removed when the next is made.
  */
 export class ToolSession {
   #proc: StartedProcess | undefined
@@ -25,11 +39,14 @@ export class ToolSession {
   #pending:
     | {
         readonly mark: string
+        readonly file: string | undefined
+        readonly retire: boolean
         readonly resolve: (a: SessionAnswer) => void
         readonly reject: (e: Error) => void
       }
     | undefined
   #queue: Promise<unknown> = Promise.resolve()
+  #dir: string | undefined
 
   constructor(
     readonly tool: SessionTool,
@@ -47,8 +64,11 @@ export class ToolSession {
     return !this.#closed && this.#failedStarts < MAX_FAILED_STARTS
   }
 
-  /** Runs `script` (what the one-shot tool would read on stdin) and returns what it said. */
-  run(script: string): Promise<SessionAnswer> {
+  /**
+   * Runs `script` (what the one-shot tool would read on stdin) and returns what it said, and the
+   * pid of the process that said it (the kernel's change events name it).
+   */
+  run(script: string): Promise<SessionAnswer & { readonly pid?: number }> {
     const next = this.#queue.then(() => this.#request(script))
     this.#queue = next.catch(() => undefined)
     return next
@@ -65,30 +85,49 @@ export class ToolSession {
   close(): void {
     this.#closed = true
     this.#end(new SessionUnavailable(`the ${this.tool.name} session was closed`))
+    if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true })
   }
 
-  #request(script: string): Promise<SessionAnswer> {
+  #request(script: string): Promise<SessionAnswer & { readonly pid?: number }> {
     if (!this.usable) throw new SessionUnavailable(`the ${this.tool.name} session is not in use`)
     const proc = this.#proc ?? this.#spawn()
     const mark = `palisade-session-mark-${++this.#marks}`
-    return new Promise<SessionAnswer>((resolve, reject) => {
+    const file = this.tool.viaFile ? this.#write(script) : undefined
+    return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => this.#end(new SessionUnavailable(`the ${this.tool.name} session did not answer`)),
         this.timeoutMs,
       )
       this.#pending = {
         mark,
+        file,
+        retire: script.length > MAX_KEPT_SCRIPT,
         resolve: (a) => {
           clearTimeout(timer)
-          resolve(a)
+          resolve(proc.pid === undefined ? a : { ...a, pid: proc.pid })
         },
         reject: (e) => {
           clearTimeout(timer)
           reject(e)
         },
       }
-      proc.write(this.tool.request(script, mark))
+      proc.write(this.tool.request(script, mark, file))
     })
+  }
+
+  /** Writes `script` to the session's file, which the tool reads before the next request. */
+  #write(script: string): string {
+    try {
+      this.#dir ??= newScriptDir()
+      const file = join(this.#dir, `${this.tool.name}.script`)
+      writeFileSync(file, script, { mode: 0o600 })
+      return file
+    } catch (e) {
+      // Made again for the next request (a process in another pid namespace that shares /tmp
+      // takes ours for one gone, and removes it).
+      this.#dir = undefined
+      throw new SessionUnavailable(`cannot write the ${this.tool.name} script: ${String(e)}`)
+    }
   }
 
   #spawn(): StartedProcess {
@@ -113,12 +152,13 @@ export class ToolSession {
     this.#text += chunk
     const p = this.#pending
     if (!p) return
-    const got = this.tool.answer(this.#text, p.mark)
+    const got = this.tool.answer(this.#text, p.mark, p.file)
     if (!got) return
     this.#text = got.rest
     this.#pending = undefined
     this.#answered = true
     this.#failedStarts = 0
+    if (p.retire) this.#end(new SessionUnavailable(`the ${this.tool.name} session was retired`))
     p.resolve(got.answer)
   }
 
@@ -136,5 +176,27 @@ export class ToolSession {
     const p = this.#pending
     this.#pending = undefined
     p?.reject(e)
+  }
+}
+
+const SCRIPT_DIR = /^palisade-session-(\d+)-/
+
+/** A directory for scripts, named for this process; those of processes gone are removed. */
+function newScriptDir(): string {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(SCRIPT_DIR.exec(name)?.[1] ?? process.pid)
+    if (pid !== process.pid && !alive(pid))
+      rmSync(join(tmpdir(), name), { recursive: true, force: true })
+  }
+  return mkdtempSync(join(tmpdir(), `palisade-session-${process.pid}-`))
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
   }
 }

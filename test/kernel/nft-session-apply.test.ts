@@ -1,0 +1,113 @@
+/**
+ * On nftables every apply, and the read-back that verifies it, goes to the `nft -i` the agent
+ * keeps running, the script in a file the session names (`include`): a full apply and a rules
+ * repair start no tool, and leave the kernel exactly as `nft -f -` of the same state does. The include is one transaction, as `nft -f` is:
+ * a script the kernel refuses at its last line changes nothing, and the error names that line
+ * of our input as `nft -f -` would.
+ */
+import type { ProcessStarter, Runner } from '@palisade/agent'
+import { applyDesired, KernelDataplane, readOwn, startLocal, systemClock } from '@palisade/agent'
+import type { Desired, NamedSet, Ruleset } from '@palisade/firewall'
+import { compile, diff, renderNftScript } from '@palisade/firewall'
+import { Lab } from '@palisade/lab'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { policyWithPeers } from '../../bench/peers.js'
+import { NFT_SESSION } from '../../packages/agent/src/netfilter/session-protocol.js'
+import { ToolSession } from '../../packages/agent/src/netfilter/tool-session.js'
+import { classifyToolFailure } from '../../packages/agent/src/tool-failure.js'
+import { SAMPLE_FAILSAFE } from '../../packages/firewall/src/host-policy.fixture.js'
+
+const desiredWith = (extra: string[], version: number): Desired =>
+  compile(
+    { ...policyWithPeers(2000, 'coexistence_primary', extra), version },
+    { backend: 'nftables', failsafe: SAMPLE_FAILSAFE },
+  )
+
+/** Our objects with each set's elements in one order (the kernel lists a hash in its own). */
+const sorted = (rs: Ruleset): Ruleset => {
+  const set = (s: NamedSet): NamedSet => ({ ...s, elements: [...s.elements].sort() })
+  return { ...rs, tables: rs.tables.map((t) => ({ ...t, sets: t.sets.map(set) })), ipsets: [] }
+}
+
+describe('nftables applies through the tool session', () => {
+  let ns: Awaited<ReturnType<typeof Lab.isolated>>
+  let oneShot: Awaited<ReturnType<typeof Lab.isolated>>
+  beforeAll(async () => {
+    ns = await Lab.isolated()
+    oneShot = await Lab.isolated()
+  })
+  afterAll(async () => {
+    await ns.destroy()
+    await oneShot.destroy()
+  })
+
+  const start: ProcessStarter = (cmd, args, on) =>
+    startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
+
+  it('makes a full apply and a rules repair without starting nft, as nft -f - makes them', async () => {
+    const started: string[] = []
+    const run: Runner = (cmd, args, opts) => {
+      started.push(`${cmd} ${args.join(' ')}`)
+      return ns.run(cmd, args, opts)
+    }
+    const dp = new KernelDataplane(run, 'nftables', start, systemClock)
+    try {
+      const d = desiredWith([], 1)
+      expect(
+        (await dp.apply(d, await dp.read({ elements: true }), { modeChanged: true })).kind,
+      ).toBe('full')
+      // The same state applied by the one-shot tool, in a namespace of its own.
+      await applyDesired(oneShot.run, d, await readOwn(oneShot.run, 'nftables'), {
+        modeChanged: true,
+      })
+      const want = sorted(await readOwn(oneShot.run, 'nftables'))
+      expect(sorted(await readOwn(ns.run, 'nftables'))).toEqual(want)
+
+      // Another process flushes our input chain (the first read after an apply is what it read
+      // back): the repair rewrites that chain alone.
+      await dp.read({ elements: true })
+      await ns.run('nft', ['flush', 'chain', 'inet', 'palisade', 'input'])
+      const tampered = await dp.read({ elements: true })
+      expect(await dp.apply(d, tampered, { modeChanged: false })).toEqual({
+        kind: 'rules',
+        chains: ['input'],
+      })
+      expect(diff(d, await readOwn(ns.run, 'nftables'))).toEqual([])
+      // Only the reads before the applies started a tool.
+      expect(started.filter((c) => !c.startsWith('nft -j list table'))).toEqual([])
+    } finally {
+      dp.close()
+    }
+  })
+
+  it('runs an included script as one transaction, and words its errors as nft -f - does', async () => {
+    const session = new ToolSession(NFT_SESSION, start)
+    try {
+      const d = desiredWith([], 1)
+      expect(await session.run(renderNftScript(d))).toEqual({ code: 0, stdout: '', stderr: '' })
+      const before = await readOwn(ns.run, 'nftables')
+      expect(diff(d, before)).toEqual([])
+
+      // The whole table again with one address more, then a delete the kernel refuses (the
+      // element is not there): nothing of it may be left.
+      const set = d.tables[0]?.sets.find((s) => s.family === 4)?.name ?? ''
+      const changed = renderNftScript(desiredWith(['203.0.113.50/32'], 2))
+      const script = `${changed}delete element inet palisade ${set} { 203.0.113.99 }\n`
+      const refused = await session.run(script)
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toMatch(/^\/dev\/stdin:\d+:\d+-\d+: Error: /)
+      expect(refused.stderr).not.toContain('palisade-session-')
+      const lastLine = script.trimEnd().split('\n').length
+      expect(classifyToolFailure(refused.stderr).inputLines).toEqual([lastLine])
+      expect(sorted(await readOwn(ns.run, 'nftables'))).toEqual(sorted(before))
+
+      // The session goes on: the next request is applied.
+      expect((await session.run(changed)).code).toBe(0)
+      expect(diff(desiredWith(['203.0.113.50/32'], 2), await readOwn(ns.run, 'nftables'))).toEqual(
+        [],
+      )
+    } finally {
+      session.close()
+    }
+  })
+})
