@@ -1,9 +1,9 @@
 /**
- * On nftables every apply, and the read-back that verifies it, goes to the `nft -i` the agent
- * keeps running, the script in a file the session names (`include`): a full apply and a rules
- * repair start no tool, and leave the kernel exactly as `nft -f -` of the same state does. The include is one transaction, as `nft -f` is:
- * a script the kernel refuses at its last line changes nothing, and the error names that line
- * of our input as `nft -f -` would.
+ * On nftables every apply, the read-back that verifies it, and a read without set contents go to
+ * the `nft -i` the agent keeps running, the script in a file the session names (`include`): a
+ * full apply and a rules repair start no tool, and leave the kernel exactly as `nft -f -` of the
+ * same state does. The include is one transaction, as `nft -f` is: a script the kernel refuses
+ * at its last line changes nothing, and the error is word for word what `nft -f -` says.
  */
 import type { ProcessStarter, Runner } from '@palisade/agent'
 import { applyDesired, KernelDataplane, readOwn, startLocal, systemClock } from '@palisade/agent'
@@ -64,17 +64,19 @@ describe('nftables applies through the tool session', () => {
       expect(sorted(await readOwn(ns.run, 'nftables'))).toEqual(want)
 
       // Another process flushes our input chain (the first read after an apply is what it read
-      // back): the repair rewrites that chain alone.
+      // back): the repair, from a read without set contents, rewrites that chain alone.
       await dp.read({ elements: true })
       await ns.run('nft', ['flush', 'chain', 'inet', 'palisade', 'input'])
-      const tampered = await dp.read({ elements: true })
+      const tampered = await dp.read({ elements: false })
+      expect(tampered).toEqual(await readOwn(ns.run, 'nftables', { elements: false }))
+      expect(tampered.tables[0]?.chains.find((c) => c.name === 'input')?.rules).toEqual([])
       expect(await dp.apply(d, tampered, { modeChanged: false })).toEqual({
         kind: 'rules',
         chains: ['input'],
       })
       expect(diff(d, await readOwn(ns.run, 'nftables'))).toEqual([])
-      // Only the reads before the applies started a tool.
-      expect(started.filter((c) => !c.startsWith('nft -j list table'))).toEqual([])
+      // Only the read of set contents started a tool (a listing of them is not terse).
+      expect(started).toEqual(['nft -j list table inet palisade'])
     } finally {
       dp.close()
     }
@@ -84,7 +86,11 @@ describe('nftables applies through the tool session', () => {
     const session = new ToolSession(NFT_SESSION, start)
     try {
       const d = desiredWith([], 1)
-      expect(await session.run(renderNftScript(d))).toEqual({ code: 0, stdout: '', stderr: '' })
+      expect(await session.run(renderNftScript(d))).toMatchObject({
+        code: 0,
+        stdout: '',
+        stderr: '',
+      })
       const before = await readOwn(ns.run, 'nftables')
       expect(diff(d, before)).toEqual([])
 
@@ -99,6 +105,10 @@ describe('nftables applies through the tool session', () => {
       expect(refused.stderr).not.toContain('palisade-session-')
       const lastLine = script.trimEnd().split('\n').length
       expect(classifyToolFailure(refused.stderr).inputLines).toEqual([lastLine])
+      // What nft -f - says of the same script, word for word.
+      const oneShot = await ns.run('nft', ['-f', '-'], { stdin: script })
+      expect(oneShot.code).toBe(1)
+      expect(refused.stderr).toBe(oneShot.stderr)
       expect(sorted(await readOwn(ns.run, 'nftables'))).toEqual(sorted(before))
 
       // The session goes on: the next request is applied.

@@ -9,27 +9,29 @@ import type { ProcessHandlers, RunOptions, RunResult } from './exec.js'
 
 const desired = compile(SAMPLE_POLICY, { backend: 'nftables', failsafe: SAMPLE_FAILSAFE })
 
-/** What `nft -t -j 'list chains inet; list sets inet'` lists of a table holding `desired`: its chains and set headers. */
-const structure = [
-  {
-    nftables: (desired.tables[0]?.chains ?? []).map((c) => ({
-      chain: { family: 'inet', table: 'palisade', name: c.name, ...c.base, prio: c.base?.priority },
-    })),
+/** The chains and set headers of a table holding `desired`, as nft lists them in JSON. */
+const chainItems = (desired.tables[0]?.chains ?? []).map((c) => ({
+  chain: { family: 'inet', table: 'palisade', name: c.name, ...c.base, prio: c.base?.priority },
+}))
+const setItems = (desired.tables[0]?.sets ?? []).map((s) => ({
+  set: {
+    family: 'inet',
+    table: 'palisade',
+    name: s.name,
+    type: s.withPort ? [`ipv${s.family}_addr`, 'inet_service'] : `ipv${s.family}_addr`,
+    ...(!s.exact && !s.withPort && { flags: ['interval'] }),
   },
-  {
-    nftables: (desired.tables[0]?.sets ?? []).map((s) => ({
-      set: {
-        family: 'inet',
-        table: 'palisade',
-        name: s.name,
-        type: s.withPort ? [`ipv${s.family}_addr`, 'inet_service'] : `ipv${s.family}_addr`,
-        ...(!s.exact && !s.withPort && { flags: ['interval'] }),
-      },
-    })),
-  },
-]
+}))
+
+/** What `nft -t -j 'list chains inet; list sets inet'` lists of it: a document each. */
+const structure = [{ nftables: chainItems }, { nftables: setItems }]
   .map((d) => JSON.stringify(d))
   .join('\n')
+
+/** What `nft -t -j list ruleset` lists of it. */
+const terseRuleset = JSON.stringify({
+  nftables: [{ table: { family: 'inet', name: 'palisade' } }, ...chainItems, ...setItems],
+})
 
 /** The pid of the `nft -i` session the dataplane keeps for its applies. */
 const SESSION_PID = 77
@@ -38,7 +40,7 @@ const SESSION_PID = 77
  * The kernel dataplane's tools answered from a script: what matters here is which commands it
  * runs, not what nft does with them (test/kernel covers that). What goes to its session shows
  * among the commands as `nft -i: apply` or `nft -i: ` and the listing; the session answers each
- * request as a success, a listing with the structure above.
+ * request as a success, a listing with the table above.
  */
 function scripted() {
   const commands: string[] = []
@@ -50,8 +52,8 @@ function scripted() {
     pid++
     if (args.includes('list') && args.includes('table'))
       return { pid, code: 1, stdout: '', stderr: 'Error: No such file or directory' }
+    if (args[2] === 'list ruleset') return { pid, code: 0, stdout: terseRuleset, stderr: '' }
     if (args[0] === '-t') return { pid, code: 0, stdout: structure, stderr: '' }
-    if (args.includes('ruleset')) return { pid, code: 0, stdout: '{"nftables": []}', stderr: '' }
     return { pid, code: 0, stdout: '', stderr: '' }
   }
   const run = (cmd: string, args: readonly string[], opts?: RunOptions) => {
@@ -72,7 +74,8 @@ function scripted() {
         const listing = script.startsWith('list ')
         commands.push(listing ? `nft -i: ${script.trimEnd()}` : 'nft -i: apply')
         const mark = text.trimEnd().split('\n').at(-1) ?? ''
-        const out = `${listing ? `${structure}\n` : ''}Error: syntax error\n${mark}\n^\n`
+        const listed = script.startsWith('list ruleset') ? terseRuleset : structure
+        const out = `${listing ? `${listed}\n` : ''}Error: syntax error\n${mark}\n^\n`
         on.stdout(Buffer.from(out))
       }
       return { pid: SESSION_PID, write, kill: () => undefined }
@@ -165,6 +168,18 @@ describe('kernel dataplane: the read after an apply', () => {
     const ac = new AbortController()
     await dp.read({ elements: true, signal: ac.signal })
     expect(commands).toEqual(['nft -j list table inet palisade'])
+    expect(signals).toEqual([ac.signal])
+  })
+
+  it('reads without set contents through its session, or with a signal, by a tool of its own', async () => {
+    const { dp, commands, signals } = scripted()
+    const read = await dp.read({ elements: false })
+    expect(commands).toEqual(['nft -i: list ruleset'])
+    expect(read.elementsOmitted).toBe(true)
+    expect(read.tables[0]?.chains.map((c) => c.name)).toEqual(['input', 'output', 'forward'])
+    const ac = new AbortController()
+    await dp.read({ elements: false, signal: ac.signal })
+    expect(commands.slice(1)).toEqual(['nft -t -j list ruleset'])
     expect(signals).toEqual([ac.signal])
   })
 })

@@ -18,8 +18,8 @@ const OWN_PIDS = 256
 /**
  * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
- * nft's applies, and small changes to ipset elements, go to a tool kept running for them (see
- * tool-session.ts), until `close`.
+ * nft's applies (up to 1 MB of script) and its reads without set contents, and small changes to
+ * ipset elements, go to a tool kept running for them (see tool-session.ts), until `close`.
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
@@ -67,17 +67,19 @@ export class KernelDataplane implements Dataplane {
   }
 
   /**
-   * The runner for applies and their read-back: what the session takes (see sessionFor) goes to
-   * it (what it says is what the tool run once would have), anything else, or what the session
-   * cannot take (it died or is not in use), to a tool run for it.
+   * The runner for applies and reads: what the session takes (see sessionFor) goes to it (what
+   * it says is what the tool run once would have), anything else, what the session cannot take
+   * (it died or is not in use), or a run that an abort signal may end, to a tool run for it.
    */
-  readonly #apply: Runner = async (cmd, args, opts) => {
-    const taken = sessionFor(cmd, args, opts?.stdin ?? '')
+  readonly #viaSession: Runner = async (cmd, args, opts) => {
+    const taken = opts?.signal ? undefined : sessionFor(cmd, args, opts?.stdin ?? '')
     if (this.#session.usable && taken?.tool === this.#session.tool) {
       try {
         return this.#own(await this.#session.run(taken.script))
       } catch (e) {
         if (!(e instanceof SessionUnavailable)) throw e
+        // Ended during the request, it may have made the change: its event is ours.
+        this.#own(e)
         this.log({
           msg: 'firewall tool session unavailable, running the tool once',
           reason: e.message,
@@ -122,7 +124,7 @@ export class KernelDataplane implements Dataplane {
     const foreign = this.#foreign
     const actual = known?.applied
       ? known.rs
-      : await readOwn(this.#run, this.backend, opts).catch(this.#logged)
+      : await readOwn(this.#viaSession, this.backend, opts).catch(this.#logged)
     // A change reported while reading may or may not show in it: the next read reads.
     if (!actual.elementsOmitted && foreign === this.#foreign)
       this.#known = { rs: actual, applied: false }
@@ -147,7 +149,7 @@ export class KernelDataplane implements Dataplane {
       (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0 ||
       (actual.ipsets.some((s) => s.counts) && !desired.ipsets.some((s) => s.counts))
     const applied = await applyDesired(
-      this.#apply,
+      this.#viaSession,
       desired,
       actual,
       opts,

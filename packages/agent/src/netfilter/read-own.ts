@@ -38,7 +38,7 @@ export async function readOwn(
     // table taken from it.
     const r = await run(
       'nft',
-      elements ? ['-j', 'list', 'table', 'inet', NFT_TABLE] : ['-j', '-t', 'list', 'ruleset'],
+      elements ? ['-j', 'list', 'table', 'inet', NFT_TABLE] : ['-t', '-j', 'list ruleset'],
       signal,
     )
     if (r.code !== 0) {

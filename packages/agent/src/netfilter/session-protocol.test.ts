@@ -15,7 +15,8 @@ describe('sessionFor', () => {
     ['ipset element changes with counts', 'ipset', ['restore'], IPSET_DELTA, 'ipset'],
     ['a chain', 'nft', ['-f', '-'], 'add chain inet palisade input\n', 'nft'],
     ['a whole table', 'nft', ['-f', '-'], 'table inet palisade {\n}\n', 'nft'],
-    ['a script of any size', 'nft', ['-f', '-'], NFT_ADD.repeat(60_000), 'nft'],
+    ['a script of 1 MB', 'nft', ['-f', '-'], NFT_ADD.repeat(18_000), 'nft'],
+    ['a script over 1 MB', 'nft', ['-f', '-'], NFT_ADD.repeat(19_000), undefined],
     ['a terse JSON listing', 'nft', ['-t', '-j', 'list chains inet; list sets inet'], '', 'nft'],
     ['nft with other arguments', 'nft', ['-c', '-f', '-'], NFT_ADD, undefined],
     ['a listing with elements', 'nft', ['-j', 'list', 'table', 'inet', 'palisade'], '', undefined],
@@ -65,9 +66,12 @@ describe('NFT_SESSION', () => {
   it('names the file the script is in (one transaction), then the mark', () => {
     expect(NFT_SESSION.viaFile).toBe(true)
     expect(NFT_SESSION.request(NFT_BOTH, 'm-1', FILE)).toBe(`include "${FILE}"\nm-1\n`)
+    // Its answer ends with the mark's line, never a longer mark's.
+    expect(markError('m-1')).toContain(NFT_SESSION.ending('m-1'))
+    expect(markError('m-12')).not.toContain(NFT_SESSION.ending('m-1'))
   })
 
-  it.each([undefined, '', 'tmp/x', '/tmp/a"b', '/tmp/a\nflush ruleset', '/tmp/*.nft', '/tmp/a b'])(
+  it.each([undefined, '', 'tmp/x', '/tmp/a"b', '/tmp/a\nflush ruleset', '/tmp/*.nft', '/tmp/[ab]'])(
     'refuses to name %j, which nft would not read back as that one file',
     (file) => {
       expect(() => NFT_SESSION.request(NFT_ADD, 'm-1', file)).toThrow('a plain absolute path')
@@ -91,6 +95,25 @@ describe('NFT_SESSION', () => {
       answer: { code: 0, stdout: chains + sets, stderr: '' },
       rest: '',
     })
+  })
+
+  it('answers a warning as a success, as nft -f - exits 0 after one', () => {
+    const warning = `${FILE}:3:1-20: Warning: table ip filter is managed by iptables-nft\n`
+    expect(NFT_SESSION.answer(warning + markError('m-4'), 'm-4', FILE)).toEqual({
+      answer: {
+        code: 0,
+        stdout: '',
+        stderr: '/dev/stdin:3:1-20: Warning: table ip filter is managed by iptables-nft\n',
+      },
+      rest: '',
+    })
+  })
+
+  it('never names the file, wherever nft printed it', () => {
+    const errors = `Error: syntax error, unexpected end of file\ninclude "${FILE}"\n ^\n`
+    const answer = NFT_SESSION.answer(errors + markError('m-5'), 'm-5', FILE)?.answer
+    expect(answer?.code).toBe(1)
+    expect(answer?.stderr).not.toContain('palisade-session')
   })
 
   it('answers a failure with the errors before the mark, worded as nft -f - words them', () => {
@@ -126,6 +149,7 @@ describe('IPSET_SESSION', () => {
 
   it('ends the script with version, which marks the end of the answer', () => {
     expect(IPSET_SESSION.request(IPSET_DELTA, 'unused')).toBe(`${IPSET_DELTA}version\n`)
+    expect(VERSION).toContain(IPSET_SESSION.ending('unused'))
   })
 
   it('answers with the listing, its prompts taken out, once the version came', () => {

@@ -18,6 +18,8 @@ export interface SessionTool {
   readonly viaFile: boolean
   /** What to write for `script`, ending with what makes it mark the end of its answer. */
   request(script: string, mark: string, file?: string): string
+  /** What the answer to the request marked `mark` ends with (at most 64 characters). */
+  ending(mark: string): string
   /** The answer to the request marked `mark`, once `text` holds all of it, and what follows. */
   answer(
     text: string,
@@ -35,6 +37,13 @@ export interface SessionAnswer {
 
 /** The largest script sent to the ipset session, whose answer prompts once per line. */
 const MAX_IPSET_SCRIPT = 32 * 1024
+
+/**
+ * The largest script sent to the nft session (about 70,000 addresses): past it, the tool's own
+ * start is a small part of the apply, and nft would keep the memory the script took (45 MB after
+ * 100,000 addresses, 5 MB before) for as long as it runs.
+ */
+const MAX_NFT_SCRIPT = 1024 * 1024
 
 const IPSET_ELEMENT = /^(add|del) [\w.-]+ [\w.:/-]+ -exist$/
 
@@ -55,6 +64,7 @@ export const NFT_SESSION: SessionTool = {
   stream: 'stdout',
   viaFile: true,
   request: (_script, mark, file) => `include ${nftString(file)}\n${mark}\n`,
+  ending: (mark) => `\n${mark}\n`,
   answer(text, mark, file) {
     const at = lineAt(text, mark)
     if (at < 0) return undefined
@@ -67,17 +77,16 @@ export const NFT_SESSION: SessionTool = {
     const printed = before.slice(0, before.lastIndexOf('\n', before.length - 2) + 1).split('\n')
     printed.pop()
     const listed = (l: string) => l.startsWith('{"nftables":')
-    const errors = printed
-      .filter((l) => !listed(l) && !l.startsWith('In file included from <cmdline>:'))
-      .map((l) =>
-        file !== undefined && l.startsWith(`${file}:`) ? `/dev/stdin${l.slice(file.length)}` : l,
-      )
+    const said = printed
+      .filter((l) => l !== '' && !listed(l) && !l.startsWith('In file included from <cmdline>:'))
+      .map((l) => (file === undefined ? l : l.replaceAll(file, '/dev/stdin')))
     const lines = (ls: string[]) => ls.map((l) => `${l}\n`).join('')
     return {
       answer: {
-        code: errors.length > 0 ? 1 : 0,
+        // nft words every failure `Error: ...` (its warnings `Warning: ...`, and exit 0).
+        code: said.some((l) => /(^|: )Error: /.test(l)) ? 1 : 0,
         stdout: lines(printed.filter(listed)),
-        stderr: lines(errors),
+        stderr: lines(said),
       },
       rest: text.slice(caretEnd + 1),
     }
@@ -86,7 +95,7 @@ export const NFT_SESSION: SessionTool = {
 
 /** A path as an nft string: one nft reads back unchanged (no quote, no line break, no glob). */
 function nftString(path: string | undefined): string {
-  if (path === undefined || !/^\/[\w./-]+$/.test(path))
+  if (path === undefined || !/^\/[\w./ -]+$/.test(path))
     throw new Error(`cannot name ${JSON.stringify(path)} to nft: a plain absolute path is needed`)
   return `"${path}"`
 }
@@ -107,6 +116,7 @@ export const IPSET_SESSION: SessionTool = {
   stream: 'stdout',
   viaFile: false,
   request: (script) => `${script}version\n`,
+  ending: () => ', protocol version: ',
   answer(text) {
     const m = VERSION.exec(text)
     if (!m) return undefined
@@ -130,8 +140,9 @@ export const IPSET_SESSION: SessionTool = {
 
 /**
  * The session that can do what `cmd args`, reading `stdin`, would, and the script it runs for
- * it, if any: any nft script, a terse JSON listing (the read-back after an nft apply), and a
- * small change to ipset elements (sets made, swapped or destroyed go to a tool started for them).
+ * it, if any: an nft script up to 1 MB, a terse JSON listing (the read-back after an nft apply,
+ * a read without set contents), and a small change to ipset elements (sets made, swapped or
+ * destroyed go to a tool started for them).
  */
 export function sessionFor(
   cmd: string,
@@ -140,7 +151,8 @@ export function sessionFor(
 ): { readonly tool: SessionTool; readonly script: string } | undefined {
   if (cmd === 'nft') {
     const [a, b, list, ...more] = args
-    if (a === '-f' && b === '-' && list === undefined && stdin.endsWith('\n'))
+    const small = stdin.length <= MAX_NFT_SCRIPT && stdin.endsWith('\n')
+    if (a === '-f' && b === '-' && list === undefined && small)
       return { tool: NFT_SESSION, script: stdin }
     const listing = a === '-t' && b === '-j' && more.length === 0 && stdin === ''
     if (listing && list?.startsWith('list ') && !list.includes('\n'))

@@ -1,21 +1,26 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { StringDecoder } from 'node:string_decoder'
 import type { ProcessStarter, StartedProcess } from '../exec.js'
 import type { SessionAnswer, SessionTool } from './session-protocol.js'
 
 /** A session that could not answer: the caller runs the tool once instead. */
-export class SessionUnavailable extends Error {}
+export class SessionUnavailable extends Error {
+  constructor(
+    message: string,
+    /** The process ended with the request, which may have made its change before it ended. */
+    readonly pid?: number,
+  ) {
+    super(message)
+  }
+}
 
 /** A session that failed to start (or died at once) this many times in a row is given up. */
 const MAX_FAILED_STARTS = 3
 
-/**
- * A tool that ran a script larger than this is ended once it answered: the memory it took stays
- * with it otherwise (nft kept 45 MB after an apply of 100,000 addresses, 5 MB before). The next
- * request, or `warm`, starts it again.
- */
-const MAX_KEPT_SCRIPT = 1024 * 1024
+/** The longest text a tool's answer ends with (see SessionTool.ending). */
+const MAX_ENDING = 64
 
 /**
  * One tool kept running, reading commands on stdin (see session-protocol.ts), one request at a
@@ -25,8 +30,9 @@ const MAX_KEPT_SCRIPT = 1024 * 1024
  * one or the other, and read back or checked as either way. `close` ends it for good.
  *
  * A tool that reads its script from a file gets it in a directory of the session's own, made
- * when first needed, readable by our user alone (`mkdtemp`), and removed by `close`; one left by
- * a process that is gone (killed before its close) is removed when the next is made.
+ * when first needed, readable by our user alone (`mkdtemp`), and removed by `close` (one left by
+ * an agent killed goes with the private /tmp its systemd unit gives it). A session that cannot
+ * hand its tool a script is given up, as one whose tool cannot start.
  */
 export class ToolSession {
   #proc: StartedProcess | undefined
@@ -40,13 +46,14 @@ export class ToolSession {
     | {
         readonly mark: string
         readonly file: string | undefined
-        readonly retire: boolean
         readonly resolve: (a: SessionAnswer) => void
         readonly reject: (e: Error) => void
       }
     | undefined
   #queue: Promise<unknown> = Promise.resolve()
   #dir: string | undefined
+  /** Whether what the pending request's answer ends with came. */
+  #ended = false
 
   constructor(
     readonly tool: SessionTool,
@@ -84,24 +91,23 @@ export class ToolSession {
 
   close(): void {
     this.#closed = true
-    this.#end(new SessionUnavailable(`the ${this.tool.name} session was closed`))
+    this.#end(`the ${this.tool.name} session was closed`)
     if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true })
   }
 
   #request(script: string): Promise<SessionAnswer & { readonly pid?: number }> {
     if (!this.usable) throw new SessionUnavailable(`the ${this.tool.name} session is not in use`)
-    const proc = this.#proc ?? this.#spawn()
     const mark = `palisade-session-mark-${++this.#marks}`
-    const file = this.tool.viaFile ? this.#write(script) : undefined
+    const { file, text } = this.#requestFor(script, mark)
+    const proc = this.#proc ?? this.#spawn()
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
-        () => this.#end(new SessionUnavailable(`the ${this.tool.name} session did not answer`)),
+        () => this.#end(`the ${this.tool.name} session did not answer`),
         this.timeoutMs,
       )
       this.#pending = {
         mark,
         file,
-        retire: script.length > MAX_KEPT_SCRIPT,
         resolve: (a) => {
           clearTimeout(timer)
           resolve(proc.pid === undefined ? a : { ...a, pid: proc.pid })
@@ -111,35 +117,39 @@ export class ToolSession {
           reject(e)
         },
       }
-      proc.write(this.tool.request(script, mark, file))
+      proc.write(text)
     })
   }
 
-  /** Writes `script` to the session's file, which the tool reads before the next request. */
-  #write(script: string): string {
+  /** What to write for `script`, once it is in the session's file where the tool reads it. */
+  #requestFor(script: string, mark: string): { file?: string; text: string } {
     try {
-      this.#dir ??= newScriptDir()
+      if (!this.tool.viaFile) return { text: this.tool.request(script, mark) }
+      this.#dir ??= mkdtempSync(join(tmpdir(), 'palisade-session-'))
       const file = join(this.#dir, `${this.tool.name}.script`)
       writeFileSync(file, script, { mode: 0o600 })
-      return file
+      return { file, text: this.tool.request(script, mark, file) }
     } catch (e) {
-      // Made again for the next request (a process in another pid namespace that shares /tmp
-      // takes ours for one gone, and removes it).
-      this.#dir = undefined
-      throw new SessionUnavailable(`cannot write the ${this.tool.name} script: ${String(e)}`)
+      this.#failedStarts = MAX_FAILED_STARTS
+      throw new SessionUnavailable(
+        `cannot hand ${this.tool.name} its script (${(e as Error).message}): given up`,
+      )
     }
   }
 
   #spawn(): StartedProcess {
     this.#text = ''
+    this.#ended = false
+    // A character split between two chunks is put together again.
+    const decoder = new StringDecoder('utf8')
     this.#answered = false
     const { tool } = this
     const own = (f: () => void) => () => {
       if (this.#proc === proc) f()
     }
     const proc: StartedProcess = this.start(tool.cmd, tool.args, {
-      stdout: (b) => tool.stream === 'stdout' && own(() => this.#take(b.toString()))(),
-      stderr: (b) => tool.stream === 'stderr' && own(() => this.#take(b.toString()))(),
+      stdout: (b) => tool.stream === 'stdout' && own(() => this.#take(decoder.write(b)))(),
+      stderr: (b) => tool.stream === 'stderr' && own(() => this.#take(decoder.write(b)))(),
       error: (e) => own(() => this.#died(`cannot run ${tool.name}: ${e.message}`))(),
       close: (code, signal) =>
         own(() => this.#died(`${tool.name} ended (${signal ?? `code ${code}`})`))(),
@@ -149,54 +159,35 @@ export class ToolSession {
   }
 
   #take(chunk: string): void {
+    const from = Math.max(0, this.#text.length - MAX_ENDING)
     this.#text += chunk
     const p = this.#pending
     if (!p) return
+    // The answer is parsed once its end came, not at each chunk of a listing of megabytes.
+    this.#ended ||= this.#text.includes(this.tool.ending(p.mark), from)
+    if (!this.#ended) return
     const got = this.tool.answer(this.#text, p.mark, p.file)
     if (!got) return
     this.#text = got.rest
     this.#pending = undefined
+    this.#ended = false
     this.#answered = true
     this.#failedStarts = 0
-    if (p.retire) this.#end(new SessionUnavailable(`the ${this.tool.name} session was retired`))
     p.resolve(got.answer)
   }
 
   #died(why: string): void {
     if (!this.#answered) this.#failedStarts++
-    this.#proc = undefined
-    this.#end(new SessionUnavailable(why))
+    this.#end(why)
   }
 
   /** Ends the process (if running) and fails the request waiting on it. */
-  #end(e: Error): void {
+  #end(why: string): void {
     const proc = this.#proc
     this.#proc = undefined
     proc?.kill()
     const p = this.#pending
     this.#pending = undefined
-    p?.reject(e)
-  }
-}
-
-const SCRIPT_DIR = /^palisade-session-(\d+)-/
-
-/** A directory for scripts, named for this process; those of processes gone are removed. */
-function newScriptDir(): string {
-  for (const name of readdirSync(tmpdir())) {
-    const pid = Number(SCRIPT_DIR.exec(name)?.[1] ?? process.pid)
-    if (pid !== process.pid && !alive(pid))
-      rmSync(join(tmpdir(), name), { recursive: true, force: true })
-  }
-  return mkdtempSync(join(tmpdir(), `palisade-session-${process.pid}-`))
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    // EPERM: it runs, as another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
+    p?.reject(new SessionUnavailable(why, proc?.pid))
   }
 }
