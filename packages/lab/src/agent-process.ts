@@ -2,6 +2,7 @@ import type { AgentEvent, AgentStatus } from '@palisade/agent'
 import { readJson, statePaths } from '@palisade/agent'
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -168,9 +169,12 @@ export class LabAgent {
       '--backend',
       this.backend,
     ])
+    // Its temporary files (the scripts of its tool session) go where cleanup removes them, also
+    // those of an agent killed before it could remove them itself.
+    mkdirSync(this.#tmpDir, { recursive: true, mode: 0o700 })
     const child = spawn('ip', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
+      env: { ...process.env, TMPDIR: this.#tmpDir, ...env },
     })
     child.stdout?.on('data', (b: Buffer) => (this.#log += b.toString()))
     child.stderr?.on('data', (b: Buffer) => (this.#log += b.toString()))
@@ -276,6 +280,11 @@ export class LabAgent {
   async cleanup(): Promise<void> {
     await this.stop()
     await rm(this.stateDir, { recursive: true, force: true })
+    await rm(this.#tmpDir, { recursive: true, force: true })
     await rm(this.policyFile, { force: true })
+  }
+
+  get #tmpDir(): string {
+    return `${this.stateDir}-tmp`
   }
 }
