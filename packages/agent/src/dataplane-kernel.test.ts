@@ -1,7 +1,7 @@
 import type { Ruleset } from '@palisade/firewall'
 import { compile, diff } from '@palisade/firewall'
 import { readFileSync } from 'node:fs'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { SAMPLE_FAILSAFE, SAMPLE_POLICY } from '../../firewall/src/host-policy.fixture.js'
 import { FakeClock } from './clock-fake.fixture.js'
 import { KernelDataplane } from './dataplane-kernel.js'
@@ -42,6 +42,12 @@ const SESSION_PID = 77
  * among the commands as `nft -i: apply` or `nft -i: ` and the listing; the session answers each
  * request as a success, a listing with the table above.
  */
+/** The dataplanes made, closed after each test: their session removes its script directory. */
+const made: KernelDataplane[] = []
+afterEach(() => {
+  for (const dp of made.splice(0)) dp.close()
+})
+
 function scripted() {
   const commands: string[] = []
   const signals: (AbortSignal | undefined)[] = []
@@ -82,6 +88,7 @@ function scripted() {
     },
     new FakeClock(),
   )
+  made.push(dp)
   const emit = (line: string) => monitor?.stdout(Buffer.from(`${line}\n`))
   return {
     dp,

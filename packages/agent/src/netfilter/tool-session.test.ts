@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { ProcessHandlers, ProcessStarter } from '../exec.js'
 import { NFT_SESSION } from './session-protocol.js'
 import { SessionUnavailable, ToolSession } from './tool-session.js'
@@ -51,12 +51,23 @@ function processes(opts: { readonly fails?: (script: string) => boolean; mute?: 
   return { start, started }
 }
 
+/** The sessions made, closed after each test: a session removes its script directory. */
+const made: ToolSession[] = []
+afterEach(() => {
+  for (const s of made.splice(0)) s.close()
+})
+const session = (...args: ConstructorParameters<typeof ToolSession>): ToolSession => {
+  const s = new ToolSession(...args)
+  made.push(s)
+  return s
+}
+
 const SCRIPT = 'add element inet palisade s { 1.2.3.4 }\n'
 
 describe('ToolSession', () => {
   it('starts the tool once and answers each request in turn', async () => {
     const { start, started } = processes({ fails: (script) => script.includes('9.9.9.9') })
-    const s = new ToolSession(NFT_SESSION, start)
+    const s = session(NFT_SESSION, start)
     const [a, b] = await Promise.all([s.run(SCRIPT), s.run(SCRIPT.replace('1.2.3.4', '9.9.9.9'))])
     expect(a).toEqual({ code: 0, stdout: '', stderr: '', pid: 500 })
     expect(b).toEqual({ code: 1, stdout: '', stderr: '/dev/stdin:1:1-3: Error: no\n', pid: 500 })
@@ -79,7 +90,7 @@ describe('ToolSession', () => {
   it('fails the request the tool died during, and starts it again for the next', async () => {
     const opts = { mute: false }
     const { start, started } = processes(opts)
-    const s = new ToolSession(NFT_SESSION, start)
+    const s = session(NFT_SESSION, start)
     await s.run(SCRIPT)
     const first = started[0]
     // Died with the next request written, its answer begun but not given.
@@ -105,7 +116,7 @@ describe('ToolSession', () => {
         throw new Error('no path for it')
       },
     }
-    const s = new ToolSession(unnamed, start)
+    const s = session(unnamed, start)
     await expect(s.run(SCRIPT)).rejects.toThrow('cannot hand nft its script (no path for it)')
     expect(s.usable).toBe(false)
     await expect(s.run(SCRIPT)).rejects.toBeInstanceOf(SessionUnavailable)
@@ -123,7 +134,7 @@ describe('ToolSession', () => {
       },
       kill: () => undefined,
     })
-    const s = new ToolSession(NFT_SESSION, chunked)
+    const s = session(NFT_SESSION, chunked)
     const pending = s.run('list ruleset\n')
     expect(await pending).toEqual({ code: 0, stdout: listing, stderr: '', pid: 9 })
     s.close()
@@ -136,7 +147,7 @@ describe('ToolSession', () => {
       started.push(p)
       return { pid: 1, write: () => undefined, kill: () => void (p.killed = true) }
     }
-    const s = new ToolSession(NFT_SESSION, silent, 1)
+    const s = session(NFT_SESSION, silent, 1)
     // It may have made the change before it was ended: its pid is told.
     await expect(s.run(SCRIPT)).rejects.toEqual(
       new SessionUnavailable('the nft session did not answer', 1),
@@ -154,7 +165,7 @@ describe('ToolSession', () => {
         kill: () => undefined,
       }
     }
-    const s = new ToolSession(NFT_SESSION, missing)
+    const s = session(NFT_SESSION, missing)
     for (let i = 0; i < 3; i++) await expect(s.run(SCRIPT)).rejects.toThrow('ENOENT')
     expect(s.usable).toBe(false)
     await expect(s.run(SCRIPT)).rejects.toThrow('not in use')
@@ -163,7 +174,7 @@ describe('ToolSession', () => {
 
   it('warm starts the tool once, ahead of the first request', async () => {
     const { start, started } = processes()
-    const s = new ToolSession(NFT_SESSION, start)
+    const s = session(NFT_SESSION, start)
     s.warm()
     s.warm()
     expect(started).toHaveLength(1)
@@ -180,7 +191,7 @@ describe('ToolSession', () => {
 
   it('ends the tool when closed, and takes no request after', async () => {
     const { start, started } = processes()
-    const s = new ToolSession(NFT_SESSION, start)
+    const s = session(NFT_SESSION, start)
     await s.run(SCRIPT)
     s.close()
     expect(started[0]?.killed).toBe(true)
