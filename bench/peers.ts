@@ -1,5 +1,5 @@
 import type { HostPolicy } from '@palisade/model'
-import { addrToBigInt, bigIntToAddr } from '@palisade/model'
+import { addrToBigInt, bigIntToAddr, mergeCidrs } from '@palisade/model'
 
 /**
  * N distinct peer addresses that no CIDR merging can collapse: every other address of
@@ -41,7 +41,8 @@ export function policyWithPeers(
         ruleHref: '/bench/allow',
         action: 'allow',
         direction: 'inbound',
-        peers: { v4: [...more, ...peers.v4].sort(), v6: peers.v6 },
+        // Normalised, as the server sends peers: in address order.
+        peers: { v4: mergeCidrs(4, [...more, ...peers.v4]), v6: peers.v6 },
         services: [{ proto: 6, port: 8080 }],
       },
     ],

@@ -27,6 +27,7 @@ import { summary } from './stats.js'
 const TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_TRIALS ?? 120)
 const BIG_TRIALS = Number(process.env.PALISADE_BENCH_TAMPER_BIG_TRIALS ?? 110)
 const SIZES = (process.env.PALISADE_BENCH_TAMPER_PEERS ?? '1000,100000').split(',').map(Number)
+const ONLY = process.env.PALISADE_BENCH_BACKENDS?.split(',')
 const IDLE_MS = 15_000
 /** The agent polls what emits no events (iptables-legacy rules, ipsets): the CPU per poll. */
 const POLL_MS: Record<Backend, number | null> = {
@@ -122,7 +123,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const h = lab.host('bench')
   const out: Record<string, unknown> = { trials: TRIALS, bigTrials: BIG_TRIALS }
   try {
-    for (const backend of BACKENDS) {
+    for (const backend of BACKENDS.filter((b) => !ONLY || ONLY.includes(b))) {
       const rows: Record<string, unknown> = {}
       for (const n of SIZES) {
         const agent = await LabAgent.launch(h.ns, backend, policyFileWithPeers(n))

@@ -1,5 +1,5 @@
 import type { Failsafe, HostPolicy, HostRule } from '@palisade/model'
-import { cidrsToIntervals, DEFAULT_FAILSAFE, intervalsToCidrs } from '@palisade/model'
+import { DEFAULT_FAILSAFE, mergeCidrs } from '@palisade/model'
 import fc from 'fast-check'
 
 /** A hand-written policy touching every kind of rule, peer and service the compiler handles. */
@@ -132,4 +132,4 @@ export const arbitraryHostPolicy: fc.Arbitrary<HostPolicy> = fc
     })),
   }))
 
-const normalise = (cidrs: string[]) => intervalsToCidrs(4, cidrsToIntervals(cidrs))
+const normalise = (cidrs: string[]) => mergeCidrs(4, cidrs)

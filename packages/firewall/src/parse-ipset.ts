@@ -1,4 +1,4 @@
-import { cidrsToIntervals, intervalsToCidrs, normaliseCidr } from '@palisade/model'
+import { IpParseError, mergeCidrs } from '@palisade/model'
 import { RulesetParseError } from './parse-error.js'
 import type { NamedSet } from './ruleset.js'
 
@@ -22,51 +22,63 @@ export function parseIpsetSave(text: string): NamedSet[] {
     string,
     { family: 4 | 6; cidrs: string[]; modelled: boolean; counts: boolean }
   >()
+  const add = (n: number, name: string, element: string) => {
+    const set = sets.get(name)
+    if (!set)
+      throw new RulesetParseError(
+        'ipset save',
+        `line ${n + 1}: element for set ${name}, which was not created`,
+      )
+    if (set.counts) return
+    if (/\s/.test(element)) set.modelled = false
+    else if (set.modelled) set.cidrs.push(element)
+  }
   const lines = text.split('\n')
   for (let n = 0; n < lines.length; n++) {
-    const parts = (lines[n] ?? '').trim().split(/\s+/)
+    const line = (lines[n] ?? '').trim()
+    if (line === '') continue
+    // `add NAME ELEMENT`, nearly every line of a large set: read without splitting it in words.
+    if (line.startsWith('add ')) {
+      const at = line.indexOf(' ', 4)
+      add(n, line.slice(4, at < 0 ? undefined : at), at < 0 ? '' : line.slice(at + 1).trimStart())
+      continue
+    }
+    const parts = line.split(/\s+/)
     const [verb, name = ''] = parts
-    if (verb === undefined || verb === '') continue
-    if (verb === 'create') {
+    if (verb === 'add') add(n, name, parts.slice(2).join(' '))
+    else if (verb === 'create') {
       const type = parts[2] ?? ''
       const famIdx = parts.indexOf('family')
-      const family = parts[famIdx + 1] === 'inet6' ? 6 : 4
       const counts = isCountingSet(type, parts)
       sets.set(name, {
-        family,
+        family: parts[famIdx + 1] === 'inet6' ? 6 : 4,
         cidrs: [],
         modelled: famIdx > 0 && (type === 'hash:ip' || type === 'hash:net' || counts),
         counts,
       })
-    } else if (verb === 'add') {
-      const set = sets.get(name)
-      if (!set)
-        throw new RulesetParseError(
-          'ipset save',
-          `line ${n + 1}: element for set ${name}, which was not created`,
-        )
-      if (set.counts) continue
-      if (parts.length > 3) set.modelled = false
-      else if (set.modelled) {
-        try {
-          set.cidrs.push(normaliseCidr(parts[2] ?? ''))
-        } catch {
-          set.modelled = false
-        }
-      }
     } else throw new RulesetParseError('ipset save', `line ${n + 1}: unknown command "${verb}"`)
   }
-  return [...sets.entries()]
-    .filter(([, s]) => s.modelled)
-    .map(([name, s]) =>
-      s.counts
-        ? { name, family: s.family, elements: [], counts: true as const }
-        : {
-            name,
-            family: s.family,
-            elements: intervalsToCidrs(s.family, cidrsToIntervals(s.cidrs)),
-          },
-    )
+  const out: NamedSet[] = []
+  for (const [name, s] of sets) {
+    if (!s.modelled) continue
+    if (s.counts) {
+      out.push({ name, family: s.family, elements: [], counts: true })
+      continue
+    }
+    // An element that is not an address or a CIDR: the set is not one we model.
+    const elements = tryMerge(s.family, s.cidrs)
+    if (elements) out.push({ name, family: s.family, elements })
+  }
+  return out
+}
+
+function tryMerge(family: 4 | 6, cidrs: readonly string[]): string[] | undefined {
+  try {
+    return mergeCidrs(family, cidrs)
+  } catch (e) {
+    if (e instanceof IpParseError) return undefined
+    throw e
+  }
 }
 
 /** One set as `ipset list -t` describes it: no elements, but how many there are. */

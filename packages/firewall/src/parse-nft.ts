@@ -1,10 +1,10 @@
 import {
   addrToBigInt,
   bigIntToAddr,
-  canonicalCidr,
-  cidrsToIntervals,
   intervalsToCidrs,
+  mergeCidrs,
   rangeToInterval,
+  sortedAddresses,
 } from '@palisade/model'
 import { FLOW_COUNTED_LABEL, FLOW_COUNTERS, isCountedMark } from './flow-count.js'
 import { RulesetParseError } from './parse-error.js'
@@ -45,33 +45,34 @@ const CT_STATES: readonly CtState[] = ['established', 'related', 'new', 'invalid
 /** Statements that do not decide whether a rule matches nor what happens to the packet. */
 const HARMLESS = new Set(['counter', 'log', 'mangle', 'notrack', 'meta', 'ct', 'flow'])
 
-/** Turns one set element (address, prefix, range, or a wrapped element) into CIDR text. */
-function elementCidrs(e: Json): string[] | undefined {
-  if (isObj(e) && isObj(e.elem)) return elementCidrs(e.elem.val)
+/**
+ * Adds one set element (address, prefix, range, or a wrapped element) to `out` as CIDR text;
+ * false if it is of a form we do not model. (No array per element: sets hold 100,000.)
+ */
+function addElementCidrs(e: Json, out: string[]): boolean {
+  if (isObj(e) && isObj(e.elem)) return addElementCidrs(e.elem.val, out)
   const s = str(e)
-  if (s !== undefined) return [s.includes('/') ? s : `${s}/${s.includes(':') ? 128 : 32}`]
+  if (s !== undefined)
+    return out.push(s.includes('/') ? s : `${s}/${s.includes(':') ? 128 : 32}`) > 0
   if (isObj(e) && isObj(e.prefix)) {
     const addr = str(e.prefix.addr)
     const len = num(e.prefix.len)
-    return addr !== undefined && len !== undefined ? [`${addr}/${len}`] : undefined
+    return addr !== undefined && len !== undefined && out.push(`${addr}/${len}`) > 0
   }
   if (isObj(e) && Array.isArray(e.range)) {
     const [a, b] = e.range.map(str)
-    if (a === undefined || b === undefined) return undefined
+    if (a === undefined || b === undefined) return false
     const { family, interval } = rangeToInterval(a, b)
-    return intervalsToCidrs(family, [interval])
+    out.push(...intervalsToCidrs(family, [interval]))
+    return true
   }
-  return undefined
+  return false
 }
 
 /** Every element's CIDRs, or undefined if any element is of a form we do not model. */
 function allCidrs(list: readonly Json[]): string[] | undefined {
   const out: string[] = []
-  for (const e of list) {
-    const c = elementCidrs(e)
-    if (!c) return undefined
-    out.push(...c)
-  }
+  for (const e of list) if (!addElementCidrs(e, out)) return undefined
   return out
 }
 
@@ -91,16 +92,6 @@ function parsePortSet(s: Record<string, Json>): NamedSet | undefined {
   }
   return { name: str(s.name) ?? '', family, elements: elements.sort(), withPort: true }
 }
-
-const normalise = (family: IpFamily, cidrs: string[]) =>
-  intervalsToCidrs(family, cidrsToIntervals(cidrs))
-
-/** Single addresses as CIDRs, in the form and the order the compiler writes them. */
-const exactElements = (cidrs: readonly string[]) =>
-  cidrs
-    .map((c) => ({ c: canonicalCidr(c).text, v: addrToBigInt(c.slice(0, c.indexOf('/'))).value }))
-    .sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : 0))
-    .map((x) => x.c)
 
 function portRanges(right: Json): [number, number][] | undefined {
   const one = (x: Json): [number, number] | undefined => {
@@ -170,7 +161,7 @@ function parseMatch(m: Record<string, Json>): Match | undefined {
         kind: 'addr',
         dir,
         family,
-        cidrs: normalise(family, cidrs),
+        cidrs: mergeCidrs(family, cidrs),
         ...(negate && { negate }),
       }
     }
@@ -423,6 +414,82 @@ interface MutableTable {
  * model become opaque matches, so newer or foreign rules never crash the reader.
  */
 export function parseNftJson(text: string): Table[] {
+  return tablesOf(nftItems(text), (s) => setOf(s))
+}
+
+/**
+ * `parseNftJson` that keeps the sets of the listing before: a set listed again exactly as it was
+ * (the same text) is not parsed again. After a change to rules, a listing of a table with
+ * 100,000 set elements then costs the parse of its rules, not of the elements (a few
+ * milliseconds, not a few hundred, during which the event loop takes nothing else). The sets
+ * are shared between the answers, so they must be treated as read-only (as their types say).
+ */
+export function nftJsonParser(): (text: string) => Table[] {
+  type Known = { readonly head: Record<string, Json>; readonly set: SetItem }
+  /** The sets of the last listing, by their text; in place of each, its head (no elements). */
+  let last = new Map<string, Known>()
+  return (text) => {
+    const texts = itemTexts(text)
+    // Not of the shape the scan follows: parsed whole, which says what is wrong with it.
+    if (!texts) return parseNftJson(text)
+    const seen = new Map<string, Known>()
+    const items: Json[] = []
+    const again = new Map<Json, Known>()
+    const textOf = new Map<Json, string>()
+    for (const t of texts) {
+      const isSet = t.startsWith('{"set":')
+      const known = isSet ? (seen.get(t) ?? last.get(t)) : undefined
+      if (known) {
+        seen.set(t, known)
+        items.push(known.head)
+        again.set(known.head, known)
+        continue
+      }
+      const parsed = parseItem(t)
+      // Not JSON: parsed whole, which says so as it always has.
+      if (!parsed) return parseNftJson(text)
+      const { item } = parsed
+      items.push(item)
+      if (isSet) textOf.set(item, t)
+    }
+    const tables = tablesOf(items, (s, item) => {
+      const known = again.get(item)
+      if (known) return known.set
+      const set = setOf(s)
+      const t = textOf.get(item)
+      if (t !== undefined)
+        seen.set(t, { head: { set: { family: s.family, table: s.table, name: s.name } }, set })
+      return set
+    })
+    last = seen
+    return tables
+  }
+}
+
+/** What a set item gives its table: a counting set's name, a set we model, or nothing. */
+type SetItem = { readonly counter: string } | { readonly set: NamedSet } | undefined
+
+function setOf(s: Record<string, Json>): SetItem {
+  const name = str(s.name) ?? ''
+  // Declared by us; their elements are the kernel's counts, never compared.
+  if (FLOW_COUNTERS.includes(name)) return { counter: name }
+  if (Array.isArray(s.type)) {
+    const portSet = parsePortSet(s)
+    return portSet && { set: portSet }
+  }
+  const type = str(s.type)
+  if (type !== 'ipv4_addr' && type !== 'ipv6_addr') return undefined
+  const family: IpFamily = type === 'ipv4_addr' ? 4 : 6
+  const cidrs = allCidrs(Array.isArray(s.elem) ? s.elem : [])
+  if (!cidrs) return undefined
+  const flags = Array.isArray(s.flags) ? s.flags : []
+  // Without the interval flag every element is one address, and stays one: nothing merges.
+  if (!flags.includes('interval'))
+    return { set: { name, family, elements: sortedAddresses(cidrs), exact: true } }
+  return { set: { name, family, elements: mergeCidrs(family, cidrs) } }
+}
+
+function nftItems(text: string): readonly Json[] {
   let doc: Json
   try {
     doc = JSON.parse(text)
@@ -435,6 +502,53 @@ export function parseNftJson(text: string): Table[] {
   if (!isObj(doc) || !Array.isArray(doc.nftables)) {
     throw new RulesetParseError('nft -j', 'expected an object with an "nftables" array')
   }
+  return doc.nftables
+}
+
+/** One item's text parsed; undefined if it is not JSON. */
+function parseItem(text: string): { readonly item: Json } | undefined {
+  try {
+    return { item: JSON.parse(text) as Json }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The texts of the items of `{"nftables": [ITEM, ...]}`, found by a scan that follows strings
+ * and nesting, without parsing them; undefined where the text is not of that shape (a top-level
+ * item that is not an object, text after the end, a string never closed).
+ */
+export function itemTexts(text: string): string[] | undefined {
+  const head = /^\s*\{\s*"nftables"\s*:\s*\[/.exec(text)
+  if (!head) return undefined
+  const out: string[] = []
+  let depth = 0
+  let start = 0
+  for (let i = head[0].length; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34) {
+      if (depth === 0) return undefined
+      // a string: to its closing quote, over escaped characters
+      for (i++; i < text.length && text.charCodeAt(i) !== 34; i++)
+        if (text.charCodeAt(i) === 92) i++
+      if (i >= text.length) return undefined
+    } else if (c === 123 || c === 91) {
+      if (depth === 0 && c === 91) return undefined
+      if (depth++ === 0) start = i
+    } else if (c === 125 || c === 93) {
+      if (depth === 0) return c === 93 && /^\s*\}\s*$/.test(text.slice(i + 1)) ? out : undefined
+      if (--depth === 0) out.push(text.slice(start, i + 1))
+    } else if (depth === 0 && c !== 44 && c !== 32 && c !== 10 && c !== 13 && c !== 9)
+      return undefined
+  }
+  return undefined
+}
+
+function tablesOf(
+  items: readonly Json[],
+  setItem: (s: Record<string, Json>, item: Json) => SetItem,
+): Table[] {
   const tables = new Map<string, MutableTable>()
   const tableOf = (o: Record<string, Json>, what: string) => {
     const t = tables.get(`${str(o.family)} ${str(o.table)}`)
@@ -445,7 +559,7 @@ export function parseNftJson(text: string): Table[] {
       )
     return t
   }
-  for (const item of doc.nftables) {
+  for (const item of items) {
     if (!isObj(item)) continue
     if (isObj(item.table)) {
       const family = str(item.table.family) as TableFamily
@@ -485,36 +599,10 @@ export function parseNftJson(text: string): Table[] {
       const expr = Array.isArray(r.expr) ? r.expr : []
       chain.rules.push(parseNftRuleExpr(expr, str(r.comment)))
     } else if (isObj(item.set)) {
-      const s = item.set
-      const t = tableOf(s, 'a set')
-      const name = str(s.name) ?? ''
-      // Declared by us; their elements are the kernel's counts, never compared.
-      if (FLOW_COUNTERS.includes(name)) {
-        t.counters.push(name)
-        continue
-      }
-      if (Array.isArray(s.type)) {
-        const portSet = parsePortSet(s)
-        if (portSet) t.sets.push(portSet)
-        continue
-      }
-      const type = str(s.type)
-      if (type !== 'ipv4_addr' && type !== 'ipv6_addr') continue
-      const family: IpFamily = type === 'ipv4_addr' ? 4 : 6
-      const cidrs = allCidrs(Array.isArray(s.elem) ? s.elem : [])
-      if (!cidrs) continue
-      const flags = Array.isArray(s.flags) ? s.flags : []
-      // Without the interval flag every element is one address, and stays one: nothing merges.
-      if (!flags.includes('interval')) {
-        t.sets.push({
-          name: str(s.name) ?? '',
-          family,
-          elements: exactElements(cidrs),
-          exact: true,
-        })
-        continue
-      }
-      t.sets.push({ name: str(s.name) ?? '', family, elements: normalise(family, cidrs) })
+      const t = tableOf(item.set, 'a set')
+      const got = setItem(item.set, item)
+      if (got && 'counter' in got) t.counters.push(got.counter)
+      else if (got) t.sets.push(got.set)
     }
   }
   return [...tables.values()].map((t) => ({
@@ -523,7 +611,7 @@ export function parseNftJson(text: string): Table[] {
     source: 'nft',
     chains: [...t.chains.values()] satisfies Chain[],
     sets: t.sets,
-    ...(t.counters.length > 0 && { counters: t.counters.sort() }),
+    ...(t.counters.length > 0 && { counters: [...t.counters].sort() }),
   }))
 }
 

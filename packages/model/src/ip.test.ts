@@ -10,11 +10,16 @@ import {
   canonicalAddress,
   canonicalCidr,
   cidrCount,
+  cidrsToIntervals,
   IpParseError,
   intervalsToCidrs,
+  mergeCidrs,
   normaliseCidr,
+  rangeToInterval,
+  sortedAddresses,
   subtractIntervals,
 } from './ip.js'
+import type { AddressEntry } from './ip.js'
 
 describe('address sets', () => {
   it.each([
@@ -304,5 +309,138 @@ describe('addressSetSize', () => {
     const wide = [{ from: '2001:db8::1', to: '2001:db8:ffff:ffff:ffff:ffff:ffff:fffe' }]
     expect(addressSetSize(wide, 5)).toBe(6)
     expect(addressSetSize([{ from: '198.18.0.1', to: '198.18.0.6' }, ...wide], 3)).toBe(4)
+  })
+})
+
+/**
+ * IPv4 sets are made in plain numbers, not in the bigint intervals: the two must agree on every
+ * input, the edges of the address space and spellings that are not canonical included.
+ */
+describe('IPv4 sets in numbers', () => {
+  const edge = fc.oneof(
+    fc.constantFrom(0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1),
+    fc.integer({ min: 0, max: 2 ** 32 - 1 }),
+    // a small range, where blocks touch and overlap
+    fc.integer({ min: 0, max: 300 }).map((n) => 3323068416 + n),
+  )
+  const v4 = (n: number) => bigIntToAddr(4, BigInt(n))
+  /** An address or CIDR, written as a user or a kernel might: host bits set, lengths with 0s. */
+  const cidr = fc
+    .tuple(edge, fc.integer({ min: 0, max: 33 }), fc.constantFrom('', '/', '/0'))
+    .map(([a, len, how]) => (len === 33 ? v4(a) : `${v4(a)}${how === '' ? '/' : how}${len}`))
+  const reference = (cidrs: readonly string[]) => intervalsToCidrs(4, cidrsToIntervals(cidrs))
+  const outcome = <T>(f: () => T): { value: T } | { error: string } => {
+    try {
+      return { value: f() }
+    } catch (e) {
+      return { error: (e as Error).message }
+    }
+  }
+
+  it('mergeCidrs is intervalsToCidrs of the intervals, errors included (property)', () => {
+    fc.assert(
+      fc.property(fc.array(cidr, { maxLength: 12 }), (cidrs) => {
+        expect(outcome(() => mergeCidrs(4, cidrs))).toEqual(outcome(() => reference(cidrs)))
+      }),
+      { numRuns: 400 },
+    )
+  })
+
+  // Addresses next to each other, also across the carry from one 32-bit part to the next.
+  const near = fc.oneof(
+    fc.bigInt({ min: 0n, max: 12n }).map((n) => 2n ** 96n - 6n + n),
+    fc.bigInt({ min: 0n, max: 12n }).map((n) => 2n ** 40n + n),
+  )
+  const address6 = fc.oneof(
+    near.map((n) => bigIntToAddr(6, n)),
+    near.map((n) => bigIntToAddr(6, n).toUpperCase()),
+    fc.constantFrom('::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '::FFFF:0:0', '2001:db8::'),
+  )
+  const cidr6 = fc
+    .tuple(address6, fc.constantFrom('', '/128', '/127', '/64', '/0128'))
+    .map(([a, len]) => `${a}${len}`)
+  const single6 = fc.tuple(address6, fc.constantFrom('', '/128')).map(([a, len]) => `${a}${len}`)
+
+  it('mergeCidrs of IPv6 is intervalsToCidrs of the intervals (property)', () => {
+    // Single addresses alone (the way that takes them in order as they are) and with prefixes.
+    const list = fc.oneof(fc.array(single6, { maxLength: 10 }), fc.array(cidr6, { maxLength: 10 }))
+    fc.assert(
+      fc.property(list, (cidrs) => {
+        expect(outcome(() => mergeCidrs(6, cidrs))).toEqual(
+          outcome(() => intervalsToCidrs(6, cidrsToIntervals(cidrs))),
+        )
+      }),
+      { numRuns: 400 },
+    )
+  })
+
+  it('addressSetOf agrees with the intervals, both families, ranges and exclusions (property)', () => {
+    const entry = fc.record(
+      {
+        from: fc.oneof(cidr, single6, cidr6, fc.constant('nonsense')),
+        to: fc.oneof(edge.map(v4), address6, fc.constantFrom('', 'nonsense')),
+        exclusion: fc.boolean(),
+      },
+      { requiredKeys: ['from'] },
+    )
+    // Mostly single IPv6 addresses with IPv4 entries (the way that keeps them as text), or all.
+    const singles = fc.record({ from: single6 })
+    const list = fc.oneof(
+      fc.array(fc.oneof(singles, fc.record({ from: cidr })), { maxLength: 10 }),
+      fc.array(entry, { maxLength: 10 }),
+    )
+    fc.assert(
+      fc.property(list, (entries: readonly AddressEntry[]) => {
+        const want = outcome(() => {
+          const all = entries.map((e) => ({ ...rangeToInterval(e.from, e.to), out: e.exclusion }))
+          const of = (f: 4 | 6, x: boolean) =>
+            all.filter((r) => r.family === f && !!r.out === x).map((r) => r.interval)
+          const family = (f: 4 | 6) =>
+            intervalsToCidrs(f, subtractIntervals(of(f, false), of(f, true)))
+          return { v4: family(4), v6: family(6) }
+        })
+        const got = outcome(() => addressSetOf(entries))
+        expect(got).toEqual(want)
+        if ('value' in got)
+          expect(addressSetSize(entries, 5)).toBe(
+            Math.min(got.value.v4.length + got.value.v6.length, 6),
+          )
+      }),
+      { numRuns: 400 },
+    )
+  })
+
+  it('sortedAddresses orders single addresses as their values do, both families (property)', () => {
+    const one = fc.oneof(
+      edge.map((n) => `${v4(n)}/32`),
+      edge.map(v4),
+      fc.ipV6().map((a) => `${a}/128`),
+      fc.ipV6().map((a) => a.toUpperCase()),
+    )
+    fc.assert(
+      fc.property(fc.array(one, { maxLength: 12 }), (list) => {
+        const families = new Set(list.map((a) => (a.includes(':') ? 6 : 4)))
+        fc.pre(families.size <= 1)
+        const want = list
+          .map((a) => canonicalCidr(a).text)
+          .map((c) => ({ c, v: addrToBigInt(c.slice(0, c.indexOf('/'))).value }))
+          .sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : 0))
+          .map((x) => x.c)
+        expect(sortedAddresses(list)).toEqual(want)
+      }),
+      { numRuns: 400 },
+    )
+  })
+
+  it('takes a canonical CIDR that merges with nothing as it is', () => {
+    expect(mergeCidrs(4, ['198.18.0.4/32', '198.18.0.0/30', '198.18.0.9'])).toEqual([
+      '198.18.0.0/30',
+      '198.18.0.4/32',
+      '198.18.0.9/32',
+    ])
+    expect(mergeCidrs(4, ['198.18.0.4/030', '198.18.0.5/30'])).toEqual(['198.18.0.4/30'])
+    expect(() => mergeCidrs(4, ['198.18.0.4/33'])).toThrow(IpParseError)
+    // found by the property: an IPv6 address rewritten from its three numbers
+    expect(sortedAddresses(['2001:DB8::1/128', '::0:0:0:0'])).toEqual(['::/128', '2001:db8::1/128'])
   })
 })

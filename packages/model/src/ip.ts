@@ -248,16 +248,37 @@ function isCanonicalV6(text: string, end: number, groups: readonly number[]): bo
 
 /** Parses "A", "A/len" (host bits are cleared) into an interval. */
 export function cidrToInterval(text: string): { family: IpFamily; interval: Interval } {
-  const [ip = '', lenText, ...rest] = text.split('/')
-  const { family, value } = addrToBigInt(ip)
-  const bits = BITS[family]
-  const len = lenText === undefined ? bits : Number(lenText)
-  if (!/^\d+$/.test(lenText ?? `${bits}`) || len > bits || rest.length > 0) {
-    throw new IpParseError(text, `prefix length must be 0 to ${bits}`)
+  const slash = text.indexOf('/')
+  const end = slash < 0 ? text.length : slash
+  const v4 = parseV4(text, 0, end)
+  if (v4 !== undefined) {
+    // IPv4 in plain numbers: cheaper than bigint arithmetic, and exact.
+    const size = 2 ** (32 - lenientPrefix(text, slash, 32))
+    const lo = v4 - (v4 % size)
+    return { family: 4, interval: { lo: BigInt(lo), hi: BigInt(lo + size - 1) } }
   }
-  const size = 1n << BigInt(bits - len)
+  const { value } = addrToBigInt(text.slice(0, end))
+  const len = lenientPrefix(text, slash, 128)
+  const size = 1n << BigInt(128 - len)
   const lo = (value / size) * size
-  return { family, interval: { lo, hi: lo + size - 1n } }
+  return { family: 6, interval: { lo, hi: lo + size - 1n } }
+}
+
+/** The prefix length after the slash at `slash` (none: `bits`): digits only, at most `bits`. */
+function lenientPrefix(text: string, slash: number, bits: number): number {
+  if (slash < 0) return bits
+  let len = 0
+  for (let i = slash + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 48 || c > 57 || len > bits) {
+      len = -1
+      break
+    }
+    len = len * 10 + (c - 48)
+  }
+  if (slash === text.length - 1 || len < 0 || len > bits)
+    throw new IpParseError(text, `prefix length must be 0 to ${bits}`)
+  return len
 }
 
 /** Parses an Illumio-style range: `from_ip` (IP or CIDR) with an optional `to_ip`. */
@@ -317,17 +338,36 @@ function trailingZeros(n: bigint, max: number): number {
 const log2 = (n: bigint) => n.toString(2).length - 1
 
 /**
+ * The largest aligned blocks covering `lo` to `hi` (IPv4, as numbers), as [address, prefix
+ * length], in order; `visit` returning false stops the walk (and the answer is false).
+ */
+function eachV4Cidr(lo: number, hi: number, visit: (lo: number, len: number) => boolean): boolean {
+  for (let at = lo; at <= hi;) {
+    const aligned = at === 0 ? 32 : 31 - Math.clz32(at & -at)
+    const count = hi - at + 1
+    const size = Math.min(aligned, count >= 2 ** 32 ? 32 : 31 - Math.clz32(count))
+    if (!visit(at, 32 - size)) return false
+    at += 2 ** size
+  }
+  return true
+}
+
+/**
  * Each CIDR of the smallest list covering exactly the merged intervals, as [address, prefix
- * length], in order; `visit` returning false stops the walk. Each block is the largest one
- * aligned at its start that fits.
+ * length], in order (the address a number for IPv4); `visit` returning false stops the walk.
+ * Each block is the largest one aligned at its start that fits.
  */
 function eachCidr(
   family: IpFamily,
   list: readonly Interval[],
-  visit: (lo: bigint, len: number) => boolean,
+  visit: (lo: bigint | number, len: number) => boolean,
 ): void {
   const bits = BITS[family]
   for (const iv of mergeIntervals(list)) {
+    if (family === 4) {
+      if (!eachV4Cidr(Number(iv.lo), Number(iv.hi), visit)) return
+      continue
+    }
     let lo = iv.lo
     while (lo <= iv.hi) {
       const size = Math.min(trailingZeros(lo, bits), log2(iv.hi - lo + 1n))
@@ -337,12 +377,235 @@ function eachCidr(
   }
 }
 
+const cidrText = (family: IpFamily, lo: bigint | number, len: number) =>
+  `${typeof lo === 'number' ? formatV4(lo) : bigIntToAddr(family, lo)}/${len}`
+
 /** The smallest list of CIDRs covering exactly the merged intervals. */
 export function intervalsToCidrs(family: IpFamily, list: readonly Interval[]): string[] {
   const out: string[] = []
-  eachCidr(family, list, (lo, len) => out.push(`${bigIntToAddr(family, lo)}/${len}`) > 0)
+  eachCidr(family, list, (lo, len) => out.push(cidrText(family, lo, len)) > 0)
   return out
 }
+
+/**
+ * IPv4 intervals as plain numbers, `lo[k]` to `hi[k]`. The bigint intervals cost a set of
+ * 100,000 addresses half a second to normalise, most of it collecting the garbage of an object
+ * and two bigints per address; these cost a few milliseconds.
+ */
+interface V4Intervals {
+  readonly lo: number[]
+  readonly hi: number[]
+}
+
+/** The indexes of `lo` in the order of their values (no sort where they are in order). */
+function orderOf(lo: readonly number[]): Uint32Array {
+  const order = new Uint32Array(lo.length)
+  let sorted = true
+  for (let i = 0; i < lo.length; i++) {
+    order[i] = i
+    if (i > 0 && lo[i - 1]! > lo[i]!) sorted = false
+  }
+  return sorted ? order : order.sort((a, b) => lo[a]! - lo[b]!)
+}
+
+/**
+ * Sorts and merges overlapping or adjacent IPv4 intervals; `from[k]` is the index of the one
+ * interval the k-th is, or -1 where several made it.
+ */
+function mergeV4(list: V4Intervals): V4Intervals & { readonly from: number[] } {
+  const out = { lo: [] as number[], hi: [] as number[], from: [] as number[] }
+  for (const i of orderOf(list.lo)) {
+    const lo = list.lo[i]!
+    const hi = list.hi[i]!
+    const k = out.hi.length - 1
+    if (k >= 0 && lo <= out.hi[k]! + 1) {
+      out.hi[k] = Math.max(out.hi[k]!, hi)
+      out.from[k] = -1
+    } else {
+      out.lo.push(lo)
+      out.hi.push(hi)
+      out.from.push(i)
+    }
+  }
+  return out
+}
+
+/** Removes every address of `cut` from `list`; both merged (sorted, disjoint). */
+function subtractV4(list: V4Intervals, cut: V4Intervals): V4Intervals {
+  const out = { lo: [] as number[], hi: [] as number[] }
+  let c = 0
+  for (let k = 0; k < list.lo.length; k++) {
+    let lo = list.lo[k]!
+    const hi = list.hi[k]!
+    // What ends before this interval ends before the next ones too.
+    while (c < cut.lo.length && cut.hi[c]! < lo) c++
+    for (let j = c; j < cut.lo.length && cut.lo[j]! <= hi && lo <= hi; j++) {
+      if (cut.lo[j]! > lo) {
+        out.lo.push(lo)
+        out.hi.push(cut.lo[j]! - 1)
+      }
+      lo = Math.max(lo, cut.hi[j]! + 1)
+    }
+    if (lo <= hi) {
+      out.lo.push(lo)
+      out.hi.push(hi)
+    }
+  }
+  return out
+}
+
+/** The smallest list of CIDRs covering exactly merged IPv4 intervals. */
+function v4Cidrs(list: V4Intervals): string[] {
+  const out: string[] = []
+  const emit = (at: number, len: number) => out.push(`${formatV4(at)}/${len}`) > 0
+  for (let k = 0; k < list.lo.length; k++) eachV4Cidr(list.lo[k]!, list.hi[k]!, emit)
+  return out
+}
+
+/** An IPv4 "A", "A/len" (host bits cleared) or range to `to`; undefined if `from` is not IPv4. */
+function v4Range(from: string, to?: string): { lo: number; hi: number } | undefined {
+  const slash = from.indexOf('/')
+  const a = parseV4(from, 0, slash < 0 ? from.length : slash)
+  if (a === undefined) return undefined
+  const size = 2 ** (32 - lenientPrefix(from, slash, 32))
+  const lo = a - (a % size)
+  if (to === undefined || to === '') return { lo, hi: lo + size - 1 }
+  const b = parseV4(to)
+  // Not IPv4 (another family, or not an address): the general way says which.
+  if (b === undefined) return { lo, hi: Number(rangeToInterval(from, to).interval.hi) }
+  if (b < lo) throw new IpParseError(`${from}-${to}`, 'to_ip is before from_ip')
+  return { lo, hi: b }
+}
+
+/**
+ * The smallest list of CIDRs covering exactly `cidrs` ("A" or "A/len", host bits cleared), in
+ * order: `intervalsToCidrs(family, cidrsToIntervals(cidrs))`, IPv4 in plain numbers.
+ */
+export function mergeCidrs(family: IpFamily, cidrs: readonly string[]): string[] {
+  if (family === 6) {
+    // Single IPv6 addresses none of which touches another, the usual large IPv6 set, are
+    // already the answer once in order.
+    const v6 = v6Addresses(cidrs)
+    return v6 && apart(v6) ? v6Texts(cidrs, v6) : intervalsToCidrs(6, cidrsToIntervals(cidrs))
+  }
+  const list: V4Intervals = { lo: [], hi: [] }
+  for (const c of cidrs) {
+    const r = v4Range(c)
+    if (!r) return intervalsToCidrs(4, cidrsToIntervals(cidrs))
+    list.lo.push(r.lo)
+    list.hi.push(r.hi)
+  }
+  const merged = mergeV4(list)
+  // A CIDR merged with nothing and written canonically is its own answer: most of a large
+  // set is, and taking it as it is saves writing it again.
+  const out: string[] = []
+  const emit = (at: number, len: number) => out.push(`${formatV4(at)}/${len}`) > 0
+  for (let k = 0; k < merged.lo.length; k++) {
+    const i = merged.from[k]!
+    const text = i >= 0 ? cidrs[i]! : ''
+    const slash = text.indexOf('/')
+    // A dotted quad that parses is canonical; the length must be written, without a leading 0.
+    if (slash >= 0 && merged.lo[k] === parseV4(text, 0, slash) && !/\/0\d/.test(text))
+      out.push(text)
+    else if (i >= 0 && slash < 0) out.push(`${text}/32`)
+    else eachV4Cidr(merged.lo[k]!, merged.hi[k]!, emit)
+  }
+  return out
+}
+
+/**
+ * Single addresses ("A/32" or "A/128", or without the length) as canonical CIDRs, sorted by
+ * address: the order of the compiler's exact sets. IPv4 and IPv6 without an object or a bigint
+ * per address: for the 100,000 of a large set those cost most of the time.
+ */
+export function sortedAddresses(cidrs: readonly string[]): string[] {
+  const v4: number[] = []
+  for (const c of cidrs) {
+    const slash = c.indexOf('/')
+    const n = parseV4(c, 0, slash < 0 ? c.length : slash)
+    if (n === undefined || (slash >= 0 && (c.length !== slash + 3 || !c.endsWith('/32')))) break
+    v4.push(n)
+  }
+  const out: string[] = []
+  if (v4.length === cidrs.length) {
+    for (const i of orderOf(v4)) {
+      const c = cidrs[i]!
+      out.push(c.includes('/') ? c : `${c}/32`)
+    }
+    return out
+  }
+  const v6 = v6Addresses(cidrs)
+  return v6 ? v6Texts(cidrs, v6) : sortedByValue(cidrs)
+}
+
+type V6Addresses = { keys: Float64Array; order: Uint32Array; canonical: Uint8Array }
+
+/** The addresses in order, as canonical CIDRs: as written where they were canonical. */
+function v6Texts(cidrs: readonly string[], { keys, order, canonical }: V6Addresses): string[] {
+  const out: string[] = []
+  for (const i of order) {
+    if (canonical[i] !== 0) {
+      out.push(canonical[i] === 1 ? cidrs[i]! : `${cidrs[i]!}/128`)
+      continue
+    }
+    const [a = 0, b = 0, c = 0] = keys.subarray(3 * i, 3 * i + 3)
+    const groups = [a / 2 ** 32, a / 65536, a, b / 2 ** 32, b / 65536, b, c / 65536, c]
+    out.push(`${formatV6(groups.map((g) => Math.floor(g) % 65536))}/128`)
+  }
+  return out
+}
+
+/** Whether no two of the addresses are equal or merge (an even one and the next). */
+function apart({ keys, order }: V6Addresses): boolean {
+  for (let k = 1; k < order.length; k++) {
+    const a = 3 * order[k - 1]!
+    const b = 3 * order[k]!
+    // An even last part has no carry into the others when one is added.
+    const low = keys[a + 2]!
+    const next = keys[b + 2] === low || (keys[b + 2] === low + 1 && low % 2 === 0)
+    if (next && keys[a] === keys[b] && keys[a + 1] === keys[b + 1]) return false
+  }
+  return true
+}
+
+/**
+ * IPv6 single addresses as three numbers each (48, 48 and 32 bits), their order by those, and
+ * which are written canonically; undefined if one is not an IPv6 address.
+ */
+function v6Addresses(cidrs: readonly string[]): V6Addresses | undefined {
+  const n = cidrs.length
+  const keys = new Float64Array(3 * n)
+  const canonical = new Uint8Array(n)
+  for (let i = 0; i < n; i++) {
+    const c = cidrs[i]!
+    const slash = c.indexOf('/')
+    const end = slash < 0 ? c.length : slash
+    if (slash >= 0 && (c.length !== slash + 4 || !c.endsWith('/128'))) return undefined
+    const g = parseV6(c, end)
+    if (!g) return undefined
+    keys[3 * i] = g[0]! * 2 ** 32 + g[1]! * 65536 + g[2]!
+    keys[3 * i + 1] = g[3]! * 2 ** 32 + g[4]! * 65536 + g[5]!
+    keys[3 * i + 2] = g[6]! * 65536 + g[7]!
+    // 1: canonical as written; 2: once its length is written
+    canonical[i] = isCanonicalV6(c, end, g) ? (slash < 0 ? 2 : 1) : 0
+  }
+  const order = new Uint32Array(n)
+  for (let i = 0; i < n; i++) order[i] = i
+  order.sort(
+    (a, b) =>
+      keys[3 * a]! - keys[3 * b]! ||
+      keys[3 * a + 1]! - keys[3 * b + 1]! ||
+      keys[3 * a + 2]! - keys[3 * b + 2]!,
+  )
+  return { keys, order, canonical }
+}
+
+const sortedByValue = (cidrs: readonly string[]) =>
+  cidrs
+    .map((c) => canonicalCidr(c).text)
+    .map((c) => ({ c, v: addrToBigInt(c.slice(0, c.indexOf('/'))).value }))
+    .sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : 0))
+    .map((x) => x.c)
 
 /**
  * How many CIDRs `intervalsToCidrs` would make of the intervals, counted up to `max` + 1 (a
@@ -364,23 +627,50 @@ export interface AddressEntry {
   readonly exclusion?: boolean
 }
 
-/** The entries' intervals, included and excluded, by family. */
-function intervalsOf(entries: readonly AddressEntry[]) {
-  const inc: Record<IpFamily, Interval[]> = { 4: [], 6: [] }
-  const exc: Record<IpFamily, Interval[]> = { 4: [], 6: [] }
+/**
+ * The entries' addresses, included and excluded, merged: IPv4 in numbers; IPv6 as text while
+ * it is only single addresses (the usual case: workloads' own), else in bigint intervals.
+ */
+function intervalsOf(entries: readonly AddressEntry[]): {
+  v4: V4Intervals
+  v6: { readonly singles: readonly string[] } | { readonly intervals: readonly Interval[] }
+} {
+  const inc4: V4Intervals = { lo: [], hi: [] }
+  const exc4: V4Intervals = { lo: [], hi: [] }
+  const singles6: string[] = []
+  const inc6: Interval[] = []
+  const exc6: Interval[] = []
   for (const e of entries) {
-    const { family, interval } = rangeToInterval(e.from, e.to)
-    ;(e.exclusion ? exc : inc)[family].push(interval)
+    const v4 = v4Range(e.from, e.to)
+    if (v4) {
+      const to = e.exclusion ? exc4 : inc4
+      to.lo.push(v4.lo)
+      to.hi.push(v4.hi)
+    } else if (!e.to && !e.exclusion && isV6Address(e.from)) singles6.push(e.from)
+    else (e.exclusion ? exc6 : inc6).push(rangeToInterval(e.from, e.to).interval)
   }
-  return { inc, exc }
+  return {
+    v4: subtractV4(mergeV4(inc4), mergeV4(exc4)),
+    v6:
+      inc6.length + exc6.length === 0
+        ? { singles: singles6 }
+        : { intervals: subtractIntervals([...inc6, ...cidrsToIntervals(singles6)], exc6) },
+  }
+}
+
+/** Whether `text` is one IPv6 address, without a length or with /128. */
+function isV6Address(text: string): boolean {
+  const slash = text.indexOf('/')
+  if (slash >= 0 && (text.length !== slash + 4 || !text.endsWith('/128'))) return false
+  return parseV6(text, slash < 0 ? text.length : slash) !== undefined
 }
 
 /** Builds a normalised address set from entries, removing the excluded ones. */
 export function addressSetOf(entries: readonly AddressEntry[]): AddressSet {
-  const { inc, exc } = intervalsOf(entries)
+  const { v4, v6 } = intervalsOf(entries)
   return {
-    v4: intervalsToCidrs(4, subtractIntervals(inc[4], exc[4])),
-    v6: intervalsToCidrs(6, subtractIntervals(inc[6], exc[6])),
+    v4: v4Cidrs(v4),
+    v6: 'singles' in v6 ? mergeCidrs(6, v6.singles) : intervalsToCidrs(6, v6.intervals),
   }
 }
 
@@ -389,20 +679,25 @@ export function addressSetOf(entries: readonly AddressEntry[]): AddressSet {
  * making them: cheap to check before a large expansion.
  */
 export function addressSetSize(entries: readonly AddressEntry[], max: number): number {
-  const { inc, exc } = intervalsOf(entries)
-  const v4 = cidrCount(4, subtractIntervals(inc[4], exc[4]), max)
-  return v4 > max ? v4 : v4 + cidrCount(6, subtractIntervals(inc[6], exc[6]), max - v4)
+  const { v4, v6 } = intervalsOf(entries)
+  let n = 0
+  for (let k = 0; k < v4.lo.length && n <= max; k++)
+    eachV4Cidr(v4.lo[k]!, v4.hi[k]!, () => ++n <= max)
+  if (n > max) return n
+  // Single addresses make at most one CIDR each.
+  if ('singles' in v6) return n + Math.min(mergeCidrs(6, v6.singles).length, max - n + 1)
+  return n + cidrCount(6, v6.intervals, max - n)
 }
 
 export function unionAddressSets(sets: readonly AddressSet[]): AddressSet {
   return {
-    v4: intervalsToCidrs(
+    v4: mergeCidrs(
       4,
-      sets.flatMap((s) => cidrsToIntervals(s.v4)),
+      sets.flatMap((s) => s.v4),
     ),
-    v6: intervalsToCidrs(
+    v6: mergeCidrs(
       6,
-      sets.flatMap((s) => cidrsToIntervals(s.v6)),
+      sets.flatMap((s) => s.v6),
     ),
   }
 }

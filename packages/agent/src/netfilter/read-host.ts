@@ -1,16 +1,19 @@
 import type { Ruleset, Table } from '@palisade/firewall'
 import {
   isIptablesNftTable,
+  nftJsonParser,
   parseIpsetSave,
   parseIptablesSave,
-  parseNftJson,
 } from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { runChecked, ToolMissingError } from '../exec.js'
 import { lastParse } from './last-parse.js'
 
-/** The host's nftables ruleset and ipsets as last listed, parsed once while they stay the same. */
-const parseNft = lastParse(parseNftJson)
+/**
+ * The host's nftables ruleset and ipsets as last listed, parsed once while they stay the same
+ * (and a set listed again as it was, not parsed again).
+ */
+const parseNft = lastParse(nftJsonParser())
 const parseIpsets = lastParse(parseIpsetSave)
 
 export interface HostRead {

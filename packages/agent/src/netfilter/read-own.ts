@@ -5,6 +5,7 @@ import {
   NFT_TABLE,
   parseIpsetHeaders,
   parseIpsetSave,
+  nftJsonParser,
   parseIptablesSave,
   parseNftJson,
   RulesetParseError,
@@ -14,8 +15,11 @@ import type { RunOptions, Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
 import { lastParse } from './last-parse.js'
 
-/** Our table and ipsets as last listed whole, parsed once while they stay the same. */
-const parseOwnTable = lastParse(parseNftJson)
+/**
+ * Our table and ipsets as last listed whole, parsed once while they stay the same (and a set
+ * listed again as it was, not parsed again).
+ */
+const parseOwnTable = lastParse(nftJsonParser())
 const parseOwnIpsets = lastParse(parseIpsetSave)
 
 /**
