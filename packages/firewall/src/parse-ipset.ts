@@ -3,6 +3,8 @@ import { RulesetParseError } from './parse-error.js'
 import type { NamedSet } from './ruleset.js'
 
 const COUNTING_TYPE = 'hash:ip,port,ip'
+/** An `add` line of a name and an element, as `ipset save` writes them: single spaces. */
+const ADD = /^add (\S+) (\S+)$/
 
 /**
  * Whether a set is of the kind our counting chains count into (`hash:ip,port,ip` with
@@ -38,9 +40,9 @@ export function parseIpsetSave(text: string): NamedSet[] {
     const line = (lines[n] ?? '').trim()
     if (line === '') continue
     // `add NAME ELEMENT`, nearly every line of a large set: read without splitting it in words.
-    if (line.startsWith('add ')) {
-      const at = line.indexOf(' ', 4)
-      add(n, line.slice(4, at < 0 ? undefined : at), at < 0 ? '' : line.slice(at + 1).trimStart())
+    const plain = ADD.exec(line)
+    if (plain) {
+      add(n, plain[1] ?? '', plain[2] ?? '')
       continue
     }
     const parts = line.split(/\s+/)

@@ -520,27 +520,35 @@ function parseItem(text: string): { readonly item: Json } | undefined {
  * item that is not an object, text after the end, a string never closed).
  */
 export function itemTexts(text: string): string[] | undefined {
-  const head = /^\s*\{\s*"nftables"\s*:\s*\[/.exec(text)
+  // JSON's whitespace only: anything else here is not JSON, and parsed whole to say so.
+  const head = /^[ \t\n\r]*\{[ \t\n\r]*"nftables"[ \t\n\r]*:[ \t\n\r]*\[/.exec(text)
   if (!head) return undefined
   const out: string[] = []
   let depth = 0
   let start = 0
+  /** Between items: whether one was just closed (a comma is due) or a comma was just read. */
+  let after: 'item' | 'comma' | 'start' = 'start'
   for (let i = head[0].length; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (c === 34) {
-      if (depth === 0) return undefined
+    if (depth === 0) {
+      if (c === 32 || c === 10 || c === 13 || c === 9) continue
+      if (c === 44 && after === 'item') after = 'comma'
+      else if (c === 123 && after !== 'item') {
+        depth = 1
+        start = i
+      } else if (c === 93 && after !== 'comma')
+        return /^[ \t\n\r]*\}[ \t\n\r]*$/.test(text.slice(i + 1)) ? out : undefined
+      else return undefined
+    } else if (c === 34) {
       // a string: to its closing quote, over escaped characters
       for (i++; i < text.length && text.charCodeAt(i) !== 34; i++)
         if (text.charCodeAt(i) === 92) i++
       if (i >= text.length) return undefined
-    } else if (c === 123 || c === 91) {
-      if (depth === 0 && c === 91) return undefined
-      if (depth++ === 0) start = i
-    } else if (c === 125 || c === 93) {
-      if (depth === 0) return c === 93 && /^\s*\}\s*$/.test(text.slice(i + 1)) ? out : undefined
-      if (--depth === 0) out.push(text.slice(start, i + 1))
-    } else if (depth === 0 && c !== 44 && c !== 32 && c !== 10 && c !== 13 && c !== 9)
-      return undefined
+    } else if (c === 123 || c === 91) depth++
+    else if ((c === 125 || c === 93) && --depth === 0) {
+      out.push(text.slice(start, i + 1))
+      after = 'item'
+    }
   }
   return undefined
 }

@@ -380,6 +380,13 @@ describe('nft -j parser that keeps the sets listed before', () => {
     ['a set before its table', doc([set('a', ['198.18.0.1'])])],
     ['an element that is not an address', doc([T, set('a', ['198.18.0.x'])])],
     ['a rule before its chain, then a bad element', doc([T, rule('drop'), set('a', ['x'])])],
+    // what JSON.parse refuses between the items, where the scan does not parse
+    ['items without a comma', `{"nftables": [${JSON.stringify(T)} ${JSON.stringify(C)}]}`],
+    ['commas without items', `{"nftables": [,,${JSON.stringify(T)},]}`],
+    ['a leading no-break space', `\u00a0${doc([T])}`],
+    ['a leading byte order mark', `\ufeff${doc([T])}`],
+    ['a trailing vertical tab', `${doc([T])}\u000b`],
+    ['an item that is not an object', '{"nftables": ["x"]}'],
   ])('fails on %s as parseNftJson does', (_what, text) => {
     expect(outcome(() => nftJsonParser()(text))).toEqual(outcome(() => parseNftJson(text)))
   })
@@ -395,17 +402,30 @@ describe('nft -j parser that keeps the sets listed before', () => {
       fc.tuple(fc.constantFrom('accept', 'drop'), tricky).map(([v, c]) => rule(v, c)),
       fc.jsonValue({ maxDepth: 3 }),
     )
+    // Between the items, what nft writes, or whitespace and commas JSON may not take.
+    const gap = fc.constantFrom(', ', ',', ',\n  ', ' ', ',,', '\u00a0,', ', \u000b', '')
     fc.assert(
-      fc.property(fc.array(item, { maxLength: 8 }), fc.constantFrom(0, 2), (items, space) => {
-        const text = `${JSON.stringify({ nftables: items }, null, space)}\n`
-        const texts = itemTexts(text)
-        const objects = items.every((i) => typeof i === 'object' && i !== null && !Array.isArray(i))
-        if (objects) expect(texts?.map((t) => JSON.parse(t) as unknown)).toEqual(items)
-        else expect(texts).toBeUndefined()
-        const parse = nftJsonParser()
-        expect(outcome(() => parse(text))).toEqual(outcome(() => parseNftJson(text)))
-        expect(outcome(() => parse(text))).toEqual(outcome(() => parseNftJson(text)))
-      }),
+      fc.property(
+        fc.array(item, { maxLength: 8 }),
+        fc.constantFrom(0, 2),
+        gap,
+        (items, space, sep) => {
+          const written = JSON.stringify({ nftables: items }, null, space)
+          const custom = `{"nftables": [${items.map((i) => JSON.stringify(i)).join(sep)}]}`
+          const text = `${items.length > 1 && sep !== ', ' ? custom : written}\n`
+          const texts = itemTexts(text)
+          const objects = items.every(
+            (i) => typeof i === 'object' && i !== null && !Array.isArray(i),
+          )
+          const json = outcome(() => JSON.parse(text) as unknown)
+          if (objects && 'value' in json)
+            expect(texts?.map((t) => JSON.parse(t) as unknown)).toEqual(items)
+          else expect(texts).toBeUndefined()
+          const parse = nftJsonParser()
+          expect(outcome(() => parse(text))).toEqual(outcome(() => parseNftJson(text)))
+          expect(outcome(() => parse(text))).toEqual(outcome(() => parseNftJson(text)))
+        },
+      ),
       { numRuns: 500 },
     )
   })
@@ -430,12 +450,23 @@ describe('ipset save parser', () => {
         'add e 198.18.0.x',
         'create f hash:ip family inet',
         'add\tf  198.18.0.9',
+        // a name a kernel takes, with a tab: split as every line is
+        'create g\th hash:ip family inet',
+        'add g\th 198.18.0.1',
+        'create i hash:net family inet',
+        'add  i 198.18.0.1',
+        'add i\t198.18.0.2',
+        'add i 198.18.0.3\u00a0nomatch',
       ].join('\n'),
     )
     expect(sets).toEqual([
       { name: 'a', family: 4, elements: ['198.18.0.0/24', '198.18.3.1/32'] },
       { name: 'c', family: 6, elements: ['fd00::/64'] },
       { name: 'f', family: 4, elements: ['198.18.0.9/32'] },
+    ])
+    // an IPv6 element in an IPv4 set (no kernel lists one) gives what it always gave, and ends
+    expect(parseIpsetSave('create x hash:net family inet\nadd x fd00::1')).toEqual([
+      { name: 'x', family: 4, elements: ['0.0.0.1/32'] },
     ])
     expect(() => parseIpsetSave('add x 1.2.3.4')).toThrow(/not created/)
     expect(() => parseIpsetSave('frob x')).toThrow(/unknown command/)

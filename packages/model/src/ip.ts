@@ -342,6 +342,7 @@ const log2 = (n: bigint) => n.toString(2).length - 1
  * length], in order; `visit` returning false stops the walk (and the answer is false).
  */
 function eachV4Cidr(lo: number, hi: number, visit: (lo: number, len: number) => boolean): boolean {
+  if (hi >= 2 ** 32) throw new RangeError(`not an IPv4 interval: ${lo} to ${hi}`)
   for (let at = lo; at <= hi;) {
     const aligned = at === 0 ? 32 : 31 - Math.clz32(at & -at)
     const count = hi - at + 1
@@ -364,7 +365,9 @@ function eachCidr(
 ): void {
   const bits = BITS[family]
   for (const iv of mergeIntervals(list)) {
-    if (family === 4) {
+    // (An interval past 2^32 in an IPv4 list, an IPv6 value where IPv4 was due, takes the
+    // bigint way, which ends.)
+    if (family === 4 && iv.hi < 2n ** 32n) {
       if (!eachV4Cidr(Number(iv.lo), Number(iv.hi), visit)) return
       continue
     }
@@ -676,7 +679,8 @@ export function addressSetOf(entries: readonly AddressEntry[]): AddressSet {
 
 /**
  * How many CIDRs `addressSetOf(entries)` holds (both families), counted up to `max` + 1 without
- * making them: cheap to check before a large expansion.
+ * making them (but IPv6 single addresses, at most one CIDR each): cheap to check before a large
+ * expansion.
  */
 export function addressSetSize(entries: readonly AddressEntry[], max: number): number {
   const { v4, v6 } = intervalsOf(entries)
