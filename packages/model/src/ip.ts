@@ -248,16 +248,10 @@ function isCanonicalV6(text: string, end: number, groups: readonly number[]): bo
 
 /** Parses "A", "A/len" (host bits are cleared) into an interval. */
 export function cidrToInterval(text: string): { family: IpFamily; interval: Interval } {
+  const v4 = v4Range(text)
+  if (v4) return { family: 4, interval: { lo: BigInt(v4.lo), hi: BigInt(v4.hi) } }
   const slash = text.indexOf('/')
-  const end = slash < 0 ? text.length : slash
-  const v4 = parseV4(text, 0, end)
-  if (v4 !== undefined) {
-    // IPv4 in plain numbers: cheaper than bigint arithmetic, and exact.
-    const size = 2 ** (32 - lenientPrefix(text, slash, 32))
-    const lo = v4 - (v4 % size)
-    return { family: 4, interval: { lo: BigInt(lo), hi: BigInt(lo + size - 1) } }
-  }
-  const { value } = addrToBigInt(text.slice(0, end))
+  const { value } = addrToBigInt(text.slice(0, slash < 0 ? text.length : slash))
   const len = lenientPrefix(text, slash, 128)
   const size = 1n << BigInt(128 - len)
   const lo = (value / size) * size
