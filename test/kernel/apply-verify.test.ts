@@ -129,6 +129,64 @@ describe('the read-back after an apply finds a kernel that differs', () => {
           )
         })
 
+      if (backend !== 'nftables') {
+        const tool = (family: 'ip' | 'ip6') =>
+          `${family === 'ip' ? 'iptables' : 'ip6tables'}-${backend === 'iptables-legacy' ? 'legacy' : 'nft'}`
+        const flush = (family: 'ip' | 'ip6') => ns.run(tool(family), ['-F', 'PALISADE-INPUT'])
+        const verified = async () =>
+          (await applyDesired(ns.run, d, await readOwn(ns.run, backend), { modeChanged: true }))
+            .after
+
+        it('a rules repair of one family, that family flushed again right after', async () => {
+          await reset()
+          await verified()
+          await flush('ip6')
+          const { plan, after } = await applyDesired(
+            followedBy(ns.run, () => flush('ip6').then(() => undefined)),
+            d,
+            await readOwn(ns.run, backend, { elements: false }),
+            { modeChanged: false },
+          )
+          // The repair committed the IPv6 table alone, and its read-back found it flushed again.
+          expect(plan).toEqual({
+            kind: 'rules',
+            chains: ['PALISADE-INPUT'],
+            tables: ['ip6 filter'],
+          })
+          expect(driftsAfter(d, after)).toContainEqual(
+            expect.objectContaining({ kind: 'rule_removed', table: 'ip6 filter' }),
+          )
+          expect(driftsAfter(d, after).every((x) => 'table' in x && x.table === 'ip6 filter')).toBe(
+            true,
+          )
+        })
+
+        // iptables-legacy sends no change event: a change to the other family during the repair
+        // must show in its read-back (on iptables-nft the change monitor reports it instead).
+        if (backend === 'iptables-legacy')
+          it('a rules repair of one family, the other family flushed during it', async () => {
+            await reset()
+            await verified()
+            await flush('ip')
+            const { plan, after } = await applyDesired(
+              followedBy(ns.run, () => flush('ip6').then(() => undefined)),
+              d,
+              await readOwn(ns.run, backend, { elements: false }),
+              { modeChanged: false },
+            )
+            expect(plan).toEqual({
+              kind: 'rules',
+              chains: ['PALISADE-INPUT'],
+              tables: ['ip filter'],
+            })
+            const drifts = driftsAfter(d, after)
+            expect(drifts).toContainEqual(
+              expect.objectContaining({ kind: 'rule_removed', table: 'ip6 filter' }),
+            )
+            expect(drifts.some((x) => 'table' in x && x.table === 'ip filter')).toBe(false)
+          })
+      }
+
       if (backend !== 'nftables')
         it('a one-address change ipset claimed but never made', async () => {
           await reset()

@@ -73,6 +73,7 @@ describe('nftables applies through the tool session', () => {
       expect(await dp.apply(d, tampered, { modeChanged: false })).toEqual({
         kind: 'rules',
         chains: ['input'],
+        tables: ['inet palisade'],
       })
       expect(diff(d, await readOwn(ns.run, 'nftables'))).toEqual([])
       // Only the read of set contents started a tool (a listing of them is not terse).

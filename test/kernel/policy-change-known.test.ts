@@ -103,11 +103,12 @@ describe('a policy change from what the dataplane verified', () => {
           expect(plan.kind).toBe('sets')
           // The change went to the tool kept running for element changes; no tool was started.
           expect(commands).toEqual([])
-          expect(sessions).toEqual([
+          // (and, on iptables, the shell kept running for listings: see the next test)
+          expect(sessions).toEqual(
             backend === 'nftables'
-              ? 'sh -c exec stdbuf -oL nft -t -j -i 2>&1'
-              : 'sh -c exec stdbuf -oL ipset - 2>&1',
-          ])
+              ? ['sh -c exec stdbuf -oL nft -t -j -i 2>&1']
+              : ['sh -c exec stdbuf -oL ipset - 2>&1', 'sh -s'],
+          )
           expect(diff(added, after)).toEqual([])
           expect(diff(added, await readOwn(ns.run, backend))).toEqual([])
           // The signal it kept after the apply (from the apply's own listing) is what a look
@@ -118,6 +119,39 @@ describe('a policy change from what the dataplane verified', () => {
           stop()
         }
       })
+
+      if (backend !== 'nftables')
+        it('reads and looks through the listing shell, starting no tool, as the tools list', async () => {
+          const { dp, commands, stop } = await verifiedDataplane()
+          try {
+            const [whole, terse] = [
+              await dp.read({ elements: true }),
+              await dp.read({ elements: false }),
+            ]
+            expect(await dp.changed()).toEqual({ rules: false, elements: false })
+            expect(commands).toEqual([])
+            expect(whole).toEqual(await readOwn(ns.run, backend))
+            expect(terse).toEqual(await readOwn(ns.run, backend, { elements: false }))
+            // What another process changes shows in the shell's listings as in the tools'.
+            await ns.run('ipset', ['del', peerSet?.name ?? '', victim])
+            await ns.run(backend === 'iptables-legacy' ? 'iptables-legacy' : 'iptables-nft', [
+              '-w',
+              '-F',
+              'PALISADE-INPUT',
+            ])
+            expect(await dp.changed()).toEqual({
+              rules: backend === 'iptables-legacy',
+              elements: true,
+            })
+            const after = await dp.read({ elements: true })
+            expect(found(diff(d, after), lacksVictim)).toBe(true)
+            expect(found(diff(d, after), (x) => x.kind === 'rule_removed')).toBe(true)
+            expect(after).toEqual(await readOwn(ns.run, backend))
+            expect(commands).toEqual([])
+          } finally {
+            stop()
+          }
+        })
 
       it('still finds a peer another process deleted from our set before it', async () => {
         const { dp, stop, foreignEvent } = await verifiedDataplane()

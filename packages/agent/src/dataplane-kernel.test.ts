@@ -165,6 +165,7 @@ describe('kernel dataplane: the read after an apply', () => {
     expect(await dp.apply(desired, tampered, { modeChanged: false })).toEqual({
       kind: 'rules',
       chains: ['input'],
+      tables: ['inet palisade'],
     })
     expect(commands).toEqual(['nft -i: apply', 'nft -i: list chains inet; list sets inet'])
     expect(diff(desired, await dp.read({ elements: false }))).toEqual([])

@@ -7,9 +7,15 @@ import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
 import type { ChangeSignal } from './netfilter/change-signal.js'
 import { ourSetHeaders, takeSignal } from './netfilter/change-signal.js'
+import { ListingShell } from './netfilter/listing-shell.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
-import { IPSET_SESSION, NFT_SESSION, sessionFor } from './netfilter/session-protocol.js'
+import {
+  IPSET_SESSION,
+  isShellListing,
+  NFT_SESSION,
+  sessionFor,
+} from './netfilter/session-protocol.js'
 import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
 
 /** How many of our own command pids are remembered to recognise our own change events. */
@@ -19,11 +25,13 @@ const OWN_PIDS = 256
  * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
  * nft's applies (up to 1 MB of script) and its reads without set contents, and small changes to
- * ipset elements, go to a tool kept running for them (see tool-session.ts), until `close`.
+ * ipset elements, go to a tool kept running for them (see tool-session.ts), and the iptables
+ * backends' listings to a shell kept running for them (listing-shell.ts), until `close`.
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
   readonly #session: ToolSession
+  readonly #listings: ListingShell | undefined
   /**
    * What the last apply read back (`applied`: for the read that follows it, with the change
    * signal after it where the apply printed it), or what the last read with set contents
@@ -52,6 +60,7 @@ export class KernelDataplane implements Dataplane {
     private readonly beforeCountsLost: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
+    this.#listings = backend === 'nftables' ? undefined : new ListingShell(start)
   }
 
   readonly #run: Runner = async (cmd, args, opts) => this.#own(await this.run(cmd, args, opts))
@@ -72,6 +81,8 @@ export class KernelDataplane implements Dataplane {
    * (it died or is not in use), or a run that an abort signal may end, to a tool run for it.
    */
   readonly #viaSession: Runner = async (cmd, args, opts) => {
+    if (opts?.signal === undefined && opts?.stdin === undefined && isShellListing(cmd, args))
+      return this.#listed(cmd, args)
     const taken = opts?.signal ? undefined : sessionFor(cmd, args, opts?.stdin ?? '')
     if (this.#session.usable && taken?.tool === this.#session.tool) {
       try {
@@ -90,6 +101,23 @@ export class KernelDataplane implements Dataplane {
   }
 
   /**
+   * A listing, by the listing shell where it can (see ListingShell); one that failed is run
+   * again as a tool of its own, which then says how it fails.
+   */
+  readonly #listed: Runner = async (cmd, args) => {
+    if (this.#listings?.usable) {
+      try {
+        const listed = await this.#listings.run(cmd, args)
+        if (listed) return listed
+      } catch (e) {
+        if (!(e instanceof SessionUnavailable)) throw e
+        this.log({ msg: 'listing shell unavailable, running the tool once', reason: e.message })
+      }
+    }
+    return this.#run(cmd, args)
+  }
+
+  /**
    * The first read after an apply is answered by what that apply read back (verifyApplied:
    * read where it changed the kernel) instead of reading everything again, unless a change
    * by another process, or lost events, were seen in between. With `unlessChanged`, what the
@@ -103,6 +131,7 @@ export class KernelDataplane implements Dataplane {
   async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
     // An apply may follow: it then finds its tool started.
     this.#session.warm()
+    this.#listings?.warm()
     const last = this.#signal
     const known = this.#known
     this.#known = undefined
@@ -118,7 +147,7 @@ export class KernelDataplane implements Dataplane {
     // makes between the apply's read-back and this signal goes unseen until the periodic full
     // check: a window of one listing's time.
     this.#signal = undefined
-    const signal = await takeSignal(this.#run, this.backend, { sets: opts.elements }).catch(
+    const signal = await takeSignal(this.#listed, this.backend, { sets: opts.elements }).catch(
       this.#logged,
     )
     const foreign = this.#foreign
@@ -135,7 +164,7 @@ export class KernelDataplane implements Dataplane {
   async changed() {
     const last = this.#signal
     if (last === undefined) return undefined
-    const now = await takeSignal(this.#run, this.backend, { sets: true }).catch(this.#logged)
+    const now = await takeSignal(this.#listed, this.backend, { sets: true }).catch(this.#logged)
     if (now === undefined) return undefined
     return { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
   }
@@ -213,5 +242,6 @@ export class KernelDataplane implements Dataplane {
 
   close(): void {
     this.#session.close()
+    this.#listings?.close()
   }
 }

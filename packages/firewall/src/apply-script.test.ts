@@ -153,7 +153,11 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
       mapChain(base, 'PALISADE-OUTPUT', (r) => r.slice(1)),
       KEEP,
     )
-    expect(plan).toEqual({ kind: 'rules', chains: ['PALISADE-OUTPUT'] })
+    expect(plan).toEqual({
+      kind: 'rules',
+      chains: ['PALISADE-OUTPUT'],
+      tables: ['ip filter', 'ip6 filter'],
+    })
     expect(commands.map(shape)).toEqual(restore)
     // our chains are declared (flushed) and refilled; hooks in place stay where they are
     expect(lines(commands[0], /^:/)).toEqual([
@@ -162,6 +166,24 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
       ':PALISADE-FORWARD - [0:0]',
     ])
     expect(lines(commands[0], /^-[DI] /)).toEqual([])
+  })
+
+  it('commits a rules repair only for the family that drifted', () => {
+    const flushedIn = (family: string): Ruleset =>
+      mapTables(base, (t) =>
+        t.family !== family
+          ? t
+          : {
+              ...t,
+              chains: t.chains.map((c) => (c.name === 'PALISADE-INPUT' ? { ...c, rules: [] } : c)),
+            },
+      )
+    const v4 = applyScript(d, flushedIn('ip'), KEEP)
+    expect(v4.plan).toEqual({ kind: 'rules', chains: ['PALISADE-INPUT'], tables: ['ip filter'] })
+    expect(v4.commands.map(shape)).toEqual([restore[0]])
+    const v6 = applyScript(d, flushedIn('ip6'), KEEP)
+    expect(v6.plan).toEqual({ kind: 'rules', chains: ['PALISADE-INPUT'], tables: ['ip6 filter'] })
+    expect(v6.commands.map(shape)).toEqual([restore[1]])
   })
 
   it('stages new sets in place, then commits the rules, when nothing is there yet', () => {
@@ -263,11 +285,12 @@ describe.each(BACKENDS.filter((b) => b !== 'nftables'))('apply script: %s', (bac
     ])('%s', (mode, expected) => {
       const want = desired(backend, mode)
       const { plan, commands } = applyScript(want, live(want, before), KEEP)
-      expect(plan).toEqual({ kind: 'rules', chains: ['INPUT'] })
+      // Only the IPv4 table drifted: the IPv6 one is not committed again.
+      expect(plan).toEqual({ kind: 'rules', chains: ['INPUT'], tables: ['ip filter'] })
+      expect(commands.map(shape)).toEqual([restore[0]])
       const v4 = lines(commands[0], /^-[DI] /)
       expect(v4).toHaveLength(expected.length)
       expected.forEach((e, i) => expect(v4[i]?.startsWith(e), v4[i]).toBe(true))
-      expect(lines(commands[1], /^-[DI] /)).toEqual([])
     })
 
     it('coexistence_non_primary: tolerated, and placed last again only on a mode change', () => {

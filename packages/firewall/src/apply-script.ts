@@ -43,7 +43,7 @@ const IPTABLES_TOOLS = { ip: 'iptables', ip6: 'ip6tables' } as const
  * before): the cheapest plan that gets there (see planApply) and the commands that carry it out.
  * nftables: one `nft -f` transaction (the whole table, only some chains, or set elements).
  * iptables: new set contents are staged first (the rules refer to the sets), then one
- * `iptables-restore --noflush` commit per family, then the staged contents are swapped in and
+ * `iptables-restore --noflush` commit per family (a rules repair: per family that drifted), then the staged contents are swapped in and
  * unused ipsets destroyed; a failed commit thus leaves the old rules and old sets intact.
  * Pure: the output depends only on the arguments.
  */
@@ -90,6 +90,8 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
   const commands = ipset(stage)
   const legacy = desired.backend === 'iptables-legacy'
   for (const family of ['ip', 'ip6'] as const) {
+    // A rules repair commits only the families that drifted: the others hold what we want.
+    if (plan.kind === 'rules' && !plan.tables.includes(`${family} filter`)) continue
     const have = findTable(actual, desired.backend, family, 'filter')
     commands.push({
       cmd: `${IPTABLES_TOOLS[family]}-${legacy ? 'legacy' : 'nft'}-restore`,

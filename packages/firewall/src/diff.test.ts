@@ -157,6 +157,7 @@ describe('drift classification', () => {
     expect(planApply(nft, diff(nft, actual))).toEqual({
       kind: 'rules',
       chains: ['input', 'output'],
+      tables: ['inet palisade'],
     })
     const withSet = {
       ...actual,

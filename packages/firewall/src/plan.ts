@@ -15,7 +15,15 @@ export interface SetChange {
 export type Plan =
   | { readonly kind: 'none' }
   | { readonly kind: 'sets'; readonly changes: readonly SetChange[] }
-  | { readonly kind: 'rules'; readonly chains: readonly string[] }
+  | {
+      readonly kind: 'rules'
+      readonly chains: readonly string[]
+      /**
+       * The tables that drifted (`ip filter`, `ip6 filter`, `inet palisade`): on iptables, where
+       * each family is its own transaction, the others are neither written nor read back.
+       */
+      readonly tables: readonly string[]
+    }
   | { readonly kind: 'full' }
 
 /** Drifts confined to rules, chains and hooks: sets are untouched. */
@@ -47,7 +55,8 @@ export function planApply(desired: Pick<Desired, 'hookPosition'>, drifts: readon
   }
   if (relevant.every((d) => RULE_DRIFTS.has(d.kind))) {
     const chains = new Set(relevant.flatMap((d) => ('chain' in d ? [d.chain] : [])))
-    return { kind: 'rules', chains: [...chains].sort() }
+    const tables = new Set(relevant.flatMap((d) => ('table' in d ? [d.table] : [])))
+    return { kind: 'rules', chains: [...chains].sort(), tables: [...tables].sort() }
   }
   return { kind: 'full' }
 }

@@ -45,19 +45,6 @@ export function ourSetHeaders(text: string): string {
   return out.join('\n')
 }
 
-const MARK = '#palisade-look'
-
-/**
- * Runs listing commands (fixed words, no input) and returns each one's output: several go
- * through one shell, since starting a process costs the agent more than the listing does.
- */
-async function listings(run: Runner, commands: readonly (readonly string[])[]): Promise<string[]> {
-  const [only] = commands
-  if (commands.length === 1 && only) return [await runChecked(run, only[0] ?? '', only.slice(1))]
-  const script = commands.map((c) => c.join(' ')).join(` && echo '${MARK}' && `)
-  return (await runChecked(run, 'sh', ['-c', script])).split(`${MARK}\n`)
-}
-
 /**
  * Takes the signal (undefined for nftables, whose every change is an event); the sets' part only
  * with `sets` (where nf_tables reports rule changes, nothing else is left to take).
@@ -76,8 +63,8 @@ export async function takeSignal(
         ]
       : []
   const commands = [...saves, ...(opts.sets ? [['ipset', 'list', '-t']] : [])]
-  if (commands.length === 0) return { rules: '' }
-  const out = await listings(run, commands)
+  // Asked for together: the agent's runner runs listings asked for at once side by side.
+  const out = await Promise.all(commands.map(([cmd = '', ...args]) => runChecked(run, cmd, args)))
   const sets = opts.sets ? out.pop() : undefined
   return {
     rules: out.map(stableSave).join('\n'),

@@ -123,21 +123,20 @@ function nftItems(text: string): NftItem[] {
   return list.filter((i): i is NftItem => typeof i === 'object' && i !== null)
 }
 
-/** The iptables filter tables of both families: our chains and hooks, no ipsets. */
+const SAVE = { ip: 'iptables', ip6: 'ip6tables' } as const
+
+/** The iptables filter tables of `families` (both by default): our chains and hooks, no ipsets. */
 export async function readIptablesFilter(
   run: Runner,
   backend: Exclude<Backend, 'nftables'>,
   opts?: RunOptions,
+  families: readonly ('ip' | 'ip6')[] = ['ip', 'ip6'],
 ): Promise<Table[]> {
   const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
-  const [v4, v6] = await Promise.all([
-    runChecked(run, `iptables-${variant}-save`, ['-t', 'filter'], opts),
-    runChecked(run, `ip6tables-${variant}-save`, ['-t', 'filter'], opts),
-  ])
-  return [
-    ...parseIptablesSave(v4, 'ip', backend).tables,
-    ...parseIptablesSave(v6, 'ip6', backend).tables,
-  ]
+  const saves = await Promise.all(
+    families.map((f) => runChecked(run, `${SAVE[f]}-${variant}-save`, ['-t', 'filter'], opts)),
+  )
+  return families.flatMap((f, i) => parseIptablesSave(saves[i] ?? '', f, backend).tables)
 }
 
 /** Every ipset's header and entry count (`ipset list -t`): no members, however many. */

@@ -13,7 +13,8 @@ import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } fro
  * - set elements only: one atomic nft transaction, which the kernel acknowledged whole (a delete
  *   of an element that is not there fails it), is its own proof; ipset, which commits line by
  *   line, is checked by entry count (`ipset list -t`, no members, printed by the same run).
- * - rules and chains: the iptables rules are read back (`iptables-save`, cheap); nftables' chains
+ * - rules and chains: the iptables rules are read back (`iptables-save`, cheap; on iptables-nft
+ *   only the families the repair wrote); nftables' chains
  *   with their hooks, priorities and policies (`list chains`: nft 1.0.6 lists no rule without
  *   fetching every set element first, so rules are taken from the transaction that wrote them).
  * - everything: as for rules, and each set's existence, type and (ipset) entry count; a set
@@ -42,8 +43,18 @@ export async function verifyApplied(
       ...(before.elementsOmitted && plan.kind === 'rules' && { elementsOmitted: true }),
     }
   }
-  if (plan.kind === 'rules')
-    return { ...before, tables: await readIptablesFilter(run, desired.backend) }
+  if (plan.kind === 'rules') {
+    // Only the families the repair committed, where another process's change to the others
+    // sends an event (iptables-nft): they are as `before` held them. iptables-legacy sends none,
+    // and its next look compares with a signal taken after this: a change to the other family
+    // during the repair would go unseen until the backstop's full read.
+    const families = (['ip', 'ip6'] as const).filter(
+      (f) => desired.backend === 'iptables-legacy' || plan.tables.includes(`${f} filter`),
+    )
+    const read = await readIptablesFilter(run, desired.backend, undefined, families)
+    const kept = before.tables.filter((t) => !families.some((f) => t.family === f))
+    return { ...before, tables: [...kept, ...read] }
+  }
   const expected =
     plan.kind === 'sets'
       ? setsAsDesired(before, desired).ipsets
