@@ -6,7 +6,7 @@ import type { Runner } from '@palisade/agent'
 import { runChecked } from '@palisade/agent'
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 
 export interface Reader {
   read(): Promise<string>
@@ -69,15 +69,44 @@ export const commandReader = (run: Runner, [cmd = '', ...args]: string[]): Reade
 })
 
 /** Seconds of CPU a process used, its own and its waited-for children's (/proc/PID/stat). */
+/**
+ * A process's CPU time and its tools': `own` is its own; `tools` counts the children it reaped
+ * and every descendant still running (a tool session, the listing shell) with the children they
+ * reaped: a tool started by a shell the agent keeps is reaped by that shell, not the agent.
+ */
 export async function cpuSeconds(pid: number, hz: number): Promise<{ own: number; tools: number }> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name, which may hold spaces: state is field 3, utime field 14.
-  const f = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number)
-  const at = (field: number) => f[field - 3] ?? NaN
-  return { own: (at(14) + at(15)) / hz, tools: (at(16) + at(17)) / hz }
+  const all = await processStats()
+  const at = all.get(pid)
+  if (!at) throw new Error(`no process ${pid}`)
+  const children = new Map<number, number[]>()
+  for (const [p, s] of all) children.set(s.ppid, [...(children.get(s.ppid) ?? []), p])
+  let tools = at.reaped
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      tools += (all.get(c)?.own ?? 0) + (all.get(c)?.reaped ?? 0)
+      walk(c)
+    }
+  }
+  walk(pid)
+  return { own: at.own / hz, tools: tools / hz }
+}
+
+/** Every process's parent and CPU ticks: its own, and its reaped children's. */
+async function processStats(): Promise<Map<number, { ppid: number; own: number; reaped: number }>> {
+  const out = new Map<number, { ppid: number; own: number; reaped: number }>()
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined)
+    if (stat === undefined) continue
+    // Fields after the command name, which may hold spaces: state is field 3, utime field 14.
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number)
+    const at = (field: number) => f[field - 3] ?? 0
+    out.set(Number(name), { ppid: at(4), own: at(14) + at(15), reaped: at(16) + at(17) })
+  }
+  return out
 }
 
 /** A process's resident memory now and its peak (VmRSS, VmHWM), in KiB. */

@@ -14,7 +14,7 @@
  * summary cost the servers, the database and the clients is measured too: on a machine whose
  * cores they share, it says how many cores a rate would take where they do not.
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runChecked, runLocal } from '@palisade/agent'
@@ -103,19 +103,12 @@ interface CpuMeter {
 }
 
 /**
- * A PostgreSQL's CPU seconds so far: the postmaster's own and its ended children's (the kernel
- * adds a child's time to its parent's once it is reaped), and each live backend's own.
+ * A PostgreSQL's CPU seconds so far: the postmaster's own, its ended children's and each live
+ * backend's (see cpuSeconds).
  */
 async function postgresCpu(postmaster: number, hz: number): Promise<number> {
-  const main = await cpuSeconds(postmaster, hz)
-  let live = 0
-  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-    if (ppid === postmaster)
-      live += (await cpuSeconds(Number(pid), hz).catch(() => ({ own: 0 }))).own
-  }
-  return main.own + main.tools + live
+  const { own, tools } = await cpuSeconds(postmaster, hz)
+  return own + tools
 }
 
 /** One ingest run on a fresh store: `servers` servers, the agents spread over them. */

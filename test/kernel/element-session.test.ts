@@ -92,13 +92,14 @@ describe('set element changes through a tool session', () => {
         }
         try {
           const base = desiredWith(backend, [], 1)
-          const session =
+          // (and, on iptables, the shell the listings go to)
+          const sessions =
             backend === 'nftables'
-              ? 'sh -c exec stdbuf -oL nft -t -j -i 2>&1'
-              : 'sh -c exec stdbuf -oL ipset - 2>&1'
+              ? ['sh -c exec stdbuf -oL nft -t -j -i 2>&1']
+              : ['sh -c exec stdbuf -oL ipset - 2>&1', 'sh -s']
           await dp.apply(base, await dp.read({ elements: true }), { modeChanged: true })
           // Started by the read (warm), ahead of the element change an apply may make next.
-          expect(started.map((s) => s.cmd)).toEqual([session])
+          expect(started.map((s) => s.cmd)).toEqual(sessions)
           seen.length = 0
           /** The enforcer's way: from what is known, apply, then the read that verifies. */
           const change = async (d: Desired) => {
@@ -113,7 +114,7 @@ describe('set element changes through a tool session', () => {
           }
           const more = ['203.0.113.7/32', '203.0.113.9/32']
           await change(desiredWith(backend, more, 2))
-          expect(started.map((s) => s.cmd)).toEqual([session])
+          expect(started.map((s) => s.cmd)).toEqual(sessions)
           const first = started[0]?.proc.pid ?? -1
           expect(alive(first)).toBe(true)
 

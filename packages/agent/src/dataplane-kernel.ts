@@ -7,15 +7,10 @@ import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
 import type { ChangeSignal } from './netfilter/change-signal.js'
 import { ourSetHeaders, takeSignal } from './netfilter/change-signal.js'
-import { ListingShell } from './netfilter/listing-shell.js'
+import { isShellListing, ListingShell } from './netfilter/listing-shell.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn } from './netfilter/read-own.js'
-import {
-  IPSET_SESSION,
-  isShellListing,
-  NFT_SESSION,
-  sessionFor,
-} from './netfilter/session-protocol.js'
+import { IPSET_SESSION, NFT_SESSION, sessionFor } from './netfilter/session-protocol.js'
 import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
 
 /** How many of our own command pids are remembered to recognise our own change events. */

@@ -43,8 +43,9 @@ const IPTABLES_TOOLS = { ip: 'iptables', ip6: 'ip6tables' } as const
  * before): the cheapest plan that gets there (see planApply) and the commands that carry it out.
  * nftables: one `nft -f` transaction (the whole table, only some chains, or set elements).
  * iptables: new set contents are staged first (the rules refer to the sets), then one
- * `iptables-restore --noflush` commit per family (a rules repair: per family that drifted), then the staged contents are swapped in and
- * unused ipsets destroyed; a failed commit thus leaves the old rules and old sets intact.
+ * `iptables-restore --noflush` commit per family (for a rules repair, per family that drifted),
+ * then the staged contents are swapped in and unused ipsets destroyed; a failed commit thus
+ * leaves the old rules and old sets intact.
  * Pure: the output depends only on the arguments.
  */
 export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOptions): ApplyScript {

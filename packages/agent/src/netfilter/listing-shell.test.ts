@@ -1,9 +1,10 @@
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ProcessStarter, StartedProcess } from '../exec.js'
 import { startLocal } from '../exec.js'
-import { listingScript, ListingShell } from './listing-shell.js'
-import { isShellListing, SHELL_SESSION } from './session-protocol.js'
+import { isShellListing, listingScript, ListingShell } from './listing-shell.js'
+import { SHELL_SESSION } from './session-protocol.js'
 import { SessionUnavailable } from './tool-session.js'
 
 /** A real `sh`, with what was written to it and a way to kill it from outside. */
@@ -100,16 +101,42 @@ describe('ListingShell', () => {
     await expect(s.run('sleep', ['2'])).rejects.toThrow(/did not answer/)
   })
 
-  it('keeps the outputs in a directory of its own, which close removes', async () => {
+  it('keeps the outputs in a directory of its own, each deleted once read, which close removes', async () => {
     const { start, written } = shells()
     const s = shell(start)
     await s.run('echo', ['x'])
-    const dir = /'([^']*palisade-listings-[^/']*)\//.exec(written[0] ?? '')?.[1] ?? ''
+    const file = /'([^']*palisade-session-[^']*\.out)'/.exec(written[0] ?? '')?.[1] ?? ''
+    const dir = dirname(file)
     expect(statSync(dir).mode & 0o777).toBe(0o700)
+    expect(existsSync(file)).toBe(false)
+    expect(readdirSync(dir)).toEqual([])
     s.close()
     expect(existsSync(dir)).toBe(false)
     expect(s.usable).toBe(false)
     await expect(s.run('echo', ['x'])).rejects.toBeInstanceOf(SessionUnavailable)
+  })
+
+  it('ends the listings of a shell it ended, and their outputs never reach a later one', async () => {
+    const { start } = shells()
+    const s = shell(start, 300)
+    const marker = `palisade-test-${process.pid}-${Date.now()}`
+    await expect(s.run('sh', ['-c', `sleep 1; echo late`, marker])).rejects.toThrow(
+      /did not answer/,
+    )
+    const later = await s.run('sh', ['-c', 'sleep 0.1; echo on time'])
+    expect(later?.stdout).toBe('on time\n')
+    // The first listing was ended with its shell: nothing of it runs.
+    const running = await s.run('pgrep', ['-f', marker])
+    expect(running).toBeUndefined()
+  })
+
+  it('is given up, and makes no directory, once closed with listings waiting', async () => {
+    const { start, written } = shells()
+    const s = shell(start)
+    const pending = s.run('echo', ['x'])
+    s.close()
+    await expect(pending).rejects.toBeInstanceOf(SessionUnavailable)
+    expect(written).toEqual([])
   })
 })
 
@@ -121,8 +148,11 @@ describe('listingScript', () => {
       [
         `'ipset' 'list' '-t' </dev/null >'/d/0' 2>/dev/null & p0=$!`,
         `'o'\\''k' </dev/null >'/d/1' 2>/dev/null & p1=$!`,
+        // ended meanwhile, the shell ends them first
+        "trap 'kill $p0 $p1 2>/dev/null; exit 143' TERM",
         'wait $p0; c0=$?',
         'wait $p1; c1=$?',
+        'trap - TERM',
         'echo $c0 $c1',
         '',
       ].join('\n'),

@@ -1,29 +1,42 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ProcessStarter, RunResult } from '../exec.js'
 import { SHELL_SESSION } from './session-protocol.js'
 import { SessionUnavailable, ToolSession } from './tool-session.js'
 
+/** The listings the agent runs through the shell: fixed words, no input, no change made. */
+const LISTINGS: readonly RegExp[] = [
+  /^ip6?tables-(nft|legacy)-save -t filter$/,
+  /^ipset list -[tn]$/,
+  /^ipset save$/,
+]
+
+/** Whether `cmd args` is one of the listings the agent runs through the listing shell. */
+export const isShellListing = (cmd: string, args: readonly string[]): boolean =>
+  LISTINGS.some((l) => l.test([cmd, ...args].join(' ')))
+
+/** As long as a tool run once is given (exec.ts): a listing of a large ipset takes seconds. */
+const TIMEOUT_MS = 30_000
+
 /**
- * Listings (fixed words, no input, no change made) run by a shell kept running instead of a
- * process the agent starts for each. Node's `spawn` holds the event loop until the kernel has
- * executed the tool: 6-25 ms a tool on this kernel, more as the agent's memory grows, several
- * times for each read of the iptables backends and for every look. The shell starts the tools
- * of one request side by side, and the agent waits for none of it.
+ * Listings run by a shell kept running instead of a process the agent starts for each. Node's
+ * `spawn` holds the event loop until the kernel has executed the tool: 6-25 ms a tool on this
+ * kernel, more as the agent's memory grows, several times for each read of the iptables
+ * backends and for every look. The shell starts the tools of one request side by side, and the
+ * agent waits for none of it.
  *
  * Listings asked for in one turn of the event loop (a read's two `iptables-save` and its ipset
  * listing) go to the shell as one request; requests take turns. Each listing's output goes to
- * a file of its own in a directory readable by our user alone (made when first needed, removed
- * by `close`); the shell answers with the exit codes.
+ * a file of its own request's in the session's directory (readable by our user alone, removed
+ * by `close`), read and deleted once the shell has answered with the exit codes. A shell ended
+ * (it did not answer in time, or the session was closed) ends the tools it started.
  */
 export class ListingShell {
   readonly #session: ToolSession
   #waiting: Listing[] = []
-  #dir: string | undefined
+  #requests = 0
 
-  constructor(start: ProcessStarter, timeoutMs?: number) {
+  constructor(start: ProcessStarter, timeoutMs = TIMEOUT_MS) {
     this.#session = new ToolSession(SHELL_SESSION, start, timeoutMs)
   }
 
@@ -51,32 +64,36 @@ export class ListingShell {
 
   close(): void {
     this.#session.close()
-    if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true })
   }
 
   async #send(): Promise<void> {
     const batch = this.#waiting
     this.#waiting = []
+    const request = ++this.#requests
+    let files: string[] = []
+    let settle: (l: Listing, i: number) => void
     try {
-      this.#dir ??= mkdtempSync(join(tmpdir(), 'palisade-listings-'))
-      const dir = this.#dir
-      const files = batch.map((_, i) => join(dir, `${i}.out`))
+      const dir = this.#session.workDir()
+      files = batch.map((_, i) => join(dir, `${request}-${i}.out`))
       const answer = await this.#session.run(listingScript(batch, files))
-      const codes = answer.stdout.trim().split(' ').map(Number)
-      if (codes.length !== batch.length)
+      const codes = answer.stdout.trim().split(' ')
+      if (codes.length !== batch.length || !codes.every((c) => /^\d+$/.test(c)))
         throw new SessionUnavailable(`the shell answered ${JSON.stringify(answer.stdout)}`)
-      // Read before the next request, which writes the same files.
       const outputs = await Promise.all(
-        files.map((f, i) => (codes[i] === 0 ? readFile(f, 'utf8') : Promise.resolve(undefined))),
+        files.map((f, i) => (codes[i] === '0' ? readFile(f, 'utf8') : Promise.resolve(undefined))),
       )
-      batch.forEach((l, i) => {
+      settle = (l, i) => {
         const stdout = outputs[i]
         l.resolve(stdout === undefined ? undefined : { code: 0, stdout, stderr: '' })
-      })
+      }
     } catch (e) {
       const why = e instanceof SessionUnavailable ? e : new SessionUnavailable(String(e))
-      for (const l of batch) l.reject(why)
+      settle = (l) => l.reject(why)
     }
+    // Deleted before anyone is answered: a listing of 100,000 set elements is megabytes, in a
+    // /tmp that may be memory.
+    await Promise.all(files.map((f) => rm(f, { force: true })))
+    batch.forEach(settle)
   }
 }
 
@@ -92,7 +109,7 @@ const quoted = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
 /**
  * The shell script that runs `listings` side by side, each one's output to its file (errors
  * dropped: a failed listing is run again by the caller), and then prints their exit codes on
- * one line, in order.
+ * one line, in order. Ended meanwhile (SIGTERM), the shell ends them first.
  */
 export function listingScript(
   listings: readonly { readonly words: readonly string[] }[],
@@ -102,6 +119,8 @@ export function listingScript(
     (l, i) =>
       `${l.words.map(quoted).join(' ')} </dev/null >${quoted(files[i] ?? '')} 2>/dev/null & p${i}=$!\n`,
   )
+  const pids = listings.map((_, i) => `$p${i}`).join(' ')
   const waited = listings.map((_, i) => `wait $p${i}; c${i}=$?\n`)
-  return `${started.join('')}${waited.join('')}echo ${listings.map((_, i) => `$c${i}`).join(' ')}\n`
+  const codes = listings.map((_, i) => `$c${i}`).join(' ')
+  return `${started.join('')}trap 'kill ${pids} 2>/dev/null; exit 143' TERM\n${waited.join('')}trap - TERM\necho ${codes}\n`
 }

@@ -11,7 +11,7 @@ import {
   RulesetParseError,
   withoutCountMembers,
 } from '@palisade/firewall'
-import type { RunOptions, Runner } from '../exec.js'
+import type { Runner } from '../exec.js'
 import { CommandError, runChecked } from '../exec.js'
 import { lastParse } from './last-parse.js'
 
@@ -58,7 +58,7 @@ export async function readOwn(
     }
   }
   const [tables, sets] = await Promise.all([
-    readIptablesFilter(run, backend, signal),
+    readIptablesFilter(run, backend, opts),
     runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n'], signal),
   ])
   // `ipset list -n` gives names only; the family is not known then, and not compared.
@@ -129,12 +129,14 @@ const SAVE = { ip: 'iptables', ip6: 'ip6tables' } as const
 export async function readIptablesFilter(
   run: Runner,
   backend: Exclude<Backend, 'nftables'>,
-  opts?: RunOptions,
-  families: readonly ('ip' | 'ip6')[] = ['ip', 'ip6'],
+  opts: { readonly signal?: AbortSignal; readonly families?: readonly ('ip' | 'ip6')[] } = {},
 ): Promise<Table[]> {
   const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
+  const { signal, families = ['ip', 'ip6'] } = opts
   const saves = await Promise.all(
-    families.map((f) => runChecked(run, `${SAVE[f]}-${variant}-save`, ['-t', 'filter'], opts)),
+    families.map((f) =>
+      runChecked(run, `${SAVE[f]}-${variant}-save`, ['-t', 'filter'], signal && { signal }),
+    ),
   )
   return families.flatMap((f, i) => parseIptablesSave(saves[i] ?? '', f, backend).tables)
 }

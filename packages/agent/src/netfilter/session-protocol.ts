@@ -139,11 +139,9 @@ export const IPSET_SESSION: SessionTool = {
 }
 
 /**
- * A shell reading commands on stdin (see listing-shell.ts): the tools it starts cost the agent
- * nothing, where each tool the agent starts itself holds its event loop while Node forks it and
- * the kernel executes it (6-25 ms a start on this kernel, more as the agent grows). What a
- * request's commands print goes to files; the shell prints only the line the script asks for,
- * then the mark.
+ * A shell reading commands on stdin, for listings (see listing-shell.ts). What a request's
+ * commands print goes to files; the shell prints only the line the script asks for, then the
+ * mark.
  */
 export const SHELL_SESSION: SessionTool = {
   name: 'sh',
@@ -162,17 +160,6 @@ export const SHELL_SESSION: SessionTool = {
     }
   },
 }
-
-/** The listings the shell session runs for the agent: fixed words, no input, no change made. */
-const LISTINGS: readonly RegExp[] = [
-  /^ip6?tables-(nft|legacy)-save -t filter$/,
-  /^ipset list -[tn]$/,
-  /^ipset save$/,
-]
-
-/** Whether `cmd args` is one of the listings the shell session runs (see SHELL_SESSION). */
-export const isShellListing = (cmd: string, args: readonly string[]): boolean =>
-  LISTINGS.some((l) => l.test([cmd, ...args].join(' ')))
 
 /**
  * The session that can do what `cmd args`, reading `stdin`, would, and the script it runs for

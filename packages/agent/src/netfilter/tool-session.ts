@@ -122,19 +122,37 @@ export class ToolSession {
   }
 
   /** What to write for `script`, once it is in the session's file where the tool reads it. */
-  #requestFor(script: string, mark: string): { file?: string; text: string } {
+  /**
+   * The session's own directory, readable by our user alone, made when first needed and removed
+   * by `close`: where a tool that reads its script from a file finds it, and where a tool's
+   * output may go. A session that cannot make it is given up.
+   */
+  workDir(): string {
+    if (this.#closed) throw new SessionUnavailable(`the ${this.tool.name} session was closed`)
     try {
-      if (!this.tool.viaFile) return { text: this.tool.request(script, mark) }
       this.#dir ??= mkdtempSync(join(tmpdir(), 'palisade-session-'))
-      const file = join(this.#dir, `${this.tool.name}.script`)
+    } catch (e) {
+      this.#giveUp(`cannot make a directory for ${this.tool.name} (${(e as Error).message})`)
+    }
+    return this.#dir
+  }
+
+  #requestFor(script: string, mark: string): { file?: string; text: string } {
+    if (!this.tool.viaFile) return { text: this.tool.request(script, mark) }
+    const file = join(this.workDir(), `${this.tool.name}.script`)
+    try {
       writeFileSync(file, script, { mode: 0o600 })
       return { file, text: this.tool.request(script, mark, file) }
     } catch (e) {
-      this.#failedStarts = MAX_FAILED_STARTS
-      throw new SessionUnavailable(
-        `cannot hand ${this.tool.name} its script (${(e as Error).message}): given up`,
-      )
+      this.#giveUp(`cannot hand ${this.tool.name} its script (${(e as Error).message})`)
     }
+  }
+
+  /** Refuses every request from now on, and ends the tool if it runs. */
+  #giveUp(why: string): never {
+    this.#failedStarts = MAX_FAILED_STARTS
+    this.#end(why)
+    throw new SessionUnavailable(`${why}: given up`)
   }
 
   #spawn(): StartedProcess {

@@ -14,9 +14,9 @@ import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } fro
  *   of an element that is not there fails it), is its own proof; ipset, which commits line by
  *   line, is checked by entry count (`ipset list -t`, no members, printed by the same run).
  * - rules and chains: the iptables rules are read back (`iptables-save`, cheap; on iptables-nft
- *   only the families the repair wrote); nftables' chains
- *   with their hooks, priorities and policies (`list chains`: nft 1.0.6 lists no rule without
- *   fetching every set element first, so rules are taken from the transaction that wrote them).
+ *   only the families the repair wrote); nftables' chains with their hooks, priorities and
+ *   policies (`list chains`: nft 1.0.6 lists no rule without fetching every set element first,
+ *   so rules are taken from the transaction that wrote them).
  * - everything: as for rules, and each set's existence, type and (ipset) entry count; a set
  *   whose count differs from what was written is read whole, so the diff names what it lacks.
  *
@@ -44,16 +44,24 @@ export async function verifyApplied(
     }
   }
   if (plan.kind === 'rules') {
-    // Only the families the repair committed, where another process's change to the others
-    // sends an event (iptables-nft): they are as `before` held them. iptables-legacy sends none,
-    // and its next look compares with a signal taken after this: a change to the other family
-    // during the repair would go unseen until the backstop's full read.
+    // Only the families the repair committed where another process's change to the others
+    // sends an event (iptables-nft): they are as `before` held them, and a change to them since
+    // `before` was read is the event's to report (the enforcer holds the events that come during
+    // a repair, and looks again after it). iptables-legacy sends none, and its next look
+    // compares with a signal taken after this: such a change would go unseen until the
+    // backstop's full read.
     const families = (['ip', 'ip6'] as const).filter(
       (f) => desired.backend === 'iptables-legacy' || plan.tables.includes(`${f} filter`),
     )
-    const read = await readIptablesFilter(run, desired.backend, undefined, families)
-    const kept = before.tables.filter((t) => !families.some((f) => t.family === f))
-    return { ...before, tables: [...kept, ...read] }
+    const read = await readIptablesFilter(run, desired.backend, { families })
+    const fresh = (t: Table) => read.find((r) => r.family === t.family && r.name === t.name)
+    return {
+      ...before,
+      tables: [
+        ...before.tables.map((t) => fresh(t) ?? t),
+        ...read.filter((r) => !before.tables.some((t) => t.family === r.family)),
+      ],
+    }
   }
   const expected =
     plan.kind === 'sets'
