@@ -52,9 +52,19 @@ describe('a policy change from what the dataplane verified', () => {
         }
         /** The tools it started besides the monitor: the session its element changes go to. */
         const sessions: string[] = []
+        /** The requests written to the shell kept for listings. */
+        const listingRequests: string[] = []
         const start: ProcessStarter = (cmd, args, on) => {
           if (args[0] !== 'monitor') sessions.push(`${cmd} ${args.join(' ')}`)
-          return startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
+          const p = startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
+          if (`${cmd} ${args.join(' ')}` !== 'sh -s') return p
+          return {
+            ...p,
+            write: (text) => {
+              listingRequests.push(text)
+              p.write(text)
+            },
+          }
         }
         const dp = new KernelDataplane(run, backend, start, systemClock)
         const seen: MonitorEvent[] = []
@@ -82,7 +92,7 @@ describe('a policy change from what the dataplane verified', () => {
           watch?.stop()
           dp.close()
         }
-        return { dp, commands, sessions, stop, foreignEvent }
+        return { dp, commands, sessions, listingRequests, stop, foreignEvent }
       }
 
       /** The one-address change as the enforcer makes it: read unless changed, apply, read. */
@@ -148,6 +158,37 @@ describe('a policy change from what the dataplane verified', () => {
             expect(found(diff(d, after), (x) => x.kind === 'rule_removed')).toBe(true)
             expect(after).toEqual(await readOwn(ns.run, backend))
             expect(commands).toEqual([])
+          } finally {
+            stop()
+          }
+        })
+
+      if (backend === 'iptables-legacy')
+        it('reads from the listings of the look that found our rules changed, not again', async () => {
+          const { dp, listingRequests, stop } = await verifiedDataplane()
+          try {
+            await ns.run('iptables-legacy', ['-w', '-F', 'PALISADE-INPUT'])
+            expect(await dp.changed()).toEqual({ rules: true, elements: false })
+            const looks = listingRequests.length
+            const read = await dp.read({ elements: false })
+            expect(listingRequests).toHaveLength(looks)
+            expect(read).toEqual(await readOwn(ns.run, backend, { elements: false }))
+            expect(found(diff(d, read), (x) => x.kind === 'rule_removed')).toBe(true)
+            // Its signal is the look's: nothing changed since, and a change after it shows.
+            expect(await dp.changed()).toEqual({ rules: false, elements: false })
+            await ns.run('ip6tables-legacy', ['-w', '-F', 'PALISADE-OUTPUT'])
+            expect(await dp.changed()).toEqual({ rules: true, elements: false })
+            // A read with set contents, or one after a read or an apply began, lists again.
+            await dp.read({ elements: true })
+            expect(listingRequests.length).toBeGreaterThan(looks + 2)
+            await ns.run('iptables-legacy', ['-w', '-F', 'PALISADE-OUTPUT'])
+            expect(await dp.changed()).toEqual({ rules: true, elements: false })
+            // A look, and a read begun before the look has listed:
+            const [changed] = await Promise.all([dp.changed(), dp.read({ elements: true })])
+            expect(changed).toEqual({ rules: true, elements: false })
+            const after = listingRequests.length
+            await dp.read({ elements: false })
+            expect(listingRequests.length).toBeGreaterThan(after)
           } finally {
             stop()
           }

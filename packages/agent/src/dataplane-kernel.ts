@@ -5,11 +5,11 @@ import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
-import type { ChangeSignal } from './netfilter/change-signal.js'
+import type { ChangeSignal, Look } from './netfilter/change-signal.js'
 import { ourSetHeaders, takeSignal } from './netfilter/change-signal.js'
 import { isShellListing, ListingShell } from './netfilter/listing-shell.js'
 import { NftMonitor } from './netfilter/monitor.js'
-import { readOwn } from './netfilter/read-own.js'
+import { readOwn, terseIptablesFrom } from './netfilter/read-own.js'
 import { IPSET_SESSION, NFT_SESSION, sessionFor } from './netfilter/session-protocol.js'
 import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
 
@@ -40,6 +40,13 @@ export class KernelDataplane implements Dataplane {
   #foreign = 0
   /** The change signal taken just before the last read began. */
   #signal: ChangeSignal | undefined
+  /**
+   * The last look, if it found our iptables-legacy rules changed and nothing else: the read
+   * without set contents that follows it is made of its listings, not listed again.
+   */
+  #looked: Look | undefined
+  /** Counts reads and applies begun: a look that any began during is not taken for a read. */
+  #began = 0
 
   constructor(
     private readonly run: Runner,
@@ -121,7 +128,8 @@ export class KernelDataplane implements Dataplane {
    * change events is followed while the monitor runs (another process's change clears what is
    * known); what sends none (ipsets, iptables-legacy rules) shows at the next look, which
    * compares with the signal of the last read: that stays, so a change since it still shows.
-   * Every other read reads.
+   * A read without set contents right after a look that found iptables-legacy rules changed is
+   * made of that look's listings. Every other read reads.
    */
   async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
     // An apply may follow: it then finds its tool started.
@@ -129,12 +137,22 @@ export class KernelDataplane implements Dataplane {
     this.#listings?.warm()
     const last = this.#signal
     const known = this.#known
+    const looked = this.#looked
     this.#known = undefined
+    this.#looked = undefined
+    this.#began++
     const followed = this.backend === 'iptables-legacy' || this.#watching
     if (known && ((known.applied && known.signal) || (opts.unlessChanged && followed))) {
       if (known.applied && known.signal) this.#signal = known.signal
       this.#known = { rs: known.rs, applied: false }
       return known.rs
+    }
+    // What the look listed is as fresh as a listing now would be for what follows: a change
+    // after it shows in the next look, which compares with its signal. (Its sets' part is the
+    // last read's: the look found no change there.)
+    if (looked && !opts.elements && !known?.applied && this.backend !== 'nftables') {
+      this.#signal = looked.signal
+      return terseIptablesFrom(this.backend, looked.saves, looked.ipsetHeaders ?? '')
     }
     // Taken before the read, so whatever changes after it, even during the read, shows in the
     // next look. The sets' part only when their contents are read: our own applies change set
@@ -142,9 +160,9 @@ export class KernelDataplane implements Dataplane {
     // makes between the apply's read-back and this signal goes unseen until the periodic full
     // check: a window of one listing's time.
     this.#signal = undefined
-    const signal = await takeSignal(this.#listed, this.backend, { sets: opts.elements }).catch(
-      this.#logged,
-    )
+    const signal = (
+      await takeSignal(this.#listed, this.backend, { sets: opts.elements }).catch(this.#logged)
+    )?.signal
     const foreign = this.#foreign
     const actual = known?.applied
       ? known.rs
@@ -159,14 +177,24 @@ export class KernelDataplane implements Dataplane {
   async changed() {
     const last = this.#signal
     if (last === undefined) return undefined
-    const now = await takeSignal(this.#listed, this.backend, { sets: true }).catch(this.#logged)
-    if (now === undefined) return undefined
-    return { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
+    const began = this.#began
+    const look = await takeSignal(this.#listed, this.backend, { sets: true }).catch(this.#logged)
+    if (look === undefined) return undefined
+    const now = look.signal
+    const changed = { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
+    // Not if a read or an apply began meanwhile: the look may have listed before it.
+    this.#looked =
+      changed.rules && !changed.elements && began === this.#began && look.saves.length === 2
+        ? look
+        : undefined
+    return changed
   }
 
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
     const last = this.#signal
     this.#known = undefined
+    this.#looked = undefined
+    this.#began++
     // A full apply empties nftables' counting sets, and destroys counting ipsets no longer
     // wanted (it keeps those still wanted as they are): what they counted is read first.
     const counting =

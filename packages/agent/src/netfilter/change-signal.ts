@@ -45,6 +45,15 @@ export function ourSetHeaders(text: string): string {
   return out.join('\n')
 }
 
+/** A signal, and the listings it was taken from. */
+export interface Look {
+  readonly signal: ChangeSignal
+  /** The filter tables' `iptables-save` listings, IPv4 then IPv6 (none where events report). */
+  readonly saves: readonly string[]
+  /** `ipset list -t`, where taken. */
+  readonly ipsetHeaders?: string
+}
+
 /**
  * Takes the signal (undefined for nftables, whose every change is an event); the sets' part only
  * with `sets` (where nf_tables reports rule changes, nothing else is left to take).
@@ -53,7 +62,7 @@ export async function takeSignal(
   run: Runner,
   backend: Backend,
   opts: { readonly sets: boolean },
-): Promise<ChangeSignal | undefined> {
+): Promise<Look | undefined> {
   if (backend === 'nftables') return undefined
   const saves =
     backend === 'iptables-legacy'
@@ -65,9 +74,13 @@ export async function takeSignal(
   const commands = [...saves, ...(opts.sets ? [['ipset', 'list', '-t']] : [])]
   // Asked for together: the agent's runner runs listings asked for at once side by side.
   const out = await Promise.all(commands.map(([cmd = '', ...args]) => runChecked(run, cmd, args)))
-  const sets = opts.sets ? out.pop() : undefined
+  const ipsetHeaders = opts.sets ? out.pop() : undefined
   return {
-    rules: out.map(stableSave).join('\n'),
-    ...(sets !== undefined && { sets: ourSetHeaders(sets) }),
+    signal: {
+      rules: out.map(stableSave).join('\n'),
+      ...(ipsetHeaders !== undefined && { sets: ourSetHeaders(ipsetHeaders) }),
+    },
+    saves: out,
+    ...(ipsetHeaders !== undefined && { ipsetHeaders }),
   }
 }

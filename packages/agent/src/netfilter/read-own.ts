@@ -61,22 +61,40 @@ export async function readOwn(
     readIptablesFilter(run, backend, opts),
     runChecked(run, 'ipset', elements ? ['save'] : ['list', '-n'], signal),
   ])
-  // `ipset list -n` gives names only; the family is not known then, and not compared.
-  const ipsets: readonly NamedSet[] = elements
-    ? parseOwnIpsets(withoutCountMembers(sets))
-    : sets
-        .split('\n')
-        .filter(Boolean)
-        .map((name) => ({
-          name,
-          family: 4,
-          elements: [],
-          ...(isCountIpset(name) && { counts: true }),
-        }))
+  if (!elements) return terseIptables(tables, sets.split('\n').filter(Boolean))
+  return { tables, ipsets: parseOwnIpsets(withoutCountMembers(sets)) }
+}
+
+/**
+ * What a read without set contents finds on iptables, from listings already taken: both
+ * families' `iptables-save -t filter` (IPv4 then IPv6) and `ipset list -t`.
+ */
+export function terseIptablesFrom(
+  backend: Exclude<Backend, 'nftables'>,
+  saves: readonly string[],
+  ipsetHeaders: string,
+): Ruleset {
+  const [v4 = '', v6 = ''] = saves
+  return terseIptables(
+    [
+      ...parseIptablesSave(v4, 'ip', backend).tables,
+      ...parseIptablesSave(v6, 'ip6', backend).tables,
+    ],
+    parseIpsetHeaders(ipsetHeaders).map((h) => h.name),
+  )
+}
+
+/** Our tables, and the ipsets by name: their family is not known then, and not compared. */
+function terseIptables(tables: Table[], ipsetNames: readonly string[]): Ruleset {
   return {
     tables,
-    ipsets,
-    ...(!elements && { elementsOmitted: true }),
+    ipsets: ipsetNames.map((name) => ({
+      name,
+      family: 4,
+      elements: [],
+      ...(isCountIpset(name) && { counts: true }),
+    })),
+    elementsOmitted: true,
   }
 }
 
