@@ -165,13 +165,14 @@ describe('a policy change from what the dataplane verified', () => {
 
       if (backend === 'iptables-legacy')
         it('reads from the listings of the look that found our rules changed, not again', async () => {
-          const { dp, listingRequests, stop } = await verifiedDataplane()
+          const { dp, commands, listingRequests, stop } = await verifiedDataplane()
           try {
             await ns.run('iptables-legacy', ['-w', '-F', 'PALISADE-INPUT'])
             expect(await dp.changed()).toEqual({ rules: true, elements: false })
             const looks = listingRequests.length
             const read = await dp.read({ elements: false })
             expect(listingRequests).toHaveLength(looks)
+            expect(commands).toEqual([])
             expect(read).toEqual(await readOwn(ns.run, backend, { elements: false }))
             expect(found(diff(d, read), (x) => x.kind === 'rule_removed')).toBe(true)
             // Its signal is the look's: nothing changed since, and a change after it shows.

@@ -5,8 +5,8 @@ import type { ChangeBatch, Dataplane } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
-import type { ChangeSignal, Look } from './netfilter/change-signal.js'
-import { ourSetHeaders, takeSignal } from './netfilter/change-signal.js'
+import type { ChangeSignal } from './netfilter/change-signal.js'
+import { ourSetHeaders, takeLook } from './netfilter/change-signal.js'
 import { isShellListing, ListingShell } from './netfilter/listing-shell.js'
 import { NftMonitor } from './netfilter/monitor.js'
 import { readOwn, terseIptablesFrom } from './netfilter/read-own.js'
@@ -38,14 +38,23 @@ export class KernelDataplane implements Dataplane {
   #watching = false
   /** Counts changes by other processes (and lost events) the monitor reported. */
   #foreign = 0
-  /** The change signal taken just before the last read began. */
+  /** The change signal taken just before the last read began, or with the look it was made of. */
   #signal: ChangeSignal | undefined
   /**
    * The last look, if it found our iptables-legacy rules changed and nothing else: the read
    * without set contents that follows it is made of its listings, not listed again.
    */
-  #looked: Look | undefined
-  /** Counts reads and applies begun: a look that any began during is not taken for a read. */
+  #looked:
+    | {
+        readonly signal: ChangeSignal
+        readonly saves: readonly [string, string]
+        readonly ipsetHeaders: string
+      }
+    | undefined
+  /**
+   * Counts reads begun and applies begun and ended: a look during which it moved is not taken
+   * for a read (it may have listed before a repair, or halfway through one).
+   */
   #began = 0
 
   constructor(
@@ -148,11 +157,13 @@ export class KernelDataplane implements Dataplane {
       return known.rs
     }
     // What the look listed is as fresh as a listing now would be for what follows: a change
-    // after it shows in the next look, which compares with its signal. (Its sets' part is the
-    // last read's: the look found no change there.)
-    if (looked && !opts.elements && !known?.applied && this.backend !== 'nftables') {
+    // after it shows in the next look, which compares with its signal. Its sets' part is the
+    // last read's: it was kept only if it found no change there and no read began since.
+    // (After an apply, the read answers from what the apply read back, above or below.)
+    if (looked && !opts.elements && !known?.applied && this.backend === 'iptables-legacy') {
+      const rs = terseIptablesFrom(this.backend, looked.saves, looked.ipsetHeaders)
       this.#signal = looked.signal
-      return terseIptablesFrom(this.backend, looked.saves, looked.ipsetHeaders ?? '')
+      return rs
     }
     // Taken before the read, so whatever changes after it, even during the read, shows in the
     // next look. The sets' part only when their contents are read: our own applies change set
@@ -161,7 +172,7 @@ export class KernelDataplane implements Dataplane {
     // check: a window of one listing's time.
     this.#signal = undefined
     const signal = (
-      await takeSignal(this.#listed, this.backend, { sets: opts.elements }).catch(this.#logged)
+      await takeLook(this.#listed, this.backend, { sets: opts.elements }).catch(this.#logged)
     )?.signal
     const foreign = this.#foreign
     const actual = known?.applied
@@ -178,14 +189,19 @@ export class KernelDataplane implements Dataplane {
     const last = this.#signal
     if (last === undefined) return undefined
     const began = this.#began
-    const look = await takeSignal(this.#listed, this.backend, { sets: true }).catch(this.#logged)
+    const look = await takeLook(this.#listed, this.backend, { sets: true }).catch(this.#logged)
     if (look === undefined) return undefined
     const now = look.signal
     const changed = { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
-    // Not if a read or an apply began meanwhile: the look may have listed before it.
+    const [v4, v6] = look.saves
     this.#looked =
-      changed.rules && !changed.elements && began === this.#began && look.saves.length === 2
-        ? look
+      changed.rules &&
+      !changed.elements &&
+      began === this.#began &&
+      v4 !== undefined &&
+      v6 !== undefined &&
+      look.ipsetHeaders !== undefined
+        ? { signal: now, saves: [v4, v6], ipsetHeaders: look.ipsetHeaders }
         : undefined
     return changed
   }
@@ -206,7 +222,13 @@ export class KernelDataplane implements Dataplane {
       actual,
       opts,
       counting ? () => this.beforeCountsLost().catch(() => undefined) : undefined,
-    ).catch(this.#logged)
+    )
+      .catch(this.#logged)
+      .finally(() => {
+        // A look made during the apply may have listed it halfway.
+        this.#looked = undefined
+        this.#began++
+      })
     // Set elements alone changed: the rules are as the last signal took them, and the ipset run
     // printed the sets' headers after its changes (verifyApplied checked their counts), so the
     // signal after the apply costs no listing. A change since the last signal still shows.

@@ -101,7 +101,8 @@ export function parseIpsetHeaders(text: string): IpsetHeader[] {
   const out: IpsetHeader[] = []
   for (const block of text.split(/\n(?=Name: )/)) {
     const field = (key: string) => new RegExp(`^${key}: (.*)$`, 'm').exec(block)?.[1]?.trim()
-    const name = field('Name')
+    // As `ipset list -n` gives it: a name is whatever follows, spaces included.
+    const name = /^Name: (.*)$/m.exec(block)?.[1]
     if (name === undefined) continue
     const entries = Number(field('Number of entries'))
     if (!Number.isInteger(entries) || entries < 0)

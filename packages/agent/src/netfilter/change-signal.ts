@@ -55,10 +55,11 @@ export interface Look {
 }
 
 /**
- * Takes the signal (undefined for nftables, whose every change is an event); the sets' part only
- * with `sets` (where nf_tables reports rule changes, nothing else is left to take).
+ * Takes a look: the signal and its listings (undefined for nftables, whose every change is an
+ * event); the sets' part only with `sets` (where nf_tables reports rule changes, nothing else is
+ * left to take).
  */
-export async function takeSignal(
+export async function takeLook(
   run: Runner,
   backend: Backend,
   opts: { readonly sets: boolean },

@@ -71,15 +71,11 @@ export async function readOwn(
  */
 export function terseIptablesFrom(
   backend: Exclude<Backend, 'nftables'>,
-  saves: readonly string[],
+  saves: readonly [string, string],
   ipsetHeaders: string,
 ): Ruleset {
-  const [v4 = '', v6 = ''] = saves
   return terseIptables(
-    [
-      ...parseIptablesSave(v4, 'ip', backend).tables,
-      ...parseIptablesSave(v6, 'ip6', backend).tables,
-    ],
+    filterTablesFrom(backend, FAMILIES, saves),
     parseIpsetHeaders(ipsetHeaders).map((h) => h.name),
   )
 }
@@ -142,6 +138,7 @@ function nftItems(text: string): NftItem[] {
 }
 
 const SAVE = { ip: 'iptables', ip6: 'ip6tables' } as const
+const FAMILIES = ['ip', 'ip6'] as const
 
 /** The iptables filter tables of `families` (both by default): our chains and hooks, no ipsets. */
 export async function readIptablesFilter(
@@ -150,12 +147,21 @@ export async function readIptablesFilter(
   opts: { readonly signal?: AbortSignal; readonly families?: readonly ('ip' | 'ip6')[] } = {},
 ): Promise<Table[]> {
   const variant = backend === 'iptables-legacy' ? 'legacy' : 'nft'
-  const { signal, families = ['ip', 'ip6'] } = opts
+  const { signal, families = FAMILIES } = opts
   const saves = await Promise.all(
     families.map((f) =>
       runChecked(run, `${SAVE[f]}-${variant}-save`, ['-t', 'filter'], signal && { signal }),
     ),
   )
+  return filterTablesFrom(backend, families, saves)
+}
+
+/** The filter tables of `families` from their `iptables-save -t filter` listings, in order. */
+function filterTablesFrom(
+  backend: Exclude<Backend, 'nftables'>,
+  families: readonly ('ip' | 'ip6')[],
+  saves: readonly string[],
+): Table[] {
   return families.flatMap((f, i) => parseIptablesSave(saves[i] ?? '', f, backend).tables)
 }
 
