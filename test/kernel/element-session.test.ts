@@ -64,7 +64,9 @@ describe('set element changes through a tool session', () => {
         const started: { cmd: string; proc: StartedProcess }[] = []
         const start: ProcessStarter = (cmd, args, on) => {
           const proc = startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
-          if (args[0] !== 'monitor') started.push({ cmd: `${cmd} ${args.join(' ')}`, proc })
+          // (perl: iptables-legacy's filter tables digest, its script in its arguments)
+          const name = cmd === 'perl' ? 'perl -e DIGEST' : `${cmd} ${args.join(' ')}`
+          if (args[0] !== 'monitor') started.push({ cmd: name, proc })
           return proc
         }
         const dp = new KernelDataplane(ns.run, backend, start, systemClock)
@@ -92,11 +94,15 @@ describe('set element changes through a tool session', () => {
         }
         try {
           const base = desiredWith(backend, [], 1)
-          // (and, on iptables, the shell the listings go to)
+          // (and, on iptables, the shell the listings go to; on iptables-legacy, the digest)
           const sessions =
             backend === 'nftables'
               ? ['sh -c exec stdbuf -oL nft -t -j -i 2>&1']
-              : ['sh -c exec stdbuf -oL ipset - 2>&1', 'sh -s']
+              : [
+                  'sh -c exec stdbuf -oL ipset - 2>&1',
+                  'sh -s',
+                  ...(backend === 'iptables-legacy' ? ['perl -e DIGEST'] : []),
+                ]
           await dp.apply(base, await dp.read({ elements: true }), { modeChanged: true })
           // Started by the read (warm), ahead of the element change an apply may make next.
           expect(started.map((s) => s.cmd)).toEqual(sessions)

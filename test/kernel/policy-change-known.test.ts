@@ -8,7 +8,7 @@
  */
 import type { MonitorEvent, ProcessStarter, Runner } from '@palisade/agent'
 import { applyDesired, KernelDataplane, readOwn, startLocal, systemClock } from '@palisade/agent'
-import type { Backend, Desired, Drift } from '@palisade/firewall'
+import type { Backend, Desired, Drift, Ruleset } from '@palisade/firewall'
 import { BACKENDS, compile, diff } from '@palisade/firewall'
 import { Lab } from '@palisade/lab'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -39,9 +39,10 @@ describe('a policy change from what the dataplane verified', () => {
       /**
        * A dataplane that applied and verified `d` from an empty kernel, with the change monitor
        * where the agent runs one (seen working: its own apply's event came), and the commands
-       * it runs from then on.
+       * it runs from then on. With `digest: false`, perl cannot be started (iptables-legacy's
+       * looks then list the filter tables).
        */
-      async function verifiedDataplane() {
+      async function verifiedDataplane(o: { digest?: boolean; fullLookEvery?: number } = {}) {
         const empty = { ...d, tables: [], hooks: [], ipsets: [] }
         const before = await readOwn(ns.run, backend)
         await applyDesired(ns.run, empty, before, { modeChanged: true })
@@ -55,7 +56,9 @@ describe('a policy change from what the dataplane verified', () => {
         /** The requests written to the shell kept for listings. */
         const listingRequests: string[] = []
         const start: ProcessStarter = (cmd, args, on) => {
-          if (args[0] !== 'monitor') sessions.push(`${cmd} ${args.join(' ')}`)
+          if (args[0] !== 'monitor')
+            sessions.push(cmd === 'perl' ? 'perl -e DIGEST' : `${cmd} ${args.join(' ')}`)
+          if (cmd === 'perl' && o.digest === false) return startLocal('/nonexistent/perl', [], on)
           const p = startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
           if (`${cmd} ${args.join(' ')}` !== 'sh -s') return p
           return {
@@ -66,7 +69,15 @@ describe('a policy change from what the dataplane verified', () => {
             },
           }
         }
-        const dp = new KernelDataplane(run, backend, start, systemClock)
+        const dp = new KernelDataplane(
+          run,
+          backend,
+          start,
+          systemClock,
+          undefined,
+          undefined,
+          o.fullLookEvery,
+        )
         const seen: MonitorEvent[] = []
         let waiting: { f: (e: MonitorEvent) => boolean; done: () => void } | undefined
         const watch = events
@@ -92,7 +103,9 @@ describe('a policy change from what the dataplane verified', () => {
           watch?.stop()
           dp.close()
         }
-        return { dp, commands, sessions, listingRequests, stop, foreignEvent }
+        /** Forgets the events seen so far: foreignEvent then waits for one to come. */
+        const forget = () => void (seen.length = 0)
+        return { dp, commands, sessions, listingRequests, stop, foreignEvent, forget }
       }
 
       /** The one-address change as the enforcer makes it: read unless changed, apply, read. */
@@ -117,7 +130,11 @@ describe('a policy change from what the dataplane verified', () => {
           expect(sessions).toEqual(
             backend === 'nftables'
               ? ['sh -c exec stdbuf -oL nft -t -j -i 2>&1']
-              : ['sh -c exec stdbuf -oL ipset - 2>&1', 'sh -s'],
+              : [
+                  'sh -c exec stdbuf -oL ipset - 2>&1',
+                  'sh -s',
+                  ...(backend === 'iptables-legacy' ? ['perl -e DIGEST'] : []),
+                ],
           )
           expect(diff(added, after)).toEqual([])
           expect(diff(added, await readOwn(ns.run, backend))).toEqual([])
@@ -164,8 +181,60 @@ describe('a policy change from what the dataplane verified', () => {
         })
 
       if (backend === 'iptables-legacy')
-        it('reads from the listings of the look that found our rules changed, not again', async () => {
-          const { dp, commands, listingRequests, stop } = await verifiedDataplane()
+        it('looks at the filter tables through their digest, listing nothing but the sets at times', async () => {
+          const { dp, commands, listingRequests, sessions, stop } = await verifiedDataplane({
+            fullLookEvery: 4,
+          })
+          try {
+            const listed = listingRequests.length
+            const looks = []
+            for (let i = 0; i < 8; i++) looks.push(await dp.changed())
+            expect(looks).toEqual(Array(8).fill({ rules: false, elements: false }))
+            // Two of the eight took the sets' headers; the filter tables were never listed.
+            const asked = listingRequests.slice(listed).join('')
+            expect(asked.match(/'ipset' 'list' '-t'/g)).toHaveLength(2)
+            expect(asked).not.toMatch(/legacy-save/)
+            // A change another process made shows at the next look, full or not.
+            await ns.run('iptables-legacy', ['-w', '-R', 'PALISADE-INPUT', '1', '-j', 'ACCEPT'])
+            expect(await dp.changed()).toEqual({ rules: true, elements: false })
+            const read = await dp.read({ elements: false })
+            expect(read).toEqual(await readOwn(ns.run, backend, { elements: false }))
+            expect(diff(d, read)).not.toEqual([])
+            await ns.run('ip6tables-legacy', ['-w', '-F', 'PALISADE-OUTPUT'])
+            expect(await dp.changed()).toEqual({ rules: true, elements: false })
+            await dp.read({ elements: false })
+            expect(await dp.changed()).toEqual({ rules: false, elements: false })
+            expect(commands).toEqual([])
+            expect(sessions.filter((x) => x === 'perl -e DIGEST')).toHaveLength(1)
+          } finally {
+            stop()
+          }
+        })
+
+      if (backend === 'iptables-legacy')
+        it('takes a look that lists only every so many times where no digest runs', async () => {
+          const { dp, listingRequests, stop } = await verifiedDataplane({
+            digest: false,
+            fullLookEvery: 3,
+          })
+          try {
+            await ns.run('iptables-legacy', ['-w', '-F', 'PALISADE-INPUT'])
+            const listed = listingRequests.length
+            expect([await dp.changed(), await dp.changed()]).toEqual([
+              { rules: false, elements: false },
+              { rules: false, elements: false },
+            ])
+            expect(listingRequests).toHaveLength(listed)
+            expect(await dp.changed()).toEqual({ rules: true, elements: false })
+            expect(listingRequests.slice(listed).join('')).toMatch(/legacy-save/)
+          } finally {
+            stop()
+          }
+        })
+
+      if (backend === 'iptables-legacy')
+        it('reads from the listings of the look that found our rules changed, where no digest runs', async () => {
+          const { dp, commands, listingRequests, stop } = await verifiedDataplane({ digest: false })
           try {
             await ns.run('iptables-legacy', ['-w', '-F', 'PALISADE-INPUT'])
             expect(await dp.changed()).toEqual({ rules: true, elements: false })
@@ -190,6 +259,58 @@ describe('a policy change from what the dataplane verified', () => {
             const after = listingRequests.length
             await dp.read({ elements: false })
             expect(listingRequests.length).toBeGreaterThan(after)
+          } finally {
+            stop()
+          }
+        })
+
+      if (backend === 'iptables-nft')
+        it('lists only the filter table another process changed, where its event says so', async () => {
+          const { dp, commands, listingRequests, stop, foreignEvent, forget } =
+            await verifiedDataplane()
+          /** The read without set contents after another process's change, and what it listed. */
+          const readAfter = async (change: () => Promise<unknown>) => {
+            forget()
+            await change()
+            await foreignEvent()
+            const asked = listingRequests.length
+            const read = await dp.read({ elements: false })
+            const listed = listingRequests.slice(asked).join('')
+            expect(read).toEqual(await readOwn(ns.run, backend, { elements: false }))
+            return {
+              read,
+              listed: ['iptables', 'ip6tables', 'ipset'].filter((t) =>
+                listed.includes(`'${t === 'ipset' ? 'ipset' : `${t}-nft-save`}'`),
+              ),
+            }
+          }
+          /** Repaired, as the agent does: what the apply read back is known again. */
+          const repair = async (read: Ruleset) => {
+            await dp.apply(d, read, { modeChanged: false })
+            expect(diff(d, await dp.read({ elements: false }))).toEqual([])
+          }
+          const flush = (tool: string) => () => ns.run(tool, ['-w', '-F', 'PALISADE-INPUT'])
+          const removed = (rs: Ruleset) => found(diff(d, rs), (x) => x.kind === 'rule_removed')
+          try {
+            const v4 = await readAfter(flush('iptables-nft'))
+            expect(v4.listed).toEqual(['iptables'])
+            expect(removed(v4.read)).toBe(true)
+            // Then the other family alone; what the last read found stands for the rest.
+            const v6 = await readAfter(flush('ip6tables-nft'))
+            expect(v6.listed).toEqual(['ip6tables'])
+            expect(removed(v6.read)).toBe(true)
+            await repair(v6.read)
+            const again = await readAfter(flush('ip6tables-nft'))
+            expect(again.listed).toEqual(['ip6tables'])
+            await repair(again.read)
+            // A change to anything else reads all of it.
+            const nat = await readAfter(() =>
+              ns.run('iptables-nft', ['-w', '-t', 'nat', '-N', 'OTHER']),
+            )
+            expect(nat.listed).toEqual(['iptables', 'ip6tables', 'ipset'])
+            expect(diff(d, nat.read)).toEqual([])
+            // Every listing went to the listing shell; the tools started were the repairs'.
+            expect(commands.filter((c) => !/^ip6?tables-nft-restore /.test(c))).toEqual([])
           } finally {
             stop()
           }

@@ -15,7 +15,9 @@ export interface AgentConfig {
   readonly managementPorts: readonly ServicePort[]
   /**
    * How often what sends no change events (iptables-legacy rules, ipsets) is looked at: a cheap
-   * look (the filter tables' listing, the sets' headers), and a read only when it changed.
+   * look (the sets' headers; the filter tables' listings where their digest cannot run), and a
+   * read only when it changed. Where it runs, the digest of iptables-legacy's filter tables is
+   * looked at every 25 ms (see running-agent.ts).
    */
   readonly pollMs: number
   readonly backstopMs: number

@@ -1,17 +1,28 @@
 import type { Backend, Ruleset } from '@palisade/firewall'
 import { findTable, isFlowCountChange, NFT_TABLE } from '@palisade/firewall'
 import type { Clock } from './clock.js'
-import type { ChangeBatch, Dataplane } from './dataplane.js'
+import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
 import type { ProcessStarter, Runner } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
 import type { ChangeSignal } from './netfilter/change-signal.js'
 import { ourSetHeaders, takeLook } from './netfilter/change-signal.js'
 import { isShellListing, ListingShell } from './netfilter/listing-shell.js'
-import { NftMonitor } from './netfilter/monitor.js'
-import { readOwn, terseIptablesFrom } from './netfilter/read-own.js'
-import { IPSET_SESSION, NFT_SESSION, sessionFor } from './netfilter/session-protocol.js'
+import { filterFamiliesChanged, NftMonitor } from './netfilter/monitor.js'
+import { readIptablesChanged, readOwn, terseIptablesFrom } from './netfilter/read-own.js'
+import {
+  filterDigestTool,
+  IPSET_SESSION,
+  NFT_SESSION,
+  sessionFor,
+} from './netfilter/session-protocol.js'
 import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
+
+/** What was known of the kernel, and the iptables filter tables changed since (see #knownBut). */
+interface KnownBut {
+  readonly rs: Ruleset
+  readonly families: ReadonlySet<'ip' | 'ip6'>
+}
 
 /** How many of our own command pids are remembered to recognise our own change events. */
 const OWN_PIDS = 256
@@ -27,13 +38,24 @@ export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
   readonly #session: ToolSession
   readonly #listings: ListingShell | undefined
+  /** The iptables-legacy filter tables digest (see filterDigestTool), where it can run. */
+  readonly #digest: ToolSession | undefined
+  /** Looks taken: every `fullLookEvery`th takes the sets' part (see `changed`). */
+  #looks = 0
   /**
    * What the last apply read back (`applied`: for the read that follows it, with the change
-   * signal after it where the apply printed it), or what the last read with set contents
-   * found: the kernel as far as we know, while nothing shows a change.
+   * signal after it where the apply printed it), or what the last read found: the kernel as far
+   * as we know, while nothing shows a change (without set contents, if that read left them out).
    */
   #known:
     { readonly rs: Ruleset; readonly applied: boolean; readonly signal?: ChangeSignal } | undefined
+  /**
+   * What was known when another process changed the iptables-nft filter tables of `families`
+   * and nothing else: still true of the rest (the other family's table; the ipsets, whose
+   * changes send no event and show at the next look). A read without set contents then lists
+   * only those tables.
+   */
+  #knownBut: KnownBut | undefined
   /** Whether the change monitor runs: without it, a change to nf_tables shows nowhere. */
   #watching = false
   /** Counts changes by other processes (and lost events) the monitor reported. */
@@ -69,9 +91,16 @@ export class KernelDataplane implements Dataplane {
      * the flow reader takes the counts first.
      */
     private readonly beforeCountsLost: () => Promise<void> = () => Promise.resolve(),
+    /**
+     * How many looks (`changed`) make one that also takes what costs a tool: the sets'
+     * headers, and the filter tables' listings where the digest cannot tell.
+     */
+    private readonly fullLookEvery = 1,
   ) {
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
     this.#listings = backend === 'nftables' ? undefined : new ListingShell(start)
+    const digest = backend === 'iptables-legacy' ? filterDigestTool(process.arch) : undefined
+    this.#digest = digest && new ToolSession(digest, start)
   }
 
   readonly #run: Runner = async (cmd, args, opts) => this.#own(await this.run(cmd, args, opts))
@@ -137,6 +166,8 @@ export class KernelDataplane implements Dataplane {
    * change events is followed while the monitor runs (another process's change clears what is
    * known); what sends none (ipsets, iptables-legacy rules) shows at the next look, which
    * compares with the signal of the last read: that stays, so a change since it still shows.
+   * After another process's change to iptables-nft filter tables alone, a read without set
+   * contents lists only those tables.
    * A read without set contents right after a look that found iptables-legacy rules changed is
    * made of that look's listings. Every other read reads.
    */
@@ -147,11 +178,16 @@ export class KernelDataplane implements Dataplane {
     const last = this.#signal
     const known = this.#known
     const looked = this.#looked
+    const knownBut = this.#knownBut
     this.#known = undefined
+    this.#knownBut = undefined
     this.#looked = undefined
     this.#began++
     const followed = this.backend === 'iptables-legacy' || this.#watching
-    if (known && ((known.applied && known.signal) || (opts.unlessChanged && followed))) {
+    const standsFor = (k: NonNullable<typeof known>) =>
+      (k.applied && k.signal) ||
+      (opts.unlessChanged && followed && !(opts.elements && k.rs.elementsOmitted))
+    if (known && standsFor(known)) {
       if (known.applied && known.signal) this.#signal = known.signal
       this.#known = { rs: known.rs, applied: false }
       return known.rs
@@ -171,28 +207,47 @@ export class KernelDataplane implements Dataplane {
     // makes between the apply's read-back and this signal goes unseen until the periodic full
     // check: a window of one listing's time.
     this.#signal = undefined
+    const digest = await this.#filterDigest()
     const signal = (
-      await takeLook(this.#listed, this.backend, { sets: opts.elements }).catch(this.#logged)
+      await takeLook(this.#listed, this.backend, { sets: opts.elements, digest }).catch(
+        this.#logged,
+      )
     )?.signal
     const foreign = this.#foreign
     const actual = known?.applied
       ? known.rs
-      : await readOwn(this.#viaSession, this.backend, opts).catch(this.#logged)
+      : knownBut && !opts.elements && this.backend === 'iptables-nft'
+        ? await readIptablesChanged(
+            this.#viaSession,
+            this.backend,
+            knownBut.rs,
+            knownBut.families,
+          ).catch(this.#logged)
+        : await readOwn(this.#viaSession, this.backend, opts).catch(this.#logged)
     // A change reported while reading may or may not show in it: the next read reads.
-    if (!actual.elementsOmitted && foreign === this.#foreign)
-      this.#known = { rs: actual, applied: false }
+    if (foreign === this.#foreign) this.#known = { rs: actual, applied: false }
     this.#signal = signal && { ...signal, sets: opts.elements ? signal.sets : last?.sets }
     return actual
   }
 
+  /**
+   * A look: whether what sends no change events changed since the last read. Every
+   * `fullLookEvery`th look takes the sets' headers too; the others only the filter tables
+   * digest, where it runs (where it does not, they take nothing and find nothing).
+   */
   async changed() {
     const last = this.#signal
     if (last === undefined) return undefined
     const began = this.#began
-    const look = await takeLook(this.#listed, this.backend, { sets: true }).catch(this.#logged)
+    const full = ++this.#looks % this.fullLookEvery === 0
+    const digest = await this.#filterDigest()
+    if (!full && digest === undefined) return { rules: false, elements: false }
+    const look = await takeLook(this.#listed, this.backend, { sets: full, digest }).catch(
+      this.#logged,
+    )
     if (look === undefined) return undefined
     const now = look.signal
-    const changed = { rules: now.rules !== last.rules, elements: now.sets !== last.sets }
+    const changed = { rules: now.rules !== last.rules, elements: full && now.sets !== last.sets }
     const [v4, v6] = look.saves
     this.#looked =
       changed.rules &&
@@ -209,6 +264,7 @@ export class KernelDataplane implements Dataplane {
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
     const last = this.#signal
     this.#known = undefined
+    this.#knownBut = undefined
     this.#looked = undefined
     this.#began++
     // A full apply empties nftables' counting sets, and destroys counting ipsets no longer
@@ -264,6 +320,7 @@ export class KernelDataplane implements Dataplane {
         )
           return
         if (e.kind !== 'change' || !this.isOwn(e.batch)) {
+          this.#knownBut = this.#knownAfter(e)
           this.#known = undefined
           this.#foreign++
         }
@@ -281,12 +338,40 @@ export class KernelDataplane implements Dataplane {
     }
   }
 
+  /** What stays known after another process's change, or lost events (see #knownBut). */
+  #knownAfter(e: MonitorEvent): KnownBut | undefined {
+    const families =
+      e.kind === 'change' && this.backend === 'iptables-nft'
+        ? filterFamiliesChanged(e.batch)
+        : undefined
+    const rs = this.#known?.rs ?? this.#knownBut?.rs
+    if (!families || !rs) return undefined
+    return { rs, families: new Set([...families, ...(this.#knownBut?.families ?? [])]) }
+  }
+
   isOwn(b: ChangeBatch): boolean {
     return b.pid !== undefined && (this.#ownPids.has(b.pid) || b.pid === this.#session.pid)
+  }
+
+  /**
+   * The filter tables digest's number (see filterDigestTool), with the process that counted it:
+   * one started again counts from 1 again. Undefined where it cannot tell.
+   */
+  async #filterDigest(): Promise<string | undefined> {
+    if (!this.#digest?.usable) return undefined
+    try {
+      const a = await this.#digest.run('')
+      const n = a.stdout.trim()
+      return /^\d+$/.test(n) ? `${a.pid}:${n}` : undefined
+    } catch (e) {
+      if (e instanceof SessionUnavailable) return undefined
+      throw e
+    }
   }
 
   close(): void {
     this.#session.close()
     this.#listings?.close()
+    this.#digest?.close()
   }
 }

@@ -50,6 +50,11 @@ export interface EnforcerOptions {
   readonly clock: Clock
   /** Poll interval for what emits no events (iptables-legacy, ipsets); null: never. */
   readonly pollMs: number | null
+  /**
+   * How often a poll looks, where that is more often than `pollMs` (the dataplane takes what
+   * costs a tool only every so many looks: see KernelDataplane's `fullLookEvery`).
+   */
+  readonly lookMs?: number
   /** Full read-back even without events (default 30 s); see also the class comment. */
   readonly backstopMs: number
   /** This many repairs within `windowMs` make a fight: one ongoing condition, paced repairs. */
@@ -168,7 +173,9 @@ export class Enforcer {
     const { clock } = this.#o
     if (this.#o.watchEvents) this.#startWatch()
     if (this.#o.pollMs !== null)
-      this.#timers.push(clock.setInterval(() => void this.#poll(), this.#o.pollMs))
+      this.#timers.push(
+        clock.setInterval(() => void this.#poll(), this.#o.lookMs ?? this.#o.pollMs),
+      )
     this.#timers.push(clock.setInterval(() => this.trigger('backstop'), this.#o.backstopMs))
   }
 

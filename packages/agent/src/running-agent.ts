@@ -36,6 +36,12 @@ import { StatusReports } from './status-report.js'
 import { cleanUpAfterUnpair } from './unpair-cleanup.js'
 
 /**
+ * How often iptables-legacy's filter tables are looked at: through the digest (a request to a
+ * perl process kept running, microseconds), so a change waits at most this long to be seen.
+ */
+const LEGACY_LOOK_MS = 25
+
+/**
  * The running agent: wires the owners together. The host survey says what the host holds; the
  * policy source offers policies; commit-confirm decides which one is enforced; the enforcer
  * keeps the kernel equal to it; the server link carries reports and uploads.
@@ -153,11 +159,20 @@ export class RunningAgent {
       },
     })
     const { backend } = o.view.choice
+    // iptables-legacy's filter tables are looked at through their digest, which costs no tool.
+    const lookMs =
+      backend === 'iptables-legacy' ? Math.min(LEGACY_LOOK_MS, config.pollMs) : config.pollMs
     this.enforcer = new Enforcer({
       dataplane:
         o.dataplane ??
-        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, o.log, () =>
-          this.#collector.readCounts(),
+        new KernelDataplane(
+          o.run,
+          backend,
+          o.start ?? startLocal,
+          clock,
+          o.log,
+          () => this.#collector.readCounts(),
+          Math.max(1, Math.round(config.pollMs / lookMs)),
         ),
       // Rules that log do so at once: their reader listens first. What the rules being left
       // counted is read while they still tell which rule counted it.
@@ -168,6 +183,7 @@ export class RunningAgent {
       clock,
       // iptables-legacy and ipsets emit no change events: poll them.
       pollMs: backend === 'nftables' ? null : config.pollMs,
+      lookMs,
       backstopMs: config.backstopMs,
       fight: config.fight,
       watchEvents: backend !== 'iptables-legacy',

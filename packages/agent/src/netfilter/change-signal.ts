@@ -6,8 +6,9 @@ import { runChecked } from '../exec.js'
 /**
  * What the kernel holds of ours, in a form that is cheap to take and changes whenever our
  * objects do, for the backends whose changes send no event: the iptables-legacy filter tables
- * as `iptables-legacy-save` prints them, and the headers of our ipsets (`ipset list -t`, which
- * leaves the elements out). Comparing two of these tells whether a full read is needed.
+ * (the digest's number, or as `iptables-legacy-save` prints them), and the headers of our
+ * ipsets (`ipset list -t`, which leaves the elements out). Comparing two of these tells whether
+ * a full read is needed.
  */
 export interface ChangeSignal {
   /** The filter tables ('' where nf_tables reports rule changes as events). */
@@ -48,7 +49,10 @@ export function ourSetHeaders(text: string): string {
 /** A signal, and the listings it was taken from. */
 export interface Look {
   readonly signal: ChangeSignal
-  /** The filter tables' `iptables-save` listings, IPv4 then IPv6 (none where events report). */
+  /**
+   * The filter tables' `iptables-save` listings, IPv4 then IPv6 (none where events report, or
+   * where the digest told).
+   */
   readonly saves: readonly string[]
   /** `ipset list -t`, where taken. */
   readonly ipsetHeaders?: string
@@ -57,16 +61,17 @@ export interface Look {
 /**
  * Takes a look: the signal and its listings (undefined for nftables, whose every change is an
  * event); the sets' part only with `sets` (where nf_tables reports rule changes, nothing else is
- * left to take).
+ * left to take). On iptables-legacy the filter tables' part is `digest` where given (the filter
+ * tables digest's answer, see filterDigestTool), their listings where not.
  */
 export async function takeLook(
   run: Runner,
   backend: Backend,
-  opts: { readonly sets: boolean },
+  opts: { readonly sets: boolean; readonly digest?: string | undefined },
 ): Promise<Look | undefined> {
   if (backend === 'nftables') return undefined
   const saves =
-    backend === 'iptables-legacy'
+    backend === 'iptables-legacy' && opts.digest === undefined
       ? [
           ['iptables-legacy-save', '-t', 'filter'],
           ['ip6tables-legacy-save', '-t', 'filter'],
@@ -78,7 +83,7 @@ export async function takeLook(
   const ipsetHeaders = opts.sets ? out.pop() : undefined
   return {
     signal: {
-      rules: out.map(stableSave).join('\n'),
+      rules: opts.digest === undefined ? out.map(stableSave).join('\n') : `digest ${opts.digest}`,
       ...(ipsetHeaders !== undefined && { sets: ourSetHeaders(ipsetHeaders) }),
     },
     saves: out,

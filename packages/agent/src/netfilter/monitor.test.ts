@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { MonitorEvent } from '../dataplane.js'
 import type { ProcessHandlers, ProcessStarter } from '../exec.js'
-import { NftMonitor } from './monitor.js'
+import { filterFamiliesChanged, NftMonitor } from './monitor.js'
 
 /** A monitor on a fake `nft monitor` process whose output the test writes. */
 function setup() {
@@ -72,5 +72,43 @@ describe('nft monitor', () => {
     expect(t.kills()).toBe(1)
     t.started[1]?.on.close(null, 'SIGTERM')
     expect(t.events).toHaveLength(2)
+  })
+})
+
+describe('the iptables filter tables a change touched', () => {
+  // Lines as nft 1.0.6 monitors iptables-nft's and others' commands.
+  const cases: [string, string[], string[] | undefined][] = [
+    [
+      'a flush of our chain',
+      [
+        'delete rule ip filter PALISADE-INPUT handle 2',
+        'delete rule ip filter PALISADE-INPUT handle 3',
+      ],
+      ['ip'],
+    ],
+    ['a hook deleted', ['delete rule ip filter INPUT handle 5'], ['ip']],
+    ['a rule inserted', ['insert rule ip filter INPUT counter packets 0 bytes 0 jump X'], ['ip']],
+    ['an IPv6 chain made', ['add table ip6 filter', 'create chain ip6 filter Y'], ['ip6']],
+    ['both families', ['add rule ip filter A accept', 'delete chain ip6 filter B'], ['ip', 'ip6']],
+    ['the table deleted', ['delete table ip filter'], ['ip']],
+    [
+      'a base chain made',
+      ['add chain ip filter INPUT { type filter hook input priority filter; policy accept; }'],
+      ['ip'],
+    ],
+    ['another table of the family', ['add table ip nat', 'create chain ip nat Z'], undefined],
+    ['a table named like it elsewhere', ['add rule inet filter input accept'], undefined],
+    ['a longer name', ['add rule ip filterx input accept'], undefined],
+    ['a set in the filter table', ['add set ip filter s { type ipv4_addr; }'], undefined],
+    [
+      'one line of something else',
+      ['delete rule ip filter INPUT handle 5', 'add table inet palisade'],
+      undefined,
+    ],
+    ['no lines', [], undefined],
+  ]
+  it.each(cases)('%s', (_name, lines, want) => {
+    const got = filterFamiliesChanged({ lines, pid: 1, at: 0 })
+    expect(got && [...got].sort()).toEqual(want)
   })
 })

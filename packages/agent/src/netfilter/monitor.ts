@@ -74,3 +74,23 @@ export class NftMonitor {
     this.#child = undefined
   }
 }
+
+/** A monitor line about a table, chain or rule of an iptables-nft filter table: its family. */
+const FILTER_CHANGE =
+  /^(?:add|create|insert|replace|delete|destroy|flush) (?:table|chain|rule) (ip6?) filter(?: |$)/
+
+/**
+ * The iptables filter tables (by family) a change touched, where it touched nothing else: a
+ * table, chain or rule of `ip filter` or `ip6 filter` on every line, as iptables-nft's commands
+ * print. Undefined for any other change, and for a batch with no lines (what it changed is not
+ * known).
+ */
+export function filterFamiliesChanged(batch: ChangeBatch): ReadonlySet<'ip' | 'ip6'> | undefined {
+  const families = new Set<'ip' | 'ip6'>()
+  for (const line of batch.lines) {
+    const f = FILTER_CHANGE.exec(line)?.[1]
+    if (f !== 'ip' && f !== 'ip6') return undefined
+    families.add(f)
+  }
+  return families.size > 0 ? families : undefined
+}

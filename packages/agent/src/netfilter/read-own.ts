@@ -80,6 +80,29 @@ export function terseIptablesFrom(
   )
 }
 
+/**
+ * A read without set contents where only the filter tables of `families` can have changed since
+ * `known` was read (another process's change on iptables-nft that touched nothing else, as its
+ * event told): those are listed; the other family's table and the ipsets' names are `known`'s.
+ */
+export async function readIptablesChanged(
+  run: Runner,
+  backend: Exclude<Backend, 'nftables'>,
+  known: Ruleset,
+  families: ReadonlySet<'ip' | 'ip6'>,
+): Promise<Ruleset> {
+  const fresh = await readIptablesFilter(run, backend, {
+    families: FAMILIES.filter((f) => families.has(f)),
+  })
+  const tables = FAMILIES.flatMap((f) =>
+    (families.has(f) ? fresh : known.tables).filter((t) => t.family === f),
+  )
+  return terseIptables(
+    tables,
+    known.ipsets.map((s) => s.name),
+  )
+}
+
 /** Our tables, and the ipsets by name: their family is not known then, and not compared. */
 function terseIptables(tables: Table[], ipsetNames: readonly string[]): Ruleset {
   return {

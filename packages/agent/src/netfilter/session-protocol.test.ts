@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { IPSET_SESSION, NFT_SESSION, sessionFor } from './session-protocol.js'
+import { filterDigestTool, IPSET_SESSION, NFT_SESSION, sessionFor } from './session-protocol.js'
 
 const NFT_ADD = 'add element inet palisade peers_ab12_v4 { 203.0.113.7 }\n'
 const NFT_BOTH =
@@ -168,5 +168,25 @@ describe('IPSET_SESSION', () => {
       answer: { code: 1, stdout: COUNTS, stderr: error },
       rest: '',
     })
+  })
+})
+
+describe('filterDigestTool', () => {
+  it("calls getsockopt by the architecture's number, where it is known", () => {
+    expect(filterDigestTool('x64')?.args.at(-1)).toBe('55')
+    expect(filterDigestTool('arm64')?.args.at(-1)).toBe('209')
+    expect(filterDigestTool('ia32')).toBeUndefined()
+    expect(filterDigestTool('s390x')).toBeUndefined()
+  })
+
+  it('asks with the mark alone, and answers with what came before it', () => {
+    const tool = filterDigestTool('x64')
+    if (!tool) throw new Error('no tool')
+    expect(tool.request('ignored', 'm-1')).toBe('m-1\n')
+    expect(tool.answer('4\nm-1\n', 'm-1')).toEqual({
+      answer: { code: 0, stdout: '4\n', stderr: '' },
+      rest: '',
+    })
+    expect(tool.answer('4\nm-', 'm-1')).toBeUndefined()
   })
 })
