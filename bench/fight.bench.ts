@@ -23,7 +23,7 @@ import { BACKENDS } from '@palisade/firewall'
 import { Lab, LabAgent, resetFirewall } from '@palisade/lab'
 import { policyFileWithPeers } from './peers.js'
 import type { Reader } from './rules-probe.js'
-import { commandReader, cpuSeconds, nftReader } from './rules-probe.js'
+import { cpuSeconds, nftReader, shellReader } from './rules-probe.js'
 import { summary } from './stats.js'
 
 const FIGHT_MS = Number(process.env.PALISADE_BENCH_FIGHT_MS ?? 20_000)
@@ -36,7 +36,7 @@ const LAST_REPAIR_MS = 40_000
 /** The foreign change, and a reader of our input chain that tells whether our rules are there. */
 const FIGHT: Record<
   Backend,
-  { change: string[]; reader: (ns: string, run: Runner) => Reader; present: RegExp }
+  { change: string[]; reader: (ns: string) => Reader; present: RegExp }
 > = {
   nftables: {
     change: ['nft', 'flush', 'chain', 'inet', 'palisade', 'input'],
@@ -51,7 +51,7 @@ const FIGHT: Record<
   'iptables-legacy': {
     change: ['iptables-legacy', '-w', '-F', 'PALISADE-INPUT'],
     // iptables-save takes no xtables lock, so the sampler never delays the agent.
-    reader: (_, run) => commandReader(run, ['iptables-legacy-save', '-t', 'filter']),
+    reader: (ns) => shellReader(ns, 'iptables-legacy-save -t filter', (l) => l),
     present: /^-A PALISADE-INPUT .*--dport 8080/m,
   },
 }
@@ -107,7 +107,7 @@ async function fight(ns: string, run: Runner, agent: LabAgent, backend: Backend,
   const changes: Change[] = []
   const samples: Sample[] = []
   let sampling = true
-  const probe = reader(ns, run)
+  const probe = reader(ns)
   const sampler = (async () => {
     while (sampling) {
       const start = performance.now()

@@ -16,15 +16,10 @@ export interface Reader {
 const END = '#palisade-bench-read-end'
 
 /**
- * Lists a chain through one shell that stays running in the namespace (no `ip netns exec` for
- * each read) and a terse `nft -t list ruleset`: nft 1.0.6 fetches every element of a table's
- * sets before it lists any of its chains (`list chain`, even terse, even `nft -i`, costs 0.5 to
- * 1 s with 100,000 addresses, and keeps a core busy), but not for a terse listing of the
- * ruleset (10 ms at any size). Reading through `list chain` made most of what a benchmark timed
- * at 100,000 peers the reader's own time.
+ * Reads by `command` through one shell that stays running in the namespace (no `ip netns exec`
+ * for each read), `extract` taking what is wanted from its output.
  */
-export function nftReader(ns: string, chain: string): Reader {
-  const [family = '', table = '', name = ''] = chain.split(' ')
+export function shellReader(ns: string, command: string, extract: (out: string) => string): Reader {
   const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'sh'], {
     stdio: ['pipe', 'pipe', 'ignore'],
   })
@@ -38,15 +33,87 @@ export function nftReader(ns: string, chain: string): Reader {
     buffer = buffer.slice(end + END.length + 1)
     const a = answer
     answer = undefined
-    a(chainListing(text, family, table, name))
+    a(extract(text))
   })
   return {
     read: () =>
       new Promise((resolve) => {
         answer = resolve
-        child.stdin?.write(`nft -t list ruleset; echo '${END}'\n`)
+        child.stdin?.write(`${command}; echo '${END}'\n`)
       }),
     stop: () => void child.kill(),
+  }
+}
+
+/**
+ * Lists a chain by a terse `nft -t list ruleset`: nft 1.0.6 fetches every element of a table's
+ * sets before it lists any of its chains (`list chain`, even terse, even `nft -i`, costs 0.5 to
+ * 1 s with 100,000 addresses, and keeps a core busy), but not for a terse listing of the
+ * ruleset (10 ms at any size). Reading through `list chain` made most of what a benchmark timed
+ * at 100,000 peers the reader's own time.
+ */
+export function nftReader(ns: string, chain: string): Reader {
+  const [family = '', table = '', name = ''] = chain.split(' ')
+  return shellReader(ns, 'nft -t list ruleset', (out) => chainListing(out, family, table, name))
+}
+
+/** A committed nf_tables generation as a monitor saw it: who made it, and when its line came. */
+export interface Generation {
+  readonly pid: number
+  /** CLOCK_MONOTONIC, ms: comparable with other generations' times only. */
+  readonly at: number
+}
+
+/** Stamps each line it reads with the time it came: it does nothing else, so it is not late. */
+const STAMP =
+  'use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC); $| = 1; ' +
+  'while (<STDIN>) { printf "%.4f %s", 1000 * clock_gettime(CLOCK_MONOTONIC), $_ }'
+
+/**
+ * `nft monitor` in the namespace: every generation committed there, with the time its line came
+ * from the monitor (a process that only stamps lines, not this one: a stamp taken here could be
+ * late by whatever held this process's event loop). `next` waits for the first generation after
+ * the `from`th that `f` accepts.
+ */
+export function generationWatch(ns: string) {
+  const child = spawn('ip', ['netns', 'exec', ns, 'sh', '-c', `nft monitor | perl -e '${STAMP}'`], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    detached: true,
+  })
+  const seen: Generation[] = []
+  let waiting: (() => void) | undefined
+  let partial = ''
+  child.stdout.on('data', (b: Buffer) => {
+    const lines = (partial + b.toString()).split('\n')
+    partial = lines.pop() ?? ''
+    for (const l of lines) {
+      const m = /^([\d.]+) # new generation \d+ by process (\d+)/.exec(l)
+      if (m) seen.push({ pid: Number(m[2]), at: Number(m[1]) })
+    }
+    waiting?.()
+  })
+  return {
+    seen,
+    async next(from: number, f: (g: Generation) => boolean, timeoutMs: number) {
+      const deadline = performance.now() + timeoutMs
+      for (;;) {
+        const i = seen.findIndex((g, j) => j >= from && f(g))
+        if (i >= 0) return i
+        const left = deadline - performance.now()
+        if (left <= 0) throw new Error(`no such nf_tables generation within ${timeoutMs} ms`)
+        await new Promise<void>((done) => {
+          const t = setTimeout(done, left)
+          waiting = () => {
+            clearTimeout(t)
+            done()
+          }
+        })
+      }
+    },
+    /** Ends the monitor and the stamping with it (one process group). */
+    stop: () => {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM')
+    },
   }
 }
 
