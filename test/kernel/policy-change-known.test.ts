@@ -42,13 +42,21 @@ describe('a policy change from what the dataplane verified', () => {
        * it runs from then on. With `digest: false`, perl cannot be started (iptables-legacy's
        * looks then list the filter tables).
        */
-      async function verifiedDataplane(o: { digest?: boolean; fullLookEvery?: number } = {}) {
+      async function verifiedDataplane(
+        o: {
+          digest?: boolean
+          fullLookEvery?: number
+          /** Runs before each tool the dataplane starts, with its name. */
+          before?: (cmd: string) => Promise<void>
+        } = {},
+      ) {
         const empty = { ...d, tables: [], hooks: [], ipsets: [] }
         const before = await readOwn(ns.run, backend)
         await applyDesired(ns.run, empty, before, { modeChanged: true })
         const commands: string[] = []
-        const run: Runner = (cmd, args, opts) => {
+        const run: Runner = async (cmd, args, opts) => {
           commands.push(`${cmd} ${args[0] ?? ''}`)
+          await o.before?.(cmd)
           return ns.run(cmd, args, opts)
         }
         /** The tools it started besides the monitor: the session its element changes go to. */
@@ -194,16 +202,32 @@ describe('a policy change from what the dataplane verified', () => {
             const asked = listingRequests.slice(listed).join('')
             expect(asked.match(/'ipset' 'list' '-t'/g)).toHaveLength(2)
             expect(asked).not.toMatch(/legacy-save/)
-            // A change another process made shows at the next look, full or not.
-            await ns.run('iptables-legacy', ['-w', '-R', 'PALISADE-INPUT', '1', '-j', 'ACCEPT'])
-            expect(await dp.changed()).toEqual({ rules: true, elements: false })
-            const read = await dp.read({ elements: false })
-            expect(read).toEqual(await readOwn(ns.run, backend, { elements: false }))
-            expect(diff(d, read)).not.toEqual([])
-            await ns.run('ip6tables-legacy', ['-w', '-F', 'PALISADE-OUTPUT'])
-            expect(await dp.changed()).toEqual({ rules: true, elements: false })
-            await dp.read({ elements: false })
+            // Traffic through our rules (connections refused) changes their counters, which the
+            // digest leaves out.
+            await ns.run('ip', ['link', 'set', 'lo', 'up'])
+            for (const to of ['127.0.0.1', '::1'])
+              await ns.run('bash', ['-c', `for i in 1 2 3; do : </dev/tcp/${to}/9; done`])
+            for (const save of ['iptables-legacy-save', 'ip6tables-legacy-save']) {
+              const counted = await ns.run(save, ['-c', '-t', 'filter'])
+              expect(counted.stdout).toMatch(/^\[[1-9]\d*:\d+\] -A INPUT /m)
+            }
             expect(await dp.changed()).toEqual({ rules: false, elements: false })
+            // A change another process made shows at the next look, full or not: in each
+            // family, a rule added, then that rule replaced by one of the same size.
+            const rules = async (tool: string, a: string, b: string) => {
+              await ns.run(tool, ['-w', '-I', 'PALISADE-INPUT', '1', '-s', a, '-j', 'ACCEPT'])
+              expect(await dp.changed()).toEqual({ rules: true, elements: false })
+              const read = await dp.read({ elements: false })
+              expect(read).toEqual(await readOwn(ns.run, backend, { elements: false }))
+              expect(diff(d, read)).not.toEqual([])
+              expect(await dp.changed()).toEqual({ rules: false, elements: false })
+              await ns.run(tool, ['-w', '-R', 'PALISADE-INPUT', '1', '-s', b, '-j', 'ACCEPT'])
+              expect(await dp.changed()).toEqual({ rules: true, elements: false })
+              await dp.read({ elements: false })
+              expect(await dp.changed()).toEqual({ rules: false, elements: false })
+            }
+            await rules('iptables-legacy', '198.18.0.1', '198.18.0.2')
+            await rules('ip6tables-legacy', '2001:db8::1', '2001:db8::2')
             expect(commands).toEqual([])
             expect(sessions.filter((x) => x === 'perl -e DIGEST')).toHaveLength(1)
           } finally {
@@ -293,15 +317,15 @@ describe('a policy change from what the dataplane verified', () => {
           const removed = (rs: Ruleset) => found(diff(d, rs), (x) => x.kind === 'rule_removed')
           try {
             const v4 = await readAfter(flush('iptables-nft'))
-            expect(v4.listed).toEqual(['iptables'])
+            expect(v4.listed).toEqual(['iptables', 'ipset'])
             expect(removed(v4.read)).toBe(true)
             // Then the other family alone; what the last read found stands for the rest.
             const v6 = await readAfter(flush('ip6tables-nft'))
-            expect(v6.listed).toEqual(['ip6tables'])
+            expect(v6.listed).toEqual(['ip6tables', 'ipset'])
             expect(removed(v6.read)).toBe(true)
             await repair(v6.read)
             const again = await readAfter(flush('ip6tables-nft'))
-            expect(again.listed).toEqual(['ip6tables'])
+            expect(again.listed).toEqual(['ip6tables', 'ipset'])
             await repair(again.read)
             // A change to anything else reads all of it.
             const nat = await readAfter(() =>
@@ -311,6 +335,45 @@ describe('a policy change from what the dataplane verified', () => {
             expect(diff(d, nat.read)).toEqual([])
             // Every listing went to the listing shell; the tools started were the repairs'.
             expect(commands.filter((c) => !/^ip6?tables-nft-restore /.test(c))).toEqual([])
+          } finally {
+            stop()
+          }
+        })
+
+      if (backend === 'iptables-nft')
+        it('does not take a change another process made during our apply from what it read back', async () => {
+          let during: (() => Promise<void>) | undefined
+          const { dp, stop, foreignEvent, forget } = await verifiedDataplane({
+            before: async (cmd) => {
+              const f = during
+              if (cmd !== 'iptables-nft-restore' || !f) return
+              during = undefined
+              await f()
+            },
+          })
+          try {
+            await ns.run('iptables-nft', ['-w', '-F', 'PALISADE-INPUT'])
+            await foreignEvent()
+            const read = await dp.read({ elements: false })
+            // The repair commits IPv4 alone and reads back IPv4 alone; meanwhile another
+            // process flushes an IPv6 chain, and its event comes before the repair's tool runs.
+            during = async () => {
+              forget()
+              await ns.run('ip6tables-nft', ['-w', '-F', 'PALISADE-OUTPUT'])
+              await foreignEvent()
+            }
+            const plan = await dp.apply(d, read, { modeChanged: false })
+            expect(plan).toMatchObject({ kind: 'rules', tables: ['ip filter'] })
+            expect(during).toBeUndefined()
+            // The read after it, and the one after a change to IPv4 alone, find the IPv6 flush.
+            const kernel = () => readOwn(ns.run, backend, { elements: false })
+            expect(await dp.read({ elements: false })).toEqual(await kernel())
+            forget()
+            await ns.run('iptables-nft', ['-w', '-F', 'PALISADE-OUTPUT'])
+            await foreignEvent()
+            const after = await dp.read({ elements: false })
+            expect(after).toEqual(await kernel())
+            expect(found(diff(d, after), (x) => x.kind === 'rule_removed')).toBe(true)
           } finally {
             stop()
           }

@@ -60,6 +60,11 @@ export class KernelDataplane implements Dataplane {
   #watching = false
   /** Counts changes by other processes (and lost events) the monitor reported. */
   #foreign = 0
+  /**
+   * Change events that came during an apply, while it runs: judged when it ended, once the
+   * pids of its own commands are known (its own events often come before its tool has ended).
+   */
+  #duringApply: ChangeBatch[] | undefined
   /** The change signal taken just before the last read began, or with the look it was made of. */
   #signal: ChangeSignal | undefined
   /**
@@ -220,7 +225,7 @@ export class KernelDataplane implements Dataplane {
         ? await readIptablesChanged(
             this.#viaSession,
             this.backend,
-            knownBut.rs,
+            knownBut.rs.tables,
             knownBut.families,
           ).catch(this.#logged)
         : await readOwn(this.#viaSession, this.backend, opts).catch(this.#logged)
@@ -237,9 +242,10 @@ export class KernelDataplane implements Dataplane {
    */
   async changed() {
     const last = this.#signal
-    if (last === undefined) return undefined
     const began = this.#began
     const full = ++this.#looks % this.fullLookEvery === 0
+    // No signal (the last read failed, or none was made): a read, but not at every look.
+    if (last === undefined) return full ? undefined : { rules: false, elements: false }
     const digest = await this.#filterDigest()
     if (!full && digest === undefined) return { rules: false, elements: false }
     const look = await takeLook(this.#listed, this.backend, { sets: full, digest }).catch(
@@ -262,6 +268,18 @@ export class KernelDataplane implements Dataplane {
   }
 
   async apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
+    this.#duringApply = []
+    try {
+      return await this.#apply(desired, actual, opts)
+    } finally {
+      // Known again by what the apply read back: another process's change since is not.
+      const held = this.#duringApply
+      this.#duringApply = undefined
+      for (const b of held) if (!this.isOwn(b)) this.#forget({ kind: 'change', batch: b })
+    }
+  }
+
+  async #apply(...[desired, actual, opts]: Parameters<Dataplane['apply']>) {
     const last = this.#signal
     this.#known = undefined
     this.#knownBut = undefined
@@ -308,6 +326,9 @@ export class KernelDataplane implements Dataplane {
   }
 
   watch(onEvent: Parameters<Dataplane['watch']>[0]) {
+    // What was found while no monitor ran is not built on: a change then went unseen.
+    this.#known = undefined
+    this.#knownBut = undefined
     const monitor = new NftMonitor({
       start: this.start,
       now: () => this.clock.now(),
@@ -319,11 +340,8 @@ export class KernelDataplane implements Dataplane {
           e.batch.lines.every(isFlowCountChange)
         )
           return
-        if (e.kind !== 'change' || !this.isOwn(e.batch)) {
-          this.#knownBut = this.#knownAfter(e)
-          this.#known = undefined
-          this.#foreign++
-        }
+        if (e.kind === 'change' && this.#duringApply) this.#duringApply.push(e.batch)
+        else if (e.kind !== 'change' || !this.isOwn(e.batch)) this.#forget(e)
         if (e.kind === 'exited') this.#watching = false
         onEvent(e)
       },
@@ -336,6 +354,13 @@ export class KernelDataplane implements Dataplane {
         monitor.stop()
       },
     }
+  }
+
+  /** Another process changed the kernel, or events were lost: what was known is not, or in part. */
+  #forget(e: MonitorEvent): void {
+    this.#knownBut = this.#knownAfter(e)
+    this.#known = undefined
+    this.#foreign++
   }
 
   /** What stays known after another process's change, or lost events (see #knownBut). */

@@ -83,24 +83,23 @@ export function terseIptablesFrom(
 /**
  * A read without set contents where only the filter tables of `families` can have changed since
  * `known` was read (another process's change on iptables-nft that touched nothing else, as its
- * event told): those are listed; the other family's table and the ipsets' names are `known`'s.
+ * event told): those are listed, and the ipsets' names (a set may have been destroyed once the
+ * change left it unreferenced); the other family's table is `known`'s.
  */
 export async function readIptablesChanged(
   run: Runner,
   backend: Exclude<Backend, 'nftables'>,
-  known: Ruleset,
+  known: readonly Table[],
   families: ReadonlySet<'ip' | 'ip6'>,
 ): Promise<Ruleset> {
-  const fresh = await readIptablesFilter(run, backend, {
-    families: FAMILIES.filter((f) => families.has(f)),
-  })
+  const [fresh, sets] = await Promise.all([
+    readIptablesFilter(run, backend, { families: FAMILIES.filter((f) => families.has(f)) }),
+    runChecked(run, 'ipset', ['list', '-n']),
+  ])
   const tables = FAMILIES.flatMap((f) =>
-    (families.has(f) ? fresh : known.tables).filter((t) => t.family === f),
+    (families.has(f) ? fresh : known).filter((t) => t.family === f),
   )
-  return terseIptables(
-    tables,
-    known.ipsets.map((s) => s.name),
-  )
+  return terseIptables(tables, sets.split('\n').filter(Boolean))
 }
 
 /** Our tables, and the ipsets by name: their family is not known then, and not compared. */
