@@ -3,7 +3,6 @@
  * rather than what the agent says: a listing reader, and the CPU a process has used.
  */
 import type { Runner } from '@palisade/agent'
-import { runChecked } from '@palisade/agent'
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
@@ -110,6 +109,21 @@ export function generationWatch(ns: string) {
         })
       }
     },
+    /**
+     * Resolves once the monitor reports: nft lists the ruleset before it follows changes (a
+     * second or more at 100,000 peers), and a change made before then is not seen. A table of
+     * its own is made and deleted until one of these shows.
+     */
+    async ready(run: Runner) {
+      const deadline = performance.now() + 30_000
+      while (performance.now() < deadline) {
+        const made = await run('nft', ['add', 'table', 'inet', 'palisade_bench_ready'])
+        await run('nft', ['delete', 'table', 'inet', 'palisade_bench_ready'])
+        await new Promise((r) => setTimeout(r, 200))
+        if (seen.some((g) => g.pid === made.pid)) return
+      }
+      throw new Error('nft monitor reported nothing within 30 s')
+    },
     /** Ends the monitor and the stamping with it (one process group). */
     stop: () => {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM')
@@ -128,12 +142,6 @@ export function chainListing(ruleset: string, family: string, table: string, cha
   const end = lines.indexOf('\t}', c)
   return lines.slice(c, end < 0 ? undefined : end + 1).join('\n')
 }
-
-/** Runs a listing command for each read (iptables-legacy has no other way in). */
-export const commandReader = (run: Runner, [cmd = '', ...args]: string[]): Reader => ({
-  read: () => runChecked(run, cmd, args),
-  stop: () => undefined,
-})
 
 /** Seconds of CPU a process used, its own and its waited-for children's (/proc/PID/stat). */
 /**

@@ -2,9 +2,9 @@
  * Tampering detect-and-repair latency of a real agent process, per backend and scenario, for a
  * 1,000-peer and a 100,000-peer policy, measured from outside the agent: how long our rules
  * were not whole in the kernel (see gapSeen and gapPolled). Where nf_tables reports changes the
- * readers wait for its events: a reader that listed without pause (as this did before) kept one
- * of the two cores busy, and the agent's repair waited for it. The agent runs as configured by default, its fight handling
- * included. The changes are isolated: each comes as long after the last repair as that took,
+ * readers wait for its events: a reader that listed with 2 ms pauses (as this did before) kept
+ * one of the two cores busy, and the agent's repair waited for it. The agent runs as configured
+ * by default, its fight handling included. The changes are isolated: each comes as long after the last repair as that took,
  * plus 0.2 to 0.6 s at random (so it falls at any phase of a poll); bench/fight.bench.ts times
  * changes that come faster.
  *
@@ -81,11 +81,16 @@ const SCENARIOS: Record<Backend, Record<string, Scenario>> = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Now on CLOCK_MONOTONIC, in ms: the clock the generations are stamped on. */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6
+
 /**
  * The gap one change left, where nf_tables reports changes (nftables, iptables-nft): from the
- * change's generation as a monitor in the namespace saw it come to the generation after which
- * our rules read whole again (the last one seen when that read answered: never earlier than
- * the repair, so a figure may over-state, not under-state).
+ * change's generation, as a monitor in the namespace saw it come, to the generation after which
+ * our rules read whole again. A read that finds them whole began after a generation by another
+ * process than the changer's had come; the gap ends at the last generation stamped before that
+ * read answered (looked for 20 ms after, for a line still on its way): the repair is among
+ * them, and a figure may over-state the gap by the others, never under-state it.
  */
 async function gapSeen(
   run: Runner,
@@ -98,12 +103,19 @@ async function gapSeen(
   const r = await run(cmd, args)
   if (r.code !== 0 || r.pid === undefined) throw new Error(`${s.cmd.join(' ')}: ${r.stderr}`)
   const pid = r.pid
-  const change = gens.seen[await gens.next(from, (g) => g.pid === pid, 30_000)]?.at ?? NaN
+  const changed = gens.seen[await gens.next(from, (g) => g.pid === pid, 30_000)]?.at ?? NaN
   let next = from
   for (;;) {
     await gens.next(next, (g) => g.pid !== pid, 30_000)
     next = gens.seen.length
-    if (s.repaired(await probe.read())) return (gens.seen.at(-1)?.at ?? NaN) - change
+    const whole = s.repaired(await probe.read())
+    const answered = monotonicMs()
+    if (!whole) continue
+    await sleep(20)
+    const ends = gens.seen.slice(from).filter((g) => g.pid !== pid && g.at <= answered)
+    const end = Math.max(...ends.map((g) => g.at))
+    if (!(end >= changed)) throw new Error(`no repair generation after ${s.cmd.join(' ')}`)
+    return end - changed
   }
 }
 
@@ -137,6 +149,7 @@ async function trials(
   const gens = backend === 'iptables-legacy' ? undefined : generationWatch(ns)
   const out: number[] = []
   try {
+    await gens?.ready(run)
     if (!s.repaired(await probe.read()))
       throw new Error(`our rules are not whole before ${s.cmd[0]}`)
     for (let i = 0; i < count; i++) {
