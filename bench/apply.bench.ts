@@ -26,6 +26,7 @@ import {
   DEFAULT_CONFIG,
   Enforcer,
   KernelDataplane,
+  lookPacing,
   readOwn,
   runChecked,
   runLocal,
@@ -125,10 +126,20 @@ async function fresh<T>(f: (run: Runner, start: ProcessStarter) => Promise<T>): 
 
 /** An enforcer as the agent runs it on `backend`, over the kernel dataplane. */
 function agentEnforcer(run: Runner, start: ProcessStarter, backend: Backend): Enforcer {
+  const { lookMs, fullLookEvery } = lookPacing(backend, DEFAULT_CONFIG.pollMs)
   const enforcer = new Enforcer({
-    dataplane: new KernelDataplane(run, backend, start, systemClock),
+    dataplane: new KernelDataplane(
+      run,
+      backend,
+      start,
+      systemClock,
+      undefined,
+      undefined,
+      fullLookEvery,
+    ),
     clock: systemClock,
     pollMs: backend === 'nftables' ? null : DEFAULT_CONFIG.pollMs,
+    lookMs,
     backstopMs: DEFAULT_CONFIG.backstopMs,
     fight: DEFAULT_CONFIG.fight,
     watchEvents: backend !== 'iptables-legacy',

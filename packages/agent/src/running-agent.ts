@@ -1,4 +1,4 @@
-import type { Desired } from '@palisade/firewall'
+import type { Backend, Desired } from '@palisade/firewall'
 import {
   canCountInKernel,
   countsInKernel,
@@ -40,6 +40,16 @@ import { cleanUpAfterUnpair } from './unpair-cleanup.js'
  * perl process kept running, microseconds), so a change waits at most this long to be seen.
  */
 const LEGACY_LOOK_MS = 25
+
+/**
+ * How often the enforcer looks for changes that send no event on `backend` (`lookMs`), and
+ * how many of those looks make one that takes what costs a tool (see KernelDataplane), for
+ * the configured `pollMs`.
+ */
+export function lookPacing(backend: Backend, pollMs: number) {
+  const lookMs = backend === 'iptables-legacy' ? Math.min(LEGACY_LOOK_MS, pollMs) : pollMs
+  return { lookMs, fullLookEvery: Math.max(1, Math.round(pollMs / lookMs)) }
+}
 
 /**
  * The running agent: wires the owners together. The host survey says what the host holds; the
@@ -159,9 +169,7 @@ export class RunningAgent {
       },
     })
     const { backend } = o.view.choice
-    // iptables-legacy's filter tables are looked at through their digest, which costs no tool.
-    const lookMs =
-      backend === 'iptables-legacy' ? Math.min(LEGACY_LOOK_MS, config.pollMs) : config.pollMs
+    const { lookMs, fullLookEvery } = lookPacing(backend, config.pollMs)
     this.enforcer = new Enforcer({
       dataplane:
         o.dataplane ??
@@ -172,7 +180,7 @@ export class RunningAgent {
           clock,
           o.log,
           () => this.#collector.readCounts(),
-          Math.max(1, Math.round(config.pollMs / lookMs)),
+          fullLookEvery,
         ),
       // Rules that log do so at once: their reader listens first. What the rules being left
       // counted is read while they still tell which rule counted it.
