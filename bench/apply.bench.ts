@@ -128,15 +128,7 @@ async function fresh<T>(f: (run: Runner, start: ProcessStarter) => Promise<T>): 
 function agentEnforcer(run: Runner, start: ProcessStarter, backend: Backend): Enforcer {
   const { lookMs, fullLookEvery } = lookPacing(backend, DEFAULT_CONFIG.pollMs)
   const enforcer = new Enforcer({
-    dataplane: new KernelDataplane(
-      run,
-      backend,
-      start,
-      systemClock,
-      undefined,
-      undefined,
-      fullLookEvery,
-    ),
+    dataplane: new KernelDataplane(run, backend, start, systemClock, { fullLookEvery }),
     clock: systemClock,
     pollMs: backend === 'nftables' ? null : DEFAULT_CONFIG.pollMs,
     lookMs,

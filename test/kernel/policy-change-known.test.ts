@@ -77,15 +77,7 @@ describe('a policy change from what the dataplane verified', () => {
             },
           }
         }
-        const dp = new KernelDataplane(
-          run,
-          backend,
-          start,
-          systemClock,
-          undefined,
-          undefined,
-          o.fullLookEvery,
-        )
+        const dp = new KernelDataplane(run, backend, start, systemClock, o)
         const seen: MonitorEvent[] = []
         let waiting: { f: (e: MonitorEvent) => boolean; done: () => void } | undefined
         const watch = events

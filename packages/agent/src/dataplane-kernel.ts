@@ -18,6 +18,21 @@ import {
 } from './netfilter/session-protocol.js'
 import { SessionUnavailable, ToolSession } from './netfilter/tool-session.js'
 
+export interface KernelDataplaneOptions {
+  /** The local log: a failed tool's own words go here, never to the server. */
+  readonly log?: (line: Record<string, unknown>) => void
+  /**
+   * Runs before a full replacement of a table whose sets count flows (which empties them): the
+   * flow reader takes the counts first.
+   */
+  readonly beforeCountsLost?: () => Promise<void>
+  /**
+   * How many looks (`changed`) make one that also takes what costs a tool: the sets' headers,
+   * and the filter tables' listings where the digest cannot tell (1: every look).
+   */
+  readonly fullLookEvery?: number
+}
+
 /** What was known of the kernel, and the iptables filter tables changed since (see #knownBut). */
 interface KnownBut {
   readonly rs: Ruleset
@@ -84,24 +99,20 @@ export class KernelDataplane implements Dataplane {
    */
   #began = 0
 
+  readonly #log: (line: Record<string, unknown>) => void
+  readonly #beforeCountsLost: () => Promise<void>
+  readonly #fullLookEvery: number
+
   constructor(
     private readonly run: Runner,
     readonly backend: Backend,
     private readonly start: ProcessStarter,
     private readonly clock: Clock,
-    /** The local log: a failed tool's own words go here, never to the server. */
-    private readonly log: (line: Record<string, unknown>) => void = () => undefined,
-    /**
-     * Runs before a full replacement of a table whose sets count flows (which empties them):
-     * the flow reader takes the counts first.
-     */
-    private readonly beforeCountsLost: () => Promise<void> = () => Promise.resolve(),
-    /**
-     * How many looks (`changed`) make one that also takes what costs a tool: the sets'
-     * headers, and the filter tables' listings where the digest cannot tell.
-     */
-    private readonly fullLookEvery = 1,
+    opts: KernelDataplaneOptions = {},
   ) {
+    this.#log = opts.log ?? (() => undefined)
+    this.#beforeCountsLost = opts.beforeCountsLost ?? (() => Promise.resolve())
+    this.#fullLookEvery = opts.fullLookEvery ?? 1
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
     this.#listings = backend === 'nftables' ? undefined : new ListingShell(start)
     const digest = backend === 'iptables-legacy' ? filterDigestTool(process.arch) : undefined
@@ -136,7 +147,7 @@ export class KernelDataplane implements Dataplane {
         if (!(e instanceof SessionUnavailable)) throw e
         // Ended during the request, it may have made the change: its event is ours.
         this.#own(e)
-        this.log({
+        this.#log({
           msg: 'firewall tool session unavailable, running the tool once',
           reason: e.message,
         })
@@ -156,7 +167,7 @@ export class KernelDataplane implements Dataplane {
         if (listed) return listed
       } catch (e) {
         if (!(e instanceof SessionUnavailable)) throw e
-        this.log({ msg: 'listing shell unavailable, running the tool once', reason: e.message })
+        this.#log({ msg: 'listing shell unavailable, running the tool once', reason: e.message })
       }
     }
     return this.#run(cmd, args)
@@ -243,7 +254,7 @@ export class KernelDataplane implements Dataplane {
   async changed() {
     const last = this.#signal
     const began = this.#began
-    const full = ++this.#looks % this.fullLookEvery === 0
+    const full = ++this.#looks % this.#fullLookEvery === 0
     // No signal (the last read failed, or none was made): a read, but not at every look.
     if (last === undefined) return full ? undefined : { rules: false, elements: false }
     const digest = await this.#filterDigest()
@@ -295,7 +306,7 @@ export class KernelDataplane implements Dataplane {
       desired,
       actual,
       opts,
-      counting ? () => this.beforeCountsLost().catch(() => undefined) : undefined,
+      counting ? () => this.#beforeCountsLost().catch(() => undefined) : undefined,
     )
       .catch(this.#logged)
       .finally(() => {
@@ -316,7 +327,7 @@ export class KernelDataplane implements Dataplane {
 
   readonly #logged = (e: unknown): never => {
     if (e instanceof CommandError)
-      this.log({
+      this.#log({
         msg: 'firewall tool failed',
         cmd: e.cmd,
         code: e.result.code,

@@ -173,15 +173,11 @@ export class RunningAgent {
     this.enforcer = new Enforcer({
       dataplane:
         o.dataplane ??
-        new KernelDataplane(
-          o.run,
-          backend,
-          o.start ?? startLocal,
-          clock,
-          o.log,
-          () => this.#collector.readCounts(),
+        new KernelDataplane(o.run, backend, o.start ?? startLocal, clock, {
+          log: o.log,
+          beforeCountsLost: () => this.#collector.readCounts(),
           fullLookEvery,
-        ),
+        }),
       // Rules that log do so at once: their reader listens first. What the rules being left
       // counted is read while they still tell which rule counted it.
       beforeReconcile: async (desired) => {
