@@ -104,11 +104,11 @@ const rootRules = async () =>
         ['iptables-legacy-save', []],
         ['iptables-nft-save', []],
       ].map(async ([cmd, args]) =>
-        // the counters move with this machine's own traffic; the rules must not
-        (await runLocal(cmd as string, args as string[])).stdout.replace(
-          /\[\d+:\d+\]|packets \d+ bytes \d+/g,
-          '',
-        ),
+        // The counters move with this machine's own traffic, and iptables-save's comments carry
+        // the time it ran (where the root namespace holds such tables); the rules must not.
+        (await runLocal(cmd as string, args as string[])).stdout
+          .replace(/\[\d+:\d+\]|packets \d+ bytes \d+/g, '')
+          .replace(/^# (Generated|Completed) .*$/gm, ''),
       ),
     )
   ).join('\n')
