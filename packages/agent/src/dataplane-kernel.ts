@@ -263,6 +263,9 @@ export class KernelDataplane implements Dataplane {
       this.#logged,
     )
     if (look === undefined) return undefined
+    // A read or apply began or ended while it looked: what it listed may be from before it, and
+    // the signal it compares with is no longer the last. The next look compares with the new one.
+    if (began !== this.#began) return { rules: false, elements: false }
     const now = look.signal
     const changed = { rules: now.rules !== last.rules, elements: full && now.sets !== last.sets }
     const [v4, v6] = look.saves
