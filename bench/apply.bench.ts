@@ -9,12 +9,15 @@
  *
  * A one-address change is timed as the agent makes it: an enforcer over the kernel dataplane,
  * with the change monitor and the polling the agent runs on that backend, is handed the
- * compiled policy with one address more, then one less (setDesired until settled: its read,
- * diff, apply, verify and the read-back; the change goes to the tool session the dataplane keeps
- * for element changes, as in the agent). The compile of that policy is timed apart
- * (oneAddressCompileMs). `oneAddressChangeWithFullReadMs` is the same change after a full read
- * (what a change after tampering, or without the monitor, costs). Each change is then checked
- * against a full read of the kernel (not timed).
+ * compiled policy with one address more, then one less, five times each per repetition
+ * (setDesired until settled: its read, diff, apply, verify and the read-back; the change goes to
+ * the tool session the dataplane keeps for element changes, as in the agent). The compile of
+ * that policy is timed apart (oneAddressCompileMs), and the garbage collector's pauses inside
+ * each change are stated (oneAddressChangeGcMs: the collector pauses where the heap fills, and a
+ * policy of 100,000 peers is 100,000 new strings). `oneAddressChangeWithFullReadMs` is the same
+ * change after a full read (what a change after tampering, or without the monitor, costs). Each
+ * change is then checked in the kernel for the address it changed, and the last one of each
+ * repetition against a full read (not timed).
  *
  * Tools run through `nsenter --net`, which only switches the network namespace, as close as a
  * test can come to the agent running them in its own: `ip netns exec` also makes a mount
@@ -37,6 +40,8 @@ import type { Backend, Desired, Ruleset } from '@palisade/firewall'
 import {
   BACKENDS,
   compile,
+  NFT_TABLE,
+  setName,
   diff,
   planApply,
   renderIpsetStage,
@@ -47,10 +52,14 @@ import { Lab } from '@palisade/lab'
 import { DEFAULT_FAILSAFE } from '@palisade/model'
 import { NFT_SESSION } from '../packages/agent/src/netfilter/session-protocol.js'
 import { ToolSession } from '../packages/agent/src/netfilter/tool-session.js'
-import { policyWithPeers } from './peers.js'
-import { median, timed } from './stats.js'
+import { BENCH_RULE_KEY, policyWithPeers } from './peers.js'
+import { gcPauses, median, timed } from './stats.js'
 
 const SIZES = (process.env.PALISADE_BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number)
+/** The address a one-address change adds and removes. */
+const EXTRA = '203.0.113.7/32'
+/** One-address changes per repetition: this many with one address more, as many with it gone. */
+const ONE_ADDRESS_PAIRS = 5
 const NO_STATE = { hooksFound: [], modeChanged: true, foreignToDelete: [], staleChains: [] }
 
 async function raw(run: Runner, d: Desired): Promise<void> {
@@ -106,6 +115,21 @@ async function ours(
   }
 }
 
+/**
+ * Whether the kernel's set of the bench rule's IPv4 peers holds `address` (nft's `get element`, `ipset test`): a
+ * check of one change that parses no listing. A full read's parse in this process, whose result
+ * parse-nft keeps for the next, would leave 100,000 strings for the next change's collection.
+ */
+async function holds(run: Runner, d: Desired, address: string): Promise<boolean> {
+  const ip = address.replace(/\/32$/, '')
+  const name = setName(d.backend, BENCH_RULE_KEY, 4)
+  const r =
+    d.backend === 'nftables'
+      ? await run('nft', ['get', 'element', 'inet', NFT_TABLE, name, `{ ${ip} }`])
+      : await run('ipset', ['test', name, ip])
+  return r.code === 0
+}
+
 function expectApplied(d: Desired, rs: Ruleset, when: string): void {
   const drifts = diff(d, rs)
   if (planApply(d, drifts).kind !== 'none')
@@ -154,6 +178,7 @@ async function enforce(e: Enforcer, d: Desired): Promise<string> {
 
 export async function run(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {}
+  const gc = gcPauses()
   for (const backend of BACKENDS as readonly Backend[]) {
     const rows: Record<string, unknown> = {}
     for (const n of SIZES) {
@@ -164,6 +189,8 @@ export async function run(): Promise<Record<string, unknown>> {
       const rawMs: number[] = []
       const rawSessionMs: number[] = []
       const peerChange: number[] = []
+      /** The collector's pauses inside each change (see gcPauses). */
+      const peerChangeGc: number[] = []
       /** The change one way and the other: a delete (nft) waits for the kernel at the end. */
       const byWay: Record<'add' | 'remove', number[]> = { add: [], remove: [] }
       const compileMs: number[] = []
@@ -182,31 +209,35 @@ export async function run(): Promise<Record<string, unknown>> {
             oursTotal.push(m.totalMs)
             oursApply.push(m.applyMs)
             // The agent takes over what `ours` applied (it reads it once: nothing to change),
-            // then gets one address more, then one less. Outside the peers' range: next to one
+            // then gets one address more, then one less, and again. Outside the peers' range: next to one
             // of them, the two would merge into a /31.
             const e = agentEnforcer(r, start, backend)
             try {
               peerChangePlan.push(await enforce(e, d))
-              const extra = ['203.0.113.7/32']
-              for (const [version, more] of [
-                [2, extra],
-                [3, []],
-              ] as const) {
+              const extra = [EXTRA]
+              let last: Desired | undefined
+              for (let k = 0; k < ONE_ADDRESS_PAIRS * 2; k++) {
+                const [version, more] = [2 + k, k % 2 === 0 ? extra : []] as const
                 const policy = { ...policyWithPeers(n, 'coexistence_primary', more), version }
                 const c = await timed(() =>
                   compile(policy, { backend, failsafe: DEFAULT_FAILSAFE }),
                 )
                 compileMs.push(c.ms)
+                const from = performance.now()
                 const change = await timed(() => enforce(e, c.value))
                 peerChange.push(change.ms)
+                peerChangeGc.push(await gc.within(from, from + change.ms))
                 byWay[more.length > 0 ? 'add' : 'remove'].push(change.ms)
                 peerChangePlan.push(change.value)
-                expectApplied(c.value, await readOwn(r, backend), `at version ${version}, read`)
+                if ((await holds(r, c.value, EXTRA)) !== more.length > 0)
+                  throw new Error(`${backend} at version ${version}: ${EXTRA} not as set`)
+                last = c.value
               }
+              if (last) expectApplied(last, await readOwn(r, backend), 'after the changes, read')
             } finally {
               e.stop()
             }
-            const added = compile(policyWithPeers(n, 'coexistence_primary', ['203.0.113.7/32']), {
+            const added = compile(policyWithPeers(n, 'coexistence_primary', [EXTRA]), {
               backend,
               failsafe: DEFAULT_FAILSAFE,
             })
@@ -240,6 +271,8 @@ export async function run(): Promise<Record<string, unknown>> {
         oneAddressChangeMs: +median(peerChange).toFixed(1),
         oneAddressAddMs: +median(byWay.add).toFixed(1),
         oneAddressRemoveMs: +median(byWay.remove).toFixed(1),
+        oneAddressChangeGcMs: +median(peerChangeGc).toFixed(1),
+        oneAddressChangeGcMaxMs: +Math.max(...peerChangeGc).toFixed(1),
         oneAddressCompileMs: +median(compileMs).toFixed(1),
         oneAddressChangeWithFullReadMs: +median(peerChangeWithRead).toFixed(1),
         oneAddressChangePlan: [...new Set(peerChangePlan)].join(','),
@@ -248,5 +281,6 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     out[backend] = rows
   }
+  gc.stop()
   return out
 }

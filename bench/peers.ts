@@ -17,6 +17,9 @@ export function peerAddresses(n: number): { v4: string[]; v6: string[] } {
   return { v4, v6 }
 }
 
+/** The key of the one rule of policyWithPeers: its sets are named after it. */
+export const BENCH_RULE_KEY = '/bench/allow#in'
+
 /** A host policy allowing TCP 8080 from N peers (and blocking the rest), in the given mode. */
 export function policyWithPeers(
   n: number,
@@ -37,7 +40,7 @@ export function policyWithPeers(
     loopbackInPolicy: false,
     rules: [
       {
-        key: '/bench/allow#in',
+        key: BENCH_RULE_KEY,
         ruleHref: '/bench/allow',
         action: 'allow',
         direction: 'inbound',

@@ -1,3 +1,5 @@
+import { PerformanceObserver } from 'node:perf_hooks'
+
 /** Median and percentiles of a list of samples (milliseconds), rounded for printing. */
 export function summary(samples: readonly number[]): {
   n: number
@@ -38,4 +40,25 @@ export function spread(values: readonly number[]): {
 } {
   const { p50, min, max, n } = summary(values)
   return { median: p50, min, max, runs: n }
+}
+
+/**
+ * The garbage collector's pauses in this process from now until `stop`, to say how much of a
+ * timed window was the collector's (it pauses where the heap fills, not where garbage was made).
+ */
+export function gcPauses() {
+  const pauses: { readonly at: number; readonly ms: number }[] = []
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push({ at: e.startTime, ms: e.duration })
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return {
+    /** The pauses that began between `from` and `to` (performance.now() times), in ms. */
+    async within(from: number, to: number): Promise<number> {
+      // Entries reach the observer after the task that saw them ends.
+      await new Promise((r) => setTimeout(r, 0))
+      return pauses.filter((p) => p.at >= from && p.at < to).reduce((s, p) => s + p.ms, 0)
+    },
+    stop: () => observer.disconnect(),
+  }
 }
