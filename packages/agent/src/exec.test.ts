@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { runLocal } from './exec.js'
+import { runLocal, startLocal } from './exec.js'
 
 describe('runLocal', () => {
   it('answers with the exit code, output and pid of the command', async () => {
@@ -13,5 +13,35 @@ describe('runLocal', () => {
     const running = runLocal('sleep', ['60'], { signal: ac.signal })
     ac.abort()
     await expect(running).rejects.toMatchObject({ name: 'AbortError' })
+  })
+})
+
+describe('startLocal', () => {
+  it('ends a stopped process it was asked to end, which SIGTERM alone leaves', async () => {
+    let closed: (signal: string | null) => void = () => undefined
+    const ended = new Promise<string | null>((r) => (closed = r))
+    const p = startLocal('sleep', ['60'], {
+      stdout: () => undefined,
+      stderr: () => undefined,
+      error: () => undefined,
+      close: (_code, signal) => closed(signal),
+    })
+    expect(p.pid).toBeGreaterThan(0)
+    process.kill(p.pid ?? 0, 'SIGSTOP')
+    p.kill()
+    expect(await ended).toBe('SIGKILL')
+  })
+
+  it('ends a running process by SIGTERM', async () => {
+    let closed: (signal: string | null) => void = () => undefined
+    const ended = new Promise<string | null>((r) => (closed = r))
+    const p = startLocal('sleep', ['60'], {
+      stdout: () => undefined,
+      stderr: () => undefined,
+      error: () => undefined,
+      close: (_code, signal) => closed(signal),
+    })
+    p.kill()
+    expect(await ended).toBe('SIGTERM')
   })
 })

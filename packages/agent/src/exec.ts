@@ -108,7 +108,7 @@ export interface StartedProcess {
 
 /**
  * Starts a long-running command (a monitor, a tool reading commands on stdin) with an argument
- * array; `kill` ends it. Its stdin stays open until it is killed or this process exits, so a
+ * array; `kill` ends it (SIGTERM, then SIGKILL if it is still there 2 s later). Its stdin stays open until it is killed or this process exits, so a
  * tool reading commands there ends with the agent whatever the way the agent ends.
  */
 export type ProcessStarter = (
@@ -116,6 +116,9 @@ export type ProcessStarter = (
   args: readonly string[],
   on: ProcessHandlers,
 ) => StartedProcess
+
+/** How long a process `kill` ended has to go after SIGTERM before SIGKILL ends it. */
+const KILL_AFTER_MS = 2000
 
 /** The process starter for this process's own network namespace. */
 export const startLocal: ProcessStarter = (cmd, args, on) => {
@@ -129,7 +132,14 @@ export const startLocal: ProcessStarter = (cmd, args, on) => {
   return {
     ...(child.pid !== undefined && { pid: child.pid }),
     write: (text) => void child.stdin.write(text),
-    kill: () => child.kill('SIGTERM'),
+    kill: () => {
+      const gone = () => child.exitCode !== null || child.signalCode !== null
+      if (gone()) return
+      child.kill('SIGTERM')
+      // A stopped process (SIGSTOP, a debugger) takes SIGTERM only once continued: left so, it
+      // would stay for good, and a session ended for not answering starts another beside it.
+      setTimeout(() => gone() || child.kill('SIGKILL'), KILL_AFTER_MS).unref()
+    },
   }
 }
 

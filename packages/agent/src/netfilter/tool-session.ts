@@ -121,7 +121,6 @@ export class ToolSession {
     })
   }
 
-  /** What to write for `script`, once it is in the session's file where the tool reads it. */
   /**
    * The session's own directory, readable by our user alone, made when first needed and removed
    * by `close`: where a tool that reads its script from a file finds it, and where a tool's
@@ -137,6 +136,7 @@ export class ToolSession {
     return this.#dir
   }
 
+  /** What to write for `script`, once it is in the session's file where the tool reads it. */
   #requestFor(script: string, mark: string): { file?: string; text: string } {
     if (!this.tool.viaFile) return { text: this.tool.request(script, mark) }
     const file = join(this.workDir(), `${this.tool.name}.script`)
