@@ -27,12 +27,17 @@ const parseOwnIpsets = lastParse(parseIpsetSave)
  * table, or the iptables filter tables (our chains and hooks live there) and the ipsets.
  * `elements: false` leaves out set contents (a terse listing: sets of 100,000 addresses cost
  * a second to list, their names nothing); the result then says `elementsOmitted`. `signal`
- * ends the tools still running when it aborts (the read then rejects).
+ * ends the tools still running when it aborts (the read then rejects). On iptables, `families`
+ * lists only those filter tables (both by default).
  */
 export async function readOwn(
   run: Runner,
   backend: Backend,
-  opts: { elements?: boolean; signal?: AbortSignal } = {},
+  opts: {
+    elements?: boolean
+    signal?: AbortSignal
+    families?: readonly ('ip' | 'ip6')[]
+  } = {},
 ): Promise<Ruleset> {
   const elements = opts.elements ?? true
   const signal = opts.signal && { signal: opts.signal }
@@ -92,14 +97,14 @@ export async function readIptablesChanged(
   known: readonly Table[],
   families: ReadonlySet<'ip' | 'ip6'>,
 ): Promise<Ruleset> {
-  const [fresh, sets] = await Promise.all([
-    readIptablesFilter(run, backend, { families: FAMILIES.filter((f) => families.has(f)) }),
-    runChecked(run, 'ipset', ['list', '-n']),
-  ])
+  const fresh = await readOwn(run, backend, {
+    elements: false,
+    families: FAMILIES.filter((f) => families.has(f)),
+  })
   const tables = FAMILIES.flatMap((f) =>
-    (families.has(f) ? fresh : known).filter((t) => t.family === f),
+    (families.has(f) ? fresh.tables : known).filter((t) => t.family === f),
   )
-  return terseIptables(tables, sets.split('\n').filter(Boolean))
+  return { ...fresh, tables }
 }
 
 /** Our tables, and the ipsets by name: their family is not known then, and not compared. */
