@@ -7,6 +7,10 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { cpus, release, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { endOnSignals } from '@palisade/lab'
+
+// Stopped by a signal (^C), a benchmark still deletes the namespaces it made.
+endOnSignals()
 
 const dir = fileURLToPath(new URL('.', import.meta.url))
 const all = readdirSync(dir)

@@ -4,8 +4,10 @@
  * used to signal a pid read from a file, which after a wrap of the pids (32,768 here) could be
  * another test's process: the demo's, once, which then tore its estate down mid-test.
  */
+import { runLocal } from '@palisade/agent'
 import { Lab } from '@palisade/lab'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { readdir } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 
@@ -57,5 +59,41 @@ describe('Lab.destroy', () => {
     } finally {
       outside.kill('SIGKILL')
     }
+  }, 30_000)
+
+  it('goes, with what ran in it, when a program that asked for it is ended by a signal', async () => {
+    // A program as the benchmark runner is: a namespace with a process in it, until a signal.
+    const program = `
+      import { Lab, endOnSignals } from '@palisade/lab'
+      endOnSignals()
+      const ns = await Lab.isolated()
+      await ns.run('sh', ['-c', 'sleep 600 >/dev/null 2>&1 & echo $!'])
+      console.log(ns.ns)
+      setInterval(() => undefined, 1000)
+    `
+    const child = spawn(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', program],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const ended = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    const ns = await new Promise<string>((resolve, reject) => {
+      child.stdout.once('data', (b: Buffer) => resolve(b.toString().trim()))
+      void ended.then((code) => reject(new Error(`the program ended first (${code})`)))
+    })
+    const pids = (await runLocal('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)
+    expect(pids).toHaveLength(1)
+    child.kill('SIGTERM')
+    expect(await ended).toBe(143)
+    expect(await readdir('/run/netns')).not.toContain(ns)
+    // Ended: gone, or a zombie until whoever it was handed to collects it.
+    const running = (pid: string) => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+      } catch {
+        return false
+      }
+    }
+    expect(pids.filter(running)).toEqual([])
   }, 30_000)
 })

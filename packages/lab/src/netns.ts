@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { constants as osConstants } from 'node:os'
 import type { Runner } from '@palisade/agent'
 import { netnsRunner, runChecked, runLocal } from '@palisade/agent'
 
@@ -22,18 +23,40 @@ export interface LabHost {
 const live = new Set<string>()
 let exitHookInstalled = false
 
-/** Deletes every namespace this process created, also when a test throws or the process exits. */
+/**
+ * Deletes every namespace this process created, and ends what still runs in them, also when a
+ * test throws or the process exits (see endOnSignals for a process ended by a signal).
+ */
 function installExitHook(): void {
   if (exitHookInstalled) return
   exitHookInstalled = true
   const sweep = () => {
+    // Synchronous on purpose: this runs while the process is exiting.
+    const { spawnSync } = process.getBuiltinModule('node:child_process')
     for (const ns of live) {
-      // Synchronous on purpose: this runs while the process is exiting.
-      process.getBuiltinModule('node:child_process').spawnSync('ip', ['netns', 'del', ns])
+      const pids = spawnSync('ip', ['netns', 'pids', ns]).stdout?.toString() ?? ''
+      for (const pid of pids.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL')
+        } catch {
+          // gone already
+        }
+      }
+      spawnSync('ip', ['netns', 'del', ns])
     }
     live.clear()
   }
   process.on('exit', sweep)
+}
+
+/**
+ * Makes SIGINT, SIGTERM and SIGHUP end this process through its exit hooks, so the namespaces
+ * it made go with it (by default a signal ends it without them). For a program's entry point
+ * (the benchmark runner), not for a test runner's workers, which handle signals themselves.
+ */
+export function endOnSignals(): void {
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.once(s, () => process.exit(128 + (osConstants.signals[s] ?? 0)))
 }
 
 async function addNamespace(ns: string): Promise<void> {
