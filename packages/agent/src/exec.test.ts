@@ -17,7 +17,8 @@ describe('runLocal', () => {
 })
 
 describe('startLocal', () => {
-  it('ends a stopped process it was asked to end, which SIGTERM alone leaves', async () => {
+  /** `sleep 60` started, and the signal it ended by once it closed. */
+  function sleeper() {
     let closed: (signal: string | null) => void = () => undefined
     const ended = new Promise<string | null>((r) => (closed = r))
     const p = startLocal('sleep', ['60'], {
@@ -26,6 +27,11 @@ describe('startLocal', () => {
       error: () => undefined,
       close: (_code, signal) => closed(signal),
     })
+    return { p, ended }
+  }
+
+  it('ends a stopped process it was asked to end, which SIGTERM alone leaves', async () => {
+    const { p, ended } = sleeper()
     expect(p.pid).toBeGreaterThan(0)
     process.kill(p.pid ?? 0, 'SIGSTOP')
     p.kill()
@@ -33,14 +39,7 @@ describe('startLocal', () => {
   })
 
   it('ends a running process by SIGTERM', async () => {
-    let closed: (signal: string | null) => void = () => undefined
-    const ended = new Promise<string | null>((r) => (closed = r))
-    const p = startLocal('sleep', ['60'], {
-      stdout: () => undefined,
-      stderr: () => undefined,
-      error: () => undefined,
-      close: (_code, signal) => closed(signal),
-    })
+    const { p, ended } = sleeper()
     p.kill()
     expect(await ended).toBe('SIGTERM')
   })
