@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { runLocal, startLocal } from './exec.js'
 
@@ -34,6 +35,9 @@ describe('startLocal', () => {
     const { p, ended } = sleeper()
     expect(p.pid).toBeGreaterThan(0)
     process.kill(p.pid ?? 0, 'SIGSTOP')
+    // Stopped before it is asked to end: a SIGTERM pending beside the SIGSTOP is taken first.
+    while (!/^\d+ \(.*\) T /.test(readFileSync(`/proc/${p.pid}/stat`, 'utf8')))
+      await new Promise((r) => setTimeout(r, 5))
     p.kill()
     expect(await ended).toBe('SIGKILL')
   })
