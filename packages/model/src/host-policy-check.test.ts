@@ -1,8 +1,11 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { Checked, Issue } from './check.js'
 import type { HostPolicy } from './host-policy.js'
 import { computeHostPolicy } from './host-policy.js'
 import { checkHostPolicy, HOST_POLICY_LIMITS } from './host-policy-check.js'
+import type { Interval } from './ip.js'
+import { cidrToInterval, intervalsToCidrs } from './ip.js'
 import type { LocalPolicyError } from './local-policy.js'
 import { hostPolicyFromLocalFile } from './local-policy.js'
 import { AMS, allow, deny, label, lbl, ruleSet, snapshot, workload } from './snapshot.fixture.js'
@@ -144,6 +147,62 @@ describe('host policy from a server (strict schema)', () => {
     )
     const r = checkHostPolicy({ ...doc, rules: [{ ...rule0(doc), peers: { v4, v6: [] } }] })
     expect(r.ok && r.value.rules[0]?.peers).toEqual({ v4, v6: [] })
+  })
+})
+
+describe('peers as the checker takes them', () => {
+  /** What the checker made of one family's list, one entry at a time (the way errors take). */
+  function oneByOne(list: unknown[], fam: 4 | 6): string[] | undefined {
+    const intervals: Interval[] = []
+    for (const e of list) {
+      if (typeof e !== 'string' || e.length > HOST_POLICY_LIMITS.peer) return undefined
+      try {
+        const p = cidrToInterval(e)
+        if (p.family !== fam) return undefined
+        intervals.push(p.interval)
+      } catch {
+        return undefined
+      }
+    }
+    return intervalsToCidrs(fam, intervals)
+  }
+  const v4 = fc.oneof(
+    fc
+      .tuple(
+        fc.integer({ min: 0, max: 40 }),
+        fc.constantFrom('', '/32', '/31', '/30', '/24', '/032', '/33'),
+      )
+      .map(([n, len]) => `198.18.0.${n}${len}`),
+    fc.constantFrom('198.18.0.300/32', '0.0.0.0/0', '198.18.00.1', ' 198.18.0.1', '198.18.0'),
+  )
+  const v6 = fc
+    .tuple(fc.integer({ min: 0, max: 40 }), fc.constantFrom('', '/128', '/127', '/64', '/129'))
+    .map(([n, len]) => `2001:DB8::${n.toString(16)}${len}`)
+  const junk = fc.constantFrom('::ffff:1.2.3.4', 'x', '', 7, null)
+  /** Mostly entries of the family, now and then one of the other or none at all. */
+  const listOf = (own: fc.Arbitrary<string>, other: fc.Arbitrary<string>) =>
+    fc.array(
+      fc.oneof(
+        { arbitrary: own, weight: 12 },
+        { arbitrary: other, weight: 1 },
+        { arbitrary: junk, weight: 1 },
+      ),
+      { maxLength: 10 },
+    )
+
+  it('normalises each list as parsing its entries one by one would, or refuses it (property)', () => {
+    const doc = served()
+    fc.assert(
+      fc.property(listOf(v4, v6), listOf(v6, v4), (a, b) => {
+        const r = checkHostPolicy({ ...doc, rules: [{ ...rule0(doc), peers: { v4: a, v6: b } }] })
+        const want4 = oneByOne(a, 4)
+        const want6 = oneByOne(b, 6)
+        const ok = want4 !== undefined && want6 !== undefined
+        expect(r.ok).toBe(ok)
+        if (r.ok) expect(r.value.rules[0]?.peers).toEqual({ v4: want4, v6: want6 })
+      }),
+      { numRuns: 500 },
+    )
   })
 })
 

@@ -11,7 +11,7 @@ import { COEXISTENCE_MODES } from './firewall-settings.js'
 import type { DocRule, HostPolicy, HostRule, PolicyDoc, RuleAction, SetRef } from './host-policy.js'
 import { RULE_ACTIONS } from './host-policy.js'
 import type { AddressSet, Interval, IpFamily } from './ip.js'
-import { cidrToInterval, intervalsToCidrs, IpParseError } from './ip.js'
+import { cidrToInterval, intervalsToCidrs, IpParseError, mergeCidrs } from './ip.js'
 import type { ModeReason, ModeResolution } from './mode.js'
 import type { ServicePort } from './service.js'
 import { checkServicePort, normaliseServicePorts } from './service.js'
@@ -202,6 +202,9 @@ export function wireAddressSetOf(
   const v6 = c.array(x, 'v6', at, { required: true, max: HOST_POLICY_LIMITS.peersPerRule })
   if (!v4 || !v6 || !budget.take(c, v4.length + v6.length, at)) return undefined
   const family = (list: unknown[], fam: IpFamily): string[] | undefined => {
+    const merged = mergedAsFamily(list, fam)
+    if (merged) return merged
+    // Not all of the family, or one does not parse: one by one, to say which and why.
     const intervals: Interval[] = []
     for (const [i, entry] of list.entries()) {
       const p = `${at}.v${fam}[${i}]`
@@ -221,6 +224,25 @@ export function wireAddressSetOf(
   const out4 = family(v4, 4)
   const out6 = family(v6, 6)
   return out4 && out6 ? { v4: out4, v6: out6 } : undefined
+}
+
+/**
+ * `list` normalised as `intervalsToCidrs` would (see mergeCidrs: IPv4 in plain numbers, single
+ * IPv6 addresses in order without a bigint each; an object and two bigints per address cost a
+ * policy of 100,000 peers half a second, its agent's event loop held meanwhile), where every
+ * entry is text of the family (`:` is in every IPv6 address and in no IPv4 one) within the
+ * length allowed, and parses; undefined otherwise.
+ */
+function mergedAsFamily(list: unknown[], fam: IpFamily): string[] | undefined {
+  const ofFamily = (e: unknown): e is string =>
+    typeof e === 'string' && e.length <= HOST_POLICY_LIMITS.peer && e.includes(':') === (fam === 6)
+  if (!list.every(ofFamily)) return undefined
+  try {
+    return mergeCidrs(fam, list)
+  } catch (e) {
+    if (e instanceof IpParseError) return undefined
+    throw e
+  }
 }
 
 function modeReasonOf(c: Checker, x: unknown, at: string): ModeReason | undefined {
