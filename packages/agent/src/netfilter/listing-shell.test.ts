@@ -118,9 +118,11 @@ describe('ListingShell', () => {
 
   it('ends the listings of a shell it ended, and their outputs never reach a later one', async () => {
     const { start } = shells()
-    const s = shell(start, 300)
+    // Room for a shell to start again on a loaded machine (300 ms was not, in a full run), and
+    // the first listing still running when the later one is asked, had it not been ended.
+    const s = shell(start, 1500)
     const marker = `palisade-test-${process.pid}-${Date.now()}`
-    await expect(s.run('sh', ['-c', `sleep 1; echo late`, marker])).rejects.toThrow(
+    await expect(s.run('sh', ['-c', `sleep 4; echo late`, marker])).rejects.toThrow(
       /did not answer/,
     )
     const later = await s.run('sh', ['-c', 'sleep 0.1; echo on time'])
