@@ -133,6 +133,13 @@ describe('self-upgrade', () => {
       deadline_at: '2025-01-01T00:01:00.000Z',
     })
     expect(h.events).toEqual([])
+    // Ordered again before this process has gone (the order polled while it stops): nothing
+    // more is done. Done again, the build kept would be the new one, and no rollback possible.
+    old.u.order(order())
+    await h.settle()
+    expect(downloads).toBe(1)
+    expect(readFileSync(`${h.exe}.previous`).equals(OLD)).toBe(true)
+    expect(h.restarts).toHaveLength(1)
 
     // The new build starts, reports within its minute, and the trial ends.
     const fresh = h.runs(NEW, '0.2.0')

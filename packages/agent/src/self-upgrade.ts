@@ -69,6 +69,12 @@ const runVersion = async (file: string) =>
 export class SelfUpgrade {
   readonly #o: SelfUpgradeOptions
   #busy = false
+  /**
+   * A new build is in place and this process is on its way out: an order seen meanwhile (the
+   * server's, polled while the agent stops) is not acted on, which would keep the new build as
+   * the one to roll back to.
+   */
+  #installed = false
   #trial: Timer | undefined
   #marker: UpgradeMarker | undefined
   /** Orders that failed here, by SHA-256: when they may be tried again. */
@@ -160,7 +166,7 @@ export class SelfUpgrade {
   /** The server orders `o`: acted on once at a time, never for this build or a rolled-back one. */
   order(o: UpgradeOrder): void {
     const { build } = this.#o
-    if (this.#busy || this.#trial || o.sha256 === build.sha256) return
+    if (this.#busy || this.#installed || this.#trial || o.sha256 === build.sha256) return
     const m = this.#marker
     if (m?.state === 'rolled_back' && m.to_sha256 === o.sha256) return
     const retryAt = this.#failed.get(o.sha256)
@@ -237,6 +243,7 @@ export class SelfUpgrade {
     } finally {
       await rm(file, { force: true })
     }
+    this.#installed = true
     this.#o.log({ msg: 'upgrade installed; restarting', release: o.release })
     this.#o.restart(`upgrade to release ${o.release}`)
   }
