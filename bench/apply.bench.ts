@@ -1,11 +1,16 @@
 /**
  * Apply latency per backend for 1,000 / 10,000 / 100,000 peers, in fresh namespaces.
- * `ours` is what the agent does for a new policy, through the kernel dataplane it runs: read our
- * objects, diff, apply in one transaction per table, read back what the apply changed and verify
- * it (on nftables the apply goes to the `nft -i` the agent keeps running, which the read started).
+ * `ours` is what the agent does for a new policy, through the kernel dataplane it runs, with the
+ * change monitor where the agent runs one: read our objects, diff, apply in one transaction per
+ * table, read back what the apply changed and verify it (on nftables the apply goes to the
+ * `nft -i` the agent keeps running, which the read started; on iptables-nft what the commits
+ * left is known once the monitor reported them).
  * `raw` is the same rendered text fed straight to `nft -f` (or `ipset restore` +
- * `iptables-restore`), measured in the same run; on nftables `rawSession` is that text included
- * by an `nft -i` already running, the floor for an apply that starts no tool.
+ * `iptables-restore`), measured in the same run, on a host where nothing listens for changes;
+ * `rawListened` the same while an `nft monitor` listens (nf_tables backends), as on a host the
+ * agent runs on, where the kernel reports every change each commit makes, whoever makes it; on
+ * nftables `rawSession` is that text included by an `nft -i` already running, the floor for an
+ * apply that starts no tool.
  *
  * A one-address change is timed as the agent makes it: an enforcer over the kernel dataplane,
  * with the change monitor and the polling the agent runs on that backend, is handed the
@@ -99,6 +104,7 @@ async function ours(
   d: Desired,
 ): Promise<{ totalMs: number; applyMs: number }> {
   const dp = new KernelDataplane(run, d.backend, start, systemClock)
+  const watch = d.backend === 'iptables-legacy' ? undefined : await monitorRunning(run, dp)
   try {
     // The agent keeps its tool session running between policies: a first read starts it.
     await dp.read({ elements: true })
@@ -111,8 +117,49 @@ async function ours(
     expectApplied(d, await dp.read({ elements: true }), 'after apply, as verified')
     return { totalMs: t2 - t0, applyMs: t2 - t1 }
   } finally {
+    watch?.stop()
     dp.close()
   }
+}
+
+/**
+ * The change monitor, as the agent runs it where nf_tables reports changes, once it reports
+ * one: on iptables-nft an apply then knows what its commits left once the monitor reported them,
+ * instead of listing them back. The kernel reports every change a commit makes while a monitor
+ * listens (each set element, on nftables), which costs the committing tool too.
+ */
+async function monitorRunning(run: Runner, dp: KernelDataplane): Promise<{ stop(): void }> {
+  let heard = false
+  const watch = dp.watch(() => (heard = true))
+  await untilHeard(run, () => heard)
+  return watch
+}
+
+/** `raw` while an `nft monitor` listens, as on a host the agent runs on (see monitorRunning). */
+async function rawListened(run: Runner, start: ProcessStarter, d: Desired): Promise<number> {
+  let heard = false
+  const ignore = () => undefined
+  const monitor = start('nft', ['monitor'], {
+    stdout: () => (heard = true),
+    stderr: ignore,
+    error: ignore,
+    close: ignore,
+  })
+  try {
+    await untilHeard(run, () => heard)
+    return (await timed(() => raw(run, d))).ms
+  } finally {
+    monitor.kill()
+  }
+}
+
+/** Makes tables (not ours) until a monitor heard of one: it then listens. */
+async function untilHeard(run: Runner, heard: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !heard(); i++) {
+    await runChecked(run, 'nft', ['add', 'table', 'ip', `probe${i}`])
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  if (!heard()) throw new Error('the change monitor reported nothing in 2 s')
 }
 
 /**
@@ -183,11 +230,12 @@ export async function run(): Promise<Record<string, unknown>> {
     const rows: Record<string, unknown> = {}
     for (const n of SIZES) {
       const d = compile(policyWithPeers(n), { backend, failsafe: DEFAULT_FAILSAFE })
-      const reps = n >= 100_000 ? 3 : 5
+      const reps = n >= 100_000 ? 3 : 9
       const oursTotal: number[] = []
       const oursApply: number[] = []
       const rawMs: number[] = []
       const rawSessionMs: number[] = []
+      const rawListenedMs: number[] = []
       const peerChange: number[] = []
       /** The collector's pauses inside each change (see gcPauses). */
       const peerChangeGc: number[] = []
@@ -200,6 +248,8 @@ export async function run(): Promise<Record<string, unknown>> {
         // Alternate which goes first so neither always meets a warmer kernel.
         const measureRaw = async () => {
           await fresh(async (r) => rawMs.push((await timed(() => raw(r, d))).ms))
+          if (backend !== 'iptables-legacy')
+            await fresh(async (r, start) => rawListenedMs.push(await rawListened(r, start, d)))
           if (backend === 'nftables')
             await fresh(async (_, start) => rawSessionMs.push(await rawSession(start, d)))
         }
@@ -264,6 +314,10 @@ export async function run(): Promise<Record<string, unknown>> {
         oursWithReadAndVerifyMs: +median(oursTotal).toFixed(1),
         applyAndVerifyRatio: +(median(oursApply) / r).toFixed(2),
         withReadAndVerifyRatio: +(median(oursTotal) / r).toFixed(2),
+        ...(rawListenedMs.length > 0 && {
+          rawListenedMs: +median(rawListenedMs).toFixed(1),
+          applyAndVerifyToRawListenedRatio: +(median(oursApply) / median(rawListenedMs)).toFixed(2),
+        }),
         ...(rawSessionMs.length > 0 && {
           rawSessionMs: +median(rawSessionMs).toFixed(1),
           applyAndVerifyToRawSessionRatio: +(median(oursApply) / median(rawSessionMs)).toFixed(2),

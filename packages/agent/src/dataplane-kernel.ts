@@ -39,6 +39,8 @@ interface KnownBut {
   readonly families: ReadonlySet<'ip' | 'ip6'>
 }
 
+/** How long an apply waits for the monitor to report its iptables-nft commit, before it reads. */
+const COMMIT_REPORT_MS = 250
 /** How many of our own command pids are remembered to recognise our own change events. */
 const OWN_PIDS = 256
 
@@ -73,6 +75,8 @@ export class KernelDataplane implements Dataplane {
   #knownBut: KnownBut | undefined
   /** Whether the change monitor runs: without it, a change to nf_tables shows nowhere. */
   #watching = false
+  /** Who waits for the monitor to report the commit of which process (see #reported). */
+  readonly #awaitingCommit = new Map<(seen: boolean) => void, number>()
   /** Counts changes by other processes (and lost events) the monitor reported. */
   #foreign = 0
   /**
@@ -304,13 +308,10 @@ export class KernelDataplane implements Dataplane {
     const counting =
       (findTable(actual, 'nft', 'inet', NFT_TABLE)?.counters ?? []).length > 0 ||
       (actual.ipsets.some((s) => s.counts) && !desired.ipsets.some((s) => s.counts))
-    const applied = await applyDesired(
-      this.#viaSession,
-      desired,
-      actual,
-      opts,
-      counting ? () => this.#beforeCountsLost().catch(() => undefined) : undefined,
-    )
+    const applied = await applyDesired(this.#viaSession, desired, actual, opts, {
+      ...(counting && { beforeFull: () => this.#beforeCountsLost().catch(() => undefined) }),
+      ...(this.#watching && this.backend === 'iptables-nft' && { commitReported: this.#reported }),
+    })
       .catch(this.#logged)
       .finally(() => {
         // A look made during the apply may have listed it halfway.
@@ -326,6 +327,28 @@ export class KernelDataplane implements Dataplane {
         : undefined
     this.#known = { rs: applied.after, applied: true, ...(signal && { signal }) }
     return applied.plan
+  }
+
+  /**
+   * Whether the monitor reports a commit by the process `pid` during this apply, within
+   * COMMIT_REPORT_MS (it comes as the tool ends, a few ms at most on a host at work): the kernel's
+   * word that the transaction we wrote was committed, not only the tool's.
+   */
+  readonly #reported = (pid: number | undefined): Promise<boolean> => {
+    const held = this.#duringApply
+    if (pid === undefined || held === undefined) return Promise.resolve(false)
+    if (held.some((b) => b.pid === pid)) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const waiter = (seen: boolean) => {
+        timer.cancel()
+        this.#awaitingCommit.delete(waiter)
+        resolve(seen)
+      }
+      const timer = this.clock.setTimeout(() => waiter(false), COMMIT_REPORT_MS, {
+        background: true,
+      })
+      this.#awaitingCommit.set(waiter, pid)
+    })
   }
 
   readonly #logged = (e: unknown): never => {
@@ -356,6 +379,8 @@ export class KernelDataplane implements Dataplane {
           return
         if (e.kind === 'change' && this.#duringApply) this.#duringApply.push(e.batch)
         else if (e.kind !== 'change' || !this.isOwn(e.batch)) this.#forget(e)
+        for (const [waiter, pid] of this.#awaitingCommit)
+          if (e.kind !== 'change' || e.batch.pid === pid) waiter(e.kind === 'change')
         if (e.kind === 'exited') this.#watching = false
         onEvent(e)
       },

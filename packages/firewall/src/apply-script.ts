@@ -71,12 +71,16 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
   const ipset = (stdin: string): ToolCommand[] =>
     stdin ? [{ cmd: 'ipset', args: ['restore'], stdin }] : []
   /** An ipset run that then lists each set's entry count, for the read-back to check. */
-  const counted = (stdin: string): ToolCommand[] =>
-    ipset(stdin && `${stdin}list -t\n`).map((c) => ({ ...c, countsAfter: true as const }))
+  const counted = (stdin: string): ToolCommand => ({
+    cmd: 'ipset',
+    args: ['restore'],
+    stdin: `${stdin}list -t\n`,
+    countsAfter: true,
+  })
   if (plan.kind === 'sets') {
     // ipset commits line by line: the same run then lists each set's entry count, for the
     // read-back to check without another process.
-    return { plan, commands: counted(renderIpsetDelta(plan.changes)) }
+    return { plan, commands: [counted(renderIpsetDelta(plan.changes))] }
   }
   // A rules-only repair leaves the sets alone: they are intact, and may be large.
   const withSets = plan.kind === 'full'
@@ -101,9 +105,9 @@ export function applyScript(desired: Desired, actual: Ruleset, opts: ApplyOption
     })
   }
   // That run then lists the entry counts after the last of our changes, so the read-back needs
-  // no run of its own. (Listed by the stage, they would miss what another process changes
-  // during the rules commit: with nothing to swap, the read-back lists them itself.)
-  commands.push(...counted(last))
+  // no run of its own; with nothing to swap, a full apply's run lists them alone. (Listed by the
+  // stage, they would miss what another process changes during the rules commit.)
+  if (withSets) commands.push(counted(last))
   return { plan, commands }
 }
 

@@ -39,7 +39,7 @@ describe('sessionFor', () => {
       undefined,
     ],
     ['ipset swapping sets', 'ipset', ['restore'], 'swap a b\nlist -t\n', undefined],
-    ['only the counts', 'ipset', ['restore'], 'list -t\n', undefined],
+    ['only the counts', 'ipset', ['restore'], 'list -t\n', 'ipset'],
     ['an iptables commit', 'iptables-nft-restore', ['--noflush'], NFT_ADD, undefined],
     ['nothing', 'nft', ['-f', '-'], '', undefined],
     ['no final newline', 'nft', ['-f', '-'], NFT_ADD.trimEnd(), undefined],

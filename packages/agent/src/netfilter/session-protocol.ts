@@ -242,8 +242,8 @@ export function filterDigestTool(arch: string): SessionTool | undefined {
 /**
  * The session that can do what `cmd args`, reading `stdin`, would, and the script it runs for
  * it, if any: an nft script up to 1 MB, a terse JSON listing (the read-back after an nft apply,
- * a read without set contents), and a small change to ipset elements (sets made, swapped or
- * destroyed go to a tool started for them).
+ * a read without set contents), and a small change to ipset elements or none, followed by the
+ * sets' entry counts (sets made, swapped or destroyed go to a tool started for them).
  */
 export function sessionFor(
   cmd: string,
@@ -265,7 +265,7 @@ export function sessionFor(
   if (!stdin.endsWith('\n')) return undefined
   const lines = stdin.slice(0, -1).split('\n')
   if (lines.pop() !== 'list -t') return undefined
-  const elements = lines.length > 0 && lines.every((l) => IPSET_ELEMENT.test(l))
+  const elements = lines.every((l) => IPSET_ELEMENT.test(l))
   return elements ? { tool: IPSET_SESSION, script: stdin } : undefined
 }
 

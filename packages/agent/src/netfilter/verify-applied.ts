@@ -1,5 +1,12 @@
 import type { Desired, IpsetHeader, NamedSet, Plan, Ruleset, Table } from '@palisade/firewall'
-import { findTable, isOurIpset, isOurTable, NFT_TABLE, parseIpsetHeaders } from '@palisade/firewall'
+import {
+  filterAfterRestore,
+  findTable,
+  isOurIpset,
+  isOurTable,
+  NFT_TABLE,
+  parseIpsetHeaders,
+} from '@palisade/firewall'
 import type { Runner } from '../exec.js'
 import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } from './read-own.js'
 
@@ -13,10 +20,12 @@ import { readIpset, readIpsetHeaders, readIptablesFilter, readNftStructure } fro
  * - set elements only: one atomic nft transaction, which the kernel acknowledged whole (a delete
  *   of an element that is not there fails it), is its own proof; ipset, which commits line by
  *   line, is checked by entry count (`ipset list -t`, no members, printed by the same run).
- * - rules and chains: the iptables rules are read back (`iptables-save`, cheap; on iptables-nft
- *   only the families the repair wrote); nftables' chains with their hooks, priorities and
- *   policies (`list chains`: nft 1.0.6 lists no rule without fetching every set element first,
- *   so rules are taken from the transaction that wrote them).
+ * - rules and chains: the iptables rules are read back (`iptables-save`; on iptables-nft only
+ *   the families the repair wrote, and none whose commit the change monitor reported: what it
+ *   left then follows from what it met and wrote, see filterAfterRestore, and another process's
+ *   change, before or after it, is the monitor's to report); nftables' chains with their hooks,
+ *   priorities and policies (`list chains`: nft 1.0.6 lists no rule without fetching every set
+ *   element first, so rules are taken from the transaction that wrote them).
  * - everything: as for rules, and each set's existence, type and (ipset) entry count; a set
  *   whose count differs from what was written is read whole, so the diff names what it lacks.
  *
@@ -29,9 +38,17 @@ export async function verifyApplied(
   before: Ruleset,
   /** What applyScript chose to bring `before` to `desired`, and was carried out. */
   plan: Plan,
-  /** `ipset list -t` as the apply's last ipset run printed it after its changes, if it did. */
-  countsAfter?: string,
+  ran: {
+    /** `ipset list -t` as the apply's last ipset run printed it after its changes, if it did. */
+    readonly countsAfter?: string | undefined
+    /**
+     * The iptables-nft commits whose outcome the change monitor confirmed: each family's
+     * restore text (see filterAfterRestore).
+     */
+    readonly committed?: Partial<Record<'ip' | 'ip6', string>>
+  } = {},
 ): Promise<Ruleset> {
+  const { countsAfter, committed } = ran
   if (plan.kind === 'none') return before
   if (desired.backend === 'nftables') {
     if (plan.kind === 'sets') return setsAsDesired(before, desired)
@@ -53,7 +70,7 @@ export async function verifyApplied(
     const families = (['ip', 'ip6'] as const).filter(
       (f) => desired.backend === 'iptables-legacy' || plan.tables.includes(`${f} filter`),
     )
-    const read = await readIptablesFilter(run, desired.backend, { families })
+    const read = await filterAfter(run, desired.backend, before, families, committed)
     const fresh = (t: Table) => read.find((r) => r.family === t.family && r.name === t.name)
     return {
       ...before,
@@ -70,7 +87,9 @@ export async function verifyApplied(
   // The counts the apply's ipset run printed after its changes; none printed, they are read.
   const printed = countsAfter === undefined ? [] : parseIpsetHeaders(countsAfter)
   const [tables, headers] = await Promise.all([
-    plan.kind === 'sets' ? before.tables : readIptablesFilter(run, desired.backend),
+    plan.kind === 'sets'
+      ? before.tables
+      : filterAfter(run, desired.backend, before, ['ip', 'ip6'], committed),
     printed.length > 0 ? printed : readIpsetHeaders(run),
   ])
   return {
@@ -78,6 +97,31 @@ export async function verifyApplied(
     ipsets: await ipsetsCounted(run, headers, expected),
     ...(before.elementsOmitted && plan.kind === 'sets' && { elementsOmitted: true }),
   }
+}
+
+/**
+ * The filter tables of `families` after their commits: known from what each commit met and
+ * wrote where `committed` has its text (an nf_tables commit is one transaction, and another
+ * process's change to the table, before or during it, sends the event that has the enforcer
+ * read again), read where it has not or the text cannot tell.
+ */
+async function filterAfter(
+  run: Runner,
+  backend: Exclude<Desired['backend'], 'nftables'>,
+  before: Ruleset,
+  families: readonly ('ip' | 'ip6')[],
+  committed: Partial<Record<'ip' | 'ip6', string>> | undefined,
+): Promise<Table[]> {
+  const known = families.map((f) => {
+    const text = committed?.[f]
+    return text === undefined
+      ? undefined
+      : filterAfterRestore(findTable(before, backend, f, 'filter'), f, backend, text)
+  })
+  const unknown = families.filter((_, i) => known[i] === undefined)
+  const read =
+    unknown.length > 0 ? await readIptablesFilter(run, backend, { families: unknown }) : []
+  return families.flatMap((f, i) => known[i] ?? read.filter((t) => t.family === f))
 }
 
 /**
