@@ -9,8 +9,9 @@
  * `iptables-restore`), measured in the same run, on a host where nothing listens for changes;
  * `rawListened` the same while an `nft monitor` listens (nf_tables backends), as on a host the
  * agent runs on, where the kernel reports every change each commit makes, whoever makes it; on
- * nftables `rawSession` is that text included by an `nft -i` already running, the floor for an
- * apply that starts no tool.
+ * nftables `rawSession` is that text included by an `nft -i` already running, on iptables
+ * `rawShell` the same tools started by a shell already running (as the agent's tool shell starts
+ * its commits): the floors for an apply that starts no tool.
  *
  * A one-address change is timed as the agent makes it: an enforcer over the kernel dataplane,
  * with the change monitor and the polling the agent runs on that backend, is handed the
@@ -57,6 +58,7 @@ import { Lab } from '@palisade/lab'
 import { DEFAULT_FAILSAFE } from '@palisade/model'
 import { NFT_SESSION } from '../packages/agent/src/netfilter/session-protocol.js'
 import { ToolSession } from '../packages/agent/src/netfilter/tool-session.js'
+import { ToolShell } from '../packages/agent/src/netfilter/tool-shell.js'
 import { BENCH_RULE_KEY, policyWithPeers } from './peers.js'
 import { gcPauses, median, timed } from './stats.js'
 
@@ -67,19 +69,40 @@ const EXTRA = '203.0.113.7/32'
 const ONE_ADDRESS_PAIRS = 5
 const NO_STATE = { hooksFound: [], modeChanged: true, foreignToDelete: [], staleChains: [] }
 
-async function raw(run: Runner, d: Desired): Promise<void> {
-  if (d.backend === 'nftables') {
-    await runChecked(run, 'nft', ['-f', '-'], { stdin: renderNftScript(d) })
-    return
-  }
+/** The raw tools for `d`'s rendered text: `nft -f`, or `ipset restore` and `iptables-restore`. */
+function rawCommands(d: Desired): [string, string[], string][] {
+  if (d.backend === 'nftables') return [['nft', ['-f', '-'], renderNftScript(d)]]
   const variant = d.backend === 'iptables-legacy' ? 'legacy' : 'nft'
-  await runChecked(run, 'ipset', ['restore'], { stdin: renderIpsetStage(d.ipsets, new Set()) })
-  await runChecked(run, `iptables-${variant}-restore`, ['--noflush'], {
-    stdin: renderIptablesRestore(d, 'ip', NO_STATE),
-  })
-  await runChecked(run, `ip6tables-${variant}-restore`, ['--noflush'], {
-    stdin: renderIptablesRestore(d, 'ip6', NO_STATE),
-  })
+  return [
+    ['ipset', ['restore'], renderIpsetStage(d.ipsets, new Set())],
+    [`iptables-${variant}-restore`, ['--noflush'], renderIptablesRestore(d, 'ip', NO_STATE)],
+    [`ip6tables-${variant}-restore`, ['--noflush'], renderIptablesRestore(d, 'ip6', NO_STATE)],
+  ]
+}
+
+async function raw(run: Runner, d: Desired): Promise<void> {
+  for (const [cmd, args, stdin] of rawCommands(d)) await runChecked(run, cmd, args, { stdin })
+}
+
+/**
+ * The same tools started by a shell already running (and answering) when the clock starts, as
+ * the agent's tool shell starts them (iptables): the floor for an apply that starts no tool.
+ */
+async function rawShell(start: ProcessStarter, d: Desired): Promise<number> {
+  const shell = new ToolShell(start)
+  try {
+    await shell.list('ipset', ['list', '-n'])
+    return (
+      await timed(async () => {
+        for (const [cmd, args, stdin] of rawCommands(d)) {
+          const r = await shell.commit(cmd, args, stdin)
+          if (r.code !== 0) throw new Error(`${cmd} refused the text: ${r.stderr}`)
+        }
+      })
+    ).ms
+  } finally {
+    shell.close()
+  }
 }
 
 /** The rendered text included by an `nft -i` started (and answering) before the clock starts. */
@@ -236,6 +259,7 @@ export async function run(): Promise<Record<string, unknown>> {
       const rawMs: number[] = []
       const rawSessionMs: number[] = []
       const rawListenedMs: number[] = []
+      const rawShellMs: number[] = []
       const peerChange: number[] = []
       /** The collector's pauses inside each change (see gcPauses). */
       const peerChangeGc: number[] = []
@@ -252,6 +276,7 @@ export async function run(): Promise<Record<string, unknown>> {
             await fresh(async (r, start) => rawListenedMs.push(await rawListened(r, start, d)))
           if (backend === 'nftables')
             await fresh(async (_, start) => rawSessionMs.push(await rawSession(start, d)))
+          else await fresh(async (_, start) => rawShellMs.push(await rawShell(start, d)))
         }
         const measureOurs = () =>
           fresh(async (r, start) => {
@@ -317,6 +342,10 @@ export async function run(): Promise<Record<string, unknown>> {
         ...(rawListenedMs.length > 0 && {
           rawListenedMs: +median(rawListenedMs).toFixed(1),
           applyAndVerifyToRawListenedRatio: +(median(oursApply) / median(rawListenedMs)).toFixed(2),
+        }),
+        ...(rawShellMs.length > 0 && {
+          rawShellMs: +median(rawShellMs).toFixed(1),
+          applyAndVerifyToRawShellRatio: +(median(oursApply) / median(rawShellMs)).toFixed(2),
         }),
         ...(rawSessionMs.length > 0 && {
           rawSessionMs: +median(rawSessionMs).toFixed(1),

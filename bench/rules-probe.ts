@@ -146,7 +146,7 @@ export function chainListing(ruleset: string, family: string, table: string, cha
 /** Seconds of CPU a process used, its own and its waited-for children's (/proc/PID/stat). */
 /**
  * A process's CPU time and its tools': `own` is its own; `tools` counts the children it reaped
- * and every descendant still running (a tool session, the listing shell) with the children they
+ * and every descendant still running (a tool session, the tool shell) with the children they
  * reaped: a tool started by a shell the agent keeps is reaped by that shell, not the agent.
  */
 export async function cpuSeconds(pid: number, hz: number): Promise<{ own: number; tools: number }> {

@@ -41,22 +41,24 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
 
   /**
    * A dataplane over the namespace with the change monitor running (seen working), the tools
-   * it ran and the listings it asked for. `wrap` may change how a tool runs.
+   * it ran and the requests it wrote to its tool shell. Without `shell` its tool shell cannot
+   * start: it runs its commits and listings as tools of their own, which `wrap` may change.
    */
-  async function watched(wrap: (run: Runner) => Runner = (run) => run) {
+  async function watched(o: { shell: boolean; wrap?: (run: Runner) => Runner }) {
     const empty = { ...desiredIn('exclusive'), tables: [], hooks: [], ipsets: [] }
     await applyDesired(ns.run, empty, await readOwn(ns.run, backend), { modeChanged: true })
     const ran: string[] = []
-    const wrapped = wrap(ns.run)
+    const wrapped = o.wrap?.(ns.run) ?? ns.run
     const run: Runner = (cmd, args, opts) => {
       ran.push(cmd)
       return wrapped(cmd, args, opts)
     }
-    const listed: string[] = []
+    const written: string[] = []
     const start: ProcessStarter = (cmd, args, on) => {
+      const shell = cmd === 'sh' && args[0] === '-s'
+      if (shell && !o.shell) return startLocal('/nonexistent/sh', [], on)
       const p = startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
-      if (cmd !== 'sh' || args[0] !== '-s') return p
-      return { ...p, write: (text) => (listed.push(text), p.write(text)) }
+      return shell ? { ...p, write: (text) => (written.push(text), p.write(text)) } : p
     }
     const dp = new KernelDataplane(run, backend, start, systemClock)
     const seen: MonitorEvent[] = []
@@ -71,12 +73,16 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
       watch.stop()
       dp.close()
     }
-    const saves = () => listed.filter((l) => l.includes('tables-nft-save')).length
-    return { dp, ran, saves, stop }
+    /** Listings of the filter tables, by the shell or as tools of their own. */
+    const saves = () =>
+      written.filter((l) => l.includes('tables-nft-save')).length +
+      ran.filter((c) => c.endsWith('tables-nft-save')).length
+    const committed = () => written.flatMap((l) => /^'([\w-]+-restore)'/.exec(l)?.[1] ?? [])
+    return { dp, ran, saves, committed, stop }
   }
 
   it('knows what the kernel holds, listing nothing back, in every mode, over foreign rules', async () => {
-    const { dp, ran, saves, stop } = await watched()
+    const { dp, ran, saves, committed, stop } = await watched({ shell: true })
     try {
       await ns.run('iptables-nft', [
         '-w',
@@ -121,14 +127,15 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
       ]
       for (const [mode, foreignStandsFirst] of steps) {
         const d = desiredIn(mode)
-        ran.length = 0
-        const before = saves()
+        const before = { saves: saves(), commits: committed().length }
         await dp.apply(d, actual, { modeChanged: true })
-        expect(ran.filter((c) => c.endsWith('-restore'))).toEqual([
+        // Both commits went to the tool shell, and nothing was listed back.
+        expect(committed().slice(before.commits)).toEqual([
           'iptables-nft-restore',
           'ip6tables-nft-restore',
         ])
-        expect(saves()).toBe(before)
+        expect(ran).toEqual([])
+        expect(saves()).toBe(before.saves)
         actual = await dp.read({ elements: true, unlessChanged: true })
         const kernel = await readOwn(ns.run, backend)
         expect(planApply(d, diff(d, kernel))).toEqual({ kind: 'none' })
@@ -142,10 +149,11 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
 
   it('lists back a commit the monitor did not report, and finds it missing', async () => {
     // The IPv4 commit "succeeds" as a process that commits nothing.
-    const { dp, saves, stop } = await watched(
-      (run) => (cmd, args, opts) =>
+    const { dp, saves, stop } = await watched({
+      shell: false,
+      wrap: (run) => (cmd, args, opts) =>
         cmd === 'iptables-nft-restore' ? run('true', [], opts) : run(cmd, args, opts),
-    )
+    })
     try {
       const d = desiredIn('coexistence_primary')
       const actual = await dp.read({ elements: true })
@@ -166,13 +174,16 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
     const d = desiredIn('coexistence_primary')
     let flushed = false
     // The IPv6 commit done, another process flushes our IPv4 input chain before the apply ends.
-    const { dp, stop } = await watched((run) => async (cmd, args, opts) => {
-      const r = await run(cmd, args, opts)
-      if (cmd === 'ip6tables-nft-restore' && !flushed) {
-        flushed = true
-        await run('iptables-nft', ['-w', '-F', 'PALISADE-INPUT'])
-      }
-      return r
+    const { dp, stop } = await watched({
+      shell: false,
+      wrap: (run) => async (cmd, args, opts) => {
+        const r = await run(cmd, args, opts)
+        if (cmd === 'ip6tables-nft-restore' && !flushed) {
+          flushed = true
+          await run('iptables-nft', ['-w', '-F', 'PALISADE-INPUT'])
+        }
+        return r
+      },
     })
     try {
       await dp.apply(d, await dp.read({ elements: true }), { modeChanged: true })

@@ -61,9 +61,9 @@ describe('a policy change from what the dataplane verified', () => {
         o: {
           digest?: boolean
           fullLookEvery?: number
-          /** Runs before each tool the dataplane starts, with its name. */
+          /** Runs before each tool the dataplane starts or has the tool shell commit with, by name. */
           before?: (cmd: string) => Promise<void>
-          /** While it holds a promise, requests to the listing shell wait for it. */
+          /** While it holds a promise, requests to the tool shell wait for it. */
           gate?: { hold?: Promise<void> }
         } = {},
       ) {
@@ -90,7 +90,13 @@ describe('a policy change from what the dataplane verified', () => {
             ...p,
             write: (text) => {
               listingRequests.push(text)
-              if (o.gate?.hold) void o.gate.hold.then(() => p.write(text))
+              const commit = /^'([\w-]+)' .* <'/.exec(text)?.[1]
+              const ran = commit === undefined ? undefined : o.before?.(commit)
+              const hold = o.gate?.hold
+              if (hold || ran)
+                void Promise.all([hold, ran].map((h) => h ?? Promise.resolve())).then(() =>
+                  p.write(text),
+                )
               else p.write(text)
             },
           }
@@ -190,7 +196,7 @@ describe('a policy change from what the dataplane verified', () => {
         })
 
       if (backend !== 'nftables')
-        it('reads and looks through the listing shell, starting no tool, as the tools list', async () => {
+        it('reads and looks through the tool shell, starting no tool, as the tools list', async () => {
           const { dp, commands, stop } = await verifiedDataplane()
           try {
             const [whole, terse] = [
@@ -353,6 +359,7 @@ describe('a policy change from what the dataplane verified', () => {
           }
           const flush = (tool: string) => () => ns.run(tool, ['-w', '-F', 'PALISADE-INPUT'])
           const removed = (rs: Ruleset) => found(diff(d, rs), (x) => x.kind === 'rule_removed')
+          const setUp = listingRequests.length
           try {
             const v4 = await readAfter(flush('iptables-nft'))
             expect(v4.listed).toEqual(['iptables', 'ipset'])
@@ -371,8 +378,12 @@ describe('a policy change from what the dataplane verified', () => {
             )
             expect(nat.listed).toEqual(['iptables', 'ip6tables', 'ipset'])
             expect(diff(d, nat.read)).toEqual([])
-            // Every listing went to the listing shell; the tools started were the repairs'.
-            expect(commands.filter((c) => !/^ip6?tables-nft-restore /.test(c))).toEqual([])
+            // Every listing and every repair's commit went to the tool shell: no tool was started.
+            expect(commands).toEqual([])
+            const commits = (tool: string) =>
+              listingRequests.slice(setUp).filter((r) => r.startsWith(`'${tool}'`))
+            expect(commits('iptables-nft-restore')).toHaveLength(1)
+            expect(commits('ip6tables-nft-restore')).toHaveLength(2)
           } finally {
             stop()
           }

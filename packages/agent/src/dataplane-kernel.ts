@@ -2,12 +2,12 @@ import type { Backend, Ruleset } from '@palisade/firewall'
 import { findTable, isFlowCountChange, NFT_TABLE } from '@palisade/firewall'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
-import type { ProcessStarter, Runner } from './exec.js'
+import type { ProcessStarter, Runner, RunResult } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
 import type { ChangeSignal } from './netfilter/change-signal.js'
 import { ourSetHeaders, takeLook } from './netfilter/change-signal.js'
-import { isShellListing, ListingShell } from './netfilter/listing-shell.js'
+import { isShellCommit, isShellListing, ToolShell } from './netfilter/tool-shell.js'
 import { filterFamiliesChanged, NftMonitor } from './netfilter/monitor.js'
 import { readIptablesChanged, readOwn, terseIptablesFrom } from './netfilter/read-own.js'
 import {
@@ -49,12 +49,12 @@ const OWN_PIDS = 256
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
  * nft's applies (up to 1 MB of script) and its reads without set contents, and small changes to
  * ipset elements, go to a tool kept running for them (see tool-session.ts), and the iptables
- * backends' listings to a shell kept running for them (listing-shell.ts), until `close`.
+ * backends' listings and commits to a shell kept running for them (tool-shell.ts), until `close`.
  */
 export class KernelDataplane implements Dataplane {
   readonly #ownPids = new Set<number>()
   readonly #session: ToolSession
-  readonly #listings: ListingShell | undefined
+  readonly #shell: ToolShell | undefined
   /** The iptables-legacy filter tables digest (see filterDigestTool), where it can run. */
   readonly #digest: ToolSession | undefined
   /** Looks taken: every `fullLookEvery`th takes the sets' part (see `changed`). */
@@ -118,7 +118,7 @@ export class KernelDataplane implements Dataplane {
     this.#beforeCountsLost = opts.beforeCountsLost ?? (() => Promise.resolve())
     this.#fullLookEvery = opts.fullLookEvery ?? 1
     this.#session = new ToolSession(backend === 'nftables' ? NFT_SESSION : IPSET_SESSION, start)
-    this.#listings = backend === 'nftables' ? undefined : new ListingShell(start)
+    this.#shell = backend === 'nftables' ? undefined : new ToolShell(start)
     const digest = backend === 'iptables-legacy' ? filterDigestTool(process.arch) : undefined
     this.#digest = digest && new ToolSession(digest, start)
   }
@@ -157,21 +157,36 @@ export class KernelDataplane implements Dataplane {
         })
       }
     }
+    if (opts?.signal === undefined && opts?.stdin !== undefined && isShellCommit(cmd, args))
+      return this.#committed(cmd, args, opts.stdin)
     return this.#run(cmd, args, opts)
   }
 
+  /** A commit, by the tool shell where it can (see ToolShell.commit), else by a tool run for it. */
+  async #committed(cmd: string, args: readonly string[], stdin: string): Promise<RunResult> {
+    if (this.#shell?.usable) {
+      try {
+        return this.#own(await this.#shell.commit(cmd, args, stdin))
+      } catch (e) {
+        if (!(e instanceof SessionUnavailable)) throw e
+        this.#log({ msg: 'tool shell unavailable, running the tool once', reason: e.message })
+      }
+    }
+    return this.#run(cmd, args, { stdin })
+  }
+
   /**
-   * A listing, by the listing shell where it can (see ListingShell); one that failed is run
+   * A listing, by the tool shell where it can (see ToolShell); one that failed is run
    * again as a tool of its own, which then says how it fails.
    */
   readonly #listed: Runner = async (cmd, args) => {
-    if (this.#listings?.usable) {
+    if (this.#shell?.usable) {
       try {
-        const listed = await this.#listings.run(cmd, args)
+        const listed = await this.#shell.list(cmd, args)
         if (listed) return listed
       } catch (e) {
         if (!(e instanceof SessionUnavailable)) throw e
-        this.#log({ msg: 'listing shell unavailable, running the tool once', reason: e.message })
+        this.#log({ msg: 'tool shell unavailable, running the tool once', reason: e.message })
       }
     }
     return this.#run(cmd, args)
@@ -194,7 +209,7 @@ export class KernelDataplane implements Dataplane {
   async read(opts: { elements: boolean; unlessChanged?: boolean; signal?: AbortSignal }) {
     // An apply may follow: it then finds its tool started.
     this.#session.warm()
-    this.#listings?.warm()
+    this.#shell?.warm()
     const last = this.#signal
     const known = this.#known
     const looked = this.#looked
@@ -435,7 +450,7 @@ export class KernelDataplane implements Dataplane {
 
   close(): void {
     this.#session.close()
-    this.#listings?.close()
+    this.#shell?.close()
     this.#digest?.close()
   }
 }

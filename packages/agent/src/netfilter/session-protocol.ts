@@ -139,7 +139,7 @@ export const IPSET_SESSION: SessionTool = {
 }
 
 /**
- * A shell reading commands on stdin, for listings (see listing-shell.ts). What a request's
+ * A shell reading commands on stdin, for listings (see tool-shell.ts). What a request's
  * commands print goes to files; the shell prints only the line the script asks for, then the
  * mark.
  */

@@ -1,9 +1,16 @@
-import { existsSync, readdirSync, statSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ProcessStarter, StartedProcess } from '../exec.js'
 import { startLocal } from '../exec.js'
-import { isShellListing, listingScript, ListingShell } from './listing-shell.js'
+import {
+  commitScript,
+  isShellCommit,
+  isShellListing,
+  listingScript,
+  ToolShell,
+} from './tool-shell.js'
 import { SHELL_SESSION } from './session-protocol.js'
 import { SessionUnavailable } from './tool-session.js'
 
@@ -25,24 +32,24 @@ function shells() {
   return { start, written, procs }
 }
 
-const made: ListingShell[] = []
+const made: ToolShell[] = []
 afterEach(() => {
   for (const s of made.splice(0)) s.close()
 })
 const shell = (start: ProcessStarter, timeoutMs?: number) => {
-  const s = new ListingShell(start, timeoutMs)
+  const s = new ToolShell(start, timeoutMs)
   made.push(s)
   return s
 }
 
-describe('ListingShell', () => {
+describe('ToolShell', () => {
   it('runs listings asked for in one turn as one request, each answered with its own output', async () => {
     const { start, written } = shells()
     const s = shell(start)
     const [a, b, c] = await Promise.all([
-      s.run('printf', ['%s\\n', 'first']),
-      s.run('printf', ['%s', 'second, no newline']),
-      s.run('sh', ['-c', 'sleep 0.05; echo third']),
+      s.list('printf', ['%s\\n', 'first']),
+      s.list('printf', ['%s', 'second, no newline']),
+      s.list('sh', ['-c', 'sleep 0.05; echo third']),
     ])
     expect([a, b, c]).toEqual([
       { code: 0, stdout: 'first\n', stderr: '' },
@@ -51,7 +58,7 @@ describe('ListingShell', () => {
     ])
     expect(written).toHaveLength(1)
     // Asked for later: another request, to the same shell.
-    expect(await s.run('echo', ['again'])).toEqual({ code: 0, stdout: 'again\n', stderr: '' })
+    expect(await s.list('echo', ['again'])).toEqual({ code: 0, stdout: 'again\n', stderr: '' })
     expect(written).toHaveLength(2)
   })
 
@@ -59,9 +66,9 @@ describe('ListingShell', () => {
     const { start } = shells()
     const s = shell(start)
     const [bad, missing, good] = await Promise.all([
-      s.run('sh', ['-c', 'echo partial; exit 3']),
-      s.run('/nonexistent/palisade-tool', []),
-      s.run('echo', ['fine']),
+      s.list('sh', ['-c', 'echo partial; exit 3']),
+      s.list('/nonexistent/palisade-tool', []),
+      s.list('echo', ['fine']),
     ])
     expect(bad).toBeUndefined()
     expect(missing).toBeUndefined()
@@ -72,14 +79,14 @@ describe('ListingShell', () => {
     const { start } = shells()
     const s = shell(start)
     const words = ["it's", '$(echo no)', '`echo no`', 'a; echo no', 'two\nlines', '*', '"', '\\']
-    const out = await s.run('printf', ['%s|', ...words])
+    const out = await s.list('printf', ['%s|', ...words])
     expect(out?.stdout).toBe(words.map((w) => `${w}|`).join(''))
   })
 
   it('hands over a listing of megabytes whole', async () => {
     const { start } = shells()
     const s = shell(start)
-    const out = await s.run('sh', ['-c', 'yes 0123456789abcdef | head -c 3000000'])
+    const out = await s.list('sh', ['-c', 'yes 0123456789abcdef | head -c 3000000'])
     expect(out?.stdout.length).toBe(3_000_000)
     expect(out?.stdout.endsWith('0123456789abcdef\n'.slice(0, 3_000_000 % 17))).toBe(true)
   })
@@ -87,24 +94,24 @@ describe('ListingShell', () => {
   it('fails the request of a shell that died, and starts another for the next', async () => {
     const { start, procs } = shells()
     const s = shell(start)
-    const pending = s.run('sleep', ['2'])
+    const pending = s.list('sleep', ['2'])
     await new Promise((r) => setTimeout(r, 100))
     procs[0]?.kill()
     await expect(pending).rejects.toBeInstanceOf(SessionUnavailable)
-    expect((await s.run('echo', ['back']))?.stdout).toBe('back\n')
+    expect((await s.list('echo', ['back']))?.stdout).toBe('back\n')
     expect(procs).toHaveLength(2)
   })
 
   it('ends a shell that does not answer in time', async () => {
     const { start } = shells()
     const s = shell(start, 200)
-    await expect(s.run('sleep', ['2'])).rejects.toThrow(/did not answer/)
+    await expect(s.list('sleep', ['2'])).rejects.toThrow(/did not answer/)
   })
 
   it('keeps the outputs in a directory of its own, each deleted once read, which close removes', async () => {
     const { start, written } = shells()
     const s = shell(start)
-    await s.run('echo', ['x'])
+    await s.list('echo', ['x'])
     const file = /'([^']*palisade-session-[^']*\.out)'/.exec(written[0] ?? '')?.[1] ?? ''
     const dir = dirname(file)
     expect(statSync(dir).mode & 0o777).toBe(0o700)
@@ -113,7 +120,7 @@ describe('ListingShell', () => {
     s.close()
     expect(existsSync(dir)).toBe(false)
     expect(s.usable).toBe(false)
-    await expect(s.run('echo', ['x'])).rejects.toBeInstanceOf(SessionUnavailable)
+    await expect(s.list('echo', ['x'])).rejects.toBeInstanceOf(SessionUnavailable)
   })
 
   it('ends the listings of a shell it ended, and their outputs never reach a later one', async () => {
@@ -122,23 +129,102 @@ describe('ListingShell', () => {
     // the first listing still running when the later one is asked, had it not been ended.
     const s = shell(start, 1500)
     const marker = `palisade-test-${process.pid}-${Date.now()}`
-    await expect(s.run('sh', ['-c', `sleep 4; echo late`, marker])).rejects.toThrow(
+    await expect(s.list('sh', ['-c', `sleep 4; echo late`, marker])).rejects.toThrow(
       /did not answer/,
     )
-    const later = await s.run('sh', ['-c', 'sleep 0.1; echo on time'])
+    const later = await s.list('sh', ['-c', 'sleep 0.1; echo on time'])
     expect(later?.stdout).toBe('on time\n')
     // The first listing was ended with its shell: nothing of it runs.
-    const running = await s.run('pgrep', ['-f', marker])
+    const running = await s.list('pgrep', ['-f', marker])
     expect(running).toBeUndefined()
   })
 
   it('is given up, and makes no directory, once closed with listings waiting', async () => {
     const { start, written } = shells()
     const s = shell(start)
-    const pending = s.run('echo', ['x'])
+    const pending = s.list('echo', ['x'])
     s.close()
     await expect(pending).rejects.toBeInstanceOf(SessionUnavailable)
     expect(written).toEqual([])
+  })
+})
+
+describe('ToolShell commits', () => {
+  it('answers what the tool printed, its exit code and its own pid, its input given', async () => {
+    const { start, procs } = shells()
+    const s = shell(start)
+    const r = await s.commit('sh', ['-c', 'cat; echo "pid $$" >&2; exit 3'], 'line one\nline two\n')
+    expect(r).toEqual({
+      code: 3,
+      stdout: 'line one\nline two\n',
+      stderr: `pid ${r.pid}\n`,
+      pid: r.pid,
+    })
+    expect(Number.isInteger(r.pid)).toBe(true)
+    expect(r.pid).not.toBe(procs[0]?.pid)
+  })
+
+  it('hands the input in a file only our user can read, removed with the outputs once answered', async () => {
+    const { start, written } = shells()
+    const s = shell(start)
+    const r = await s.commit('stat', ['-L', '-c', '%a', '/proc/self/fd/0'], 'secret')
+    expect(r.stdout).toBe('600\n')
+    const dir = dirname(/<'([^']*)'/.exec(written[0] ?? '')?.[1] ?? '')
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('runs after the listings asked for before it, in the same turn', async () => {
+    const { start } = shells()
+    const s = shell(start)
+    const marker = join(mkdtempSync(join(tmpdir(), 'palisade-test-')), 'listed')
+    const [, committed] = await Promise.all([
+      s.list('sh', ['-c', `sleep 0.1; echo listed > ${marker}`]),
+      s.commit('sh', ['-c', `cat ${marker}`], ''),
+    ])
+    expect(committed.stdout).toBe('listed\n')
+  })
+
+  it('fails the commit of a shell that died, and commits through another the next time', async () => {
+    const { start, procs } = shells()
+    const s = shell(start)
+    const pending = s.commit('sleep', ['2'], '')
+    await new Promise((r) => setTimeout(r, 100))
+    procs[0]?.kill()
+    await expect(pending).rejects.toBeInstanceOf(SessionUnavailable)
+    expect((await s.commit('cat', [], 'back')).stdout).toBe('back')
+    expect(procs).toHaveLength(2)
+  })
+
+  it.each<[string, boolean]>([
+    ['iptables-nft-restore --noflush', true],
+    ['ip6tables-nft-restore --noflush', true],
+    ['iptables-legacy-restore --noflush --wait 5', true],
+    ['ip6tables-legacy-restore --noflush --wait 5', true],
+    ['ipset restore', true],
+    // Not commits of ours: run as tools of their own.
+    ['iptables-nft-restore', false],
+    ['iptables-legacy-restore --noflush', false],
+    ['ipset restore -exist', false],
+    ['nft -f -', false],
+    ['iptables-nft-save -t filter', false],
+  ])('%s: %s', (line, taken) => {
+    const [cmd = '', ...args] = line.split(' ')
+    expect(isShellCommit(cmd, args)).toBe(taken)
+  })
+})
+
+describe('commitScript', () => {
+  it('starts the tool in the background with its files, waits for it and prints its pid and code', () => {
+    expect(commitScript(['ipset', "o'k"], ['/d/1.in', '/d/1.out', '/d/1.err'])).toBe(
+      [
+        `'ipset' 'o'\\''k' <'/d/1.in' >'/d/1.out' 2>'/d/1.err' & p=$!`,
+        "trap 'kill $p 2>/dev/null; exit 143' TERM",
+        'wait $p; c=$?',
+        'trap - TERM',
+        'echo $p $c',
+        '',
+      ].join('\n'),
+    )
   })
 })
 

@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ProcessStarter, RunResult } from '../exec.js'
 import { SHELL_SESSION } from './session-protocol.js'
@@ -11,19 +11,30 @@ const LISTINGS: readonly RegExp[] = [
   /^ipset save$/,
 ]
 
-/** Whether `cmd args` is one of the listings the agent runs through the listing shell. */
+/** Whether `cmd args` is one of the listings the agent runs through the tool shell. */
 export const isShellListing = (cmd: string, args: readonly string[]): boolean =>
   LISTINGS.some((l) => l.test([cmd, ...args].join(' ')))
+
+/** The changes the agent makes through the shell: fixed words, their input from a file. */
+const COMMITS: readonly RegExp[] = [
+  /^ip6?tables-nft-restore --noflush$/,
+  /^ip6?tables-legacy-restore --noflush --wait 5$/,
+  /^ipset restore$/,
+]
+
+/** Whether `cmd args`, reading its input, is one of the changes the agent makes through the shell. */
+export const isShellCommit = (cmd: string, args: readonly string[]): boolean =>
+  COMMITS.some((c) => c.test([cmd, ...args].join(' ')))
 
 /** As long as a tool run once is given (exec.ts): a listing of a large ipset takes seconds. */
 const TIMEOUT_MS = 30_000
 
 /**
- * Listings run by a shell kept running instead of a process the agent starts for each. Node's
- * `spawn` holds the event loop until the kernel has executed the tool: 6-25 ms a tool on this
- * kernel, more as the agent's memory grows, several times for each read of the iptables
- * backends and for every look. The shell starts the tools of one request side by side, and the
- * agent waits for none of it.
+ * Listings and commits run by a shell kept running instead of a process the agent starts for
+ * each. Node's `spawn` holds the event loop until the kernel has executed the tool: 6-25 ms a
+ * tool on this kernel, more as the agent's memory grows, several times for each read of the
+ * iptables backends, for every look, and for each of an apply's three or four commits. The shell
+ * starts the tools of one request side by side, and the agent waits for none of it.
  *
  * Listings asked for in one turn of the event loop (a read's two `iptables-save` and its ipset
  * listing) go to the shell as one request; requests take turns. Each listing's output goes to
@@ -31,7 +42,7 @@ const TIMEOUT_MS = 30_000
  * by `close`), read and deleted once the shell has answered with the exit codes. A shell ended
  * (it did not answer in time, or the session was closed) ends the tools it started.
  */
-export class ListingShell {
+export class ToolShell {
   readonly #session: ToolSession
   #waiting: Listing[] = []
   #requests = 0
@@ -55,11 +66,41 @@ export class ListingShell {
    * for the exact words of the failure. Rejects with SessionUnavailable if the shell could not
    * answer (it died, was ended, or was given up).
    */
-  run(cmd: string, args: readonly string[]): Promise<RunResult | undefined> {
+  list(cmd: string, args: readonly string[]): Promise<RunResult | undefined> {
     return new Promise((resolve, reject) => {
       if (this.#waiting.length === 0) queueMicrotask(() => void this.#send())
       this.#waiting.push({ words: [cmd, ...args], resolve, reject })
     })
+  }
+
+  /**
+   * What `cmd args` printed and its exit code, given `stdin` as its input (from a file of its
+   * own, as the outputs are), and its pid, as the kernel's change events name it: run alone,
+   * after the listings asked for before it. Rejects with SessionUnavailable if the shell could
+   * not answer: where it was not in use the tool did not run; where it died or was ended during
+   * the request (the tool with it), the change may have been made, by a process the caller does
+   * not know.
+   */
+  async commit(cmd: string, args: readonly string[], stdin: string): Promise<RunResult> {
+    if (this.#waiting.length > 0) void this.#send()
+    const request = ++this.#requests
+    const dir = this.#session.workDir()
+    const input = join(dir, `${request}.in`)
+    const out = join(dir, `${request}.out`)
+    const err = join(dir, `${request}.err`)
+    try {
+      await writeFile(input, stdin, { mode: 0o600 })
+      const answer = await this.#session.run(commitScript([cmd, ...args], [input, out, err]))
+      const [pid, code] = answer.stdout.trim().split(' ').map(Number)
+      if (pid === undefined || code === undefined || !Number.isInteger(pid + code))
+        throw new SessionUnavailable(`the shell answered ${JSON.stringify(answer.stdout)}`)
+      const [stdout, stderr] = await Promise.all([readFile(out, 'utf8'), readFile(err, 'utf8')])
+      return { code, stdout, stderr, pid }
+    } catch (e) {
+      throw e instanceof SessionUnavailable ? e : new SessionUnavailable(String(e))
+    } finally {
+      await Promise.all([input, out, err].map((f) => rm(f, { force: true })))
+    }
   }
 
   close(): void {
@@ -69,6 +110,8 @@ export class ListingShell {
   async #send(): Promise<void> {
     const batch = this.#waiting
     this.#waiting = []
+    // Sent already, ahead of a commit asked for in the same turn.
+    if (batch.length === 0) return
     const request = ++this.#requests
     let files: string[] = []
     let settle: (l: Listing, i: number) => void
@@ -123,4 +166,14 @@ export function listingScript(
   const waited = listings.map((_, i) => `wait $p${i}; c${i}=$?\n`)
   const codes = listings.map((_, i) => `$c${i}`).join(' ')
   return `${started.join('')}trap 'kill ${pids} 2>/dev/null; exit 143' TERM\n${waited.join('')}trap - TERM\necho ${codes}\n`
+}
+
+/**
+ * The shell script that runs `words` with its input from `files[0]`, its output and errors to
+ * `files[1]` and `files[2]`, and then prints its pid and exit code. Ended meanwhile (SIGTERM),
+ * the shell ends it first.
+ */
+export function commitScript(words: readonly string[], files: readonly string[]): string {
+  const [input = '', out = '', err = ''] = files.map(quoted)
+  return `${words.map(quoted).join(' ')} <${input} >${out} 2>${err} & p=$!\ntrap 'kill $p 2>/dev/null; exit 143' TERM\nwait $p; c=$?\ntrap - TERM\necho $p $c\n`
 }
