@@ -163,10 +163,12 @@ describe('agent robustness (real kernel)', () => {
         await waitFor('the lock to be held', async () => ((await locked()) ? true : undefined))
         await agent.writePolicy(policy(2))
         agent.reload()
-        // The agent's restore waits on the lock: seen as its child while the lock is held,
-        // with the old ruleset intact.
+        // The agent's restore waits on the lock: seen as a child of its tool shell (or its own,
+        // run once) while the lock is held, with the old ruleset intact.
         await waitFor('the agent to wait for the lock', async () => {
-          const r = await h.run('pgrep', ['-P', String(agent.pid), '-f', 'iptables-legacy-restore'])
+          const children = await h.run('pgrep', ['-P', String(agent.pid)])
+          const parents = [String(agent.pid), ...children.stdout.split('\n').filter(Boolean)]
+          const r = await h.run('pgrep', ['-P', parents.join(','), '-f', 'iptables-legacy-restore'])
           return r.code === 0 ? true : undefined
         })
         expect(await locked(), 'the lock is still held while the agent waits').toBe(true)

@@ -184,15 +184,28 @@ describe('ToolShell commits', () => {
     expect(committed.stdout).toBe('listed\n')
   })
 
-  it('fails the commit of a shell that died, and commits through another the next time', async () => {
+  it('answers a failure for a commit its shell died during, ending the tool; commits through another the next time', async () => {
     const { start, procs } = shells()
     const s = shell(start)
-    const pending = s.commit('sleep', ['2'], '')
-    await new Promise((r) => setTimeout(r, 100))
+    const marker = `palisade-test-commit-${process.pid}-${Date.now()}`
+    const pending = s.commit('sh', ['-c', 'sleep 4; echo late', marker], '')
+    await new Promise((r) => setTimeout(r, 200))
     procs[0]?.kill()
-    await expect(pending).rejects.toBeInstanceOf(SessionUnavailable)
+    const r = await pending
+    expect(r.code).toBe(-1)
+    expect(r.stderr).toMatch(/without its answer; it may have made its change/)
     expect((await s.commit('cat', [], 'back')).stdout).toBe('back')
     expect(procs).toHaveLength(2)
+    // The first was ended with its shell.
+    expect(await s.list('pgrep', ['-f', marker])).toBeUndefined()
+  })
+
+  it('refuses a commit once closed, without running it: the caller runs it once', async () => {
+    const { start, written } = shells()
+    const s = shell(start)
+    s.close()
+    await expect(s.commit('cat', [], 'x')).rejects.toBeInstanceOf(SessionUnavailable)
+    expect(written).toEqual([])
   })
 
   it.each<[string, boolean]>([
@@ -217,8 +230,9 @@ describe('commitScript', () => {
   it('starts the tool in the background with its files, waits for it and prints its pid and code', () => {
     expect(commitScript(['ipset', "o'k"], ['/d/1.in', '/d/1.out', '/d/1.err'])).toBe(
       [
-        `'ipset' 'o'\\''k' <'/d/1.in' >'/d/1.out' 2>'/d/1.err' & p=$!`,
+        'p=',
         "trap 'kill $p 2>/dev/null; exit 143' TERM",
+        `'ipset' 'o'\\''k' <'/d/1.in' >'/d/1.out' 2>'/d/1.err' & p=$!`,
         'wait $p; c=$?',
         'trap - TERM',
         'echo $p $c',

@@ -76,10 +76,11 @@ export class ToolShell {
   /**
    * What `cmd args` printed and its exit code, given `stdin` as its input (from a file of its
    * own, as the outputs are), and its pid, as the kernel's change events name it: run alone,
-   * after the listings asked for before it. Rejects with SessionUnavailable if the shell could
-   * not answer: where it was not in use the tool did not run; where it died or was ended during
-   * the request (the tool with it), the change may have been made, by a process the caller does
-   * not know.
+   * after the listings asked for before it. Rejects with SessionUnavailable where the shell
+   * could not take it: the tool did not run, and the caller runs it once. A shell that died or
+   * was ended while the tool ran (it is ended with it) answers a failure, exit code -1: the
+   * change may or may not have been made, and running it again could undo half of it (an ipset
+   * swap made twice is no swap), so the caller reads the kernel again instead.
    */
   async commit(cmd: string, args: readonly string[], stdin: string): Promise<RunResult> {
     if (this.#waiting.length > 0) void this.#send()
@@ -88,16 +89,33 @@ export class ToolShell {
     const input = join(dir, `${request}.in`)
     const out = join(dir, `${request}.out`)
     const err = join(dir, `${request}.err`)
+    const unanswered = (why: string): RunResult => ({
+      code: -1,
+      stdout: '',
+      stderr: `${why}: the tool shell ended ${cmd} without its answer; it may have made its change`,
+    })
     try {
-      await writeFile(input, stdin, { mode: 0o600 })
-      const answer = await this.#session.run(commitScript([cmd, ...args], [input, out, err]))
+      await writeFile(input, stdin, { mode: 0o600 }).catch((e: Error) => {
+        throw new SessionUnavailable(
+          `cannot hand the tool shell the input of ${cmd} (${e.message})`,
+        )
+      })
+      const answer = await this.#session
+        .run(commitScript([cmd, ...args], [input, out, err]))
+        .catch((e: unknown) => {
+          // With the process it was sent to (see ToolSession.#end): the tool may have run.
+          if (e instanceof SessionUnavailable && e.pid !== undefined) return e
+          throw e
+        })
+      if (answer instanceof SessionUnavailable) return unanswered(answer.message)
       const [pid, code] = answer.stdout.trim().split(' ').map(Number)
       if (pid === undefined || code === undefined || !Number.isInteger(pid + code))
-        throw new SessionUnavailable(`the shell answered ${JSON.stringify(answer.stdout)}`)
-      const [stdout, stderr] = await Promise.all([readFile(out, 'utf8'), readFile(err, 'utf8')])
-      return { code, stdout, stderr, pid }
-    } catch (e) {
-      throw e instanceof SessionUnavailable ? e : new SessionUnavailable(String(e))
+        return unanswered(`the tool shell answered ${JSON.stringify(answer.stdout)}`)
+      const outputs = await Promise.all([readFile(out, 'utf8'), readFile(err, 'utf8')]).catch(
+        (e: Error) => e,
+      )
+      if (outputs instanceof Error) return { ...unanswered(outputs.message), pid }
+      return { code, stdout: outputs[0], stderr: outputs[1], pid }
     } finally {
       await Promise.all([input, out, err].map((f) => rm(f, { force: true })))
     }
@@ -171,9 +189,9 @@ export function listingScript(
 /**
  * The shell script that runs `words` with its input from `files[0]`, its output and errors to
  * `files[1]` and `files[2]`, and then prints its pid and exit code. Ended meanwhile (SIGTERM),
- * the shell ends it first.
+ * the shell ends it first (the trap is set before the tool starts).
  */
 export function commitScript(words: readonly string[], files: readonly string[]): string {
   const [input = '', out = '', err = ''] = files.map(quoted)
-  return `${words.map(quoted).join(' ')} <${input} >${out} 2>${err} & p=$!\ntrap 'kill $p 2>/dev/null; exit 143' TERM\nwait $p; c=$?\ntrap - TERM\necho $p $c\n`
+  return `p=\ntrap 'kill $p 2>/dev/null; exit 143' TERM\n${words.map(quoted).join(' ')} <${input} >${out} 2>${err} & p=$!\nwait $p; c=$?\ntrap - TERM\necho $p $c\n`
 }
