@@ -77,7 +77,7 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
     const saves = () =>
       written.filter((l) => l.includes('tables-nft-save')).length +
       ran.filter((c) => c.endsWith('tables-nft-save')).length
-    const committed = () => written.flatMap((l) => /^'([\w-]+-restore)'/.exec(l)?.[1] ?? [])
+    const committed = () => written.flatMap((l) => /^'([\w-]+-restore)' .* <'/m.exec(l)?.[1] ?? [])
     return { dp, ran, saves, committed, stop }
   }
 

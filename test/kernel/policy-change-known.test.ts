@@ -90,7 +90,7 @@ describe('a policy change from what the dataplane verified', () => {
             ...p,
             write: (text) => {
               listingRequests.push(text)
-              const commit = /^'([\w-]+)' .* <'/.exec(text)?.[1]
+              const commit = /^'([\w-]+)' .* <'/m.exec(text)?.[1]
               const ran = commit === undefined ? undefined : o.before?.(commit)
               const hold = o.gate?.hold
               if (hold || ran)
@@ -381,7 +381,7 @@ describe('a policy change from what the dataplane verified', () => {
             // Every listing and every repair's commit went to the tool shell: no tool was started.
             expect(commands).toEqual([])
             const commits = (tool: string) =>
-              listingRequests.slice(setUp).filter((r) => r.startsWith(`'${tool}'`))
+              listingRequests.slice(setUp).filter((r) => r.includes(`\n'${tool}' `))
             expect(commits('iptables-nft-restore')).toHaveLength(1)
             expect(commits('ip6tables-nft-restore')).toHaveLength(2)
           } finally {
