@@ -114,13 +114,25 @@ describe('agent robustness (real kernel)', () => {
       const agent = await LabAgent.start(h.ns, backend, policy(1))
       const outcomes = { old: 0, new: 0, mixed: 0 }
       try {
+        // The kills are spread over 1.5 times what a reload takes this agent until it reports
+        // the new policy applied (the median of three, before the kills), so that they land
+        // before its commit and after it alike. (Sized by the apply's own time, it missed the
+        // commit every time once applies took a few ms.)
+        const reloads: number[] = []
+        for (const v of [2, 3, 4]) {
+          const t0 = performance.now()
+          await agent.writePolicy(policy(v))
+          agent.reload()
+          await agent.waitApplied(v)
+          reloads.push(performance.now() - t0)
+        }
+        const window = 1.5 * (reloads.sort((a, b) => a - b)[1] ?? 100)
         for (let i = 1; i <= KILLS; i++) {
-          const before = i
-          const next = i + 1
-          // Kill in slice i of a window sized by how long this agent's applies take.
-          const window = 20 + 1.5 * ((await agent.status())?.enforcement.applied?.ms ?? 100)
+          const before = i + 3
+          const next = before + 1
           await agent.writePolicy(policy(next))
           agent.reload()
+          // Kill in slice i of the window.
           await new Promise((r) => setTimeout(r, ((i - 1 + Math.random()) / KILLS) * window))
           await agent.stop('SIGKILL')
           const actual = await readOwn(h.run, backend)

@@ -16,21 +16,11 @@ import type { CoexistenceMode } from '@palisade/model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { policyWithPeers } from '../../bench/peers.js'
 import { SAMPLE_FAILSAFE } from '../../packages/firewall/src/host-policy.fixture.js'
+import { asDiffed } from '../../packages/firewall/src/live.fixture.js'
 
 const backend = 'iptables-nft'
 const desiredIn = (mode: CoexistenceMode): Desired =>
   compile(policyWithPeers(50, mode), { backend, failsafe: SAMPLE_FAILSAFE })
-
-/** What the diff compares: the dataplane knows our rules in our words, the tool lists its own. */
-const asDiffed = (rs: Ruleset): Ruleset => ({
-  ...rs,
-  tables: rs.tables.map((t) => ({
-    ...t,
-    chains: [...t.chains]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((c) => ({ ...c, rules: c.rules.map(({ text: _, ...r }) => r) })),
-  })),
-})
 
 describe('iptables-nft: what a commit the monitor reported left', () => {
   let ns: Awaited<ReturnType<typeof Lab.isolated>>
@@ -84,28 +74,8 @@ describe('iptables-nft: what a commit the monitor reported left', () => {
   it('knows what the kernel holds, listing nothing back, in every mode, over foreign rules', async () => {
     const { dp, ran, saves, committed, stop } = await watched({ shell: true })
     try {
-      await ns.run('iptables-nft', [
-        '-w',
-        '-I',
-        'INPUT',
-        '-p',
-        'tcp',
-        '--dport',
-        '22',
-        '-j',
-        'ACCEPT',
-      ])
-      await ns.run('ip6tables-nft', [
-        '-w',
-        '-I',
-        'OUTPUT',
-        '-p',
-        'udp',
-        '--dport',
-        '53',
-        '-j',
-        'ACCEPT',
-      ])
+      await ns.run('iptables-nft', '-w -I INPUT -p tcp --dport 22 -j ACCEPT'.split(' '))
+      await ns.run('ip6tables-nft', '-w -I OUTPUT -p udp --dport 53 -j ACCEPT'.split(' '))
       /** The foreign rules standing before our hook in IPv4 INPUT and IPv6 OUTPUT. */
       const foreignFirst = (rs: Ruleset) =>
         (['ip', 'ip6'] as const).map((family) => {

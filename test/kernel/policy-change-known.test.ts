@@ -14,6 +14,7 @@ import { Lab } from '@palisade/lab'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { policyWithPeers } from '../../bench/peers.js'
 import { SAMPLE_FAILSAFE } from '../../packages/firewall/src/host-policy.fixture.js'
+import { asDiffed } from '../../packages/firewall/src/live.fixture.js'
 
 const desiredWith = (backend: Backend, extra: string[] = []): Desired =>
   compile(policyWithPeers(300, 'coexistence_primary', extra), {
@@ -21,21 +22,6 @@ const desiredWith = (backend: Backend, extra: string[] = []): Desired =>
     failsafe: SAMPLE_FAILSAFE,
   })
 const ONE_MORE = ['203.0.113.7/32']
-
-/**
- * What a ruleset holds, as the diff compares it: on iptables-nft, what a commit left is known
- * from what it wrote (filterAfterRestore), in our rules' words and order of chains, where the
- * tool lists its own (quotes, `--ctstate` in the kernel's order, chains by name).
- */
-const asDiffed = (rs: Ruleset): Ruleset => ({
-  ...rs,
-  tables: rs.tables.map((t) => ({
-    ...t,
-    chains: [...t.chains]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((c) => ({ ...c, rules: c.rules.map(({ text: _, ...r }) => r) })),
-  })),
-})
 
 describe('a policy change from what the dataplane verified', () => {
   for (const backend of BACKENDS) {

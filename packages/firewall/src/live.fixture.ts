@@ -28,3 +28,18 @@ export function liveRuleset(
   })
   return { tables, ipsets: d.ipsets }
 }
+
+/**
+ * What a ruleset holds, as the diff compares it: on iptables-nft, what a commit left is known
+ * from what it wrote (filterAfterRestore), in our rules' words and order of chains, where the
+ * tool lists its own (quotes, `--ctstate` in the kernel's order, chains by name).
+ */
+export const asDiffed = (rs: Ruleset): Ruleset => ({
+  ...rs,
+  tables: rs.tables.map((t) => ({
+    ...t,
+    chains: [...t.chains]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((c) => ({ ...c, rules: c.rules.map(({ text: _, ...r }) => r) })),
+  })),
+})
