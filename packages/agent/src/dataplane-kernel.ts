@@ -164,32 +164,27 @@ export class KernelDataplane implements Dataplane {
 
   /** A commit, by the tool shell where it can (see ToolShell.commit), else by a tool run for it. */
   async #committed(cmd: string, args: readonly string[], stdin: string): Promise<RunResult> {
-    if (this.#shell?.usable) {
-      try {
-        return this.#own(await this.#shell.commit(cmd, args, stdin))
-      } catch (e) {
-        if (!(e instanceof SessionUnavailable)) throw e
-        this.#log({ msg: 'tool shell unavailable, running the tool once', reason: e.message })
-      }
-    }
-    return this.#run(cmd, args, { stdin })
+    const r = await this.#byShell((s) => s.commit(cmd, args, stdin))
+    return r ? this.#own(r) : this.#run(cmd, args, { stdin })
   }
 
   /**
    * A listing, by the tool shell where it can (see ToolShell); one that failed is run
    * again as a tool of its own, which then says how it fails.
    */
-  readonly #listed: Runner = async (cmd, args) => {
-    if (this.#shell?.usable) {
-      try {
-        const listed = await this.#shell.list(cmd, args)
-        if (listed) return listed
-      } catch (e) {
-        if (!(e instanceof SessionUnavailable)) throw e
-        this.#log({ msg: 'tool shell unavailable, running the tool once', reason: e.message })
-      }
+  readonly #listed: Runner = async (cmd, args) =>
+    (await this.#byShell((s) => s.list(cmd, args))) ?? this.#run(cmd, args)
+
+  /** What `f` gets of the tool shell; undefined where the shell is not in use or could not answer. */
+  async #byShell(f: (shell: ToolShell) => Promise<RunResult | undefined>) {
+    if (!this.#shell?.usable) return undefined
+    try {
+      return await f(this.#shell)
+    } catch (e) {
+      if (!(e instanceof SessionUnavailable)) throw e
+      this.#log({ msg: 'tool shell unavailable, running the tool once', reason: e.message })
+      return undefined
     }
-    return this.#run(cmd, args)
   }
 
   /**
