@@ -84,9 +84,7 @@ describe('set element changes through a tool session', () => {
             : undefined
         const elementBatch = async () => {
           const has = () =>
-            seen.some(
-              (e) => e.kind === 'change' && e.batch.lines.some((l) => l.includes('element')),
-            )
+            seen.some((e) => e.kind === 'change' && e.batch.text.includes('element'))
           while (backend === 'nftables' && !has()) await new Promise<void>((r) => (arrived = r))
           const foreign = seen.filter((e) => e.kind !== 'change' || !dp.isOwn(e.batch))
           seen.length = 0

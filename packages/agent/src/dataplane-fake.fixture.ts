@@ -297,7 +297,7 @@ export class FakeDataplane implements Dataplane {
   }
 
   #change(by: { pid: number; comm: string }, lines: string[]): void {
-    this.#emit({ kind: 'change', batch: { lines, ...by, at: this.clock.now() } })
+    this.#emit({ kind: 'change', batch: { text: lines.join('\n'), ...by, at: this.clock.now() } })
   }
 
   #emit(e: MonitorEvent): void {

@@ -117,7 +117,10 @@ describe('kernel dataplane: the read after an apply', () => {
   })
 
   it('reads the kernel after another process changed it, or after lost events', async () => {
-    for (const event of ['# new generation 9 by process 4242 (nft)', 'lost some netlink events']) {
+    for (const event of [
+      '# new generation 9 by process 4242 (nft)',
+      '# ERROR: We lost some netlink events!',
+    ]) {
       const { dp, commands, emit } = scripted()
       dp.watch(() => undefined)
       await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
@@ -142,8 +145,8 @@ describe('kernel dataplane: the read after an apply', () => {
     // A session that ran a large script is ended once it answered; the kernel's event for its
     // change may come after that.
     dp.close()
-    expect(dp.isOwn({ lines: [], pid: SESSION_PID, at: 0 })).toBe(true)
-    expect(dp.isOwn({ lines: [], pid: 4242, at: 0 })).toBe(false)
+    expect(dp.isOwn({ text: '', pid: SESSION_PID, at: 0 })).toBe(true)
+    expect(dp.isOwn({ text: '', pid: 4242, at: 0 })).toBe(false)
   })
 
   it('verifies a rules repair read without set contents, without them', async () => {
@@ -213,7 +216,7 @@ describe('kernel dataplane: the read for a new desired state', () => {
   it('reads after another process changed the kernel, lost events, or without the monitor', async () => {
     const cases: [string, (s: ReturnType<typeof scripted>) => void][] = [
       ['a foreign change', (s) => s.emit('# new generation 9 by process 4242 (nft)')],
-      ['lost events', (s) => s.emit('lost some netlink events')],
+      ['lost events', (s) => s.emit('# ERROR: We lost some netlink events!')],
       ['no monitor', () => undefined],
       ['a stopped monitor', (s) => s.stop?.()],
     ]

@@ -2,6 +2,7 @@ import type { Backend, Ruleset } from '@palisade/firewall'
 import { findTable, isFlowCountChange, NFT_TABLE } from '@palisade/firewall'
 import type { Clock } from './clock.js'
 import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
+import { batchLines } from './dataplane.js'
 import type { ProcessStarter, Runner, RunResult } from './exec.js'
 import { CommandError } from './exec.js'
 import { applyDesired } from './netfilter/apply.js'
@@ -381,12 +382,7 @@ export class KernelDataplane implements Dataplane {
       now: () => this.clock.now(),
       onEvent: (e) => {
         // The flow reader's flips and flushes of the counting sets change nothing we enforce.
-        if (
-          e.kind === 'change' &&
-          e.batch.lines.length > 0 &&
-          e.batch.lines.every(isFlowCountChange)
-        )
-          return
+        if (e.kind === 'change' && onlyCountsChanged(e.batch)) return
         if (e.kind === 'change' && this.#duringApply) this.#duringApply.push(e.batch)
         else if (e.kind !== 'change' || !this.isOwn(e.batch)) this.#forget(e)
         for (const [waiter, pid] of this.#awaitingCommit)
@@ -448,4 +444,14 @@ export class KernelDataplane implements Dataplane {
     this.#shell?.close()
     this.#digest?.close()
   }
+}
+
+/** Whether a change was the flow reader's alone: flips and flushes of the counting sets. */
+function onlyCountsChanged(b: ChangeBatch): boolean {
+  let any = false
+  for (const line of batchLines(b)) {
+    if (!isFlowCountChange(line)) return false
+    any = true
+  }
+  return any
 }

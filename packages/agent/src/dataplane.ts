@@ -7,12 +7,31 @@ import type { Backend, Desired, Plan, Ruleset } from '@palisade/firewall'
 
 /** One committed nf_tables transaction, as the kernel reports it. */
 export interface ChangeBatch {
-  readonly lines: readonly string[]
+  /**
+   * What it changed, a line each, as the monitor printed it (read it with batchLines): a commit
+   * of 100,000 set elements is 5 MB of text, which only another process's change is looked into.
+   */
+  readonly text: string
   /** The process that committed it (`# new generation N by process PID (COMM)`). */
   readonly pid?: number
   readonly comm?: string
   /** When it was seen, on the enforcer's clock. */
   readonly at: number
+}
+
+/**
+ * A batch's lines, without blank ones, as far as the caller reads them: a look at the first few
+ * does not split the rest.
+ */
+export function* batchLines(b: ChangeBatch): Generator<string> {
+  const { text } = b
+  for (let from = 0; from < text.length;) {
+    const nl = text.indexOf('\n', from)
+    const end = nl < 0 ? text.length : nl
+    const line = text.slice(from, text[end - 1] === '\r' ? end - 1 : end)
+    if (line.trim() !== '') yield line
+    from = end + 1
+  }
 }
 
 export type MonitorEvent =

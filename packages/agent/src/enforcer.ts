@@ -41,6 +41,7 @@ import { diff, isTampering, planApply } from '@palisade/firewall'
 import type { HealthState, TamperingStatus } from '@palisade/protocol'
 import type { Clock, Timer } from './clock.js'
 import type { ChangeBatch, Dataplane, MonitorEvent } from './dataplane.js'
+import { batchLines } from './dataplane.js'
 import type { AgentEvent } from './events.js'
 import { agentEvent } from './events.js'
 
@@ -261,7 +262,7 @@ export class Enforcer {
       if (this.#running && !this.#resting) {
         this.#heldBatches.push(e.batch)
         // A read of contents before any apply of ours: the change is another process's.
-        if (this.#yielding && !touchesElements(e.batch) && !this.#isOwn(e.batch))
+        if (this.#yielding && !this.#isOwn(e.batch) && !touchesElements(e.batch))
           this.#yielding.abort()
       } else if (!this.#isOwn(e.batch)) this.trigger('kernel change event', e.batch)
       return
@@ -560,7 +561,7 @@ export class Enforcer {
         condition: fighting ? 'ongoing' : 'repaired',
         trigger: t.reason,
         changes: drifts,
-        ...(t.by && { kernel_lines: t.by.lines.slice(0, 20) }),
+        ...(t.by && { kernel_lines: firstLines(t.by, 20) }),
         ...(by && { process: { pid: t.by?.pid, comm: t.by?.comm } }),
         repaired: true,
         detect_to_repair_ms: +detectToRepairMs.toFixed(1),
@@ -614,4 +615,11 @@ export class Enforcer {
 }
 
 /** Whether a kernel change touched set elements (then a read of set contents is needed). */
-const touchesElements = (b: ChangeBatch): boolean => b.lines.some((l) => /\belements?\b/.test(l))
+const touchesElements = (b: ChangeBatch): boolean => /\belements?\b/.test(b.text)
+
+/** The first `n` lines of a change, as a tamper event quotes them. */
+function firstLines(b: ChangeBatch, n: number): string[] {
+  const lines: string[] = []
+  for (const line of batchLines(b)) if (lines.push(line) >= n) break
+  return lines
+}

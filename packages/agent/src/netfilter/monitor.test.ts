@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { MonitorEvent } from '../dataplane.js'
+import { batchLines } from '../dataplane.js'
 import type { ProcessHandlers, ProcessStarter } from '../exec.js'
 import { filterFamiliesChanged, NftMonitor } from './monitor.js'
 
@@ -31,10 +32,7 @@ describe('nft monitor', () => {
       {
         kind: 'change',
         batch: {
-          lines: [
-            'delete rule inet palisade input handle 7',
-            'add rule inet palisade input tcp dport 9999 accept',
-          ],
+          text: 'delete rule inet palisade input handle 7\nadd rule inet palisade input tcp dport 9999 accept\n\n',
           pid: 4242,
           comm: 'nft',
           at: 42,
@@ -42,7 +40,7 @@ describe('nft monitor', () => {
       },
       {
         kind: 'change',
-        batch: { lines: ['add table inet other'], pid: 77, comm: 'iptables-nft', at: 42 },
+        batch: { text: 'add table inet other\r\n', pid: 77, comm: 'iptables-nft', at: 42 },
       },
     ])
   })
@@ -55,7 +53,49 @@ describe('nft monitor', () => {
     expect(t.events).toEqual([
       { kind: 'lost' },
       { kind: 'lost' },
-      { kind: 'change', batch: { lines: [], pid: 9, comm: 'nft', at: 0 } },
+      { kind: 'change', batch: { text: '', pid: 9, comm: 'nft', at: 0 } },
+    ])
+  })
+
+  it('finds the end of a transaction in whatever pieces the output comes', () => {
+    const text =
+      '# new generation 1 by process 5 (nft)\n' +
+      'add element inet palisade s { 198.18.0.1 }\n'.repeat(3) +
+      '# new generation 2 by process 6 (nft)\n# Warning: something\n' +
+      'delete rule inet palisade input handle 7\n# new generation 3 by process 7 (iptables-nft)\n'
+    const whole = setup()
+    whole.out(text)
+    expect(whole.events.map((e) => e.kind === 'change' && [e.batch.pid, e.batch.text])).toEqual([
+      [5, ''],
+      [6, 'add element inet palisade s { 198.18.0.1 }\n'.repeat(3)],
+      [7, '# Warning: something\ndelete rule inet palisade input handle 7\n'],
+    ])
+    // Split at every position: a line, or the `#` that begins one, cut in two.
+    for (let cut = 1; cut < text.length; cut++) {
+      const t = setup()
+      t.out(text.slice(0, cut))
+      t.out(text.slice(cut))
+      expect(t.events, `cut at ${cut}`).toEqual(whole.events)
+    }
+  })
+
+  it('takes only its own lines for the end of a transaction or a loss', () => {
+    const t = setup()
+    t.out('add rule inet x c comment "# new generation 9 by process 1 (nft)"\n')
+    t.out('add rule inet x c comment "lost some netlink events"\n')
+    t.out('# new generation 4 by process 2 (nft)\n')
+    expect(t.events).toEqual([
+      {
+        kind: 'change',
+        batch: {
+          text:
+            'add rule inet x c comment "# new generation 9 by process 1 (nft)"\n' +
+            'add rule inet x c comment "lost some netlink events"\n',
+          pid: 2,
+          comm: 'nft',
+          at: 0,
+        },
+      },
     ])
   })
 
@@ -108,7 +148,27 @@ describe('the iptables filter tables a change touched', () => {
     ['no lines', [], undefined],
   ]
   it.each(cases)('%s', (_name, lines, want) => {
-    const got = filterFamiliesChanged({ lines, pid: 1, at: 0 })
+    const got = filterFamiliesChanged({ text: lines.join('\n'), pid: 1, at: 0 })
     expect(got && [...got].sort()).toEqual(want)
+  })
+})
+
+describe("a change's lines", () => {
+  const cases: [string, string, string[]][] = [
+    ['none', '', []],
+    ['one, unended', 'add table ip x', ['add table ip x']],
+    [
+      'blank ones left out',
+      '\nadd table ip x\n\n  \ndelete table ip y\n',
+      ['add table ip x', 'delete table ip y'],
+    ],
+    [
+      'carriage returns taken off',
+      'add table ip x\r\ndelete table ip y\r',
+      ['add table ip x', 'delete table ip y'],
+    ],
+  ]
+  it.each(cases)('%s', (_name, text, want) => {
+    expect([...batchLines({ text, at: 0 })]).toEqual(want)
   })
 })

@@ -1,4 +1,5 @@
 import type { ChangeBatch, MonitorEvent } from '../dataplane.js'
+import { batchLines } from '../dataplane.js'
 import type { ProcessStarter } from '../exec.js'
 
 const GENERATION = /^# new generation \d+ by process (\d+) \(([^)]*)\)/
@@ -11,6 +12,7 @@ const LOST = /lost some netlink events/i
  */
 export class NftMonitor {
   #child: { kill(): void } | undefined
+  /** The lines of the transaction under way, in the pieces they came in. */
   #pending: string[] = []
   #partial = ''
   #stopped = false
@@ -26,12 +28,9 @@ export class NftMonitor {
   start(): void {
     this.#stopped = false
     this.#partial = ''
+    this.#pending = []
     this.#child = this.o.start('nft', ['monitor'], {
-      stdout: (chunk) => {
-        const lines = (this.#partial + chunk.toString()).split('\n')
-        this.#partial = lines.pop() ?? ''
-        for (const line of lines) this.#line(line.replace(/\r$/, ''))
-      },
+      stdout: (chunk) => this.#take(this.#partial + chunk.toString()),
       stderr: (chunk) => {
         if (LOST.test(chunk.toString())) this.o.onEvent({ kind: 'lost' })
       },
@@ -47,25 +46,43 @@ export class NftMonitor {
     })
   }
 
-  #line(line: string): void {
+  /**
+   * Takes the whole lines of `text`, keeping the partial last one. Only nft's own lines, which
+   * begin with `#`, end a transaction or say events were lost; the change lines between them
+   * are kept as they came, not split: a commit of 100,000 set elements prints 100,000 of them.
+   */
+  #take(text: string): void {
+    const end = text.lastIndexOf('\n')
+    this.#partial = text.slice(end + 1)
+    let from = 0
+    for (let at = nftLineAt(text, 0); at >= 0 && at <= end; at = nftLineAt(text, from)) {
+      const lineEnd = text.indexOf('\n', at)
+      if (at > from) this.#pending.push(text.slice(from, at))
+      this.#comment(text.slice(at, lineEnd).replace(/\r$/, ''))
+      from = lineEnd + 1
+    }
+    if (from <= end) this.#pending.push(text.slice(from, end + 1))
+  }
+
+  #comment(line: string): void {
     if (LOST.test(line)) {
       this.#pending = []
       this.o.onEvent({ kind: 'lost' })
       return
     }
     const g = GENERATION.exec(line)
-    if (g) {
-      const batch: ChangeBatch = {
-        lines: this.#pending,
-        pid: Number(g[1]),
-        comm: g[2] ?? '',
-        at: this.o.now(),
-      }
-      this.#pending = []
-      this.o.onEvent({ kind: 'change', batch })
+    if (!g) {
+      this.#pending.push(`${line}\n`)
       return
     }
-    if (line.trim() !== '') this.#pending.push(line)
+    const batch: ChangeBatch = {
+      text: this.#pending.join(''),
+      pid: Number(g[1]),
+      comm: g[2] ?? '',
+      at: this.o.now(),
+    }
+    this.#pending = []
+    this.o.onEvent({ kind: 'change', batch })
   }
 
   stop(): void {
@@ -73,6 +90,13 @@ export class NftMonitor {
     this.#child?.kill()
     this.#child = undefined
   }
+}
+
+/** Where the next line that begins with `#` (nft's own) begins, from the line start `from`. */
+function nftLineAt(text: string, from: number): number {
+  if (text[from] === '#') return from
+  const i = text.indexOf('\n#', from)
+  return i < 0 ? -1 : i + 1
 }
 
 /** A monitor line about a table, chain or rule of an iptables-nft filter table: its family. */
@@ -87,7 +111,7 @@ const FILTER_CHANGE =
  */
 export function filterFamiliesChanged(batch: ChangeBatch): ReadonlySet<'ip' | 'ip6'> | undefined {
   const families = new Set<'ip' | 'ip6'>()
-  for (const line of batch.lines) {
+  for (const line of batchLines(batch)) {
     const f = FILTER_CHANGE.exec(line)?.[1]
     if (f !== 'ip' && f !== 'ip6') return undefined
     families.add(f)
