@@ -3,8 +3,10 @@
  * the `nft -i` the agent keeps running, the script in a file the session names (`include`): a
  * full apply and a rules repair start no tool, and leave the kernel exactly as `nft -f -` of the
  * same state does. The include is one transaction, as `nft -f` is: a script the kernel refuses
- * at its last line changes nothing, and the error is word for word what `nft -f -` says.
+ * at its last line changes nothing, and the error is word for word what `nft -f -` says. After a
+ * script of over 1 MB, whose memory nft keeps, the session's nft is ended and another started.
  */
+import { readFileSync } from 'node:fs'
 import type { ProcessStarter, Runner } from '@palisade/agent'
 import { applyDesired, KernelDataplane, readOwn, startLocal, systemClock } from '@palisade/agent'
 import type { Desired, NamedSet, Ruleset } from '@palisade/firewall'
@@ -44,13 +46,18 @@ describe('nftables applies through the tool session', () => {
   const start: ProcessStarter = (cmd, args, on) =>
     startLocal('ip', ['netns', 'exec', ns.ns, cmd, ...args], on)
 
-  it('makes a full apply and a rules repair without starting nft, as nft -f - makes them', async () => {
+  /** A dataplane on the namespace, with the tools it started (what went to no session). */
+  const dataplane = () => {
     const started: string[] = []
     const run: Runner = (cmd, args, opts) => {
       started.push(`${cmd} ${args.join(' ')}`)
       return ns.run(cmd, args, opts)
     }
-    const dp = new KernelDataplane(run, 'nftables', start, systemClock)
+    return { dp: new KernelDataplane(run, 'nftables', start, systemClock), started }
+  }
+
+  it('makes a full apply and a rules repair without starting nft, as nft -f - makes them', async () => {
+    const { dp, started } = dataplane()
     try {
       const d = desiredWith([], 1)
       expect(
@@ -78,6 +85,49 @@ describe('nftables applies through the tool session', () => {
       expect(diff(d, await readOwn(ns.run, 'nftables'))).toEqual([])
       // Only the read of set contents started a tool (a listing of them is not terse).
       expect(started).toEqual(['nft -j list table inet palisade'])
+    } finally {
+      dp.close()
+    }
+  })
+
+  it('takes a script of over 1 MB too, and then starts nft again, freeing what it kept', async () => {
+    const { dp, started } = dataplane()
+    /** The nft processes in the namespace, with the memory each holds (kB). */
+    const nfts = async () => {
+      const pids = (await ns.run('ip', ['netns', 'pids', ns.ns])).stdout.split('\n')
+      return pids.flatMap((pid) => {
+        try {
+          const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+          const rss = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1])
+          return /^Name:\s+nft$/m.test(status) ? [{ pid, rss }] : []
+        } catch {
+          return []
+        }
+      })
+    }
+    try {
+      // 80,000 addresses: 1.3 MB of script.
+      const d = compile(
+        { ...policyWithPeers(80_000), version: 1 },
+        { backend: 'nftables', failsafe: SAMPLE_FAILSAFE },
+      )
+      expect(renderNftScript(d).length).toBeGreaterThan(1024 * 1024)
+      await dp.read({ elements: false })
+      expect(
+        (await dp.apply(d, await dp.read({ elements: false }), { modeChanged: true })).kind,
+      ).toBe('full')
+      expect(started).toEqual([])
+      const [applied] = await nfts()
+      expect(diff(d, await readOwn(ns.run, 'nftables'))).toEqual([])
+      // A second after, the nft that took the script is ended and another started.
+      await new Promise((r) => setTimeout(r, 1500))
+      const [after, ...more] = await nfts()
+      expect(more).toEqual([])
+      expect(after?.pid).not.toBe(applied?.pid)
+      expect(after?.rss).toBeLessThan((applied?.rss ?? 0) / 2)
+      // The next read without set contents goes to it.
+      await dp.read({ elements: false })
+      expect(started).toEqual([])
     } finally {
       dp.close()
     }

@@ -48,7 +48,7 @@ const OWN_PIDS = 256
 /**
  * The kernel, through the real tools: `nft` or iptables and ipset to read and apply, and
  * `nft monitor` for change events. The pids of the commands it ran tell its own changes apart.
- * nft's applies (up to 1 MB of script) and its reads without set contents, and small changes to
+ * nft's applies (up to 16 MB of script) and its reads without set contents, and small changes to
  * ipset elements, go to a tool kept running for them (see tool-session.ts), and the iptables
  * backends' listings and commits to a shell kept running for them (tool-shell.ts), until `close`.
  */
@@ -147,7 +147,9 @@ export class KernelDataplane implements Dataplane {
     const taken = opts?.signal ? undefined : sessionFor(cmd, args, opts?.stdin ?? '')
     if (this.#session.usable && taken?.tool === this.#session.tool) {
       try {
-        return this.#own(await this.#session.run(taken.script))
+        return this.#own(
+          await this.#session.run(taken.script, { restartAfter: taken.restartAfter === true }),
+        )
       } catch (e) {
         if (!(e instanceof SessionUnavailable)) throw e
         // Ended during the request, it may have made the change: its event is ours.

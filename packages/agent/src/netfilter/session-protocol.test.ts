@@ -16,7 +16,8 @@ describe('sessionFor', () => {
     ['a chain', 'nft', ['-f', '-'], 'add chain inet palisade input\n', 'nft'],
     ['a whole table', 'nft', ['-f', '-'], 'table inet palisade {\n}\n', 'nft'],
     ['a script of 1 MB', 'nft', ['-f', '-'], NFT_ADD.repeat(18_000), 'nft'],
-    ['a script over 1 MB', 'nft', ['-f', '-'], NFT_ADD.repeat(19_000), undefined],
+    ['a script of 16 MB', 'nft', ['-f', '-'], NFT_ADD.repeat(16 * 18_000), 'nft'],
+    ['a script over 16 MB', 'nft', ['-f', '-'], NFT_ADD.repeat(16 * 19_000), undefined],
     ['a terse JSON listing', 'nft', ['-t', '-j', 'list chains inet; list sets inet'], '', 'nft'],
     ['nft with other arguments', 'nft', ['-c', '-f', '-'], NFT_ADD, undefined],
     ['a listing with elements', 'nft', ['-j', 'list', 'table', 'inet', 'palisade'], '', undefined],
@@ -46,6 +47,11 @@ describe('sessionFor', () => {
     ['too large for ipset', 'ipset', ['restore'], IPSET_DELTA.repeat(400), undefined],
   ])('%s', (_, cmd, args, stdin, tool) => {
     expect(sessionFor(cmd, args, stdin)?.tool.name).toBe(tool)
+  })
+
+  it('starts nft again after a script of over 1 MB, which it would keep the memory of', () => {
+    expect(sessionFor('nft', ['-f', '-'], NFT_ADD.repeat(18_000))?.restartAfter).toBeUndefined()
+    expect(sessionFor('nft', ['-f', '-'], NFT_ADD.repeat(19_000))?.restartAfter).toBe(true)
   })
 
   it('runs what nft -f - reads, and a listing as a line of its own', () => {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { ProcessHandlers, ProcessStarter } from '../exec.js'
 import { NFT_SESSION } from './session-protocol.js'
 import { SessionUnavailable, ToolSession } from './tool-session.js'
@@ -65,6 +65,49 @@ const session = (...args: ConstructorParameters<typeof ToolSession>): ToolSessio
 const SCRIPT = 'add element inet palisade s { 1.2.3.4 }\n'
 
 describe('ToolSession', () => {
+  it('ends the process soon after a request that asks it, and starts another', async () => {
+    vi.useFakeTimers()
+    try {
+      const { start, started } = processes()
+      const s = session(NFT_SESSION, start)
+      const [a, b] = await Promise.all([s.run(SCRIPT, { restartAfter: true }), s.run(SCRIPT)])
+      // What follows at once (the listing that verifies an apply) finds it running.
+      expect([a.pid, b.pid]).toEqual([500, 500])
+      expect(started.map((p) => p.killed)).toEqual([false])
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(started.map((p) => p.killed)).toEqual([true, false])
+      // Its end is not the session's failure; the next request goes to the one started.
+      started[0]?.on.close(null, 'SIGTERM')
+      expect(s.usable).toBe(true)
+      expect((await s.run(SCRIPT)).pid).toBe(501)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('waits for an answer under way before it ends the process', async () => {
+    vi.useFakeTimers()
+    try {
+      const { start, started } = processes({ mute: true })
+      const s = session(NFT_SESSION, start, 60_000)
+      const answer = (n: number) =>
+        started[0]?.on.stdout(Buffer.from(`Error: syntax error\npalisade-session-mark-${n}\n ^\n`))
+      const first = s.run(SCRIPT, { restartAfter: true })
+      await vi.advanceTimersByTimeAsync(0)
+      answer(1)
+      await first
+      const busy = s.run(SCRIPT)
+      await vi.advanceTimersByTimeAsync(2500)
+      expect(started.map((p) => p.killed)).toEqual([false])
+      answer(2)
+      expect((await busy).pid).toBe(500)
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(started.map((p) => p.killed)).toEqual([true, false])
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('starts the tool once and answers each request in turn', async () => {
     const { start, started } = processes({ fails: (script) => script.includes('9.9.9.9') })
     const s = session(NFT_SESSION, start)

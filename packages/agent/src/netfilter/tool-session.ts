@@ -22,6 +22,15 @@ const MAX_FAILED_STARTS = 3
 /** The longest text a tool's answer ends with (see SessionTool.ending). */
 const MAX_ENDING = 64
 
+/** How long after its answer a process asked to restart (see ToolSession.run) is ended. */
+const RESTART_AFTER_MS = 1000
+
+/**
+ * The time a request is allowed beyond the session's own, per MB of its script: nft commits
+ * 4 MB a second here, and a host eight times slower still answers within it.
+ */
+const MS_PER_SCRIPT_MB = 2000
+
 /**
  * One tool kept running, reading commands on stdin (see session-protocol.ts), one request at a
  * time. It is started by `warm` or the first request, and again after it died; a request
@@ -73,10 +82,14 @@ export class ToolSession {
 
   /**
    * Runs `script` (what the one-shot tool would read on stdin) and returns what it said, and the
-   * pid of the process that said it (the kernel's change events name it).
+   * pid of the process that said it (the kernel's change events name it). With `restartAfter`,
+   * that process is ended soon after (not while it answers), and another started.
    */
-  run(script: string): Promise<SessionAnswer & { readonly pid?: number }> {
-    const next = this.#queue.then(() => this.#request(script))
+  run(
+    script: string,
+    opts: { readonly restartAfter?: boolean } = {},
+  ): Promise<SessionAnswer & { readonly pid?: number }> {
+    const next = this.#queue.then(() => this.#request(script, opts.restartAfter === true))
     this.#queue = next.catch(() => undefined)
     return next
   }
@@ -95,7 +108,10 @@ export class ToolSession {
     if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true })
   }
 
-  #request(script: string): Promise<SessionAnswer & { readonly pid?: number }> {
+  #request(
+    script: string,
+    restartAfter: boolean,
+  ): Promise<SessionAnswer & { readonly pid?: number }> {
     if (!this.usable) throw new SessionUnavailable(`the ${this.tool.name} session is not in use`)
     const mark = `palisade-session-mark-${++this.#marks}`
     const { file, text } = this.#requestFor(script, mark)
@@ -103,13 +119,14 @@ export class ToolSession {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => this.#end(`the ${this.tool.name} session did not answer`),
-        this.timeoutMs,
+        this.timeoutMs + (script.length / 1024 / 1024) * MS_PER_SCRIPT_MB,
       )
       this.#pending = {
         mark,
         file,
         resolve: (a) => {
           clearTimeout(timer)
+          if (restartAfter) this.#restartWhenIdle(proc)
           resolve(proc.pid === undefined ? a : { ...a, pid: proc.pid })
         },
         reject: (e) => {
@@ -192,6 +209,21 @@ export class ToolSession {
     this.#answered = true
     this.#failedStarts = 0
     p.resolve(got.answer)
+  }
+
+  /**
+   * Ends `proc` RESTART_AFTER_MS after its answer, at a moment it has nothing to answer (the
+   * listing that verifies an apply comes right after the apply), and starts another.
+   */
+  #restartWhenIdle(proc: StartedProcess): void {
+    const timer = setTimeout(() => {
+      if (this.#proc !== proc) return
+      if (this.#pending) return this.#restartWhenIdle(proc)
+      this.#proc = undefined
+      proc.kill()
+      this.warm()
+    }, RESTART_AFTER_MS)
+    timer.unref()
   }
 
   #died(why: string): void {
