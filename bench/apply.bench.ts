@@ -8,7 +8,8 @@
  * `raw` is the same rendered text fed straight to `nft -f` (or `ipset restore` +
  * `iptables-restore`), measured in the same run, on a host where nothing listens for changes;
  * `rawListened` the same while an `nft monitor` listens (nf_tables backends), as on a host the
- * agent runs on, where the kernel reports every change each commit makes, whoever makes it; on
+ * agent runs on, where the kernel reports every change each commit makes, whoever makes it, and
+ * `rawNotified` while one listens that reads nothing (the kernel's cost of those reports alone); on
  * nftables `rawSession` is that text included by an `nft -i` already running, on iptables
  * `rawShell` the same tools started by a shell already running (as the agent's tool shell starts
  * its commits): the floors for an apply that starts no tool.
@@ -158,8 +159,18 @@ async function monitorRunning(run: Runner, dp: KernelDataplane): Promise<{ stop(
   return watch
 }
 
-/** `raw` while an `nft monitor` listens, as on a host the agent runs on (see monitorRunning). */
-async function rawListened(run: Runner, start: ProcessStarter, d: Desired): Promise<number> {
+/**
+ * `raw` while an `nft monitor` listens, as on a host the agent runs on (see monitorRunning); with
+ * `stopped`, one that was stopped (SIGSTOP) once it listened: the kernel still builds a report
+ * of each change for it, which no process then reads or prints. That is the kernel's own cost of
+ * being listened to, the floor for an apply on a host where anything follows nf_tables' changes.
+ */
+async function rawListened(
+  run: Runner,
+  start: ProcessStarter,
+  d: Desired,
+  opts: { readonly stopped: boolean },
+): Promise<number> {
   let heard = false
   const ignore = () => undefined
   const monitor = start('nft', ['monitor'], {
@@ -168,10 +179,13 @@ async function rawListened(run: Runner, start: ProcessStarter, d: Desired): Prom
     error: ignore,
     close: ignore,
   })
+  const signal = (s: NodeJS.Signals) => monitor.pid !== undefined && process.kill(monitor.pid, s)
   try {
     await untilHeard(run, () => heard)
+    if (opts.stopped) signal('SIGSTOP')
     return (await timed(() => raw(run, d))).ms
   } finally {
+    if (opts.stopped) signal('SIGCONT')
     monitor.kill()
   }
 }
@@ -206,7 +220,15 @@ function expectApplied(d: Desired, rs: Ruleset, when: string): void {
     throw new Error(`${d.backend} ${when}: the kernel differs: ${drifts[0]?.kind ?? '?'}`)
 }
 
-async function fresh<T>(f: (run: Runner, start: ProcessStarter) => Promise<T>): Promise<T> {
+/**
+ * Runs `f` in a namespace of its own, then deletes it and waits `settleMs`: the kernel frees a
+ * namespace's tables after its deletion, in the background (a set of 100,000 elements, tens of
+ * ms of CPU), which would otherwise fall into the next measurement.
+ */
+async function fresh<T>(
+  settleMs: number,
+  f: (run: Runner, start: ProcessStarter) => Promise<T>,
+): Promise<T> {
   const ns = await Lab.isolated()
   const net = `--net=/run/netns/${ns.ns}`
   const run: Runner = (cmd, args, opts) => runLocal('nsenter', [net, cmd, ...args], opts)
@@ -215,6 +237,7 @@ async function fresh<T>(f: (run: Runner, start: ProcessStarter) => Promise<T>): 
     return await f(run, start)
   } finally {
     await ns.destroy()
+    await new Promise((r) => setTimeout(r, settleMs))
   }
 }
 
@@ -254,11 +277,13 @@ export async function run(): Promise<Record<string, unknown>> {
     for (const n of SIZES) {
       const d = compile(policyWithPeers(n), { backend, failsafe: DEFAULT_FAILSAFE })
       const reps = n >= 100_000 ? 3 : 9
+      const settleMs = n >= 100_000 ? 1500 : n >= 10_000 ? 200 : 0
       const oursTotal: number[] = []
       const oursApply: number[] = []
       const rawMs: number[] = []
       const rawSessionMs: number[] = []
       const rawListenedMs: number[] = []
+      const rawNotifiedMs: number[] = []
       const rawShellMs: number[] = []
       const peerChange: number[] = []
       /** The collector's pauses inside each change (see gcPauses). */
@@ -271,15 +296,21 @@ export async function run(): Promise<Record<string, unknown>> {
       for (let i = 0; i < reps; i++) {
         // Alternate which goes first so neither always meets a warmer kernel.
         const measureRaw = async () => {
-          await fresh(async (r) => rawMs.push((await timed(() => raw(r, d))).ms))
-          if (backend !== 'iptables-legacy')
-            await fresh(async (r, start) => rawListenedMs.push(await rawListened(r, start, d)))
+          await fresh(settleMs, async (r) => rawMs.push((await timed(() => raw(r, d))).ms))
+          if (backend !== 'iptables-legacy') {
+            await fresh(settleMs, async (r, start) =>
+              rawListenedMs.push(await rawListened(r, start, d, { stopped: false })),
+            )
+            await fresh(settleMs, async (r, start) =>
+              rawNotifiedMs.push(await rawListened(r, start, d, { stopped: true })),
+            )
+          }
           if (backend === 'nftables')
-            await fresh(async (_, start) => rawSessionMs.push(await rawSession(start, d)))
-          else await fresh(async (_, start) => rawShellMs.push(await rawShell(start, d)))
+            await fresh(settleMs, async (_, start) => rawSessionMs.push(await rawSession(start, d)))
+          else await fresh(settleMs, async (_, start) => rawShellMs.push(await rawShell(start, d)))
         }
         const measureOurs = () =>
-          fresh(async (r, start) => {
+          fresh(settleMs, async (r, start) => {
             const m = await ours(r, start, d)
             oursTotal.push(m.totalMs)
             oursApply.push(m.applyMs)
@@ -342,6 +373,8 @@ export async function run(): Promise<Record<string, unknown>> {
         ...(rawListenedMs.length > 0 && {
           rawListenedMs: +median(rawListenedMs).toFixed(1),
           applyAndVerifyToRawListenedRatio: +(median(oursApply) / median(rawListenedMs)).toFixed(2),
+          rawNotifiedMs: +median(rawNotifiedMs).toFixed(1),
+          applyAndVerifyToRawNotifiedRatio: +(median(oursApply) / median(rawNotifiedMs)).toFixed(2),
         }),
         ...(rawShellMs.length > 0 && {
           rawShellMs: +median(rawShellMs).toFixed(1),
