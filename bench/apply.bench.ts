@@ -179,7 +179,13 @@ async function rawListened(
     error: ignore,
     close: ignore,
   })
-  const signal = (s: NodeJS.Signals) => monitor.pid !== undefined && process.kill(monitor.pid, s)
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      if (monitor.pid !== undefined) process.kill(monitor.pid, s)
+    } catch {
+      // It ended already: untilHeard or the measurement says so.
+    }
+  }
   try {
     await untilHeard(run, () => heard)
     if (opts.stopped) signal('SIGSTOP')
@@ -276,7 +282,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const rows: Record<string, unknown> = {}
     for (const n of SIZES) {
       const d = compile(policyWithPeers(n), { backend, failsafe: DEFAULT_FAILSAFE })
-      const reps = n >= 100_000 ? 3 : 9
+      const reps = n >= 100_000 ? 5 : 9
       const settleMs = n >= 100_000 ? 1500 : n >= 10_000 ? 200 : 0
       const oursTotal: number[] = []
       const oursApply: number[] = []

@@ -99,7 +99,9 @@ describe('nftables applies through the tool session', () => {
         try {
           const status = readFileSync(`/proc/${pid}/status`, 'utf8')
           const rss = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1])
-          return /^Name:\s+nft$/m.test(status) ? [{ pid, rss }] : []
+          // An nft that ended but is not yet reaped holds nothing.
+          const live = /^Name:\s+nft$/m.test(status) && !/^State:\s+Z/m.test(status)
+          return live ? [{ pid, rss }] : []
         } catch {
           return []
         }

@@ -79,6 +79,22 @@ describe('nft monitor', () => {
     }
   })
 
+  it('puts together a character split between two chunks', () => {
+    const t = setup()
+    const line = Buffer.from(
+      'add rule inet x c comment "größe"\n# new generation 5 by process 3 (nft)\n',
+    )
+    const cut = line.indexOf(Buffer.from('ö')) + 1
+    t.started[0]?.on.stdout(line.subarray(0, cut))
+    t.started[0]?.on.stdout(line.subarray(cut))
+    expect(t.events).toEqual([
+      {
+        kind: 'change',
+        batch: { text: 'add rule inet x c comment "größe"\n', pid: 3, comm: 'nft', at: 0 },
+      },
+    ])
+  })
+
   it('takes only its own lines for the end of a transaction or a loss', () => {
     const t = setup()
     t.out('add rule inet x c comment "# new generation 9 by process 1 (nft)"\n')

@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder'
 import type { ChangeBatch, MonitorEvent } from '../dataplane.js'
 import { batchLines } from '../dataplane.js'
 import type { ProcessStarter } from '../exec.js'
@@ -29,8 +30,10 @@ export class NftMonitor {
     this.#stopped = false
     this.#partial = ''
     this.#pending = []
+    const decoder = new StringDecoder('utf8')
     this.#child = this.o.start('nft', ['monitor'], {
-      stdout: (chunk) => this.#take(this.#partial + chunk.toString()),
+      // A character split between two chunks is put together again.
+      stdout: (chunk) => this.#take(this.#partial + decoder.write(chunk)),
       stderr: (chunk) => {
         if (LOST.test(chunk.toString())) this.o.onEvent({ kind: 'lost' })
       },

@@ -221,7 +221,12 @@ export class ToolSession {
       if (this.#pending) return this.#restartWhenIdle(proc)
       this.#proc = undefined
       proc.kill()
-      this.warm()
+      try {
+        this.warm()
+      } catch {
+        // Not started now (the system is out of processes or memory): the next request starts
+        // it, and fails as a request does if it cannot.
+      }
     }, RESTART_AFTER_MS)
     timer.unref()
   }
