@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -176,12 +176,17 @@ describe('ToolShell commits', () => {
   it('runs after the listings asked for before it, in the same turn', async () => {
     const { start } = shells()
     const s = shell(start)
-    const marker = join(mkdtempSync(join(tmpdir(), 'palisade-test-')), 'listed')
-    const [, committed] = await Promise.all([
-      s.list('sh', ['-c', `sleep 0.1; echo listed > ${marker}`]),
-      s.commit('sh', ['-c', `cat ${marker}`], ''),
-    ])
-    expect(committed.stdout).toBe('listed\n')
+    const dir = mkdtempSync(join(tmpdir(), 'palisade-test-'))
+    const marker = join(dir, 'listed')
+    try {
+      const [, committed] = await Promise.all([
+        s.list('sh', ['-c', `sleep 0.1; echo listed > ${marker}`]),
+        s.commit('sh', ['-c', `cat ${marker}`], ''),
+      ])
+      expect(committed.stdout).toBe('listed\n')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('answers a failure for a commit its shell died during, ending the tool; commits through another the next time', async () => {
