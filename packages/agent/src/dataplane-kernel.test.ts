@@ -142,8 +142,8 @@ describe('kernel dataplane: the read after an apply', () => {
   it("knows its session's changes for its own after the session ended", async () => {
     const { dp } = scripted()
     await dp.apply(desired, await dp.read({ elements: true }), { modeChanged: true })
-    // A session that ran a large script is ended once it answered; the kernel's event for its
-    // change may come after that.
+    // A session that ran a large script is ended a second after it answered, and any session
+    // when the dataplane closes; the kernel's event for its change may come after that.
     dp.close()
     expect(dp.isOwn({ text: '', pid: SESSION_PID, at: 0 })).toBe(true)
     expect(dp.isOwn({ text: '', pid: 4242, at: 0 })).toBe(false)

@@ -147,9 +147,7 @@ export class KernelDataplane implements Dataplane {
     const taken = opts?.signal ? undefined : sessionFor(cmd, args, opts?.stdin ?? '')
     if (this.#session.usable && taken?.tool === this.#session.tool) {
       try {
-        return this.#own(
-          await this.#session.run(taken.script, { restartAfter: taken.restartAfter === true }),
-        )
+        return this.#own(await this.#session.run(taken.script, taken))
       } catch (e) {
         if (!(e instanceof SessionUnavailable)) throw e
         // Ended during the request, it may have made the change: its event is ours.
